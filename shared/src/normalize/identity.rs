@@ -1,0 +1,139 @@
+//! Identifiers: e-mail, phone and `external_id`.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use super::chars::is_js_space;
+use super::place::country_code;
+
+/// Trimmed and lowercased; kept only if it is a plain ASCII address (param-builder's
+/// rule: non-ASCII addresses are rejected rather than guessed at).
+pub(super) fn email(trimmed: &str) -> Option<String> {
+    let lower = trimmed.to_ascii_lowercase();
+    is_plain_address(&lower).then_some(lower)
+}
+
+fn is_plain_address(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+    let local_ok = local
+        .split('.')
+        .all(|atom| !atom.is_empty() && atom.chars().all(atext));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let tld_ok = labels
+        .last()
+        .is_some_and(|t| t.len() >= 2 && t.chars().all(|c| c.is_ascii_alphabetic()));
+    local_ok && labels.len() >= 2 && labels.iter().all(label_ok) && tld_ok
+}
+
+/// Digits with the country calling code and no leading zeros. A number written in
+/// national form gets the calling code of `country` (parsed by `phonenumber`, which
+/// also drops trunk prefixes such as the UK's `0`); without a usable country the
+/// digits are kept as written.
+pub(super) fn phone(trimmed: &str, country: Option<&str>) -> Option<String> {
+    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return None;
+    }
+    let international = country
+        .and_then(country_code)
+        .and_then(|code| phonenumber::country::Id::from_str(&code.to_ascii_uppercase()).ok())
+        .and_then(|region| phonenumber::parse(Some(region), trimmed).ok())
+        .map(|number| {
+            number
+                .format()
+                .mode(phonenumber::Mode::E164)
+                .to_string()
+                .trim_start_matches('+')
+                .to_owned()
+        });
+    Some(international.unwrap_or_else(|| digits.to_owned()))
+}
+
+/// Lowercased with every whitespace character removed.
+///
+/// An id that is a whole RFC 3339 timestamp is first written the way JavaScript
+/// stringifies a `Date` (param-builder receives date-typed ids that way, and the
+/// profile's vectors pin it), so our hash equals the one Meta's Node SDK sends.
+pub(super) fn external_id(trimmed: &str) -> Option<String> {
+    let text = match DateTime::parse_from_rfc3339(trimmed) {
+        Ok(at) => at
+            .with_timezone(&Utc)
+            .format("%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)")
+            .to_string(),
+        Err(_) => trimmed.to_owned(),
+    };
+    let stripped: String = text.chars().filter(|c| !is_js_space(*c)).collect();
+    Some(stripped.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn national_numbers_get_the_contacts_calling_code() {
+        assert_eq!(
+            phone("(650)555-1212", Some("US")).as_deref(),
+            Some("16505551212")
+        );
+        assert_eq!(
+            phone("020 7183 8750", Some("GB")).as_deref(),
+            Some("442071838750")
+        );
+        assert_eq!(
+            phone("020 7183 8750", Some("United Kingdom")).as_deref(),
+            Some("442071838750")
+        );
+    }
+
+    #[test]
+    fn international_numbers_keep_their_own_code_whatever_the_country() {
+        assert_eq!(
+            phone("+44 20 7183 8750", Some("US")).as_deref(),
+            Some("442071838750")
+        );
+        assert_eq!(
+            phone("+44 (0)20 7183 8750", Some("DE")).as_deref(),
+            Some("442071838750")
+        );
+        assert_eq!(
+            phone("0044 20 7183 8750", None).as_deref(),
+            Some("442071838750")
+        );
+    }
+
+    #[test]
+    fn without_a_country_digits_are_kept_without_leading_zeros() {
+        assert_eq!(phone("020 7183 8750", None).as_deref(), Some("2071838750"));
+        assert_eq!(phone("000", None), None);
+    }
+
+    #[test]
+    fn email_rejects_what_meta_would_not_match() {
+        assert_eq!(
+            email("John_Smith@Gmail.com").as_deref(),
+            Some("john_smith@gmail.com")
+        );
+        for bad in [
+            "tést@gmail.com",
+            "a@b",
+            "a..b@c.com",
+            "a@-b.com",
+            "@x.com",
+            "a@b.c",
+        ] {
+            assert_eq!(email(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Normalisation and hashing of customer information, per the project's profile
+//! (`reference/normalization.md`): Meta's documentation where it is explicit,
+//! `facebook/capi-param-builder` where it is silent, postcodes without any
+//! whitespace, and phones with the contact's country calling code.
+//!
+//! [`normalize`] is the one entry point: it returns `None` for a value that must not
+//! be sent (so `sha256("")` never reaches Meta) and a [`Normalized`] otherwise.
+
+mod chars;
+mod identity;
+mod person;
+mod place;
+
+use std::fmt;
+use std::str::FromStr;
+
+use sha2::{Digest, Sha256};
+
+pub use place::country_code;
+
+/// A hashed `user_data` key of the Conversions API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    Email,
+    Phone,
+    FirstName,
+    LastName,
+    DateOfBirth,
+    Gender,
+    City,
+    State,
+    Zip,
+    Country,
+    ExternalId,
+}
+
+impl Field {
+    /// Every field, in the order the wire format lists them.
+    pub const ALL: [Field; 11] = [
+        Field::Email,
+        Field::Phone,
+        Field::FirstName,
+        Field::LastName,
+        Field::DateOfBirth,
+        Field::Gender,
+        Field::City,
+        Field::State,
+        Field::Zip,
+        Field::Country,
+        Field::ExternalId,
+    ];
+
+    /// The Graph API key (`em`, `ph`, …).
+    pub fn key(self) -> &'static str {
+        match self {
+            Field::Email => "em",
+            Field::Phone => "ph",
+            Field::FirstName => "fn",
+            Field::LastName => "ln",
+            Field::DateOfBirth => "db",
+            Field::Gender => "ge",
+            Field::City => "ct",
+            Field::State => "st",
+            Field::Zip => "zp",
+            Field::Country => "country",
+            Field::ExternalId => "external_id",
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// A field key that is not one of Meta's hashed `user_data` keys.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown field `{0}` (expected one of em, ph, fn, ln, db, ge, ct, st, zp, country, external_id)"
+)]
+pub struct UnknownField(pub String);
+
+impl FromStr for Field {
+    type Err = UnknownField;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Field::ALL
+            .into_iter()
+            .find(|f| f.key() == s)
+            .ok_or_else(|| UnknownField(s.to_owned()))
+    }
+}
+
+/// A value ready to hash: either normalised plain text or a digest the caller sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalized {
+    value: String,
+    prehashed: bool,
+}
+
+impl Normalized {
+    fn plain(value: String) -> Option<Self> {
+        (!value.is_empty()).then_some(Normalized {
+            value,
+            prehashed: false,
+        })
+    }
+
+    fn prehashed(value: &str) -> Self {
+        Normalized {
+            value: value.to_owned(),
+            prehashed: true,
+        }
+    }
+
+    /// The normalised value (a passed-through digest as it was given).
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+
+    /// Whether the input already was a digest and is passed through unhashed.
+    pub fn is_prehashed(&self) -> bool {
+        self.prehashed
+    }
+
+    /// What Meta receives: lowercase hex SHA-256 of the value, or the digest itself.
+    pub fn sha256(&self) -> String {
+        if self.prehashed {
+            self.value.to_ascii_lowercase()
+        } else {
+            sha256_hex(&self.value)
+        }
+    }
+}
+
+/// Lowercase hex SHA-256 of UTF-8 text.
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Normalises `input` for `field`. `country` is the contact's country (a code or a
+/// name), used to give nationally written phone numbers their calling code.
+pub fn normalize(field: Field, input: &str, country: Option<&str>) -> Option<Normalized> {
+    let trimmed = chars::js_trim(input);
+    if chars::looks_like_hashed(trimmed) {
+        return Some(Normalized::prehashed(trimmed));
+    }
+    let value = match field {
+        Field::Email => identity::email(trimmed),
+        Field::Phone => identity::phone(trimmed, country),
+        Field::ExternalId => identity::external_id(trimmed),
+        Field::FirstName | Field::LastName => person::name(trimmed),
+        Field::DateOfBirth => person::date_of_birth(trimmed),
+        Field::Gender => person::gender(trimmed),
+        Field::City => place::city(trimmed),
+        Field::State => place::state(trimmed),
+        Field::Zip => place::zip(trimmed),
+        Field::Country => place::country(trimmed),
+    }?;
+    Normalized::plain(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_keys_round_trip() {
+        for f in Field::ALL {
+            assert_eq!(f.key().parse::<Field>(), Ok(f));
+        }
+        assert!("email".parse::<Field>().is_err());
+    }
+
+    #[test]
+    fn an_empty_result_is_dropped_never_hashed() {
+        assert_eq!(normalize(Field::FirstName, "  !!! ", None), None);
+        assert_eq!(normalize(Field::Email, "", None), None);
+    }
+
+    #[test]
+    fn a_digest_passes_through_and_is_sent_lowercase() {
+        let digest = "A665A45920422F9D417E4867EFDC4FB8A04A1F3FFF1FA07E998E86F7F7A27AE3";
+        let n = normalize(Field::Email, digest, None).expect("digest kept");
+        assert!(n.is_prehashed());
+        assert_eq!(n.as_str(), digest);
+        assert_eq!(n.sha256(), digest.to_ascii_lowercase());
+    }
+}

@@ -1,0 +1,165 @@
+//! Names, date of birth and gender.
+
+use chrono::Datelike;
+
+use super::chars::{is_ascii_punctuation, is_js_space};
+
+/// Lowercase, without whitespace or ASCII punctuation; letters of any script stay
+/// (Meta accepts UTF-8 names: `Valéry` → `valéry`).
+pub(super) fn name(trimmed: &str) -> Option<String> {
+    let stripped: String = trimmed
+        .chars()
+        .filter(|&c| !is_js_space(c) && !is_ascii_punctuation(c))
+        .collect();
+    Some(stripped.to_lowercase())
+}
+
+/// `YYYYMMDD`. The first three groups of ASCII digits are read as a date in any
+/// order: a group above 31 is the year, a group above 12 the day, otherwise
+/// month-first (US order). A lone 8-digit group is taken as already `YYYYMMDD`.
+pub(super) fn date_of_birth(trimmed: &str) -> Option<String> {
+    let groups: Vec<&str> = trimmed
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .collect();
+    match groups.as_slice() {
+        [a, b, c, ..] => {
+            let n = |g: &str| g.parse::<u64>().unwrap_or(u64::MAX);
+            ymd(n(a), n(b), n(c))
+        }
+        [only] if only.len() == 8 => Some((*only).to_owned()),
+        _ => None,
+    }
+}
+
+fn ymd(n1: u64, n2: u64, n3: u64) -> Option<String> {
+    let month_day = |x: u64, y: u64| if x > 12 { (y, x) } else { (x, y) };
+    let (year, (month, day)) = if n1 > 31 {
+        (n1, month_day(n2, n3))
+    } else if n2 > 31 {
+        (n2, month_day(n3, n1))
+    } else {
+        (n3, month_day(n1, n2))
+    };
+    // Meta's years run from 1800 to next year; the day is checked against 31 only,
+    // as param-builder does, so both ends hash the same string.
+    let max_year = u64::try_from(chrono::Utc::now().year()).unwrap_or(0) + 1;
+    let valid =
+        (1800..=max_year).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day);
+    valid.then(|| format!("{year:04}{month:02}{day:02}"))
+}
+
+const MALE: &[&str] = &[
+    "man",
+    "male",
+    "boy",
+    "gentleman",
+    "guy",
+    "sir",
+    "mister",
+    "mr",
+    "son",
+    "father",
+    "dad",
+    "daddy",
+    "papa",
+    "uncle",
+    "nephew",
+    "brother",
+    "husband",
+    "boyfriend",
+    "groom",
+    "widower",
+    "king",
+    "prince",
+    "duke",
+    "count",
+    "emperor",
+    "god",
+    "lord",
+    "lad",
+    "fellow",
+    "chap",
+    "bloke",
+    "dude",
+    "he",
+    "him",
+    "his",
+    "himself",
+    "m",
+];
+
+const FEMALE: &[&str] = &[
+    "woman",
+    "female",
+    "girl",
+    "lady",
+    "miss",
+    "ms",
+    "mrs",
+    "madam",
+    "ma'am",
+    "daughter",
+    "mother",
+    "mom",
+    "mama",
+    "mommy",
+    "aunt",
+    "niece",
+    "sister",
+    "wife",
+    "girlfriend",
+    "bride",
+    "widow",
+    "queen",
+    "princess",
+    "duchess",
+    "countess",
+    "empress",
+    "goddess",
+    "maiden",
+    "lass",
+    "gal",
+    "chick",
+    "dame",
+    "belle",
+    "she",
+    "her",
+    "hers",
+    "herself",
+    "f",
+];
+
+/// `m` or `f` from a word that names a gender; anything else is dropped.
+pub(super) fn gender(trimmed: &str) -> Option<String> {
+    let word = trimmed.to_lowercase();
+    if MALE.contains(&word.as_str()) {
+        Some("m".to_owned())
+    } else if FEMALE.contains(&word.as_str()) {
+        Some("f".to_owned())
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ghl_dates_of_birth_become_yyyymmdd() {
+        assert_eq!(
+            date_of_birth("2000-01-05T00:00:00.000Z").as_deref(),
+            Some("20000105")
+        );
+        assert_eq!(date_of_birth("16/2/1997").as_deref(), Some("19970216"));
+        assert_eq!(date_of_birth("12/31/90"), None);
+    }
+
+    #[test]
+    fn gender_synonyms() {
+        assert_eq!(gender("Woman").as_deref(), Some("f"));
+        assert_eq!(gender("MR").as_deref(), Some("m"));
+        assert_eq!(gender("other"), None);
+    }
+}
