@@ -1,4 +1,6 @@
 //! The shared core of ghl-capi: GoHighLevel webhooks in, Meta Conversions API events out.
 //!
+//! - [`ghl`]: the contact record and webhooks (typed payloads, signatures, replay window).
 //! - [`normalize`]: normalisation and hashing of customer information.
+pub mod ghl;
 pub mod normalize;

@@ -1,0 +1,168 @@
+//! The contact record, as `GET /contacts/{id}` returns it and contact webhooks carry
+//! it (flat). Every documented field is typed; anything else is kept in `extra`, so
+//! custom data and attribution GHL adds later still reach the mapping.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A GHL contact. Timestamps stay ISO-8601 text as GHL sends them; see
+/// [`Contact::date_added`] for the parsed form.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address1: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_of_birth: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    pub contact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnd: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_fields: Vec<CustomField>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_added: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_updated: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution_source: Option<AttributionSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attribution_source: Option<AttributionSource>,
+    /// Fields GHL sends that are not typed above (`dndSettings`, `attachments`, …).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One custom field value. GHL sends `{id, value}`; `value` may be text, a number,
+/// a list or an object depending on the field's type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomField {
+    pub id: String,
+    /// The field's key (`contact.order_value`), when the payload carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "fieldKey")]
+    pub key: Option<String>,
+    #[serde(default, alias = "field_value")]
+    pub value: Value,
+}
+
+/// Where the contact came from: click ids and browser data for Meta matching.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributionSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fbclid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fbc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fbp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fb_event_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    /// `utmSource`, `campaign`, `medium`, `sessionSource` and the rest.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// An ISO-8601 timestamp as GHL writes it, parsed.
+pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl Contact {
+    /// When the contact was created.
+    pub fn date_added(&self) -> Option<DateTime<Utc>> {
+        self.date_added.as_deref().and_then(parse_timestamp)
+    }
+
+    /// When the contact last changed.
+    pub fn date_updated(&self) -> Option<DateTime<Utc>> {
+        self.date_updated.as_deref().and_then(parse_timestamp)
+    }
+
+    /// Whether the contact carries `tag` (GHL tags compare case-insensitively).
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t.eq_ignore_ascii_case(tag))
+    }
+
+    /// A custom field's value by its id or its key.
+    pub fn custom_field(&self, id_or_key: &str) -> Option<&Value> {
+        self.custom_fields
+            .iter()
+            .find(|f| f.id == id_or_key || f.key.as_deref() == Some(id_or_key))
+            .map(|f| &f.value)
+    }
+
+    /// Any top-level field by its GHL (camelCase) name, typed or not, as JSON.
+    pub fn field(&self, name: &str) -> Option<Value> {
+        let text = |v: &Option<String>| v.clone().map(Value::String);
+        match name {
+            "id" => Some(Value::String(self.id.clone())),
+            "locationId" => text(&self.location_id),
+            "name" => text(&self.name),
+            "firstName" => text(&self.first_name),
+            "lastName" => text(&self.last_name),
+            "email" => text(&self.email),
+            "phone" => text(&self.phone),
+            "companyName" => text(&self.company_name),
+            "address1" => text(&self.address1),
+            "city" => text(&self.city),
+            "state" => text(&self.state),
+            "postalCode" => text(&self.postal_code),
+            "country" => text(&self.country),
+            "website" => text(&self.website),
+            "timezone" => text(&self.timezone),
+            "dateOfBirth" => text(&self.date_of_birth),
+            "source" => text(&self.source),
+            "type" => text(&self.contact_type),
+            "assignedTo" => text(&self.assigned_to),
+            "dnd" => self.dnd.map(Value::Bool),
+            "tags" => Some(Value::from(self.tags.clone())),
+            "dateAdded" => text(&self.date_added),
+            "dateUpdated" => text(&self.date_updated),
+            other => self.extra.get(other).cloned(),
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! GoHighLevel's data: the contact record and the webhooks it sends.
+
+mod contact;
+pub mod webhook;
+
+pub use contact::{AttributionSource, Contact, CustomField};

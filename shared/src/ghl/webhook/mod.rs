@@ -1,0 +1,237 @@
+//! GHL webhooks: typed payloads, signature verification and replay protection.
+//!
+//! Bodies are flat JSON (`type`, `locationId`, the entity's fields, and on real
+//! deliveries `timestamp`, `webhookId`, `appId`, `versionId`). Fields we do not type
+//! are kept; a `type` we do not know becomes [`Webhook::Unknown`], so a new GHL event
+//! never fails the pipeline.
+
+mod payload;
+mod replay;
+mod signature;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+pub use payload::{
+    AppInstall, AppUninstall, Appointment, AppointmentEvent, ContactEvent, Envelope, MessageEvent,
+    NoteEvent, OpportunityEvent, TaskEvent, UnknownEvent,
+};
+pub use replay::{ReplayError, ReplayWindow};
+pub use signature::{SignatureError, SignatureHeaders, Verified, WebhookKeys};
+
+/// A parsed webhook, by its `type`.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Webhook {
+    ContactCreate(ContactEvent),
+    ContactUpdate(ContactEvent),
+    ContactDelete(ContactEvent),
+    ContactTagUpdate(ContactEvent),
+    ContactDndUpdate(ContactEvent),
+    NoteCreate(NoteEvent),
+    NoteUpdate(NoteEvent),
+    NoteDelete(NoteEvent),
+    TaskCreate(TaskEvent),
+    TaskComplete(TaskEvent),
+    TaskDelete(TaskEvent),
+    AppointmentCreate(AppointmentEvent),
+    AppointmentUpdate(AppointmentEvent),
+    AppointmentDelete(AppointmentEvent),
+    OpportunityCreate(OpportunityEvent),
+    OpportunityUpdate(OpportunityEvent),
+    OpportunityDelete(OpportunityEvent),
+    OpportunityStageUpdate(OpportunityEvent),
+    OpportunityStatusUpdate(OpportunityEvent),
+    OpportunityMonetaryValueUpdate(OpportunityEvent),
+    OpportunityAssignedToUpdate(OpportunityEvent),
+    InboundMessage(MessageEvent),
+    OutboundMessage(MessageEvent),
+    AppInstall(AppInstall),
+    AppUninstall(AppUninstall),
+    /// A `type` this version does not model (or none at all), kept whole.
+    Unknown(UnknownEvent),
+}
+
+/// Why a body is not a webhook we can accept.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("body is not valid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("body is not a JSON object")]
+    NotAnObject,
+    #[error("{kind} webhook is malformed: {source}")]
+    Malformed {
+        kind: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+#[derive(Deserialize)]
+struct TypeProbe {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+}
+
+fn typed<T: DeserializeOwned>(
+    body: &[u8],
+    kind: &str,
+    wrap: fn(T) -> Webhook,
+) -> Result<Webhook, ParseError> {
+    serde_json::from_slice(body)
+        .map(wrap)
+        .map_err(|source| ParseError::Malformed {
+            kind: kind.to_owned(),
+            source,
+        })
+}
+
+impl Webhook {
+    /// Parses a webhook body. Use the bytes exactly as received, after
+    /// [`WebhookKeys::verify`] accepted them.
+    pub fn parse(body: &[u8]) -> Result<Webhook, ParseError> {
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(ParseError::Json)?;
+        if !value.is_object() {
+            return Err(ParseError::NotAnObject);
+        }
+        let probe: TypeProbe = serde_json::from_value(value).map_err(ParseError::Json)?;
+        let kind = probe.kind.unwrap_or_default();
+        use Webhook as W;
+        match kind.as_str() {
+            "ContactCreate" => typed(body, &kind, W::ContactCreate),
+            "ContactUpdate" => typed(body, &kind, W::ContactUpdate),
+            "ContactDelete" => typed(body, &kind, W::ContactDelete),
+            "ContactTagUpdate" => typed(body, &kind, W::ContactTagUpdate),
+            "ContactDndUpdate" => typed(body, &kind, W::ContactDndUpdate),
+            "NoteCreate" => typed(body, &kind, W::NoteCreate),
+            "NoteUpdate" => typed(body, &kind, W::NoteUpdate),
+            "NoteDelete" => typed(body, &kind, W::NoteDelete),
+            "TaskCreate" => typed(body, &kind, W::TaskCreate),
+            "TaskComplete" => typed(body, &kind, W::TaskComplete),
+            "TaskDelete" => typed(body, &kind, W::TaskDelete),
+            "AppointmentCreate" => typed(body, &kind, W::AppointmentCreate),
+            "AppointmentUpdate" => typed(body, &kind, W::AppointmentUpdate),
+            "AppointmentDelete" => typed(body, &kind, W::AppointmentDelete),
+            "OpportunityCreate" => typed(body, &kind, W::OpportunityCreate),
+            "OpportunityUpdate" => typed(body, &kind, W::OpportunityUpdate),
+            "OpportunityDelete" => typed(body, &kind, W::OpportunityDelete),
+            "OpportunityStageUpdate" => typed(body, &kind, W::OpportunityStageUpdate),
+            "OpportunityStatusUpdate" => typed(body, &kind, W::OpportunityStatusUpdate),
+            "OpportunityMonetaryValueUpdate" => {
+                typed(body, &kind, W::OpportunityMonetaryValueUpdate)
+            }
+            "OpportunityAssignedToUpdate" => typed(body, &kind, W::OpportunityAssignedToUpdate),
+            "InboundMessage" => typed(body, &kind, W::InboundMessage),
+            "OutboundMessage" => typed(body, &kind, W::OutboundMessage),
+            "INSTALL" => typed(body, &kind, W::AppInstall),
+            "UNINSTALL" => typed(body, &kind, W::AppUninstall),
+            _ => typed(body, &kind, W::Unknown),
+        }
+    }
+
+    /// The `type` as GHL sent it (`""` when there was none).
+    pub fn kind(&self) -> &str {
+        match self {
+            Webhook::ContactCreate(_) => "ContactCreate",
+            Webhook::ContactUpdate(_) => "ContactUpdate",
+            Webhook::ContactDelete(_) => "ContactDelete",
+            Webhook::ContactTagUpdate(_) => "ContactTagUpdate",
+            Webhook::ContactDndUpdate(_) => "ContactDndUpdate",
+            Webhook::NoteCreate(_) => "NoteCreate",
+            Webhook::NoteUpdate(_) => "NoteUpdate",
+            Webhook::NoteDelete(_) => "NoteDelete",
+            Webhook::TaskCreate(_) => "TaskCreate",
+            Webhook::TaskComplete(_) => "TaskComplete",
+            Webhook::TaskDelete(_) => "TaskDelete",
+            Webhook::AppointmentCreate(_) => "AppointmentCreate",
+            Webhook::AppointmentUpdate(_) => "AppointmentUpdate",
+            Webhook::AppointmentDelete(_) => "AppointmentDelete",
+            Webhook::OpportunityCreate(_) => "OpportunityCreate",
+            Webhook::OpportunityUpdate(_) => "OpportunityUpdate",
+            Webhook::OpportunityDelete(_) => "OpportunityDelete",
+            Webhook::OpportunityStageUpdate(_) => "OpportunityStageUpdate",
+            Webhook::OpportunityStatusUpdate(_) => "OpportunityStatusUpdate",
+            Webhook::OpportunityMonetaryValueUpdate(_) => "OpportunityMonetaryValueUpdate",
+            Webhook::OpportunityAssignedToUpdate(_) => "OpportunityAssignedToUpdate",
+            Webhook::InboundMessage(_) => "InboundMessage",
+            Webhook::OutboundMessage(_) => "OutboundMessage",
+            Webhook::AppInstall(_) => "INSTALL",
+            Webhook::AppUninstall(_) => "UNINSTALL",
+            Webhook::Unknown(u) => u.envelope.kind.as_deref().unwrap_or_default(),
+        }
+    }
+
+    /// The delivery envelope (`timestamp`, `webhookId`, `appId`, `versionId`).
+    pub fn envelope(&self) -> &Envelope {
+        match self {
+            Webhook::ContactCreate(e)
+            | Webhook::ContactUpdate(e)
+            | Webhook::ContactDelete(e)
+            | Webhook::ContactTagUpdate(e)
+            | Webhook::ContactDndUpdate(e) => &e.envelope,
+            Webhook::NoteCreate(e) | Webhook::NoteUpdate(e) | Webhook::NoteDelete(e) => {
+                &e.envelope
+            }
+            Webhook::TaskCreate(e) | Webhook::TaskComplete(e) | Webhook::TaskDelete(e) => {
+                &e.envelope
+            }
+            Webhook::AppointmentCreate(e)
+            | Webhook::AppointmentUpdate(e)
+            | Webhook::AppointmentDelete(e) => &e.envelope,
+            Webhook::OpportunityCreate(e)
+            | Webhook::OpportunityUpdate(e)
+            | Webhook::OpportunityDelete(e)
+            | Webhook::OpportunityStageUpdate(e)
+            | Webhook::OpportunityStatusUpdate(e)
+            | Webhook::OpportunityMonetaryValueUpdate(e)
+            | Webhook::OpportunityAssignedToUpdate(e) => &e.envelope,
+            Webhook::InboundMessage(e) | Webhook::OutboundMessage(e) => &e.envelope,
+            Webhook::AppInstall(e) => &e.envelope,
+            Webhook::AppUninstall(e) => &e.envelope,
+            Webhook::Unknown(e) => &e.envelope,
+        }
+    }
+
+    /// The contact the webhook is about, when it names one.
+    pub fn contact_id(&self) -> Option<&str> {
+        match self {
+            Webhook::ContactCreate(e)
+            | Webhook::ContactUpdate(e)
+            | Webhook::ContactDelete(e)
+            | Webhook::ContactTagUpdate(e)
+            | Webhook::ContactDndUpdate(e) => Some(&e.contact.id),
+            Webhook::NoteCreate(e) | Webhook::NoteUpdate(e) | Webhook::NoteDelete(e) => {
+                e.contact_id.as_deref()
+            }
+            Webhook::TaskCreate(e) | Webhook::TaskComplete(e) | Webhook::TaskDelete(e) => {
+                e.contact_id.as_deref()
+            }
+            Webhook::AppointmentCreate(e)
+            | Webhook::AppointmentUpdate(e)
+            | Webhook::AppointmentDelete(e) => e.appointment.contact_id.as_deref(),
+            Webhook::OpportunityCreate(e)
+            | Webhook::OpportunityUpdate(e)
+            | Webhook::OpportunityDelete(e)
+            | Webhook::OpportunityStageUpdate(e)
+            | Webhook::OpportunityStatusUpdate(e)
+            | Webhook::OpportunityMonetaryValueUpdate(e)
+            | Webhook::OpportunityAssignedToUpdate(e) => e.contact_id.as_deref(),
+            Webhook::InboundMessage(e) | Webhook::OutboundMessage(e) => e.contact_id.as_deref(),
+            Webhook::AppInstall(_) | Webhook::AppUninstall(_) | Webhook::Unknown(_) => None,
+        }
+    }
+
+    /// The sub-account (location) the webhook belongs to.
+    pub fn location_id(&self) -> Option<&str> {
+        self.envelope().location_id.as_deref()
+    }
+}
+
+/// The idempotency key of a delivery: GHL's `webhookId` when present, otherwise a
+/// digest of the body (so a redelivery of the same bytes still deduplicates).
+pub fn idempotency_key(webhook: &Webhook, body: &[u8]) -> String {
+    match &webhook.envelope().webhook_id {
+        Some(id) => id.clone(),
+        None => format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body))),
+    }
+}

@@ -1,0 +1,212 @@
+//! Payload structs of the webhooks we model. Each keeps fields it does not type in
+//! `extra`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::ghl::Contact;
+use crate::ghl::contact::parse_timestamp;
+
+/// What every delivery carries besides its entity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    /// The webhook `type` as sent (`ContactCreate`, `INSTALL`, …).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_id: Option<String>,
+    /// ISO-8601 time GHL sent the delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// Unique per delivery; the idempotency key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+impl Envelope {
+    /// The delivery time, parsed.
+    pub fn sent_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.timestamp.as_deref().and_then(parse_timestamp)
+    }
+}
+
+/// Contact{Create,Update,Delete,TagUpdate,DndUpdate}: the whole contact, flat. The
+/// envelope owns `type` and `locationId`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactEvent {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    #[serde(flatten)]
+    pub contact: Contact,
+}
+
+/// Note{Create,Update,Delete}.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoteEvent {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub id: String,
+    #[serde(default)]
+    pub contact_id: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub date_added: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Task{Create,Complete,Delete}. Real TaskCreate deliveries may lack `contactId`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskEvent {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub id: String,
+    #[serde(default)]
+    pub contact_id: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub assigned_to: Option<String>,
+    #[serde(default)]
+    pub due_date: Option<String>,
+    #[serde(default)]
+    pub date_added: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Appointment{Create,Update,Delete}: the appointment is nested.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentEvent {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub appointment: Appointment,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A calendar appointment (times carry their offset).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Appointment {
+    pub id: String,
+    #[serde(default)]
+    pub contact_id: Option<String>,
+    #[serde(default)]
+    pub calendar_id: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub appointment_status: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub start_time: Option<String>,
+    #[serde(default)]
+    pub end_time: Option<String>,
+    #[serde(default)]
+    pub date_added: Option<String>,
+    #[serde(default)]
+    pub date_updated: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The seven Opportunity* events share one shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpportunityEvent {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub id: String,
+    #[serde(default)]
+    pub contact_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub monetary_value: Option<f64>,
+    #[serde(default)]
+    pub pipeline_id: Option<String>,
+    #[serde(default)]
+    pub pipeline_stage_id: Option<String>,
+    /// `open`, `won`, `lost` or `abandoned`.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub assigned_to: Option<String>,
+    #[serde(default)]
+    pub date_added: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// InboundMessage / OutboundMessage (SMS, e-mail, calls).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEvent {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    #[serde(default)]
+    pub contact_id: Option<String>,
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+    #[serde(default)]
+    pub message_type: Option<String>,
+    #[serde(default)]
+    pub direction: Option<String>,
+    #[serde(default)]
+    pub date_added: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// INSTALL: an agency or a location installed the app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInstall {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    #[serde(default)]
+    pub company_id: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub plan_id: Option<String>,
+    #[serde(default)]
+    pub company_name: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// UNINSTALL: `locationId` or `companyId` names what was removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppUninstall {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    #[serde(default)]
+    pub company_id: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Any other webhook, kept whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnknownEvent {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    #[serde(flatten)]
+    pub body: Map<String, Value>,
+}
