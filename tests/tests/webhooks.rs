@@ -11,12 +11,20 @@ fn fixtures() -> Vec<(String, Vec<u8>)> {
             if path.extension().is_some_and(|e| e == "json")
                 && !path.ends_with("signature-test-vectors.json")
             {
-                let name = path.file_name().expect("name").to_string_lossy().into_owned();
+                let name = path
+                    .file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned();
                 out.push((name, std::fs::read(&path).expect("fixture")));
             }
         }
     }
-    assert!(out.len() >= 30, "expected GHL's webhook fixtures, found {}", out.len());
+    assert!(
+        out.len() >= 30,
+        "expected GHL's webhook fixtures, found {}",
+        out.len()
+    );
     out
 }
 
@@ -39,10 +47,19 @@ fn contact_webhooks_keep_fields_we_do_not_type() {
     let Webhook::ContactCreate(event) = Webhook::parse(body.as_bytes()).expect("parses") else {
         panic!("not a ContactCreate");
     };
-    assert_eq!(event.envelope.webhook_id.as_deref(), Some("00000000-0000-4000-8000-000000000001"));
-    assert_eq!(event.envelope.location_id.as_deref(), Some("ve9EPM428h8vShlRW1KT"));
+    assert_eq!(
+        event.envelope.webhook_id.as_deref(),
+        Some("00000000-0000-4000-8000-000000000001")
+    );
+    assert_eq!(
+        event.envelope.location_id.as_deref(),
+        Some("ve9EPM428h8vShlRW1KT")
+    );
     assert_eq!(event.contact.id, "nmFmQEsNgz6AVpgLVUJ0");
-    assert_eq!(event.contact.custom_field("BcdmQEsNgz6AVpgLVUJ0"), Some(&"XYZ Corp".into()));
+    assert_eq!(
+        event.contact.custom_field("BcdmQEsNgz6AVpgLVUJ0"),
+        Some(&"XYZ Corp".into())
+    );
     assert!(event.contact.extra.contains_key("attachments"));
     let attribution = event.contact.attribution_source.expect("attribution kept");
     assert_eq!(attribution.extra["sessionSource"], "CRM UI");
@@ -50,9 +67,12 @@ fn contact_webhooks_keep_fields_we_do_not_type() {
 
 #[test]
 fn ids_and_contacts_are_found_across_event_kinds() {
-    let opp = Webhook::parse(read_reference("ghl/webhooks/OpportunityStatusUpdate.json").as_bytes()).expect("parses");
+    let opp =
+        Webhook::parse(read_reference("ghl/webhooks/OpportunityStatusUpdate.json").as_bytes())
+            .expect("parses");
     assert_eq!(opp.contact_id(), Some("cJAWDskpkJHbRbhAT7bs"));
-    let appt = Webhook::parse(read_reference("ghl/webhooks/AppointmentCreate.json").as_bytes()).expect("parses");
+    let appt = Webhook::parse(read_reference("ghl/webhooks/AppointmentCreate.json").as_bytes())
+        .expect("parses");
     assert_eq!(appt.contact_id(), Some("9NkT25Vor1v4aQatFsv2"));
     assert_eq!(appt.location_id(), Some("0007BWpSzSwfiuSl0tR2"));
 }
@@ -61,9 +81,19 @@ fn ids_and_contacts_are_found_across_event_kinds() {
 fn malformed_bodies_are_named_errors() {
     let not_json = Webhook::parse(b"{\"type\": ").unwrap_err().to_string();
     assert!(not_json.contains("not valid JSON"), "{not_json}");
-    assert!(Webhook::parse(b"[1,2]").unwrap_err().to_string().contains("not a JSON object"));
-    let missing_id = Webhook::parse(br#"{"type":"ContactCreate","locationId":"x"}"#).unwrap_err().to_string();
-    assert!(missing_id.contains("ContactCreate") && missing_id.contains("id"), "{missing_id}");
+    assert!(
+        Webhook::parse(b"[1,2]")
+            .unwrap_err()
+            .to_string()
+            .contains("not a JSON object")
+    );
+    let missing_id = Webhook::parse(br#"{"type":"ContactCreate","locationId":"x"}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing_id.contains("ContactCreate") && missing_id.contains("id"),
+        "{missing_id}"
+    );
 }
 
 struct Vectors {
@@ -75,35 +105,59 @@ struct Vectors {
 }
 
 fn vectors() -> Vectors {
-    let v: serde_json::Value =
-        serde_json::from_str(&read_reference("ghl/webhooks/constructed/signature-test-vectors.json")).expect("json");
+    let v: serde_json::Value = serde_json::from_str(&read_reference(
+        "ghl/webhooks/constructed/signature-test-vectors.json",
+    ))
+    .expect("json");
     let dir = "ghl/webhooks/constructed";
     let keys = WebhookKeys::from_pem(
         &read_reference(&format!("{dir}/test-keys/test-ed25519-public.pem")),
-        Some(&read_reference(&format!("{dir}/test-keys/test-rsa2048-public.pem"))),
+        Some(&read_reference(&format!(
+            "{dir}/test-keys/test-rsa2048-public.pem"
+        ))),
     )
     .expect("test keys parse");
     Vectors {
         keys,
-        body: std::fs::read(reference(&format!("{dir}/{}", v["body_file"].as_str().expect("file")))).expect("body"),
-        pretty: std::fs::read(reference(&format!("{dir}/ContactCreate.delivered.json"))).expect("pretty"),
-        ed25519: v["x-ghl-signature"]["signature_base64"].as_str().expect("sig").to_owned(),
-        rsa: v["x-wh-signature"]["signature_base64"].as_str().expect("sig").to_owned(),
+        body: std::fs::read(reference(&format!(
+            "{dir}/{}",
+            v["body_file"].as_str().expect("file")
+        )))
+        .expect("body"),
+        pretty: std::fs::read(reference(&format!("{dir}/ContactCreate.delivered.json")))
+            .expect("pretty"),
+        ed25519: v["x-ghl-signature"]["signature_base64"]
+            .as_str()
+            .expect("sig")
+            .to_owned(),
+        rsa: v["x-wh-signature"]["signature_base64"]
+            .as_str()
+            .expect("sig")
+            .to_owned(),
     }
 }
 
 fn ghl(sig: &str) -> SignatureHeaders<'_> {
-    SignatureHeaders { ghl: Some(sig), legacy: None }
+    SignatureHeaders {
+        ghl: Some(sig),
+        legacy: None,
+    }
 }
 
 fn legacy(sig: &str) -> SignatureHeaders<'_> {
-    SignatureHeaders { ghl: None, legacy: Some(sig) }
+    SignatureHeaders {
+        ghl: None,
+        legacy: Some(sig),
+    }
 }
 
 #[test]
 fn valid_signatures_over_the_exact_bytes_pass() {
     let v = vectors();
-    let verified = v.keys.verify(ghl(&v.ed25519), &v.body).expect("ed25519 valid");
+    let verified = v
+        .keys
+        .verify(ghl(&v.ed25519), &v.body)
+        .expect("ed25519 valid");
     assert!(matches!(verified.parse(), Ok(Webhook::ContactCreate(_))));
     v.keys.verify(legacy(&v.rsa), &v.body).expect("rsa valid");
 }
@@ -111,8 +165,14 @@ fn valid_signatures_over_the_exact_bytes_pass() {
 #[test]
 fn the_same_json_pretty_printed_fails() {
     let v = vectors();
-    assert!(matches!(v.keys.verify(ghl(&v.ed25519), &v.pretty), Err(SignatureError::Mismatch { .. })));
-    assert!(matches!(v.keys.verify(legacy(&v.rsa), &v.pretty), Err(SignatureError::Mismatch { .. })));
+    assert!(matches!(
+        v.keys.verify(ghl(&v.ed25519), &v.pretty),
+        Err(SignatureError::Mismatch { .. })
+    ));
+    assert!(matches!(
+        v.keys.verify(legacy(&v.rsa), &v.pretty),
+        Err(SignatureError::Mismatch { .. })
+    ));
 }
 
 #[test]
@@ -121,8 +181,14 @@ fn flipping_any_byte_of_the_body_fails() {
     for i in 0..v.body.len() {
         let mut body = v.body.clone();
         body[i] ^= 0x01;
-        assert!(v.keys.verify(ghl(&v.ed25519), &body).is_err(), "ed25519 byte {i}");
-        assert!(v.keys.verify(legacy(&v.rsa), &body).is_err(), "rsa byte {i}");
+        assert!(
+            v.keys.verify(ghl(&v.ed25519), &body).is_err(),
+            "ed25519 byte {i}"
+        );
+        assert!(
+            v.keys.verify(legacy(&v.rsa), &body).is_err(),
+            "rsa byte {i}"
+        );
     }
 }
 
@@ -139,15 +205,26 @@ fn truncated_altered_empty_and_missing_signatures_fail() {
             assert!(v.keys.verify(legacy(bad), &v.body).is_err(), "rsa {bad:?}");
         }
     }
-    assert_eq!(v.keys.verify(SignatureHeaders::default(), &v.body).unwrap_err(), SignatureError::Missing);
+    assert_eq!(
+        v.keys
+            .verify(SignatureHeaders::default(), &v.body)
+            .unwrap_err(),
+        SignatureError::Missing
+    );
 }
 
 #[test]
 fn a_present_ed25519_header_alone_decides() {
     let v = vectors();
-    let bad_ed_good_rsa = SignatureHeaders { ghl: Some(&v.rsa), legacy: Some(&v.rsa) };
+    let bad_ed_good_rsa = SignatureHeaders {
+        ghl: Some(&v.rsa),
+        legacy: Some(&v.rsa),
+    };
     assert!(v.keys.verify(bad_ed_good_rsa, &v.body).is_err());
-    let good_ed_bad_rsa = SignatureHeaders { ghl: Some(&v.ed25519), legacy: Some("garbage") };
+    let good_ed_bad_rsa = SignatureHeaders {
+        ghl: Some(&v.ed25519),
+        legacy: Some("garbage"),
+    };
     assert!(v.keys.verify(good_ed_bad_rsa, &v.body).is_ok());
 }
 
@@ -155,7 +232,10 @@ fn a_present_ed25519_header_alone_decides() {
 fn legacy_rsa_can_be_switched_off() {
     let v = vectors();
     let keys = v.keys.without_legacy_rsa();
-    assert_eq!(keys.verify(legacy(&v.rsa), &v.body).unwrap_err(), SignatureError::LegacyRefused);
+    assert_eq!(
+        keys.verify(legacy(&v.rsa), &v.body).unwrap_err(),
+        SignatureError::LegacyRefused
+    );
     assert!(keys.verify(ghl(&v.ed25519), &v.body).is_ok());
 }
 
@@ -164,5 +244,8 @@ fn ghls_published_keys_reject_signatures_made_with_the_test_keys() {
     let v = vectors();
     let published = WebhookKeys::ghl_published();
     assert!(published.verify(ghl(&v.ed25519), &v.body).is_err());
-    assert!(matches!(published.verify(legacy(&v.rsa), &v.body), Err(SignatureError::Malformed { .. })));
+    assert!(matches!(
+        published.verify(legacy(&v.rsa), &v.body),
+        Err(SignatureError::Malformed { .. })
+    ));
 }

@@ -9,8 +9,8 @@ mod payload;
 mod replay;
 mod signature;
 
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 pub use payload::{
     AppInstall, AppUninstall, Appointment, AppointmentEvent, ContactEvent, Envelope, MessageEvent,
@@ -169,9 +169,7 @@ impl Webhook {
             | Webhook::ContactDelete(e)
             | Webhook::ContactTagUpdate(e)
             | Webhook::ContactDndUpdate(e) => &e.envelope,
-            Webhook::NoteCreate(e) | Webhook::NoteUpdate(e) | Webhook::NoteDelete(e) => {
-                &e.envelope
-            }
+            Webhook::NoteCreate(e) | Webhook::NoteUpdate(e) | Webhook::NoteDelete(e) => &e.envelope,
             Webhook::TaskCreate(e) | Webhook::TaskComplete(e) | Webhook::TaskDelete(e) => {
                 &e.envelope
             }
@@ -232,6 +230,9 @@ impl Webhook {
 pub fn idempotency_key(webhook: &Webhook, body: &[u8]) -> String {
     match &webhook.envelope().webhook_id {
         Some(id) => id.clone(),
-        None => format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body))),
+        None => format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body))
+        ),
     }
 }

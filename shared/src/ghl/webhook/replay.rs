@@ -106,9 +106,18 @@ mod tests {
     #[test]
     fn old_future_and_unreadable_timestamps_are_refused() {
         let w = ReplayWindow::from_lookup(|_| Some("300".into())).expect("valid");
-        assert!(matches!(w.check(&sent("2026-11-26T11:50:00Z"), now()), Err(ReplayError::TooOld { .. })));
-        assert!(matches!(w.check(&sent("2026-11-26T12:10:00Z"), now()), Err(ReplayError::FromTheFuture { .. })));
-        assert!(matches!(w.check(&sent("yesterday"), now()), Err(ReplayError::Unreadable(_))));
+        assert!(matches!(
+            w.check(&sent("2026-11-26T11:50:00Z"), now()),
+            Err(ReplayError::TooOld { .. })
+        ));
+        assert!(matches!(
+            w.check(&sent("2026-11-26T12:10:00Z"), now()),
+            Err(ReplayError::FromTheFuture { .. })
+        ));
+        assert!(matches!(
+            w.check(&sent("yesterday"), now()),
+            Err(ReplayError::Unreadable(_))
+        ));
         assert_eq!(w.check(&Envelope::default(), now()), Ok(()));
     }
 

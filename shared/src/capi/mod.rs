@@ -1,0 +1,13 @@
+//! The Meta Conversions API wire model: server events that serialise exactly to the
+//! Graph API's JSON (no `null`s, no empty lists), checked before they are sent.
+
+mod event;
+mod user_data;
+mod validate;
+
+pub use event::{
+    ActionSource, Content, CustomData, EventRequest, MAX_BATCH, OriginalEventData, ServerEvent,
+    event_id,
+};
+pub use user_data::{UserData, fbc_from_click};
+pub use validate::{Rejection, validate};

@@ -1,0 +1,172 @@
+//! `user_data`: hashed customer information (as lists) and the unhashed ids.
+
+use serde::{Deserialize, Serialize};
+
+use crate::normalize::{Field, normalize};
+
+/// Customer information. Hashed keys hold SHA-256 hex digests; the others are sent
+/// as they are (click ids are case-sensitive and must never be hashed or folded).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserData {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub em: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ph: Vec<String>,
+    #[serde(default, rename = "fn", skip_serializing_if = "Vec::is_empty")]
+    pub first_name: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ln: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub db: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ge: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ct: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub st: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zp: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub country: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_id: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fbc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fbp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fb_login_id: Option<u64>,
+    /// Lead Ads `leadgen_id` (15–17 digits), sent as an integer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anon_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub madid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_scoped_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctwa_clid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ig_account_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ig_sid: Option<String>,
+}
+
+impl UserData {
+    /// The list that holds `field`'s hashes.
+    pub fn hashes(&self, field: Field) -> &[String] {
+        match field {
+            Field::Email => &self.em,
+            Field::Phone => &self.ph,
+            Field::FirstName => &self.first_name,
+            Field::LastName => &self.ln,
+            Field::DateOfBirth => &self.db,
+            Field::Gender => &self.ge,
+            Field::City => &self.ct,
+            Field::State => &self.st,
+            Field::Zip => &self.zp,
+            Field::Country => &self.country,
+            Field::ExternalId => &self.external_id,
+        }
+    }
+
+    fn hashes_mut(&mut self, field: Field) -> &mut Vec<String> {
+        match field {
+            Field::Email => &mut self.em,
+            Field::Phone => &mut self.ph,
+            Field::FirstName => &mut self.first_name,
+            Field::LastName => &mut self.ln,
+            Field::DateOfBirth => &mut self.db,
+            Field::Gender => &mut self.ge,
+            Field::City => &mut self.ct,
+            Field::State => &mut self.st,
+            Field::Zip => &mut self.zp,
+            Field::Country => &mut self.country,
+            Field::ExternalId => &mut self.external_id,
+        }
+    }
+
+    /// Normalises and hashes `raw` into `field`'s list; a value that normalises to
+    /// nothing is dropped and a repeated one is kept once. Returns whether it was kept.
+    pub fn add(&mut self, field: Field, raw: &str, country: Option<&str>) -> bool {
+        let Some(normalized) = normalize(field, raw, country) else {
+            return false;
+        };
+        let hash = normalized.sha256();
+        let list = self.hashes_mut(field);
+        if !list.contains(&hash) {
+            list.push(hash);
+        }
+        true
+    }
+
+    /// The keys that carry a value, as Meta names them (for the matching rules).
+    pub fn present_keys(&self) -> Vec<&'static str> {
+        let mut keys: Vec<&'static str> = Field::ALL
+            .into_iter()
+            .filter(|f| !self.hashes(*f).is_empty())
+            .map(Field::key)
+            .collect();
+        let unhashed = [
+            ("client_ip_address", self.client_ip_address.is_some()),
+            ("client_user_agent", self.client_user_agent.is_some()),
+            ("fbc", self.fbc.is_some()),
+            ("fbp", self.fbp.is_some()),
+            ("subscription_id", self.subscription_id.is_some()),
+            ("fb_login_id", self.fb_login_id.is_some()),
+            ("lead_id", self.lead_id.is_some()),
+            ("anon_id", self.anon_id.is_some()),
+            ("madid", self.madid.is_some()),
+            ("page_scoped_user_id", self.page_scoped_user_id.is_some()),
+            ("ctwa_clid", self.ctwa_clid.is_some()),
+            ("ig_sid", self.ig_sid.is_some()),
+        ];
+        keys.extend(unhashed.into_iter().filter(|(_, set)| *set).map(|(k, _)| k));
+        keys
+    }
+}
+
+/// `fbc` from a click id: `fb.1.{creation_ms}.{fbclid}`, the click id untouched
+/// (it is case-sensitive).
+pub fn fbc_from_click(fbclid: &str, creation_ms: i64) -> Option<String> {
+    let fbclid = fbclid.trim();
+    (!fbclid.is_empty()).then(|| format!("fb.1.{creation_ms}.{fbclid}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_hashed_once_and_empties_dropped() {
+        let mut ud = UserData::default();
+        assert!(ud.add(Field::Email, " John_Smith@gmail.com ", None));
+        assert!(ud.add(Field::Email, "john_smith@GMAIL.com", None));
+        assert!(!ud.add(Field::FirstName, "  ", None));
+        assert_eq!(
+            ud.em,
+            ["62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"]
+        );
+        assert!(ud.first_name.is_empty());
+        assert_eq!(ud.present_keys(), ["em"]);
+    }
+
+    #[test]
+    fn fbc_keeps_the_click_id_case() {
+        assert_eq!(
+            fbc_from_click("IwAR2xYz", 1_732_000_000_000).as_deref(),
+            Some("fb.1.1732000000000.IwAR2xYz")
+        );
+        assert_eq!(fbc_from_click(" ", 1), None);
+    }
+}
