@@ -1,8 +1,12 @@
 //! The shared core of ghl-capi: GoHighLevel webhooks in, Meta Conversions API events out.
 //!
 //! - [`ghl`]: the contact record and webhooks (typed payloads, signatures, replay window).
+//! - [`conversion`]: conversions pushed by the user's own systems.
+//! - [`mapping`]: the user's declarative mapping from GHL changes to Meta events.
 //! - [`capi`]: Conversions API events, their validation and deterministic ids.
 //! - [`normalize`]: normalisation and hashing of customer information.
 pub mod capi;
+pub mod conversion;
 pub mod ghl;
+pub mod mapping;
 pub mod normalize;

@@ -9,6 +9,38 @@ use super::UserData;
 /// Meta accepts at most this many events in one request.
 pub const MAX_BATCH: usize = 1000;
 
+/// Meta's standard event names. A name that differs from one of them only in case
+/// would be counted by Meta as a different, custom event.
+pub const STANDARD_EVENTS: [&str; 17] = [
+    "AddPaymentInfo",
+    "AddToCart",
+    "AddToWishlist",
+    "CompleteRegistration",
+    "Contact",
+    "CustomizeProduct",
+    "Donate",
+    "FindLocation",
+    "InitiateCheckout",
+    "Lead",
+    "Purchase",
+    "Schedule",
+    "Search",
+    "StartTrial",
+    "SubmitApplication",
+    "Subscribe",
+    "ViewContent",
+];
+
+/// `name` trimmed, with a standard event name spelled as Meta spells it
+/// (`purchase` → `Purchase`); custom names are kept as given.
+pub fn canonical_event_name(name: &str) -> String {
+    let name = name.trim();
+    STANDARD_EVENTS
+        .iter()
+        .find(|s| s.eq_ignore_ascii_case(name))
+        .map_or_else(|| name.to_owned(), |s| (*s).to_owned())
+}
+
 /// Where the conversion happened (`action_source`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

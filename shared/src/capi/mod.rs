@@ -6,8 +6,8 @@ mod user_data;
 mod validate;
 
 pub use event::{
-    ActionSource, Content, CustomData, EventRequest, MAX_BATCH, OriginalEventData, ServerEvent,
-    event_id,
+    ActionSource, Content, CustomData, EventRequest, MAX_BATCH, OriginalEventData, STANDARD_EVENTS,
+    ServerEvent, canonical_event_name, event_id,
 };
 pub use user_data::{UserData, fbc_from_click};
 pub use validate::{Rejection, validate};

@@ -3,4 +3,4 @@
 mod contact;
 pub mod webhook;
 
-pub use contact::{AttributionSource, Contact, CustomField};
+pub use contact::{AttributionSource, Contact, CustomField, parse_timestamp};

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::ghl::Contact;
-use crate::ghl::contact::parse_timestamp;
+use crate::ghl::parse_timestamp;
 
 /// What every delivery carries besides its entity.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,189 @@
+//! Building one Conversions API event from a rule, a contact and what happened.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::path::{Subject, as_number, as_text};
+use super::{Defaults, Rule, Source, Trigger};
+use crate::capi::{
+    ActionSource, CustomData, Rejection, ServerEvent, UserData, canonical_event_name, event_id,
+    fbc_from_click, validate,
+};
+use crate::ghl::Contact;
+use crate::normalize::Field;
+
+fn text(source: Option<&Source>, subject: &Subject<'_>) -> Option<String> {
+    source
+        .and_then(|s| s.resolve(subject))
+        .as_ref()
+        .and_then(as_text)
+}
+
+pub(super) fn event(
+    rule: &Rule,
+    defaults: &Defaults,
+    subject: &Subject<'_>,
+    now: DateTime<Utc>,
+) -> Result<ServerEvent, Rejection> {
+    let occurrence = subject.occurrence;
+    let contact = subject.contact;
+    let action_source = rule.action_source.unwrap_or(defaults.action_source);
+    let posted = (occurrence.trigger == Trigger::ConversionPosted)
+        .then_some(occurrence.entity.as_ref())
+        .flatten();
+
+    let mut user_data = user_data(contact);
+    let external_id =
+        text(rule.external_id.as_ref(), subject).unwrap_or_else(|| contact.id.clone());
+    user_data.add(Field::ExternalId, &external_id, None);
+    user_data.lead_id = text(rule.lead_id.as_ref(), subject).and_then(|id| id.trim().parse().ok());
+
+    // The caller's own id for a posted conversion is kept verbatim, so it can
+    // deduplicate against the browser pixel event that used the same id.
+    let event_id = posted
+        .and_then(|c| c.get("eventId"))
+        .and_then(as_text)
+        .unwrap_or_else(|| {
+            event_id(
+                &occurrence.location_id,
+                &occurrence.contact_id,
+                &rule.name,
+                &occurrence.change,
+            )
+        });
+
+    let event = ServerEvent {
+        event_name: text(Some(&rule.event_name), subject)
+            .map(|n| canonical_event_name(&n))
+            .unwrap_or_default(),
+        event_time: occurrence.at.timestamp(),
+        event_id: Some(event_id),
+        action_source,
+        event_source_url: (action_source == ActionSource::Website)
+            .then(|| attribution_url(contact))
+            .flatten(),
+        user_data,
+        custom_data: custom_data(rule, defaults, subject, action_source, posted),
+        ..ServerEvent::default()
+    };
+    validate(&event, now.timestamp())?;
+    Ok(event)
+}
+
+fn user_data(contact: &Contact) -> UserData {
+    let mut ud = UserData::default();
+    let country = contact.country.as_deref();
+    let (first, last) = match (&contact.first_name, &contact.last_name, &contact.name) {
+        (None, None, Some(full)) => {
+            let mut parts = full.trim().splitn(2, char::is_whitespace);
+            (
+                parts.next().map(str::to_owned),
+                parts.next().map(str::to_owned),
+            )
+        }
+        (f, l, _) => (f.clone(), l.clone()),
+    };
+    let fields = [
+        (Field::Email, contact.email.as_deref()),
+        (Field::Phone, contact.phone.as_deref()),
+        (Field::FirstName, first.as_deref()),
+        (Field::LastName, last.as_deref()),
+        (Field::DateOfBirth, contact.date_of_birth.as_deref()),
+        (Field::City, contact.city.as_deref()),
+        (Field::State, contact.state.as_deref()),
+        (Field::Zip, contact.postal_code.as_deref()),
+        (Field::Country, country),
+    ];
+    for (field, value) in fields {
+        if let Some(value) = value {
+            ud.add(field, value, country);
+        }
+    }
+
+    // First touch, then last touch: click ids are kept exactly as GHL recorded them.
+    let touches = [
+        &contact.attribution_source,
+        &contact.last_attribution_source,
+    ];
+    let first_of = |get: fn(&crate::ghl::AttributionSource) -> &Option<String>| {
+        touches
+            .iter()
+            .copied()
+            .flatten()
+            .find_map(|a| get(a).clone().filter(|v| !v.trim().is_empty()))
+    };
+    let created_ms = contact.date_added().map(|t| t.timestamp_millis());
+    ud.fbc = first_of(|a| &a.fbc).or_else(|| {
+        touches
+            .iter()
+            .copied()
+            .flatten()
+            .find_map(|a| fbc_from_click(a.fbclid.as_deref()?, created_ms?))
+    });
+    ud.fbp = first_of(|a| &a.fbp);
+    ud.client_ip_address = first_of(|a| &a.ip);
+    ud.client_user_agent = first_of(|a| &a.user_agent);
+    ud
+}
+
+fn attribution_url(contact: &Contact) -> Option<String> {
+    [
+        &contact.attribution_source,
+        &contact.last_attribution_source,
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|a| a.url.clone())
+}
+
+fn custom_data(
+    rule: &Rule,
+    defaults: &Defaults,
+    subject: &Subject<'_>,
+    action_source: ActionSource,
+    posted: Option<&Value>,
+) -> CustomData {
+    let mut fields = Map::new();
+    // A posted conversion's own customData comes first; the rule may override it.
+    if let Some(Value::Object(extra)) = posted.and_then(|c| c.get("customData")) {
+        fields.extend(extra.clone());
+    }
+    for (key, source) in &rule.custom_data {
+        if let Some(v) = source.resolve(subject) {
+            fields.insert(key.clone(), v);
+        }
+    }
+    let value = rule
+        .value
+        .as_ref()
+        .and_then(|s| s.resolve(subject))
+        .as_ref()
+        .and_then(as_number);
+    if let Some(value) = value {
+        fields.insert("value".into(), value.into());
+    }
+    let currency = text(rule.currency.as_ref(), subject)
+        .or_else(|| value.and(defaults.currency.clone()))
+        .map(|c| c.trim().to_ascii_uppercase());
+    if let Some(currency) = currency {
+        fields.insert("currency".into(), currency.into());
+    }
+    if action_source == ActionSource::SystemGenerated
+        && let Some(crm) = &defaults.lead_event_source
+    {
+        fields.insert("lead_event_source".into(), crm.clone().into());
+        fields.insert("event_source".into(), "crm".into());
+    }
+    // A key of the wrong type for one of Meta's standard fields (say a text
+    // `num_items`) is dropped on its own rather than losing the whole custom_data.
+    serde_json::from_value(Value::Object(fields.clone())).unwrap_or_else(|_| {
+        let valid: Map<String, Value> = fields
+            .into_iter()
+            .filter(|(k, v)| {
+                let one = Map::from_iter([(k.clone(), v.clone())]);
+                serde_json::from_value::<CustomData>(Value::Object(one)).is_ok()
+            })
+            .collect();
+        serde_json::from_value(Value::Object(valid)).unwrap_or_default()
+    })
+}

@@ -1,0 +1,214 @@
+//! The declarative mapping: which GHL changes become which Meta events, written by
+//! the user in one TOML file (see `infra/mapping.example.toml`).
+//!
+//! [`Mapping::load`] refuses a file with any error and names its line;
+//! [`Mapping::map`] turns one [`Occurrence`] of one contact into the events its
+//! rules produce, each validated (a rejected event carries its reason).
+
+mod build;
+mod config;
+mod path;
+mod trigger;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::capi::{ActionSource, Rejection, ServerEvent};
+use crate::ghl::Contact;
+
+pub use config::ConfigError;
+pub use path::{Condition, FieldPath, Subject, Test};
+pub use trigger::{Occurrence, Trigger, UnknownTrigger};
+
+/// The built-in mapping used when the user gives none.
+pub const DEFAULT_MAPPING: &str = include_str!("default.toml");
+
+/// A loaded, checked mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapping {
+    pub defaults: Defaults,
+    pub pixels: Vec<Pixel>,
+    pub rules: Vec<Rule>,
+}
+
+/// Settings every rule inherits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Defaults {
+    pub action_source: ActionSource,
+    /// Currency for values that come without one (ISO 4217, uppercase).
+    pub currency: Option<String>,
+    /// Conversion Leads: the CRM name sent as `lead_event_source` (with
+    /// `event_source = "crm"`) on `system_generated` events; `None` sends neither.
+    pub lead_event_source: Option<String>,
+}
+
+/// A Meta pixel (dataset) events are sent to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pixel {
+    pub name: String,
+    pub dataset_id: String,
+    /// Where its access token is kept; the token itself never appears in a mapping.
+    pub access_token: TokenRef,
+    /// Routes events to Events Manager's Test Events.
+    pub test_event_code: Option<String>,
+    /// The GHL locations that feed it; empty means all.
+    pub locations: Vec<String>,
+}
+
+/// A reference to a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRef {
+    /// A Secrets Manager secret, by name or ARN.
+    Secret(String),
+    /// An environment variable (local mode).
+    Env(String),
+}
+
+/// Data a rule needs fetched from GHL before it can be evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Need {
+    /// The full contact with its attribution (`GET /contacts/{id}`).
+    Attribution,
+    Notes,
+    Tasks,
+    Appointments,
+}
+
+impl Need {
+    /// The name used in mapping files, and as the related-data key for paths.
+    pub fn name(self) -> &'static str {
+        match self {
+            Need::Attribution => "attribution",
+            Need::Notes => "notes",
+            Need::Tasks => "tasks",
+            Need::Appointments => "appointments",
+        }
+    }
+}
+
+/// A value: a constant, or read from a field (with a fallback).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Constant(Value),
+    Field {
+        path: FieldPath,
+        default: Option<Value>,
+    },
+}
+
+/// One rule: when `trigger` happens and every condition holds, send `event_name`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub name: String,
+    pub trigger: Trigger,
+    pub event_name: Source,
+    pub action_source: Option<ActionSource>,
+    pub value: Option<Source>,
+    pub currency: Option<Source>,
+    pub lead_id: Option<Source>,
+    pub external_id: Option<Source>,
+    /// Extra `custom_data` keys (standard ones such as `content_name` included).
+    pub custom_data: Vec<(String, Source)>,
+    pub needs: Vec<Need>,
+    /// The pixels it feeds, by name; empty means every pixel of the location.
+    pub pixels: Vec<String>,
+    pub conditions: Vec<Condition>,
+}
+
+/// One event a rule produced for one occurrence, or why it could not be sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedEvent {
+    pub rule: String,
+    /// The names of the pixels it goes to.
+    pub pixels: Vec<String>,
+    pub outcome: Result<ServerEvent, Rejection>,
+}
+
+impl Source {
+    fn resolve(&self, subject: &Subject<'_>) -> Option<Value> {
+        match self {
+            Source::Constant(v) => Some(v.clone()),
+            Source::Field { path, default } => path
+                .read(subject)
+                .map(|v| v.into_owned())
+                .or_else(|| default.clone()),
+        }
+    }
+}
+
+impl Mapping {
+    /// Loads and checks the mapping file at `path`.
+    pub fn load(path: &std::path::Path) -> Result<Mapping, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::unreadable(path, &e))?;
+        Mapping::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks mapping text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Mapping, ConfigError> {
+        config::parse(text, file)
+    }
+
+    /// The built-in mapping: new contact → `Lead`, opportunity won → `Purchase` with
+    /// its monetary value, appointment booked → `Schedule`, posted conversions as posted.
+    pub fn builtin() -> Mapping {
+        // Tested to parse; failing here is a build defect, not a runtime condition.
+        #[allow(clippy::expect_used)]
+        Mapping::parse(DEFAULT_MAPPING, "built-in mapping").expect("the built-in mapping is valid")
+    }
+
+    /// The rules a trigger fires.
+    pub fn rules_for(&self, trigger: Trigger) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(move |r| r.trigger == trigger)
+    }
+
+    /// What enrichment must fetch for `trigger`, in a stable order.
+    pub fn needs(&self, trigger: Trigger) -> Vec<Need> {
+        let mut needs: Vec<Need> = self
+            .rules_for(trigger)
+            .flat_map(|r| r.needs.iter().copied())
+            .collect();
+        needs.sort();
+        needs.dedup();
+        needs
+    }
+
+    /// The pixels `rule` sends to for events of `location_id`.
+    pub fn pixels_for<'a>(
+        &'a self,
+        rule: &'a Rule,
+        location_id: &'a str,
+    ) -> impl Iterator<Item = &'a Pixel> {
+        self.pixels.iter().filter(move |p| {
+            (rule.pixels.is_empty() || rule.pixels.contains(&p.name))
+                && (p.locations.is_empty() || p.locations.iter().any(|l| l == location_id))
+        })
+    }
+
+    /// The events `occurrence` produces for `contact`. `related` holds the lists
+    /// enrichment fetched (`notes`, `tasks`, `appointments`); `now` decides which
+    /// event times are still sendable.
+    pub fn map(
+        &self,
+        occurrence: &Occurrence,
+        contact: &Contact,
+        related: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Vec<MappedEvent> {
+        let subject = Subject {
+            contact,
+            occurrence,
+            related,
+        };
+        self.rules_for(occurrence.trigger)
+            .filter(|rule| rule.conditions.iter().all(|c| c.holds(&subject)))
+            .map(|rule| MappedEvent {
+                rule: rule.name.clone(),
+                pixels: self
+                    .pixels_for(rule, &occurrence.location_id)
+                    .map(|p| p.name.clone())
+                    .collect(),
+                outcome: build::event(rule, &self.defaults, &subject, now),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,369 @@
+//! What happened: triggers and the occurrences webhooks (or posted conversions, or a
+//! backfill of contacts) give rise to.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::conversion::PostedConversion;
+use crate::ghl::Contact;
+use crate::ghl::parse_timestamp;
+use crate::ghl::webhook::{Envelope, Webhook};
+
+/// A kind of change a rule can fire on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    ContactCreated,
+    ContactUpdated,
+    TagAdded,
+    TagRemoved,
+    OpportunityCreated,
+    OpportunityStatusChanged,
+    OpportunityStageChanged,
+    OpportunityValueChanged,
+    AppointmentBooked,
+    AppointmentUpdated,
+    NoteCreated,
+    NoteUpdated,
+    TaskCreated,
+    TaskCompleted,
+    ConversionPosted,
+}
+
+impl Trigger {
+    /// Every trigger, with the name a mapping file uses for it.
+    pub const ALL: [(Trigger, &'static str); 15] = [
+        (Trigger::ContactCreated, "contact.created"),
+        (Trigger::ContactUpdated, "contact.updated"),
+        (Trigger::TagAdded, "contact.tag_added"),
+        (Trigger::TagRemoved, "contact.tag_removed"),
+        (Trigger::OpportunityCreated, "opportunity.created"),
+        (
+            Trigger::OpportunityStatusChanged,
+            "opportunity.status_changed",
+        ),
+        (
+            Trigger::OpportunityStageChanged,
+            "opportunity.stage_changed",
+        ),
+        (
+            Trigger::OpportunityValueChanged,
+            "opportunity.value_changed",
+        ),
+        (Trigger::AppointmentBooked, "appointment.booked"),
+        (Trigger::AppointmentUpdated, "appointment.updated"),
+        (Trigger::NoteCreated, "note.created"),
+        (Trigger::NoteUpdated, "note.updated"),
+        (Trigger::TaskCreated, "task.created"),
+        (Trigger::TaskCompleted, "task.completed"),
+        (Trigger::ConversionPosted, "conversion.posted"),
+    ];
+
+    /// The name used in mapping files (`contact.created`, …).
+    pub fn name(self) -> &'static str {
+        Trigger::ALL
+            .iter()
+            .find(|(t, _)| *t == self)
+            .map_or("", |(_, n)| n)
+    }
+
+    /// The entity besides the contact that the trigger is about, by its path prefix.
+    pub fn entity(self) -> Option<&'static str> {
+        match self {
+            Trigger::ContactCreated
+            | Trigger::ContactUpdated
+            | Trigger::TagAdded
+            | Trigger::TagRemoved => None,
+            Trigger::OpportunityCreated
+            | Trigger::OpportunityStatusChanged
+            | Trigger::OpportunityStageChanged
+            | Trigger::OpportunityValueChanged => Some("opportunity"),
+            Trigger::AppointmentBooked | Trigger::AppointmentUpdated => Some("appointment"),
+            Trigger::NoteCreated | Trigger::NoteUpdated => Some("note"),
+            Trigger::TaskCreated | Trigger::TaskCompleted => Some("task"),
+            Trigger::ConversionPosted => Some("conversion"),
+        }
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A trigger name no mapping knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown trigger `{0}`; expected one of: {list}", list = Trigger::ALL.map(|(_, n)| n).join(", "))]
+pub struct UnknownTrigger(pub String);
+
+impl FromStr for Trigger {
+    type Err = UnknownTrigger;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Trigger::ALL
+            .iter()
+            .find(|(_, n)| *n == s)
+            .map(|(t, _)| *t)
+            .ok_or_else(|| UnknownTrigger(s.to_owned()))
+    }
+}
+
+/// One thing that happened to one contact, ready to be matched against rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Occurrence {
+    pub trigger: Trigger,
+    pub location_id: String,
+    pub contact_id: String,
+    /// The entity the trigger is about (opportunity, appointment, …) as GHL sent it.
+    pub entity: Option<Value>,
+    /// The tag added or removed, for tag triggers.
+    pub tag: Option<String>,
+    /// What identifies this change; with location, contact and rule it makes the
+    /// event id, so the same change always yields the same id.
+    pub change: String,
+    /// When it happened (the event's `event_time`).
+    pub at: DateTime<Utc>,
+}
+
+fn when(envelope: &Envelope, fallback: Option<&str>, now: DateTime<Utc>) -> DateTime<Utc> {
+    envelope
+        .sent_at()
+        .or_else(|| fallback.and_then(parse_timestamp))
+        .unwrap_or(now)
+}
+
+/// What a delivery is identified by, for change keys of repeatable changes.
+fn delivery(envelope: &Envelope) -> &str {
+    envelope
+        .webhook_id
+        .as_deref()
+        .or(envelope.timestamp.as_deref())
+        .unwrap_or_default()
+}
+
+impl Occurrence {
+    /// The occurrences a webhook gives rise to. `previous_tags` are the contact's
+    /// tags as last seen (empty when never seen); tag triggers fire on the
+    /// difference, so "tag added" fires once, on the transition. Events that only
+    /// repeat a specific one (`OpportunityUpdate` accompanies every status, stage and
+    /// value change) give none, so one change is one event.
+    pub fn from_webhook(
+        webhook: &Webhook,
+        previous_tags: &[String],
+        now: DateTime<Utc>,
+    ) -> Vec<Occurrence> {
+        let env = webhook.envelope();
+        let location = env.location_id.clone().unwrap_or_default();
+        let one = |trigger, contact_id: Option<&str>, entity: Value, change: String, at| {
+            contact_id
+                .map(|c| Occurrence {
+                    trigger,
+                    location_id: location.clone(),
+                    contact_id: c.to_owned(),
+                    entity: Some(entity),
+                    tag: None,
+                    change,
+                    at,
+                })
+                .into_iter()
+                .collect()
+        };
+        match webhook {
+            Webhook::ContactCreate(e)
+            | Webhook::ContactUpdate(e)
+            | Webhook::ContactTagUpdate(e) => {
+                let c = &e.contact;
+                let mut out = Vec::new();
+                if let Webhook::ContactCreate(_) = webhook {
+                    out.push(Occurrence::for_contact(
+                        Trigger::ContactCreated,
+                        &location,
+                        c,
+                        now,
+                    ));
+                }
+                if let Webhook::ContactUpdate(_) = webhook {
+                    let at = when(env, c.date_updated.as_deref(), now);
+                    out.push(Occurrence {
+                        change: format!("updated@{}", delivery(env)),
+                        at,
+                        ..Occurrence::for_contact(Trigger::ContactUpdated, &location, c, now)
+                    });
+                }
+                out.extend(tag_changes(&location, c, previous_tags, env, now));
+                out
+            }
+            Webhook::OpportunityCreate(o) => one(
+                Trigger::OpportunityCreated,
+                o.contact_id.as_deref(),
+                to_json(o),
+                o.id.clone(),
+                when(env, o.date_added.as_deref(), now),
+            ),
+            Webhook::OpportunityStatusUpdate(o) => one(
+                Trigger::OpportunityStatusChanged,
+                o.contact_id.as_deref(),
+                to_json(o),
+                format!(
+                    "{}:status:{}",
+                    o.id,
+                    o.status.as_deref().unwrap_or_default()
+                ),
+                when(env, None, now),
+            ),
+            Webhook::OpportunityStageUpdate(o) => one(
+                Trigger::OpportunityStageChanged,
+                o.contact_id.as_deref(),
+                to_json(o),
+                format!(
+                    "{}:stage:{}",
+                    o.id,
+                    o.pipeline_stage_id.as_deref().unwrap_or_default()
+                ),
+                when(env, None, now),
+            ),
+            Webhook::OpportunityMonetaryValueUpdate(o) => one(
+                Trigger::OpportunityValueChanged,
+                o.contact_id.as_deref(),
+                to_json(o),
+                format!("{}:value:{}", o.id, o.monetary_value.unwrap_or_default()),
+                when(env, None, now),
+            ),
+            Webhook::AppointmentCreate(a) => one(
+                Trigger::AppointmentBooked,
+                a.appointment.contact_id.as_deref(),
+                to_json(&a.appointment),
+                a.appointment.id.clone(),
+                when(env, a.appointment.date_added.as_deref(), now),
+            ),
+            Webhook::AppointmentUpdate(a) => one(
+                Trigger::AppointmentUpdated,
+                a.appointment.contact_id.as_deref(),
+                to_json(&a.appointment),
+                format!("{}@{}", a.appointment.id, delivery(env)),
+                when(env, a.appointment.date_updated.as_deref(), now),
+            ),
+            Webhook::NoteCreate(n) => one(
+                Trigger::NoteCreated,
+                n.contact_id.as_deref(),
+                to_json(n),
+                n.id.clone(),
+                when(env, n.date_added.as_deref(), now),
+            ),
+            Webhook::NoteUpdate(n) => one(
+                Trigger::NoteUpdated,
+                n.contact_id.as_deref(),
+                to_json(n),
+                format!("{}@{}", n.id, delivery(env)),
+                when(env, None, now),
+            ),
+            Webhook::TaskCreate(t) => one(
+                Trigger::TaskCreated,
+                t.contact_id.as_deref(),
+                to_json(t),
+                t.id.clone(),
+                when(env, t.date_added.as_deref(), now),
+            ),
+            Webhook::TaskComplete(t) => one(
+                Trigger::TaskCompleted,
+                t.contact_id.as_deref(),
+                to_json(t),
+                t.id.clone(),
+                when(env, None, now),
+            ),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A contact-only occurrence (used for backfills of `GET /contacts/{id}` records):
+    /// the change is the contact's creation or last update, whichever the trigger
+    /// is about.
+    pub fn for_contact(
+        trigger: Trigger,
+        location_id: &str,
+        contact: &Contact,
+        now: DateTime<Utc>,
+    ) -> Occurrence {
+        let (stamp, at) = match trigger {
+            Trigger::ContactUpdated => (contact.date_updated.as_deref(), contact.date_updated()),
+            _ => (contact.date_added.as_deref(), contact.date_added()),
+        };
+        Occurrence {
+            trigger,
+            location_id: contact
+                .location_id
+                .clone()
+                .unwrap_or_else(|| location_id.to_owned()),
+            contact_id: contact.id.clone(),
+            entity: None,
+            tag: None,
+            change: format!("{}:{}", trigger.name(), stamp.unwrap_or_default()),
+            at: at.unwrap_or(now),
+        }
+    }
+
+    /// The occurrence of a posted conversion.
+    pub fn for_conversion(
+        contact_id: &str,
+        conversion: &PostedConversion,
+        now: DateTime<Utc>,
+    ) -> Occurrence {
+        Occurrence {
+            trigger: Trigger::ConversionPosted,
+            location_id: conversion.location_id.clone(),
+            contact_id: contact_id.to_owned(),
+            entity: Some(to_json(conversion)),
+            tag: None,
+            change: conversion
+                .event_id
+                .clone()
+                .unwrap_or_else(|| format!("{}@{}", conversion.event_type, conversion.timestamp)),
+            at: parse_timestamp(&conversion.timestamp).unwrap_or(now),
+        }
+    }
+}
+
+fn tag_changes(
+    location: &str,
+    contact: &Contact,
+    previous: &[String],
+    env: &Envelope,
+    now: DateTime<Utc>,
+) -> Vec<Occurrence> {
+    let seen = |list: &[String], tag: &str| list.iter().any(|t| t.eq_ignore_ascii_case(tag));
+    let added = contact
+        .tags
+        .iter()
+        .filter(|t| !seen(previous, t))
+        .map(|t| (Trigger::TagAdded, t));
+    let removed = previous
+        .iter()
+        .filter(|t| !seen(&contact.tags, t))
+        .map(|t| (Trigger::TagRemoved, t));
+    added
+        .chain(removed)
+        .map(|(trigger, tag)| Occurrence {
+            trigger,
+            location_id: location.to_owned(),
+            contact_id: contact.id.clone(),
+            entity: None,
+            tag: Some(tag.clone()),
+            change: format!(
+                "{}:{}@{}",
+                trigger.name(),
+                tag.to_lowercase(),
+                delivery(env)
+            ),
+            at: when(env, None, now),
+        })
+        .collect()
+}
+
+/// A payload struct as JSON, for field paths. They are plain data and serialise
+/// infallibly; `Null` stands in should that ever change.
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
