@@ -1,1 +1,75 @@
-fn main() {}
+//! Where the time of one contact goes: parse, normalise, hash, build, serialise.
+//! Run with `cargo bench -p ghl-capi --bench per_contact`.
+
+use std::hint::black_box;
+
+use chrono::Utc;
+use criterion::{Criterion, criterion_group, criterion_main};
+use ghl_capi::ghl::Contact;
+use ghl_capi::mapping::{Mapping, Occurrence, Trigger, identity};
+use ghl_capi::normalize::{normalize, sha256_hex};
+use serde_json::Map;
+
+/// A contact shaped like `../shared/bench/gen_contacts.py` writes them.
+const CONTACT: &str = r#"{"id": "c0000000000000000001", "locationId": "ve9EPM428h8vShlRW1KT", "firstName": "JOSÉ", "lastName": "Smith-Jones", "name": "JOSÉ Smith-Jones", "email": "  JOSE.Smith-Jones1@Example.COM ", "phone": "+1 (512) 555-0001", "city": "San Francisco", "state": "CA", "postalCode": "94105-1234", "country": "US", "dateOfBirth": "1977-01-01T00:00:00.000Z", "tags": ["lead", "webinar"], "source": "facebook form", "dateAdded": "2026-11-25T00:00:01.000Z", "dateUpdated": "2026-11-25T11:06:41.000Z", "customFields": [{"id": "orderValue", "value": 117.13}], "attributionSource": {"url": "https://example.com/landing", "fbclid": "IwAR000000000001abc", "ip": "203.0.113.1", "userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)", "medium": "form"}}"#;
+
+fn per_contact(c: &mut Criterion) {
+    let contact: Contact = serde_json::from_str(CONTACT).expect("contact");
+    let mapping = Mapping::builtin();
+    let now = contact.date_added().expect("dateAdded") + chrono::Duration::hours(1);
+    let occurrence = Occurrence::for_contact(Trigger::ContactCreated, "", &contact, now);
+    let normalized: Vec<String> = identity(&contact)
+        .into_iter()
+        .filter_map(|(f, raw)| normalize(f, raw, contact.country.as_deref()))
+        .map(|n| n.as_str().to_owned())
+        .collect();
+    let event = mapping
+        .map(&occurrence, &contact, &Map::new(), now)
+        .remove(0)
+        .outcome
+        .expect("valid");
+
+    let mut group = c.benchmark_group("per_contact");
+    group.bench_function("parse", |b| {
+        b.iter(|| serde_json::from_str::<Contact>(black_box(CONTACT)))
+    });
+    group.bench_function("normalize", |b| {
+        b.iter(|| {
+            identity(black_box(&contact))
+                .into_iter()
+                .filter_map(|(f, raw)| normalize(f, raw, contact.country.as_deref()))
+                .count()
+        })
+    });
+    group.bench_function("hash", |b| {
+        b.iter(|| {
+            black_box(&normalized)
+                .iter()
+                .map(|v| sha256_hex(v))
+                .collect::<Vec<_>>()
+        })
+    });
+    group.bench_function("build", |b| {
+        b.iter(|| mapping.map(black_box(&occurrence), &contact, &Map::new(), now))
+    });
+    group.bench_function("serialize", |b| {
+        b.iter(|| serde_json::to_string(black_box(&event)))
+    });
+    group.bench_function("whole", |b| {
+        b.iter(|| {
+            let contact: Contact = serde_json::from_str(black_box(CONTACT)).expect("contact");
+            let occurrence =
+                Occurrence::for_contact(Trigger::ContactCreated, "", &contact, Utc::now());
+            mapping
+                .map(&occurrence, &contact, &Map::new(), now)
+                .into_iter()
+                .filter_map(|m| m.outcome.ok())
+                .map(|e| serde_json::to_string(&e).map(|s| s.len()).unwrap_or(0))
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, per_contact);
+criterion_main!(benches);

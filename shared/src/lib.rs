@@ -5,6 +5,8 @@
 //! - [`mapping`]: the user's declarative mapping from GHL changes to Meta events.
 //! - [`capi`]: Conversions API events, their validation and deterministic ids.
 //! - [`normalize`]: normalisation and hashing of customer information.
+//! - [`backfill`]: contacts in, request bodies out (the `ghl-capi map` format).
+pub mod backfill;
 pub mod capi;
 pub mod conversion;
 pub mod ghl;

@@ -33,6 +33,23 @@ pub enum Rejection {
     BadCurrency(String),
 }
 
+impl Rejection {
+    /// A stable name for the reason, for summaries, metrics and dead letters.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::NoEventName => "no_event_name",
+            Rejection::NoIdentifiers => "no_identifiers",
+            Rejection::InsufficientIdentifiers { .. } => "insufficient_identifiers",
+            Rejection::TooOld { .. } => "too_old",
+            Rejection::InTheFuture { .. } => "in_the_future",
+            Rejection::PurchaseWithoutValue => "purchase_without_value",
+            Rejection::PurchaseWithoutCurrency => "purchase_without_currency",
+            Rejection::WebsiteWithoutSource => "website_without_source",
+            Rejection::BadCurrency(_) => "bad_currency",
+        }
+    }
+}
+
 /// Meta's baseline matching: identifier sets that do not suffice on their own.
 const INSUFFICIENT: [&[&str]; 4] = [
     &["ct", "country", "st", "zp", "ge", "client_user_agent"],

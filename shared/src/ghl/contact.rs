@@ -4,11 +4,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use super::de::deserialize_keeping_extra;
 use serde_json::{Map, Value};
 
 /// A GHL contact. Timestamps stay ISO-8601 text as GHL sends them; see
 /// [`Contact::date_added`] for the parsed form.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Contact {
     pub id: String,
@@ -80,7 +82,7 @@ pub struct CustomField {
 }
 
 /// Where the contact came from: click ids and browser data for Meta matching.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AttributionSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,6 +105,45 @@ pub struct AttributionSource {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+deserialize_keeping_extra!(Contact, required { "id" => id }, {
+    "locationId" => location_id,
+    "name" => name,
+    "firstName" => first_name,
+    "lastName" => last_name,
+    "email" => email,
+    "phone" => phone,
+    "companyName" => company_name,
+    "address1" => address1,
+    "city" => city,
+    "state" => state,
+    "postalCode" => postal_code,
+    "country" => country,
+    "website" => website,
+    "timezone" => timezone,
+    "dateOfBirth" => date_of_birth,
+    "source" => source,
+    "type" => contact_type,
+    "assignedTo" => assigned_to,
+    "dnd" => dnd,
+    "tags" => tags,
+    "customFields" => custom_fields,
+    "dateAdded" => date_added,
+    "dateUpdated" => date_updated,
+    "attributionSource" => attribution_source,
+    "lastAttributionSource" => last_attribution_source,
+});
+
+deserialize_keeping_extra!(AttributionSource, required {}, {
+    "url" => url,
+    "fbclid" => fbclid,
+    "fbc" => fbc,
+    "fbp" => fbp,
+    "fbEventId" => fb_event_id,
+    "ip" => ip,
+    "userAgent" => user_agent,
+    "referrer" => referrer,
+});
 
 /// An ISO-8601 timestamp as GHL writes it, parsed.
 pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {

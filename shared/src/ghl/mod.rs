@@ -1,6 +1,7 @@
 //! GoHighLevel's data: the contact record and the webhooks it sends.
 
 mod contact;
+mod de;
 pub mod webhook;
 
 pub use contact::{AttributionSource, Contact, CustomField, parse_timestamp};

@@ -70,34 +70,41 @@ pub(super) fn event(
     Ok(event)
 }
 
-fn user_data(contact: &Contact) -> UserData {
-    let mut ud = UserData::default();
-    let country = contact.country.as_deref();
-    let (first, last) = match (&contact.first_name, &contact.last_name, &contact.name) {
+/// The contact's raw identifiers, by the `user_data` key they feed. A contact with
+/// only a full `name` gives first and last name from it.
+pub fn identity(contact: &Contact) -> Vec<(Field, &str)> {
+    let (first, last) = match (
+        contact.first_name.as_deref(),
+        contact.last_name.as_deref(),
+        contact.name.as_deref(),
+    ) {
         (None, None, Some(full)) => {
             let mut parts = full.trim().splitn(2, char::is_whitespace);
-            (
-                parts.next().map(str::to_owned),
-                parts.next().map(str::to_owned),
-            )
+            (parts.next(), parts.next())
         }
-        (f, l, _) => (f.clone(), l.clone()),
+        (first, last, _) => (first, last),
     };
-    let fields = [
+    [
         (Field::Email, contact.email.as_deref()),
         (Field::Phone, contact.phone.as_deref()),
-        (Field::FirstName, first.as_deref()),
-        (Field::LastName, last.as_deref()),
+        (Field::FirstName, first),
+        (Field::LastName, last),
         (Field::DateOfBirth, contact.date_of_birth.as_deref()),
         (Field::City, contact.city.as_deref()),
         (Field::State, contact.state.as_deref()),
         (Field::Zip, contact.postal_code.as_deref()),
-        (Field::Country, country),
-    ];
-    for (field, value) in fields {
-        if let Some(value) = value {
-            ud.add(field, value, country);
-        }
+        (Field::Country, contact.country.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(field, value)| Some((field, value?)))
+    .collect()
+}
+
+fn user_data(contact: &Contact) -> UserData {
+    let mut ud = UserData::default();
+    let country = contact.country.as_deref();
+    for (field, value) in identity(contact) {
+        ud.add(field, value, country);
     }
 
     // First touch, then last touch: click ids are kept exactly as GHL recorded them.
@@ -143,8 +150,34 @@ fn custom_data(
     action_source: ActionSource,
     posted: Option<&Value>,
 ) -> CustomData {
+    let mut data = free_keys(rule, subject, posted);
+    let value = rule
+        .value
+        .as_ref()
+        .and_then(|s| s.resolve(subject))
+        .as_ref()
+        .and_then(as_number);
+    if value.is_some() {
+        data.value = value;
+    }
+    let currency = text(rule.currency.as_ref(), subject)
+        .or_else(|| value.and(defaults.currency.clone()))
+        .map(|c| c.trim().to_ascii_uppercase());
+    if currency.is_some() {
+        data.currency = currency;
+    }
+    if action_source == ActionSource::SystemGenerated
+        && let Some(crm) = &defaults.lead_event_source
+    {
+        data.lead_event_source = Some(crm.clone());
+        data.event_source = Some("crm".to_owned());
+    }
+    data
+}
+
+/// The rule's `custom_data` keys, over a posted conversion's own `customData`.
+fn free_keys(rule: &Rule, subject: &Subject<'_>, posted: Option<&Value>) -> CustomData {
     let mut fields = Map::new();
-    // A posted conversion's own customData comes first; the rule may override it.
     if let Some(Value::Object(extra)) = posted.and_then(|c| c.get("customData")) {
         fields.extend(extra.clone());
     }
@@ -153,26 +186,8 @@ fn custom_data(
             fields.insert(key.clone(), v);
         }
     }
-    let value = rule
-        .value
-        .as_ref()
-        .and_then(|s| s.resolve(subject))
-        .as_ref()
-        .and_then(as_number);
-    if let Some(value) = value {
-        fields.insert("value".into(), value.into());
-    }
-    let currency = text(rule.currency.as_ref(), subject)
-        .or_else(|| value.and(defaults.currency.clone()))
-        .map(|c| c.trim().to_ascii_uppercase());
-    if let Some(currency) = currency {
-        fields.insert("currency".into(), currency.into());
-    }
-    if action_source == ActionSource::SystemGenerated
-        && let Some(crm) = &defaults.lead_event_source
-    {
-        fields.insert("lead_event_source".into(), crm.clone().into());
-        fields.insert("event_source".into(), "crm".into());
+    if fields.is_empty() {
+        return CustomData::default();
     }
     // A key of the wrong type for one of Meta's standard fields (say a text
     // `num_items`) is dropped on its own rather than losing the whole custom_data.

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use crate::capi::{ActionSource, Rejection, ServerEvent};
 use crate::ghl::Contact;
 
+pub use build::identity;
 pub use config::ConfigError;
 pub use path::{Condition, FieldPath, Subject, Test};
 pub use trigger::{Occurrence, Trigger, UnknownTrigger};

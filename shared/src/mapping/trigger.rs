@@ -300,7 +300,7 @@ impl Occurrence {
             contact_id: contact.id.clone(),
             entity: None,
             tag: None,
-            change: format!("{}:{}", trigger.name(), stamp.unwrap_or_default()),
+            change: [trigger.name(), ":", stamp.unwrap_or_default()].concat(),
             at: at.unwrap_or(now),
         }
     }

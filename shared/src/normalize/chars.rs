@@ -41,3 +41,11 @@ pub(crate) fn looks_like_hashed(s: &str) -> bool {
 pub(crate) fn js_len(s: &str) -> usize {
     s.chars().map(char::len_utf16).sum()
 }
+
+/// Collects at most `capacity` bytes of characters without regrowing: the
+/// normalisers only ever drop or case-fold ASCII, so the input's length suffices.
+pub(crate) fn collect_sized(chars: impl Iterator<Item = char>, capacity: usize) -> String {
+    let mut out = String::with_capacity(capacity);
+    out.extend(chars);
+    out
+}

@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-use super::chars::is_js_space;
+use super::chars::{collect_sized, is_js_space};
 use super::place::country_code;
 
 /// Trimmed and lowercased; kept only if it is a plain ASCII address (param-builder's
@@ -22,17 +22,17 @@ fn is_plain_address(s: &str) -> bool {
     let local_ok = local
         .split('.')
         .all(|atom| !atom.is_empty() && atom.chars().all(atext));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let label_ok = |l: &&str| {
+    let label_ok = |l: &str| {
         !l.is_empty()
             && !l.starts_with('-')
             && !l.ends_with('-')
             && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     };
-    let tld_ok = labels
-        .last()
+    let tld_ok = domain
+        .rsplit('.')
+        .next()
         .is_some_and(|t| t.len() >= 2 && t.chars().all(|c| c.is_ascii_alphabetic()));
-    local_ok && labels.len() >= 2 && labels.iter().all(label_ok) && tld_ok
+    local_ok && domain.contains('.') && domain.split('.').all(label_ok) && tld_ok
 }
 
 /// Digits with the country calling code and no leading zeros. A number written in
@@ -40,10 +40,28 @@ fn is_plain_address(s: &str) -> bool {
 /// also drops trunk prefixes such as the UK's `0`); without a usable country the
 /// digits are kept as written.
 pub(super) fn phone(trimmed: &str, country: Option<&str>) -> Option<String> {
-    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    let digits = collect_sized(trimmed.chars().filter(char::is_ascii_digit), trimmed.len());
     let digits = digits.trim_start_matches('0');
     if digits.is_empty() {
         return None;
+    }
+    if country.is_none() {
+        return Some(digits.to_owned());
+    }
+    // A plain number written with `+` already is E.164: its digits, less a `(0)`
+    // trunk marker (`+44 (0)20 …`). That is what the library would return, without
+    // its cost; anything else (extensions, words, national form) goes to the library.
+    if let Some(rest) = trimmed.strip_prefix('+')
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b" -.()/".contains(&b))
+    {
+        let digits = collect_sized(
+            rest.replace("(0)", "").chars().filter(char::is_ascii_digit),
+            rest.len(),
+        );
+        let digits = digits.trim_start_matches('0');
+        return (!digits.is_empty()).then(|| digits.to_owned());
     }
     let international = country
         .and_then(country_code)
@@ -73,8 +91,14 @@ pub(super) fn external_id(trimmed: &str) -> Option<String> {
             .to_string(),
         Err(_) => trimmed.to_owned(),
     };
-    let stripped: String = text.chars().filter(|c| !is_js_space(*c)).collect();
-    Some(stripped.to_lowercase())
+    let kept = text.chars().filter(|c| !is_js_space(*c));
+    if text.is_ascii() {
+        return Some(collect_sized(
+            kept.map(|c| c.to_ascii_lowercase()),
+            text.len(),
+        ));
+    }
+    Some(kept.collect::<String>().to_lowercase())
 }
 
 #[cfg(test)]
@@ -94,6 +118,30 @@ mod tests {
         assert_eq!(
             phone("020 7183 8750", Some("United Kingdom")).as_deref(),
             Some("442071838750")
+        );
+    }
+
+    #[test]
+    fn plain_international_numbers_agree_with_the_library() {
+        for (input, country) in [
+            ("+1 (512) 555-0001", "US"),
+            ("+44 (0)20 7183 8750", "GB"),
+            ("+39 06 1234 5678", "IT"),
+            ("+49 30 1234567", "US"),
+            ("+55 11 91234-5000", "BR"),
+        ] {
+            let region = phonenumber::country::Id::from_str(country).expect("region");
+            let library = phonenumber::parse(Some(region), input).expect("parses");
+            let e164 = library.format().mode(phonenumber::Mode::E164).to_string();
+            assert_eq!(
+                phone(input, Some(country)).as_deref(),
+                Some(&e164[1..]),
+                "{input}"
+            );
+        }
+        assert_eq!(
+            phone("+1 650 555 1212 ext. 12", Some("US")).as_deref(),
+            Some("16505551212")
         );
     }
 

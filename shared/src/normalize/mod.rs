@@ -136,7 +136,10 @@ impl Normalized {
 
 /// Lowercase hex SHA-256 of UTF-8 text.
 pub fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
+    let mut out = [0u8; 64];
+    // 32 bytes always fit 64 hex digits, and hex digits are ASCII: neither step fails.
+    let _ = hex::encode_to_slice(Sha256::digest(text.as_bytes()), &mut out);
+    std::str::from_utf8(&out).unwrap_or_default().to_owned()
 }
 
 /// Normalises `input` for `field`. `country` is the contact's country (a code or a

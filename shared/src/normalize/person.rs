@@ -2,32 +2,39 @@
 
 use chrono::Datelike;
 
-use super::chars::{is_ascii_punctuation, is_js_space};
+use super::chars::{collect_sized, is_ascii_punctuation, is_js_space};
 
 /// Lowercase, without whitespace or ASCII punctuation; letters of any script stay
 /// (Meta accepts UTF-8 names: `Valéry` → `valéry`).
 pub(super) fn name(trimmed: &str) -> Option<String> {
-    let stripped: String = trimmed
-        .chars()
-        .filter(|&c| !is_js_space(c) && !is_ascii_punctuation(c))
-        .collect();
-    Some(stripped.to_lowercase())
+    let keep = |c: &char| !is_js_space(*c) && !is_ascii_punctuation(*c);
+    if trimmed.is_ascii() {
+        return Some(collect_sized(
+            trimmed.chars().filter(keep).map(|c| c.to_ascii_lowercase()),
+            trimmed.len(),
+        ));
+    }
+    // Whole-string lowercasing, as JavaScript does it (a final Σ becomes ς).
+    Some(
+        trimmed
+            .chars()
+            .filter(keep)
+            .collect::<String>()
+            .to_lowercase(),
+    )
 }
 
 /// `YYYYMMDD`. The first three groups of ASCII digits are read as a date in any
 /// order: a group above 31 is the year, a group above 12 the day, otherwise
 /// month-first (US order). A lone 8-digit group is taken as already `YYYYMMDD`.
 pub(super) fn date_of_birth(trimmed: &str) -> Option<String> {
-    let groups: Vec<&str> = trimmed
+    let mut groups = trimmed
         .split(|c: char| !c.is_ascii_digit())
-        .filter(|g| !g.is_empty())
-        .collect();
-    match groups.as_slice() {
-        [a, b, c, ..] => {
-            let n = |g: &str| g.parse::<u64>().unwrap_or(u64::MAX);
-            ymd(n(a), n(b), n(c))
-        }
-        [only] if only.len() == 8 => Some((*only).to_owned()),
+        .filter(|g| !g.is_empty());
+    let n = |g: &str| g.parse::<u64>().unwrap_or(u64::MAX);
+    match (groups.next(), groups.next(), groups.next()) {
+        (Some(a), Some(b), Some(c)) => ymd(n(a), n(b), n(c)),
+        (Some(only), None, None) if only.len() == 8 => Some(only.to_owned()),
         _ => None,
     }
 }

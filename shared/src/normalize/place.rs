@@ -1,15 +1,17 @@
 //! City, state, postcode and country.
 
-use super::chars::{is_js_space, js_len, js_trim, looks_like_hashed};
+use super::chars::{collect_sized, is_js_space, js_len, js_trim, looks_like_hashed};
 
 /// ASCII letters and digits only, lowercased; must start with a letter
 /// (param-builder's rule, so `Montréal` → `montral` as Meta's own SDK sends it).
 pub(super) fn city(trimmed: &str) -> Option<String> {
-    let kept: String = trimmed
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
+    let kept = collect_sized(
+        trimmed
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase()),
+        trimmed.len(),
+    );
     kept.starts_with(|c: char| c.is_ascii_lowercase())
         .then_some(kept)
 }
@@ -35,31 +37,37 @@ pub fn country_code(input: &str) -> Option<String> {
 }
 
 fn two_letter(input: &str, names: &[(&str, &str)]) -> Option<String> {
-    let letters: String = input
-        .to_lowercase()
-        .chars()
-        .filter(char::is_ascii_lowercase)
-        .collect();
-    let code = if letters.len() == 2 {
-        letters.as_str()
-    } else {
-        names
-            .iter()
-            .find(|(name, _)| *name == letters)
-            .or_else(|| names.iter().find(|(name, _)| letters.contains(name)))
-            .map_or(letters.as_str(), |(_, code)| code)
-    };
-    let code: String = code.chars().take(2).collect();
-    (!code.is_empty()).then_some(code)
+    // Only ASCII letters survive, so lowercasing char by char is exact here.
+    let letters = collect_sized(
+        input
+            .chars()
+            .flat_map(char::to_lowercase)
+            .filter(char::is_ascii_lowercase),
+        input.len(),
+    );
+    if letters.len() <= 2 {
+        return (!letters.is_empty()).then_some(letters);
+    }
+    // An exact name first, then the first name it contains, else its first two letters.
+    let code = names
+        .iter()
+        .find(|(name, _)| *name == letters)
+        .or_else(|| names.iter().find(|(name, _)| letters.contains(name)))
+        .map_or(&letters[..2], |(_, code)| code);
+    Some(code.to_owned())
 }
 
 /// Lowercase, the part before the first `-`, with no whitespace at all (the docs'
 /// rule: `SW1A 1AA` → `sw1a1aa`; here we deliberately differ from param-builder,
 /// which keeps inner spaces); at least two characters.
 pub(super) fn zip(trimmed: &str) -> Option<String> {
-    let lower = trimmed.to_lowercase();
-    let head = lower.split('-').next().unwrap_or_default();
-    let zip: String = head.chars().filter(|c| !is_js_space(*c)).collect();
+    let head = trimmed.split('-').next().unwrap_or_default();
+    let kept = head.chars().filter(|c| !is_js_space(*c));
+    let zip: String = if head.is_ascii() {
+        collect_sized(kept.map(|c| c.to_ascii_lowercase()), head.len())
+    } else {
+        kept.collect::<String>().to_lowercase()
+    };
     (js_len(&zip) >= 2).then_some(zip)
 }
 

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Throughput of `ghl-capi map` against Meta's official Python Business SDK, on the
+# same generated contacts, in the same run. Prints contacts per second and the ratio.
+#
+#   bench/compare.sh [CONTACTS] [RUNS]      (defaults: 100000 contacts, best of 3 runs)
+#
+# Needs ../shared/bench (the workload generator and the SDK baseline) beside the
+# repository; installs the SDK into bench/.venv on first use.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+reference=${GHL_CAPI_REFERENCE:-$root/../shared}
+contacts=${1:-100000}
+runs=${2:-3}
+out=$root/bench/out
+venv=$root/bench/.venv
+mkdir -p "$out"
+
+echo "== building ghl-capi (release)"
+cargo build --quiet --release -p ghl-capi-cli --manifest-path "$root/Cargo.toml"
+bin=$root/target/release/ghl-capi
+
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import facebook_business' 2>/dev/null; then
+  echo "== installing Meta's Python Business SDK into bench/.venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet 'facebook-business==26.0.3'
+fi
+
+echo "== generating $contacts contacts"
+python3 "$reference/bench/gen_contacts.py" "$contacts" > "$out/contacts.jsonl"
+
+# Best wall-clock seconds of $runs runs of a command reading the contacts; the last
+# run's output is kept in $out/last.jsonl.
+best_of() {
+  python3 - "$runs" "$out/contacts.jsonl" "$out/last.jsonl" "$out/last.err" "$@" <<'PY2'
+import subprocess, sys, time
+runs, source, sink, errors, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+best = None
+for _ in range(runs):
+    with open(source, "rb") as i, open(sink, "wb") as o, open(errors, "wb") as e:
+        start = time.perf_counter()
+        subprocess.run(cmd, stdin=i, stdout=o, stderr=e, check=True)
+        took = time.perf_counter() - start
+    best = took if best is None else min(best, took)
+print(f"{best:.4f}")
+PY2
+}
+
+events() { python3 -c 'import json,sys; print(sum(len(json.loads(l)["data"]) for l in open(sys.argv[1])))' "$1"; }
+
+echo "== ghl-capi map (best of $runs)"
+rust=$(best_of "$bin" map)
+cp "$out/last.jsonl" "$out/ghl-capi.jsonl"; cat "$out/last.err"
+echo "== Meta Python SDK baseline (best of $runs)"
+python=$(best_of "$venv/bin/python" "$reference/bench/py_sdk_map.py")
+cp "$out/last.jsonl" "$out/python-sdk.jsonl"
+
+rust_events=$(events "$out/ghl-capi.jsonl")
+python_events=$(events "$out/python-sdk.jsonl")
+python3 - "$contacts" "$rust" "$python" "$rust_events" "$python_events" <<'PY'
+import sys
+n, rust, python = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+print(f"\ncontacts            {n}")
+print(f"ghl-capi map        {rust:8.3f} s  {n / rust:12,.0f} contacts/s  ({sys.argv[4]} events)")
+print(f"Python SDK          {python:8.3f} s  {n / python:12,.0f} contacts/s  ({sys.argv[5]} events)")
+print(f"ratio               {python / rust:8.1f}x")
+PY

@@ -1,0 +1,78 @@
+//! `ghl-capi`: the command-line face of the library.
+//!
+//! Exit codes: 0 done; 1 failed (bad mapping, unreadable file, I/O error);
+//! 2 usage error; 3 done, but some input lines were malformed and reported.
+
+mod map;
+mod mapping;
+mod normalize;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+// Mapping allocates many short strings per contact; mimalloc serves them about a
+// fifth faster than the system allocator, across threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// GoHighLevel → Meta Conversions API.
+#[derive(Debug, Parser)]
+#[command(name = "ghl-capi", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Normalise and hash values: JSON lines {"field","input","country"?} in,
+    /// {"field","input","normalized","sha256"} out (null where a value is dropped).
+    Normalize,
+    /// Map GHL contacts (one GET /contacts/{id} object per line) to Conversions API
+    /// request bodies {"data":[…]} of at most 1,000 events, one per line; a summary
+    /// of rejected contacts goes to stderr.
+    Map(map::Args),
+    /// Check a mapping file, or preview the events a webhook would produce.
+    #[command(subcommand)]
+    Mapping(MappingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MappingCommand {
+    /// Validate a mapping file and list its pixels and rules.
+    Check {
+        /// The mapping (TOML).
+        file: PathBuf,
+    },
+    /// Show the events a webhook would produce under a mapping, hashed fields beside
+    /// their normalised values. The webhook's signature is not checked here.
+    Preview(mapping::PreviewArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Normalize => normalize::run(),
+        Command::Map(args) => map::run(&args),
+        Command::Mapping(MappingCommand::Check { file }) => mapping::check(&file),
+        Command::Mapping(MappingCommand::Preview(args)) => mapping::preview(&args),
+    };
+    match outcome {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::MalformedInput) => ExitCode::from(3),
+        Err(err) => {
+            eprintln!("ghl-capi: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How a command that ran to the end went.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    /// Some input lines could not be read; each was reported.
+    MalformedInput,
+}

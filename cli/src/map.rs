@@ -1,0 +1,89 @@
+//! `ghl-capi map`.
+
+use std::io::{self, BufReader, BufWriter};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ghl_capi::backfill::{MapOptions, Summary, map_contacts};
+use ghl_capi::mapping::{Mapping, Trigger};
+
+use crate::Outcome;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The mapping (TOML); the built-in mapping when left out.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// What happened to each contact: contact.created, contact.updated,
+    /// contact.tag_added (each tag counts as added), …
+    #[arg(long, default_value = "contact.created")]
+    trigger: Trigger,
+    /// Only events for this pixel (and with its test_event_code).
+    #[arg(long, value_name = "NAME")]
+    pixel: Option<String>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// The mapping to use: the file given, else the built-in one.
+pub fn load_mapping(config: Option<&PathBuf>) -> anyhow::Result<Mapping> {
+    Ok(match config {
+        Some(path) => Mapping::load(path)?,
+        None => Mapping::builtin(),
+    })
+}
+
+pub fn run(args: &Args) -> anyhow::Result<Outcome> {
+    let mapping = load_mapping(args.config.as_ref())?;
+    if let Some(pixel) = &args.pixel
+        && !mapping.pixels.iter().any(|p| &p.name == pixel)
+    {
+        anyhow::bail!("the mapping defines no pixel named `{pixel}`");
+    }
+    let options = MapOptions {
+        trigger: args.trigger,
+        pixel: args.pixel.clone(),
+        now: chrono::Utc::now(),
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+    };
+    let input = BufReader::with_capacity(1 << 20, io::stdin());
+    let output = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    let summary =
+        map_contacts(&mapping, &options, input, output).context("mapping stdin to stdout")?;
+    eprint!("{}", report(&summary));
+    Ok(if summary.rejected.contains_key("malformed_contact") {
+        Outcome::MalformedInput
+    } else {
+        Outcome::Done
+    })
+}
+
+/// The stderr summary.
+fn report(s: &Summary) -> String {
+    let mut text = format!(
+        "mapped {} contacts: {} events in {} request bodies; {} rejected, {} matched no rule\n",
+        s.contacts,
+        s.events,
+        s.requests,
+        s.rejected_total(),
+        s.unmatched
+    );
+    for (code, r) in &s.rejected {
+        let lines: Vec<String> = r.first_lines.iter().map(u64::to_string).collect();
+        text.push_str(&format!(
+            "  {:>8}  {code}: {} (lines {}{})\n",
+            r.count,
+            r.example,
+            lines.join(", "),
+            if r.count > r.first_lines.len() as u64 {
+                ", …"
+            } else {
+                ""
+            }
+        ));
+    }
+    text
+}

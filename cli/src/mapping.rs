@@ -1,0 +1,278 @@
+//! `ghl-capi mapping check` and `ghl-capi mapping preview`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::{DateTime, SecondsFormat, Utc};
+use ghl_capi::ghl::Contact;
+use ghl_capi::ghl::webhook::Webhook;
+use ghl_capi::mapping::{MappedEvent, Mapping, Occurrence, Source, TokenRef, identity};
+use ghl_capi::normalize::normalize;
+use serde_json::{Map, Value, json};
+
+use crate::Outcome;
+
+pub fn check(file: &Path) -> anyhow::Result<Outcome> {
+    let mapping = Mapping::load(file)?;
+    print!("{}", describe(&mapping, &file.display().to_string()));
+    Ok(Outcome::Done)
+}
+
+fn describe(mapping: &Mapping, name: &str) -> String {
+    let mut text = format!(
+        "{name}: valid, {} pixel(s), {} rule(s)\n",
+        mapping.pixels.len(),
+        mapping.rules.len()
+    );
+    for p in &mapping.pixels {
+        let token = match &p.access_token {
+            TokenRef::Secret(s) => format!("secret {s}"),
+            TokenRef::Env(v) => format!("env {v}"),
+        };
+        let locations = if p.locations.is_empty() {
+            "all locations".to_owned()
+        } else {
+            p.locations.join(", ")
+        };
+        let test = p
+            .test_event_code
+            .as_ref()
+            .map(|c| format!(", test events ({c})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            text,
+            "  pixel {} → dataset {} (token: {token}; {locations}{test})",
+            p.name, p.dataset_id
+        );
+    }
+    for r in &mapping.rules {
+        let name = match &r.event_name {
+            Source::Constant(v) => v.as_str().unwrap_or_default().to_owned(),
+            Source::Field { .. } => "(from a field)".to_owned(),
+        };
+        let needs: Vec<&str> = r.needs.iter().map(|n| n.name()).collect();
+        let _ = writeln!(
+            text,
+            "  rule {}: {} → {name}; {} condition(s); fetches [{}]",
+            r.name,
+            r.trigger,
+            r.conditions.len(),
+            needs.join(", ")
+        );
+    }
+    if mapping.pixels.is_empty() {
+        text.push_str("  note: no [[pixels]]: events can be previewed and mapped, but not sent\n");
+    }
+    text
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PreviewArgs {
+    /// The mapping (TOML); `builtin` for the built-in mapping.
+    mapping: PathBuf,
+    /// A webhook body (JSON) as GHL sends it.
+    webhook: PathBuf,
+    /// The contact (GET /contacts/{id} JSON, with or without its {"contact": …}
+    /// wrapper), for webhooks that do not carry one (opportunities, appointments, …).
+    #[arg(long, value_name = "FILE")]
+    contact: Option<PathBuf>,
+    /// The contact's tags as last seen, comma-separated, for tag rules.
+    #[arg(long, value_name = "TAGS", value_delimiter = ',')]
+    previous_tags: Vec<String>,
+    /// Judge event times as if now were this ISO-8601 time (default: the webhook's
+    /// own timestamp, so old samples preview as they were).
+    #[arg(long, value_name = "TIME")]
+    at: Option<DateTime<Utc>>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn contact_for(args: &PreviewArgs, webhook: &Webhook) -> anyhow::Result<Contact> {
+    if let Some(path) = &args.contact {
+        let mut value: Value = serde_json::from_slice(&read_json(path)?)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        if let Some(inner) = value.get_mut("contact") {
+            value = inner.take();
+        }
+        return serde_json::from_value(value)
+            .with_context(|| format!("{} is not a GHL contact", path.display()));
+    }
+    Ok(match webhook {
+        Webhook::ContactCreate(e) | Webhook::ContactUpdate(e) | Webhook::ContactTagUpdate(e) => {
+            let mut contact = e.contact.clone();
+            contact.location_id = e.envelope.location_id.clone();
+            contact
+        }
+        other => Contact {
+            id: other.contact_id().unwrap_or_default().to_owned(),
+            ..Contact::default()
+        },
+    })
+}
+
+pub fn preview(args: &PreviewArgs) -> anyhow::Result<Outcome> {
+    let mapping = if args.mapping.as_os_str() == "builtin" {
+        Mapping::builtin()
+    } else {
+        Mapping::load(&args.mapping)?
+    };
+    let body = read_json(&args.webhook)?;
+    let webhook = Webhook::parse(&body).with_context(|| format!("{}", args.webhook.display()))?;
+    let now = args
+        .at
+        .or_else(|| webhook.envelope().sent_at())
+        .unwrap_or_else(Utc::now);
+    let contact = contact_for(args, &webhook)?;
+    let occurrences = Occurrence::from_webhook(&webhook, &args.previous_tags, now);
+    let related = Map::new();
+    let results: Vec<(Occurrence, Vec<MappedEvent>)> = occurrences
+        .into_iter()
+        .map(|occ| {
+            let events = mapping.map(&occ, &contact, &related, now);
+            (occ, events)
+        })
+        .collect();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&as_json(&webhook, &contact, &results))?
+        );
+    } else {
+        print!("{}", as_text(&webhook, &contact, &results, now));
+    }
+    Ok(Outcome::Done)
+}
+
+/// Each identifier: raw value, normalised value and what Meta receives.
+fn identifiers(contact: &Contact) -> Vec<(&'static str, String, Option<String>, Option<String>)> {
+    identity(contact)
+        .into_iter()
+        .map(|(field, raw)| {
+            let n = normalize(field, raw, contact.country.as_deref());
+            (
+                field.key(),
+                raw.to_owned(),
+                n.as_ref().map(|n| n.as_str().to_owned()),
+                n.map(|n| n.sha256()),
+            )
+        })
+        .collect()
+}
+
+fn as_text(
+    webhook: &Webhook,
+    contact: &Contact,
+    results: &[(Occurrence, Vec<MappedEvent>)],
+    now: DateTime<Utc>,
+) -> String {
+    let mut t = format!(
+        "{} webhook for contact {} (judged at {})\n",
+        webhook.kind(),
+        webhook.contact_id().unwrap_or("-"),
+        now.to_rfc3339_opts(SecondsFormat::Secs, true)
+    );
+    if results.is_empty() {
+        t.push_str("  no trigger: this webhook starts no rule\n");
+        return t;
+    }
+    for (occ, events) in results {
+        let tag = occ
+            .tag
+            .as_ref()
+            .map(|t| format!(" (tag {t})"))
+            .unwrap_or_default();
+        let _ = writeln!(t, "\n{}{tag}:", occ.trigger);
+        if events.is_empty() {
+            t.push_str("  no rule fires\n");
+        }
+        for e in events {
+            let pixels = if e.pixels.is_empty() {
+                "no pixel".to_owned()
+            } else {
+                e.pixels.join(", ")
+            };
+            match &e.outcome {
+                Err(why) => {
+                    let _ = writeln!(t, "  rule {}: NOT SENT: {why} [{}]", e.rule, why.code());
+                }
+                Ok(event) => {
+                    let _ = writeln!(t, "  rule {} → {} to {pixels}", e.rule, event.event_name);
+                    let _ = writeln!(
+                        t,
+                        "    event_id        {}",
+                        event.event_id.as_deref().unwrap_or("-")
+                    );
+                    let at = DateTime::from_timestamp(event.event_time, 0).unwrap_or_default();
+                    let _ = writeln!(
+                        t,
+                        "    event_time      {} ({})",
+                        event.event_time,
+                        at.to_rfc3339()
+                    );
+                    let _ = writeln!(
+                        t,
+                        "    action_source   {}",
+                        json!(event.action_source).as_str().unwrap_or_default()
+                    );
+                    t.push_str("    user_data\n");
+                    for (key, raw, normalized, sha) in identifiers(contact) {
+                        let _ = writeln!(
+                            t,
+                            "      {key:<12} {raw:?} → {} → {}",
+                            normalized.as_deref().unwrap_or("(dropped)"),
+                            sha.as_deref().unwrap_or("-")
+                        );
+                    }
+                    if let Some(ext) = event.user_data.external_id.first() {
+                        let _ = writeln!(t, "      {:<12} {ext}", "external_id");
+                    }
+                    let unhashed = [
+                        ("fbc", &event.user_data.fbc),
+                        ("fbp", &event.user_data.fbp),
+                        ("ip", &event.user_data.client_ip_address),
+                        ("user_agent", &event.user_data.client_user_agent),
+                    ];
+                    for (key, value) in unhashed {
+                        if let Some(v) = value {
+                            let _ = writeln!(t, "      {key:<12} {v} (sent as is)");
+                        }
+                    }
+                    if !event.custom_data.is_empty() {
+                        let _ = writeln!(t, "    custom_data     {}", json!(event.custom_data));
+                    }
+                }
+            }
+        }
+    }
+    t
+}
+
+fn as_json(
+    webhook: &Webhook,
+    contact: &Contact,
+    results: &[(Occurrence, Vec<MappedEvent>)],
+) -> Value {
+    let ids: Vec<Value> = identifiers(contact)
+        .into_iter()
+        .map(|(key, raw, normalized, sha)| json!({"field": key, "input": raw, "normalized": normalized, "sha256": sha}))
+        .collect();
+    json!({
+        "webhook": webhook.kind(),
+        "contactId": webhook.contact_id(),
+        "identifiers": ids,
+        "occurrences": results.iter().map(|(occ, events)| json!({
+            "trigger": occ.trigger.name(),
+            "tag": occ.tag,
+            "events": events.iter().map(|e| match &e.outcome {
+                Ok(event) => json!({"rule": e.rule, "pixels": e.pixels, "event": event}),
+                Err(why) => json!({"rule": e.rule, "pixels": e.pixels, "rejected": {"code": why.code(), "reason": why.to_string()}}),
+            }).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}

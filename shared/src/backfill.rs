@@ -1,0 +1,319 @@
+//! Contacts in, request bodies out: the `ghl-capi map` format, used for offline
+//! previews and backfills. Streaming and constant-memory: contacts are read and
+//! mapped in chunks, each chunk spread over worker threads, and written in input
+//! order as `{"data":[…]}` lines of at most [`MAX_BATCH`] events.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, Write};
+use std::ops::Range;
+use std::sync::{Mutex, mpsc};
+
+use chrono::{DateTime, Utc};
+use serde_json::Map;
+
+use crate::capi::MAX_BATCH;
+use crate::ghl::Contact;
+use crate::mapping::{Mapping, Occurrence, Trigger};
+
+/// How to map a stream of contacts.
+#[derive(Debug, Clone)]
+pub struct MapOptions {
+    /// What happened to each contact (`contact.created` for a backfill of new leads).
+    pub trigger: Trigger,
+    /// Only events for this pixel, with its `test_event_code`; `None` keeps all.
+    pub pixel: Option<String>,
+    /// The time event times are judged against (Meta accepts the last 7 days).
+    pub now: DateTime<Utc>,
+    /// Mapping worker threads (besides a reader, and the calling thread, which writes).
+    pub threads: usize,
+}
+
+/// Why contacts produced no event, by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejections {
+    pub count: u64,
+    /// The first few input lines (1-based) it happened on, to find them again.
+    pub first_lines: Vec<u64>,
+    /// The message of the first occurrence.
+    pub example: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub contacts: u64,
+    pub events: u64,
+    pub requests: u64,
+    /// Contacts no rule matched (filters said no): not an error.
+    pub unmatched: u64,
+    /// Rejected events by reason code (`too_old`, `malformed_contact`, …).
+    pub rejected: BTreeMap<&'static str, Rejections>,
+}
+
+impl Summary {
+    /// Events that were not sent, all reasons together.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().map(|r| r.count).sum()
+    }
+
+    fn reject(&mut self, code: &'static str, line: u64, message: impl FnOnce() -> String) {
+        let entry = self.rejected.entry(code).or_default();
+        if entry.count == 0 {
+            entry.example = message();
+        }
+        entry.count += 1;
+        if entry.first_lines.len() < 5 {
+            entry.first_lines.push(line);
+        }
+    }
+}
+
+/// What one input line became.
+enum Mapped {
+    Blank,
+    Malformed(String),
+    Events {
+        /// Where its serialised events lie in the chunk's buffer.
+        sent: Vec<Range<usize>>,
+        rejected: Vec<(&'static str, String)>,
+    },
+}
+
+/// Lines per chunk handed to a worker: large enough to amortise the hand-over,
+/// small enough that the chunks in flight stay a few megabytes.
+const CHUNK: usize = 1024;
+/// Chunks in flight per worker (read ahead, or mapped and waiting to be written).
+const IN_FLIGHT: usize = 4;
+
+fn map_line(mapping: &Mapping, opts: &MapOptions, line: &str, buffer: &mut Vec<u8>) -> Mapped {
+    if line.trim().is_empty() {
+        return Mapped::Blank;
+    }
+    let contact: Contact = match serde_json::from_str(line) {
+        Ok(c) => c,
+        Err(e) => return Mapped::Malformed(e.to_string()),
+    };
+    let location = contact.location_id.clone().unwrap_or_default();
+    let occurrences: Vec<Occurrence> = if opts.trigger == Trigger::TagAdded {
+        // A backfill has no history: each tag the contact carries counts as added.
+        contact
+            .tags
+            .iter()
+            .map(|tag| Occurrence {
+                tag: Some(tag.clone()),
+                change: format!("{}:{}", opts.trigger.name(), tag.to_lowercase()),
+                ..Occurrence::for_contact(opts.trigger, &location, &contact, opts.now)
+            })
+            .collect()
+    } else {
+        vec![Occurrence::for_contact(
+            opts.trigger,
+            &location,
+            &contact,
+            opts.now,
+        )]
+    };
+    let related = Map::new();
+    let mut sent = Vec::new();
+    let mut rejected = Vec::new();
+    for occurrence in &occurrences {
+        for mapped in mapping.map(occurrence, &contact, &related, opts.now) {
+            if let Some(pixel) = &opts.pixel
+                && !mapped.pixels.contains(pixel)
+            {
+                continue;
+            }
+            match mapped.outcome {
+                Ok(event) => {
+                    let start = buffer.len();
+                    match serde_json::to_writer(&mut *buffer, &event) {
+                        Ok(()) => sent.push(start..buffer.len()),
+                        Err(e) => {
+                            buffer.truncate(start);
+                            rejected.push(("unserialisable", e.to_string()));
+                        }
+                    }
+                }
+                Err(why) => rejected.push((why.code(), why.to_string())),
+            }
+        }
+    }
+    Mapped::Events { sent, rejected }
+}
+
+/// Streams events into request bodies of up to [`MAX_BATCH`] events.
+struct BodyWriter<W: Write> {
+    out: W,
+    /// Events in the body being written.
+    in_body: usize,
+    /// Request-level keys after `data` (`test_event_code`).
+    suffix: String,
+    requests: u64,
+}
+
+impl<W: Write> BodyWriter<W> {
+    fn push(&mut self, event: &[u8]) -> io::Result<()> {
+        self.out.write_all(if self.in_body == 0 {
+            b"{\"data\":["
+        } else {
+            b","
+        })?;
+        self.out.write_all(event)?;
+        self.in_body += 1;
+        if self.in_body == MAX_BATCH {
+            self.close_body()?;
+        }
+        Ok(())
+    }
+
+    fn close_body(&mut self) -> io::Result<()> {
+        if self.in_body > 0 {
+            self.out.write_all(b"]")?;
+            self.out.write_all(self.suffix.as_bytes())?;
+            self.out.write_all(b"}\n")?;
+            self.in_body = 0;
+            self.requests += 1;
+        }
+        Ok(())
+    }
+}
+
+/// One chunk, mapped: what each line became, and the events' JSON.
+struct MappedChunk {
+    lines: Vec<Mapped>,
+    buffer: Vec<u8>,
+}
+
+/// Maps every contact (one `GET /contacts/{id}` object per line) read from `input`
+/// and writes request bodies to `output`.
+/// Maps every contact (one `GET /contacts/{id}` object per line) read from `input`
+/// and writes request bodies to `output`, in input order.
+///
+/// A reader thread, `opts.threads` mapping workers and the calling thread (the
+/// writer) form a pipeline joined by bounded channels, so reading, mapping and
+/// writing overlap while memory stays constant.
+pub fn map_contacts(
+    mapping: &Mapping,
+    opts: &MapOptions,
+    input: impl BufRead + Send,
+    output: impl Write,
+) -> io::Result<Summary> {
+    let suffix = opts
+        .pixel
+        .as_ref()
+        .and_then(|name| mapping.pixels.iter().find(|p| &p.name == name))
+        .and_then(|p| p.test_event_code.as_ref())
+        .map(|code| {
+            format!(
+                ",\"test_event_code\":{}",
+                serde_json::Value::from(code.as_str())
+            )
+        })
+        .unwrap_or_default();
+    let mut writer = BodyWriter {
+        out: output,
+        in_body: 0,
+        suffix,
+        requests: 0,
+    };
+    let workers = opts.threads.max(1);
+    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<(u64, Vec<String>)>(workers * IN_FLIGHT);
+    let chunk_rx = Mutex::new(chunk_rx);
+    let (done_tx, done_rx) = mpsc::sync_channel::<(u64, MappedChunk)>(workers * IN_FLIGHT);
+    let mut summary = Summary::default();
+
+    std::thread::scope(|scope| -> io::Result<()> {
+        let reader = scope.spawn(move || -> io::Result<()> {
+            let mut lines = input.lines();
+            for index in 0.. {
+                let chunk: Vec<String> = lines.by_ref().take(CHUNK).collect::<io::Result<_>>()?;
+                // A closed channel means the writer stopped on an error of its own.
+                if chunk.is_empty() || chunk_tx.send((index, chunk)).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        for _ in 0..workers {
+            let (chunk_rx, done_tx) = (&chunk_rx, done_tx.clone());
+            scope.spawn(move || {
+                loop {
+                    // The lock is held only while taking the next chunk.
+                    let next = match chunk_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok((index, chunk)) = next else { break };
+                    // About a kilobyte of JSON per contact: sized so it rarely regrows.
+                    let mut buffer = Vec::with_capacity(chunk.len() * 1280);
+                    let lines = chunk
+                        .iter()
+                        .map(|line| map_line(mapping, opts, line, &mut buffer))
+                        .collect();
+                    if done_tx
+                        .send((index, MappedChunk { lines, buffer }))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+
+        // Chunks finish out of order; early ones wait for their turn.
+        let mut waiting = BTreeMap::new();
+        let mut next = 0u64;
+        let mut line_no = 0u64;
+        for (index, mapped) in done_rx {
+            waiting.insert(index, mapped);
+            while let Some(MappedChunk { lines, buffer }) = waiting.remove(&next) {
+                next += 1;
+                for one in lines {
+                    line_no += 1;
+                    summary.record(one, line_no, &buffer, &mut writer)?;
+                }
+            }
+        }
+        match reader.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })?;
+    writer.close_body()?;
+    writer.out.flush()?;
+    summary.requests = writer.requests;
+    Ok(summary)
+}
+
+impl Summary {
+    fn record<W: Write>(
+        &mut self,
+        mapped: Mapped,
+        line: u64,
+        buffer: &[u8],
+        writer: &mut BodyWriter<W>,
+    ) -> io::Result<()> {
+        match mapped {
+            Mapped::Blank => {}
+            Mapped::Malformed(why) => {
+                self.contacts += 1;
+                self.reject("malformed_contact", line, || why);
+            }
+            Mapped::Events { sent, rejected } => {
+                self.contacts += 1;
+                if sent.is_empty() && rejected.is_empty() {
+                    self.unmatched += 1;
+                }
+                for (code, why) in rejected {
+                    self.reject(code, line, || why);
+                }
+                for event in sent {
+                    self.events += 1;
+                    writer.push(&buffer[event])?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
