@@ -1,6 +1,6 @@
 //! `ghl-capi map`.
 
-use std::io::{self, BufReader, BufWriter};
+use std::io::{self, BufWriter};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -49,10 +49,9 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
     };
-    let input = BufReader::with_capacity(1 << 20, io::stdin());
     let output = BufWriter::with_capacity(1 << 20, io::stdout().lock());
     let summary =
-        map_contacts(&mapping, &options, input, output).context("mapping stdin to stdout")?;
+        map_contacts(&mapping, &options, io::stdin(), output).context("mapping stdin to stdout")?;
     eprint!("{}", report(&summary));
     Ok(if summary.rejected.contains_key("malformed_contact") {
         Outcome::MalformedInput

@@ -112,11 +112,13 @@ impl UserData {
 
     /// The keys that carry a value, as Meta names them (for the matching rules).
     pub fn present_keys(&self) -> Vec<&'static str> {
-        let mut keys: Vec<&'static str> = Field::ALL
-            .into_iter()
-            .filter(|f| !self.hashes(*f).is_empty())
-            .map(Field::key)
-            .collect();
+        let mut keys: Vec<&'static str> = Vec::with_capacity(Field::ALL.len() + 12);
+        keys.extend(
+            Field::ALL
+                .into_iter()
+                .filter(|f| !self.hashes(*f).is_empty())
+                .map(Field::key),
+        );
         let unhashed = [
             ("client_ip_address", self.client_ip_address.is_some()),
             ("client_user_agent", self.client_user_agent.is_some()),

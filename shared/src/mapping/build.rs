@@ -53,9 +53,7 @@ pub(super) fn event(
         });
 
     let event = ServerEvent {
-        event_name: text(Some(&rule.event_name), subject)
-            .map(|n| canonical_event_name(&n))
-            .unwrap_or_default(),
+        event_name: event_name(&rule.event_name, subject),
         event_time: occurrence.at.timestamp(),
         event_id: Some(event_id),
         action_source,
@@ -98,6 +96,17 @@ pub fn identity(contact: &Contact) -> Vec<(Field, &str)> {
     .into_iter()
     .filter_map(|(field, value)| Some((field, value?)))
     .collect()
+}
+
+/// The event name: a constant is canonical already (checked at load); one read
+/// from a field is spelled as Meta spells it if it names a standard event.
+fn event_name(source: &Source, subject: &Subject<'_>) -> String {
+    match source {
+        Source::Constant(Value::String(name)) => name.clone(),
+        other => text(Some(other), subject)
+            .map(|n| canonical_event_name(&n))
+            .unwrap_or_default(),
+    }
 }
 
 fn user_data(contact: &Contact) -> UserData {

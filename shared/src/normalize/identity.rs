@@ -57,7 +57,9 @@ pub(super) fn phone(trimmed: &str, country: Option<&str>) -> Option<String> {
             .all(|b| b.is_ascii_digit() || b" -.()/".contains(&b))
     {
         let digits = collect_sized(
-            rest.replace("(0)", "").chars().filter(char::is_ascii_digit),
+            rest.split("(0)")
+                .flat_map(str::chars)
+                .filter(char::is_ascii_digit),
             rest.len(),
         );
         let digits = digits.trim_start_matches('0');
