@@ -283,3 +283,29 @@ fn help_is_there_for_every_command() {
     }
     assert_eq!(run(&["frobnicate"], "").status.code(), Some(2));
 }
+
+#[test]
+fn map_stops_when_its_reader_goes_away() {
+    let recent = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let input: String = (0..30_000).map(|i| contact(i, &recent) + "\n").collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["map", "--threads", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ghl-capi starts");
+    let mut pipe = child.stdin.take().expect("stdin");
+    std::thread::spawn(move || pipe.write_all(input.as_bytes()));
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 64];
+    std::io::Read::read_exact(&mut stdout, &mut first).expect("some output");
+    drop(stdout);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait()));
+    let status = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("ghl-capi must stop, not hang, when stdout closes")
+        .expect("status");
+    assert_eq!(status.code(), Some(1), "a closed stdout is an I/O failure");
+}

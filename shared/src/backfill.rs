@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::ops::Range;
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use chrono::{DateTime, Utc};
 use serde_json::Map;
@@ -224,14 +224,22 @@ pub fn map_contacts(
     };
     let workers = opts.threads.max(1);
     let (chunk_tx, chunk_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(workers * IN_FLIGHT);
-    let chunk_rx = Mutex::new(chunk_rx);
+    // Shared by the workers; when the last one stops (the writer failed), the
+    // receiver goes with it and the reader's next send fails instead of blocking.
+    let chunk_rx = Arc::new(Mutex::new(chunk_rx));
     let (done_tx, done_rx) = mpsc::sync_channel::<(u64, MappedChunk)>(workers * IN_FLIGHT);
+    // Buffers go back to be reused, so pages are not faulted in afresh per chunk.
+    let (spare_chunk_tx, spare_chunk_rx) = mpsc::channel::<Vec<u8>>();
+    let (spare_buffer_tx, spare_buffer_rx) = mpsc::channel::<Vec<u8>>();
+    let spare_buffer_rx = Mutex::new(spare_buffer_rx);
     let mut summary = Summary::default();
 
     std::thread::scope(|scope| -> io::Result<()> {
-        let reader = scope.spawn(move || read_chunks(input, &chunk_tx));
+        let reader = scope.spawn(move || read_chunks(input, &chunk_tx, &spare_chunk_rx));
         for _ in 0..workers {
-            let (chunk_rx, done_tx) = (&chunk_rx, done_tx.clone());
+            let chunk_rx = Arc::clone(&chunk_rx);
+            let (done_tx, spare_chunk_tx, spare_buffer_rx) =
+                (done_tx.clone(), spare_chunk_tx.clone(), &spare_buffer_rx);
             scope.spawn(move || {
                 loop {
                     // The lock is held only while taking the next chunk.
@@ -240,8 +248,12 @@ pub fn map_contacts(
                         Err(_) => break,
                     };
                     let Ok((index, chunk)) = next else { break };
-                    // Events come out about as long as contacts go in.
-                    let mut buffer = Vec::with_capacity(chunk.len() * 3 / 2);
+                    let mut buffer = spare_buffer_rx
+                        .lock()
+                        .ok()
+                        .and_then(|rx| rx.try_recv().ok())
+                        .unwrap_or_default();
+                    buffer.clear();
                     let lines = chunk
                         .strip_suffix(b"\n")
                         .unwrap_or(&chunk)
@@ -251,6 +263,7 @@ pub fn map_contacts(
                             map_line(mapping, opts, line, &mut buffer)
                         })
                         .collect();
+                    let _ = spare_chunk_tx.send(chunk);
                     if done_tx
                         .send((index, MappedChunk { lines, buffer }))
                         .is_err()
@@ -260,7 +273,7 @@ pub fn map_contacts(
                 }
             });
         }
-        drop(done_tx);
+        drop((done_tx, spare_chunk_tx, chunk_rx));
 
         // Chunks finish out of order; early ones wait for their turn.
         let mut waiting = BTreeMap::new();
@@ -274,6 +287,7 @@ pub fn map_contacts(
                     line_no += 1;
                     summary.record(one, line_no, &buffer, &mut writer)?;
                 }
+                let _ = spare_buffer_tx.send(buffer);
             }
         }
         match reader.join() {
@@ -289,22 +303,28 @@ pub fn map_contacts(
 
 /// Reads `input` in chunks of whole lines and hands them on, numbered. A line
 /// longer than a chunk simply makes its chunk longer.
-fn read_chunks(mut input: impl Read, chunks: &mpsc::SyncSender<(u64, Vec<u8>)>) -> io::Result<()> {
+fn read_chunks(
+    mut input: impl Read,
+    chunks: &mpsc::SyncSender<(u64, Vec<u8>)>,
+    spares: &mpsc::Receiver<Vec<u8>>,
+) -> io::Result<()> {
     let mut carry = Vec::new();
     let mut index = 0;
     loop {
-        let mut chunk = Vec::with_capacity(CHUNK + carry.len() + 1);
+        let mut chunk = spares.try_recv().unwrap_or_default();
+        chunk.clear();
         chunk.append(&mut carry);
         let read = input.by_ref().take(CHUNK as u64).read_to_end(&mut chunk)?;
         if read > 0 {
             match chunk.iter().rposition(|b| *b == b'\n') {
-                Some(end) => carry = chunk.split_off(end + 1),
+                Some(end) => carry.extend_from_slice(&chunk[end + 1..]),
                 // No line end yet: keep reading into the same chunk.
                 None => {
                     carry = chunk;
                     continue;
                 }
             }
+            chunk.truncate(chunk.len() - carry.len());
         }
         // A closed channel means the writer stopped on an error of its own.
         if chunk.is_empty() || chunks.send((index, chunk)).is_err() {
@@ -344,5 +364,82 @@ impl Summary {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(id: &str, padding: usize) -> String {
+        serde_json::json!({
+            "id": id, "email": format!("{id}@example.com"), "dateAdded": "2026-11-20T10:00:00Z",
+            "notes": "x".repeat(padding)
+        })
+        .to_string()
+    }
+
+    fn run(input: &str, threads: usize) -> (Summary, Vec<serde_json::Value>) {
+        let opts = MapOptions {
+            trigger: Trigger::ContactCreated,
+            pixel: None,
+            now: "2026-11-20T11:00:00Z".parse().expect("time"),
+            threads,
+        };
+        let mut out = Vec::new();
+        let summary =
+            map_contacts(&Mapping::builtin(), &opts, input.as_bytes(), &mut out).expect("maps");
+        let bodies = String::from_utf8(out)
+            .expect("utf-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        (summary, bodies)
+    }
+
+    #[test]
+    fn long_lines_crlf_and_a_last_line_without_newline_are_all_read_in_order() {
+        let input = format!(
+            "{}\r\n\n{}\n{}",
+            contact("a", 0),
+            contact("b", CHUNK + CHUNK / 2),
+            contact("c", 0)
+        );
+        for threads in [1, 2] {
+            let (summary, bodies) = run(&input, threads);
+            assert_eq!(
+                (summary.contacts, summary.events, summary.requests),
+                (3, 3, 1)
+            );
+            let ids: Vec<&str> = bodies[0]["data"]
+                .as_array()
+                .expect("data")
+                .iter()
+                .map(|e| e["user_data"]["em"][0].as_str().expect("hash"))
+                .collect();
+            let expected: Vec<String> = ["a", "b", "c"]
+                .iter()
+                .map(|id| crate::normalize::sha256_hex(&format!("{id}@example.com")))
+                .collect();
+            assert_eq!(ids, expected);
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_and_malformed_lines_are_counted_with_their_line_numbers() {
+        let mut input = contact("a", 0).into_bytes();
+        input.extend_from_slice(b"\n{\"id\": \"\xff\"}\n[1]\n");
+        let opts = MapOptions {
+            trigger: Trigger::ContactCreated,
+            pixel: None,
+            now: "2026-11-20T11:00:00Z".parse().expect("time"),
+            threads: 1,
+        };
+        let summary =
+            map_contacts(&Mapping::builtin(), &opts, input.as_slice(), io::sink()).expect("maps");
+        let malformed = &summary.rejected["malformed_contact"];
+        assert_eq!((summary.events, malformed.count), (1, 2));
+        assert_eq!(malformed.first_lines, [2, 3]);
+        assert!(malformed.example.contains("UTF-8"), "{}", malformed.example);
     }
 }
