@@ -2,7 +2,8 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::JoinHandle;
 
 fn reference(path: &str) -> PathBuf {
     std::env::var_os("GHL_CAPI_REFERENCE")
@@ -17,7 +18,9 @@ fn repo(path: &str) -> PathBuf {
         .join(path)
 }
 
-fn run(args: &[&str], stdin: &str) -> Output {
+/// Starts `ghl-capi`, feeding `stdin` from another thread: the child writes while
+/// it reads, and a full stdout pipe would otherwise stop both sides.
+fn start(args: &[&str], stdin: String) -> (Child, JoinHandle<std::io::Result<()>>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
         .args(args)
         .stdin(Stdio::piped())
@@ -25,11 +28,13 @@ fn run(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("ghl-capi starts");
-    // Fed from another thread: the child writes while it reads, and a full stdout
-    // pipe would otherwise stop both sides.
     let mut pipe = child.stdin.take().expect("stdin");
-    let input = stdin.to_owned();
-    let feeder = std::thread::spawn(move || pipe.write_all(input.as_bytes()));
+    let feeder = std::thread::spawn(move || pipe.write_all(stdin.as_bytes()));
+    (child, feeder)
+}
+
+fn run(args: &[&str], stdin: &str) -> Output {
+    let (child, feeder) = start(args, stdin.to_owned());
     let out = child.wait_with_output().expect("ghl-capi ends");
     feeder.join().expect("feeder").expect("write stdin");
     out
@@ -288,15 +293,8 @@ fn help_is_there_for_every_command() {
 fn map_stops_when_its_reader_goes_away() {
     let recent = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     let input: String = (0..30_000).map(|i| contact(i, &recent) + "\n").collect();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
-        .args(["map", "--threads", "2"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ghl-capi starts");
-    let mut pipe = child.stdin.take().expect("stdin");
-    std::thread::spawn(move || pipe.write_all(input.as_bytes()));
+    // The feeder fails once ghl-capi stops reading; that is expected here.
+    let (mut child, _feeder) = start(&["map", "--threads", "2"], input);
     let mut stdout = child.stdout.take().expect("stdout");
     let mut first = [0u8; 64];
     std::io::Read::read_exact(&mut stdout, &mut first).expect("some output");

@@ -47,6 +47,14 @@ fn map(mapping: &Mapping, occ: &Occurrence, contact: &Contact, now: &str) -> Vec
     mapping.map(occ, contact, &Map::new(), at(now))
 }
 
+/// The built-in mapping's events for the enriched contact, created on 2026-11-21,
+/// as judged at `now`.
+fn new_contact_judged_at(now: &str) -> Vec<MappedEvent> {
+    let contact = enriched_contact("c1");
+    let occ = Occurrence::for_contact(Trigger::ContactCreated, "loc", &contact, at(now));
+    map(&Mapping::builtin(), &occ, &contact, now)
+}
+
 #[test]
 fn the_builtin_and_example_mappings_load() {
     let builtin = Mapping::builtin();
@@ -124,14 +132,7 @@ fn a_new_contact_becomes_a_lead_with_hashed_identifiers() {
 
 #[test]
 fn attribution_gives_fbc_fbp_ip_and_user_agent_unhashed() {
-    let contact = enriched_contact("c1");
-    let occ = Occurrence::for_contact(
-        Trigger::ContactCreated,
-        "loc",
-        &contact,
-        at("2026-11-21T00:00:00Z"),
-    );
-    let events = map(&Mapping::builtin(), &occ, &contact, "2026-11-21T00:00:00Z");
+    let events = new_contact_judged_at("2026-11-21T00:00:00Z");
     let ud = &events[0].outcome.as_ref().expect("valid").user_data;
     assert_eq!(ud.fbc.as_deref(), Some("fb.1.1795168800000.IwAR2xYzAbC"));
     assert_eq!(ud.client_ip_address.as_deref(), Some("203.0.113.7"));
@@ -183,14 +184,7 @@ fn a_purchase_without_a_value_is_rejected_with_its_reason() {
 
 #[test]
 fn old_events_are_rejected_not_sent() {
-    let contact = enriched_contact("c1");
-    let occ = Occurrence::for_contact(
-        Trigger::ContactCreated,
-        "loc",
-        &contact,
-        at("2026-11-21T00:00:00Z"),
-    );
-    let events = map(&Mapping::builtin(), &occ, &contact, "2026-12-01T00:00:00Z");
+    let events = new_contact_judged_at("2026-12-01T00:00:00Z");
     assert!(matches!(events[0].outcome, Err(Rejection::TooOld { .. })));
 }
 

@@ -12,6 +12,7 @@ mod signature;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use payload::Payload;
 pub use payload::{
     AppInstall, AppUninstall, Appointment, AppointmentEvent, ContactEvent, Envelope, MessageEvent,
     NoteEvent, OpportunityEvent, TaskEvent, UnknownEvent,
@@ -129,94 +130,47 @@ impl Webhook {
         }
     }
 
-    /// The `type` as GHL sent it (`""` when there was none).
+    /// The `type` as GHL sent it (`""` when there was none): the one [`Webhook::parse`]
+    /// chose the variant by.
     pub fn kind(&self) -> &str {
-        match self {
-            Webhook::ContactCreate(_) => "ContactCreate",
-            Webhook::ContactUpdate(_) => "ContactUpdate",
-            Webhook::ContactDelete(_) => "ContactDelete",
-            Webhook::ContactTagUpdate(_) => "ContactTagUpdate",
-            Webhook::ContactDndUpdate(_) => "ContactDndUpdate",
-            Webhook::NoteCreate(_) => "NoteCreate",
-            Webhook::NoteUpdate(_) => "NoteUpdate",
-            Webhook::NoteDelete(_) => "NoteDelete",
-            Webhook::TaskCreate(_) => "TaskCreate",
-            Webhook::TaskComplete(_) => "TaskComplete",
-            Webhook::TaskDelete(_) => "TaskDelete",
-            Webhook::AppointmentCreate(_) => "AppointmentCreate",
-            Webhook::AppointmentUpdate(_) => "AppointmentUpdate",
-            Webhook::AppointmentDelete(_) => "AppointmentDelete",
-            Webhook::OpportunityCreate(_) => "OpportunityCreate",
-            Webhook::OpportunityUpdate(_) => "OpportunityUpdate",
-            Webhook::OpportunityDelete(_) => "OpportunityDelete",
-            Webhook::OpportunityStageUpdate(_) => "OpportunityStageUpdate",
-            Webhook::OpportunityStatusUpdate(_) => "OpportunityStatusUpdate",
-            Webhook::OpportunityMonetaryValueUpdate(_) => "OpportunityMonetaryValueUpdate",
-            Webhook::OpportunityAssignedToUpdate(_) => "OpportunityAssignedToUpdate",
-            Webhook::InboundMessage(_) => "InboundMessage",
-            Webhook::OutboundMessage(_) => "OutboundMessage",
-            Webhook::AppInstall(_) => "INSTALL",
-            Webhook::AppUninstall(_) => "UNINSTALL",
-            Webhook::Unknown(u) => u.envelope.kind.as_deref().unwrap_or_default(),
-        }
+        self.envelope().kind.as_deref().unwrap_or_default()
     }
 
-    /// The delivery envelope (`timestamp`, `webhookId`, `appId`, `versionId`).
-    pub fn envelope(&self) -> &Envelope {
+    /// The payload, whatever its kind.
+    fn payload(&self) -> &dyn Payload {
         match self {
             Webhook::ContactCreate(e)
             | Webhook::ContactUpdate(e)
             | Webhook::ContactDelete(e)
             | Webhook::ContactTagUpdate(e)
-            | Webhook::ContactDndUpdate(e) => &e.envelope,
-            Webhook::NoteCreate(e) | Webhook::NoteUpdate(e) | Webhook::NoteDelete(e) => &e.envelope,
-            Webhook::TaskCreate(e) | Webhook::TaskComplete(e) | Webhook::TaskDelete(e) => {
-                &e.envelope
-            }
+            | Webhook::ContactDndUpdate(e) => e,
+            Webhook::NoteCreate(e) | Webhook::NoteUpdate(e) | Webhook::NoteDelete(e) => e,
+            Webhook::TaskCreate(e) | Webhook::TaskComplete(e) | Webhook::TaskDelete(e) => e,
             Webhook::AppointmentCreate(e)
             | Webhook::AppointmentUpdate(e)
-            | Webhook::AppointmentDelete(e) => &e.envelope,
+            | Webhook::AppointmentDelete(e) => e,
             Webhook::OpportunityCreate(e)
             | Webhook::OpportunityUpdate(e)
             | Webhook::OpportunityDelete(e)
             | Webhook::OpportunityStageUpdate(e)
             | Webhook::OpportunityStatusUpdate(e)
             | Webhook::OpportunityMonetaryValueUpdate(e)
-            | Webhook::OpportunityAssignedToUpdate(e) => &e.envelope,
-            Webhook::InboundMessage(e) | Webhook::OutboundMessage(e) => &e.envelope,
-            Webhook::AppInstall(e) => &e.envelope,
-            Webhook::AppUninstall(e) => &e.envelope,
-            Webhook::Unknown(e) => &e.envelope,
+            | Webhook::OpportunityAssignedToUpdate(e) => e,
+            Webhook::InboundMessage(e) | Webhook::OutboundMessage(e) => e,
+            Webhook::AppInstall(e) => e,
+            Webhook::AppUninstall(e) => e,
+            Webhook::Unknown(e) => e,
         }
+    }
+
+    /// The delivery envelope (`type`, `locationId`, `timestamp`, `webhookId`, …).
+    pub fn envelope(&self) -> &Envelope {
+        self.payload().envelope()
     }
 
     /// The contact the webhook is about, when it names one.
     pub fn contact_id(&self) -> Option<&str> {
-        match self {
-            Webhook::ContactCreate(e)
-            | Webhook::ContactUpdate(e)
-            | Webhook::ContactDelete(e)
-            | Webhook::ContactTagUpdate(e)
-            | Webhook::ContactDndUpdate(e) => Some(&e.contact.id),
-            Webhook::NoteCreate(e) | Webhook::NoteUpdate(e) | Webhook::NoteDelete(e) => {
-                e.contact_id.as_deref()
-            }
-            Webhook::TaskCreate(e) | Webhook::TaskComplete(e) | Webhook::TaskDelete(e) => {
-                e.contact_id.as_deref()
-            }
-            Webhook::AppointmentCreate(e)
-            | Webhook::AppointmentUpdate(e)
-            | Webhook::AppointmentDelete(e) => e.appointment.contact_id.as_deref(),
-            Webhook::OpportunityCreate(e)
-            | Webhook::OpportunityUpdate(e)
-            | Webhook::OpportunityDelete(e)
-            | Webhook::OpportunityStageUpdate(e)
-            | Webhook::OpportunityStatusUpdate(e)
-            | Webhook::OpportunityMonetaryValueUpdate(e)
-            | Webhook::OpportunityAssignedToUpdate(e) => e.contact_id.as_deref(),
-            Webhook::InboundMessage(e) | Webhook::OutboundMessage(e) => e.contact_id.as_deref(),
-            Webhook::AppInstall(_) | Webhook::AppUninstall(_) | Webhook::Unknown(_) => None,
-        }
+        self.payload().contact_id()
     }
 
     /// The sub-account (location) the webhook belongs to.

@@ -7,6 +7,47 @@ use serde_json::{Map, Value};
 use crate::ghl::Contact;
 use crate::ghl::parse_timestamp;
 
+/// What the webhook enum needs of every payload.
+pub(super) trait Payload {
+    fn envelope(&self) -> &Envelope;
+    /// The contact the payload is about, when it names one.
+    fn contact_id(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Implements [`Payload`]; `contact` says where the contact id is.
+macro_rules! payload {
+    ($ty:ty) => {
+        impl Payload for $ty {
+            fn envelope(&self) -> &Envelope {
+                &self.envelope
+            }
+        }
+    };
+    ($ty:ty, |$e:ident| $contact:expr) => {
+        impl Payload for $ty {
+            fn envelope(&self) -> &Envelope {
+                &self.envelope
+            }
+            fn contact_id(&self) -> Option<&str> {
+                let $e = self;
+                $contact
+            }
+        }
+    };
+}
+
+payload!(ContactEvent, |e| Some(&e.contact.id));
+payload!(NoteEvent, |e| e.contact_id.as_deref());
+payload!(TaskEvent, |e| e.contact_id.as_deref());
+payload!(AppointmentEvent, |e| e.appointment.contact_id.as_deref());
+payload!(OpportunityEvent, |e| e.contact_id.as_deref());
+payload!(MessageEvent, |e| e.contact_id.as_deref());
+payload!(AppInstall);
+payload!(AppUninstall);
+payload!(UnknownEvent);
+
 /// What every delivery carries besides its entity.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
