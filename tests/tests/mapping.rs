@@ -423,6 +423,23 @@ fn config_errors_name_the_file_the_line_and_the_problem() {
 }
 
 #[test]
+fn constant_event_names_are_sent_trimmed() {
+    let mapping = Mapping::parse(
+        "[[rules]]\nname = \"a\"\ntrigger = \"contact.created\"\nevent_name = \" Lead \"\n",
+        "m.toml",
+    )
+    .expect("valid");
+    let contact = enriched_contact("c1");
+    let now = at("2026-11-21T00:00:00Z");
+    let occ = Occurrence::for_contact(Trigger::ContactCreated, "loc", &contact, now);
+    let events = mapping.map(&occ, &contact, &Map::new(), now);
+    assert_eq!(
+        events[0].outcome.as_ref().expect("valid").event_name,
+        "Lead"
+    );
+}
+
+#[test]
 fn a_missing_file_is_named() {
     let err = Mapping::load(std::path::Path::new("/nonexistent/mapping.toml"))
         .unwrap_err()

@@ -207,3 +207,47 @@ impl Contact {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_kept_and_nulls_mean_empty() {
+        let contact: Contact = serde_json::from_str(
+            r#"{"id":"c1","tags":null,"customFields":null,"email":null,"ssn":"x",
+                "attributionSource":{"fbclid":"IwAR1","utmSource":"fb"}}"#,
+        )
+        .expect("parses");
+        assert!(contact.tags.is_empty() && contact.custom_fields.is_empty());
+        assert_eq!(contact.email, None);
+        assert_eq!(contact.extra["ssn"], "x");
+        let attribution = contact.attribution_source.as_ref().expect("attribution");
+        assert_eq!(attribution.fbclid.as_deref(), Some("IwAR1"));
+        assert_eq!(attribution.extra["utmSource"], "fb");
+        assert_eq!(contact.field("ssn"), Some("x".into()));
+    }
+
+    #[test]
+    fn a_contact_needs_its_id_and_well_typed_fields() {
+        let missing = serde_json::from_str::<Contact>(r#"{"email":"a@b.co"}"#).unwrap_err();
+        assert!(
+            missing.to_string().contains("missing field `id`"),
+            "{missing}"
+        );
+        let wrong = serde_json::from_str::<Contact>(r#"{"id":"c","tags":"vip"}"#).unwrap_err();
+        assert!(wrong.to_string().contains("invalid type"), "{wrong}");
+    }
+
+    #[test]
+    fn serialising_keeps_ghl_names_and_extra_fields() {
+        let contact: Contact =
+            serde_json::from_str(r#"{"id":"c1","firstName":"Ann","visitorId":"v"}"#)
+                .expect("parses");
+        let json = serde_json::to_value(&contact).expect("serialises");
+        assert_eq!(
+            json,
+            serde_json::json!({"id":"c1","firstName":"Ann","visitorId":"v"})
+        );
+    }
+}

@@ -317,9 +317,10 @@ fn rule(
     let source =
         |raw: &Option<Spanned<toml::Value>>| raw.as_ref().map(|r| ctx.source(r)).transpose();
 
-    let event_name = ctx.source(&raw.event_name)?;
+    let mut event_name = ctx.source(&raw.event_name)?;
     if let Source::Constant(v) = &event_name {
-        let text = v.as_str().map(str::trim).unwrap_or_default();
+        let text = v.as_str().map(str::trim).unwrap_or_default().to_owned();
+        let text = text.as_str();
         if text.is_empty() {
             return Err(loc.at(
                 &raw.event_name,
@@ -332,6 +333,7 @@ fn rule(
         {
             return Err(loc.at(&raw.event_name, format!("`{text}` would be a custom event; Meta's standard event is spelled `{standard}`")));
         }
+        event_name = Source::Constant(Value::String(text.to_owned()));
     }
     let currency = source(&raw.currency)?;
     if let (Some(Source::Constant(code)), Some(raw_currency)) = (&currency, &raw.currency) {
