@@ -81,9 +81,9 @@ enum Mapped {
 
 /// Bytes of input per chunk handed to a worker (cut at a line end): large enough to
 /// amortise the hand-over, small enough that the chunks in flight stay a few megabytes.
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 1 << 18;
 /// Chunks in flight per worker (read ahead, or mapped and waiting to be written).
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 2;
 
 fn map_line(mapping: &Mapping, opts: &MapOptions, line: &[u8], buffer: &mut Vec<u8>) -> Mapped {
     if line.iter().all(u8::is_ascii_whitespace) {
@@ -252,7 +252,7 @@ pub fn map_contacts(
                         .lock()
                         .ok()
                         .and_then(|rx| rx.try_recv().ok())
-                        .unwrap_or_default();
+                        .unwrap_or_else(|| Vec::with_capacity(2 * CHUNK));
                     buffer.clear();
                     let lines = chunk
                         .strip_suffix(b"\n")
@@ -311,10 +311,14 @@ fn read_chunks(
     let mut carry = Vec::new();
     let mut index = 0;
     loop {
-        let mut chunk = spares.try_recv().unwrap_or_default();
+        // Recycled chunks keep their pages; a new one is sized so it never regrows
+        // (each regrowth of a large buffer costs fresh, kernel-zeroed pages).
+        let mut chunk = spares
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(2 * CHUNK));
         chunk.clear();
         chunk.append(&mut carry);
-        let read = input.by_ref().take(CHUNK as u64).read_to_end(&mut chunk)?;
+        let read = fill(&mut input, &mut chunk, CHUNK)?;
         if read > 0 {
             match chunk.iter().rposition(|b| *b == b'\n') {
                 Some(end) => carry.extend_from_slice(&chunk[end + 1..]),
@@ -333,6 +337,26 @@ fn read_chunks(
         index += 1;
     }
     Ok(())
+}
+
+/// Appends up to `limit` bytes of `input` to `buffer`; fewer only at the end.
+fn fill(input: &mut impl Read, buffer: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
+    let start = buffer.len();
+    buffer.resize(start + limit, 0);
+    let mut filled = start;
+    while filled < buffer.len() {
+        match input.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buffer.truncate(filled);
+                return Err(e);
+            }
+        }
+    }
+    buffer.truncate(filled);
+    Ok(filled - start)
 }
 
 impl Summary {

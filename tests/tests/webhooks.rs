@@ -1,6 +1,8 @@
 //! GHL's documented webhook examples and the signature test vectors.
 
-use ghl_capi::ghl::webhook::{SignatureError, SignatureHeaders, Webhook, WebhookKeys};
+use ghl_capi::ghl::webhook::{
+    SignatureError, SignatureHeaders, Webhook, WebhookKeys, idempotency_key,
+};
 use ghl_capi_tests::{read_reference, reference};
 
 fn fixtures() -> Vec<(String, Vec<u8>)> {
@@ -248,4 +250,25 @@ fn ghls_published_keys_reject_signatures_made_with_the_test_keys() {
         published.verify(legacy(&v.rsa), &v.body),
         Err(SignatureError::Malformed { .. })
     ));
+}
+
+#[test]
+fn the_idempotency_key_is_the_webhook_id_else_a_digest_of_the_body() {
+    let delivered = read_reference("ghl/webhooks/constructed/ContactCreate.delivered.json");
+    let hook = Webhook::parse(delivered.as_bytes()).expect("parses");
+    assert_eq!(
+        idempotency_key(&hook, delivered.as_bytes()),
+        "00000000-0000-4000-8000-000000000001"
+    );
+
+    let documented = read_reference("ghl/webhooks/ContactCreate.json");
+    let hook = Webhook::parse(documented.as_bytes()).expect("parses");
+    let key = idempotency_key(&hook, documented.as_bytes());
+    assert!(key.starts_with("sha256:") && key.len() == 7 + 64, "{key}");
+    assert_eq!(
+        key,
+        idempotency_key(&hook, documented.as_bytes()),
+        "same bytes, same key"
+    );
+    assert_ne!(key, idempotency_key(&hook, b"{}"));
 }
