@@ -93,11 +93,8 @@ pub struct NoteEvent {
     #[serde(flatten)]
     pub envelope: Envelope,
     pub id: String,
-    #[serde(default)]
     pub contact_id: Option<String>,
-    #[serde(default)]
     pub body: Option<String>,
-    #[serde(default)]
     pub date_added: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -110,17 +107,11 @@ pub struct TaskEvent {
     #[serde(flatten)]
     pub envelope: Envelope,
     pub id: String,
-    #[serde(default)]
     pub contact_id: Option<String>,
-    #[serde(default)]
     pub title: Option<String>,
-    #[serde(default)]
     pub body: Option<String>,
-    #[serde(default)]
     pub assigned_to: Option<String>,
-    #[serde(default)]
     pub due_date: Option<String>,
-    #[serde(default)]
     pub date_added: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -141,23 +132,14 @@ pub struct AppointmentEvent {
 #[serde(rename_all = "camelCase")]
 pub struct Appointment {
     pub id: String,
-    #[serde(default)]
     pub contact_id: Option<String>,
-    #[serde(default)]
     pub calendar_id: Option<String>,
-    #[serde(default)]
     pub title: Option<String>,
-    #[serde(default)]
     pub appointment_status: Option<String>,
-    #[serde(default)]
     pub source: Option<String>,
-    #[serde(default)]
     pub start_time: Option<String>,
-    #[serde(default)]
     pub end_time: Option<String>,
-    #[serde(default)]
     pub date_added: Option<String>,
-    #[serde(default)]
     pub date_updated: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -170,24 +152,15 @@ pub struct OpportunityEvent {
     #[serde(flatten)]
     pub envelope: Envelope,
     pub id: String,
-    #[serde(default)]
     pub contact_id: Option<String>,
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub monetary_value: Option<f64>,
-    #[serde(default)]
     pub pipeline_id: Option<String>,
-    #[serde(default)]
     pub pipeline_stage_id: Option<String>,
     /// `open`, `won`, `lost` or `abandoned`.
-    #[serde(default)]
     pub status: Option<String>,
-    #[serde(default)]
     pub source: Option<String>,
-    #[serde(default)]
     pub assigned_to: Option<String>,
-    #[serde(default)]
     pub date_added: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -199,15 +172,10 @@ pub struct OpportunityEvent {
 pub struct MessageEvent {
     #[serde(flatten)]
     pub envelope: Envelope,
-    #[serde(default)]
     pub contact_id: Option<String>,
-    #[serde(default)]
     pub conversation_id: Option<String>,
-    #[serde(default)]
     pub message_type: Option<String>,
-    #[serde(default)]
     pub direction: Option<String>,
-    #[serde(default)]
     pub date_added: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -219,13 +187,9 @@ pub struct MessageEvent {
 pub struct AppInstall {
     #[serde(flatten)]
     pub envelope: Envelope,
-    #[serde(default)]
     pub company_id: Option<String>,
-    #[serde(default)]
     pub user_id: Option<String>,
-    #[serde(default)]
     pub plan_id: Option<String>,
-    #[serde(default)]
     pub company_name: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -237,7 +201,6 @@ pub struct AppInstall {
 pub struct AppUninstall {
     #[serde(flatten)]
     pub envelope: Envelope,
-    #[serde(default)]
     pub company_id: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
