@@ -5,10 +5,14 @@
 //! - [`mapping`]: the user's declarative mapping from GHL changes to Meta events.
 //! - [`capi`]: Conversions API events, their validation and deterministic ids.
 //! - [`normalize`]: normalisation and hashing of customer information.
+//! - [`intake`]: webhook intake: verify, validate, enqueue, answer in GHL's terms.
+//! - [`queue`]: the queue port and its in-memory adapter.
 //! - [`backfill`]: contacts in, request bodies out (the `ghl-capi map` format).
 pub mod backfill;
 pub mod capi;
 pub mod conversion;
 pub mod ghl;
+pub mod intake;
 pub mod mapping;
 pub mod normalize;
+pub mod queue;
