@@ -6,11 +6,13 @@
 //! - [`capi`]: Conversions API events, their validation and deterministic ids.
 //! - [`normalize`]: normalisation and hashing of customer information.
 //! - [`intake`]: webhook intake: verify, validate, enqueue, answer in GHL's terms.
+//! - [`dispatch`]: delivering events to Meta, isolating invalid ones.
 //! - [`queue`]: the queue port and its in-memory adapter.
 //! - [`backfill`]: contacts in, request bodies out (the `ghl-capi map` format).
 pub mod backfill;
 pub mod capi;
 pub mod conversion;
+pub mod dispatch;
 pub mod ghl;
 pub mod intake;
 pub mod mapping;

@@ -2,6 +2,7 @@
 //! Graph API's JSON (no `null`s, no empty lists), checked before they are sent.
 
 mod event;
+pub mod graph;
 mod user_data;
 mod validate;
 
