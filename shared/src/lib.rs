@@ -6,12 +6,14 @@
 //! - [`capi`]: Conversions API events, their validation and deterministic ids.
 //! - [`normalize`]: normalisation and hashing of customer information.
 //! - [`intake`]: webhook intake: verify, validate, enqueue, answer in GHL's terms.
+//! - [`conversion_intake`]: `POST /contacts/{contactId}/conversions`.
 //! - [`dispatch`]: delivering events to Meta, isolating invalid ones.
 //! - [`queue`]: the queue port and its in-memory adapter.
 //! - [`backfill`]: contacts in, request bodies out (the `ghl-capi map` format).
 pub mod backfill;
 pub mod capi;
 pub mod conversion;
+pub mod conversion_intake;
 pub mod dispatch;
 pub mod ghl;
 pub mod intake;
