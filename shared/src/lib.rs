@@ -7,6 +7,7 @@
 //! - [`normalize`]: normalisation and hashing of customer information.
 //! - [`intake`]: webhook intake: verify, validate, enqueue, answer in GHL's terms.
 //! - [`conversion_intake`]: `POST /contacts/{contactId}/conversions`.
+//! - [`enrich`]: from queued jobs to events for each pixel, fetching only what rules need.
 //! - [`dispatch`]: delivering events to Meta, isolating invalid ones.
 //! - [`queue`]: the queue port and its in-memory adapter.
 //! - [`backfill`]: contacts in, request bodies out (the `ghl-capi map` format).
@@ -15,6 +16,7 @@ pub mod capi;
 pub mod conversion;
 pub mod conversion_intake;
 pub mod dispatch;
+pub mod enrich;
 pub mod ghl;
 pub mod intake;
 pub mod mapping;

@@ -1,0 +1,311 @@
+//! Enrichment: from a queued webhook or conversion to events ready for Meta.
+//!
+//! Per batch of jobs: each job's occurrences are matched against the mapping; only
+//! if a rule fires is anything fetched from GHL, and each contact (and each list of
+//! its notes, tasks or appointments) is fetched once however many jobs name it.
+//!
+//! Failure policy: nothing accepted disappears. An event Meta would refuse, or a
+//! contact GHL no longer has (`404`), becomes a dead letter with its reason; GHL
+//! rate limits, outages and token trouble make the job retry (SQS redelivers it, and
+//! its redrive policy bounds how often).
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::capi::ServerEvent;
+use crate::ghl::Contact;
+use crate::ghl::webhook::Webhook;
+use crate::intake::EnrichJob;
+use crate::mapping::{Mapping, Need, Occurrence};
+
+/// Why GHL could not give what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GhlError {
+    #[error("GHL has no such record")]
+    NotFound,
+    #[error("GHL rate limit reached; retry in {retry_after_ms} ms")]
+    RateLimited { retry_after_ms: u64 },
+    #[error("GHL refused the token")]
+    Unauthorized,
+    #[error("GHL request failed: {0}")]
+    Unavailable(String),
+}
+
+/// The GHL reads enrichment needs (the Contacts API client is the real adapter).
+pub trait GhlReader: Send + Sync {
+    /// `GET /contacts/{id}`.
+    fn contact(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+    ) -> impl Future<Output = Result<Contact, GhlError>> + Send;
+    /// The contact's notes, tasks or appointments, as GHL lists them.
+    fn related(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        need: Need,
+    ) -> impl Future<Output = Result<Value, GhlError>> + Send;
+}
+
+/// A state store failure; the job is retried.
+#[derive(Debug, thiserror::Error)]
+#[error("state store failed: {0}")]
+pub struct StateError(pub String);
+
+/// What enrichment remembers per contact: the tags last seen.
+pub trait StateStore: Send + Sync {
+    fn tags(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, StateError>> + Send;
+    fn set_tags(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        tags: &[String],
+    ) -> impl Future<Output = Result<(), StateError>> + Send;
+}
+
+/// One event for one pixel, as queued for dispatch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchJob {
+    /// The pixel's name in the mapping.
+    pub pixel: String,
+    /// The job it came from (its idempotency key), for tracing.
+    pub source: String,
+    pub rule: String,
+    pub event: ServerEvent,
+}
+
+/// Something that will not reach Meta, with why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub source: String,
+    pub rule: Option<String>,
+    /// Stable code (`too_old`, `contact_not_found`, …).
+    pub code: String,
+    pub reason: String,
+}
+
+/// What became of one job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Enriched {
+    Done {
+        dispatch: Vec<DispatchJob>,
+        dead_letters: Vec<DeadLetter>,
+    },
+    /// Try the whole job again later.
+    Retry { reason: String },
+}
+
+/// Reads fetched once per batch.
+struct Fetched<'g, G> {
+    ghl: &'g G,
+    contacts: HashMap<(String, String), Result<Contact, GhlError>>,
+    related: HashMap<(String, String, Need), Result<Value, GhlError>>,
+}
+
+impl<G: GhlReader> Fetched<'_, G> {
+    async fn contact(&mut self, location: &str, contact: &str) -> Result<Contact, GhlError> {
+        let key = (location.to_owned(), contact.to_owned());
+        if !self.contacts.contains_key(&key) {
+            let fetched = self.ghl.contact(location, contact).await;
+            self.contacts.insert(key.clone(), fetched);
+        }
+        self.contacts
+            .get(&key)
+            .cloned()
+            .unwrap_or(Err(GhlError::NotFound))
+    }
+
+    async fn related(
+        &mut self,
+        location: &str,
+        contact: &str,
+        need: Need,
+    ) -> Result<Value, GhlError> {
+        let key = (location.to_owned(), contact.to_owned(), need);
+        if !self.related.contains_key(&key) {
+            let fetched = self.ghl.related(location, contact, need).await;
+            self.related.insert(key.clone(), fetched);
+        }
+        self.related
+            .get(&key)
+            .cloned()
+            .unwrap_or(Err(GhlError::NotFound))
+    }
+}
+
+/// Enriches a batch of jobs; one outcome per job, in order.
+pub async fn enrich_batch(
+    mapping: &Mapping,
+    ghl: &impl GhlReader,
+    state: &impl StateStore,
+    jobs: &[EnrichJob],
+    now: DateTime<Utc>,
+) -> Vec<Enriched> {
+    let mut fetched = Fetched {
+        ghl,
+        contacts: HashMap::new(),
+        related: HashMap::new(),
+    };
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        outcomes.push(enrich_one(mapping, &mut fetched, state, job, now).await);
+    }
+    outcomes
+}
+
+fn retry(reason: impl ToString) -> Enriched {
+    Enriched::Retry {
+        reason: reason.to_string(),
+    }
+}
+
+fn dead(source: &str, rule: Option<&str>, code: &str, reason: impl ToString) -> DeadLetter {
+    DeadLetter {
+        source: source.to_owned(),
+        rule: rule.map(str::to_owned),
+        code: code.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+async fn enrich_one<G: GhlReader>(
+    mapping: &Mapping,
+    fetched: &mut Fetched<'_, G>,
+    state: &impl StateStore,
+    job: &EnrichJob,
+    now: DateTime<Utc>,
+) -> Enriched {
+    let (source, occurrences, carried, seen_tags) = match job {
+        EnrichJob::Conversion {
+            conversion,
+            contact_id,
+            ..
+        } => {
+            let source = conversion.event_id.clone().unwrap_or_default();
+            (
+                source,
+                vec![Occurrence::for_conversion(contact_id, conversion, now)],
+                None,
+                None,
+            )
+        }
+        EnrichJob::Webhook { key, body, .. } => {
+            let webhook = match Webhook::parse(body.as_bytes()) {
+                Ok(w) => w,
+                Err(e) => {
+                    return Enriched::Done {
+                        dispatch: vec![],
+                        dead_letters: vec![dead(key, None, "malformed", e)],
+                    };
+                }
+            };
+            let carried = match &webhook {
+                Webhook::ContactCreate(e)
+                | Webhook::ContactUpdate(e)
+                | Webhook::ContactTagUpdate(e) => Some(e.contact.clone()),
+                _ => None,
+            };
+            let location = webhook.location_id().unwrap_or_default();
+            let previous = match &carried {
+                Some(contact) => match state.tags(location, &contact.id).await {
+                    // Never seen and not new: which tag changed is unknowable, so the
+                    // current tags become the baseline rather than fake "tag added"s.
+                    Ok(None) if !matches!(webhook, Webhook::ContactCreate(_)) => {
+                        contact.tags.clone()
+                    }
+                    Ok(seen) => seen.unwrap_or_default(),
+                    Err(e) => return retry(e),
+                },
+                None => Vec::new(),
+            };
+            let seen = carried
+                .as_ref()
+                .map(|c| (location.to_owned(), c.id.clone(), c.tags.clone()));
+            (
+                key.clone(),
+                Occurrence::from_webhook(&webhook, &previous, now),
+                carried,
+                seen,
+            )
+        }
+    };
+
+    let mut dispatch = Vec::new();
+    let mut dead_letters = Vec::new();
+    for occ in &occurrences {
+        let needs = mapping.needs(occ.trigger);
+        if mapping.rules_for(occ.trigger).next().is_none() {
+            continue;
+        }
+        let contact = match (&carried, needs.contains(&Need::Attribution)) {
+            (Some(contact), false) => Ok(contact.clone()),
+            _ => fetched.contact(&occ.location_id, &occ.contact_id).await,
+        };
+        let contact = match contact {
+            Ok(c) => c,
+            Err(GhlError::NotFound) => {
+                dead_letters.push(dead(
+                    &source,
+                    None,
+                    "contact_not_found",
+                    format!("GHL has no contact {}", occ.contact_id),
+                ));
+                continue;
+            }
+            Err(e) => return retry(e),
+        };
+        let mut related = Map::new();
+        for need in needs.iter().filter(|n| **n != Need::Attribution) {
+            match fetched
+                .related(&occ.location_id, &occ.contact_id, *need)
+                .await
+            {
+                Ok(list) => {
+                    related.insert(need.name().to_owned(), list);
+                }
+                Err(GhlError::NotFound) => {}
+                Err(e) => return retry(e),
+            }
+        }
+        for mapped in mapping.map(occ, &contact, &related, now) {
+            match mapped.outcome {
+                Ok(event) if mapped.pixels.is_empty() => dead_letters.push(dead(
+                    &source,
+                    Some(&mapped.rule),
+                    "no_pixel",
+                    format!(
+                        "no pixel is fed by location {} for this rule (event {})",
+                        occ.location_id, event.event_name
+                    ),
+                )),
+                Ok(event) => dispatch.extend(mapped.pixels.iter().map(|pixel| DispatchJob {
+                    pixel: pixel.clone(),
+                    source: source.clone(),
+                    rule: mapped.rule.clone(),
+                    event: event.clone(),
+                })),
+                Err(why) => dead_letters.push(dead(&source, Some(&mapped.rule), why.code(), why)),
+            }
+        }
+    }
+    // Remember the tags only once the job's outcome is settled, so a retried job
+    // sees the same transition again (and its event ids deduplicate at Meta).
+    if let Some((location, contact, tags)) = seen_tags
+        && let Err(e) = state.set_tags(&location, &contact, &tags).await
+    {
+        return retry(e);
+    }
+    Enriched::Done {
+        dispatch,
+        dead_letters,
+    }
+}
