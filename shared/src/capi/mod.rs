@@ -1,6 +1,7 @@
 //! The Meta Conversions API wire model: server events that serialise exactly to the
 //! Graph API's JSON (no `null`s, no empty lists), checked before they are sent.
 
+pub mod client;
 mod event;
 pub mod graph;
 mod user_data;
