@@ -1,5 +1,6 @@
 //! GoHighLevel's data: the contact record and the webhooks it sends.
 
+pub mod client;
 mod contact;
 mod de;
 pub mod webhook;

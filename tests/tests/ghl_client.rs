@@ -1,0 +1,121 @@
+//! The GHL client against a local mock that checks the headers GHL requires.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ghl_capi::enrich::{GhlError, GhlReader};
+use ghl_capi::ghl::client::{GhlClient, LocationToken};
+use ghl_capi::mapping::Need;
+use serde_json::json;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn client(server: &MockServer) -> GhlClient {
+    let tokens = HashMap::from([("loc".to_owned(), LocationToken("pit-abc".into()))]);
+    GhlClient::new(&server.uri(), tokens, Duration::from_secs(5)).expect("client")
+}
+
+#[tokio::test]
+async fn a_contact_is_read_with_the_token_and_version_ghl_requires() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c1"))
+        .and(header("authorization", "Bearer pit-abc"))
+        .and(header("version", "2021-07-28"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"contact": {
+            "id": "c1", "email": "ann@example.com",
+            "attributionSource": {"fbclid": "IwAR1", "url": "https://example.com"}
+        }})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let contact = client(&server).contact("loc", "c1").await.expect("found");
+    assert_eq!(contact.email.as_deref(), Some("ann@example.com"));
+    assert_eq!(
+        contact.attribution_source.and_then(|a| a.fbclid).as_deref(),
+        Some("IwAR1")
+    );
+}
+
+#[tokio::test]
+async fn lists_are_unwrapped_and_appointments_come_as_events() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c1/appointments"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"events": [{"id": "e1"}]})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c1/notes"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"notes": [{"body": "hi"}]})))
+        .mount(&server)
+        .await;
+    let ghl = client(&server);
+    assert_eq!(
+        ghl.related("loc", "c1", Need::Appointments)
+            .await
+            .expect("list"),
+        json!([{"id": "e1"}])
+    );
+    assert_eq!(
+        ghl.related("loc", "c1", Need::Notes).await.expect("list"),
+        json!([{"body": "hi"}])
+    );
+}
+
+#[tokio::test]
+async fn answers_map_to_what_enrichment_does_next() {
+    let server = MockServer::start().await;
+    Mock::given(path("/contacts/gone"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    Mock::given(path("/contacts/busy"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("X-RateLimit-Interval-Milliseconds", "10000")
+                .insert_header("X-RateLimit-Remaining", "0"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/contacts/denied"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"statusCode": 401, "message": "Invalid token"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/contacts/broken"))
+        .respond_with(ResponseTemplate::new(502))
+        .mount(&server)
+        .await;
+    let ghl = client(&server);
+    assert_eq!(
+        ghl.contact("loc", "gone").await.unwrap_err(),
+        GhlError::NotFound
+    );
+    assert_eq!(
+        ghl.contact("loc", "busy").await.unwrap_err(),
+        GhlError::RateLimited {
+            retry_after_ms: 10_000
+        }
+    );
+    assert_eq!(
+        ghl.contact("loc", "denied").await.unwrap_err(),
+        GhlError::Unauthorized
+    );
+    assert!(matches!(
+        ghl.contact("loc", "broken").await,
+        Err(GhlError::Unavailable(_))
+    ));
+    assert_eq!(
+        ghl.contact("other-location", "c1").await.unwrap_err(),
+        GhlError::Unauthorized,
+        "no token, no call"
+    );
+    assert_eq!(
+        ghl.contact("loc", "../admin").await.unwrap_err(),
+        GhlError::NotFound,
+        "ids never rewrite the path"
+    );
+}
