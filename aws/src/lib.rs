@@ -1,0 +1,5 @@
+//! AWS adapters of the library's ports, kept in their own crate so that the core
+//! library and the `ghl-capi` command never compile the AWS SDK.
+//!
+//! - [`sqs`]: [`Queue`](ghl_capi::queue::Queue) on SQS (FIFO and standard).
+pub mod sqs;

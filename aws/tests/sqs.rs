@@ -1,0 +1,117 @@
+//! The SQS adapter against a real `moto_server` (started by `scripts/test.sh`, which
+//! sets `MOTO_ENDPOINT`), with the real AWS SDK client.
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sqs::types::QueueAttributeName;
+use ghl_capi::queue::{Outgoing, Queue};
+use ghl_capi_aws::sqs::SqsQueue;
+
+fn client() -> Client {
+    let endpoint = std::env::var("MOTO_ENDPOINT").expect(
+        "MOTO_ENDPOINT is not set: run the tests with scripts/test.sh, which starts moto_server",
+    );
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .build();
+    Client::from_conf(config)
+}
+
+/// A fresh queue per test, so tests can run at once against one moto.
+async fn queue(client: &Client, fifo: bool) -> String {
+    let name = format!(
+        "t{}-{}{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos(),
+        if fifo { ".fifo" } else { "" }
+    );
+    let mut request = client.create_queue().queue_name(name);
+    if fifo {
+        request = request.attributes(QueueAttributeName::FifoQueue, "true");
+    }
+    request
+        .send()
+        .await
+        .expect("queue created")
+        .queue_url
+        .expect("url")
+}
+
+async fn receive(client: &Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .expect("received")
+        .messages
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn fifo_messages_carry_their_group_and_deduplicate_on_their_id() {
+    let client = client();
+    let url = queue(&client, true).await;
+    let sqs = SqsQueue::new(client.clone(), &url);
+    for _ in 0..2 {
+        sqs.send(Outgoing {
+            body: r#"{"n":1}"#.into(),
+            group_id: Some("loc:c1".into()),
+            dedup_id: Some("w1".into()),
+        })
+        .await
+        .expect("sent");
+    }
+    let messages = receive(&client, &url).await;
+    assert_eq!(messages.len(), 1, "the second send of w1 is a duplicate");
+    assert_eq!(messages[0].body(), Some(r#"{"n":1}"#));
+    let group = messages[0]
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId))
+        .map(String::as_str);
+    assert_eq!(group, Some("loc:c1"));
+}
+
+#[tokio::test]
+async fn standard_queues_take_messages_without_fifo_ids() {
+    let client = client();
+    let url = queue(&client, false).await;
+    let sqs = SqsQueue::new(client.clone(), &url);
+    sqs.send(Outgoing {
+        body: "a".into(),
+        group_id: Some("ignored".into()),
+        dedup_id: Some("ignored".into()),
+    })
+    .await
+    .expect("sent");
+    assert_eq!(receive(&client, &url).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_missing_queue_is_an_error_for_the_caller_to_act_on() {
+    let client = client();
+    let sqs = SqsQueue::new(
+        client.clone(),
+        format!(
+            "{}/123456789012/no-such-queue",
+            std::env::var("MOTO_ENDPOINT").expect("moto")
+        ),
+    );
+    let err = sqs
+        .send(Outgoing {
+            body: "a".into(),
+            group_id: None,
+            dedup_id: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("could not queue"), "{err}");
+}
