@@ -93,12 +93,24 @@ pub struct DeadLetter {
     pub reason: String,
 }
 
+/// A contact's tags as a job saw them, to remember once its outputs are queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenTags {
+    pub location_id: String,
+    pub contact_id: String,
+    pub tags: Vec<String>,
+}
+
 /// What became of one job.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Enriched {
     Done {
         dispatch: Vec<DispatchJob>,
         dead_letters: Vec<DeadLetter>,
+        /// To write to the state store after the outputs are queued, so a job
+        /// retried for a failed send sees the same transition again (and its event
+        /// ids deduplicate at Meta).
+        seen: Option<SeenTags>,
     },
     /// Try the whole job again later.
     Retry { reason: String },
@@ -142,24 +154,48 @@ impl<G: GhlReader> Fetched<'_, G> {
     }
 }
 
-/// Enriches a batch of jobs; one outcome per job, in order.
-pub async fn enrich_batch(
-    mapping: &Mapping,
-    ghl: &impl GhlReader,
-    state: &impl StateStore,
-    jobs: &[EnrichJob],
-    now: DateTime<Utc>,
-) -> Vec<Enriched> {
-    let mut fetched = Fetched {
-        ghl,
-        contacts: HashMap::new(),
-        related: HashMap::new(),
-    };
-    let mut outcomes = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        outcomes.push(enrich_one(mapping, &mut fetched, state, job, now).await);
+/// Enriches the jobs of one batch, one at a time (the caller queues each job's
+/// outputs and writes its [`SeenTags`] before the next, so two changes to one
+/// contact in a batch see each other); GHL reads are shared across the batch.
+pub struct Enricher<'a, G> {
+    mapping: &'a Mapping,
+    fetched: Fetched<'a, G>,
+}
+
+impl<G> std::fmt::Debug for Enricher<'_, G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enricher")
+            .field("contacts_fetched", &self.fetched.contacts.len())
+            .finish_non_exhaustive()
     }
-    outcomes
+}
+
+impl<'a, G: GhlReader> Enricher<'a, G> {
+    pub fn new(mapping: &'a Mapping, ghl: &'a G) -> Self {
+        let fetched = Fetched {
+            ghl,
+            contacts: HashMap::new(),
+            related: HashMap::new(),
+        };
+        Enricher { mapping, fetched }
+    }
+
+    /// Enriches one job; `state` gives the contact's tags as last remembered.
+    pub async fn enrich(
+        &mut self,
+        state: &impl StateStore,
+        job: &EnrichJob,
+        now: DateTime<Utc>,
+    ) -> Enriched {
+        enrich_one(self.mapping, &mut self.fetched, state, job, now).await
+    }
+}
+
+/// Remembers the tags a job saw; call once its outputs are queued.
+pub async fn remember(state: &impl StateStore, seen: &SeenTags) -> Result<(), StateError> {
+    state
+        .set_tags(&seen.location_id, &seen.contact_id, &seen.tags)
+        .await
 }
 
 fn retry(reason: impl ToString) -> Enriched {
@@ -205,6 +241,7 @@ async fn enrich_one<G: GhlReader>(
                     return Enriched::Done {
                         dispatch: vec![],
                         dead_letters: vec![dead(key, None, "malformed", e)],
+                        seen: None,
                     };
                 }
             };
@@ -227,9 +264,12 @@ async fn enrich_one<G: GhlReader>(
                 },
                 None => Vec::new(),
             };
-            let seen = carried
-                .as_ref()
-                .map(|c| (location.to_owned(), c.id.clone(), c.tags.clone()));
+            let seen = carried.as_ref().map(|c| SeenTags {
+                location_id: location.to_owned(),
+                contact_id: c.id.clone(),
+                tags: c.tags.clone(),
+            });
+
             (
                 key.clone(),
                 Occurrence::from_webhook(&webhook, &previous, now),
@@ -297,15 +337,9 @@ async fn enrich_one<G: GhlReader>(
             }
         }
     }
-    // Remember the tags only once the job's outcome is settled, so a retried job
-    // sees the same transition again (and its event ids deduplicate at Meta).
-    if let Some((location, contact, tags)) = seen_tags
-        && let Err(e) = state.set_tags(&location, &contact, &tags).await
-    {
-        return retry(e);
-    }
     Enriched::Done {
         dispatch,
         dead_letters,
+        seen: seen_tags,
     }
 }

@@ -8,11 +8,13 @@
 //! - [`intake`]: webhook intake: verify, validate, enqueue, answer in GHL's terms.
 //! - [`conversion_intake`]: `POST /contacts/{contactId}/conversions`.
 //! - [`enrich`]: from queued jobs to events for each pixel, fetching only what rules need.
+//! - [`consumer`]: the enrichment and dispatch functions' batch logic.
 //! - [`dispatch`]: delivering events to Meta, isolating invalid ones.
 //! - [`queue`]: the queue port and its in-memory adapter.
 //! - [`backfill`]: contacts in, request bodies out (the `ghl-capi map` format).
 pub mod backfill;
 pub mod capi;
+pub mod consumer;
 pub mod conversion;
 pub mod conversion_intake;
 pub mod dispatch;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use ghl_capi::enrich::{Enriched, GhlError, GhlReader, StateError, StateStore, enrich_batch};
+use ghl_capi::enrich::{Enriched, Enricher, GhlError, GhlReader, StateError, StateStore, remember};
 use ghl_capi::ghl::Contact;
 use ghl_capi::intake::EnrichJob;
 use ghl_capi::mapping::{Mapping, Need};
@@ -90,6 +90,30 @@ impl StateStore for MemoryState {
 
 const NOW: &str = "2026-11-21T00:00:00Z";
 
+/// Enriches jobs in order, remembering each job's tags as the consumer does once
+/// its outputs are queued.
+async fn enrich_batch(
+    mapping: &Mapping,
+    ghl: &FakeGhl,
+    state: &MemoryState,
+    jobs: &[EnrichJob],
+    now: DateTime<Utc>,
+) -> Vec<Enriched> {
+    let mut enricher = Enricher::new(mapping, ghl);
+    let mut outcomes = Vec::new();
+    for job in jobs {
+        let outcome = enricher.enrich(state, job, now).await;
+        if let Enriched::Done {
+            seen: Some(seen), ..
+        } = &outcome
+        {
+            remember(state, seen).await.expect("remembered");
+        }
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
 fn now() -> DateTime<Utc> {
     NOW.parse().expect("time")
 }
@@ -137,6 +161,7 @@ fn done(
         Enriched::Done {
             dispatch,
             dead_letters,
+            ..
         } => (dispatch, dead_letters),
         Enriched::Retry { reason } => panic!("retry: {reason}"),
     }

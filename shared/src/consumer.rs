@@ -1,0 +1,200 @@
+//! The batch logic of the two SQS-driven functions. Each takes the batch's records
+//! and returns the ids of those to retry (SQS's `ReportBatchItemFailures`); every
+//! record is parsed on its own, so one bad message never fails its neighbours.
+//!
+//! Nothing is dropped: a record is acknowledged only once everything it produced is
+//! queued (dispatch jobs, dead letters) or delivered; anything that cannot be
+//! delivered, ever, is dead-lettered with its reason.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::capi::{ServerEvent, validate};
+use crate::dispatch::{Delivery, EventsApi, deliver};
+use crate::enrich::{DeadLetter, DispatchJob, Enriched, Enricher, GhlReader, StateStore, remember};
+use crate::intake::EnrichJob;
+use crate::mapping::Mapping;
+use crate::queue::{Outgoing, Queue};
+
+/// One SQS record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub message_id: String,
+    pub body: String,
+    /// FIFO group, when the queue is FIFO.
+    pub group_id: Option<String>,
+}
+
+async fn send_json(queue: &impl Queue, value: &impl Serialize) -> bool {
+    match serde_json::to_string(value) {
+        Ok(body) => queue
+            .send(Outgoing {
+                body,
+                group_id: None,
+                dedup_id: None,
+            })
+            .await
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A dead letter as queued: the reason, and the message it is about (for redrive).
+async fn dead_letter(dead: &impl Queue, letter: &DeadLetter, message: &str) -> bool {
+    send_json(dead, &json!({"deadLetter": letter, "message": message})).await
+}
+
+/// The enrichment function: jobs in, dispatch jobs and dead letters out. On a FIFO
+/// queue, once a record of a group fails, the group's later records are retried
+/// without being processed, so one contact's changes keep their order.
+pub async fn enrich_records(
+    mapping: &Mapping,
+    ghl: &impl GhlReader,
+    state: &impl StateStore,
+    dispatch: &impl Queue,
+    dead: &impl Queue,
+    records: &[Record],
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut enricher = Enricher::new(mapping, ghl);
+    let mut failed = Vec::new();
+    let mut stalled: HashSet<&str> = HashSet::new();
+    for record in records {
+        let group = record.group_id.as_deref();
+        let done = match group {
+            Some(g) if stalled.contains(g) => false,
+            _ => enrich_record(&mut enricher, state, dispatch, dead, record, now).await,
+        };
+        if !done {
+            failed.push(record.message_id.clone());
+            if let Some(g) = group {
+                stalled.insert(g);
+            }
+        }
+    }
+    failed
+}
+
+async fn enrich_record<G: GhlReader>(
+    enricher: &mut Enricher<'_, G>,
+    state: &impl StateStore,
+    dispatch: &impl Queue,
+    dead: &impl Queue,
+    record: &Record,
+    now: DateTime<Utc>,
+) -> bool {
+    let job: EnrichJob = match serde_json::from_str(&record.body) {
+        Ok(job) => job,
+        Err(e) => {
+            let letter = DeadLetter {
+                source: record.message_id.clone(),
+                rule: None,
+                code: "malformed_message".into(),
+                reason: e.to_string(),
+            };
+            return dead_letter(dead, &letter, &record.body).await;
+        }
+    };
+    let Enriched::Done {
+        dispatch: jobs,
+        dead_letters,
+        seen,
+    } = enricher.enrich(state, &job, now).await
+    else {
+        return false;
+    };
+    for job in &jobs {
+        if !send_json(dispatch, job).await {
+            return false;
+        }
+    }
+    for letter in &dead_letters {
+        if !dead_letter(dead, letter, &record.body).await {
+            return false;
+        }
+    }
+    match &seen {
+        Some(seen) => remember(state, seen).await.is_ok(),
+        None => true,
+    }
+}
+
+/// The dispatch function: events grouped by pixel and delivered in batches of up to
+/// 1,000. Events that grew too old while queued are dead-lettered before sending, so
+/// they cannot sink a batch.
+pub async fn dispatch_records(
+    mapping: &Mapping,
+    api: &impl EventsApi,
+    dead: &impl Queue,
+    records: &[Record],
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut failed = Vec::new();
+    let mut by_pixel: BTreeMap<String, Vec<(&Record, DispatchJob)>> = BTreeMap::new();
+    for record in records {
+        let letter = |code: &str, reason: String, rule: Option<String>| DeadLetter {
+            source: record.message_id.clone(),
+            rule,
+            code: code.into(),
+            reason,
+        };
+        let refusal = match serde_json::from_str::<DispatchJob>(&record.body) {
+            Err(e) => Some(letter("malformed_message", e.to_string(), None)),
+            Ok(job) => match validate(&job.event, now.timestamp()) {
+                Err(why) => Some(letter(why.code(), why.to_string(), Some(job.rule.clone()))),
+                Ok(()) if !mapping.pixels.iter().any(|p| p.name == job.pixel) => Some(letter(
+                    "unknown_pixel",
+                    format!("the mapping has no pixel named {}", job.pixel),
+                    Some(job.rule.clone()),
+                )),
+                Ok(()) => {
+                    by_pixel
+                        .entry(job.pixel.clone())
+                        .or_default()
+                        .push((record, job));
+                    None
+                }
+            },
+        };
+        if let Some(letter) = refusal
+            && !dead_letter(dead, &letter, &record.body).await
+        {
+            failed.push(record.message_id.clone());
+        }
+    }
+    for (name, jobs) in by_pixel {
+        let Some(pixel) = mapping.pixels.iter().find(|p| p.name == name) else {
+            continue;
+        };
+        let events: Vec<ServerEvent> = jobs.iter().map(|(_, job)| job.event.clone()).collect();
+        let outcomes = deliver(
+            api,
+            &pixel.dataset_id,
+            pixel.test_event_code.as_deref(),
+            &events,
+        )
+        .await;
+        for ((record, job), outcome) in jobs.iter().zip(outcomes) {
+            let done = match outcome {
+                Delivery::Delivered => true,
+                Delivery::Retry { .. } | Delivery::TokenProblem { .. } => false,
+                Delivery::DeadLetter { reason } => {
+                    let letter = DeadLetter {
+                        source: job.source.clone(),
+                        rule: Some(job.rule.clone()),
+                        code: "refused_by_meta".into(),
+                        reason,
+                    };
+                    dead_letter(dead, &letter, &record.body).await
+                }
+            };
+            if !done {
+                failed.push(record.message_id.clone());
+            }
+        }
+    }
+    failed
+}
