@@ -2,4 +2,6 @@
 //! library and the `ghl-capi` command never compile the AWS SDK.
 //!
 //! - [`sqs`]: [`Queue`](ghl_capi::queue::Queue) on SQS (FIFO and standard).
+//! - [`dynamo`]: [`StateStore`](ghl_capi::enrich::StateStore) on DynamoDB.
+pub mod dynamo;
 pub mod sqs;

@@ -1,0 +1,95 @@
+//! The DynamoDB state store against a real `moto_server` (see `scripts/test.sh`).
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use ghl_capi::enrich::StateStore;
+use ghl_capi_aws::dynamo::DynamoState;
+
+fn client() -> Client {
+    let endpoint = std::env::var("MOTO_ENDPOINT").expect(
+        "MOTO_ENDPOINT is not set: run the tests with scripts/test.sh, which starts moto_server",
+    );
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .build();
+    Client::from_conf(config)
+}
+
+async fn table(client: &Client) -> String {
+    let name = format!(
+        "state-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos()
+    );
+    client
+        .create_table()
+        .table_name(&name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attr"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("table created");
+    name
+}
+
+#[tokio::test]
+async fn tags_are_remembered_per_contact_and_unknown_contacts_are_none() {
+    let client = client();
+    let state = DynamoState::new(client.clone(), table(&client).await);
+    assert_eq!(state.tags("loc", "c1").await.expect("read"), None);
+    state
+        .set_tags("loc", "c1", &["vip".into(), "webinar".into()])
+        .await
+        .expect("written");
+    state.set_tags("loc", "c2", &[]).await.expect("written");
+    assert_eq!(
+        state.tags("loc", "c1").await.expect("read"),
+        Some(vec!["vip".into(), "webinar".into()])
+    );
+    assert_eq!(
+        state.tags("loc", "c2").await.expect("read"),
+        Some(vec![]),
+        "seen, with no tags, is not unseen"
+    );
+    assert_eq!(
+        state.tags("other", "c1").await.expect("read"),
+        None,
+        "locations do not share contacts"
+    );
+    state
+        .set_tags("loc", "c1", &["vip".into()])
+        .await
+        .expect("written");
+    assert_eq!(
+        state.tags("loc", "c1").await.expect("read"),
+        Some(vec!["vip".into()])
+    );
+}
+
+#[tokio::test]
+async fn a_missing_table_is_an_error_for_the_caller_to_retry() {
+    let state = DynamoState::new(client(), "no-such-table");
+    let err = state.tags("loc", "c1").await.unwrap_err();
+    assert!(err.to_string().contains("state store failed"), "{err}");
+}
