@@ -3,5 +3,7 @@
 //!
 //! - [`sqs`]: [`Queue`](ghl_capi::queue::Queue) on SQS (FIFO and standard).
 //! - [`dynamo`]: [`StateStore`](ghl_capi::enrich::StateStore) on DynamoDB.
+//! - [`secrets`]: [`SecretStore`](ghl_capi::secrets::SecretStore) on Secrets Manager.
 pub mod dynamo;
+pub mod secrets;
 pub mod sqs;

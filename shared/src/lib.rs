@@ -11,6 +11,7 @@
 //! - [`consumer`]: the enrichment and dispatch functions' batch logic.
 //! - [`dispatch`]: delivering events to Meta, isolating invalid ones.
 //! - [`queue`]: the queue port and its in-memory adapter.
+//! - [`secrets`]: the secret store port.
 //! - [`backfill`]: contacts in, request bodies out (the `ghl-capi map` format).
 pub mod backfill;
 pub mod capi;
@@ -24,3 +25,4 @@ pub mod intake;
 pub mod mapping;
 pub mod normalize;
 pub mod queue;
+pub mod secrets;
