@@ -1,7 +1,8 @@
 //! The DynamoDB state store against a real `moto_server` (see `scripts/test.sh`).
 
+mod common;
+
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
@@ -9,16 +10,7 @@ use ghl_capi::enrich::StateStore;
 use ghl_capi_aws::dynamo::DynamoState;
 
 fn client() -> Client {
-    let endpoint = std::env::var("MOTO_ENDPOINT").expect(
-        "MOTO_ENDPOINT is not set: run the tests with scripts/test.sh, which starts moto_server",
-    );
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .build();
-    Client::from_conf(config)
+    common::moto_client!(aws_sdk_dynamodb)
 }
 
 async fn table(client: &Client) -> String {

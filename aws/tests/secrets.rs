@@ -1,23 +1,15 @@
 //! Secrets Manager as the secret store, against a real `moto_server` (see `scripts/test.sh`).
 
+mod common;
+
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use ghl_capi::secrets::{SecretError, SecretStore};
 use ghl_capi_aws::secrets::SecretsManager;
 
 fn client() -> Client {
-    let endpoint = std::env::var("MOTO_ENDPOINT").expect(
-        "MOTO_ENDPOINT is not set: run the tests with scripts/test.sh, which starts moto_server",
-    );
-    let config = aws_sdk_secretsmanager::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .build();
-    Client::from_conf(config)
+    common::moto_client!(aws_sdk_secretsmanager)
 }
 
 fn unique(name: &str) -> String {

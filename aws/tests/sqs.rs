@@ -1,23 +1,15 @@
 //! The SQS adapter against a real `moto_server` (started by `scripts/test.sh`, which
 //! sets `MOTO_ENDPOINT`), with the real AWS SDK client.
 
+mod common;
+
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::QueueAttributeName;
 use ghl_capi::queue::{Outgoing, Queue};
 use ghl_capi_aws::sqs::SqsQueue;
 
 fn client() -> Client {
-    let endpoint = std::env::var("MOTO_ENDPOINT").expect(
-        "MOTO_ENDPOINT is not set: run the tests with scripts/test.sh, which starts moto_server",
-    );
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .build();
-    Client::from_conf(config)
+    common::moto_client!(aws_sdk_sqs)
 }
 
 /// A fresh queue per test, so tests can run at once against one moto.

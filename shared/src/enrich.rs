@@ -72,6 +72,37 @@ pub trait StateStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StateError>> + Send;
 }
 
+/// A state store in memory: for tests, and the seed of local mode's.
+#[derive(Debug, Default)]
+pub struct MemoryState(std::sync::Mutex<HashMap<(String, String), Vec<String>>>);
+
+impl StateStore for MemoryState {
+    async fn tags(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<Vec<String>>, StateError> {
+        let map = self.0.lock().map_err(|_| StateError("poisoned".into()))?;
+        Ok(map
+            .get(&(location_id.to_owned(), contact_id.to_owned()))
+            .cloned())
+    }
+
+    async fn set_tags(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        tags: &[String],
+    ) -> Result<(), StateError> {
+        let mut map = self.0.lock().map_err(|_| StateError("poisoned".into()))?;
+        map.insert(
+            (location_id.to_owned(), contact_id.to_owned()),
+            tags.to_vec(),
+        );
+        Ok(())
+    }
+}
+
 /// One event for one pixel, as queued for dispatch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DispatchJob {

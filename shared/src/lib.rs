@@ -21,6 +21,7 @@ pub mod conversion_intake;
 pub mod dispatch;
 pub mod enrich;
 pub mod ghl;
+mod http;
 pub mod intake;
 pub mod mapping;
 pub mod normalize;

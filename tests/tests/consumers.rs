@@ -1,14 +1,13 @@
 //! The enrichment and dispatch functions' batch logic: what is queued, delivered,
 //! dead-lettered, and which records are handed back for retry.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use ghl_capi::capi::EventRequest;
 use ghl_capi::consumer::{Record, dispatch_records, enrich_records};
 use ghl_capi::dispatch::EventsApi;
-use ghl_capi::enrich::{DispatchJob, GhlError, GhlReader, StateError, StateStore};
+use ghl_capi::enrich::{DispatchJob, GhlError, GhlReader, MemoryState};
 use ghl_capi::ghl::Contact;
 use ghl_capi::intake::EnrichJob;
 use ghl_capi::mapping::{Mapping, Need};
@@ -23,32 +22,6 @@ impl GhlReader for NoGhl {
     }
     async fn related(&self, _: &str, _: &str, _: Need) -> Result<Value, GhlError> {
         panic!("nothing related was asked for")
-    }
-}
-
-#[derive(Default)]
-struct MemoryState(Mutex<HashMap<(String, String), Vec<String>>>);
-
-impl StateStore for MemoryState {
-    async fn tags(&self, location: &str, contact: &str) -> Result<Option<Vec<String>>, StateError> {
-        Ok(self
-            .0
-            .lock()
-            .expect("lock")
-            .get(&(location.to_owned(), contact.to_owned()))
-            .cloned())
-    }
-    async fn set_tags(
-        &self,
-        location: &str,
-        contact: &str,
-        tags: &[String],
-    ) -> Result<(), StateError> {
-        self.0
-            .lock()
-            .expect("lock")
-            .insert((location.to_owned(), contact.to_owned()), tags.to_vec());
-        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use ghl_capi::enrich::{Enriched, Enricher, GhlError, GhlReader, StateError, StateStore, remember};
+use ghl_capi::enrich::{Enriched, Enricher, GhlError, GhlReader, MemoryState, remember};
 use ghl_capi::ghl::Contact;
 use ghl_capi::intake::EnrichJob;
 use ghl_capi::mapping::{Mapping, Need};
@@ -58,33 +58,6 @@ impl FakeGhl {
 
     fn reads(&self) -> Vec<String> {
         self.reads.lock().expect("lock").clone()
-    }
-}
-
-#[derive(Default)]
-struct MemoryState(Mutex<HashMap<(String, String), Vec<String>>>);
-
-impl StateStore for MemoryState {
-    async fn tags(&self, location: &str, contact: &str) -> Result<Option<Vec<String>>, StateError> {
-        Ok(self
-            .0
-            .lock()
-            .expect("lock")
-            .get(&(location.to_owned(), contact.to_owned()))
-            .cloned())
-    }
-
-    async fn set_tags(
-        &self,
-        location: &str,
-        contact: &str,
-        tags: &[String],
-    ) -> Result<(), StateError> {
-        self.0
-            .lock()
-            .expect("lock")
-            .insert((location.to_owned(), contact.to_owned()), tags.to_vec());
-        Ok(())
     }
 }
 

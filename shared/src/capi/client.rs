@@ -65,13 +65,10 @@ impl GraphClient {
         tokens: HashMap<String, PixelToken>,
         timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .build()?;
+        let http = crate::http::client(timeout)?;
         Ok(GraphClient {
             http,
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            base_url: crate::http::base(base_url),
             version: version.to_owned(),
             tokens,
         })

@@ -49,13 +49,10 @@ impl GhlClient {
         tokens: HashMap<String, LocationToken>,
         timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .build()?;
+        let http = crate::http::client(timeout)?;
         Ok(GhlClient {
             http,
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            base_url: crate::http::base(base_url),
             tokens,
         })
     }

@@ -1,0 +1,19 @@
+//! What every adapter test shares: a client of the real AWS SDK pointed at the
+//! `moto_server` that `scripts/test.sh` starts (it sets `MOTO_ENDPOINT`).
+
+/// `moto_client!(aws_sdk_sqs)`: that service's client, talking to moto with static
+/// test credentials (one macro, since each SDK crate has its own `Config` type).
+macro_rules! moto_client {
+    ($sdk:ident) => {{
+        let endpoint = std::env::var("MOTO_ENDPOINT")
+            .expect("MOTO_ENDPOINT is not set: run the tests with scripts/test.sh, which starts moto_server");
+        let config = $sdk::Config::builder()
+            .behavior_version($sdk::config::BehaviorVersion::latest())
+            .region($sdk::config::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider($sdk::config::Credentials::new("test", "test", None, None, "static"))
+            .build();
+        $sdk::Client::from_conf(config)
+    }};
+}
+pub(crate) use moto_client;
