@@ -100,25 +100,7 @@ fn map_line(mapping: &Mapping, opts: &MapOptions, line: &[u8], buffer: &mut Vec<
         Err(e) => return Mapped::Malformed(e.to_string()),
     };
     let location = contact.location_id.clone().unwrap_or_default();
-    let occurrences: Vec<Occurrence> = if opts.trigger == Trigger::TagAdded {
-        // A backfill has no history: each tag the contact carries counts as added.
-        contact
-            .tags
-            .iter()
-            .map(|tag| Occurrence {
-                tag: Some(tag.clone()),
-                change: format!("{}:{}", opts.trigger.name(), tag.to_lowercase()),
-                ..Occurrence::for_contact(opts.trigger, &location, &contact, opts.now)
-            })
-            .collect()
-    } else {
-        vec![Occurrence::for_contact(
-            opts.trigger,
-            &location,
-            &contact,
-            opts.now,
-        )]
-    };
+    let occurrences = Occurrence::for_contact_record(opts.trigger, &location, &contact, opts.now);
     let related = Map::new();
     let mut sent = Vec::new();
     let mut rejected = Vec::new();

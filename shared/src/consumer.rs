@@ -16,7 +16,7 @@ use crate::capi::{ServerEvent, validate};
 use crate::dispatch::{Delivery, EventsApi, deliver};
 use crate::enrich::{DeadLetter, DispatchJob, Enriched, Enricher, GhlReader, StateStore, remember};
 use crate::intake::EnrichJob;
-use crate::mapping::Mapping;
+use crate::mapping::{Mapping, Pixel};
 use crate::queue::{Outgoing, Queue};
 
 /// One SQS record.
@@ -122,6 +122,9 @@ async fn enrich_record<G: GhlReader>(
     }
 }
 
+/// One pixel and the records whose events go to it.
+type PixelBatch<'a> = (&'a Pixel, Vec<(&'a Record, DispatchJob)>);
+
 /// The dispatch function: events grouped by pixel and delivered in batches of up to
 /// 1,000. Events that grew too old while queued are dead-lettered before sending, so
 /// they cannot sink a batch.
@@ -133,7 +136,8 @@ pub async fn dispatch_records(
     now: DateTime<Utc>,
 ) -> Vec<String> {
     let mut failed = Vec::new();
-    let mut by_pixel: BTreeMap<String, Vec<(&Record, DispatchJob)>> = BTreeMap::new();
+    // Events per pixel, with the pixel found once, when the record is read.
+    let mut by_pixel: BTreeMap<&str, PixelBatch<'_>> = BTreeMap::new();
     for record in records {
         let letter = |code: &str, reason: String, rule: Option<String>| DeadLetter {
             source: record.message_id.clone(),
@@ -143,17 +147,21 @@ pub async fn dispatch_records(
         };
         let refusal = match serde_json::from_str::<DispatchJob>(&record.body) {
             Err(e) => Some(letter("malformed_message", e.to_string(), None)),
-            Ok(job) => match validate(&job.event, now.timestamp()) {
-                Err(why) => Some(letter(why.code(), why.to_string(), Some(job.rule.clone()))),
-                Ok(()) if !mapping.pixels.iter().any(|p| p.name == job.pixel) => Some(letter(
+            Ok(job) => match (
+                validate(&job.event, now.timestamp()),
+                mapping.pixels.iter().find(|p| p.name == job.pixel),
+            ) {
+                (Err(why), _) => Some(letter(why.code(), why.to_string(), Some(job.rule.clone()))),
+                (Ok(()), None) => Some(letter(
                     "unknown_pixel",
                     format!("the mapping has no pixel named {}", job.pixel),
                     Some(job.rule.clone()),
                 )),
-                Ok(()) => {
+                (Ok(()), Some(pixel)) => {
                     by_pixel
-                        .entry(job.pixel.clone())
-                        .or_default()
+                        .entry(&pixel.name)
+                        .or_insert_with(|| (pixel, Vec::new()))
+                        .1
                         .push((record, job));
                     None
                 }
@@ -165,10 +173,7 @@ pub async fn dispatch_records(
             failed.push(record.message_id.clone());
         }
     }
-    for (name, jobs) in by_pixel {
-        let Some(pixel) = mapping.pixels.iter().find(|p| p.name == name) else {
-            continue;
-        };
+    for (pixel, jobs) in by_pixel.into_values() {
         let events: Vec<ServerEvent> = jobs.iter().map(|(_, job)| job.event.clone()).collect();
         let outcomes = deliver(
             api,

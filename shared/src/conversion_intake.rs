@@ -5,14 +5,14 @@
 //! naming what is wrong; `413` over [`MAX_BODY_BYTES`]; `503` when the queue fails
 //! (the caller should retry; the event id makes the retry harmless).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::capi::event_id;
+use crate::capi::{Rejection, check_event_time, event_id, is_currency_code};
 use crate::conversion::PostedConversion;
 use crate::ghl::parse_timestamp;
-use crate::intake::{EnrichJob, MAX_BODY_BYTES};
+use crate::intake::{EnrichJob, MAX_BODY_BYTES, group_id};
 use crate::queue::{Outgoing, Queue, QueueError};
 
 /// Why a posted conversion was not accepted.
@@ -92,21 +92,20 @@ fn validate(
             c.timestamp
         ))
     })?;
-    if now - at > Duration::days(7) {
-        return Err(invalid(
-            "timestamp is more than 7 days ago; Meta accepts the last 7 days",
-        ));
-    }
-    if at - now > Duration::minutes(1) {
-        return Err(invalid("timestamp is in the future"));
-    }
+    // Meta's window decides; the caller gets it in terms of their own field.
+    check_event_time(at.timestamp(), now.timestamp()).map_err(|why| match why {
+        Rejection::TooOld { .. } => {
+            invalid("timestamp is more than 7 days ago; Meta accepts the last 7 days")
+        }
+        _ => invalid("timestamp is in the future"),
+    })?;
     if let Some(value) = c.value
         && !(value.is_finite() && value >= 0.0)
     {
         return Err(invalid("value must be a non-negative number"));
     }
     if let Some(currency) = &c.currency
-        && !(currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_alphabetic()))
+        && !is_currency_code(currency)
     {
         return Err(invalid(format!(
             "currency {currency:?} is not a three-letter ISO 4217 code"
@@ -143,7 +142,7 @@ pub async fn accept_conversion(
         event_id(&conversion.location_id, contact_id, "conversion", &change)
     });
     conversion.event_id = Some(id.clone());
-    let group = format!("{}:{contact_id}", conversion.location_id);
+    let group = group_id(&conversion.location_id, Some(contact_id));
     let job = EnrichJob::Conversion {
         contact_id: contact_id.to_owned(),
         received_at: now,

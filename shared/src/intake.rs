@@ -102,11 +102,10 @@ pub fn reply(outcome: &Result<Accepted, IntakeError>) -> (u16, Value) {
 }
 
 /// FIFO group: one contact's changes stay in order; other contacts run in parallel.
-fn group_id(webhook: &Webhook) -> String {
-    let location = webhook.location_id().unwrap_or("-");
-    match webhook.contact_id() {
-        Some(contact) => format!("{location}:{contact}"),
-        None => location.to_owned(),
+pub fn group_id(location_id: &str, contact_id: Option<&str>) -> String {
+    match contact_id {
+        Some(contact) => format!("{location_id}:{contact}"),
+        None => location_id.to_owned(),
     }
 }
 
@@ -140,7 +139,10 @@ pub async fn accept_webhook(
     };
     let message = Outgoing {
         body: serde_json::to_string(&job).map_err(|e| IntakeError::Queue(QueueError::new(e)))?,
-        group_id: Some(group_id(&webhook)),
+        group_id: Some(group_id(
+            webhook.location_id().unwrap_or("-"),
+            webhook.contact_id(),
+        )),
         dedup_id: Some(key.clone()),
     };
     queue.send(message).await.map_err(IntakeError::Queue)?;

@@ -188,11 +188,7 @@ pub fn event_id(location_id: &str, contact_id: &str, rule: &str, change: &str) -
         hasher.update([0x1f]);
     }
     let digest = hasher.finalize();
-    let mut id = [0u8; 36];
-    id[..4].copy_from_slice(b"ghl-");
-    // 16 bytes fill the 32 hex digits after the prefix exactly; all of it is ASCII.
-    let _ = hex::encode_to_slice(&digest[..16], &mut id[4..]);
-    std::str::from_utf8(&id).unwrap_or_default().to_owned()
+    format!("ghl-{}", hex::encode(&digest[..16]))
 }
 
 #[cfg(test)]

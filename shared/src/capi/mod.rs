@@ -12,4 +12,4 @@ pub use event::{
     ServerEvent, canonical_event_name, event_id,
 };
 pub use user_data::{UserData, fbc_from_click};
-pub use validate::{Rejection, validate};
+pub use validate::{Rejection, check_event_time, is_currency_code, validate};

@@ -58,6 +58,25 @@ const INSUFFICIENT: [&[&str]; 4] = [
     &["ln", "ge"],
 ];
 
+/// Whether `code` has the shape of an ISO 4217 currency code (three letters).
+pub fn is_currency_code(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic())
+}
+
+/// Accepts an event time (Unix seconds) inside Meta's window as of `now`.
+pub fn check_event_time(event_time: i64, now: i64) -> Result<(), Rejection> {
+    let age = now - event_time;
+    if age > MAX_AGE_SECONDS {
+        return Err(Rejection::TooOld { age_seconds: age });
+    }
+    if -age > MAX_AHEAD_SECONDS {
+        return Err(Rejection::InTheFuture {
+            ahead_seconds: -age,
+        });
+    }
+    Ok(())
+}
+
 /// Accepts an event Meta would accept, as far as can be known before sending.
 /// `now` is Unix seconds.
 pub fn validate(event: &ServerEvent, now: i64) -> Result<(), Rejection> {
@@ -74,17 +93,9 @@ pub fn validate(event: &ServerEvent, now: i64) -> Result<(), Rejection> {
     {
         return Err(Rejection::InsufficientIdentifiers { present });
     }
-    let age = now - event.event_time;
-    if age > MAX_AGE_SECONDS {
-        return Err(Rejection::TooOld { age_seconds: age });
-    }
-    if -age > MAX_AHEAD_SECONDS {
-        return Err(Rejection::InTheFuture {
-            ahead_seconds: -age,
-        });
-    }
+    check_event_time(event.event_time, now)?;
     if let Some(currency) = &event.custom_data.currency
-        && !(currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_alphabetic()))
+        && !is_currency_code(currency)
     {
         return Err(Rejection::BadCurrency(currency.clone()));
     }

@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use super::path::{Condition, FieldPath, Test};
 use super::{Defaults, Mapping, Need, Pixel, Rule, Source, TokenRef, Trigger};
-use crate::capi::{ActionSource, STANDARD_EVENTS};
+use crate::capi::{ActionSource, STANDARD_EVENTS, is_currency_code};
 
 /// A mapping that cannot be used: which file, where, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -196,7 +196,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Mapping, ConfigError> {
 
 fn currency_code(loc: &Locator<'_>, raw: &Spanned<String>) -> Result<String, ConfigError> {
     let code = raw.get_ref().trim();
-    if code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()) {
+    if is_currency_code(code) {
         Ok(code.to_ascii_uppercase())
     } else {
         Err(loc.at(

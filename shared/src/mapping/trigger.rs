@@ -305,6 +305,30 @@ impl Occurrence {
         }
     }
 
+    /// The occurrences of a backfilled contact: for tag triggers one per tag it
+    /// carries (a backfill has no history, so each counts as added or removed),
+    /// otherwise one, as [`Occurrence::for_contact`].
+    pub fn for_contact_record(
+        trigger: Trigger,
+        location_id: &str,
+        contact: &Contact,
+        now: DateTime<Utc>,
+    ) -> Vec<Occurrence> {
+        let one = Occurrence::for_contact(trigger, location_id, contact, now);
+        if !matches!(trigger, Trigger::TagAdded | Trigger::TagRemoved) {
+            return vec![one];
+        }
+        contact
+            .tags
+            .iter()
+            .map(|tag| Occurrence {
+                tag: Some(tag.clone()),
+                change: format!("{}:{}", trigger.name(), tag.to_lowercase()),
+                ..one.clone()
+            })
+            .collect()
+    }
+
     /// The occurrence of a posted conversion.
     pub fn for_conversion(
         contact_id: &str,

@@ -91,11 +91,11 @@ impl Webhook {
     /// Parses a webhook body. Use the bytes exactly as received, after
     /// [`WebhookKeys::verify`] accepted them.
     pub fn parse(body: &[u8]) -> Result<Webhook, ParseError> {
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(ParseError::Json)?;
-        if !value.is_object() {
-            return Err(ParseError::NotAnObject);
-        }
-        let probe: TypeProbe = serde_json::from_value(value).map_err(ParseError::Json)?;
+        // Reads only `type` (skipping the rest) before the typed parse below.
+        let probe: TypeProbe = serde_json::from_slice(body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ParseError::NotAnObject,
+            _ => ParseError::Json(e),
+        })?;
         let kind = probe.kind.unwrap_or_default();
         use Webhook as W;
         match kind.as_str() {
