@@ -1,5 +1,6 @@
 //! The state store on DynamoDB: one item per contact, keyed `tags#{location}#{contact}`,
-//! with an `expires_at` TTL so contacts that stay quiet age out.
+//! and one per job done, keyed `done#{key}`, each with an `expires_at` TTL so
+//! contacts that stay quiet and old jobs age out.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -9,6 +10,9 @@ use ghl_capi::enrich::{StateError, StateStore};
 
 /// How long a contact's tags are kept after its last change.
 pub const TAGS_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
+/// How long a job is remembered as done: longer than GHL retries (about 70 min) and
+/// than a message can stay queued with its dead-letter queue (14 days max).
+pub const PROCESSED_TTL: Duration = Duration::from_secs(15 * 24 * 3600);
 
 /// The state table (partition key `pk`, a string; TTL attribute `expires_at`).
 #[derive(Debug, Clone)]
@@ -32,6 +36,18 @@ fn key(location_id: &str, contact_id: &str) -> AttributeValue {
 
 fn failed(e: impl std::fmt::Display) -> StateError {
     StateError(e.to_string())
+}
+
+fn expires_in(ttl: Duration) -> AttributeValue {
+    let at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        + ttl;
+    AttributeValue::N(at.as_secs().to_string())
+}
+
+fn done_key(key: &str) -> AttributeValue {
+    AttributeValue::S(format!("done#{key}"))
 }
 
 impl StateStore for DynamoState {
@@ -66,10 +82,6 @@ impl StateStore for DynamoState {
         contact_id: &str,
         tags: &[String],
     ) -> Result<(), StateError> {
-        let expires = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            + TAGS_TTL;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -78,10 +90,33 @@ impl StateStore for DynamoState {
                 "tags",
                 AttributeValue::L(tags.iter().cloned().map(AttributeValue::S).collect()),
             )
-            .item(
-                "expires_at",
-                AttributeValue::N(expires.as_secs().to_string()),
-            )
+            .item("expires_at", expires_in(TAGS_TTL))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(e.into_service_error()))
+    }
+
+    async fn processed(&self, key: &str) -> Result<bool, StateError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", done_key(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed(e.into_service_error()))?
+            .item;
+        Ok(item.is_some())
+    }
+
+    async fn mark_processed(&self, key: &str) -> Result<(), StateError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", done_key(key))
+            .item("expires_at", expires_in(PROCESSED_TTL))
             .send()
             .await
             .map(|_| ())

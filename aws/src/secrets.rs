@@ -37,9 +37,13 @@ impl SecretsManager {
 
 impl SecretStore for SecretsManager {
     async fn get(&self, name: &str) -> Result<Secret, SecretError> {
-        if let Some(secret) = self.cached(name) {
-            return Ok(secret);
+        match self.cached(name) {
+            Some(secret) => Ok(secret),
+            None => self.fresh(name).await,
         }
+    }
+
+    async fn fresh(&self, name: &str) -> Result<Secret, SecretError> {
         let answer = self
             .client
             .get_secret_value()

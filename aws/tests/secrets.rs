@@ -48,6 +48,11 @@ async fn the_current_value_is_read_cached_and_refreshed_after_rotation() {
         "EAAB-first",
         "still cached"
     );
+    assert_eq!(
+        store.fresh(&name).await.expect("read").expose(),
+        "EAAB-second",
+        "a fresh read passes the cache"
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
         store.get(&name).await.expect("read").expose(),

@@ -1,12 +1,14 @@
 //! The batch logic of the two SQS-driven functions. Each takes the batch's records
-//! and returns the ids of those to retry (SQS's `ReportBatchItemFailures`); every
-//! record is parsed on its own, so one bad message never fails its neighbours.
+//! and returns those to retry (SQS's `ReportBatchItemFailures`), with how long to
+//! wait when that is known; every record is parsed on its own, so one bad message
+//! never fails its neighbours.
 //!
 //! Nothing is dropped: a record is acknowledged only once everything it produced is
 //! queued (dispatch jobs, dead letters) or delivered; anything that cannot be
 //! delivered, ever, is dead-lettered with its reason.
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -26,6 +28,23 @@ pub struct Record {
     pub body: String,
     /// FIFO group, when the queue is FIFO.
     pub group_id: Option<String>,
+}
+
+/// A record to receive again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    pub message_id: String,
+    /// Not before this long (a GHL rate limit); `None`: when the queue redelivers.
+    pub after: Option<Duration>,
+}
+
+impl Retry {
+    fn now(record: &Record) -> Self {
+        Retry {
+            message_id: record.message_id.clone(),
+            after: None,
+        }
+    }
 }
 
 async fn send_json(queue: &impl Queue, value: &impl Serialize) -> bool {
@@ -58,24 +77,34 @@ pub async fn enrich_records(
     dead: &impl Queue,
     records: &[Record],
     now: DateTime<Utc>,
-) -> Vec<String> {
+) -> Vec<Retry> {
     let mut enricher = Enricher::new(mapping, ghl);
     let mut failed = Vec::new();
     let mut stalled: HashSet<&str> = HashSet::new();
     for record in records {
         let group = record.group_id.as_deref();
-        let done = match group {
-            Some(g) if stalled.contains(g) => false,
+        let outcome = match group {
+            Some(g) if stalled.contains(g) => Err(None),
             _ => enrich_record(&mut enricher, state, dispatch, dead, record, now).await,
         };
-        if !done {
-            failed.push(record.message_id.clone());
+        if let Err(after) = outcome {
+            failed.push(Retry {
+                message_id: record.message_id.clone(),
+                after,
+            });
             if let Some(g) = group {
                 stalled.insert(g);
             }
         }
     }
     failed
+}
+
+/// `Ok` when the record is done with; `Err` with how long to wait before retrying.
+type Outcome = Result<(), Option<Duration>>;
+
+fn sent(ok: bool) -> Outcome {
+    if ok { Ok(()) } else { Err(None) }
 }
 
 async fn enrich_record<G: GhlReader>(
@@ -85,7 +114,7 @@ async fn enrich_record<G: GhlReader>(
     dead: &impl Queue,
     record: &Record,
     now: DateTime<Utc>,
-) -> bool {
+) -> Outcome {
     let job: EnrichJob = match serde_json::from_str(&record.body) {
         Ok(job) => job,
         Err(e) => {
@@ -95,31 +124,31 @@ async fn enrich_record<G: GhlReader>(
                 code: "malformed_message".into(),
                 reason: e.to_string(),
             };
-            return dead_letter(dead, &letter, &record.body).await;
+            return sent(dead_letter(dead, &letter, &record.body).await);
         }
     };
-    let Enriched::Done {
-        dispatch: jobs,
-        dead_letters,
-        seen,
-    } = enricher.enrich(state, &job, now).await
-    else {
-        return false;
+    // A job done before (redelivered after SQS's deduplication window) is skipped.
+    if state.processed(job.key()).await.map_err(|_| None)? {
+        return Ok(());
+    }
+    let (jobs, dead_letters, seen) = match enricher.enrich(state, &job, now).await {
+        Enriched::Done {
+            dispatch,
+            dead_letters,
+            seen,
+        } => (dispatch, dead_letters, seen),
+        Enriched::Retry { after, .. } => return Err(after),
     };
     for job in &jobs {
-        if !send_json(dispatch, job).await {
-            return false;
-        }
+        sent(send_json(dispatch, job).await)?;
     }
     for letter in &dead_letters {
-        if !dead_letter(dead, letter, &record.body).await {
-            return false;
-        }
+        sent(dead_letter(dead, letter, &record.body).await)?;
     }
-    match &seen {
-        Some(seen) => remember(state, seen).await.is_ok(),
-        None => true,
+    if let Some(seen) = &seen {
+        remember(state, seen).await.map_err(|_| None)?;
     }
+    state.mark_processed(job.key()).await.map_err(|_| None)
 }
 
 /// One pixel and the records whose events go to it.
@@ -134,7 +163,7 @@ pub async fn dispatch_records(
     dead: &impl Queue,
     records: &[Record],
     now: DateTime<Utc>,
-) -> Vec<String> {
+) -> Vec<Retry> {
     let mut failed = Vec::new();
     // Events per pixel, with the pixel found once, when the record is read.
     let mut by_pixel: BTreeMap<&str, PixelBatch<'_>> = BTreeMap::new();
@@ -170,7 +199,7 @@ pub async fn dispatch_records(
         if let Some(letter) = refusal
             && !dead_letter(dead, &letter, &record.body).await
         {
-            failed.push(record.message_id.clone());
+            failed.push(Retry::now(record));
         }
     }
     for (pixel, jobs) in by_pixel.into_values() {
@@ -197,7 +226,7 @@ pub async fn dispatch_records(
                 }
             };
             if !done {
-                failed.push(record.message_id.clone());
+                failed.push(Retry::now(record));
             }
         }
     }

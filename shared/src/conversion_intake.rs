@@ -38,6 +38,16 @@ impl ConversionError {
             ConversionError::Queue(_) => 503,
         }
     }
+
+    /// A stable name for metrics and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConversionError::Unauthorized => "unauthorized",
+            ConversionError::Invalid(_) => "invalid",
+            ConversionError::TooLarge { .. } => "too_large",
+            ConversionError::Queue(_) => "enqueue_failed",
+        }
+    }
 }
 
 /// The answer: status and JSON body.

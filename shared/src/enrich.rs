@@ -9,8 +9,9 @@
 //! rate limits, outages and token trouble make the job retry (SQS redelivers it, and
 //! its redrive policy bounds how often).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -57,7 +58,8 @@ pub trait GhlReader: Send + Sync {
 #[error("state store failed: {0}")]
 pub struct StateError(pub String);
 
-/// What enrichment remembers per contact: the tags last seen.
+/// What enrichment remembers: per contact, the tags last seen; per job, that it was
+/// done (beyond SQS's 5-minute deduplication window).
 pub trait StateStore: Send + Sync {
     fn tags(
         &self,
@@ -70,11 +72,22 @@ pub trait StateStore: Send + Sync {
         contact_id: &str,
         tags: &[String],
     ) -> impl Future<Output = Result<(), StateError>> + Send;
+    /// Whether the job with this idempotency key was done already.
+    fn processed(&self, key: &str) -> impl Future<Output = Result<bool, StateError>> + Send;
+    /// Records that the job with this key is done (kept for a week at least).
+    fn mark_processed(&self, key: &str) -> impl Future<Output = Result<(), StateError>> + Send;
 }
 
 /// A state store in memory: for tests, and the seed of local mode's.
 #[derive(Debug, Default)]
-pub struct MemoryState(std::sync::Mutex<HashMap<(String, String), Vec<String>>>);
+pub struct MemoryState {
+    tags: std::sync::Mutex<HashMap<(String, String), Vec<String>>>,
+    processed: std::sync::Mutex<HashSet<String>>,
+}
+
+fn poisoned<T>(_: T) -> StateError {
+    StateError("poisoned".into())
+}
 
 impl StateStore for MemoryState {
     async fn tags(
@@ -82,7 +95,7 @@ impl StateStore for MemoryState {
         location_id: &str,
         contact_id: &str,
     ) -> Result<Option<Vec<String>>, StateError> {
-        let map = self.0.lock().map_err(|_| StateError("poisoned".into()))?;
+        let map = self.tags.lock().map_err(poisoned)?;
         Ok(map
             .get(&(location_id.to_owned(), contact_id.to_owned()))
             .cloned())
@@ -94,11 +107,23 @@ impl StateStore for MemoryState {
         contact_id: &str,
         tags: &[String],
     ) -> Result<(), StateError> {
-        let mut map = self.0.lock().map_err(|_| StateError("poisoned".into()))?;
+        let mut map = self.tags.lock().map_err(poisoned)?;
         map.insert(
             (location_id.to_owned(), contact_id.to_owned()),
             tags.to_vec(),
         );
+        Ok(())
+    }
+
+    async fn processed(&self, key: &str) -> Result<bool, StateError> {
+        Ok(self.processed.lock().map_err(poisoned)?.contains(key))
+    }
+
+    async fn mark_processed(&self, key: &str) -> Result<(), StateError> {
+        self.processed
+            .lock()
+            .map_err(poisoned)?
+            .insert(key.to_owned());
         Ok(())
     }
 }
@@ -143,8 +168,11 @@ pub enum Enriched {
         /// ids deduplicate at Meta).
         seen: Option<SeenTags>,
     },
-    /// Try the whole job again later.
-    Retry { reason: String },
+    /// Try the whole job again later: after `after` when GHL said how long to wait.
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
 }
 
 /// Reads fetched once per batch.
@@ -232,6 +260,18 @@ pub async fn remember(state: &impl StateStore, seen: &SeenTags) -> Result<(), St
 fn retry(reason: impl ToString) -> Enriched {
     Enriched::Retry {
         reason: reason.to_string(),
+        after: None,
+    }
+}
+
+fn retry_ghl(e: GhlError) -> Enriched {
+    let after = match &e {
+        GhlError::RateLimited { retry_after_ms } => Some(Duration::from_millis(*retry_after_ms)),
+        _ => None,
+    };
+    Enriched::Retry {
+        reason: e.to_string(),
+        after,
     }
 }
 
@@ -332,7 +372,7 @@ async fn enrich_one<G: GhlReader>(
                 ));
                 continue;
             }
-            Err(e) => return retry(e),
+            Err(e) => return retry_ghl(e),
         };
         let mut related = Map::new();
         for need in needs.iter().filter(|n| **n != Need::Attribution) {
@@ -344,7 +384,7 @@ async fn enrich_one<G: GhlReader>(
                     related.insert(need.name().to_owned(), list);
                 }
                 Err(GhlError::NotFound) => {}
-                Err(e) => return retry(e),
+                Err(e) => return retry_ghl(e),
             }
         }
         for mapped in mapping.map(occ, &contact, &related, now) {

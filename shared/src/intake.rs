@@ -42,6 +42,18 @@ pub enum EnrichJob {
     },
 }
 
+impl EnrichJob {
+    /// The job's idempotency key: the webhook's, or the conversion's event id.
+    pub fn key(&self) -> &str {
+        match self {
+            EnrichJob::Webhook { key, .. } => key,
+            EnrichJob::Conversion { conversion, .. } => {
+                conversion.event_id.as_deref().unwrap_or_default()
+            }
+        }
+    }
+}
+
 /// Why a delivery was not accepted, with the answer it gets.
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {

@@ -5,6 +5,7 @@
 //! - [`mapping`]: the user's declarative mapping from GHL changes to Meta events.
 //! - [`capi`]: Conversions API events, their validation and deterministic ids.
 //! - [`normalize`]: normalisation and hashing of customer information.
+//! - [`api`]: the intake API's routes, for API Gateway and for `ghl-capi serve`.
 //! - [`intake`]: webhook intake: verify, validate, enqueue, answer in GHL's terms.
 //! - [`conversion_intake`]: `POST /contacts/{contactId}/conversions`.
 //! - [`enrich`]: from queued jobs to events for each pixel, fetching only what rules need.
@@ -12,7 +13,9 @@
 //! - [`dispatch`]: delivering events to Meta, isolating invalid ones.
 //! - [`queue`]: the queue port and its in-memory adapter.
 //! - [`secrets`]: the secret store port.
+//! - [`settings`]: configuration from environment variables, checked at cold start.
 //! - [`backfill`]: contacts in, request bodies out (the `ghl-capi map` format).
+pub mod api;
 pub mod backfill;
 pub mod capi;
 pub mod consumer;
@@ -27,3 +30,4 @@ pub mod mapping;
 pub mod normalize;
 pub mod queue;
 pub mod secrets;
+pub mod settings;

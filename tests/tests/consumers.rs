@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use ghl_capi::capi::EventRequest;
-use ghl_capi::consumer::{Record, dispatch_records, enrich_records};
+use ghl_capi::consumer::{Record, Retry, dispatch_records, enrich_records};
 use ghl_capi::dispatch::EventsApi;
 use ghl_capi::enrich::{DispatchJob, GhlError, GhlReader, MemoryState};
 use ghl_capi::ghl::Contact;
@@ -69,6 +69,10 @@ fn record(id: &str, kind: &str, contact: &str, tags: &[&str]) -> Record {
         body: serde_json::to_string(&job).expect("json"),
         group_id: Some(format!("loc:{contact}")),
     }
+}
+
+fn ids(failed: &[Retry]) -> Vec<&str> {
+    failed.iter().map(|r| r.message_id.as_str()).collect()
 }
 
 fn queued(queue: &MemoryQueue) -> Vec<DispatchJob> {
@@ -140,7 +144,7 @@ async fn a_failed_send_retries_the_record_its_group_and_forgets_nothing() {
     )
     .await;
     assert_eq!(
-        failed,
+        ids(&failed),
         ["m-w1", "m-w2"],
         "c1's later change waits for its first; c2 goes on"
     );
@@ -160,6 +164,78 @@ async fn a_failed_send_retries_the_record_its_group_and_forgets_nothing() {
     assert!(failed.is_empty());
     // The creation's Lead and tag a, then tag b: each exactly once.
     assert_eq!(queued(&dispatch).len(), 1 + 3);
+}
+
+#[tokio::test]
+async fn a_job_redelivered_after_it_was_done_produces_nothing_more() {
+    let (state, dispatch, dead) = (
+        MemoryState::default(),
+        MemoryQueue::default(),
+        MemoryQueue::default(),
+    );
+    let first = [record("w1", "ContactCreate", "c1", &[])];
+    // The same webhook, queued again past SQS's deduplication window: a new message id.
+    let mut again = first[0].clone();
+    again.message_id = "m-w1-later".into();
+    for records in [&first[..], &[again][..]] {
+        let failed =
+            enrich_records(&mapping(), &NoGhl, &state, &dispatch, &dead, records, now()).await;
+        assert!(failed.is_empty());
+    }
+    assert_eq!(queued(&dispatch).len(), 1, "one Lead, not two");
+}
+
+/// GHL answering every read with a rate limit.
+struct LimitedGhl;
+
+impl GhlReader for LimitedGhl {
+    async fn contact(&self, _: &str, _: &str) -> Result<Contact, GhlError> {
+        Err(GhlError::RateLimited {
+            retry_after_ms: 7_500,
+        })
+    }
+    async fn related(&self, _: &str, _: &str, _: Need) -> Result<Value, GhlError> {
+        Err(GhlError::NotFound)
+    }
+}
+
+#[tokio::test]
+async fn a_ghl_rate_limit_retries_the_record_after_ghls_interval() {
+    let (state, dispatch, dead) = (
+        MemoryState::default(),
+        MemoryQueue::default(),
+        MemoryQueue::default(),
+    );
+    let fetching =
+        Mapping::parse(&MAPPING.replace("needs = []\n", ""), "fetching.toml").expect("valid");
+    let records = [
+        record("w1", "ContactCreate", "c1", &[]),
+        record("w2", "ContactTagUpdate", "c1", &["a"]),
+    ];
+    let failed = enrich_records(
+        &fetching,
+        &LimitedGhl,
+        &state,
+        &dispatch,
+        &dead,
+        &records,
+        now(),
+    )
+    .await;
+    assert_eq!(
+        failed,
+        [
+            Retry {
+                message_id: "m-w1".into(),
+                after: Some(std::time::Duration::from_millis(7_500)),
+            },
+            Retry {
+                message_id: "m-w2".into(),
+                after: None,
+            },
+        ]
+    );
+    assert!(dispatch.sent().is_empty() && dead.sent().is_empty());
 }
 
 #[tokio::test]
@@ -282,7 +358,7 @@ async fn token_trouble_and_outages_hand_every_record_back_for_retry() {
             ..Meta::default()
         };
         let failed = dispatch_records(&mapping(), &meta, &dead, &records, now()).await;
-        assert_eq!(failed, ["m-e1", "m-e2"]);
+        assert_eq!(ids(&failed), ["m-e1", "m-e2"]);
         assert_eq!(
             *meta.calls.lock().expect("lock"),
             1,

@@ -136,7 +136,7 @@ fn done(
             dead_letters,
             ..
         } => (dispatch, dead_letters),
-        Enriched::Retry { reason } => panic!("retry: {reason}"),
+        Enriched::Retry { reason, .. } => panic!("retry: {reason}"),
     }
 }
 
@@ -222,7 +222,11 @@ async fn a_contact_ghl_no_longer_has_is_dead_lettered_and_rate_limits_retry() {
         now(),
     )
     .await;
-    assert!(matches!(&outcomes[0], Enriched::Retry { reason } if reason.contains("rate limit")));
+    assert!(
+        matches!(&outcomes[0], Enriched::Retry { reason, after: Some(after) }
+            if reason.contains("rate limit") && after.as_millis() == 10_000),
+        "GHL's interval becomes the wait: {outcomes:?}"
+    );
 }
 
 #[tokio::test]

@@ -5,14 +5,65 @@ use std::time::Duration;
 
 use ghl_capi::enrich::{GhlError, GhlReader};
 use ghl_capi::ghl::client::{GhlClient, LocationToken};
+use ghl_capi::ghl::tokens::{FixedTokens, StoredTokens};
 use ghl_capi::mapping::Need;
+use ghl_capi::secrets::{Secret, SecretError, SecretStore};
 use serde_json::json;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-fn client(server: &MockServer) -> GhlClient {
+fn client(server: &MockServer) -> GhlClient<FixedTokens> {
     let tokens = HashMap::from([("loc".to_owned(), LocationToken("pit-abc".into()))]);
-    GhlClient::new(&server.uri(), tokens, Duration::from_secs(5)).expect("client")
+    GhlClient::new(&server.uri(), FixedTokens(tokens), Duration::from_secs(5)).expect("client")
+}
+
+/// A secret store whose cached value is stale: a fresh read finds the token another
+/// process stored after refreshing.
+struct Rotated;
+
+impl SecretStore for Rotated {
+    async fn get(&self, name: &str) -> Result<Secret, SecretError> {
+        assert_eq!(name, "ghl-capi/ghl/loc");
+        Ok(Secret::new(
+            r#"{"access_token":"at-old","refresh_token":"rt-old"}"#,
+        ))
+    }
+    async fn fresh(&self, name: &str) -> Result<Secret, SecretError> {
+        assert_eq!(name, "ghl-capi/ghl/loc");
+        Ok(Secret::new(
+            r#"{"access_token":"at-new","refresh_token":"rt-new"}"#,
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_refused_token_is_replaced_once_and_the_read_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c1"))
+        .and(header("authorization", "Bearer at-old"))
+        .respond_with(ResponseTemplate::new(401))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c1"))
+        .and(header("authorization", "Bearer at-new"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"contact": {"id": "c1"}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let ghl = GhlClient::new(
+        &server.uri(),
+        StoredTokens::new(Rotated, "ghl-capi/ghl/"),
+        Duration::from_secs(5),
+    )
+    .expect("client");
+    let contact = ghl
+        .contact("loc", "c1")
+        .await
+        .expect("found after one refresh");
+    assert_eq!(contact.id, "c1");
 }
 
 #[tokio::test]

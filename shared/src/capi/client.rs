@@ -9,6 +9,8 @@ use serde::Serialize;
 use super::graph::appsecret_proof;
 use super::{EventRequest, ServerEvent};
 use crate::dispatch::EventsApi;
+use crate::mapping::{Mapping, TokenRef};
+use crate::secrets::{EnvSecrets, SecretError, SecretStore};
 
 /// Graph API version used unless configured (`GRAPH_API_VERSION`).
 pub const DEFAULT_GRAPH_VERSION: &str = "v25.0";
@@ -31,6 +33,41 @@ impl fmt::Debug for PixelToken {
             )
             .finish()
     }
+}
+
+/// The credentials of each of the mapping's pixels, by dataset id, read where the
+/// mapping says: a secret (in `store`) or an environment variable. Each holds the
+/// access token alone, or `{"access_token": …, "app_secret": …}`. A pixel whose
+/// token cannot be read is left out and returned with why, so the others still work.
+pub async fn pixel_tokens(
+    mapping: &Mapping,
+    store: &impl SecretStore,
+) -> (HashMap<String, PixelToken>, Vec<(String, SecretError)>) {
+    let mut tokens = HashMap::new();
+    let mut missing = Vec::new();
+    for pixel in &mapping.pixels {
+        let secret = match &pixel.access_token {
+            TokenRef::Secret(name) => store.get(name).await,
+            TokenRef::Env(var) => EnvSecrets.get(var).await,
+        };
+        let token = secret.and_then(|s| {
+            let access_token = s.token().ok_or_else(|| SecretError::Unavailable {
+                name: pixel.name.clone(),
+                reason: "it holds no access_token".into(),
+            })?;
+            Ok(PixelToken {
+                access_token: access_token.expose().to_owned(),
+                app_secret: s.field("app_secret").map(|a| a.expose().to_owned()),
+            })
+        });
+        match token {
+            Ok(token) => {
+                tokens.insert(pixel.dataset_id.clone(), token);
+            }
+            Err(e) => missing.push((pixel.name.clone(), e)),
+        }
+    }
+    (tokens, missing)
 }
 
 /// Posts events to `{base_url}/{version}/{dataset_id}/events`.

@@ -2,10 +2,10 @@
 //!
 //! Every call carries `Authorization: Bearer <token>` and `Version: 2021-07-28`.
 //! Answers map to [`GhlError`]: `404` not found; `429` rate limited, waiting what
-//! `X-RateLimit-Interval-Milliseconds` says; `401` token refused; other failures and
-//! timeouts unavailable (retried).
+//! `X-RateLimit-Interval-Milliseconds` says; `401` token refused (after one retry
+//! with the token source's refreshed token); other failures and timeouts unavailable
+//! (retried).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Contact;
+use super::tokens::TokenSource;
 use crate::enrich::{GhlError, GhlReader};
 use crate::mapping::Need;
 
@@ -36,19 +37,15 @@ impl fmt::Debug for LocationToken {
 
 /// Reads contacts and their records from GHL.
 #[derive(Debug, Clone)]
-pub struct GhlClient {
+pub struct GhlClient<T> {
     http: reqwest::Client,
     base_url: String,
-    tokens: HashMap<String, LocationToken>,
+    tokens: T,
 }
 
-impl GhlClient {
-    /// A client for `base_url` with a token per location id.
-    pub fn new(
-        base_url: &str,
-        tokens: HashMap<String, LocationToken>,
-        timeout: Duration,
-    ) -> Result<Self, reqwest::Error> {
+impl<T: TokenSource> GhlClient<T> {
+    /// A client for `base_url` taking each location's token from `tokens`.
+    pub fn new(base_url: &str, tokens: T, timeout: Duration) -> Result<Self, reqwest::Error> {
         let http = crate::http::client(timeout)?;
         Ok(GhlClient {
             http,
@@ -57,8 +54,22 @@ impl GhlClient {
         })
     }
 
-    async fn get<T: DeserializeOwned>(&self, location_id: &str, path: &str) -> Result<T, GhlError> {
-        let token = self.tokens.get(location_id).ok_or(GhlError::Unauthorized)?;
+    async fn get<R: DeserializeOwned>(&self, location_id: &str, path: &str) -> Result<R, GhlError> {
+        let token = self.tokens.token(location_id).await?;
+        match self.get_with(&token, path).await {
+            Err(GhlError::Unauthorized) => {
+                let token = self.tokens.refreshed(location_id, &token).await?;
+                self.get_with(&token, path).await
+            }
+            answer => answer,
+        }
+    }
+
+    async fn get_with<R: DeserializeOwned>(
+        &self,
+        token: &LocationToken,
+        path: &str,
+    ) -> Result<R, GhlError> {
         let response = self
             .http
             .get(format!("{}{path}", self.base_url))
@@ -99,7 +110,7 @@ fn id(raw: &str) -> Result<&str, GhlError> {
     }
 }
 
-impl GhlReader for GhlClient {
+impl<T: TokenSource> GhlReader for GhlClient<T> {
     async fn contact(&self, location_id: &str, contact_id: &str) -> Result<Contact, GhlError> {
         #[derive(serde::Deserialize)]
         struct Wrapper {

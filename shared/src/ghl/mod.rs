@@ -3,6 +3,7 @@
 pub mod client;
 mod contact;
 mod de;
+pub mod tokens;
 pub mod webhook;
 
 pub use contact::{AttributionSource, Contact, CustomField, parse_timestamp};

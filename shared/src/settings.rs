@@ -1,0 +1,332 @@
+//! Configuration from environment variables, read once at cold start. Every problem
+//! is collected and reported together, naming the variable, so a misconfigured
+//! function fails at once with one clear message rather than on its first message.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::capi::client::DEFAULT_GRAPH_VERSION;
+use crate::ghl::client::DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL;
+use crate::ghl::webhook::{ReplayWindow, WebhookKeys};
+use crate::mapping::Mapping;
+
+/// Meta's Graph API.
+pub const GRAPH_DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
+/// Where GHL tokens are kept unless configured: `ghl-capi/ghl/{locationId}`.
+pub const GHL_TOKEN_DEFAULT_PREFIX: &str = "ghl-capi/ghl/";
+
+/// What is wrong with the configuration, one line per variable.
+#[derive(Debug, thiserror::Error)]
+#[error("the configuration is not usable:\n  {}", .0.join("\n  "))]
+pub struct SettingsError(pub Vec<String>);
+
+/// Reads variables and collects what is missing or wrong.
+pub struct Env<F> {
+    lookup: F,
+    problems: Vec<String>,
+}
+
+impl<F> std::fmt::Debug for Env<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("problems", &self.problems)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// `lookup` is usually `|name| std::env::var(name).ok()`.
+    pub fn new(lookup: F) -> Self {
+        Env {
+            lookup,
+            problems: Vec::new(),
+        }
+    }
+
+    /// The variable's value; blank counts as unset.
+    pub fn optional(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The value, or a problem recorded (and an empty string).
+    pub fn required(&mut self, name: &str, what: &str) -> String {
+        self.optional(name).unwrap_or_else(|| {
+            self.problems.push(format!("{name} is not set: {what}"));
+            String::new()
+        })
+    }
+
+    pub fn or(&self, name: &str, default: &str) -> String {
+        self.optional(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// A whole number of seconds.
+    pub fn seconds(&mut self, name: &str, default: u64) -> Duration {
+        match self.optional(name).map(|v| v.parse::<u64>()) {
+            None => Duration::from_secs(default),
+            Some(Ok(secs)) if secs > 0 => Duration::from_secs(secs),
+            Some(_) => {
+                self.problems
+                    .push(format!("{name} must be a positive whole number of seconds"));
+                Duration::from_secs(default)
+            }
+        }
+    }
+
+    /// Records `result`'s error, if any.
+    pub fn check<T, E: std::fmt::Display>(&mut self, result: Result<T, E>) -> Option<T> {
+        result.map_err(|e| self.problems.push(e.to_string())).ok()
+    }
+
+    /// The mapping: `MAPPING_FILE` (a path), else `MAPPING_TOML` (the text itself),
+    /// else the built-in one. Events need somewhere to go: a mapping without pixels
+    /// is refused.
+    pub fn mapping(&mut self) -> Option<Mapping> {
+        let mapping = match (self.optional("MAPPING_FILE"), self.optional("MAPPING_TOML")) {
+            (Some(path), _) => self.check(Mapping::load(Path::new(&path)))?,
+            (None, Some(text)) => self.check(Mapping::parse(&text, "MAPPING_TOML"))?,
+            (None, None) => Mapping::builtin(),
+        };
+        if mapping.pixels.is_empty() {
+            self.problems.push(
+                "the mapping names no pixel: set MAPPING_FILE or MAPPING_TOML to a mapping with [[pixels]]"
+                    .into(),
+            );
+            return None;
+        }
+        Some(mapping)
+    }
+
+    /// Done: the value built, or every problem found.
+    pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, SettingsError> {
+        match (self.problems.is_empty(), value()) {
+            (true, Some(value)) => Ok(value),
+            _ => Err(SettingsError(self.problems)),
+        }
+    }
+}
+
+/// The intake function.
+#[derive(Debug)]
+pub struct IntakeSettings {
+    pub keys: WebhookKeys,
+    pub window: ReplayWindow,
+    /// `ENRICH_QUEUE_URL`.
+    pub enrich_queue_url: String,
+    /// `CONVERSION_API_KEYS_SECRET`: the secret holding the API keys of the
+    /// conversions route; unset, the route is closed.
+    pub conversion_keys_secret: Option<String>,
+}
+
+impl IntakeSettings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let mut env = Env::new(lookup);
+        let keys = env.check(WebhookKeys::from_lookup(&env.lookup));
+        let window = env.check(ReplayWindow::from_lookup(&env.lookup));
+        let enrich_queue_url = env.required("ENRICH_QUEUE_URL", "the enrichment queue's URL");
+        let conversion_keys_secret = env.optional("CONVERSION_API_KEYS_SECRET");
+        env.finish(|| {
+            Some(IntakeSettings {
+                keys: keys?,
+                window: window?,
+                enrich_queue_url,
+                conversion_keys_secret,
+            })
+        })
+    }
+}
+
+/// The enrichment function.
+#[derive(Debug)]
+pub struct EnrichSettings {
+    pub mapping: Mapping,
+    /// `GHL_API_BASE_URL`.
+    pub ghl_api_base_url: String,
+    /// `GHL_TOKEN_SECRET_PREFIX`: each location's token is the secret
+    /// `{prefix}{locationId}`.
+    pub ghl_token_secret_prefix: String,
+    /// `HTTP_TIMEOUT_SECONDS`.
+    pub http_timeout: Duration,
+    /// `STATE_TABLE`.
+    pub state_table: String,
+    /// `DISPATCH_QUEUE_URL`.
+    pub dispatch_queue_url: String,
+    /// `DEAD_LETTER_QUEUE_URL`: where refused work goes, with its reason.
+    pub dead_letter_queue_url: String,
+}
+
+impl EnrichSettings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let mut env = Env::new(lookup);
+        let mapping = env.mapping();
+        let ghl_api_base_url = env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL);
+        let ghl_token_secret_prefix = env.or("GHL_TOKEN_SECRET_PREFIX", GHL_TOKEN_DEFAULT_PREFIX);
+        let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
+        let state_table = env.required("STATE_TABLE", "the DynamoDB state table's name");
+        let dispatch_queue_url = env.required("DISPATCH_QUEUE_URL", "the dispatch queue's URL");
+        let dead_letter_queue_url = env.required(
+            "DEAD_LETTER_QUEUE_URL",
+            "the queue dead letters are sent to",
+        );
+        env.finish(|| {
+            Some(EnrichSettings {
+                mapping: mapping?,
+                ghl_api_base_url,
+                ghl_token_secret_prefix,
+                http_timeout,
+                state_table,
+                dispatch_queue_url,
+                dead_letter_queue_url,
+            })
+        })
+    }
+}
+
+/// The dispatch function.
+#[derive(Debug)]
+pub struct DispatchSettings {
+    pub mapping: Mapping,
+    /// `GRAPH_API_BASE_URL`.
+    pub graph_api_base_url: String,
+    /// `GRAPH_API_VERSION`.
+    pub graph_api_version: String,
+    /// `HTTP_TIMEOUT_SECONDS`.
+    pub http_timeout: Duration,
+    /// `DEAD_LETTER_QUEUE_URL`.
+    pub dead_letter_queue_url: String,
+}
+
+impl DispatchSettings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let mut env = Env::new(lookup);
+        let mapping = env.mapping();
+        let graph_api_version = env.or("GRAPH_API_VERSION", DEFAULT_GRAPH_VERSION);
+        if !is_graph_version(&graph_api_version) {
+            env.problems.push(format!(
+                "GRAPH_API_VERSION must look like {DEFAULT_GRAPH_VERSION}, not {graph_api_version:?}"
+            ));
+        }
+        let graph_api_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
+        let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
+        let dead_letter_queue_url = env.required(
+            "DEAD_LETTER_QUEUE_URL",
+            "the queue dead letters are sent to",
+        );
+        env.finish(|| {
+            Some(DispatchSettings {
+                mapping: mapping?,
+                graph_api_base_url,
+                graph_api_version,
+                http_timeout,
+                dead_letter_queue_url,
+            })
+        })
+    }
+}
+
+fn is_graph_version(v: &str) -> bool {
+    v.strip_prefix('v')
+        .and_then(|n| n.split_once('.'))
+        .is_some_and(|(major, minor)| {
+            [major, minor]
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const MAPPING: &str = r#"
+[[pixels]]
+name = "main"
+dataset_id = "123"
+access_token = { secret = "ghl-capi/meta/main" }
+
+[[rules]]
+name = "lead"
+trigger = "contact.created"
+event_name = "Lead"
+"#;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn every_missing_variable_is_named_at_once() {
+        let err = EnrichSettings::from_lookup(lookup(&[("MAPPING_TOML", MAPPING)])).unwrap_err();
+        let text = err.to_string();
+        for name in ["STATE_TABLE", "DISPATCH_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"] {
+            assert!(text.contains(name), "{text}");
+        }
+        let err = DispatchSettings::from_lookup(lookup(&[
+            ("GRAPH_API_VERSION", "25"),
+            ("HTTP_TIMEOUT_SECONDS", "soon"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.0.len(), 4, "{err}");
+        assert!(err.to_string().contains("names no pixel"), "{err}");
+    }
+
+    #[test]
+    fn defaults_fill_what_is_optional() {
+        let s = DispatchSettings::from_lookup(lookup(&[
+            ("MAPPING_TOML", MAPPING),
+            ("DEAD_LETTER_QUEUE_URL", "http://q/dead"),
+        ]))
+        .expect("valid");
+        assert_eq!(s.graph_api_version, "v25.0");
+        assert_eq!(s.graph_api_base_url, "https://graph.facebook.com");
+        assert_eq!(s.http_timeout, Duration::from_secs(10));
+        assert_eq!(s.mapping.pixels[0].dataset_id, "123");
+
+        let s = EnrichSettings::from_lookup(lookup(&[
+            ("MAPPING_TOML", MAPPING),
+            ("STATE_TABLE", "state"),
+            ("DISPATCH_QUEUE_URL", "http://q/dispatch"),
+            ("DEAD_LETTER_QUEUE_URL", "http://q/dead"),
+            ("GHL_API_BASE_URL", "http://127.0.0.1:4010"),
+        ]))
+        .expect("valid");
+        assert_eq!(s.ghl_api_base_url, "http://127.0.0.1:4010");
+        assert_eq!(s.ghl_token_secret_prefix, "ghl-capi/ghl/");
+
+        let s = IntakeSettings::from_lookup(lookup(&[("ENRICH_QUEUE_URL", "http://q/e.fifo")]))
+            .expect("valid");
+        assert!(s.keys.accepts_legacy_rsa() && s.conversion_keys_secret.is_none());
+    }
+
+    #[test]
+    fn a_broken_mapping_or_key_is_reported_with_its_place() {
+        let err = EnrichSettings::from_lookup(lookup(&[("MAPPING_TOML", "[[rules]]\nname = 1\n")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("MAPPING_TOML:"), "{err}");
+        let err = IntakeSettings::from_lookup(lookup(&[
+            ("ENRICH_QUEUE_URL", "http://q/e.fifo"),
+            ("GHL_WEBHOOK_ED25519_PUBLIC_KEY", "not a key"),
+        ]))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("GHL_WEBHOOK_ED25519_PUBLIC_KEY"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn graph_versions_look_like_v_major_minor() {
+        assert!(is_graph_version("v25.0") && is_graph_version("v19.12"));
+        for bad in ["25.0", "v25", "v.0", "v25.x", ""] {
+            assert!(!is_graph_version(bad), "{bad}");
+        }
+    }
+}
