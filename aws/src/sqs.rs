@@ -19,6 +19,27 @@ impl SqsQueue {
         let fifo = url.ends_with(".fifo");
         SqsQueue { client, url, fifo }
     }
+
+    /// Hides a received message for `after` (SQS allows up to 12 hours), so its
+    /// retry waits out a partner's rate limit instead of hitting it again.
+    pub async fn delay(
+        &self,
+        receipt_handle: &str,
+        after: std::time::Duration,
+    ) -> Result<(), QueueError> {
+        const MAX_VISIBILITY_SECONDS: u64 = 12 * 3600;
+        // Round up: "retry in 1.5 s" must not become 1 s.
+        let seconds = after.as_millis().div_ceil(1000) as u64;
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds.min(MAX_VISIBILITY_SECONDS) as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(QueueError::new)
+    }
 }
 
 impl Queue for SqsQueue {

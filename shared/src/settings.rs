@@ -151,6 +151,8 @@ pub struct EnrichSettings {
     pub http_timeout: Duration,
     /// `STATE_TABLE`.
     pub state_table: String,
+    /// `ENRICH_QUEUE_URL`: the queue it reads, to delay rate-limited retries on.
+    pub enrich_queue_url: String,
     /// `DISPATCH_QUEUE_URL`.
     pub dispatch_queue_url: String,
     /// `DEAD_LETTER_QUEUE_URL`: where refused work goes, with its reason.
@@ -165,6 +167,7 @@ impl EnrichSettings {
         let ghl_token_secret_prefix = env.or("GHL_TOKEN_SECRET_PREFIX", GHL_TOKEN_DEFAULT_PREFIX);
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
         let state_table = env.required("STATE_TABLE", "the DynamoDB state table's name");
+        let enrich_queue_url = env.required("ENRICH_QUEUE_URL", "the enrichment queue's URL");
         let dispatch_queue_url = env.required("DISPATCH_QUEUE_URL", "the dispatch queue's URL");
         let dead_letter_queue_url = env.required(
             "DEAD_LETTER_QUEUE_URL",
@@ -177,6 +180,7 @@ impl EnrichSettings {
                 ghl_token_secret_prefix,
                 http_timeout,
                 state_table,
+                enrich_queue_url,
                 dispatch_queue_url,
                 dead_letter_queue_url,
             })
@@ -194,6 +198,8 @@ pub struct DispatchSettings {
     pub graph_api_version: String,
     /// `HTTP_TIMEOUT_SECONDS`.
     pub http_timeout: Duration,
+    /// `DISPATCH_QUEUE_URL`: the queue it reads.
+    pub dispatch_queue_url: String,
     /// `DEAD_LETTER_QUEUE_URL`.
     pub dead_letter_queue_url: String,
 }
@@ -210,6 +216,7 @@ impl DispatchSettings {
         }
         let graph_api_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
+        let dispatch_queue_url = env.required("DISPATCH_QUEUE_URL", "the dispatch queue's URL");
         let dead_letter_queue_url = env.required(
             "DEAD_LETTER_QUEUE_URL",
             "the queue dead letters are sent to",
@@ -220,6 +227,7 @@ impl DispatchSettings {
                 graph_api_base_url,
                 graph_api_version,
                 http_timeout,
+                dispatch_queue_url,
                 dead_letter_queue_url,
             })
         })
@@ -266,7 +274,12 @@ event_name = "Lead"
     fn every_missing_variable_is_named_at_once() {
         let err = EnrichSettings::from_lookup(lookup(&[("MAPPING_TOML", MAPPING)])).unwrap_err();
         let text = err.to_string();
-        for name in ["STATE_TABLE", "DISPATCH_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"] {
+        for name in [
+            "STATE_TABLE",
+            "ENRICH_QUEUE_URL",
+            "DISPATCH_QUEUE_URL",
+            "DEAD_LETTER_QUEUE_URL",
+        ] {
             assert!(text.contains(name), "{text}");
         }
         let err = DispatchSettings::from_lookup(lookup(&[
@@ -274,7 +287,7 @@ event_name = "Lead"
             ("HTTP_TIMEOUT_SECONDS", "soon"),
         ]))
         .unwrap_err();
-        assert_eq!(err.0.len(), 4, "{err}");
+        assert_eq!(err.0.len(), 5, "{err}");
         assert!(err.to_string().contains("names no pixel"), "{err}");
     }
 
@@ -282,6 +295,7 @@ event_name = "Lead"
     fn defaults_fill_what_is_optional() {
         let s = DispatchSettings::from_lookup(lookup(&[
             ("MAPPING_TOML", MAPPING),
+            ("DISPATCH_QUEUE_URL", "http://q/dispatch"),
             ("DEAD_LETTER_QUEUE_URL", "http://q/dead"),
         ]))
         .expect("valid");
@@ -293,6 +307,7 @@ event_name = "Lead"
         let s = EnrichSettings::from_lookup(lookup(&[
             ("MAPPING_TOML", MAPPING),
             ("STATE_TABLE", "state"),
+            ("ENRICH_QUEUE_URL", "http://q/enrich.fifo"),
             ("DISPATCH_QUEUE_URL", "http://q/dispatch"),
             ("DEAD_LETTER_QUEUE_URL", "http://q/dead"),
             ("GHL_API_BASE_URL", "http://127.0.0.1:4010"),

@@ -1,0 +1,262 @@
+//! The three functions as Lambda handlers: each turns its event into the library's
+//! terms, runs the library's logic over the AWS adapters, and answers in Lambda's.
+//! The binaries in `functions/` only read their settings and call [`run_intake`],
+//! [`Enrichment::run`] or [`Dispatch::run`]; tests drive the same handlers directly.
+
+use std::collections::HashMap;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use chrono::Utc;
+use ghl_capi::api::{Api, Request};
+use ghl_capi::capi::client::{GraphClient, pixel_tokens};
+use ghl_capi::consumer::{Record, Retry, dispatch_records, enrich_records};
+use ghl_capi::ghl::client::GhlClient;
+use ghl_capi::ghl::tokens::StoredTokens;
+use ghl_capi::ghl::webhook::SignatureHeaders;
+use ghl_capi::mapping::Mapping;
+use ghl_capi::settings::{DispatchSettings, EnrichSettings, IntakeSettings};
+use lambda_http::{Body, Response};
+
+use crate::dynamo::DynamoState;
+use crate::secrets::{DEFAULT_CACHE, SecretsManager};
+use crate::sqs::SqsQueue;
+
+/// The SDK configuration from Lambda's environment (`AWS_ENDPOINT_URL` points every
+/// client at an emulator).
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// JSON logs, one object per line, as CloudWatch Logs Insights reads them; the level
+/// from `RUST_LOG` (default `info`). Nothing logged anywhere carries PII or secrets.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
+/// The intake API on SQS and Secrets Manager.
+pub type Intake = Api<SqsQueue, SecretsManager>;
+
+/// The intake API built from its settings.
+pub fn intake(settings: IntakeSettings, sdk: &SdkConfig) -> Intake {
+    Api {
+        keys: settings.keys,
+        window: settings.window,
+        queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), settings.enrich_queue_url),
+        secrets: SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk), DEFAULT_CACHE),
+        conversion_keys_secret: settings.conversion_keys_secret,
+    }
+}
+
+/// Answers one API Gateway request.
+pub async fn handle_http(api: &Intake, request: lambda_http::Request) -> Response<Body> {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let request_view = Request {
+        method: request.method().as_str(),
+        path: request.uri().path(),
+        authorization: header("authorization"),
+        signatures: SignatureHeaders {
+            ghl: header("x-ghl-signature"),
+            legacy: header("x-wh-signature"),
+        },
+        body: request.body().as_ref(),
+    };
+    let answer = api.handle(request_view, Utc::now()).await;
+    tracing::info!(
+        method = request_view.method,
+        path = request_view.path,
+        status = answer.status,
+        outcome = answer.outcome,
+        webhook_id = answer.body.get("webhookId").and_then(|v| v.as_str()),
+        event_id = answer.body.get("eventId").and_then(|v| v.as_str()),
+        "request"
+    );
+    let mut response = Response::new(Body::Text(answer.body.to_string()));
+    *response.status_mut() = lambda_http::http::StatusCode::from_u16(answer.status)
+        .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        "content-type",
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Serves the intake API on Lambda until the runtime stops.
+pub async fn run_intake(api: Intake) -> Result<(), lambda_http::Error> {
+    let api = &api;
+    lambda_http::run(lambda_http::service_fn(move |request| async move {
+        Ok::<_, std::convert::Infallible>(handle_http(api, request).await)
+    }))
+    .await
+}
+
+/// An SQS event's records, in the library's terms.
+pub fn records(event: &SqsEvent) -> Vec<Record> {
+    event
+        .records
+        .iter()
+        .map(|m| Record {
+            message_id: m.message_id.clone().unwrap_or_default(),
+            body: m.body.clone().unwrap_or_default(),
+            group_id: m.attributes.get("MessageGroupId").cloned(),
+        })
+        .collect()
+}
+
+/// The batch response naming the records to retry. Those with a wait are hidden on
+/// `source` for that long first; if that fails they are simply retried sooner.
+pub async fn batch_response(
+    source: &SqsQueue,
+    event: &SqsEvent,
+    failed: Vec<Retry>,
+) -> SqsBatchResponse {
+    let receipts: HashMap<&str, &str> = event
+        .records
+        .iter()
+        .filter_map(|m| Some((m.message_id.as_deref()?, m.receipt_handle.as_deref()?)))
+        .collect();
+    let mut response = SqsBatchResponse::default();
+    for retry in failed {
+        if let (Some(after), Some(receipt)) = (retry.after, receipts.get(retry.message_id.as_str()))
+            && let Err(e) = source.delay(receipt, after).await
+        {
+            tracing::warn!(error = %e, message_id = retry.message_id, "could not delay a retry");
+        }
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = retry.message_id;
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+/// The enrichment function over its AWS adapters.
+#[derive(Debug)]
+pub struct Enrichment {
+    pub mapping: Mapping,
+    pub ghl: GhlClient<StoredTokens<SecretsManager>>,
+    pub state: DynamoState,
+    /// The enrichment queue itself, to delay retries on.
+    pub source: SqsQueue,
+    pub dispatch: SqsQueue,
+    pub dead: SqsQueue,
+}
+
+impl Enrichment {
+    pub fn new(settings: EnrichSettings, sdk: &SdkConfig) -> Result<Self, reqwest::Error> {
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let secrets = SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk), DEFAULT_CACHE);
+        Ok(Enrichment {
+            ghl: GhlClient::new(
+                &settings.ghl_api_base_url,
+                StoredTokens::new(secrets, settings.ghl_token_secret_prefix),
+                settings.http_timeout,
+            )?,
+            mapping: settings.mapping,
+            state: DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), settings.state_table),
+            source: SqsQueue::new(sqs.clone(), settings.enrich_queue_url),
+            dispatch: SqsQueue::new(sqs.clone(), settings.dispatch_queue_url),
+            dead: SqsQueue::new(sqs, settings.dead_letter_queue_url),
+        })
+    }
+
+    /// Handles one batch from the enrichment queue.
+    pub async fn handle(&self, event: &SqsEvent) -> SqsBatchResponse {
+        let records = records(event);
+        let failed = enrich_records(
+            &self.mapping,
+            &self.ghl,
+            &self.state,
+            &self.dispatch,
+            &self.dead,
+            &records,
+            Utc::now(),
+        )
+        .await;
+        tracing::info!(
+            records = records.len(),
+            retried = failed.len(),
+            "enrichment batch"
+        );
+        batch_response(&self.source, event, failed).await
+    }
+
+    pub async fn run(self) -> Result<(), lambda_runtime::Error> {
+        let this = &self;
+        lambda_runtime::run(lambda_runtime::service_fn(
+            move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
+                // Boxed: the handler's future is deep enough to trip the compiler's
+                // layout recursion limit in the binary.
+                Ok::<_, std::convert::Infallible>(Box::pin(this.handle(&event.payload)).await)
+            },
+        ))
+        .await
+    }
+}
+
+/// The dispatch function over its AWS adapters.
+#[derive(Debug)]
+pub struct Dispatch {
+    pub mapping: Mapping,
+    pub graph: GraphClient,
+    pub source: SqsQueue,
+    pub dead: SqsQueue,
+}
+
+impl Dispatch {
+    /// Reads each pixel's token once, here, at cold start; a pixel whose token is
+    /// missing is logged, and its events are retried until the token is stored.
+    pub async fn new(settings: DispatchSettings, sdk: &SdkConfig) -> Result<Self, reqwest::Error> {
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let secrets = SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk), DEFAULT_CACHE);
+        let (tokens, missing) = pixel_tokens(&settings.mapping, &secrets).await;
+        for (pixel, why) in missing {
+            tracing::error!(pixel, error = %why, "no Conversions API token for this pixel");
+        }
+        Ok(Dispatch {
+            graph: GraphClient::new(
+                &settings.graph_api_base_url,
+                &settings.graph_api_version,
+                tokens,
+                settings.http_timeout,
+            )?,
+            mapping: settings.mapping,
+            source: SqsQueue::new(sqs.clone(), settings.dispatch_queue_url),
+            dead: SqsQueue::new(sqs, settings.dead_letter_queue_url),
+        })
+    }
+
+    /// Handles one batch from the dispatch queue.
+    pub async fn handle(&self, event: &SqsEvent) -> SqsBatchResponse {
+        let records = records(event);
+        let failed =
+            dispatch_records(&self.mapping, &self.graph, &self.dead, &records, Utc::now()).await;
+        tracing::info!(
+            records = records.len(),
+            retried = failed.len(),
+            "dispatch batch"
+        );
+        batch_response(&self.source, event, failed).await
+    }
+
+    pub async fn run(self) -> Result<(), lambda_runtime::Error> {
+        let this = &self;
+        lambda_runtime::run(lambda_runtime::service_fn(
+            move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
+                // Boxed: the handler's future is deep enough to trip the compiler's
+                // layout recursion limit in the binary.
+                Ok::<_, std::convert::Infallible>(Box::pin(this.handle(&event.payload)).await)
+            },
+        ))
+        .await
+    }
+}
