@@ -63,7 +63,10 @@ impl<Q: Queue, S: SecretStore> Api<Q, S> {
         match (request.method, segments.as_slice()) {
             ("GET", ["health"]) => answer(200, json!({"status": "ok"}), "health"),
             ("POST", ["webhooks", "ghl"]) => self.webhook(request, now).await,
-            ("POST", ["contacts", contact_id, "conversions"]) if !contact_id.is_empty() => {
+            (_, ["contacts", "", "conversions"]) => {
+                answer(404, json!({"error": "not_found"}), "not_found")
+            }
+            ("POST", ["contacts", contact_id, "conversions"]) => {
                 self.conversion(contact_id, request, now).await
             }
             (_, ["health"] | ["webhooks", "ghl"] | ["contacts", _, "conversions"]) => answer(
@@ -132,5 +135,101 @@ impl<Q: Queue, S: SecretStore> Api<Q, S> {
             Err(e) => e.code(),
         };
         answer(status, body, code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::MemoryQueue;
+    use crate::secrets::{Secret, SecretError};
+
+    struct Keys(Option<&'static str>);
+
+    impl SecretStore for Keys {
+        async fn get(&self, name: &str) -> Result<Secret, SecretError> {
+            self.0.map(Secret::new).ok_or(SecretError::Unavailable {
+                name: name.into(),
+                reason: "down".into(),
+            })
+        }
+        async fn fresh(&self, name: &str) -> Result<Secret, SecretError> {
+            self.get(name).await
+        }
+    }
+
+    fn api(keys: Option<&'static str>, secret: Option<&str>) -> Api<MemoryQueue, Keys> {
+        Api {
+            keys: WebhookKeys::ghl_published(),
+            window: ReplayWindow::default(),
+            queue: MemoryQueue::default(),
+            secrets: Keys(keys),
+            conversion_keys_secret: secret.map(str::to_owned),
+        }
+    }
+
+    fn request<'a>(method: &'a str, path: &'a str, body: &'a [u8]) -> Request<'a> {
+        Request {
+            method,
+            path,
+            authorization: Some("Bearer k1"),
+            signatures: SignatureHeaders::default(),
+            body,
+        }
+    }
+
+    async fn status(api: &Api<MemoryQueue, Keys>, method: &str, path: &str, body: &[u8]) -> u16 {
+        api.handle(request(method, path, body), Utc::now())
+            .await
+            .status
+    }
+
+    #[tokio::test]
+    async fn routes_answer_by_method_and_path() {
+        let api = api(Some(r#"["k1"]"#), Some("keys"));
+        assert_eq!(status(&api, "GET", "/health", b"").await, 200);
+        assert_eq!(status(&api, "GET", "/health/", b"").await, 200);
+        assert_eq!(status(&api, "GET", "/webhooks/ghl", b"").await, 405);
+        assert_eq!(
+            status(&api, "DELETE", "/contacts/c1/conversions", b"").await,
+            405
+        );
+        assert_eq!(status(&api, "POST", "/nowhere", b"").await, 404);
+        assert_eq!(
+            status(&api, "POST", "/contacts//conversions", b"").await,
+            404
+        );
+        let unsigned = api
+            .handle(request("POST", "/webhooks/ghl", b"{}"), Utc::now())
+            .await;
+        assert_eq!((unsigned.status, unsigned.outcome), (401, "bad_signature"));
+        let body = format!(
+            r#"{{"locationId":"loc","eventType":"Lead","timestamp":"{}"}}"#,
+            Utc::now().to_rfc3339()
+        );
+        let posted = api
+            .handle(
+                request("POST", "/contacts/c1/conversions", body.as_bytes()),
+                Utc::now(),
+            )
+            .await;
+        assert_eq!((posted.status, posted.outcome), (202, "accepted"));
+        assert_eq!(api.queue.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_conversions_route_is_closed_without_keys_and_waits_out_a_secret_outage() {
+        let body = br#"{"locationId":"loc","eventType":"Lead","timestamp":"2026-01-01T00:00:00Z"}"#;
+        let closed = api(Some("k1"), None);
+        assert_eq!(
+            status(&closed, "POST", "/contacts/c1/conversions", body).await,
+            404
+        );
+        let down = api(None, Some("keys"));
+        assert_eq!(
+            status(&down, "POST", "/contacts/c1/conversions", body).await,
+            503
+        );
+        assert!(closed.queue.sent().is_empty() && down.queue.sent().is_empty());
     }
 }

@@ -148,7 +148,12 @@ async fn enrich_record<G: GhlReader>(
     if let Some(seen) = &seen {
         remember(state, seen).await.map_err(|_| None)?;
     }
-    state.mark_processed(job.key()).await.map_err(|_| None)
+    // A job with dead letters stays open, so it can be redriven once its cause is
+    // fixed; its delivered events would only repeat their ids, which Meta ignores.
+    if dead_letters.is_empty() {
+        state.mark_processed(job.key()).await.map_err(|_| None)?;
+    }
+    Ok(())
 }
 
 /// One pixel and the records whose events go to it.

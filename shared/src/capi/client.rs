@@ -112,6 +112,13 @@ impl GraphClient {
     }
 }
 
+impl GraphClient {
+    /// Whether a token is configured for `dataset_id`.
+    pub fn has_token(&self, dataset_id: &str) -> bool {
+        self.tokens.contains_key(dataset_id)
+    }
+}
+
 impl EventsApi for GraphClient {
     async fn post(
         &self,

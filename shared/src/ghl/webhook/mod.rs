@@ -18,7 +18,7 @@ pub use payload::{
     NoteEvent, OpportunityEvent, TaskEvent, UnknownEvent,
 };
 pub use replay::{ReplayError, ReplayWindow};
-pub use signature::{SignatureError, SignatureHeaders, Verified, WebhookKeys};
+pub use signature::{KeyError, SignatureError, SignatureHeaders, Verified, WebhookKeys};
 
 /// A parsed webhook, by its `type`.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,74 @@
+//! The library's ports on the local store: a [`Queue`] per queue name, and the
+//! [`StateStore`].
+
+use std::time::Duration;
+
+use ghl_capi::enrich::{StateError, StateStore};
+use ghl_capi::queue::{Outgoing, Queue, QueueError};
+
+use crate::store::Store;
+
+/// How long a job is remembered as done (as on AWS: past any queue's retention).
+const PROCESSED_FOR: Duration = Duration::from_secs(15 * 24 * 3600);
+
+/// One named queue of the store.
+#[derive(Debug, Clone)]
+pub struct LocalQueue {
+    pub store: Store,
+    pub name: &'static str,
+}
+
+impl Queue for LocalQueue {
+    async fn send(&self, message: Outgoing) -> Result<(), QueueError> {
+        self.store
+            .send(
+                self.name,
+                &message.body,
+                message.group_id.as_deref(),
+                message.dedup_id.as_deref(),
+            )
+            .map_err(QueueError::new)
+    }
+}
+
+/// The state store on the local store.
+#[derive(Debug, Clone)]
+pub struct LocalState(pub Store);
+
+fn failed(e: impl std::fmt::Display) -> StateError {
+    StateError(e.to_string())
+}
+
+impl StateStore for LocalState {
+    async fn tags(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<Vec<String>>, StateError> {
+        self.0
+            .tags(location_id, contact_id)
+            .map_err(failed)?
+            .map(|text| serde_json::from_str(&text).map_err(failed))
+            .transpose()
+    }
+
+    async fn set_tags(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        tags: &[String],
+    ) -> Result<(), StateError> {
+        let text = serde_json::to_string(tags).map_err(failed)?;
+        self.0
+            .set_tags(location_id, contact_id, &text)
+            .map_err(failed)
+    }
+
+    async fn processed(&self, key: &str) -> Result<bool, StateError> {
+        self.0.processed(key).map_err(failed)
+    }
+
+    async fn mark_processed(&self, key: &str) -> Result<(), StateError> {
+        self.0.mark_processed(key, PROCESSED_FOR).map_err(failed)
+    }
+}

@@ -1,0 +1,267 @@
+//! `ghl-capi serve`: the intake API and both consumers in one process, over the
+//! local store. The same library code as on AWS handles every request and batch.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::IntoResponse;
+use chrono::Utc;
+use ghl_capi::api::{Api, Request};
+use ghl_capi::capi::client::{GraphClient, pixel_tokens};
+use ghl_capi::consumer::{Record, Retry, dispatch_records, enrich_records};
+use ghl_capi::ghl::client::GhlClient;
+use ghl_capi::ghl::tokens::StoredTokens;
+use ghl_capi::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
+use ghl_capi::mapping::Mapping;
+use ghl_capi::secrets::EnvSecrets;
+use tokio::sync::watch;
+
+use crate::outbox::LocalGraph;
+use crate::ports::{LocalQueue, LocalState};
+use crate::store::{DEAD, Store, StoreError};
+
+/// The enrichment queue's name.
+pub const ENRICH: &str = "enrich";
+/// The dispatch queue's name.
+pub const DISPATCH: &str = "dispatch";
+/// GHL tokens are read from `GHL_TOKEN_<locationId>`.
+pub const GHL_TOKEN_PREFIX: &str = "GHL_TOKEN_";
+
+/// A message is dead-lettered after this many receives, as with SQS's redrive policy.
+const MAX_RECEIVES: u32 = 6;
+/// How long a received message stays hidden while it is handled.
+const VISIBILITY: Duration = Duration::from_secs(60);
+/// Idle workers look for work this often (and at once when something is queued).
+const POLL: Duration = Duration::from_millis(200);
+
+/// What `serve` runs with.
+#[derive(Debug)]
+pub struct Options {
+    pub listen: SocketAddr,
+    pub store: PathBuf,
+    pub outbox: PathBuf,
+    pub mapping: Mapping,
+    pub keys: WebhookKeys,
+    pub window: ReplayWindow,
+    pub ghl_api_base_url: String,
+    pub graph_api_base_url: String,
+    pub graph_api_version: String,
+    pub http_timeout: Duration,
+    /// The environment variable holding the conversions route's API keys.
+    pub conversion_keys_var: Option<String>,
+}
+
+/// Why `serve` stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("cannot open the outbox: {0}")]
+    Outbox(std::io::Error),
+    #[error("cannot build an HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("server failed: {0}")]
+    Server(std::io::Error),
+}
+
+type LocalApi = Api<LocalQueue, EnvSecrets>;
+
+/// Serves until `shutdown` resolves; then finishes the batches in hand and returns.
+pub async fn serve(
+    options: Options,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let store = Store::open(&options.store)?;
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| ServeError::Listen(options.listen, e))?;
+    let address = listener.local_addr().map_err(ServeError::Server)?;
+
+    let (tokens, missing) = pixel_tokens(&options.mapping, &EnvSecrets).await;
+    let graph = GraphClient::new(
+        &options.graph_api_base_url,
+        &options.graph_api_version,
+        tokens,
+        options.http_timeout,
+    )?;
+    let graph = LocalGraph::new(graph, &options.outbox).map_err(ServeError::Outbox)?;
+    let ghl = GhlClient::new(
+        &options.ghl_api_base_url,
+        StoredTokens::new(EnvSecrets, GHL_TOKEN_PREFIX),
+        options.http_timeout,
+    )?;
+    println!("ghl-capi serve: listening on http://{address}");
+    println!("  store: {}", options.store.display());
+    for (pixel, _) in &missing {
+        println!(
+            "  pixel {pixel}: no access token, dry run: requests go to {}",
+            options.outbox.display()
+        );
+    }
+
+    let api = Arc::new(Api {
+        keys: options.keys,
+        window: options.window,
+        queue: LocalQueue {
+            store: store.clone(),
+            name: ENRICH,
+        },
+        secrets: EnvSecrets,
+        conversion_keys_secret: options.conversion_keys_var,
+    });
+    let (stop, stopped) = watch::channel(false);
+    let mapping = Arc::new(options.mapping);
+    let enrich = tokio::spawn(enrich_worker(
+        store.clone(),
+        Arc::clone(&mapping),
+        ghl,
+        stopped.clone(),
+    ));
+    let dispatch = tokio::spawn(dispatch_worker(store, mapping, graph, stopped));
+
+    let app = axum::Router::new().fallback(move |method, uri, headers, body| {
+        let api = Arc::clone(&api);
+        async move { handle(&api, method, uri, headers, body).await }
+    });
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServeError::Server);
+    let _ = stop.send(true);
+    let _ = tokio::join!(enrich, dispatch);
+    served
+}
+
+async fn handle(
+    api: &LocalApi,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse + use<> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let request = Request {
+        method: method.as_str(),
+        path: uri.path(),
+        authorization: header("authorization"),
+        signatures: SignatureHeaders {
+            ghl: header("x-ghl-signature"),
+            legacy: header("x-wh-signature"),
+        },
+        body: &body,
+    };
+    let answer = api.handle(request, Utc::now()).await;
+    tracing::info!(
+        method = request.method,
+        path = request.path,
+        status = answer.status,
+        outcome = answer.outcome,
+        "request"
+    );
+    (
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.body.to_string(),
+    )
+}
+
+/// Waits before a retry: what the consumer asked for, else doubling from 1 s.
+fn backoff(retry: &Retry, receives: u32) -> Duration {
+    retry.after.unwrap_or_else(|| {
+        Duration::from_secs(1 << receives.saturating_sub(1).min(8)).min(Duration::from_secs(300))
+    })
+}
+
+/// Receives a batch; `None` once told to stop.
+async fn next_batch(
+    store: &Store,
+    queue: &str,
+    max: usize,
+    stopped: &mut watch::Receiver<bool>,
+) -> Option<Vec<crate::store::Received>> {
+    loop {
+        if *stopped.borrow() {
+            return None;
+        }
+        match store.receive(queue, max, VISIBILITY, MAX_RECEIVES) {
+            Ok(batch) if !batch.is_empty() => return Some(batch),
+            Ok(_) => {}
+            Err(e) => tracing::error!(queue, error = %e, "cannot read the queue"),
+        }
+        let _ = tokio::time::timeout(POLL, stopped.changed()).await;
+    }
+}
+
+/// Acknowledges what succeeded and schedules the retries.
+fn settle(store: &Store, queue: &str, batch: &[crate::store::Received], failed: &[Retry]) {
+    for received in batch {
+        let id = &received.record.message_id;
+        let outcome = match failed.iter().find(|r| &r.message_id == id) {
+            Some(retry) => store.retry_after(id, backoff(retry, received.receives)),
+            None => store.delete(id),
+        };
+        if let Err(e) = outcome {
+            // Left as it is, the message reappears after its visibility timeout.
+            tracing::error!(queue, error = %e, "cannot settle a message");
+        }
+    }
+    if !failed.is_empty() {
+        tracing::warn!(queue, retried = failed.len(), "records will be retried");
+    }
+}
+
+fn records(batch: &[crate::store::Received]) -> Vec<Record> {
+    batch.iter().map(|r| r.record.clone()).collect()
+}
+
+async fn enrich_worker(
+    store: Store,
+    mapping: Arc<Mapping>,
+    ghl: GhlClient<StoredTokens<EnvSecrets>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let state = LocalState(store.clone());
+    let dispatch = LocalQueue {
+        store: store.clone(),
+        name: DISPATCH,
+    };
+    let dead = LocalQueue {
+        store: store.clone(),
+        name: DEAD,
+    };
+    while let Some(batch) = next_batch(&store, ENRICH, 10, &mut stopped).await {
+        let failed = enrich_records(
+            &mapping,
+            &ghl,
+            &state,
+            &dispatch,
+            &dead,
+            &records(&batch),
+            Utc::now(),
+        )
+        .await;
+        settle(&store, ENRICH, &batch, &failed);
+    }
+}
+
+async fn dispatch_worker(
+    store: Store,
+    mapping: Arc<Mapping>,
+    graph: LocalGraph,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let dead = LocalQueue {
+        store: store.clone(),
+        name: DEAD,
+    };
+    while let Some(batch) = next_batch(&store, DISPATCH, 1000, &mut stopped).await {
+        let failed = dispatch_records(&mapping, &graph, &dead, &records(&batch), Utc::now()).await;
+        settle(&store, DISPATCH, &batch, &failed);
+    }
+}

@@ -1,0 +1,278 @@
+//! The embedded durable store: one SQLite file in WAL mode, synchronous commits, so
+//! a message is on disk before its sender is answered and a kill at any moment loses
+//! nothing acknowledged. It holds the queues (with SQS's semantics: visibility
+//! timeouts, FIFO groups, five-minute deduplication, a dead-letter queue after too
+//! many receives) and the state store.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ghl_capi::consumer::Record;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// The dead-letter queue's name.
+pub const DEAD: &str = "dead";
+/// How long a FIFO deduplication id is remembered, as on SQS.
+const DEDUP_WINDOW_MS: i64 = 5 * 60 * 1000;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+#[error("local store: {0}")]
+pub struct StoreError(#[from] rusqlite::Error);
+
+/// The store, shared by the server and the workers.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Arc<Mutex<Connection>>,
+}
+
+/// A received message: its record, and how often it was received before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub record: Record,
+    pub receives: u32,
+}
+
+/// A message waiting in a queue, for `dlq list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub id: i64,
+    pub body: String,
+    pub sent_at_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Store {
+    /// Opens (creating if need be) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Connection::open(path)?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        // Every commit reaches the disk before it returns: acknowledged means kept.
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.busy_timeout(Duration::from_secs(5))?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS messages (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 queue TEXT NOT NULL,
+                 body TEXT NOT NULL,
+                 group_id TEXT,
+                 sent_at INTEGER NOT NULL,
+                 visible_at INTEGER NOT NULL,
+                 receives INTEGER NOT NULL DEFAULT 0
+             );
+             CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, id);
+             CREATE INDEX IF NOT EXISTS messages_group ON messages (queue, group_id, id);
+             CREATE TABLE IF NOT EXISTS dedup (
+                 queue TEXT NOT NULL,
+                 dedup_id TEXT NOT NULL,
+                 expires_at INTEGER NOT NULL,
+                 PRIMARY KEY (queue, dedup_id)
+             );
+             CREATE TABLE IF NOT EXISTS tags (
+                 location_id TEXT NOT NULL,
+                 contact_id TEXT NOT NULL,
+                 tags TEXT NOT NULL,
+                 PRIMARY KEY (location_id, contact_id)
+             );
+             CREATE TABLE IF NOT EXISTS processed (
+                 key TEXT PRIMARY KEY,
+                 expires_at INTEGER NOT NULL
+             );",
+        )?;
+        Ok(Store {
+            db: Arc::new(Mutex::new(db)),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (its own
+        // transactions roll back), so a poisoned lock is still usable.
+        self.db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a message; one whose `dedup_id` was seen on this queue in the last
+    /// five minutes is dropped, as SQS FIFO does.
+    pub fn send(
+        &self,
+        queue: &str,
+        body: &str,
+        group_id: Option<&str>,
+        dedup_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut db = self.lock();
+        let tx = db.transaction()?;
+        let now = now_ms();
+        if let Some(dedup) = dedup_id {
+            tx.execute("DELETE FROM dedup WHERE expires_at <= ?1", params![now])?;
+            let fresh = tx.execute(
+                "INSERT OR IGNORE INTO dedup (queue, dedup_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![queue, dedup, now + DEDUP_WINDOW_MS],
+            )?;
+            if fresh == 0 {
+                return Ok(());
+            }
+        }
+        tx.execute(
+            "INSERT INTO messages (queue, body, group_id, sent_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![queue, body, group_id, now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Receives up to `max` visible messages, hiding each for `visibility`. In a
+    /// FIFO group only the oldest message is ever out, so a contact's changes keep
+    /// their order. A message received `max_receives` times already moves to the
+    /// dead-letter queue instead, untouched, as SQS's redrive policy does.
+    pub fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        visibility: Duration,
+        max_receives: u32,
+    ) -> Result<Vec<Received>, StoreError> {
+        let mut db = self.lock();
+        let tx = db.transaction()?;
+        let now = now_ms();
+        let candidates: Vec<(i64, String, Option<String>, u32)> = {
+            let mut select = tx.prepare_cached(
+                "SELECT id, body, group_id, receives FROM messages m
+                 WHERE queue = ?1 AND visible_at <= ?2
+                   AND (group_id IS NULL OR NOT EXISTS (
+                       SELECT 1 FROM messages p
+                       WHERE p.queue = m.queue AND p.group_id = m.group_id AND p.id < m.id))
+                 ORDER BY id LIMIT ?3",
+            )?;
+            select
+                .query_map(params![queue, now, max as i64], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })?
+                .collect::<Result<_, _>>()?
+        };
+        let hidden_until = now + visibility.as_millis() as i64;
+        let mut received = Vec::new();
+        for (id, body, group_id, receives) in candidates {
+            if receives >= max_receives {
+                tx.execute(
+                    "UPDATE messages SET queue = ?2, group_id = NULL, visible_at = ?3, receives = 0 WHERE id = ?1",
+                    params![id, DEAD, now],
+                )?;
+                continue;
+            }
+            tx.execute(
+                "UPDATE messages SET receives = receives + 1, visible_at = ?2 WHERE id = ?1",
+                params![id, hidden_until],
+            )?;
+            received.push(Received {
+                record: Record {
+                    message_id: id.to_string(),
+                    body,
+                    group_id,
+                },
+                receives: receives + 1,
+            });
+        }
+        tx.commit()?;
+        Ok(received)
+    }
+
+    /// Deletes a handled message.
+    pub fn delete(&self, message_id: &str) -> Result<(), StoreError> {
+        self.lock()
+            .execute("DELETE FROM messages WHERE id = ?1", params![message_id])?;
+        Ok(())
+    }
+
+    /// Makes a received message visible again after `after`.
+    pub fn retry_after(&self, message_id: &str, after: Duration) -> Result<(), StoreError> {
+        self.lock().execute(
+            "UPDATE messages SET visible_at = ?2 WHERE id = ?1",
+            params![message_id, now_ms() + after.as_millis() as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Every message of `queue`, oldest first, without receiving them.
+    pub fn list(&self, queue: &str) -> Result<Vec<Stored>, StoreError> {
+        let db = self.lock();
+        let mut select = db.prepare_cached(
+            "SELECT id, body, sent_at FROM messages WHERE queue = ?1 ORDER BY id",
+        )?;
+        let rows = select
+            .query_map(params![queue], |row| {
+                Ok(Stored {
+                    id: row.get(0)?,
+                    body: row.get(1)?,
+                    sent_at_ms: row.get(2)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// How many messages `queue` holds, visible or not.
+    pub fn depth(&self, queue: &str) -> Result<u64, StoreError> {
+        Ok(self.lock().query_row(
+            "SELECT COUNT(*) FROM messages WHERE queue = ?1",
+            params![queue],
+            |row| row.get(0),
+        )?)
+    }
+
+    pub(crate) fn tags(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT tags FROM tags WHERE location_id = ?1 AND contact_id = ?2",
+                params![location_id, contact_id],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    pub(crate) fn set_tags(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        tags: &str,
+    ) -> Result<(), StoreError> {
+        self.lock().execute(
+            "INSERT OR REPLACE INTO tags (location_id, contact_id, tags) VALUES (?1, ?2, ?3)",
+            params![location_id, contact_id, tags],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn processed(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT 1 FROM processed WHERE key = ?1 AND expires_at > ?2",
+                params![key, now_ms()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    pub(crate) fn mark_processed(&self, key: &str, keep: Duration) -> Result<(), StoreError> {
+        let now = now_ms();
+        let db = self.lock();
+        db.execute("DELETE FROM processed WHERE expires_at <= ?1", params![now])?;
+        db.execute(
+            "INSERT OR REPLACE INTO processed (key, expires_at) VALUES (?1, ?2)",
+            params![key, now + keep.as_millis() as i64],
+        )?;
+        Ok(())
+    }
+}
