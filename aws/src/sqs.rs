@@ -20,6 +20,47 @@ impl SqsQueue {
         SqsQueue { client, url, fifo }
     }
 
+    /// The SDK client, to reach the account's other queues.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Receives up to `max` messages (at most 10), each hidden for `visibility`
+    /// seconds: their receipt handles and bodies.
+    pub async fn receive(
+        &self,
+        max: i32,
+        visibility: i32,
+    ) -> Result<Vec<(String, String)>, QueueError> {
+        let answer = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max.clamp(1, 10))
+            .visibility_timeout(visibility)
+            .send()
+            .await
+            .map_err(QueueError::new)?;
+        Ok(answer
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| Some((m.receipt_handle?, m.body?)))
+            .collect())
+    }
+
+    /// Deletes a received message.
+    pub async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(QueueError::new)
+    }
+
     /// Hides a received message for `after` (SQS allows up to 12 hours), so its
     /// retry waits out a partner's rate limit instead of hitting it again.
     pub async fn delay(

@@ -3,9 +3,11 @@
 //! Exit codes: 0 done; 1 failed (bad mapping, unreadable file, I/O error);
 //! 2 usage error; 3 done, but some input lines were malformed and reported.
 
+mod dlq;
 mod map;
 mod mapping;
 mod normalize;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +39,31 @@ enum Command {
     /// Check a mapping file, or preview the events a webhook would produce.
     #[command(subcommand)]
     Mapping(MappingCommand),
+    /// Run the whole pipeline in this process on a local durable store: the intake
+    /// routes on --listen, enrichment and dispatch behind them. Pixels without an
+    /// access token run dry: their requests go to the outbox file.
+    Serve(serve::ServeArgs),
+    /// Try local mode out.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+    /// Show and replay dead letters, of the local store or of an SQS queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DemoCommand {
+    /// Send the bundled sample webhook (a contact created), signed with the local
+    /// development key, to `ghl-capi serve --dev`.
+    Send(serve::SendArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// List dead letters: reason code, stage, source, reason.
+    List(dlq::Args),
+    /// Put every dead letter's job back on its queue.
+    Redrive(dlq::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +85,10 @@ fn main() -> ExitCode {
         Command::Map(args) => map::run(&args),
         Command::Mapping(MappingCommand::Check { file }) => mapping::check(&file),
         Command::Mapping(MappingCommand::Preview(args)) => mapping::preview(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Demo(DemoCommand::Send(args)) => serve::send(&args),
+        Command::Dlq(DlqCommand::List(args)) => dlq::list(&args),
+        Command::Dlq(DlqCommand::Redrive(args)) => dlq::redrive(&args),
     };
     match outcome {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

@@ -18,6 +18,7 @@ use ghl_capi::ghl::tokens::StoredTokens;
 use ghl_capi::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
 use ghl_capi::mapping::Mapping;
 use ghl_capi::secrets::EnvSecrets;
+use ghl_capi::settings::{Env, GRAPH_DEFAULT_BASE_URL, SettingsError};
 use tokio::sync::watch;
 
 use crate::outbox::LocalGraph;
@@ -30,6 +31,12 @@ pub const ENRICH: &str = "enrich";
 pub const DISPATCH: &str = "dispatch";
 /// GHL tokens are read from `GHL_TOKEN_<locationId>`.
 pub const GHL_TOKEN_PREFIX: &str = "GHL_TOKEN_";
+
+/// The environment variable holding the conversions route's API keys (a JSON list,
+/// or one per line); unset, the route is closed.
+pub const CONVERSION_KEYS_VAR: &str = "CONVERSION_API_KEYS";
+/// The mapping used when none is given.
+const DEMO_MAPPING: &str = include_str!("../samples/mapping.toml");
 
 /// A message is dead-lettered after this many receives, as with SQS's redrive policy.
 const MAX_RECEIVES: u32 = 6;
@@ -53,6 +60,59 @@ pub struct Options {
     pub http_timeout: Duration,
     /// The environment variable holding the conversions route's API keys.
     pub conversion_keys_var: Option<String>,
+}
+
+impl Options {
+    /// Options from the command line's choices and the environment (the same
+    /// variables as the functions: `GHL_API_BASE_URL`, `GRAPH_API_BASE_URL`,
+    /// `GRAPH_API_VERSION`, `HTTP_TIMEOUT_SECONDS`, the webhook keys and window).
+    /// With `dev`, webhooks must be signed with the development key instead.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        listen: SocketAddr,
+        data_dir: &std::path::Path,
+        mapping: Option<&std::path::Path>,
+        dev: bool,
+    ) -> Result<Self, SettingsError> {
+        let mut env = Env::new(lookup);
+        let mapping = match mapping {
+            Some(path) => env.check(Mapping::load(path)),
+            None => env.check(Mapping::parse(DEMO_MAPPING, "demo mapping")),
+        };
+        let keys = if dev {
+            env.check(crate::dev::keys())
+        } else {
+            let lookup = |name: &str| env.optional(name);
+            let keys = WebhookKeys::from_lookup(lookup);
+            env.check(keys)
+        };
+        let window = {
+            let window = ReplayWindow::from_lookup(|name: &str| env.optional(name));
+            env.check(window)
+        };
+        let graph_api_version = env.graph_version();
+        let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
+        let ghl_api_base_url = env.or("GHL_API_BASE_URL", ghl_capi::ghl::client::DEFAULT_BASE_URL);
+        let graph_api_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
+        let conversion_keys_var = env
+            .optional(CONVERSION_KEYS_VAR)
+            .map(|_| CONVERSION_KEYS_VAR.to_owned());
+        env.finish(|| {
+            Some(Options {
+                listen,
+                store: data_dir.join("store.db"),
+                outbox: data_dir.join("outbox.jsonl"),
+                mapping: mapping?,
+                keys: keys?,
+                window: window?,
+                ghl_api_base_url,
+                graph_api_base_url,
+                graph_api_version,
+                http_timeout,
+                conversion_keys_var,
+            })
+        })
+    }
 }
 
 /// Why `serve` stopped early.

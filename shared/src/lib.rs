@@ -11,6 +11,7 @@
 //! - [`enrich`]: from queued jobs to events for each pixel, fetching only what rules need.
 //! - [`consumer`]: the enrichment and dispatch functions' batch logic.
 //! - [`dispatch`]: delivering events to Meta, isolating invalid ones.
+//! - [`redrive`]: reading and replaying dead letters.
 //! - [`queue`]: the queue port and its in-memory adapter.
 //! - [`secrets`]: the secret store port.
 //! - [`settings`]: configuration from environment variables, checked at cold start.
@@ -29,5 +30,6 @@ pub mod intake;
 pub mod mapping;
 pub mod normalize;
 pub mod queue;
+pub mod redrive;
 pub mod secrets;
 pub mod settings;

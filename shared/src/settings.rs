@@ -99,6 +99,17 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Some(mapping)
     }
 
+    /// `GRAPH_API_VERSION`, checked to look like `v25.0`.
+    pub fn graph_version(&mut self) -> String {
+        let version = self.or("GRAPH_API_VERSION", DEFAULT_GRAPH_VERSION);
+        if !is_graph_version(&version) {
+            self.problems.push(format!(
+                "GRAPH_API_VERSION must look like {DEFAULT_GRAPH_VERSION}, not {version:?}"
+            ));
+        }
+        version
+    }
+
     /// Done: the value built, or every problem found.
     pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, SettingsError> {
         match (self.problems.is_empty(), value()) {
@@ -208,12 +219,7 @@ impl DispatchSettings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let mut env = Env::new(lookup);
         let mapping = env.mapping();
-        let graph_api_version = env.or("GRAPH_API_VERSION", DEFAULT_GRAPH_VERSION);
-        if !is_graph_version(&graph_api_version) {
-            env.problems.push(format!(
-                "GRAPH_API_VERSION must look like {DEFAULT_GRAPH_VERSION}, not {graph_api_version:?}"
-            ));
-        }
+        let graph_api_version = env.graph_version();
         let graph_api_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
         let dispatch_queue_url = env.required("DISPATCH_QUEUE_URL", "the dispatch queue's URL");

@@ -1,0 +1,166 @@
+//! `ghl-capi dlq list|redrive`: dead letters of the local store, or of an SQS queue.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ghl_capi::queue::Queue;
+use ghl_capi::redrive::{Letter, Stage, read, replay};
+use ghl_capi_aws::sqs::SqsQueue;
+use ghl_capi_local::ports::LocalQueue;
+use ghl_capi_local::serve::{DISPATCH, ENRICH};
+use ghl_capi_local::store::{DEAD, Store};
+
+use crate::Outcome;
+use crate::serve::DEFAULT_DATA_DIR;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The local store's directory (as given to `serve`).
+    #[arg(long, env = "GHL_CAPI_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// An SQS dead-letter queue instead of the local store.
+    #[arg(long, env = "DEAD_LETTER_QUEUE_URL")]
+    queue_url: Option<String>,
+    /// With --queue-url: where enrichment jobs are redriven.
+    #[arg(long, env = "ENRICH_QUEUE_URL")]
+    enrich_queue_url: Option<String>,
+    /// With --queue-url: where dispatch jobs are redriven.
+    #[arg(long, env = "DISPATCH_QUEUE_URL")]
+    dispatch_queue_url: Option<String>,
+    /// Print each letter as a JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+fn show(letter: &Letter, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(letter)?);
+    } else {
+        let stage = match letter.stage {
+            Some(Stage::Enrich) => "enrich",
+            Some(Stage::Dispatch) => "dispatch",
+            None => "-",
+        };
+        println!(
+            "{:<22} {:<9} {:<24} {}",
+            letter.code,
+            stage,
+            letter.source.as_deref().unwrap_or("-"),
+            letter.reason
+        );
+    }
+    Ok(())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub fn list(args: &Args) -> anyhow::Result<Outcome> {
+    match &args.queue_url {
+        Some(url) => runtime()?.block_on(async {
+            let dead = sqs(url).await;
+            // Listing receives each message once, so it hides them for a short while.
+            for (_, body) in receive_all(&dead, LIST_VISIBILITY_SECONDS).await? {
+                show(&read(&body), args.json)?;
+            }
+            anyhow::Ok(())
+        })?,
+        None => {
+            for stored in local(args)?.list(DEAD)? {
+                show(&read(&stored.body), args.json)?;
+            }
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+pub fn redrive(args: &Args) -> anyhow::Result<Outcome> {
+    let attempt = chrono::Utc::now().timestamp_millis().to_string();
+    let mut kept = 0;
+    let mut sent = 0;
+    match &args.queue_url {
+        Some(url) => runtime()?.block_on(async {
+            let (Some(enrich), Some(dispatch)) = (&args.enrich_queue_url, &args.dispatch_queue_url)
+            else {
+                anyhow::bail!("redriving SQS needs --enrich-queue-url and --dispatch-queue-url");
+            };
+            let dead = sqs(url).await;
+            let enrich = SqsQueue::new(dead.client().clone(), enrich);
+            let dispatch = SqsQueue::new(dead.client().clone(), dispatch);
+            for (receipt, body) in receive_all(&dead, 120).await? {
+                let letter = read(&body);
+                let Some((stage, message)) = replay(&letter, &attempt) else {
+                    kept += 1;
+                    continue;
+                };
+                match stage {
+                    Stage::Enrich => enrich.send(message).await?,
+                    Stage::Dispatch => dispatch.send(message).await?,
+                }
+                dead.delete(&receipt).await?;
+                sent += 1;
+            }
+            anyhow::Ok(())
+        })?,
+        None => {
+            let store = local(args)?;
+            runtime()?.block_on(async {
+                for stored in store.list(DEAD)? {
+                    let Some((stage, message)) = replay(&read(&stored.body), &attempt) else {
+                        kept += 1;
+                        continue;
+                    };
+                    let name = match stage {
+                        Stage::Enrich => ENRICH,
+                        Stage::Dispatch => DISPATCH,
+                    };
+                    LocalQueue {
+                        store: store.clone(),
+                        name,
+                    }
+                    .send(message)
+                    .await?;
+                    store.delete(&stored.id.to_string())?;
+                    sent += 1;
+                }
+                anyhow::Ok(())
+            })?;
+        }
+    }
+    println!("redriven: {sent}; left in place (not a job of ours): {kept}");
+    Ok(Outcome::Done)
+}
+
+fn local(args: &Args) -> anyhow::Result<Store> {
+    let path = args.data_dir.join("store.db");
+    anyhow::ensure!(
+        path.exists(),
+        "no local store at {} (start `ghl-capi serve` first, or give --queue-url)",
+        path.display()
+    );
+    Store::open(&path).with_context(|| format!("cannot open {}", path.display()))
+}
+
+async fn sqs(url: &str) -> SqsQueue {
+    let sdk = ghl_capi_aws::lambda::sdk_config().await;
+    SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), url)
+}
+
+/// How long `dlq list` hides what it has read, so it reads each message once.
+const LIST_VISIBILITY_SECONDS: i32 = 30;
+
+/// Every message of the queue (receipt handle and body), each hidden for
+/// `visibility` seconds once received.
+async fn receive_all(queue: &SqsQueue, visibility: i32) -> anyhow::Result<Vec<(String, String)>> {
+    let mut all = Vec::new();
+    loop {
+        let batch = queue.receive(10, visibility).await?;
+        if batch.is_empty() {
+            return Ok(all);
+        }
+        all.extend(batch);
+    }
+}

@@ -1,0 +1,119 @@
+//! `ghl-capi serve` and `ghl-capi demo send`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ghl_capi_local::serve::{Options, serve};
+
+use crate::Outcome;
+
+/// Where local mode keeps its store and outbox unless told otherwise.
+pub const DEFAULT_DATA_DIR: &str = "ghl-capi-data";
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Directory of the durable store (store.db) and the dry-run outbox (outbox.jsonl).
+    #[arg(long, env = "GHL_CAPI_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// The mapping (TOML); without it, a demo mapping with one dry-run pixel.
+    #[arg(long, env = "MAPPING_FILE")]
+    mapping: Option<PathBuf>,
+    /// Trust webhooks signed with the local development key (`ghl-capi demo send`)
+    /// instead of GHL's keys. For trying things out only.
+    #[arg(long)]
+    dev: bool,
+}
+
+pub fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let options = Options::from_lookup(
+        |name| std::env::var(name).ok(),
+        args.listen,
+        &args.data_dir,
+        args.mapping.as_deref(),
+        args.dev,
+    )?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if args.dev {
+        println!("  --dev: webhooks signed with the development key are trusted, GHL's are not");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async { serve(options, stop_signal()).await })?;
+    Ok(Outcome::Done)
+}
+
+/// Ctrl-C, or the SIGTERM a service manager sends.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    /// The server to send to.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    to: String,
+    /// The webhook id; send the same one twice to see the duplicate ignored.
+    #[arg(long)]
+    webhook_id: Option<String>,
+}
+
+/// Sends the bundled sample webhook, signed with the development key.
+pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
+    let now = chrono::Utc::now();
+    let webhook_id = args
+        .webhook_id
+        .clone()
+        .unwrap_or_else(|| format!("demo-{}", now.timestamp_millis()));
+    let body = ghl_capi_local::dev::sample(&webhook_id, now);
+    let signature = ghl_capi_local::dev::sign(&body);
+    let url = format!("{}/webhooks/ghl", args.to.trim_end_matches('/'));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (status, answer) = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-ghl-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}; is `ghl-capi serve --dev` running?"))?;
+        let status = response.status();
+        anyhow::Ok((status, response.text().await?))
+    })?;
+    println!("{} {answer}", status.as_u16());
+    if status.is_success() {
+        Ok(Outcome::Done)
+    } else {
+        anyhow::bail!("the server refused the sample ({status})")
+    }
+}
