@@ -107,3 +107,42 @@ async fn a_missing_queue_is_an_error_for_the_caller_to_act_on() {
         .unwrap_err();
     assert!(err.to_string().contains("could not queue"), "{err}");
 }
+
+#[tokio::test]
+async fn received_messages_are_hidden_delayed_and_deleted_by_receipt() {
+    let client = client();
+    let url = queue(&client, false).await;
+    let sqs = SqsQueue::new(client.clone(), &url);
+    for body in ["a", "b"] {
+        sqs.send(Outgoing {
+            body: body.into(),
+            group_id: None,
+            dedup_id: None,
+        })
+        .await
+        .expect("sent");
+    }
+    let mut got = sqs.receive(10, 60).await.expect("received");
+    got.sort_by(|x, y| x.1.cmp(&y.1));
+    assert_eq!(got.len(), 2);
+    assert!(
+        sqs.receive(10, 60).await.expect("received").is_empty(),
+        "hidden for 60 s"
+    );
+    // `a` is handed back at once, `b` in two seconds (SQS counts whole seconds).
+    sqs.delay(&got[0].0, std::time::Duration::ZERO)
+        .await
+        .expect("delayed");
+    sqs.delay(&got[1].0, std::time::Duration::from_millis(1_500))
+        .await
+        .expect("delayed");
+    let again = sqs.receive(10, 60).await.expect("received");
+    assert_eq!(
+        again.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(),
+        ["a"]
+    );
+    sqs.delete(&again[0].0).await.expect("deleted");
+    tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
+    let last = sqs.receive(10, 60).await.expect("received");
+    assert_eq!(last.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(), ["b"]);
+}

@@ -62,9 +62,14 @@ pub fn list(args: &Args) -> anyhow::Result<Outcome> {
     match &args.queue_url {
         Some(url) => runtime()?.block_on(async {
             let dead = sqs(url).await;
-            // Listing receives each message once, so it hides them for a short while.
-            for (_, body) in receive_all(&dead, LIST_VISIBILITY_SECONDS).await? {
-                show(&read(&body), args.json)?;
+            // Each message is hidden once read, so it is read once; then all are
+            // made visible again, ready for a redrive.
+            let letters = receive_all(&dead, LIST_VISIBILITY_SECONDS).await?;
+            for (_, body) in &letters {
+                show(&read(body), args.json)?;
+            }
+            for (receipt, _) in &letters {
+                dead.delay(receipt, std::time::Duration::ZERO).await?;
             }
             anyhow::Ok(())
         })?,
@@ -149,7 +154,7 @@ async fn sqs(url: &str) -> SqsQueue {
     SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), url)
 }
 
-/// How long `dlq list` hides what it has read, so it reads each message once.
+/// How long `dlq list` may take to read the queue; it shows each message once.
 const LIST_VISIBILITY_SECONDS: i32 = 30;
 
 /// Every message of the queue (receipt handle and body), each hidden for
