@@ -146,3 +146,55 @@ async fn received_messages_are_hidden_delayed_and_deleted_by_receipt() {
     let last = sqs.receive(10, 60).await.expect("received");
     assert_eq!(last.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(), ["b"]);
 }
+
+#[tokio::test]
+async fn a_redrive_policy_moves_a_message_received_too_often_to_its_dead_letter_queue() {
+    let client = client();
+    let dead = queue(&client, false).await;
+    let dead_arn = client
+        .get_queue_attributes()
+        .queue_url(&dead)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("arn");
+    let url = queue(&client, false).await;
+    client
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            format!(r#"{{"deadLetterTargetArn":"{dead_arn}","maxReceiveCount":"2"}}"#),
+        )
+        .attributes(QueueAttributeName::VisibilityTimeout, "0")
+        .send()
+        .await
+        .expect("redrive policy set");
+    let sqs = SqsQueue::new(client.clone(), &url);
+    let job = r#"{"pixel":"main","source":"wh-1","rule":"lead","event":{"event_name":"Lead","event_time":1,"action_source":"system_generated","user_data":{}}}"#;
+    sqs.send(Outgoing {
+        body: job.into(),
+        group_id: None,
+        dedup_id: None,
+    })
+    .await
+    .expect("sent");
+    for _ in 0..2 {
+        assert_eq!(sqs.receive(10, 0).await.expect("received").len(), 1);
+    }
+    assert!(sqs.receive(10, 0).await.expect("received").is_empty());
+    let moved = SqsQueue::new(client.clone(), &dead)
+        .receive(10, 30)
+        .await
+        .expect("received");
+    assert_eq!(moved.len(), 1);
+    let letter = ghl_capi::redrive::read(&moved[0].1);
+    assert_eq!(
+        (letter.code.as_str(), letter.stage),
+        ("max_receives", Some(ghl_capi::redrive::Stage::Dispatch)),
+        "the raw job is recognised as one the queue gave up on"
+    );
+}

@@ -170,3 +170,29 @@ async fn answers_map_to_what_enrichment_does_next() {
         "ids never rewrite the path"
     );
 }
+
+#[tokio::test]
+async fn a_slow_ghl_is_a_timeout_to_retry_not_a_hung_function() {
+    let server = MockServer::start().await;
+    Mock::given(path("/contacts/c1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"contact": {"id": "c1"}}))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .mount(&server)
+        .await;
+    let tokens = HashMap::from([("loc".to_owned(), LocationToken("pit-abc".into()))]);
+    let ghl = GhlClient::new(
+        &server.uri(),
+        FixedTokens(tokens),
+        Duration::from_millis(300),
+    )
+    .expect("client");
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        ghl.contact("loc", "c1").await,
+        Err(GhlError::Unavailable(_))
+    ));
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
