@@ -173,9 +173,10 @@ fn names(events: &[Value]) -> Vec<String> {
 async fn webhooks_reach_meta_through_serve_once_even_across_a_kill() {
     let ghl = MockServer::start().await;
     let graph = MockServer::start().await;
-    for (id, email, tags) in [
-        ("c-ann", "ann@example.com", &[][..]),
-        ("c-bob", "bob@example.com", &["vip"][..]),
+    // Bob's reads are slow, so the kill below finds his opportunity in hand.
+    for (id, email, tags, delay) in [
+        ("c-ann", "ann@example.com", &[][..], 0),
+        ("c-bob", "bob@example.com", &["vip"][..], 1_500),
     ] {
         Mock::given(method("GET"))
             .and(path(format!("/contacts/{id}")))
@@ -183,7 +184,8 @@ async fn webhooks_reach_meta_through_serve_once_even_across_a_kill() {
             .and(header("version", "2021-07-28"))
             .respond_with(
                 ResponseTemplate::new(200)
-                    .set_body_json(json!({"contact": contact(id, email, tags)})),
+                    .set_body_json(json!({"contact": contact(id, email, tags)}))
+                    .set_delay(Duration::from_millis(delay)),
             )
             .mount(&ghl)
             .await;
@@ -238,6 +240,7 @@ async fn webhooks_reach_meta_through_serve_once_even_across_a_kill() {
         deliver(&server, webhook("OpportunityStatusUpdate", "wh-won", won)).await,
         200
     );
+    tokio::time::sleep(Duration::from_millis(500)).await;
     drop(server);
 
     let server = start(&data, &mapping, &ghl.uri(), &graph.uri(), port).await;

@@ -138,6 +138,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let store = Store::open(&options.store)?;
+    let released = store.release_in_hand()?;
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|e| ServeError::Listen(options.listen, e))?;
@@ -158,6 +159,9 @@ pub async fn serve(
     )?;
     println!("ghl-capi serve: listening on http://{address}");
     println!("  store: {}", options.store.display());
+    if released > 0 {
+        println!("  {released} messages left in hand by the last run are queued again");
+    }
     for (pixel, _) in &missing {
         println!(
             "  pixel {pixel}: no access token, dry run: requests go to {}",

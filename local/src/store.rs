@@ -62,7 +62,8 @@ impl Store {
                  group_id TEXT,
                  sent_at INTEGER NOT NULL,
                  visible_at INTEGER NOT NULL,
-                 receives INTEGER NOT NULL DEFAULT 0
+                 receives INTEGER NOT NULL DEFAULT 0,
+                 in_hand INTEGER NOT NULL DEFAULT 0
              );
              CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, id);
              CREATE INDEX IF NOT EXISTS messages_group ON messages (queue, group_id, id);
@@ -166,7 +167,7 @@ impl Store {
                 continue;
             }
             tx.execute(
-                "UPDATE messages SET receives = receives + 1, visible_at = ?2 WHERE id = ?1",
+                "UPDATE messages SET receives = receives + 1, visible_at = ?2, in_hand = 1 WHERE id = ?1",
                 params![id, hidden_until],
             )?;
             received.push(Received {
@@ -192,10 +193,21 @@ impl Store {
     /// Makes a received message visible again after `after`.
     pub fn retry_after(&self, message_id: &str, after: Duration) -> Result<(), StoreError> {
         self.lock().execute(
-            "UPDATE messages SET visible_at = ?2 WHERE id = ?1",
+            "UPDATE messages SET visible_at = ?2, in_hand = 0 WHERE id = ?1",
             params![message_id, now_ms() + after.as_millis() as i64],
         )?;
         Ok(())
+    }
+
+    /// Makes every message received but not settled visible again: at start, what a
+    /// previous run had in hand when it stopped is nobody's any more. (One `serve`
+    /// per store.) Messages waiting out a retry delay keep waiting.
+    pub fn release_in_hand(&self) -> Result<u64, StoreError> {
+        let released = self.lock().execute(
+            "UPDATE messages SET visible_at = ?1, in_hand = 0 WHERE in_hand = 1",
+            params![now_ms()],
+        )?;
+        Ok(released as u64)
     }
 
     /// Every message of `queue`, oldest first, without receiving them.

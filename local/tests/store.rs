@@ -126,3 +126,22 @@ async fn state_keeps_tags_and_processed_jobs() {
     state.mark_processed("wh-1").await.expect("written");
     assert!(state.processed("wh-1").await.expect("read"));
 }
+
+#[test]
+fn what_a_stopped_run_had_in_hand_is_released_at_the_next_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path).expect("open");
+    for body in ["in-hand", "waiting"] {
+        store.send("q", body, None, None).expect("sent");
+    }
+    let got = store.receive("q", 10, LONG, 5).expect("received");
+    store
+        .retry_after(&got[1].record.message_id, LONG)
+        .expect("delayed");
+    drop(store);
+
+    let store = Store::open(&path).expect("reopened");
+    assert_eq!(store.release_in_hand().expect("released"), 1);
+    assert_eq!(bodies(&store, 10), ["in-hand"], "a retry delay is kept");
+}
