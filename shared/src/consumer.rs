@@ -63,6 +63,14 @@ async fn send_json(queue: &impl Queue, value: &impl Serialize) -> bool {
 
 /// A dead letter as queued: the reason, and the message it is about (for redrive).
 async fn dead_letter(dead: &impl Queue, letter: &DeadLetter, message: &str) -> bool {
+    // The audit line of a dropped event: ids and reason, never the payload.
+    tracing::warn!(
+        code = letter.code,
+        source = letter.source,
+        rule = letter.rule,
+        reason = letter.reason,
+        "dead letter"
+    );
     send_json(dead, &json!({"deadLetter": letter, "message": message})).await
 }
 
@@ -218,8 +226,30 @@ pub async fn dispatch_records(
         .await;
         for ((record, job), outcome) in jobs.iter().zip(outcomes) {
             let done = match outcome {
-                Delivery::Delivered => true,
-                Delivery::Retry { .. } | Delivery::TokenProblem { .. } => false,
+                Delivery::Delivered => {
+                    tracing::info!(
+                        pixel = pixel.name,
+                        event_id = job.event.event_id,
+                        source = job.source,
+                        rule = job.rule,
+                        "event sent"
+                    );
+                    true
+                }
+                Delivery::Retry { reason } => {
+                    tracing::warn!(pixel = pixel.name, source = job.source, reason, "retry");
+                    false
+                }
+                Delivery::TokenProblem { reason } => {
+                    // Held, never dropped, until someone fixes the token: say so loudly.
+                    tracing::error!(
+                        pixel = pixel.name,
+                        source = job.source,
+                        reason,
+                        "the pixel's access token is refused; events are held"
+                    );
+                    false
+                }
                 Delivery::DeadLetter { reason } => {
                     let letter = DeadLetter {
                         source: job.source.clone(),
