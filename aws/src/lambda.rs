@@ -12,13 +12,15 @@ use ghl_capi::api::{Api, Request};
 use ghl_capi::capi::client::{GraphClient, pixel_tokens};
 use ghl_capi::consumer::{Record, Retry, dispatch_records, enrich_records};
 use ghl_capi::ghl::client::GhlClient;
-use ghl_capi::ghl::tokens::StoredTokens;
+use ghl_capi::ghl::oauth::{OAuthApp, OAuthClient};
+use ghl_capi::ghl::tokens::ManagedTokens;
 use ghl_capi::ghl::webhook::SignatureHeaders;
 use ghl_capi::mapping::Mapping;
+use ghl_capi::secrets::SecretStore;
 use ghl_capi::settings::{DispatchSettings, EnrichSettings, IntakeSettings};
 use lambda_http::{Body, Response};
 
-use crate::dynamo::DynamoState;
+use crate::dynamo::{DynamoLease, DynamoState};
 use crate::secrets::{DEFAULT_CACHE, SecretsManager};
 use crate::sqs::SqsQueue;
 
@@ -143,7 +145,7 @@ pub async fn batch_response(
 #[derive(Debug)]
 pub struct Enrichment {
     pub mapping: Mapping,
-    pub ghl: GhlClient<StoredTokens<SecretsManager>>,
+    pub ghl: GhlClient<ManagedTokens<SecretsManager, DynamoLease>>,
     pub state: DynamoState,
     /// The enrichment queue itself, to delay retries on.
     pub source: SqsQueue,
@@ -151,16 +153,54 @@ pub struct Enrichment {
     pub dead: SqsQueue,
 }
 
+/// The GHL client over managed tokens: the secret store, leases in the state table,
+/// and the marketplace app's credentials when `GHL_APP_SECRET` names them.
+pub async fn ghl_client(
+    sdk: &SdkConfig,
+    base_url: &str,
+    token_prefix: &str,
+    app_secret: Option<&str>,
+    state_table: &str,
+    timeout: std::time::Duration,
+) -> Result<
+    GhlClient<ManagedTokens<SecretsManager, DynamoLease>>,
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    let secrets = SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk), DEFAULT_CACHE);
+    let oauth = match app_secret {
+        Some(name) => {
+            let app: OAuthApp =
+                serde_json::from_str(secrets.get(name).await?.expose()).map_err(|e| {
+                    format!("{name} must hold {{\"client_id\", \"client_secret\"}}: {e}")
+                })?;
+            Some(OAuthClient::new(base_url, app, timeout)?)
+        }
+        None => None,
+    };
+    let lease = DynamoLease::new(aws_sdk_dynamodb::Client::new(sdk), state_table);
+    Ok(GhlClient::new(
+        base_url,
+        ManagedTokens::new(secrets, lease, oauth, token_prefix),
+        timeout,
+    )?)
+}
+
 impl Enrichment {
-    pub fn new(settings: EnrichSettings, sdk: &SdkConfig) -> Result<Self, reqwest::Error> {
+    pub async fn new(
+        settings: EnrichSettings,
+        sdk: &SdkConfig,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let sqs = aws_sdk_sqs::Client::new(sdk);
-        let secrets = SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk), DEFAULT_CACHE);
         Ok(Enrichment {
-            ghl: GhlClient::new(
+            ghl: ghl_client(
+                sdk,
                 &settings.ghl_api_base_url,
-                StoredTokens::new(secrets, settings.ghl_token_secret_prefix),
+                &settings.ghl_token_secret_prefix,
+                settings.ghl_app_secret.as_deref(),
+                &settings.state_table,
                 settings.http_timeout,
-            )?,
+            )
+            .await?,
             mapping: settings.mapping,
             state: DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), settings.state_table),
             source: SqsQueue::new(sqs.clone(), settings.enrich_queue_url),

@@ -218,6 +218,7 @@ async fn stack(mapping: &str) -> Stack {
         EnrichSettings::from_lookup(lookup).expect("enrichment settings"),
         &sdk,
     )
+    .await
     .expect("enrichment");
     let dispatch = Dispatch::new(
         DispatchSettings::from_lookup(lookup).expect("dispatch settings"),

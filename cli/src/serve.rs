@@ -33,6 +33,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let options = Options::from_lookup(
         |name| std::env::var(name).ok(),
+        std::env::vars(),
         args.listen,
         &args.data_dir,
         args.mapping.as_deref(),

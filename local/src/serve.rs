@@ -14,7 +14,8 @@ use ghl_capi::api::{Api, Request};
 use ghl_capi::capi::client::{GraphClient, pixel_tokens};
 use ghl_capi::consumer::{Record, Retry, dispatch_records, enrich_records};
 use ghl_capi::ghl::client::GhlClient;
-use ghl_capi::ghl::tokens::StoredTokens;
+use ghl_capi::ghl::client::LocationToken;
+use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
 use ghl_capi::mapping::Mapping;
 use ghl_capi::secrets::EnvSecrets;
@@ -58,6 +59,9 @@ pub struct Options {
     pub graph_api_base_url: String,
     pub graph_api_version: String,
     pub http_timeout: Duration,
+    /// Each location's GHL token (a Private Integration token), from
+    /// `GHL_TOKEN_<locationId>`.
+    pub ghl_tokens: FixedTokens,
     /// The environment variable holding the conversions route's API keys.
     pub conversion_keys_var: Option<String>,
 }
@@ -69,6 +73,7 @@ impl Options {
     /// With `dev`, webhooks must be signed with the development key instead.
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
+        vars: impl Iterator<Item = (String, String)>,
         listen: SocketAddr,
         data_dir: &std::path::Path,
         mapping: Option<&std::path::Path>,
@@ -94,6 +99,13 @@ impl Options {
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
         let ghl_api_base_url = env.or("GHL_API_BASE_URL", ghl_capi::ghl::client::DEFAULT_BASE_URL);
         let graph_api_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
+        let ghl_tokens = FixedTokens(
+            vars.filter_map(|(name, value)| {
+                let location = name.strip_prefix(GHL_TOKEN_PREFIX)?;
+                Some((location.to_owned(), LocationToken(value)))
+            })
+            .collect(),
+        );
         let conversion_keys_var = env
             .optional(CONVERSION_KEYS_VAR)
             .map(|_| CONVERSION_KEYS_VAR.to_owned());
@@ -109,6 +121,7 @@ impl Options {
                 graph_api_base_url,
                 graph_api_version,
                 http_timeout,
+                ghl_tokens,
                 conversion_keys_var,
             })
         })
@@ -154,7 +167,7 @@ pub async fn serve(
     let graph = LocalGraph::new(graph, &options.outbox).map_err(ServeError::Outbox)?;
     let ghl = GhlClient::new(
         &options.ghl_api_base_url,
-        StoredTokens::new(EnvSecrets, GHL_TOKEN_PREFIX),
+        options.ghl_tokens,
         options.http_timeout,
     )?;
     println!("ghl-capi serve: listening on http://{address}");
@@ -287,7 +300,7 @@ fn records(batch: &[crate::store::Received]) -> Vec<Record> {
 async fn enrich_worker(
     store: Store,
     mapping: Arc<Mapping>,
-    ghl: GhlClient<StoredTokens<EnvSecrets>>,
+    ghl: GhlClient<FixedTokens>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let state = LocalState(store.clone());

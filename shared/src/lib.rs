@@ -12,6 +12,7 @@
 //! - [`consumer`]: the enrichment and dispatch functions' batch logic.
 //! - [`dispatch`]: delivering events to Meta, isolating invalid ones.
 //! - [`redrive`]: reading and replaying dead letters.
+//! - [`lease`]: self-freeing locks across processes.
 //! - [`queue`]: the queue port and its in-memory adapter.
 //! - [`secrets`]: the secret store port.
 //! - [`settings`]: configuration from environment variables, checked at cold start.
@@ -27,6 +28,7 @@ pub mod enrich;
 pub mod ghl;
 mod http;
 pub mod intake;
+pub mod lease;
 pub mod mapping;
 pub mod normalize;
 pub mod queue;

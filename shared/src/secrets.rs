@@ -73,6 +73,145 @@ pub trait SecretStore: Send + Sync {
     fn fresh(&self, name: &str) -> impl Future<Output = Result<Secret, SecretError>> + Send;
 }
 
+/// One version of a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub version: String,
+    pub value: Secret,
+}
+
+/// Secrets with versions and stages (Secrets Manager's `AWSCURRENT` and
+/// `AWSPENDING`): what the GHL token lifecycle needs to write a refreshed token
+/// durably before making it the one everybody uses.
+pub trait VersionedSecrets: SecretStore {
+    /// The current version, read anew; `None` if the secret does not exist.
+    fn current(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Versioned>, SecretError>> + Send;
+    /// The pending version, if any.
+    fn pending(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Versioned>, SecretError>> + Send;
+    /// Stores `value` as the pending version; its version id.
+    fn stage_pending(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<String, SecretError>> + Send;
+    /// Makes `version` current if `previous` still is (`false` if another version
+    /// became current first).
+    fn promote(
+        &self,
+        name: &str,
+        version: &str,
+        previous: &str,
+    ) -> impl Future<Output = Result<bool, SecretError>> + Send;
+    /// Stores `value` as the current version, creating the secret if need be.
+    fn put(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<String, SecretError>> + Send;
+}
+
+/// Versioned secrets in memory, for tests: every version is kept.
+#[derive(Debug, Default)]
+pub struct MemorySecrets {
+    /// Per secret: its versions in order, and which is current and pending.
+    secrets: std::sync::Mutex<std::collections::HashMap<String, MemorySecret>>,
+}
+
+#[derive(Debug, Default)]
+struct MemorySecret {
+    versions: Vec<String>,
+    current: Option<usize>,
+    pending: Option<usize>,
+}
+
+impl MemorySecrets {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut std::collections::HashMap<String, MemorySecret>) -> T,
+    ) -> T {
+        let mut secrets = self
+            .secrets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut secrets)
+    }
+
+    fn read(&self, name: &str, pick: fn(&MemorySecret) -> Option<usize>) -> Option<Versioned> {
+        self.with(|all| {
+            let secret = all.get(name)?;
+            let i = pick(secret)?;
+            Some(Versioned {
+                version: i.to_string(),
+                value: Secret::new(secret.versions[i].clone()),
+            })
+        })
+    }
+}
+
+impl SecretStore for MemorySecrets {
+    async fn get(&self, name: &str) -> Result<Secret, SecretError> {
+        self.read(name, |s| s.current)
+            .map(|v| v.value)
+            .ok_or_else(|| SecretError::Missing(name.to_owned()))
+    }
+
+    async fn fresh(&self, name: &str) -> Result<Secret, SecretError> {
+        self.get(name).await
+    }
+}
+
+impl VersionedSecrets for MemorySecrets {
+    async fn current(&self, name: &str) -> Result<Option<Versioned>, SecretError> {
+        Ok(self.read(name, |s| s.current))
+    }
+
+    async fn pending(&self, name: &str) -> Result<Option<Versioned>, SecretError> {
+        Ok(self.read(name, |s| s.pending))
+    }
+
+    async fn stage_pending(&self, name: &str, value: &str) -> Result<String, SecretError> {
+        Ok(self.with(|all| {
+            let secret = all.entry(name.to_owned()).or_default();
+            secret.versions.push(value.to_owned());
+            secret.pending = Some(secret.versions.len() - 1);
+            (secret.versions.len() - 1).to_string()
+        }))
+    }
+
+    async fn promote(
+        &self,
+        name: &str,
+        version: &str,
+        previous: &str,
+    ) -> Result<bool, SecretError> {
+        Ok(self.with(|all| {
+            let Some(secret) = all.get_mut(name) else {
+                return false;
+            };
+            if secret.current.map(|c| c.to_string()).as_deref() != Some(previous) {
+                return false;
+            }
+            secret.current = version.parse().ok();
+            true
+        }))
+    }
+
+    async fn put(&self, name: &str, value: &str) -> Result<String, SecretError> {
+        Ok(self.with(|all| {
+            let secret = all.entry(name.to_owned()).or_default();
+            secret.versions.push(value.to_owned());
+            secret.current = Some(secret.versions.len() - 1);
+            (secret.versions.len() - 1).to_string()
+        }))
+    }
+}
+
 /// Secrets from environment variables, named as the variables are: local mode's store.
 #[derive(Debug, Default, Clone)]
 pub struct EnvSecrets;

@@ -158,6 +158,9 @@ pub struct EnrichSettings {
     /// `GHL_TOKEN_SECRET_PREFIX`: each location's token is the secret
     /// `{prefix}{locationId}`.
     pub ghl_token_secret_prefix: String,
+    /// `GHL_APP_SECRET`: the secret holding the marketplace app's `client_id` and
+    /// `client_secret`, to refresh OAuth tokens; unset, only fixed tokens work.
+    pub ghl_app_secret: Option<String>,
     /// `HTTP_TIMEOUT_SECONDS`.
     pub http_timeout: Duration,
     /// `STATE_TABLE`.
@@ -176,6 +179,7 @@ impl EnrichSettings {
         let mapping = env.mapping();
         let ghl_api_base_url = env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL);
         let ghl_token_secret_prefix = env.or("GHL_TOKEN_SECRET_PREFIX", GHL_TOKEN_DEFAULT_PREFIX);
+        let ghl_app_secret = env.optional("GHL_APP_SECRET");
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
         let state_table = env.required("STATE_TABLE", "the DynamoDB state table's name");
         let enrich_queue_url = env.required("ENRICH_QUEUE_URL", "the enrichment queue's URL");
@@ -189,6 +193,7 @@ impl EnrichSettings {
                 mapping: mapping?,
                 ghl_api_base_url,
                 ghl_token_secret_prefix,
+                ghl_app_secret,
                 http_timeout,
                 state_table,
                 enrich_queue_url,

@@ -7,7 +7,8 @@ use ghl_capi_aws::lambda::{self, Enrichment};
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     lambda::init_logging();
     let settings = EnrichSettings::from_lookup(|name| std::env::var(name).ok())?;
-    Enrichment::new(settings, &lambda::sdk_config().await)?
+    Enrichment::new(settings, &lambda::sdk_config().await)
+        .await?
         .run()
         .await
 }
