@@ -162,6 +162,10 @@ impl<S: VersionedSecrets, L: Lease> ManagedTokens<S, L> {
     /// A usable token from the secret `name`, refreshed first when due.
     async fn token_of(&self, name: &str) -> Result<LocationToken, GhlError> {
         let current = self.current(name).await?;
+        // Refused once by GHL: only a new install helps, so GHL is not asked again.
+        if current.set.needs_reinstall.is_some() {
+            return Err(GhlError::Unauthorized);
+        }
         if renewable(&current.set) && current.set.due(Utc::now(), REFRESH_MARGIN) {
             return self.refresh(name, current).await;
         }
@@ -355,7 +359,7 @@ impl<S: VersionedSecrets, L: Lease> TokenSource for ManagedTokens<S, L> {
     ) -> Result<LocationToken, GhlError> {
         let name = self.secret_name(location_id);
         let current = self.current(&name).await?;
-        if current.set.access_token != stale.0 {
+        if current.set.access_token != stale.0 || current.set.needs_reinstall.is_some() {
             return usable(&current.set);
         }
         if !renewable(&current.set) {
