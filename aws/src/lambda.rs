@@ -12,6 +12,7 @@ use ghl_capi::api::{Api, Request};
 use ghl_capi::capi::client::{GraphClient, pixel_tokens};
 use ghl_capi::consumer::{Record, Retry, dispatch_records, enrich_records};
 use ghl_capi::ghl::client::GhlClient;
+use ghl_capi::ghl::install::Installer;
 use ghl_capi::ghl::oauth::{OAuthApp, OAuthClient};
 use ghl_capi::ghl::tokens::ManagedTokens;
 use ghl_capi::ghl::webhook::SignatureHeaders;
@@ -46,18 +47,50 @@ pub fn init_logging() {
         .init();
 }
 
-/// The intake API on SQS and Secrets Manager.
-pub type Intake = Api<SqsQueue, SecretsManager>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The intake API built from its settings.
-pub fn intake(settings: IntakeSettings, sdk: &SdkConfig) -> Intake {
-    Api {
+/// The intake API on SQS and Secrets Manager, installing the app when configured.
+pub type Intake = Api<SqsQueue, SecretsManager, Option<Installer<SecretsManager>>>;
+
+/// The OAuth client of the marketplace app whose `client_id` and `client_secret`
+/// the secret `app_secret` holds.
+async fn oauth_client(
+    secrets: &SecretsManager,
+    app_secret: &str,
+    base_url: &str,
+    timeout: std::time::Duration,
+) -> Result<OAuthClient, BoxError> {
+    let app: OAuthApp = serde_json::from_str(secrets.get(app_secret).await?.expose())
+        .map_err(|e| format!("{app_secret} must hold {{\"client_id\", \"client_secret\"}}: {e}"))?;
+    Ok(OAuthClient::new(base_url, app, timeout)?)
+}
+
+/// The intake API built from its settings (reading the app's credentials, if any).
+pub async fn intake(settings: IntakeSettings, sdk: &SdkConfig) -> Result<Intake, BoxError> {
+    let secrets = || SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk), DEFAULT_CACHE);
+    let install = match &settings.ghl_app_secret {
+        Some(name) => Some(Installer {
+            oauth: oauth_client(
+                &secrets(),
+                name,
+                &settings.ghl_api_base_url,
+                settings.http_timeout,
+            )
+            .await?,
+            secrets: secrets(),
+            prefix: settings.ghl_token_secret_prefix,
+            redirect_uri: settings.oauth_redirect_uri,
+        }),
+        None => None,
+    };
+    Ok(Api {
         keys: settings.keys,
         window: settings.window,
         queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), settings.enrich_queue_url),
-        secrets: SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk), DEFAULT_CACHE),
+        secrets: secrets(),
         conversion_keys_secret: settings.conversion_keys_secret,
-    }
+        install,
+    })
 }
 
 /// Answers one API Gateway request.
@@ -66,6 +99,7 @@ pub async fn handle_http(api: &Intake, request: lambda_http::Request) -> Respons
     let request_view = Request {
         method: request.method().as_str(),
         path: request.uri().path(),
+        query: request.uri().query(),
         authorization: header("authorization"),
         signatures: SignatureHeaders {
             ghl: header("x-ghl-signature"),
@@ -83,12 +117,13 @@ pub async fn handle_http(api: &Intake, request: lambda_http::Request) -> Respons
         event_id = answer.body.get("eventId").and_then(|v| v.as_str()),
         "request"
     );
-    let mut response = Response::new(Body::Text(answer.body.to_string()));
+    let (content_type, text) = answer.content();
+    let mut response = Response::new(Body::Text(text));
     *response.status_mut() = lambda_http::http::StatusCode::from_u16(answer.status)
         .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(
         "content-type",
-        lambda_http::http::HeaderValue::from_static("application/json"),
+        lambda_http::http::HeaderValue::from_static(content_type),
     );
     response
 }
@@ -162,19 +197,10 @@ pub async fn ghl_client(
     app_secret: Option<&str>,
     state_table: &str,
     timeout: std::time::Duration,
-) -> Result<
-    GhlClient<ManagedTokens<SecretsManager, DynamoLease>>,
-    Box<dyn std::error::Error + Send + Sync>,
-> {
+) -> Result<GhlClient<ManagedTokens<SecretsManager, DynamoLease>>, BoxError> {
     let secrets = SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk), DEFAULT_CACHE);
     let oauth = match app_secret {
-        Some(name) => {
-            let app: OAuthApp =
-                serde_json::from_str(secrets.get(name).await?.expose()).map_err(|e| {
-                    format!("{name} must hold {{\"client_id\", \"client_secret\"}}: {e}")
-                })?;
-            Some(OAuthClient::new(base_url, app, timeout)?)
-        }
+        Some(name) => Some(oauth_client(&secrets, name, base_url, timeout).await?),
         None => None,
     };
     let lease = DynamoLease::new(aws_sdk_dynamodb::Client::new(sdk), state_table);
@@ -186,10 +212,7 @@ pub async fn ghl_client(
 }
 
 impl Enrichment {
-    pub async fn new(
-        settings: EnrichSettings,
-        sdk: &SdkConfig,
-    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+    pub async fn new(settings: EnrichSettings, sdk: &SdkConfig) -> Result<Self, BoxError> {
         let sqs = aws_sdk_sqs::Client::new(sdk);
         Ok(Enrichment {
             ghl: ghl_client(

@@ -213,7 +213,9 @@ async fn stack(mapping: &str) -> Stack {
     let intake = lambda::intake(
         IntakeSettings::from_lookup(lookup).expect("intake settings"),
         &sdk,
-    );
+    )
+    .await
+    .expect("intake");
     let enrichment = Enrichment::new(
         EnrichSettings::from_lookup(lookup).expect("enrichment settings"),
         &sdk,

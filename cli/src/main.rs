@@ -7,6 +7,7 @@ mod dlq;
 mod map;
 mod mapping;
 mod normalize;
+mod oauth;
 mod serve;
 
 use std::path::PathBuf;
@@ -49,6 +50,15 @@ enum Command {
     /// Show and replay dead letters, of the local store or of an SQS queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The GHL marketplace app.
+    #[command(subcommand)]
+    Oauth(OauthCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OauthCommand {
+    /// Print the link that installs the app, with the scopes the mapping needs.
+    Url(oauth::UrlArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +99,7 @@ fn main() -> ExitCode {
         Command::Demo(DemoCommand::Send(args)) => serve::send(&args),
         Command::Dlq(DlqCommand::List(args)) => dlq::list(&args),
         Command::Dlq(DlqCommand::Redrive(args)) => dlq::redrive(&args),
+        Command::Oauth(OauthCommand::Url(args)) => oauth::url(&args),
     };
     match outcome {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

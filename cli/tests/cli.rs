@@ -307,3 +307,32 @@ fn map_stops_when_its_reader_goes_away() {
         .expect("status");
     assert_eq!(status.code(), Some(1), "a closed stdout is an I/O failure");
 }
+
+#[test]
+fn oauth_url_prints_an_install_link_with_the_scopes_the_mapping_needs() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["oauth", "url", "--company"])
+        .env("GHL_CLIENT_ID", "app-1")
+        .env("GHL_CLIENT_SECRET", "shh")
+        .env("OAUTH_REDIRECT_URI", "https://x.example/oauth/callback")
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let link = String::from_utf8_lossy(&out.stdout);
+    assert!(link.starts_with("https://marketplace.gohighlevel.com/v2/oauth/chooselocation?"));
+    for part in [
+        "client_id=app-1",
+        "scope=contacts.readonly+opportunities.readonly+calendars%2Fevents.readonly+oauth.readonly+oauth.write",
+        "redirect_uri=https%3A%2F%2Fx.example%2Foauth%2Fcallback",
+        "&state=",
+    ] {
+        assert!(link.contains(part), "{part} in {link}");
+    }
+    let missing = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["oauth", "url"])
+        .env_remove("GHL_CLIENT_ID")
+        .env_remove("GHL_CLIENT_SECRET")
+        .output()
+        .expect("runs");
+    assert_eq!(missing.status.code(), Some(2), "a usage error");
+}

@@ -15,6 +15,7 @@ use ghl_capi::capi::client::{GraphClient, pixel_tokens};
 use ghl_capi::consumer::{Record, Retry, dispatch_records, enrich_records};
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::client::LocationToken;
+use ghl_capi::ghl::install::NoInstall;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
 use ghl_capi::mapping::Mapping;
@@ -143,7 +144,7 @@ pub enum ServeError {
     Server(std::io::Error),
 }
 
-type LocalApi = Api<LocalQueue, EnvSecrets>;
+type LocalApi = Api<LocalQueue, EnvSecrets, NoInstall>;
 
 /// Serves until `shutdown` resolves; then finishes the batches in hand and returns.
 pub async fn serve(
@@ -191,6 +192,7 @@ pub async fn serve(
         },
         secrets: EnvSecrets,
         conversion_keys_secret: options.conversion_keys_var,
+        install: NoInstall,
     });
     let (stop, stopped) = watch::channel(false);
     let mapping = Arc::new(options.mapping);
@@ -226,6 +228,7 @@ async fn handle(
     let request = Request {
         method: method.as_str(),
         path: uri.path(),
+        query: uri.query(),
         authorization: header("authorization"),
         signatures: SignatureHeaders {
             ghl: header("x-ghl-signature"),
@@ -241,10 +244,11 @@ async fn handle(
         outcome = answer.outcome,
         "request"
     );
+    let (content_type, text) = answer.content();
     (
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        [(header::CONTENT_TYPE, "application/json")],
-        answer.body.to_string(),
+        [(header::CONTENT_TYPE, content_type)],
+        text,
     )
 }
 

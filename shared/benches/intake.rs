@@ -12,6 +12,7 @@ use chrono::Utc;
 use ed25519_dalek::pkcs8::EncodePublicKey;
 use ed25519_dalek::{Signer, SigningKey, Verifier};
 use ghl_capi::api::{Api, Request};
+use ghl_capi::ghl::install::NoInstall;
 use ghl_capi::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
 use ghl_capi::queue::{Outgoing, Queue, QueueError};
 use ghl_capi::secrets::EnvSecrets;
@@ -46,6 +47,7 @@ fn main() {
         queue: NullQueue,
         secrets: EnvSecrets,
         conversion_keys_secret: None,
+        install: NoInstall,
     };
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -73,6 +75,7 @@ fn main() {
             let request = Request {
                 method: "POST",
                 path: "/webhooks/ghl",
+                query: None,
                 authorization: None,
                 signatures: SignatureHeaders {
                     ghl: Some(signature),

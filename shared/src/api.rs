@@ -6,12 +6,15 @@
 //! - `POST /contacts/{contactId}/conversions`: [`accept_conversion`], with the API
 //!   keys read from the secret store (cached by the store); closed when no secret
 //!   is configured.
+//! - `GET /oauth/callback`: the marketplace app's install ([`Install`]), answered
+//!   with a page for the person installing.
 //! - `GET /health`.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::conversion_intake::{self, accept_conversion};
+use crate::ghl::install::{self, Install, Installed};
 use crate::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
 use crate::intake::{self, Accepted, accept_webhook};
 use crate::queue::Queue;
@@ -22,6 +25,8 @@ use crate::secrets::SecretStore;
 pub struct Request<'a> {
     pub method: &'a str,
     pub path: &'a str,
+    /// The query string, without `?`.
+    pub query: Option<&'a str>,
     pub authorization: Option<&'a str>,
     pub signatures: SignatureHeaders<'a>,
     pub body: &'a [u8],
@@ -34,17 +39,30 @@ pub struct Response {
     pub body: Value,
     /// What to log and count: `accepted`, `ignored` or the rejection's code.
     pub outcome: &'static str,
+    /// An HTML page to send instead of the JSON body (the install callback's).
+    pub page: Option<String>,
 }
 
-/// The intake API over a queue and a secret store.
+impl Response {
+    /// The `Content-Type` and the text to send: the page when there is one.
+    pub fn content(&self) -> (&'static str, String) {
+        match &self.page {
+            Some(page) => ("text/html; charset=utf-8", page.clone()),
+            None => ("application/json", self.body.to_string()),
+        }
+    }
+}
+
+/// The intake API over a queue, a secret store and the app's install step.
 #[derive(Debug)]
-pub struct Api<Q, S> {
+pub struct Api<Q, S, I> {
     pub keys: WebhookKeys,
     pub window: ReplayWindow,
     pub queue: Q,
     pub secrets: S,
     /// The secret holding the conversions route's API keys.
     pub conversion_keys_secret: Option<String>,
+    pub install: I,
 }
 
 fn answer(status: u16, body: Value, outcome: &'static str) -> Response {
@@ -52,16 +70,18 @@ fn answer(status: u16, body: Value, outcome: &'static str) -> Response {
         status,
         body,
         outcome,
+        page: None,
     }
 }
 
-impl<Q: Queue, S: SecretStore> Api<Q, S> {
+impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
     /// Routes and answers one request.
     pub async fn handle(&self, request: Request<'_>, now: DateTime<Utc>) -> Response {
         let path = request.path.trim_end_matches('/');
         let segments: Vec<&str> = path.split('/').skip(1).collect();
         match (request.method, segments.as_slice()) {
             ("GET", ["health"]) => answer(200, json!({"status": "ok"}), "health"),
+            ("GET", ["oauth", "callback"]) => self.installed(request, now).await,
             ("POST", ["webhooks", "ghl"]) => self.webhook(request, now).await,
             (_, ["contacts", "", "conversions"]) => {
                 answer(404, json!({"error": "not_found"}), "not_found")
@@ -69,12 +89,50 @@ impl<Q: Queue, S: SecretStore> Api<Q, S> {
             ("POST", ["contacts", contact_id, "conversions"]) => {
                 self.conversion(contact_id, request, now).await
             }
-            (_, ["health"] | ["webhooks", "ghl"] | ["contacts", _, "conversions"]) => answer(
+            (
+                _,
+                ["health"]
+                | ["webhooks", "ghl"]
+                | ["contacts", _, "conversions"]
+                | ["oauth", "callback"],
+            ) => answer(
                 405,
                 json!({"error": "method_not_allowed"}),
                 "method_not_allowed",
             ),
             _ => answer(404, json!({"error": "not_found"}), "not_found"),
+        }
+    }
+
+    async fn installed(&self, request: Request<'_>, now: DateTime<Utc>) -> Response {
+        let outcome = self
+            .install
+            .callback(request.query.unwrap_or_default(), now)
+            .await;
+        let (status, body, code) = match &outcome {
+            Ok(Installed::Location { location_id }) => (
+                200,
+                json!({"status": "installed", "locationId": location_id}),
+                "installed",
+            ),
+            Ok(Installed::Company {
+                company_id,
+                locations,
+                ..
+            }) => (
+                200,
+                json!({"status": "installed", "companyId": company_id, "locations": locations}),
+                "installed",
+            ),
+            Err(e) => (
+                e.status(),
+                json!({"error": e.to_string()}),
+                "install_failed",
+            ),
+        };
+        Response {
+            page: Some(install::page(&outcome)),
+            ..answer(status, body, code)
         }
     }
 
@@ -158,13 +216,16 @@ mod tests {
         }
     }
 
-    fn api(keys: Option<&'static str>, secret: Option<&str>) -> Api<MemoryQueue, Keys> {
+    type TestApi = Api<MemoryQueue, Keys, crate::ghl::install::NoInstall>;
+
+    fn api(keys: Option<&'static str>, secret: Option<&str>) -> TestApi {
         Api {
             keys: WebhookKeys::ghl_published(),
             window: ReplayWindow::default(),
             queue: MemoryQueue::default(),
             secrets: Keys(keys),
             conversion_keys_secret: secret.map(str::to_owned),
+            install: crate::ghl::install::NoInstall,
         }
     }
 
@@ -172,13 +233,14 @@ mod tests {
         Request {
             method,
             path,
+            query: None,
             authorization: Some("Bearer k1"),
             signatures: SignatureHeaders::default(),
             body,
         }
     }
 
-    async fn status(api: &Api<MemoryQueue, Keys>, method: &str, path: &str, body: &[u8]) -> u16 {
+    async fn status(api: &TestApi, method: &str, path: &str, body: &[u8]) -> u16 {
         api.handle(request(method, path, body), Utc::now())
             .await
             .status
@@ -199,6 +261,12 @@ mod tests {
             status(&api, "POST", "/contacts//conversions", b"").await,
             404
         );
+        assert_eq!(status(&api, "POST", "/oauth/callback", b"").await, 405);
+        let closed = api
+            .handle(request("GET", "/oauth/callback", b""), Utc::now())
+            .await;
+        assert_eq!(closed.status, 404, "no app configured");
+        assert!(closed.page.is_some_and(|p| p.contains("GHL_APP_SECRET")));
         let unsigned = api
             .handle(request("POST", "/webhooks/ghl", b"{}"), Utc::now())
             .await;

@@ -129,6 +129,17 @@ pub struct IntakeSettings {
     /// `CONVERSION_API_KEYS_SECRET`: the secret holding the API keys of the
     /// conversions route; unset, the route is closed.
     pub conversion_keys_secret: Option<String>,
+    /// `GHL_APP_SECRET`: the marketplace app's credentials; unset, installs are off.
+    pub ghl_app_secret: Option<String>,
+    /// `GHL_API_BASE_URL` (OAuth endpoints included).
+    pub ghl_api_base_url: String,
+    /// `GHL_TOKEN_SECRET_PREFIX`: where installs store token sets.
+    pub ghl_token_secret_prefix: String,
+    /// `OAUTH_REDIRECT_URI`: the callback URL registered with the app, if GHL must
+    /// be told it.
+    pub oauth_redirect_uri: Option<String>,
+    /// `HTTP_TIMEOUT_SECONDS`.
+    pub http_timeout: Duration,
 }
 
 impl IntakeSettings {
@@ -138,12 +149,22 @@ impl IntakeSettings {
         let window = env.check(ReplayWindow::from_lookup(&env.lookup));
         let enrich_queue_url = env.required("ENRICH_QUEUE_URL", "the enrichment queue's URL");
         let conversion_keys_secret = env.optional("CONVERSION_API_KEYS_SECRET");
+        let ghl_app_secret = env.optional("GHL_APP_SECRET");
+        let ghl_api_base_url = env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL);
+        let ghl_token_secret_prefix = env.or("GHL_TOKEN_SECRET_PREFIX", GHL_TOKEN_DEFAULT_PREFIX);
+        let oauth_redirect_uri = env.optional("OAUTH_REDIRECT_URI");
+        let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
         env.finish(|| {
             Some(IntakeSettings {
                 keys: keys?,
                 window: window?,
                 enrich_queue_url,
                 conversion_keys_secret,
+                ghl_app_secret,
+                ghl_api_base_url,
+                ghl_token_secret_prefix,
+                oauth_redirect_uri,
+                http_timeout,
             })
         })
     }

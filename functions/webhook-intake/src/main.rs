@@ -7,6 +7,6 @@ use ghl_capi_aws::lambda;
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     lambda::init_logging();
     let settings = IntakeSettings::from_lookup(|name| std::env::var(name).ok())?;
-    let api = lambda::intake(settings, &lambda::sdk_config().await);
+    let api = lambda::intake(settings, &lambda::sdk_config().await).await?;
     lambda::run_intake(api).await
 }

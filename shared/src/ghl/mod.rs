@@ -3,6 +3,7 @@
 pub mod client;
 mod contact;
 mod de;
+pub mod install;
 pub mod oauth;
 pub mod tokens;
 pub mod webhook;

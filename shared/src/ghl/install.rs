@@ -1,0 +1,347 @@
+//! Installing the marketplace app: the install URL, and `GET /oauth/callback`, which
+//! exchanges the authorization code for a token set and stores it, per location or,
+//! for an agency install, per company with a minted token per approved location.
+//!
+//! `state` guards the callback against cross-site request forgery without storing
+//! anything: it is `{issued}.{nonce}.{L|C}.{mac}`, the MAC an HMAC-SHA256 under the
+//! app's client secret, and is accepted for an hour.
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use super::oauth::{OAuthApp, OAuthClient, OAuthError, TokenSet};
+use crate::secrets::VersionedSecrets;
+
+/// Where GHL asks the user to choose the location(s) to install into.
+pub const AUTHORIZE_URL: &str = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation";
+/// How long an install link stays valid.
+const STATE_MAX_AGE_SECONDS: i64 = 3600;
+
+/// Who installs: one sub-account, or an agency for its locations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserType {
+    Location,
+    Company,
+}
+
+impl UserType {
+    fn name(self) -> &'static str {
+        match self {
+            UserType::Location => "Location",
+            UserType::Company => "Company",
+        }
+    }
+}
+
+/// What an install stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Installed {
+    Location {
+        location_id: String,
+    },
+    Company {
+        company_id: String,
+        locations: Vec<String>,
+        /// Approved locations whose token could not be minted yet (they are minted
+        /// again when first needed).
+        not_minted: Vec<String>,
+    },
+}
+
+/// Why an install did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("the app is not set up for installs here (GHL_APP_SECRET is not set)")]
+    NotConfigured,
+    #[error("GHL reported: {0}")]
+    Denied(String),
+    #[error("the callback has no {0}")]
+    Missing(&'static str),
+    #[error("the install link is invalid or older than an hour; start the install again")]
+    BadState,
+    #[error("GHL did not give a token: {0}")]
+    Token(#[from] OAuthError),
+    #[error("GHL's token answer names no {0}")]
+    Incomplete(&'static str),
+    #[error("the token could not be stored: {0}")]
+    Storage(String),
+}
+
+impl InstallError {
+    pub fn status(&self) -> u16 {
+        match self {
+            InstallError::NotConfigured => 404,
+            InstallError::Denied(_) | InstallError::Missing(_) => 400,
+            InstallError::BadState => 403,
+            InstallError::Token(OAuthError::Refused { .. }) | InstallError::Incomplete(_) => 400,
+            InstallError::Token(OAuthError::Unavailable(_)) | InstallError::Storage(_) => 503,
+        }
+    }
+}
+
+/// The install step of the intake API.
+pub trait Install: Send + Sync {
+    /// Handles `GET /oauth/callback?{query}`.
+    fn callback(
+        &self,
+        query: &str,
+        now: DateTime<Utc>,
+    ) -> impl std::future::Future<Output = Result<Installed, InstallError>> + Send;
+}
+
+/// Installs not offered (local mode uses Private Integration tokens).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoInstall;
+
+impl Install for NoInstall {
+    async fn callback(&self, _: &str, _: DateTime<Utc>) -> Result<Installed, InstallError> {
+        Err(InstallError::NotConfigured)
+    }
+}
+
+/// No app configured: the callback is closed.
+impl<I: Install> Install for Option<I> {
+    async fn callback(&self, query: &str, now: DateTime<Utc>) -> Result<Installed, InstallError> {
+        match self {
+            Some(installer) => installer.callback(query, now).await,
+            None => Err(InstallError::NotConfigured),
+        }
+    }
+}
+
+/// The scopes the app needs for `mapping`: contacts always (every rule reads the
+/// contact, its notes, tasks and appointments), the webhooks its triggers listen
+/// to, and, for an agency install, minting location tokens.
+pub fn scopes(mapping: &crate::mapping::Mapping, user_type: UserType) -> Vec<&'static str> {
+    let mut scopes = vec!["contacts.readonly"];
+    for rule in &mapping.rules {
+        let scope = match rule.trigger.name().split('.').next() {
+            Some("opportunity") => Some("opportunities.readonly"),
+            Some("appointment") => Some("calendars/events.readonly"),
+            _ => None,
+        };
+        if let Some(scope) = scope
+            && !scopes.contains(&scope)
+        {
+            scopes.push(scope);
+        }
+    }
+    if user_type == UserType::Company {
+        scopes.extend(["oauth.readonly", "oauth.write"]);
+    }
+    scopes
+}
+
+/// Installs into `secrets` under `{prefix}{locationId}` and `{prefix}company-{id}`.
+#[derive(Debug)]
+pub struct Installer<V> {
+    pub oauth: OAuthClient,
+    pub secrets: V,
+    pub prefix: String,
+    /// The callback URL registered with the app, when GHL must be told it.
+    pub redirect_uri: Option<String>,
+}
+
+fn mac(secret: &str, text: &str) -> Hmac<Sha256> {
+    // HMAC takes a key of any length.
+    #[allow(clippy::expect_used)]
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(b"ghl-capi install state\0");
+    mac.update(text.as_bytes());
+    mac
+}
+
+/// A fresh `state` value for an install link.
+pub fn state(app: &OAuthApp, user_type: UserType, now: DateTime<Utc>) -> String {
+    let nonce = hex::encode(
+        &Sha256::digest(format!(
+            "{}:{}:{:?}",
+            std::process::id(),
+            now.timestamp_nanos_opt().unwrap_or_default(),
+            std::thread::current().id()
+        ))[..12],
+    );
+    let kind = match user_type {
+        UserType::Location => "L",
+        UserType::Company => "C",
+    };
+    let text = format!("{}.{nonce}.{kind}", now.timestamp());
+    let tag = hex::encode(mac(&app.client_secret, &text).finalize().into_bytes());
+    format!("{text}.{tag}")
+}
+
+/// Checks a returned `state`; the install's user type.
+pub fn check_state(
+    app: &OAuthApp,
+    state: &str,
+    now: DateTime<Utc>,
+) -> Result<UserType, InstallError> {
+    let (text, tag) = state.rsplit_once('.').ok_or(InstallError::BadState)?;
+    let tag = hex::decode(tag).map_err(|_| InstallError::BadState)?;
+    mac(&app.client_secret, text)
+        .verify_slice(&tag)
+        .map_err(|_| InstallError::BadState)?;
+    let mut parts = text.split('.');
+    let issued: i64 = parts
+        .next()
+        .and_then(|t| t.parse().ok())
+        .ok_or(InstallError::BadState)?;
+    let age = now.timestamp() - issued;
+    if !(0..=STATE_MAX_AGE_SECONDS).contains(&age) {
+        return Err(InstallError::BadState);
+    }
+    match parts.nth(1) {
+        Some("L") => Ok(UserType::Location),
+        Some("C") => Ok(UserType::Company),
+        _ => Err(InstallError::BadState),
+    }
+}
+
+/// The link that installs the app with `scopes`.
+pub fn url(
+    app: &OAuthApp,
+    redirect_uri: Option<&str>,
+    user_type: UserType,
+    scopes: &[&str],
+    now: DateTime<Utc>,
+) -> String {
+    // A constant, tested to parse.
+    #[allow(clippy::expect_used)]
+    let mut url = reqwest::Url::parse(AUTHORIZE_URL).expect("a valid constant URL");
+    {
+        let mut query = url.query_pairs_mut();
+        query
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &app.client_id)
+            .append_pair("scope", &scopes.join(" "))
+            .append_pair("state", &state(app, user_type, now));
+        if let Some(redirect) = redirect_uri {
+            query.append_pair("redirect_uri", redirect);
+        }
+    }
+    url.into()
+}
+
+impl<V: VersionedSecrets> Installer<V> {
+    async fn store(&self, name: &str, set: &TokenSet) -> Result<(), InstallError> {
+        self.secrets
+            .put(name, &set.to_json())
+            .await
+            .map(|_| ())
+            .map_err(|e| InstallError::Storage(e.to_string()))
+    }
+}
+
+impl<V: VersionedSecrets> Install for Installer<V> {
+    async fn callback(&self, query: &str, now: DateTime<Utc>) -> Result<Installed, InstallError> {
+        let pairs: Vec<(String, String)> =
+            reqwest::Url::parse(&format!("http://callback/?{query}"))
+                .map(|u| u.query_pairs().into_owned().collect())
+                .unwrap_or_default();
+        let param = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(error) = param("error") {
+            return Err(InstallError::Denied(
+                param("error_description").unwrap_or(error).to_owned(),
+            ));
+        }
+        let state = param("state").ok_or(InstallError::Missing("state"))?;
+        let user_type = check_state(self.oauth.app(), state, now)?;
+        let code = param("code").ok_or(InstallError::Missing("code"))?;
+        let answer = self
+            .oauth
+            .exchange_code(code, user_type.name(), self.redirect_uri.as_deref())
+            .await?;
+        let approved = answer.approved_locations.clone();
+        let set = TokenSet::from_response(answer, now);
+        match user_type {
+            UserType::Location => {
+                let location_id = set
+                    .location_id
+                    .clone()
+                    .ok_or(InstallError::Incomplete("locationId"))?;
+                self.store(&format!("{}{location_id}", self.prefix), &set)
+                    .await?;
+                tracing::info!(location_id, "app installed for a location");
+                Ok(Installed::Location { location_id })
+            }
+            UserType::Company => {
+                let company_id = set
+                    .company_id
+                    .clone()
+                    .ok_or(InstallError::Incomplete("companyId"))?;
+                self.store(&format!("{}company-{company_id}", self.prefix), &set)
+                    .await?;
+                let mut not_minted = Vec::new();
+                for location in &approved {
+                    let minted = self
+                        .oauth
+                        .location_token(&set.access_token, &company_id, location)
+                        .await;
+                    match minted {
+                        Ok(answer) => {
+                            let mut minted = TokenSet::from_response(answer, now);
+                            minted.company_id = Some(company_id.clone());
+                            minted.location_id = Some(location.clone());
+                            minted.user_type = Some("Location".into());
+                            self.store(&format!("{}{location}", self.prefix), &minted)
+                                .await?;
+                        }
+                        Err(e) => {
+                            tracing::warn!(location, error = %e, "could not mint a location token");
+                            not_minted.push(location.clone());
+                        }
+                    }
+                }
+                tracing::info!(
+                    company_id,
+                    locations = approved.len(),
+                    "app installed for an agency"
+                );
+                Ok(Installed::Company {
+                    company_id,
+                    locations: approved,
+                    not_minted,
+                })
+            }
+        }
+    }
+}
+
+/// The page the installing user sees.
+pub fn page(outcome: &Result<Installed, InstallError>) -> String {
+    let (title, text) = match outcome {
+        Ok(Installed::Location { location_id }) => (
+            "Connected",
+            format!("ghl-capi is connected to location {location_id}. You can close this window."),
+        ),
+        Ok(Installed::Company { locations, .. }) => (
+            "Connected",
+            format!(
+                "ghl-capi is connected to your agency and {} location(s). You can close this window.",
+                locations.len()
+            ),
+        ),
+        Err(e) => (
+            "Not connected",
+            format!("The install did not complete: {e}"),
+        ),
+    };
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ghl-capi: {title}</title></head>\
+         <body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\"><h1>{title}</h1><p>{}</p></body></html>",
+        escape(&text)
+    )
+}
