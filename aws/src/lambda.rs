@@ -18,7 +18,7 @@ use ghl_capi::ghl::tokens::ManagedTokens;
 use ghl_capi::ghl::webhook::SignatureHeaders;
 use ghl_capi::mapping::Mapping;
 use ghl_capi::secrets::SecretStore;
-use ghl_capi::settings::{DispatchSettings, EnrichSettings, IntakeSettings};
+use ghl_capi::settings::{DispatchSettings, EnrichSettings, IntakeSettings, RefreshSettings};
 use lambda_http::{Body, Response};
 
 use crate::dynamo::{DynamoLease, DynamoState};
@@ -188,42 +188,42 @@ pub struct Enrichment {
     pub dead: SqsQueue,
 }
 
-/// The GHL client over managed tokens: the secret store, leases in the state table,
-/// and the marketplace app's credentials when `GHL_APP_SECRET` names them.
-pub async fn ghl_client(
+/// Token sets in Secrets Manager under `token_prefix`, refreshed under leases in
+/// `state_table`, with the marketplace app's credentials when `app_secret` names them.
+pub async fn managed_tokens(
     sdk: &SdkConfig,
     base_url: &str,
     token_prefix: &str,
     app_secret: Option<&str>,
     state_table: &str,
     timeout: std::time::Duration,
-) -> Result<GhlClient<ManagedTokens<SecretsManager, DynamoLease>>, BoxError> {
+) -> Result<ManagedTokens<SecretsManager, DynamoLease>, BoxError> {
     let secrets = SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk), DEFAULT_CACHE);
     let oauth = match app_secret {
         Some(name) => Some(oauth_client(&secrets, name, base_url, timeout).await?),
         None => None,
     };
     let lease = DynamoLease::new(aws_sdk_dynamodb::Client::new(sdk), state_table);
-    Ok(GhlClient::new(
-        base_url,
-        ManagedTokens::new(secrets, lease, oauth, token_prefix),
-        timeout,
-    )?)
+    Ok(ManagedTokens::new(secrets, lease, oauth, token_prefix))
 }
 
 impl Enrichment {
     pub async fn new(settings: EnrichSettings, sdk: &SdkConfig) -> Result<Self, BoxError> {
         let sqs = aws_sdk_sqs::Client::new(sdk);
         Ok(Enrichment {
-            ghl: ghl_client(
-                sdk,
+            ghl: GhlClient::new(
                 &settings.ghl_api_base_url,
-                &settings.ghl_token_secret_prefix,
-                settings.ghl_app_secret.as_deref(),
-                &settings.state_table,
+                managed_tokens(
+                    sdk,
+                    &settings.ghl_api_base_url,
+                    &settings.ghl_token_secret_prefix,
+                    settings.ghl_app_secret.as_deref(),
+                    &settings.state_table,
+                    settings.http_timeout,
+                )
+                .await?,
                 settings.http_timeout,
-            )
-            .await?,
+            )?,
             mapping: settings.mapping,
             state: DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), settings.state_table),
             source: SqsQueue::new(sqs.clone(), settings.enrich_queue_url),
@@ -318,6 +318,69 @@ impl Dispatch {
                 // Boxed: the handler's future is deep enough to trip the compiler's
                 // layout recursion limit in the binary.
                 Ok::<_, std::convert::Infallible>(Box::pin(this.handle(&event.payload)).await)
+            },
+        ))
+        .await
+    }
+}
+
+/// The scheduled refresh: every token set under the prefix that expires soon is
+/// refreshed ahead of time, under the same leases as on-demand refreshes.
+#[derive(Debug)]
+pub struct TokenRefresh {
+    pub tokens: ManagedTokens<SecretsManager, DynamoLease>,
+    pub prefix: String,
+    pub ahead: std::time::Duration,
+}
+
+impl TokenRefresh {
+    pub async fn new(settings: RefreshSettings, sdk: &SdkConfig) -> Result<Self, BoxError> {
+        Ok(TokenRefresh {
+            tokens: managed_tokens(
+                sdk,
+                &settings.ghl_api_base_url,
+                &settings.ghl_token_secret_prefix,
+                Some(&settings.ghl_app_secret),
+                &settings.state_table,
+                settings.http_timeout,
+            )
+            .await?,
+            prefix: settings.ghl_token_secret_prefix,
+            ahead: settings.ahead,
+        })
+    }
+
+    /// One run: a summary, and an error (so the function's error alarm fires) when
+    /// any token could not be refreshed.
+    pub async fn handle(&self) -> Result<serde_json::Value, BoxError> {
+        let names = self.tokens.secrets().names(&self.prefix).await?;
+        let (refreshed, failed) = self.tokens.refresh_due(&names, self.ahead).await;
+        for (name, error) in &failed {
+            tracing::error!(secret = name, error = %error, "token refresh failed");
+        }
+        tracing::info!(
+            tokens = names.len(),
+            refreshed,
+            failed = failed.len(),
+            "token refresh"
+        );
+        if failed.is_empty() {
+            Ok(serde_json::json!({"tokens": names.len(), "refreshed": refreshed}))
+        } else {
+            Err(format!(
+                "{} of {} token sets could not be refreshed",
+                failed.len(),
+                names.len()
+            )
+            .into())
+        }
+    }
+
+    pub async fn run(self) -> Result<(), lambda_runtime::Error> {
+        let this = &self;
+        lambda_runtime::run(lambda_runtime::service_fn(
+            move |_: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+                Box::pin(this.handle()).await
             },
         ))
         .await

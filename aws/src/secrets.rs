@@ -58,6 +58,34 @@ impl SecretsManager {
         }
     }
 
+    /// The names of every secret whose name starts with `prefix`.
+    pub async fn names(&self, prefix: &str) -> Result<Vec<String>, SecretError> {
+        use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
+        let filter = Filter::builder()
+            .key(FilterNameStringType::Name)
+            .values(prefix)
+            .build();
+        let mut names = Vec::new();
+        let mut pages = self
+            .client
+            .list_secrets()
+            .filters(filter)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| unavailable(prefix, e.into_service_error()))?;
+            names.extend(
+                page.secret_list
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|s| s.name)
+                    // The filter matches words too: keep true prefixes only.
+                    .filter(|n| n.starts_with(prefix)),
+            );
+        }
+        Ok(names)
+    }
+
     fn cached(&self, name: &str) -> Option<Secret> {
         let cache = self.cache.lock().ok()?;
         let (at, secret) = cache.get(name)?;

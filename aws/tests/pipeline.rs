@@ -3,10 +3,11 @@
 //! `moto_server`, to a mock GHL and a mock Graph API; what Meta receives is checked
 //! event by event, and so are duplicates and injected faults.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use base64::Engine;
@@ -34,20 +35,6 @@ fn unique(name: &str) -> String {
             .expect("clock")
             .as_nanos()
     )
-}
-
-async fn sdk() -> SdkConfig {
-    let endpoint = std::env::var("MOTO_ENDPOINT").expect(
-        "MOTO_ENDPOINT is not set: run the tests with scripts/test.sh, which starts moto_server",
-    );
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "test", "test", None, None, "static",
-        ))
-        .load()
-        .await
 }
 
 /// What Meta received: every event of every request, and the requests themselves.
@@ -121,7 +108,7 @@ async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
 }
 
 async fn stack(mapping: &str) -> Stack {
-    let sdk = sdk().await;
+    let sdk = common::moto_sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let id = unique("e2e");
     let enrich_url = create_queue(&sqs, &format!("{id}-enrich.fifo")).await;

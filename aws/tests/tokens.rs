@@ -358,3 +358,59 @@ async fn a_lease_is_held_by_one_owner_until_given_back_or_run_out() {
         "a lease that ran out is free"
     );
 }
+
+#[tokio::test]
+async fn the_scheduled_refresh_renews_what_expires_soon_and_leaves_the_rest() {
+    let server = MockServer::start().await;
+    token_endpoint(&server, 0, 1).await;
+    let setup = Setup::new().await;
+    let soon = json!({"access_token": "at-old", "refresh_token": "rt-old",
+        "expires_at": (Utc::now() + chrono::Duration::minutes(30)).to_rfc3339(),
+        "user_type": "Location", "location_id": "loc1"});
+    let later = json!({"access_token": "at-2", "refresh_token": "rt-2",
+        "expires_at": (Utc::now() + chrono::Duration::hours(20)).to_rfc3339()});
+    let app = format!("{}app", setup.prefix.trim_end_matches("ghl/"));
+    for (name, value) in [
+        (format!("{}loc2", setup.prefix), later.to_string()),
+        (format!("{}loc3", setup.prefix), "pit-fixed".to_owned()),
+        (
+            app.clone(),
+            json!({"client_id": "app-1", "client_secret": "shh"}).to_string(),
+        ),
+    ] {
+        setup
+            .secrets
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("secret");
+    }
+    setup
+        .secrets
+        .put_secret_value()
+        .secret_id(format!("{}loc1", setup.prefix))
+        .secret_string(soon.to_string())
+        .send()
+        .await
+        .expect("due soon");
+    let vars = std::collections::HashMap::from([
+        ("GHL_API_BASE_URL", server.uri()),
+        ("GHL_TOKEN_SECRET_PREFIX", setup.prefix.clone()),
+        ("GHL_APP_SECRET", app),
+        ("STATE_TABLE", setup.table.clone()),
+    ]);
+    let settings = ghl_capi::settings::RefreshSettings::from_lookup(|n| vars.get(n).cloned())
+        .expect("settings");
+    let refresh =
+        ghl_capi_aws::lambda::TokenRefresh::new(settings, &common::moto_sdk_config().await)
+            .await
+            .expect("refresh");
+    let summary = refresh.handle().await.expect("all fine");
+    assert_eq!(summary, json!({"tokens": 3, "refreshed": 1}));
+    assert_eq!(
+        setup.stored().await.refresh_token.as_deref(),
+        Some("rt-new")
+    );
+}

@@ -266,6 +266,41 @@ impl DispatchSettings {
     }
 }
 
+/// The scheduled token refresh.
+#[derive(Debug)]
+pub struct RefreshSettings {
+    /// `GHL_API_BASE_URL`.
+    pub ghl_api_base_url: String,
+    /// `GHL_TOKEN_SECRET_PREFIX`: every secret under it is looked at.
+    pub ghl_token_secret_prefix: String,
+    /// `GHL_APP_SECRET`: the marketplace app's credentials (required here).
+    pub ghl_app_secret: String,
+    /// `STATE_TABLE`: where the refresh leases are taken.
+    pub state_table: String,
+    /// `REFRESH_AHEAD_SECONDS`: refresh what expires within this (default 2 h).
+    pub ahead: Duration,
+    /// `HTTP_TIMEOUT_SECONDS`.
+    pub http_timeout: Duration,
+}
+
+impl RefreshSettings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let mut env = Env::new(lookup);
+        let settings = RefreshSettings {
+            ghl_api_base_url: env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL),
+            ghl_token_secret_prefix: env.or("GHL_TOKEN_SECRET_PREFIX", GHL_TOKEN_DEFAULT_PREFIX),
+            ghl_app_secret: env.required(
+                "GHL_APP_SECRET",
+                "the secret with the marketplace app's client_id and client_secret",
+            ),
+            state_table: env.required("STATE_TABLE", "the DynamoDB state table's name"),
+            ahead: env.seconds("REFRESH_AHEAD_SECONDS", 7200),
+            http_timeout: env.seconds("HTTP_TIMEOUT_SECONDS", 10),
+        };
+        env.finish(|| Some(settings))
+    }
+}
+
 fn is_graph_version(v: &str) -> bool {
     v.strip_prefix('v')
         .and_then(|n| n.split_once('.'))

@@ -3,6 +3,7 @@
 
 /// `moto_client!(aws_sdk_sqs)`: that service's client, talking to moto with static
 /// test credentials (one macro, since each SDK crate has its own `Config` type).
+#[allow(unused_macros)] // Not every test file builds single clients.
 macro_rules! moto_client {
     ($sdk:ident) => {{
         let endpoint = std::env::var("MOTO_ENDPOINT")
@@ -16,4 +17,21 @@ macro_rules! moto_client {
         $sdk::Client::from_conf(config)
     }};
 }
+#[allow(unused_imports)]
 pub(crate) use moto_client;
+
+/// The shared SDK configuration for moto, as the functions build theirs.
+#[allow(dead_code)] // Not every test file builds whole functions.
+pub async fn moto_sdk_config() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("MOTO_ENDPOINT").expect(
+        "MOTO_ENDPOINT is not set: run the tests with scripts/test.sh, which starts moto_server",
+    );
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .load()
+        .await
+}
