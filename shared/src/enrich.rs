@@ -51,6 +51,16 @@ pub trait GhlReader: Send + Sync {
         contact_id: &str,
         need: Need,
     ) -> impl Future<Output = Result<Value, GhlError>> + Send;
+    /// The app was uninstalled from a location or a company: its tokens are retired.
+    /// Readers without tokens of their own have nothing to retire.
+    fn uninstalled(
+        &self,
+        location_id: Option<&str>,
+        company_id: Option<&str>,
+    ) -> impl Future<Output = Result<(), GhlError>> + Send {
+        let _ = (location_id, company_id);
+        async { Ok(()) }
+    }
 }
 
 /// A state store failure; the job is retried.
@@ -316,6 +326,18 @@ async fn enrich_one<G: GhlReader>(
                     };
                 }
             };
+            if let Webhook::AppUninstall(e) = &webhook {
+                let (location, company) =
+                    (e.envelope.location_id.as_deref(), e.company_id.as_deref());
+                return match fetched.ghl.uninstalled(location, company).await {
+                    Ok(()) => Enriched::Done {
+                        dispatch: vec![],
+                        dead_letters: vec![],
+                        seen: None,
+                    },
+                    Err(e) => retry_ghl(e),
+                };
+            }
             let carried = match &webhook {
                 Webhook::ContactCreate(e)
                 | Webhook::ContactUpdate(e)

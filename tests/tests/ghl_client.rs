@@ -208,3 +208,45 @@ async fn a_slow_ghl_is_a_timeout_to_retry_not_a_hung_function() {
     ));
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn an_uninstall_webhook_retires_the_locations_tokens() {
+    use ghl_capi::enrich::{Enriched, Enricher, MemoryState};
+    use ghl_capi::ghl::tokens::TokenSource;
+    use ghl_capi::secrets::SecretStore;
+
+    let secrets = MemorySecrets::default();
+    secrets
+        .put(
+            "ghl-capi/ghl/loc1",
+            r#"{"access_token":"at-1","refresh_token":"rt-1"}"#,
+        )
+        .await
+        .expect("stored");
+    let tokens = ManagedTokens::new(secrets, MemoryLease::default(), None, "ghl-capi/ghl/");
+    let ghl = GhlClient::new("http://127.0.0.1:9", tokens, Duration::from_secs(1)).expect("client");
+    let mapping = ghl_capi::mapping::Mapping::builtin();
+    let job = ghl_capi::intake::EnrichJob::Webhook {
+        key: "wh-un".into(),
+        received_at: chrono::Utc::now(),
+        body: json!({"type": "UNINSTALL", "appId": "app-1", "locationId": "loc1"}).to_string(),
+    };
+    let outcome = Enricher::new(&mapping, &ghl)
+        .enrich(&MemoryState::default(), &job, chrono::Utc::now())
+        .await;
+    assert!(
+        matches!(outcome, Enriched::Done { ref dispatch, ref dead_letters, .. } if dispatch.is_empty() && dead_letters.is_empty())
+    );
+    // The client's token source now refuses the location, without asking GHL.
+    let client_tokens = ghl.tokens();
+    assert_eq!(
+        client_tokens.token("loc1").await.unwrap_err(),
+        GhlError::Unauthorized
+    );
+    let stored = client_tokens
+        .secrets()
+        .get("ghl-capi/ghl/loc1")
+        .await
+        .expect("kept for the record");
+    assert!(stored.expose().contains("the app was uninstalled"));
+}

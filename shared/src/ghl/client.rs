@@ -54,6 +54,11 @@ impl<T: TokenSource> GhlClient<T> {
         })
     }
 
+    /// Where its tokens come from.
+    pub fn tokens(&self) -> &T {
+        &self.tokens
+    }
+
     async fn get<R: DeserializeOwned>(&self, location_id: &str, path: &str) -> Result<R, GhlError> {
         let token = self.tokens.token(location_id).await?;
         match self.get_with(&token, path).await {
@@ -139,5 +144,13 @@ impl<T: TokenSource> GhlReader for GhlClient<T> {
             .get_mut(key)
             .map(Value::take)
             .unwrap_or(Value::Array(Vec::new())))
+    }
+
+    async fn uninstalled(
+        &self,
+        location_id: Option<&str>,
+        company_id: Option<&str>,
+    ) -> Result<(), GhlError> {
+        self.tokens.uninstalled(location_id, company_id).await
     }
 }

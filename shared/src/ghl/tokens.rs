@@ -51,6 +51,12 @@ pub trait TokenSource: Send + Sync {
         location_id: &str,
         stale: &LocationToken,
     ) -> impl Future<Output = Result<LocationToken, GhlError>> + Send;
+    /// Retires the tokens of a location or company the app was uninstalled from.
+    fn uninstalled(
+        &self,
+        location_id: Option<&str>,
+        company_id: Option<&str>,
+    ) -> impl Future<Output = Result<(), GhlError>> + Send;
 }
 
 /// A fixed token per location.
@@ -67,6 +73,11 @@ impl TokenSource for FixedTokens {
 
     async fn refreshed(&self, _: &str, _: &LocationToken) -> Result<LocationToken, GhlError> {
         Err(GhlError::Unauthorized)
+    }
+
+    /// Fixed tokens are the user's to revoke, in GHL.
+    async fn uninstalled(&self, _: Option<&str>, _: Option<&str>) -> Result<(), GhlError> {
+        Ok(())
     }
 }
 
@@ -366,5 +377,32 @@ impl<S: VersionedSecrets, L: Lease> TokenSource for ManagedTokens<S, L> {
             return Err(GhlError::Unauthorized);
         }
         self.refresh(&name, current).await
+    }
+
+    /// Marks the token set as needing a re-install: kept for the record, never used
+    /// or refreshed again until the app is installed anew.
+    async fn uninstalled(
+        &self,
+        location_id: Option<&str>,
+        company_id: Option<&str>,
+    ) -> Result<(), GhlError> {
+        let name = match (location_id, company_id) {
+            (Some(location), _) => self.secret_name(location),
+            (None, Some(company)) => self.company_secret_name(company),
+            (None, None) => return Ok(()),
+        };
+        let mut set = match self.current(&name).await {
+            Ok(current) => current.set,
+            // Nothing stored: nothing to retire.
+            Err(GhlError::Unauthorized) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        set.needs_reinstall = Some("the app was uninstalled".into());
+        self.secrets
+            .put(&name, &set.to_json())
+            .await
+            .map_err(unavailable)?;
+        tracing::warn!(secret = name, "app uninstalled: its GHL tokens are retired");
+        Ok(())
     }
 }
