@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, offline. This is the one test command: CI runs
 # it too (.ci/run). It needs the Rust toolchain (rustup: https://rustup.rs), Python 3,
-# and the reference material in ../shared beside the repository (or
-# GHL_CAPI_REFERENCE). It installs moto (the local AWS emulator the adapter tests
-# talk to) into .venv on first use, starts it on a free loopback port, and stops it
-# when the tests end.
+# Node.js with npm, and the reference material in ../shared beside the repository
+# (or GHL_CAPI_REFERENCE). On first use it installs moto (the local AWS emulator)
+# into .venv and Prism (the mock of GHL's OpenAPI spec) into .prism; it starts both
+# on free loopback ports and stops them when the tests end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -16,7 +16,7 @@ if [ ! -f "$reference/meta/normalize-vectors.jsonl" ]; then
 fi
 export GHL_CAPI_REFERENCE=$reference
 
-for tool in cargo python3; do
+for tool in cargo python3 npm; do
   if ! command -v "$tool" >/dev/null; then
     echo "scripts/test.sh: $tool not found; install it first (see README)" >&2
     exit 1
@@ -30,21 +30,43 @@ if ! "$venv/bin/python" -c 'import moto, flask' 2>/dev/null; then
   "$venv/bin/pip" install --quiet 'moto[server]==5.2.5'
 fi
 
-port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$root/target"
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > "$root/target/moto.log" 2>&1 &
-moto_pid=$!
-trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
-export MOTO_ENDPOINT=http://127.0.0.1:$port
-"$venv/bin/python" - "$MOTO_ENDPOINT" <<'PY'
-import sys, time, urllib.request
-for _ in range(100):
+prism=$root/.prism/node_modules/.bin/prism
+if [ ! -x "$prism" ]; then
+  echo "scripts/test.sh: installing Prism into .prism"
+  mkdir -p "$root/.prism"
+  npm install --prefix "$root/.prism" --silent --no-audit --no-fund '@stoplight/prism-cli@5.14.2' > /dev/null
+fi
+
+free_port() {
+  "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# Waits until $1 answers any HTTP status.
+wait_for() {
+  "$venv/bin/python" - "$1" "$2" <<'PY'
+import sys, time, urllib.request, urllib.error
+for _ in range(300):
     try:
-        urllib.request.urlopen(sys.argv[1] + "/moto-api/", timeout=1)
+        urllib.request.urlopen(sys.argv[1], timeout=1)
+        sys.exit(0)
+    except urllib.error.HTTPError:
         sys.exit(0)
     except Exception:
         time.sleep(0.1)
-sys.exit("scripts/test.sh: moto_server did not start; see target/moto.log")
+sys.exit("scripts/test.sh: " + sys.argv[2] + " did not start; see target/" + sys.argv[2] + ".log")
 PY
+}
+
+mkdir -p "$root/target"
+moto_port=$(free_port)
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" > "$root/target/moto.log" 2>&1 &
+moto_pid=$!
+prism_port=$(free_port)
+"$prism" mock -h 127.0.0.1 -p "$prism_port" "$reference/ghl/apps/contacts.json" > "$root/target/prism.log" 2>&1 &
+prism_pid=$!
+trap 'kill "$moto_pid" "$prism_pid" 2>/dev/null || true' EXIT
+export MOTO_ENDPOINT=http://127.0.0.1:$moto_port
+export PRISM_CONTACTS_URL=http://127.0.0.1:$prism_port
+wait_for "$MOTO_ENDPOINT/moto-api/" moto
+wait_for "$PRISM_CONTACTS_URL/contacts/x" prism
 
 cargo test --workspace --locked "$@"

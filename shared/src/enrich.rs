@@ -32,6 +32,8 @@ pub enum GhlError {
     RateLimited { retry_after_ms: u64 },
     #[error("GHL refused the token")]
     Unauthorized,
+    #[error("GHL refused the request ({status}): {message}")]
+    Rejected { status: u16, message: String },
     #[error("GHL request failed: {0}")]
     Unavailable(String),
 }

@@ -158,12 +158,6 @@ async fn answers_map_to_what_enrichment_does_next() {
         GhlError::NotFound
     );
     assert_eq!(
-        ghl.contact("loc", "busy").await.unwrap_err(),
-        GhlError::RateLimited {
-            retry_after_ms: 10_000
-        }
-    );
-    assert_eq!(
         ghl.contact("loc", "denied").await.unwrap_err(),
         GhlError::Unauthorized
     );
@@ -180,6 +174,13 @@ async fn answers_map_to_what_enrichment_does_next() {
         ghl.contact("loc", "../admin").await.unwrap_err(),
         GhlError::NotFound,
         "ids never rewrite the path"
+    );
+    // Last: GHL said no budget is left, so any later call would wait its window.
+    assert_eq!(
+        ghl.contact("loc", "busy").await.unwrap_err(),
+        GhlError::RateLimited {
+            retry_after_ms: 10_000
+        }
     );
 }
 
@@ -249,4 +250,46 @@ async fn an_uninstall_webhook_retires_the_locations_tokens() {
         .await
         .expect("kept for the record");
     assert!(stored.expose().contains("the app was uninstalled"));
+}
+
+#[tokio::test]
+async fn ghls_error_bodies_become_named_rejections_and_its_budget_is_respected() {
+    use ghl_capi::ghl::contacts::NoteInput;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/contacts/c1/notes"))
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "statusCode": 422, "message": ["body must be a string", "body should not be empty"],
+            "error": "Unprocessable Entity"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c1/notes"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"notes": []}))
+                .insert_header("X-RateLimit-Remaining", "0")
+                .insert_header("X-RateLimit-Interval-Milliseconds", "700"),
+        )
+        .mount(&server)
+        .await;
+    let ghl = client(&server);
+    let note = NoteInput {
+        body: String::new(),
+        user_id: None,
+    };
+    assert_eq!(
+        ghl.create_note("loc", "c1", &note).await.unwrap_err(),
+        GhlError::Rejected {
+            status: 422,
+            message: "body must be a string; body should not be empty".into()
+        }
+    );
+    ghl.notes("loc", "c1").await.expect("listed");
+    let started = std::time::Instant::now();
+    ghl.notes("loc", "c1").await.expect("listed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "no budget left: the second call waits for GHL's window"
+    );
 }

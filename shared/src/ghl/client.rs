@@ -9,6 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -41,6 +42,7 @@ pub struct GhlClient<T> {
     http: reqwest::Client,
     base_url: String,
     tokens: T,
+    limiter: std::sync::Arc<super::limiter::Limiter>,
 }
 
 impl<T: TokenSource> GhlClient<T> {
@@ -51,6 +53,7 @@ impl<T: TokenSource> GhlClient<T> {
             http,
             base_url: crate::http::base(base_url),
             tokens,
+            limiter: Default::default(),
         })
     }
 
@@ -59,51 +62,124 @@ impl<T: TokenSource> GhlClient<T> {
         &self.tokens
     }
 
-    async fn get<R: DeserializeOwned>(&self, location_id: &str, path: &str) -> Result<R, GhlError> {
+    /// `GET path`.
+    pub(super) async fn get<R: DeserializeOwned>(
+        &self,
+        location_id: &str,
+        path: &str,
+    ) -> Result<R, GhlError> {
+        self.call(location_id, Method::GET, path, &[], None).await
+    }
+
+    /// One call for `location_id`: its token, the rate-limit budget, and after a
+    /// `401` one retry with a refreshed token.
+    pub(super) async fn call<R: DeserializeOwned>(
+        &self,
+        location_id: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<R, GhlError> {
         let token = self.tokens.token(location_id).await?;
-        match self.get_with(&token, path).await {
+        let call = |token| self.call_with(location_id, token, method.clone(), path, query, body);
+        match call(&token).await {
             Err(GhlError::Unauthorized) => {
                 let token = self.tokens.refreshed(location_id, &token).await?;
-                self.get_with(&token, path).await
+                call(&token).await
             }
             answer => answer,
         }
     }
 
-    async fn get_with<R: DeserializeOwned>(
+    async fn call_with<R: DeserializeOwned>(
         &self,
+        location_id: &str,
         token: &LocationToken,
+        method: Method,
         path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
     ) -> Result<R, GhlError> {
-        let response = self
+        let wait = self.limiter.wait(location_id);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        self.limiter.spend(location_id);
+        let mut request = self
             .http
-            .get(format!("{}{path}", self.base_url))
+            .request(method, format!("{}{path}", self.base_url))
             .bearer_auth(&token.0)
             .header("Version", API_VERSION)
-            .header("Accept", "application/json")
+            .header("Accept", "application/json");
+        if !query.is_empty() {
+            request = request.query(query);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| GhlError::Unavailable(e.without_url().to_string()))?;
-        match response.status().as_u16() {
-            200..=299 => response.json().await.map_err(|e| {
-                GhlError::Unavailable(format!("unreadable answer: {}", e.without_url()))
-            }),
-            404 => Err(GhlError::NotFound),
-            401 | 403 => Err(GhlError::Unauthorized),
-            429 => Err(GhlError::RateLimited {
+        self.limiter.observe(location_id, response.headers());
+        let status = response.status().as_u16();
+        if status == 429 {
+            return Err(GhlError::RateLimited {
                 retry_after_ms: response
                     .headers()
                     .get("x-ratelimit-interval-milliseconds")
                     .and_then(|v| v.to_str().ok()?.trim().parse().ok())
                     .unwrap_or(DEFAULT_RATE_WAIT_MS),
+            });
+        }
+        let text = response
+            .text()
+            .await
+            .map_err(|e| GhlError::Unavailable(format!("answer cut short: {}", e.without_url())))?;
+        // Some answers have no body (or no schema): read those as `null`.
+        let text = if text.trim().is_empty() {
+            "null"
+        } else {
+            &text
+        };
+        match status {
+            200..=299 => serde_json::from_str(text)
+                .map_err(|e| GhlError::Unavailable(format!("unreadable answer: {e}"))),
+            404 => Err(GhlError::NotFound),
+            401 | 403 => Err(GhlError::Unauthorized),
+            400 | 422 => Err(GhlError::Rejected {
+                status,
+                message: error_message(text),
             }),
-            status => Err(GhlError::Unavailable(format!("GHL answered {status}"))),
+            _ => Err(GhlError::Unavailable(format!(
+                "GHL answered {status}: {}",
+                error_message(text)
+            ))),
         }
     }
 }
 
+/// GHL's error text: `message` is a string, or a list of them (422).
+pub(super) fn error_message(body: &str) -> String {
+    let value: Value = serde_json::from_str(body).unwrap_or_default();
+    match value.get("message") {
+        Some(Value::String(m)) => m.clone(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => value
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no reason given")
+            .to_owned(),
+    }
+}
+
 /// Ids go into paths: refuse anything that is not a plain GHL id.
-fn id(raw: &str) -> Result<&str, GhlError> {
+pub(super) fn id(raw: &str) -> Result<&str, GhlError> {
     if !raw.is_empty()
         && raw
             .bytes()

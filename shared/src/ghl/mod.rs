@@ -2,8 +2,10 @@
 
 pub mod client;
 mod contact;
+pub mod contacts;
 mod de;
 pub mod install;
+mod limiter;
 pub mod oauth;
 pub mod tokens;
 pub mod webhook;

@@ -174,27 +174,6 @@ pub struct OAuthClient {
     app: OAuthApp,
 }
 
-/// GHL's error text: `message` is a string, or a list of them.
-fn message(body: &str) -> String {
-    let value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    match value
-        .get("message")
-        .or_else(|| value.get("error_description"))
-    {
-        Some(serde_json::Value::String(m)) => m.clone(),
-        Some(serde_json::Value::Array(list)) => list
-            .iter()
-            .filter_map(|m| m.as_str())
-            .collect::<Vec<_>>()
-            .join("; "),
-        _ => value
-            .get("error")
-            .and_then(|e| e.as_str())
-            .unwrap_or("no reason given")
-            .to_owned(),
-    }
-}
-
 impl OAuthClient {
     pub fn new(base_url: &str, app: OAuthApp, timeout: Duration) -> Result<Self, reqwest::Error> {
         Ok(OAuthClient {
@@ -238,11 +217,11 @@ impl OAuthClient {
                 .map_err(|e| OAuthError::Unavailable(format!("unreadable token answer: {e}"))),
             400 | 401 | 403 | 422 => Err(OAuthError::Refused {
                 status,
-                message: message(&body),
+                message: super::client::error_message(&body),
             }),
             _ => Err(OAuthError::Unavailable(format!(
                 "GHL answered {status}: {}",
-                message(&body)
+                super::client::error_message(&body)
             ))),
         }
     }
