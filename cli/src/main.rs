@@ -9,6 +9,7 @@ mod mapping;
 mod normalize;
 mod oauth;
 mod serve;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,10 @@ enum Command {
     /// The GHL marketplace app.
     #[command(subcommand)]
     Oauth(OauthCommand),
+    /// Check the credentials: each location's GHL token reads a contact with the
+    /// scopes the mapping needs, each pixel's token posts a test event. Prints a
+    /// table with the fix for each problem; exits 1 if there is any.
+    Verify(verify::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,10 +105,12 @@ fn main() -> ExitCode {
         Command::Dlq(DlqCommand::List(args)) => dlq::list(&args),
         Command::Dlq(DlqCommand::Redrive(args)) => dlq::redrive(&args),
         Command::Oauth(OauthCommand::Url(args)) => oauth::url(&args),
+        Command::Verify(args) => verify::run(&args),
     };
     match outcome {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::MalformedInput) => ExitCode::from(3),
+        Ok(Outcome::Failed) => ExitCode::FAILURE,
         Err(err) => {
             eprintln!("ghl-capi: {err:#}");
             ExitCode::FAILURE
@@ -117,4 +124,6 @@ enum Outcome {
     Done,
     /// Some input lines could not be read; each was reported.
     MalformedInput,
+    /// It ran, and what it checked is not right (each problem was reported).
+    Failed,
 }

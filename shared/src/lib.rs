@@ -15,6 +15,7 @@
 //! - [`lease`]: self-freeing locks across processes.
 //! - [`queue`]: the queue port and its in-memory adapter.
 //! - [`secrets`]: the secret store port.
+//! - [`verify`]: checking the GHL and Meta credentials against the mapping.
 //! - [`settings`]: configuration from environment variables, checked at cold start.
 //! - [`backfill`]: contacts in, request bodies out (the `ghl-capi map` format).
 pub mod api;
@@ -35,3 +36,4 @@ pub mod queue;
 pub mod redrive;
 pub mod secrets;
 pub mod settings;
+pub mod verify;

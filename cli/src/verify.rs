@@ -1,0 +1,169 @@
+//! `ghl-capi verify`: run the checks of `ghl_capi::verify` with the credentials
+//! where they live: the environment (local mode), or AWS (`--aws`).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ghl_capi::capi::client::{DEFAULT_GRAPH_VERSION, GraphClient, pixel_tokens};
+use ghl_capi::ghl::client::{DEFAULT_BASE_URL, GhlClient, LocationToken};
+use ghl_capi::ghl::oauth::TokenSet;
+use ghl_capi::ghl::tokens::FixedTokens;
+use ghl_capi::mapping::Mapping;
+use ghl_capi::secrets::{EnvSecrets, SecretStore, VersionedSecrets};
+use ghl_capi::settings::{GHL_TOKEN_DEFAULT_PREFIX, GRAPH_DEFAULT_BASE_URL};
+use ghl_capi::verify::{Finding, ghl_location, meta_pixel, table};
+use ghl_capi_local::serve::GHL_TOKEN_PREFIX;
+
+use crate::Outcome;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The mapping whose pixels and rules are checked.
+    #[arg(long, env = "MAPPING_FILE")]
+    mapping: PathBuf,
+    /// A GHL location to check (besides those the mapping's pixels name).
+    #[arg(long = "location")]
+    locations: Vec<String>,
+    /// Read credentials from the deployed stack (Secrets Manager, with the usual
+    /// `AWS_*` settings) instead of the environment.
+    #[arg(long)]
+    aws: bool,
+    /// With --aws: where the GHL token sets are kept.
+    #[arg(long, env = "GHL_TOKEN_SECRET_PREFIX", default_value = GHL_TOKEN_DEFAULT_PREFIX)]
+    token_prefix: String,
+    #[arg(long, env = "GHL_API_BASE_URL", default_value = DEFAULT_BASE_URL)]
+    ghl_api_base_url: String,
+    #[arg(long, env = "GRAPH_API_BASE_URL", default_value = GRAPH_DEFAULT_BASE_URL)]
+    graph_api_base_url: String,
+    #[arg(long, env = "GRAPH_API_VERSION", default_value = DEFAULT_GRAPH_VERSION)]
+    graph_api_version: String,
+}
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+pub fn run(args: &Args) -> anyhow::Result<Outcome> {
+    let mapping = Mapping::load(&args.mapping)?;
+    let mut locations: BTreeSet<String> = args.locations.iter().cloned().collect();
+    locations.extend(
+        mapping
+            .pixels
+            .iter()
+            .flat_map(|p| p.locations.iter().cloned()),
+    );
+    anyhow::ensure!(
+        !locations.is_empty() || !mapping.pixels.is_empty(),
+        "nothing to verify: give --location, or a mapping with pixels"
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let findings = runtime.block_on(async {
+        if args.aws {
+            let sdk = ghl_capi_aws::lambda::sdk_config().await;
+            let secrets = ghl_capi_aws::secrets::SecretsManager::new(
+                aws_sdk_secretsmanager::Client::new(&sdk),
+                Duration::from_secs(60),
+            );
+            check(args, &mapping, &locations, &secrets, |location| {
+                let name = format!("{}{location}", args.token_prefix);
+                let secrets = &secrets;
+                async move {
+                    let set = secrets.current(&name).await.ok().flatten()?;
+                    TokenSet::parse(set.value.expose())
+                }
+            })
+            .await
+        } else {
+            check(args, &mapping, &locations, &EnvSecrets, |location| {
+                let token = std::env::var(format!("{GHL_TOKEN_PREFIX}{location}")).ok();
+                async move { token.as_deref().and_then(TokenSet::parse) }
+            })
+            .await
+        }
+    })?;
+    print!("{}", table(&findings));
+    if findings.iter().all(|f| f.ok) {
+        Ok(Outcome::Done)
+    } else {
+        Ok(Outcome::Failed)
+    }
+}
+
+/// Runs every check; `token_set` finds a location's stored tokens.
+async fn check<S, F, Fut>(
+    args: &Args,
+    mapping: &Mapping,
+    locations: &BTreeSet<String>,
+    secrets: &S,
+    token_set: F,
+) -> anyhow::Result<Vec<Finding>>
+where
+    S: SecretStore,
+    F: Fn(&str) -> Fut,
+    Fut: std::future::Future<Output = Option<TokenSet>>,
+{
+    let mut findings = Vec::new();
+    for location in locations {
+        let Some(set) = token_set(location).await else {
+            findings.push(Finding {
+                check: "ghl",
+                subject: location.clone(),
+                ok: false,
+                detail: "no GHL token is stored for this location".into(),
+                fix: if args.aws {
+                    "install the app (ghl-capi oauth url) or store a Private Integration token in the location's secret".into()
+                } else {
+                    format!("set {GHL_TOKEN_PREFIX}{location} to a Private Integration token")
+                },
+            });
+            continue;
+        };
+        if let Some(reason) = &set.needs_reinstall {
+            findings.push(Finding {
+                check: "ghl",
+                subject: location.clone(),
+                ok: false,
+                detail: reason.clone(),
+                fix: "install the app again (ghl-capi oauth url)".into(),
+            });
+            continue;
+        }
+        // Checked as it is stored: verify never refreshes (a refresh belongs to the
+        // functions, under their lease).
+        let tokens =
+            FixedTokens([(location.clone(), LocationToken(set.access_token.clone()))].into());
+        let ghl = GhlClient::new(&args.ghl_api_base_url, tokens, TIMEOUT)?;
+        findings.push(ghl_location(&ghl, mapping, location, set.scope.as_deref()).await);
+    }
+    let (tokens, missing) = pixel_tokens(mapping, secrets).await;
+    let graph = GraphClient::new(
+        &args.graph_api_base_url,
+        &args.graph_api_version,
+        tokens,
+        TIMEOUT,
+    )?;
+    for pixel in &mapping.pixels {
+        if let Some((_, why)) = missing.iter().find(|(name, _)| name == &pixel.name) {
+            findings.push(Finding {
+                check: "meta",
+                subject: format!("{} ({})", pixel.name, pixel.dataset_id),
+                ok: false,
+                detail: why.to_string(),
+                fix: "store the pixel's Conversions API access token where the mapping says".into(),
+            });
+            continue;
+        }
+        findings.push(
+            meta_pixel(
+                &graph,
+                &pixel.name,
+                &pixel.dataset_id,
+                pixel.test_event_code.as_deref(),
+                chrono::Utc::now(),
+            )
+            .await,
+        );
+    }
+    Ok(findings)
+}
