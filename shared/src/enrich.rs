@@ -53,6 +53,17 @@ pub trait GhlReader: Send + Sync {
         contact_id: &str,
         need: Need,
     ) -> impl Future<Output = Result<Value, GhlError>> + Send;
+    /// The app was installed on a location of a company (an agency install reaching
+    /// a new location): the location's token can be minted from the company's.
+    /// Readers without tokens of their own have nothing to record.
+    fn installed(
+        &self,
+        location_id: &str,
+        company_id: &str,
+    ) -> impl Future<Output = Result<(), GhlError>> + Send {
+        let _ = (location_id, company_id);
+        async { Ok(()) }
+    }
     /// The app was uninstalled from a location or a company: its tokens are retired.
     /// Readers without tokens of their own have nothing to retire.
     fn uninstalled(
@@ -328,6 +339,19 @@ async fn enrich_one<G: GhlReader>(
                     };
                 }
             };
+            if let Webhook::AppInstall(e) = &webhook
+                && let (Some(location), Some(company)) =
+                    (e.envelope.location_id.as_deref(), e.company_id.as_deref())
+            {
+                return match fetched.ghl.installed(location, company).await {
+                    Ok(()) => Enriched::Done {
+                        dispatch: vec![],
+                        dead_letters: vec![],
+                        seen: None,
+                    },
+                    Err(e) => retry_ghl(e),
+                };
+            }
             if let Webhook::AppUninstall(e) = &webhook {
                 let (location, company) =
                     (e.envelope.location_id.as_deref(), e.company_id.as_deref());

@@ -204,3 +204,61 @@ async fn a_forged_denied_or_incomplete_callback_stores_nothing() {
     }
     assert!(api.install.secrets.get("ghl-capi/ghl/loc1").await.is_err());
 }
+
+#[tokio::test]
+async fn an_install_webhook_for_an_agency_location_mints_its_token_on_first_use() {
+    use ghl_capi::enrich::{Enriched, Enricher, MemoryState};
+    use ghl_capi::ghl::client::GhlClient;
+    use ghl_capi::ghl::tokens::{ManagedTokens, TokenSource};
+    use ghl_capi::lease::MemoryLease;
+    use ghl_capi::secrets::VersionedSecrets;
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/locationToken"))
+        .and(header("authorization", "Bearer at-co"))
+        .and(body_string_contains("locationId=loc9"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "at-loc9", "expires_in": 86399, "userType": "Location"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let secrets = MemorySecrets::default();
+    let company = json!({"access_token": "at-co", "refresh_token": "rt-co", "user_type": "Company",
+        "company_id": "co1", "expires_at": (Utc::now() + chrono::Duration::hours(20)).to_rfc3339()});
+    secrets
+        .put("ghl-capi/ghl/company-co1", &company.to_string())
+        .await
+        .expect("stored");
+    let app = OAuthApp {
+        client_id: "app-1".into(),
+        client_secret: "shh".into(),
+    };
+    let oauth = OAuthClient::new(&server.uri(), app, Duration::from_secs(5)).expect("oauth");
+    let tokens = ManagedTokens::new(
+        secrets,
+        MemoryLease::default(),
+        Some(oauth),
+        "ghl-capi/ghl/",
+    );
+    let ghl = GhlClient::new(&server.uri(), tokens, Duration::from_secs(5)).expect("client");
+    let job = ghl_capi::intake::EnrichJob::Webhook {
+        key: "wh-in".into(),
+        received_at: Utc::now(),
+        body:
+            json!({"type": "INSTALL", "appId": "app-1", "locationId": "loc9", "companyId": "co1"})
+                .to_string(),
+    };
+    let mapping = ghl_capi::mapping::Mapping::builtin();
+    let outcome = Enricher::new(&mapping, &ghl)
+        .enrich(&MemoryState::default(), &job, Utc::now())
+        .await;
+    assert!(matches!(outcome, Enriched::Done { .. }), "{outcome:?}");
+    let token = ghl.tokens().token("loc9").await.expect("minted");
+    assert_eq!(token.0, "at-loc9");
+    assert_eq!(
+        ghl.tokens().token("loc9").await.expect("kept").0,
+        "at-loc9",
+        "minted once"
+    );
+}

@@ -222,6 +222,10 @@ impl<T: TokenSource> GhlReader for GhlClient<T> {
             .unwrap_or(Value::Array(Vec::new())))
     }
 
+    async fn installed(&self, location_id: &str, company_id: &str) -> Result<(), GhlError> {
+        self.tokens.installed(location_id, company_id).await
+    }
+
     async fn uninstalled(
         &self,
         location_id: Option<&str>,

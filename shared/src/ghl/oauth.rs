@@ -145,10 +145,10 @@ impl TokenSet {
         }
     }
 
-    /// Whether it should be refreshed now: it can be, and it expires within `margin`.
+    /// Whether it expires within `margin` (a set without an expiry never does).
     pub fn due(&self, now: DateTime<Utc>, margin: Duration) -> bool {
         let margin = chrono::Duration::from_std(margin).unwrap_or_default();
-        self.refresh_token.is_some() && self.expires_at.is_some_and(|at| at - margin <= now)
+        self.expires_at.is_some_and(|at| at - margin <= now)
     }
 
     pub fn to_json(&self) -> String {

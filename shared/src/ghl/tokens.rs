@@ -51,6 +51,12 @@ pub trait TokenSource: Send + Sync {
         location_id: &str,
         stale: &LocationToken,
     ) -> impl Future<Output = Result<LocationToken, GhlError>> + Send;
+    /// Records a location the app was installed on through its company.
+    fn installed(
+        &self,
+        location_id: &str,
+        company_id: &str,
+    ) -> impl Future<Output = Result<(), GhlError>> + Send;
     /// Retires the tokens of a location or company the app was uninstalled from.
     fn uninstalled(
         &self,
@@ -73,6 +79,11 @@ impl TokenSource for FixedTokens {
 
     async fn refreshed(&self, _: &str, _: &LocationToken) -> Result<LocationToken, GhlError> {
         Err(GhlError::Unauthorized)
+    }
+
+    /// Fixed tokens are the user's to add, in the environment.
+    async fn installed(&self, _: &str, _: &str) -> Result<(), GhlError> {
+        Ok(())
     }
 
     /// Fixed tokens are the user's to revoke, in GHL.
@@ -377,6 +388,35 @@ impl<S: VersionedSecrets, L: Lease> TokenSource for ManagedTokens<S, L> {
             return Err(GhlError::Unauthorized);
         }
         self.refresh(&name, current).await
+    }
+
+    /// Creates the location's record when its company's token set is held: a set
+    /// with no token yet, due at once, so its first use mints one. A location that
+    /// already has a working set keeps it.
+    async fn installed(&self, location_id: &str, company_id: &str) -> Result<(), GhlError> {
+        let name = self.secret_name(location_id);
+        match self.current(&name).await {
+            Ok(current) if current.set.needs_reinstall.is_none() => return Ok(()),
+            Ok(_) | Err(GhlError::Unauthorized) => {}
+            Err(e) => return Err(e),
+        }
+        match self.current(&self.company_secret_name(company_id)).await {
+            Ok(_) => {}
+            // Not an agency install we hold: the location's own install stores it.
+            Err(GhlError::Unauthorized) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let mut set = TokenSet::fixed("");
+        set.company_id = Some(company_id.to_owned());
+        set.location_id = Some(location_id.to_owned());
+        set.user_type = Some("Location".into());
+        set.expires_at = Some(chrono::DateTime::UNIX_EPOCH);
+        self.secrets
+            .put(&name, &set.to_json())
+            .await
+            .map_err(unavailable)?;
+        tracing::info!(secret = name, "app installed on a location of its agency");
+        Ok(())
     }
 
     /// Marks the token set as needing a re-install: kept for the record, never used
