@@ -1,0 +1,254 @@
+//! The wiring of `template.yaml`, checked against the code: each function's settings
+//! load from the environment the template gives it, it may send to every queue it
+//! sends to, its SQS sources report batch item failures and hide messages long
+//! enough, and nothing is granted on every resource but what AWS forces.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use ghl_capi::settings::{DispatchSettings, EnrichSettings, IntakeSettings, RefreshSettings};
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// The template, with CloudFormation's short-form tags dropped by the parser
+/// (`!Ref X` reads as `"X"`, `!GetAtt X.Arn` as `"X.Arn"`, `!If [c, a, b]` as a list).
+fn template() -> Yaml {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let text = std::fs::read_to_string(path).expect("template.yaml");
+    YamlLoader::load_from_str(&text)
+        .expect("valid YAML")
+        .remove(0)
+}
+
+fn text(y: &Yaml) -> String {
+    match y {
+        Yaml::String(s) => s.clone(),
+        Yaml::Integer(i) => i.to_string(),
+        Yaml::Boolean(b) => b.to_string(),
+        // `!If [condition, then, else]`: the case where the condition holds.
+        Yaml::Array(list) if list.len() == 3 => text(&list[1]),
+        other => panic!("unexpected value {other:?}"),
+    }
+}
+
+fn list(y: &Yaml) -> Vec<Yaml> {
+    match y {
+        Yaml::Array(items) => items.clone(),
+        Yaml::BadValue => vec![],
+        one => vec![one.clone()],
+    }
+}
+
+/// What a `!Ref` in an environment variable stands for when the stack runs.
+fn resolve(template: &Yaml, reference: &str) -> String {
+    let resources = &template["Resources"];
+    let parameters = &template["Parameters"];
+    if reference == "MappingToml" {
+        return std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../infra/mapping.example.toml"
+        ))
+        .expect("example mapping");
+    }
+    if !parameters[reference].is_badvalue() {
+        return text(&parameters[reference]["Default"]);
+    }
+    match resources[reference]["Type"].as_str() {
+        Some("AWS::SQS::Queue") => {
+            format!("https://sqs.us-east-1.amazonaws.com/123456789012/{reference}")
+        }
+        Some(_) => format!("arn-or-name-of-{reference}"),
+        // Not a resource or parameter: a literal (or a `!Sub` text).
+        None => reference.to_owned(),
+    }
+}
+
+/// The function's environment as it runs, and the names the code asked for.
+fn environment(template: &Yaml, function: &str) -> HashMap<String, String> {
+    let mut env = HashMap::new();
+    for vars in [
+        &template["Globals"]["Function"]["Environment"]["Variables"],
+        &template["Resources"][function]["Properties"]["Environment"]["Variables"],
+    ] {
+        if let Yaml::Hash(vars) = vars {
+            for (name, value) in vars {
+                env.insert(text(name), resolve(template, &text(value)));
+            }
+        }
+    }
+    env
+}
+
+/// Loads settings with `load` from the function's template environment; returns
+/// the variables the code read.
+fn loads<T, E: std::fmt::Display>(
+    template: &Yaml,
+    function: &str,
+    load: impl Fn(&dyn Fn(&str) -> Option<String>) -> Result<T, E>,
+) -> BTreeSet<String> {
+    let env = environment(template, function);
+    let asked = Mutex::new(BTreeSet::new());
+    let lookup = |name: &str| {
+        asked.lock().expect("lock").insert(name.to_owned());
+        env.get(name).cloned()
+    };
+    if let Err(e) = load(&lookup) {
+        panic!("{function} does not start with the template's environment: {e}");
+    }
+    let asked = asked.into_inner().expect("lock");
+    for name in env.keys().filter(|n| *n != "RUST_LOG") {
+        assert!(
+            asked.contains(name),
+            "{function}: the template sets {name}, which the code never reads"
+        );
+    }
+    asked
+}
+
+const FUNCTIONS: [&str; 4] = [
+    "IntakeFunction",
+    "EnrichmentFunction",
+    "DispatchFunction",
+    "TokenRefreshFunction",
+];
+
+#[test]
+fn every_function_starts_with_the_environment_the_template_gives_it() {
+    let t = template();
+    loads(&t, "IntakeFunction", |l| IntakeSettings::from_lookup(l));
+    loads(&t, "EnrichmentFunction", |l| EnrichSettings::from_lookup(l));
+    loads(&t, "DispatchFunction", |l| DispatchSettings::from_lookup(l));
+    loads(&t, "TokenRefreshFunction", |l| {
+        RefreshSettings::from_lookup(l)
+    });
+}
+
+/// The statements of a function's inline policies, flattened (`!If` takes its
+/// first branch).
+fn statements(template: &Yaml, function: &str) -> Vec<Yaml> {
+    list(&template["Resources"][function]["Properties"]["Policies"])
+        .iter()
+        .flat_map(|p| list(&p["Statement"]))
+        .map(|s| match s {
+            Yaml::Array(branches) if branches.len() == 3 => branches[1].clone(),
+            s => s,
+        })
+        .collect()
+}
+
+fn allows(template: &Yaml, function: &str, action: &str, resource: &str) -> bool {
+    statements(template, function).iter().any(|s| {
+        list(&s["Action"])
+            .iter()
+            .any(|a| a.as_str() == Some(action))
+            && list(&s["Resource"]).iter().any(|r| text(r) == resource)
+    })
+}
+
+#[test]
+fn every_queue_a_function_sends_to_is_one_its_policy_allows() {
+    let t = template();
+    // The queues each handler sends to (aws/src/lambda.rs), by the variable naming them.
+    let sends = [
+        ("IntakeFunction", vec!["ENRICH_QUEUE_URL"]),
+        (
+            "EnrichmentFunction",
+            vec!["DISPATCH_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"],
+        ),
+        ("DispatchFunction", vec!["DEAD_LETTER_QUEUE_URL"]),
+    ];
+    for (function, vars) in sends {
+        let vars_in_template = &t["Resources"][function]["Properties"]["Environment"]["Variables"];
+        for var in vars {
+            let queue = text(&vars_in_template[var]);
+            assert!(
+                allows(&t, function, "sqs:SendMessage", &format!("{queue}.Arn")),
+                "{function} sends to {queue} ({var}) but may not"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_sqs_trigger_reports_item_failures_and_hides_messages_long_enough() {
+    let t = template();
+    let mut triggers = 0;
+    for function in FUNCTIONS {
+        let Yaml::Hash(events) = &t["Resources"][function]["Properties"]["Events"] else {
+            continue;
+        };
+        for event in events
+            .values()
+            .filter(|e| e["Type"].as_str() == Some("SQS"))
+        {
+            triggers += 1;
+            let p = &event["Properties"];
+            assert!(
+                list(&p["FunctionResponseTypes"])
+                    .iter()
+                    .any(|r| r.as_str() == Some("ReportBatchItemFailures")),
+                "{function}: an SQS trigger without ReportBatchItemFailures"
+            );
+            let queue = text(&p["Queue"]).trim_end_matches(".Arn").to_owned();
+            let visibility = t["Resources"][queue.as_str()]["Properties"]["VisibilityTimeout"]
+                .as_i64()
+                .expect("visibility timeout set");
+            let timeout = t["Resources"][function]["Properties"]["Timeout"]
+                .as_i64()
+                .expect("timeout set");
+            assert!(
+                visibility >= 6 * timeout,
+                "{queue}: visibility {visibility} s is under 6 × {function}'s {timeout} s"
+            );
+            assert!(
+                !t["Resources"][queue.as_str()]["Properties"]["RedrivePolicy"].is_badvalue(),
+                "{queue} has no dead-letter queue"
+            );
+        }
+    }
+    assert_eq!(triggers, 2, "enrichment and dispatch");
+    // Enrichment delays rate-limited retries on its own source queue.
+    let source = text(
+        &t["Resources"]["EnrichmentFunction"]["Properties"]["Events"]["Jobs"]["Properties"]["Queue"],
+    );
+    let named = text(
+        &t["Resources"]["EnrichmentFunction"]["Properties"]["Environment"]["Variables"]["ENRICH_QUEUE_URL"],
+    );
+    assert_eq!(source, format!("{named}.Arn"));
+}
+
+#[test]
+fn functions_log_json_build_from_this_workspace_and_grant_no_blanket_resources() {
+    let t = template();
+    for function in FUNCTIONS {
+        let f = &t["Resources"][function];
+        assert_eq!(
+            f["Properties"]["LoggingConfig"]["LogFormat"].as_str(),
+            Some("JSON"),
+            "{function}"
+        );
+        assert_eq!(
+            f["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{function}"
+        );
+        let binary = text(&f["Metadata"]["BuildProperties"]["Binary"]);
+        let manifest = format!(
+            "{}/../functions/{binary}/Cargo.toml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        assert!(
+            std::path::Path::new(&manifest).exists(),
+            "{function}: no package {binary}"
+        );
+        for statement in statements(&t, function) {
+            let blanket = list(&statement["Resource"])
+                .iter()
+                .any(|r| r.as_str() == Some("*"));
+            let actions: Vec<String> = list(&statement["Action"]).iter().map(text).collect();
+            assert!(
+                !blanket || actions == ["secretsmanager:ListSecrets"],
+                "{function}: {actions:?} granted on every resource"
+            );
+        }
+    }
+}
