@@ -107,7 +107,19 @@ pub async fn handle_http(api: &Intake, request: lambda_http::Request) -> Respons
         },
         body: request.body().as_ref(),
     };
+    let started = std::time::Instant::now();
     let answer = api.handle(request_view, Utc::now()).await;
+    crate::metrics::emit(
+        &[("Outcome", answer.outcome)],
+        &[
+            ("Requests", 1.0, "Count"),
+            (
+                "HandlerTime",
+                started.elapsed().as_secs_f64() * 1000.0,
+                "Milliseconds",
+            ),
+        ],
+    );
     tracing::info!(
         method = request_view.method,
         path = request_view.path,
@@ -135,6 +147,16 @@ pub async fn run_intake(api: Intake) -> Result<(), lambda_http::Error> {
         Ok::<_, std::convert::Infallible>(handle_http(api, request).await)
     }))
     .await
+}
+
+fn batch_metrics(function: &str, records: usize, retried: usize) {
+    crate::metrics::emit(
+        &[("Function", function)],
+        &[
+            ("Records", records as f64, "Count"),
+            ("Retried", retried as f64, "Count"),
+        ],
+    );
 }
 
 /// An SQS event's records, in the library's terms.
@@ -250,6 +272,7 @@ impl Enrichment {
             retried = failed.len(),
             "enrichment batch"
         );
+        batch_metrics("enrichment", records.len(), failed.len());
         batch_response(&self.source, event, failed).await
     }
 
@@ -308,6 +331,7 @@ impl Dispatch {
             retried = failed.len(),
             "dispatch batch"
         );
+        batch_metrics("dispatch", records.len(), failed.len());
         batch_response(&self.source, event, failed).await
     }
 

@@ -4,9 +4,11 @@
 //!
 //! - [`sqs`]: [`Queue`](ghl_capi::queue::Queue) on SQS (FIFO and standard).
 //! - [`dynamo`]: [`StateStore`](ghl_capi::enrich::StateStore) on DynamoDB.
-//! - [`lambda`]: the three functions' handlers.
+//! - [`lambda`]: the functions' handlers.
+//! - [`metrics`]: CloudWatch metrics in the Embedded Metric Format.
 //! - [`secrets`]: [`SecretStore`](ghl_capi::secrets::SecretStore) on Secrets Manager.
 pub mod dynamo;
 pub mod lambda;
+pub mod metrics;
 pub mod secrets;
 pub mod sqs;
