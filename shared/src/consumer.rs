@@ -226,12 +226,14 @@ pub async fn dispatch_records(
         .await;
         for ((record, job), outcome) in jobs.iter().zip(outcomes) {
             let done = match outcome {
-                Delivery::Delivered => {
+                Delivery::Delivered { fbtrace_id } => {
+                    // The audit line: webhook (source) → event id → Meta's trace id.
                     tracing::info!(
                         pixel = pixel.name,
                         event_id = job.event.event_id,
                         source = job.source,
                         rule = job.rule,
+                        fbtrace_id,
                         "event sent"
                     );
                     true

@@ -21,19 +21,14 @@ pub trait EventsApi: Send + Sync {
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
-    Delivered,
+    /// Meta acknowledged it, in the request it traces as `fbtrace_id`.
+    Delivered { fbtrace_id: Option<String> },
     /// Send again later (SQS redelivers it; its redrive policy bounds the tries).
-    Retry {
-        reason: String,
-    },
+    Retry { reason: String },
     /// Hold and alert: the token or its permissions are wrong.
-    TokenProblem {
-        reason: String,
-    },
+    TokenProblem { reason: String },
     /// Meta will never take it: dead-letter with the reason.
-    DeadLetter {
-        reason: String,
-    },
+    DeadLetter { reason: String },
 }
 
 /// Sends `events` to one pixel and says, for each (by position), what became of it.
@@ -43,7 +38,8 @@ pub async fn deliver(
     test_event_code: Option<&str>,
     events: &[ServerEvent],
 ) -> Vec<Delivery> {
-    let mut outcomes = vec![Delivery::Delivered; events.len()];
+    // Every slot is decided below; this only fills the vector.
+    let mut outcomes = vec![Delivery::Delivered { fbtrace_id: None }; events.len()];
     // Ranges still to send; a refused range comes back as its two halves.
     let mut pending: Vec<std::ops::Range<usize>> = (0..events.len())
         .step_by(MAX_BATCH)
@@ -63,8 +59,9 @@ pub async fn deliver(
         let all = |outcome: Delivery| vec![outcome; range.len()];
         let decided = match disposition {
             Disposition::Delivered {
-                events_received, ..
-            } if events_received as usize == range.len() => all(Delivery::Delivered),
+                events_received,
+                fbtrace_id,
+            } if events_received as usize == range.len() => all(Delivery::Delivered { fbtrace_id }),
             // Fewer than sent: no way to tell which, so all go again; their event
             // ids make the repeat harmless at Meta.
             Disposition::Delivered {
@@ -141,7 +138,11 @@ mod tests {
     async fn requests_hold_at_most_a_thousand_events() {
         let meta = FakeMeta::default();
         let outcomes = deliver(&meta, "123", None, &events(2500, &[])).await;
-        assert!(outcomes.iter().all(|o| *o == Delivery::Delivered));
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Delivery::Delivered { .. }))
+        );
         assert_eq!(*meta.sizes.lock().expect("lock"), [1000, 1000, 500]);
     }
 
@@ -154,7 +155,7 @@ mod tests {
                 617 => assert!(
                     matches!(outcome, Delivery::DeadLetter { reason } if reason.contains("2804009") && reason.contains("Purchase needs a value"))
                 ),
-                _ => assert_eq!(*outcome, Delivery::Delivered, "event {i}"),
+                _ => assert!(matches!(outcome, Delivery::Delivered { .. }), "event {i}"),
             }
         }
         // Halving finds one offender in about 2·log2(1000) requests, not 1,000.
