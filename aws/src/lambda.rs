@@ -34,6 +34,22 @@ pub async fn sdk_config() -> SdkConfig {
 /// JSON logs, one object per line, as CloudWatch Logs Insights reads them; the level
 /// from `RUST_LOG` (default `info`). Nothing logged anywhere carries PII or secrets.
 pub fn init_logging() {
+    json_logs(std::io::stdout).init();
+}
+
+/// The log format the template's metric filters read: `{"level", "fields":
+/// {"message", …}}` per line.
+fn json_logs<W>(
+    writer: W,
+) -> tracing_subscriber::fmt::SubscriberBuilder<
+    tracing_subscriber::fmt::format::JsonFields,
+    tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Json, ()>,
+    tracing_subscriber::EnvFilter,
+    W,
+>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
@@ -44,7 +60,47 @@ pub fn init_logging() {
         .with_ansi(false)
         .without_time()
         .with_target(false)
-        .init();
+        .with_writer(writer)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn log_lines_have_the_shape_the_metric_filters_read() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = super::json_logs(move || writer.clone()).finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(status = 429, outcome = "enqueue_failed", "request");
+            tracing::warn!(code = "too_old", "dead letter");
+        });
+        let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf-8");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect();
+        assert_eq!(lines[0]["fields"]["message"], "request");
+        assert_eq!(lines[0]["fields"]["status"], 429);
+        assert_eq!(lines[1]["fields"]["code"], "too_old");
+        assert_eq!(lines[1]["level"], "WARN");
+    }
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

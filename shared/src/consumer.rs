@@ -234,6 +234,8 @@ pub async fn dispatch_records(
                         source = job.source,
                         rule = job.rule,
                         fbtrace_id,
+                        // From the change in GHL to Meta's acknowledgement.
+                        lag_seconds = (now.timestamp() - job.event.event_time).max(0),
                         "event sent"
                     );
                     true

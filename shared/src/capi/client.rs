@@ -140,6 +140,7 @@ impl EventsApi for GraphClient {
                 .map(|s| appsecret_proof(s, &token.access_token)),
         };
         let url = format!("{}/{}/{dataset_id}/events", self.base_url, self.version);
+        let started = std::time::Instant::now();
         let response = self
             .http
             .post(url)
@@ -149,6 +150,13 @@ impl EventsApi for GraphClient {
             // Timeouts and connection failures say nothing about the events: retry.
             .map_err(|e| format!("could not reach the Graph API: {}", e.without_url()))?;
         let status = response.status().as_u16();
+        tracing::info!(
+            dataset_id,
+            status,
+            events = request.data.len(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "graph request"
+        );
         let text = response
             .text()
             .await

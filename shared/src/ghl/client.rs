@@ -118,12 +118,25 @@ impl<T: TokenSource> GhlClient<T> {
         if let Some(body) = body {
             request = request.json(body);
         }
+        let started = std::time::Instant::now();
         let response = request
             .send()
             .await
             .map_err(|e| GhlError::Unavailable(e.without_url().to_string()))?;
         self.limiter.observe(location_id, response.headers());
         let status = response.status().as_u16();
+        // One line per call (no ids beyond the location): latency, status and the
+        // rate-limit headroom, which CloudWatch turns into metrics.
+        tracing::info!(
+            location_id,
+            status,
+            latency_ms = started.elapsed().as_millis() as u64,
+            remaining = response
+                .headers()
+                .get("x-ratelimit-remaining")
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok()),
+            "ghl call"
+        );
         if status == 429 {
             return Err(GhlError::RateLimited {
                 retry_after_ms: response
