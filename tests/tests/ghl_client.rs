@@ -293,3 +293,84 @@ async fn ghls_error_bodies_become_named_rejections_and_its_budget_is_respected()
         "no budget left: the second call waits for GHL's window"
     );
 }
+
+/// Versioned secrets that count the uncached, versioned reads.
+#[derive(Default)]
+struct Counting {
+    inner: MemorySecrets,
+    versioned_reads: std::sync::atomic::AtomicUsize,
+}
+
+impl ghl_capi::secrets::SecretStore for Counting {
+    async fn get(
+        &self,
+        name: &str,
+    ) -> Result<ghl_capi::secrets::Secret, ghl_capi::secrets::SecretError> {
+        self.inner.get(name).await
+    }
+    async fn fresh(
+        &self,
+        name: &str,
+    ) -> Result<ghl_capi::secrets::Secret, ghl_capi::secrets::SecretError> {
+        self.inner.fresh(name).await
+    }
+}
+
+impl VersionedSecrets for Counting {
+    async fn current(
+        &self,
+        name: &str,
+    ) -> Result<Option<ghl_capi::secrets::Versioned>, ghl_capi::secrets::SecretError> {
+        self.versioned_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.current(name).await
+    }
+    async fn pending(
+        &self,
+        name: &str,
+    ) -> Result<Option<ghl_capi::secrets::Versioned>, ghl_capi::secrets::SecretError> {
+        self.inner.pending(name).await
+    }
+    async fn stage_pending(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<String, ghl_capi::secrets::SecretError> {
+        self.inner.stage_pending(name, value).await
+    }
+    async fn promote(
+        &self,
+        name: &str,
+        version: &str,
+        previous: &str,
+    ) -> Result<bool, ghl_capi::secrets::SecretError> {
+        self.inner.promote(name, version, previous).await
+    }
+    async fn put(&self, name: &str, value: &str) -> Result<String, ghl_capi::secrets::SecretError> {
+        self.inner.put(name, value).await
+    }
+}
+
+#[tokio::test]
+async fn a_token_that_is_not_due_is_served_without_a_versioned_read() {
+    use ghl_capi::ghl::tokens::TokenSource;
+    let secrets = Counting::default();
+    let set = json!({"access_token": "at-1", "refresh_token": "rt-1",
+        "expires_at": (chrono::Utc::now() + chrono::Duration::hours(20)).to_rfc3339()});
+    secrets
+        .put("ghl-capi/ghl/loc", &set.to_string())
+        .await
+        .expect("stored");
+    let tokens = ManagedTokens::new(secrets, MemoryLease::default(), None, "ghl-capi/ghl/");
+    for _ in 0..3 {
+        assert_eq!(tokens.token("loc").await.expect("token").0, "at-1");
+    }
+    assert_eq!(
+        tokens
+            .secrets()
+            .versioned_reads
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the hot path reads through the store's cache"
+    );
+}

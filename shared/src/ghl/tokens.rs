@@ -183,6 +183,17 @@ impl<S: VersionedSecrets, L: Lease> ManagedTokens<S, L> {
 
     /// A usable token from the secret `name`, refreshed first when due.
     async fn token_of(&self, name: &str) -> Result<LocationToken, GhlError> {
+        // Every GHL call starts here: the store's short cache serves it, and only a
+        // set that is due is read anew, with its version, to be refreshed.
+        let cached = match self.secrets.get(name).await {
+            Ok(secret) => TokenSet::parse(secret.expose()).ok_or(GhlError::Unauthorized)?,
+            Err(SecretError::Missing(_)) => return Err(GhlError::Unauthorized),
+            Err(e) => return Err(unavailable(e)),
+        };
+        if !(renewable(&cached) && cached.due(Utc::now(), REFRESH_MARGIN)) {
+            // Refused once by GHL: only a new install helps (`usable` says so).
+            return usable(&cached);
+        }
         let current = self.current(name).await?;
         // Refused once by GHL: only a new install helps, so GHL is not asked again.
         if current.set.needs_reinstall.is_some() {
