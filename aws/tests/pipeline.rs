@@ -115,31 +115,7 @@ async fn stack(mapping: &str) -> Stack {
     let dispatch_url = create_queue(&sqs, &format!("{id}-dispatch")).await;
     let dead_url = create_queue(&sqs, &format!("{id}-dead")).await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = format!("{id}-state");
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    dynamo
-        .create_table()
-        .table_name(&table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attr"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("table");
+    let table = common::state_table(&dynamo).await;
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     for (name, value) in [
         (

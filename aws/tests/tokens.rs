@@ -8,9 +8,6 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use chrono::Utc;
 use ghl_capi::enrich::GhlError;
 use ghl_capi::ghl::oauth::{OAuthApp, OAuthClient, TokenSet};
@@ -34,29 +31,7 @@ fn unique(name: &str) -> String {
 }
 
 async fn table(client: &aws_sdk_dynamodb::Client) -> String {
-    let name = unique("leases");
-    client
-        .create_table()
-        .table_name(&name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attr"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("table");
-    name
+    common::state_table(client).await
 }
 
 /// A token set that expired a minute ago.
