@@ -205,7 +205,15 @@ pub async fn run_intake(api: Intake) -> Result<(), lambda_http::Error> {
     .await
 }
 
-fn batch_metrics(function: &str, records: usize, retried: usize) {
+/// Ends a batch of an SQS consumer: logs and counts it, and answers Lambda.
+async fn settle(
+    function: &str,
+    source: &SqsQueue,
+    event: &SqsEvent,
+    failed: Vec<Retry>,
+) -> SqsBatchResponse {
+    let (records, retried) = (event.records.len(), failed.len());
+    tracing::info!(function, records, retried, "batch");
     crate::metrics::emit(
         &[("Function", function)],
         &[
@@ -213,6 +221,24 @@ fn batch_metrics(function: &str, records: usize, retried: usize) {
             ("Retried", retried as f64, "Count"),
         ],
     );
+    batch_response(source, event, failed).await
+}
+
+/// Runs an SQS consumer on Lambda until the runtime stops.
+async fn run_sqs<F, Fut>(handle: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(SqsEvent) -> Fut,
+    Fut: std::future::Future<Output = SqsBatchResponse>,
+{
+    let handle = &handle;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
+            // Boxed: the handler's future is deep enough to trip the compiler's
+            // layout recursion limit in the binary.
+            Ok::<_, std::convert::Infallible>(Box::pin(handle(event.payload)).await)
+        },
+    ))
+    .await
 }
 
 /// An SQS event's records, in the library's terms.
@@ -323,25 +349,12 @@ impl Enrichment {
             Utc::now(),
         )
         .await;
-        tracing::info!(
-            records = records.len(),
-            retried = failed.len(),
-            "enrichment batch"
-        );
-        batch_metrics("enrichment", records.len(), failed.len());
-        batch_response(&self.source, event, failed).await
+        settle("enrichment", &self.source, event, failed).await
     }
 
     pub async fn run(self) -> Result<(), lambda_runtime::Error> {
         let this = &self;
-        lambda_runtime::run(lambda_runtime::service_fn(
-            move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
-                // Boxed: the handler's future is deep enough to trip the compiler's
-                // layout recursion limit in the binary.
-                Ok::<_, std::convert::Infallible>(Box::pin(this.handle(&event.payload)).await)
-            },
-        ))
-        .await
+        run_sqs(|event| async move { this.handle(&event).await }).await
     }
 }
 
@@ -382,25 +395,12 @@ impl Dispatch {
         let records = records(event);
         let failed =
             dispatch_records(&self.mapping, &self.graph, &self.dead, &records, Utc::now()).await;
-        tracing::info!(
-            records = records.len(),
-            retried = failed.len(),
-            "dispatch batch"
-        );
-        batch_metrics("dispatch", records.len(), failed.len());
-        batch_response(&self.source, event, failed).await
+        settle("dispatch", &self.source, event, failed).await
     }
 
     pub async fn run(self) -> Result<(), lambda_runtime::Error> {
         let this = &self;
-        lambda_runtime::run(lambda_runtime::service_fn(
-            move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
-                // Boxed: the handler's future is deep enough to trip the compiler's
-                // layout recursion limit in the binary.
-                Ok::<_, std::convert::Infallible>(Box::pin(this.handle(&event.payload)).await)
-            },
-        ))
-        .await
+        run_sqs(|event| async move { this.handle(&event).await }).await
     }
 }
 

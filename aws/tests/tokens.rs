@@ -105,6 +105,20 @@ impl Setup {
         )
     }
 
+    /// A process that dies once, `at` that step of a refresh.
+    fn dying(&self, server: &MockServer, at: Death) -> ManagedTokens<Dying, DynamoLease> {
+        ManagedTokens::new(
+            Dying {
+                inner: SecretsManager::new(self.secrets.clone(), Duration::from_secs(60)),
+                at,
+                died: Default::default(),
+            },
+            DynamoLease::new(self.dynamo.clone(), &self.table),
+            Some(oauth(server)),
+            self.prefix.clone(),
+        )
+    }
+
     async fn stored(&self) -> TokenSet {
         let text = self
             .secrets
@@ -218,16 +232,7 @@ async fn a_crash_after_ghl_answered_is_finished_by_the_next_process_without_a_se
     let server = MockServer::start().await;
     token_endpoint(&server, 0, 1).await;
     let setup = Setup::new().await;
-    let dying = ManagedTokens::new(
-        Dying {
-            inner: SecretsManager::new(setup.secrets.clone(), Duration::from_secs(60)),
-            at: Death::BeforePromoting,
-            died: Default::default(),
-        },
-        DynamoLease::new(setup.dynamo.clone(), &setup.table),
-        Some(oauth(&server)),
-        setup.prefix.clone(),
-    );
+    let dying = setup.dying(&server, Death::BeforePromoting);
     assert!(matches!(
         dying.token("loc1").await,
         Err(GhlError::Unavailable(_))
@@ -254,16 +259,7 @@ async fn a_crash_before_the_write_is_refreshed_again_with_the_refresh_token_stil
     let server = MockServer::start().await;
     token_endpoint(&server, 0, 2).await;
     let setup = Setup::new().await;
-    let dying = ManagedTokens::new(
-        Dying {
-            inner: SecretsManager::new(setup.secrets.clone(), Duration::from_secs(60)),
-            at: Death::BeforeWriting,
-            died: Default::default(),
-        },
-        DynamoLease::new(setup.dynamo.clone(), &setup.table),
-        Some(oauth(&server)),
-        setup.prefix.clone(),
-    );
+    let dying = setup.dying(&server, Death::BeforeWriting);
     assert!(matches!(
         dying.token("loc1").await,
         Err(GhlError::Unavailable(_))
