@@ -31,14 +31,15 @@ pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
 
-/// JSON logs, one object per line, as CloudWatch Logs Insights reads them; the level
-/// from `RUST_LOG` (default `info`). Nothing logged anywhere carries PII or secrets.
-pub fn init_logging() {
+/// JSON logs, one object per line, as CloudWatch Logs Insights reads them, with the
+/// level from `RUST_LOG` (default `info`); and metrics as EMF lines, flushed after each
+/// invocation. Nothing logged anywhere carries PII or secrets.
+pub fn init_telemetry() {
     json_logs(std::io::stdout).init();
+    crate::metrics::install(Box::new(|| Box::new(std::io::stdout())));
 }
 
-/// The log format the template's metric filters read: `{"level", "fields":
-/// {"message", …}}` per line.
+/// The log format: `{"level", "fields": {"message", …}}` per line.
 fn json_logs<W>(
     writer: W,
 ) -> tracing_subscriber::fmt::SubscriberBuilder<
@@ -83,7 +84,7 @@ mod tests {
     }
 
     #[test]
-    fn log_lines_have_the_shape_the_metric_filters_read() {
+    fn log_lines_are_one_json_object_each() {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let subscriber = super::json_logs(move || writer.clone()).finish();
@@ -163,19 +164,8 @@ pub async fn handle_http(api: &Intake, request: lambda_http::Request) -> Respons
         },
         body: request.body().as_ref(),
     };
-    let started = std::time::Instant::now();
     let answer = api.handle(request_view, Utc::now()).await;
-    crate::metrics::emit(
-        &[("Outcome", answer.outcome)],
-        &[
-            ("Requests", 1.0, "Count"),
-            (
-                "HandlerTime",
-                started.elapsed().as_secs_f64() * 1000.0,
-                "Milliseconds",
-            ),
-        ],
-    );
+    crate::metrics::flush();
     tracing::info!(
         method = request_view.method,
         path = request_view.path,
@@ -207,21 +197,17 @@ pub async fn run_intake(api: Intake) -> Result<(), lambda_http::Error> {
 
 /// Ends a batch of an SQS consumer: logs and counts it, and answers Lambda.
 async fn settle(
-    function: &str,
+    function: &'static str,
     source: &SqsQueue,
     event: &SqsEvent,
     failed: Vec<Retry>,
 ) -> SqsBatchResponse {
     let (records, retried) = (event.records.len(), failed.len());
     tracing::info!(function, records, retried, "batch");
-    crate::metrics::emit(
-        &[("Function", function)],
-        &[
-            ("Records", records as f64, "Count"),
-            ("Retried", retried as f64, "Count"),
-        ],
-    );
-    batch_response(source, event, failed).await
+    ghl_capi::telemetry::batch(function, records, retried);
+    let response = batch_response(source, event, failed).await;
+    crate::metrics::flush();
+    response
 }
 
 /// Runs an SQS consumer on Lambda until the runtime stops.
@@ -435,6 +421,7 @@ impl TokenRefresh {
     pub async fn handle(&self) -> Result<serde_json::Value, BoxError> {
         let names = self.tokens.secrets().names(&self.prefix).await?;
         let (refreshed, failed) = self.tokens.refresh_due(&names, self.ahead).await;
+        crate::metrics::flush();
         for (name, error) in &failed {
             tracing::error!(secret = name, error = %error, "token refresh failed");
         }

@@ -1,73 +1,40 @@
-//! CloudWatch metrics in the Embedded Metric Format: one JSON line on stdout per
-//! measurement, which CloudWatch Logs turns into metrics; no API call, no latency.
+//! CloudWatch metrics in the Embedded Metric Format. What the library records (see
+//! [`ghl_capi::telemetry`]) is collected in memory and written as EMF JSON lines at
+//! the end of each invocation; CloudWatch Logs turns them into metrics, with no API
+//! call and no latency.
 
-use serde_json::{Map, Value, json};
+use std::io::Write;
+use std::sync::OnceLock;
+
+use metrics_cloudwatch_embedded::{Builder, Collector};
 
 /// Where the functions' metrics live.
 pub const NAMESPACE: &str = "ghl-capi";
 
-/// One EMF line: `metrics` (name, value, unit) under `dimensions` (name, value).
-pub fn line(
-    dimensions: &[(&str, &str)],
-    metrics: &[(&str, f64, &str)],
-    timestamp_ms: i64,
-) -> String {
-    let mut root = Map::new();
-    root.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [dimensions.iter().map(|(name, _)| *name).collect::<Vec<_>>()],
-                "Metrics": metrics
-                    .iter()
-                    .map(|(name, _, unit)| json!({"Name": name, "Unit": unit}))
-                    .collect::<Vec<_>>(),
-            }],
-        }),
-    );
-    for (name, value) in dimensions {
-        root.insert((*name).into(), json!(value));
-    }
-    for (name, value, _) in metrics {
-        root.insert((*name).into(), json!(value));
-    }
-    Value::Object(root).to_string()
+/// Where a flush writes: stdout on Lambda, a buffer in tests.
+pub type Sink = Box<dyn Fn() -> Box<dyn Write + Send> + Send + Sync>;
+
+static INSTALLED: OnceLock<(&'static Collector, Sink)> = OnceLock::new();
+
+/// Makes this process's collector the recorder of every metric, flushed to `sink`.
+/// The first call wins; later ones leave it as it is.
+pub fn install(sink: Sink) {
+    INSTALLED.get_or_init(|| {
+        let collector = Builder::new()
+            .cloudwatch_namespace(NAMESPACE)
+            .init()
+            // Only fails if another recorder was set, which nothing here does.
+            .expect("the only metrics recorder of the process");
+        ghl_capi::telemetry::describe();
+        (collector, sink)
+    });
 }
 
-/// Writes one EMF line to stdout, where Lambda sends it to CloudWatch Logs.
-pub fn emit(dimensions: &[(&str, &str)], metrics: &[(&str, f64, &str)]) {
-    println!(
-        "{}",
-        line(dimensions, metrics, chrono::Utc::now().timestamp_millis())
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_line_declares_its_metrics_and_carries_their_values() {
-        let text = line(
-            &[("Outcome", "accepted")],
-            &[
-                ("Requests", 1.0, "Count"),
-                ("HandlerTime", 0.25, "Milliseconds"),
-            ],
-            1_700_000_000_000,
-        );
-        let v: Value = serde_json::from_str(&text).expect("JSON");
-        assert_eq!(v["Outcome"], "accepted");
-        assert_eq!(v["Requests"], 1.0);
-        let declared = &v["_aws"]["CloudWatchMetrics"][0];
-        assert_eq!(declared["Namespace"], "ghl-capi");
-        assert_eq!(declared["Dimensions"], json!([["Outcome"]]));
-        assert_eq!(
-            declared["Metrics"][1],
-            json!({"Name": "HandlerTime", "Unit": "Milliseconds"})
-        );
-        assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_000i64);
+/// Writes what was recorded since the last flush, one EMF line per dimension set.
+pub fn flush() {
+    if let Some((collector, sink)) = INSTALLED.get()
+        && let Err(e) = collector.flush(sink())
+    {
+        tracing::warn!(error = %e, "could not write metrics");
     }
 }

@@ -257,7 +257,11 @@ async fn ghl_has(server: &MockServer, contact: &Value) {
             "Bearer at-loc1",
         ))
         .and(wiremock::matchers::header("version", "2021-07-28"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"contact": contact})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("X-RateLimit-Remaining", "99")
+                .set_body_json(json!({"contact": contact})),
+        )
         .mount(server)
         .await;
 }
@@ -400,6 +404,8 @@ fn sha256(text: &str) -> String {
 
 #[tokio::test]
 async fn webhooks_and_a_conversion_reach_meta_exactly_once() {
+    let _alone = common::ONE_AT_A_TIME.lock().await;
+    let emf = common::Emf::start();
     let s = stack(MAPPING).await;
     let ann = contact("c-ann", "Ann@Example.com", &[]);
     let bob = contact("c-bob", "bob@example.com", &["vip"]);
@@ -523,10 +529,44 @@ async fn webhooks_and_a_conversion_reach_meta_exactly_once() {
         );
     }
     assert!(s.dead_letters().await.is_empty());
+
+    // What CloudWatch is told.
+    assert_eq!(emf.count("Requests", &[("Outcome", "accepted")]), 6.0);
+    assert_eq!(emf.count("EventsBuilt", &[("EventName", "Purchase")]), 2.0);
+    assert_eq!(emf.count("EventsBuilt", &[("EventName", "Lead")]), 1.0);
+    assert_eq!(emf.count("EventsSent", &[]), 4.0);
+    assert_eq!(
+        emf.count("GraphRequests", &[("Status", "200")]),
+        requests.len() as f64
+    );
+    assert_eq!(emf.values("GraphLatency", &[]).len(), requests.len());
+    assert_eq!(emf.count("GraphFailures", &[]), 0.0);
+    let ghl_calls = s.ghl.received_requests().await.expect("recorded").len();
+    assert_eq!(
+        emf.count("GhlRequests", &[("Status", "200")]),
+        ghl_calls as f64
+    );
+    assert_eq!(emf.values("GhlLatency", &[]).len(), ghl_calls);
+    assert_eq!(
+        emf.values("GhlRateLimitRemaining", &[]),
+        vec![99.0; ghl_calls]
+    );
+    let lag = emf.values("EndToEndLag", &[]);
+    assert!(
+        !lag.is_empty() && lag.iter().all(|l| (0.0..600.0).contains(l)),
+        "{lag:?}"
+    );
+    assert_eq!(emf.count("Records", &[("Function", "enrichment")]), 10.0);
+    assert_eq!(
+        emf.count("DeadLettered", &[("Reason", "contact_not_found")]),
+        0.0
+    );
 }
 
 #[tokio::test]
 async fn under_injected_faults_every_accepted_webhook_reaches_meta_or_a_dead_letter() {
+    let _alone = common::ONE_AT_A_TIME.lock().await;
+    let emf = common::Emf::start();
     let s = stack(&format!(
         "{MAPPING}\n[[rules]]\nname = \"refused\"\ntrigger = \"contact.updated\"\nevent_name = \"Refused\"\n"
     ))
@@ -615,4 +655,27 @@ async fn under_injected_faults_every_accepted_webhook_reaches_meta_or_a_dead_let
     );
     // Every accepted webhook is accounted for: two delivered, two dead-lettered.
     assert_eq!(delivered.len() + dead.len(), accepted.len());
+
+    // And CloudWatch is told of each fault.
+    assert_eq!(emf.count("Requests", &[("Outcome", "accepted")]), 4.0);
+    assert_eq!(emf.count("Requests", &[("Outcome", "bad_signature")]), 1.0);
+    assert_eq!(emf.count("GhlRequests", &[("Status", "429")]), 1.0);
+    assert_eq!(emf.count("GhlRequests", &[("Status", "404")]), 1.0);
+    assert_eq!(emf.count("GraphRequests", &[("Status", "503")]), 2.0);
+    assert!(emf.count("GraphRequests", &[("Status", "400")]) >= 1.0);
+    assert_eq!(
+        emf.count("GraphFailures", &[]),
+        emf.count("GraphRequests", &[("Status", "503")])
+            + emf.count("GraphRequests", &[("Status", "400")])
+    );
+    assert_eq!(emf.count("EventsSent", &[]), 2.0);
+    assert_eq!(
+        emf.count("DeadLettered", &[("Reason", "contact_not_found")]),
+        1.0
+    );
+    assert_eq!(
+        emf.count("DeadLettered", &[("Reason", "refused_by_meta")]),
+        1.0
+    );
+    assert!(emf.count("Retried", &[("Function", "enrichment")]) >= 1.0);
 }

@@ -252,3 +252,84 @@ fn functions_log_json_build_from_this_workspace_and_grant_no_blanket_resources()
         }
     }
 }
+
+/// The `ghl-capi` metric names in one row of a dashboard widget (`[namespace, name,
+/// …]`, `[".", name]` for the namespace above, `["...", …]` for the metric above) or
+/// in its search expression (`MetricName="…"`).
+fn metric_names(row: &serde_json::Value, namespace: &mut String) -> Vec<String> {
+    match row[0].as_str() {
+        Some("...") => vec![],
+        Some(first) => {
+            if first != "." {
+                *namespace = first.to_owned();
+            }
+            match row[1].as_str() {
+                Some(name) if namespace == "ghl-capi" => vec![name.to_owned()],
+                _ => vec![],
+            }
+        }
+        None => row[0]["expression"]
+            .as_str()
+            .unwrap_or_default()
+            .split("MetricName=\"")
+            .skip(1)
+            .filter_map(|rest| Some(rest.split_once('"')?.0.to_owned()))
+            .collect(),
+    }
+}
+
+#[test]
+fn the_dashboard_and_alarms_read_only_metrics_the_functions_write() {
+    let t = template();
+    let written = ghl_capi::telemetry::NAMES;
+    let mut read = BTreeSet::new();
+    for (_, resource) in t["Resources"].as_hash().expect("resources") {
+        let properties = &resource["Properties"];
+        if resource["Type"].as_str() == Some("AWS::CloudWatch::Alarm")
+            && properties["Namespace"].as_str() == Some("ghl-capi")
+        {
+            read.insert(text(&properties["MetricName"]));
+        }
+    }
+    // `!Sub [body, names]`: the body, with every `${…}` made a plain word.
+    let body = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"][0]
+        .as_str()
+        .expect("dashboard body");
+    let mut plain = String::new();
+    let mut rest = body;
+    while let Some((before, after)) = rest.split_once("${") {
+        plain.push_str(before);
+        plain.push('x');
+        rest = after.split_once('}').expect("closed ${…}").1;
+    }
+    plain.push_str(rest);
+    let dashboard: serde_json::Value = serde_json::from_str(&plain).expect("dashboard JSON");
+    for widget in dashboard["widgets"].as_array().expect("widgets") {
+        let mut namespace = String::new();
+        for row in widget["properties"]["metrics"].as_array().expect("metrics") {
+            read.extend(metric_names(row, &mut namespace));
+        }
+    }
+    for name in &read {
+        assert!(
+            written.contains(&name.as_str()),
+            "the template reads {name}, which no function writes"
+        );
+    }
+    for shown in [
+        "Requests",
+        "EventsBuilt",
+        "EventsSent",
+        "DeadLettered",
+        "EndToEndLag",
+        "GraphLatency",
+        "GraphFailures",
+        "GhlLatency",
+        "GhlRequests",
+        "GhlRateLimitRemaining",
+        "GhlUnauthorized",
+        "TokenRefreshes",
+    ] {
+        assert!(read.contains(shown), "the template never reads {shown}");
+    }
+}

@@ -136,6 +136,7 @@ impl Setup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_processes_with_an_expired_token_cause_one_refresh_and_all_get_the_new_token() {
+    let _alone = common::ONE_AT_A_TIME.lock().await;
     let server = MockServer::start().await;
     token_endpoint(&server, 500, 1).await;
     let setup = Setup::new().await;
@@ -229,6 +230,7 @@ impl VersionedSecrets for Dying {
 
 #[tokio::test]
 async fn a_crash_after_ghl_answered_is_finished_by_the_next_process_without_a_second_refresh() {
+    let _alone = common::ONE_AT_A_TIME.lock().await;
     let server = MockServer::start().await;
     token_endpoint(&server, 0, 1).await;
     let setup = Setup::new().await;
@@ -253,6 +255,7 @@ async fn a_crash_after_ghl_answered_is_finished_by_the_next_process_without_a_se
 
 #[tokio::test]
 async fn a_crash_before_the_write_is_refreshed_again_with_the_refresh_token_still_current() {
+    let _alone = common::ONE_AT_A_TIME.lock().await;
     // If GHL keeps a used refresh token valid, the second refresh works (this
     // test); if it retires it, GHL refuses and the location is marked for
     // re-install (the next test). Either way nothing is lost silently.
@@ -278,6 +281,8 @@ async fn a_crash_before_the_write_is_refreshed_again_with_the_refresh_token_stil
 
 #[tokio::test]
 async fn a_refused_refresh_marks_the_location_for_reinstall_and_is_not_retried() {
+    let _alone = common::ONE_AT_A_TIME.lock().await;
+    let emf = common::Emf::start();
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
@@ -307,6 +312,8 @@ async fn a_refused_refresh_marks_the_location_for_reinstall_and_is_not_retried()
     for p in [process, setup.process(&server)] {
         assert_eq!(p.token("loc1").await.unwrap_err(), GhlError::Unauthorized);
     }
+    assert_eq!(emf.count("TokenRefreshes", &[("Result", "refused")]), 1.0);
+    assert_eq!(emf.count("GhlUnauthorized", &[]), 1.0, "the alarm's metric");
 }
 
 #[tokio::test]
@@ -332,6 +339,8 @@ async fn a_lease_is_held_by_one_owner_until_given_back_or_run_out() {
 
 #[tokio::test]
 async fn the_scheduled_refresh_renews_what_expires_soon_and_leaves_the_rest() {
+    let _alone = common::ONE_AT_A_TIME.lock().await;
+    let emf = common::Emf::start();
     let server = MockServer::start().await;
     token_endpoint(&server, 0, 1).await;
     let setup = Setup::new().await;
@@ -380,6 +389,7 @@ async fn the_scheduled_refresh_renews_what_expires_soon_and_leaves_the_rest() {
             .expect("refresh");
     let summary = refresh.handle().await.expect("all fine");
     assert_eq!(summary, json!({"tokens": 3, "refreshed": 1}));
+    assert_eq!(emf.count("TokenRefreshes", &[("Result", "refreshed")]), 1.0);
     assert_eq!(
         setup.stored().await.refresh_token.as_deref(),
         Some("rt-new")

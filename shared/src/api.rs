@@ -75,8 +75,15 @@ fn answer(status: u16, body: Value, outcome: &'static str) -> Response {
 }
 
 impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
-    /// Routes and answers one request.
+    /// Routes and answers one request, counting it by outcome.
     pub async fn handle(&self, request: Request<'_>, now: DateTime<Utc>) -> Response {
+        let started = std::time::Instant::now();
+        let response = self.route(request, now).await;
+        crate::telemetry::request(response.outcome, started.elapsed());
+        response
+    }
+
+    async fn route(&self, request: Request<'_>, now: DateTime<Utc>) -> Response {
         let path = request.path.trim_end_matches('/');
         let segments: Vec<&str> = path.split('/').skip(1).collect();
         match (request.method, segments.as_slice()) {

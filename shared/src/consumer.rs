@@ -71,7 +71,11 @@ async fn dead_letter(dead: &impl Queue, letter: &DeadLetter, message: &str) -> b
         reason = letter.reason,
         "dead letter"
     );
-    send_json(dead, &json!({"deadLetter": letter, "message": message})).await
+    let queued = send_json(dead, &json!({"deadLetter": letter, "message": message})).await;
+    if queued {
+        crate::telemetry::dead_lettered(&letter.code);
+    }
+    queued
 }
 
 /// The enrichment function: jobs in, dispatch jobs and dead letters out. On a FIFO
@@ -149,6 +153,7 @@ async fn enrich_record<G: GhlReader>(
     };
     for job in &jobs {
         sent(send_json(dispatch, job).await)?;
+        crate::telemetry::event_built(&job.event.event_name);
     }
     for letter in &dead_letters {
         sent(dead_letter(dead, letter, &record.body).await)?;
@@ -224,9 +229,14 @@ pub async fn dispatch_records(
             &events,
         )
         .await;
+        let (mut delivered, mut oldest_lag) = (0, 0);
         for ((record, job), outcome) in jobs.iter().zip(outcomes) {
             let done = match outcome {
                 Delivery::Delivered { fbtrace_id } => {
+                    // From the change in GHL to Meta's acknowledgement.
+                    let lag_seconds = (now.timestamp() - job.event.event_time).max(0);
+                    delivered += 1;
+                    oldest_lag = oldest_lag.max(lag_seconds);
                     // The audit line: webhook (source) → event id → Meta's trace id.
                     tracing::info!(
                         pixel = pixel.name,
@@ -234,8 +244,7 @@ pub async fn dispatch_records(
                         source = job.source,
                         rule = job.rule,
                         fbtrace_id,
-                        // From the change in GHL to Meta's acknowledgement.
-                        lag_seconds = (now.timestamp() - job.event.event_time).max(0),
+                        lag_seconds,
                         "event sent"
                     );
                     true
@@ -267,6 +276,9 @@ pub async fn dispatch_records(
             if !done {
                 failed.push(Retry::now(record));
             }
+        }
+        if delivered > 0 {
+            crate::telemetry::events_sent(delivered, oldest_lag);
         }
     }
     failed

@@ -16,6 +16,7 @@
 //! - [`queue`]: the queue port and its in-memory adapter.
 //! - [`secrets`]: the secret store port.
 //! - [`verify`]: checking the GHL and Meta credentials against the mapping.
+//! - [`telemetry`]: the metrics the pipeline records (EMF on Lambda).
 //! - [`settings`]: configuration from environment variables, checked at cold start.
 //! - [`backfill`]: contacts in, request bodies out (the `ghl-capi map` format).
 pub mod api;
@@ -36,4 +37,5 @@ pub mod queue;
 pub mod redrive;
 pub mod secrets;
 pub mod settings;
+pub mod telemetry;
 pub mod verify;

@@ -5,7 +5,7 @@ use ghl_capi_aws::lambda::{self, TokenRefresh};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    lambda::init_logging();
+    lambda::init_telemetry();
     let settings = RefreshSettings::from_lookup(|name| std::env::var(name).ok())?;
     TokenRefresh::new(settings, &lambda::sdk_config().await)
         .await?

@@ -5,7 +5,7 @@ use ghl_capi_aws::lambda;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    lambda::init_logging();
+    lambda::init_telemetry();
     let settings = IntakeSettings::from_lookup(|name| std::env::var(name).ok())?;
     let api = lambda::intake(settings, &lambda::sdk_config().await).await?;
     lambda::run_intake(api).await

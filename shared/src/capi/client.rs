@@ -148,8 +148,12 @@ impl EventsApi for GraphClient {
             .send()
             .await
             // Timeouts and connection failures say nothing about the events: retry.
-            .map_err(|e| format!("could not reach the Graph API: {}", e.without_url()))?;
+            .map_err(|e| {
+                crate::telemetry::graph_call(None, started.elapsed());
+                format!("could not reach the Graph API: {}", e.without_url())
+            })?;
         let status = response.status().as_u16();
+        crate::telemetry::graph_call(Some(status), started.elapsed());
         tracing::info!(
             dataset_id,
             status,

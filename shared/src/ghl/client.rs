@@ -119,22 +119,23 @@ impl<T: TokenSource> GhlClient<T> {
             request = request.json(body);
         }
         let started = std::time::Instant::now();
-        let response = request
-            .send()
-            .await
-            .map_err(|e| GhlError::Unavailable(e.without_url().to_string()))?;
+        let response = request.send().await.map_err(|e| {
+            crate::telemetry::ghl_call(None, started.elapsed(), None);
+            GhlError::Unavailable(e.without_url().to_string())
+        })?;
         self.limiter.observe(location_id, response.headers());
         let status = response.status().as_u16();
-        // One line per call (no ids beyond the location): latency, status and the
-        // rate-limit headroom, which CloudWatch turns into metrics.
+        let remaining = response
+            .headers()
+            .get("x-ratelimit-remaining")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        crate::telemetry::ghl_call(Some(status), started.elapsed(), remaining);
+        // One line per call, with no ids beyond the location.
         tracing::info!(
             location_id,
             status,
             latency_ms = started.elapsed().as_millis() as u64,
-            remaining = response
-                .headers()
-                .get("x-ratelimit-remaining")
-                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok()),
+            remaining,
             "ghl call"
         );
         if status == 429 {

@@ -350,9 +350,11 @@ impl<S: VersionedSecrets, L: Lease> ManagedTokens<S, L> {
                     return usable(&self.current(name).await?.set);
                 }
                 tracing::info!(secret = name, "GHL token refreshed");
+                crate::telemetry::token_refreshed();
                 usable(&fresh)
             }
             Err(OAuthError::Refused { status, message }) => {
+                crate::telemetry::token_refused();
                 tracing::error!(
                     secret = name,
                     status,

@@ -1,0 +1,146 @@
+//! The metrics the pipeline records, through the `metrics` facade. They cost nothing
+//! until a process installs a recorder: the Lambda functions install one that writes
+//! CloudWatch Embedded Metric Format. The names are those the template's alarms and
+//! dashboard read; dimensions are bounded sets (outcomes, reason codes, statuses).
+
+use std::time::Duration;
+
+use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
+
+/// Intake requests, by `Outcome` (`accepted`, `duplicate`, or the rejection's code).
+pub const REQUESTS: &str = "Requests";
+/// The intake handler's own time, by `Outcome`.
+pub const HANDLER_TIME: &str = "HandlerTime";
+/// Events the mapping built and enrichment queued for Meta, by `EventName`.
+pub const EVENTS_BUILT: &str = "EventsBuilt";
+/// Events Meta acknowledged (the sum of its `events_received`).
+pub const EVENTS_SENT: &str = "EventsSent";
+/// Messages sent to a dead-letter queue, by `Reason` (the dead letter's code).
+pub const DEAD_LETTERED: &str = "DeadLettered";
+/// Per pixel in a dispatch batch, how long its oldest delivered event took from the
+/// change in GHL to Meta's acknowledgement. One value per batch, not per event: the
+/// collector holds at most 100 values between flushes, and a batch has up to 1,000.
+pub const END_TO_END_LAG: &str = "EndToEndLag";
+/// Graph API calls, by `Status` (HTTP status, or `unreachable`).
+pub const GRAPH_REQUESTS: &str = "GraphRequests";
+/// Graph API calls that failed: unreachable or not answered with 2xx.
+pub const GRAPH_FAILURES: &str = "GraphFailures";
+pub const GRAPH_LATENCY: &str = "GraphLatency";
+/// GHL API calls, by `Status` (HTTP status, or `unreachable`).
+pub const GHL_REQUESTS: &str = "GhlRequests";
+/// GHL token trouble: an API call answered 401, or a refresh refused.
+pub const GHL_UNAUTHORIZED: &str = "GhlUnauthorized";
+pub const GHL_LATENCY: &str = "GhlLatency";
+/// GHL's `X-RateLimit-Remaining` after each call: the headroom in its window.
+pub const GHL_RATE_LIMIT_REMAINING: &str = "GhlRateLimitRemaining";
+/// GHL token refreshes, by `Result` (`refreshed` or `refused`).
+pub const TOKEN_REFRESHES: &str = "TokenRefreshes";
+/// Records in an SQS batch, by `Function`.
+pub const RECORDS: &str = "Records";
+/// Records of a batch handed back to SQS for a retry, by `Function`.
+pub const RETRIED: &str = "Retried";
+
+/// Every metric name above, for checks that the template reads only these.
+pub const NAMES: [&str; 16] = [
+    REQUESTS,
+    HANDLER_TIME,
+    EVENTS_BUILT,
+    EVENTS_SENT,
+    DEAD_LETTERED,
+    END_TO_END_LAG,
+    GRAPH_REQUESTS,
+    GRAPH_FAILURES,
+    GRAPH_LATENCY,
+    GHL_REQUESTS,
+    GHL_UNAUTHORIZED,
+    GHL_LATENCY,
+    GHL_RATE_LIMIT_REMAINING,
+    TOKEN_REFRESHES,
+    RECORDS,
+    RETRIED,
+];
+
+/// Tells the installed recorder each metric's unit.
+pub fn describe() {
+    for name in [
+        REQUESTS,
+        EVENTS_BUILT,
+        EVENTS_SENT,
+        DEAD_LETTERED,
+        GRAPH_REQUESTS,
+        GRAPH_FAILURES,
+        GHL_REQUESTS,
+        GHL_UNAUTHORIZED,
+        TOKEN_REFRESHES,
+        RECORDS,
+        RETRIED,
+    ] {
+        describe_counter!(name, Unit::Count, "");
+    }
+    for name in [HANDLER_TIME, GRAPH_LATENCY, GHL_LATENCY] {
+        describe_histogram!(name, Unit::Milliseconds, "");
+    }
+    describe_histogram!(END_TO_END_LAG, Unit::Seconds, "");
+    describe_histogram!(GHL_RATE_LIMIT_REMAINING, Unit::Count, "");
+}
+
+fn millis(elapsed: Duration) -> f64 {
+    elapsed.as_secs_f64() * 1000.0
+}
+
+pub(crate) fn request(outcome: &'static str, elapsed: Duration) {
+    counter!(REQUESTS, "Outcome" => outcome).increment(1);
+    histogram!(HANDLER_TIME, "Outcome" => outcome).record(millis(elapsed));
+}
+
+pub(crate) fn event_built(event_name: &str) {
+    counter!(EVENTS_BUILT, "EventName" => event_name.to_owned()).increment(1);
+}
+
+pub(crate) fn dead_lettered(code: &str) {
+    counter!(DEAD_LETTERED, "Reason" => code.to_owned()).increment(1);
+}
+
+pub(crate) fn events_sent(received: u64, oldest_lag_seconds: i64) {
+    counter!(EVENTS_SENT).increment(received);
+    histogram!(END_TO_END_LAG).record(oldest_lag_seconds.max(0) as f64);
+}
+
+/// A call's status as a dimension: the HTTP status, or `unreachable`.
+fn status_name(status: Option<u16>) -> String {
+    status.map_or_else(|| "unreachable".to_owned(), |s| s.to_string())
+}
+
+pub(crate) fn graph_call(status: Option<u16>, elapsed: Duration) {
+    counter!(GRAPH_REQUESTS, "Status" => status_name(status)).increment(1);
+    if !matches!(status, Some(200..=299)) {
+        counter!(GRAPH_FAILURES).increment(1);
+    }
+    histogram!(GRAPH_LATENCY).record(millis(elapsed));
+}
+
+pub(crate) fn ghl_call(status: Option<u16>, elapsed: Duration, remaining: Option<u64>) {
+    counter!(GHL_REQUESTS, "Status" => status_name(status)).increment(1);
+    if status == Some(401) {
+        counter!(GHL_UNAUTHORIZED).increment(1);
+    }
+    histogram!(GHL_LATENCY).record(millis(elapsed));
+    if let Some(remaining) = remaining {
+        histogram!(GHL_RATE_LIMIT_REMAINING).record(remaining as f64);
+    }
+}
+
+pub(crate) fn token_refreshed() {
+    counter!(TOKEN_REFRESHES, "Result" => "refreshed").increment(1);
+}
+
+pub(crate) fn token_refused() {
+    counter!(TOKEN_REFRESHES, "Result" => "refused").increment(1);
+    counter!(GHL_UNAUTHORIZED).increment(1);
+}
+
+/// One SQS batch ended: its size and how many records go back for a retry.
+pub fn batch(function: &'static str, records: usize, retried: usize) {
+    counter!(RECORDS, "Function" => function).increment(records as u64);
+    counter!(RETRIED, "Function" => function).increment(retried as u64);
+}
