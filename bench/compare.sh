@@ -18,7 +18,7 @@ mkdir -p "$out"
 
 echo "== building ghl-capi (release)"
 cargo build --quiet --release -p ghl-capi-cli --manifest-path "$root/Cargo.toml"
-bin=$root/target/release/ghl-capi
+bin=${CARGO_TARGET_DIR:-$root/target}/release/ghl-capi
 
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import facebook_business' 2>/dev/null; then
   echo "== installing Meta's Python Business SDK into bench/.venv"

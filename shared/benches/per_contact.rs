@@ -1,4 +1,5 @@
-//! Where the time of one contact goes: parse, normalise, hash, build, serialise.
+//! Where the time of one contact goes: parse, normalise, hash, build, serialise
+//! (parse and serialise with serde_json and with sonic-rs, which `map` uses).
 //! Run with `cargo bench -p ghl-capi --bench per_contact`.
 
 use std::hint::black_box;
@@ -30,8 +31,12 @@ fn per_contact(c: &mut Criterion) {
         .expect("valid");
 
     let mut group = c.benchmark_group("per_contact");
-    group.bench_function("parse", |b| {
+    // serde_json beside sonic-rs, which `ghl-capi map` uses for this path.
+    group.bench_function("parse/serde_json", |b| {
         b.iter(|| serde_json::from_str::<Contact>(black_box(CONTACT)))
+    });
+    group.bench_function("parse/sonic_rs", |b| {
+        b.iter(|| sonic_rs::from_slice::<Contact>(black_box(CONTACT.as_bytes())))
     });
     group.bench_function("normalize", |b| {
         b.iter(|| {
@@ -52,19 +57,23 @@ fn per_contact(c: &mut Criterion) {
     group.bench_function("build", |b| {
         b.iter(|| mapping.map(black_box(&occurrence), &contact, &Map::new(), now))
     });
-    group.bench_function("serialize", |b| {
+    group.bench_function("serialize/serde_json", |b| {
         b.iter(|| serde_json::to_string(black_box(&event)))
+    });
+    group.bench_function("serialize/sonic_rs", |b| {
+        b.iter(|| sonic_rs::to_string(black_box(&event)))
     });
     group.bench_function("whole", |b| {
         b.iter(|| {
-            let contact: Contact = serde_json::from_str(black_box(CONTACT)).expect("contact");
+            let contact: Contact =
+                sonic_rs::from_slice(black_box(CONTACT.as_bytes())).expect("contact");
             let occurrence =
                 Occurrence::for_contact(Trigger::ContactCreated, "", &contact, Utc::now());
             mapping
                 .map(&occurrence, &contact, &Map::new(), now)
                 .into_iter()
                 .filter_map(|m| m.outcome.ok())
-                .map(|e| serde_json::to_string(&e).map(|s| s.len()).unwrap_or(0))
+                .map(|e| sonic_rs::to_string(&e).map(|s| s.len()).unwrap_or(0))
                 .sum::<usize>()
         })
     });
