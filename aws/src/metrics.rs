@@ -32,8 +32,15 @@ pub fn install(sink: Sink) {
 
 /// Writes what was recorded since the last flush, one EMF line per dimension set.
 pub fn flush() {
-    if let Some((collector, sink)) = INSTALLED.get()
-        && let Err(e) = collector.flush(sink())
+    let Some((collector, sink)) = INSTALLED.get() else {
+        return;
+    };
+    // Gathered first, then written in one call (one lock of stdout), so no log line
+    // from another thread can land inside a metrics document.
+    let mut lines = Vec::new();
+    if let Err(e) = collector
+        .flush(&mut lines)
+        .and_then(|()| sink().write_all(&lines))
     {
         tracing::warn!(error = %e, "could not write metrics");
     }
