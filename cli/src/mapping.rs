@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use ghl_capi::ghl::Contact;
 use ghl_capi::ghl::webhook::Webhook;
 use ghl_capi::mapping::{MappedEvent, Mapping, Occurrence, Source, TokenRef, identity};
-use ghl_capi::normalize::normalize;
+use ghl_capi::normalize::{HexDigest, normalize};
 use serde_json::{Map, Value, json};
 
 use crate::Outcome;
@@ -150,7 +150,9 @@ pub fn preview(args: &PreviewArgs) -> anyhow::Result<Outcome> {
 }
 
 /// Each identifier: raw value, normalised value and what Meta receives.
-fn identifiers(contact: &Contact) -> Vec<(&'static str, String, Option<String>, Option<String>)> {
+fn identifiers(
+    contact: &Contact,
+) -> Vec<(&'static str, String, Option<String>, Option<HexDigest>)> {
     identity(contact)
         .into_iter()
         .map(|(field, raw)| {

@@ -422,7 +422,7 @@ mod tests {
                 .collect();
             let expected: Vec<String> = ["a", "b", "c"]
                 .iter()
-                .map(|id| crate::normalize::sha256_hex(&format!("{id}@example.com")))
+                .map(|id| crate::normalize::sha256_hex(&format!("{id}@example.com")).to_string())
                 .collect();
             assert_eq!(ids, expected);
         }

@@ -194,6 +194,7 @@ pub fn event_id(location_id: &str, contact_id: &str, rule: &str, change: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::normalize::HexDigest;
 
     #[test]
     fn event_ids_are_stable_and_distinguish_their_parts() {
@@ -211,7 +212,10 @@ mod tests {
             event_time: 1_764_000_000,
             ..ServerEvent::default()
         };
-        event.user_data.em.push("abc".into());
+        event
+            .user_data
+            .em
+            .push(HexDigest::from_hex("abc").expect("hex"));
         let json = serde_json::to_value(&event).expect("serialises");
         assert_eq!(
             json,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::normalize::{Field, normalize};
+use crate::normalize::{Field, HexDigest, normalize};
 
 /// Customer information. Hashed keys hold SHA-256 hex digests; the others are sent
 /// as they are (click ids are case-sensitive and must never be hashed or folded).
@@ -10,27 +10,27 @@ use crate::normalize::{Field, normalize};
 #[non_exhaustive]
 pub struct UserData {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub em: Vec<String>,
+    pub em: Vec<HexDigest>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ph: Vec<String>,
+    pub ph: Vec<HexDigest>,
     #[serde(default, rename = "fn", skip_serializing_if = "Vec::is_empty")]
-    pub first_name: Vec<String>,
+    pub first_name: Vec<HexDigest>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ln: Vec<String>,
+    pub ln: Vec<HexDigest>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub db: Vec<String>,
+    pub db: Vec<HexDigest>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ge: Vec<String>,
+    pub ge: Vec<HexDigest>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ct: Vec<String>,
+    pub ct: Vec<HexDigest>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub st: Vec<String>,
+    pub st: Vec<HexDigest>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub zp: Vec<String>,
+    pub zp: Vec<HexDigest>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub country: Vec<String>,
+    pub country: Vec<HexDigest>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub external_id: Vec<String>,
+    pub external_id: Vec<HexDigest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ip_address: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,7 +64,7 @@ pub struct UserData {
 
 impl UserData {
     /// The list that holds `field`'s hashes.
-    pub fn hashes(&self, field: Field) -> &[String] {
+    pub fn hashes(&self, field: Field) -> &[HexDigest] {
         match field {
             Field::Email => &self.em,
             Field::Phone => &self.ph,
@@ -80,7 +80,7 @@ impl UserData {
         }
     }
 
-    fn hashes_mut(&mut self, field: Field) -> &mut Vec<String> {
+    fn hashes_mut(&mut self, field: Field) -> &mut Vec<HexDigest> {
         match field {
             Field::Email => &mut self.em,
             Field::Phone => &mut self.ph,

@@ -125,21 +125,97 @@ impl Normalized {
     }
 
     /// What Meta receives: lowercase hex SHA-256 of the value, or the digest itself.
-    pub fn sha256(&self) -> String {
+    pub fn sha256(&self) -> HexDigest {
         if self.prehashed {
-            self.value.to_ascii_lowercase()
+            // Passed through only as hex (`looks_like_hashed`), so this always parses.
+            HexDigest::from_hex(&self.value).unwrap_or_else(|| sha256_hex(&self.value))
         } else {
             sha256_hex(&self.value)
         }
     }
 }
 
+/// A digest as Meta receives it: lowercase hex, 64 digits for SHA-256 (32 for an
+/// MD5 a caller sent). Held inline, since an event carries about ten of them and
+/// each would otherwise be an allocation.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HexDigest {
+    len: u8,
+    digits: [u8; 64],
+}
+
+impl HexDigest {
+    /// A digest given in hex (any case), lowercased; `None` if it is not hex or is
+    /// longer than 64 digits.
+    pub fn from_hex(digits: &str) -> Option<Self> {
+        let bytes = digits.as_bytes();
+        if bytes.len() > 64 || !bytes.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        let mut out = HexDigest {
+            len: bytes.len() as u8,
+            digits: [0; 64],
+        };
+        out.digits[..bytes.len()].copy_from_slice(bytes);
+        out.digits.make_ascii_lowercase();
+        Some(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever stored.
+        std::str::from_utf8(&self.digits[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for HexDigest {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for HexDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for HexDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for HexDigest {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl serde::Serialize for HexDigest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HexDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        HexDigest::from_hex(&text)
+            .ok_or_else(|| serde::de::Error::custom("expected a hex digest of at most 64 digits"))
+    }
+}
+
 /// Lowercase hex SHA-256 of UTF-8 text.
-pub fn sha256_hex(text: &str) -> String {
-    let mut out = [0u8; 64];
-    // 32 bytes always fit 64 hex digits, and hex digits are ASCII: neither step fails.
-    let _ = hex::encode_to_slice(Sha256::digest(text.as_bytes()), &mut out);
-    std::str::from_utf8(&out).unwrap_or_default().to_owned()
+pub fn sha256_hex(text: &str) -> HexDigest {
+    let mut out = HexDigest {
+        len: 64,
+        digits: [0; 64],
+    };
+    // 32 bytes always fill 64 hex digits exactly: this cannot fail.
+    let _ = hex::encode_to_slice(Sha256::digest(text.as_bytes()), &mut out.digits);
+    out
 }
 
 /// Normalises `input` for `field`. `country` is the contact's country (a code or a
@@ -183,11 +259,27 @@ mod tests {
     }
 
     #[test]
+    fn hex_digests_are_lowercase_hex_of_at_most_64_digits_and_round_trip() {
+        let digest = HexDigest::from_hex("ABCdef0123").expect("hex");
+        assert_eq!(digest.as_str(), "abcdef0123");
+        assert_eq!(HexDigest::from_hex("xyz"), None);
+        assert_eq!(HexDigest::from_hex(&"a".repeat(65)), None);
+        let hash = sha256_hex("john");
+        assert_eq!(
+            hash,
+            "96d9632f363564cc3032521409cf22a852f2032eec099ed5967c0d000cec607a"
+        );
+        let json = serde_json::to_string(&hash).expect("serialises");
+        assert_eq!(serde_json::from_str::<HexDigest>(&json).ok(), Some(hash));
+        assert!(serde_json::from_str::<HexDigest>("\"not hex\"").is_err());
+    }
+
+    #[test]
     fn a_digest_passes_through_and_is_sent_lowercase() {
         let digest = "A665A45920422F9D417E4867EFDC4FB8A04A1F3FFF1FA07E998E86F7F7A27AE3";
         let n = normalize(Field::Email, digest, None).expect("digest kept");
         assert!(n.is_prehashed());
         assert_eq!(n.as_str(), digest);
-        assert_eq!(n.sha256(), digest.to_ascii_lowercase());
+        assert_eq!(n.sha256().to_string(), digest.to_ascii_lowercase());
     }
 }
