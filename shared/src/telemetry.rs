@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
 
-/// Intake requests, by `Outcome` (`accepted`, `duplicate`, or the rejection's code).
+/// Intake requests, by `Outcome` (`accepted`, `ignored`, or the rejection's code:
+/// `bad_signature`, `malformed`, `enqueue_failed`, …).
 pub const REQUESTS: &str = "Requests";
 /// The intake handler's own time, by `Outcome`.
 pub const HANDLER_TIME: &str = "HandlerTime";
 /// Events the mapping built and enrichment queued for Meta, by `EventName`.
 pub const EVENTS_BUILT: &str = "EventsBuilt";
-/// Events Meta acknowledged (the sum of its `events_received`).
+/// Events Meta acknowledged: each event of a request it accepted.
 pub const EVENTS_SENT: &str = "EventsSent";
 /// Messages sent to a dead-letter queue, by `Reason` (the dead letter's code).
 pub const DEAD_LETTERED: &str = "DeadLettered";
