@@ -188,7 +188,13 @@ pub fn event_id(location_id: &str, contact_id: &str, rule: &str, change: &str) -
         hasher.update([0x1f]);
     }
     let digest = hasher.finalize();
-    format!("ghl-{}", hex::encode(&digest[..16]))
+    let mut digits = [0u8; 32];
+    // 16 bytes always fill 32 hex digits exactly: this cannot fail.
+    let _ = hex::encode_to_slice(&digest[..16], &mut digits);
+    let mut id = String::with_capacity(4 + digits.len());
+    id.push_str("ghl-");
+    id.extend(digits.iter().map(|&d| char::from(d)));
+    id
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::normalize::{Field, HexDigest, normalize};
+use crate::normalize::{Field, HexDigest, digest};
 
 /// Customer information. Hashed keys hold SHA-256 hex digests; the others are sent
 /// as they are (click ids are case-sensitive and must never be hashed or folded).
@@ -99,10 +99,9 @@ impl UserData {
     /// Normalises and hashes `raw` into `field`'s list; a value that normalises to
     /// nothing is dropped and a repeated one is kept once. Returns whether it was kept.
     pub fn add(&mut self, field: Field, raw: &str, country: Option<&str>) -> bool {
-        let Some(normalized) = normalize(field, raw, country) else {
+        let Some(hash) = digest(field, raw, country) else {
             return false;
         };
-        let hash = normalized.sha256();
         let list = self.hashes_mut(field);
         if !list.contains(&hash) {
             list.push(hash);

@@ -4,10 +4,12 @@
 //! whitespace, and phones with the contact's country calling code.
 //!
 //! [`normalize`] is the one entry point: it returns `None` for a value that must not
-//! be sent (so `sha256("")` never reaches Meta) and a [`Normalized`] otherwise.
+//! be sent (so `sha256("")` never reaches Meta) and a [`Normalized`] otherwise;
+//! [`digest`] goes on to what Meta receives, remembering values that repeat.
 
 mod chars;
 mod identity;
+mod memo;
 mod person;
 mod place;
 
@@ -16,6 +18,7 @@ use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
+pub use memo::digest;
 pub use place::country_code;
 
 /// A hashed `user_data` key of the Conversions API.
