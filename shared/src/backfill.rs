@@ -73,8 +73,8 @@ enum Mapped {
     Blank,
     Malformed(String),
     Events {
-        /// Where its serialised events lie in the chunk's buffer.
-        sent: Vec<Range<usize>>,
+        /// Its entries in the chunk's `events` (one allocation per chunk, not per line).
+        sent: Range<usize>,
         rejected: Vec<(&'static str, String)>,
     },
 }
@@ -85,7 +85,13 @@ const CHUNK: usize = 1 << 18;
 /// Chunks in flight per worker (read ahead, or mapped and waiting to be written).
 const IN_FLIGHT: usize = 2;
 
-fn map_line(mapping: &Mapping, opts: &MapOptions, line: &[u8], buffer: &mut Vec<u8>) -> Mapped {
+fn map_line(
+    mapping: &Mapping,
+    opts: &MapOptions,
+    line: &[u8],
+    events: &mut Vec<Range<usize>>,
+    buffer: &mut Vec<u8>,
+) -> Mapped {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Mapped::Blank;
     }
@@ -99,7 +105,7 @@ fn map_line(mapping: &Mapping, opts: &MapOptions, line: &[u8], buffer: &mut Vec<
     let location = contact.location_id.clone().unwrap_or_default();
     let occurrences = Occurrence::for_contact_record(opts.trigger, &location, &contact, opts.now);
     let related = Map::new();
-    let mut sent = Vec::new();
+    let first = events.len();
     let mut rejected = Vec::new();
     for occurrence in &occurrences {
         for mapped in mapping.map(occurrence, &contact, &related, opts.now) {
@@ -112,7 +118,7 @@ fn map_line(mapping: &Mapping, opts: &MapOptions, line: &[u8], buffer: &mut Vec<
                 Ok(event) => {
                     let start = buffer.len();
                     match sonic_rs::to_writer(&mut *buffer, &event) {
-                        Ok(()) => sent.push(start..buffer.len()),
+                        Ok(()) => events.push(start..buffer.len()),
                         Err(e) => {
                             buffer.truncate(start);
                             rejected.push(("unserialisable", e.to_string()));
@@ -123,7 +129,10 @@ fn map_line(mapping: &Mapping, opts: &MapOptions, line: &[u8], buffer: &mut Vec<
             }
         }
     }
-    Mapped::Events { sent, rejected }
+    Mapped::Events {
+        sent: first..events.len(),
+        rejected,
+    }
 }
 
 /// Streams events into request bodies of up to [`MAX_BATCH`] events.
@@ -166,11 +175,11 @@ impl<W: Write> BodyWriter<W> {
 /// One chunk, mapped: what each line became, and the events' JSON.
 struct MappedChunk {
     lines: Vec<Mapped>,
+    /// Where each serialised event lies in `buffer`.
+    events: Vec<Range<usize>>,
     buffer: Vec<u8>,
 }
 
-/// Maps every contact (one `GET /contacts/{id}` object per line) read from `input`
-/// and writes request bodies to `output`.
 /// Maps every contact (one `GET /contacts/{id}` object per line) read from `input`
 /// and writes request bodies to `output`, in input order.
 ///
@@ -233,18 +242,26 @@ pub fn map_contacts(
                         .and_then(|rx| rx.try_recv().ok())
                         .unwrap_or_else(|| Vec::with_capacity(2 * CHUNK));
                     buffer.clear();
+                    let mut events = Vec::new();
                     let lines = chunk
                         .strip_suffix(b"\n")
                         .unwrap_or(&chunk)
                         .split(|b| *b == b'\n')
                         .map(|line| {
                             let line = line.strip_suffix(b"\r").unwrap_or(line);
-                            map_line(mapping, opts, line, &mut buffer)
+                            map_line(mapping, opts, line, &mut events, &mut buffer)
                         })
                         .collect();
                     let _ = spare_chunk_tx.send(chunk);
                     if done_tx
-                        .send((index, MappedChunk { lines, buffer }))
+                        .send((
+                            index,
+                            MappedChunk {
+                                lines,
+                                events,
+                                buffer,
+                            },
+                        ))
                         .is_err()
                     {
                         break;
@@ -260,11 +277,16 @@ pub fn map_contacts(
         let mut line_no = 0u64;
         for (index, mapped) in done_rx {
             waiting.insert(index, mapped);
-            while let Some(MappedChunk { lines, buffer }) = waiting.remove(&next) {
+            while let Some(chunk) = waiting.remove(&next) {
+                let MappedChunk {
+                    lines,
+                    events,
+                    buffer,
+                } = chunk;
                 next += 1;
                 for one in lines {
                     line_no += 1;
-                    summary.record(one, line_no, &buffer, &mut writer)?;
+                    summary.record(one, line_no, &events, &buffer, &mut writer)?;
                 }
                 let _ = spare_buffer_tx.send(buffer);
             }
@@ -343,6 +365,7 @@ impl Summary {
         &mut self,
         mapped: Mapped,
         line: u64,
+        events: &[Range<usize>],
         buffer: &[u8],
         writer: &mut BodyWriter<W>,
     ) -> io::Result<()> {
@@ -360,9 +383,9 @@ impl Summary {
                 for (code, why) in rejected {
                     self.reject(code, line, || why);
                 }
-                for event in sent {
+                for event in &events[sent] {
                     self.events += 1;
-                    writer.push(&buffer[event])?;
+                    writer.push(&buffer[event.clone()])?;
                 }
             }
         }
