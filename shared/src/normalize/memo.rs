@@ -1,6 +1,7 @@
 //! Digests of values that repeat from contact to contact. A backfill of 100,000
 //! contacts sees the same few countries, states, cities and first names again and
-//! again; each is normalised and hashed once per thread, then looked up.
+//! again; each is normalised and hashed once per thread, then looked up. The memo
+//! lives only in the thread's memory, bounded; it is never persisted or logged.
 
 use std::cell::RefCell;
 
