@@ -309,6 +309,48 @@ async fn a_dead_letter_is_listed_with_its_reason_and_redriven_once_fixed() {
     std::fs::write(&mapping, MAPPING).expect("mapping written");
     let data = dir.path().join("data");
     let server = start(&data, &mapping, &ghl.uri(), &graph.uri(), free_port()).await;
+    // A second serve on the same store would take the first one's messages in hand.
+    let mut second = Server {
+        child: Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+            .args([
+                "serve",
+                "--dev",
+                "--listen",
+                &format!("127.0.0.1:{}", free_port()),
+            ])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--mapping")
+            .arg(&mapping)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("a second serve starts"),
+        url: String::new(),
+    };
+    // Polled, so that a second serve that does start fails the test, not hangs it.
+    let mut refused = None;
+    for _ in 0..100 {
+        refused = second.child.try_wait().expect("waits");
+        if refused.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if refused.is_none() {
+        // Still serving: stop it, so its stderr ends and the assertion below tells.
+        let _ = second.child.kill();
+        let _ = second.child.wait();
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = second.child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("stderr");
+    }
+    assert_eq!(refused.and_then(|s| s.code()), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("another `ghl-capi serve` is using"),
+        "{stderr}"
+    );
     let new = contact("c-new", "new@example.com", &[]);
     assert_eq!(
         deliver(&server, webhook("ContactCreate", "wh-new", new.clone())).await,

@@ -134,6 +134,12 @@ impl Options {
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "another `ghl-capi serve` is using {0}; stop it first, or give this one its own --data-dir"
+    )]
+    StoreBusy(PathBuf),
+    #[error("cannot lock {0}: {1}")]
+    Lock(PathBuf, std::io::Error),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
     #[error("cannot open the outbox: {0}")]
@@ -146,11 +152,33 @@ pub enum ServeError {
 
 type LocalApi = Api<LocalQueue, EnvSecrets, NoInstall>;
 
+/// An exclusive lock on `{store}.lock`, held by the one `serve` of that store. The
+/// system drops it when the process ends, even by `kill -9`.
+fn lock_store(store: &std::path::Path) -> Result<std::fs::File, ServeError> {
+    let mut path = store.as_os_str().to_owned();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| ServeError::Lock(path.clone(), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ServeError::StoreBusy(store.to_owned())),
+        Err(std::fs::TryLockError::Error(e)) => Err(ServeError::Lock(path, e)),
+    }
+}
+
 /// Serves until `shutdown` resolves; then finishes the batches in hand and returns.
 pub async fn serve(
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // Held until this process ends, however it ends: starting up releases the
+    // messages a previous run had in hand, which must never be a live run's.
+    let _only_serve = lock_store(&options.store)?;
     let store = Store::open(&options.store)?;
     let released = store.release_in_hand()?;
     let listener = tokio::net::TcpListener::bind(options.listen)
@@ -344,5 +372,22 @@ async fn dispatch_worker(
     while let Some(batch) = next_batch(&store, DISPATCH, 1000, &mut stopped).await {
         let failed = dispatch_records(&mapping, &graph, &dead, &records(&batch), Utc::now()).await;
         settle(&store, DISPATCH, &batch, &failed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_has_one_serve_at_a_time() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = dir.path().join("store.db");
+        let first = lock_store(&store).expect("the first serve locks the store");
+        let second = lock_store(&store).expect_err("a second serve is refused");
+        assert!(matches!(&second, ServeError::StoreBusy(p) if p == &store));
+        assert!(second.to_string().contains("another `ghl-capi serve`"));
+        drop(first);
+        lock_store(&store).expect("free again once the first has ended");
     }
 }

@@ -200,8 +200,8 @@ impl Store {
     }
 
     /// Makes every message received but not settled visible again: at start, what a
-    /// previous run had in hand when it stopped is nobody's any more. (One `serve`
-    /// per store.) Messages waiting out a retry delay keep waiting.
+    /// previous run had in hand when it stopped is nobody's any more (`serve` holds
+    /// a lock, so no other run is live). Messages waiting out a retry delay keep waiting.
     pub fn release_in_hand(&self) -> Result<u64, StoreError> {
         let released = self.lock().execute(
             "UPDATE messages SET visible_at = ?1, in_hand = 0 WHERE in_hand = 1",
