@@ -340,24 +340,10 @@ fn read_chunks(
     Ok(())
 }
 
-/// Appends up to `limit` bytes of `input` to `buffer`; fewer only at the end.
+/// Appends up to `limit` bytes of `input` to `buffer`; fewer only at the end. Read
+/// straight into the buffer's spare capacity, which is never zeroed first.
 fn fill(input: &mut impl Read, buffer: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
-    let start = buffer.len();
-    buffer.resize(start + limit, 0);
-    let mut filled = start;
-    while filled < buffer.len() {
-        match input.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                buffer.truncate(filled);
-                return Err(e);
-            }
-        }
-    }
-    buffer.truncate(filled);
-    Ok(filled - start)
+    input.take(limit as u64).read_to_end(buffer)
 }
 
 impl Summary {
