@@ -319,7 +319,8 @@ fn read_chunks(
             .unwrap_or_else(|_| Vec::with_capacity(2 * CHUNK));
         chunk.clear();
         chunk.append(&mut carry);
-        let read = fill(&mut input, &mut chunk, CHUNK)?;
+        // Up to a chunk's worth, read straight into spare capacity (never zeroed first).
+        let read = (&mut input).take(CHUNK as u64).read_to_end(&mut chunk)?;
         if read > 0 {
             match chunk.iter().rposition(|b| *b == b'\n') {
                 Some(end) => carry.extend_from_slice(&chunk[end + 1..]),
@@ -338,12 +339,6 @@ fn read_chunks(
         index += 1;
     }
     Ok(())
-}
-
-/// Appends up to `limit` bytes of `input` to `buffer`; fewer only at the end. Read
-/// straight into the buffer's spare capacity, which is never zeroed first.
-fn fill(input: &mut impl Read, buffer: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
-    input.take(limit as u64).read_to_end(buffer)
 }
 
 impl Summary {

@@ -188,13 +188,7 @@ pub fn event_id(location_id: &str, contact_id: &str, rule: &str, change: &str) -
         hasher.update([0x1f]);
     }
     let digest = hasher.finalize();
-    let mut digits = [0u8; 32];
-    // 16 bytes always fill 32 hex digits exactly: this cannot fail.
-    let _ = hex::encode_to_slice(&digest[..16], &mut digits);
-    let mut id = String::with_capacity(4 + digits.len());
-    id.push_str("ghl-");
-    id.extend(digits.iter().map(|&d| char::from(d)));
-    id
+    format!("ghl-{}", hex::encode(&digest[..16]))
 }
 
 #[cfg(test)]

@@ -140,16 +140,8 @@ impl UserData {
 /// `fbc` from a click id: `fb.1.{creation_ms}.{fbclid}`, the click id untouched
 /// (it is case-sensitive).
 pub fn fbc_from_click(fbclid: &str, creation_ms: i64) -> Option<String> {
-    use std::fmt::Write;
-
     let fbclid = fbclid.trim();
-    (!fbclid.is_empty()).then(|| {
-        // Sized once: `format!` would grow the string as it goes.
-        let mut fbc = String::with_capacity(26 + fbclid.len());
-        let _ = write!(fbc, "fb.1.{creation_ms}.");
-        fbc.push_str(fbclid);
-        fbc
-    })
+    (!fbclid.is_empty()).then(|| format!("fb.1.{creation_ms}.{fbclid}"))
 }
 
 #[cfg(test)]
