@@ -250,4 +250,38 @@ mod tests {
             serde_json::json!({"id":"c1","firstName":"Ann","visitorId":"v"})
         );
     }
+
+    #[test]
+    fn parsing_into_a_used_contact_equals_a_fresh_parse() {
+        let full = r#"{"id":"c1","locationId":"l1","firstName":"Ann","lastName":"Lee",
+            "email":"ann@example.com","phone":"+1 512 555 0100","country":"US","dnd":true,
+            "tags":["vip","lead","webinar"],"customFields":[{"id":"f1","value":3}],
+            "dateAdded":"2026-11-20T10:00:00Z","ssn":"x",
+            "attributionSource":{"fbclid":"IwAR1","ip":"203.0.113.9","utmSource":"fb"},
+            "lastAttributionSource":{"fbp":"fb.1.2.3"}}"#;
+        let sparse = r#"{"id":"c2","firstName":"Bo","tags":["x"],"email":null,
+            "customFields":null,"attributionSource":{"url":"https://e.co"}}"#;
+        let fresh = |text: &str| serde_json::from_str::<Contact>(text).expect("parses");
+        let sonic_into = |text: &str, place: &mut Contact| {
+            let mut parser = sonic_rs::Deserializer::from_str(text);
+            Contact::deserialize_in_place(&mut parser, place).and_then(|()| parser.end())
+        };
+        for (first, second) in [(full, sparse), (sparse, full), (full, full)] {
+            let mut place = fresh(first);
+            let mut parser = serde_json::Deserializer::from_str(second);
+            Contact::deserialize_in_place(&mut parser, &mut place).expect("parses");
+            assert_eq!(place, fresh(second));
+
+            let mut place = fresh(first);
+            sonic_into(second, &mut place).expect("parses");
+            assert_eq!(place, fresh(second));
+        }
+
+        // A record that fails half-way leaves nothing behind for the next one.
+        let mut place = fresh(full);
+        assert!(sonic_into(r#"{"id":"c3","firstName":"Cy","tags":"vip"}"#, &mut place).is_err());
+        assert!(sonic_into(r#"{"email":"a@b.co"}"#, &mut place).is_err());
+        sonic_into(sparse, &mut place).expect("parses");
+        assert_eq!(place, fresh(sparse));
+    }
 }
