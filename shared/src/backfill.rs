@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Map;
 
-use crate::capi::MAX_BATCH;
+use crate::capi::{MAX_BATCH, ServerEvent};
 use crate::ghl::Contact;
-use crate::mapping::{Mapping, Occurrence, Trigger};
+use crate::mapping::{Mapping, Occurrence, Rule, Trigger};
 
 /// How to map a stream of contacts.
 #[derive(Debug, Clone)]
@@ -102,17 +102,26 @@ fn parse_into(line: &[u8], contact: &mut Contact) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// A worker's contact and event, filled again for every line so their strings and
+/// lists are allocated once per worker, not once per contact.
+#[derive(Default)]
+struct Scratch {
+    contact: Contact,
+    event: ServerEvent,
+}
+
 fn map_line(
     mapping: &Mapping,
     opts: &MapOptions,
     line: &[u8],
-    contact: &mut Contact,
+    scratch: &mut Scratch,
     events: &mut Vec<Range<usize>>,
     buffer: &mut Vec<u8>,
 ) -> Mapped {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Mapped::Blank;
     }
+    let Scratch { contact, event } = scratch;
     if let Err(why) = parse_into(line, contact) {
         return Mapped::Malformed(why);
     }
@@ -122,16 +131,23 @@ fn map_line(
     let first = events.len();
     let mut rejected = Vec::new();
     for occurrence in &occurrences {
-        for mapped in mapping.map(occurrence, contact, &related, opts.now) {
-            if let Some(pixel) = &opts.pixel
-                && !mapped.pixels.contains(pixel)
-            {
-                continue;
-            }
-            match mapped.outcome {
+        let wanted = |rule: &Rule| match &opts.pixel {
+            Some(pixel) => mapping
+                .pixels_for(rule, &occurrence.location_id)
+                .any(|p| &p.name == pixel),
+            None => true,
+        };
+        mapping.map_each(
+            occurrence,
+            contact,
+            &related,
+            opts.now,
+            event,
+            |rule, outcome| match outcome {
+                _ if !wanted(rule) => {}
                 Ok(event) => {
                     let start = buffer.len();
-                    match sonic_rs::to_writer(&mut *buffer, &event) {
+                    match sonic_rs::to_writer(&mut *buffer, event) {
                         Ok(()) => events.push(start..buffer.len()),
                         Err(e) => {
                             buffer.truncate(start);
@@ -140,8 +156,8 @@ fn map_line(
                     }
                 }
                 Err(why) => rejected.push((why.code(), why.to_string())),
-            }
-        }
+            },
+        );
     }
     Mapped::Events {
         sent: first..events.len(),
@@ -243,8 +259,7 @@ pub fn map_contacts(
             let (done_tx, spare_chunk_tx, spare_buffer_rx) =
                 (done_tx.clone(), spare_chunk_tx.clone(), &spare_buffer_rx);
             scope.spawn(move || {
-                // Parsed into again and again, so its strings are allocated once.
-                let mut contact = Contact::default();
+                let mut scratch = Scratch::default();
                 loop {
                     // The lock is held only while taking the next chunk.
                     let next = match chunk_rx.lock() {
@@ -265,7 +280,7 @@ pub fn map_contacts(
                         .split(|b| *b == b'\n')
                         .map(|line| {
                             let line = line.strip_suffix(b"\r").unwrap_or(line);
-                            map_line(mapping, opts, line, &mut contact, &mut events, &mut buffer)
+                            map_line(mapping, opts, line, &mut scratch, &mut events, &mut buffer)
                         })
                         .collect();
                     let _ = spare_chunk_tx.send(chunk);

@@ -323,6 +323,53 @@ fn a_posted_conversion_keeps_its_id_value_and_custom_data() {
 }
 
 #[test]
+fn map_each_with_a_used_scratch_event_gives_what_map_gives() {
+    let now = at("2026-11-21T00:00:00Z");
+    let rich = enriched_contact("c1");
+    let sparse: Contact = serde_json::from_value(json!({
+        "id": "c2", "email": "bo@example.com", "dateAdded": "2026-11-20T12:00:00Z"
+    }))
+    .expect("contact");
+    let hook = webhook("OpportunityStatusUpdate.json");
+    let mut won = Occurrence::from_webhook(&hook, &[], now).remove(0);
+    won.entity.as_mut().expect("entity")["status"] = "won".into();
+    let mut unpriced = won.clone();
+    unpriced.entity.as_mut().expect("entity")["monetaryValue"] = json!(null);
+
+    let mapping = Mapping::builtin();
+    let created = |c: &Contact| Occurrence::for_contact(Trigger::ContactCreated, "loc", c, now);
+    let cases = [
+        (created(&rich), &rich),
+        (won, &rich),
+        (created(&sparse), &sparse),
+        (unpriced, &sparse),
+        (created(&rich), &rich),
+    ];
+    let mut scratch = Default::default();
+    let mut produced = 0;
+    for (occurrence, contact) in &cases {
+        let expected = mapping.map(occurrence, contact, &Map::new(), now);
+        let mut got = Vec::new();
+        mapping.map_each(
+            occurrence,
+            contact,
+            &Map::new(),
+            now,
+            &mut scratch,
+            |rule, outcome| got.push((rule.name.clone(), outcome.cloned())),
+        );
+        let expected: Vec<_> = expected.into_iter().map(|m| (m.rule, m.outcome)).collect();
+        assert_eq!(got, expected);
+        produced += got.len();
+    }
+    assert_eq!(
+        produced,
+        cases.len(),
+        "every case made one event or rejection"
+    );
+}
+
+#[test]
 fn pixels_are_chosen_by_rule_and_location() {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/mapping.example.toml");

@@ -96,6 +96,17 @@ impl UserData {
         }
     }
 
+    /// Empties it, keeping the hash lists' allocations for the next event.
+    pub fn clear(&mut self) {
+        let mut empty = UserData::default();
+        for field in Field::ALL {
+            let list = empty.hashes_mut(field);
+            *list = std::mem::take(self.hashes_mut(field));
+            list.clear();
+        }
+        *self = empty;
+    }
+
     /// Normalises and hashes `raw` into `field`'s list; a value that normalises to
     /// nothing is dropped and a repeated one is kept once. Returns whether it was kept.
     pub fn add(&mut self, field: Field, raw: &str, country: Option<&str>) -> bool {
@@ -160,6 +171,19 @@ mod tests {
         );
         assert!(ud.first_name.is_empty());
         assert_eq!(ud.present_keys(), ["em"]);
+    }
+
+    #[test]
+    fn clearing_empties_every_field_and_keeps_the_lists() {
+        let mut ud = UserData::default();
+        ud.add(Field::Email, "a@b.co", None);
+        ud.add(Field::ExternalId, "c1", None);
+        ud.fbc = Some("fb.1.1.x".into());
+        ud.lead_id = Some(1);
+        let kept = ud.em.capacity();
+        ud.clear();
+        assert_eq!(ud, UserData::default());
+        assert_eq!(ud.em.capacity(), kept);
     }
 
     #[test]

@@ -25,6 +25,20 @@ pub(super) fn event(
     subject: &Subject<'_>,
     now: DateTime<Utc>,
 ) -> Result<ServerEvent, Rejection> {
+    let mut event = ServerEvent::default();
+    event_into(rule, defaults, subject, now, &mut event)?;
+    Ok(event)
+}
+
+/// Builds the event into `event`, whatever it held before; its `user_data` lists
+/// keep their allocations.
+pub(super) fn event_into(
+    rule: &Rule,
+    defaults: &Defaults,
+    subject: &Subject<'_>,
+    now: DateTime<Utc>,
+    event: &mut ServerEvent,
+) -> Result<(), Rejection> {
     let occurrence = subject.occurrence;
     let contact = subject.contact;
     let action_source = rule.action_source.unwrap_or(defaults.action_source);
@@ -32,7 +46,9 @@ pub(super) fn event(
         .then_some(occurrence.entity.as_ref())
         .flatten();
 
-    let mut user_data = user_data(contact);
+    let mut user_data = std::mem::take(&mut event.user_data);
+    user_data.clear();
+    fill_user_data(contact, &mut user_data);
     let external_id =
         text(rule.external_id.as_ref(), subject).unwrap_or_else(|| contact.id.clone());
     user_data.add(Field::ExternalId, &external_id, None);
@@ -52,7 +68,7 @@ pub(super) fn event(
             )
         });
 
-    let event = ServerEvent {
+    *event = ServerEvent {
         event_name: event_name(&rule.event_name, subject),
         event_time: occurrence.at.timestamp(),
         event_id: Some(event_id),
@@ -64,8 +80,7 @@ pub(super) fn event(
         custom_data: custom_data(rule, defaults, subject, action_source, posted),
         ..ServerEvent::default()
     };
-    validate(&event, now.timestamp())?;
-    Ok(event)
+    validate(event, now.timestamp())
 }
 
 /// The contact's raw identifiers, by the `user_data` key they feed. A contact with
@@ -109,8 +124,7 @@ fn event_name(source: &Source, subject: &Subject<'_>) -> String {
     }
 }
 
-fn user_data(contact: &Contact) -> UserData {
-    let mut ud = UserData::default();
+fn fill_user_data(contact: &Contact, ud: &mut UserData) {
     let country = contact.country.as_deref();
     for (field, value) in identity(contact) {
         ud.add(field, value, country);
@@ -139,7 +153,6 @@ fn user_data(contact: &Contact) -> UserData {
     ud.fbp = first_of(|a| &a.fbp);
     ud.client_ip_address = first_of(|a| &a.ip);
     ud.client_user_agent = first_of(|a| &a.user_agent);
-    ud
 }
 
 fn attribution_url(contact: &Contact) -> Option<String> {

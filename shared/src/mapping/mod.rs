@@ -200,8 +200,7 @@ impl Mapping {
             occurrence,
             related,
         };
-        self.rules_for(occurrence.trigger)
-            .filter(|rule| rule.conditions.iter().all(|c| c.holds(&subject)))
+        self.firing(&subject)
             .map(|rule| MappedEvent {
                 rule: rule.name.clone(),
                 pixels: self
@@ -211,5 +210,34 @@ impl Mapping {
                 outcome: build::event(rule, &self.defaults, &subject, now),
             })
             .collect()
+    }
+
+    /// As [`Mapping::map`], for a stream of contacts: each event is built into
+    /// `scratch`, whose buffers serve event after event, and handed to `each` with
+    /// the rule that produced it.
+    pub fn map_each(
+        &self,
+        occurrence: &Occurrence,
+        contact: &Contact,
+        related: &Map<String, Value>,
+        now: DateTime<Utc>,
+        scratch: &mut ServerEvent,
+        mut each: impl FnMut(&Rule, Result<&ServerEvent, Rejection>),
+    ) {
+        let subject = Subject {
+            contact,
+            occurrence,
+            related,
+        };
+        for rule in self.firing(&subject) {
+            let outcome = build::event_into(rule, &self.defaults, &subject, now, scratch);
+            each(rule, outcome.map(|()| &*scratch));
+        }
+    }
+
+    /// The rules `subject`'s trigger fires whose conditions hold.
+    fn firing<'a>(&'a self, subject: &'a Subject<'a>) -> impl Iterator<Item = &'a Rule> {
+        self.rules_for(subject.occurrence.trigger)
+            .filter(|rule| rule.conditions.iter().all(|c| c.holds(subject)))
     }
 }
