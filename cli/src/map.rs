@@ -1,6 +1,6 @@
 //! `ghl-capi map`.
 
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -49,7 +49,7 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
     };
-    let output = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    let output = BufWriter::with_capacity(1 << 20, unbuffered_stdout()?);
     let summary =
         map_contacts(&mapping, &options, io::stdin(), output).context("mapping stdin to stdout")?;
     eprint!("{}", report(&summary));
@@ -58,6 +58,21 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Done
     })
+}
+
+/// Standard output without `Stdout`'s line buffering, which looks for the last
+/// newline in every write: a scan of each megabyte `map` hands it.
+#[cfg(unix)]
+fn unbuffered_stdout() -> io::Result<impl Write> {
+    use std::os::fd::AsFd;
+    Ok(std::fs::File::from(
+        io::stdout().as_fd().try_clone_to_owned()?,
+    ))
+}
+
+#[cfg(not(unix))]
+fn unbuffered_stdout() -> io::Result<impl Write> {
+    Ok(io::stdout().lock())
 }
 
 /// The stderr summary.
