@@ -274,12 +274,8 @@ pub fn map_contacts(
                         .unwrap_or_else(|| Vec::with_capacity(2 * CHUNK));
                     buffer.clear();
                     let mut events = Vec::new();
-                    let lines = chunk
-                        .strip_suffix(b"\n")
-                        .unwrap_or(&chunk)
-                        .split(|b| *b == b'\n')
+                    let lines = lines(&chunk)
                         .map(|line| {
-                            let line = line.strip_suffix(b"\r").unwrap_or(line);
                             map_line(mapping, opts, line, &mut scratch, &mut events, &mut buffer)
                         })
                         .collect();
@@ -333,6 +329,20 @@ pub fn map_contacts(
     Ok(summary)
 }
 
+/// A chunk's lines, without their `\n` or `\r\n`; line ends are found with SIMD
+/// (`memchr`): a byte-by-byte split took a twentieth of `map`'s time.
+fn lines(chunk: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = chunk.strip_suffix(b"\n").unwrap_or(chunk);
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', body)
+        .chain([body.len()])
+        .map(move |end| {
+            let line = &body[start..end];
+            start = end + 1;
+            line.strip_suffix(b"\r").unwrap_or(line)
+        })
+}
+
 /// Reads `input` in chunks of whole lines and hands them on, numbered. A line
 /// longer than a chunk simply makes its chunk longer.
 fn read_chunks(
@@ -353,7 +363,7 @@ fn read_chunks(
         // Up to a chunk's worth, read straight into spare capacity (never zeroed first).
         let read = (&mut input).take(CHUNK as u64).read_to_end(&mut chunk)?;
         if read > 0 {
-            match chunk.iter().rposition(|b| *b == b'\n') {
+            match memchr::memrchr(b'\n', &chunk) {
                 Some(end) => carry.extend_from_slice(&chunk[end + 1..]),
                 // No line end yet: keep reading into the same chunk.
                 None => {
@@ -461,6 +471,22 @@ mod tests {
                 .collect();
             assert_eq!(ids, expected);
         }
+    }
+
+    #[test]
+    fn lines_are_split_at_each_newline_without_line_ends() {
+        let split = |text: &str| -> Vec<String> {
+            lines(text.as_bytes())
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .collect()
+        };
+        assert_eq!(split(""), [""]);
+        assert_eq!(split("\n"), [""]);
+        assert_eq!(split("a"), ["a"]);
+        assert_eq!(split("a\n"), ["a"]);
+        assert_eq!(split("a\r\nb"), ["a", "b"]);
+        assert_eq!(split("a\n\nb\r\n"), ["a", "", "b"]);
+        assert_eq!(split("\n\n"), ["", ""]);
     }
 
     #[test]
