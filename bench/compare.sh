@@ -2,7 +2,7 @@
 # Throughput of `ghl-capi map` against Meta's official Python Business SDK, on the
 # same generated contacts, in the same run. Prints contacts per second and the ratio.
 #
-#   bench/compare.sh [CONTACTS] [RUNS]      (defaults: 100000 contacts, best of 3 runs)
+#   bench/compare.sh [CONTACTS] [RUNS]      (defaults: 100000 contacts, best of 3 runs each)
 #
 # Needs ../shared/bench (the workload generator and the SDK baseline) beside the
 # repository; installs the SDK into bench/.venv on first use.
@@ -29,31 +29,31 @@ fi
 echo "== generating $contacts contacts"
 python3 "$reference/bench/gen_contacts.py" "$contacts" > "$out/contacts.jsonl"
 
-# Best wall-clock seconds of $runs runs of a command reading the contacts; the last
-# run's output is kept in $out/last.jsonl.
-best_of() {
-  python3 - "$runs" "$out/contacts.jsonl" "$out/last.jsonl" "$out/last.err" "$@" <<'PY2'
+# Runs ghl-capi and the SDK by turns, $runs rounds, so a busy spell of the machine
+# falls on both; prints the best wall-clock seconds of each. Each one's last output
+# is kept in $out/<name>.jsonl and its stderr in $out/<name>.err.
+race() {
+  python3 - "$runs" "$out" "$out/contacts.jsonl" "$bin" "$venv/bin/python" "$reference/bench/py_sdk_map.py" <<'PY2'
 import subprocess, sys, time
-runs, source, sink, errors, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
-best = None
+runs, out, source = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+commands = {"ghl-capi": [sys.argv[4], "map"], "python-sdk": sys.argv[5:7]}
+best = {}
 for _ in range(runs):
-    with open(source, "rb") as i, open(sink, "wb") as o, open(errors, "wb") as e:
-        start = time.perf_counter()
-        subprocess.run(cmd, stdin=i, stdout=o, stderr=e, check=True)
-        took = time.perf_counter() - start
-    best = took if best is None else min(best, took)
-print(f"{best:.4f}")
+    for name, cmd in commands.items():
+        with open(source, "rb") as i, open(f"{out}/{name}.jsonl", "wb") as o, open(f"{out}/{name}.err", "wb") as e:
+            start = time.perf_counter()
+            subprocess.run(cmd, stdin=i, stdout=o, stderr=e, check=True)
+            took = time.perf_counter() - start
+        best[name] = min(took, best.get(name, took))
+print(f"{best['ghl-capi']:.4f} {best['python-sdk']:.4f}")
 PY2
 }
 
 events() { python3 -c 'import json,sys; print(sum(len(json.loads(l)["data"]) for l in open(sys.argv[1])))' "$1"; }
 
-echo "== ghl-capi map (best of $runs)"
-rust=$(best_of "$bin" map)
-cp "$out/last.jsonl" "$out/ghl-capi.jsonl"; cat "$out/last.err"
-echo "== Meta Python SDK baseline (best of $runs)"
-python=$(best_of "$venv/bin/python" "$reference/bench/py_sdk_map.py")
-cp "$out/last.jsonl" "$out/python-sdk.jsonl"
+echo "== ghl-capi map and Meta's Python SDK, by turns (best of $runs each)"
+read -r rust python < <(race)
+cat "$out/ghl-capi.err"
 
 rust_events=$(events "$out/ghl-capi.jsonl")
 python_events=$(events "$out/python-sdk.jsonl")
