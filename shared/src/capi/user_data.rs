@@ -121,14 +121,11 @@ impl UserData {
     }
 
     /// The keys that carry a value, as Meta names them (for the matching rules).
-    pub fn present_keys(&self) -> Vec<&'static str> {
-        let mut keys: Vec<&'static str> = Vec::with_capacity(Field::ALL.len() + 12);
-        keys.extend(
-            Field::ALL
-                .into_iter()
-                .filter(|f| !self.hashes(*f).is_empty())
-                .map(Field::key),
-        );
+    pub fn present_keys(&self) -> impl Iterator<Item = &'static str> + Clone + '_ {
+        let hashed = Field::ALL
+            .into_iter()
+            .filter(|f| !self.hashes(*f).is_empty())
+            .map(Field::key);
         let unhashed = [
             ("client_ip_address", self.client_ip_address.is_some()),
             ("client_user_agent", self.client_user_agent.is_some()),
@@ -143,8 +140,7 @@ impl UserData {
             ("ctwa_clid", self.ctwa_clid.is_some()),
             ("ig_sid", self.ig_sid.is_some()),
         ];
-        keys.extend(unhashed.into_iter().filter(|(_, set)| *set).map(|(k, _)| k));
-        keys
+        hashed.chain(unhashed.into_iter().filter(|(_, set)| *set).map(|(k, _)| k))
     }
 }
 
@@ -170,7 +166,7 @@ mod tests {
             ["62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"]
         );
         assert!(ud.first_name.is_empty());
-        assert_eq!(ud.present_keys(), ["em"]);
+        assert_eq!(ud.present_keys().collect::<Vec<_>>(), ["em"]);
     }
 
     #[test]

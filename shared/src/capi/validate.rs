@@ -84,14 +84,16 @@ pub fn validate(event: &ServerEvent, now: i64) -> Result<(), Rejection> {
         return Err(Rejection::NoEventName);
     }
     let present = event.user_data.present_keys();
-    if present.is_empty() {
+    if present.clone().next().is_none() {
         return Err(Rejection::NoIdentifiers);
     }
     if INSUFFICIENT
         .iter()
-        .any(|set| present.iter().all(|k| set.contains(k)))
+        .any(|set| present.clone().all(|k| set.contains(&k)))
     {
-        return Err(Rejection::InsufficientIdentifiers { present });
+        return Err(Rejection::InsufficientIdentifiers {
+            present: present.collect(),
+        });
     }
     check_event_time(event.event_time, now)?;
     if let Some(currency) = &event.custom_data.currency

@@ -49,9 +49,12 @@ pub(super) fn event_into(
     let mut user_data = std::mem::take(&mut event.user_data);
     user_data.clear();
     fill_user_data(contact, &mut user_data);
-    let external_id =
-        text(rule.external_id.as_ref(), subject).unwrap_or_else(|| contact.id.clone());
-    user_data.add(Field::ExternalId, &external_id, None);
+    let external_id = text(rule.external_id.as_ref(), subject);
+    user_data.add(
+        Field::ExternalId,
+        external_id.as_deref().unwrap_or(&contact.id),
+        None,
+    );
     user_data.lead_id = text(rule.lead_id.as_ref(), subject).and_then(|id| id.trim().parse().ok());
 
     // The caller's own id for a posted conversion is kept verbatim, so it can
