@@ -474,6 +474,47 @@ mod tests {
     }
 
     #[test]
+    fn bodies_hold_a_thousand_events_in_input_order_across_chunks() {
+        let count = 2500;
+        let mut input: String = (0..count)
+            .map(|i| contact(&format!("c{i}"), 100) + "\n")
+            .collect();
+        // A rejected and a malformed line between events: neither leaves a gap.
+        input.insert_str(
+            0,
+            "{\"id\": \"old\", \"dateAdded\": \"2020-01-01T00:00:00Z\"}\nnot json\n",
+        );
+        assert!(input.len() > CHUNK, "spans chunks");
+        for threads in [1, 2] {
+            let (summary, bodies) = run(&input, threads);
+            assert_eq!((summary.events, summary.requests), (count, 3));
+            assert_eq!(summary.rejected_total(), 2);
+            let hashes: Vec<Vec<String>> = bodies
+                .iter()
+                .map(|body| {
+                    body["data"]
+                        .as_array()
+                        .expect("data")
+                        .iter()
+                        .map(|e| e["user_data"]["em"][0].as_str().expect("hash").to_owned())
+                        .collect()
+                })
+                .collect();
+            assert_eq!(
+                hashes.iter().map(Vec::len).collect::<Vec<_>>(),
+                [1000, 1000, 500]
+            );
+            let expected =
+                |i: u64| crate::normalize::sha256_hex(&format!("c{i}@example.com")).to_string();
+            for (body, first) in hashes.iter().zip([0, 1000, 2000]) {
+                for (offset, hash) in body.iter().enumerate() {
+                    assert_eq!(hash, &expected(first + offset as u64));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn lines_are_split_at_each_newline_without_line_ends() {
         let split = |text: &str| -> Vec<String> {
             lines(text.as_bytes())
