@@ -154,7 +154,6 @@ fn identifiers(
     contact: &Contact,
 ) -> Vec<(&'static str, String, Option<String>, Option<HexDigest>)> {
     identity(contact)
-        .into_iter()
         .map(|(field, raw)| {
             let n = normalize(field, raw, contact.country.as_deref());
             (

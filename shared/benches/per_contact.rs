@@ -24,7 +24,6 @@ fn per_contact(c: &mut Criterion) {
     let now = contact.date_added().expect("dateAdded") + chrono::Duration::hours(1);
     let occurrence = Occurrence::for_contact(Trigger::ContactCreated, "", &contact, now);
     let normalized: Vec<String> = identity(&contact)
-        .into_iter()
         .filter_map(|(f, raw)| normalize(f, raw, contact.country.as_deref()))
         .map(|n| n.as_str().to_owned())
         .collect();
@@ -50,7 +49,6 @@ fn per_contact(c: &mut Criterion) {
     group.bench_function("normalize", |b| {
         b.iter(|| {
             identity(black_box(&contact))
-                .into_iter()
                 .filter_map(|(f, raw)| normalize(f, raw, contact.country.as_deref()))
                 .count()
         })

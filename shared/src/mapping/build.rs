@@ -88,7 +88,7 @@ pub(super) fn event_into(
 
 /// The contact's raw identifiers, by the `user_data` key they feed. A contact with
 /// only a full `name` gives first and last name from it.
-pub fn identity(contact: &Contact) -> Vec<(Field, &str)> {
+pub fn identity(contact: &Contact) -> impl Iterator<Item = (Field, &str)> {
     let (first, last) = match (
         contact.first_name.as_deref(),
         contact.last_name.as_deref(),
@@ -113,7 +113,6 @@ pub fn identity(contact: &Contact) -> Vec<(Field, &str)> {
     ]
     .into_iter()
     .filter_map(|(field, value)| Some((field, value?)))
-    .collect()
 }
 
 /// The event name: a constant is canonical already (checked at load); one read

@@ -1,5 +1,6 @@
 //! Identifiers: e-mail, phone and `external_id`.
 
+use std::borrow::Cow;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -40,30 +41,29 @@ fn is_plain_address(s: &str) -> bool {
 /// also drops trunk prefixes such as the UK's `0`); without a usable country the
 /// digits are kept as written.
 pub(super) fn phone(trimmed: &str, country: Option<&str>) -> Option<String> {
-    let digits = collect_sized(trimmed.chars().filter(char::is_ascii_digit), trimmed.len());
-    let digits = digits.trim_start_matches('0');
-    if digits.is_empty() {
-        return None;
-    }
-    if country.is_none() {
-        return Some(digits.to_owned());
-    }
     // A plain number written with `+` already is E.164: its digits, less a `(0)`
     // trunk marker (`+44 (0)20 …`). That is what the library would return, without
     // its cost; anything else (extensions, words, national form) goes to the library.
-    if let Some(rest) = trimmed.strip_prefix('+')
+    // (Only zeros are left out, so it is empty exactly when all the digits are.)
+    if country.is_some()
+        && let Some(rest) = trimmed.strip_prefix('+')
         && rest
             .bytes()
             .all(|b| b.is_ascii_digit() || b" -.()/".contains(&b))
     {
-        let digits = collect_sized(
+        return without_leading_zeros(collect_sized(
             rest.split("(0)")
                 .flat_map(str::chars)
                 .filter(char::is_ascii_digit),
             rest.len(),
-        );
-        let digits = digits.trim_start_matches('0');
-        return (!digits.is_empty()).then(|| digits.to_owned());
+        ));
+    }
+    let digits = without_leading_zeros(collect_sized(
+        trimmed.chars().filter(char::is_ascii_digit),
+        trimmed.len(),
+    ))?;
+    if country.is_none() {
+        return Some(digits);
     }
     let international = country
         .and_then(country_code)
@@ -77,7 +77,14 @@ pub(super) fn phone(trimmed: &str, country: Option<&str>) -> Option<String> {
                 .trim_start_matches('+')
                 .to_owned()
         });
-    Some(international.unwrap_or_else(|| digits.to_owned()))
+    Some(international.unwrap_or(digits))
+}
+
+/// `digits` without its leading zeros, in place; `None` if nothing else is left.
+fn without_leading_zeros(mut digits: String) -> Option<String> {
+    let zeros = digits.len() - digits.trim_start_matches('0').len();
+    digits.drain(..zeros);
+    (!digits.is_empty()).then_some(digits)
 }
 
 /// Lowercased with every whitespace character removed.
@@ -86,12 +93,13 @@ pub(super) fn phone(trimmed: &str, country: Option<&str>) -> Option<String> {
 /// stringifies a `Date` (param-builder receives date-typed ids that way, and the
 /// profile's vectors pin it), so our hash equals the one Meta's Node SDK sends.
 pub(super) fn external_id(trimmed: &str) -> Option<String> {
-    let text = match DateTime::parse_from_rfc3339(trimmed) {
+    let text: Cow<'_, str> = match DateTime::parse_from_rfc3339(trimmed) {
         Ok(at) => at
             .with_timezone(&Utc)
             .format("%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)")
-            .to_string(),
-        Err(_) => trimmed.to_owned(),
+            .to_string()
+            .into(),
+        Err(_) => trimmed.into(),
     };
     let kept = text.chars().filter(|c| !is_js_space(*c));
     if text.is_ascii() {
