@@ -1,5 +1,6 @@
 //! Where the time of one contact goes: parse, normalise, hash, build, serialise
-//! (parse and serialise with serde_json and with sonic-rs, which `map` uses).
+//! (parse and serialise with serde_json and with sonic-rs, which `map` uses; the
+//! `reused` variants fill one contact and one event again and again, as `map` does).
 //! `build` and `whole` map the same contact again and again, so its names and
 //! places come from the memo of repeating values, as most do in a real backfill;
 //! `normalize` and `hash` show what a first sight of them costs.
@@ -9,6 +10,7 @@ use std::hint::black_box;
 
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
+use ghl_capi::capi::ServerEvent;
 use ghl_capi::ghl::Contact;
 use ghl_capi::mapping::{Mapping, Occurrence, Trigger, identity};
 use ghl_capi::normalize::{normalize, sha256_hex};
@@ -64,24 +66,50 @@ fn per_contact(c: &mut Criterion) {
     group.bench_function("build", |b| {
         b.iter(|| mapping.map(black_box(&occurrence), &contact, &Map::new(), now))
     });
+    // As `map` builds: into one scratch event, reusing its lists.
+    let mut scratch = ServerEvent::default();
+    group.bench_function("build/reused", |b| {
+        b.iter(|| {
+            let mut built = 0;
+            mapping.map_each(
+                black_box(&occurrence),
+                &contact,
+                &Map::new(),
+                now,
+                &mut scratch,
+                |_, outcome| built += usize::from(outcome.is_ok()),
+            );
+            built
+        })
+    });
     group.bench_function("serialize/serde_json", |b| {
         b.iter(|| serde_json::to_string(black_box(&event)))
     });
     group.bench_function("serialize/sonic_rs", |b| {
         b.iter(|| sonic_rs::to_string(black_box(&event)))
     });
+    // The path of one contact through `map`, buffers reused as there.
+    let mut out = Vec::new();
     group.bench_function("whole", |b| {
         b.iter(|| {
             parse_into(black_box(CONTACT), &mut reused).expect("contact");
             let contact = &reused;
             let occurrence =
                 Occurrence::for_contact(Trigger::ContactCreated, "", contact, Utc::now());
-            mapping
-                .map(&occurrence, contact, &Map::new(), now)
-                .into_iter()
-                .filter_map(|m| m.outcome.ok())
-                .map(|e| sonic_rs::to_string(&e).map(|s| s.len()).unwrap_or(0))
-                .sum::<usize>()
+            out.clear();
+            mapping.map_each(
+                &occurrence,
+                contact,
+                &Map::new(),
+                now,
+                &mut scratch,
+                |_, outcome| {
+                    if let Ok(event) = outcome {
+                        let _ = sonic_rs::to_writer(&mut out, event);
+                    }
+                },
+            );
+            out.len()
         })
     });
     group.finish();
