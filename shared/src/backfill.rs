@@ -102,11 +102,12 @@ fn parse_into(line: &[u8], contact: &mut Contact) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// A worker's contact and event, filled again for every line so their strings and
-/// lists are allocated once per worker, not once per contact.
+/// A worker's contact, occurrences and event, filled again for every line so their
+/// strings and lists are allocated once per worker, not once per contact.
 #[derive(Default)]
 struct Scratch {
     contact: Contact,
+    occurrences: Vec<Occurrence>,
     event: ServerEvent,
 }
 
@@ -121,16 +122,20 @@ fn map_line(
     if line.iter().all(u8::is_ascii_whitespace) {
         return Mapped::Blank;
     }
-    let Scratch { contact, event } = scratch;
+    let Scratch {
+        contact,
+        occurrences,
+        event,
+    } = scratch;
     if let Err(why) = parse_into(line, contact) {
         return Mapped::Malformed(why);
     }
     let location = contact.location_id.as_deref().unwrap_or_default();
-    let occurrences = Occurrence::for_contact_record(opts.trigger, location, contact, opts.now);
+    Occurrence::refill_for_contact_record(occurrences, opts.trigger, location, contact, opts.now);
     let related = Map::new();
     let first = events.len();
     let mut rejected = Vec::new();
-    for occurrence in &occurrences {
+    for occurrence in occurrences.iter() {
         let wanted = |rule: &Rule| match &opts.pixel {
             Some(pixel) => mapping
                 .pixels_for(rule, &occurrence.location_id)

@@ -370,6 +370,33 @@ fn map_each_with_a_used_scratch_event_gives_what_map_gives() {
 }
 
 #[test]
+fn occurrences_refilled_in_place_equal_fresh_ones() {
+    let now = at("2026-11-21T00:00:00Z");
+    let one_tag = enriched_contact("c1");
+    let mut three_tags = enriched_contact("c2");
+    three_tags.tags = vec!["VIP".into(), "lead".into(), "x".into()];
+    three_tags.location_id = None;
+    let mut all = Vec::new();
+    for (trigger, contact) in [
+        (Trigger::TagAdded, &three_tags),
+        (Trigger::ContactUpdated, &one_tag),
+        (Trigger::TagRemoved, &one_tag),
+        (Trigger::TagAdded, &three_tags),
+        (Trigger::ContactCreated, &three_tags),
+    ] {
+        Occurrence::refill_for_contact_record(&mut all, trigger, "loc", contact, now);
+        assert_eq!(
+            all,
+            Occurrence::for_contact_record(trigger, "loc", contact, now)
+        );
+    }
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].location_id, "loc");
+    assert_eq!(all[0].change, "contact.created:2026-11-20T10:00:00.000Z");
+    assert_eq!(all[0].tag, None);
+}
+
+#[test]
 fn pixels_are_chosen_by_rule_and_location() {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/mapping.example.toml");

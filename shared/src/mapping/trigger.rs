@@ -287,22 +287,51 @@ impl Occurrence {
         contact: &Contact,
         now: DateTime<Utc>,
     ) -> Occurrence {
+        let mut one = Occurrence {
+            trigger,
+            location_id: String::new(),
+            contact_id: String::new(),
+            entity: None,
+            tag: None,
+            change: String::new(),
+            at: now,
+        };
+        one.refill_for_contact(trigger, location_id, contact, now);
+        one
+    }
+
+    /// [`Occurrence::for_contact`] written over `self`, into the strings it has.
+    fn refill_for_contact(
+        &mut self,
+        trigger: Trigger,
+        location_id: &str,
+        contact: &Contact,
+        now: DateTime<Utc>,
+    ) {
         let (stamp, at) = match trigger {
             Trigger::ContactUpdated => (contact.date_updated.as_deref(), contact.date_updated()),
             _ => (contact.date_added.as_deref(), contact.date_added()),
         };
-        Occurrence {
-            trigger,
-            location_id: contact
-                .location_id
-                .clone()
-                .unwrap_or_else(|| location_id.to_owned()),
-            contact_id: contact.id.clone(),
-            entity: None,
-            tag: None,
-            change: [trigger.name(), ":", stamp.unwrap_or_default()].concat(),
-            at: at.unwrap_or(now),
-        }
+        // Every field named, so one added later cannot be left over from before.
+        let Occurrence {
+            trigger: was,
+            location_id: location,
+            contact_id,
+            entity,
+            tag,
+            change,
+            at: when,
+        } = self;
+        *was = trigger;
+        location.clear();
+        location.push_str(contact.location_id.as_deref().unwrap_or(location_id));
+        contact_id.clear();
+        contact_id.push_str(&contact.id);
+        *entity = None;
+        *tag = None;
+        change.clear();
+        change.extend([trigger.name(), ":", stamp.unwrap_or_default()]);
+        *when = at.unwrap_or(now);
     }
 
     /// The occurrences of a backfilled contact: for tag triggers one per tag it
@@ -314,19 +343,34 @@ impl Occurrence {
         contact: &Contact,
         now: DateTime<Utc>,
     ) -> Vec<Occurrence> {
-        let one = Occurrence::for_contact(trigger, location_id, contact, now);
-        if !matches!(trigger, Trigger::TagAdded | Trigger::TagRemoved) {
-            return vec![one];
+        let mut all = Vec::new();
+        Occurrence::refill_for_contact_record(&mut all, trigger, location_id, contact, now);
+        all
+    }
+
+    /// [`Occurrence::for_contact_record`] written into `all`, reusing the strings of
+    /// the occurrences already there (a backfill makes them afresh for every contact).
+    pub fn refill_for_contact_record(
+        all: &mut Vec<Occurrence>,
+        trigger: Trigger,
+        location_id: &str,
+        contact: &Contact,
+        now: DateTime<Utc>,
+    ) {
+        let tagged = matches!(trigger, Trigger::TagAdded | Trigger::TagRemoved);
+        let count = if tagged { contact.tags.len() } else { 1 };
+        all.truncate(count);
+        while all.len() < count {
+            all.push(Occurrence::for_contact(trigger, location_id, contact, now));
         }
-        contact
-            .tags
-            .iter()
-            .map(|tag| Occurrence {
-                tag: Some(tag.clone()),
-                change: format!("{}:{}", trigger.name(), tag.to_lowercase()),
-                ..one.clone()
-            })
-            .collect()
+        for (i, one) in all.iter_mut().enumerate() {
+            one.refill_for_contact(trigger, location_id, contact, now);
+            if tagged {
+                let tag = &contact.tags[i];
+                one.change = format!("{}:{}", trigger.name(), tag.to_lowercase());
+                one.tag = Some(tag.clone());
+            }
+        }
     }
 
     /// The occurrence of a posted conversion.
