@@ -151,7 +151,46 @@ pub struct CustomData {
 impl CustomData {
     /// Nothing set: the key is left out of the event.
     pub fn is_empty(&self) -> bool {
-        *self == CustomData::default()
+        // Field by field rather than against a default built for the purpose (this
+        // runs for every event serialised); every field named, so none is missed.
+        let CustomData {
+            value,
+            currency,
+            content_name,
+            content_category,
+            content_ids,
+            contents,
+            content_type,
+            order_id,
+            predicted_ltv,
+            net_revenue,
+            num_items,
+            status,
+            search_string,
+            delivery_category,
+            item_number,
+            lead_event_source,
+            event_source,
+            extra,
+        } = self;
+        value.is_none()
+            && currency.is_none()
+            && content_name.is_none()
+            && content_category.is_none()
+            && content_ids.is_empty()
+            && contents.is_empty()
+            && content_type.is_none()
+            && order_id.is_none()
+            && predicted_ltv.is_none()
+            && net_revenue.is_none()
+            && num_items.is_none()
+            && status.is_none()
+            && search_string.is_none()
+            && delivery_category.is_none()
+            && item_number.is_none()
+            && lead_event_source.is_none()
+            && event_source.is_none()
+            && extra.is_empty()
     }
 }
 
@@ -195,6 +234,7 @@ pub fn event_id(location_id: &str, contact_id: &str, rule: &str, change: &str) -
 mod tests {
     use super::*;
     use crate::normalize::HexDigest;
+    use serde_json::json;
 
     #[test]
     fn event_ids_are_stable_and_distinguish_their_parts() {
@@ -260,5 +300,34 @@ mod tests {
         assert_eq!(json["stage"], "won");
         assert_eq!(json["event_source"], "crm");
         assert!(!data.is_empty() && CustomData::default().is_empty());
+    }
+
+    #[test]
+    fn custom_data_with_any_one_key_is_not_empty() {
+        // Each standard key alone, from its wire name, and one extra key.
+        for (key, value) in [
+            ("value", json!(1.0)),
+            ("currency", json!("USD")),
+            ("content_name", json!("x")),
+            ("content_category", json!("x")),
+            ("content_ids", json!(["x"])),
+            ("contents", json!([{"id": "x"}])),
+            ("content_type", json!("product")),
+            ("order_id", json!("x")),
+            ("predicted_ltv", json!(1.0)),
+            ("net_revenue", json!(1.0)),
+            ("num_items", json!(1)),
+            ("status", json!("x")),
+            ("search_string", json!("x")),
+            ("delivery_category", json!("home_delivery")),
+            ("item_number", json!("x")),
+            ("lead_event_source", json!("HighLevel")),
+            ("event_source", json!("crm")),
+            ("plan", json!("pro")),
+        ] {
+            let data: CustomData =
+                serde_json::from_value(json!({ key: value })).expect("custom_data");
+            assert!(!data.is_empty(), "{key}");
+        }
     }
 }
