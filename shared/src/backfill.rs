@@ -135,7 +135,7 @@ fn map_line(
     let related = Map::new();
     let first = events.len();
     let mut rejected = Vec::new();
-    for occurrence in occurrences.iter() {
+    for occurrence in &*occurrences {
         let wanted = |rule: &Rule| match &opts.pixel {
             Some(pixel) => mapping
                 .pixels_for(rule, &occurrence.location_id)

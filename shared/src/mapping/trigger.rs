@@ -287,17 +287,22 @@ impl Occurrence {
         contact: &Contact,
         now: DateTime<Utc>,
     ) -> Occurrence {
-        let mut one = Occurrence {
+        let mut one = Occurrence::blank(trigger, now);
+        one.refill_for_contact(trigger, location_id, contact, now);
+        one
+    }
+
+    /// An occurrence with nothing in it yet, to be refilled.
+    fn blank(trigger: Trigger, at: DateTime<Utc>) -> Occurrence {
+        Occurrence {
             trigger,
             location_id: String::new(),
             contact_id: String::new(),
             entity: None,
             tag: None,
             change: String::new(),
-            at: now,
-        };
-        one.refill_for_contact(trigger, location_id, contact, now);
-        one
+            at,
+        }
     }
 
     /// [`Occurrence::for_contact`] written over `self`, into the strings it has.
@@ -359,10 +364,7 @@ impl Occurrence {
     ) {
         let tagged = matches!(trigger, Trigger::TagAdded | Trigger::TagRemoved);
         let count = if tagged { contact.tags.len() } else { 1 };
-        all.truncate(count);
-        while all.len() < count {
-            all.push(Occurrence::for_contact(trigger, location_id, contact, now));
-        }
+        all.resize_with(count, || Occurrence::blank(trigger, now));
         for (i, one) in all.iter_mut().enumerate() {
             one.refill_for_contact(trigger, location_id, contact, now);
             if tagged {

@@ -44,7 +44,8 @@ pub(super) fn phone(trimmed: &str, country: Option<&str>) -> Option<String> {
     // A plain number written with `+` already is E.164: its digits, less a `(0)`
     // trunk marker (`+44 (0)20 …`). That is what the library would return, without
     // its cost; anything else (extensions, words, national form) goes to the library.
-    // (Only zeros are left out, so it is empty exactly when all the digits are.)
+    // It leaves out only zeros, so it is `None` exactly when the input's digits
+    // are all zeros, as below.
     if country.is_some()
         && let Some(rest) = trimmed.strip_prefix('+')
         && rest
