@@ -44,6 +44,12 @@ fn per_contact(c: &mut Criterion) {
     });
     // As `map` parses: into the previous line's contact, reusing its strings.
     let mut reused = Contact::default();
+    group.bench_function("parse/serde_json_reused", |b| {
+        b.iter(|| {
+            let mut parser = serde_json::Deserializer::from_str(black_box(CONTACT));
+            Contact::deserialize_in_place(&mut parser, &mut reused).and_then(|()| parser.end())
+        })
+    });
     group.bench_function("parse/sonic_rs_reused", |b| {
         b.iter(|| parse_into(black_box(CONTACT), &mut reused))
     });
