@@ -88,20 +88,27 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start(data: &Path, mapping: &Path, ghl: &str, graph: &str, port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+/// `ghl-capi serve` on `data` with `mapping`, listening on `port`.
+fn serve_command(data: &Path, mapping: &Path, port: u16) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ghl-capi"));
+    command
         .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(data)
         .arg("--mapping")
         .arg(mapping)
+        .stdout(Stdio::null());
+    command
+}
+
+async fn start(data: &Path, mapping: &Path, ghl: &str, graph: &str, port: u16) -> Server {
+    let child = serve_command(data, mapping, port)
         .env("GHL_API_BASE_URL", ghl)
         .env("GRAPH_API_BASE_URL", graph)
         .env("GHL_TOKEN_loc1", "pit-local")
         .env("TEST_META_TOKEN", "EAAB-local")
         .env("CONVERSION_API_KEYS", r#"["ck-local"]"#)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("serve starts");
@@ -311,18 +318,7 @@ async fn a_dead_letter_is_listed_with_its_reason_and_redriven_once_fixed() {
     let server = start(&data, &mapping, &ghl.uri(), &graph.uri(), free_port()).await;
     // A second serve on the same store would take the first one's messages in hand.
     let mut second = Server {
-        child: Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
-            .args([
-                "serve",
-                "--dev",
-                "--listen",
-                &format!("127.0.0.1:{}", free_port()),
-            ])
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--mapping")
-            .arg(&mapping)
-            .stdout(Stdio::null())
+        child: serve_command(&data, &mapping, free_port())
             .stderr(Stdio::piped())
             .spawn()
             .expect("a second serve starts"),
