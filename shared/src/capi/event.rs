@@ -186,6 +186,19 @@ pub struct EventRequest {
 /// A deterministic event id: the same location, contact, rule and source change give
 /// the same id, so a redelivered webhook or a retried message deduplicates at Meta.
 pub fn event_id(location_id: &str, contact_id: &str, rule: &str, change: &str) -> String {
+    let mut id = String::new();
+    write_event_id(&mut id, location_id, contact_id, rule, change);
+    id
+}
+
+/// [`event_id`] written over `out`, keeping its allocation.
+pub fn write_event_id(
+    out: &mut String,
+    location_id: &str,
+    contact_id: &str,
+    rule: &str,
+    change: &str,
+) {
     let mut hasher = Sha256::new();
     for part in [location_id, contact_id, rule, change] {
         hasher.update(part.as_bytes());
@@ -193,7 +206,9 @@ pub fn event_id(location_id: &str, contact_id: &str, rule: &str, change: &str) -
         hasher.update([0x1f]);
     }
     let digest = hasher.finalize();
-    format!("ghl-{}", hex::encode(&digest[..16]))
+    out.clear();
+    out.push_str("ghl-");
+    out.push_str(hex::Buffer::<16>::new().format_slice(&digest[..16]));
 }
 
 #[cfg(test)]
@@ -209,6 +224,9 @@ mod tests {
         assert_ne!(a, event_id("loc", "c1", "purchase", "2026-11-25T00:00:00Z"));
         assert_ne!(event_id("ab", "c", "r", "x"), event_id("a", "bc", "r", "x"));
         assert_eq!(a.len(), 36);
+        let mut reused = "a longer id written before".to_owned();
+        write_event_id(&mut reused, "loc", "c1", "lead", "2026-11-25T00:00:00Z");
+        assert_eq!(reused, a);
     }
 
     #[test]

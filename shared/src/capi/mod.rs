@@ -9,7 +9,7 @@ mod validate;
 
 pub use event::{
     ActionSource, Content, CustomData, EventRequest, MAX_BATCH, OriginalEventData, STANDARD_EVENTS,
-    ServerEvent, canonical_event_name, event_id,
+    ServerEvent, canonical_event_name, event_id, write_event_id,
 };
 pub use user_data::{UserData, fbc_from_click};
 pub use validate::{Rejection, check_event_time, is_currency_code, validate};

@@ -98,13 +98,67 @@ impl UserData {
 
     /// Empties it, keeping the hash lists' allocations for the next event.
     pub fn clear(&mut self) {
-        let mut empty = UserData::default();
-        for field in Field::ALL {
-            let list = empty.hashes_mut(field);
-            *list = std::mem::take(self.hashes_mut(field));
+        // Every field is named, so one added later cannot be left out.
+        let UserData {
+            em,
+            ph,
+            first_name,
+            ln,
+            db,
+            ge,
+            ct,
+            st,
+            zp,
+            country,
+            external_id,
+            client_ip_address,
+            client_user_agent,
+            fbc,
+            fbp,
+            subscription_id,
+            fb_login_id,
+            lead_id,
+            anon_id,
+            madid,
+            page_id,
+            page_scoped_user_id,
+            ctwa_clid,
+            ig_account_id,
+            ig_sid,
+        } = self;
+        for list in [
+            em,
+            ph,
+            first_name,
+            ln,
+            db,
+            ge,
+            ct,
+            st,
+            zp,
+            country,
+            external_id,
+        ] {
             list.clear();
         }
-        *self = empty;
+        for text in [
+            client_ip_address,
+            client_user_agent,
+            fbc,
+            fbp,
+            subscription_id,
+            anon_id,
+            madid,
+            page_id,
+            page_scoped_user_id,
+            ctwa_clid,
+            ig_account_id,
+            ig_sid,
+        ] {
+            *text = None;
+        }
+        *fb_login_id = None;
+        *lead_id = None;
     }
 
     /// Normalises and hashes `raw` into `field`'s list; a value that normalises to
@@ -148,7 +202,10 @@ impl UserData {
 /// (it is case-sensitive).
 pub fn fbc_from_click(fbclid: &str, creation_ms: i64) -> Option<String> {
     let fbclid = fbclid.trim();
-    (!fbclid.is_empty()).then(|| format!("fb.1.{creation_ms}.{fbclid}"))
+    (!fbclid.is_empty()).then(|| {
+        let mut ms = itoa::Buffer::new();
+        ["fb.1.", ms.format(creation_ms), ".", fbclid].concat()
+    })
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 use super::path::{Subject, as_number, as_text};
 use super::{Defaults, Rule, Source, Trigger};
 use crate::capi::{
-    ActionSource, CustomData, Rejection, ServerEvent, UserData, canonical_event_name, event_id,
-    fbc_from_click, validate,
+    ActionSource, CustomData, Rejection, ServerEvent, UserData, canonical_event_name,
+    fbc_from_click, validate, write_event_id,
 };
 use crate::ghl::Contact;
 use crate::normalize::Field;
@@ -30,8 +30,8 @@ pub(super) fn event(
     Ok(event)
 }
 
-/// Builds the event into `event`, whatever it held before; its `user_data` lists
-/// keep their allocations.
+/// Builds the event into `event`, whatever it held before; its strings and
+/// `user_data` lists keep their allocations.
 pub(super) fn event_into(
     rule: &Rule,
     defaults: &Defaults,
@@ -41,14 +41,49 @@ pub(super) fn event_into(
 ) -> Result<(), Rejection> {
     let occurrence = subject.occurrence;
     let contact = subject.contact;
-    let action_source = rule.action_source.unwrap_or(defaults.action_source);
+    let source = rule.action_source.unwrap_or(defaults.action_source);
     let posted = (occurrence.trigger == Trigger::ConversionPosted)
         .then_some(occurrence.entity.as_ref())
         .flatten();
 
-    let mut user_data = std::mem::take(&mut event.user_data);
+    // Every field is named, so one added later cannot keep the last event's value.
+    let ServerEvent {
+        event_name,
+        event_time,
+        event_id,
+        action_source,
+        event_source_url,
+        referrer_url,
+        user_data,
+        custom_data: custom,
+        data_processing_options,
+        data_processing_options_country,
+        data_processing_options_state,
+        opt_out,
+        original_event_data,
+    } = event;
+    write_event_name(event_name, &rule.event_name, subject);
+    *event_time = occurrence.at.timestamp();
+    // The caller's own id for a posted conversion is kept verbatim, so it can
+    // deduplicate against the browser pixel event that used the same id.
+    match posted.and_then(|c| c.get("eventId")).and_then(as_text) {
+        Some(id) => *event_id = Some(id),
+        None => write_event_id(
+            event_id.get_or_insert_default(),
+            &occurrence.location_id,
+            &occurrence.contact_id,
+            &rule.name,
+            &occurrence.change,
+        ),
+    }
+    *action_source = source;
+    *event_source_url = (source == ActionSource::Website)
+        .then(|| attribution_url(contact))
+        .flatten();
+    *referrer_url = None;
+
     user_data.clear();
-    fill_user_data(contact, &mut user_data);
+    fill_user_data(contact, user_data);
     let external_id = text(rule.external_id.as_ref(), subject);
     user_data.add(
         Field::ExternalId,
@@ -57,32 +92,12 @@ pub(super) fn event_into(
     );
     user_data.lead_id = text(rule.lead_id.as_ref(), subject).and_then(|id| id.trim().parse().ok());
 
-    // The caller's own id for a posted conversion is kept verbatim, so it can
-    // deduplicate against the browser pixel event that used the same id.
-    let event_id = posted
-        .and_then(|c| c.get("eventId"))
-        .and_then(as_text)
-        .unwrap_or_else(|| {
-            event_id(
-                &occurrence.location_id,
-                &occurrence.contact_id,
-                &rule.name,
-                &occurrence.change,
-            )
-        });
-
-    *event = ServerEvent {
-        event_name: event_name(&rule.event_name, subject),
-        event_time: occurrence.at.timestamp(),
-        event_id: Some(event_id),
-        action_source,
-        event_source_url: (action_source == ActionSource::Website)
-            .then(|| attribution_url(contact))
-            .flatten(),
-        user_data,
-        custom_data: custom_data(rule, defaults, subject, action_source, posted),
-        ..ServerEvent::default()
-    };
+    *custom = custom_data(rule, defaults, subject, source, posted);
+    data_processing_options.clear();
+    *data_processing_options_country = None;
+    *data_processing_options_state = None;
+    *opt_out = None;
+    *original_event_data = None;
     validate(event, now.timestamp())
 }
 
@@ -115,14 +130,20 @@ pub fn identity(contact: &Contact) -> impl Iterator<Item = (Field, &str)> {
     .filter_map(|(field, value)| Some((field, value?)))
 }
 
-/// The event name: a constant is canonical already (checked at load); one read
-/// from a field is spelled as Meta spells it if it names a standard event.
-fn event_name(source: &Source, subject: &Subject<'_>) -> String {
+/// The event name, written over `out`: a constant is canonical already (checked at
+/// load); one read from a field is spelled as Meta spells it if it names a standard
+/// event.
+fn write_event_name(out: &mut String, source: &Source, subject: &Subject<'_>) {
     match source {
-        Source::Constant(Value::String(name)) => name.clone(),
-        other => text(Some(other), subject)
-            .map(|n| canonical_event_name(&n))
-            .unwrap_or_default(),
+        Source::Constant(Value::String(name)) => {
+            out.clear();
+            out.push_str(name);
+        }
+        other => {
+            *out = text(Some(other), subject)
+                .map(|n| canonical_event_name(&n))
+                .unwrap_or_default();
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! Names, date of birth and gender.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use chrono::Datelike;
 
 use super::chars::{collect_sized, is_ascii_punctuation, is_js_space};
@@ -50,10 +52,39 @@ fn ymd(n1: u64, n2: u64, n3: u64) -> Option<String> {
     };
     // Meta's years run from 1800 to next year; the day is checked against 31 only,
     // as param-builder does, so both ends hash the same string.
-    let max_year = u64::try_from(chrono::Utc::now().year()).unwrap_or(0) + 1;
-    let valid =
-        (1800..=max_year).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day);
-    valid.then(|| format!("{year:04}{month:02}{day:02}"))
+    let valid = (1..=12).contains(&month) && (1..=31).contains(&day) && meta_year(year);
+    // By hand: `format!` took a twentieth of `map`'s time with the clock read below.
+    valid.then(|| {
+        [
+            year / 1000,
+            year / 100,
+            year / 10,
+            year,
+            month / 10,
+            month,
+            day / 10,
+            day,
+        ]
+        .into_iter()
+        .map(|n| char::from(b'0' + (n % 10) as u8))
+        .collect()
+    })
+}
+
+/// Whether Meta takes `year` in a birth date: 1800 to next year (so at most four
+/// digits). Years do not go back, so one at most a year past the latest year read
+/// from the clock needs no new reading; only a later one does.
+fn meta_year(year: u64) -> bool {
+    static YEAR_SEEN: AtomicU64 = AtomicU64::new(0);
+    if year < 1800 {
+        return false;
+    }
+    if year <= YEAR_SEEN.load(Ordering::Relaxed) + 1 {
+        return true;
+    }
+    let now = u64::try_from(chrono::Utc::now().year()).unwrap_or(0);
+    YEAR_SEEN.fetch_max(now, Ordering::Relaxed);
+    year <= now + 1
 }
 
 const MALE: &[&str] = &[
@@ -161,6 +192,23 @@ mod tests {
         );
         assert_eq!(date_of_birth("16/2/1997").as_deref(), Some("19970216"));
         assert_eq!(date_of_birth("12/31/90"), None);
+    }
+
+    #[test]
+    fn birth_years_run_from_1800_to_next_year_whether_or_not_the_clock_was_read() {
+        let next = u64::try_from(chrono::Utc::now().year()).expect("AD") + 1;
+        for _ in 0..2 {
+            assert!(!meta_year(1799));
+            assert!(meta_year(1800));
+            assert!(meta_year(next));
+            assert!(!meta_year(next + 1));
+            assert!(!meta_year(u64::MAX));
+        }
+        assert_eq!(date_of_birth("7/4/1800").as_deref(), Some("18000704"));
+        assert_eq!(
+            date_of_birth(&format!("{next}-12-31")),
+            Some(format!("{next}1231"))
+        );
     }
 
     #[test]
