@@ -19,20 +19,22 @@ fn is_plain_address(s: &str) -> bool {
     let Some((local, domain)) = s.split_once('@') else {
         return false;
     };
-    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+    // Bytes, not chars: every allowed character is ASCII, and a byte of a
+    // multi-byte character fails the same tests its character would.
+    let atext = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~-".contains(b);
     let local_ok = local
         .split('.')
-        .all(|atom| !atom.is_empty() && atom.chars().all(atext));
+        .all(|atom| !atom.is_empty() && atom.bytes().all(|b| atext(&b)));
     let label_ok = |l: &str| {
         !l.is_empty()
             && !l.starts_with('-')
             && !l.ends_with('-')
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     };
     let tld_ok = domain
         .rsplit('.')
         .next()
-        .is_some_and(|t| t.len() >= 2 && t.chars().all(|c| c.is_ascii_alphabetic()));
+        .is_some_and(|t| t.len() >= 2 && t.bytes().all(|b| b.is_ascii_alphabetic()));
     local_ok && domain.contains('.') && domain.split('.').all(label_ok) && tld_ok
 }
 
@@ -186,6 +188,8 @@ mod tests {
         );
         for bad in [
             "tést@gmail.com",
+            "a@exämple.com",
+            "a@example.cöm",
             "a@b",
             "a..b@c.com",
             "a@-b.com",
