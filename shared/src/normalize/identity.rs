@@ -20,22 +20,26 @@ fn is_plain_address(s: &str) -> bool {
         return false;
     };
     // Bytes, not chars: every allowed character is ASCII, and a byte of a
-    // multi-byte character fails the same tests its character would.
+    // multi-byte character fails the same tests its character would. Split by a
+    // closure, since `str` patterns set up a search per part, in parts this short.
+    fn parts(text: &str) -> impl DoubleEndedIterator<Item = &[u8]> {
+        text.as_bytes().split(|b| *b == b'.')
+    }
     let atext = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~-".contains(b);
-    let local_ok = local
-        .split('.')
-        .all(|atom| !atom.is_empty() && atom.bytes().all(|b| atext(&b)));
-    let label_ok = |l: &str| {
+    let local_ok = parts(local).all(|atom| !atom.is_empty() && atom.iter().all(atext));
+    let label_ok = |l: &[u8]| {
         !l.is_empty()
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with(b"-")
+            && !l.ends_with(b"-")
+            && l.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
     };
-    let tld_ok = domain
-        .rsplit('.')
-        .next()
-        .is_some_and(|t| t.len() >= 2 && t.bytes().all(|b| b.is_ascii_alphabetic()));
-    local_ok && domain.contains('.') && domain.split('.').all(label_ok) && tld_ok
+    let mut labels = parts(domain);
+    let tld_ok = labels
+        .next_back()
+        .is_some_and(|t| t.len() >= 2 && t.iter().all(u8::is_ascii_alphabetic));
+    // The top-level label and at least one before it.
+    let mut labels = labels.peekable();
+    local_ok && tld_ok && labels.peek().is_some() && labels.all(label_ok)
 }
 
 /// Digits with the country calling code and no leading zeros. A number written in
