@@ -394,6 +394,20 @@ fn occurrences_refilled_in_place_equal_fresh_ones() {
     assert_eq!(all[0].location_id, "loc");
     assert_eq!(all[0].change, "contact.created:2026-11-20T10:00:00.000Z");
     assert_eq!(all[0].tag, None);
+
+    // Each tag its own occurrence, its change the lowercased tag (no time).
+    Occurrence::refill_for_contact_record(&mut all, Trigger::TagRemoved, "loc", &three_tags, now);
+    let tags: Vec<_> = all.iter().map(|o| o.tag.as_deref()).collect();
+    let changes: Vec<_> = all.iter().map(|o| o.change.as_str()).collect();
+    assert_eq!(tags, [Some("VIP"), Some("lead"), Some("x")]);
+    assert_eq!(
+        changes,
+        [
+            "contact.tag_removed:vip",
+            "contact.tag_removed:lead",
+            "contact.tag_removed:x"
+        ]
+    );
 }
 
 #[test]

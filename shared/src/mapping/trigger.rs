@@ -288,7 +288,7 @@ impl Occurrence {
         now: DateTime<Utc>,
     ) -> Occurrence {
         let mut one = Occurrence::blank(trigger, now);
-        one.refill_for_contact(trigger, location_id, contact, now);
+        one.refill_for_contact(trigger, location_id, contact, None, now);
         one
     }
 
@@ -305,12 +305,14 @@ impl Occurrence {
         }
     }
 
-    /// [`Occurrence::for_contact`] written over `self`, into the strings it has.
+    /// [`Occurrence::for_contact`] written over `self`, into the strings it has; with
+    /// `tag`, the occurrence of that tag (its change is the tag, not a time).
     fn refill_for_contact(
         &mut self,
         trigger: Trigger,
         location_id: &str,
         contact: &Contact,
+        with_tag: Option<&str>,
         now: DateTime<Utc>,
     ) {
         let (stamp, at) = match trigger {
@@ -333,9 +335,20 @@ impl Occurrence {
         contact_id.clear();
         contact_id.push_str(&contact.id);
         *entity = None;
-        *tag = None;
         change.clear();
-        change.extend([trigger.name(), ":", stamp.unwrap_or_default()]);
+        change.extend([trigger.name(), ":"]);
+        match with_tag {
+            Some(name) => {
+                change.push_str(&name.to_lowercase());
+                let kept = tag.get_or_insert_default();
+                kept.clear();
+                kept.push_str(name);
+            }
+            None => {
+                change.push_str(stamp.unwrap_or_default());
+                *tag = None;
+            }
+        }
         *when = at.unwrap_or(now);
     }
 
@@ -366,12 +379,8 @@ impl Occurrence {
         let count = if tagged { contact.tags.len() } else { 1 };
         all.resize_with(count, || Occurrence::blank(trigger, now));
         for (i, one) in all.iter_mut().enumerate() {
-            one.refill_for_contact(trigger, location_id, contact, now);
-            if tagged {
-                let tag = &contact.tags[i];
-                one.change = format!("{}:{}", trigger.name(), tag.to_lowercase());
-                one.tag = Some(tag.clone());
-            }
+            let tag = contact.tags.get(i).filter(|_| tagged);
+            one.refill_for_contact(trigger, location_id, contact, tag.map(String::as_str), now);
         }
     }
 
