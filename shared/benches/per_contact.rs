@@ -11,7 +11,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ghl_capi::capi::ServerEvent;
 use ghl_capi::ghl::Contact;
-use ghl_capi::mapping::{Mapping, Occurrence, Trigger, identity};
+use ghl_capi::mapping::{Mapping, Occurrence, Subject, Trigger, identity};
 use ghl_capi::normalize::{normalize, sha256_hex};
 use serde::Deserialize;
 use serde_json::Map;
@@ -72,16 +72,21 @@ fn per_contact(c: &mut Criterion) {
         b.iter(|| mapping.map(black_box(&occurrence), &contact, &Map::new(), now))
     });
     // As `map` builds: into one scratch event, reusing its lists.
+    let related = Map::new();
     let mut scratch = ServerEvent::default();
     group.bench_function("build/reused", |b| {
         b.iter(|| {
             let mut built = 0;
+            let subject = Subject {
+                contact: &contact,
+                occurrence: black_box(&occurrence),
+                related: &related,
+            };
             mapping.map_each(
-                black_box(&occurrence),
-                &contact,
-                &Map::new(),
+                &subject,
                 now,
                 &mut scratch,
+                |_| true,
                 |_, outcome| built += usize::from(outcome.is_ok()),
             );
             built
@@ -102,12 +107,16 @@ fn per_contact(c: &mut Criterion) {
             let trigger = Trigger::ContactCreated;
             Occurrence::refill_for_contact_record(&mut occurrences, trigger, "", contact, now);
             out.clear();
-            mapping.map_each(
-                &occurrences[0],
+            let subject = Subject {
                 contact,
-                &Map::new(),
+                occurrence: &occurrences[0],
+                related: &related,
+            };
+            mapping.map_each(
+                &subject,
                 now,
                 &mut scratch,
+                |_| true,
                 |_, outcome| {
                     if let Ok(event) = outcome {
                         let _ = sonic_rs::to_writer(&mut out, event);

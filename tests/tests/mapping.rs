@@ -6,7 +6,7 @@ use ghl_capi::capi::Rejection;
 use ghl_capi::conversion::PostedConversion;
 use ghl_capi::ghl::Contact;
 use ghl_capi::ghl::webhook::Webhook;
-use ghl_capi::mapping::{MappedEvent, Mapping, Need, Occurrence, TokenRef, Trigger};
+use ghl_capi::mapping::{MappedEvent, Mapping, Need, Occurrence, Subject, TokenRef, Trigger};
 use ghl_capi::normalize::sha256_hex;
 use ghl_capi_tests::read_reference;
 use serde_json::{Map, json};
@@ -350,17 +350,30 @@ fn map_each_with_a_used_scratch_event_gives_what_map_gives() {
     for (occurrence, contact) in &cases {
         let expected = mapping.map(occurrence, contact, &Map::new(), now);
         let mut got = Vec::new();
-        mapping.map_each(
-            occurrence,
+        let related = Map::new();
+        let subject = Subject {
             contact,
-            &Map::new(),
+            occurrence,
+            related: &related,
+        };
+        mapping.map_each(
+            &subject,
             now,
             &mut scratch,
+            |_| true,
             |rule, outcome| got.push((rule.name.clone(), outcome.cloned())),
         );
         let expected: Vec<_> = expected.into_iter().map(|m| (m.rule, m.outcome)).collect();
         assert_eq!(got, expected);
         produced += got.len();
+        // Rules left out are not built at all.
+        mapping.map_each(
+            &subject,
+            now,
+            &mut scratch,
+            |_| false,
+            |rule, _| panic!("{} was not wanted", rule.name),
+        );
     }
     assert_eq!(
         produced,

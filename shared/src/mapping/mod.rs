@@ -212,25 +212,19 @@ impl Mapping {
             .collect()
     }
 
-    /// As [`Mapping::map`], for a stream of contacts: each event is built into
-    /// `scratch`, whose buffers serve event after event, and handed to `each` with
-    /// the rule that produced it.
+    /// As [`Mapping::map`], for a stream of contacts and only the rules `wanted`
+    /// keeps: each event is built into `scratch`, whose buffers serve event after
+    /// event, and handed to `each` with the rule that produced it.
     pub fn map_each(
         &self,
-        occurrence: &Occurrence,
-        contact: &Contact,
-        related: &Map<String, Value>,
+        subject: &Subject<'_>,
         now: DateTime<Utc>,
         scratch: &mut ServerEvent,
+        wanted: impl Fn(&Rule) -> bool,
         mut each: impl FnMut(&Rule, Result<&ServerEvent, Rejection>),
     ) {
-        let subject = Subject {
-            contact,
-            occurrence,
-            related,
-        };
-        for rule in self.firing(&subject) {
-            let outcome = build::event_into(rule, &self.defaults, &subject, now, scratch);
+        for rule in self.firing(subject).filter(|rule| wanted(rule)) {
+            let outcome = build::event_into(rule, &self.defaults, subject, now, scratch);
             each(rule, outcome.map(|()| &*scratch));
         }
     }
