@@ -9,6 +9,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use ghl_capi::backfill::parse_contact_into;
 use ghl_capi::capi::ServerEvent;
 use ghl_capi::ghl::Contact;
 use ghl_capi::mapping::{Mapping, Occurrence, Subject, Trigger, identity};
@@ -51,7 +52,7 @@ fn per_contact(c: &mut Criterion) {
         })
     });
     group.bench_function("parse/sonic_rs_reused", |b| {
-        b.iter(|| parse_into(black_box(CONTACT), &mut reused))
+        b.iter(|| parse_contact_into(black_box(CONTACT.as_bytes()), &mut reused))
     });
     group.bench_function("normalize", |b| {
         b.iter(|| {
@@ -102,7 +103,7 @@ fn per_contact(c: &mut Criterion) {
     let (mut occurrences, mut out) = (Vec::new(), Vec::new());
     group.bench_function("whole", |b| {
         b.iter(|| {
-            parse_into(black_box(CONTACT), &mut reused).expect("contact");
+            parse_contact_into(black_box(CONTACT.as_bytes()), &mut reused).expect("contact");
             let contact = &reused;
             let trigger = Trigger::ContactCreated;
             Occurrence::refill_for_contact_record(&mut occurrences, trigger, "", contact, now);
@@ -127,12 +128,6 @@ fn per_contact(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-fn parse_into(text: &str, contact: &mut Contact) -> sonic_rs::Result<()> {
-    let mut parser = sonic_rs::Deserializer::from_str(text);
-    Contact::deserialize_in_place(&mut parser, contact)?;
-    parser.end()
 }
 
 criterion_group!(benches, per_contact);
