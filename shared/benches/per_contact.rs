@@ -78,11 +78,7 @@ fn per_contact(c: &mut Criterion) {
     group.bench_function("build/reused", |b| {
         b.iter(|| {
             let mut built = 0;
-            let subject = Subject {
-                contact: &contact,
-                occurrence: black_box(&occurrence),
-                related: &related,
-            };
+            let subject = Subject::new(&contact, black_box(&occurrence), &related);
             mapping.map_each(
                 &subject,
                 now,
@@ -108,11 +104,7 @@ fn per_contact(c: &mut Criterion) {
             let trigger = Trigger::ContactCreated;
             Occurrence::refill_for_contact_record(&mut occurrences, trigger, "", contact, now);
             out.clear();
-            let subject = Subject {
-                contact,
-                occurrence: &occurrences[0],
-                related: &related,
-            };
+            let subject = Subject::new(contact, &occurrences[0], &related);
             mapping.map_each(
                 &subject,
                 now,

@@ -144,11 +144,7 @@ fn map_line(
                 .any(|p| &p.name == pixel),
             None => true,
         };
-        let subject = Subject {
-            contact,
-            occurrence,
-            related: &related,
-        };
+        let subject = Subject::new(contact, occurrence, &related);
         mapping.map_each(
             &subject,
             opts.now,

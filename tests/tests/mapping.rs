@@ -351,11 +351,7 @@ fn map_each_with_a_used_scratch_event_gives_what_map_gives() {
         let expected = mapping.map(occurrence, contact, &Map::new(), now);
         let mut got = Vec::new();
         let related = Map::new();
-        let subject = Subject {
-            contact,
-            occurrence,
-            related: &related,
-        };
+        let subject = Subject::new(contact, occurrence, &related);
         mapping.map_each(
             &subject,
             now,

@@ -195,11 +195,7 @@ impl Mapping {
         related: &Map<String, Value>,
         now: DateTime<Utc>,
     ) -> Vec<MappedEvent> {
-        let subject = Subject {
-            contact,
-            occurrence,
-            related,
-        };
+        let subject = Subject::new(contact, occurrence, related);
         self.firing(&subject)
             .map(|rule| MappedEvent {
                 rule: rule.name.clone(),

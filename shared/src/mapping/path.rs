@@ -35,6 +35,20 @@ pub struct Subject<'a> {
     pub related: &'a Map<String, Value>,
 }
 
+impl<'a> Subject<'a> {
+    pub fn new(
+        contact: &'a Contact,
+        occurrence: &'a Occurrence,
+        related: &'a Map<String, Value>,
+    ) -> Subject<'a> {
+        Subject {
+            contact,
+            occurrence,
+            related,
+        }
+    }
+}
+
 fn walk<'v>(mut value: &'v Value, keys: &[String]) -> Option<&'v Value> {
     for key in keys {
         value = match value {
