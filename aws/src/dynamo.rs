@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use ghl_capi::enrich::{StateError, StateStore};
-use ghl_capi::lease::{Lease, LeaseError};
+use ghl_capi::ports::lease::{Lease, LeaseError};
+use ghl_capi::ports::state::{StateError, StateStore};
 
 /// How long a contact's tags are kept after its last change.
 pub const TAGS_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
@@ -35,8 +35,8 @@ fn key(location_id: &str, contact_id: &str) -> AttributeValue {
     AttributeValue::S(format!("tags#{location_id}#{contact_id}"))
 }
 
-fn failed(e: impl std::fmt::Display) -> StateError {
-    StateError(e.to_string())
+fn failed(e: impl std::error::Error + Send + Sync + 'static) -> StateError {
+    StateError::new(e)
 }
 
 fn expires_in(ttl: Duration) -> AttributeValue {
@@ -172,7 +172,7 @@ impl Lease for DynamoLease {
             Ok(_) => Ok(true),
             Err(e) => match e.into_service_error() {
                 e if e.is_conditional_check_failed_exception() => Ok(false),
-                e => Err(LeaseError(e.to_string())),
+                e => Err(LeaseError::new(e)),
             },
         }
     }
@@ -193,7 +193,7 @@ impl Lease for DynamoLease {
             Err(e) => match e.into_service_error() {
                 // Someone else's now: ours ran out. Nothing to give back.
                 e if e.is_conditional_check_failed_exception() => Ok(()),
-                e => Err(LeaseError(e.to_string())),
+                e => Err(LeaseError::new(e)),
             },
         }
     }

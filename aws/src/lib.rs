@@ -2,11 +2,12 @@
 //! their own crate so that the core library and the `ghl-capi` command never compile
 //! the AWS SDK.
 //!
-//! - [`sqs`]: [`Queue`](ghl_capi::queue::Queue) on SQS (FIFO and standard).
-//! - [`dynamo`]: [`StateStore`](ghl_capi::enrich::StateStore) on DynamoDB.
-//! - [`lambda`]: the functions' handlers.
+//! - [`sqs`]: [`Queue`](ghl_capi::ports::queue::Queue) on SQS (FIFO and standard).
+//! - [`dynamo`]: [`StateStore`](ghl_capi::ports::state::StateStore) and
+//!   [`Lease`](ghl_capi::ports::lease::Lease) on DynamoDB.
+//! - [`secrets`]: [`SecretStore`](ghl_capi::ports::secrets::SecretStore) on Secrets Manager.
 //! - [`metrics`]: CloudWatch metrics in the Embedded Metric Format.
-//! - [`secrets`]: [`SecretStore`](ghl_capi::secrets::SecretStore) on Secrets Manager.
+//! - [`lambda`]: the functions' handlers over these adapters.
 pub mod dynamo;
 pub mod lambda;
 pub mod metrics;

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client;
-use ghl_capi::secrets::{Secret, SecretError, SecretStore, Versioned, VersionedSecrets};
+use ghl_capi::ports::secrets::{Secret, SecretError, SecretStore, Versioned, VersionedSecrets};
 
 /// How long a read value is reused. Short, so a rotated token is picked up soon.
 pub const DEFAULT_CACHE: Duration = Duration::from_secs(60);
@@ -93,11 +93,8 @@ impl SecretsManager {
     }
 }
 
-fn unavailable(name: &str, e: impl std::fmt::Display) -> SecretError {
-    SecretError::Unavailable {
-        name: name.to_owned(),
-        reason: e.to_string(),
-    }
+fn unavailable(name: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> SecretError {
+    SecretError::unavailable(name, e)
 }
 
 impl VersionedSecrets for SecretsManager {
@@ -199,17 +196,11 @@ impl SecretStore for SecretsManager {
             .await
             .map_err(|e| match e.into_service_error() {
                 e if e.is_resource_not_found_exception() => SecretError::Missing(name.to_owned()),
-                e => SecretError::Unavailable {
-                    name: name.to_owned(),
-                    reason: e.to_string(),
-                },
+                e => unavailable(name, e),
             })?;
         let value = answer
             .secret_string
-            .ok_or_else(|| SecretError::Unavailable {
-                name: name.to_owned(),
-                reason: "it holds no text".into(),
-            })?;
+            .ok_or_else(|| unavailable(name, "it holds no text"))?;
         let secret = Secret::new(value);
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(name.to_owned(), (Instant::now(), secret.clone()));

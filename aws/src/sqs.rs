@@ -2,7 +2,7 @@
 //! ids; standard queues ignore them.
 
 use aws_sdk_sqs::Client;
-use ghl_capi::queue::{Outgoing, Queue, QueueError};
+use ghl_capi::ports::queue::{Outgoing, Queue, QueueError};
 
 /// One SQS queue.
 #[derive(Debug, Clone)]

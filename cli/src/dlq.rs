@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use ghl_capi::queue::Queue;
-use ghl_capi::redrive::{Letter, Stage, read, replay};
+use ghl_capi::jobs::Stage;
+use ghl_capi::ops::redrive::{Letter, read, replay};
+use ghl_capi::ports::queue::Queue;
 use ghl_capi_aws::sqs::SqsQueue;
 use ghl_capi_local::ports::LocalQueue;
 use ghl_capi_local::serve::{DISPATCH, ENRICH};

@@ -4,8 +4,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use ghl_capi::backfill::{MapOptions, Summary, map_contacts};
 use ghl_capi::mapping::{Mapping, Trigger};
+use ghl_capi::ops::map::{MapOptions, Summary, map_contacts};
 
 use crate::Outcome;
 

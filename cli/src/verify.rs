@@ -5,14 +5,19 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ghl_capi::capi::client::{DEFAULT_GRAPH_VERSION, GraphClient, pixel_tokens};
-use ghl_capi::ghl::client::{DEFAULT_BASE_URL, GhlClient, LocationToken};
+use ghl_capi::capi::CapiClient;
+use ghl_capi::capi::client::{
+    DEFAULT_API_VERSION as DEFAULT_GRAPH_VERSION, DEFAULT_BASE_URL as GRAPH_DEFAULT_BASE_URL,
+};
+use ghl_capi::dispatch::tokens::pixel_tokens;
+use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::oauth::TokenSet;
 use ghl_capi::ghl::tokens::FixedTokens;
+use ghl_capi::ghl::wire::{DEFAULT_BASE_URL, LocationToken};
 use ghl_capi::mapping::Mapping;
-use ghl_capi::secrets::{EnvSecrets, SecretStore, VersionedSecrets};
-use ghl_capi::settings::{GHL_TOKEN_DEFAULT_PREFIX, GRAPH_DEFAULT_BASE_URL};
-use ghl_capi::verify::{Finding, ghl_location, meta_pixel, table};
+use ghl_capi::ops::credentials::{Finding, ghl_location, meta_pixel, table};
+use ghl_capi::ports::secrets::{EnvSecrets, SecretStore, VersionedSecrets};
+use ghl_capi::settings::GHL_TOKEN_DEFAULT_PREFIX;
 use ghl_capi_local::serve::GHL_TOKEN_PREFIX;
 
 use crate::Outcome;
@@ -137,7 +142,7 @@ where
         findings.push(ghl_location(&ghl, mapping, location, set.scope.as_deref()).await);
     }
     let (tokens, missing) = pixel_tokens(mapping, secrets).await;
-    let graph = GraphClient::new(
+    let capi = CapiClient::new(
         &args.graph_api_base_url,
         &args.graph_api_version,
         tokens,
@@ -156,7 +161,7 @@ where
         }
         findings.push(
             meta_pixel(
-                &graph,
+                &capi,
                 &pixel.name,
                 &pixel.dataset_id,
                 pixel.test_event_code.as_deref(),

@@ -7,51 +7,52 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use ghl_capi::capi::EventRequest;
-use ghl_capi::capi::client::GraphClient;
-use ghl_capi::dispatch::EventsApi;
+use ghl_capi::capi::{Answer, CapiClient, EventRequest, EventsApi, TransportError};
 use serde_json::json;
 
 /// The Graph API, or the outbox for pixels without a token.
 #[derive(Debug)]
-pub struct LocalGraph {
-    graph: GraphClient,
+pub struct LocalCapi {
+    capi: CapiClient,
     outbox: Mutex<File>,
 }
 
-impl LocalGraph {
-    pub fn new(graph: GraphClient, outbox: &Path) -> std::io::Result<Self> {
+impl LocalCapi {
+    pub fn new(capi: CapiClient, outbox: &Path) -> std::io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(outbox)?;
-        Ok(LocalGraph {
-            graph,
+        Ok(LocalCapi {
+            capi,
             outbox: Mutex::new(file),
         })
     }
 
-    fn write(&self, line: &str) -> Result<(), String> {
+    fn write(&self, line: &str) -> Result<(), TransportError> {
         let mut file = self
             .outbox
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         writeln!(file, "{line}")
             .and_then(|()| file.sync_data())
-            .map_err(|e| format!("could not write the outbox: {e}"))
+            .map_err(TransportError::Io)
     }
 }
 
-impl EventsApi for LocalGraph {
+impl EventsApi for LocalCapi {
     async fn post(
         &self,
         dataset_id: &str,
         request: &EventRequest,
-    ) -> Result<(u16, String), String> {
-        if self.graph.has_token(dataset_id) {
-            return self.graph.post(dataset_id, request).await;
+    ) -> Result<Answer, TransportError> {
+        if self.capi.has_token(dataset_id) {
+            return self.capi.post(dataset_id, request).await;
         }
         let line = json!({"dataset_id": dataset_id, "request": request}).to_string();
         self.write(&line)?;
         println!("dry run: POST /{dataset_id}/events {line}");
         let answer = json!({"events_received": request.data.len(), "fbtrace_id": "dry-run"});
-        Ok((200, answer.to_string()))
+        Ok(Answer {
+            status: 200,
+            body: answer.to_string(),
+        })
     }
 }

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use ghl_capi::enrich::{StateError, StateStore};
-use ghl_capi::queue::{Outgoing, Queue, QueueError};
+use ghl_capi::ports::queue::{Outgoing, Queue, QueueError};
+use ghl_capi::ports::state::{StateError, StateStore};
 
 use crate::store::Store;
 
@@ -35,8 +35,8 @@ impl Queue for LocalQueue {
 #[derive(Debug, Clone)]
 pub struct LocalState(pub Store);
 
-fn failed(e: impl std::fmt::Display) -> StateError {
-    StateError(e.to_string())
+fn failed(e: impl std::error::Error + Send + Sync + 'static) -> StateError {
+    StateError::new(e)
 }
 
 impl StateStore for LocalState {

@@ -7,23 +7,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::IntoResponse;
 use chrono::Utc;
-use ghl_capi::api::{Api, Request};
-use ghl_capi::capi::client::{GraphClient, pixel_tokens};
-use ghl_capi::consumer::{Record, Retry, dispatch_records, enrich_records};
+use ghl_capi::batch::Retry;
+use ghl_capi::capi::CapiClient;
+use ghl_capi::capi::client::DEFAULT_BASE_URL as GRAPH_DEFAULT_BASE_URL;
+use ghl_capi::dispatch::consumer::dispatch_records;
+use ghl_capi::dispatch::tokens::pixel_tokens;
+use ghl_capi::enrich::consumer::enrich_records;
 use ghl_capi::ghl::client::GhlClient;
-use ghl_capi::ghl::client::LocationToken;
 use ghl_capi::ghl::install::NoInstall;
 use ghl_capi::ghl::tokens::FixedTokens;
-use ghl_capi::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
+use ghl_capi::ghl::webhook::{ReplayWindow, WebhookKeys};
+use ghl_capi::ghl::wire::{DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL, LocationToken};
+use ghl_capi::intake::{Api, Request};
 use ghl_capi::mapping::Mapping;
-use ghl_capi::secrets::EnvSecrets;
-use ghl_capi::settings::{Env, GRAPH_DEFAULT_BASE_URL, SettingsError};
+use ghl_capi::ports::queue::Record;
+use ghl_capi::ports::secrets::EnvSecrets;
+use ghl_capi::settings::{Env, SettingsError};
 use tokio::sync::watch;
 
-use crate::outbox::LocalGraph;
+use crate::outbox::LocalCapi;
 use crate::ports::{LocalQueue, LocalState};
 use crate::store::{DEAD, Store, StoreError};
 
@@ -98,7 +103,7 @@ impl Options {
         };
         let graph_api_version = env.graph_version();
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
-        let ghl_api_base_url = env.or("GHL_API_BASE_URL", ghl_capi::ghl::client::DEFAULT_BASE_URL);
+        let ghl_api_base_url = env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL);
         let graph_api_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
         let ghl_tokens = FixedTokens(
             vars.filter_map(|(name, value)| {
@@ -187,13 +192,13 @@ pub async fn serve(
     let address = listener.local_addr().map_err(ServeError::Server)?;
 
     let (tokens, missing) = pixel_tokens(&options.mapping, &EnvSecrets).await;
-    let graph = GraphClient::new(
+    let graph = CapiClient::new(
         &options.graph_api_base_url,
         &options.graph_api_version,
         tokens,
         options.http_timeout,
     )?;
-    let graph = LocalGraph::new(graph, &options.outbox).map_err(ServeError::Outbox)?;
+    let graph = LocalCapi::new(graph, &options.outbox).map_err(ServeError::Outbox)?;
     let ghl = GhlClient::new(
         &options.ghl_api_base_url,
         options.ghl_tokens,
@@ -252,32 +257,8 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> impl IntoResponse + use<> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let request = Request {
-        method: method.as_str(),
-        path: uri.path(),
-        query: uri.query(),
-        authorization: header("authorization"),
-        signatures: SignatureHeaders {
-            ghl: header("x-ghl-signature"),
-            legacy: header("x-wh-signature"),
-        },
-        body: &body,
-    };
-    let answer = api.handle(request, Utc::now()).await;
-    tracing::info!(
-        method = request.method,
-        path = request.path,
-        status = answer.status,
-        outcome = answer.outcome,
-        "request"
-    );
-    let (content_type, text) = answer.content();
-    (
-        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        [(header::CONTENT_TYPE, content_type)],
-        text,
-    )
+    let request = Request::from_http(&method, &uri, &headers, &body);
+    api.handle(request, Utc::now()).await.to_http()
 }
 
 /// Waits before a retry: what the consumer asked for, else doubling from 1 s.
@@ -320,9 +301,6 @@ fn settle(store: &Store, queue: &str, batch: &[crate::store::Received], failed: 
             tracing::error!(queue, error = %e, "cannot settle a message");
         }
     }
-    if !failed.is_empty() {
-        tracing::warn!(queue, retried = failed.len(), "records will be retried");
-    }
 }
 
 fn records(batch: &[crate::store::Received]) -> Vec<Record> {
@@ -362,7 +340,7 @@ async fn enrich_worker(
 async fn dispatch_worker(
     store: Store,
     mapping: Arc<Mapping>,
-    graph: LocalGraph,
+    graph: LocalCapi,
     mut stopped: watch::Receiver<bool>,
 ) {
     let dead = LocalQueue {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ghl_capi::consumer::Record;
+use ghl_capi::ports::queue::Record;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// The dead-letter queue's name.

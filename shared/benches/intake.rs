@@ -11,11 +11,11 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use ed25519_dalek::pkcs8::EncodePublicKey;
 use ed25519_dalek::{Signer, SigningKey, Verifier};
-use ghl_capi::api::{Api, Request};
 use ghl_capi::ghl::install::NoInstall;
 use ghl_capi::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
-use ghl_capi::queue::{Outgoing, Queue, QueueError};
-use ghl_capi::secrets::EnvSecrets;
+use ghl_capi::intake::{Api, Request};
+use ghl_capi::ports::queue::{Outgoing, Queue, QueueError};
+use ghl_capi::ports::secrets::EnvSecrets;
 
 const RUNS: usize = 20_000;
 

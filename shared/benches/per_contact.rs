@@ -9,11 +9,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ghl_capi::backfill::parse_contact_into;
 use ghl_capi::capi::ServerEvent;
 use ghl_capi::ghl::Contact;
 use ghl_capi::mapping::{Mapping, Occurrence, Subject, Trigger, identity};
 use ghl_capi::normalize::{normalize, sha256_hex};
+use ghl_capi::ops::map::parse_contact_into;
 use serde::Deserialize;
 use serde_json::Map;
 

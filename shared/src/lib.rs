@@ -1,41 +1,41 @@
-//! The shared core of ghl-capi: GoHighLevel webhooks in, Meta Conversions API events out.
+//! The shared core of ghl-capi: GoHighLevel changes in, Meta Conversions API events
+//! out. Its wings, in the order data flows:
 //!
-//! - [`ghl`]: the contact record and webhooks (typed payloads, signatures, replay window).
-//! - [`conversion`]: conversions pushed by the user's own systems.
+//! - [`intake`]: the API's routes; webhooks verified and posted conversions checked,
+//!   then queued as [`jobs`].
+//! - [`enrich`]: each job matched against the [`mapping`], GHL read only for what a
+//!   firing rule needs, events queued for dispatch.
+//! - [`dispatch`]: events delivered to Meta in batches, invalid ones isolated.
+//! - [`batch`]: what both consumers share: each record's outcome, retries with their
+//!   reasons, dead letters.
+//! - [`ops`]: what a person runs beside the pipeline: `map`, dead-letter redrive, the
+//!   credentials check.
+//!
+//! Beneath the stages:
+//!
+//! - [`jobs`]: the wire formats between stages (jobs, dead letters).
 //! - [`mapping`]: the user's declarative mapping from GHL changes to Meta events.
-//! - [`capi`]: Conversions API events, their validation and deterministic ids.
+//! - [`ghl`], [`capi`]: each partner's vocabulary and client: GHL's contacts,
+//!   webhooks and tokens; Meta's events and answers.
 //! - [`normalize`]: normalisation and hashing of customer information.
-//! - [`api`]: the intake API's routes, for API Gateway and for `ghl-capi serve`.
-//! - [`intake`]: webhook intake: verify, validate, enqueue, answer in GHL's terms.
-//! - [`conversion_intake`]: `POST /contacts/{contactId}/conversions`.
-//! - [`enrich`]: from queued jobs to events for each pixel, fetching only what rules need.
-//! - [`consumer`]: the enrichment and dispatch functions' batch logic.
-//! - [`dispatch`]: delivering events to Meta, isolating invalid ones.
-//! - [`redrive`]: reading and replaying dead letters.
-//! - [`lease`]: self-freeing locks across processes.
-//! - [`queue`]: the queue port and its in-memory adapter.
-//! - [`secrets`]: the secret store port.
-//! - [`verify`]: checking the GHL and Meta credentials against the mapping.
-//! - [`telemetry`]: the metrics the pipeline records (EMF on Lambda).
-//! - [`settings`]: configuration from environment variables, checked at cold start.
-//! - [`backfill`]: contacts in, request bodies out (the `ghl-capi map` format).
-pub mod api;
-pub mod backfill;
+//! - [`ports`]: the queue, state, lease and secret ports, each beside its in-memory
+//!   adapter.
+//! - [`settings`]: configuration from the environment, checked at cold start;
+//!   [`telemetry`]: the metrics the pipeline records.
+//!
+//! Dependencies run one way, down this list (`scripts/check-layers.py` checks it):
+//! stages → `mapping` → `jobs` → partners → `normalize`, `ports`.
+pub mod batch;
 pub mod capi;
-pub mod consumer;
-pub mod conversion;
-pub mod conversion_intake;
 pub mod dispatch;
 pub mod enrich;
 pub mod ghl;
 mod http;
 pub mod intake;
-pub mod lease;
+pub mod jobs;
 pub mod mapping;
 pub mod normalize;
-pub mod queue;
-pub mod redrive;
-pub mod secrets;
+pub mod ops;
+pub mod ports;
 pub mod settings;
 pub mod telemetry;
-pub mod verify;

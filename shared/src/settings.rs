@@ -5,13 +5,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::capi::client::DEFAULT_GRAPH_VERSION;
-use crate::ghl::client::DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL;
+use crate::capi::client::{
+    DEFAULT_API_VERSION as DEFAULT_GRAPH_VERSION, DEFAULT_BASE_URL as GRAPH_DEFAULT_BASE_URL,
+};
 use crate::ghl::webhook::{ReplayWindow, WebhookKeys};
+use crate::ghl::wire::DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL;
 use crate::mapping::Mapping;
-
-/// Meta's Graph API.
-pub const GRAPH_DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
 /// Where GHL tokens are kept unless configured: `ghl-capi/ghl/{locationId}`.
 pub const GHL_TOKEN_DEFAULT_PREFIX: &str = "ghl-capi/ghl/";
 
@@ -317,17 +316,8 @@ mod tests {
 
     use super::*;
 
-    const MAPPING: &str = r#"
-[[pixels]]
-name = "main"
-dataset_id = "123"
-access_token = { secret = "ghl-capi/meta/main" }
-
-[[rules]]
-name = "lead"
-trigger = "contact.created"
-event_name = "Lead"
-"#;
+    /// The fixture mapping every test shares.
+    const MAPPING: &str = include_str!("../../tests/fixtures/mapping.toml");
 
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let vars: HashMap<String, String> = vars
@@ -369,7 +359,7 @@ event_name = "Lead"
         assert_eq!(s.graph_api_version, "v25.0");
         assert_eq!(s.graph_api_base_url, "https://graph.facebook.com");
         assert_eq!(s.http_timeout, Duration::from_secs(10));
-        assert_eq!(s.mapping.pixels[0].dataset_id, "123");
+        assert_eq!(s.mapping.pixels[0].dataset_id, "1234567890");
 
         let s = EnrichSettings::from_lookup(lookup(&[
             ("MAPPING_TOML", MAPPING),

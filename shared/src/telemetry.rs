@@ -40,9 +40,12 @@ pub const TOKEN_REFRESHES: &str = "TokenRefreshes";
 pub const RECORDS: &str = "Records";
 /// Records of a batch handed back to SQS for a retry, by `Function`.
 pub const RETRIED: &str = "Retried";
+/// Each record handed back for a retry, by `Stage` and `Reason` (a bounded code:
+/// `ghl_unavailable`, `meta_unavailable`, `state_store_failed`, …).
+pub const RETRY_REASONS: &str = "RetryReasons";
 
 /// Every metric name above, for checks that the template reads only these.
-pub const NAMES: [&str; 16] = [
+pub const NAMES: [&str; 17] = [
     REQUESTS,
     HANDLER_TIME,
     EVENTS_BUILT,
@@ -59,6 +62,7 @@ pub const NAMES: [&str; 16] = [
     TOKEN_REFRESHES,
     RECORDS,
     RETRIED,
+    RETRY_REASONS,
 ];
 
 /// Tells the installed recorder each metric's unit.
@@ -75,6 +79,7 @@ pub fn describe() {
         TOKEN_REFRESHES,
         RECORDS,
         RETRIED,
+        RETRY_REASONS,
     ] {
         describe_counter!(name, Unit::Count, "");
     }
@@ -112,7 +117,7 @@ fn status_name(status: Option<u16>) -> String {
     status.map_or_else(|| "unreachable".to_owned(), |s| s.to_string())
 }
 
-pub(crate) fn graph_call(status: Option<u16>, elapsed: Duration) {
+pub(crate) fn capi_call(status: Option<u16>, elapsed: Duration) {
     counter!(GRAPH_REQUESTS, "Status" => status_name(status)).increment(1);
     if !matches!(status, Some(200..=299)) {
         counter!(GRAPH_FAILURES).increment(1);
@@ -138,6 +143,11 @@ pub(crate) fn token_refreshed() {
 pub(crate) fn token_refused() {
     counter!(TOKEN_REFRESHES, "Result" => "refused").increment(1);
     counter!(GHL_UNAUTHORIZED).increment(1);
+}
+
+/// A record goes back for a retry, for `reason`.
+pub(crate) fn retried(stage: &'static str, reason: &'static str) {
+    counter!(RETRY_REASONS, "Stage" => stage, "Reason" => reason).increment(1);
 }
 
 /// One SQS batch ended: its size and how many records go back for a retry.

@@ -1,34 +1,30 @@
-//! Helpers for tests that read the reference data beside the repository.
+//! What the tests of every crate share, so none retypes it:
+//!
+//! - [`reference`]: the reference material beside the repository (`../shared`);
+//! - [`fixtures`]: the one fixture mapping, and GHL's webhook and contact bodies;
+//! - [`fakes`]: GHL and Meta in memory, behind the library's ports;
+//! - [`stand_in`]: Meta and GHL as local HTTP servers that check what we send;
+//! - [`signing`]: a webhook signing key of the tests' own;
+//! - [`moto`]: clients of the real AWS SDK pointed at the `moto_server` that
+//!   `scripts/test.sh` starts.
 
-use std::path::PathBuf;
+pub mod fakes;
+pub mod fixtures;
+pub mod moto;
+pub mod reference;
+pub mod signing;
+pub mod stand_in;
 
-/// `../shared` from the repository root: the read-only reference material
-/// (API facts, fixtures, vectors). `GHL_CAPI_REFERENCE` overrides it.
-pub fn reference_dir() -> PathBuf {
-    std::env::var_os("GHL_CAPI_REFERENCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
-}
+pub use reference::{read_reference, reference, reference_dir, reference_jsonl};
 
-/// A file of the reference material, by its path below `../shared`.
-pub fn reference(path: &str) -> PathBuf {
-    reference_dir().join(path)
-}
-
-/// The text of a reference file; panics with the path when it is missing, since a
-/// test without its data must fail loudly rather than pass on nothing.
-pub fn read_reference(path: &str) -> String {
-    let full = reference(path);
-    std::fs::read_to_string(&full)
-        .unwrap_or_else(|e| panic!("cannot read reference file {}: {e}", full.display()))
-}
-
-/// Each line of a JSON-lines reference file, parsed.
-pub fn reference_jsonl(path: &str) -> Vec<serde_json::Value> {
-    read_reference(path)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{path}:{}: {e}", i + 1)))
-        .collect()
+/// `name` made unique to this moment, so tests sharing one moto never collide.
+pub fn unique(name: &str) -> String {
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos()
+    )
 }

@@ -1,19 +1,53 @@
-//! The Conversions API over HTTPS: the real [`EventsApi`].
+//! The Conversions API over HTTPS, and the port dispatch sends through
+//! ([`EventsApi`]): one request per batch, its answer as Meta gave it, or a typed
+//! transport failure.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::graph::appsecret_proof;
+use super::answer::appsecret_proof;
 use super::{EventRequest, ServerEvent};
-use crate::dispatch::EventsApi;
-use crate::mapping::{Mapping, TokenRef};
-use crate::secrets::{EnvSecrets, SecretError, SecretStore};
 
-/// Graph API version used unless configured (`GRAPH_API_VERSION`).
-pub const DEFAULT_GRAPH_VERSION: &str = "v25.0";
+/// The API version used unless configured (`GRAPH_API_VERSION`).
+pub const DEFAULT_API_VERSION: &str = "v25.0";
+/// Meta's Graph API, where the Conversions API lives.
+pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
+
+/// Meta's answer to one request, as given: what it means is [`super::answer`]'s to say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// A request that got no answer from Meta. Nothing is known of its events, so
+/// they are sent again.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("no access token is configured for dataset {dataset_id}")]
+    NoToken { dataset_id: String },
+    #[error("could not reach the Conversions API: {0}")]
+    Unreachable(#[source] reqwest::Error),
+    #[error("the Conversions API's answer was cut short: {0}")]
+    CutShort(#[source] reqwest::Error),
+    #[error("could not record the request: {0}")]
+    Io(#[source] std::io::Error),
+}
+
+/// The Conversions API endpoint, as a port ([`CapiClient`] on AWS and locally,
+/// fakes in tests).
+pub trait EventsApi: Send + Sync {
+    /// Posts one request for one pixel (dataset).
+    fn post(
+        &self,
+        dataset_id: &str,
+        request: &EventRequest,
+    ) -> impl Future<Output = Result<Answer, TransportError>> + Send;
+}
 
 /// A pixel's credentials. `Debug` never shows them.
 #[derive(Clone)]
@@ -35,44 +69,9 @@ impl fmt::Debug for PixelToken {
     }
 }
 
-/// The credentials of each of the mapping's pixels, by dataset id, read where the
-/// mapping says: a secret (in `store`) or an environment variable. Each holds the
-/// access token alone, or `{"access_token": …, "app_secret": …}`. A pixel whose
-/// token cannot be read is left out and returned with why, so the others still work.
-pub async fn pixel_tokens(
-    mapping: &Mapping,
-    store: &impl SecretStore,
-) -> (HashMap<String, PixelToken>, Vec<(String, SecretError)>) {
-    let mut tokens = HashMap::new();
-    let mut missing = Vec::new();
-    for pixel in &mapping.pixels {
-        let secret = match &pixel.access_token {
-            TokenRef::Secret(name) => store.get(name).await,
-            TokenRef::Env(var) => EnvSecrets.get(var).await,
-        };
-        let token = secret.and_then(|s| {
-            let access_token = s.token().ok_or_else(|| SecretError::Unavailable {
-                name: pixel.name.clone(),
-                reason: "it holds no access_token".into(),
-            })?;
-            Ok(PixelToken {
-                access_token: access_token.expose().to_owned(),
-                app_secret: s.field("app_secret").map(|a| a.expose().to_owned()),
-            })
-        });
-        match token {
-            Ok(token) => {
-                tokens.insert(pixel.dataset_id.clone(), token);
-            }
-            Err(e) => missing.push((pixel.name.clone(), e)),
-        }
-    }
-    (tokens, missing)
-}
-
 /// Posts events to `{base_url}/{version}/{dataset_id}/events`.
 #[derive(Debug, Clone)]
-pub struct GraphClient {
+pub struct CapiClient {
     http: reqwest::Client,
     base_url: String,
     version: String,
@@ -93,7 +92,7 @@ struct Body<'a> {
     appsecret_proof: Option<String>,
 }
 
-impl GraphClient {
+impl CapiClient {
     /// A client for `base_url` (`https://graph.facebook.com`, or a mock in tests)
     /// with a token per dataset id. Requests time out after `timeout`.
     pub fn new(
@@ -103,7 +102,7 @@ impl GraphClient {
         timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
         let http = crate::http::client(timeout)?;
-        Ok(GraphClient {
+        Ok(CapiClient {
             http,
             base_url: crate::http::base(base_url),
             version: version.to_owned(),
@@ -112,23 +111,25 @@ impl GraphClient {
     }
 }
 
-impl GraphClient {
+impl CapiClient {
     /// Whether a token is configured for `dataset_id`.
     pub fn has_token(&self, dataset_id: &str) -> bool {
         self.tokens.contains_key(dataset_id)
     }
 }
 
-impl EventsApi for GraphClient {
+impl EventsApi for CapiClient {
     async fn post(
         &self,
         dataset_id: &str,
         request: &EventRequest,
-    ) -> Result<(u16, String), String> {
+    ) -> Result<Answer, TransportError> {
         let token = self
             .tokens
             .get(dataset_id)
-            .ok_or_else(|| format!("no access token is configured for dataset {dataset_id}"))?;
+            .ok_or_else(|| TransportError::NoToken {
+                dataset_id: dataset_id.to_owned(),
+            })?;
         let body = Body {
             data: &request.data,
             test_event_code: request.test_event_code.as_deref(),
@@ -149,22 +150,22 @@ impl EventsApi for GraphClient {
             .await
             // Timeouts and connection failures say nothing about the events: retry.
             .map_err(|e| {
-                crate::telemetry::graph_call(None, started.elapsed());
-                format!("could not reach the Graph API: {}", e.without_url())
+                crate::telemetry::capi_call(None, started.elapsed());
+                TransportError::Unreachable(e.without_url())
             })?;
         let status = response.status().as_u16();
-        crate::telemetry::graph_call(Some(status), started.elapsed());
+        crate::telemetry::capi_call(Some(status), started.elapsed());
         tracing::info!(
             dataset_id,
             status,
             events = request.data.len(),
             latency_ms = started.elapsed().as_millis() as u64,
-            "graph request"
+            "capi request"
         );
-        let text = response
+        let body = response
             .text()
             .await
-            .map_err(|e| format!("Graph API answer cut short: {}", e.without_url()))?;
-        Ok((status, text))
+            .map_err(|e| TransportError::CutShort(e.without_url()))?;
+        Ok(Answer { status, body })
     }
 }

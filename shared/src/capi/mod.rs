@@ -1,12 +1,19 @@
-//! The Meta Conversions API wire model: server events that serialise exactly to the
-//! Graph API's JSON (no `null`s, no empty lists), checked before they are sent.
+//! Meta's vocabulary: the Conversions API wire model (server events that serialise
+//! exactly to the API's JSON: no `null`s, no empty lists), checked before they are
+//! sent; what Meta's answers mean; and the API client with its port.
+//!
+//! - [`event`], [`user_data`]: events and request bodies.
+//! - [`validate`]: what Meta would refuse, checked first.
+//! - [`answer`]: each answer classified (delivered, retry, token problem, invalid).
+//! - [`client`]: the HTTPS client and the [`EventsApi`] port.
 
+pub mod answer;
 pub mod client;
 mod event;
-pub mod graph;
 mod user_data;
 mod validate;
 
+pub use client::{Answer, CapiClient, EventsApi, PixelToken, TransportError};
 pub use event::{
     ActionSource, Content, CustomData, EventRequest, MAX_BATCH, OriginalEventData, STANDARD_EVENTS,
     ServerEvent, canonical_event_name, event_id, write_event_id,

@@ -6,7 +6,6 @@
 //! with the token source's refreshed token); other failures and timeouts unavailable
 //! (retried).
 
-use std::fmt;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -14,35 +13,20 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Contact;
+use super::limiter::Limiter;
+use super::reader::{GhlError, GhlReader, Related};
 use super::tokens::TokenSource;
-use crate::enrich::{GhlError, GhlReader};
-use crate::mapping::Need;
+use super::wire::{API_VERSION, LocationToken, error_message, id};
 
-/// The API version header GHL's Contacts API requires.
-pub const API_VERSION: &str = "2021-07-28";
-/// GHL's API.
-pub const DEFAULT_BASE_URL: &str = "https://services.leadconnectorhq.com";
 /// Wait this long after a `429` that does not say how long.
 const DEFAULT_RATE_WAIT_MS: u64 = 10_000;
-
-/// A location's access token (a Private Integration token, or an OAuth access
-/// token). `Debug` never shows it.
-#[derive(Clone)]
-pub struct LocationToken(pub String);
-
-impl fmt::Debug for LocationToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LocationToken(<redacted>)")
-    }
-}
-
 /// Reads contacts and their records from GHL.
 #[derive(Debug, Clone)]
 pub struct GhlClient<T> {
     http: reqwest::Client,
     base_url: String,
     tokens: T,
-    limiter: std::sync::Arc<super::limiter::Limiter>,
+    limiter: std::sync::Arc<Limiter>,
 }
 
 impl<T: TokenSource> GhlClient<T> {
@@ -121,7 +105,7 @@ impl<T: TokenSource> GhlClient<T> {
         let started = std::time::Instant::now();
         let response = request.send().await.map_err(|e| {
             crate::telemetry::ghl_call(None, started.elapsed(), None);
-            GhlError::Unavailable(e.without_url().to_string())
+            GhlError::unavailable("request failed", e.without_url())
         })?;
         self.limiter.observe(location_id, response.headers());
         let status = response.status().as_u16();
@@ -150,7 +134,7 @@ impl<T: TokenSource> GhlClient<T> {
         let text = response
             .text()
             .await
-            .map_err(|e| GhlError::Unavailable(format!("answer cut short: {}", e.without_url())))?;
+            .map_err(|e| GhlError::unavailable("answer cut short", e.without_url()))?;
         // Some answers have no body (or no schema): read those as `null`.
         let text = if text.trim().is_empty() {
             "null"
@@ -159,49 +143,18 @@ impl<T: TokenSource> GhlClient<T> {
         };
         match status {
             200..=299 => serde_json::from_str(text)
-                .map_err(|e| GhlError::Unavailable(format!("unreadable answer: {e}"))),
+                .map_err(|e| GhlError::unavailable("unreadable answer", e)),
             404 => Err(GhlError::NotFound),
             401 | 403 => Err(GhlError::Unauthorized),
             400 | 422 => Err(GhlError::Rejected {
                 status,
                 message: error_message(text),
             }),
-            _ => Err(GhlError::Unavailable(format!(
-                "GHL answered {status}: {}",
-                error_message(text)
-            ))),
+            _ => Err(GhlError::unavailable(
+                "server error",
+                format!("GHL answered {status}: {}", error_message(text)),
+            )),
         }
-    }
-}
-
-/// GHL's error text: `message` is a string, or a list of them (422).
-pub(super) fn error_message(body: &str) -> String {
-    let value: Value = serde_json::from_str(body).unwrap_or_default();
-    match value.get("message") {
-        Some(Value::String(m)) => m.clone(),
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join("; "),
-        _ => value
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("no reason given")
-            .to_owned(),
-    }
-}
-
-/// Ids go into paths: refuse anything that is not a plain GHL id.
-pub(super) fn id(raw: &str) -> Result<&str, GhlError> {
-    if !raw.is_empty()
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        Ok(raw)
-    } else {
-        Err(GhlError::NotFound)
     }
 }
 
@@ -219,19 +172,12 @@ impl<T: TokenSource> GhlReader for GhlClient<T> {
         &self,
         location_id: &str,
         contact_id: &str,
-        need: Need,
+        related: Related,
     ) -> Result<Value, GhlError> {
-        // GHL wraps each list under its own key; appointments come as `events`.
-        let (segment, key) = match need {
-            Need::Notes => ("notes", "notes"),
-            Need::Tasks => ("tasks", "tasks"),
-            Need::Appointments => ("appointments", "events"),
-            Need::Attribution => return Ok(Value::Null),
-        };
-        let path = format!("/contacts/{}/{segment}", id(contact_id)?);
+        let path = format!("/contacts/{}/{}", id(contact_id)?, related.segment());
         let mut body: Value = self.get(location_id, &path).await?;
         Ok(body
-            .get_mut(key)
+            .get_mut(related.key())
             .map(Value::take)
             .unwrap_or(Value::Array(Vec::new())))
     }

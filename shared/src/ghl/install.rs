@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::oauth::{OAuthApp, OAuthClient, OAuthError, TokenSet};
-use crate::secrets::VersionedSecrets;
+use crate::ports::secrets::VersionedSecrets;
 
 /// Where GHL asks the user to choose the location(s) to install into.
 pub const AUTHORIZE_URL: &str = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation";
@@ -110,13 +110,17 @@ impl<I: Install> Install for Option<I> {
     }
 }
 
-/// The scopes the app needs for `mapping`: contacts always (every rule reads the
-/// contact, its notes, tasks and appointments), the webhooks its triggers listen
-/// to, and, for an agency install, minting location tokens.
-pub fn scopes(mapping: &crate::mapping::Mapping, user_type: UserType) -> Vec<&'static str> {
+/// The scopes the app needs for rules on `triggers` (by their mapping names,
+/// `opportunity.status_changed`, …): contacts always (every rule reads the contact,
+/// its notes, tasks and appointments), the webhooks its triggers listen to, and, for
+/// an agency install, minting location tokens.
+pub fn scopes<'a>(
+    triggers: impl IntoIterator<Item = &'a str>,
+    user_type: UserType,
+) -> Vec<&'static str> {
     let mut scopes = vec!["contacts.readonly"];
-    for rule in &mapping.rules {
-        let scope = match rule.trigger.name().split('.').next() {
+    for trigger in triggers {
+        let scope = match trigger.split('.').next() {
             Some("opportunity") => Some("opportunities.readonly"),
             Some("appointment") => Some("calendars/events.readonly"),
             _ => None,

@@ -1,13 +1,26 @@
-//! GoHighLevel's data: the contact record and the webhooks it sends.
+//! GoHighLevel's vocabulary: the contact record and the webhooks it sends, and the
+//! API that reads contacts, with the tokens it needs.
+//!
+//! - [`record`]: the contact record (`Contact`), as the API and webhooks carry it.
+//! - [`webhook`]: typed webhooks, their signatures and the replay window.
+//! - [`reader`]: the reads enrichment needs, as a port, and [`GhlError`].
+//! - [`client`]: the API over HTTPS (the reader's adapter), rate-limited per
+//!   location ([`limiter`]); [`contacts_api`]: every Contacts API endpoint on it.
+//! - [`wire`]: what every call shares (version header, error bodies, tokens).
+//! - [`tokens`]: where each location's token comes from, and its refresh.
+//! - [`oauth`]: GHL's token endpoints; [`install`]: the marketplace app's install.
 
 pub mod client;
-mod contact;
-pub mod contacts;
+pub mod contacts_api;
 mod de;
 pub mod install;
 mod limiter;
 pub mod oauth;
+pub mod reader;
+mod record;
 pub mod tokens;
 pub mod webhook;
+pub mod wire;
 
-pub use contact::{AttributionSource, Contact, CustomField, parse_timestamp};
+pub use reader::{GhlError, GhlReader, Related};
+pub use record::{AttributionSource, Contact, CustomField, parse_timestamp};

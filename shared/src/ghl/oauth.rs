@@ -12,6 +12,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::reader::Cause;
+use super::wire::{API_VERSION, error_message};
+
 /// The marketplace app's credentials. `Debug` never shows the secret.
 #[derive(Clone, Deserialize)]
 pub struct OAuthApp {
@@ -158,12 +161,18 @@ impl TokenSet {
 }
 
 /// A token call that did not give a token.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum OAuthError {
     #[error("GHL refused the grant ({status}): {message}")]
     Refused { status: u16, message: String },
     #[error("GHL's token endpoint is unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
+}
+
+impl OAuthError {
+    fn unavailable(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        OAuthError::Unavailable(std::sync::Arc::from(source.into()))
+    }
 }
 
 /// The endpoints, at `base_url`.
@@ -199,29 +208,26 @@ impl OAuthClient {
             .header("Accept", "application/json")
             .form(form);
         if let Some(token) = bearer {
-            request = request
-                .bearer_auth(token)
-                .header("Version", super::client::API_VERSION);
+            request = request.bearer_auth(token).header("Version", API_VERSION);
         }
         let response = request
             .send()
             .await
-            .map_err(|e| OAuthError::Unavailable(e.without_url().to_string()))?;
+            .map_err(|e| OAuthError::unavailable(e.without_url()))?;
         let status = response.status().as_u16();
         let body = response
             .text()
             .await
-            .map_err(|e| OAuthError::Unavailable(e.without_url().to_string()))?;
+            .map_err(|e| OAuthError::unavailable(e.without_url()))?;
         match status {
-            200..=299 => serde_json::from_str(&body)
-                .map_err(|e| OAuthError::Unavailable(format!("unreadable token answer: {e}"))),
+            200..=299 => serde_json::from_str(&body).map_err(OAuthError::unavailable),
             400 | 401 | 403 | 422 => Err(OAuthError::Refused {
                 status,
-                message: super::client::error_message(&body),
+                message: error_message(&body),
             }),
-            _ => Err(OAuthError::Unavailable(format!(
+            _ => Err(OAuthError::unavailable(format!(
                 "GHL answered {status}: {}",
-                super::client::error_message(&body)
+                error_message(&body)
             ))),
         }
     }

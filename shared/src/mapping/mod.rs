@@ -7,6 +7,7 @@
 
 mod build;
 mod config;
+mod occurrence;
 mod path;
 mod trigger;
 
@@ -14,12 +15,13 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::capi::{ActionSource, Rejection, ServerEvent};
-use crate::ghl::Contact;
+use crate::ghl::{Contact, Related};
 
 pub use build::identity;
 pub use config::ConfigError;
+pub use occurrence::Occurrence;
 pub use path::{Condition, FieldPath, Subject, Test};
-pub use trigger::{Occurrence, Trigger, UnknownTrigger};
+pub use trigger::{Trigger, UnknownTrigger};
 
 /// The built-in mapping used when the user gives none.
 pub const DEFAULT_MAPPING: &str = include_str!("default.toml");
@@ -76,6 +78,16 @@ pub enum Need {
 }
 
 impl Need {
+    /// The list GHL gives for it; `None` for the contact itself.
+    pub fn related(self) -> Option<Related> {
+        match self {
+            Need::Attribution => None,
+            Need::Notes => Some(Related::Notes),
+            Need::Tasks => Some(Related::Tasks),
+            Need::Appointments => Some(Related::Appointments),
+        }
+    }
+
     /// The name used in mapping files, and as the related-data key for paths.
     pub fn name(self) -> &'static str {
         match self {
@@ -155,6 +167,12 @@ impl Mapping {
         // Tested to parse; failing here is a build defect, not a runtime condition.
         #[allow(clippy::expect_used)]
         Mapping::parse(DEFAULT_MAPPING, "built-in mapping").expect("the built-in mapping is valid")
+    }
+
+    /// The names of the triggers its rules fire on (the scopes GHL must grant
+    /// follow from them).
+    pub fn trigger_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.rules.iter().map(|rule| rule.trigger.name())
     }
 
     /// The rules a trigger fires.

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use super::trigger::Occurrence;
+use super::Occurrence;
 use crate::ghl::Contact;
 
 /// Where a value comes from. Paths are checked against the rule's trigger when the

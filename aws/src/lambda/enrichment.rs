@@ -1,0 +1,73 @@
+//! The enrichment function: queued jobs in, GHL reads, dispatch jobs and dead
+//! letters out.
+
+use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::Utc;
+use ghl_capi::enrich::consumer::enrich_records;
+use ghl_capi::ghl::client::GhlClient;
+use ghl_capi::ghl::tokens::ManagedTokens;
+use ghl_capi::mapping::Mapping;
+use ghl_capi::settings::EnrichSettings;
+
+use super::batch::{records, run_sqs, settle};
+use super::{BoxError, managed_tokens};
+use crate::dynamo::{DynamoLease, DynamoState};
+use crate::secrets::SecretsManager;
+use crate::sqs::SqsQueue;
+
+/// The enrichment function over its AWS adapters.
+#[derive(Debug)]
+pub struct Enrichment {
+    pub mapping: Mapping,
+    pub ghl: GhlClient<ManagedTokens<SecretsManager, DynamoLease>>,
+    pub state: DynamoState,
+    /// The enrichment queue itself, to delay retries on.
+    pub source: SqsQueue,
+    pub dispatch: SqsQueue,
+    pub dead: SqsQueue,
+}
+
+impl Enrichment {
+    pub async fn new(settings: EnrichSettings, sdk: &SdkConfig) -> Result<Self, BoxError> {
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let tokens = managed_tokens(
+            sdk,
+            &settings.ghl_api_base_url,
+            &settings.ghl_token_secret_prefix,
+            settings.ghl_app_secret.as_deref(),
+            &settings.state_table,
+            settings.http_timeout,
+        )
+        .await?;
+        Ok(Enrichment {
+            ghl: GhlClient::new(&settings.ghl_api_base_url, tokens, settings.http_timeout)?,
+            mapping: settings.mapping,
+            state: DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), settings.state_table),
+            source: SqsQueue::new(sqs.clone(), settings.enrich_queue_url),
+            dispatch: SqsQueue::new(sqs.clone(), settings.dispatch_queue_url),
+            dead: SqsQueue::new(sqs, settings.dead_letter_queue_url),
+        })
+    }
+
+    /// Handles one batch from the enrichment queue.
+    pub async fn handle(&self, event: &SqsEvent) -> SqsBatchResponse {
+        let records = records(event);
+        let failed = enrich_records(
+            &self.mapping,
+            &self.ghl,
+            &self.state,
+            &self.dispatch,
+            &self.dead,
+            &records,
+            Utc::now(),
+        )
+        .await;
+        settle("enrichment", &self.source, event, failed).await
+    }
+
+    pub async fn run(self) -> Result<(), lambda_runtime::Error> {
+        let this = &self;
+        run_sqs(|event| async move { this.handle(&event).await }).await
+    }
+}

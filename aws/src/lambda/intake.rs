@@ -1,0 +1,71 @@
+//! The intake function: API Gateway requests answered by the library's routes, over
+//! SQS and Secrets Manager, installing the marketplace app when it is configured.
+
+use aws_config::SdkConfig;
+use chrono::Utc;
+use ghl_capi::ghl::install::Installer;
+use ghl_capi::intake::{Api, Request};
+use ghl_capi::settings::IntakeSettings;
+use lambda_http::{Body, Response};
+
+use super::{BoxError, oauth_client, secrets_manager};
+use crate::secrets::SecretsManager;
+use crate::sqs::SqsQueue;
+
+/// The intake API on its AWS adapters.
+#[derive(Debug)]
+pub struct Intake {
+    pub api: Api<SqsQueue, SecretsManager, Option<Installer<SecretsManager>>>,
+}
+
+impl Intake {
+    /// Built from its settings, reading the app's credentials if any.
+    pub async fn new(settings: IntakeSettings, sdk: &SdkConfig) -> Result<Self, BoxError> {
+        let install = match &settings.ghl_app_secret {
+            Some(name) => Some(Installer {
+                oauth: oauth_client(
+                    &secrets_manager(sdk),
+                    name,
+                    &settings.ghl_api_base_url,
+                    settings.http_timeout,
+                )
+                .await?,
+                secrets: secrets_manager(sdk),
+                prefix: settings.ghl_token_secret_prefix,
+                redirect_uri: settings.oauth_redirect_uri,
+            }),
+            None => None,
+        };
+        let api = Api {
+            keys: settings.keys,
+            window: settings.window,
+            queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), settings.enrich_queue_url),
+            secrets: secrets_manager(sdk),
+            conversion_keys_secret: settings.conversion_keys_secret,
+            install,
+        };
+        Ok(Intake { api })
+    }
+
+    /// Answers one API Gateway request.
+    pub async fn handle(&self, request: lambda_http::Request) -> Response<Body> {
+        let view = Request::from_http(
+            request.method(),
+            request.uri(),
+            request.headers(),
+            request.body().as_ref(),
+        );
+        let answer = self.api.handle(view, Utc::now()).await;
+        crate::metrics::flush();
+        answer.to_http().map(Body::Text)
+    }
+
+    /// Serves the intake API on Lambda until the runtime stops.
+    pub async fn run(self) -> Result<(), lambda_http::Error> {
+        let this = &self;
+        lambda_http::run(lambda_http::service_fn(move |request| async move {
+            Ok::<_, std::convert::Infallible>(this.handle(request).await)
+        }))
+        .await
+    }
+}

@@ -1,0 +1,77 @@
+//! The four functions as Lambda handlers: each turns its event into the library's
+//! terms, runs the library's logic over the AWS adapters, and answers in Lambda's.
+//! Each is built from its settings the same way, `X::new(settings, &sdk).await?`,
+//! and served with `.run().await`; tests drive the same handlers directly.
+//!
+//! - [`logging`]: JSON logs and EMF metrics.
+//! - [`intake`]: the API Gateway function ([`Intake`]).
+//! - [`batch`]: SQS batches in the library's terms, and item failures back.
+//! - [`enrichment`], [`dispatch`]: the SQS-driven functions.
+//! - [`token_refresh`]: the scheduled refresh.
+
+pub mod batch;
+pub mod dispatch;
+pub mod enrichment;
+pub mod intake;
+mod logging;
+pub mod token_refresh;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use ghl_capi::ghl::oauth::{OAuthApp, OAuthClient};
+use ghl_capi::ghl::tokens::ManagedTokens;
+use ghl_capi::ports::secrets::SecretStore;
+
+pub use dispatch::Dispatch;
+pub use enrichment::Enrichment;
+pub use intake::Intake;
+pub use logging::init_telemetry;
+pub use token_refresh::TokenRefresh;
+
+use crate::dynamo::DynamoLease;
+use crate::secrets::{DEFAULT_CACHE, SecretsManager};
+
+/// What a function's construction can fail with: reported at cold start.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The SDK configuration from Lambda's environment (`AWS_ENDPOINT_URL` points every
+/// client at an emulator).
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// The Secrets Manager adapter, with the functions' short cache.
+fn secrets_manager(sdk: &SdkConfig) -> SecretsManager {
+    SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk), DEFAULT_CACHE)
+}
+
+/// The OAuth client of the marketplace app whose `client_id` and `client_secret`
+/// the secret `app_secret` holds.
+async fn oauth_client(
+    secrets: &SecretsManager,
+    app_secret: &str,
+    base_url: &str,
+    timeout: std::time::Duration,
+) -> Result<OAuthClient, BoxError> {
+    let app: OAuthApp = serde_json::from_str(secrets.get(app_secret).await?.expose())
+        .map_err(|e| format!("{app_secret} must hold {{\"client_id\", \"client_secret\"}}: {e}"))?;
+    Ok(OAuthClient::new(base_url, app, timeout)?)
+}
+
+/// Token sets in Secrets Manager under `token_prefix`, refreshed under leases in
+/// `state_table`, with the marketplace app's credentials when `app_secret` names them.
+pub async fn managed_tokens(
+    sdk: &SdkConfig,
+    base_url: &str,
+    token_prefix: &str,
+    app_secret: Option<&str>,
+    state_table: &str,
+    timeout: std::time::Duration,
+) -> Result<ManagedTokens<SecretsManager, DynamoLease>, BoxError> {
+    let secrets = secrets_manager(sdk);
+    let oauth = match app_secret {
+        Some(name) => Some(oauth_client(&secrets, name, base_url, timeout).await?),
+        None => None,
+    };
+    let lease = DynamoLease::new(aws_sdk_dynamodb::Client::new(sdk), state_table);
+    Ok(ManagedTokens::new(secrets, lease, oauth, token_prefix))
+}

@@ -1,0 +1,91 @@
+//! The DynamoDB state store against a real `moto_server` (see `scripts/test.sh`).
+
+use aws_sdk_dynamodb::Client;
+use ghl_capi::ports::state::StateStore;
+use ghl_capi_aws::dynamo::DynamoState;
+
+fn client() -> Client {
+    ghl_capi_tests::moto_client!(aws_sdk_dynamodb)
+}
+
+async fn table(client: &Client) -> String {
+    ghl_capi_tests::moto::state_table(client).await
+}
+
+#[tokio::test]
+async fn tags_are_remembered_per_contact_and_unknown_contacts_are_none() {
+    let client = client();
+    let state = DynamoState::new(client.clone(), table(&client).await);
+    assert_eq!(state.tags("loc", "c1").await.expect("read"), None);
+    state
+        .set_tags("loc", "c1", &["vip".into(), "webinar".into()])
+        .await
+        .expect("written");
+    state.set_tags("loc", "c2", &[]).await.expect("written");
+    assert_eq!(
+        state.tags("loc", "c1").await.expect("read"),
+        Some(vec!["vip".into(), "webinar".into()])
+    );
+    assert_eq!(
+        state.tags("loc", "c2").await.expect("read"),
+        Some(vec![]),
+        "seen, with no tags, is not unseen"
+    );
+    assert_eq!(
+        state.tags("other", "c1").await.expect("read"),
+        None,
+        "locations do not share contacts"
+    );
+    state
+        .set_tags("loc", "c1", &["vip".into()])
+        .await
+        .expect("written");
+    assert_eq!(
+        state.tags("loc", "c1").await.expect("read"),
+        Some(vec!["vip".into()])
+    );
+}
+
+#[tokio::test]
+async fn a_missing_table_is_an_error_for_the_caller_to_retry() {
+    let state = DynamoState::new(client(), "no-such-table");
+    let err = state.tags("loc", "c1").await.unwrap_err();
+    assert!(err.to_string().contains("state store failed"), "{err}");
+}
+
+#[tokio::test]
+async fn a_job_marked_done_stays_done_and_expires_in_time() {
+    let client = client();
+    let name = table(&client).await;
+    let state = DynamoState::new(client.clone(), &name);
+    assert!(!state.processed("wh-1").await.expect("read"));
+    state.mark_processed("wh-1").await.expect("written");
+    assert!(state.processed("wh-1").await.expect("read"));
+    assert!(!state.processed("wh-2").await.expect("read"));
+
+    let item = client
+        .get_item()
+        .table_name(&name)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("done#wh-1".into()),
+        )
+        .send()
+        .await
+        .expect("read")
+        .item
+        .expect("item");
+    let expires: u64 = item["expires_at"]
+        .as_n()
+        .expect("number")
+        .parse()
+        .expect("seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    assert!(
+        (now + 14 * 24 * 3600..now + 16 * 24 * 3600).contains(&expires),
+        "kept past SQS's 14-day retention, then dropped by TTL"
+    );
+}

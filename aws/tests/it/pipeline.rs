@@ -1,0 +1,527 @@
+//! End to end on AWS's terms: signed webhooks and a posted conversion go through the
+//! three Lambda handlers, over SQS, DynamoDB and Secrets Manager in a real
+//! `moto_server`, to a mock GHL and a mock Graph API; what Meta receives is checked
+//! event by event, and so are duplicates and injected faults.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::Utc;
+use ghl_capi::settings::{DispatchSettings, EnrichSettings, IntakeSettings};
+use ghl_capi_aws::lambda::{Dispatch, Enrichment, Intake};
+use ghl_capi_tests::fixtures::{self, DATASET, LOCATION, contact, webhook};
+use ghl_capi_tests::stand_in::{MetaStandIn, ghl_serves};
+use ghl_capi_tests::{moto, signing, unique};
+use lambda_http::Body;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const API_KEY: &str = "ck-test-0123456789";
+/// GHL's token for the location, as the stack stores it.
+const GHL_TOKEN: &str = "at-loc1";
+
+/// A whole stack: queues, table and secrets in moto; GHL and Meta stood in for.
+struct Stack {
+    sqs: aws_sdk_sqs::Client,
+    enrich_url: String,
+    dispatch_url: String,
+    dead_url: String,
+    intake: Intake,
+    enrichment: Enrichment,
+    dispatch: Dispatch,
+    meta: MetaStandIn,
+    ghl: MockServer,
+    _graph: MockServer,
+}
+
+/// The stack, with the fixture mapping and `extra` rules.
+async fn stack(extra: &str) -> Stack {
+    let sdk = moto::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let id = unique("e2e");
+    // Retried messages come back quickly in tests: hidden for 1 s once received.
+    let enrich_url = moto::queue(&sqs, &format!("{id}-enrich.fifo"), Some(1)).await;
+    let dispatch_url = moto::queue(&sqs, &format!("{id}-dispatch"), Some(1)).await;
+    let dead_url = moto::queue(&sqs, &format!("{id}-dead"), Some(1)).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = moto::state_table(&dynamo).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    for (name, value) in [
+        (
+            format!("{id}/ghl/{LOCATION}"),
+            json!({"access_token": GHL_TOKEN}).to_string(),
+        ),
+        (
+            format!("{id}/meta/main"),
+            r#"{"access_token":"EAAB-main","app_secret":"s3cret"}"#.to_owned(),
+        ),
+        (
+            format!("{id}/conversion-keys"),
+            json!([API_KEY]).to_string(),
+        ),
+    ] {
+        secrets
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("secret");
+    }
+
+    let ghl = MockServer::start().await;
+    let graph = MockServer::start().await;
+    let meta = MetaStandIn::expecting_token("EAAB-main");
+    meta.mount(&graph, DATASET).await;
+
+    let token = format!(r#"{{ secret = "{id}/meta/main" }}"#);
+    let mapping = fixtures::mapping_text_with_token(&token) + extra;
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("GHL_WEBHOOK_ED25519_PUBLIC_KEY", signing::public_pem()),
+        ("GHL_WEBHOOK_ACCEPT_RSA", "false".into()),
+        (
+            "CONVERSION_API_KEYS_SECRET",
+            format!("{id}/conversion-keys"),
+        ),
+        ("ENRICH_QUEUE_URL", enrich_url.clone()),
+        ("DISPATCH_QUEUE_URL", dispatch_url.clone()),
+        ("DEAD_LETTER_QUEUE_URL", dead_url.clone()),
+        ("STATE_TABLE", table),
+        ("MAPPING_TOML", mapping),
+        ("GHL_API_BASE_URL", ghl.uri()),
+        ("GHL_TOKEN_SECRET_PREFIX", format!("{id}/ghl/")),
+        ("GRAPH_API_BASE_URL", graph.uri()),
+        ("HTTP_TIMEOUT_SECONDS", "5".into()),
+    ]);
+    let lookup = |name: &str| vars.get(name).cloned();
+    let intake = Intake::new(
+        IntakeSettings::from_lookup(lookup).expect("intake settings"),
+        &sdk,
+    )
+    .await
+    .expect("intake");
+    let enrichment = Enrichment::new(
+        EnrichSettings::from_lookup(lookup).expect("enrichment settings"),
+        &sdk,
+    )
+    .await
+    .expect("enrichment");
+    let dispatch = Dispatch::new(
+        DispatchSettings::from_lookup(lookup).expect("dispatch settings"),
+        &sdk,
+    )
+    .await
+    .expect("dispatch");
+    Stack {
+        sqs,
+        enrich_url,
+        dispatch_url,
+        dead_url,
+        intake,
+        enrichment,
+        dispatch,
+        meta,
+        ghl,
+        _graph: graph,
+    }
+}
+
+async fn ghl_has(server: &MockServer, contact: &Value) {
+    ghl_serves(server, contact, GHL_TOKEN).await;
+}
+
+impl Stack {
+    async fn post(&self, uri: &str, headers: &[(&str, String)], body: Vec<u8>) -> (u16, Value) {
+        let mut request = lambda_http::http::Request::builder()
+            .method("POST")
+            .uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = self
+            .intake
+            .handle(request.body(Body::Binary(body)).expect("request"))
+            .await;
+        let text = match response.body() {
+            Body::Text(t) => t.clone(),
+            other => panic!("unexpected body {other:?}"),
+        };
+        (
+            response.status().as_u16(),
+            serde_json::from_str(&text).expect("JSON answer"),
+        )
+    }
+
+    async fn deliver(&self, body: Vec<u8>) -> (u16, Value) {
+        let signature = signing::sign(&body);
+        self.post("/webhooks/ghl", &[("x-ghl-signature", signature)], body)
+            .await
+    }
+
+    /// Up to 10 messages as Lambda's SQS event, built from the JSON Lambda sends.
+    async fn receive(&self, url: &str) -> SqsEvent {
+        let messages = moto::receive(&self.sqs, url).await;
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: HashMap<String, String> = m
+                    .attributes()
+                    .map(|a| {
+                        a.iter()
+                            .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
+                    "body": m.body(), "attributes": attributes, "messageAttributes": {},
+                    "eventSource": "aws:sqs", "awsRegion": "us-east-1"})
+            })
+            .collect();
+        serde_json::from_value(json!({"Records": records})).expect("SQS event")
+    }
+
+    async fn delete_done(&self, url: &str, event: &SqsEvent, response: &SqsBatchResponse) {
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        for m in &event.records {
+            if !failed.contains(&m.message_id.as_deref().unwrap_or_default()) {
+                self.sqs
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(m.receipt_handle.as_deref().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("deleted");
+            }
+        }
+    }
+
+    /// Runs both consumers as Lambda would (deleting what succeeded) until both
+    /// queues stay empty; returns how many batches reported failures.
+    async fn drain(&self) -> usize {
+        let mut retried = 0;
+        let mut idle = 0;
+        while idle < 3 {
+            let mut busy = false;
+            let event = self.receive(&self.enrich_url).await;
+            if !event.records.is_empty() {
+                busy = true;
+                let response = self.enrichment.handle(&event).await;
+                retried += usize::from(!response.batch_item_failures.is_empty());
+                self.delete_done(&self.enrich_url, &event, &response).await;
+            }
+            let event = self.receive(&self.dispatch_url).await;
+            if !event.records.is_empty() {
+                busy = true;
+                let response = self.dispatch.handle(&event).await;
+                retried += usize::from(!response.batch_item_failures.is_empty());
+                self.delete_done(&self.dispatch_url, &event, &response)
+                    .await;
+            }
+            if busy {
+                idle = 0;
+            } else {
+                idle += 1;
+                // Retried messages reappear after the 1 s visibility timeout.
+                tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+            }
+        }
+        retried
+    }
+
+    async fn dead_letters(&self) -> Vec<Value> {
+        self.receive(&self.dead_url)
+            .await
+            .records
+            .iter()
+            .map(|m| serde_json::from_str(m.body.as_deref().unwrap_or_default()).expect("json"))
+            .collect()
+    }
+}
+
+fn sha256(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+#[tokio::test]
+async fn webhooks_and_a_conversion_reach_meta_exactly_once() {
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let emf = crate::common::Emf::start();
+    let s = stack("").await;
+    let ann = contact("c-ann", "Ann@Example.com", &[]);
+    let bob = contact("c-bob", "bob@example.com", &["vip"]);
+    ghl_has(&s.ghl, &ann).await;
+    ghl_has(&s.ghl, &bob).await;
+
+    let created = webhook("ContactCreate", "wh-created", ann.clone());
+    assert_eq!(s.deliver(created.clone()).await.0, 200);
+    assert_eq!(
+        s.deliver(created).await.0,
+        200,
+        "GHL's redelivery is acknowledged"
+    );
+    // Bob was known without tags; now he has `vip`.
+    let mut before = bob.clone();
+    before["tags"] = json!([]);
+    assert_eq!(
+        s.deliver(webhook("ContactUpdate", "wh-bob-0", before))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        s.deliver(webhook("ContactTagUpdate", "wh-tagged", bob.clone()))
+            .await
+            .0,
+        200
+    );
+    let won = json!({"id": "opp-1", "contactId": "c-bob", "status": "won", "monetaryValue": 1250.5,
+        "pipelineId": "p1", "pipelineStageId": "s1", "name": "Deal"});
+    assert_eq!(
+        s.deliver(webhook("OpportunityStatusUpdate", "wh-won", won))
+            .await
+            .0,
+        200
+    );
+    let conversion = json!({"locationId": LOCATION, "eventType": "Purchase", "value": 99.0,
+        "currency": "USD", "timestamp": Utc::now().to_rfc3339(), "eventId": "order-77"});
+    let (status, answer) = s
+        .post(
+            "/contacts/c-ann/conversions",
+            &[("authorization", format!("Bearer {API_KEY}"))],
+            serde_json::to_vec(&conversion).expect("json"),
+        )
+        .await;
+    assert_eq!((status, &answer["eventId"]), (202, &json!("order-77")));
+
+    // The first enrichment batch is handled twice, as if SQS redelivered it.
+    let first = s.receive(&s.enrich_url).await;
+    assert_eq!(
+        first.records.len(),
+        5,
+        "the redelivered webhook was deduplicated by the FIFO queue"
+    );
+    assert!(
+        s.enrichment
+            .handle(&first)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert!(
+        s.enrichment
+            .handle(&first)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    s.delete_done(&s.enrich_url, &first, &SqsBatchResponse::default())
+        .await;
+    assert_eq!(s.drain().await, 0, "nothing failed");
+
+    let mut events = s.meta.events();
+    events.sort_by_key(|e| e["event_name"].as_str().unwrap_or_default().to_owned());
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        names,
+        ["CompleteRegistration", "Lead", "Purchase", "Purchase"],
+        "{events:#?}"
+    );
+    let by_id: HashMap<&str, &Value> = events
+        .iter()
+        .map(|e| (e["event_id"].as_str().unwrap_or(""), e))
+        .collect();
+    assert_eq!(by_id.len(), 4, "distinct event ids");
+
+    let lead = &events[1];
+    assert_eq!(lead["user_data"]["em"], json!([sha256("ann@example.com")]));
+    assert_eq!(lead["user_data"]["external_id"], json!([sha256("c-ann")]));
+    assert!(
+        lead["user_data"]["fbc"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(".IwAR-abc")
+    );
+    assert_eq!(lead["action_source"], "system_generated");
+    let posted = by_id["order-77"];
+    assert_eq!(
+        (
+            &posted["custom_data"]["value"],
+            &posted["custom_data"]["currency"]
+        ),
+        (&json!(99.0), &json!("USD"))
+    );
+    let won = events
+        .iter()
+        .find(|e| e["custom_data"]["currency"] == "EUR")
+        .expect("won");
+    assert_eq!(won["custom_data"]["value"], json!(1250.5));
+
+    let requests = s.meta.requests();
+    for request in &requests {
+        assert_eq!(request["access_token"], "EAAB-main");
+        assert_eq!(
+            request["appsecret_proof"].as_str().map(str::len),
+            Some(64),
+            "HMAC-SHA256 of the token, in hex"
+        );
+    }
+    assert!(s.dead_letters().await.is_empty());
+
+    // What CloudWatch is told.
+    assert_eq!(emf.count("Requests", &[("Outcome", "accepted")]), 6.0);
+    assert_eq!(emf.count("EventsBuilt", &[("EventName", "Purchase")]), 2.0);
+    assert_eq!(emf.count("EventsBuilt", &[("EventName", "Lead")]), 1.0);
+    assert_eq!(emf.count("EventsSent", &[]), 4.0);
+    assert_eq!(
+        emf.count("GraphRequests", &[("Status", "200")]),
+        requests.len() as f64
+    );
+    assert_eq!(emf.values("GraphLatency", &[]).len(), requests.len());
+    assert_eq!(emf.count("GraphFailures", &[]), 0.0);
+    let ghl_calls = s.ghl.received_requests().await.expect("recorded").len();
+    assert_eq!(
+        emf.count("GhlRequests", &[("Status", "200")]),
+        ghl_calls as f64
+    );
+    assert_eq!(emf.values("GhlLatency", &[]).len(), ghl_calls);
+    assert_eq!(
+        emf.values("GhlRateLimitRemaining", &[]),
+        vec![99.0; ghl_calls]
+    );
+    let lag = emf.values("EndToEndLag", &[]);
+    assert!(
+        !lag.is_empty() && lag.iter().all(|l| (0.0..600.0).contains(l)),
+        "{lag:?}"
+    );
+    assert_eq!(emf.count("Records", &[("Function", "enrichment")]), 10.0);
+    assert_eq!(
+        emf.count("DeadLettered", &[("Reason", "contact_not_found")]),
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn under_injected_faults_every_accepted_webhook_reaches_meta_or_a_dead_letter() {
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let emf = crate::common::Emf::start();
+    let s = stack(
+        "\n[[rules]]\nname = \"refused\"\ntrigger = \"contact.updated\"\nevent_name = \"Refused\"\n",
+    )
+    .await;
+    let ann = contact("c-ann", "ann@example.com", &[]);
+    ghl_has(&s.ghl, &ann).await;
+    // GHL: one rate limit first, then the contact; another contact is gone.
+    Mock::given(method("GET"))
+        .and(path("/contacts/c-late"))
+        .respond_with(
+            ResponseTemplate::new(429).insert_header("X-RateLimit-Interval-Milliseconds", "1000"),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&s.ghl)
+        .await;
+    let late = contact("c-late", "late@example.com", &[]);
+    ghl_has(&s.ghl, &late).await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/contacts/c-gone$"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&s.ghl)
+        .await;
+    // Meta: down for the first two requests.
+    s.meta.fail_next(2);
+
+    let accepted = [
+        ("wh-ann", webhook("ContactCreate", "wh-ann", ann.clone())),
+        ("wh-late", webhook("ContactCreate", "wh-late", late)),
+        (
+            "wh-gone",
+            webhook(
+                "ContactCreate",
+                "wh-gone",
+                contact("c-gone", "g@example.com", &[]),
+            ),
+        ),
+        ("wh-refused", webhook("ContactUpdate", "wh-refused", ann)),
+    ];
+    for (_, body) in &accepted {
+        assert_eq!(s.deliver(body.clone()).await.0, 200);
+    }
+    let mut forged = webhook(
+        "ContactCreate",
+        "wh-forged",
+        contact("c-x", "x@example.com", &[]),
+    );
+    let signature = signing::sign(&forged);
+    forged.push(b' ');
+    let (status, _) = s
+        .post("/webhooks/ghl", &[("x-ghl-signature", signature)], forged)
+        .await;
+    assert_eq!(status, 401, "a forged body is refused and never queued");
+
+    assert!(s.drain().await > 0, "faults made some batches retry");
+
+    let delivered: Vec<String> = s
+        .meta
+        .events()
+        .iter()
+        .map(|e| e["event_name"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        delivered.len(),
+        2,
+        "Ann's and the late contact's leads: {delivered:?}"
+    );
+    let mut dead: Vec<(String, String)> = s
+        .dead_letters()
+        .await
+        .iter()
+        .map(|d| {
+            (
+                d["deadLetter"]["source"].as_str().unwrap_or("").to_owned(),
+                d["deadLetter"]["code"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    dead.sort();
+    assert_eq!(
+        dead,
+        [
+            ("wh-gone".to_owned(), "contact_not_found".to_owned()),
+            ("wh-refused".to_owned(), "refused_by_meta".to_owned()),
+        ]
+    );
+    // Every accepted webhook is accounted for: two delivered, two dead-lettered.
+    assert_eq!(delivered.len() + dead.len(), accepted.len());
+
+    // And CloudWatch is told of each fault.
+    assert_eq!(emf.count("Requests", &[("Outcome", "accepted")]), 4.0);
+    assert_eq!(emf.count("Requests", &[("Outcome", "bad_signature")]), 1.0);
+    assert_eq!(emf.count("GhlRequests", &[("Status", "429")]), 1.0);
+    assert_eq!(emf.count("GhlRequests", &[("Status", "404")]), 1.0);
+    assert_eq!(emf.count("GraphRequests", &[("Status", "503")]), 2.0);
+    assert!(emf.count("GraphRequests", &[("Status", "400")]) >= 1.0);
+    assert_eq!(
+        emf.count("GraphFailures", &[]),
+        emf.count("GraphRequests", &[("Status", "503")])
+            + emf.count("GraphRequests", &[("Status", "400")])
+    );
+    assert_eq!(emf.count("EventsSent", &[]), 2.0);
+    assert_eq!(
+        emf.count("DeadLettered", &[("Reason", "contact_not_found")]),
+        1.0
+    );
+    assert_eq!(
+        emf.count("DeadLettered", &[("Reason", "refused_by_meta")]),
+        1.0
+    );
+    assert!(emf.count("Retried", &[("Function", "enrichment")]) >= 1.0);
+}

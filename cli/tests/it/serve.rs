@@ -1,0 +1,324 @@
+//! `ghl-capi serve` end to end, as a real process: signed webhooks and a posted
+//! conversion reach a mock Graph API through a mock GHL, duplicates produce nothing
+//! more, and a kill -9 in the middle loses nothing that was acknowledged.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::Utc;
+use ghl_capi_tests::fixtures::{self, contact, webhook};
+use ghl_capi_tests::stand_in::MetaStandIn;
+use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// The fixture mapping, its pixel's token in `TEST_META_TOKEN`.
+fn mapping_text() -> String {
+    fixtures::mapping_text_with_token(r#"{ env = "TEST_META_TOKEN" }"#)
+}
+
+/// Meta, taking only requests with the pixel's token.
+async fn meta(graph: &MockServer) -> MetaStandIn {
+    let meta = MetaStandIn::expecting_token("EAAB-local");
+    meta.mount(graph, fixtures::DATASET).await;
+    meta
+}
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `ghl-capi serve` on `data` with `mapping`, listening on `port`.
+fn serve_command(data: &Path, mapping: &Path, port: u16) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ghl-capi"));
+    command
+        .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--mapping")
+        .arg(mapping)
+        .stdout(Stdio::null());
+    command
+}
+
+async fn start(data: &Path, mapping: &Path, ghl: &str, graph: &str, port: u16) -> Server {
+    let child = serve_command(data, mapping, port)
+        .env("GHL_API_BASE_URL", ghl)
+        .env("GRAPH_API_BASE_URL", graph)
+        .env("GHL_TOKEN_loc1", "pit-local")
+        .env("TEST_META_TOKEN", "EAAB-local")
+        .env("CONVERSION_API_KEYS", r#"["ck-local"]"#)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("serve starts");
+    let server = Server {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..100 {
+        if let Ok(r) = reqwest::get(format!("{}/health", server.url)).await
+            && r.status() == 200
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("serve did not come up");
+}
+
+async fn deliver(server: &Server, body: Vec<u8>) -> u16 {
+    let signature = ghl_capi_local::dev::sign(&body);
+    reqwest::Client::new()
+        .post(format!("{}/webhooks/ghl", server.url))
+        .header("x-ghl-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .expect("answered")
+        .status()
+        .as_u16()
+}
+
+async fn wait_for(meta: &MetaStandIn, n: usize) -> Vec<Value> {
+    for _ in 0..150 {
+        let events = meta.events();
+        if events.len() >= n {
+            // A little longer, to catch any event that should not come.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return meta.events();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    meta.events()
+}
+
+fn names(events: &[Value]) -> Vec<String> {
+    let mut names: Vec<String> = events
+        .iter()
+        .map(|e| e["event_name"].as_str().unwrap_or("").to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_reach_meta_through_serve_once_even_across_a_kill() {
+    let ghl = MockServer::start().await;
+    let graph = MockServer::start().await;
+    // Bob's reads are slow, so the kill below finds his opportunity in hand.
+    for (id, email, tags, delay) in [
+        ("c-ann", "ann@example.com", &[][..], 0),
+        ("c-bob", "bob@example.com", &["vip"][..], 1_500),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(format!("/contacts/{id}")))
+            .and(header("authorization", "Bearer pit-local"))
+            .and(header("version", "2021-07-28"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"contact": contact(id, email, tags)}))
+                    .set_delay(Duration::from_millis(delay)),
+            )
+            .mount(&ghl)
+            .await;
+    }
+    let meta = meta(&graph).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mapping = dir.path().join("mapping.toml");
+    std::fs::write(&mapping, mapping_text()).expect("mapping written");
+    let data = dir.path().join("data");
+    let port = free_port();
+
+    let server = start(&data, &mapping, &ghl.uri(), &graph.uri(), port).await;
+    let created = webhook(
+        "ContactCreate",
+        "wh-created",
+        contact("c-ann", "ann@example.com", &[]),
+    );
+    assert_eq!(deliver(&server, created.clone()).await, 200);
+    assert_eq!(
+        deliver(&server, created.clone()).await,
+        200,
+        "a redelivery is acknowledged"
+    );
+    let mut before = contact("c-bob", "bob@example.com", &[]);
+    before["tags"] = json!([]);
+    assert_eq!(
+        deliver(&server, webhook("ContactUpdate", "wh-bob-0", before)).await,
+        200
+    );
+    let events = wait_for(&meta, 1).await;
+    assert_eq!(
+        names(&events),
+        ["Lead"],
+        "one Lead for the created contact, not two"
+    );
+
+    // Accepted, then killed at once: whatever was acknowledged must still arrive.
+    let tagged = webhook(
+        "ContactTagUpdate",
+        "wh-tagged",
+        contact("c-bob", "bob@example.com", &["vip"]),
+    );
+    assert_eq!(deliver(&server, tagged).await, 200);
+    let won = json!({"id": "opp-1", "contactId": "c-bob", "status": "won", "monetaryValue": 300,
+        "pipelineId": "p", "pipelineStageId": "s", "name": "Deal"});
+    assert_eq!(
+        deliver(&server, webhook("OpportunityStatusUpdate", "wh-won", won)).await,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(server);
+
+    let server = start(&data, &mapping, &ghl.uri(), &graph.uri(), port).await;
+    assert_eq!(
+        deliver(&server, created).await,
+        200,
+        "a redelivery after the restart"
+    );
+    let conversion = json!({"locationId": "loc1", "eventType": "Purchase", "value": 42.0,
+        "currency": "USD", "timestamp": Utc::now().to_rfc3339(), "eventId": "order-1"});
+    let answer = reqwest::Client::new()
+        .post(format!("{}/contacts/c-ann/conversions", server.url))
+        .bearer_auth("ck-local")
+        .json(&conversion)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(answer.status(), 202);
+
+    let events = wait_for(&meta, 4).await;
+    assert_eq!(
+        names(&events),
+        ["CompleteRegistration", "Lead", "Purchase", "Purchase"],
+        "{events:#?}"
+    );
+    let ids: std::collections::HashSet<&str> = events
+        .iter()
+        .filter_map(|e| e["event_id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 4, "no event twice");
+    assert!(ids.contains("order-1"));
+
+    let dead = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["dlq", "list", "--json"])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("dlq list runs");
+    assert!(dead.status.success());
+    assert!(
+        dead.stdout.is_empty(),
+        "no dead letters: {}",
+        String::from_utf8_lossy(&dead.stdout)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_listed_with_its_reason_and_redriven_once_fixed() {
+    let ghl = MockServer::start().await;
+    let graph = MockServer::start().await;
+    let meta = meta(&graph).await;
+    // GHL does not know the contact yet.
+    Mock::given(method("GET"))
+        .and(path("/contacts/c-new"))
+        .respond_with(ResponseTemplate::new(404))
+        .up_to_n_times(1)
+        .mount(&ghl)
+        .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mapping = dir.path().join("mapping.toml");
+    std::fs::write(&mapping, mapping_text()).expect("mapping written");
+    let data = dir.path().join("data");
+    let server = start(&data, &mapping, &ghl.uri(), &graph.uri(), free_port()).await;
+    // A second serve on the same store would take the first one's messages in hand.
+    let mut second = Server {
+        child: serve_command(&data, &mapping, free_port())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("a second serve starts"),
+        url: String::new(),
+    };
+    // Polled, so that a second serve that does start fails the test, not hangs it.
+    let mut refused = None;
+    for _ in 0..100 {
+        refused = second.child.try_wait().expect("waits");
+        if refused.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if refused.is_none() {
+        // Still serving: stop it, so its stderr ends and the assertion below tells.
+        let _ = second.child.kill();
+        let _ = second.child.wait();
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = second.child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("stderr");
+    }
+    assert_eq!(refused.and_then(|s| s.code()), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("another `ghl-capi serve` is using"),
+        "{stderr}"
+    );
+    let new = contact("c-new", "new@example.com", &[]);
+    assert_eq!(
+        deliver(&server, webhook("ContactCreate", "wh-new", new.clone())).await,
+        200
+    );
+
+    let dlq = |command: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+            .args(["dlq", command])
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .expect("dlq runs")
+    };
+    let mut listed = String::new();
+    for _ in 0..50 {
+        listed = String::from_utf8_lossy(&dlq("list").stdout).into_owned();
+        if !listed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        listed.starts_with("contact_not_found") && listed.contains("wh-new"),
+        "{listed}"
+    );
+    assert!(meta.events().is_empty());
+
+    Mock::given(method("GET"))
+        .and(path("/contacts/c-new"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"contact": new})))
+        .mount(&ghl)
+        .await;
+    let redriven = dlq("redrive");
+    assert!(redriven.status.success());
+    assert!(String::from_utf8_lossy(&redriven.stdout).starts_with("redriven: 1;"));
+    assert_eq!(names(&wait_for(&meta, 1).await), ["Lead"]);
+    assert!(
+        dlq("list").stdout.is_empty(),
+        "the dead-letter queue is empty"
+    );
+}

@@ -1,0 +1,126 @@
+//! `ghl-capi verify` against a mock GHL and a mock Graph API: what is fine, what is
+//! not, the fix for each, and the exit code.
+
+use std::process::Command;
+
+use ghl_capi_tests::fixtures;
+use serde_json::json;
+use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// The fixture mapping, its main pixel's token in `VERIFY_META_TOKEN`.
+fn mapping() -> String {
+    fixtures::mapping_text_with_token(r#"{ env = "VERIFY_META_TOKEN" }"#)
+}
+
+async fn mocks() -> (MockServer, MockServer) {
+    let ghl = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/"))
+        .and(query_param("locationId", "loc1"))
+        .and(query_param("limit", "1"))
+        .and(header("authorization", "Bearer pit-good"))
+        .and(header("version", "2021-07-28"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"contacts": [{"id": "c1"}]})))
+        .mount(&ghl)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c1"))
+        .and(header("authorization", "Bearer pit-good"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"contact": {"id": "c1"}})))
+        .mount(&ghl)
+        .await;
+    Mock::given(method("GET"))
+        .and(header("authorization", "Bearer pit-revoked"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&ghl)
+        .await;
+    let graph = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v25.0/{}/events", fixtures::DATASET)))
+        .and(body_partial_json(
+            json!({"test_event_code": "TEST42", "access_token": "EAAB-ok"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"events_received": 1, "fbtrace_id": "A"})),
+        )
+        .expect(1..)
+        .mount(&graph)
+        .await;
+    (ghl, graph)
+}
+
+fn verify(ghl: &MockServer, graph: &MockServer, mapping: &str, extra: &[&str]) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("mapping.toml");
+    std::fs::write(&file, mapping).expect("written");
+    let out = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .arg("verify")
+        .arg("--mapping")
+        .arg(&file)
+        .args(extra)
+        .env("GHL_API_BASE_URL", ghl.uri())
+        .env("GRAPH_API_BASE_URL", graph.uri())
+        .env("GHL_TOKEN_loc1", "pit-good")
+        .env("GHL_TOKEN_locbad", "pit-revoked")
+        .env("VERIFY_META_TOKEN", "EAAB-ok")
+        .env_remove("TEST_UNSET_META_TOKEN")
+        .output()
+        .expect("verify runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn row<'a>(table: &'a str, subject: &str) -> &'a str {
+    table
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(subject))
+        .unwrap_or_else(|| panic!("no row for {subject} in\n{table}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn problems_are_listed_with_their_fixes_and_fail_the_run() {
+    let (ghl, graph) = mocks().await;
+    let (code, table) = verify(
+        &ghl,
+        &graph,
+        &mapping(),
+        &["--location", "loc1", "--location", "locbad"],
+    );
+    assert_eq!(code, 1, "{table}");
+    assert!(table.starts_with("CHECK"), "{table}");
+    let good = row(&table, "loc1");
+    assert!(
+        good.contains(" yes ") && good.contains("read one contact"),
+        "{good}"
+    );
+    let bad = row(&table, "locbad");
+    assert!(bad.contains(" NO ") && bad.contains("oauth url"), "{bad}");
+    let main = row(&table, "main");
+    assert!(main.contains(" yes ") && main.contains("TEST42"), "{main}");
+    let second = row(&table, "second");
+    assert!(
+        second.contains(" NO ") && second.contains("TEST_UNSET_META_TOKEN"),
+        "{second}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_fine_exits_zero() {
+    let (ghl, graph) = mocks().await;
+    let first_pixel_only = mapping().replace(
+        "[[pixels]]\nname = \"second\"\ndataset_id = \"456\"\naccess_token = { env = \"TEST_UNSET_META_TOKEN\" }\nlocations = [\"loc2\"]\n",
+        "",
+    );
+    assert_ne!(first_pixel_only, mapping());
+    let (code, table) = verify(&ghl, &graph, &first_pixel_only, &["--location", "loc1"]);
+    assert_eq!(code, 0, "{table}");
+    assert_eq!(
+        table.lines().count(),
+        1 + 2,
+        "one location, one pixel: {table}"
+    );
+}

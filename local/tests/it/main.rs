@@ -1,0 +1,3 @@
+//! The local store with SQS's semantics: one test binary.
+
+mod store;

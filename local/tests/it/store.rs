@@ -1,0 +1,147 @@
+//! The local store keeps SQS's promises: durable sends, visibility timeouts, FIFO
+//! order per group, deduplication, and dead letters after too many receives.
+
+use std::time::Duration;
+
+use ghl_capi::ports::queue::{Outgoing, Queue};
+use ghl_capi::ports::state::StateStore;
+use ghl_capi_local::ports::{LocalQueue, LocalState};
+use ghl_capi_local::store::{DEAD, Store};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn bodies(store: &Store, max: usize) -> Vec<String> {
+    store
+        .receive("q", max, LONG, 5)
+        .expect("received")
+        .into_iter()
+        .map(|r| r.record.body)
+        .collect()
+}
+
+#[test]
+fn messages_survive_a_reopen_and_stay_hidden_while_received() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("store.db");
+    {
+        let store = Store::open(&path).expect("open");
+        store.send("q", "one", None, None).expect("sent");
+        store.send("q", "two", None, None).expect("sent");
+    }
+    let store = Store::open(&path).expect("reopened");
+    let got = store.receive("q", 1, LONG, 5).expect("received");
+    assert_eq!(got[0].record.body, "one");
+    assert_eq!(bodies(&store, 10), ["two"], "one is hidden while in hand");
+    store.delete(&got[0].record.message_id).expect("deleted");
+    assert_eq!(store.depth("q").expect("depth"), 1);
+}
+
+#[test]
+fn a_retried_message_comes_back_after_its_wait() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("s.db")).expect("open");
+    store.send("q", "m", None, None).expect("sent");
+    let got = store.receive("q", 10, LONG, 5).expect("received");
+    store
+        .retry_after(&got[0].record.message_id, Duration::from_millis(50))
+        .expect("retry");
+    assert!(bodies(&store, 10).is_empty());
+    std::thread::sleep(Duration::from_millis(80));
+    let again = store.receive("q", 10, LONG, 5).expect("received");
+    assert_eq!((again[0].record.body.as_str(), again[0].receives), ("m", 2));
+}
+
+#[test]
+fn a_fifo_group_gives_out_one_message_at_a_time_in_order() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("s.db")).expect("open");
+    for (body, group) in [("a1", "a"), ("b1", "b"), ("a2", "a")] {
+        store.send("q", body, Some(group), None).expect("sent");
+    }
+    let first = store.receive("q", 10, LONG, 5).expect("received");
+    let got: Vec<&str> = first.iter().map(|r| r.record.body.as_str()).collect();
+    assert_eq!(got, ["a1", "b1"], "a2 waits for a1");
+    assert!(bodies(&store, 10).is_empty());
+    store.delete(&first[0].record.message_id).expect("deleted");
+    assert_eq!(bodies(&store, 10), ["a2"]);
+}
+
+#[tokio::test]
+async fn a_deduplication_id_is_sent_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("s.db")).expect("open");
+    let queue = LocalQueue {
+        store: store.clone(),
+        name: "q",
+    };
+    for _ in 0..2 {
+        queue
+            .send(Outgoing {
+                body: "hook".into(),
+                group_id: Some("g".into()),
+                dedup_id: Some("wh-1".into()),
+            })
+            .await
+            .expect("sent");
+    }
+    assert_eq!(store.depth("q").expect("depth"), 1);
+}
+
+#[test]
+fn a_message_received_too_often_moves_to_the_dead_letter_queue_untouched() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("s.db")).expect("open");
+    store.send("q", "poison", Some("g"), None).expect("sent");
+    for _ in 0..2 {
+        let got = store.receive("q", 10, LONG, 2).expect("received");
+        store
+            .retry_after(&got[0].record.message_id, Duration::ZERO)
+            .expect("retry");
+    }
+    assert!(
+        store
+            .receive("q", 10, LONG, 2)
+            .expect("received")
+            .is_empty()
+    );
+    let dead = store.list(DEAD).expect("listed");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, "poison");
+}
+
+#[tokio::test]
+async fn state_keeps_tags_and_processed_jobs() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = LocalState(Store::open(&dir.path().join("s.db")).expect("open"));
+    assert_eq!(state.tags("loc", "c1").await.expect("read"), None);
+    state
+        .set_tags("loc", "c1", &["vip".into()])
+        .await
+        .expect("written");
+    assert_eq!(
+        state.tags("loc", "c1").await.expect("read"),
+        Some(vec!["vip".to_owned()])
+    );
+    assert!(!state.processed("wh-1").await.expect("read"));
+    state.mark_processed("wh-1").await.expect("written");
+    assert!(state.processed("wh-1").await.expect("read"));
+}
+
+#[test]
+fn what_a_stopped_run_had_in_hand_is_released_at_the_next_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("s.db");
+    let store = Store::open(&path).expect("open");
+    for body in ["in-hand", "waiting"] {
+        store.send("q", body, None, None).expect("sent");
+    }
+    let got = store.receive("q", 10, LONG, 5).expect("received");
+    store
+        .retry_after(&got[1].record.message_id, LONG)
+        .expect("delayed");
+    drop(store);
+
+    let store = Store::open(&path).expect("reopened");
+    assert_eq!(store.release_in_hand().expect("released"), 1);
+    assert_eq!(bodies(&store, 10), ["in-hand"], "a retry delay is kept");
+}

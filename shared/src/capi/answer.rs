@@ -1,0 +1,229 @@
+//! What Meta's answer to `POST /{version}/{pixel}/events` means for the batch.
+//!
+//! Meta rejects a whole request for one bad event, so the dispatcher needs to know,
+//! per answer, whether to retry it, split it to isolate an offender, hold it until
+//! the token is fixed, or dead-letter it. The policy follows Meta's error codes
+//! (`reference/meta-capi.md` §4.2): handle by code and subcode, never by message text.
+
+use serde::Deserialize;
+
+/// What to do with the events of a request, given Meta's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Meta took them: `events_received` of them.
+    Delivered {
+        events_received: u64,
+        fbtrace_id: Option<String>,
+    },
+    /// Temporary (rate limits, outages, 5xx, timeouts): send again later, with backoff.
+    Retry { reason: String },
+    /// The token is invalid or lacks permission: keep the events, retry later, and
+    /// alert loudly; they must never be dropped for this.
+    TokenProblem { reason: String },
+    /// One event (at least) is invalid and Meta refused the whole request: split the
+    /// batch to find it; a single event with this answer is dead-lettered.
+    Invalid { reason: String },
+    /// Refused for good for another reason: dead-letter with the reason.
+    Refused { reason: String },
+}
+
+#[derive(Debug, Deserialize)]
+struct Success {
+    events_received: u64,
+    #[serde(default)]
+    fbtrace_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Failure {
+    error: MetaError,
+}
+
+/// Meta's error object.
+#[derive(Debug, Deserialize)]
+struct MetaError {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    code: i64,
+    #[serde(default)]
+    error_subcode: Option<i64>,
+    #[serde(default)]
+    is_transient: bool,
+    #[serde(default)]
+    error_user_msg: Option<String>,
+    #[serde(default)]
+    fbtrace_id: Option<String>,
+}
+
+impl MetaError {
+    fn reason(&self) -> String {
+        let subcode = self
+            .error_subcode
+            .map(|s| format!("/{s}"))
+            .unwrap_or_default();
+        let detail = self.error_user_msg.as_deref().unwrap_or(&self.message);
+        let trace = self
+            .fbtrace_id
+            .as_deref()
+            .map(|t| format!(" (fbtrace_id {t})"))
+            .unwrap_or_default();
+        format!("Meta error {}{subcode}: {detail}{trace}", self.code)
+    }
+}
+
+/// Classifies an HTTP answer from the events endpoint.
+pub fn classify(status: u16, body: &str) -> Disposition {
+    if (200..300).contains(&status) {
+        return match serde_json::from_str::<Success>(body) {
+            Ok(s) => Disposition::Delivered {
+                events_received: s.events_received,
+                fbtrace_id: s.fbtrace_id,
+            },
+            // A 2xx we cannot read gives no proof of delivery: try again (the event
+            // ids make a repeat harmless at Meta).
+            Err(_) => Disposition::Retry {
+                reason: format!("unreadable {status} answer from Meta"),
+            },
+        };
+    }
+    let Ok(Failure { error }) = serde_json::from_str::<Failure>(body) else {
+        // HTML error pages and empty bodies come from outages and proxies.
+        return match status {
+            400..=499 if status != 429 => Disposition::Refused {
+                reason: format!("HTTP {status} without a Meta error object"),
+            },
+            _ => Disposition::Retry {
+                reason: format!("HTTP {status} without a Meta error object"),
+            },
+        };
+    };
+    let reason = error.reason();
+    match error.code {
+        190 | 102 | 10 | 200..=299 => Disposition::TokenProblem { reason },
+        1 | 2 | 4 | 17 | 32 | 341 | 368 | 613 | 21009 | 80000..=80099 => {
+            Disposition::Retry { reason }
+        }
+        _ if error.is_transient || status >= 500 || status == 429 => Disposition::Retry { reason },
+        100 => Disposition::Invalid { reason },
+        _ => Disposition::Refused { reason },
+    }
+}
+
+/// `appsecret_proof` for a token: HMAC-SHA256(app secret, token), lowercase hex.
+pub fn appsecret_proof(app_secret: &str, access_token: &str) -> String {
+    use hmac::{Hmac, Mac};
+    // HMAC takes keys of any length, so the constructor cannot fail.
+    Hmac::<sha2::Sha256>::new_from_slice(app_secret.as_bytes())
+        .map(|mut mac| {
+            mac.update(access_token.as_bytes());
+            hex::encode(mac.finalize().into_bytes())
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(code: i64, subcode: Option<i64>, transient: bool) -> String {
+        serde_json::json!({"error": {"message": "Invalid parameter", "type": "OAuthException", "code": code,
+            "error_subcode": subcode, "is_transient": transient,
+            "error_user_msg": "The timestamp for this event is too far in the past.", "fbtrace_id": "A6UyE"}})
+        .to_string()
+    }
+
+    #[test]
+    fn a_success_reports_what_meta_received() {
+        assert_eq!(
+            classify(
+                200,
+                r#"{"events_received": 3, "messages": [], "fbtrace_id": "Ax"}"#
+            ),
+            Disposition::Delivered {
+                events_received: 3,
+                fbtrace_id: Some("Ax".into())
+            }
+        );
+        assert_eq!(
+            classify(200, r#"{"events_received": 1}"#),
+            Disposition::Delivered {
+                events_received: 1,
+                fbtrace_id: None
+            }
+        );
+        assert!(matches!(classify(200, "<html>"), Disposition::Retry { .. }));
+    }
+
+    #[test]
+    fn a_validation_error_isolates_with_metas_message() {
+        let d = classify(400, &error(100, Some(2_804_003), false));
+        let Disposition::Invalid { reason } = d else {
+            panic!("{d:?}")
+        };
+        assert!(
+            reason.contains("100/2804003")
+                && reason.contains("too far in the past")
+                && reason.contains("A6UyE")
+        );
+    }
+
+    #[test]
+    fn rate_limits_outages_and_transients_are_retried() {
+        for code in [1, 2, 4, 17, 32, 341, 613, 80_000, 80_004] {
+            assert!(
+                matches!(
+                    classify(400, &error(code, None, false)),
+                    Disposition::Retry { .. }
+                ),
+                "{code}"
+            );
+        }
+        assert!(
+            matches!(
+                classify(400, &error(100, None, true)),
+                Disposition::Retry { .. }
+            ),
+            "is_transient wins"
+        );
+        assert!(matches!(
+            classify(503, "<html>busy</html>"),
+            Disposition::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(500, &error(9999, None, false)),
+            Disposition::Retry { .. }
+        ));
+    }
+
+    #[test]
+    fn token_and_permission_errors_are_held_not_dropped() {
+        for code in [190, 102, 10, 200, 299] {
+            assert!(
+                matches!(
+                    classify(400, &error(code, Some(463), false)),
+                    Disposition::TokenProblem { .. }
+                ),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_client_errors_are_refused() {
+        assert!(matches!(
+            classify(400, &error(3, None, false)),
+            Disposition::Refused { .. }
+        ));
+        assert!(matches!(classify(404, ""), Disposition::Refused { .. }));
+    }
+
+    #[test]
+    fn appsecret_proof_is_hmac_sha256_hex() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            appsecret_proof("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! Dispatch: delivering events to Meta, in batches of up to [`MAX_BATCH`] per
+//! request; when Meta refuses a whole request for one invalid event, the batch is
+//! halved until the offender stands alone, so the others are still sent and only it
+//! is dead-lettered.
+//!
+//! - this module: one pixel's events, delivered ([`deliver`]);
+//! - [`consumer`]: the dispatch function's batch;
+//! - [`tokens`]: each pixel's access token, read where the mapping says.
+
+pub mod consumer;
+pub mod tokens;
+
+use crate::batch::chain;
+use crate::capi::answer::{Disposition, classify};
+use crate::capi::{EventRequest, EventsApi, MAX_BATCH, ServerEvent};
+
+/// What became of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Meta acknowledged it, in the request it traces as `fbtrace_id`.
+    Delivered { fbtrace_id: Option<String> },
+    /// Send again later (SQS redelivers it; its redrive policy bounds the tries).
+    Retry { reason: String },
+    /// Hold and alert: the token or its permissions are wrong.
+    TokenProblem { reason: String },
+    /// Meta will never take it: dead-letter with the reason.
+    DeadLetter { reason: String },
+}
+
+/// Sends `events` to one pixel and says, for each (by position), what became of it.
+pub async fn deliver(
+    api: &impl EventsApi,
+    dataset_id: &str,
+    test_event_code: Option<&str>,
+    events: &[ServerEvent],
+) -> Vec<Delivery> {
+    // Each event's outcome starts undecided; every answer below decides a range.
+    let mut outcomes: Vec<Option<Delivery>> = vec![None; events.len()];
+    // Ranges still to send; a refused range comes back as its two halves.
+    let mut pending: Vec<std::ops::Range<usize>> = (0..events.len())
+        .step_by(MAX_BATCH)
+        .map(|start| start..(start + MAX_BATCH).min(events.len()))
+        .rev()
+        .collect();
+    while let Some(range) = pending.pop() {
+        let request = EventRequest {
+            data: events[range.clone()].to_vec(),
+            test_event_code: test_event_code.map(str::to_owned),
+            ..EventRequest::default()
+        };
+        let disposition = match api.post(dataset_id, &request).await {
+            Ok(answer) => classify(answer.status, &answer.body),
+            Err(transport) => Disposition::Retry {
+                reason: chain(&transport),
+            },
+        };
+        let all = |outcome: Delivery| vec![outcome; range.len()];
+        let decided = match disposition {
+            Disposition::Delivered {
+                events_received,
+                fbtrace_id,
+            } if events_received as usize == range.len() => all(Delivery::Delivered { fbtrace_id }),
+            // Fewer than sent: no way to tell which, so all go again; their event
+            // ids make the repeat harmless at Meta.
+            Disposition::Delivered {
+                events_received, ..
+            } => all(Delivery::Retry {
+                reason: format!("Meta received {events_received} of {} events", range.len()),
+            }),
+            Disposition::Invalid { reason } if range.len() == 1 => {
+                all(Delivery::DeadLetter { reason })
+            }
+            Disposition::Invalid { .. } => {
+                let middle = range.start + range.len() / 2;
+                pending.push(middle..range.end);
+                pending.push(range.start..middle);
+                continue;
+            }
+            Disposition::Retry { reason } => all(Delivery::Retry { reason }),
+            Disposition::TokenProblem { reason } => all(Delivery::TokenProblem { reason }),
+            Disposition::Refused { reason } => all(Delivery::DeadLetter { reason }),
+        };
+        for (slot, outcome) in outcomes[range].iter_mut().zip(decided) {
+            *slot = Some(outcome);
+        }
+    }
+    // Every range was decided above; should one ever not be, it is sent again,
+    // never counted as delivered.
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.unwrap_or_else(|| Delivery::Retry {
+                reason: "no answer decided this event".into(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,152 @@
+//! GHL's side of enrichment, as a port: the reads a job may need ([`GhlReader`]),
+//! the related records it can ask for ([`Related`]), and what can go wrong
+//! ([`GhlError`]). The Contacts API client is the real adapter.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::Contact;
+
+/// The cause of an error that is not GHL's answer (a transport failure, an
+/// unreadable body, a token store that failed). Shared, so a read fetched once per
+/// batch can hand the same error to every job that asked for it.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Why GHL could not give what was asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GhlError {
+    #[error("GHL has no such record")]
+    NotFound,
+    #[error("GHL rate limit reached; retry in {retry_after_ms} ms")]
+    RateLimited { retry_after_ms: u64 },
+    #[error("GHL refused the token")]
+    Unauthorized,
+    #[error("GHL refused the request ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    /// GHL could not be reached or answered with a server error, or a token could
+    /// not be read or refreshed: worth another try.
+    #[error("GHL is unavailable ({context}): {source}")]
+    Unavailable {
+        context: &'static str,
+        #[source]
+        source: Cause,
+    },
+}
+
+impl GhlError {
+    /// An [`GhlError::Unavailable`] with what was being done and why it failed.
+    pub fn unavailable(
+        context: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        GhlError::Unavailable {
+            context,
+            source: Arc::from(source.into()),
+        }
+    }
+
+    /// A stable name for metrics and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GhlError::NotFound => "ghl_not_found",
+            GhlError::RateLimited { .. } => "ghl_rate_limited",
+            GhlError::Unauthorized => "ghl_unauthorized",
+            GhlError::Rejected { .. } => "ghl_rejected",
+            GhlError::Unavailable { .. } => "ghl_unavailable",
+        }
+    }
+}
+
+/// Errors compare by what they say: an unavailable GHL by its context and cause
+/// in words.
+impl PartialEq for GhlError {
+    fn eq(&self, other: &Self) -> bool {
+        use GhlError as E;
+        match (self, other) {
+            (E::NotFound, E::NotFound) | (E::Unauthorized, E::Unauthorized) => true,
+            (E::RateLimited { retry_after_ms: a }, E::RateLimited { retry_after_ms: b }) => a == b,
+            (
+                E::Rejected { status, message },
+                E::Rejected {
+                    status: s,
+                    message: m,
+                },
+            ) => status == s && message == m,
+            (
+                E::Unavailable { context, source },
+                E::Unavailable {
+                    context: c,
+                    source: s,
+                },
+            ) => context == c && source.to_string() == s.to_string(),
+            _ => false,
+        }
+    }
+}
+
+/// A contact's related records, as GHL lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Related {
+    Notes,
+    Tasks,
+    Appointments,
+}
+
+impl Related {
+    /// GHL's path segment for the list (`/contacts/{id}/{segment}`).
+    pub fn segment(self) -> &'static str {
+        match self {
+            Related::Notes => "notes",
+            Related::Tasks => "tasks",
+            Related::Appointments => "appointments",
+        }
+    }
+
+    /// The key GHL wraps the list under: appointments come as `events`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Related::Appointments => "events",
+            other => other.segment(),
+        }
+    }
+}
+
+/// The GHL reads enrichment needs.
+pub trait GhlReader: Send + Sync {
+    /// `GET /contacts/{id}`.
+    fn contact(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+    ) -> impl Future<Output = Result<Contact, GhlError>> + Send;
+    /// The contact's notes, tasks or appointments, as GHL lists them.
+    fn related(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        related: Related,
+    ) -> impl Future<Output = Result<Value, GhlError>> + Send;
+    /// The app was installed on a location of a company (an agency install reaching
+    /// a new location): the location's token can be minted from the company's.
+    /// Readers without tokens of their own have nothing to record.
+    fn installed(
+        &self,
+        location_id: &str,
+        company_id: &str,
+    ) -> impl Future<Output = Result<(), GhlError>> + Send {
+        let _ = (location_id, company_id);
+        async { Ok(()) }
+    }
+    /// The app was uninstalled from a location or a company: its tokens are retired.
+    /// Readers without tokens of their own have nothing to retire.
+    fn uninstalled(
+        &self,
+        location_id: Option<&str>,
+        company_id: Option<&str>,
+    ) -> impl Future<Output = Result<(), GhlError>> + Send {
+        let _ = (location_id, company_id);
+        async { Ok(()) }
+    }
+}

@@ -1,0 +1,72 @@
+//! Where the GHL client gets each location's access token, and a better one after GHL
+//! refused it.
+//!
+//! - [`FixedTokens`]: Private Integration tokens (`pit-…`), fixed, never refreshed.
+//! - [`ManagedTokens`]: a secret per location, `{prefix}{locationId}`, holding a
+//!   Private Integration token or an OAuth token set, refreshed ahead of expiry and
+//!   once after a `401` (see [`managed`] for how a refresh never loses a token).
+
+mod managed;
+
+use std::collections::HashMap;
+use std::future::Future;
+
+pub use managed::{ManagedTokens, REFRESH_MARGIN};
+
+use super::reader::GhlError;
+use super::wire::LocationToken;
+
+/// A location's tokens.
+pub trait TokenSource: Send + Sync {
+    /// The token to use now.
+    fn token(
+        &self,
+        location_id: &str,
+    ) -> impl Future<Output = Result<LocationToken, GhlError>> + Send;
+    /// A token to try once more after GHL refused `stale`, or `Unauthorized` if
+    /// there is none better.
+    fn refreshed(
+        &self,
+        location_id: &str,
+        stale: &LocationToken,
+    ) -> impl Future<Output = Result<LocationToken, GhlError>> + Send;
+    /// Records a location the app was installed on through its company.
+    fn installed(
+        &self,
+        location_id: &str,
+        company_id: &str,
+    ) -> impl Future<Output = Result<(), GhlError>> + Send;
+    /// Retires the tokens of a location or company the app was uninstalled from.
+    fn uninstalled(
+        &self,
+        location_id: Option<&str>,
+        company_id: Option<&str>,
+    ) -> impl Future<Output = Result<(), GhlError>> + Send;
+}
+
+/// A fixed token per location.
+#[derive(Debug, Clone, Default)]
+pub struct FixedTokens(pub HashMap<String, LocationToken>);
+
+impl TokenSource for FixedTokens {
+    async fn token(&self, location_id: &str) -> Result<LocationToken, GhlError> {
+        self.0
+            .get(location_id)
+            .cloned()
+            .ok_or(GhlError::Unauthorized)
+    }
+
+    async fn refreshed(&self, _: &str, _: &LocationToken) -> Result<LocationToken, GhlError> {
+        Err(GhlError::Unauthorized)
+    }
+
+    /// Fixed tokens are the user's to add, in the environment.
+    async fn installed(&self, _: &str, _: &str) -> Result<(), GhlError> {
+        Ok(())
+    }
+
+    /// Fixed tokens are the user's to revoke, in GHL.
+    async fn uninstalled(&self, _: Option<&str>, _: Option<&str>) -> Result<(), GhlError> {
+        Ok(())
+    }
+}

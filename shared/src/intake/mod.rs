@@ -1,0 +1,16 @@
+//! Intake: requests in, jobs queued, answers in the caller's terms. Nothing here
+//! calls GHL or Meta; every answer comes once the job is durably queued (or says
+//! why it was not).
+//!
+//! - [`routes`]: the API's routes, for any HTTP front (API Gateway, `serve`).
+//! - [`webhook`]: `POST /webhooks/ghl`: verify, validate, enqueue.
+//! - [`conversion`]: `POST /contacts/{contactId}/conversions`.
+
+pub mod conversion;
+pub mod routes;
+pub mod webhook;
+
+pub use routes::{Api, Request, Response};
+
+/// API Gateway's payload limit, and ours: 1 MiB.
+pub const MAX_BODY_BYTES: usize = 1 << 20;

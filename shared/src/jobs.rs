@@ -1,0 +1,217 @@
+//! The wire formats between stages, in one place: what intake queues for enrichment
+//! ([`EnrichJob`]), what enrichment queues for dispatch ([`DispatchJob`]), and what
+//! either writes to a dead-letter queue ([`LetterMessage`]). Each is JSON on a queue;
+//! changing a field here changes it for every stage at once.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::capi::ServerEvent;
+use crate::ghl::webhook::Webhook;
+
+/// Work for the enrichment stage, as queued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EnrichJob {
+    /// A verified webhook, kept as the exact text received.
+    Webhook {
+        /// The idempotency key (`webhookId`, or a digest of the body).
+        key: String,
+        received_at: DateTime<Utc>,
+        body: String,
+    },
+    /// A conversion posted to `/contacts/{contactId}/conversions`.
+    Conversion(ConversionJob),
+}
+
+impl EnrichJob {
+    /// The job's idempotency key: the webhook's, or the conversion's event id.
+    pub fn key(&self) -> &str {
+        match self {
+            EnrichJob::Webhook { key, .. } => key,
+            EnrichJob::Conversion(job) => &job.event_id,
+        }
+    }
+
+    /// The FIFO group it belongs to: its location and contact.
+    pub fn group_id(&self) -> String {
+        match self {
+            EnrichJob::Conversion(job) => {
+                group_id(&job.conversion.location_id, Some(&job.contact_id))
+            }
+            EnrichJob::Webhook { body, .. } => {
+                let webhook = Webhook::parse(body.as_bytes()).ok();
+                let webhook = webhook.as_ref();
+                group_id(
+                    webhook.and_then(Webhook::location_id).unwrap_or("-"),
+                    webhook.and_then(Webhook::contact_id),
+                )
+            }
+        }
+    }
+}
+
+/// A posted conversion as queued: the body, and the event id Meta will receive
+/// (the caller's own, or one derived from the conversion). The id is required, so
+/// no job can share an empty idempotency key with another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ConversionJobWire")]
+pub struct ConversionJob {
+    pub contact_id: String,
+    pub received_at: DateTime<Utc>,
+    pub event_id: String,
+    pub conversion: PostedConversion,
+}
+
+/// A conversion job as read: jobs queued before the id had a field of its own
+/// carry it only inside the conversion.
+#[derive(Deserialize)]
+struct ConversionJobWire {
+    contact_id: String,
+    received_at: DateTime<Utc>,
+    #[serde(default)]
+    event_id: Option<String>,
+    conversion: PostedConversion,
+}
+
+impl TryFrom<ConversionJobWire> for ConversionJob {
+    type Error = &'static str;
+
+    fn try_from(wire: ConversionJobWire) -> Result<Self, Self::Error> {
+        let event_id = wire
+            .event_id
+            .or_else(|| wire.conversion.event_id.clone())
+            .filter(|id| !id.is_empty())
+            .ok_or("a conversion job must carry its event id")?;
+        Ok(ConversionJob {
+            contact_id: wire.contact_id,
+            received_at: wire.received_at,
+            event_id,
+            conversion: wire.conversion,
+        })
+    }
+}
+
+/// The body of a posted conversion. The contact comes from the path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostedConversion {
+    pub location_id: String,
+    /// The user's name for what happened (`purchase`, `qualified`, …); rules match on it.
+    pub event_type: String,
+    /// When it happened, ISO-8601.
+    pub timestamp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// The caller's own id for this conversion; it makes retries idempotent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub custom_data: Map<String, Value>,
+}
+
+/// One event for one pixel, as queued for dispatch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchJob {
+    /// The pixel's name in the mapping.
+    pub pixel: String,
+    /// The job it came from (its idempotency key), for tracing.
+    pub source: String,
+    pub rule: String,
+    pub event: ServerEvent,
+}
+
+/// Something that will not reach Meta, with why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub source: String,
+    pub rule: Option<String>,
+    /// Stable code (`too_old`, `contact_not_found`, …).
+    pub code: String,
+    pub reason: String,
+}
+
+/// A dead letter as a dead-letter queue holds it: the letter, and the message it is
+/// about, as it was queued (so a redrive can put it back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LetterMessage {
+    pub dead_letter: DeadLetter,
+    pub message: String,
+}
+
+/// The stage, and queue, a job belongs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Enrich,
+    Dispatch,
+}
+
+impl Stage {
+    /// The stage a queued message is a job of, if it is one of ours.
+    pub fn of(message: &str) -> Option<Stage> {
+        if serde_json::from_str::<EnrichJob>(message).is_ok() {
+            Some(Stage::Enrich)
+        } else if serde_json::from_str::<DispatchJob>(message).is_ok() {
+            Some(Stage::Dispatch)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Enrich => "enrich",
+            Stage::Dispatch => "dispatch",
+        }
+    }
+}
+
+/// FIFO group: one contact's changes stay in order; other contacts run in parallel.
+pub fn group_id(location_id: &str, contact_id: Option<&str>) -> String {
+    match contact_id {
+        Some(contact) => format!("{location_id}:{contact}"),
+        None => location_id.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_conversion_job_carries_its_event_id_and_reads_the_older_shape() {
+        let conversion = json!({"locationId": "loc", "eventType": "Lead",
+            "timestamp": "2026-11-20T09:00:00Z", "eventId": "order-1"});
+        let older = json!({"kind": "conversion", "contact_id": "c1",
+            "received_at": "2026-11-20T09:00:01Z", "conversion": conversion});
+        let job: EnrichJob = serde_json::from_value(older).expect("older job");
+        assert_eq!(job.key(), "order-1");
+        assert_eq!(job.group_id(), "loc:c1");
+        let again: EnrichJob =
+            serde_json::from_str(&serde_json::to_string(&job).expect("ser")).expect("de");
+        assert_eq!(again, job);
+
+        let without = json!({"kind": "conversion", "contact_id": "c1",
+            "received_at": "2026-11-20T09:00:01Z",
+            "conversion": {"locationId": "loc", "eventType": "Lead", "timestamp": "2026-11-20T09:00:00Z"}});
+        let refused = serde_json::from_value::<EnrichJob>(without).unwrap_err();
+        assert!(refused.to_string().contains("event id"), "{refused}");
+    }
+
+    #[test]
+    fn a_message_is_known_by_the_stage_it_belongs_to() {
+        let webhook = json!({"kind": "webhook", "key": "wh-1", "received_at": "2026-11-20T10:00:00Z",
+            "body": json!({"type": "ContactCreate", "locationId": "loc", "id": "c1"}).to_string()});
+        assert_eq!(Stage::of(&webhook.to_string()), Some(Stage::Enrich));
+        let dispatch = json!({"pixel": "main", "source": "wh-1", "rule": "lead",
+            "event": {"event_name": "Lead", "event_time": 1, "action_source": "system_generated", "user_data": {}}});
+        assert_eq!(Stage::of(&dispatch.to_string()), Some(Stage::Dispatch));
+        assert_eq!(Stage::of("not a job"), None);
+    }
+}

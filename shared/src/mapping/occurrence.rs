@@ -1,0 +1,346 @@
+//! What happened: the occurrences webhooks (or posted conversions, or a backfill of
+//! contacts) give rise to, ready to be matched against rules.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::Trigger;
+use crate::ghl::webhook::{Envelope, Webhook};
+use crate::ghl::{Contact, parse_timestamp};
+use crate::jobs::PostedConversion;
+
+/// One thing that happened to one contact, ready to be matched against rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Occurrence {
+    pub trigger: Trigger,
+    pub location_id: String,
+    pub contact_id: String,
+    /// The entity the trigger is about (opportunity, appointment, …) as GHL sent it.
+    pub entity: Option<Value>,
+    /// The tag added or removed, for tag triggers.
+    pub tag: Option<String>,
+    /// What identifies this change; with location, contact and rule it makes the
+    /// event id, so the same change always yields the same id.
+    pub change: String,
+    /// When it happened (the event's `event_time`).
+    pub at: DateTime<Utc>,
+}
+
+fn when(envelope: &Envelope, fallback: Option<&str>, now: DateTime<Utc>) -> DateTime<Utc> {
+    envelope
+        .sent_at()
+        .or_else(|| fallback.and_then(parse_timestamp))
+        .unwrap_or(now)
+}
+
+/// What a delivery is identified by, for change keys of repeatable changes.
+fn delivery(envelope: &Envelope) -> &str {
+    envelope
+        .webhook_id
+        .as_deref()
+        .or(envelope.timestamp.as_deref())
+        .unwrap_or_default()
+}
+
+impl Occurrence {
+    /// The occurrences a webhook gives rise to. `previous_tags` are the contact's
+    /// tags as last seen (empty when never seen); tag triggers fire on the
+    /// difference, so "tag added" fires once, on the transition. Events that only
+    /// repeat a specific one (`OpportunityUpdate` accompanies every status, stage and
+    /// value change) give none, so one change is one event.
+    pub fn from_webhook(
+        webhook: &Webhook,
+        previous_tags: &[String],
+        now: DateTime<Utc>,
+    ) -> Vec<Occurrence> {
+        let env = webhook.envelope();
+        let location = env.location_id.clone().unwrap_or_default();
+        let one = |trigger, contact_id: Option<&str>, entity: Value, change: String, at| {
+            contact_id
+                .map(|c| Occurrence {
+                    trigger,
+                    location_id: location.clone(),
+                    contact_id: c.to_owned(),
+                    entity: Some(entity),
+                    tag: None,
+                    change,
+                    at,
+                })
+                .into_iter()
+                .collect()
+        };
+        match webhook {
+            Webhook::ContactCreate(e)
+            | Webhook::ContactUpdate(e)
+            | Webhook::ContactTagUpdate(e) => {
+                let c = &e.contact;
+                let mut out = Vec::new();
+                if let Webhook::ContactCreate(_) = webhook {
+                    out.push(Occurrence::for_contact(
+                        Trigger::ContactCreated,
+                        &location,
+                        c,
+                        now,
+                    ));
+                }
+                if let Webhook::ContactUpdate(_) = webhook {
+                    let at = when(env, c.date_updated.as_deref(), now);
+                    out.push(Occurrence {
+                        change: format!("updated@{}", delivery(env)),
+                        at,
+                        ..Occurrence::for_contact(Trigger::ContactUpdated, &location, c, now)
+                    });
+                }
+                out.extend(tag_changes(&location, c, previous_tags, env, now));
+                out
+            }
+            Webhook::OpportunityCreate(o) => one(
+                Trigger::OpportunityCreated,
+                o.contact_id.as_deref(),
+                to_json(o),
+                o.id.clone(),
+                when(env, o.date_added.as_deref(), now),
+            ),
+            Webhook::OpportunityStatusUpdate(o) => one(
+                Trigger::OpportunityStatusChanged,
+                o.contact_id.as_deref(),
+                to_json(o),
+                format!(
+                    "{}:status:{}",
+                    o.id,
+                    o.status.as_deref().unwrap_or_default()
+                ),
+                when(env, None, now),
+            ),
+            Webhook::OpportunityStageUpdate(o) => one(
+                Trigger::OpportunityStageChanged,
+                o.contact_id.as_deref(),
+                to_json(o),
+                format!(
+                    "{}:stage:{}",
+                    o.id,
+                    o.pipeline_stage_id.as_deref().unwrap_or_default()
+                ),
+                when(env, None, now),
+            ),
+            Webhook::OpportunityMonetaryValueUpdate(o) => one(
+                Trigger::OpportunityValueChanged,
+                o.contact_id.as_deref(),
+                to_json(o),
+                format!("{}:value:{}", o.id, o.monetary_value.unwrap_or_default()),
+                when(env, None, now),
+            ),
+            Webhook::AppointmentCreate(a) => one(
+                Trigger::AppointmentBooked,
+                a.appointment.contact_id.as_deref(),
+                to_json(&a.appointment),
+                a.appointment.id.clone(),
+                when(env, a.appointment.date_added.as_deref(), now),
+            ),
+            Webhook::AppointmentUpdate(a) => one(
+                Trigger::AppointmentUpdated,
+                a.appointment.contact_id.as_deref(),
+                to_json(&a.appointment),
+                format!("{}@{}", a.appointment.id, delivery(env)),
+                when(env, a.appointment.date_updated.as_deref(), now),
+            ),
+            Webhook::NoteCreate(n) => one(
+                Trigger::NoteCreated,
+                n.contact_id.as_deref(),
+                to_json(n),
+                n.id.clone(),
+                when(env, n.date_added.as_deref(), now),
+            ),
+            Webhook::NoteUpdate(n) => one(
+                Trigger::NoteUpdated,
+                n.contact_id.as_deref(),
+                to_json(n),
+                format!("{}@{}", n.id, delivery(env)),
+                when(env, None, now),
+            ),
+            Webhook::TaskCreate(t) => one(
+                Trigger::TaskCreated,
+                t.contact_id.as_deref(),
+                to_json(t),
+                t.id.clone(),
+                when(env, t.date_added.as_deref(), now),
+            ),
+            Webhook::TaskComplete(t) => one(
+                Trigger::TaskCompleted,
+                t.contact_id.as_deref(),
+                to_json(t),
+                t.id.clone(),
+                when(env, None, now),
+            ),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A contact-only occurrence (used for backfills of `GET /contacts/{id}` records):
+    /// the change is the contact's creation or last update, whichever the trigger
+    /// is about.
+    pub fn for_contact(
+        trigger: Trigger,
+        location_id: &str,
+        contact: &Contact,
+        now: DateTime<Utc>,
+    ) -> Occurrence {
+        let mut one = Occurrence::blank(trigger, now);
+        one.refill_for_contact(trigger, location_id, contact, None, now);
+        one
+    }
+
+    /// An occurrence with nothing in it yet, to be refilled.
+    fn blank(trigger: Trigger, at: DateTime<Utc>) -> Occurrence {
+        Occurrence {
+            trigger,
+            location_id: String::new(),
+            contact_id: String::new(),
+            entity: None,
+            tag: None,
+            change: String::new(),
+            at,
+        }
+    }
+
+    /// [`Occurrence::for_contact`] written over `self`, into the strings it has; with
+    /// `tag`, the occurrence of that tag (its change is the tag, not a time).
+    fn refill_for_contact(
+        &mut self,
+        trigger: Trigger,
+        location_id: &str,
+        contact: &Contact,
+        with_tag: Option<&str>,
+        now: DateTime<Utc>,
+    ) {
+        let (stamp, at) = match trigger {
+            Trigger::ContactUpdated => (contact.date_updated.as_deref(), contact.date_updated()),
+            _ => (contact.date_added.as_deref(), contact.date_added()),
+        };
+        // Every field named, so one added later cannot be left over from before.
+        let Occurrence {
+            trigger: was,
+            location_id: location,
+            contact_id,
+            entity,
+            tag,
+            change,
+            at: when,
+        } = self;
+        *was = trigger;
+        location.clear();
+        location.push_str(contact.location_id.as_deref().unwrap_or(location_id));
+        contact_id.clear();
+        contact_id.push_str(&contact.id);
+        *entity = None;
+        change.clear();
+        change.extend([trigger.name(), ":"]);
+        match with_tag {
+            Some(name) => {
+                change.push_str(&name.to_lowercase());
+                let kept = tag.get_or_insert_default();
+                kept.clear();
+                kept.push_str(name);
+            }
+            None => {
+                change.push_str(stamp.unwrap_or_default());
+                *tag = None;
+            }
+        }
+        *when = at.unwrap_or(now);
+    }
+
+    /// The occurrences of a backfilled contact: for tag triggers one per tag it
+    /// carries (a backfill has no history, so each counts as added or removed),
+    /// otherwise one, as [`Occurrence::for_contact`].
+    pub fn for_contact_record(
+        trigger: Trigger,
+        location_id: &str,
+        contact: &Contact,
+        now: DateTime<Utc>,
+    ) -> Vec<Occurrence> {
+        let mut all = Vec::new();
+        Occurrence::refill_for_contact_record(&mut all, trigger, location_id, contact, now);
+        all
+    }
+
+    /// [`Occurrence::for_contact_record`] written into `all`, reusing the strings of
+    /// the occurrences already there (a backfill makes them afresh for every contact).
+    pub fn refill_for_contact_record(
+        all: &mut Vec<Occurrence>,
+        trigger: Trigger,
+        location_id: &str,
+        contact: &Contact,
+        now: DateTime<Utc>,
+    ) {
+        let tagged = matches!(trigger, Trigger::TagAdded | Trigger::TagRemoved);
+        let count = if tagged { contact.tags.len() } else { 1 };
+        all.resize_with(count, || Occurrence::blank(trigger, now));
+        for (i, one) in all.iter_mut().enumerate() {
+            let tag = contact.tags.get(i).filter(|_| tagged);
+            one.refill_for_contact(trigger, location_id, contact, tag.map(String::as_str), now);
+        }
+    }
+
+    /// The occurrence of a posted conversion.
+    pub fn for_conversion(
+        contact_id: &str,
+        conversion: &PostedConversion,
+        now: DateTime<Utc>,
+    ) -> Occurrence {
+        Occurrence {
+            trigger: Trigger::ConversionPosted,
+            location_id: conversion.location_id.clone(),
+            contact_id: contact_id.to_owned(),
+            entity: Some(to_json(conversion)),
+            tag: None,
+            change: conversion
+                .event_id
+                .clone()
+                .unwrap_or_else(|| format!("{}@{}", conversion.event_type, conversion.timestamp)),
+            at: parse_timestamp(&conversion.timestamp).unwrap_or(now),
+        }
+    }
+}
+
+fn tag_changes(
+    location: &str,
+    contact: &Contact,
+    previous: &[String],
+    env: &Envelope,
+    now: DateTime<Utc>,
+) -> Vec<Occurrence> {
+    let seen = |list: &[String], tag: &str| list.iter().any(|t| t.eq_ignore_ascii_case(tag));
+    let added = contact
+        .tags
+        .iter()
+        .filter(|t| !seen(previous, t))
+        .map(|t| (Trigger::TagAdded, t));
+    let removed = previous
+        .iter()
+        .filter(|t| !seen(&contact.tags, t))
+        .map(|t| (Trigger::TagRemoved, t));
+    added
+        .chain(removed)
+        .map(|(trigger, tag)| Occurrence {
+            trigger,
+            location_id: location.to_owned(),
+            contact_id: contact.id.clone(),
+            entity: None,
+            tag: Some(tag.clone()),
+            change: format!(
+                "{}:{}@{}",
+                trigger.name(),
+                tag.to_lowercase(),
+                delivery(env)
+            ),
+            at: when(env, None, now),
+        })
+        .collect()
+}
+
+/// A payload struct as JSON, for field paths. They are plain data and serialise
+/// infallibly; `Null` stands in should that ever change.
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}

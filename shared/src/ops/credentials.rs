@@ -1,0 +1,195 @@
+//! The credentials check behind `ghl-capi verify`: "does it work with my accounts".
+//! For each location, a real read of one contact with its GHL token (and its scopes
+//! against what the mapping needs); for each pixel, a test event posted with the
+//! pixel's `test_event_code`. Each finding says what is wrong and how to fix it.
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::batch::chain;
+use crate::capi::answer::{Disposition, classify};
+use crate::capi::{EventRequest, EventsApi, ServerEvent};
+use crate::ghl::client::GhlClient;
+use crate::ghl::install::{UserType, scopes};
+use crate::ghl::tokens::TokenSource;
+use crate::ghl::{GhlError, GhlReader};
+use crate::mapping::Mapping;
+use crate::normalize::sha256_hex;
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// `ghl` or `meta`.
+    pub check: &'static str,
+    /// The location or pixel.
+    pub subject: String,
+    pub ok: bool,
+    pub detail: String,
+    /// What to do about it; empty when all is well.
+    pub fix: String,
+}
+
+fn finding(
+    check: &'static str,
+    subject: &str,
+    result: Result<String, (String, String)>,
+) -> Finding {
+    match result {
+        Ok(detail) => Finding {
+            check,
+            subject: subject.to_owned(),
+            ok: true,
+            detail,
+            fix: String::new(),
+        },
+        Err((detail, fix)) => Finding {
+            check,
+            subject: subject.to_owned(),
+            ok: false,
+            detail,
+            fix,
+        },
+    }
+}
+
+/// Checks one location's GHL access: its token reads a contact, and, when the token
+/// lists its scopes, they cover what the mapping needs.
+pub async fn ghl_location<T: TokenSource>(
+    ghl: &GhlClient<T>,
+    mapping: &Mapping,
+    location_id: &str,
+    granted_scopes: Option<&str>,
+) -> Finding {
+    let result = async {
+        let mut listed = std::pin::pin!(ghl.list_contacts(location_id, None, 1));
+        let first = listed.next().await;
+        let read = match first {
+            None => "token works; the location has no contact to read yet".to_owned(),
+            Some(Err(e)) => return Err(ghl_problem(&e)),
+            Some(Ok(listed)) => match ghl.contact(location_id, &listed.id).await {
+                Ok(_) => "token works: read one contact".to_owned(),
+                Err(e) => return Err(ghl_problem(&e)),
+            },
+        };
+        let Some(granted) = granted_scopes else {
+            return Ok(format!("{read} (the token does not list its scopes)"));
+        };
+        let granted: Vec<&str> = granted.split_whitespace().collect();
+        let missing: Vec<&str> = scopes(mapping.trigger_names(), UserType::Location)
+            .into_iter()
+            .filter(|s| !granted.contains(s))
+            .collect();
+        if missing.is_empty() {
+            Ok(format!("{read}; scopes cover the mapping"))
+        } else {
+            Err((
+                format!("{read}, but scopes {} are missing", missing.join(", ")),
+                "add the scopes to the app (or the Private Integration) and install it again"
+                    .to_owned(),
+            ))
+        }
+    }
+    .await;
+    finding("ghl", location_id, result)
+}
+
+fn ghl_problem(e: &GhlError) -> (String, String) {
+    let fix = match e {
+        GhlError::Unauthorized => {
+            "install the app again (ghl-capi oauth url), or store a current Private Integration token"
+        }
+        GhlError::RateLimited { .. } => "wait a minute and run verify again",
+        GhlError::NotFound | GhlError::Rejected { .. } => {
+            "check that the location id is right and the token belongs to it"
+        }
+        GhlError::Unavailable { .. } => "check GHL_API_BASE_URL and the network, then retry",
+    };
+    (chain(e), fix.to_owned())
+}
+
+/// Posts a test event to a pixel with its `test_event_code`.
+pub async fn meta_pixel(
+    api: &impl EventsApi,
+    pixel_name: &str,
+    dataset_id: &str,
+    test_event_code: Option<&str>,
+    now: DateTime<Utc>,
+) -> Finding {
+    let subject = format!("{pixel_name} ({dataset_id})");
+    let Some(code) = test_event_code else {
+        return finding(
+            "meta",
+            &subject,
+            Err((
+                "no test_event_code, so no test event was sent".into(),
+                "add test_event_code (Events Manager → Test events) to the pixel in the mapping"
+                    .into(),
+            )),
+        );
+    };
+    let event: ServerEvent = match serde_json::from_value(json!({
+        "event_name": "Lead",
+        "event_time": now.timestamp(),
+        "event_id": format!("ghl-capi-verify-{}", now.timestamp()),
+        "action_source": "system_generated",
+        "user_data": {"external_id": [sha256_hex("ghl-capi-verify")],
+                      "em": [sha256_hex("verify@example.com")]},
+    })) {
+        Ok(event) => event,
+        Err(e) => return finding("meta", &subject, Err((e.to_string(), String::new()))),
+    };
+    let request = EventRequest {
+        data: vec![event],
+        test_event_code: Some(code.to_owned()),
+        ..EventRequest::default()
+    };
+    let result = match api.post(dataset_id, &request).await {
+        Err(transport) => Err((
+            chain(&transport),
+            "check the pixel's access token is stored, GRAPH_API_BASE_URL and the network".into(),
+        )),
+        Ok(answer) => match classify(answer.status, &answer.body) {
+            Disposition::Delivered {
+                events_received, ..
+            } => Ok(format!(
+                "test event accepted ({events_received} received; see Test events, code {code})"
+            )),
+            Disposition::TokenProblem { reason } => Err((
+                reason,
+                "create a new Conversions API token for this pixel (Events Manager → Settings) and store it"
+                    .into(),
+            )),
+            Disposition::Retry { reason } => {
+                Err((reason, "Meta is busy or down: run verify again later".into()))
+            }
+            Disposition::Invalid { reason } | Disposition::Refused { reason } => Err((
+                reason,
+                "check the pixel's dataset_id and that the token belongs to it".into(),
+            )),
+        },
+    };
+    finding("meta", &subject, result)
+}
+
+/// The report as a table.
+pub fn table(findings: &[Finding]) -> String {
+    let width = |f: fn(&Finding) -> usize| findings.iter().map(f).max().unwrap_or(0);
+    let subject = width(|f| f.subject.len()).max("SUBJECT".len());
+    let detail = width(|f| f.detail.len()).max("RESULT".len()).min(70);
+    let mut out = format!(
+        "{:<5} {:<subject$} {:<4} {:<detail$} FIX\n",
+        "CHECK", "SUBJECT", "OK", "RESULT"
+    );
+    for f in findings {
+        out.push_str(&format!(
+            "{:<5} {:<subject$} {:<4} {:<detail$} {}\n",
+            f.check,
+            f.subject,
+            if f.ok { "yes" } else { "NO" },
+            f.detail,
+            f.fix
+        ));
+    }
+    out
+}

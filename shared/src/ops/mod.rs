@@ -1,0 +1,11 @@
+//! Operations around the pipeline, run by a person through `ghl-capi`:
+//!
+//! - [`map`]: contacts in, request bodies out (the `ghl-capi map` engine, for
+//!   previews and backfills);
+//! - [`redrive`]: reading and replaying dead letters;
+//! - [`credentials`]: checking the GHL and Meta credentials against the mapping
+//!   (`ghl-capi verify`).
+
+pub mod credentials;
+pub mod map;
+pub mod redrive;

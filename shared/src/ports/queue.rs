@@ -1,0 +1,100 @@
+//! The queue port: how stages hand work to each other. Adapters: SQS (FIFO and
+//! standard) on AWS, an embedded durable queue in local mode, and `MemoryQueue` for
+//! tests.
+
+use std::future::Future;
+
+use super::BoxError;
+
+/// One message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// JSON text.
+    pub body: String,
+    /// FIFO ordering group (location and contact): per-contact order.
+    pub group_id: Option<String>,
+    /// FIFO deduplication id (the webhook's idempotency key).
+    pub dedup_id: Option<String>,
+}
+
+/// One message received from a queue, as a consumer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub message_id: String,
+    pub body: String,
+    /// FIFO group, when the queue is FIFO.
+    pub group_id: Option<String>,
+}
+
+/// A message could not be queued; the caller must not acknowledge its input.
+#[derive(Debug, thiserror::Error)]
+#[error("could not queue the message: {source}")]
+pub struct QueueError {
+    #[source]
+    pub source: BoxError,
+}
+
+impl QueueError {
+    /// Wraps an adapter's error.
+    pub fn new(source: impl Into<BoxError>) -> Self {
+        QueueError {
+            source: source.into(),
+        }
+    }
+}
+
+/// Somewhere messages can be sent.
+pub trait Queue: Send + Sync {
+    /// Sends one message; `Ok` means it is stored durably.
+    fn send(&self, message: Outgoing) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+#[cfg(any(test, feature = "test-util"))]
+pub use memory::MemoryQueue;
+
+#[cfg(any(test, feature = "test-util"))]
+mod memory {
+    use std::sync::Mutex;
+
+    use super::{Outgoing, Queue, QueueError};
+
+    /// A queue in memory, for tests: keeps what was sent and can be told to fail.
+    #[derive(Debug, Default)]
+    pub struct MemoryQueue {
+        sent: Mutex<Vec<Outgoing>>,
+        failures: Mutex<u32>,
+    }
+
+    impl MemoryQueue {
+        /// The next `n` sends fail.
+        pub fn fail_next(&self, n: u32) {
+            if let Ok(mut failures) = self.failures.lock() {
+                *failures = n;
+            }
+        }
+
+        /// Everything sent so far, in order.
+        pub fn sent(&self) -> Vec<Outgoing> {
+            self.sent.lock().map(|s| s.clone()).unwrap_or_default()
+        }
+    }
+
+    impl Queue for MemoryQueue {
+        async fn send(&self, message: Outgoing) -> Result<(), QueueError> {
+            let mut failures = self
+                .failures
+                .lock()
+                .map_err(|_| QueueError::new("poisoned"))?;
+            if *failures > 0 {
+                *failures -= 1;
+                return Err(QueueError::new("injected failure"));
+            }
+            drop(failures);
+            self.sent
+                .lock()
+                .map_err(|_| QueueError::new("poisoned"))?
+                .push(message);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The state port: what enrichment remembers. Per contact, the tags last seen; per
+//! job, that it was done (beyond a queue's own deduplication window). DynamoDB on
+//! AWS, SQLite locally.
+
+use std::future::Future;
+
+use super::BoxError;
+
+/// A state store failure; the job is retried.
+#[derive(Debug, thiserror::Error)]
+#[error("state store failed: {source}")]
+pub struct StateError {
+    #[source]
+    pub source: BoxError,
+}
+
+impl StateError {
+    /// Wraps an adapter's error.
+    pub fn new(source: impl Into<BoxError>) -> Self {
+        StateError {
+            source: source.into(),
+        }
+    }
+}
+
+/// Where enrichment's memory is kept.
+pub trait StateStore: Send + Sync {
+    /// The contact's tags as last remembered; `None` if it was never seen.
+    fn tags(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, StateError>> + Send;
+    fn set_tags(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        tags: &[String],
+    ) -> impl Future<Output = Result<(), StateError>> + Send;
+    /// Whether the job with this idempotency key was done already.
+    fn processed(&self, key: &str) -> impl Future<Output = Result<bool, StateError>> + Send;
+    /// Records that the job with this key is done (kept for a week at least).
+    fn mark_processed(&self, key: &str) -> impl Future<Output = Result<(), StateError>> + Send;
+}
+
+#[cfg(any(test, feature = "test-util"))]
+pub use memory::MemoryState;
+
+#[cfg(any(test, feature = "test-util"))]
+mod memory {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::Mutex;
+
+    use super::{StateError, StateStore};
+
+    /// A state store in memory, for tests.
+    #[derive(Debug, Default)]
+    pub struct MemoryState {
+        tags: Mutex<HashMap<(String, String), Vec<String>>>,
+        processed: Mutex<HashSet<String>>,
+    }
+
+    fn poisoned<T>(_: T) -> StateError {
+        StateError::new("poisoned")
+    }
+
+    impl StateStore for MemoryState {
+        async fn tags(
+            &self,
+            location_id: &str,
+            contact_id: &str,
+        ) -> Result<Option<Vec<String>>, StateError> {
+            let map = self.tags.lock().map_err(poisoned)?;
+            Ok(map
+                .get(&(location_id.to_owned(), contact_id.to_owned()))
+                .cloned())
+        }
+
+        async fn set_tags(
+            &self,
+            location_id: &str,
+            contact_id: &str,
+            tags: &[String],
+        ) -> Result<(), StateError> {
+            let mut map = self.tags.lock().map_err(poisoned)?;
+            map.insert(
+                (location_id.to_owned(), contact_id.to_owned()),
+                tags.to_vec(),
+            );
+            Ok(())
+        }
+
+        async fn processed(&self, key: &str) -> Result<bool, StateError> {
+            Ok(self.processed.lock().map_err(poisoned)?.contains(key))
+        }
+
+        async fn mark_processed(&self, key: &str) -> Result<(), StateError> {
+            self.processed
+                .lock()
+                .map_err(poisoned)?
+                .insert(key.to_owned());
+            Ok(())
+        }
+    }
+}

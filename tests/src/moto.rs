@@ -1,0 +1,107 @@
+//! Clients of the real AWS SDK, pointed at the `moto_server` that `scripts/test.sh`
+//! starts (it sets `MOTO_ENDPOINT`), with static test credentials.
+
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+
+/// The moto endpoint.
+pub fn endpoint() -> String {
+    std::env::var("MOTO_ENDPOINT").expect(
+        "MOTO_ENDPOINT is not set: run the tests with scripts/test.sh, which starts moto_server",
+    )
+}
+
+/// `moto_client!(aws_sdk_sqs)`: that service's client, talking to moto (a macro,
+/// since each SDK crate has its own `Config` type).
+#[macro_export]
+macro_rules! moto_client {
+    ($sdk:ident) => {{
+        let config = $sdk::Config::builder()
+            .behavior_version($sdk::config::BehaviorVersion::latest())
+            .region($sdk::config::Region::new("us-east-1"))
+            .endpoint_url($crate::moto::endpoint())
+            .credentials_provider($sdk::config::Credentials::new(
+                "test", "test", None, None, "static",
+            ))
+            .build();
+        $sdk::Client::from_conf(config)
+    }};
+}
+
+/// The shared SDK configuration for moto, as the functions build theirs.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint())
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .load()
+        .await
+}
+
+/// A fresh queue named `name` (a FIFO queue when it ends in `.fifo`), its messages
+/// hidden for `visibility_seconds` once received (the queue's default when `None`).
+pub async fn queue(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+    visibility_seconds: Option<u32>,
+) -> String {
+    let mut request = client.create_queue().queue_name(name);
+    if name.ends_with(".fifo") {
+        request = request.attributes(QueueAttributeName::FifoQueue, "true");
+    }
+    if let Some(seconds) = visibility_seconds {
+        request = request.attributes(QueueAttributeName::VisibilityTimeout, seconds.to_string());
+    }
+    request
+        .send()
+        .await
+        .expect("queue created")
+        .queue_url
+        .expect("url")
+}
+
+/// A fresh state table as the template defines it (key `pk`, on demand); its name.
+pub async fn state_table(client: &aws_sdk_dynamodb::Client) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let name = crate::unique("state");
+    client
+        .create_table()
+        .table_name(&name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attr"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("table created");
+    name
+}
+
+/// Up to 10 messages of the queue at `url`, with every system attribute (the FIFO
+/// group among them).
+pub async fn receive(client: &aws_sdk_sqs::Client, url: &str) -> Vec<Message> {
+    client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .expect("received")
+        .messages
+        .unwrap_or_default()
+}

@@ -1,0 +1,271 @@
+//! Enrichment: what is fetched from GHL, what goes on to dispatch, what is dead-lettered.
+
+use chrono::{DateTime, Utc};
+use ghl_capi::enrich::{Enriched, Enricher, remember};
+use ghl_capi::ghl::{Contact, GhlError};
+use ghl_capi::jobs::{ConversionJob, DeadLetter, DispatchJob, EnrichJob};
+use ghl_capi::mapping::Mapping;
+use ghl_capi::ports::state::MemoryState;
+use ghl_capi_tests::fakes::FakeGhl;
+use ghl_capi_tests::{fixtures, read_reference};
+use serde_json::{Value, json};
+
+const NOW: &str = "2026-11-21T00:00:00Z";
+
+/// Enriches jobs in order, remembering each job's tags as the consumer does once
+/// its outputs are queued.
+async fn enrich_batch(
+    mapping: &Mapping,
+    ghl: &FakeGhl,
+    state: &MemoryState,
+    jobs: &[EnrichJob],
+    now: DateTime<Utc>,
+) -> Vec<Enriched> {
+    let mut enricher = Enricher::new(mapping, ghl);
+    let mut outcomes = Vec::new();
+    for job in jobs {
+        let outcome = enricher.enrich(state, job, now).await;
+        if let Enriched::Done {
+            seen: Some(seen), ..
+        } = &outcome
+        {
+            remember(state, seen).await.expect("remembered");
+        }
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
+fn now() -> DateTime<Utc> {
+    NOW.parse().expect("time")
+}
+
+/// The built-in rules (and `extra` ones) feeding the fixture's pixels.
+fn mapping(extra: &str) -> Mapping {
+    let text = ghl_capi::mapping::DEFAULT_MAPPING.to_owned() + extra;
+    let mut mapping = Mapping::parse(&text, "test mapping").expect("valid");
+    mapping.pixels = fixtures::mapping().pixels;
+    mapping
+}
+
+fn contact(id: &str, tags: &[&str]) -> Contact {
+    serde_json::from_value(json!({
+        "id": id, "locationId": "loc", "email": format!("{id}@example.com"), "country": "US",
+        "dateAdded": "2026-11-20T10:00:00Z", "tags": tags,
+        "attributionSource": {"fbclid": "IwAR-click", "ip": "203.0.113.9", "userAgent": "UA"}
+    }))
+    .expect("contact")
+}
+
+/// A webhook job for `body` (GHL's flat JSON), as intake queues it.
+fn webhook_job(key: &str, body: Value) -> EnrichJob {
+    EnrichJob::Webhook {
+        key: key.into(),
+        received_at: now(),
+        body: body.to_string(),
+    }
+}
+
+fn contact_webhook(kind: &str, key: &str, id: &str, tags: &[&str]) -> EnrichJob {
+    let mut body = serde_json::to_value(contact(id, tags)).expect("json");
+    body["type"] = kind.into();
+    body["timestamp"] = "2026-11-20T23:59:00Z".into();
+    body["webhookId"] = key.into();
+    webhook_job(key, body)
+}
+
+fn done(outcome: &Enriched) -> (&[DispatchJob], &[DeadLetter]) {
+    match outcome {
+        Enriched::Done {
+            dispatch,
+            dead_letters,
+            ..
+        } => (dispatch, dead_letters),
+        Enriched::Retry { reason, .. } => panic!("retry: {reason:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_new_contact_is_fetched_once_per_batch_and_sent_to_its_pixel() {
+    let ghl = FakeGhl::with(&[contact("c1", &[])]);
+    let state = MemoryState::default();
+    let won = json!({"type": "OpportunityStatusUpdate", "locationId": "loc", "id": "o1", "contactId": "c1",
+        "status": "won", "monetaryValue": 10, "timestamp": "2026-11-20T23:00:00Z"});
+    let jobs = [
+        contact_webhook("ContactCreate", "w1", "c1", &[]),
+        contact_webhook("ContactUpdate", "w2", "c1", &[]),
+        webhook_job("w3", won),
+    ];
+    let outcomes = enrich_batch(&mapping(""), &ghl, &state, &jobs, now()).await;
+    let (dispatch, dead) = done(&outcomes[0]);
+    assert!(dead.is_empty(), "{dead:?}");
+    assert_eq!(dispatch.len(), 1);
+    assert_eq!(
+        (dispatch[0].pixel.as_str(), dispatch[0].rule.as_str()),
+        ("main", "new-contact-lead")
+    );
+    assert_eq!(
+        dispatch[0].event.user_data.fbc.as_deref(),
+        Some("fb.1.1795168800000.IwAR-click")
+    );
+    // The update fires no rule of the built-in mapping, so it fetches nothing; the
+    // purchase needs the same contact, already fetched for this batch.
+    assert!(done(&outcomes[1]).0.is_empty());
+    assert_eq!(done(&outcomes[2]).0[0].event.event_name, "Purchase");
+    assert_eq!(ghl.reads(), ["contact c1"]);
+}
+
+#[tokio::test]
+async fn a_won_opportunity_fetches_its_contact_and_becomes_a_purchase() {
+    let ghl = FakeGhl::with(&[contact("cJAWDskpkJHbRbhAT7bs", &[])]);
+    let mut body: Value =
+        serde_json::from_str(&read_reference("ghl/webhooks/OpportunityStatusUpdate.json"))
+            .expect("json");
+    body["status"] = "won".into();
+    body["timestamp"] = "2026-11-20T23:00:00Z".into();
+    let outcomes = enrich_batch(
+        &mapping(""),
+        &ghl,
+        &MemoryState::default(),
+        &[webhook_job("w1", body)],
+        now(),
+    )
+    .await;
+    let (dispatch, _) = done(&outcomes[0]);
+    assert_eq!(dispatch[0].event.event_name, "Purchase");
+    assert_eq!(dispatch[0].event.custom_data.value, Some(40.0));
+}
+
+#[tokio::test]
+async fn a_contact_ghl_no_longer_has_is_dead_lettered_and_rate_limits_retry() {
+    let job = contact_webhook("ContactCreate", "w1", "gone", &[]);
+    let outcomes = enrich_batch(
+        &mapping(""),
+        &FakeGhl::default(),
+        &MemoryState::default(),
+        std::slice::from_ref(&job),
+        now(),
+    )
+    .await;
+    let (_, dead) = done(&outcomes[0]);
+    assert_eq!(
+        (dead[0].code.as_str(), dead[0].source.as_str()),
+        ("contact_not_found", "w1")
+    );
+
+    let limited = FakeGhl::failing(GhlError::RateLimited {
+        retry_after_ms: 10_000,
+    });
+    let outcomes = enrich_batch(
+        &mapping(""),
+        &limited,
+        &MemoryState::default(),
+        &[job],
+        now(),
+    )
+    .await;
+    assert!(
+        matches!(&outcomes[0], Enriched::Retry { reason, after: Some(after) }
+            if reason.text.contains("rate limit") && after.as_millis() == 10_000),
+        "GHL's interval becomes the wait: {outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_event_meta_would_refuse_is_dead_lettered_with_its_reason() {
+    let ghl = FakeGhl::with(&[contact("c1", &[])]);
+    let late = "2026-12-30T00:00:00Z".parse().expect("time");
+    let outcomes = enrich_batch(
+        &mapping(""),
+        &ghl,
+        &MemoryState::default(),
+        &[contact_webhook("ContactCreate", "w1", "c1", &[])],
+        late,
+    )
+    .await;
+    let (dispatch, dead) = done(&outcomes[0]);
+    assert!(dispatch.is_empty());
+    assert_eq!(
+        (dead[0].code.as_str(), dead[0].rule.as_deref()),
+        ("too_old", Some("new-contact-lead"))
+    );
+}
+
+const TAG_RULE: &str = "[[rules]]\nname = \"webinar\"\ntrigger = \"contact.tag_added\"\ntags = \"webinar\"\nevent_name = \"CompleteRegistration\"\nneeds = []\n";
+
+#[tokio::test]
+async fn tag_added_fires_once_on_the_transition() {
+    let ghl = FakeGhl::default();
+    let state = MemoryState::default();
+    let m = mapping(TAG_RULE);
+    let run = |job: EnrichJob| {
+        let (m, ghl, state) = (&m, &ghl, &state);
+        async move { enrich_batch(m, ghl, state, &[job], now()).await.remove(0) }
+    };
+    // First sight of an existing contact: its tags are the baseline, nothing fires.
+    let first = run(contact_webhook(
+        "ContactTagUpdate",
+        "w1",
+        "c1",
+        &["webinar"],
+    ))
+    .await;
+    assert!(done(&first).0.is_empty());
+    let removed = run(contact_webhook("ContactTagUpdate", "w2", "c1", &[])).await;
+    assert!(done(&removed).0.is_empty());
+    let added = run(contact_webhook(
+        "ContactTagUpdate",
+        "w3",
+        "c1",
+        &["Webinar"],
+    ))
+    .await;
+    assert_eq!(done(&added).0[0].event.event_name, "CompleteRegistration");
+    let repeated = run(contact_webhook("ContactUpdate", "w4", "c1", &["Webinar"])).await;
+    assert!(
+        done(&repeated).0.is_empty(),
+        "already seen: no second event"
+    );
+    assert!(ghl.reads().is_empty(), "needs = [] fetches nothing");
+}
+
+#[tokio::test]
+async fn related_records_are_fetched_only_when_a_rule_needs_them() {
+    let rule = "[[rules]]\nname = \"budget\"\ntrigger = \"contact.created\"\nevent_name = \"QualifiedLead\"\nneeds = [\"notes\"]\n[[rules.when]]\nfield = \"notes\"\ncontains = \"budget approved\"\n";
+    let ghl = FakeGhl::with(&[contact("c1", &[])]);
+    let outcomes = enrich_batch(
+        &mapping(rule),
+        &ghl,
+        &MemoryState::default(),
+        &[contact_webhook("ContactCreate", "w1", "c1", &[])],
+        now(),
+    )
+    .await;
+    let names: Vec<&str> = done(&outcomes[0])
+        .0
+        .iter()
+        .map(|d| d.event.event_name.as_str())
+        .collect();
+    assert_eq!(names, ["Lead", "QualifiedLead"]);
+    assert_eq!(ghl.reads(), ["contact c1", "notes c1"]);
+}
+
+#[tokio::test]
+async fn a_posted_conversion_keeps_its_event_id() {
+    let ghl = FakeGhl::with(&[contact("c1", &[])]);
+    let conversion = serde_json::from_value(json!({
+        "locationId": "loc", "eventType": "Purchase", "timestamp": "2026-11-20T23:00:00Z",
+        "value": 12.5, "currency": "USD", "eventId": "order-7"
+    }))
+    .expect("conversion");
+    let job = EnrichJob::Conversion(ConversionJob {
+        contact_id: "c1".into(),
+        received_at: now(),
+        event_id: "order-7".into(),
+        conversion,
+    });
+    let outcomes = enrich_batch(&mapping(""), &ghl, &MemoryState::default(), &[job], now()).await;
+    let (dispatch, _) = done(&outcomes[0]);
+    assert_eq!(dispatch[0].event.event_id.as_deref(), Some("order-7"));
+    assert_eq!(dispatch[0].source, "order-7");
+}

@@ -1,0 +1,381 @@
+//! The GHL client against a local mock that checks the headers GHL requires.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ghl_capi::ghl::client::GhlClient;
+use ghl_capi::ghl::tokens::{FixedTokens, ManagedTokens};
+use ghl_capi::ghl::wire::LocationToken;
+use ghl_capi::ghl::{GhlError, GhlReader, Related};
+use ghl_capi::ports::lease::MemoryLease;
+use ghl_capi::ports::secrets::{MemorySecrets, VersionedSecrets};
+use ghl_capi_tests::fixtures;
+use serde_json::json;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn client(server: &MockServer) -> GhlClient<FixedTokens> {
+    let tokens = HashMap::from([("loc".to_owned(), LocationToken("pit-abc".into()))]);
+    GhlClient::new(&server.uri(), FixedTokens(tokens), Duration::from_secs(5)).expect("client")
+}
+
+#[tokio::test]
+async fn a_refused_token_is_refreshed_once_and_the_read_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c1"))
+        .and(header("authorization", "Bearer at-old"))
+        .respond_with(ResponseTemplate::new(401))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .and(wiremock::matchers::body_string_contains(
+            "grant_type=refresh_token",
+        ))
+        .and(wiremock::matchers::body_string_contains(
+            "refresh_token=rt-old",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "at-new", "refresh_token": "rt-new", "expires_in": 86399,
+            "userType": "Location", "locationId": "loc"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c1"))
+        .and(header("authorization", "Bearer at-new"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"contact": {"id": "c1"}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let secrets = MemorySecrets::default();
+    // Not due for refresh by its expiry: GHL's 401 is what triggers it.
+    let set = json!({"access_token": "at-old", "refresh_token": "rt-old",
+        "expires_at": (chrono::Utc::now() + chrono::Duration::hours(20)).to_rfc3339(),
+        "user_type": "Location", "location_id": "loc"});
+    secrets
+        .put("ghl-capi/ghl/loc", &set.to_string())
+        .await
+        .expect("stored");
+    let oauth = fixtures::oauth_client(&server.uri());
+    let tokens = ManagedTokens::new(
+        secrets,
+        MemoryLease::default(),
+        Some(oauth),
+        "ghl-capi/ghl/",
+    );
+    let ghl = GhlClient::new(&server.uri(), tokens, Duration::from_secs(5)).expect("client");
+    let contact = ghl
+        .contact("loc", "c1")
+        .await
+        .expect("found after one refresh");
+    assert_eq!(contact.id, "c1");
+}
+
+#[tokio::test]
+async fn a_contact_is_read_with_the_token_and_version_ghl_requires() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c1"))
+        .and(header("authorization", "Bearer pit-abc"))
+        .and(header("version", "2021-07-28"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"contact": {
+            "id": "c1", "email": "ann@example.com",
+            "attributionSource": {"fbclid": "IwAR1", "url": "https://example.com"}
+        }})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let contact = client(&server).contact("loc", "c1").await.expect("found");
+    assert_eq!(contact.email.as_deref(), Some("ann@example.com"));
+    assert_eq!(
+        contact.attribution_source.and_then(|a| a.fbclid).as_deref(),
+        Some("IwAR1")
+    );
+}
+
+#[tokio::test]
+async fn lists_are_unwrapped_and_appointments_come_as_events() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c1/appointments"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"events": [{"id": "e1"}]})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c1/notes"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"notes": [{"body": "hi"}]})))
+        .mount(&server)
+        .await;
+    let ghl = client(&server);
+    assert_eq!(
+        ghl.related("loc", "c1", Related::Appointments)
+            .await
+            .expect("list"),
+        json!([{"id": "e1"}])
+    );
+    assert_eq!(
+        ghl.related("loc", "c1", Related::Notes)
+            .await
+            .expect("list"),
+        json!([{"body": "hi"}])
+    );
+}
+
+#[tokio::test]
+async fn answers_map_to_what_enrichment_does_next() {
+    let server = MockServer::start().await;
+    Mock::given(path("/contacts/gone"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    Mock::given(path("/contacts/busy"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("X-RateLimit-Interval-Milliseconds", "10000")
+                .insert_header("X-RateLimit-Remaining", "0"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/contacts/denied"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"statusCode": 401, "message": "Invalid token"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/contacts/broken"))
+        .respond_with(ResponseTemplate::new(502))
+        .mount(&server)
+        .await;
+    let ghl = client(&server);
+    assert_eq!(
+        ghl.contact("loc", "gone").await.unwrap_err(),
+        GhlError::NotFound
+    );
+    assert_eq!(
+        ghl.contact("loc", "denied").await.unwrap_err(),
+        GhlError::Unauthorized
+    );
+    assert!(matches!(
+        ghl.contact("loc", "broken").await,
+        Err(GhlError::Unavailable { .. })
+    ));
+    assert_eq!(
+        ghl.contact("other-location", "c1").await.unwrap_err(),
+        GhlError::Unauthorized,
+        "no token, no call"
+    );
+    assert_eq!(
+        ghl.contact("loc", "../admin").await.unwrap_err(),
+        GhlError::NotFound,
+        "ids never rewrite the path"
+    );
+    // Last: GHL said no budget is left, so any later call would wait its window.
+    assert_eq!(
+        ghl.contact("loc", "busy").await.unwrap_err(),
+        GhlError::RateLimited {
+            retry_after_ms: 10_000
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_slow_ghl_is_a_timeout_to_retry_not_a_hung_function() {
+    let server = MockServer::start().await;
+    Mock::given(path("/contacts/c1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"contact": {"id": "c1"}}))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .mount(&server)
+        .await;
+    let tokens = HashMap::from([("loc".to_owned(), LocationToken("pit-abc".into()))]);
+    let ghl = GhlClient::new(
+        &server.uri(),
+        FixedTokens(tokens),
+        Duration::from_millis(300),
+    )
+    .expect("client");
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        ghl.contact("loc", "c1").await,
+        Err(GhlError::Unavailable { .. })
+    ));
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn an_uninstall_webhook_retires_the_locations_tokens() {
+    use ghl_capi::enrich::{Enriched, Enricher};
+    use ghl_capi::ghl::tokens::TokenSource;
+    use ghl_capi::ports::secrets::SecretStore;
+    use ghl_capi::ports::state::MemoryState;
+
+    let secrets = MemorySecrets::default();
+    secrets
+        .put(
+            "ghl-capi/ghl/loc1",
+            r#"{"access_token":"at-1","refresh_token":"rt-1"}"#,
+        )
+        .await
+        .expect("stored");
+    let tokens = ManagedTokens::new(secrets, MemoryLease::default(), None, "ghl-capi/ghl/");
+    let ghl = GhlClient::new("http://127.0.0.1:9", tokens, Duration::from_secs(1)).expect("client");
+    let mapping = ghl_capi::mapping::Mapping::builtin();
+    let job = ghl_capi::jobs::EnrichJob::Webhook {
+        key: "wh-un".into(),
+        received_at: chrono::Utc::now(),
+        body: json!({"type": "UNINSTALL", "appId": "app-1", "locationId": "loc1"}).to_string(),
+    };
+    let outcome = Enricher::new(&mapping, &ghl)
+        .enrich(&MemoryState::default(), &job, chrono::Utc::now())
+        .await;
+    assert!(
+        matches!(outcome, Enriched::Done { ref dispatch, ref dead_letters, .. } if dispatch.is_empty() && dead_letters.is_empty())
+    );
+    // The client's token source now refuses the location, without asking GHL.
+    let client_tokens = ghl.tokens();
+    assert_eq!(
+        client_tokens.token("loc1").await.unwrap_err(),
+        GhlError::Unauthorized
+    );
+    let stored = client_tokens
+        .secrets()
+        .get("ghl-capi/ghl/loc1")
+        .await
+        .expect("kept for the record");
+    assert!(stored.expose().contains("the app was uninstalled"));
+}
+
+#[tokio::test]
+async fn ghls_error_bodies_become_named_rejections_and_its_budget_is_respected() {
+    use ghl_capi::ghl::contacts_api::NoteInput;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/contacts/c1/notes"))
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "statusCode": 422, "message": ["body must be a string", "body should not be empty"],
+            "error": "Unprocessable Entity"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c1/notes"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"notes": []}))
+                .insert_header("X-RateLimit-Remaining", "0")
+                .insert_header("X-RateLimit-Interval-Milliseconds", "700"),
+        )
+        .mount(&server)
+        .await;
+    let ghl = client(&server);
+    let note = NoteInput {
+        body: String::new(),
+        user_id: None,
+    };
+    assert_eq!(
+        ghl.create_note("loc", "c1", &note).await.unwrap_err(),
+        GhlError::Rejected {
+            status: 422,
+            message: "body must be a string; body should not be empty".into()
+        }
+    );
+    ghl.notes("loc", "c1").await.expect("listed");
+    let started = std::time::Instant::now();
+    ghl.notes("loc", "c1").await.expect("listed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "no budget left: the second call waits for GHL's window"
+    );
+}
+
+/// Versioned secrets that count the uncached, versioned reads.
+#[derive(Default)]
+struct Counting {
+    inner: MemorySecrets,
+    versioned_reads: std::sync::atomic::AtomicUsize,
+}
+
+impl ghl_capi::ports::secrets::SecretStore for Counting {
+    async fn get(
+        &self,
+        name: &str,
+    ) -> Result<ghl_capi::ports::secrets::Secret, ghl_capi::ports::secrets::SecretError> {
+        self.inner.get(name).await
+    }
+    async fn fresh(
+        &self,
+        name: &str,
+    ) -> Result<ghl_capi::ports::secrets::Secret, ghl_capi::ports::secrets::SecretError> {
+        self.inner.fresh(name).await
+    }
+}
+
+impl VersionedSecrets for Counting {
+    async fn current(
+        &self,
+        name: &str,
+    ) -> Result<Option<ghl_capi::ports::secrets::Versioned>, ghl_capi::ports::secrets::SecretError>
+    {
+        self.versioned_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.current(name).await
+    }
+    async fn pending(
+        &self,
+        name: &str,
+    ) -> Result<Option<ghl_capi::ports::secrets::Versioned>, ghl_capi::ports::secrets::SecretError>
+    {
+        self.inner.pending(name).await
+    }
+    async fn stage_pending(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<String, ghl_capi::ports::secrets::SecretError> {
+        self.inner.stage_pending(name, value).await
+    }
+    async fn promote(
+        &self,
+        name: &str,
+        version: &str,
+        previous: &str,
+    ) -> Result<bool, ghl_capi::ports::secrets::SecretError> {
+        self.inner.promote(name, version, previous).await
+    }
+    async fn put(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<String, ghl_capi::ports::secrets::SecretError> {
+        self.inner.put(name, value).await
+    }
+}
+
+#[tokio::test]
+async fn a_token_that_is_not_due_is_served_without_a_versioned_read() {
+    use ghl_capi::ghl::tokens::TokenSource;
+    let secrets = Counting::default();
+    let set = json!({"access_token": "at-1", "refresh_token": "rt-1",
+        "expires_at": (chrono::Utc::now() + chrono::Duration::hours(20)).to_rfc3339()});
+    secrets
+        .put("ghl-capi/ghl/loc", &set.to_string())
+        .await
+        .expect("stored");
+    let tokens = ManagedTokens::new(secrets, MemoryLease::default(), None, "ghl-capi/ghl/");
+    for _ in 0..3 {
+        assert_eq!(tokens.token("loc").await.expect("token").0, "at-1");
+    }
+    assert_eq!(
+        tokens
+            .secrets()
+            .versioned_reads
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the hot path reads through the store's cache"
+    );
+}

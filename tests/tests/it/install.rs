@@ -1,0 +1,259 @@
+//! Installing the marketplace app: the install link, the callback's CSRF check, the
+//! code exchange and where the token sets are stored, through the API's route.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use ghl_capi::ghl::install::{Installer, UserType, check_state, state, url};
+use ghl_capi::ghl::oauth::{OAuthClient, TokenSet};
+use ghl_capi::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
+use ghl_capi::intake::{Api, Request};
+use ghl_capi::ports::queue::MemoryQueue;
+use ghl_capi::ports::secrets::{EnvSecrets, MemorySecrets, SecretStore};
+use ghl_capi_tests::fixtures;
+use serde_json::json;
+use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+type InstallApi = Api<MemoryQueue, EnvSecrets, Installer<MemorySecrets>>;
+
+fn api(server: &MockServer) -> InstallApi {
+    let app = fixtures::oauth_app();
+    Api {
+        keys: WebhookKeys::ghl_published(),
+        window: ReplayWindow::default(),
+        queue: MemoryQueue::default(),
+        secrets: EnvSecrets,
+        conversion_keys_secret: None,
+        install: Installer {
+            oauth: OAuthClient::new(&server.uri(), app, Duration::from_secs(5)).expect("oauth"),
+            secrets: MemorySecrets::default(),
+            prefix: "ghl-capi/ghl/".into(),
+            redirect_uri: Some("https://x.example/oauth/callback".into()),
+        },
+    }
+}
+
+async fn callback(api: &InstallApi, query: &str) -> ghl_capi::intake::Response {
+    api.handle(
+        Request {
+            method: "GET",
+            path: "/oauth/callback",
+            query: Some(query),
+            authorization: None,
+            signatures: SignatureHeaders::default(),
+            body: b"",
+        },
+        Utc::now(),
+    )
+    .await
+}
+
+async fn stored(api: &InstallApi, name: &str) -> TokenSet {
+    let text = api.install.secrets.get(name).await.expect("stored");
+    TokenSet::parse(text.expose()).expect("token set")
+}
+
+#[tokio::test]
+async fn the_install_link_carries_the_app_scopes_and_a_state_only_we_can_make() {
+    let server = MockServer::start().await;
+    let api = api(&server);
+    let now = Utc::now();
+    let app = api.install.oauth.app();
+    let link = url(
+        app,
+        None,
+        UserType::Location,
+        &["contacts.readonly", "opportunities.readonly"],
+        now,
+    );
+    let url = reqwest::Url::parse(&link).expect("a URL");
+    assert_eq!(
+        (url.host_str(), url.path()),
+        (
+            Some("marketplace.gohighlevel.com"),
+            "/v2/oauth/chooselocation"
+        )
+    );
+    let param = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    assert_eq!(param("client_id").as_deref(), Some("app-1"));
+    assert_eq!(param("response_type").as_deref(), Some("code"));
+    assert_eq!(
+        param("scope").as_deref(),
+        Some("contacts.readonly opportunities.readonly")
+    );
+    let returned = param("state").expect("state");
+    assert_eq!(
+        check_state(app, &returned, now).expect("valid"),
+        UserType::Location
+    );
+    let forged = returned.replace(".L.", ".C.");
+    assert!(
+        check_state(app, &forged, now).is_err(),
+        "the user type is signed too"
+    );
+    assert!(
+        check_state(app, &returned, now + chrono::Duration::hours(2)).is_err(),
+        "an hour at most"
+    );
+}
+
+#[tokio::test]
+async fn a_location_install_stores_its_token_set_and_shows_a_page() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .and(body_string_contains("grant_type=authorization_code"))
+        .and(body_string_contains("code=c0de"))
+        .and(body_string_contains("user_type=Location"))
+        .and(body_string_contains("client_secret=shh"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "at-1", "token_type": "Bearer", "expires_in": 86399,
+            "refresh_token": "rt-1", "scope": "contacts.readonly", "userType": "Location",
+            "locationId": "loc1", "companyId": "co1", "userId": "u1"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let api = api(&server);
+    let state = state(api.install.oauth.app(), UserType::Location, Utc::now());
+    let answer = callback(&api, &format!("code=c0de&state={state}")).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.content().0, "text/html; charset=utf-8");
+    assert!(answer.content().1.contains("connected to location loc1"));
+    let set = stored(&api, "ghl-capi/ghl/loc1").await;
+    assert_eq!(set.refresh_token.as_deref(), Some("rt-1"));
+    assert!(
+        set.expires_at
+            .is_some_and(|at| at > Utc::now() + chrono::Duration::hours(23))
+    );
+}
+
+#[tokio::test]
+async fn an_agency_install_stores_the_company_set_and_mints_each_locations_token() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .and(body_string_contains("user_type=Company"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "at-co", "refresh_token": "rt-co", "expires_in": 86399,
+            "userType": "Company", "companyId": "co1", "approvedLocations": ["loc1", "loc2"],
+            "userId": "u1"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/locationToken"))
+        .and(header("authorization", "Bearer at-co"))
+        .and(header("version", "2021-07-28"))
+        .and(body_string_contains("companyId=co1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "at-minted", "expires_in": 86399, "userType": "Location"})))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let api = api(&server);
+    let state = state(api.install.oauth.app(), UserType::Company, Utc::now());
+    let answer = callback(&api, &format!("code=c0de&state={state}")).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.body["locations"], json!(["loc1", "loc2"]));
+    assert_eq!(
+        stored(&api, "ghl-capi/ghl/company-co1")
+            .await
+            .refresh_token
+            .as_deref(),
+        Some("rt-co")
+    );
+    for location in ["loc1", "loc2"] {
+        let minted = stored(&api, &format!("ghl-capi/ghl/{location}")).await;
+        assert_eq!(minted.access_token, "at-minted");
+        assert_eq!(
+            (minted.company_id.as_deref(), minted.location_id.as_deref()),
+            (Some("co1"), Some(location)),
+            "minted again from the company's token when it expires"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_forged_denied_or_incomplete_callback_stores_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let api = api(&server);
+    let good = state(api.install.oauth.app(), UserType::Location, Utc::now());
+    for (query, status) in [
+        ("code=c0de&state=1.abc.L.00", 403),
+        ("code=c0de", 400),
+        (&format!("state={good}") as &str, 400),
+        (
+            "error=access_denied&error_description=The+user+declined",
+            400,
+        ),
+    ] {
+        let answer = callback(&api, query).await;
+        assert_eq!(answer.status, status, "{query}: {:?}", answer.body);
+        assert!(answer.content().1.contains("did not complete"));
+    }
+    assert!(api.install.secrets.get("ghl-capi/ghl/loc1").await.is_err());
+}
+
+#[tokio::test]
+async fn an_install_webhook_for_an_agency_location_mints_its_token_on_first_use() {
+    use ghl_capi::enrich::{Enriched, Enricher};
+    use ghl_capi::ghl::client::GhlClient;
+    use ghl_capi::ghl::tokens::{ManagedTokens, TokenSource};
+    use ghl_capi::ports::lease::MemoryLease;
+    use ghl_capi::ports::secrets::VersionedSecrets;
+    use ghl_capi::ports::state::MemoryState;
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/locationToken"))
+        .and(header("authorization", "Bearer at-co"))
+        .and(body_string_contains("locationId=loc9"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "at-loc9", "expires_in": 86399, "userType": "Location"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let secrets = MemorySecrets::default();
+    let company = json!({"access_token": "at-co", "refresh_token": "rt-co", "user_type": "Company",
+        "company_id": "co1", "expires_at": (Utc::now() + chrono::Duration::hours(20)).to_rfc3339()});
+    secrets
+        .put("ghl-capi/ghl/company-co1", &company.to_string())
+        .await
+        .expect("stored");
+    let oauth = fixtures::oauth_client(&server.uri());
+    let tokens = ManagedTokens::new(
+        secrets,
+        MemoryLease::default(),
+        Some(oauth),
+        "ghl-capi/ghl/",
+    );
+    let ghl = GhlClient::new(&server.uri(), tokens, Duration::from_secs(5)).expect("client");
+    let job = ghl_capi::jobs::EnrichJob::Webhook {
+        key: "wh-in".into(),
+        received_at: Utc::now(),
+        body:
+            json!({"type": "INSTALL", "appId": "app-1", "locationId": "loc9", "companyId": "co1"})
+                .to_string(),
+    };
+    let mapping = ghl_capi::mapping::Mapping::builtin();
+    let outcome = Enricher::new(&mapping, &ghl)
+        .enrich(&MemoryState::default(), &job, Utc::now())
+        .await;
+    assert!(matches!(outcome, Enriched::Done { .. }), "{outcome:?}");
+    let token = ghl.tokens().token("loc9").await.expect("minted");
+    assert_eq!(token.0, "at-loc9");
+    assert_eq!(
+        ghl.tokens().token("loc9").await.expect("kept").0,
+        "at-loc9",
+        "minted once"
+    );
+}

@@ -1,0 +1,273 @@
+//! Webhook intake: what GHL gets back, and what reaches the enrichment queue.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Duration, Utc};
+use ed25519_dalek::pkcs8::EncodePublicKey;
+use ed25519_dalek::{Signer, SigningKey};
+use ghl_capi::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
+use ghl_capi::intake::MAX_BODY_BYTES;
+use ghl_capi::intake::webhook::{Accepted, IntakeError, accept_webhook, reply};
+use ghl_capi::jobs::EnrichJob;
+use ghl_capi::ports::queue::MemoryQueue;
+use ghl_capi_tests::{read_reference, reference};
+
+/// GHL's constructed delivery, signed with the reference's local test keys.
+struct Delivery {
+    keys: WebhookKeys,
+    body: Vec<u8>,
+    signature: String,
+    sent: DateTime<Utc>,
+}
+
+fn delivery() -> Delivery {
+    let dir = "ghl/webhooks/constructed";
+    let vectors: serde_json::Value = serde_json::from_str(&read_reference(&format!(
+        "{dir}/signature-test-vectors.json"
+    )))
+    .expect("json");
+    Delivery {
+        keys: WebhookKeys::from_pem(
+            &read_reference(&format!("{dir}/test-keys/test-ed25519-public.pem")),
+            None,
+        )
+        .expect("key"),
+        body: std::fs::read(reference(&format!(
+            "{dir}/ContactCreate.delivered.compact.json"
+        )))
+        .expect("body"),
+        signature: vectors["x-ghl-signature"]["signature_base64"]
+            .as_str()
+            .expect("sig")
+            .to_owned(),
+        sent: "2021-11-26T12:41:03Z".parse().expect("time"),
+    }
+}
+
+fn ghl(signature: &str) -> SignatureHeaders<'_> {
+    SignatureHeaders {
+        ghl: Some(signature),
+        legacy: None,
+    }
+}
+
+/// A key of our own, so tests can sign bodies the reference has no signature for.
+fn own_key() -> (SigningKey, WebhookKeys) {
+    let signing = SigningKey::from_bytes(&[7u8; 32]);
+    let pem = signing
+        .verifying_key()
+        .to_public_key_pem(Default::default())
+        .expect("pem");
+    (signing, WebhookKeys::from_pem(&pem, None).expect("key"))
+}
+
+fn sign(key: &SigningKey, body: &[u8]) -> String {
+    STANDARD.encode(key.sign(body).to_bytes())
+}
+
+#[tokio::test]
+async fn a_signed_webhook_is_queued_in_its_contacts_group_and_answered_200() {
+    let d = delivery();
+    let queue = MemoryQueue::default();
+    let now = d.sent + Duration::seconds(2);
+    let outcome = accept_webhook(
+        &d.keys,
+        &ReplayWindow::default(),
+        &queue,
+        ghl(&d.signature),
+        &d.body,
+        now,
+    )
+    .await;
+    let (status, body) = reply(&outcome);
+    assert_eq!(status, 200);
+    assert_eq!(body["webhookId"], "00000000-0000-4000-8000-000000000001");
+
+    let sent = queue.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].group_id.as_deref(),
+        Some("ve9EPM428h8vShlRW1KT:nmFmQEsNgz6AVpgLVUJ0")
+    );
+    assert_eq!(
+        sent[0].dedup_id.as_deref(),
+        Some("00000000-0000-4000-8000-000000000001")
+    );
+    let job: EnrichJob = serde_json::from_str(&sent[0].body).expect("job");
+    let EnrichJob::Webhook {
+        key,
+        received_at,
+        body,
+    } = job
+    else {
+        panic!("not a webhook job")
+    };
+    assert_eq!(
+        (key.as_str(), received_at),
+        ("00000000-0000-4000-8000-000000000001", now)
+    );
+    assert_eq!(
+        body.as_bytes(),
+        d.body.as_slice(),
+        "the exact verified bytes travel on"
+    );
+}
+
+#[tokio::test]
+async fn bad_missing_or_stale_signatures_are_401_and_never_queued() {
+    let d = delivery();
+    let queue = MemoryQueue::default();
+    let window = ReplayWindow::default();
+    let now = d.sent + Duration::seconds(2);
+    let forged = accept_webhook(
+        &d.keys,
+        &window,
+        &queue,
+        ghl(&d.signature.replace('C', "D")),
+        &d.body,
+        now,
+    )
+    .await;
+    let missing = accept_webhook(
+        &d.keys,
+        &window,
+        &queue,
+        SignatureHeaders::default(),
+        &d.body,
+        now,
+    )
+    .await;
+    let stale = accept_webhook(
+        &d.keys,
+        &window,
+        &queue,
+        ghl(&d.signature),
+        &d.body,
+        d.sent + Duration::hours(3),
+    )
+    .await;
+    for outcome in [&forged, &missing, &stale] {
+        assert_eq!(reply(outcome).0, 401, "{outcome:?}");
+    }
+    assert!(matches!(stale, Err(IntakeError::Replay(_))));
+    assert!(queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_enqueue_is_429_so_ghl_retries_and_the_retry_is_accepted() {
+    let d = delivery();
+    let queue = MemoryQueue::default();
+    queue.fail_next(1);
+    let now = d.sent + Duration::seconds(2);
+    let window = ReplayWindow::default();
+    let first = accept_webhook(&d.keys, &window, &queue, ghl(&d.signature), &d.body, now).await;
+    assert_eq!(reply(&first).0, 429);
+    assert!(queue.sent().is_empty());
+    let retry = accept_webhook(
+        &d.keys,
+        &window,
+        &queue,
+        ghl(&d.signature),
+        &d.body,
+        now + Duration::minutes(10),
+    )
+    .await;
+    assert_eq!(reply(&retry).0, 200);
+    assert_eq!(queue.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_signed_body_that_is_not_a_webhook_is_400_naming_the_problem() {
+    let (signing, keys) = own_key();
+    let queue = MemoryQueue::default();
+    let body = br#"{"type":"ContactCreate","locationId":"loc"}"#;
+    let outcome = accept_webhook(
+        &keys,
+        &ReplayWindow::default(),
+        &queue,
+        ghl(&sign(&signing, body)),
+        body,
+        Utc::now(),
+    )
+    .await;
+    let (status, reply_body) = reply(&outcome);
+    assert_eq!(status, 400);
+    let message = reply_body["message"].as_str().expect("message");
+    assert!(
+        message.contains("ContactCreate") && message.contains("missing field `id`"),
+        "{message}"
+    );
+
+    let not_json = b"type=ContactCreate";
+    let outcome = accept_webhook(
+        &keys,
+        &ReplayWindow::default(),
+        &queue,
+        ghl(&sign(&signing, not_json)),
+        not_json,
+        Utc::now(),
+    )
+    .await;
+    assert_eq!(reply(&outcome).0, 400);
+    assert!(queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn an_unknown_type_is_acknowledged_but_not_queued() {
+    let (signing, keys) = own_key();
+    let queue = MemoryQueue::default();
+    let body = br#"{"type":"CampaignStatusUpdate","locationId":"loc","webhookId":"w1"}"#;
+    let outcome = accept_webhook(
+        &keys,
+        &ReplayWindow::default(),
+        &queue,
+        ghl(&sign(&signing, body)),
+        body,
+        Utc::now(),
+    )
+    .await;
+    assert_eq!(
+        outcome.as_ref().ok(),
+        Some(&Accepted::Ignored {
+            kind: "CampaignStatusUpdate".into()
+        })
+    );
+    assert_eq!(reply(&outcome).0, 200);
+    assert!(queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_before_any_check() {
+    let (_, keys) = own_key();
+    let queue = MemoryQueue::default();
+    let body = vec![b' '; MAX_BODY_BYTES + 1];
+    let outcome = accept_webhook(
+        &keys,
+        &ReplayWindow::default(),
+        &queue,
+        SignatureHeaders::default(),
+        &body,
+        Utc::now(),
+    )
+    .await;
+    assert_eq!(reply(&outcome).0, 413);
+}
+
+#[tokio::test]
+async fn replies_carry_no_payload_data() {
+    let (signing, keys) = own_key();
+    let queue = MemoryQueue::default();
+    let body = br#"{"type":"ContactCreate","locationId":"loc","id":"c1","email":"secret@example.com","timestamp":"2001-01-01T00:00:00Z"}"#;
+    let outcome = accept_webhook(
+        &keys,
+        &ReplayWindow::default(),
+        &queue,
+        ghl(&sign(&signing, body)),
+        body,
+        Utc::now(),
+    )
+    .await;
+    let (status, reply_body) = reply(&outcome);
+    assert_eq!(status, 401);
+    assert!(!reply_body.to_string().contains("secret@example.com"));
+}

@@ -1,0 +1,14 @@
+//! The library's tests against the reference data beside the repository and the
+//! shared fakes and stand-ins: one test binary, a module per subject.
+
+mod capi_client;
+mod consumers;
+mod contacts_contract;
+mod deliver;
+mod enrich;
+mod ghl_client;
+mod install;
+mod intake;
+mod mapping;
+mod normalize_vectors;
+mod webhooks;
