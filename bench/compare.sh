@@ -2,7 +2,11 @@
 # Throughput of `ghl-capi map` against Meta's official Python Business SDK, on the
 # same generated contacts, in the same run. Prints contacts per second and the ratio.
 #
-#   bench/compare.sh [CONTACTS] [RUNS]      (defaults: 100000 contacts, best of 3 runs each)
+#   bench/compare.sh [CONTACTS] [RUNS] [BASELINE]
+#
+# (defaults: 100000 contacts, best of 3 runs each). BASELINE, an earlier build of
+# `ghl-capi`, joins the race: its time beside this build's, and whether their
+# outputs are byte-identical (stdout and stderr).
 #
 # Needs ../shared/bench (the workload generator and the SDK baseline) beside the
 # repository; installs the SDK into bench/.venv on first use.
@@ -12,6 +16,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 reference=${GHL_CAPI_REFERENCE:-$root/../shared}
 contacts=${1:-100000}
 runs=${2:-3}
+baseline=${3:-}
 out=$root/bench/out
 venv=$root/bench/.venv
 mkdir -p "$out"
@@ -33,10 +38,12 @@ python3 "$reference/bench/gen_contacts.py" "$contacts" > "$out/contacts.jsonl"
 # falls on both; prints the best wall-clock seconds of each. Each one's last output
 # is kept in $out/<name>.jsonl and its stderr in $out/<name>.err.
 race() {
-  python3 - "$runs" "$out" "$out/contacts.jsonl" "$bin" "$venv/bin/python" "$reference/bench/py_sdk_map.py" <<'PY2'
+  python3 - "$runs" "$out" "$out/contacts.jsonl" "$bin" "$venv/bin/python" "$reference/bench/py_sdk_map.py" "$baseline" <<'PY2'
 import subprocess, sys, time
 runs, out, source = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 commands = {"ghl-capi": [sys.argv[4], "map"], "python-sdk": sys.argv[5:7]}
+if sys.argv[7]:
+    commands["baseline"] = [sys.argv[7], "map"]
 best = {}
 for _ in range(runs):
     for name, cmd in commands.items():
@@ -45,14 +52,14 @@ for _ in range(runs):
             subprocess.run(cmd, stdin=i, stdout=o, stderr=e, check=True)
             took = time.perf_counter() - start
         best[name] = min(took, best.get(name, took))
-print(f"{best['ghl-capi']:.4f} {best['python-sdk']:.4f}")
+print(f"{best['ghl-capi']:.4f} {best['python-sdk']:.4f} {best.get('baseline', 0):.4f}")
 PY2
 }
 
 events() { python3 -c 'import json,sys; print(sum(len(json.loads(l)["data"]) for l in open(sys.argv[1])))' "$1"; }
 
 echo "== ghl-capi map and Meta's Python SDK, by turns (best of $runs each)"
-read -r rust python < <(race)
+read -r rust python previous < <(race)
 cat "$out/ghl-capi.err"
 
 rust_events=$(events "$out/ghl-capi.jsonl")
@@ -65,3 +72,18 @@ print(f"ghl-capi map        {rust:8.3f} s  {n / rust:12,.0f} contacts/s  ({sys.a
 print(f"Python SDK          {python:8.3f} s  {n / python:12,.0f} contacts/s  ({sys.argv[5]} events)")
 print(f"ratio               {python / rust:8.1f}x")
 PY
+
+if [ -n "$baseline" ]; then
+  python3 - "$contacts" "$rust" "$previous" <<'PY'
+import sys
+n, rust, previous = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+print(f"baseline map        {previous:8.3f} s  {n / previous:12,.0f} contacts/s")
+print(f"this build          {previous / rust:8.2f}x the baseline's speed")
+PY
+  if cmp -s "$out/ghl-capi.jsonl" "$out/baseline.jsonl" && cmp -s "$out/ghl-capi.err" "$out/baseline.err"; then
+    echo "output              byte-identical to the baseline's (stdout and stderr)"
+  else
+    echo "output              DIFFERS from the baseline's" >&2
+    exit 1
+  fi
+fi

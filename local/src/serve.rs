@@ -62,8 +62,8 @@ pub struct Options {
     pub keys: WebhookKeys,
     pub window: ReplayWindow,
     pub ghl_api_base_url: String,
-    pub graph_api_base_url: String,
-    pub graph_api_version: String,
+    pub capi_base_url: String,
+    pub capi_version: String,
     pub http_timeout: Duration,
     /// Each location's GHL token (a Private Integration token), from
     /// `GHL_TOKEN_<locationId>`.
@@ -101,10 +101,10 @@ impl Options {
             let window = ReplayWindow::from_lookup(|name: &str| env.optional(name));
             env.check(window)
         };
-        let graph_api_version = env.graph_version();
+        let capi_version = env.capi_version();
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
         let ghl_api_base_url = env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL);
-        let graph_api_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
+        let capi_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
         let ghl_tokens = FixedTokens(
             vars.filter_map(|(name, value)| {
                 let location = name.strip_prefix(GHL_TOKEN_PREFIX)?;
@@ -124,8 +124,8 @@ impl Options {
                 keys: keys?,
                 window: window?,
                 ghl_api_base_url,
-                graph_api_base_url,
-                graph_api_version,
+                capi_base_url,
+                capi_version,
                 http_timeout,
                 ghl_tokens,
                 conversion_keys_var,
@@ -192,13 +192,13 @@ pub async fn serve(
     let address = listener.local_addr().map_err(ServeError::Server)?;
 
     let (tokens, missing) = pixel_tokens(&options.mapping, &EnvSecrets).await;
-    let graph = CapiClient::new(
-        &options.graph_api_base_url,
-        &options.graph_api_version,
+    let capi = CapiClient::new(
+        &options.capi_base_url,
+        &options.capi_version,
         tokens,
         options.http_timeout,
     )?;
-    let graph = LocalCapi::new(graph, &options.outbox).map_err(ServeError::Outbox)?;
+    let capi = LocalCapi::new(capi, &options.outbox).map_err(ServeError::Outbox)?;
     let ghl = GhlClient::new(
         &options.ghl_api_base_url,
         options.ghl_tokens,
@@ -235,7 +235,7 @@ pub async fn serve(
         ghl,
         stopped.clone(),
     ));
-    let dispatch = tokio::spawn(dispatch_worker(store, mapping, graph, stopped));
+    let dispatch = tokio::spawn(dispatch_worker(store, mapping, capi, stopped));
 
     let app = axum::Router::new().fallback(move |method, uri, headers, body| {
         let api = Arc::clone(&api);
@@ -340,7 +340,7 @@ async fn enrich_worker(
 async fn dispatch_worker(
     store: Store,
     mapping: Arc<Mapping>,
-    graph: LocalCapi,
+    capi: LocalCapi,
     mut stopped: watch::Receiver<bool>,
 ) {
     let dead = LocalQueue {
@@ -348,7 +348,7 @@ async fn dispatch_worker(
         name: DEAD,
     };
     while let Some(batch) = next_batch(&store, DISPATCH, 1000, &mut stopped).await {
-        let failed = dispatch_records(&mapping, &graph, &dead, &records(&batch), Utc::now()).await;
+        let failed = dispatch_records(&mapping, &capi, &dead, &records(&batch), Utc::now()).await;
         settle(&store, DISPATCH, &batch, &failed);
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::error::chain;
 use crate::jobs::{DeadLetter, LetterMessage, Stage};
 use crate::ports::queue::{Outgoing, Queue, QueueError, Record};
 
@@ -46,22 +47,6 @@ impl Reason {
     pub fn of(code: &'static str, error: &dyn std::error::Error) -> Self {
         Reason::new(code, chain(error))
     }
-}
-
-/// An error and its sources, outermost first, joined as one sentence. A source
-/// whose text its wrapper already shows is not repeated.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let words = cause.to_string();
-        if !text.contains(&words) {
-            text.push_str(": ");
-            text.push_str(&words);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// A record handed back to the queue.
@@ -167,16 +152,6 @@ mod tests {
             body: "{}".into(),
             group_id: None,
         }
-    }
-
-    #[test]
-    fn a_chain_names_each_cause_once() {
-        let inner = std::io::Error::other("connection reset");
-        let outer = QueueError::new(inner);
-        assert_eq!(
-            chain(&outer),
-            "could not queue the message: connection reset"
-        );
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@
 //! - [`ports`]: the queue, state, lease and secret ports, each beside its in-memory
 //!   adapter.
 //! - [`settings`]: configuration from the environment, checked at cold start;
-//!   [`telemetry`]: the metrics the pipeline records.
+//!   [`telemetry`]: the metrics the pipeline records; [`error`]: an error in words.
 //!
 //! Dependencies run one way, down this list (`scripts/check-layers.py` checks it):
 //! stages → `mapping` → `jobs` → partners → `normalize`, `ports`.
@@ -29,6 +29,7 @@ pub mod batch;
 pub mod capi;
 pub mod dispatch;
 pub mod enrich;
+pub mod error;
 pub mod ghl;
 mod http;
 pub mod intake;

@@ -99,9 +99,9 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// `GRAPH_API_VERSION`, checked to look like `v25.0`.
-    pub fn graph_version(&mut self) -> String {
+    pub fn capi_version(&mut self) -> String {
         let version = self.or("GRAPH_API_VERSION", DEFAULT_GRAPH_VERSION);
-        if !is_graph_version(&version) {
+        if !is_api_version(&version) {
             self.problems.push(format!(
                 "GRAPH_API_VERSION must look like {DEFAULT_GRAPH_VERSION}, not {version:?}"
             ));
@@ -229,9 +229,9 @@ impl EnrichSettings {
 pub struct DispatchSettings {
     pub mapping: Mapping,
     /// `GRAPH_API_BASE_URL`.
-    pub graph_api_base_url: String,
+    pub capi_base_url: String,
     /// `GRAPH_API_VERSION`.
-    pub graph_api_version: String,
+    pub capi_version: String,
     /// `HTTP_TIMEOUT_SECONDS`.
     pub http_timeout: Duration,
     /// `DISPATCH_QUEUE_URL`: the queue it reads.
@@ -244,8 +244,8 @@ impl DispatchSettings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let mut env = Env::new(lookup);
         let mapping = env.mapping();
-        let graph_api_version = env.graph_version();
-        let graph_api_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
+        let capi_version = env.capi_version();
+        let capi_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
         let dispatch_queue_url = env.required("DISPATCH_QUEUE_URL", "the dispatch queue's URL");
         let dead_letter_queue_url = env.required(
@@ -255,8 +255,8 @@ impl DispatchSettings {
         env.finish(|| {
             Some(DispatchSettings {
                 mapping: mapping?,
-                graph_api_base_url,
-                graph_api_version,
+                capi_base_url,
+                capi_version,
                 http_timeout,
                 dispatch_queue_url,
                 dead_letter_queue_url,
@@ -300,7 +300,7 @@ impl RefreshSettings {
     }
 }
 
-fn is_graph_version(v: &str) -> bool {
+fn is_api_version(v: &str) -> bool {
     v.strip_prefix('v')
         .and_then(|n| n.split_once('.'))
         .is_some_and(|(major, minor)| {
@@ -356,8 +356,8 @@ mod tests {
             ("DEAD_LETTER_QUEUE_URL", "http://q/dead"),
         ]))
         .expect("valid");
-        assert_eq!(s.graph_api_version, "v25.0");
-        assert_eq!(s.graph_api_base_url, "https://graph.facebook.com");
+        assert_eq!(s.capi_version, "v25.0");
+        assert_eq!(s.capi_base_url, "https://graph.facebook.com");
         assert_eq!(s.http_timeout, Duration::from_secs(10));
         assert_eq!(s.mapping.pixels[0].dataset_id, "1234567890");
 
@@ -395,10 +395,10 @@ mod tests {
     }
 
     #[test]
-    fn graph_versions_look_like_v_major_minor() {
-        assert!(is_graph_version("v25.0") && is_graph_version("v19.12"));
+    fn api_versions_look_like_v_major_minor() {
+        assert!(is_api_version("v25.0") && is_api_version("v19.12"));
         for bad in ["25.0", "v25", "v.0", "v25.x", ""] {
-            assert!(!is_graph_version(bad), "{bad}");
+            assert!(!is_api_version(bad), "{bad}");
         }
     }
 }

@@ -23,10 +23,10 @@ pub const DEAD_LETTERED: &str = "DeadLettered";
 /// collector holds at most 100 values between flushes, and a batch has up to 1,000.
 pub const END_TO_END_LAG: &str = "EndToEndLag";
 /// Graph API calls, by `Status` (HTTP status, or `unreachable`).
-pub const GRAPH_REQUESTS: &str = "GraphRequests";
+pub const CAPI_REQUESTS: &str = "GraphRequests";
 /// Graph API calls that failed: unreachable or not answered with 2xx.
-pub const GRAPH_FAILURES: &str = "GraphFailures";
-pub const GRAPH_LATENCY: &str = "GraphLatency";
+pub const CAPI_FAILURES: &str = "GraphFailures";
+pub const CAPI_LATENCY: &str = "GraphLatency";
 /// GHL API calls, by `Status` (HTTP status, or `unreachable`).
 pub const GHL_REQUESTS: &str = "GhlRequests";
 /// GHL token trouble: an API call answered 401, or a refresh refused.
@@ -52,9 +52,9 @@ pub const NAMES: [&str; 17] = [
     EVENTS_SENT,
     DEAD_LETTERED,
     END_TO_END_LAG,
-    GRAPH_REQUESTS,
-    GRAPH_FAILURES,
-    GRAPH_LATENCY,
+    CAPI_REQUESTS,
+    CAPI_FAILURES,
+    CAPI_LATENCY,
     GHL_REQUESTS,
     GHL_UNAUTHORIZED,
     GHL_LATENCY,
@@ -72,8 +72,8 @@ pub fn describe() {
         EVENTS_BUILT,
         EVENTS_SENT,
         DEAD_LETTERED,
-        GRAPH_REQUESTS,
-        GRAPH_FAILURES,
+        CAPI_REQUESTS,
+        CAPI_FAILURES,
         GHL_REQUESTS,
         GHL_UNAUTHORIZED,
         TOKEN_REFRESHES,
@@ -83,7 +83,7 @@ pub fn describe() {
     ] {
         describe_counter!(name, Unit::Count, "");
     }
-    for name in [HANDLER_TIME, GRAPH_LATENCY, GHL_LATENCY] {
+    for name in [HANDLER_TIME, CAPI_LATENCY, GHL_LATENCY] {
         describe_histogram!(name, Unit::Milliseconds, "");
     }
     describe_histogram!(END_TO_END_LAG, Unit::Seconds, "");
@@ -118,11 +118,11 @@ fn status_name(status: Option<u16>) -> String {
 }
 
 pub(crate) fn capi_call(status: Option<u16>, elapsed: Duration) {
-    counter!(GRAPH_REQUESTS, "Status" => status_name(status)).increment(1);
+    counter!(CAPI_REQUESTS, "Status" => status_name(status)).increment(1);
     if !matches!(status, Some(200..=299)) {
-        counter!(GRAPH_FAILURES).increment(1);
+        counter!(CAPI_FAILURES).increment(1);
     }
-    histogram!(GRAPH_LATENCY).record(millis(elapsed));
+    histogram!(CAPI_LATENCY).record(millis(elapsed));
 }
 
 pub(crate) fn ghl_call(status: Option<u16>, elapsed: Duration, remaining: Option<u64>) {

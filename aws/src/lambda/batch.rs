@@ -41,7 +41,7 @@ pub async fn batch_response(
             && let Err(e) = source.delay(receipt, after).await
         {
             tracing::warn!(
-                error = %ghl_capi::batch::chain(&e),
+                error = %ghl_capi::error::chain(&e),
                 message_id = retry.message_id,
                 "could not delay a retry; it comes back sooner"
             );

@@ -32,14 +32,14 @@ impl Dispatch {
         for (pixel, why) in missing {
             tracing::error!(
                 pixel,
-                error = %ghl_capi::batch::chain(&why),
+                error = %ghl_capi::error::chain(&why),
                 "no Conversions API token for this pixel"
             );
         }
         Ok(Dispatch {
             capi: CapiClient::new(
-                &settings.graph_api_base_url,
-                &settings.graph_api_version,
+                &settings.capi_base_url,
+                &settings.capi_version,
                 tokens,
                 settings.http_timeout,
             )?,

@@ -44,7 +44,7 @@ impl TokenRefresh {
         for (name, error) in &failed {
             tracing::error!(
                 secret = name,
-                error = %ghl_capi::batch::chain(error),
+                error = %ghl_capi::error::chain(error),
                 "token refresh failed"
             );
         }

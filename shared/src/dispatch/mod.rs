@@ -10,9 +10,9 @@
 pub mod consumer;
 pub mod tokens;
 
-use crate::batch::chain;
 use crate::capi::answer::{Disposition, classify};
 use crate::capi::{EventRequest, EventsApi, MAX_BATCH, ServerEvent};
+use crate::error::chain;
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]

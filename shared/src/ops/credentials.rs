@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::batch::chain;
 use crate::capi::answer::{Disposition, classify};
 use crate::capi::{EventRequest, EventsApi, ServerEvent};
+use crate::error::chain;
 use crate::ghl::client::GhlClient;
 use crate::ghl::install::{UserType, scopes};
 use crate::ghl::tokens::TokenSource;

@@ -189,8 +189,14 @@ impl<S: VersionedSecrets, L: Lease> ManagedTokens<S, L> {
                 .map_err(unavailable)?
             {
                 let outcome = self.refresh_holding_lease(name, &seen).await;
-                // If this fails the lease runs out by itself.
-                let _ = self.lease.release(&lock, &self.owner).await;
+                if let Err(e) = self.lease.release(&lock, &self.owner).await {
+                    // Harmless: the lease runs out by itself; others wait that long.
+                    tracing::warn!(
+                        secret = name,
+                        error = %crate::error::chain(&e),
+                        "could not give back the refresh lease"
+                    );
+                }
                 return outcome;
             }
             tokio::time::sleep(POLL).await;
