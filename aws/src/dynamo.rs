@@ -1,6 +1,7 @@
 //! The state store on DynamoDB: one item per contact, keyed `tags#{location}#{contact}`,
-//! and one per job done, keyed `done#{key}`, each with an `expires_at` TTL so
-//! contacts that stay quiet and old jobs age out.
+//! one per job done, keyed `done#{key}`, and one per kept record (a breaker, a held
+//! job's history), keyed `rec#{key}`, each with an `expires_at` TTL so contacts that
+//! stay quiet, old jobs and records age out.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -49,6 +50,17 @@ fn expires_in(ttl: Duration) -> AttributeValue {
 
 fn done_key(key: &str) -> AttributeValue {
     AttributeValue::S(format!("done#{key}"))
+}
+
+fn record_key(key: &str) -> AttributeValue {
+    AttributeValue::S(format!("rec#{key}"))
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 impl StateStore for DynamoState {
@@ -118,6 +130,54 @@ impl StateStore for DynamoState {
             .table_name(&self.table)
             .item("pk", done_key(key))
             .item("expires_at", expires_in(PROCESSED_TTL))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(e.into_service_error()))
+    }
+
+    async fn record(&self, key: &str) -> Result<Option<String>, StateError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", record_key(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed(e.into_service_error()))?
+            .item;
+        let Some(item) = item else { return Ok(None) };
+        // The table's TTL sweeps late (up to days): an item past its time is gone.
+        let expires_at = item
+            .get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(u64::MAX);
+        if expires_at <= now_seconds() {
+            return Ok(None);
+        }
+        Ok(item.get("text").and_then(|v| v.as_s().ok()).cloned())
+    }
+
+    async fn set_record(&self, key: &str, text: &str, keep: Duration) -> Result<(), StateError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", record_key(key))
+            .item("text", AttributeValue::S(text.to_owned()))
+            .item("expires_at", expires_in(keep))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(e.into_service_error()))
+    }
+
+    async fn delete_record(&self, key: &str) -> Result<(), StateError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", record_key(key))
             .send()
             .await
             .map(|_| ())

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use ghl_capi::jobs::Stage;
-use ghl_capi::ops::redrive::{Letter, read, replay};
+use ghl_capi::ops::redrive::{GaveUp, Letter, read, replay};
 use ghl_capi::ports::queue::Queue;
-use ghl_capi_aws::sqs::SqsQueue;
+use ghl_capi_aws::sqs::{Received, SqsQueue};
 use ghl_capi_local::ports::LocalQueue;
 use ghl_capi_local::serve::{DISPATCH, ENRICH};
 use ghl_capi_local::store::{DEAD, Store};
@@ -35,21 +35,39 @@ pub struct Args {
 
 fn show(letter: &Letter, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(letter)?);
-    } else {
-        let stage = match letter.stage {
-            Some(Stage::Enrich) => "enrich",
-            Some(Stage::Dispatch) => "dispatch",
-            None => "-",
-        };
-        println!(
-            "{:<22} {:<9} {:<24} {}",
-            letter.code,
-            stage,
-            letter.source.as_deref().unwrap_or("-"),
-            letter.reason
-        );
+        return Ok(out!("{}", serde_json::to_string(letter)?)?);
     }
+    let l = &letter.letter;
+    let stage = l.stage.or(letter.redrive_to).map_or("-", Stage::name);
+    let triggers = if l.triggers.is_empty() {
+        "-".to_owned()
+    } else {
+        l.triggers.join(",")
+    };
+    let history = &l.history;
+    let tried = match (
+        history.attempts,
+        history.first_failure,
+        history.last_failure,
+    ) {
+        (0, ..) => String::new(),
+        (n, first, last) => format!(
+            " ({n} tries{}{})",
+            first
+                .map(|t| format!(", first {}", t.to_rfc3339()))
+                .unwrap_or_default(),
+            last.map(|t| format!(", last {}", t.to_rfc3339()))
+                .unwrap_or_default()
+        ),
+    };
+    out!(
+        "{:<22} {:<9} {:<24} {:<24} {}{tried}",
+        l.code,
+        stage,
+        l.source,
+        triggers,
+        l.reason
+    )?;
     Ok(())
 }
 
@@ -66,17 +84,18 @@ pub fn list(args: &Args) -> anyhow::Result<Outcome> {
             // Each message is hidden once read, so it is read once; then all are
             // made visible again, ready for a redrive.
             let letters = receive_all(&dead, LIST_VISIBILITY_SECONDS).await?;
-            for (_, body) in &letters {
-                show(&read(body), args.json)?;
+            for letter in &letters {
+                show(&read(&letter.body, letter.gave_up), args.json)?;
             }
-            for (receipt, _) in &letters {
-                dead.delay(receipt, std::time::Duration::ZERO).await?;
+            for letter in &letters {
+                dead.delay(&letter.receipt, std::time::Duration::ZERO)
+                    .await?;
             }
             anyhow::Ok(())
         })?,
         None => {
             for stored in local(args)?.list(DEAD)? {
-                show(&read(&stored.body), args.json)?;
+                show(&read(&stored.body, GaveUp::default()), args.json)?;
             }
         }
     }
@@ -96,8 +115,8 @@ pub fn redrive(args: &Args) -> anyhow::Result<Outcome> {
             let dead = sqs(url).await;
             let enrich = SqsQueue::new(dead.client().clone(), enrich);
             let dispatch = SqsQueue::new(dead.client().clone(), dispatch);
-            for (receipt, body) in receive_all(&dead, 120).await? {
-                let letter = read(&body);
+            for received in receive_all(&dead, 120).await? {
+                let letter = read(&received.body, received.gave_up);
                 let Some((stage, message)) = replay(&letter, &attempt) else {
                     kept += 1;
                     continue;
@@ -106,7 +125,7 @@ pub fn redrive(args: &Args) -> anyhow::Result<Outcome> {
                     Stage::Enrich => enrich.send(message).await?,
                     Stage::Dispatch => dispatch.send(message).await?,
                 }
-                dead.delete(&receipt).await?;
+                dead.delete(&received.receipt).await?;
                 sent += 1;
             }
             anyhow::Ok(())
@@ -115,7 +134,8 @@ pub fn redrive(args: &Args) -> anyhow::Result<Outcome> {
             let store = local(args)?;
             runtime()?.block_on(async {
                 for stored in store.list(DEAD)? {
-                    let Some((stage, message)) = replay(&read(&stored.body), &attempt) else {
+                    let letter = read(&stored.body, GaveUp::default());
+                    let Some((stage, message)) = replay(&letter, &attempt) else {
                         kept += 1;
                         continue;
                     };
@@ -136,7 +156,7 @@ pub fn redrive(args: &Args) -> anyhow::Result<Outcome> {
             })?;
         }
     }
-    println!("redriven: {sent}; left in place (not a job of ours): {kept}");
+    out!("redriven: {sent}; left in place (not a job of ours): {kept}")?;
     Ok(Outcome::Done)
 }
 
@@ -158,9 +178,8 @@ async fn sqs(url: &str) -> SqsQueue {
 /// How long `dlq list` may take to read the queue; it shows each message once.
 const LIST_VISIBILITY_SECONDS: i32 = 30;
 
-/// Every message of the queue (receipt handle and body), each hidden for
-/// `visibility` seconds once received.
-async fn receive_all(queue: &SqsQueue, visibility: i32) -> anyhow::Result<Vec<(String, String)>> {
+/// Every message of the queue, each hidden for `visibility` seconds once received.
+async fn receive_all(queue: &SqsQueue, visibility: i32) -> anyhow::Result<Vec<Received>> {
     let mut all = Vec::new();
     loop {
         let batch = queue.receive(10, visibility).await?;

@@ -3,6 +3,23 @@
 //! Exit codes: 0 done; 1 failed (bad mapping, unreadable file, I/O error);
 //! 2 usage error; 3 done, but some input lines were malformed and reported.
 
+/// `println!` that hands a failed write back (a closed pipe, say) instead of
+/// panicking: commands end quietly when whatever reads their output goes away.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!`, the same way.
+macro_rules! out_text {
+    ($text:expr) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), "{}", $text)
+    }};
+}
+
 mod dlq;
 mod map;
 mod mapping;
@@ -111,11 +128,22 @@ fn main() -> ExitCode {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::MalformedInput) => ExitCode::from(3),
         Ok(Outcome::Failed) => ExitCode::FAILURE,
+        // Whatever read the output went away (`ghl-capi … | head`): nothing to say.
+        Err(err) if closed_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("ghl-capi: {err:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `err` comes from writing to a pipe whose reader has gone.
+fn closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// How a command that ran to the end went.

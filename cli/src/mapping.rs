@@ -7,7 +7,7 @@ use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ghl_capi::ghl::Contact;
 use ghl_capi::ghl::webhook::Webhook;
-use ghl_capi::mapping::{MappedEvent, Mapping, Occurrence, Source, TokenRef, identity};
+use ghl_capi::mapping::{Baseline, MappedEvent, Mapping, Occurrence, Source, TokenRef, identity};
 use ghl_capi::normalize::{HexDigest, normalize};
 use serde_json::{Map, Value, json};
 
@@ -15,7 +15,7 @@ use crate::Outcome;
 
 pub fn check(file: &Path) -> anyhow::Result<Outcome> {
     let mapping = Mapping::load(file)?;
-    print!("{}", describe(&mapping, &file.display().to_string()));
+    out_text!(describe(&mapping, &file.display().to_string()))?;
     Ok(Outcome::Done)
 }
 
@@ -77,9 +77,12 @@ pub struct PreviewArgs {
     /// wrapper), for webhooks that do not carry one (opportunities, appointments, …).
     #[arg(long, value_name = "FILE")]
     contact: Option<PathBuf>,
-    /// The contact's tags as last seen, comma-separated, for tag rules.
-    #[arg(long, value_name = "TAGS", value_delimiter = ',')]
-    previous_tags: Vec<String>,
+    /// The contact's tags as last seen, comma-separated ("" for none), for tag
+    /// rules. Without it, a contact webhook other than `ContactCreate` is the first
+    /// sight of its contact, as in the pipeline: its tags become the baseline and no
+    /// tag rule fires.
+    #[arg(long, value_name = "TAGS")]
+    previous_tags: Option<String>,
     /// Judge event times as if now were this ISO-8601 time (default: the webhook's
     /// own timestamp, so old samples preview as they were).
     #[arg(long, value_name = "TIME")]
@@ -129,7 +132,15 @@ pub fn preview(args: &PreviewArgs) -> anyhow::Result<Outcome> {
         .or_else(|| webhook.envelope().sent_at())
         .unwrap_or_else(Utc::now);
     let contact = contact_for(args, &webhook)?;
-    let occurrences = Occurrence::from_webhook(&webhook, &args.previous_tags, now);
+    let previous: Option<Vec<String>> = args.previous_tags.as_deref().map(|tags| {
+        tags.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect()
+    });
+    let (occurrences, baseline) = Occurrence::from_webhook(&webhook, previous.as_deref(), now);
+    let baseline = baseline == Baseline::Taken;
     let related = Map::new();
     let results: Vec<(Occurrence, Vec<MappedEvent>)> = occurrences
         .into_iter()
@@ -139,12 +150,12 @@ pub fn preview(args: &PreviewArgs) -> anyhow::Result<Outcome> {
         })
         .collect();
     if args.json {
-        println!(
+        out!(
             "{}",
-            serde_json::to_string_pretty(&as_json(&webhook, &contact, &results))?
-        );
+            serde_json::to_string_pretty(&as_json(&webhook, &contact, &results, baseline))?
+        )?;
     } else {
-        print!("{}", as_text(&webhook, &contact, &results, now));
+        out_text!(as_text(&webhook, &contact, (&results, baseline), now))?;
     }
     Ok(Outcome::Done)
 }
@@ -169,7 +180,7 @@ fn identifiers(
 fn as_text(
     webhook: &Webhook,
     contact: &Contact,
-    results: &[(Occurrence, Vec<MappedEvent>)],
+    (results, baseline): (&[(Occurrence, Vec<MappedEvent>)], bool),
     now: DateTime<Utc>,
 ) -> String {
     let mut t = format!(
@@ -178,6 +189,14 @@ fn as_text(
         webhook.contact_id().unwrap_or("-"),
         now.to_rfc3339_opts(SecondsFormat::Secs, true)
     );
+    if baseline {
+        let _ = writeln!(
+            t,
+            "  baseline taken, nothing fires for its tags ({}): the contact was never seen, so \
+             which tag changed is unknowable; give --previous-tags to preview a change",
+            contact.tags.join(", ")
+        );
+    }
     if results.is_empty() {
         t.push_str("  no trigger: this webhook starts no rule\n");
         return t;
@@ -258,6 +277,7 @@ fn as_json(
     webhook: &Webhook,
     contact: &Contact,
     results: &[(Occurrence, Vec<MappedEvent>)],
+    baseline: bool,
 ) -> Value {
     let ids: Vec<Value> = identifiers(contact)
         .into_iter()
@@ -266,6 +286,7 @@ fn as_json(
     json!({
         "webhook": webhook.kind(),
         "contactId": webhook.contact_id(),
+        "baseline": baseline,
         "identifiers": ids,
         "occurrences": results.iter().map(|(occ, events)| json!({
             "trigger": occ.trigger.name(),

@@ -50,7 +50,7 @@ pub fn url(args: &UrlArgs) -> anyhow::Result<Outcome> {
         &scopes,
         chrono::Utc::now(),
     );
-    println!("{link}");
+    out!("{link}")?;
     eprintln!("scopes: {} (valid for an hour)", scopes.join(" "));
     Ok(Outcome::Done)
 }

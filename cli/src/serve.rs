@@ -47,7 +47,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         .with_writer(std::io::stderr)
         .init();
     if args.dev {
-        println!("  --dev: webhooks signed with the development key are trusted, GHL's are not");
+        out!("  --dev: webhooks signed with the development key are trusted, GHL's are not")?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -111,7 +111,7 @@ pub fn send(args: &SendArgs) -> anyhow::Result<Outcome> {
         let status = response.status();
         anyhow::Ok((status, response.text().await?))
     })?;
-    println!("{} {answer}", status.as_u16());
+    out!("{} {answer}", status.as_u16())?;
     if status.is_success() {
         Ok(Outcome::Done)
     } else {

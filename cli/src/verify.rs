@@ -87,7 +87,7 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
             .await
         }
     })?;
-    print!("{}", table(&findings));
+    out_text!(table(&findings))?;
     if findings.iter().all(|f| f.ok) {
         Ok(Outcome::Done)
     } else {

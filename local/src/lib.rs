@@ -5,9 +5,10 @@
 //! - [`ports`]: the library's queue and state ports on it.
 //! - [`outbox`]: dry-run delivery for pixels without a token.
 //! - [`dev`]: the development key and the bundled sample webhook.
-//! - [`serve`]: the server and its two workers.
+//! - [`serve`]: the server; [`workers`]: its two consumers.
 pub mod dev;
 pub mod outbox;
 pub mod ports;
 pub mod serve;
 pub mod store;
+pub mod workers;

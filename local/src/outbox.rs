@@ -7,18 +7,23 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use ghl_capi::capi::{Answer, CapiClient, EventRequest, EventsApi, TransportError};
+use ghl_capi::capi::{Answer, CapiClient, EventRequest, EventsApi, PixelTokens, TransportError};
+use ghl_capi::dispatch::tokens::MappingTokens;
+use ghl_capi::ports::secrets::EnvSecrets;
 use serde_json::json;
 
 /// The Graph API, or the outbox for pixels without a token.
 #[derive(Debug)]
 pub struct LocalCapi {
-    capi: CapiClient,
+    capi: CapiClient<MappingTokens<EnvSecrets>>,
     outbox: Mutex<File>,
 }
 
 impl LocalCapi {
-    pub fn new(capi: CapiClient, outbox: &Path) -> std::io::Result<Self> {
+    pub fn new(
+        capi: CapiClient<MappingTokens<EnvSecrets>>,
+        outbox: &Path,
+    ) -> std::io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(outbox)?;
         Ok(LocalCapi {
             capi,
@@ -38,17 +43,25 @@ impl LocalCapi {
 }
 
 impl EventsApi for LocalCapi {
+    fn token_refused(&self, dataset_id: &str) {
+        self.capi.token_refused(dataset_id);
+    }
+
     async fn post(
         &self,
         dataset_id: &str,
         request: &EventRequest,
     ) -> Result<Answer, TransportError> {
-        if self.capi.has_token(dataset_id) {
+        if self.capi.tokens().token(dataset_id).await.is_some() {
             return self.capi.post(dataset_id, request).await;
         }
         let line = json!({"dataset_id": dataset_id, "request": request}).to_string();
         self.write(&line)?;
-        println!("dry run: POST /{dataset_id}/events {line}");
+        // Shown as it happens; a closed stdout must not stop delivery.
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, "dry run: POST /{dataset_id}/events {line}") {
+            tracing::debug!(error = %e, "cannot show a dry run on stdout");
+        }
         let answer = json!({"events_received": request.data.len(), "fbtrace_id": "dry-run"});
         Ok(Answer {
             status: 200,

@@ -24,8 +24,8 @@ impl Queue for LocalQueue {
             .send(
                 self.name,
                 &message.body,
-                message.group_id.as_deref(),
-                message.dedup_id.as_deref(),
+                (message.group_id.as_deref(), message.dedup_id.as_deref()),
+                message.delay.unwrap_or_default(),
             )
             .map_err(QueueError::new)
     }
@@ -70,5 +70,17 @@ impl StateStore for LocalState {
 
     async fn mark_processed(&self, key: &str) -> Result<(), StateError> {
         self.0.mark_processed(key, PROCESSED_FOR).map_err(failed)
+    }
+
+    async fn record(&self, key: &str) -> Result<Option<String>, StateError> {
+        self.0.record(key).map_err(failed)
+    }
+
+    async fn set_record(&self, key: &str, text: &str, keep: Duration) -> Result<(), StateError> {
+        self.0.set_record(key, text, keep).map_err(failed)
+    }
+
+    async fn delete_record(&self, key: &str) -> Result<(), StateError> {
+        self.0.delete_record(key).map_err(failed)
     }
 }

@@ -10,32 +10,26 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::IntoResponse;
 use chrono::Utc;
-use ghl_capi::batch::Retry;
-use ghl_capi::capi::CapiClient;
 use ghl_capi::capi::client::DEFAULT_BASE_URL as GRAPH_DEFAULT_BASE_URL;
-use ghl_capi::dispatch::consumer::dispatch_records;
-use ghl_capi::dispatch::tokens::pixel_tokens;
-use ghl_capi::enrich::consumer::enrich_records;
+use ghl_capi::capi::{CapiClient, PixelTokens};
+use ghl_capi::dispatch::tokens::MappingTokens;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::install::NoInstall;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::webhook::{ReplayWindow, WebhookKeys};
 use ghl_capi::ghl::wire::{DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL, LocationToken};
+use ghl_capi::hold::HoldPolicy;
 use ghl_capi::intake::{Api, Request};
 use ghl_capi::mapping::Mapping;
-use ghl_capi::ports::queue::Record;
 use ghl_capi::ports::secrets::EnvSecrets;
 use ghl_capi::settings::{Env, SettingsError};
 use tokio::sync::watch;
 
 use crate::outbox::LocalCapi;
-use crate::ports::{LocalQueue, LocalState};
-use crate::store::{DEAD, Store, StoreError};
-
-/// The enrichment queue's name.
-pub const ENRICH: &str = "enrich";
-/// The dispatch queue's name.
-pub const DISPATCH: &str = "dispatch";
+use crate::ports::LocalQueue;
+use crate::store::{Store, StoreError};
+use crate::workers::{self, Shared};
+pub use crate::workers::{DISPATCH, ENRICH};
 /// GHL tokens are read from `GHL_TOKEN_<locationId>`.
 pub const GHL_TOKEN_PREFIX: &str = "GHL_TOKEN_";
 
@@ -44,13 +38,6 @@ pub const GHL_TOKEN_PREFIX: &str = "GHL_TOKEN_";
 pub const CONVERSION_KEYS_VAR: &str = "CONVERSION_API_KEYS";
 /// The mapping used when none is given.
 const DEMO_MAPPING: &str = include_str!("../samples/mapping.toml");
-
-/// A message is dead-lettered after this many receives, as with SQS's redrive policy.
-const MAX_RECEIVES: u32 = 6;
-/// How long a received message stays hidden while it is handled.
-const VISIBILITY: Duration = Duration::from_secs(60);
-/// Idle workers look for work this often (and at once when something is queued).
-const POLL: Duration = Duration::from_millis(200);
 
 /// What `serve` runs with.
 #[derive(Debug)]
@@ -70,6 +57,9 @@ pub struct Options {
     pub ghl_tokens: FixedTokens,
     /// The environment variable holding the conversions route's API keys.
     pub conversion_keys_var: Option<String>,
+    /// How held work waits (`HOLD_BASE_MS`, `HOLD_CAP_SECONDS`, …, as for the
+    /// functions).
+    pub hold: HoldPolicy,
 }
 
 impl Options {
@@ -115,6 +105,7 @@ impl Options {
         let conversion_keys_var = env
             .optional(CONVERSION_KEYS_VAR)
             .map(|_| CONVERSION_KEYS_VAR.to_owned());
+        let hold = env.hold_policy();
         env.finish(|| {
             Some(Options {
                 listen,
@@ -129,6 +120,7 @@ impl Options {
                 http_timeout,
                 ghl_tokens,
                 conversion_keys_var,
+                hold,
             })
         })
     }
@@ -191,7 +183,13 @@ pub async fn serve(
         .map_err(|e| ServeError::Listen(options.listen, e))?;
     let address = listener.local_addr().map_err(ServeError::Server)?;
 
-    let (tokens, missing) = pixel_tokens(&options.mapping, &EnvSecrets).await;
+    let tokens = MappingTokens::new(&options.mapping, EnvSecrets);
+    let mut dry = Vec::new();
+    for pixel in &options.mapping.pixels {
+        if tokens.token(&pixel.dataset_id).await.is_none() {
+            dry.push(pixel.name.clone());
+        }
+    }
     let capi = CapiClient::new(
         &options.capi_base_url,
         &options.capi_version,
@@ -209,7 +207,7 @@ pub async fn serve(
     if released > 0 {
         println!("  {released} messages left in hand by the last run are queued again");
     }
-    for (pixel, _) in &missing {
+    for pixel in &dry {
         println!(
             "  pixel {pixel}: no access token, dry run: requests go to {}",
             options.outbox.display()
@@ -228,14 +226,13 @@ pub async fn serve(
         install: NoInstall,
     });
     let (stop, stopped) = watch::channel(false);
-    let mapping = Arc::new(options.mapping);
-    let enrich = tokio::spawn(enrich_worker(
-        store.clone(),
-        Arc::clone(&mapping),
-        ghl,
-        stopped.clone(),
-    ));
-    let dispatch = tokio::spawn(dispatch_worker(store, mapping, capi, stopped));
+    let shared = Shared {
+        store,
+        mapping: Arc::new(options.mapping),
+        hold: options.hold,
+    };
+    let enrich = tokio::spawn(workers::enrich(shared.clone(), ghl, stopped.clone()));
+    let dispatch = tokio::spawn(workers::dispatch(shared, capi, stopped));
 
     let app = axum::Router::new().fallback(move |method, uri, headers, body| {
         let api = Arc::clone(&api);
@@ -259,98 +256,6 @@ async fn handle(
 ) -> impl IntoResponse + use<> {
     let request = Request::from_http(&method, &uri, &headers, &body);
     api.handle(request, Utc::now()).await.to_http()
-}
-
-/// Waits before a retry: what the consumer asked for, else doubling from 1 s.
-fn backoff(retry: &Retry, receives: u32) -> Duration {
-    retry.after.unwrap_or_else(|| {
-        Duration::from_secs(1 << receives.saturating_sub(1).min(8)).min(Duration::from_secs(300))
-    })
-}
-
-/// Receives a batch; `None` once told to stop.
-async fn next_batch(
-    store: &Store,
-    queue: &str,
-    max: usize,
-    stopped: &mut watch::Receiver<bool>,
-) -> Option<Vec<crate::store::Received>> {
-    loop {
-        if *stopped.borrow() {
-            return None;
-        }
-        match store.receive(queue, max, VISIBILITY, MAX_RECEIVES) {
-            Ok(batch) if !batch.is_empty() => return Some(batch),
-            Ok(_) => {}
-            Err(e) => tracing::error!(queue, error = %e, "cannot read the queue"),
-        }
-        let _ = tokio::time::timeout(POLL, stopped.changed()).await;
-    }
-}
-
-/// Acknowledges what succeeded and schedules the retries.
-fn settle(store: &Store, queue: &str, batch: &[crate::store::Received], failed: &[Retry]) {
-    for received in batch {
-        let id = &received.record.message_id;
-        let outcome = match failed.iter().find(|r| &r.message_id == id) {
-            Some(retry) => store.retry_after(id, backoff(retry, received.receives)),
-            None => store.delete(id),
-        };
-        if let Err(e) = outcome {
-            // Left as it is, the message reappears after its visibility timeout.
-            tracing::error!(queue, error = %e, "cannot settle a message");
-        }
-    }
-}
-
-fn records(batch: &[crate::store::Received]) -> Vec<Record> {
-    batch.iter().map(|r| r.record.clone()).collect()
-}
-
-async fn enrich_worker(
-    store: Store,
-    mapping: Arc<Mapping>,
-    ghl: GhlClient<FixedTokens>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let state = LocalState(store.clone());
-    let dispatch = LocalQueue {
-        store: store.clone(),
-        name: DISPATCH,
-    };
-    let dead = LocalQueue {
-        store: store.clone(),
-        name: DEAD,
-    };
-    while let Some(batch) = next_batch(&store, ENRICH, 10, &mut stopped).await {
-        let failed = enrich_records(
-            &mapping,
-            &ghl,
-            &state,
-            &dispatch,
-            &dead,
-            &records(&batch),
-            Utc::now(),
-        )
-        .await;
-        settle(&store, ENRICH, &batch, &failed);
-    }
-}
-
-async fn dispatch_worker(
-    store: Store,
-    mapping: Arc<Mapping>,
-    capi: LocalCapi,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let dead = LocalQueue {
-        store: store.clone(),
-        name: DEAD,
-    };
-    while let Some(batch) = next_batch(&store, DISPATCH, 1000, &mut stopped).await {
-        let failed = dispatch_records(&mapping, &capi, &dead, &records(&batch), Utc::now()).await;
-        settle(&store, DISPATCH, &batch, &failed);
-    }
 }
 
 #[cfg(test)]

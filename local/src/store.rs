@@ -8,6 +8,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use chrono::DateTime;
+use ghl_capi::jobs::{EnrichJob, History, LetterMessage};
+use ghl_capi::ops::redrive::{GaveUp, read};
 use ghl_capi::ports::queue::Record;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -25,13 +28,6 @@ pub struct StoreError(#[from] rusqlite::Error);
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Arc<Mutex<Connection>>,
-}
-
-/// A received message: its record, and how often it was received before.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    pub record: Record,
-    pub receives: u32,
 }
 
 /// A message waiting in a queue, for `dlq list`.
@@ -82,8 +78,21 @@ impl Store {
              CREATE TABLE IF NOT EXISTS processed (
                  key TEXT PRIMARY KEY,
                  expires_at INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS records (
+                 key TEXT PRIMARY KEY,
+                 text TEXT NOT NULL,
+                 expires_at INTEGER NOT NULL
              );",
         )?;
+        // Stores made before messages kept their first receive.
+        let columns: Vec<String> = db
+            .prepare("SELECT name FROM pragma_table_info('messages')")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        if !columns.iter().any(|c| c == "first_received_at") {
+            db.execute_batch("ALTER TABLE messages ADD COLUMN first_received_at INTEGER")?;
+        }
         Ok(Store {
             db: Arc::new(Mutex::new(db)),
         })
@@ -97,14 +106,14 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues a message; one whose `dedup_id` was seen on this queue in the last
-    /// five minutes is dropped, as SQS FIFO does.
+    /// Queues a message, received not before `delay`; one whose `dedup_id` was
+    /// seen on this queue in the last five minutes is dropped, as SQS FIFO does.
     pub fn send(
         &self,
         queue: &str,
         body: &str,
-        group_id: Option<&str>,
-        dedup_id: Option<&str>,
+        (group_id, dedup_id): (Option<&str>, Option<&str>),
+        delay: Duration,
     ) -> Result<(), StoreError> {
         let mut db = self.lock();
         let tx = db.transaction()?;
@@ -120,8 +129,8 @@ impl Store {
             }
         }
         tx.execute(
-            "INSERT INTO messages (queue, body, group_id, sent_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-            params![queue, body, group_id, now],
+            "INSERT INTO messages (queue, body, group_id, sent_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![queue, body, group_id, now, now + delay.as_millis() as i64],
         )?;
         tx.commit()?;
         Ok(())
@@ -130,20 +139,23 @@ impl Store {
     /// Receives up to `max` visible messages, hiding each for `visibility`. In a
     /// FIFO group only the oldest message is ever out, so a contact's changes keep
     /// their order. A message received `max_receives` times already moves to the
-    /// dead-letter queue instead, untouched, as SQS's redrive policy does.
+    /// dead-letter queue instead, as SQS's redrive policy does, but as a reasoned
+    /// letter: what the job is, how often and since when it was tried, and its last
+    /// failure when a held job's history says it.
     pub fn receive(
         &self,
         queue: &str,
         max: usize,
         visibility: Duration,
         max_receives: u32,
-    ) -> Result<Vec<Received>, StoreError> {
+    ) -> Result<Vec<Record>, StoreError> {
         let mut db = self.lock();
         let tx = db.transaction()?;
         let now = now_ms();
-        let candidates: Vec<(i64, String, Option<String>, u32)> = {
+        type Candidate = (i64, String, Option<String>, u32, Option<i64>);
+        let candidates: Vec<Candidate> = {
             let mut select = tx.prepare_cached(
-                "SELECT id, body, group_id, receives FROM messages m
+                "SELECT id, body, group_id, receives, first_received_at FROM messages m
                  WHERE queue = ?1 AND visible_at <= ?2
                    AND (group_id IS NULL OR NOT EXISTS (
                        SELECT 1 FROM messages p
@@ -152,31 +164,43 @@ impl Store {
             )?;
             select
                 .query_map(params![queue, now, max as i64], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
                 })?
                 .collect::<Result<_, _>>()?
         };
         let hidden_until = now + visibility.as_millis() as i64;
         let mut received = Vec::new();
-        for (id, body, group_id, receives) in candidates {
+        for (id, body, group_id, receives, first) in candidates {
             if receives >= max_receives {
+                let gave_up = GaveUp {
+                    receives,
+                    first_received: first.and_then(DateTime::from_timestamp_millis),
+                    last_received: DateTime::from_timestamp_millis(now),
+                };
+                let letter = letter(&tx, &body, gave_up)?;
                 tx.execute(
-                    "UPDATE messages SET queue = ?2, group_id = NULL, visible_at = ?3, receives = 0 WHERE id = ?1",
-                    params![id, DEAD, now],
+                    "UPDATE messages SET queue = ?2, body = ?3, group_id = NULL, visible_at = ?4, receives = 0 WHERE id = ?1",
+                    params![id, DEAD, letter, now],
                 )?;
                 continue;
             }
             tx.execute(
-                "UPDATE messages SET receives = receives + 1, visible_at = ?2, in_hand = 1 WHERE id = ?1",
-                params![id, hidden_until],
+                "UPDATE messages SET receives = receives + 1, visible_at = ?2, in_hand = 1,
+                     first_received_at = COALESCE(first_received_at, ?3) WHERE id = ?1",
+                params![id, hidden_until, now],
             )?;
-            received.push(Received {
-                record: Record {
-                    message_id: id.to_string(),
-                    body,
-                    group_id,
-                },
+            received.push(Record {
+                message_id: id.to_string(),
+                body,
+                group_id,
                 receives: receives + 1,
+                first_received: DateTime::from_timestamp_millis(first.unwrap_or(now)),
             });
         }
         tx.commit()?;
@@ -277,6 +301,39 @@ impl Store {
             .is_some())
     }
 
+    pub(crate) fn record(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT text FROM records WHERE key = ?1 AND expires_at > ?2",
+                params![key, now_ms()],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    pub(crate) fn set_record(
+        &self,
+        key: &str,
+        text: &str,
+        keep: Duration,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let db = self.lock();
+        db.execute("DELETE FROM records WHERE expires_at <= ?1", params![now])?;
+        db.execute(
+            "INSERT OR REPLACE INTO records (key, text, expires_at) VALUES (?1, ?2, ?3)",
+            params![key, text, now + keep.as_millis() as i64],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn delete_record(&self, key: &str) -> Result<(), StoreError> {
+        self.lock()
+            .execute("DELETE FROM records WHERE key = ?1", params![key])?;
+        Ok(())
+    }
+
     pub(crate) fn mark_processed(&self, key: &str, keep: Duration) -> Result<(), StoreError> {
         let now = now_ms();
         let db = self.lock();
@@ -287,4 +344,31 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// The reasoned letter for a job the store gave up on after its receive limit: what
+/// the job tells of itself, and the last failure its held history kept.
+fn letter(db: &Connection, body: &str, gave_up: GaveUp) -> Result<String, StoreError> {
+    let mut letter = read(body, gave_up).letter;
+    if let Ok(job) = serde_json::from_str::<EnrichJob>(body) {
+        let kept: Option<String> = db
+            .query_row(
+                "SELECT text FROM records WHERE key = ?1",
+                params![format!("held#{}", job.key())],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(history) = kept.and_then(|t| serde_json::from_str::<History>(&t).ok()) {
+            if let Some(cause) = &history.last_cause {
+                letter.reason = format!("{}; its last failure: {cause}", letter.reason);
+            }
+            letter.history.last_code = history.last_code;
+            letter.history.last_cause = history.last_cause;
+        }
+    }
+    let envelope = LetterMessage {
+        dead_letter: letter,
+        message: body.to_owned(),
+    };
+    Ok(serde_json::to_string(&envelope).unwrap_or_else(|_| body.to_owned()))
 }

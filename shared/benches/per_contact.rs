@@ -102,7 +102,13 @@ fn per_contact(c: &mut Criterion) {
             parse_contact_into(black_box(CONTACT.as_bytes()), &mut reused).expect("contact");
             let contact = &reused;
             let trigger = Trigger::ContactCreated;
-            Occurrence::refill_for_contact_record(&mut occurrences, trigger, "", contact, now);
+            Occurrence::refill_for_contact_record(
+                &mut occurrences,
+                (trigger, false),
+                "",
+                contact,
+                now,
+            );
             out.clear();
             let subject = Subject::new(contact, &occurrences[0], &related);
             mapping.map_each(

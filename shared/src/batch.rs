@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::chain;
@@ -21,8 +22,15 @@ pub enum Outcome {
     Done,
     /// Receive it again as soon as the queue allows.
     RetryNow(Reason),
-    /// Receive it again, not before this long (a partner said how long to wait).
+    /// Receive it again, not before this long (a hold's wait, or a partner's).
     RetryAfter(Duration, Reason),
+    /// Done with as received: `body` (the job with its history) goes back on the
+    /// record's own queue, to be received not before `after`.
+    Requeue {
+        body: String,
+        after: Duration,
+        reason: Reason,
+    },
     /// Never deliverable: it goes to the dead-letter queue with why.
     DeadLetter(DeadLetter),
 }
@@ -72,56 +80,96 @@ pub(crate) async fn send_json(
     value: &impl Serialize,
 ) -> Result<(), QueueError> {
     let body = serde_json::to_string(value).map_err(QueueError::new)?;
-    queue
-        .send(Outgoing {
-            body,
-            group_id: None,
-            dedup_id: None,
-        })
-        .await
+    queue.send(Outgoing::new(body)).await
 }
 
-/// Writes `letter` about `message` to the dead-letter queue: logged (ids, code and
-/// reason) and counted by its code once it is stored.
+/// Writes `letter` about `message` to the dead-letter queue, dated `now`: logged
+/// (ids, code, reason and what it went through) and counted by its code once it
+/// is stored.
 pub async fn dead_letter(
     dead: &impl Queue,
     letter: &DeadLetter,
     message: &str,
+    now: DateTime<Utc>,
 ) -> Result<(), QueueError> {
-    let envelope = LetterMessage {
-        dead_letter: letter.clone(),
-        message: message.to_owned(),
-    };
-    send_json(dead, &envelope).await?;
+    let mut letter = letter.clone();
+    letter.at.get_or_insert(now);
     tracing::warn!(
         code = letter.code,
         source = letter.source,
+        stage = letter.stage.map(Stage::name),
+        triggers = letter.triggers.join(" "),
         rule = letter.rule,
+        event_id = letter.event_id,
         reason = letter.reason,
+        attempts = letter.history.attempts,
+        first_failure = letter.history.first_failure.map(|t| t.to_rfc3339()),
         "dead letter"
     );
-    crate::telemetry::dead_lettered(&letter.code);
+    let code = letter.code.clone();
+    let envelope = LetterMessage {
+        dead_letter: letter,
+        message: message.to_owned(),
+    };
+    send_json(dead, &envelope).await?;
+    crate::telemetry::dead_lettered(&code);
     Ok(())
 }
 
-/// Settles one record's outcome: a dead letter is written (if that fails, the
-/// record is retried); a retry is logged with the record's ids and reason and
-/// counted. Returns the retry to hand back to the queue, if any.
-pub async fn settle(
+/// The queues a record is settled with: where it came from, and the dead letters.
+#[derive(Debug)]
+pub struct Queues<'q, S, D> {
+    pub source: &'q S,
+    pub dead: &'q D,
+}
+
+impl<S, D> Clone for Queues<'_, S, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S, D> Copy for Queues<'_, S, D> {}
+
+/// Settles one record's outcome at `now`: a dead letter is written, a requeued job
+/// sent back to its queue (if either fails, the record is retried instead); a
+/// retry is logged with the record's ids and reason and counted. Returns the retry
+/// to hand back to the queue, if any.
+pub async fn settle<S: Queue, D: Queue>(
     stage: Stage,
-    dead: &impl Queue,
+    queues: Queues<'_, S, D>,
     record: &Record,
     ids: Ids<'_>,
     outcome: Outcome,
+    now: DateTime<Utc>,
 ) -> Option<Retry> {
-    let (after, reason) = match outcome {
+    let (after, reason, in_place) = match outcome {
         Outcome::Done => return None,
-        Outcome::RetryNow(reason) => (None, reason),
-        Outcome::RetryAfter(after, reason) => (Some(after), reason),
-        Outcome::DeadLetter(letter) => match dead_letter(dead, &letter, &record.body).await {
-            Ok(()) => return None,
-            Err(e) => (None, Reason::of("dead_letter_queue_failed", &e)),
-        },
+        Outcome::RetryNow(reason) => (None, reason, true),
+        Outcome::RetryAfter(after, reason) => (Some(after), reason, true),
+        Outcome::Requeue {
+            body,
+            after,
+            reason,
+        } => {
+            let mut again = Outgoing::new(body);
+            again.delay = Some(after);
+            let failed = queues.source.send(again).await.err();
+            if let Some(e) = &failed {
+                tracing::warn!(
+                    message_id = record.message_id,
+                    error = %chain(e),
+                    "a held job could not be requeued; it is retried in place"
+                );
+            }
+            (Some(after), reason, failed.is_some())
+        }
+        Outcome::DeadLetter(letter) => {
+            match dead_letter(queues.dead, &letter, &record.body, now).await {
+                Ok(()) => return None,
+                Err(e) => (None, Reason::of("dead_letter_queue_failed", &e), true),
+            }
+        }
     };
     tracing::warn!(
         stage = stage.name(),
@@ -131,10 +179,11 @@ pub async fn settle(
         code = reason.code,
         reason = reason.text,
         after_ms = after.map(|a| a.as_millis() as u64),
-        "record will be retried"
+        receives = record.receives,
+        "held: will be retried"
     );
     crate::telemetry::retried(stage.name(), reason.code);
-    Some(Retry {
+    in_place.then(|| Retry {
         message_id: record.message_id.clone(),
         after,
         reason,
@@ -146,44 +195,36 @@ mod tests {
     use super::*;
     use crate::ports::queue::MemoryQueue;
 
-    fn record() -> Record {
-        Record {
-            message_id: "m1".into(),
-            body: "{}".into(),
-            group_id: None,
-        }
+    fn now() -> DateTime<Utc> {
+        "2026-12-01T10:00:00Z".parse().expect("time")
     }
 
     #[tokio::test]
     async fn a_dead_letter_that_cannot_be_written_is_retried_with_why() {
-        let dead = MemoryQueue::default();
-        let letter = DeadLetter {
-            source: "wh-1".into(),
-            rule: None,
-            code: "too_old".into(),
-            reason: "old".into(),
+        let (source, dead) = (MemoryQueue::default(), MemoryQueue::default());
+        let queues = Queues {
+            source: &source,
+            dead: &dead,
         };
+        let record = Record::new("m1", "{}");
+        let letter = DeadLetter::new("wh-1", Stage::Enrich, "too_old", "old");
         let outcome = Outcome::DeadLetter(letter.clone());
-        assert_eq!(
-            settle(
-                Stage::Enrich,
-                &dead,
-                &record(),
-                Ids::default(),
-                outcome.clone()
-            )
-            .await,
-            None
-        );
+        let ids = Ids::default();
+        let settled = settle(Stage::Enrich, queues, &record, ids, outcome.clone(), now()).await;
+        assert_eq!(settled, None);
         let written: LetterMessage =
             serde_json::from_str(&dead.sent()[0].body).expect("an envelope");
+        let dated = DeadLetter {
+            at: Some(now()),
+            ..letter
+        };
         assert_eq!(
             (written.dead_letter, written.message.as_str()),
-            (letter, "{}")
+            (dated, "{}")
         );
 
         dead.fail_next(1);
-        let retry = settle(Stage::Enrich, &dead, &record(), Ids::default(), outcome)
+        let retry = settle(Stage::Enrich, queues, &record, ids, outcome, now())
             .await
             .expect("retried");
         assert_eq!(retry.reason.code, "dead_letter_queue_failed");
@@ -191,15 +232,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_requeued_job_goes_back_delayed_and_a_failed_requeue_is_retried() {
+        let (source, dead) = (MemoryQueue::default(), MemoryQueue::default());
+        let queues = Queues {
+            source: &source,
+            dead: &dead,
+        };
+        let record = Record::new("m1", "{}");
+        let requeue = Outcome::Requeue {
+            body: "{\"held\":1}".into(),
+            after: Duration::from_secs(30),
+            reason: Reason::new("meta_unavailable", "503"),
+        };
+        let ids = Ids::default();
+        let settled = settle(
+            Stage::Dispatch,
+            queues,
+            &record,
+            ids,
+            requeue.clone(),
+            now(),
+        )
+        .await;
+        assert_eq!(settled, None, "done with: its copy is queued");
+        assert_eq!(source.sent()[0].delay, Some(Duration::from_secs(30)));
+        assert_eq!(source.sent()[0].body, "{\"held\":1}");
+        source.fail_next(1);
+        let retry = settle(Stage::Dispatch, queues, &record, ids, requeue, now())
+            .await
+            .expect("retried in place");
+        assert_eq!(retry.after, Some(Duration::from_secs(30)));
+    }
+
+    #[tokio::test]
     async fn a_retry_keeps_its_wait_and_reason() {
         let dead = MemoryQueue::default();
+        let queues = Queues {
+            source: &dead,
+            dead: &dead,
+        };
         let reason = Reason::new("ghl_rate_limited", "wait");
+        let outcome = Outcome::RetryAfter(Duration::from_secs(3), reason.clone());
+        let record = Record::new("m1", "{}");
         let retry = settle(
             Stage::Enrich,
-            &dead,
-            &record(),
+            queues,
+            &record,
             Ids::default(),
-            Outcome::RetryAfter(Duration::from_secs(3), reason.clone()),
+            outcome,
+            now(),
         )
         .await;
         assert_eq!(

@@ -121,17 +121,96 @@ pub struct DispatchJob {
     /// The job it came from (its idempotency key), for tracing.
     pub source: String,
     pub rule: String,
+    /// The trigger that made the event (`contact.created`, …).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trigger: String,
     pub event: ServerEvent,
+    /// What it has been through while Meta could not take it (queued with it).
+    #[serde(default, skip_serializing_if = "History::is_empty")]
+    pub history: History,
 }
 
-/// Something that will not reach Meta, with why.
+/// What a held piece of work has been through: kept with it while it is held, and
+/// in its dead letter if it becomes one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    /// Failed tries so far.
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<DateTime<Utc>>,
+    /// The last failure's code (`meta_unavailable`, `ghl_unavailable`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_code: Option<String>,
+    /// The last failure, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_cause: Option<String>,
+}
+
+impl History {
+    pub fn is_empty(&self) -> bool {
+        *self == History::default()
+    }
+
+    /// Counts one more failure, with its code and cause, at `now`.
+    pub fn failed(&mut self, code: &str, cause: &str, now: DateTime<Utc>) {
+        self.attempts += 1;
+        self.first_failure.get_or_insert(now);
+        self.last_failure = Some(now);
+        self.last_code = Some(code.to_owned());
+        self.last_cause = Some(cause.to_owned());
+    }
+
+    /// How long it has been held, as of `now`.
+    pub fn held_for(&self, now: DateTime<Utc>) -> chrono::Duration {
+        self.first_failure
+            .map_or_else(chrono::Duration::zero, |first| now - first)
+    }
+}
+
+/// Something that will not reach Meta, with why: where it started (`source`, the
+/// webhook id or the conversion's event id), the stage and triggers it failed in,
+/// and what it went through.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     pub source: String,
+    /// Absent only in letters written before stages named themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
+    /// The triggers of the job (`contact.created`, `contact.tag_added:vip`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<String>,
     pub rule: Option<String>,
+    /// The event it was about, for a letter of one event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
     /// Stable code (`too_old`, `contact_not_found`, …).
     pub code: String,
+    /// Why, in words.
     pub reason: String,
+    /// When it was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "History::is_empty")]
+    pub history: History,
+}
+
+impl DeadLetter {
+    /// A letter about `source` in `stage`, with `code` and `reason`.
+    pub fn new(source: &str, stage: Stage, code: &str, reason: impl Into<String>) -> Self {
+        DeadLetter {
+            source: source.to_owned(),
+            stage: Some(stage),
+            triggers: Vec::new(),
+            rule: None,
+            event_id: None,
+            code: code.to_owned(),
+            reason: reason.into(),
+            at: None,
+            history: History::default(),
+        }
+    }
 }
 
 /// A dead letter as a dead-letter queue holds it: the letter, and the message it is

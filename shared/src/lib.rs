@@ -7,7 +7,8 @@
 //!   firing rule needs, events queued for dispatch.
 //! - [`dispatch`]: events delivered to Meta in batches, invalid ones isolated.
 //! - [`batch`]: what both consumers share: each record's outcome, retries with their
-//!   reasons, dead letters.
+//!   reasons, dead letters; [`hold`]: holding work through a partner's outage
+//!   (waits, circuit breakers, limits).
 //! - [`ops`]: what a person runs beside the pipeline: `map`, dead-letter redrive, the
 //!   credentials check.
 //!
@@ -24,13 +25,14 @@
 //!   [`telemetry`]: the metrics the pipeline records; [`error`]: an error in words.
 //!
 //! Dependencies run one way, down this list (`scripts/check-layers.py` checks it):
-//! stages → `mapping` → `jobs` → partners → `normalize`, `ports`.
+//! stages → `batch`, `hold` → `mapping` → `jobs` → partners → `normalize`, `ports`.
 pub mod batch;
 pub mod capi;
 pub mod dispatch;
 pub mod enrich;
 pub mod error;
 pub mod ghl;
+pub mod hold;
 mod http;
 pub mod intake;
 pub mod jobs;

@@ -8,8 +8,12 @@ use std::time::Duration;
 use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
 
 /// Intake requests, by `Outcome` (`accepted`, `ignored`, or the rejection's code:
-/// `bad_signature`, `malformed`, `enqueue_failed`, …).
+/// `bad_signature`, `no_timestamp`, `enqueue_failed`, …).
 pub const REQUESTS: &str = "Requests";
+/// Every intake request, and those answered with anything but `2xx` (GHL pauses a
+/// URL whose deliveries fail too often): the share the alarm watches.
+pub const ANSWERED: &str = "Answered";
+pub const REFUSED: &str = "Refused";
 /// The intake handler's own time, by `Outcome`.
 pub const HANDLER_TIME: &str = "HandlerTime";
 /// Events the mapping built and enrichment queued for Meta, by `EventName`.
@@ -43,10 +47,21 @@ pub const RETRIED: &str = "Retried";
 /// Each record handed back for a retry, by `Stage` and `Reason` (a bounded code:
 /// `ghl_unavailable`, `meta_unavailable`, `state_store_failed`, …).
 pub const RETRY_REASONS: &str = "RetryReasons";
+/// A partner's circuit breaker opened (a pixel's or a location's work is held), by
+/// `Partner` (`meta` or `ghl`).
+pub const PARTNER_PAUSED: &str = "PartnerPaused";
+/// A contact seen for the first time by a tag webhook: its tags became the
+/// baseline, and no tag rule fired.
+pub const TAG_BASELINES: &str = "TagBaselines";
+/// Work dropped on purpose before any partner call, by `Reason` (`no_pixel`: no
+/// pixel serves the location).
+pub const SKIPPED: &str = "Skipped";
 
 /// Every metric name above, for checks that the template reads only these.
-pub const NAMES: [&str; 17] = [
+pub const NAMES: [&str; 22] = [
     REQUESTS,
+    ANSWERED,
+    REFUSED,
     HANDLER_TIME,
     EVENTS_BUILT,
     EVENTS_SENT,
@@ -63,12 +78,17 @@ pub const NAMES: [&str; 17] = [
     RECORDS,
     RETRIED,
     RETRY_REASONS,
+    PARTNER_PAUSED,
+    TAG_BASELINES,
+    SKIPPED,
 ];
 
 /// Tells the installed recorder each metric's unit.
 pub fn describe() {
     for name in [
         REQUESTS,
+        ANSWERED,
+        REFUSED,
         EVENTS_BUILT,
         EVENTS_SENT,
         DEAD_LETTERED,
@@ -80,6 +100,9 @@ pub fn describe() {
         RECORDS,
         RETRIED,
         RETRY_REASONS,
+        PARTNER_PAUSED,
+        TAG_BASELINES,
+        SKIPPED,
     ] {
         describe_counter!(name, Unit::Count, "");
     }
@@ -94,8 +117,12 @@ fn millis(elapsed: Duration) -> f64 {
     elapsed.as_secs_f64() * 1000.0
 }
 
-pub(crate) fn request(outcome: &'static str, elapsed: Duration) {
+pub(crate) fn request(outcome: &'static str, status: u16, elapsed: Duration) {
     counter!(REQUESTS, "Outcome" => outcome).increment(1);
+    counter!(ANSWERED).increment(1);
+    if !(200..300).contains(&status) {
+        counter!(REFUSED).increment(1);
+    }
     histogram!(HANDLER_TIME, "Outcome" => outcome).record(millis(elapsed));
 }
 
@@ -148,6 +175,18 @@ pub(crate) fn token_refused() {
 /// A record goes back for a retry, for `reason`.
 pub(crate) fn retried(stage: &'static str, reason: &'static str) {
     counter!(RETRY_REASONS, "Stage" => stage, "Reason" => reason).increment(1);
+}
+
+pub(crate) fn partner_paused(partner: &'static str) {
+    counter!(PARTNER_PAUSED, "Partner" => partner).increment(1);
+}
+
+pub(crate) fn tag_baseline() {
+    counter!(TAG_BASELINES).increment(1);
+}
+
+pub(crate) fn skipped(reason: &'static str) {
+    counter!(SKIPPED, "Reason" => reason).increment(1);
 }
 
 /// One SQS batch ended: its size and how many records go back for a retry.

@@ -8,12 +8,15 @@ use ghl_capi::capi::{Answer, EventRequest, EventsApi, TransportError};
 use ghl_capi::ghl::{Contact, GhlError, GhlReader, Related};
 use serde_json::{Value, json};
 
-/// GHL as a map of contacts: records every read, and can be told to fail them all.
+/// GHL as a map of contacts: records every read, and can be told to fail them all
+/// (from the start, or from any moment on).
 #[derive(Debug, Default)]
 pub struct FakeGhl {
     contacts: HashMap<String, Contact>,
     reads: Mutex<Vec<String>>,
-    fail: Option<GhlError>,
+    fail: Mutex<Option<GhlError>>,
+    /// Failures of one contact's reads only, by contact id.
+    fail_contact: Mutex<HashMap<String, GhlError>>,
 }
 
 impl FakeGhl {
@@ -28,9 +31,23 @@ impl FakeGhl {
     /// GHL answering every read with `error`.
     pub fn failing(error: GhlError) -> Self {
         FakeGhl {
-            fail: Some(error),
+            fail: Mutex::new(Some(error)),
             ..FakeGhl::default()
         }
+    }
+
+    /// From now on, every read fails with `error` (`None`: succeeds again).
+    pub fn set_failing(&self, error: Option<GhlError>) {
+        *self.fail.lock().expect("lock") = error;
+    }
+
+    /// From now on, reads of `contact_id` fail with `error` (`None`: succeed again).
+    pub fn set_failing_for(&self, contact_id: &str, error: Option<GhlError>) {
+        let mut failing = self.fail_contact.lock().expect("lock");
+        match error {
+            Some(error) => failing.insert(contact_id.to_owned(), error),
+            None => failing.remove(contact_id),
+        };
     }
 
     /// Every read so far, in order: `contact c1`, `notes c1`, …
@@ -38,15 +55,22 @@ impl FakeGhl {
         self.reads.lock().expect("lock").clone()
     }
 
-    fn read(&self, what: String) -> Result<(), GhlError> {
+    fn read(&self, what: String, contact_id: &str) -> Result<(), GhlError> {
         self.reads.lock().expect("lock").push(what);
-        self.fail.clone().map_or(Ok(()), Err)
+        let failure = self.fail.lock().expect("lock").clone().or_else(|| {
+            self.fail_contact
+                .lock()
+                .expect("lock")
+                .get(contact_id)
+                .cloned()
+        });
+        failure.map_or(Ok(()), Err)
     }
 }
 
 impl GhlReader for FakeGhl {
     async fn contact(&self, _location: &str, contact_id: &str) -> Result<Contact, GhlError> {
-        self.read(format!("contact {contact_id}"))?;
+        self.read(format!("contact {contact_id}"), contact_id)?;
         self.contacts
             .get(contact_id)
             .cloned()
@@ -60,7 +84,7 @@ impl GhlReader for FakeGhl {
         contact_id: &str,
         related: Related,
     ) -> Result<Value, GhlError> {
-        self.read(format!("{} {contact_id}", related.segment()))?;
+        self.read(format!("{} {contact_id}", related.segment()), contact_id)?;
         Ok(json!([{"body": "Budget approved"}]))
     }
 }
@@ -70,20 +94,26 @@ impl GhlReader for FakeGhl {
 /// each request.
 #[derive(Debug, Default)]
 pub struct FakeMeta {
-    requests: Mutex<Vec<(String, EventRequest)>>,
-    answer: Option<Answer>,
+    /// Each request, with the status it was answered.
+    requests: Mutex<Vec<(String, EventRequest, u16)>>,
+    answer: Mutex<Option<Answer>>,
 }
 
 impl FakeMeta {
     /// Meta answering every request with `status` and `body`.
     pub fn answering(status: u16, body: &str) -> Self {
-        FakeMeta {
-            answer: Some(Answer {
-                status,
-                body: body.to_owned(),
-            }),
-            ..FakeMeta::default()
-        }
+        let meta = FakeMeta::default();
+        meta.set_answer(Some((status, body)));
+        meta
+    }
+
+    /// From now on, every request is answered `status` and `body` (`None`: as a
+    /// healthy Meta would).
+    pub fn set_answer(&self, answer: Option<(u16, &str)>) {
+        *self.answer.lock().expect("lock") = answer.map(|(status, body)| Answer {
+            status,
+            body: body.to_owned(),
+        });
     }
 
     /// Each request's dataset and number of events, in order.
@@ -91,7 +121,19 @@ impl FakeMeta {
         let requests = self.requests.lock().expect("lock");
         requests
             .iter()
-            .map(|(dataset, request)| (dataset.clone(), request.data.len()))
+            .map(|(dataset, request, _)| (dataset.clone(), request.data.len()))
+            .collect()
+    }
+
+    /// The event id of every event of every request answered `2xx`, in order
+    /// (an id twice is an event delivered twice).
+    pub fn delivered(&self) -> Vec<String> {
+        let requests = self.requests.lock().expect("lock");
+        requests
+            .iter()
+            .filter(|(_, _, status)| (200..300).contains(status))
+            .flat_map(|(_, request, _)| &request.data)
+            .map(|event| event.event_id.clone().unwrap_or_default())
             .collect()
     }
 
@@ -107,14 +149,10 @@ impl EventsApi for FakeMeta {
         dataset_id: &str,
         request: &EventRequest,
     ) -> Result<Answer, TransportError> {
-        self.requests
-            .lock()
-            .expect("lock")
-            .push((dataset_id.to_owned(), request.clone()));
-        if let Some(answer) = &self.answer {
-            return Ok(answer.clone());
-        }
-        let answer = if request.data.iter().any(|e| e.event_name == "Bad") {
+        let fixed = self.answer.lock().expect("lock").clone();
+        let answer = if let Some(answer) = fixed {
+            answer
+        } else if request.data.iter().any(|e| e.event_name == "Bad") {
             Answer {
                 status: 400,
                 body: json!({"error": {"code": 100, "error_subcode": 2_804_009,
@@ -127,6 +165,11 @@ impl EventsApi for FakeMeta {
                 body: json!({"events_received": request.data.len()}).to_string(),
             }
         };
+        self.requests.lock().expect("lock").push((
+            dataset_id.to_owned(),
+            request.clone(),
+            answer.status,
+        ));
         Ok(answer)
     }
 }

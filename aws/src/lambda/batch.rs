@@ -10,15 +10,25 @@ use ghl_capi::ports::queue::Record;
 
 use crate::sqs::SqsQueue;
 
-/// An SQS event's records, in the library's terms.
+/// An SQS event's records, in the library's terms: with how often each was
+/// received, and when first (the hold of a record retried in place counts from it).
 pub fn records(event: &SqsEvent) -> Vec<Record> {
     event
         .records
         .iter()
-        .map(|m| Record {
-            message_id: m.message_id.clone().unwrap_or_default(),
-            body: m.body.clone().unwrap_or_default(),
-            group_id: m.attributes.get("MessageGroupId").cloned(),
+        .map(|m| {
+            let attribute = |name: &str| m.attributes.get(name).map(String::as_str);
+            Record {
+                message_id: m.message_id.clone().unwrap_or_default(),
+                body: m.body.clone().unwrap_or_default(),
+                group_id: attribute("MessageGroupId").map(str::to_owned),
+                receives: attribute("ApproximateReceiveCount")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1),
+                first_received: attribute("ApproximateFirstReceiveTimestamp")
+                    .and_then(|ms| ms.parse::<i64>().ok())
+                    .and_then(chrono::DateTime::from_timestamp_millis),
+            }
         })
         .collect()
 }

@@ -5,37 +5,38 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use ghl_capi::capi::CapiClient;
-use ghl_capi::dispatch::consumer::dispatch_records;
-use ghl_capi::dispatch::tokens::pixel_tokens;
+use ghl_capi::dispatch::consumer::DispatchConsumer;
+use ghl_capi::dispatch::tokens::MappingTokens;
+use ghl_capi::hold::HoldPolicy;
 use ghl_capi::mapping::Mapping;
 use ghl_capi::settings::DispatchSettings;
 
 use super::batch::{records, run_sqs, settle};
 use super::secrets_manager;
+use crate::dynamo::DynamoState;
+use crate::secrets::SecretsManager;
 use crate::sqs::SqsQueue;
 
 /// The dispatch function over its AWS adapters.
 #[derive(Debug)]
 pub struct Dispatch {
     pub mapping: Mapping,
-    pub capi: CapiClient,
+    pub capi: CapiClient<MappingTokens<SecretsManager>>,
+    /// Where the pixels' breakers are kept.
+    pub state: DynamoState,
+    /// The dispatch queue itself: held events go back on it.
     pub source: SqsQueue,
     pub dead: SqsQueue,
+    pub hold: HoldPolicy,
 }
 
 impl Dispatch {
-    /// Reads each pixel's token once, here, at cold start; a pixel whose token is
-    /// missing is logged, and its events are retried until the token is stored.
+    /// Each pixel's token is read when first needed and again a minute later (or
+    /// at once after Meta refused it), so one stored or fixed while the function is
+    /// warm is used without a restart; until then the pixel's events are held.
     pub async fn new(settings: DispatchSettings, sdk: &SdkConfig) -> Result<Self, reqwest::Error> {
         let sqs = aws_sdk_sqs::Client::new(sdk);
-        let (tokens, missing) = pixel_tokens(&settings.mapping, &secrets_manager(sdk)).await;
-        for (pixel, why) in missing {
-            tracing::error!(
-                pixel,
-                error = %ghl_capi::error::chain(&why),
-                "no Conversions API token for this pixel"
-            );
-        }
+        let tokens = MappingTokens::new(&settings.mapping, secrets_manager(sdk));
         Ok(Dispatch {
             capi: CapiClient::new(
                 &settings.capi_base_url,
@@ -44,16 +45,25 @@ impl Dispatch {
                 settings.http_timeout,
             )?,
             mapping: settings.mapping,
+            state: DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), settings.state_table),
             source: SqsQueue::new(sqs.clone(), settings.dispatch_queue_url),
             dead: SqsQueue::new(sqs, settings.dead_letter_queue_url),
+            hold: settings.hold,
         })
     }
 
     /// Handles one batch from the dispatch queue.
     pub async fn handle(&self, event: &SqsEvent) -> SqsBatchResponse {
         let records = records(event);
-        let failed =
-            dispatch_records(&self.mapping, &self.capi, &self.dead, &records, Utc::now()).await;
+        let consumer = DispatchConsumer {
+            mapping: &self.mapping,
+            capi: &self.capi,
+            state: &self.state,
+            source: &self.source,
+            dead: &self.dead,
+            policy: self.hold,
+        };
+        let failed = consumer.handle(&records, Utc::now()).await;
         settle("dispatch", &self.source, event, failed).await
     }
 

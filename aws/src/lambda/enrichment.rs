@@ -4,9 +4,10 @@
 use aws_config::SdkConfig;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
-use ghl_capi::enrich::consumer::enrich_records;
+use ghl_capi::enrich::consumer::EnrichConsumer;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::ManagedTokens;
+use ghl_capi::hold::HoldPolicy;
 use ghl_capi::mapping::Mapping;
 use ghl_capi::settings::EnrichSettings;
 
@@ -26,6 +27,9 @@ pub struct Enrichment {
     pub source: SqsQueue,
     pub dispatch: SqsQueue,
     pub dead: SqsQueue,
+    pub hold: HoldPolicy,
+    /// The enrichment queue's receive limit.
+    pub max_receives: u32,
 }
 
 impl Enrichment {
@@ -47,22 +51,25 @@ impl Enrichment {
             source: SqsQueue::new(sqs.clone(), settings.enrich_queue_url),
             dispatch: SqsQueue::new(sqs.clone(), settings.dispatch_queue_url),
             dead: SqsQueue::new(sqs, settings.dead_letter_queue_url),
+            hold: settings.hold,
+            max_receives: settings.max_receives,
         })
     }
 
     /// Handles one batch from the enrichment queue.
     pub async fn handle(&self, event: &SqsEvent) -> SqsBatchResponse {
         let records = records(event);
-        let failed = enrich_records(
-            &self.mapping,
-            &self.ghl,
-            &self.state,
-            &self.dispatch,
-            &self.dead,
-            &records,
-            Utc::now(),
-        )
-        .await;
+        let consumer = EnrichConsumer {
+            mapping: &self.mapping,
+            ghl: &self.ghl,
+            state: &self.state,
+            source: &self.source,
+            dispatch: &self.dispatch,
+            dead: &self.dead,
+            policy: self.hold,
+            max_receives: self.max_receives,
+        };
+        let failed = consumer.handle(&records, Utc::now()).await;
         settle("enrichment", &self.source, event, failed).await
     }
 

@@ -8,7 +8,7 @@ use ghl_capi::intake::{Api, Request};
 use ghl_capi::settings::IntakeSettings;
 use lambda_http::{Body, Response};
 
-use super::{BoxError, oauth_client, secrets_manager};
+use super::{BoxError, secrets_manager};
 use crate::secrets::SecretsManager;
 use crate::sqs::SqsQueue;
 
@@ -19,23 +19,18 @@ pub struct Intake {
 }
 
 impl Intake {
-    /// Built from its settings, reading the app's credentials if any.
+    /// Built from its settings. The app's credentials are read per install, so a
+    /// secret missing or unreadable at start closes only `/oauth/callback` (503),
+    /// never the webhook routes.
     pub async fn new(settings: IntakeSettings, sdk: &SdkConfig) -> Result<Self, BoxError> {
-        let install = match &settings.ghl_app_secret {
-            Some(name) => Some(Installer {
-                oauth: oauth_client(
-                    &secrets_manager(sdk),
-                    name,
-                    &settings.ghl_api_base_url,
-                    settings.http_timeout,
-                )
-                .await?,
-                secrets: secrets_manager(sdk),
-                prefix: settings.ghl_token_secret_prefix,
-                redirect_uri: settings.oauth_redirect_uri,
-            }),
-            None => None,
-        };
+        let install = settings.ghl_app_secret.map(|app_secret| Installer {
+            secrets: secrets_manager(sdk),
+            app_secret,
+            base_url: settings.ghl_api_base_url,
+            timeout: settings.http_timeout,
+            prefix: settings.ghl_token_secret_prefix,
+            redirect_uri: settings.oauth_redirect_uri,
+        });
         let api = Api {
             keys: settings.keys,
             window: settings.window,

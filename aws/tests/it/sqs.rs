@@ -27,6 +27,7 @@ async fn fifo_messages_carry_their_group_and_deduplicate_on_their_id() {
             body: r#"{"n":1}"#.into(),
             group_id: Some("loc:c1".into()),
             dedup_id: Some("w1".into()),
+            delay: None,
         })
         .await
         .expect("sent");
@@ -50,9 +51,26 @@ async fn standard_queues_take_messages_without_fifo_ids() {
         body: "a".into(),
         group_id: Some("ignored".into()),
         dedup_id: Some("ignored".into()),
+        delay: None,
     })
     .await
     .expect("sent");
+    assert_eq!(receive(&client, &url).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_delayed_message_on_a_standard_queue_waits_its_delay() {
+    let client = client();
+    let url = queue(&client, false).await;
+    let sqs = SqsQueue::new(client.clone(), &url);
+    let mut later = Outgoing::new("later".into());
+    later.delay = Some(std::time::Duration::from_millis(1_200));
+    sqs.send(later).await.expect("sent");
+    assert!(
+        receive(&client, &url).await.is_empty(),
+        "delayed (2 s, rounded up)"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2_300)).await;
     assert_eq!(receive(&client, &url).await.len(), 1);
 }
 
@@ -71,6 +89,7 @@ async fn a_missing_queue_is_an_error_for_the_caller_to_act_on() {
             body: "a".into(),
             group_id: None,
             dedup_id: None,
+            delay: None,
         })
         .await
         .unwrap_err();
@@ -87,33 +106,37 @@ async fn received_messages_are_hidden_delayed_and_deleted_by_receipt() {
             body: body.into(),
             group_id: None,
             dedup_id: None,
+            delay: None,
         })
         .await
         .expect("sent");
     }
     let mut got = sqs.receive(10, 60).await.expect("received");
-    got.sort_by(|x, y| x.1.cmp(&y.1));
+    got.sort_by(|x, y| x.body.cmp(&y.body));
     assert_eq!(got.len(), 2);
     assert!(
         sqs.receive(10, 60).await.expect("received").is_empty(),
         "hidden for 60 s"
     );
     // `a` is handed back at once, `b` in two seconds (SQS counts whole seconds).
-    sqs.delay(&got[0].0, std::time::Duration::ZERO)
+    sqs.delay(&got[0].receipt, std::time::Duration::ZERO)
         .await
         .expect("delayed");
-    sqs.delay(&got[1].0, std::time::Duration::from_millis(1_500))
+    sqs.delay(&got[1].receipt, std::time::Duration::from_millis(1_500))
         .await
         .expect("delayed");
     let again = sqs.receive(10, 60).await.expect("received");
     assert_eq!(
-        again.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(),
+        again.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
         ["a"]
     );
-    sqs.delete(&again[0].0).await.expect("deleted");
+    sqs.delete(&again[0].receipt).await.expect("deleted");
     tokio::time::sleep(std::time::Duration::from_millis(2_200)).await;
     let last = sqs.receive(10, 60).await.expect("received");
-    assert_eq!(last.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(), ["b"]);
+    assert_eq!(
+        last.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["b"]
+    );
 }
 
 #[tokio::test]
@@ -148,6 +171,7 @@ async fn a_redrive_policy_moves_a_message_received_too_often_to_its_dead_letter_
         body: job.into(),
         group_id: None,
         dedup_id: None,
+        delay: None,
     })
     .await
     .expect("sent");
@@ -160,10 +184,16 @@ async fn a_redrive_policy_moves_a_message_received_too_often_to_its_dead_letter_
         .await
         .expect("received");
     assert_eq!(moved.len(), 1);
-    let letter = ghl_capi::ops::redrive::read(&moved[0].1);
+    let letter = ghl_capi::ops::redrive::read(&moved[0].body, moved[0].gave_up);
     assert_eq!(
-        (letter.code.as_str(), letter.stage),
+        (letter.letter.code.as_str(), letter.redrive_to),
         ("max_receives", Some(ghl_capi::jobs::Stage::Dispatch)),
         "the raw job is recognised as one the queue gave up on"
     );
+    assert_eq!(
+        letter.letter.source, "wh-1",
+        "with the webhook it came from"
+    );
+    assert!(letter.letter.history.attempts >= 2, "{letter:?}");
+    assert!(letter.letter.history.first_failure.is_some(), "{letter:?}");
 }

@@ -147,24 +147,76 @@ fn allows(template: &Yaml, function: &str, action: &str, resource: &str) -> bool
 #[test]
 fn every_queue_a_function_sends_to_is_one_its_policy_allows() {
     let t = template();
-    // The queues each handler sends to (aws/src/lambda.rs), by the variable naming them.
-    let sends = [
-        ("IntakeFunction", vec!["ENRICH_QUEUE_URL"]),
-        (
-            "EnrichmentFunction",
-            vec!["DISPATCH_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"],
-        ),
-        ("DispatchFunction", vec!["DEAD_LETTER_QUEUE_URL"]),
+    // What each handler does to which queue (aws/src/lambda), by the variable
+    // naming the queue: sends, and delays a held record (visibility).
+    let (send, delay) = ("sqs:SendMessage", "sqs:ChangeMessageVisibility");
+    let uses = [
+        ("IntakeFunction", send, "ENRICH_QUEUE_URL"),
+        ("EnrichmentFunction", send, "DISPATCH_QUEUE_URL"),
+        ("EnrichmentFunction", send, "DEAD_LETTER_QUEUE_URL"),
+        ("EnrichmentFunction", delay, "ENRICH_QUEUE_URL"),
+        ("DispatchFunction", send, "DEAD_LETTER_QUEUE_URL"),
+        // Held events go back on their own queue, delayed.
+        ("DispatchFunction", send, "DISPATCH_QUEUE_URL"),
+        ("DispatchFunction", delay, "DISPATCH_QUEUE_URL"),
     ];
-    for (function, vars) in sends {
+    for (function, action, var) in uses {
         let vars_in_template = &t["Resources"][function]["Properties"]["Environment"]["Variables"];
-        for var in vars {
-            let queue = text(&vars_in_template[var]);
+        let queue = text(&vars_in_template[var]);
+        assert!(
+            allows(&t, function, action, &format!("{queue}.Arn")),
+            "{function} uses {action} on {queue} ({var}) but may not"
+        );
+    }
+    // Both consumers keep held work's history and breakers in the state table.
+    for function in ["EnrichmentFunction", "DispatchFunction"] {
+        for action in [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:DeleteItem",
+        ] {
             assert!(
-                allows(&t, function, "sqs:SendMessage", &format!("{queue}.Arn")),
-                "{function} sends to {queue} ({var}) but may not"
+                allows(&t, function, action, "StateTable.Arn"),
+                "{function}: {action}"
             );
         }
+    }
+}
+
+#[test]
+fn no_queue_limit_cuts_a_held_message_short_and_every_aws_call_ends_inside_its_function() {
+    let t = template();
+    let hold = ghl_capi::hold::HoldPolicy::default();
+    let longest = hold.outage_limit.max(hold.token_limit).as_secs() as i64;
+    for queue in ["EnrichQueue", "DispatchQueue"] {
+        let p = &t["Resources"][queue]["Properties"];
+        let receives = p["RedrivePolicy"]["maxReceiveCount"]
+            .as_i64()
+            .expect("limit");
+        assert!(
+            receives >= i64::from(hold.receives_needed()),
+            "{queue}: {receives} receives cut a hold of {longest} s short"
+        );
+        let retention = p["MessageRetentionPeriod"].as_i64().expect("retention");
+        assert!(
+            retention > longest,
+            "{queue}: kept {retention} s, held up to {longest} s"
+        );
+    }
+    // The enrichment function letters a job (with its cause) before SQS moves it.
+    let limit = t["Resources"]["EnrichQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+        .as_i64()
+        .expect("limit");
+    let env = environment(&t, "EnrichmentFunction");
+    assert_eq!(env["MAX_RECEIVES"], limit.to_string());
+    for function in FUNCTIONS {
+        let timeout = t["Resources"][function]["Properties"]["Timeout"]
+            .as_i64()
+            .expect("timeout set");
+        assert!(
+            2 * ghl_capi_aws::lambda::AWS_OPERATION_TIMEOUT.as_secs() as i64 <= timeout,
+            "{function}: an AWS call may take most of its {timeout} s"
+        );
     }
 }
 
@@ -285,10 +337,18 @@ fn the_dashboard_and_alarms_read_only_metrics_the_functions_write() {
     let mut read = BTreeSet::new();
     for (_, resource) in t["Resources"].as_hash().expect("resources") {
         let properties = &resource["Properties"];
-        if resource["Type"].as_str() == Some("AWS::CloudWatch::Alarm")
-            && properties["Namespace"].as_str() == Some("ghl-capi")
-        {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        if properties["Namespace"].as_str() == Some("ghl-capi") {
             read.insert(text(&properties["MetricName"]));
+        }
+        // A metric-math alarm: the metrics its expression reads.
+        for metric in list(&properties["Metrics"]) {
+            let stat = &metric["MetricStat"]["Metric"];
+            if stat["Namespace"].as_str() == Some("ghl-capi") {
+                read.insert(text(&stat["MetricName"]));
+            }
         }
     }
     // `!Sub [body, names]`: the body, with every `${…}` made a plain word.
@@ -329,6 +389,12 @@ fn the_dashboard_and_alarms_read_only_metrics_the_functions_write() {
         "GhlRateLimitRemaining",
         "GhlUnauthorized",
         "TokenRefreshes",
+        "Answered",
+        "Refused",
+        "RetryReasons",
+        "PartnerPaused",
+        "TagBaselines",
+        "Skipped",
     ] {
         assert!(read.contains(shown), "the template never reads {shown}");
     }

@@ -284,23 +284,62 @@ fn help_is_there_for_every_command() {
     assert_eq!(run(&["frobnicate"], "").status.code(), Some(2));
 }
 
-#[test]
-fn map_stops_when_its_reader_goes_away() {
-    let recent = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-    let input: String = (0..30_000).map(|i| contact(i, &recent) + "\n").collect();
-    // The feeder fails once ghl-capi stops reading; that is expected here.
-    let (mut child, _feeder) = start(&["map", "--threads", "2"], input);
+/// Reads a little of `child`'s output, closes it (`| head -c 64`) and waits: the
+/// command must end soon, quietly (exit 0, nothing on stderr, no panic).
+fn ends_quietly_when_its_reader_goes_away(mut child: Child) {
     let mut stdout = child.stdout.take().expect("stdout");
     let mut first = [0u8; 64];
     std::io::Read::read_exact(&mut stdout, &mut first).expect("some output");
     drop(stdout);
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait()));
-    let status = rx
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let out = rx
         .recv_timeout(std::time::Duration::from_secs(30))
         .expect("ghl-capi must stop, not hang, when stdout closes")
-        .expect("status");
-    assert_eq!(status.code(), Some(1), "a closed stdout is an I/O failure");
+        .expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "a closed pipe is no error: {stderr}");
+}
+
+#[test]
+fn map_stops_quietly_when_its_reader_goes_away() {
+    let recent = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let input: String = (0..30_000).map(|i| contact(i, &recent) + "\n").collect();
+    // The feeder fails once ghl-capi stops reading; that is expected here.
+    let (child, _feeder) = start(&["map", "--threads", "2"], input);
+    ends_quietly_when_its_reader_goes_away(child);
+}
+
+#[test]
+fn dlq_list_stops_quietly_when_its_reader_goes_away() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = ghl_capi_local::store::Store::open(&dir.path().join("store.db")).expect("store");
+    // Far more than a pipe holds (64 KiB), so the writes after `head` left fail.
+    for i in 0..2_000 {
+        let letter = serde_json::json!({"deadLetter": {"source": format!("wh-{i}"), "stage": "enrich",
+            "code": "contact_not_found", "reason": "GHL has no such contact ".repeat(4)},
+            "message": "{}"});
+        store
+            .send(
+                ghl_capi_local::store::DEAD,
+                &letter.to_string(),
+                (None, None),
+                Default::default(),
+            )
+            .expect("stored");
+    }
+    let data_dir = dir.path().to_str().expect("path");
+    for format in [&["--json"][..], &[]] {
+        let child = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+            .args(["dlq", "list", "--data-dir", data_dir])
+            .args(format)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("dlq list starts");
+        ends_quietly_when_its_reader_goes_away(child);
+    }
 }
 
 #[test]
@@ -330,4 +369,85 @@ fn oauth_url_prints_an_install_link_with_the_scopes_the_mapping_needs() {
         .output()
         .expect("runs");
     assert_eq!(missing.status.code(), Some(2), "a usage error");
+}
+
+#[test]
+fn mapping_preview_takes_an_unseen_contacts_tags_as_baseline_unless_told_its_previous_ones() {
+    use ghl_capi_tests::fixtures::{contact, mapping_path, webhook};
+    let dir = tempfile::tempdir().expect("dir");
+    let preview = |kind: &str, extra: &[&str]| {
+        let file = dir.path().join(format!("{kind}.json"));
+        let fields = contact("c1", "ann@example.com", &["vip"]);
+        std::fs::write(&file, webhook(kind, "wh-1", fields)).expect("written");
+        let mapping = mapping_path();
+        let mut args = vec!["mapping", "preview", mapping.to_str().expect("path")];
+        args.push(file.to_str().expect("path"));
+        args.extend(extra);
+        let out = run(&args, "");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = preview("ContactTagUpdate", &[]);
+    assert!(first.contains("baseline taken"), "{first}");
+    assert!(
+        !first.contains("CompleteRegistration"),
+        "nothing fires: {first}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&preview("ContactTagUpdate", &["--json"])).expect("json");
+    assert_eq!(json["baseline"], true);
+
+    let change = preview("ContactTagUpdate", &["--previous-tags", ""]);
+    assert!(
+        change.contains("rule vip → CompleteRegistration"),
+        "{change}"
+    );
+    assert!(!change.contains("baseline taken"), "{change}");
+    let unchanged = preview("ContactTagUpdate", &["--previous-tags", "vip"]);
+    assert!(!unchanged.contains("CompleteRegistration"), "{unchanged}");
+    // A new contact had no tags before: each counts as added.
+    let created = preview("ContactCreate", &[]);
+    assert!(
+        created.contains("rule lead → Lead") && created.contains("rule vip → CompleteRegistration"),
+        "{created}"
+    );
+}
+
+#[test]
+fn map_counts_a_created_contacts_tags_as_added_as_the_pipeline_does() {
+    let recent = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let mut c: serde_json::Value = serde_json::from_str(&contact(1, &recent)).expect("json");
+    c["tags"] = serde_json::json!(["vip", "other"]);
+    let mapping = ghl_capi_tests::fixtures::mapping_path();
+    let events = |trigger: &str| -> Vec<String> {
+        let out = run(
+            &[
+                "map",
+                "--config",
+                mapping.to_str().expect("path"),
+                "--pixel",
+                "main",
+                "--trigger",
+                trigger,
+            ],
+            &(c.to_string() + "\n"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lines(&out)
+            .iter()
+            .flat_map(|body| body["data"].as_array().cloned().unwrap_or_default())
+            .map(|e| e["event_name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(events("contact.created"), ["Lead", "CompleteRegistration"]);
+    assert_eq!(events("contact.tag_added"), ["CompleteRegistration"]);
+    assert!(events("contact.updated").is_empty());
 }

@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+use ghl_capi::capi::client::DEFAULT_API_VERSION;
 use ghl_capi_tests::fixtures;
 use serde_json::json;
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
@@ -37,7 +38,10 @@ async fn mocks() -> (MockServer, MockServer) {
         .await;
     let graph = MockServer::start().await;
     Mock::given(method("POST"))
-        .and(path(format!("/v25.0/{}/events", fixtures::DATASET)))
+        .and(path(format!(
+            "/{DEFAULT_API_VERSION}/{}/events",
+            fixtures::DATASET
+        )))
         .and(body_partial_json(
             json!({"test_event_code": "TEST42", "access_token": "EAAB-ok"}),
         ))

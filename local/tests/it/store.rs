@@ -1,5 +1,6 @@
-//! The local store keeps SQS's promises: durable sends, visibility timeouts, FIFO
-//! order per group, deduplication, and dead letters after too many receives.
+//! The local store keeps SQS's promises: durable sends, delays and visibility
+//! timeouts, FIFO order per group, deduplication, and reasoned dead letters after
+//! too many receives.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ fn bodies(store: &Store, max: usize) -> Vec<String> {
         .receive("q", max, LONG, 5)
         .expect("received")
         .into_iter()
-        .map(|r| r.record.body)
+        .map(|r| r.body)
         .collect()
 }
 
@@ -25,14 +26,18 @@ fn messages_survive_a_reopen_and_stay_hidden_while_received() {
     let path = dir.path().join("store.db");
     {
         let store = Store::open(&path).expect("open");
-        store.send("q", "one", None, None).expect("sent");
-        store.send("q", "two", None, None).expect("sent");
+        store
+            .send("q", "one", (None, None), Duration::ZERO)
+            .expect("sent");
+        store
+            .send("q", "two", (None, None), Duration::ZERO)
+            .expect("sent");
     }
     let store = Store::open(&path).expect("reopened");
     let got = store.receive("q", 1, LONG, 5).expect("received");
-    assert_eq!(got[0].record.body, "one");
+    assert_eq!(got[0].body, "one");
     assert_eq!(bodies(&store, 10), ["two"], "one is hidden while in hand");
-    store.delete(&got[0].record.message_id).expect("deleted");
+    store.delete(&got[0].message_id).expect("deleted");
     assert_eq!(store.depth("q").expect("depth"), 1);
 }
 
@@ -40,15 +45,17 @@ fn messages_survive_a_reopen_and_stay_hidden_while_received() {
 fn a_retried_message_comes_back_after_its_wait() {
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::open(&dir.path().join("s.db")).expect("open");
-    store.send("q", "m", None, None).expect("sent");
+    store
+        .send("q", "m", (None, None), Duration::ZERO)
+        .expect("sent");
     let got = store.receive("q", 10, LONG, 5).expect("received");
     store
-        .retry_after(&got[0].record.message_id, Duration::from_millis(50))
+        .retry_after(&got[0].message_id, Duration::from_millis(50))
         .expect("retry");
     assert!(bodies(&store, 10).is_empty());
     std::thread::sleep(Duration::from_millis(80));
     let again = store.receive("q", 10, LONG, 5).expect("received");
-    assert_eq!((again[0].record.body.as_str(), again[0].receives), ("m", 2));
+    assert_eq!((again[0].body.as_str(), again[0].receives), ("m", 2));
 }
 
 #[test]
@@ -56,13 +63,15 @@ fn a_fifo_group_gives_out_one_message_at_a_time_in_order() {
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::open(&dir.path().join("s.db")).expect("open");
     for (body, group) in [("a1", "a"), ("b1", "b"), ("a2", "a")] {
-        store.send("q", body, Some(group), None).expect("sent");
+        store
+            .send("q", body, (Some(group), None), Duration::ZERO)
+            .expect("sent");
     }
     let first = store.receive("q", 10, LONG, 5).expect("received");
-    let got: Vec<&str> = first.iter().map(|r| r.record.body.as_str()).collect();
+    let got: Vec<&str> = first.iter().map(|r| r.body.as_str()).collect();
     assert_eq!(got, ["a1", "b1"], "a2 waits for a1");
     assert!(bodies(&store, 10).is_empty());
-    store.delete(&first[0].record.message_id).expect("deleted");
+    store.delete(&first[0].message_id).expect("deleted");
     assert_eq!(bodies(&store, 10), ["a2"]);
 }
 
@@ -80,6 +89,7 @@ async fn a_deduplication_id_is_sent_once() {
                 body: "hook".into(),
                 group_id: Some("g".into()),
                 dedup_id: Some("wh-1".into()),
+                delay: None,
             })
             .await
             .expect("sent");
@@ -87,15 +97,28 @@ async fn a_deduplication_id_is_sent_once() {
     assert_eq!(store.depth("q").expect("depth"), 1);
 }
 
-#[test]
-fn a_message_received_too_often_moves_to_the_dead_letter_queue_untouched() {
+#[tokio::test]
+async fn a_message_received_too_often_becomes_a_letter_that_says_why() {
     let dir = tempfile::tempdir().expect("dir");
     let store = Store::open(&dir.path().join("s.db")).expect("open");
-    store.send("q", "poison", Some("g"), None).expect("sent");
+    let job = serde_json::json!({"kind": "webhook", "key": "wh-9", "received_at": "2026-12-01T10:00:00Z",
+        "body": serde_json::json!({"type": "ContactCreate", "locationId": "loc", "id": "c9"}).to_string()})
+    .to_string();
+    store
+        .send("q", &job, (Some("g"), None), Duration::ZERO)
+        .expect("sent");
+    // The job was held: its history names the last failure.
+    let history = serde_json::json!({"attempts": 2, "last_code": "ghl_no_token",
+        "last_cause": "no GHL token is stored for location loc"});
+    LocalState(store.clone())
+        .set_record("held#wh-9", &history.to_string(), LONG)
+        .await
+        .expect("kept");
     for _ in 0..2 {
         let got = store.receive("q", 10, LONG, 2).expect("received");
+        assert!(got[0].first_received.is_some());
         store
-            .retry_after(&got[0].record.message_id, Duration::ZERO)
+            .retry_after(&got[0].message_id, Duration::ZERO)
             .expect("retry");
     }
     assert!(
@@ -106,7 +129,33 @@ fn a_message_received_too_often_moves_to_the_dead_letter_queue_untouched() {
     );
     let dead = store.list(DEAD).expect("listed");
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].body, "poison");
+    let letter = ghl_capi::ops::redrive::read(&dead[0].body, Default::default());
+    assert_eq!(letter.letter.code, "max_receives");
+    assert_eq!(letter.letter.source, "wh-9");
+    assert_eq!(letter.letter.triggers, ["ContactCreate"]);
+    assert_eq!(letter.letter.history.attempts, 2);
+    assert!(letter.letter.history.first_failure.is_some());
+    assert!(
+        letter
+            .letter
+            .reason
+            .contains("no GHL token is stored for location loc"),
+        "{}",
+        letter.letter.reason
+    );
+    assert_eq!(letter.message, job, "the job itself, kept for a redrive");
+}
+
+#[test]
+fn a_delayed_message_is_not_received_before_its_time() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("s.db")).expect("open");
+    store
+        .send("q", "later", (None, None), Duration::from_millis(80))
+        .expect("sent");
+    assert!(bodies(&store, 10).is_empty());
+    std::thread::sleep(Duration::from_millis(120));
+    assert_eq!(bodies(&store, 10), ["later"]);
 }
 
 #[tokio::test]
@@ -125,6 +174,29 @@ async fn state_keeps_tags_and_processed_jobs() {
     assert!(!state.processed("wh-1").await.expect("read"));
     state.mark_processed("wh-1").await.expect("written");
     assert!(state.processed("wh-1").await.expect("read"));
+    state
+        .set_record("breaker#meta#main", "open", LONG)
+        .await
+        .expect("kept");
+    assert_eq!(
+        state
+            .record("breaker#meta#main")
+            .await
+            .expect("read")
+            .as_deref(),
+        Some("open")
+    );
+    state
+        .set_record("gone", "soon", Duration::from_millis(1))
+        .await
+        .expect("kept");
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(state.record("gone").await.expect("read"), None, "run out");
+    state
+        .delete_record("breaker#meta#main")
+        .await
+        .expect("deleted");
+    assert_eq!(state.record("breaker#meta#main").await.expect("read"), None);
 }
 
 #[test]
@@ -133,11 +205,13 @@ fn what_a_stopped_run_had_in_hand_is_released_at_the_next_start() {
     let path = dir.path().join("s.db");
     let store = Store::open(&path).expect("open");
     for body in ["in-hand", "waiting"] {
-        store.send("q", body, None, None).expect("sent");
+        store
+            .send("q", body, (None, None), Duration::ZERO)
+            .expect("sent");
     }
     let got = store.receive("q", 10, LONG, 5).expect("received");
     store
-        .retry_after(&got[1].record.message_id, LONG)
+        .retry_after(&got[1].message_id, LONG)
         .expect("delayed");
     drop(store);
 

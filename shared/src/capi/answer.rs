@@ -17,14 +17,14 @@ pub enum Disposition {
     },
     /// Temporary (rate limits, outages, 5xx, timeouts): send again later, with backoff.
     Retry { reason: String },
-    /// The token is invalid or lacks permission: keep the events, retry later, and
-    /// alert loudly; they must never be dropped for this.
-    TokenProblem { reason: String },
+    /// Meta refused the whole request for something no event can fix: the token is
+    /// invalid or lacks permission, the dataset is not there, the URL is wrong.
+    /// Nothing is split; the events are kept and tried again later, with a loud
+    /// alert: they must never be dropped for this.
+    Condemned { reason: String },
     /// One event (at least) is invalid and Meta refused the whole request: split the
     /// batch to find it; a single event with this answer is dead-lettered.
     Invalid { reason: String },
-    /// Refused for good for another reason: dead-letter with the reason.
-    Refused { reason: String },
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,25 +88,36 @@ pub fn classify(status: u16, body: &str) -> Disposition {
         };
     }
     let Ok(Failure { error }) = serde_json::from_str::<Failure>(body) else {
-        // HTML error pages and empty bodies come from outages and proxies.
+        // HTML error pages and empty bodies come from outages, proxies, or a wrong
+        // address: nothing an event could fix.
+        let reason = format!("HTTP {status} without a Meta error object");
         return match status {
-            400..=499 if status != 429 => Disposition::Refused {
-                reason: format!("HTTP {status} without a Meta error object"),
+            400..=499 if status != 429 => Disposition::Condemned {
+                reason: format!("{reason}; check GRAPH_API_BASE_URL and GRAPH_API_VERSION"),
             },
-            _ => Disposition::Retry {
-                reason: format!("HTTP {status} without a Meta error object"),
-            },
+            _ => Disposition::Retry { reason },
         };
     };
     let reason = error.reason();
-    match error.code {
-        190 | 102 | 10 | 200..=299 => Disposition::TokenProblem { reason },
+    match (error.code, error.error_subcode) {
+        // The token, a permission, or the dataset ("object does not exist, cannot be
+        // loaded due to missing permissions"): request-wide, whatever the events.
+        (190 | 102 | 10 | 200..=299, _) | (100, Some(33)) => Disposition::Condemned { reason },
+        (code, _) => by_code(code, reason, error.is_transient, status),
+    }
+}
+
+/// The rest of [`classify`]: by code alone.
+fn by_code(code: i64, reason: String, transient: bool, status: u16) -> Disposition {
+    match code {
         1 | 2 | 4 | 17 | 32 | 341 | 368 | 613 | 21009 | 80000..=80099 => {
             Disposition::Retry { reason }
         }
-        _ if error.is_transient || status >= 500 || status == 429 => Disposition::Retry { reason },
+        _ if transient || status >= 500 || status == 429 => Disposition::Retry { reason },
         100 => Disposition::Invalid { reason },
-        _ => Disposition::Refused { reason },
+        // Not about an event (code 3, a capability, or one Meta adds later): the
+        // request as a whole, held like a token problem.
+        _ => Disposition::Condemned { reason },
     }
 }
 
@@ -197,12 +208,21 @@ mod tests {
     }
 
     #[test]
+    fn request_wide_errors_are_held_never_split() {
+        let missing = classify(400, &error(100, Some(33), false));
+        assert!(
+            matches!(missing, Disposition::Condemned { .. }),
+            "{missing:?}"
+        );
+    }
+
+    #[test]
     fn token_and_permission_errors_are_held_not_dropped() {
         for code in [190, 102, 10, 200, 299] {
             assert!(
                 matches!(
                     classify(400, &error(code, Some(463), false)),
-                    Disposition::TokenProblem { .. }
+                    Disposition::Condemned { .. }
                 ),
                 "{code}"
             );
@@ -210,12 +230,12 @@ mod tests {
     }
 
     #[test]
-    fn other_client_errors_are_refused() {
+    fn other_client_errors_condemn_the_request_not_its_events() {
         assert!(matches!(
             classify(400, &error(3, None, false)),
-            Disposition::Refused { .. }
+            Disposition::Condemned { .. }
         ));
-        assert!(matches!(classify(404, ""), Disposition::Refused { .. }));
+        assert!(matches!(classify(404, ""), Disposition::Condemned { .. }));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::answer::appsecret_proof;
 use super::{EventRequest, ServerEvent};
 
 /// The API version used unless configured (`GRAPH_API_VERSION`).
-pub const DEFAULT_API_VERSION: &str = "v25.0";
+pub const DEFAULT_API_VERSION: &str = "v26.0";
 /// Meta's Graph API, where the Conversions API lives.
 pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
 
@@ -47,6 +47,29 @@ pub trait EventsApi: Send + Sync {
         dataset_id: &str,
         request: &EventRequest,
     ) -> impl Future<Output = Result<Answer, TransportError>> + Send;
+
+    /// Meta refused `dataset_id`'s requests as a whole (its token, most likely):
+    /// read its credentials again before the next request.
+    fn token_refused(&self, dataset_id: &str) {
+        let _ = dataset_id;
+    }
+}
+
+/// Where a client gets each pixel's credentials by dataset id.
+pub trait PixelTokens: Send + Sync {
+    /// The credentials to use now; `None` when none are stored.
+    fn token(&self, dataset_id: &str) -> impl Future<Output = Option<PixelToken>> + Send;
+    /// Meta refused them: the next [`PixelTokens::token`] reads them anew.
+    fn refused(&self, dataset_id: &str);
+}
+
+/// Credentials fixed for the client's life (a one-off check, tests).
+impl PixelTokens for HashMap<String, PixelToken> {
+    async fn token(&self, dataset_id: &str) -> Option<PixelToken> {
+        self.get(dataset_id).cloned()
+    }
+
+    fn refused(&self, _: &str) {}
 }
 
 /// A pixel's credentials. `Debug` never shows them.
@@ -69,13 +92,14 @@ impl fmt::Debug for PixelToken {
     }
 }
 
-/// Posts events to `{base_url}/{version}/{dataset_id}/events`.
+/// Posts events to `{base_url}/{version}/{dataset_id}/events`, with each pixel's
+/// credentials from `T`.
 #[derive(Debug, Clone)]
-pub struct CapiClient {
+pub struct CapiClient<T = HashMap<String, PixelToken>> {
     http: reqwest::Client,
     base_url: String,
     version: String,
-    tokens: HashMap<String, PixelToken>,
+    tokens: T,
 }
 
 /// The request body: the events request plus credentials, in the body rather than
@@ -92,13 +116,13 @@ struct Body<'a> {
     appsecret_proof: Option<String>,
 }
 
-impl CapiClient {
+impl<T: PixelTokens> CapiClient<T> {
     /// A client for `base_url` (`https://graph.facebook.com`, or a mock in tests)
-    /// with a token per dataset id. Requests time out after `timeout`.
+    /// with each pixel's token from `tokens`. Requests time out after `timeout`.
     pub fn new(
         base_url: &str,
         version: &str,
-        tokens: HashMap<String, PixelToken>,
+        tokens: T,
         timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
         let http = crate::http::client(timeout)?;
@@ -109,16 +133,18 @@ impl CapiClient {
             tokens,
         })
     }
-}
 
-impl CapiClient {
-    /// Whether a token is configured for `dataset_id`.
-    pub fn has_token(&self, dataset_id: &str) -> bool {
-        self.tokens.contains_key(dataset_id)
+    /// Where its credentials come from.
+    pub fn tokens(&self) -> &T {
+        &self.tokens
     }
 }
 
-impl EventsApi for CapiClient {
+impl<T: PixelTokens> EventsApi for CapiClient<T> {
+    fn token_refused(&self, dataset_id: &str) {
+        self.tokens.refused(dataset_id);
+    }
+
     async fn post(
         &self,
         dataset_id: &str,
@@ -126,7 +152,8 @@ impl EventsApi for CapiClient {
     ) -> Result<Answer, TransportError> {
         let token = self
             .tokens
-            .get(dataset_id)
+            .token(dataset_id)
+            .await
             .ok_or_else(|| TransportError::NoToken {
                 dataset_id: dataset_id.to_owned(),
             })?;

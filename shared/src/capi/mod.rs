@@ -13,7 +13,7 @@ mod event;
 mod user_data;
 mod validate;
 
-pub use client::{Answer, CapiClient, EventsApi, PixelToken, TransportError};
+pub use client::{Answer, CapiClient, EventsApi, PixelToken, PixelTokens, TransportError};
 pub use event::{
     ActionSource, Content, CustomData, EventRequest, MAX_BATCH, OriginalEventData, STANDARD_EVENTS,
     ServerEvent, canonical_event_name, event_id, write_event_id,

@@ -1,133 +1,40 @@
 //! The dispatch function's batch: events grouped by pixel and delivered in batches
 //! of up to 1,000. Events that grew too old while queued are dead-lettered before
-//! sending, so they cannot sink a batch. A record is acknowledged only once Meta
-//! took its event, or its event is dead-lettered with Meta's reason.
+//! sending, so they cannot sink a batch. A record is acknowledged once Meta took its
+//! event, once its event is dead-lettered with Meta's reason, or once it is queued
+//! again, with its history, to wait out Meta's trouble ([`crate::hold`]); while a
+//! pixel's breaker is open, its events wait without a request to Meta.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::{Delivery, deliver};
-use crate::batch::{self, Ids, Outcome, Reason, Retry};
+use crate::batch::{self, Ids, Outcome, Queues, Reason, Retry};
 use crate::capi::{EventsApi, ServerEvent, validate};
+use crate::hold::breaker::{Breakers, Gate};
+use crate::hold::{Decision, HELD_TOO_LONG, HoldPolicy, Partner, code};
 use crate::jobs::{DeadLetter, DispatchJob, Stage};
 use crate::mapping::{Mapping, Pixel};
 use crate::ports::queue::{Queue, Record};
+use crate::ports::state::StateStore;
+
+/// The dispatch stage over its ports.
+#[derive(Debug)]
+pub struct DispatchConsumer<'a, A, S, Q> {
+    pub mapping: &'a Mapping,
+    pub capi: &'a A,
+    /// Where the pixels' breakers are kept.
+    pub state: &'a S,
+    /// The dispatch queue itself: held jobs go back on it.
+    pub source: &'a Q,
+    pub dead: &'a Q,
+    pub policy: HoldPolicy,
+}
 
 /// One pixel and the records whose events go to it.
 type PixelBatch<'a> = (&'a Pixel, Vec<(&'a Record, DispatchJob)>);
-
-/// Delivers every record of a batch; the records to retry, each with its reason.
-pub async fn dispatch_records(
-    mapping: &Mapping,
-    api: &impl EventsApi,
-    dead: &impl Queue,
-    records: &[Record],
-    now: DateTime<Utc>,
-) -> Vec<Retry> {
-    let mut failed = Vec::new();
-    // Events per pixel, with the pixel found once, when the record is read.
-    let mut by_pixel: BTreeMap<&str, PixelBatch<'_>> = BTreeMap::new();
-    for record in records {
-        let letter = |code: &str, reason: String, rule: Option<String>| DeadLetter {
-            source: record.message_id.clone(),
-            rule,
-            code: code.into(),
-            reason,
-        };
-        let refusal = match serde_json::from_str::<DispatchJob>(&record.body) {
-            Err(e) => Some((letter("malformed_message", e.to_string(), None), None)),
-            Ok(job) => match (
-                validate(&job.event, now.timestamp()),
-                mapping.pixels.iter().find(|p| p.name == job.pixel),
-            ) {
-                (Err(why), _) => Some((
-                    letter(why.code(), why.to_string(), Some(job.rule.clone())),
-                    Some(job),
-                )),
-                (Ok(()), None) => Some((
-                    letter(
-                        "unknown_pixel",
-                        format!("the mapping has no pixel named {}", job.pixel),
-                        Some(job.rule.clone()),
-                    ),
-                    Some(job),
-                )),
-                (Ok(()), Some(pixel)) => {
-                    by_pixel
-                        .entry(&pixel.name)
-                        .or_insert_with(|| (pixel, Vec::new()))
-                        .1
-                        .push((record, job));
-                    None
-                }
-            },
-        };
-        if let Some((letter, job)) = refusal {
-            let ids = ids(job.as_ref());
-            let outcome = Outcome::DeadLetter(letter);
-            failed.extend(batch::settle(Stage::Dispatch, dead, record, ids, outcome).await);
-        }
-    }
-    for (pixel, jobs) in by_pixel.into_values() {
-        let events: Vec<ServerEvent> = jobs.iter().map(|(_, job)| job.event.clone()).collect();
-        let outcomes = deliver(
-            api,
-            &pixel.dataset_id,
-            pixel.test_event_code.as_deref(),
-            &events,
-        )
-        .await;
-        let (mut delivered, mut oldest_lag) = (0, 0);
-        for ((record, job), delivery) in jobs.iter().zip(outcomes) {
-            let outcome = match delivery {
-                Delivery::Delivered { fbtrace_id } => {
-                    // From the change in GHL to Meta's acknowledgement.
-                    let lag_seconds = (now.timestamp() - job.event.event_time).max(0);
-                    delivered += 1;
-                    oldest_lag = oldest_lag.max(lag_seconds);
-                    // The audit line: webhook (source) → event id → Meta's trace id.
-                    tracing::info!(
-                        pixel = pixel.name,
-                        event_id = job.event.event_id,
-                        source = job.source,
-                        rule = job.rule,
-                        fbtrace_id,
-                        lag_seconds,
-                        "event sent"
-                    );
-                    Outcome::Done
-                }
-                Delivery::Retry { reason } => {
-                    Outcome::RetryNow(Reason::new("meta_unavailable", reason))
-                }
-                Delivery::TokenProblem { reason } => {
-                    // Held, never dropped, until someone fixes the token: say so loudly.
-                    tracing::error!(
-                        pixel = pixel.name,
-                        source = job.source,
-                        event_id = job.event.event_id,
-                        reason,
-                        "the pixel's access token is refused; events are held"
-                    );
-                    Outcome::RetryNow(Reason::new("meta_token_refused", reason))
-                }
-                Delivery::DeadLetter { reason } => Outcome::DeadLetter(DeadLetter {
-                    source: job.source.clone(),
-                    rule: Some(job.rule.clone()),
-                    code: "refused_by_meta".into(),
-                    reason,
-                }),
-            };
-            let ids = ids(Some(job));
-            failed.extend(batch::settle(Stage::Dispatch, dead, record, ids, outcome).await);
-        }
-        if delivered > 0 {
-            crate::telemetry::events_sent(delivered, oldest_lag);
-        }
-    }
-    failed
-}
 
 /// A dispatch job's ids, for its log lines.
 fn ids(job: Option<&DispatchJob>) -> Ids<'_> {
@@ -135,4 +42,232 @@ fn ids(job: Option<&DispatchJob>) -> Ids<'_> {
         source: job.map(|j| j.source.as_str()),
         event_id: job.and_then(|j| j.event.event_id.as_deref()),
     }
+}
+
+/// A letter about `job`'s event.
+fn letter(job: &DispatchJob, code: &str, reason: String) -> DeadLetter {
+    let mut letter = DeadLetter::new(&job.source, Stage::Dispatch, code, reason);
+    letter.rule = Some(job.rule.clone());
+    letter.event_id = job.event.event_id.clone();
+    letter.triggers = std::iter::once(job.trigger.clone())
+        .filter(|t| !t.is_empty())
+        .collect();
+    letter.history = job.history.clone();
+    letter
+}
+
+impl<A: EventsApi, S: StateStore, Q: Queue> DispatchConsumer<'_, A, S, Q> {
+    /// Delivers every record of a batch; the records to retry in place (those whose
+    /// requeue or letter could not be written), each with its reason.
+    pub async fn handle(&self, records: &[Record], now: DateTime<Utc>) -> Vec<Retry> {
+        let queues = Queues {
+            source: self.source,
+            dead: self.dead,
+        };
+        let mut failed = Vec::new();
+        let mut by_pixel: BTreeMap<&str, PixelBatch<'_>> = BTreeMap::new();
+        for record in records {
+            let job = match serde_json::from_str::<DispatchJob>(&record.body) {
+                Ok(job) => job,
+                Err(e) => {
+                    let mut malformed = DeadLetter::new(
+                        &record.message_id,
+                        Stage::Dispatch,
+                        "malformed_message",
+                        e.to_string(),
+                    );
+                    malformed.at = Some(now);
+                    let outcome = Outcome::DeadLetter(malformed);
+                    failed.extend(
+                        batch::settle(Stage::Dispatch, queues, record, ids(None), outcome, now)
+                            .await,
+                    );
+                    continue;
+                }
+            };
+            let pixel = self.mapping.pixels.iter().find(|p| p.name == job.pixel);
+            let refusal = match (validate(&job.event, now.timestamp()), pixel) {
+                (Err(why), _) => Some(letter(&job, why.code(), why.to_string())),
+                (Ok(()), None) => Some(letter(
+                    &job,
+                    "unknown_pixel",
+                    format!("the mapping has no pixel named {}", job.pixel),
+                )),
+                (Ok(()), Some(pixel)) => {
+                    by_pixel
+                        .entry(&pixel.name)
+                        .or_insert_with(|| (pixel, Vec::new()))
+                        .1
+                        .push((record, job));
+                    continue;
+                }
+            };
+            if let Some(refusal) = refusal {
+                let outcome = Outcome::DeadLetter(refusal);
+                failed.extend(
+                    batch::settle(
+                        Stage::Dispatch,
+                        queues,
+                        record,
+                        ids(Some(&job)),
+                        outcome,
+                        now,
+                    )
+                    .await,
+                );
+            }
+        }
+        let mut breakers = Breakers::new(self.state, self.policy, Partner::Meta);
+        for (pixel, jobs) in by_pixel.into_values() {
+            let outcomes = self.pixel(&mut breakers, pixel, &jobs, now).await;
+            let mut delivered = 0;
+            let mut oldest_lag = 0;
+            for ((record, job), outcome) in jobs.iter().zip(outcomes) {
+                if outcome == Outcome::Done {
+                    // From the change in GHL to Meta's acknowledgement.
+                    delivered += 1;
+                    oldest_lag = oldest_lag.max((now.timestamp() - job.event.event_time).max(0));
+                }
+                failed.extend(
+                    batch::settle(
+                        Stage::Dispatch,
+                        queues,
+                        record,
+                        ids(Some(job)),
+                        outcome,
+                        now,
+                    )
+                    .await,
+                );
+            }
+            if delivered > 0 {
+                crate::telemetry::events_sent(delivered, oldest_lag);
+            }
+        }
+        failed
+    }
+
+    /// The outcome of each of one pixel's jobs: sent, unless its breaker holds
+    /// them all.
+    async fn pixel(
+        &self,
+        breakers: &mut Breakers<'_, S>,
+        pixel: &Pixel,
+        jobs: &[(&Record, DispatchJob)],
+        now: DateTime<Utc>,
+    ) -> Vec<Outcome> {
+        if let Gate::Paused { until, code, cause } = breakers.gate(&pixel.name, now).await {
+            let reason = Reason::new(
+                code,
+                format!("Meta is paused for pixel {}: {cause}", pixel.name),
+            );
+            let wait = (until - now).to_std().unwrap_or_default();
+            return jobs
+                .iter()
+                .map(|(_, job)| self.hold(job, reason.clone(), wait, now))
+                .collect();
+        }
+        let events: Vec<ServerEvent> = jobs.iter().map(|(_, job)| job.event.clone()).collect();
+        let deliveries = deliver(
+            self.capi,
+            &pixel.dataset_id,
+            pixel.test_event_code.as_deref(),
+            &events,
+        )
+        .await;
+        let sent = deliveries
+            .iter()
+            .any(|d| matches!(d, Delivery::Delivered { .. }));
+        let trouble = deliveries.iter().find_map(|d| match d {
+            Delivery::Retry { reason } => Some((code::META_UNAVAILABLE, reason)),
+            Delivery::Condemned { reason } => Some((code::META_REQUEST_REFUSED, reason)),
+            _ => None,
+        });
+        match (sent, trouble) {
+            (true, _) => breakers.succeeded(&pixel.name, now).await,
+            (false, Some((code, reason))) => {
+                if code == code::META_REQUEST_REFUSED {
+                    // The token may be fixed already: read again before the next try.
+                    self.capi.token_refused(&pixel.dataset_id);
+                }
+                breakers.failed(&pixel.name, code, reason, now).await;
+            }
+            (false, None) => {}
+        }
+        jobs.iter()
+            .zip(deliveries)
+            .map(|((_, job), delivery)| match delivery {
+                Delivery::Delivered { fbtrace_id } => {
+                    // The audit line: webhook (source) → event id → Meta's trace id.
+                    tracing::info!(
+                        pixel = pixel.name,
+                        event_id = job.event.event_id,
+                        source = job.source,
+                        rule = job.rule,
+                        fbtrace_id,
+                        lag_seconds = (now.timestamp() - job.event.event_time).max(0),
+                        "event sent"
+                    );
+                    Outcome::Done
+                }
+                Delivery::Retry { reason } => self.hold(
+                    job,
+                    Reason::new(code::META_UNAVAILABLE, reason),
+                    Duration::ZERO,
+                    now,
+                ),
+                Delivery::Condemned { reason } => self.hold(
+                    job,
+                    Reason::new(code::META_REQUEST_REFUSED, reason),
+                    Duration::ZERO,
+                    now,
+                ),
+                Delivery::Undecided => self.hold(
+                    job,
+                    Reason::new(
+                        code::META_BATCH_UNSORTED,
+                        "Meta refused its batch for invalid events, and isolating them took \
+                         all the requests a batch may spend: it goes in a later batch",
+                    ),
+                    Duration::ZERO,
+                    now,
+                ),
+                Delivery::DeadLetter { reason } => {
+                    Outcome::DeadLetter(letter(job, "refused_by_meta", reason))
+                }
+            })
+            .collect()
+    }
+
+    /// Meta could not take `job` now: it goes back on the queue with its history,
+    /// to wait (at least `at_least`), or becomes a letter once held as long as the
+    /// failure allows.
+    fn hold(
+        &self,
+        job: &DispatchJob,
+        reason: Reason,
+        at_least: Duration,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let mut held = job.clone();
+        held.history.failed(reason.code, &reason.text, now);
+        match self
+            .policy
+            .decide(&held.history, event_key(job), at_least, now)
+        {
+            Decision::Wait(after) => Outcome::Requeue {
+                body: serde_json::to_string(&held).unwrap_or_default(),
+                after,
+                reason,
+            },
+            Decision::GiveUp { reason: why } => {
+                Outcome::DeadLetter(letter(&held, HELD_TOO_LONG, why))
+            }
+        }
+    }
+}
+
+/// What spreads one event's waits from another's.
+fn event_key(job: &DispatchJob) -> &str {
+    job.event.event_id.as_deref().unwrap_or(&job.source)
 }

@@ -1,7 +1,10 @@
 //! Dispatch: delivering events to Meta, in batches of up to [`MAX_BATCH`] per
 //! request; when Meta refuses a whole request for one invalid event, the batch is
 //! halved until the offender stands alone, so the others are still sent and only it
-//! is dead-lettered.
+//! is dead-lettered. Halving is bounded: a batch spends at most about 2·log2(n) + 4
+//! requests on it, and what is still undecided then is tried again later. Errors
+//! that condemn the whole request (the token, a permission, the dataset) are never
+//! split: the batch is held, and its pixel paused.
 //!
 //! - this module: one pixel's events, delivered ([`deliver`]);
 //! - [`consumer`]: the dispatch function's batch;
@@ -19,10 +22,14 @@ use crate::error::chain;
 pub enum Delivery {
     /// Meta acknowledged it, in the request it traces as `fbtrace_id`.
     Delivered { fbtrace_id: Option<String> },
-    /// Send again later (SQS redelivers it; its redrive policy bounds the tries).
+    /// Send again later: Meta is down, busy or throttling.
     Retry { reason: String },
-    /// Hold and alert: the token or its permissions are wrong.
-    TokenProblem { reason: String },
+    /// Send again later: Meta is fine, but isolating this batch's invalid events
+    /// took all the requests one batch may spend.
+    Undecided,
+    /// Hold and alert: Meta refused the whole request for its token, a permission,
+    /// the dataset or the address.
+    Condemned { reason: String },
     /// Meta will never take it: dead-letter with the reason.
     DeadLetter { reason: String },
 }
@@ -42,7 +49,15 @@ pub async fn deliver(
         .map(|start| start..(start + MAX_BATCH).min(events.len()))
         .rev()
         .collect();
+    let mut budget: usize = pending.iter().map(|r| requests_for(r.len())).sum();
     while let Some(range) = pending.pop() {
+        if budget == 0 {
+            for slot in &mut outcomes[range] {
+                *slot = Some(Delivery::Undecided);
+            }
+            continue;
+        }
+        budget -= 1;
         let request = EventRequest {
             data: events[range.clone()].to_vec(),
             test_event_code: test_event_code.map(str::to_owned),
@@ -77,8 +92,7 @@ pub async fn deliver(
                 continue;
             }
             Disposition::Retry { reason } => all(Delivery::Retry { reason }),
-            Disposition::TokenProblem { reason } => all(Delivery::TokenProblem { reason }),
-            Disposition::Refused { reason } => all(Delivery::DeadLetter { reason }),
+            Disposition::Condemned { reason } => all(Delivery::Condemned { reason }),
         };
         for (slot, outcome) in outcomes[range].iter_mut().zip(decided) {
             *slot = Some(outcome);
@@ -94,4 +108,11 @@ pub async fn deliver(
             })
         })
         .collect()
+}
+
+/// The requests a chunk of `n` events may cost: one, and enough to isolate a few
+/// offenders by halving (2·log2(n) + 4); never the 2n − 1 of halving to the end.
+fn requests_for(n: usize) -> usize {
+    let depth = usize::BITS - n.max(1).leading_zeros();
+    1 + 2 * depth as usize + 4
 }

@@ -1,15 +1,51 @@
-//! Each pixel's Conversions API credentials, read where the mapping says.
+//! Each pixel's Conversions API credentials, read where the mapping says: a secret
+//! (through the secret store) or an environment variable. Each holds the access
+//! token alone, or `{"access_token": …, "app_secret": …}`.
+//!
+//! [`MappingTokens`] keeps what it read for a short while, so a token stored or
+//! fixed while a function is warm reaches it within [`TOKEN_CACHE`]; after Meta
+//! refused a token, the next request reads it anew (past the store's own cache).
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use crate::capi::PixelToken;
-use crate::mapping::{Mapping, TokenRef};
-use crate::ports::secrets::{EnvSecrets, SecretError, SecretStore};
+use crate::capi::{PixelToken, PixelTokens};
+use crate::error::chain;
+use crate::mapping::{Mapping, Pixel, TokenRef};
+use crate::ports::secrets::{EnvSecrets, Secret, SecretError, SecretStore};
 
-/// The credentials of each of the mapping's pixels, by dataset id, read where the
-/// mapping says: a secret (in `store`) or an environment variable. Each holds the
-/// access token alone, or `{"access_token": …, "app_secret": …}`. A pixel whose
-/// token cannot be read is left out and returned with why, so the others still work.
+/// How long a pixel's credentials (or their absence) are kept before being read
+/// again.
+pub const TOKEN_CACHE: Duration = Duration::from_secs(60);
+
+/// `pixel`'s credentials, read from `store` (anew, past any cache, with `fresh`).
+async fn read(
+    pixel: &Pixel,
+    store: &impl SecretStore,
+    fresh: bool,
+) -> Result<PixelToken, SecretError> {
+    let secret = match (&pixel.access_token, fresh) {
+        (TokenRef::Secret(name), false) => store.get(name).await,
+        (TokenRef::Secret(name), true) => store.fresh(name).await,
+        (TokenRef::Env(var), _) => EnvSecrets.get(var).await,
+    }?;
+    credentials(pixel, &secret)
+}
+
+fn credentials(pixel: &Pixel, secret: &Secret) -> Result<PixelToken, SecretError> {
+    let access_token = secret
+        .token()
+        .ok_or_else(|| SecretError::unavailable(&pixel.name, "it holds no access_token"))?;
+    Ok(PixelToken {
+        access_token: access_token.expose().to_owned(),
+        app_secret: secret.field("app_secret").map(|a| a.expose().to_owned()),
+    })
+}
+
+/// The credentials of each of the mapping's pixels, by dataset id, read once. A
+/// pixel whose token cannot be read is left out and returned with why, so the
+/// others still work (`ghl-capi verify`).
 pub async fn pixel_tokens(
     mapping: &Mapping,
     store: &impl SecretStore,
@@ -17,20 +53,7 @@ pub async fn pixel_tokens(
     let mut tokens = HashMap::new();
     let mut missing = Vec::new();
     for pixel in &mapping.pixels {
-        let secret = match &pixel.access_token {
-            TokenRef::Secret(name) => store.get(name).await,
-            TokenRef::Env(var) => EnvSecrets.get(var).await,
-        };
-        let token = secret.and_then(|s| {
-            let access_token = s
-                .token()
-                .ok_or_else(|| SecretError::unavailable(&pixel.name, "it holds no access_token"))?;
-            Ok(PixelToken {
-                access_token: access_token.expose().to_owned(),
-                app_secret: s.field("app_secret").map(|a| a.expose().to_owned()),
-            })
-        });
-        match token {
+        match read(pixel, store, false).await {
             Ok(token) => {
                 tokens.insert(pixel.dataset_id.clone(), token);
             }
@@ -38,4 +61,85 @@ pub async fn pixel_tokens(
         }
     }
     (tokens, missing)
+}
+
+/// What is known of one pixel's credentials.
+struct Cached {
+    read_at: Instant,
+    token: Option<PixelToken>,
+    /// Meta refused them: read past the store's cache next time.
+    refused: bool,
+}
+
+/// The mapping's pixels' credentials, read when first needed and kept for
+/// [`TOKEN_CACHE`], read again after Meta refused them.
+pub struct MappingTokens<S> {
+    pixels: HashMap<String, Pixel>,
+    store: S,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+impl<S> std::fmt::Debug for MappingTokens<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappingTokens")
+            .field("pixels", &self.pixels.keys())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: SecretStore> MappingTokens<S> {
+    pub fn new(mapping: &Mapping, store: S) -> Self {
+        MappingTokens {
+            pixels: mapping
+                .pixels
+                .iter()
+                .map(|p| (p.dataset_id.clone(), p.clone()))
+                .collect(),
+            store,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<S: SecretStore> PixelTokens for MappingTokens<S> {
+    async fn token(&self, dataset_id: &str) -> Option<PixelToken> {
+        let refused = match self.cache().get(dataset_id) {
+            Some(c) if !c.refused && c.read_at.elapsed() < TOKEN_CACHE => return c.token.clone(),
+            Some(c) => c.refused,
+            None => false,
+        };
+        let pixel = self.pixels.get(dataset_id)?;
+        let token = match read(pixel, &self.store, refused).await {
+            Ok(token) => Some(token),
+            Err(e) => {
+                tracing::error!(
+                    pixel = pixel.name,
+                    error = %chain(&e),
+                    "no Conversions API token for this pixel: its events are held until one is stored"
+                );
+                None
+            }
+        };
+        self.cache().insert(
+            dataset_id.to_owned(),
+            Cached {
+                read_at: Instant::now(),
+                token: token.clone(),
+                refused: false,
+            },
+        );
+        token
+    }
+
+    fn refused(&self, dataset_id: &str) {
+        if let Some(cached) = self.cache().get_mut(dataset_id) {
+            cached.refused = true;
+        }
+    }
 }

@@ -1,122 +1,235 @@
 //! The enrichment function's batch: jobs in, dispatch jobs and dead letters out.
 //!
 //! A record is acknowledged only once everything it produced is queued; anything
-//! that can never reach Meta is dead-lettered with its reason. On a FIFO queue, once
-//! a record of a group fails, the group's later records are retried without being
-//! handled, so one contact's changes keep their order.
+//! that can never reach Meta is dead-lettered with its reason. A job GHL (or our
+//! own queue or table) fails is held: retried after a growing wait, its history
+//! kept in the state store under `held#{key}`, until it succeeds or has been held
+//! as long as the failure allows ([`crate::hold`]). On a FIFO queue, once a record
+//! of a group is held, the group's later records wait with it, unhandled, so one
+//! contact's changes keep their order; the queue's receive limit is far beyond any
+//! hold, so they never reach it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::{Enriched, Enricher, remember};
-use crate::batch::{self, Ids, Outcome, Reason, Retry, send_json};
+use crate::batch::{self, Ids, Outcome, Queues, Reason, Retry, send_json};
+use crate::error::chain;
 use crate::ghl::GhlReader;
-use crate::jobs::{DeadLetter, EnrichJob, Stage};
+use crate::hold::{Decision, HELD_TOO_LONG, HoldPolicy};
+use crate::jobs::{DeadLetter, EnrichJob, History, Stage};
 use crate::mapping::Mapping;
 use crate::ports::queue::{Queue, Record};
 use crate::ports::state::StateStore;
 
-/// Enriches every record of a batch; the records to retry, each with its reason.
-pub async fn enrich_records(
-    mapping: &Mapping,
-    ghl: &impl GhlReader,
-    state: &impl StateStore,
-    dispatch: &impl Queue,
-    dead: &impl Queue,
-    records: &[Record],
-    now: DateTime<Utc>,
-) -> Vec<Retry> {
-    let mut enricher = Enricher::new(mapping, ghl);
-    let mut failed = Vec::new();
-    let mut stalled: HashSet<&str> = HashSet::new();
-    for record in records {
-        let group = record.group_id.as_deref();
-        let job = serde_json::from_str::<EnrichJob>(&record.body);
-        let key = job.as_ref().ok().map(EnrichJob::key);
-        let outcome = match (group, &job) {
-            (Some(g), _) if stalled.contains(g) => Outcome::RetryNow(Reason::new(
-                "waiting_for_earlier_change",
-                "an earlier change of this contact is being retried",
-            )),
-            (_, Err(e)) => Outcome::DeadLetter(DeadLetter {
-                source: record.message_id.clone(),
-                rule: None,
-                code: "malformed_message".into(),
-                reason: e.to_string(),
-            }),
-            (_, Ok(job)) => {
-                let queues = (dispatch, dead);
-                enrich_record(&mut enricher, state, queues, record, job, now).await
-            }
-        };
-        let ids = Ids {
-            source: key,
-            event_id: None,
-        };
-        if let Some(retry) = batch::settle(Stage::Enrich, dead, record, ids, outcome).await {
-            failed.push(retry);
-            if let Some(g) = group {
-                stalled.insert(g);
-            }
-        }
-    }
-    failed
+/// The enrichment stage over its ports.
+#[derive(Debug)]
+pub struct EnrichConsumer<'a, G, S, Q> {
+    pub mapping: &'a Mapping,
+    pub ghl: &'a G,
+    pub state: &'a S,
+    /// The enrichment queue itself.
+    pub source: &'a Q,
+    pub dispatch: &'a Q,
+    pub dead: &'a Q,
+    pub policy: HoldPolicy,
+    /// The source queue's receive limit: a record about to reach it becomes a
+    /// letter with its cause first (the limit is set far beyond any hold).
+    pub max_receives: u32,
 }
 
-/// One job: its dispatch jobs and dead letters queued, its tags remembered.
-async fn enrich_record<G: GhlReader>(
-    enricher: &mut Enricher<'_, G>,
-    state: &impl StateStore,
-    (dispatch, dead): (&impl Queue, &impl Queue),
-    record: &Record,
-    job: &EnrichJob,
-    now: DateTime<Utc>,
-) -> Outcome {
-    let retry_state = |e| Outcome::RetryNow(Reason::of("state_store_failed", &e));
-    // A job done before (redelivered after SQS's deduplication window) is skipped.
-    match state.processed(job.key()).await {
-        Ok(true) => return Outcome::Done,
-        Ok(false) => {}
-        Err(e) => return retry_state(e),
-    }
-    let (jobs, dead_letters, seen) = match enricher.enrich(state, job, now).await {
-        Enriched::Done {
-            dispatch,
-            dead_letters,
-            seen,
-        } => (dispatch, dead_letters, seen),
-        Enriched::Retry {
-            reason,
-            after: Some(after),
-        } => return Outcome::RetryAfter(after, reason),
-        Enriched::Retry {
-            reason,
-            after: None,
-        } => return Outcome::RetryNow(reason),
-    };
-    for job in &jobs {
-        if let Err(e) = send_json(dispatch, job).await {
-            return Outcome::RetryNow(Reason::of("dispatch_queue_failed", &e));
+/// The state record holding a held job's history.
+fn held_key(job_key: &str) -> String {
+    format!("held#{job_key}")
+}
+
+impl<G: GhlReader, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
+    /// Enriches every record of a batch; the records to retry, each with its wait
+    /// and reason.
+    pub async fn handle(&self, records: &[Record], now: DateTime<Utc>) -> Vec<Retry> {
+        let mut enricher = Enricher::new(self.mapping, self.ghl, self.state, self.policy);
+        let queues = Queues {
+            source: self.source,
+            dead: self.dead,
+        };
+        let mut failed = Vec::new();
+        // Groups with a record held, and how long that record waits.
+        let mut stalled: HashMap<&str, Option<Duration>> = HashMap::new();
+        for record in records {
+            let group = record.group_id.as_deref();
+            let job = serde_json::from_str::<EnrichJob>(&record.body);
+            let key = job.as_ref().ok().map(EnrichJob::key);
+            let outcome = match (group.and_then(|g| stalled.get(g)), &job) {
+                (Some(wait), _) => {
+                    let reason = Reason::new(
+                        "waiting_for_earlier_change",
+                        "an earlier change of this contact is held",
+                    );
+                    match wait {
+                        Some(wait) => Outcome::RetryAfter(*wait, reason),
+                        None => Outcome::RetryNow(reason),
+                    }
+                }
+                (_, Err(e)) => Outcome::DeadLetter(DeadLetter::new(
+                    &record.message_id,
+                    Stage::Enrich,
+                    "malformed_message",
+                    e.to_string(),
+                )),
+                (_, Ok(job)) => self.enrich_record(&mut enricher, record, job, now).await,
+            };
+            let ids = Ids {
+                source: key,
+                event_id: None,
+            };
+            if let Some(retry) =
+                batch::settle(Stage::Enrich, queues, record, ids, outcome, now).await
+            {
+                if let Some(g) = group {
+                    stalled.entry(g).or_insert(retry.after);
+                }
+                failed.push(retry);
+            }
         }
-        crate::telemetry::event_built(&job.event.event_name);
+        failed
     }
-    for letter in &dead_letters {
-        if let Err(e) = batch::dead_letter(dead, letter, &record.body).await {
-            return Outcome::RetryNow(Reason::of("dead_letter_queue_failed", &e));
+
+    /// One job: its dispatch jobs and letters queued, its tags remembered.
+    async fn enrich_record(
+        &self,
+        enricher: &mut Enricher<'_, G, S>,
+        record: &Record,
+        job: &EnrichJob,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        // A job done before (redelivered after SQS's deduplication window) is skipped.
+        match self.state.processed(job.key()).await {
+            Ok(true) => return Outcome::Done,
+            Ok(false) => {}
+            Err(e) => {
+                return self
+                    .hold(
+                        record,
+                        job,
+                        Reason::of("state_store_failed", &e),
+                        Duration::ZERO,
+                        vec![],
+                        now,
+                    )
+                    .await;
+            }
+        }
+        let (jobs, dead_letters, seen) = match enricher.enrich(job, now).await {
+            Enriched::Done {
+                dispatch,
+                dead_letters,
+                seen,
+            } => (dispatch, dead_letters, seen),
+            Enriched::Retry {
+                reason,
+                after,
+                triggers,
+            } => return self.hold(record, job, reason, after, triggers, now).await,
+        };
+        let own = |code: &'static str, e: &dyn std::error::Error| Reason::of(code, e);
+        for out in &jobs {
+            if let Err(e) = send_json(self.dispatch, out).await {
+                let reason = own("dispatch_queue_failed", &e);
+                return self
+                    .hold(record, job, reason, Duration::ZERO, vec![], now)
+                    .await;
+            }
+            crate::telemetry::event_built(&out.event.event_name);
+        }
+        for letter in &dead_letters {
+            if let Err(e) = batch::dead_letter(self.dead, letter, &record.body, now).await {
+                return Outcome::RetryNow(own("dead_letter_queue_failed", &e));
+            }
+        }
+        if let Some(seen) = &seen
+            && let Err(e) = remember(self.state, seen).await
+        {
+            let reason = own("state_store_failed", &e);
+            return self
+                .hold(record, job, reason, Duration::ZERO, vec![], now)
+                .await;
+        }
+        // A job with dead letters stays open, so it can be redriven once its cause is
+        // fixed; its delivered events would only repeat their ids, which Meta ignores.
+        if dead_letters.is_empty()
+            && let Err(e) = self.state.mark_processed(job.key()).await
+        {
+            let reason = own("state_store_failed", &e);
+            return self
+                .hold(record, job, reason, Duration::ZERO, vec![], now)
+                .await;
+        }
+        if record.receives > 1 {
+            // It was held before: its history is done with.
+            if let Err(e) = self.state.delete_record(&held_key(job.key())).await {
+                tracing::warn!(webhook_id = job.key(), error = %chain(&e), "cannot clear a held job's history");
+            }
+        }
+        Outcome::Done
+    }
+
+    /// The job failed for `reason`: it waits (at least `at_least`), its history
+    /// kept, or becomes a letter once held as long as the failure allows, or once
+    /// the queue's receive limit is near.
+    async fn hold(
+        &self,
+        record: &Record,
+        job: &EnrichJob,
+        reason: Reason,
+        at_least: Duration,
+        triggers: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let key = held_key(job.key());
+        let mut history: History = match self.state.record(&key).await {
+            Ok(text) => text
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(webhook_id = job.key(), error = %chain(&e), "cannot read a held job's history");
+                History::default()
+            }
+        };
+        history.failed(reason.code, &reason.text, now);
+        history.attempts = history.attempts.max(record.receives);
+        // Held since it was first received, even if its history was lost.
+        if let Some(first) = record.first_received {
+            history.first_failure = Some(history.first_failure.map_or(first, |f| f.min(first)));
+        }
+        let decision = match self.policy.decide(&history, job.key(), at_least, now) {
+            Decision::Wait(_) if record.receives + 1 >= self.max_receives => Decision::GiveUp {
+                reason: format!(
+                    "received {} times, at the queue's limit, without success; the last failure: {}",
+                    record.receives, reason.text
+                ),
+            },
+            decision => decision,
+        };
+        match decision {
+            Decision::Wait(wait) => {
+                let keep = self.policy.limit(reason.code) + Duration::from_secs(24 * 3600);
+                let text = serde_json::to_string(&history).unwrap_or_default();
+                if let Err(e) = self.state.set_record(&key, &text, keep).await {
+                    tracing::warn!(webhook_id = job.key(), error = %chain(&e), "cannot keep a held job's history");
+                }
+                Outcome::RetryAfter(wait, reason)
+            }
+            Decision::GiveUp { reason: why } => {
+                if let Err(e) = self.state.delete_record(&key).await {
+                    tracing::warn!(webhook_id = job.key(), error = %chain(&e), "cannot clear a held job's history");
+                }
+                let mut letter = DeadLetter::new(job.key(), Stage::Enrich, HELD_TOO_LONG, why);
+                letter.triggers = triggers;
+                letter.history = history;
+                Outcome::DeadLetter(letter)
+            }
         }
     }
-    if let Some(seen) = &seen
-        && let Err(e) = remember(state, seen).await
-    {
-        return retry_state(e);
-    }
-    // A job with dead letters stays open, so it can be redriven once its cause is
-    // fixed; its delivered events would only repeat their ids, which Meta ignores.
-    if dead_letters.is_empty()
-        && let Err(e) = state.mark_processed(job.key()).await
-    {
-        return retry_state(e);
-    }
-    Outcome::Done
 }

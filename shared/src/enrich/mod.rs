@@ -1,13 +1,16 @@
 //! Enrichment: from a queued webhook or conversion to events ready for Meta.
 //!
 //! Per batch of jobs: each job's occurrences are matched against the mapping; only
-//! if a rule fires is anything fetched from GHL, and each contact (and each list of
-//! its notes, tasks or appointments) is fetched once however many jobs name it.
+//! if a rule fires for a location some pixel serves is anything fetched from GHL,
+//! and each contact (and each list of its notes, tasks or appointments) is fetched
+//! once however many jobs name it.
 //!
-//! Failure policy: nothing accepted disappears. An event Meta would refuse, or a
-//! contact GHL no longer has (`404`), becomes a dead letter with its reason; GHL
-//! rate limits, outages and token trouble make the job retry, with the reason kept
-//! (SQS redelivers it, and its redrive policy bounds how often).
+//! Failure policy: nothing accepted disappears. A body that is not a webhook, or a
+//! contact GHL no longer has (`404`), becomes one dead letter for the job, listing
+//! its triggers; an event Meta would refuse becomes a letter of its own. GHL rate
+//! limits wait GHL's interval; GHL outages and token trouble hold the job (and,
+//! through the location's circuit breaker, every job of the location) until GHL
+//! answers again ([`crate::hold`]).
 //!
 //! - this module: one job at a time ([`Enricher`]);
 //! - [`fetch`]: GHL reads shared across a batch;
@@ -22,10 +25,12 @@ use chrono::{DateTime, Utc};
 use serde_json::Map;
 
 use crate::batch::Reason;
-use crate::ghl::webhook::Webhook;
-use crate::ghl::{GhlError, GhlReader};
-use crate::jobs::{DeadLetter, DispatchJob, EnrichJob};
-use crate::mapping::{Mapping, Need, Occurrence};
+use crate::ghl::webhook::{Envelope, Webhook};
+use crate::ghl::{Contact, GhlError, GhlReader};
+use crate::hold::breaker::{Breakers, Gate};
+use crate::hold::{HoldPolicy, Partner};
+use crate::jobs::{DeadLetter, DispatchJob, EnrichJob, Stage};
+use crate::mapping::{Baseline, Mapping, Need, Occurrence};
 use crate::ports::state::{StateError, StateStore};
 use fetch::Fetched;
 
@@ -42,28 +47,36 @@ pub struct SeenTags {
 pub enum Enriched {
     Done {
         dispatch: Vec<DispatchJob>,
+        /// The job's own letter (malformed, contact gone) and each event's that
+        /// Meta would refuse.
         dead_letters: Vec<DeadLetter>,
         /// To write to the state store after the outputs are queued, so a job
         /// retried for a failed send sees the same transition again (and its event
         /// ids deduplicate at Meta).
         seen: Option<SeenTags>,
     },
-    /// Try the whole job again later: after `after` when GHL said how long to wait.
+    /// Try the whole job again later: not before `after` (GHL's own interval, or
+    /// its location's next probe).
     Retry {
         reason: Reason,
-        after: Option<Duration>,
+        after: Duration,
+        /// The job's triggers, for the letter it may become.
+        triggers: Vec<String>,
     },
 }
 
 /// Enriches the jobs of one batch, one at a time (the caller queues each job's
 /// outputs and writes its [`SeenTags`] before the next, so two changes to one
-/// contact in a batch see each other); GHL reads are shared across the batch.
-pub struct Enricher<'a, G> {
+/// contact in a batch see each other); GHL reads are shared across the batch, and
+/// so are the locations' breakers.
+pub struct Enricher<'a, G, S> {
     mapping: &'a Mapping,
     fetched: Fetched<'a, G>,
+    state: &'a S,
+    breakers: Breakers<'a, S>,
 }
 
-impl<G> std::fmt::Debug for Enricher<'_, G> {
+impl<G, S> std::fmt::Debug for Enricher<'_, G, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Enricher")
             .field("contacts_fetched", &self.fetched.contacts())
@@ -71,22 +84,325 @@ impl<G> std::fmt::Debug for Enricher<'_, G> {
     }
 }
 
-impl<'a, G: GhlReader> Enricher<'a, G> {
-    pub fn new(mapping: &'a Mapping, ghl: &'a G) -> Self {
+impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
+    pub fn new(mapping: &'a Mapping, ghl: &'a G, state: &'a S, policy: HoldPolicy) -> Self {
         Enricher {
             mapping,
             fetched: Fetched::new(ghl),
+            state,
+            breakers: Breakers::new(state, policy, Partner::Ghl),
         }
     }
 
-    /// Enriches one job; `state` gives the contact's tags as last remembered.
-    pub async fn enrich(
+    /// Enriches one job.
+    pub async fn enrich(&mut self, job: &EnrichJob, now: DateTime<Utc>) -> Enriched {
+        let Some(read) = self.read(job, now).await else {
+            return done(vec![], vec![], None);
+        };
+        let read = match read {
+            Ok(read) => read,
+            Err(outcome) => return outcome,
+        };
+        self.build(read, now).await
+    }
+
+    /// The job's occurrences and what it carries; `None` when it is not about a
+    /// contact's events (an install), `Err` with its outcome when it is settled
+    /// already.
+    async fn read(
         &mut self,
-        state: &impl StateStore,
         job: &EnrichJob,
         now: DateTime<Utc>,
+    ) -> Option<Result<Read, Enriched>> {
+        let webhook = match job {
+            EnrichJob::Conversion(job) => {
+                return Some(Ok(Read {
+                    source: job.event_id.clone(),
+                    location: job.conversion.location_id.clone(),
+                    occurrences: vec![Occurrence::for_conversion(
+                        &job.contact_id,
+                        &job.conversion,
+                        now,
+                    )],
+                    carried: None,
+                    seen: None,
+                }));
+            }
+            EnrichJob::Webhook { key, body, .. } => match Webhook::parse(body.as_bytes()) {
+                Ok(webhook) => webhook,
+                // Verified, but not a webhook as this build reads it: kept for a
+                // redrive once a build reads it.
+                Err(e) => {
+                    let mut letter =
+                        DeadLetter::new(key, Stage::Enrich, "malformed_webhook", e.to_string());
+                    letter.triggers = Envelope::of(body.as_bytes())
+                        .and_then(|(envelope, _)| envelope.kind)
+                        .into_iter()
+                        .collect();
+                    return Some(Err(done(vec![], vec![letter], None)));
+                }
+            },
+        };
+        let key = job.key();
+        if let Some(settled) = self.install(&webhook).await {
+            return settled.err().map(Err);
+        }
+        let carried = match &webhook {
+            Webhook::ContactCreate(e)
+            | Webhook::ContactUpdate(e)
+            | Webhook::ContactTagUpdate(e) => Some(e.contact.clone()),
+            _ => None,
+        };
+        let location = webhook.location_id().unwrap_or_default().to_owned();
+        let previous = match &carried {
+            Some(contact) => match self.state.tags(&location, &contact.id).await {
+                Ok(previous) => previous,
+                Err(e) => return Some(Err(retry_state(e))),
+            },
+            None => None,
+        };
+        let (occurrences, baseline) = Occurrence::from_webhook(&webhook, previous.as_deref(), now);
+        if let (Baseline::Taken, Some(contact)) = (baseline, &carried) {
+            // Which tag changed is unknowable for a contact never seen: its tags
+            // are remembered, and tag rules fire from the next change on.
+            tracing::info!(
+                webhook_id = key,
+                location_id = location,
+                contact_id = contact.id,
+                tags = contact.tags.len(),
+                "first sight of this contact: its tags are the baseline, no tag rule fires"
+            );
+            crate::telemetry::tag_baseline();
+        }
+        let seen = carried.as_ref().map(|c| SeenTags {
+            location_id: location.clone(),
+            contact_id: c.id.clone(),
+            tags: c.tags.clone(),
+        });
+        Some(Ok(Read {
+            source: key.to_owned(),
+            location,
+            occurrences,
+            carried,
+            seen,
+        }))
+    }
+
+    /// `INSTALL` and `UNINSTALL`: the tokens they concern. `None` for other webhooks.
+    async fn install(&mut self, webhook: &Webhook) -> Option<Result<(), Enriched>> {
+        let outcome = match webhook {
+            Webhook::AppInstall(e) => {
+                let (Some(location), Some(company)) =
+                    (e.envelope.location_id.as_deref(), e.company_id.as_deref())
+                else {
+                    return Some(Ok(()));
+                };
+                self.fetched.ghl().installed(location, company).await
+            }
+            Webhook::AppUninstall(e) => {
+                let (location, company) =
+                    (e.envelope.location_id.as_deref(), e.company_id.as_deref());
+                self.fetched.ghl().uninstalled(location, company).await
+            }
+            _ => return None,
+        };
+        Some(outcome.map_err(|e| retry_ghl(&e, vec![webhook.kind().to_owned()])))
+    }
+
+    /// The events of the job's occurrences, reading GHL for what firing rules need.
+    async fn build(&mut self, read: Read, now: DateTime<Utc>) -> Enriched {
+        let Read {
+            source,
+            location,
+            occurrences,
+            carried,
+            seen,
+        } = read;
+        let triggers: Vec<String> = occurrences.iter().map(trigger_name).collect();
+        let firing: Vec<&Occurrence> = occurrences
+            .iter()
+            .filter(|occ| self.mapping.rules_for(occ.trigger).next().is_some())
+            .collect();
+        if firing.is_empty() {
+            return done(vec![], vec![], seen);
+        }
+        let served = firing.iter().any(|occ| {
+            self.mapping
+                .rules_for(occ.trigger)
+                .any(|rule| self.mapping.pixels_for(rule, &location).next().is_some())
+        });
+        if !served {
+            // Nothing could be sent: GHL is not asked, and nothing is held.
+            tracing::info!(
+                webhook_id = source,
+                location_id = location,
+                "no pixel serves this location: dropped before any GHL call"
+            );
+            crate::telemetry::skipped("no_pixel");
+            return done(vec![], vec![], seen);
+        }
+        if let Gate::Paused { until, code, cause } = self.breakers.gate(&location, now).await {
+            let reason = Reason::new(
+                code,
+                format!("GHL is paused for location {location}: {cause}"),
+            );
+            let after = (until - now).to_std().unwrap_or_default();
+            return Enriched::Retry {
+                reason,
+                after,
+                triggers,
+            };
+        }
+        let mut dispatch = Vec::new();
+        let mut dead_letters = Vec::new();
+        for occ in firing {
+            let read = match self.contact(occ, carried.as_ref()).await {
+                Ok(contact) => self.related(occ).await.map(|related| (contact, related)),
+                Err(e) => Err(e),
+            };
+            let (contact, related) = match read {
+                Ok(read) => read,
+                // GHL's answer about this job, not about GHL: the job's one letter.
+                Err(e @ (GhlError::NotFound | GhlError::Rejected { .. })) => {
+                    let (code, reason) = match &e {
+                        GhlError::NotFound => (
+                            "contact_not_found",
+                            format!("GHL has no contact {}", occ.contact_id),
+                        ),
+                        other => (other.code(), other.to_string()),
+                    };
+                    let mut letter = DeadLetter::new(&source, Stage::Enrich, code, reason);
+                    letter.triggers = triggers.clone();
+                    dead_letters.push(letter);
+                    break;
+                }
+                Err(e) => return self.ghl_failed(&location, &e, triggers, now).await,
+            };
+            for mapped in self.mapping.map(occ, &contact, &related, now) {
+                match mapped.outcome {
+                    Ok(event) if mapped.pixels.is_empty() => {
+                        tracing::info!(
+                            webhook_id = source,
+                            rule = mapped.rule,
+                            location_id = location,
+                            "the rule feeds no pixel of this location: its event is not sent"
+                        );
+                        crate::telemetry::skipped("no_pixel");
+                        drop(event);
+                    }
+                    Ok(event) => dispatch.extend(mapped.pixels.iter().map(|pixel| DispatchJob {
+                        pixel: pixel.clone(),
+                        source: source.clone(),
+                        rule: mapped.rule.clone(),
+                        trigger: trigger_name(occ),
+                        event: event.clone(),
+                        history: Default::default(),
+                    })),
+                    Err(why) => {
+                        let mut letter =
+                            DeadLetter::new(&source, Stage::Enrich, why.code(), why.to_string());
+                        letter.rule = Some(mapped.rule.clone());
+                        letter.triggers = vec![trigger_name(occ)];
+                        dead_letters.push(letter);
+                    }
+                }
+            }
+        }
+        self.breakers.succeeded(&location, now).await;
+        done(dispatch, dead_letters, seen)
+    }
+
+    /// The contact as the rules on `occ` need it: as carried, or read from GHL.
+    async fn contact(
+        &mut self,
+        occ: &Occurrence,
+        carried: Option<&Contact>,
+    ) -> Result<Contact, GhlError> {
+        match (
+            carried,
+            self.mapping.needs(occ.trigger).contains(&Need::Attribution),
+        ) {
+            (Some(contact), false) => Ok(contact.clone()),
+            _ => {
+                self.fetched
+                    .contact(&occ.location_id, &occ.contact_id)
+                    .await
+            }
+        }
+    }
+
+    /// The related lists the rules on `occ` need, by their mapping names.
+    async fn related(
+        &mut self,
+        occ: &Occurrence,
+    ) -> Result<Map<String, serde_json::Value>, GhlError> {
+        let mut related = Map::new();
+        for need in self.mapping.needs(occ.trigger) {
+            let Some(wanted) = need.related() else {
+                continue;
+            };
+            match self
+                .fetched
+                .related(&occ.location_id, &occ.contact_id, wanted)
+                .await
+            {
+                Ok(list) => {
+                    related.insert(need.name().to_owned(), list);
+                }
+                Err(GhlError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(related)
+    }
+
+    /// GHL failed a read for `location`: the job is retried, and unless GHL only
+    /// asked to slow down, the location's breaker opens.
+    async fn ghl_failed(
+        &mut self,
+        location: &str,
+        e: &GhlError,
+        triggers: Vec<String>,
+        now: DateTime<Utc>,
     ) -> Enriched {
-        enrich_one(self.mapping, &mut self.fetched, state, job, now).await
+        let outcome = retry_ghl(e, triggers);
+        if let Enriched::Retry { reason, .. } = &outcome
+            && !matches!(e, GhlError::RateLimited { .. })
+        {
+            self.breakers
+                .failed(location, reason.code, &reason.text, now)
+                .await;
+        }
+        outcome
+    }
+}
+
+/// What a job gives to build from.
+struct Read {
+    source: String,
+    location: String,
+    occurrences: Vec<Occurrence>,
+    carried: Option<Contact>,
+    seen: Option<SeenTags>,
+}
+
+fn done(
+    dispatch: Vec<DispatchJob>,
+    dead_letters: Vec<DeadLetter>,
+    seen: Option<SeenTags>,
+) -> Enriched {
+    Enriched::Done {
+        dispatch,
+        dead_letters,
+        seen,
+    }
+}
+
+/// An occurrence's trigger as a letter names it: `contact.tag_added:vip` for tags.
+fn trigger_name(occ: &Occurrence) -> String {
+    match &occ.tag {
+        Some(tag) => format!("{}:{tag}", occ.trigger.name()),
+        None => occ.trigger.name().to_owned(),
     }
 }
 
@@ -100,179 +416,19 @@ pub async fn remember(state: &impl StateStore, seen: &SeenTags) -> Result<(), St
 fn retry_state(e: StateError) -> Enriched {
     Enriched::Retry {
         reason: Reason::of("state_store_failed", &e),
-        after: None,
+        after: Duration::ZERO,
+        triggers: Vec::new(),
     }
 }
 
-fn retry_ghl(e: GhlError) -> Enriched {
-    let after = match &e {
-        GhlError::RateLimited { retry_after_ms } => Some(Duration::from_millis(*retry_after_ms)),
-        _ => None,
+fn retry_ghl(e: &GhlError, triggers: Vec<String>) -> Enriched {
+    let after = match e {
+        GhlError::RateLimited { retry_after_ms } => Duration::from_millis(*retry_after_ms),
+        _ => Duration::ZERO,
     };
     Enriched::Retry {
-        reason: Reason::of(e.code(), &e),
+        reason: Reason::of(e.code(), e),
         after,
-    }
-}
-
-fn dead(source: &str, rule: Option<&str>, code: &str, reason: impl ToString) -> DeadLetter {
-    DeadLetter {
-        source: source.to_owned(),
-        rule: rule.map(str::to_owned),
-        code: code.to_owned(),
-        reason: reason.to_string(),
-    }
-}
-
-async fn enrich_one<G: GhlReader>(
-    mapping: &Mapping,
-    fetched: &mut Fetched<'_, G>,
-    state: &impl StateStore,
-    job: &EnrichJob,
-    now: DateTime<Utc>,
-) -> Enriched {
-    let (source, occurrences, carried, seen_tags) = match job {
-        EnrichJob::Conversion(job) => (
-            job.event_id.clone(),
-            vec![Occurrence::for_conversion(
-                &job.contact_id,
-                &job.conversion,
-                now,
-            )],
-            None,
-            None,
-        ),
-        EnrichJob::Webhook { key, body, .. } => {
-            let webhook = match Webhook::parse(body.as_bytes()) {
-                Ok(w) => w,
-                Err(e) => {
-                    return Enriched::Done {
-                        dispatch: vec![],
-                        dead_letters: vec![dead(key, None, "malformed", e)],
-                        seen: None,
-                    };
-                }
-            };
-            if let Webhook::AppInstall(e) = &webhook
-                && let (Some(location), Some(company)) =
-                    (e.envelope.location_id.as_deref(), e.company_id.as_deref())
-            {
-                return match fetched.ghl().installed(location, company).await {
-                    Ok(()) => Enriched::Done {
-                        dispatch: vec![],
-                        dead_letters: vec![],
-                        seen: None,
-                    },
-                    Err(e) => retry_ghl(e),
-                };
-            }
-            if let Webhook::AppUninstall(e) = &webhook {
-                let (location, company) =
-                    (e.envelope.location_id.as_deref(), e.company_id.as_deref());
-                return match fetched.ghl().uninstalled(location, company).await {
-                    Ok(()) => Enriched::Done {
-                        dispatch: vec![],
-                        dead_letters: vec![],
-                        seen: None,
-                    },
-                    Err(e) => retry_ghl(e),
-                };
-            }
-            let carried = match &webhook {
-                Webhook::ContactCreate(e)
-                | Webhook::ContactUpdate(e)
-                | Webhook::ContactTagUpdate(e) => Some(e.contact.clone()),
-                _ => None,
-            };
-            let location = webhook.location_id().unwrap_or_default();
-            let previous = match &carried {
-                Some(contact) => match state.tags(location, &contact.id).await {
-                    // Never seen and not new: which tag changed is unknowable, so the
-                    // current tags become the baseline rather than fake "tag added"s.
-                    Ok(None) if !matches!(webhook, Webhook::ContactCreate(_)) => {
-                        contact.tags.clone()
-                    }
-                    Ok(seen) => seen.unwrap_or_default(),
-                    Err(e) => return retry_state(e),
-                },
-                None => Vec::new(),
-            };
-            let seen = carried.as_ref().map(|c| SeenTags {
-                location_id: location.to_owned(),
-                contact_id: c.id.clone(),
-                tags: c.tags.clone(),
-            });
-
-            (
-                key.clone(),
-                Occurrence::from_webhook(&webhook, &previous, now),
-                carried,
-                seen,
-            )
-        }
-    };
-
-    let mut dispatch = Vec::new();
-    let mut dead_letters = Vec::new();
-    for occ in &occurrences {
-        let needs = mapping.needs(occ.trigger);
-        if mapping.rules_for(occ.trigger).next().is_none() {
-            continue;
-        }
-        let contact = match (&carried, needs.contains(&Need::Attribution)) {
-            (Some(contact), false) => Ok(contact.clone()),
-            _ => fetched.contact(&occ.location_id, &occ.contact_id).await,
-        };
-        let contact = match contact {
-            Ok(c) => c,
-            Err(GhlError::NotFound) => {
-                dead_letters.push(dead(
-                    &source,
-                    None,
-                    "contact_not_found",
-                    format!("GHL has no contact {}", occ.contact_id),
-                ));
-                continue;
-            }
-            Err(e) => return retry_ghl(e),
-        };
-        let mut related = Map::new();
-        for (need, wanted) in needs.iter().filter_map(|n| Some((n, n.related()?))) {
-            match fetched
-                .related(&occ.location_id, &occ.contact_id, wanted)
-                .await
-            {
-                Ok(list) => {
-                    related.insert(need.name().to_owned(), list);
-                }
-                Err(GhlError::NotFound) => {}
-                Err(e) => return retry_ghl(e),
-            }
-        }
-        for mapped in mapping.map(occ, &contact, &related, now) {
-            match mapped.outcome {
-                Ok(event) if mapped.pixels.is_empty() => dead_letters.push(dead(
-                    &source,
-                    Some(&mapped.rule),
-                    "no_pixel",
-                    format!(
-                        "no pixel is fed by location {} for this rule (event {})",
-                        occ.location_id, event.event_name
-                    ),
-                )),
-                Ok(event) => dispatch.extend(mapped.pixels.iter().map(|pixel| DispatchJob {
-                    pixel: pixel.clone(),
-                    source: source.clone(),
-                    rule: mapped.rule.clone(),
-                    event: event.clone(),
-                })),
-                Err(why) => dead_letters.push(dead(&source, Some(&mapped.rule), why.code(), why)),
-            }
-        }
-    }
-    Enriched::Done {
-        dispatch,
-        dead_letters,
-        seen: seen_tags,
+        triggers,
     }
 }

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use super::oauth::{OAuthApp, OAuthClient, OAuthError, TokenSet};
+use std::time::Duration;
+
+use super::oauth::{AppError, OAuthApp, OAuthClient, OAuthError, TokenSet, read_app};
 use crate::ports::secrets::VersionedSecrets;
 
 /// Where GHL asks the user to choose the location(s) to install into.
@@ -58,6 +60,8 @@ pub enum InstallError {
     Denied(String),
     #[error("the callback has no {0}")]
     Missing(&'static str),
+    #[error("{0}; installs resume once it can be read")]
+    AppUnavailable(#[from] AppError),
     #[error("the install link is invalid or older than an hour; start the install again")]
     BadState,
     #[error("GHL did not give a token: {0}")]
@@ -75,7 +79,9 @@ impl InstallError {
             InstallError::Denied(_) | InstallError::Missing(_) => 400,
             InstallError::BadState => 403,
             InstallError::Token(OAuthError::Refused { .. }) | InstallError::Incomplete(_) => 400,
-            InstallError::Token(OAuthError::Unavailable(_)) | InstallError::Storage(_) => 503,
+            InstallError::Token(OAuthError::Unavailable(_))
+            | InstallError::Storage(_)
+            | InstallError::AppUnavailable(_) => 503,
         }
     }
 }
@@ -140,8 +146,15 @@ pub fn scopes<'a>(
 /// Installs into `secrets` under `{prefix}{locationId}` and `{prefix}company-{id}`.
 #[derive(Debug)]
 pub struct Installer<V> {
-    pub oauth: OAuthClient,
+    /// Where token sets are stored, and the app's credentials read: for every
+    /// install, so credentials stored (or fixed) after a start without them are
+    /// used at once, by warm instances too.
     pub secrets: V,
+    /// The secret holding the app's `{"client_id", "client_secret"}`.
+    pub app_secret: String,
+    /// GHL's API (the token endpoints).
+    pub base_url: String,
+    pub timeout: Duration,
     pub prefix: String,
     /// The callback URL registered with the app, when GHL must be told it.
     pub redirect_uri: Option<String>,
@@ -256,10 +269,12 @@ impl<V: VersionedSecrets> Install for Installer<V> {
             ));
         }
         let state = param("state").ok_or(InstallError::Missing("state"))?;
-        let user_type = check_state(self.oauth.app(), state, now)?;
+        let app = read_app(&self.secrets, &self.app_secret).await?;
+        let user_type = check_state(&app, state, now)?;
         let code = param("code").ok_or(InstallError::Missing("code"))?;
-        let answer = self
-            .oauth
+        let oauth = OAuthClient::new(&self.base_url, app, self.timeout)
+            .map_err(|e| InstallError::Token(OAuthError::Unavailable(std::sync::Arc::new(e))))?;
+        let answer = oauth
             .exchange_code(code, user_type.name(), self.redirect_uri.as_deref())
             .await?;
         let approved = answer.approved_locations.clone();
@@ -284,8 +299,7 @@ impl<V: VersionedSecrets> Install for Installer<V> {
                     .await?;
                 let mut not_minted = Vec::new();
                 for location in &approved {
-                    let minted = self
-                        .oauth
+                    let minted = oauth
                         .location_token(&set.access_token, &company_id, location)
                         .await;
                     match minted {

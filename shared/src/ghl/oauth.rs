@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::reader::Cause;
 use super::wire::{API_VERSION, error_message};
+use crate::ports::secrets::{SecretError, SecretStore};
 
 /// The marketplace app's credentials. `Debug` never shows the secret.
 #[derive(Clone, Deserialize)]
@@ -29,6 +30,28 @@ impl fmt::Debug for OAuthApp {
             .field("client_secret", &"<redacted>")
             .finish()
     }
+}
+
+/// The app's credentials could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("the app's credentials cannot be read: {0}")]
+    Unreadable(#[source] SecretError),
+    #[error("secret {name} must hold {{\"client_id\", \"client_secret\"}}: {source}")]
+    Malformed {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// The marketplace app's credentials, as the secret `name` holds them.
+pub async fn read_app(secrets: &impl SecretStore, name: &str) -> Result<OAuthApp, AppError> {
+    let secret = secrets.get(name).await.map_err(AppError::Unreadable)?;
+    serde_json::from_str(secret.expose()).map_err(|source| AppError::Malformed {
+        name: name.to_owned(),
+        source,
+    })
 }
 
 /// A token set as GHL returns it.

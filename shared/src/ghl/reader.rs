@@ -23,6 +23,9 @@ pub enum GhlError {
     RateLimited { retry_after_ms: u64 },
     #[error("GHL refused the token")]
     Unauthorized,
+    /// No token is stored for it: nothing can be read until one is.
+    #[error("no GHL token is stored for {what}")]
+    NoToken { what: String },
     #[error("GHL refused the request ({status}): {message}")]
     Rejected { status: u16, message: String },
     /// GHL could not be reached or answered with a server error, or a token could
@@ -47,16 +50,27 @@ impl GhlError {
         }
     }
 
-    /// A stable name for metrics and logs.
+    /// A stable name for metrics and logs ([`code`]).
     pub fn code(&self) -> &'static str {
         match self {
-            GhlError::NotFound => "ghl_not_found",
-            GhlError::RateLimited { .. } => "ghl_rate_limited",
-            GhlError::Unauthorized => "ghl_unauthorized",
-            GhlError::Rejected { .. } => "ghl_rejected",
-            GhlError::Unavailable { .. } => "ghl_unavailable",
+            GhlError::NotFound => code::NOT_FOUND,
+            GhlError::RateLimited { .. } => code::RATE_LIMITED,
+            GhlError::Unauthorized => code::UNAUTHORIZED,
+            GhlError::NoToken { .. } => code::NO_TOKEN,
+            GhlError::Rejected { .. } => code::REJECTED,
+            GhlError::Unavailable { .. } => code::UNAVAILABLE,
         }
     }
+}
+
+/// The codes of [`GhlError`]s: metric dimensions, and the causes held work keeps.
+pub mod code {
+    pub const NOT_FOUND: &str = "ghl_not_found";
+    pub const RATE_LIMITED: &str = "ghl_rate_limited";
+    pub const UNAUTHORIZED: &str = "ghl_unauthorized";
+    pub const NO_TOKEN: &str = "ghl_no_token";
+    pub const REJECTED: &str = "ghl_rejected";
+    pub const UNAVAILABLE: &str = "ghl_unavailable";
 }
 
 /// Errors compare by what they say: an unavailable GHL by its context and cause
@@ -67,6 +81,7 @@ impl PartialEq for GhlError {
         match (self, other) {
             (E::NotFound, E::NotFound) | (E::Unauthorized, E::Unauthorized) => true,
             (E::RateLimited { retry_after_ms: a }, E::RateLimited { retry_after_ms: b }) => a == b,
+            (E::NoToken { what }, E::NoToken { what: w }) => what == w,
             (
                 E::Rejected { status, message },
                 E::Rejected {

@@ -164,6 +164,7 @@ pub async fn accept_conversion(
             .map_err(|e| ConversionError::Queue(QueueError::new(e)))?,
         group_id: Some(group),
         dedup_id: Some(id.clone()),
+        delay: None,
     };
     queue.send(message).await.map_err(ConversionError::Queue)?;
     Ok(id)

@@ -118,7 +118,7 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
     pub async fn handle(&self, request: Request<'_>, now: DateTime<Utc>) -> Response {
         let started = std::time::Instant::now();
         let response = self.route(request, now).await;
-        crate::telemetry::request(response.outcome, started.elapsed());
+        crate::telemetry::request(response.outcome, response.status, started.elapsed());
         tracing::info!(
             method = request.method,
             path = request.path,
@@ -210,6 +210,7 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
         let (status, body) = webhook::reply(&outcome);
         let code = match &outcome {
             Ok(Accepted::Queued { .. }) => "accepted",
+            Ok(Accepted::Kept { .. }) => "accepted_unparsed",
             Ok(Accepted::Ignored { .. }) => "ignored",
             Err(e) => e.code(),
         };

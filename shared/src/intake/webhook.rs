@@ -1,11 +1,14 @@
 //! Webhook intake: verify, validate, enqueue, answer in GHL's terms.
 //!
-//! Failure policy, in one place. GHL retries a delivery only when it gets `429`, so:
-//! - a wrong or missing signature, or a delivery outside the replay window, is `401`
-//!   and never queued (not retried: it cannot become valid);
-//! - a body that is not a webhook is `400` naming the problem;
+//! Failure policy, in one place. GHL retries only after `429` in one version of its
+//! guide, after any non-`2xx` in a later one, and pauses delivery to a URL that
+//! fails too often; so `2xx` wherever nothing is lost by it, and:
+//! - a wrong or missing signature, a delivery without a `timestamp` or outside the
+//!   replay window is `401` and never queued (it cannot become valid);
 //! - a body over [`MAX_BODY_BYTES`] is `413`;
 //! - a `type` we do not model is `200` and not queued (counted by the caller);
+//! - a verified body that fails typed parsing is kept: queued as it came, `200`, so
+//!   enrichment dead-letters it with the parse error and a fixed build can redrive it;
 //! - a failed enqueue is `429`, never `5xx`, so GHL delivers it again;
 //! - otherwise the verified bytes are queued for enrichment, and only then `200`.
 
@@ -14,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::MAX_BODY_BYTES;
 use crate::ghl::webhook::{
-    ParseError, ReplayError, ReplayWindow, SignatureError, SignatureHeaders, Webhook, WebhookKeys,
+    Envelope, ReplayError, ReplayWindow, SignatureError, SignatureHeaders, Webhook, WebhookKeys,
     idempotency_key,
 };
 use crate::jobs::{EnrichJob, group_id};
@@ -27,8 +30,6 @@ pub enum IntakeError {
     Signature(#[from] SignatureError),
     #[error("delivery refused: {0}")]
     Replay(#[from] ReplayError),
-    #[error("{0}")]
-    Malformed(#[from] ParseError),
     #[error("body of {size} bytes is over the {MAX_BODY_BYTES}-byte limit")]
     TooLarge { size: usize },
     #[error("could not queue the webhook; GHL will retry it")]
@@ -40,7 +41,6 @@ impl IntakeError {
     pub fn status(&self) -> u16 {
         match self {
             IntakeError::Signature(_) | IntakeError::Replay(_) => 401,
-            IntakeError::Malformed(_) => 400,
             IntakeError::TooLarge { .. } => 413,
             IntakeError::Queue(_) => 429,
         }
@@ -50,8 +50,8 @@ impl IntakeError {
     pub fn code(&self) -> &'static str {
         match self {
             IntakeError::Signature(_) => "bad_signature",
+            IntakeError::Replay(ReplayError::Missing) => "no_timestamp",
             IntakeError::Replay(_) => "outside_replay_window",
-            IntakeError::Malformed(_) => "malformed",
             IntakeError::TooLarge { .. } => "too_large",
             IntakeError::Queue(_) => "enqueue_failed",
         }
@@ -63,6 +63,13 @@ impl IntakeError {
 pub enum Accepted {
     /// Queued for enrichment under this idempotency key.
     Queued { key: String, kind: String },
+    /// Verified, but not a webhook of its type as we model it: queued as it came,
+    /// for enrichment to dead-letter with `problem` (and a redrive to retry).
+    Kept {
+        key: String,
+        kind: String,
+        problem: String,
+    },
     /// A `type` we do not model: acknowledged, not queued.
     Ignored { kind: String },
 }
@@ -70,7 +77,9 @@ pub enum Accepted {
 /// The answer to a delivery: status and JSON body (never the payload or any PII).
 pub fn reply(outcome: &Result<Accepted, IntakeError>) -> (u16, Value) {
     match outcome {
-        Ok(Accepted::Queued { key, .. }) => (200, json!({"status": "accepted", "webhookId": key})),
+        Ok(Accepted::Queued { key, .. } | Accepted::Kept { key, .. }) => {
+            (200, json!({"status": "accepted", "webhookId": key}))
+        }
         Ok(Accepted::Ignored { kind }) => (200, json!({"status": "ignored", "type": kind})),
         Err(e) => (
             e.status(),
@@ -93,14 +102,40 @@ pub async fn accept_webhook(
         return Err(IntakeError::TooLarge { size: body.len() });
     }
     let verified = keys.verify(headers, body)?;
-    let webhook = verified.parse()?;
-    window.check(webhook.envelope(), now)?;
-    let kind = webhook.kind().to_owned();
-    if let Webhook::Unknown(_) = webhook {
-        return Ok(Accepted::Ignored { kind });
-    }
-    let key = idempotency_key(&webhook, body);
-    // A parsed body is valid JSON, hence UTF-8.
+    let (envelope, contact) = Envelope::of(verified.body()).unwrap_or_default();
+    window.check(&envelope, now)?;
+    let key = idempotency_key(&envelope, body);
+    let kind = envelope.kind.clone().unwrap_or_default();
+    let (group, accepted) = match verified.parse() {
+        Ok(Webhook::Unknown(_)) => return Ok(Accepted::Ignored { kind }),
+        Ok(webhook) => (
+            group_id(webhook.location_id().unwrap_or("-"), webhook.contact_id()),
+            Accepted::Queued {
+                key: key.clone(),
+                kind,
+            },
+        ),
+        Err(problem) => {
+            tracing::warn!(
+                webhook_id = key,
+                kind,
+                problem = %problem,
+                "a verified webhook does not parse; kept for a dead letter"
+            );
+            (
+                group_id(
+                    envelope.location_id.as_deref().unwrap_or("-"),
+                    contact.as_deref(),
+                ),
+                Accepted::Kept {
+                    key: key.clone(),
+                    kind,
+                    problem: problem.to_string(),
+                },
+            )
+        }
+    };
+    // Verified bytes are kept as they came; a parsed body is JSON, hence UTF-8.
     let text = String::from_utf8_lossy(verified.body()).into_owned();
     let job = EnrichJob::Webhook {
         key: key.clone(),
@@ -109,12 +144,10 @@ pub async fn accept_webhook(
     };
     let message = Outgoing {
         body: serde_json::to_string(&job).map_err(|e| IntakeError::Queue(QueueError::new(e)))?,
-        group_id: Some(group_id(
-            webhook.location_id().unwrap_or("-"),
-            webhook.contact_id(),
-        )),
-        dedup_id: Some(key.clone()),
+        group_id: Some(group),
+        dedup_id: Some(key),
+        delay: None,
     };
     queue.send(message).await.map_err(IntakeError::Queue)?;
-    Ok(Accepted::Queued { key, kind })
+    Ok(accepted)
 }

@@ -19,7 +19,7 @@ use crate::ghl::{Contact, Related};
 
 pub use build::identity;
 pub use config::ConfigError;
-pub use occurrence::Occurrence;
+pub use occurrence::{Baseline, Occurrence};
 pub use path::{Condition, FieldPath, Subject, Test};
 pub use trigger::{Trigger, UnknownTrigger};
 

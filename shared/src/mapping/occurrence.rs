@@ -9,6 +9,14 @@ use crate::ghl::webhook::{Envelope, Webhook};
 use crate::ghl::{Contact, parse_timestamp};
 use crate::jobs::PostedConversion;
 
+/// Whether a webhook's contact, never seen before, had its tags taken as the
+/// baseline (so no tag trigger fired for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    None,
+    Taken,
+}
+
 /// One thing that happened to one contact, ready to be matched against rules.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Occurrence {
@@ -43,14 +51,30 @@ fn delivery(envelope: &Envelope) -> &str {
 }
 
 impl Occurrence {
-    /// The occurrences a webhook gives rise to. `previous_tags` are the contact's
-    /// tags as last seen (empty when never seen); tag triggers fire on the
-    /// difference, so "tag added" fires once, on the transition. Events that only
-    /// repeat a specific one (`OpportunityUpdate` accompanies every status, stage and
-    /// value change) give none, so one change is one event.
+    /// The occurrences a webhook gives rise to, and whether the contact's tags
+    /// were taken as a baseline. `previous_tags` are the contact's tags as last seen,
+    /// `None` when it was never seen. Tag triggers fire on the difference, so "tag
+    /// added" fires once, on the transition. A new contact (`ContactCreate`) has no
+    /// earlier tags: each of its tags counts as added. Any other contact webhook
+    /// for a contact never seen cannot tell which tag changed (counting every
+    /// present tag as added would report tags added long ago), so its tags become
+    /// the baseline and no tag trigger fires. Events that only repeat a specific
+    /// one (`OpportunityUpdate` accompanies every status, stage and value change)
+    /// give none, so one change is one event.
     pub fn from_webhook(
         webhook: &Webhook,
-        previous_tags: &[String],
+        previous_tags: Option<&[String]>,
+        now: DateTime<Utc>,
+    ) -> (Vec<Occurrence>, Baseline) {
+        let mut baseline = Baseline::None;
+        let occurrences = Occurrence::of_webhook(webhook, previous_tags, &mut baseline, now);
+        (occurrences, baseline)
+    }
+
+    fn of_webhook(
+        webhook: &Webhook,
+        previous_tags: Option<&[String]>,
+        baseline: &mut Baseline,
         now: DateTime<Utc>,
     ) -> Vec<Occurrence> {
         let env = webhook.envelope();
@@ -91,7 +115,17 @@ impl Occurrence {
                         ..Occurrence::for_contact(Trigger::ContactUpdated, &location, c, now)
                     });
                 }
-                out.extend(tag_changes(&location, c, previous_tags, env, now));
+                let previous = match (previous_tags, webhook) {
+                    (Some(seen), _) => seen,
+                    (None, Webhook::ContactCreate(_)) => &[],
+                    (None, _) => {
+                        if !c.tags.is_empty() {
+                            *baseline = Baseline::Taken;
+                        }
+                        &c.tags
+                    }
+                };
+                out.extend(tag_changes(&location, c, previous, env, now));
                 out
             }
             Webhook::OpportunityCreate(o) => one(
@@ -251,16 +285,24 @@ impl Occurrence {
     }
 
     /// The occurrences of a backfilled contact: for tag triggers one per tag it
-    /// carries (a backfill has no history, so each counts as added or removed),
-    /// otherwise one, as [`Occurrence::for_contact`].
+    /// carries (a backfill has no history, so each counts as added or removed);
+    /// otherwise one, as [`Occurrence::for_contact`], and for a new contact with
+    /// `with_tags`, one "tag added" per tag too (a new contact had no tags before).
     pub fn for_contact_record(
         trigger: Trigger,
         location_id: &str,
         contact: &Contact,
+        with_tags: bool,
         now: DateTime<Utc>,
     ) -> Vec<Occurrence> {
         let mut all = Vec::new();
-        Occurrence::refill_for_contact_record(&mut all, trigger, location_id, contact, now);
+        Occurrence::refill_for_contact_record(
+            &mut all,
+            (trigger, with_tags),
+            location_id,
+            contact,
+            now,
+        );
         all
     }
 
@@ -268,17 +310,26 @@ impl Occurrence {
     /// the occurrences already there (a backfill makes them afresh for every contact).
     pub fn refill_for_contact_record(
         all: &mut Vec<Occurrence>,
-        trigger: Trigger,
+        (trigger, with_tags): (Trigger, bool),
         location_id: &str,
         contact: &Contact,
         now: DateTime<Utc>,
     ) {
         let tagged = matches!(trigger, Trigger::TagAdded | Trigger::TagRemoved);
-        let count = if tagged { contact.tags.len() } else { 1 };
+        let created_tags = trigger == Trigger::ContactCreated && with_tags;
+        let count = match (tagged, created_tags) {
+            (true, _) => contact.tags.len(),
+            (false, true) => 1 + contact.tags.len(),
+            (false, false) => 1,
+        };
         all.resize_with(count, || Occurrence::blank(trigger, now));
         for (i, one) in all.iter_mut().enumerate() {
-            let tag = contact.tags.get(i).filter(|_| tagged);
-            one.refill_for_contact(trigger, location_id, contact, tag.map(String::as_str), now);
+            let (kind, tag) = match (tagged, i) {
+                (true, _) => (trigger, contact.tags.get(i)),
+                (false, 0) => (trigger, None),
+                (false, _) => (Trigger::TagAdded, contact.tags.get(i - 1)),
+            };
+            one.refill_for_contact(kind, location_id, contact, tag.map(String::as_str), now);
         }
     }
 

@@ -99,6 +99,9 @@ fn ghl_problem(e: &GhlError) -> (String, String) {
         GhlError::Unauthorized => {
             "install the app again (ghl-capi oauth url), or store a current Private Integration token"
         }
+        GhlError::NoToken { .. } => {
+            "store the location's token (GHL_TOKEN_<locationId>, or the secret under GHL_TOKEN_SECRET_PREFIX)"
+        }
         GhlError::RateLimited { .. } => "wait a minute and run verify again",
         GhlError::NotFound | GhlError::Rejected { .. } => {
             "check that the location id is right and the token belongs to it"
@@ -155,7 +158,7 @@ pub async fn meta_pixel(
             } => Ok(format!(
                 "test event accepted ({events_received} received; see Test events, code {code})"
             )),
-            Disposition::TokenProblem { reason } => Err((
+            Disposition::Condemned { reason } => Err((
                 reason,
                 "create a new Conversions API token for this pixel (Events Manager → Settings) and store it"
                     .into(),
@@ -163,7 +166,7 @@ pub async fn meta_pixel(
             Disposition::Retry { reason } => {
                 Err((reason, "Meta is busy or down: run verify again later".into()))
             }
-            Disposition::Invalid { reason } | Disposition::Refused { reason } => Err((
+            Disposition::Invalid { reason } => Err((
                 reason,
                 "check the pixel's dataset_id and that the token belongs to it".into(),
             )),

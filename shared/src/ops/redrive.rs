@@ -3,68 +3,125 @@
 //! …}`), and raw jobs the queue itself moved there after too many receives. Either
 //! way the original job is recovered, with the queue it belongs on.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::jobs::{EnrichJob, LetterMessage, Stage};
+use crate::ghl::webhook::Envelope;
+use crate::jobs::{DeadLetter, DispatchJob, EnrichJob, History, LetterMessage, Stage};
 use crate::ports::queue::Outgoing;
 
-/// A dead letter as shown to a person.
+/// The code of a job a queue moved to its dead-letter queue after its receive limit.
+pub const MAX_RECEIVES: &str = "max_receives";
+
+/// A dead letter as shown to a person: the letter, and the job it is about.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Letter {
-    /// Stable reason code; `max_receives` for a job the queue gave up on.
-    pub code: String,
-    pub reason: String,
-    pub source: Option<String>,
-    pub rule: Option<String>,
+    #[serde(flatten)]
+    pub letter: DeadLetter,
     /// Where a redrive sends it; `None` when the message is no job of ours.
-    pub stage: Option<Stage>,
+    pub redrive_to: Option<Stage>,
     /// The original job, as queued.
     pub message: String,
 }
 
-/// Reads one dead-letter queue message.
-pub fn read(body: &str) -> Letter {
-    match serde_json::from_str::<LetterMessage>(body) {
-        Ok(LetterMessage {
-            dead_letter: letter,
+/// What a queue knows of a message it gave up on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GaveUp {
+    pub receives: u32,
+    pub first_received: Option<DateTime<Utc>>,
+    pub last_received: Option<DateTime<Utc>>,
+}
+
+/// Reads one dead-letter queue message: a reasoned letter, or a job the queue moved
+/// there itself (`gave_up` says what the queue knows of it).
+pub fn read(body: &str, gave_up: GaveUp) -> Letter {
+    if let Ok(LetterMessage {
+        mut dead_letter,
+        message,
+    }) = serde_json::from_str::<LetterMessage>(body)
+    {
+        let redrive_to = Stage::of(&message);
+        // Letters written before they named their stage: the job's queue says it.
+        dead_letter.stage = dead_letter.stage.or(redrive_to);
+        return Letter {
+            redrive_to,
+            letter: dead_letter,
             message,
-        }) => Letter {
-            code: letter.code,
-            reason: letter.reason,
-            source: Some(letter.source),
-            rule: letter.rule,
-            stage: Stage::of(&message),
-            message,
-        },
-        Err(_) => Letter {
-            code: "max_receives".into(),
-            reason: "received too many times without success".into(),
-            source: None,
-            rule: None,
-            stage: Stage::of(body),
-            message: body.to_owned(),
-        },
+        };
+    }
+    let stage = Stage::of(body);
+    let (source, triggers, held) = about(body);
+    let mut reason = format!(
+        "the queue gave up after {} receives: the function never finished it (it stopped \
+         while handling it: a crash or a timeout)",
+        gave_up.receives
+    );
+    if let Some(cause) = &held.last_cause {
+        reason.push_str(&format!("; before that, held for: {cause}"));
+    }
+    let mut letter = DeadLetter::new(
+        source.as_deref().unwrap_or("-"),
+        stage.unwrap_or(Stage::Enrich),
+        MAX_RECEIVES,
+        reason,
+    );
+    letter.stage = stage;
+    letter.triggers = triggers;
+    letter.history = History {
+        attempts: held.attempts + gave_up.receives,
+        first_failure: held.first_failure.or(gave_up.first_received),
+        last_failure: gave_up.last_received.or(held.last_failure),
+        ..held
+    };
+    Letter {
+        letter,
+        redrive_to: stage,
+        message: body.to_owned(),
+    }
+}
+
+/// A raw job's source (webhook id, or a conversion's event id), triggers and the
+/// history it carries, as far as the job itself tells them.
+fn about(message: &str) -> (Option<String>, Vec<String>, History) {
+    if let Ok(job) = serde_json::from_str::<EnrichJob>(message) {
+        let kind = match &job {
+            EnrichJob::Webhook { body, .. } => Envelope::of(body.as_bytes())
+                .and_then(|(envelope, _)| envelope.kind)
+                .unwrap_or_default(),
+            EnrichJob::Conversion(_) => "conversion.posted".to_owned(),
+        };
+        return (Some(job.key().to_owned()), vec![kind], History::default());
+    }
+    match serde_json::from_str::<DispatchJob>(message) {
+        Ok(job) => (Some(job.source), vec![job.trigger], job.history),
+        Err(_) => (None, Vec::new(), History::default()),
     }
 }
 
 /// The message that puts `letter`'s job back on its queue: in its contact's FIFO
-/// group, under a new deduplication id (the old one may still be remembered).
+/// group, under a new deduplication id (the old one may still be remembered), its
+/// history cleared so the hold starts afresh.
 pub fn replay(letter: &Letter, attempt: &str) -> Option<(Stage, Outgoing)> {
-    let stage = letter.stage?;
-    let (group_id, dedup_id) = match stage {
-        Stage::Dispatch => (None, None),
+    let stage = letter.redrive_to?;
+    let (body, group_id, dedup_id) = match stage {
+        Stage::Dispatch => {
+            let mut job = serde_json::from_str::<DispatchJob>(&letter.message).ok()?;
+            job.history = History::default();
+            (serde_json::to_string(&job).ok()?, None, None)
+        }
         Stage::Enrich => {
             let job = serde_json::from_str::<EnrichJob>(&letter.message).ok()?;
             let dedup = format!("{}#redrive-{attempt}", job.key());
-            (Some(job.group_id()), Some(dedup))
+            (letter.message.clone(), Some(job.group_id()), Some(dedup))
         }
     };
     Some((
         stage,
         Outgoing {
-            body: letter.message.clone(),
+            body,
             group_id,
             dedup_id,
+            delay: None,
         },
     ))
 }
@@ -86,9 +143,9 @@ mod tests {
             json!({"deadLetter": {"source": "wh-1", "rule": null, "code": "contact_not_found",
             "reason": "GHL has no contact c1"}, "message": webhook_job()})
             .to_string();
-        let letter = read(&body);
+        let letter = read(&body, GaveUp::default());
         assert_eq!(
-            (letter.code.as_str(), letter.stage),
+            (letter.letter.code.as_str(), letter.redrive_to),
             ("contact_not_found", Some(Stage::Enrich))
         );
         let (stage, message) = replay(&letter, "1").expect("replayable");
@@ -99,19 +156,51 @@ mod tests {
     }
 
     #[test]
-    fn a_raw_job_the_queue_gave_up_on_is_read_as_such() {
-        let job = json!({"pixel": "main", "source": "wh-1", "rule": "lead",
-            "event": {"event_name": "Lead", "event_time": 1, "action_source": "system_generated", "user_data": {}}})
+    fn a_raw_job_the_queue_gave_up_on_names_its_source_triggers_and_receives() {
+        let job = json!({"pixel": "main", "source": "wh-1", "rule": "lead", "trigger": "contact.created",
+            "event": {"event_name": "Lead", "event_time": 1, "action_source": "system_generated", "user_data": {}},
+            "history": {"attempts": 3, "last_code": "meta_unavailable", "last_cause": "Meta answered 503"}})
         .to_string();
-        let letter = read(&job);
+        let first: DateTime<Utc> = "2026-12-01T10:00:00Z".parse().expect("time");
+        let gave_up = GaveUp {
+            receives: 8,
+            first_received: Some(first),
+            last_received: None,
+        };
+        let letter = read(&job, gave_up);
         assert_eq!(
-            (letter.code.as_str(), letter.stage),
+            (letter.letter.code.as_str(), letter.redrive_to),
             ("max_receives", Some(Stage::Dispatch))
+        );
+        assert_eq!(letter.letter.source, "wh-1");
+        assert_eq!(letter.letter.triggers, ["contact.created"]);
+        assert_eq!(
+            letter.letter.history.attempts, 11,
+            "3 held, then 8 receives"
+        );
+        assert_eq!(letter.letter.history.first_failure, Some(first));
+        assert!(
+            letter.letter.reason.contains("8 receives") && letter.letter.reason.contains("503"),
+            "{}",
+            letter.letter.reason
         );
         let (_, message) = replay(&letter, "1").expect("replayable");
         assert_eq!((message.group_id, message.dedup_id), (None, None));
-        let junk = read("not a job");
-        assert_eq!(junk.stage, None);
+        let replayed: DispatchJob = serde_json::from_str(&message.body).expect("job");
+        assert!(
+            replayed.history.is_empty(),
+            "a redrive starts its hold afresh"
+        );
+        let webhook = read(&webhook_job(), GaveUp::default());
+        assert_eq!(
+            (
+                webhook.letter.source.as_str(),
+                webhook.letter.triggers.as_slice()
+            ),
+            ("wh-1", &["ContactCreate".to_owned()][..])
+        );
+        let junk = read("not a job", GaveUp::default());
+        assert_eq!(junk.redrive_to, None);
         assert!(replay(&junk, "1").is_none(), "nothing to send it to");
     }
 }

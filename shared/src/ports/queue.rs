@@ -3,6 +3,9 @@
 //! tests.
 
 use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use super::BoxError;
 
@@ -15,6 +18,20 @@ pub struct Outgoing {
     pub group_id: Option<String>,
     /// FIFO deduplication id (the webhook's idempotency key).
     pub dedup_id: Option<String>,
+    /// Not received before this long (standard queues only: at most 15 minutes).
+    pub delay: Option<Duration>,
+}
+
+impl Outgoing {
+    /// A message outside any FIFO group, received at once.
+    pub fn new(body: String) -> Self {
+        Outgoing {
+            body,
+            group_id: None,
+            dedup_id: None,
+            delay: None,
+        }
+    }
 }
 
 /// One message received from a queue, as a consumer sees it.
@@ -24,6 +41,23 @@ pub struct Record {
     pub body: String,
     /// FIFO group, when the queue is FIFO.
     pub group_id: Option<String>,
+    /// How often it was received, this time included (1 the first time).
+    pub receives: u32,
+    /// When it was first received.
+    pub first_received: Option<DateTime<Utc>>,
+}
+
+impl Record {
+    /// A record received for the first time now.
+    pub fn new(message_id: impl Into<String>, body: impl Into<String>) -> Self {
+        Record {
+            message_id: message_id.into(),
+            body: body.into(),
+            group_id: None,
+            receives: 1,
+            first_received: None,
+        }
+    }
 }
 
 /// A message could not be queued; the caller must not acknowledge its input.

@@ -1,8 +1,10 @@
-//! The state port: what enrichment remembers. Per contact, the tags last seen; per
-//! job, that it was done (beyond a queue's own deduplication window). DynamoDB on
-//! AWS, SQLite locally.
+//! The state port: what the stages remember. Per contact, the tags last seen; per
+//! job, that it was done (beyond a queue's own deduplication window); and records
+//! kept for a while under a key (a partner's circuit breaker, a held job's history).
+//! DynamoDB on AWS, SQLite locally.
 
 use std::future::Future;
+use std::time::Duration;
 
 use super::BoxError;
 
@@ -41,6 +43,16 @@ pub trait StateStore: Send + Sync {
     fn processed(&self, key: &str) -> impl Future<Output = Result<bool, StateError>> + Send;
     /// Records that the job with this key is done (kept for a week at least).
     fn mark_processed(&self, key: &str) -> impl Future<Output = Result<(), StateError>> + Send;
+    /// The text kept under `key`, unless it has run out.
+    fn record(&self, key: &str) -> impl Future<Output = Result<Option<String>, StateError>> + Send;
+    /// Keeps `text` under `key` for `keep`, in place of what was there.
+    fn set_record(
+        &self,
+        key: &str,
+        text: &str,
+        keep: Duration,
+    ) -> impl Future<Output = Result<(), StateError>> + Send;
+    fn delete_record(&self, key: &str) -> impl Future<Output = Result<(), StateError>> + Send;
 }
 
 #[cfg(any(test, feature = "test-util"))]
@@ -50,6 +62,7 @@ pub use memory::MemoryState;
 mod memory {
     use std::collections::{HashMap, HashSet};
     use std::sync::Mutex;
+    use std::time::{Duration, Instant};
 
     use super::{StateError, StateStore};
 
@@ -58,6 +71,7 @@ mod memory {
     pub struct MemoryState {
         tags: Mutex<HashMap<(String, String), Vec<String>>>,
         processed: Mutex<HashSet<String>>,
+        records: Mutex<HashMap<String, (String, Instant)>>,
     }
 
     fn poisoned<T>(_: T) -> StateError {
@@ -99,6 +113,31 @@ mod memory {
                 .lock()
                 .map_err(poisoned)?
                 .insert(key.to_owned());
+            Ok(())
+        }
+
+        async fn record(&self, key: &str) -> Result<Option<String>, StateError> {
+            let records = self.records.lock().map_err(poisoned)?;
+            Ok(records
+                .get(key)
+                .filter(|(_, until)| *until > Instant::now())
+                .map(|(text, _)| text.clone()))
+        }
+
+        async fn set_record(
+            &self,
+            key: &str,
+            text: &str,
+            keep: Duration,
+        ) -> Result<(), StateError> {
+            let until = Instant::now() + keep;
+            let mut records = self.records.lock().map_err(poisoned)?;
+            records.insert(key.to_owned(), (text.to_owned(), until));
+            Ok(())
+        }
+
+        async fn delete_record(&self, key: &str) -> Result<(), StateError> {
+            self.records.lock().map_err(poisoned)?.remove(key);
             Ok(())
         }
     }

@@ -138,9 +138,7 @@ async fn an_expired_token_holds_the_events() {
         &events(&["Lead"]),
     )
     .await;
-    assert!(
-        matches!(&outcomes[0], Delivery::TokenProblem { reason } if reason.contains("190/463"))
-    );
+    assert!(matches!(&outcomes[0], Delivery::Condemned { reason } if reason.contains("190/463")));
 }
 
 #[test]

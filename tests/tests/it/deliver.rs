@@ -45,13 +45,36 @@ async fn one_invalid_event_is_isolated_and_the_rest_are_sent() {
 }
 
 #[tokio::test]
-async fn several_offenders_are_all_found() {
-    let meta = FakeMeta::default();
-    let outcomes = deliver(&meta, "123", None, &events(40, &[0, 13, 39])).await;
-    let dead: Vec<usize> = (0..40)
-        .filter(|i| matches!(outcomes[*i], Delivery::DeadLetter { .. }))
-        .collect();
-    assert_eq!(dead, [0, 13, 39]);
+async fn several_offenders_are_all_found_each_batch_spending_a_bounded_number_of_requests() {
+    let all = events(1000, &[0, 13, 39, 500, 998]);
+    let mut left: Vec<usize> = (0..all.len()).collect();
+    let (mut dead, mut delivered, mut rounds) = (Vec::new(), 0, 0);
+    while !left.is_empty() {
+        rounds += 1;
+        assert!(rounds <= 5, "offenders found too slowly: {left:?} left");
+        let meta = FakeMeta::default();
+        let batch: Vec<ServerEvent> = left.iter().map(|i| all[*i].clone()).collect();
+        let outcomes = deliver(&meta, "123", None, &batch).await;
+        // About 2·log2(1000) + 5 requests at the most, never 2n − 1.
+        assert!(meta.sizes().len() <= 25, "{} requests", meta.sizes().len());
+        let mut undecided = Vec::new();
+        for (i, outcome) in left.iter().zip(outcomes) {
+            match outcome {
+                Delivery::DeadLetter { .. } => dead.push(*i),
+                Delivery::Delivered { .. } => delivered += 1,
+                Delivery::Undecided => undecided.push(*i),
+                other => panic!("event {i}: {other:?}"),
+            }
+        }
+        left = undecided;
+    }
+    dead.sort();
+    assert_eq!(dead, [0, 13, 39, 500, 998]);
+    assert_eq!(delivered, 995);
+    assert!(
+        rounds > 1,
+        "five offenders take more than one batch's budget"
+    );
 }
 
 #[tokio::test]
@@ -64,7 +87,7 @@ async fn token_errors_hold_every_event_and_transients_retry_them() {
         deliver(&token, "123", None, &events(3, &[]))
             .await
             .iter()
-            .all(|o| matches!(o, Delivery::TokenProblem { .. }))
+            .all(|o| matches!(o, Delivery::Condemned { .. }))
     );
     let busy = FakeMeta::answering(503, "<html>");
     assert!(

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use ghl_capi::enrich::{Enriched, Enricher, remember};
 use ghl_capi::ghl::{Contact, GhlError};
+use ghl_capi::hold::HoldPolicy;
 use ghl_capi::jobs::{ConversionJob, DeadLetter, DispatchJob, EnrichJob};
 use ghl_capi::mapping::Mapping;
 use ghl_capi::ports::state::MemoryState;
@@ -21,10 +22,10 @@ async fn enrich_batch(
     jobs: &[EnrichJob],
     now: DateTime<Utc>,
 ) -> Vec<Enriched> {
-    let mut enricher = Enricher::new(mapping, ghl);
+    let mut enricher = Enricher::new(mapping, ghl, state, HoldPolicy::default());
     let mut outcomes = Vec::new();
     for job in jobs {
-        let outcome = enricher.enrich(state, job, now).await;
+        let outcome = enricher.enrich(job, now).await;
         if let Enriched::Done {
             seen: Some(seen), ..
         } = &outcome
@@ -165,7 +166,7 @@ async fn a_contact_ghl_no_longer_has_is_dead_lettered_and_rate_limits_retry() {
     )
     .await;
     assert!(
-        matches!(&outcomes[0], Enriched::Retry { reason, after: Some(after) }
+        matches!(&outcomes[0], Enriched::Retry { reason, after, .. }
             if reason.text.contains("rate limit") && after.as_millis() == 10_000),
         "GHL's interval becomes the wait: {outcomes:?}"
     );
@@ -268,4 +269,115 @@ async fn a_posted_conversion_keeps_its_event_id() {
     let (dispatch, _) = done(&outcomes[0]);
     assert_eq!(dispatch[0].event.event_id.as_deref(), Some("order-7"));
     assert_eq!(dispatch[0].source, "order-7");
+}
+
+#[tokio::test]
+async fn a_new_contact_counts_its_tags_as_added_and_an_unseen_ones_tags_are_its_baseline() {
+    let ghl = FakeGhl::with(&[contact("c1", &["webinar"]), contact("c2", &["webinar"])]);
+    let state = MemoryState::default();
+    let jobs = [
+        contact_webhook("ContactCreate", "w1", "c1", &["webinar"]),
+        contact_webhook("ContactTagUpdate", "w2", "c2", &["webinar"]),
+    ];
+    let outcomes = enrich_batch(&mapping(TAG_RULE), &ghl, &state, &jobs, now()).await;
+    let names = |outcome| -> Vec<String> {
+        done(outcome)
+            .0
+            .iter()
+            .map(|d| d.event.event_name.clone())
+            .collect()
+    };
+    // A new contact had no tags before: each of its tags was just added.
+    assert_eq!(names(&outcomes[0]), ["Lead", "CompleteRegistration"]);
+    // A contact never seen: which tag changed is unknowable, so none fires...
+    assert!(names(&outcomes[1]).is_empty());
+    // ...and its tags are the baseline the next change is compared with.
+    assert_eq!(
+        ghl_capi::ports::state::StateStore::tags(&state, "loc", "c2")
+            .await
+            .expect("state"),
+        Some(vec!["webinar".to_owned()])
+    );
+}
+
+#[tokio::test]
+async fn a_location_no_pixel_serves_is_dropped_before_any_ghl_call() {
+    let ghl = FakeGhl::with(&[contact("c1", &[])]);
+    let mut m = mapping("");
+    for pixel in &mut m.pixels {
+        pixel.locations = vec!["loc2".into()];
+    }
+    let outcomes = enrich_batch(
+        &m,
+        &ghl,
+        &MemoryState::default(),
+        &[contact_webhook("ContactCreate", "w1", "c1", &[])],
+        now(),
+    )
+    .await;
+    let (dispatch, dead) = done(&outcomes[0]);
+    assert!(dispatch.is_empty() && dead.is_empty());
+    assert!(
+        ghl.reads().is_empty(),
+        "GHL is never asked: {:?}",
+        ghl.reads()
+    );
+}
+
+#[tokio::test]
+async fn one_failed_webhook_is_one_letter_listing_every_trigger_it_carried() {
+    let outcomes = enrich_batch(
+        &mapping(TAG_RULE),
+        &FakeGhl::default(),
+        &MemoryState::default(),
+        &[contact_webhook(
+            "ContactCreate",
+            "w1",
+            "gone",
+            &["webinar", "vip"],
+        )],
+        now(),
+    )
+    .await;
+    let (dispatch, dead) = done(&outcomes[0]);
+    assert!(dispatch.is_empty());
+    let [letter] = dead else {
+        panic!("one letter for the job: {dead:?}")
+    };
+    assert_eq!(
+        (letter.code.as_str(), letter.source.as_str()),
+        ("contact_not_found", "w1")
+    );
+    assert_eq!(
+        letter.triggers,
+        [
+            "contact.created",
+            "contact.tag_added:webinar",
+            "contact.tag_added:vip"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_kept_webhook_that_does_not_parse_is_lettered_with_the_parse_error() {
+    let body = json!({"type": "ContactCreate", "locationId": "loc", "webhookId": "w1",
+        "timestamp": "2026-11-20T23:59:00Z"});
+    let outcomes = enrich_batch(
+        &mapping(""),
+        &FakeGhl::default(),
+        &MemoryState::default(),
+        &[webhook_job("w1", body)],
+        now(),
+    )
+    .await;
+    let (_, dead) = done(&outcomes[0]);
+    assert_eq!(
+        (dead[0].code.as_str(), dead[0].triggers.as_slice()),
+        ("malformed_webhook", &["ContactCreate".to_owned()][..])
+    );
+    assert!(
+        dead[0].reason.contains("missing field `id`"),
+        "{}",
+        dead[0].reason
+    );
 }

@@ -165,7 +165,9 @@ async fn answers_map_to_what_enrichment_does_next() {
     ));
     assert_eq!(
         ghl.contact("other-location", "c1").await.unwrap_err(),
-        GhlError::Unauthorized,
+        GhlError::NoToken {
+            what: "location other-location".into()
+        },
         "no token, no call"
     );
     assert_eq!(
@@ -212,6 +214,7 @@ async fn a_slow_ghl_is_a_timeout_to_retry_not_a_hung_function() {
 async fn an_uninstall_webhook_retires_the_locations_tokens() {
     use ghl_capi::enrich::{Enriched, Enricher};
     use ghl_capi::ghl::tokens::TokenSource;
+    use ghl_capi::hold::HoldPolicy;
     use ghl_capi::ports::secrets::SecretStore;
     use ghl_capi::ports::state::MemoryState;
 
@@ -231,8 +234,9 @@ async fn an_uninstall_webhook_retires_the_locations_tokens() {
         received_at: chrono::Utc::now(),
         body: json!({"type": "UNINSTALL", "appId": "app-1", "locationId": "loc1"}).to_string(),
     };
-    let outcome = Enricher::new(&mapping, &ghl)
-        .enrich(&MemoryState::default(), &job, chrono::Utc::now())
+    let state = MemoryState::default();
+    let outcome = Enricher::new(&mapping, &ghl, &state, HoldPolicy::default())
+        .enrich(&job, chrono::Utc::now())
         .await;
     assert!(
         matches!(outcome, Enriched::Done { ref dispatch, ref dead_letters, .. } if dispatch.is_empty() && dead_letters.is_empty())

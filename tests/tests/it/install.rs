@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use ghl_capi::ghl::install::{Installer, UserType, check_state, state, url};
-use ghl_capi::ghl::oauth::{OAuthClient, TokenSet};
+use ghl_capi::ghl::oauth::TokenSet;
 use ghl_capi::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
 use ghl_capi::intake::{Api, Request};
 use ghl_capi::ports::queue::MemoryQueue;
-use ghl_capi::ports::secrets::{EnvSecrets, MemorySecrets, SecretStore};
+use ghl_capi::ports::secrets::{EnvSecrets, MemorySecrets, SecretStore, VersionedSecrets};
 use ghl_capi_tests::fixtures;
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, header, method, path};
@@ -17,8 +17,17 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 type InstallApi = Api<MemoryQueue, EnvSecrets, Installer<MemorySecrets>>;
 
-fn api(server: &MockServer) -> InstallApi {
+/// The secret holding the test app's credentials.
+const APP_SECRET: &str = "ghl-capi/ghl-app";
+
+async fn api(server: &MockServer) -> InstallApi {
     let app = fixtures::oauth_app();
+    let secrets = MemorySecrets::default();
+    let credentials = json!({"client_id": app.client_id, "client_secret": app.client_secret});
+    secrets
+        .put(APP_SECRET, &credentials.to_string())
+        .await
+        .expect("stored");
     Api {
         keys: WebhookKeys::ghl_published(),
         window: ReplayWindow::default(),
@@ -26,8 +35,10 @@ fn api(server: &MockServer) -> InstallApi {
         secrets: EnvSecrets,
         conversion_keys_secret: None,
         install: Installer {
-            oauth: OAuthClient::new(&server.uri(), app, Duration::from_secs(5)).expect("oauth"),
-            secrets: MemorySecrets::default(),
+            secrets,
+            app_secret: APP_SECRET.into(),
+            base_url: server.uri(),
+            timeout: Duration::from_secs(5),
             prefix: "ghl-capi/ghl/".into(),
             redirect_uri: Some("https://x.example/oauth/callback".into()),
         },
@@ -56,10 +67,8 @@ async fn stored(api: &InstallApi, name: &str) -> TokenSet {
 
 #[tokio::test]
 async fn the_install_link_carries_the_app_scopes_and_a_state_only_we_can_make() {
-    let server = MockServer::start().await;
-    let api = api(&server);
     let now = Utc::now();
-    let app = api.install.oauth.app();
+    let app = &fixtures::oauth_app();
     let link = url(
         app,
         None,
@@ -118,8 +127,8 @@ async fn a_location_install_stores_its_token_set_and_shows_a_page() {
         .expect(1)
         .mount(&server)
         .await;
-    let api = api(&server);
-    let state = state(api.install.oauth.app(), UserType::Location, Utc::now());
+    let api = api(&server).await;
+    let state = state(&fixtures::oauth_app(), UserType::Location, Utc::now());
     let answer = callback(&api, &format!("code=c0de&state={state}")).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.content().0, "text/html; charset=utf-8");
@@ -154,8 +163,8 @@ async fn an_agency_install_stores_the_company_set_and_mints_each_locations_token
         .expect(2)
         .mount(&server)
         .await;
-    let api = api(&server);
-    let state = state(api.install.oauth.app(), UserType::Company, Utc::now());
+    let api = api(&server).await;
+    let state = state(&fixtures::oauth_app(), UserType::Company, Utc::now());
     let answer = callback(&api, &format!("code=c0de&state={state}")).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(answer.body["locations"], json!(["loc1", "loc2"]));
@@ -185,8 +194,8 @@ async fn a_forged_denied_or_incomplete_callback_stores_nothing() {
         .expect(0)
         .mount(&server)
         .await;
-    let api = api(&server);
-    let good = state(api.install.oauth.app(), UserType::Location, Utc::now());
+    let api = api(&server).await;
+    let good = state(&fixtures::oauth_app(), UserType::Location, Utc::now());
     for (query, status) in [
         ("code=c0de&state=1.abc.L.00", 403),
         ("code=c0de", 400),
@@ -208,6 +217,7 @@ async fn an_install_webhook_for_an_agency_location_mints_its_token_on_first_use(
     use ghl_capi::enrich::{Enriched, Enricher};
     use ghl_capi::ghl::client::GhlClient;
     use ghl_capi::ghl::tokens::{ManagedTokens, TokenSource};
+    use ghl_capi::hold::HoldPolicy;
     use ghl_capi::ports::lease::MemoryLease;
     use ghl_capi::ports::secrets::VersionedSecrets;
     use ghl_capi::ports::state::MemoryState;
@@ -245,8 +255,9 @@ async fn an_install_webhook_for_an_agency_location_mints_its_token_on_first_use(
                 .to_string(),
     };
     let mapping = ghl_capi::mapping::Mapping::builtin();
-    let outcome = Enricher::new(&mapping, &ghl)
-        .enrich(&MemoryState::default(), &job, Utc::now())
+    let state = MemoryState::default();
+    let outcome = Enricher::new(&mapping, &ghl, &state, HoldPolicy::default())
+        .enrich(&job, Utc::now())
         .await;
     assert!(matches!(outcome, Enriched::Done { .. }), "{outcome:?}");
     let token = ghl.tokens().token("loc9").await.expect("minted");

@@ -176,56 +176,104 @@ async fn a_failed_enqueue_is_429_so_ghl_retries_and_the_retry_is_accepted() {
     assert_eq!(queue.sent().len(), 1);
 }
 
-#[tokio::test]
-async fn a_signed_body_that_is_not_a_webhook_is_400_naming_the_problem() {
+/// Accepts `body`, signed with our own key, at `now`.
+async fn accept_own(
+    queue: &MemoryQueue,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Accepted, IntakeError> {
     let (signing, keys) = own_key();
-    let queue = MemoryQueue::default();
-    let body = br#"{"type":"ContactCreate","locationId":"loc"}"#;
-    let outcome = accept_webhook(
+    let signature = sign(&signing, body);
+    accept_webhook(
         &keys,
         &ReplayWindow::default(),
-        &queue,
-        ghl(&sign(&signing, body)),
+        queue,
+        ghl(&signature),
         body,
-        Utc::now(),
+        now,
     )
-    .await;
-    let (status, reply_body) = reply(&outcome);
-    assert_eq!(status, 400);
-    let message = reply_body["message"].as_str().expect("message");
-    assert!(
-        message.contains("ContactCreate") && message.contains("missing field `id`"),
-        "{message}"
-    );
+    .await
+}
 
-    let not_json = b"type=ContactCreate";
-    let outcome = accept_webhook(
-        &keys,
-        &ReplayWindow::default(),
-        &queue,
-        ghl(&sign(&signing, not_json)),
-        not_json,
-        Utc::now(),
-    )
-    .await;
-    assert_eq!(reply(&outcome).0, 400);
+#[tokio::test]
+async fn a_verified_body_that_does_not_parse_is_kept_queued_and_answered_200() {
+    let queue = MemoryQueue::default();
+    let now: DateTime<Utc> = "2026-12-01T10:00:05Z".parse().expect("time");
+    // A ContactCreate without its contact id: GHL signed it, so it is kept.
+    let body = br#"{"type":"ContactCreate","locationId":"loc","timestamp":"2026-12-01T10:00:00Z","webhookId":"wh-9"}"#;
+    let outcome = accept_own(&queue, body, now).await;
+    let Ok(Accepted::Kept { key, kind, problem }) = &outcome else {
+        panic!("kept: {outcome:?}")
+    };
+    assert_eq!((key.as_str(), kind.as_str()), ("wh-9", "ContactCreate"));
+    assert!(problem.contains("missing field `id`"), "{problem}");
+    let (status, reply_body) = reply(&outcome);
+    assert_eq!(status, 200);
+    assert_eq!(reply_body["webhookId"], "wh-9");
+    let sent = queue.sent();
+    assert_eq!(
+        sent.len(),
+        1,
+        "queued as it came, for a dead letter with why"
+    );
+    let job: EnrichJob = serde_json::from_str(&sent[0].body).expect("a job");
+    let EnrichJob::Webhook { body: kept, .. } = job else {
+        panic!("a webhook job")
+    };
+    assert_eq!(kept.as_bytes(), body, "the verified bytes, unchanged");
+}
+
+#[tokio::test]
+async fn numbers_written_as_text_and_text_as_numbers_are_read_where_the_meaning_is_clear() {
+    let queue = MemoryQueue::default();
+    let now: DateTime<Utc> = "2026-12-01T10:00:05Z".parse().expect("time");
+    let body = br#"{"type":"OpportunityStatusUpdate","locationId":"loc","id":"opp-1","contactId":"c1",
+        "status":"won","monetaryValue":"1250.50","timestamp":"2026-12-01T10:00:00Z","webhookId":"wh-1"}"#;
+    assert!(
+        matches!(
+            accept_own(&queue, body, now).await,
+            Ok(Accepted::Queued { .. })
+        ),
+        "monetaryValue as text"
+    );
+    let body = br#"{"type":"ContactCreate","locationId":"loc","id":12345,"postalCode":94025,
+        "timestamp":"2026-12-01T10:00:00Z","webhookId":"wh-2"}"#;
+    assert!(
+        matches!(
+            accept_own(&queue, body, now).await,
+            Ok(Accepted::Queued { .. })
+        ),
+        "a contact id and a postal code as numbers"
+    );
+    let webhook = ghl_capi::ghl::webhook::Webhook::parse(body).expect("coerced");
+    assert_eq!(webhook.contact_id(), Some("12345"));
+    assert_eq!(queue.sent().len(), 2);
+}
+
+#[tokio::test]
+async fn a_signed_body_without_a_timestamp_is_401_and_never_queued() {
+    let queue = MemoryQueue::default();
+    let now = Utc::now();
+    for body in [
+        &br#"{"type":"ContactCreate","locationId":"loc","id":"c1","webhookId":"wh-1"}"#[..],
+        b"type=ContactCreate",
+    ] {
+        let outcome = accept_own(&queue, body, now).await;
+        let (status, reply_body) = reply(&outcome);
+        assert_eq!(
+            (status, reply_body["error"].as_str()),
+            (401, Some("no_timestamp"))
+        );
+    }
     assert!(queue.sent().is_empty());
 }
 
 #[tokio::test]
 async fn an_unknown_type_is_acknowledged_but_not_queued() {
-    let (signing, keys) = own_key();
     let queue = MemoryQueue::default();
-    let body = br#"{"type":"CampaignStatusUpdate","locationId":"loc","webhookId":"w1"}"#;
-    let outcome = accept_webhook(
-        &keys,
-        &ReplayWindow::default(),
-        &queue,
-        ghl(&sign(&signing, body)),
-        body,
-        Utc::now(),
-    )
-    .await;
+    let body = br#"{"type":"CampaignStatusUpdate","locationId":"loc","webhookId":"w1","timestamp":"2026-12-01T10:00:00Z"}"#;
+    let now: DateTime<Utc> = "2026-12-01T10:00:05Z".parse().expect("time");
+    let outcome = accept_own(&queue, body, now).await;
     assert_eq!(
         outcome.as_ref().ok(),
         Some(&Accepted::Ignored {

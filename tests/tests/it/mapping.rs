@@ -6,7 +6,9 @@ use ghl_capi::capi::Rejection;
 use ghl_capi::ghl::Contact;
 use ghl_capi::ghl::webhook::Webhook;
 use ghl_capi::jobs::PostedConversion;
-use ghl_capi::mapping::{MappedEvent, Mapping, Need, Occurrence, Subject, TokenRef, Trigger};
+use ghl_capi::mapping::{
+    Baseline, MappedEvent, Mapping, Need, Occurrence, Subject, TokenRef, Trigger,
+};
 use ghl_capi::normalize::sha256_hex;
 use ghl_capi_tests::read_reference;
 use serde_json::{Map, json};
@@ -85,7 +87,7 @@ fn the_builtin_and_example_mappings_load() {
 fn a_new_contact_becomes_a_lead_with_hashed_identifiers() {
     let hook = webhook("constructed/ContactCreate.delivered.json");
     let contact = contact_of(&hook);
-    let occs = Occurrence::from_webhook(&hook, &contact.tags, at("2021-11-26T12:42:00Z"));
+    let occs = Occurrence::from_webhook(&hook, Some(&contact.tags), at("2021-11-26T12:42:00Z")).0;
     assert_eq!(occs.len(), 1, "{occs:?}");
     let events = map(
         &Mapping::builtin(),
@@ -147,7 +149,7 @@ fn attribution_gives_fbc_fbp_ip_and_user_agent_unhashed() {
 fn a_won_opportunity_is_a_purchase_with_its_value_and_an_open_one_is_nothing() {
     let hook = webhook("OpportunityStatusUpdate.json");
     let now = at("2026-11-21T00:00:00Z");
-    let occs = Occurrence::from_webhook(&hook, &[], now);
+    let occs = Occurrence::from_webhook(&hook, Some(&[]), now).0;
     assert_eq!(occs.len(), 1);
     let contact = enriched_contact("cJAWDskpkJHbRbhAT7bs");
     assert!(
@@ -171,7 +173,7 @@ fn a_won_opportunity_is_a_purchase_with_its_value_and_an_open_one_is_nothing() {
 fn a_purchase_without_a_value_is_rejected_with_its_reason() {
     let hook = webhook("OpportunityStatusUpdate.json");
     let now = at("2026-11-21T00:00:00Z");
-    let mut occ = Occurrence::from_webhook(&hook, &[], now).remove(0);
+    let mut occ = Occurrence::from_webhook(&hook, Some(&[]), now).0.remove(0);
     let entity = occ.entity.as_mut().expect("entity");
     entity["status"] = "won".into();
     entity
@@ -192,7 +194,7 @@ fn old_events_are_rejected_not_sent() {
 fn an_appointment_booking_is_a_schedule() {
     let hook = webhook("AppointmentCreate.json");
     let now = at("2023-09-26T00:00:00Z");
-    let occs = Occurrence::from_webhook(&hook, &[], now);
+    let occs = Occurrence::from_webhook(&hook, Some(&[]), now).0;
     let events = Mapping::builtin().map(
         &occs[0],
         &enriched_contact("9NkT25Vor1v4aQatFsv2"),
@@ -229,7 +231,7 @@ fn tag_rules_fire_on_the_transition_only() {
     let now = at("2026-11-21T00:00:00Z");
     let contact = contact_of(&hook);
 
-    let first = Occurrence::from_webhook(&hook, &["vip".into(), "newsletter".into()], now);
+    let first = Occurrence::from_webhook(&hook, Some(&["vip".into(), "newsletter".into()]), now).0;
     let kinds: Vec<_> = first
         .iter()
         .map(|o| (o.trigger, o.tag.clone().unwrap_or_default()))
@@ -253,8 +255,25 @@ fn tag_rules_fire_on_the_transition_only() {
         "unsubscribed"
     );
 
-    let seen_already = Occurrence::from_webhook(&hook, &["webinar".into(), "vip".into()], now);
+    let seen_already =
+        Occurrence::from_webhook(&hook, Some(&["webinar".into(), "vip".into()]), now).0;
     assert!(seen_already.is_empty(), "{seen_already:?}");
+
+    // Never seen before: which tag changed is unknowable, so nothing fires, and
+    // the tags are taken as the baseline; a new contact's tags all count as added.
+    let (unseen, baseline) = Occurrence::from_webhook(&hook, None, now);
+    assert!(
+        unseen.is_empty() && baseline == Baseline::Taken,
+        "{unseen:?}"
+    );
+    let mut created = webhook("constructed/ContactCreate.delivered.json");
+    if let Webhook::ContactCreate(e) = &mut created {
+        e.contact.tags = vec!["Webinar".into()];
+    }
+    let (new, baseline) = Occurrence::from_webhook(&created, None, now);
+    let triggers: Vec<_> = new.iter().map(|o| o.trigger).collect();
+    assert_eq!(triggers, [Trigger::ContactCreated, Trigger::TagAdded]);
+    assert_eq!(baseline, Baseline::None);
 }
 
 #[test]
@@ -331,7 +350,7 @@ fn map_each_with_a_used_scratch_event_gives_what_map_gives() {
     }))
     .expect("contact");
     let hook = webhook("OpportunityStatusUpdate.json");
-    let mut won = Occurrence::from_webhook(&hook, &[], now).remove(0);
+    let mut won = Occurrence::from_webhook(&hook, Some(&[]), now).0.remove(0);
     won.entity.as_mut().expect("entity")["status"] = "won".into();
     let mut unpriced = won.clone();
     unpriced.entity.as_mut().expect("entity")["monetaryValue"] = json!(null);
@@ -393,10 +412,10 @@ fn occurrences_refilled_in_place_equal_fresh_ones() {
         (Trigger::TagAdded, &three_tags),
         (Trigger::ContactCreated, &three_tags),
     ] {
-        Occurrence::refill_for_contact_record(&mut all, trigger, "loc", contact, now);
+        Occurrence::refill_for_contact_record(&mut all, (trigger, false), "loc", contact, now);
         assert_eq!(
             all,
-            Occurrence::for_contact_record(trigger, "loc", contact, now)
+            Occurrence::for_contact_record(trigger, "loc", contact, false, now)
         );
     }
     assert_eq!(all.len(), 1);
@@ -405,7 +424,8 @@ fn occurrences_refilled_in_place_equal_fresh_ones() {
     assert_eq!(all[0].tag, None);
 
     // Each tag its own occurrence, its change the lowercased tag (no time).
-    Occurrence::refill_for_contact_record(&mut all, Trigger::TagRemoved, "loc", &three_tags, now);
+    let removed = (Trigger::TagRemoved, false);
+    Occurrence::refill_for_contact_record(&mut all, removed, "loc", &three_tags, now);
     let tags: Vec<_> = all.iter().map(|o| o.tag.as_deref()).collect();
     let changes: Vec<_> = all.iter().map(|o| o.change.as_str()).collect();
     assert_eq!(tags, [Some("VIP"), Some("lead"), Some("x")]);
@@ -416,6 +436,25 @@ fn occurrences_refilled_in_place_equal_fresh_ones() {
             "contact.tag_removed:lead",
             "contact.tag_removed:x"
         ]
+    );
+
+    // A new contact had no tags before: with tag rules listening, each is added.
+    let created = (Trigger::ContactCreated, true);
+    Occurrence::refill_for_contact_record(&mut all, created, "loc", &three_tags, now);
+    let kinds: Vec<_> = all.iter().map(|o| (o.trigger, o.tag.as_deref())).collect();
+    assert_eq!(
+        kinds,
+        [
+            (Trigger::ContactCreated, None),
+            (Trigger::TagAdded, Some("VIP")),
+            (Trigger::TagAdded, Some("lead")),
+            (Trigger::TagAdded, Some("x"))
+        ]
+    );
+    assert_eq!(all[1].change, "contact.tag_added:vip");
+    assert_eq!(
+        all,
+        Occurrence::for_contact_record(Trigger::ContactCreated, "loc", &three_tags, true, now)
     );
 }
 

@@ -48,6 +48,12 @@ pub struct ManagedTokens<S, L> {
     owner: String,
 }
 
+fn no_token(secret: &str) -> GhlError {
+    GhlError::NoToken {
+        what: format!("the secret {secret}"),
+    }
+}
+
 fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> GhlError {
     GhlError::unavailable("token store", e)
 }
@@ -114,7 +120,7 @@ impl<S: VersionedSecrets, L: Lease> ManagedTokens<S, L> {
     async fn current(&self, name: &str) -> Result<Stored, GhlError> {
         match self.secrets.current(name).await {
             Ok(Some(v)) => stored(v),
-            Ok(None) | Err(SecretError::Missing(_)) => Err(GhlError::Unauthorized),
+            Ok(None) | Err(SecretError::Missing(_)) => Err(no_token(name)),
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -125,7 +131,7 @@ impl<S: VersionedSecrets, L: Lease> ManagedTokens<S, L> {
         // set that is due is read anew, with its version, to be refreshed.
         let cached = match self.secrets.get(name).await {
             Ok(secret) => TokenSet::parse(secret.expose()).ok_or(GhlError::Unauthorized)?,
-            Err(SecretError::Missing(_)) => return Err(GhlError::Unauthorized),
+            Err(SecretError::Missing(_)) => return Err(no_token(name)),
             Err(e) => return Err(unavailable(e)),
         };
         if !(renewable(&cached) && cached.due(Utc::now(), REFRESH_MARGIN)) {
@@ -355,13 +361,13 @@ impl<S: VersionedSecrets, L: Lease> TokenSource for ManagedTokens<S, L> {
         let name = self.secret_name(location_id);
         match self.current(&name).await {
             Ok(current) if current.set.needs_reinstall.is_none() => return Ok(()),
-            Ok(_) | Err(GhlError::Unauthorized) => {}
+            Ok(_) | Err(GhlError::NoToken { .. }) => {}
             Err(e) => return Err(e),
         }
         match self.current(&self.company_secret_name(company_id)).await {
             Ok(_) => {}
             // Not an agency install we hold: the location's own install stores it.
-            Err(GhlError::Unauthorized) => return Ok(()),
+            Err(GhlError::NoToken { .. }) => return Ok(()),
             Err(e) => return Err(e),
         }
         let mut set = TokenSet::fixed("");
@@ -392,7 +398,7 @@ impl<S: VersionedSecrets, L: Lease> TokenSource for ManagedTokens<S, L> {
         let mut set = match self.current(&name).await {
             Ok(current) => current.set,
             // Nothing stored: nothing to retire.
-            Err(GhlError::Unauthorized) => return Ok(()),
+            Err(GhlError::NoToken { .. }) => return Ok(()),
             Err(e) => return Err(e),
         };
         set.needs_reinstall = Some("the app was uninstalled".into());

@@ -53,7 +53,9 @@ impl TokenSource for FixedTokens {
         self.0
             .get(location_id)
             .cloned()
-            .ok_or(GhlError::Unauthorized)
+            .ok_or_else(|| GhlError::NoToken {
+                what: format!("location {location_id}"),
+            })
     }
 
     async fn refreshed(&self, _: &str, _: &LocationToken) -> Result<LocationToken, GhlError> {

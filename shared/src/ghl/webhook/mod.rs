@@ -5,6 +5,7 @@
 //! are kept; a `type` we do not know becomes [`Webhook::Unknown`], so a new GHL event
 //! never fails the pipeline.
 
+mod lenient;
 mod payload;
 mod replay;
 mod signature;
@@ -90,6 +91,8 @@ fn typed<T: DeserializeOwned>(
 impl Webhook {
     /// Parses a webhook body. Use the bytes exactly as received, after
     /// [`WebhookKeys::verify`] accepted them.
+    /// A body that fails only because GHL wrote a number as text (or the reverse)
+    /// is read again with those values in their type.
     pub fn parse(body: &[u8]) -> Result<Webhook, ParseError> {
         // Reads only `type` (skipping the rest) before the typed parse below.
         let probe: TypeProbe = serde_json::from_slice(body).map_err(|e| match e.classify() {
@@ -97,6 +100,16 @@ impl Webhook {
             _ => ParseError::Json(e),
         })?;
         let kind = probe.kind.unwrap_or_default();
+        Self::parse_as(body, &kind).or_else(|first| {
+            lenient::coerced(body)
+                .and_then(|fixed| Self::parse_as(&fixed, &kind).ok())
+                .ok_or(first)
+        })
+    }
+
+    /// The typed parse of a body of type `kind`.
+    fn parse_as(body: &[u8], kind: &str) -> Result<Webhook, ParseError> {
+        let kind = kind.to_owned();
         use Webhook as W;
         match kind.as_str() {
             "ContactCreate" => typed(body, &kind, W::ContactCreate),
@@ -181,8 +194,8 @@ impl Webhook {
 
 /// The idempotency key of a delivery: GHL's `webhookId` when present, otherwise a
 /// digest of the body (so a redelivery of the same bytes still deduplicates).
-pub fn idempotency_key(webhook: &Webhook, body: &[u8]) -> String {
-    match &webhook.envelope().webhook_id {
+pub fn idempotency_key(envelope: &Envelope, body: &[u8]) -> String {
+    match &envelope.webhook_id {
         Some(id) => id.clone(),
         None => format!(
             "sha256:{}",

@@ -70,6 +70,30 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// The envelope of any JSON object, each field taken when it is text, and the
+    /// contact it names (`contactId`, or a contact event's `id`): enough to time,
+    /// key and group a delivery whose entity fails typed parsing. `None` when the
+    /// body is not a JSON object.
+    pub fn of(body: &[u8]) -> Option<(Envelope, Option<String>)> {
+        let fields: Map<String, Value> = serde_json::from_slice(body).ok()?;
+        let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
+        let kind = text("type");
+        let contact = text("contactId").or_else(|| {
+            kind.as_deref()
+                .filter(|k| k.starts_with("Contact"))
+                .and_then(|_| text("id"))
+        });
+        let envelope = Envelope {
+            location_id: text("locationId"),
+            timestamp: text("timestamp"),
+            webhook_id: text("webhookId"),
+            app_id: text("appId"),
+            version_id: text("versionId"),
+            kind,
+        };
+        Some((envelope, contact))
+    }
+
     /// The delivery time, parsed.
     pub fn sent_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         self.timestamp.as_deref().and_then(parse_timestamp)

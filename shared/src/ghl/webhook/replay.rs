@@ -1,9 +1,11 @@
 //! Replay protection by the delivery `timestamp`.
 //!
-//! GHL retries a webhook (only after a `429`) for about 70 minutes, and whether a
-//! retry keeps its first `timestamp` is not documented, so the default window is
-//! two hours: long enough for every retry either way. Duplicates inside the
-//! window are caught by the `webhookId` idempotency key, not by the clock.
+//! GHL retries a webhook for about 70 minutes (only after a `429` in one version of
+//! its guide, after any failure in a later one), and whether a retry keeps its
+//! first `timestamp` is not documented, so the default window is two hours: long
+//! enough for every retry either way. Duplicates inside the window are caught by
+//! the `webhookId` idempotency key, not by the clock. GHL stamps every delivery, so
+//! a signed body without a `timestamp` is refused: it could be a replay of any age.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -22,6 +24,8 @@ pub struct ReplayWindow {
 /// Why a delivery is refused as a replay (answered `401`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayError {
+    #[error("the delivery has no timestamp (GHL stamps every delivery)")]
+    Missing,
     #[error("timestamp {0:?} is not an ISO-8601 time")]
     Unreadable(String),
     #[error("delivery is {age_seconds} s old; at most {max_seconds} s is accepted")]
@@ -56,13 +60,10 @@ impl ReplayWindow {
         }
     }
 
-    /// Accepts a delivery sent inside the window. A delivery without a timestamp
-    /// (GHL's documented examples have none) is accepted: its signature still holds
-    /// and its idempotency key still deduplicates it.
+    /// Accepts a delivery sent inside the window; one without a timestamp is
+    /// refused (GHL's documented examples have none, its deliveries always do).
     pub fn check(&self, envelope: &Envelope, now: DateTime<Utc>) -> Result<(), ReplayError> {
-        let Some(text) = envelope.timestamp.as_deref() else {
-            return Ok(());
-        };
+        let text = envelope.timestamp.as_deref().ok_or(ReplayError::Missing)?;
         let sent = envelope
             .sent_at()
             .ok_or_else(|| ReplayError::Unreadable(text.to_owned()))?;
@@ -118,7 +119,11 @@ mod tests {
             w.check(&sent("yesterday"), now()),
             Err(ReplayError::Unreadable(_))
         ));
-        assert_eq!(w.check(&Envelope::default(), now()), Ok(()));
+        assert_eq!(
+            w.check(&Envelope::default(), now()),
+            Err(ReplayError::Missing),
+            "no timestamp, no way to tell a replay"
+        );
     }
 
     #[test]

@@ -22,7 +22,8 @@ const GHL_RSA_PEM: &str = include_str!("../../../keys/ghl-webhook-rsa-public.pem
 /// are accepted so a key fits on one line).
 pub const ED25519_KEY_VAR: &str = "GHL_WEBHOOK_ED25519_PUBLIC_KEY";
 pub const RSA_KEY_VAR: &str = "GHL_WEBHOOK_RSA_PUBLIC_KEY";
-/// `false` turns legacy RSA acceptance off.
+/// `true` turns legacy RSA acceptance on (off by default: GHL retired the legacy
+/// header on 2026-09-01).
 pub const ACCEPT_RSA_VAR: &str = "GHL_WEBHOOK_ACCEPT_RSA";
 
 /// The signature headers of a request, as received.
@@ -126,11 +127,12 @@ impl WebhookKeys {
     }
 
     /// Keys from configuration: the variables above, each defaulting to GHL's
-    /// published key. `lookup` is usually `|k| std::env::var(k).ok()`.
+    /// published key, legacy RSA refused unless turned on. `lookup` is usually
+    /// `|k| std::env::var(k).ok()`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, KeyError> {
         let accept_rsa = match lookup(ACCEPT_RSA_VAR).as_deref().map(str::trim) {
-            None | Some("") | Some("true") | Some("1") => true,
-            Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            None | Some("") | Some("false") | Some("0") => false,
             Some(other) => return Err(KeyError::Flag(other.to_owned())),
         };
         let ed = lookup(ED25519_KEY_VAR).unwrap_or_else(|| GHL_ED25519_PEM.to_owned());
@@ -191,7 +193,14 @@ mod tests {
     }
 
     #[test]
-    fn legacy_acceptance_is_configurable_and_checked() {
+    fn legacy_acceptance_is_off_unless_turned_on_and_checked() {
+        assert!(
+            !WebhookKeys::from_lookup(|_| None)
+                .expect("valid")
+                .accepts_legacy_rsa()
+        );
+        let on = WebhookKeys::from_lookup(|k| (k == ACCEPT_RSA_VAR).then(|| "true".into()));
+        assert!(on.expect("valid").accepts_legacy_rsa());
         let off = WebhookKeys::from_lookup(|k| (k == ACCEPT_RSA_VAR).then(|| "false".into()));
         assert!(!off.expect("valid").accepts_legacy_rsa());
         let bad = WebhookKeys::from_lookup(|k| (k == ACCEPT_RSA_VAR).then(|| "maybe".into()));

@@ -8,7 +8,7 @@ use serde_json::Map;
 use super::MapOptions;
 use crate::capi::ServerEvent;
 use crate::ghl::Contact;
-use crate::mapping::{Mapping, Occurrence, Rule, Subject};
+use crate::mapping::{Mapping, Occurrence, Rule, Subject, Trigger};
 
 /// What one input line became.
 pub(super) enum Mapped {
@@ -67,7 +67,10 @@ pub(super) fn map_line(
         return Mapped::Malformed(why);
     }
     let location = contact.location_id.as_deref().unwrap_or_default();
-    Occurrence::refill_for_contact_record(occurrences, opts.trigger, location, contact, opts.now);
+    // A new contact's tags count as added, when some rule listens for that.
+    let with_tags = mapping.rules_for(Trigger::TagAdded).next().is_some();
+    let trigger = (opts.trigger, with_tags);
+    Occurrence::refill_for_contact_record(occurrences, trigger, location, contact, opts.now);
     let related = Map::new();
     let first = events.len();
     let mut rejected = Vec::new();

@@ -2,121 +2,19 @@
 //! is collected and reported together, naming the variable, so a misconfigured
 //! function fails at once with one clear message rather than on its first message.
 
-use std::path::Path;
 use std::time::Duration;
 
-use crate::capi::client::{
-    DEFAULT_API_VERSION as DEFAULT_GRAPH_VERSION, DEFAULT_BASE_URL as GRAPH_DEFAULT_BASE_URL,
-};
+use crate::capi::client::DEFAULT_BASE_URL as GRAPH_DEFAULT_BASE_URL;
 use crate::ghl::webhook::{ReplayWindow, WebhookKeys};
 use crate::ghl::wire::DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL;
+use crate::hold::HoldPolicy;
 use crate::mapping::Mapping;
+
+mod env;
+
+pub use env::{Env, SettingsError};
 /// Where GHL tokens are kept unless configured: `ghl-capi/ghl/{locationId}`.
 pub const GHL_TOKEN_DEFAULT_PREFIX: &str = "ghl-capi/ghl/";
-
-/// What is wrong with the configuration, one line per variable.
-#[derive(Debug, thiserror::Error)]
-#[error("the configuration is not usable:\n  {}", .0.join("\n  "))]
-pub struct SettingsError(pub Vec<String>);
-
-/// Reads variables and collects what is missing or wrong.
-pub struct Env<F> {
-    lookup: F,
-    problems: Vec<String>,
-}
-
-impl<F> std::fmt::Debug for Env<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Env")
-            .field("problems", &self.problems)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<F: Fn(&str) -> Option<String>> Env<F> {
-    /// `lookup` is usually `|name| std::env::var(name).ok()`.
-    pub fn new(lookup: F) -> Self {
-        Env {
-            lookup,
-            problems: Vec::new(),
-        }
-    }
-
-    /// The variable's value; blank counts as unset.
-    pub fn optional(&self, name: &str) -> Option<String> {
-        (self.lookup)(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    /// The value, or a problem recorded (and an empty string).
-    pub fn required(&mut self, name: &str, what: &str) -> String {
-        self.optional(name).unwrap_or_else(|| {
-            self.problems.push(format!("{name} is not set: {what}"));
-            String::new()
-        })
-    }
-
-    pub fn or(&self, name: &str, default: &str) -> String {
-        self.optional(name).unwrap_or_else(|| default.to_owned())
-    }
-
-    /// A whole number of seconds.
-    pub fn seconds(&mut self, name: &str, default: u64) -> Duration {
-        match self.optional(name).map(|v| v.parse::<u64>()) {
-            None => Duration::from_secs(default),
-            Some(Ok(secs)) if secs > 0 => Duration::from_secs(secs),
-            Some(_) => {
-                self.problems
-                    .push(format!("{name} must be a positive whole number of seconds"));
-                Duration::from_secs(default)
-            }
-        }
-    }
-
-    /// Records `result`'s error, if any.
-    pub fn check<T, E: std::fmt::Display>(&mut self, result: Result<T, E>) -> Option<T> {
-        result.map_err(|e| self.problems.push(e.to_string())).ok()
-    }
-
-    /// The mapping: `MAPPING_FILE` (a path), else `MAPPING_TOML` (the text itself),
-    /// else the built-in one. Events need somewhere to go: a mapping without pixels
-    /// is refused.
-    pub fn mapping(&mut self) -> Option<Mapping> {
-        let mapping = match (self.optional("MAPPING_FILE"), self.optional("MAPPING_TOML")) {
-            (Some(path), _) => self.check(Mapping::load(Path::new(&path)))?,
-            (None, Some(text)) => self.check(Mapping::parse(&text, "MAPPING_TOML"))?,
-            (None, None) => Mapping::builtin(),
-        };
-        if mapping.pixels.is_empty() {
-            self.problems.push(
-                "the mapping names no pixel: set MAPPING_FILE or MAPPING_TOML to a mapping with [[pixels]]"
-                    .into(),
-            );
-            return None;
-        }
-        Some(mapping)
-    }
-
-    /// `GRAPH_API_VERSION`, checked to look like `v25.0`.
-    pub fn capi_version(&mut self) -> String {
-        let version = self.or("GRAPH_API_VERSION", DEFAULT_GRAPH_VERSION);
-        if !is_api_version(&version) {
-            self.problems.push(format!(
-                "GRAPH_API_VERSION must look like {DEFAULT_GRAPH_VERSION}, not {version:?}"
-            ));
-        }
-        version
-    }
-
-    /// Done: the value built, or every problem found.
-    pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, SettingsError> {
-        match (self.problems.is_empty(), value()) {
-            (true, Some(value)) => Ok(value),
-            _ => Err(SettingsError(self.problems)),
-        }
-    }
-}
 
 /// The intake function.
 #[derive(Debug)]
@@ -191,6 +89,11 @@ pub struct EnrichSettings {
     pub dispatch_queue_url: String,
     /// `DEAD_LETTER_QUEUE_URL`: where refused work goes, with its reason.
     pub dead_letter_queue_url: String,
+    /// How held jobs wait ([`Env::hold_policy`]).
+    pub hold: HoldPolicy,
+    /// `MAX_RECEIVES`: the enrichment queue's receive limit (its redrive policy's
+    /// `maxReceiveCount`): a job about to reach it is dead-lettered with its cause.
+    pub max_receives: u32,
 }
 
 impl EnrichSettings {
@@ -208,6 +111,8 @@ impl EnrichSettings {
             "DEAD_LETTER_QUEUE_URL",
             "the queue dead letters are sent to",
         );
+        let hold = env.hold_policy();
+        let max_receives = env.number("MAX_RECEIVES", 1000).min(u64::from(u32::MAX)) as u32;
         env.finish(|| {
             Some(EnrichSettings {
                 mapping: mapping?,
@@ -219,6 +124,8 @@ impl EnrichSettings {
                 enrich_queue_url,
                 dispatch_queue_url,
                 dead_letter_queue_url,
+                hold,
+                max_receives,
             })
         })
     }
@@ -234,10 +141,14 @@ pub struct DispatchSettings {
     pub capi_version: String,
     /// `HTTP_TIMEOUT_SECONDS`.
     pub http_timeout: Duration,
-    /// `DISPATCH_QUEUE_URL`: the queue it reads.
+    /// `DISPATCH_QUEUE_URL`: the queue it reads, and puts held events back on.
     pub dispatch_queue_url: String,
     /// `DEAD_LETTER_QUEUE_URL`.
     pub dead_letter_queue_url: String,
+    /// `STATE_TABLE`: where the pixels' circuit breakers are kept.
+    pub state_table: String,
+    /// How held events wait ([`Env::hold_policy`]).
+    pub hold: HoldPolicy,
 }
 
 impl DispatchSettings {
@@ -252,6 +163,8 @@ impl DispatchSettings {
             "DEAD_LETTER_QUEUE_URL",
             "the queue dead letters are sent to",
         );
+        let state_table = env.required("STATE_TABLE", "the DynamoDB state table's name");
+        let hold = env.hold_policy();
         env.finish(|| {
             Some(DispatchSettings {
                 mapping: mapping?,
@@ -260,6 +173,8 @@ impl DispatchSettings {
                 http_timeout,
                 dispatch_queue_url,
                 dead_letter_queue_url,
+                state_table,
+                hold,
             })
         })
     }
@@ -300,24 +215,15 @@ impl RefreshSettings {
     }
 }
 
-fn is_api_version(v: &str) -> bool {
-    v.strip_prefix('v')
-        .and_then(|n| n.split_once('.'))
-        .is_some_and(|(major, minor)| {
-            [major, minor]
-                .iter()
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
+    use super::env::is_api_version;
     use super::*;
 
     /// The fixture mapping every test shares.
-    const MAPPING: &str = include_str!("../../tests/fixtures/mapping.toml");
+    const MAPPING: &str = include_str!("../../../tests/fixtures/mapping.toml");
 
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let vars: HashMap<String, String> = vars
@@ -342,9 +248,10 @@ mod tests {
         let err = DispatchSettings::from_lookup(lookup(&[
             ("GRAPH_API_VERSION", "25"),
             ("HTTP_TIMEOUT_SECONDS", "soon"),
+            ("HOLD_BASE_MS", "0"),
         ]))
         .unwrap_err();
-        assert_eq!(err.0.len(), 5, "{err}");
+        assert_eq!(err.0.len(), 7, "{err}");
         assert!(err.to_string().contains("names no pixel"), "{err}");
     }
 
@@ -354,9 +261,11 @@ mod tests {
             ("MAPPING_TOML", MAPPING),
             ("DISPATCH_QUEUE_URL", "http://q/dispatch"),
             ("DEAD_LETTER_QUEUE_URL", "http://q/dead"),
+            ("STATE_TABLE", "state"),
         ]))
         .expect("valid");
-        assert_eq!(s.capi_version, "v25.0");
+        assert_eq!(s.capi_version, "v26.0");
+        assert_eq!(s.hold, HoldPolicy::default());
         assert_eq!(s.capi_base_url, "https://graph.facebook.com");
         assert_eq!(s.http_timeout, Duration::from_secs(10));
         assert_eq!(s.mapping.pixels[0].dataset_id, "1234567890");
@@ -375,7 +284,7 @@ mod tests {
 
         let s = IntakeSettings::from_lookup(lookup(&[("ENRICH_QUEUE_URL", "http://q/e.fifo")]))
             .expect("valid");
-        assert!(s.keys.accepts_legacy_rsa() && s.conversion_keys_secret.is_none());
+        assert!(!s.keys.accepts_legacy_rsa() && s.conversion_keys_secret.is_none());
     }
 
     #[test]

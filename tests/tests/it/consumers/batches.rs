@@ -1,84 +1,18 @@
-//! The enrichment and dispatch functions' batch logic: what is queued, delivered,
-//! dead-lettered, and which records are handed back for retry.
+//! One batch at a time: what each record becomes.
 
-use chrono::{DateTime, Utc};
-use ghl_capi::batch::Retry;
-use ghl_capi::dispatch::consumer::dispatch_records;
-use ghl_capi::enrich::consumer::enrich_records;
-use ghl_capi::ghl::{Contact, GhlError};
-use ghl_capi::jobs::{DispatchJob, EnrichJob};
-use ghl_capi::ports::queue::{MemoryQueue, Record};
-use ghl_capi::ports::state::MemoryState;
+use std::time::Duration;
+
+use ghl_capi::ghl::GhlError;
+use ghl_capi::jobs::DispatchJob;
+use ghl_capi::ports::queue::Record;
 use ghl_capi_tests::fakes::{FakeGhl, FakeMeta};
-use ghl_capi_tests::fixtures::mapping;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-fn now() -> DateTime<Utc> {
-    "2026-11-21T00:00:00Z".parse().expect("time")
-}
-
-fn contact_json(contact: &str, tags: &[&str]) -> Value {
-    json!({"id": contact, "locationId": "loc", "email": format!("{contact}@example.com"),
-        "dateAdded": "2026-11-20T10:00:00Z", "tags": tags})
-}
-
-/// GHL holding the contacts the records below are about.
-fn ghl() -> FakeGhl {
-    let contacts: Vec<Contact> = ["c1", "c2"]
-        .iter()
-        .map(|id| serde_json::from_value(contact_json(id, &[])).expect("contact"))
-        .collect();
-    FakeGhl::with(&contacts)
-}
-
-fn record(id: &str, kind: &str, contact: &str, tags: &[&str]) -> Record {
-    let mut body = contact_json(contact, tags);
-    body["type"] = kind.into();
-    body["webhookId"] = id.into();
-    body["timestamp"] = "2026-11-20T23:00:00Z".into();
-    let job = EnrichJob::Webhook {
-        key: id.into(),
-        received_at: now(),
-        body: body.to_string(),
-    };
-    Record {
-        message_id: format!("m-{id}"),
-        body: serde_json::to_string(&job).expect("json"),
-        group_id: Some(format!("loc:{contact}")),
-    }
-}
-
-fn ids(failed: &[Retry]) -> Vec<&str> {
-    failed.iter().map(|r| r.message_id.as_str()).collect()
-}
-
-fn queued(queue: &MemoryQueue) -> Vec<DispatchJob> {
-    queue
-        .sent()
-        .iter()
-        .map(|m| serde_json::from_str(&m.body).expect("dispatch job"))
-        .collect()
-}
-
-/// The enrichment stage's state and queues, in memory.
-#[derive(Default)]
-struct Enrichment {
-    state: MemoryState,
-    dispatch: MemoryQueue,
-    dead: MemoryQueue,
-}
-
-impl Enrichment {
-    /// One batch, against `ghl`: the records to retry.
-    async fn run(&self, ghl: &FakeGhl, records: &[Record]) -> Vec<Retry> {
-        let (state, dispatch, dead) = (&self.state, &self.dispatch, &self.dead);
-        enrich_records(&mapping(), ghl, state, dispatch, dead, records, now()).await
-    }
-}
+use super::{Stages, dispatch_record, ghl, ids, now, queued, record};
 
 #[tokio::test]
 async fn changes_to_one_contact_in_one_batch_see_each_other() {
-    let stage = Enrichment::default();
+    let stage = Stages::default();
     let records = [
         record("w1", "ContactCreate", "c1", &["vip"]),
         record("w2", "ContactTagUpdate", "c1", &["vip", "gold"]),
@@ -102,7 +36,7 @@ async fn changes_to_one_contact_in_one_batch_see_each_other() {
 
 #[tokio::test]
 async fn a_failed_send_retries_the_record_its_group_and_forgets_nothing() {
-    let stage = Enrichment::default();
+    let stage = Stages::default();
     stage.dispatch.fail_next(1);
     let records = [
         record("w1", "ContactCreate", "c1", &["vip"]),
@@ -126,7 +60,7 @@ async fn a_failed_send_retries_the_record_its_group_and_forgets_nothing() {
 
 #[tokio::test]
 async fn a_job_redelivered_after_it_was_done_produces_nothing_more() {
-    let stage = Enrichment::default();
+    let stage = Stages::default();
     let first = [record("w1", "ContactCreate", "c1", &[])];
     // The same webhook, queued again past SQS's deduplication window: a new message id.
     let mut again = first[0].clone();
@@ -140,7 +74,7 @@ async fn a_job_redelivered_after_it_was_done_produces_nothing_more() {
 
 #[tokio::test]
 async fn a_ghl_rate_limit_retries_the_record_after_ghls_interval() {
-    let stage = Enrichment::default();
+    let stage = Stages::default();
     let limited = FakeGhl::failing(GhlError::RateLimited {
         retry_after_ms: 7_500,
     });
@@ -161,7 +95,12 @@ async fn a_ghl_rate_limit_retries_the_record_after_ghls_interval() {
                 Some(std::time::Duration::from_millis(7_500)),
                 "ghl_rate_limited"
             ),
-            ("m-w2", None, "waiting_for_earlier_change"),
+            // The contact's later change waits as long as the earlier one, unhandled.
+            (
+                "m-w2",
+                Some(std::time::Duration::from_millis(7_500)),
+                "waiting_for_earlier_change"
+            ),
         ]
     );
     assert!(stage.dispatch.sent().is_empty() && stage.dead.sent().is_empty());
@@ -169,12 +108,12 @@ async fn a_ghl_rate_limit_retries_the_record_after_ghls_interval() {
 
 #[tokio::test]
 async fn a_malformed_record_is_dead_lettered_alone() {
-    let stage = Enrichment::default();
+    let stage = Stages::default();
     let records = [
-        Record {
-            message_id: "m-bad".into(),
-            body: "{not json".into(),
-            group_id: Some("loc:c9".into()),
+        {
+            let mut bad = Record::new("m-bad", "{not json");
+            bad.group_id = Some("loc:c9".into());
+            bad
         },
         record("w1", "ContactCreate", "c1", &[]),
     ];
@@ -186,20 +125,9 @@ async fn a_malformed_record_is_dead_lettered_alone() {
     assert_eq!(queued(&stage.dispatch).len(), 1);
 }
 
-fn dispatch_record(id: &str, name: &str, pixel: &str, time: &str) -> Record {
-    let job = json!({"pixel": pixel, "source": id, "rule": "r", "event": {
-        "event_name": name, "event_time": time.parse::<DateTime<Utc>>().expect("time").timestamp(),
-        "event_id": id, "action_source": "system_generated", "user_data": {"em": ["abc"]}}});
-    Record {
-        message_id: format!("m-{id}"),
-        body: job.to_string(),
-        group_id: None,
-    }
-}
-
 #[tokio::test]
 async fn dispatch_delivers_the_good_and_dead_letters_each_bad_event_with_its_reason() {
-    let (meta, dead) = (FakeMeta::default(), MemoryQueue::default());
+    let (meta, stages) = (FakeMeta::default(), Stages::default());
     let records = [
         dispatch_record("e1", "Lead", "main", "2026-11-20T12:00:00Z"),
         dispatch_record("e2", "Bad", "main", "2026-11-20T12:00:00Z"),
@@ -207,9 +135,10 @@ async fn dispatch_delivers_the_good_and_dead_letters_each_bad_event_with_its_rea
         dispatch_record("e4", "Lead", "gone", "2026-11-20T12:00:00Z"),
         dispatch_record("e5", "Lead", "main", "2026-11-20T12:00:00Z"),
     ];
-    let failed = dispatch_records(&mapping(), &meta, &dead, &records, now()).await;
+    let failed = stages.send(&meta, &records).await;
     assert!(failed.is_empty(), "{failed:?}");
-    let codes: Vec<(String, String)> = dead
+    let codes: Vec<(String, String)> = stages
+        .dead
         .sent()
         .iter()
         .map(|m| {
@@ -223,32 +152,60 @@ async fn dispatch_delivers_the_good_and_dead_letters_each_bad_event_with_its_rea
     assert_eq!(
         codes,
         [
-            ("m-e3".into(), "too_old".into()),
-            ("m-e4".into(), "unknown_pixel".into()),
+            ("e3".into(), "too_old".into()),
+            ("e4".into(), "unknown_pixel".into()),
             ("e2".into(), "refused_by_meta".into())
         ]
     );
 }
 
 #[tokio::test]
-async fn token_trouble_and_outages_hand_every_record_back_for_retry() {
-    let dead = MemoryQueue::default();
+async fn token_trouble_and_outages_hold_every_event_with_its_history_and_pause_the_pixel() {
     let records = [
         dispatch_record("e1", "Lead", "main", "2026-11-20T12:00:00Z"),
         dispatch_record("e2", "Lead", "main", "2026-11-20T12:00:00Z"),
     ];
-    for answer in [
-        (400, r#"{"error":{"code":190,"message":"expired"}}"#),
-        (503, "<html>"),
+    for (answer, code) in [
+        (
+            (400, r#"{"error":{"code":190,"message":"expired"}}"#),
+            "meta_request_refused",
+        ),
+        ((503, "<html>"), "meta_unavailable"),
     ] {
+        let stages = Stages::default();
         let meta = FakeMeta::answering(answer.0, answer.1);
-        let failed = dispatch_records(&mapping(), &meta, &dead, &records, now()).await;
-        assert_eq!(ids(&failed), ["m-e1", "m-e2"]);
+        let failed = stages.send(&meta, &records).await;
+        assert!(failed.is_empty(), "held by requeueing: {failed:?}");
         assert_eq!(
             meta.requests(),
             [("1234567890".to_owned(), 2)],
             "one request for the pixel's events"
         );
+        let held: Vec<DispatchJob> = queued(&stages.source);
+        assert_eq!(held.len(), 2);
+        for job in &held {
+            assert_eq!(job.history.attempts, 1);
+            assert_eq!(job.history.last_code.as_deref(), Some(code));
+            assert_eq!(job.history.first_failure, Some(now()));
+        }
+        let waits: Vec<Option<Duration>> = stages.source.sent().iter().map(|m| m.delay).collect();
+        assert!(
+            waits
+                .iter()
+                .all(|w| w.is_some_and(|w| w >= Duration::from_millis(1_500))),
+            "{waits:?}"
+        );
+        // The pixel is paused: the held events come back, and Meta is not asked.
+        let again: Vec<Record> = stages
+            .source
+            .sent()
+            .iter()
+            .map(|m| Record::new("m-again", m.body.clone()))
+            .collect();
+        assert!(stages.send(&meta, &again).await.is_empty());
+        assert_eq!(meta.requests().len(), 1, "no request while paused");
+        let paused: Vec<DispatchJob> = queued(&stages.source)[2..].to_vec();
+        assert!(paused.iter().all(|j| j.history.attempts == 2), "{paused:?}");
+        assert!(stages.dead.sent().is_empty(), "nothing dropped");
     }
-    assert!(dead.sent().is_empty(), "nothing dropped");
 }

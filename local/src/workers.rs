@@ -1,0 +1,139 @@
+//! `serve`'s two consumers: each receives a batch from its queue of the store, runs
+//! the library's consumer over it (as the Lambda functions do), and settles each
+//! record: deleted, or made visible again after its wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use ghl_capi::batch::Retry;
+use ghl_capi::dispatch::consumer::DispatchConsumer;
+use ghl_capi::enrich::consumer::EnrichConsumer;
+use ghl_capi::error::chain;
+use ghl_capi::ghl::client::GhlClient;
+use ghl_capi::ghl::tokens::FixedTokens;
+use ghl_capi::hold::HoldPolicy;
+use ghl_capi::mapping::Mapping;
+use ghl_capi::ports::queue::Record;
+use tokio::sync::watch;
+
+use crate::outbox::LocalCapi;
+use crate::ports::{LocalQueue, LocalState};
+use crate::store::{DEAD, Store};
+
+/// The enrichment queue's name.
+pub const ENRICH: &str = "enrich";
+/// The dispatch queue's name.
+pub const DISPATCH: &str = "dispatch";
+
+/// A message is dead-lettered after this many receives, as with SQS's redrive policy
+/// (and as far beyond any hold).
+pub const MAX_RECEIVES: u32 = 1000;
+/// How long a received message stays hidden while it is handled.
+const VISIBILITY: Duration = Duration::from_secs(60);
+/// Idle workers look for work this often.
+const POLL: Duration = Duration::from_millis(200);
+
+/// What both workers share.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub store: Store,
+    pub mapping: Arc<Mapping>,
+    pub hold: HoldPolicy,
+}
+
+impl Shared {
+    fn queue(&self, name: &'static str) -> LocalQueue {
+        LocalQueue {
+            store: self.store.clone(),
+            name,
+        }
+    }
+
+    /// Receives a batch; `None` once told to stop.
+    async fn next_batch(
+        &self,
+        queue: &str,
+        max: usize,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Option<Vec<Record>> {
+        loop {
+            if *stopped.borrow() {
+                return None;
+            }
+            match self.store.receive(queue, max, VISIBILITY, MAX_RECEIVES) {
+                Ok(batch) if !batch.is_empty() => return Some(batch),
+                Ok(_) => {}
+                Err(e) => tracing::error!(queue, error = %chain(&e), "cannot read the queue"),
+            }
+            let _ = tokio::time::timeout(POLL, stopped.changed()).await;
+        }
+    }
+
+    /// Acknowledges what succeeded and schedules the retries: after the wait the
+    /// consumer gave, else the hold's wait for the record's receives.
+    fn settle(&self, queue: &str, batch: &[Record], failed: &[Retry]) {
+        for record in batch {
+            let id = &record.message_id;
+            let outcome = match failed.iter().find(|r| &r.message_id == id) {
+                Some(retry) => {
+                    let wait = retry
+                        .after
+                        .unwrap_or_else(|| self.hold.wait(record.receives, id));
+                    self.store.retry_after(id, wait)
+                }
+                None => self.store.delete(id),
+            };
+            if let Err(e) = outcome {
+                // Left as it is, the message reappears after its visibility timeout.
+                tracing::error!(queue, message_id = id, error = %chain(&e), "cannot settle a message");
+            }
+        }
+    }
+}
+
+/// Enriches batches of the enrichment queue until told to stop.
+pub async fn enrich(
+    shared: Shared,
+    ghl: GhlClient<FixedTokens>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let state = LocalState(shared.store.clone());
+    let (source, dispatch, dead) = (
+        shared.queue(ENRICH),
+        shared.queue(DISPATCH),
+        shared.queue(DEAD),
+    );
+    let consumer = EnrichConsumer {
+        mapping: &shared.mapping,
+        ghl: &ghl,
+        state: &state,
+        source: &source,
+        dispatch: &dispatch,
+        dead: &dead,
+        policy: shared.hold,
+        max_receives: MAX_RECEIVES,
+    };
+    while let Some(batch) = shared.next_batch(ENRICH, 10, &mut stopped).await {
+        let failed = consumer.handle(&batch, Utc::now()).await;
+        shared.settle(ENRICH, &batch, &failed);
+    }
+}
+
+/// Delivers batches of the dispatch queue until told to stop.
+pub async fn dispatch(shared: Shared, capi: LocalCapi, mut stopped: watch::Receiver<bool>) {
+    let state = LocalState(shared.store.clone());
+    let (source, dead) = (shared.queue(DISPATCH), shared.queue(DEAD));
+    let consumer = DispatchConsumer {
+        mapping: &shared.mapping,
+        capi: &capi,
+        state: &state,
+        source: &source,
+        dead: &dead,
+        policy: shared.hold,
+    };
+    while let Some(batch) = shared.next_batch(DISPATCH, 1000, &mut stopped).await {
+        let failed = consumer.handle(&batch, Utc::now()).await;
+        shared.settle(DISPATCH, &batch, &failed);
+    }
+}
