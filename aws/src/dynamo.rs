@@ -1,12 +1,13 @@
 //! The state store on DynamoDB: one item per contact, keyed `tags#{location}#{contact}`,
 //! one per job done, keyed `done#{key}`, and one per kept record (a breaker, a held
-//! job's history), keyed `rec#{key}`, each with an `expires_at` TTL so contacts that
+//! job's history, a mark), keyed `rec#{key}`, each with an `expires_at` TTL so contacts that
 //! stay quiet, old jobs and records age out.
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use ghl_capi::ports::lease::{Lease, LeaseError};
 use ghl_capi::ports::state::{StateError, StateStore};
 
@@ -182,6 +183,117 @@ impl StateStore for DynamoState {
             .await
             .map(|_| ())
             .map_err(|e| failed(e.into_service_error()))
+    }
+
+    /// `BatchGetItem`, 100 keys a call, asking again for what DynamoDB left
+    /// unprocessed (it may, under load).
+    async fn marked(&self, keys: &[String]) -> Result<HashSet<String>, StateError> {
+        let mut found = HashSet::new();
+        let now = now_seconds();
+        for chunk in keys.chunks(BATCH_GET) {
+            let wanted = chunk
+                .iter()
+                .map(|k| HashMap::from([("pk".to_owned(), record_key(k))]))
+                .collect::<Vec<_>>();
+            let mut ask = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(wanted))
+                    .projection_expression("pk, expires_at")
+                    .consistent_read(true)
+                    .build()
+                    .map_err(failed)?,
+            );
+            for round in 0..BATCH_ROUNDS {
+                let Some(keys) = ask.take() else { break };
+                backoff(round).await;
+                let answer = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| failed(e.into_service_error()))?;
+                for item in answer
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    let live = item
+                        .get("expires_at")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .is_none_or(|at| at > now);
+                    let key = item.get("pk").and_then(|v| v.as_s().ok());
+                    if let (true, Some(key)) = (live, key.and_then(|k| k.strip_prefix("rec#"))) {
+                        found.insert(key.to_owned());
+                    }
+                }
+                ask = answer
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table));
+            }
+            if ask.is_some() {
+                return Err(StateError::new("DynamoDB left keys unread after retries"));
+            }
+        }
+        Ok(found)
+    }
+
+    /// `BatchWriteItem`, 25 items a call, writing again what DynamoDB left
+    /// unprocessed.
+    async fn mark(&self, keys: &[String], keep: Duration) -> Result<(), StateError> {
+        for chunk in keys.chunks(BATCH_WRITE) {
+            let mut writes = chunk
+                .iter()
+                .map(|k| {
+                    let item = PutRequest::builder()
+                        .item("pk", record_key(k))
+                        .item("text", AttributeValue::S(String::new()))
+                        .item("expires_at", expires_in(keep))
+                        .build()
+                        .map_err(failed)?;
+                    Ok(WriteRequest::builder().put_request(item).build())
+                })
+                .collect::<Result<Vec<_>, StateError>>()?;
+            for round in 0..BATCH_ROUNDS {
+                if writes.is_empty() {
+                    break;
+                }
+                backoff(round).await;
+                let answer = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, writes)
+                    .send()
+                    .await
+                    .map_err(|e| failed(e.into_service_error()))?;
+                writes = answer
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                    .unwrap_or_default();
+            }
+            if !writes.is_empty() {
+                return Err(StateError::new(
+                    "DynamoDB left items unwritten after retries",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The most keys one `BatchGetItem` reads, and items one `BatchWriteItem` writes.
+const BATCH_GET: usize = 100;
+const BATCH_WRITE: usize = 25;
+/// How often what DynamoDB left unprocessed is asked for again.
+const BATCH_ROUNDS: u32 = 5;
+
+/// Before round `round` of a batch call: nothing first, then 50 ms doubling, as
+/// DynamoDB asks of those it left items unprocessed for.
+async fn backoff(round: u32) {
+    if round > 0 {
+        tokio::time::sleep(Duration::from_millis(50 << round)).await;
     }
 }
 

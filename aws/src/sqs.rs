@@ -2,7 +2,7 @@
 //! ids; standard queues ignore them.
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::MessageSystemAttributeName;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
 use chrono::DateTime;
 use ghl_capi::ops::redrive::GaveUp;
 use ghl_capi::ports::queue::{Outgoing, Queue, QueueError};
@@ -114,24 +114,126 @@ impl SqsQueue {
 /// The longest delay SQS gives one message.
 const MAX_DELAY_SECONDS: u64 = 15 * 60;
 
+/// The most messages, and bytes, one `SendMessageBatch` takes.
+const BATCH_MESSAGES: usize = 10;
+const BATCH_BYTES: usize = 256 * 1024;
+/// How often entries a batch call refused are sent again before giving up.
+const BATCH_RETRIES: u32 = 3;
+
+impl SqsQueue {
+    /// `message`'s group, deduplication id and delay as SQS takes them: a FIFO
+    /// queue refuses a message without a group (one shared group keeps order when
+    /// the caller has none to give) and takes no delay of its own.
+    fn attributes(&self, message: &Outgoing) -> (Option<String>, Option<String>, Option<i32>) {
+        if self.fifo {
+            let group = message
+                .group_id
+                .clone()
+                .unwrap_or_else(|| "default".to_owned());
+            return (Some(group), message.dedup_id.clone(), None);
+        }
+        // Round up: "in 1.5 s" must not become 1 s.
+        let delay = message
+            .delay
+            .map(|d| (d.as_millis().div_ceil(1000) as u64).min(MAX_DELAY_SECONDS) as i32);
+        (None, None, delay)
+    }
+
+    /// One `SendMessageBatch` of at most ten messages; the entries it refused.
+    async fn send_batch(&self, messages: Vec<Outgoing>) -> Result<Vec<Outgoing>, QueueError> {
+        let entries = messages
+            .iter()
+            .enumerate()
+            .map(|(i, message)| {
+                let (group, dedup, delay) = self.attributes(message);
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&message.body)
+                    .set_message_group_id(group)
+                    .set_message_deduplication_id(dedup)
+                    .set_delay_seconds(delay)
+                    .build()
+                    .map_err(QueueError::new)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let answer = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(QueueError::new)?;
+        let mut refused = Vec::new();
+        for failed in answer.failed {
+            let again = failed
+                .id
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| messages.get(i));
+            match again {
+                // A sender's fault (a body SQS will not take) never passes on retry.
+                Some(message) if !failed.sender_fault => refused.push(message.clone()),
+                _ => {
+                    return Err(QueueError::new(format!(
+                        "SQS refused a message of a batch: {} ({})",
+                        failed.message.unwrap_or_default(),
+                        failed.code
+                    )));
+                }
+            }
+        }
+        Ok(refused)
+    }
+}
+
 impl Queue for SqsQueue {
     async fn send(&self, message: Outgoing) -> Result<(), QueueError> {
-        let mut request = self
-            .client
+        let (group, dedup, delay) = self.attributes(&message);
+        self.client
             .send_message()
             .queue_url(&self.url)
-            .message_body(message.body);
-        if self.fifo {
-            // A FIFO queue refuses a message without a group; one shared group keeps
-            // order when the caller has none to give. (It takes no delay of its own.)
-            request = request
-                .message_group_id(message.group_id.unwrap_or_else(|| "default".to_owned()))
-                .set_message_deduplication_id(message.dedup_id);
-        } else if let Some(delay) = message.delay {
-            // Round up: "in 1.5 s" must not become 1 s.
-            let seconds = delay.as_millis().div_ceil(1000) as u64;
-            request = request.delay_seconds(seconds.min(MAX_DELAY_SECONDS) as i32);
+            .message_body(message.body)
+            .set_message_group_id(group)
+            .set_message_deduplication_id(dedup)
+            .set_delay_seconds(delay)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(QueueError::new)
+    }
+
+    /// In batches of up to ten messages and 256 KiB; entries SQS refused for its
+    /// own reasons are sent again a few times.
+    async fn send_all(&self, messages: Vec<Outgoing>) -> Result<(), QueueError> {
+        let mut batch: Vec<Outgoing> = Vec::new();
+        let mut bytes = 0;
+        let mut batches = Vec::new();
+        for message in messages {
+            let size = message.body.len();
+            if batch.len() == BATCH_MESSAGES || (bytes + size > BATCH_BYTES && !batch.is_empty()) {
+                batches.push(std::mem::take(&mut batch));
+                bytes = 0;
+            }
+            bytes += size;
+            batch.push(message);
         }
-        request.send().await.map(|_| ()).map_err(QueueError::new)
+        batches.extend((!batch.is_empty()).then_some(batch));
+        for mut batch in batches {
+            for attempt in 0..=BATCH_RETRIES {
+                batch = self.send_batch(batch).await?;
+                if batch.is_empty() {
+                    break;
+                }
+                if attempt == BATCH_RETRIES {
+                    return Err(QueueError::new(format!(
+                        "SQS refused {} messages of a batch {} times",
+                        batch.len(),
+                        BATCH_RETRIES + 1
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! The library's ports on the local store: a [`Queue`] per queue name, and the
 //! [`StateStore`].
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use ghl_capi::ports::queue::{Outgoing, Queue, QueueError};
@@ -27,6 +28,13 @@ impl Queue for LocalQueue {
                 (message.group_id.as_deref(), message.dedup_id.as_deref()),
                 message.delay.unwrap_or_default(),
             )
+            .map_err(QueueError::new)
+    }
+
+    /// All in one transaction: a restart never finds half of them queued.
+    async fn send_all(&self, messages: Vec<Outgoing>) -> Result<(), QueueError> {
+        self.store
+            .send_all(self.name, &messages)
             .map_err(QueueError::new)
     }
 }
@@ -82,5 +90,13 @@ impl StateStore for LocalState {
 
     async fn delete_record(&self, key: &str) -> Result<(), StateError> {
         self.0.delete_record(key).map_err(failed)
+    }
+
+    async fn marked(&self, keys: &[String]) -> Result<HashSet<String>, StateError> {
+        self.0.marked(keys).map_err(failed)
+    }
+
+    async fn mark(&self, keys: &[String], keep: Duration) -> Result<(), StateError> {
+        self.0.mark(keys, keep).map_err(failed)
     }
 }

@@ -4,6 +4,7 @@
 //! timeouts, FIFO groups, five-minute deduplication, a dead-letter queue after too
 //! many receives) and the state store.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use chrono::DateTime;
 use ghl_capi::jobs::{EnrichJob, History, LetterMessage};
 use ghl_capi::ops::redrive::{GaveUp, read};
-use ghl_capi::ports::queue::Record;
+use ghl_capi::ports::queue::{Outgoing, Record};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// The dead-letter queue's name.
@@ -115,23 +116,37 @@ impl Store {
         (group_id, dedup_id): (Option<&str>, Option<&str>),
         delay: Duration,
     ) -> Result<(), StoreError> {
+        let message = Outgoing {
+            body: body.to_owned(),
+            group_id: group_id.map(str::to_owned),
+            dedup_id: dedup_id.map(str::to_owned),
+            delay: Some(delay),
+        };
+        self.send_all(queue, std::slice::from_ref(&message))
+    }
+
+    /// Queues `messages` as [`Store::send`] does, all or none (one transaction).
+    pub fn send_all(&self, queue: &str, messages: &[Outgoing]) -> Result<(), StoreError> {
         let mut db = self.lock();
         let tx = db.transaction()?;
         let now = now_ms();
-        if let Some(dedup) = dedup_id {
-            tx.execute("DELETE FROM dedup WHERE expires_at <= ?1", params![now])?;
-            let fresh = tx.execute(
-                "INSERT OR IGNORE INTO dedup (queue, dedup_id, expires_at) VALUES (?1, ?2, ?3)",
-                params![queue, dedup, now + DEDUP_WINDOW_MS],
-            )?;
-            if fresh == 0 {
-                return Ok(());
+        tx.execute("DELETE FROM dedup WHERE expires_at <= ?1", params![now])?;
+        for message in messages {
+            if let Some(dedup) = &message.dedup_id {
+                let fresh = tx.execute(
+                    "INSERT OR IGNORE INTO dedup (queue, dedup_id, expires_at) VALUES (?1, ?2, ?3)",
+                    params![queue, dedup, now + DEDUP_WINDOW_MS],
+                )?;
+                if fresh == 0 {
+                    continue;
+                }
             }
+            let delay = message.delay.unwrap_or_default().as_millis() as i64;
+            tx.execute(
+                "INSERT INTO messages (queue, body, group_id, sent_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![queue, message.body, message.group_id, now, now + delay],
+            )?;
         }
-        tx.execute(
-            "INSERT INTO messages (queue, body, group_id, sent_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![queue, body, group_id, now, now + delay.as_millis() as i64],
-        )?;
         tx.commit()?;
         Ok(())
     }
@@ -331,6 +346,41 @@ impl Store {
     pub(crate) fn delete_record(&self, key: &str) -> Result<(), StoreError> {
         self.lock()
             .execute("DELETE FROM records WHERE key = ?1", params![key])?;
+        Ok(())
+    }
+
+    /// Of `keys`, those kept as records (and not run out).
+    pub(crate) fn marked(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
+        let db = self.lock();
+        let mut query =
+            db.prepare_cached("SELECT 1 FROM records WHERE key = ?1 AND expires_at > ?2")?;
+        let now = now_ms();
+        let mut found = HashSet::new();
+        for key in keys {
+            if query
+                .query_row(params![key, now], |_| Ok(()))
+                .optional()?
+                .is_some()
+            {
+                found.insert(key.clone());
+            }
+        }
+        Ok(found)
+    }
+
+    /// Keeps each of `keys` as an empty record for `keep`, all or none.
+    pub(crate) fn mark(&self, keys: &[String], keep: Duration) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut db = self.lock();
+        let tx = db.transaction()?;
+        tx.execute("DELETE FROM records WHERE expires_at <= ?1", params![now])?;
+        for key in keys {
+            tx.execute(
+                "INSERT OR REPLACE INTO records (key, text, expires_at) VALUES (?1, '', ?2)",
+                params![key, now + keep.as_millis() as i64],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 

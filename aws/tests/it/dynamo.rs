@@ -89,3 +89,27 @@ async fn a_job_marked_done_stays_done_and_expires_in_time() {
         "kept past SQS's 14-day retention, then dropped by TTL"
     );
 }
+
+#[tokio::test]
+async fn marks_are_read_and_written_many_at_once_and_run_out() {
+    let client = client();
+    let state = DynamoState::new(client.clone(), table(&client).await);
+    // More than one BatchGetItem (100) and BatchWriteItem (25) holds.
+    let keys: Vec<String> = (0..230).map(|i| format!("sent#1#e{i}")).collect();
+    assert!(state.marked(&keys).await.expect("read").is_empty());
+    let hour = std::time::Duration::from_secs(3600);
+    state.mark(&keys[..150], hour).await.expect("written");
+    let found = state.marked(&keys).await.expect("read");
+    assert_eq!(found.len(), 150);
+    assert!(found.contains("sent#1#e0") && found.contains("sent#1#e149"));
+    assert!(!found.contains("sent#1#e150"));
+    state
+        .mark(&keys[200..], std::time::Duration::ZERO)
+        .await
+        .expect("written");
+    assert_eq!(
+        state.marked(&keys[200..]).await.expect("read").len(),
+        0,
+        "a mark past its time is gone, whatever the table's TTL sweep"
+    );
+}

@@ -197,3 +197,37 @@ async fn a_redrive_policy_moves_a_message_received_too_often_to_its_dead_letter_
     assert!(letter.letter.history.attempts >= 2, "{letter:?}");
     assert!(letter.letter.history.first_failure.is_some(), "{letter:?}");
 }
+
+#[tokio::test]
+async fn many_messages_go_in_batches_of_ten_and_arrive_whole() {
+    let client = client();
+    for fifo in [false, true] {
+        let url = queue(&client, fifo).await;
+        let sqs = SqsQueue::new(client.clone(), &url);
+        // Big enough bodies that size, not count, closes some batches (256 KiB).
+        let messages: Vec<Outgoing> = (0..25)
+            .map(|i| Outgoing {
+                body: format!("{i:02}{}", "x".repeat(if i < 5 { 100_000 } else { 10 })),
+                group_id: Some(format!("g{i}")),
+                dedup_id: Some(format!("d{i}")),
+                delay: None,
+            })
+            .collect();
+        sqs.send_all(messages).await.expect("sent");
+        let mut got = Vec::new();
+        loop {
+            let batch = receive(&client, &url).await;
+            if batch.is_empty() {
+                break;
+            }
+            got.extend(
+                batch
+                    .iter()
+                    .map(|m| m.body().unwrap_or_default()[..2].to_owned()),
+            );
+        }
+        got.sort();
+        let expected: Vec<String> = (0..25).map(|i| format!("{i:02}")).collect();
+        assert_eq!(got, expected, "fifo: {fifo}");
+    }
+}

@@ -181,6 +181,13 @@ fn every_queue_a_function_sends_to_is_one_its_policy_allows() {
             );
         }
     }
+    // Dispatch marks the events Meta took, many at once.
+    for action in ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"] {
+        assert!(
+            allows(&t, "DispatchFunction", action, "StateTable.Arn"),
+            "{action}"
+        );
+    }
 }
 
 #[test]

@@ -219,3 +219,19 @@ fn what_a_stopped_run_had_in_hand_is_released_at_the_next_start() {
     assert_eq!(store.release_in_hand().expect("released"), 1);
     assert_eq!(bodies(&store, 10), ["in-hand"], "a retry delay is kept");
 }
+
+#[tokio::test]
+async fn marks_are_kept_many_at_once_and_several_messages_queue_all_or_none() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("s.db")).expect("open");
+    let state = LocalState(store.clone());
+    let keys: Vec<String> = (0..50).map(|i| format!("sent#1#e{i}")).collect();
+    state
+        .mark(&keys[..30], Duration::from_secs(60))
+        .await
+        .expect("written");
+    assert_eq!(state.marked(&keys).await.expect("read").len(), 30);
+    let messages: Vec<Outgoing> = (0..4).map(|i| Outgoing::new(format!("m{i}"))).collect();
+    store.send_all("q", &messages).expect("queued");
+    assert_eq!(bodies(&store, 10), ["m0", "m1", "m2", "m3"]);
+}

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use super::{Delivery, deliver};
 use crate::batch::{self, Ids, Outcome, Queues, Reason, Retry};
 use crate::capi::{EventsApi, ServerEvent, validate};
+use crate::error::chain;
 use crate::hold::breaker::{Breakers, Gate};
 use crate::hold::{Decision, HELD_TOO_LONG, HoldPolicy, Partner, code};
 use crate::jobs::{DeadLetter, DispatchJob, Stage};
@@ -94,11 +95,26 @@ impl<A: EventsApi, S: StateStore, Q: Queue> DispatchConsumer<'_, A, S, Q> {
                     format!("the mapping has no pixel named {}", job.pixel),
                 )),
                 (Ok(()), Some(pixel)) => {
-                    by_pixel
+                    let jobs = &mut by_pixel
                         .entry(&pixel.name)
                         .or_insert_with(|| (pixel, Vec::new()))
-                        .1
-                        .push((record, job));
+                        .1;
+                    // SQS may deliver a message twice, even in one batch: the event
+                    // goes once, and the copy is done with it.
+                    let copy = job.event.event_id.is_some()
+                        && jobs
+                            .iter()
+                            .any(|(_, j)| j.event.event_id == job.event.event_id);
+                    if copy {
+                        tracing::info!(
+                            message_id = record.message_id,
+                            source = job.source,
+                            event_id = job.event.event_id,
+                            "a second copy of an event in this batch: sent once"
+                        );
+                    } else {
+                        jobs.push((record, job));
+                    }
                     continue;
                 }
             };
@@ -119,14 +135,17 @@ impl<A: EventsApi, S: StateStore, Q: Queue> DispatchConsumer<'_, A, S, Q> {
         }
         let mut breakers = Breakers::new(self.state, self.policy, Partner::Meta);
         for (pixel, jobs) in by_pixel.into_values() {
+            let jobs = self.unsent(pixel, jobs).await;
             let outcomes = self.pixel(&mut breakers, pixel, &jobs, now).await;
             let mut delivered = 0;
             let mut oldest_lag = 0;
+            let mut sent = Vec::new();
             for ((record, job), outcome) in jobs.iter().zip(outcomes) {
                 if outcome == Outcome::Done {
                     // From the change in GHL to Meta's acknowledgement.
                     delivered += 1;
                     oldest_lag = oldest_lag.max((now.timestamp() - job.event.event_time).max(0));
+                    sent.extend(sent_key(pixel, job));
                 }
                 failed.extend(
                     batch::settle(
@@ -143,8 +162,51 @@ impl<A: EventsApi, S: StateStore, Q: Queue> DispatchConsumer<'_, A, S, Q> {
             if delivered > 0 {
                 crate::telemetry::events_sent(delivered, oldest_lag);
             }
+            if sent.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.state.mark(&sent, SENT_FOR).await {
+                // Meta took them; should one come again, Meta drops the repeat by its id.
+                tracing::warn!(pixel = pixel.name, events = sent.len(), error = %chain(&e), "cannot mark events as sent");
+            }
         }
         failed
+    }
+
+    /// `jobs` less those whose event Meta already took (a job queued twice, after a
+    /// retried enrichment or a redelivery): those are done, and not sent again. If
+    /// the marks cannot be read, all are sent (Meta drops a repeat by its id).
+    async fn unsent<'j>(
+        &self,
+        pixel: &Pixel,
+        jobs: Vec<(&'j Record, DispatchJob)>,
+    ) -> Vec<(&'j Record, DispatchJob)> {
+        let keys: Vec<String> = jobs
+            .iter()
+            .filter_map(|(_, job)| sent_key(pixel, job))
+            .collect();
+        let taken = match self.state.marked(&keys).await {
+            Ok(taken) => taken,
+            Err(e) => {
+                tracing::warn!(pixel = pixel.name, error = %chain(&e), "cannot read which events were sent; sending all");
+                return jobs;
+            }
+        };
+        jobs.into_iter()
+            .filter(|(record, job)| {
+                let again = sent_key(pixel, job).is_some_and(|k| taken.contains(&k));
+                if again {
+                    tracing::info!(
+                        message_id = record.message_id,
+                        source = job.source,
+                        event_id = job.event.event_id,
+                        pixel = pixel.name,
+                        "Meta took this event already: not sent again"
+                    );
+                }
+                !again
+            })
+            .collect()
     }
 
     /// The outcome of each of one pixel's jobs: sent, unless its breaker holds
@@ -265,6 +327,16 @@ impl<A: EventsApi, S: StateStore, Q: Queue> DispatchConsumer<'_, A, S, Q> {
             }
         }
     }
+}
+
+/// How long an event Meta took is remembered: past the 7 days Meta takes an
+/// event's time back.
+const SENT_FOR: Duration = Duration::from_secs(8 * 24 * 3600);
+
+/// The mark of `job`'s event sent to `pixel`'s dataset, when it has an id.
+fn sent_key(pixel: &Pixel, job: &DispatchJob) -> Option<String> {
+    let id = job.event.event_id.as_deref()?;
+    Some(format!("sent#{}#{id}", pixel.dataset_id))
 }
 
 /// What spreads one event's waits from another's.

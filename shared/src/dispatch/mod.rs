@@ -14,7 +14,7 @@ pub mod consumer;
 pub mod tokens;
 
 use crate::capi::answer::{Disposition, classify};
-use crate::capi::{EventRequest, EventsApi, MAX_BATCH, ServerEvent};
+use crate::capi::{EventRequest, EventsApi, MAX_BATCH, ServerEvent, TransportError};
 use crate::error::chain;
 
 /// What became of one event.
@@ -65,6 +65,11 @@ pub async fn deliver(
         };
         let disposition = match api.post(dataset_id, &request).await {
             Ok(answer) => classify(answer.status, &answer.body),
+            // No token to send with: a person must store one; held as Meta's
+            // refusal of a token would be.
+            Err(missing @ TransportError::NoToken { .. }) => Disposition::Condemned {
+                reason: chain(&missing),
+            },
             Err(transport) => Disposition::Retry {
                 reason: chain(&transport),
             },

@@ -118,10 +118,10 @@ impl<S: SecretStore> PixelTokens for MappingTokens<S> {
         let token = match read(pixel, &self.store, refused).await {
             Ok(token) => Some(token),
             Err(e) => {
-                tracing::error!(
+                tracing::warn!(
                     pixel = pixel.name,
                     error = %chain(&e),
-                    "no Conversions API token for this pixel: its events are held until one is stored"
+                    "cannot read this pixel's Conversions API token"
                 );
                 None
             }

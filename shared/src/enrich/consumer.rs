@@ -15,13 +15,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{Enriched, Enricher, remember};
-use crate::batch::{self, Ids, Outcome, Queues, Reason, Retry, send_json};
+use crate::batch::{self, Ids, Outcome, Queues, Reason, Retry};
 use crate::error::chain;
 use crate::ghl::GhlReader;
 use crate::hold::{Decision, HELD_TOO_LONG, HoldPolicy};
 use crate::jobs::{DeadLetter, EnrichJob, History, Stage};
 use crate::mapping::Mapping;
-use crate::ports::queue::{Queue, Record};
+use crate::ports::queue::{Outgoing, Queue, QueueError, Record};
 use crate::ports::state::StateStore;
 
 /// The enrichment stage over its ports.
@@ -134,13 +134,23 @@ impl<G: GhlReader, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
             } => return self.hold(record, job, reason, after, triggers, now).await,
         };
         let own = |code: &'static str, e: &dyn std::error::Error| Reason::of(code, e);
+        // All in as few calls as the queue takes.
+        let messages = jobs
+            .iter()
+            .map(|out| serde_json::to_string(out).map(Outgoing::new))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(QueueError::new);
+        let sent = match messages {
+            Ok(messages) => self.dispatch.send_all(messages).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            let reason = own("dispatch_queue_failed", &e);
+            return self
+                .hold(record, job, reason, Duration::ZERO, vec![], now)
+                .await;
+        }
         for out in &jobs {
-            if let Err(e) = send_json(self.dispatch, out).await {
-                let reason = own("dispatch_queue_failed", &e);
-                return self
-                    .hold(record, job, reason, Duration::ZERO, vec![], now)
-                    .await;
-            }
             crate::telemetry::event_built(&out.event.event_name);
         }
         for letter in &dead_letters {

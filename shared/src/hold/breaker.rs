@@ -1,7 +1,8 @@
 //! Circuit breakers, one per pixel (Meta) or location (GHL), kept in the state
-//! store so every worker sees them. While a partner fails, its breaker is open: no
-//! work is sent to it but one probe per interval (the interval growing as the
-//! retries' waits do); the first success closes it and everything held resumes.
+//! store so every worker sees them. After [`OPEN_AFTER`] failures in a row (so a
+//! partner failing now and then pauses nothing), the breaker is open: no work is
+//! sent to it but one probe per interval (the interval growing as the retries'
+//! waits do); the first success closes it and everything held resumes.
 //!
 //! A breaker that cannot be read is taken as closed (the partner is tried, and a
 //! failure then holds the work as usual); one that cannot be written is logged.
@@ -16,7 +17,10 @@ use super::{HoldPolicy, Partner};
 use crate::error::chain;
 use crate::ports::state::StateStore;
 
-/// An open breaker, as kept.
+/// Failures in a row that open a breaker.
+pub const OPEN_AFTER: u32 = 3;
+
+/// A breaker that has seen failures, as kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Breaker {
     pub opened_at: DateTime<Utc>,
@@ -97,7 +101,7 @@ impl<'s, S: StateStore> Breakers<'s, S> {
     /// breaker is closed, and as a probe once its interval has passed.
     pub async fn gate(&mut self, name: &str, now: DateTime<Utc>) -> Gate {
         match self.current(name).await {
-            Some(b) if now < b.next_probe => Gate::Paused {
+            Some(b) if b.failures >= OPEN_AFTER && now < b.next_probe => Gate::Paused {
                 until: b.next_probe,
                 code: self.partner.code(&b.code),
                 cause: b.cause,
@@ -106,12 +110,15 @@ impl<'s, S: StateStore> Breakers<'s, S> {
         }
     }
 
-    /// The partner failed `name`'s work for a reason that holds it: the breaker
-    /// opens (or stays open), its next probe one wait later.
+    /// The partner failed `name`'s work for a reason that holds it: one more
+    /// failure in a row; at [`OPEN_AFTER`] the breaker opens (or stays open), its
+    /// next probe one wait later.
     pub async fn failed(&mut self, name: &str, code: &str, cause: &str, now: DateTime<Utc>) {
         let opened = self.current(name).await;
         let failures = opened.as_ref().map_or(0, |b| b.failures) + 1;
-        let wait = self.policy.wait(failures, name);
+        let wait = self
+            .policy
+            .wait(failures.saturating_sub(OPEN_AFTER) + 1, name);
         let breaker = Breaker {
             opened_at: opened.as_ref().map_or(now, |b| b.opened_at),
             failures,
@@ -119,7 +126,7 @@ impl<'s, S: StateStore> Breakers<'s, S> {
             code: code.to_owned(),
             cause: cause.to_owned(),
         };
-        if opened.is_none() {
+        if failures == OPEN_AFTER {
             tracing::error!(
                 partner = self.partner.name(),
                 name,
@@ -140,16 +147,19 @@ impl<'s, S: StateStore> Breakers<'s, S> {
         let Some(breaker) = self.current(name).await else {
             return;
         };
+        let was_open = breaker.failures >= OPEN_AFTER;
         if let Err(e) = self.state.delete_record(&self.key(name)).await {
             tracing::warn!(partner = self.partner.name(), name, error = %chain(&e), "cannot close the breaker");
         }
-        tracing::warn!(
-            partner = self.partner.name(),
-            name,
-            failures = breaker.failures,
-            paused_seconds = (now - breaker.opened_at).num_seconds(),
-            "the partner is back: held work resumes"
-        );
+        if was_open {
+            tracing::warn!(
+                partner = self.partner.name(),
+                name,
+                failures = breaker.failures,
+                paused_seconds = (now - breaker.opened_at).num_seconds(),
+                "the partner is back: held work resumes"
+            );
+        }
         self.seen.insert(name.to_owned(), None);
     }
 
@@ -178,6 +188,16 @@ mod tests {
         let now: DateTime<Utc> = "2026-12-01T10:00:00Z".parse().expect("time");
         let mut breakers = Breakers::new(&state, policy, Partner::Meta);
         assert_eq!(breakers.gate("main", now).await, Gate::Go);
+        for _ in 1..OPEN_AFTER {
+            breakers
+                .failed("main", "meta_unavailable", "503", now)
+                .await;
+            assert_eq!(
+                breakers.gate("main", now).await,
+                Gate::Go,
+                "a failure now and then pauses nothing"
+            );
+        }
         breakers
             .failed("main", "meta_unavailable", "503", now)
             .await;

@@ -5,9 +5,9 @@
 //!   doubling, to at most [`HoldPolicy::cap`] (about 15 minutes: the longest delay
 //!   SQS gives a message), each wait jittered (by up to a quarter) so held work does
 //!   not return at once.
-//! - While a partner keeps failing, a circuit breaker per pixel (Meta) or location
-//!   (GHL) stops every try but one probe per interval ([`breaker`]); when the probe
-//!   succeeds, all held work resumes.
+//! - While a partner keeps failing (three times in a row), a circuit breaker per
+//!   pixel (Meta) or location (GHL) stops every try but one probe per interval
+//!   ([`breaker`]); when the probe succeeds, all held work resumes.
 //! - An outage is held for [`HoldPolicy::outage_limit`] (4 days by default), a token
 //!   or permission problem, which a person must fix, for
 //!   [`HoldPolicy::token_limit`] (7 days). Only then does the work become a dead

@@ -81,6 +81,21 @@ impl QueueError {
 pub trait Queue: Send + Sync {
     /// Sends one message; `Ok` means it is stored durably.
     fn send(&self, message: Outgoing) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Sends several; `Ok` means all are stored. One by one unless the adapter can
+    /// send several in one call. On `Err` some may be stored: receivers must take
+    /// a message twice calmly (every job is idempotent by its id).
+    fn send_all(
+        &self,
+        messages: Vec<Outgoing>,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send {
+        async move {
+            for message in messages {
+                self.send(message).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 #[cfg(any(test, feature = "test-util"))]

@@ -1,8 +1,10 @@
 //! The state port: what the stages remember. Per contact, the tags last seen; per
-//! job, that it was done (beyond a queue's own deduplication window); and records
-//! kept for a while under a key (a partner's circuit breaker, a held job's history).
+//! job, that it was done (beyond a queue's own deduplication window); records kept
+//! for a while under a key (a partner's circuit breaker, a held job's history); and
+//! marks, many at once (the events Meta took).
 //! DynamoDB on AWS, SQLite locally.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -53,6 +55,18 @@ pub trait StateStore: Send + Sync {
         keep: Duration,
     ) -> impl Future<Output = Result<(), StateError>> + Send;
     fn delete_record(&self, key: &str) -> impl Future<Output = Result<(), StateError>> + Send;
+    /// Of `keys`, those marked and not run out (many at once: a dispatch batch asks
+    /// about up to 1,000 events).
+    fn marked(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<HashSet<String>, StateError>> + Send;
+    /// Marks each of `keys` for `keep`.
+    fn mark(
+        &self,
+        keys: &[String],
+        keep: Duration,
+    ) -> impl Future<Output = Result<(), StateError>> + Send;
 }
 
 #[cfg(any(test, feature = "test-util"))]
@@ -138,6 +152,25 @@ mod memory {
 
         async fn delete_record(&self, key: &str) -> Result<(), StateError> {
             self.records.lock().map_err(poisoned)?.remove(key);
+            Ok(())
+        }
+
+        async fn marked(&self, keys: &[String]) -> Result<HashSet<String>, StateError> {
+            let records = self.records.lock().map_err(poisoned)?;
+            let now = Instant::now();
+            Ok(keys
+                .iter()
+                .filter(|k| records.get(*k).is_some_and(|(_, until)| *until > now))
+                .cloned()
+                .collect())
+        }
+
+        async fn mark(&self, keys: &[String], keep: Duration) -> Result<(), StateError> {
+            let until = Instant::now() + keep;
+            let mut records = self.records.lock().map_err(poisoned)?;
+            for key in keys {
+                records.insert(key.clone(), (String::new(), until));
+            }
             Ok(())
         }
     }

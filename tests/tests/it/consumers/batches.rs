@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use ghl_capi::ghl::GhlError;
+use ghl_capi::hold::breaker::OPEN_AFTER;
 use ghl_capi::jobs::DispatchJob;
 use ghl_capi::ports::queue::Record;
 use ghl_capi_tests::fakes::{FakeGhl, FakeMeta};
@@ -195,17 +196,55 @@ async fn token_trouble_and_outages_hold_every_event_with_its_history_and_pause_t
                 .all(|w| w.is_some_and(|w| w >= Duration::from_millis(1_500))),
             "{waits:?}"
         );
-        // The pixel is paused: the held events come back, and Meta is not asked.
-        let again: Vec<Record> = stages
-            .source
-            .sent()
-            .iter()
-            .map(|m| Record::new("m-again", m.body.clone()))
-            .collect();
-        assert!(stages.send(&meta, &again).await.is_empty());
-        assert_eq!(meta.requests().len(), 1, "no request while paused");
-        let paused: Vec<DispatchJob> = queued(&stages.source)[2..].to_vec();
-        assert!(paused.iter().all(|j| j.history.attempts == 2), "{paused:?}");
+        // Failing again and again, the pixel is paused: the held events come back,
+        // and Meta is not asked.
+        let again = |n: usize| -> Vec<Record> {
+            stages.source.sent()[n..]
+                .iter()
+                .map(|m| Record::new("m-again", m.body.clone()))
+                .collect()
+        };
+        for round in 1..OPEN_AFTER as usize {
+            assert!(stages.send(&meta, &again(2 * (round - 1))).await.is_empty());
+        }
+        assert_eq!(meta.requests().len(), OPEN_AFTER as usize);
+        let held_before = stages.source.sent().len();
+        assert!(stages.send(&meta, &again(held_before - 2)).await.is_empty());
+        assert_eq!(
+            meta.requests().len(),
+            OPEN_AFTER as usize,
+            "no request while paused"
+        );
+        let paused: Vec<DispatchJob> = queued(&stages.source)[held_before..].to_vec();
+        assert!(
+            paused.iter().all(|j| j.history.attempts == OPEN_AFTER + 1),
+            "{paused:?}"
+        );
         assert!(stages.dead.sent().is_empty(), "nothing dropped");
     }
+}
+
+#[tokio::test]
+async fn an_event_delivered_twice_in_one_batch_is_sent_once() {
+    let (meta, stages) = (FakeMeta::default(), Stages::default());
+    let first = dispatch_record("e1", "Lead", "main", "2026-11-20T12:00:00Z");
+    let mut copy = first.clone();
+    copy.message_id = "m-e1-again".into();
+    let failed = stages.send(&meta, &[first, copy]).await;
+    assert!(failed.is_empty(), "both copies are done with");
+    assert_eq!(meta.delivered(), ["e1"]);
+}
+
+#[tokio::test]
+async fn an_event_meta_took_is_not_sent_again_when_its_job_comes_twice() {
+    let (meta, stages) = (FakeMeta::default(), Stages::default());
+    let job = dispatch_record("e1", "Lead", "main", "2026-11-20T12:00:00Z");
+    // Queued again later (an enrichment retried after its jobs were queued, or a
+    // redelivery): a new message for the same event.
+    let mut again = job.clone();
+    again.message_id = "m-e1-requeued".into();
+    for record in [job, again] {
+        assert!(stages.send(&meta, &[record]).await.is_empty());
+    }
+    assert_eq!(meta.delivered(), ["e1"], "Meta got it once");
 }

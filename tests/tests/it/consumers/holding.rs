@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration as Span, Utc};
 use ghl_capi::batch::Retry;
 use ghl_capi::ghl::GhlError;
 use ghl_capi::hold::HELD_TOO_LONG;
+use ghl_capi::hold::breaker::OPEN_AFTER;
 use ghl_capi::jobs::{DispatchJob, LetterMessage, Stage};
 use ghl_capi::ports::queue::Record;
 use ghl_capi_tests::fakes::{FakeGhl, FakeMeta};
@@ -135,9 +136,15 @@ async fn a_refusal_of_the_whole_request_holds_the_batch_in_one_request_without_s
             stages.dead.sent().is_empty(),
             "{error}: a person fixes this; nothing is lost"
         );
-        // The pixel is paused: what comes back before the probe asks Meta nothing.
+        // Refused again and again, the pixel is paused: what comes back before
+        // the probe asks Meta nothing.
+        for _ in 1..OPEN_AFTER {
+            assert!(stages.send(&meta, &records[..10]).await.is_empty());
+        }
+        let asked = meta.sizes().len();
+        assert_eq!(asked, OPEN_AFTER as usize, "{error}");
         assert!(stages.send(&meta, &records[..10]).await.is_empty());
-        assert_eq!(meta.sizes().len(), 1, "{error}");
+        assert_eq!(meta.sizes().len(), asked, "{error}");
     }
 }
 
