@@ -5,6 +5,7 @@
 //! - [`fakes`]: GHL and Meta in memory, behind the library's ports;
 //! - [`stand_in`]: Meta and GHL as local HTTP servers that check what we send;
 //! - [`signing`]: a webhook signing key of the tests' own;
+//! - [`soak`]: the outage soak's workload and accounting, for both modes;
 //! - [`moto`]: clients of the real AWS SDK pointed at the `moto_server` that
 //!   `scripts/test.sh` starts.
 
@@ -13,6 +14,7 @@ pub mod fixtures;
 pub mod moto;
 pub mod reference;
 pub mod signing;
+pub mod soak;
 pub mod stand_in;
 
 pub use reference::{read_reference, reference, reference_dir, reference_jsonl};

@@ -94,14 +94,36 @@ pub async fn state_table(client: &aws_sdk_dynamodb::Client) -> String {
 /// Up to 10 messages of the queue at `url`, with every system attribute (the FIFO
 /// group among them).
 pub async fn receive(client: &aws_sdk_sqs::Client, url: &str) -> Vec<Message> {
+    receive_hidden(client, url, None).await
+}
+
+/// Up to 10 messages, each hidden for `visibility_seconds` (the queue's own
+/// visibility timeout when `None`).
+pub async fn receive_hidden(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    visibility_seconds: Option<i32>,
+) -> Vec<Message> {
     client
         .receive_message()
         .queue_url(url)
         .max_number_of_messages(10)
+        .set_visibility_timeout(visibility_seconds)
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()
         .await
         .expect("received")
         .messages
         .unwrap_or_default()
+}
+
+/// Creates the secret `name` holding `value`.
+pub async fn secret(client: &aws_sdk_secretsmanager::Client, name: &str, value: &str) {
+    client
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("secret created");
 }

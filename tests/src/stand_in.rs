@@ -1,7 +1,9 @@
 //! Meta and GHL as local HTTP servers (wiremock) that check what we send and can
 //! fail the way the real ones do.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ghl_capi::capi::client::DEFAULT_API_VERSION;
 use serde_json::{Value, json};
@@ -11,12 +13,40 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 /// Meta's Conversions API as it behaves: one invalid event (named `Refused`, or a
 /// `Purchase` without `custom_data`) refuses the whole request with code 100; a
 /// request with another token than the expected one is refused with code 190; it
-/// can be down (`503`) for the next few requests. Every request it took is kept.
+/// can be down (`503`) for the next few requests or for a while, and fail every
+/// n-th request with a `500`. Every request it took is kept.
 #[derive(Debug, Clone, Default)]
 pub struct MetaStandIn {
     requests: Arc<Mutex<Vec<Value>>>,
     outages: Arc<Mutex<u32>>,
+    faults: Arc<Faults>,
     token: Option<String>,
+}
+
+/// Failures a stand-in injects: down until a time, and every n-th request.
+#[derive(Debug, Default)]
+struct Faults {
+    down_until: Mutex<Option<Instant>>,
+    every: AtomicU64,
+    seen: AtomicU64,
+}
+
+impl Faults {
+    /// Whether this request fails: while down, or as the n-th.
+    fn fail(&self) -> bool {
+        let n = self.seen.fetch_add(1, Ordering::Relaxed) + 1;
+        let every = self.every.load(Ordering::Relaxed);
+        let down = self
+            .down_until
+            .lock()
+            .expect("lock")
+            .is_some_and(|until| Instant::now() < until);
+        down || (every > 0 && n.is_multiple_of(every))
+    }
+
+    fn down_for(&self, outage: Duration) {
+        *self.down_until.lock().expect("lock") = Some(Instant::now() + outage);
+    }
 }
 
 impl MetaStandIn {
@@ -40,6 +70,16 @@ impl MetaStandIn {
     /// The next `n` requests get `503`.
     pub fn fail_next(&self, n: u32) {
         *self.outages.lock().expect("lock") = n;
+    }
+
+    /// From now on, every `n`-th request gets `500` (5: a fifth of them).
+    pub fn fail_every(&self, n: u64) {
+        self.faults.every.store(n, Ordering::Relaxed);
+    }
+
+    /// Every request gets `503` for `outage` from now.
+    pub fn down_for(&self, outage: Duration) {
+        self.faults.down_for(outage);
     }
 
     /// Every request Meta took (answered `200`), in order.
@@ -70,6 +110,9 @@ impl Respond for MetaStandIn {
                 *outages -= 1;
                 return ResponseTemplate::new(503);
             }
+        }
+        if self.faults.fail() {
+            return ResponseTemplate::new(500).set_body_string("<html>Internal error</html>");
         }
         let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
             return refusal(100, None, "the body is not JSON");
@@ -113,4 +156,89 @@ pub async fn ghl_serves(server: &MockServer, contact: &Value, token: &str) {
         )
         .mount(server)
         .await;
+}
+
+/// GHL's contacts API for any number of contacts: `GET /contacts/{id}` answers a
+/// contact made from its id (`{id}@example.com`, tagged `vip`) to requests with the
+/// token and version header it requires; ids starting `gone-` are `404`. It can be
+/// down (`503`) for a while and rate-limit every n-th request (`429` with GHL's
+/// headers and a scaled interval).
+#[derive(Debug, Clone)]
+pub struct GhlStandIn {
+    token: String,
+    faults: Arc<Faults>,
+    /// The interval a `429` asks to wait.
+    interval: Duration,
+}
+
+impl GhlStandIn {
+    pub fn new(token: &str) -> Self {
+        GhlStandIn {
+            token: token.to_owned(),
+            faults: Arc::default(),
+            interval: Duration::from_millis(200),
+        }
+    }
+
+    pub async fn mount(&self, server: &MockServer) {
+        Mock::given(method("GET"))
+            .respond_with(self.clone())
+            .mount(server)
+            .await;
+    }
+
+    /// From now on, every `n`-th request is rate-limited.
+    pub fn rate_limit_every(&self, n: u64) {
+        self.faults.every.store(n, Ordering::Relaxed);
+    }
+
+    /// Every request gets `503` for `outage` from now.
+    pub fn down_for(&self, outage: Duration) {
+        self.faults.down_for(outage);
+    }
+
+    /// Requests answered so far, failures included.
+    pub fn requests(&self) -> u64 {
+        self.faults.seen.load(Ordering::Relaxed)
+    }
+}
+
+impl Respond for GhlStandIn {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let authorized = request
+            .headers
+            .get("authorization")
+            .is_some_and(|v| v.as_bytes() == format!("Bearer {}", self.token).as_bytes());
+        if !authorized || request.headers.get("version").is_none() {
+            return ResponseTemplate::new(401).set_body_json(json!({"message": "Unauthorized"}));
+        }
+        let down = self
+            .faults
+            .down_until
+            .lock()
+            .expect("lock")
+            .is_some_and(|until| Instant::now() < until);
+        if self.faults.fail() && !down {
+            return ResponseTemplate::new(429)
+                .insert_header("X-RateLimit-Remaining", "0")
+                .insert_header(
+                    "X-RateLimit-Interval-Milliseconds",
+                    self.interval.as_millis().to_string(),
+                );
+        }
+        if down {
+            return ResponseTemplate::new(503).set_body_string("Service Unavailable");
+        }
+        let Some(id) = request.url.path().strip_prefix("/contacts/") else {
+            return ResponseTemplate::new(404);
+        };
+        if id.starts_with("gone-") {
+            return ResponseTemplate::new(404)
+                .set_body_json(json!({"message": "Contact not found"}));
+        }
+        let contact = crate::fixtures::contact(id, &format!("{id}@example.com"), &["vip"]);
+        ResponseTemplate::new(200)
+            .insert_header("X-RateLimit-Remaining", "99")
+            .set_body_json(json!({"contact": contact}))
+    }
 }

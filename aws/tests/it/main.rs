@@ -4,8 +4,11 @@
 
 mod common;
 mod dynamo;
+mod holding;
 mod pipeline;
 mod secrets;
+mod soak;
 mod sqs;
+mod stack;
 mod template;
 mod tokens;

@@ -5,274 +5,16 @@
 
 use std::collections::HashMap;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsBatchResponse;
 use chrono::Utc;
-use ghl_capi::settings::{DispatchSettings, EnrichSettings, IntakeSettings};
-use ghl_capi_aws::lambda::{Dispatch, Enrichment, Intake};
-use ghl_capi_tests::fixtures::{self, DATASET, LOCATION, contact, webhook};
-use ghl_capi_tests::stand_in::{MetaStandIn, ghl_serves};
-use ghl_capi_tests::{moto, signing, unique};
-use lambda_http::Body;
+use ghl_capi_tests::fixtures::{LOCATION, contact, webhook};
+use ghl_capi_tests::signing;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use wiremock::matchers::{method, path, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
-const API_KEY: &str = "ck-test-0123456789";
-/// GHL's token for the location, as the stack stores it.
-const GHL_TOKEN: &str = "at-loc1";
-
-/// A whole stack: queues, table and secrets in moto; GHL and Meta stood in for.
-struct Stack {
-    sqs: aws_sdk_sqs::Client,
-    enrich_url: String,
-    dispatch_url: String,
-    dead_url: String,
-    intake: Intake,
-    enrichment: Enrichment,
-    dispatch: Dispatch,
-    meta: MetaStandIn,
-    ghl: MockServer,
-    _graph: MockServer,
-}
-
-/// The stack, with the fixture mapping and `extra` rules.
-async fn stack(extra: &str) -> Stack {
-    let sdk = moto::sdk_config().await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let id = unique("e2e");
-    // Retried messages come back quickly in tests: hidden for 1 s once received.
-    let enrich_url = moto::queue(&sqs, &format!("{id}-enrich.fifo"), Some(1)).await;
-    let dispatch_url = moto::queue(&sqs, &format!("{id}-dispatch"), Some(1)).await;
-    let dead_url = moto::queue(&sqs, &format!("{id}-dead"), Some(1)).await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = moto::state_table(&dynamo).await;
-    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    for (name, value) in [
-        (
-            format!("{id}/ghl/{LOCATION}"),
-            json!({"access_token": GHL_TOKEN}).to_string(),
-        ),
-        (
-            format!("{id}/meta/main"),
-            r#"{"access_token":"EAAB-main","app_secret":"s3cret"}"#.to_owned(),
-        ),
-        (
-            format!("{id}/conversion-keys"),
-            json!([API_KEY]).to_string(),
-        ),
-    ] {
-        secrets
-            .create_secret()
-            .name(name)
-            .secret_string(value)
-            .send()
-            .await
-            .expect("secret");
-    }
-
-    let ghl = MockServer::start().await;
-    let graph = MockServer::start().await;
-    let meta = MetaStandIn::expecting_token("EAAB-main");
-    meta.mount(&graph, DATASET).await;
-
-    let token = format!(r#"{{ secret = "{id}/meta/main" }}"#);
-    let mapping = fixtures::mapping_text_with_token(&token) + extra;
-    let vars: HashMap<&str, String> = HashMap::from([
-        ("GHL_WEBHOOK_ED25519_PUBLIC_KEY", signing::public_pem()),
-        ("GHL_WEBHOOK_ACCEPT_RSA", "false".into()),
-        (
-            "CONVERSION_API_KEYS_SECRET",
-            format!("{id}/conversion-keys"),
-        ),
-        ("ENRICH_QUEUE_URL", enrich_url.clone()),
-        ("DISPATCH_QUEUE_URL", dispatch_url.clone()),
-        ("DEAD_LETTER_QUEUE_URL", dead_url.clone()),
-        ("STATE_TABLE", table),
-        ("MAPPING_TOML", mapping),
-        ("GHL_API_BASE_URL", ghl.uri()),
-        ("GHL_TOKEN_SECRET_PREFIX", format!("{id}/ghl/")),
-        ("GRAPH_API_BASE_URL", graph.uri()),
-        ("HTTP_TIMEOUT_SECONDS", "5".into()),
-        // An hour's hold in seconds: waits from 100 ms (1 s on SQS) to 2 s.
-        ("HOLD_BASE_MS", "100".into()),
-        ("HOLD_CAP_SECONDS", "2".into()),
-    ]);
-    let lookup = |name: &str| vars.get(name).cloned();
-    let intake = Intake::new(
-        IntakeSettings::from_lookup(lookup).expect("intake settings"),
-        &sdk,
-    )
-    .await
-    .expect("intake");
-    let enrichment = Enrichment::new(
-        EnrichSettings::from_lookup(lookup).expect("enrichment settings"),
-        &sdk,
-    )
-    .await
-    .expect("enrichment");
-    let dispatch = Dispatch::new(
-        DispatchSettings::from_lookup(lookup).expect("dispatch settings"),
-        &sdk,
-    )
-    .await
-    .expect("dispatch");
-    Stack {
-        sqs,
-        enrich_url,
-        dispatch_url,
-        dead_url,
-        intake,
-        enrichment,
-        dispatch,
-        meta,
-        ghl,
-        _graph: graph,
-    }
-}
-
-async fn ghl_has(server: &MockServer, contact: &Value) {
-    ghl_serves(server, contact, GHL_TOKEN).await;
-}
-
-impl Stack {
-    async fn post(&self, uri: &str, headers: &[(&str, String)], body: Vec<u8>) -> (u16, Value) {
-        let mut request = lambda_http::http::Request::builder()
-            .method("POST")
-            .uri(uri);
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        let response = self
-            .intake
-            .handle(request.body(Body::Binary(body)).expect("request"))
-            .await;
-        let text = match response.body() {
-            Body::Text(t) => t.clone(),
-            other => panic!("unexpected body {other:?}"),
-        };
-        (
-            response.status().as_u16(),
-            serde_json::from_str(&text).expect("JSON answer"),
-        )
-    }
-
-    async fn deliver(&self, body: Vec<u8>) -> (u16, Value) {
-        let signature = signing::sign(&body);
-        self.post("/webhooks/ghl", &[("x-ghl-signature", signature)], body)
-            .await
-    }
-
-    /// Up to 10 messages as Lambda's SQS event, built from the JSON Lambda sends.
-    async fn receive(&self, url: &str) -> SqsEvent {
-        let messages = moto::receive(&self.sqs, url).await;
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| {
-                let attributes: HashMap<String, String> = m
-                    .attributes()
-                    .map(|a| {
-                        a.iter()
-                            .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
-                    "body": m.body(), "attributes": attributes, "messageAttributes": {},
-                    "eventSource": "aws:sqs", "awsRegion": "us-east-1"})
-            })
-            .collect();
-        serde_json::from_value(json!({"Records": records})).expect("SQS event")
-    }
-
-    async fn delete_done(&self, url: &str, event: &SqsEvent, response: &SqsBatchResponse) {
-        let failed: Vec<&str> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
-        for m in &event.records {
-            if !failed.contains(&m.message_id.as_deref().unwrap_or_default()) {
-                self.sqs
-                    .delete_message()
-                    .queue_url(url)
-                    .receipt_handle(m.receipt_handle.as_deref().unwrap_or_default())
-                    .send()
-                    .await
-                    .expect("deleted");
-            }
-        }
-    }
-
-    /// Messages the queue at `url` holds: visible, in hand and delayed.
-    async fn pending(&self, url: &str) -> u64 {
-        use aws_sdk_sqs::types::QueueAttributeName as A;
-        let answer = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(A::All)
-            .send()
-            .await
-            .expect("attributes");
-        let attributes = answer.attributes.unwrap_or_default();
-        [
-            A::ApproximateNumberOfMessages,
-            A::ApproximateNumberOfMessagesNotVisible,
-            A::ApproximateNumberOfMessagesDelayed,
-        ]
-        .iter()
-        .filter_map(|a| attributes.get(a)?.parse::<u64>().ok())
-        .sum()
-    }
-
-    /// Runs both consumers as Lambda would (deleting what succeeded) until both
-    /// queues hold nothing, waiting out held messages; returns how many batches
-    /// were handled. Gives up (failing the test) after a minute and a half.
-    async fn drain(&self) -> usize {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-        let mut batches = 0;
-        loop {
-            let mut busy = false;
-            for (url, dispatch) in [(&self.enrich_url, false), (&self.dispatch_url, true)] {
-                let event = self.receive(url).await;
-                if event.records.is_empty() {
-                    continue;
-                }
-                busy = true;
-                batches += 1;
-                let response = if dispatch {
-                    self.dispatch.handle(&event).await
-                } else {
-                    self.enrichment.handle(&event).await
-                };
-                self.delete_done(url, &event, &response).await;
-            }
-            if !busy {
-                if self.pending(&self.enrich_url).await + self.pending(&self.dispatch_url).await
-                    == 0
-                {
-                    return batches;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the queues did not drain"
-                );
-                // Held messages reappear after their wait (whole seconds on SQS).
-                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            }
-        }
-    }
-
-    async fn dead_letters(&self) -> Vec<Value> {
-        self.receive(&self.dead_url)
-            .await
-            .records
-            .iter()
-            .map(|m| serde_json::from_str(m.body.as_deref().unwrap_or_default()).expect("json"))
-            .collect()
-    }
-}
+use crate::stack::{API_KEY, ghl_has, stack};
 
 fn sha256(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
@@ -471,8 +213,8 @@ async fn under_injected_faults_every_accepted_webhook_reaches_meta_or_a_dead_let
         .respond_with(ResponseTemplate::new(404))
         .mount(&s.ghl)
         .await;
-    // Meta: down for the first two requests.
-    s.meta.fail_next(2);
+    // Meta: down for the first three requests (enough to pause the pixel).
+    s.meta.fail_next(3);
 
     let accepted = [
         ("wh-ann", webhook("ContactCreate", "wh-ann", ann.clone())),
@@ -542,7 +284,7 @@ async fn under_injected_faults_every_accepted_webhook_reaches_meta_or_a_dead_let
     assert_eq!(emf.count("Requests", &[("Outcome", "bad_signature")]), 1.0);
     assert_eq!(emf.count("GhlRequests", &[("Status", "429")]), 1.0);
     assert_eq!(emf.count("GhlRequests", &[("Status", "404")]), 1.0);
-    assert_eq!(emf.count("GraphRequests", &[("Status", "503")]), 2.0);
+    assert_eq!(emf.count("GraphRequests", &[("Status", "503")]), 3.0);
     assert!(emf.count("GraphRequests", &[("Status", "400")]) >= 1.0);
     assert_eq!(
         emf.count("GraphFailures", &[]),

@@ -15,13 +15,7 @@ fn client() -> Client {
 async fn the_current_value_is_read_cached_and_refreshed_after_rotation() {
     let client = client();
     let name = unique("ghl-capi/meta/main");
-    client
-        .create_secret()
-        .name(&name)
-        .secret_string("EAAB-first")
-        .send()
-        .await
-        .expect("created");
+    ghl_capi_tests::moto::secret(&client, &name, "EAAB-first").await;
     let store = SecretsManager::new(client.clone(), Duration::from_millis(300));
     assert_eq!(store.get(&name).await.expect("read").expose(), "EAAB-first");
 
@@ -57,13 +51,7 @@ async fn a_missing_secret_is_named_and_values_never_show_in_debug() {
 
     let client = client();
     let name = unique("api-keys");
-    client
-        .create_secret()
-        .name(&name)
-        .secret_string("k-live-123")
-        .send()
-        .await
-        .expect("created");
+    ghl_capi_tests::moto::secret(&client, &name, "k-live-123").await;
     let secret = SecretsManager::new(client, Duration::from_secs(60))
         .get(&name)
         .await

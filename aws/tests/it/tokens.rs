@@ -65,13 +65,7 @@ impl Setup {
         let secrets = ghl_capi_tests::moto_client!(aws_sdk_secretsmanager);
         let table = table(&dynamo).await;
         let prefix = format!("{}/ghl/", unique("tok"));
-        secrets
-            .create_secret()
-            .name(format!("{prefix}loc1"))
-            .secret_string(expired())
-            .send()
-            .await
-            .expect("secret");
+        ghl_capi_tests::moto::secret(&secrets, &format!("{prefix}loc1"), &expired()).await;
         Setup {
             secrets,
             dynamo,
@@ -340,14 +334,7 @@ async fn the_scheduled_refresh_renews_what_expires_soon_and_leaves_the_rest() {
             json!({"client_id": "app-1", "client_secret": "shh"}).to_string(),
         ),
     ] {
-        setup
-            .secrets
-            .create_secret()
-            .name(name)
-            .secret_string(value)
-            .send()
-            .await
-            .expect("secret");
+        ghl_capi_tests::moto::secret(&setup.secrets, &name, &value).await;
     }
     setup
         .secrets

@@ -4,4 +4,5 @@
 mod cli;
 mod dlq_sqs;
 mod serve;
+mod soak;
 mod verify;

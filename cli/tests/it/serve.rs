@@ -26,9 +26,9 @@ async fn meta(graph: &MockServer) -> MetaStandIn {
     meta
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Server {
@@ -38,7 +38,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -59,6 +59,18 @@ fn serve_command(data: &Path, mapping: &Path, port: u16) -> Command {
 }
 
 async fn start(data: &Path, mapping: &Path, ghl: &str, graph: &str, port: u16) -> Server {
+    start_with(data, mapping, (ghl, graph), port, &[]).await
+}
+
+/// `serve` on `data` with `mapping`, GHL and Graph at `urls`, and the variables
+/// `extra` beside the usual ones; once it answers `/health`.
+pub(crate) async fn start_with(
+    data: &Path,
+    mapping: &Path,
+    (ghl, graph): (&str, &str),
+    port: u16,
+    extra: &[(String, String)],
+) -> Server {
     let child = serve_command(data, mapping, port)
         .env("GHL_API_BASE_URL", ghl)
         .env("GRAPH_API_BASE_URL", graph)
@@ -66,6 +78,7 @@ async fn start(data: &Path, mapping: &Path, ghl: &str, graph: &str, port: u16) -
         .env("TEST_META_TOKEN", "EAAB-local")
         .env("CONVERSION_API_KEYS", r#"["ck-local"]"#)
         .env("RUST_LOG", "warn")
+        .envs(extra.iter().map(|(k, v)| (k, v)))
         .stderr(Stdio::inherit())
         .spawn()
         .expect("serve starts");
@@ -85,16 +98,45 @@ async fn start(data: &Path, mapping: &Path, ghl: &str, graph: &str, port: u16) -
 }
 
 async fn deliver(server: &Server, body: Vec<u8>) -> u16 {
+    try_deliver(&reqwest::Client::new(), &server.url, body)
+        .await
+        .expect("answered")
+}
+
+/// Posts `body`, signed with the development key, to `url`'s webhook route: the
+/// status, or `None` when nothing answered.
+pub(crate) async fn try_deliver(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Option<u16> {
     let signature = ghl_capi_local::dev::sign(&body);
-    reqwest::Client::new()
-        .post(format!("{}/webhooks/ghl", server.url))
+    let answer = client
+        .post(format!("{url}/webhooks/ghl"))
         .header("x-ghl-signature", signature)
         .body(body)
         .send()
         .await
-        .expect("answered")
-        .status()
-        .as_u16()
+        .ok()?;
+    Some(answer.status().as_u16())
+}
+
+/// The code of each letter in `data`'s dead-letter queue (`dlq list --json`).
+pub(crate) fn letter_codes(data: &Path) -> Vec<String> {
+    let listed = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["dlq", "list", "--json"])
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("dlq list runs");
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| {
+            let letter: Value = serde_json::from_str(l).expect("a JSON letter");
+            letter["code"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
 }
 
 async fn wait_for(meta: &MetaStandIn, n: usize) -> Vec<Value> {
@@ -218,18 +260,7 @@ async fn webhooks_reach_meta_through_serve_once_even_across_a_kill() {
     assert_eq!(ids.len(), 4, "no event twice");
     assert!(ids.contains("order-1"));
 
-    let dead = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
-        .args(["dlq", "list", "--json"])
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .expect("dlq list runs");
-    assert!(dead.status.success());
-    assert!(
-        dead.stdout.is_empty(),
-        "no dead letters: {}",
-        String::from_utf8_lossy(&dead.stdout)
-    );
+    assert!(letter_codes(&data).is_empty(), "no dead letters");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,136 @@
+//! The handlers when what they depend on is missing, slow or wrong: the intake
+//! starts without the app secret and answers GHL in time when SQS hangs; a pixel
+//! token fixed while the dispatch function is warm is used without a restart.
+
+use std::time::Duration;
+
+use ghl_capi::settings::IntakeSettings;
+use ghl_capi_aws::lambda::Intake;
+use ghl_capi_tests::fixtures::{contact, webhook};
+use ghl_capi_tests::signing;
+use lambda_http::Body;
+
+use crate::stack::{Stack, ghl_has, stack};
+
+/// The intake over `sdk`, with the stack's variables and `overrides`.
+async fn intake(
+    s: &Stack,
+    sdk: &aws_config::SdkConfig,
+    overrides: &[(&'static str, &str)],
+) -> Intake {
+    let mut vars = s.vars.clone();
+    vars.extend(
+        overrides
+            .iter()
+            .map(|(name, value)| (*name, (*value).to_owned())),
+    );
+    let settings = IntakeSettings::from_lookup(|n: &str| vars.get(n).cloned()).expect("settings");
+    Intake::new(settings, sdk).await.expect("the intake starts")
+}
+
+async fn call(intake: &Intake, method: &str, uri: &str, body: Vec<u8>) -> u16 {
+    let signature = signing::sign(&body);
+    let request = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("x-ghl-signature", signature)
+        .body(Body::Binary(body))
+        .expect("request");
+    intake.handle(request).await.status().as_u16()
+}
+
+#[tokio::test]
+async fn the_intake_starts_without_the_app_secret_and_only_the_install_route_waits_for_it() {
+    let s = stack("").await;
+    let sdk = ghl_capi_tests::moto::sdk_config().await;
+    let missing = format!("{}/ghl-app", s.id);
+    let intake = intake(&s, &sdk, &[("GHL_APP_SECRET", &missing)]).await;
+    let body = webhook("ContactCreate", "wh-1", contact("c1", "a@example.com", &[]));
+    assert_eq!(call(&intake, "POST", "/webhooks/ghl", body).await, 200);
+    assert_eq!(
+        call(&intake, "GET", "/oauth/callback?code=c&state=s", vec![]).await,
+        503,
+        "an install waits for the app secret; GHL's webhooks do not"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_sqs_is_answered_429_well_inside_the_functions_timeout() {
+    let s = stack("").await;
+    // An endpoint that takes connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let address = silent.local_addr().expect("address");
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(format!("http://{address}"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ));
+    let sdk = ghl_capi_aws::lambda::bounded(loader).load().await;
+    let intake = intake(&s, &sdk, &[]).await;
+    let body = webhook("ContactCreate", "wh-1", contact("c1", "a@example.com", &[]));
+    // The template gives the intake 10 s; a 5xx or a timeout would lose the
+    // delivery under GHL's older retry rules.
+    let status = tokio::time::timeout(
+        Duration::from_secs(10),
+        call(&intake, "POST", "/webhooks/ghl", body),
+    )
+    .await
+    .expect("answered before the function's timeout");
+    assert_eq!(status, 429, "GHL delivers it again");
+    held.abort();
+}
+
+#[tokio::test]
+async fn a_pixel_token_fixed_while_the_function_is_warm_is_used_after_metas_refusal() {
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let s = stack("").await;
+    let name = format!("{}/meta/main", s.id);
+    s.secrets
+        .put_secret_value()
+        .secret_id(&name)
+        .secret_string("EAAB-expired")
+        .send()
+        .await
+        .expect("stored");
+    let ann = contact("c-ann", "ann@example.com", &[]);
+    ghl_has(&s.ghl, &ann).await;
+    assert_eq!(
+        s.deliver(webhook("ContactCreate", "wh-ann", ann)).await.0,
+        200
+    );
+    // Meta refuses the token (190): the event is held, not lost.
+    let enriched = s.receive(&s.enrich_url).await;
+    let response = s.enrichment.handle(&enriched).await;
+    s.delete_done(&s.enrich_url, &enriched, &response).await;
+    let sent = s.receive(&s.dispatch_url).await;
+    let response = s.dispatch.handle(&sent).await;
+    s.delete_done(&s.dispatch_url, &sent, &response).await;
+    assert!(s.meta.events().is_empty());
+    assert!(s.dead_letters().await.is_empty(), "a token problem is held");
+    // A person stores the right token; the warm function reads it again.
+    s.secrets
+        .put_secret_value()
+        .secret_id(&name)
+        .secret_string(r#"{"access_token":"EAAB-main","app_secret":"s3cret"}"#)
+        .send()
+        .await
+        .expect("stored");
+    s.drain().await;
+    let events = s.meta.events();
+    assert_eq!(
+        events.len(),
+        1,
+        "delivered with the fixed token: {events:?}"
+    );
+    assert_eq!(events[0]["event_name"], "Lead");
+    assert!(s.dead_letters().await.is_empty());
+}
