@@ -134,3 +134,33 @@ async fn a_pixel_token_fixed_while_the_function_is_warm_is_used_after_metas_refu
     assert_eq!(events[0]["event_name"], "Lead");
     assert!(s.dead_letters().await.is_empty());
 }
+
+#[tokio::test]
+async fn an_unseen_contacts_first_tag_webhook_is_counted_as_a_baseline_and_fires_nothing() {
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let emf = crate::common::Emf::start();
+    let s = stack("").await;
+    let tagged = contact("c-new", "new@example.com", &["vip"]);
+    let body = webhook("ContactTagUpdate", "wh-tag", tagged.clone());
+    assert_eq!(s.deliver(body).await.0, 200);
+    s.drain().await;
+    assert!(
+        s.meta.events().is_empty(),
+        "which tag changed is unknowable"
+    );
+    assert_eq!(emf.count("TagBaselines", &[]), 1.0);
+    // The next change of that contact is a transition: its new tag fires.
+    let mut later = tagged;
+    later["tags"] = serde_json::json!(["vip", "gold"]);
+    assert_eq!(
+        s.deliver(webhook("ContactTagUpdate", "wh-tag-2", later))
+            .await
+            .0,
+        200
+    );
+    s.drain().await;
+    let events = s.meta.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event_name"], "CompleteRegistration");
+    assert_eq!(events[0]["custom_data"]["content_name"], "gold");
+}

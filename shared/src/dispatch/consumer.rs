@@ -333,10 +333,14 @@ impl<A: EventsApi, S: StateStore, Q: Queue> DispatchConsumer<'_, A, S, Q> {
 /// event's time back.
 const SENT_FOR: Duration = Duration::from_secs(8 * 24 * 3600);
 
-/// The mark of `job`'s event sent to `pixel`'s dataset, when it has an id.
+/// The mark of `job`'s event sent to `pixel`'s dataset, when it has an id: by
+/// name and id, as Meta tells events apart.
 fn sent_key(pixel: &Pixel, job: &DispatchJob) -> Option<String> {
     let id = job.event.event_id.as_deref()?;
-    Some(format!("sent#{}#{id}", pixel.dataset_id))
+    Some(format!(
+        "sent#{}#{}#{id}",
+        pixel.dataset_id, job.event.event_name
+    ))
 }
 
 /// What spreads one event's waits from another's.
