@@ -242,14 +242,18 @@ impl StateStore for DynamoState {
 
     /// `BatchWriteItem`, 25 items a call, writing again what DynamoDB left
     /// unprocessed.
-    async fn mark(&self, keys: &[String], keep: Duration) -> Result<(), StateError> {
-        for chunk in keys.chunks(BATCH_WRITE) {
+    async fn set_records(
+        &self,
+        records: &[(String, String)],
+        keep: Duration,
+    ) -> Result<(), StateError> {
+        for chunk in records.chunks(BATCH_WRITE) {
             let mut writes = chunk
                 .iter()
-                .map(|k| {
+                .map(|(k, text)| {
                     let item = PutRequest::builder()
                         .item("pk", record_key(k))
-                        .item("text", AttributeValue::S(String::new()))
+                        .item("text", AttributeValue::S(text.clone()))
                         .item("expires_at", expires_in(keep))
                         .build()
                         .map_err(failed)?;
@@ -336,8 +340,11 @@ impl Lease for DynamoLease {
             )
             // Swept by the table's TTL a day after it ran out, if never released.
             .item("expires_at", expires_in(hold + Duration::from_secs(86_400)))
-            .condition_expression("attribute_not_exists(pk) OR held_until < :now")
+            // Free, run out, or ours already (a renewal).
+            .condition_expression("attribute_not_exists(pk) OR held_until < :now OR #owner = :me")
+            .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":me", AttributeValue::S(owner.to_owned()))
             .send()
             .await;
         match answer {

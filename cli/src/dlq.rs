@@ -10,6 +10,7 @@ use ghl_capi_aws::sqs::{Received, SqsQueue};
 use ghl_capi_local::ports::LocalQueue;
 use ghl_capi_local::serve::{DISPATCH, ENRICH};
 use ghl_capi_local::store::{DEAD, Store};
+use sha2::{Digest, Sha256};
 
 use crate::Outcome;
 use crate::serve::DEFAULT_DATA_DIR;
@@ -31,11 +32,23 @@ pub struct Args {
     /// Print each letter as a JSON line.
     #[arg(long)]
     json: bool,
+    /// With --json, include each letter's job as queued (the webhook's body, with
+    /// the contact's e-mail and phone in clear); by default only its SHA-256.
+    #[arg(long)]
+    show_bodies: bool,
 }
 
-fn show(letter: &Letter, json: bool) -> anyhow::Result<()> {
-    if json {
-        return Ok(out!("{}", serde_json::to_string(letter)?)?);
+fn show(letter: &Letter, args: &Args) -> anyhow::Result<()> {
+    if args.json {
+        let mut shown = serde_json::to_value(letter)?;
+        if !args.show_bodies
+            && let Some(fields) = shown.as_object_mut()
+        {
+            fields.remove("message");
+            let digest = Sha256::digest(letter.message.as_bytes());
+            fields.insert("message_sha256".into(), hex::encode(digest).into());
+        }
+        return Ok(out!("{shown}")?);
     }
     let l = &letter.letter;
     let stage = l.stage.or(letter.redrive_to).map_or("-", Stage::name);
@@ -85,7 +98,7 @@ pub fn list(args: &Args) -> anyhow::Result<Outcome> {
             // made visible again, ready for a redrive.
             let letters = receive_all(&dead, LIST_VISIBILITY_SECONDS).await?;
             for letter in &letters {
-                show(&read(&letter.body, letter.gave_up), args.json)?;
+                show(&read(&letter.body, letter.gave_up), args)?;
             }
             for letter in &letters {
                 dead.delay(&letter.receipt, std::time::Duration::ZERO)
@@ -95,7 +108,7 @@ pub fn list(args: &Args) -> anyhow::Result<Outcome> {
         })?,
         None => {
             for stored in local(args)?.list(DEAD)? {
-                show(&read(&stored.body, GaveUp::default()), args.json)?;
+                show(&read(&stored.body, GaveUp::default()), args)?;
             }
         }
     }

@@ -21,6 +21,7 @@ macro_rules! out_text {
 }
 
 mod dlq;
+mod keys;
 mod map;
 mod mapping;
 mod normalize;
@@ -68,6 +69,9 @@ enum Command {
     /// Show and replay dead letters, of the local store or of an SQS queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// API keys of the conversions route.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// The GHL marketplace app.
     #[command(subcommand)]
     Oauth(OauthCommand),
@@ -75,6 +79,13 @@ enum Command {
     /// scopes the mapping needs, each pixel's token posts a test event. Prints a
     /// table with the fix for each problem; exits 1 if there is any.
     Verify(verify::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print a new random API key and the entry to add to the keys' secret (or
+    /// CONVERSION_API_KEYS), scoped to the locations given.
+    New(keys::NewArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +132,7 @@ fn main() -> ExitCode {
         Command::Demo(DemoCommand::Send(args)) => serve::send(&args),
         Command::Dlq(DlqCommand::List(args)) => dlq::list(&args),
         Command::Dlq(DlqCommand::Redrive(args)) => dlq::redrive(&args),
+        Command::Keys(KeysCommand::New(args)) => keys::new(&args),
         Command::Oauth(OauthCommand::Url(args)) => oauth::url(&args),
         Command::Verify(args) => verify::run(&args),
     };

@@ -96,7 +96,11 @@ impl StateStore for LocalState {
         self.0.marked(keys).map_err(failed)
     }
 
-    async fn mark(&self, keys: &[String], keep: Duration) -> Result<(), StateError> {
-        self.0.mark(keys, keep).map_err(failed)
+    async fn set_records(
+        &self,
+        records: &[(String, String)],
+        keep: Duration,
+    ) -> Result<(), StateError> {
+        self.0.set_records(records, keep).map_err(failed)
     }
 }

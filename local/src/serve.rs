@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::IntoResponse;
 use chrono::Utc;
@@ -16,10 +16,10 @@ use ghl_capi::dispatch::tokens::MappingTokens;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::install::NoInstall;
 use ghl_capi::ghl::tokens::FixedTokens;
-use ghl_capi::ghl::webhook::{ReplayWindow, WebhookKeys};
+use ghl_capi::ghl::webhook::{APP_ID_VAR, AppIds, ReplayWindow, WebhookKeys};
 use ghl_capi::ghl::wire::{DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL, LocationToken};
 use ghl_capi::hold::HoldPolicy;
-use ghl_capi::intake::{Api, Request};
+use ghl_capi::intake::{Api, MAX_BODY_BYTES, Request};
 use ghl_capi::mapping::Mapping;
 use ghl_capi::ports::secrets::EnvSecrets;
 use ghl_capi::settings::{Env, SettingsError};
@@ -48,6 +48,8 @@ pub struct Options {
     pub mapping: Mapping,
     pub keys: WebhookKeys,
     pub window: ReplayWindow,
+    /// `GHL_APP_ID`, when GHL's marketplace webhooks come here too.
+    pub apps: AppIds,
     pub ghl_api_base_url: String,
     pub capi_base_url: String,
     pub capi_version: String,
@@ -91,6 +93,7 @@ impl Options {
             let window = ReplayWindow::from_lookup(|name: &str| env.optional(name));
             env.check(window)
         };
+        let apps = AppIds::parse(&env.or(APP_ID_VAR, ""));
         let capi_version = env.capi_version();
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
         let ghl_api_base_url = env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL);
@@ -114,6 +117,7 @@ impl Options {
                 mapping: mapping?,
                 keys: keys?,
                 window: window?,
+                apps,
                 ghl_api_base_url,
                 capi_base_url,
                 capi_version,
@@ -217,12 +221,14 @@ pub async fn serve(
     let api = Arc::new(Api {
         keys: options.keys,
         window: options.window,
+        apps: options.apps,
         queue: LocalQueue {
             store: store.clone(),
             name: ENRICH,
         },
         secrets: EnvSecrets,
         conversion_keys_secret: options.conversion_keys_var,
+        warned_unscoped: Default::default(),
         install: NoInstall,
     });
     let (stop, stopped) = watch::channel(false);
@@ -247,13 +253,23 @@ pub async fn serve(
     served
 }
 
+/// One request: refused from its head when that says enough (an unsigned
+/// webhook), else read whole, up to the body limit, and answered.
 async fn handle(
     api: &LocalApi,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> impl IntoResponse + use<> {
+    let head = Request::from_http(&method, &uri, &headers, &[]);
+    if api.refuse_early(&head).is_some() {
+        return api.handle(head, Utc::now()).await.to_http();
+    }
+    // Read no further than the limit (or a client gone: nobody to answer).
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return api.too_large(&head).to_http();
+    };
     let request = Request::from_http(&method, &uri, &headers, &body);
     api.handle(request, Utc::now()).await.to_http()
 }

@@ -333,14 +333,7 @@ impl Store {
         text: &str,
         keep: Duration,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let db = self.lock();
-        db.execute("DELETE FROM records WHERE expires_at <= ?1", params![now])?;
-        db.execute(
-            "INSERT OR REPLACE INTO records (key, text, expires_at) VALUES (?1, ?2, ?3)",
-            params![key, text, now + keep.as_millis() as i64],
-        )?;
-        Ok(())
+        self.set_records(&[(key.to_owned(), text.to_owned())], keep)
     }
 
     pub(crate) fn delete_record(&self, key: &str) -> Result<(), StoreError> {
@@ -368,16 +361,20 @@ impl Store {
         Ok(found)
     }
 
-    /// Keeps each of `keys` as an empty record for `keep`, all or none.
-    pub(crate) fn mark(&self, keys: &[String], keep: Duration) -> Result<(), StoreError> {
+    /// Keeps each `(key, text)` for `keep`, all or none.
+    pub(crate) fn set_records(
+        &self,
+        records: &[(String, String)],
+        keep: Duration,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let mut db = self.lock();
         let tx = db.transaction()?;
         tx.execute("DELETE FROM records WHERE expires_at <= ?1", params![now])?;
-        for key in keys {
+        for (key, text) in records {
             tx.execute(
-                "INSERT OR REPLACE INTO records (key, text, expires_at) VALUES (?1, '', ?2)",
-                params![key, now + keep.as_millis() as i64],
+                "INSERT OR REPLACE INTO records (key, text, expires_at) VALUES (?1, ?2, ?3)",
+                params![key, text, now + keep.as_millis() as i64],
             )?;
         }
         tx.commit()?;

@@ -44,9 +44,11 @@ fn main() {
     let api = Api {
         keys: WebhookKeys::from_pem(&pem, None).expect("keys"),
         window: ReplayWindow::default(),
+        apps: Default::default(),
         queue: NullQueue,
         secrets: EnvSecrets,
         conversion_keys_secret: None,
+        warned_unscoped: Default::default(),
         install: NoInstall,
     };
     let path = concat!(

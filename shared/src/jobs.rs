@@ -26,11 +26,12 @@ pub enum EnrichJob {
 }
 
 impl EnrichJob {
-    /// The job's idempotency key: the webhook's, or the conversion's event id.
+    /// The job's idempotency key: the webhook's, or the conversion's
+    /// ([`ConversionJob::key`]).
     pub fn key(&self) -> &str {
         match self {
             EnrichJob::Webhook { key, .. } => key,
-            EnrichJob::Conversion(job) => &job.event_id,
+            EnrichJob::Conversion(job) => &job.key,
         }
     }
 
@@ -61,7 +62,34 @@ pub struct ConversionJob {
     pub contact_id: String,
     pub received_at: DateTime<Utc>,
     pub event_id: String,
+    /// Its idempotency key: `{location}:{contact}:{event type}:{event id}`, so one
+    /// id used for two contacts or two event types is two jobs.
+    pub key: String,
     pub conversion: PostedConversion,
+}
+
+impl ConversionJob {
+    pub fn new(
+        contact_id: &str,
+        received_at: DateTime<Utc>,
+        event_id: &str,
+        conversion: PostedConversion,
+    ) -> Self {
+        ConversionJob {
+            key: conversion_key(&conversion, contact_id, event_id),
+            contact_id: contact_id.to_owned(),
+            received_at,
+            event_id: event_id.to_owned(),
+            conversion,
+        }
+    }
+}
+
+fn conversion_key(conversion: &PostedConversion, contact_id: &str, event_id: &str) -> String {
+    format!(
+        "{}:{contact_id}:{}:{event_id}",
+        conversion.location_id, conversion.event_type
+    )
 }
 
 /// A conversion job as read: jobs queued before the id had a field of its own
@@ -72,6 +100,8 @@ struct ConversionJobWire {
     received_at: DateTime<Utc>,
     #[serde(default)]
     event_id: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
     conversion: PostedConversion,
 }
 
@@ -84,10 +114,13 @@ impl TryFrom<ConversionJobWire> for ConversionJob {
             .or_else(|| wire.conversion.event_id.clone())
             .filter(|id| !id.is_empty())
             .ok_or("a conversion job must carry its event id")?;
+        // A job queued before keys were scoped was marked done under its id.
+        let key = wire.key.unwrap_or_else(|| event_id.clone());
         Ok(ConversionJob {
             contact_id: wire.contact_id,
             received_at: wire.received_at,
             event_id,
+            key,
             conversion: wire.conversion,
         })
     }
@@ -270,8 +303,17 @@ mod tests {
         let older = json!({"kind": "conversion", "contact_id": "c1",
             "received_at": "2026-11-20T09:00:01Z", "conversion": conversion});
         let job: EnrichJob = serde_json::from_value(older).expect("older job");
-        assert_eq!(job.key(), "order-1");
+        assert_eq!(
+            job.key(),
+            "order-1",
+            "as it was marked done before keys were scoped"
+        );
         assert_eq!(job.group_id(), "loc:c1");
+        let EnrichJob::Conversion(older) = &job else {
+            panic!("a conversion")
+        };
+        let new = ConversionJob::new("c1", older.received_at, "order-1", older.conversion.clone());
+        assert_eq!(new.key, "loc:c1:Lead:order-1");
         let again: EnrichJob =
             serde_json::from_str(&serde_json::to_string(&job).expect("ser")).expect("de");
         assert_eq!(again, job);

@@ -38,7 +38,8 @@ pub const GHL_UNAUTHORIZED: &str = "GhlUnauthorized";
 pub const GHL_LATENCY: &str = "GhlLatency";
 /// GHL's `X-RateLimit-Remaining` after each call: the headroom in its window.
 pub const GHL_RATE_LIMIT_REMAINING: &str = "GhlRateLimitRemaining";
-/// GHL token refreshes, by `Result` (`refreshed` or `refused`).
+/// GHL token refreshes, by `Result` (`refreshed`; `refused`: a location's grant
+/// is dead; `app_refused`: the app's credentials; `refused_unknown`).
 pub const TOKEN_REFRESHES: &str = "TokenRefreshes";
 /// Records in an SQS batch, by `Function`.
 pub const RECORDS: &str = "Records";
@@ -167,8 +168,10 @@ pub(crate) fn token_refreshed() {
     counter!(TOKEN_REFRESHES, "Result" => "refreshed").increment(1);
 }
 
-pub(crate) fn token_refused() {
-    counter!(TOKEN_REFRESHES, "Result" => "refused").increment(1);
+/// GHL refused a refresh: `refused` (the location's grant is dead), `app_refused`
+/// (the app's own credentials) or `refused_unknown`.
+pub(crate) fn token_refused(result: &'static str) {
+    counter!(TOKEN_REFRESHES, "Result" => result).increment(1);
     counter!(GHL_UNAUTHORIZED).increment(1);
 }
 

@@ -4,8 +4,10 @@
 use std::path::PathBuf;
 
 use chrono::{Duration, Utc};
-use ghl_capi::ghl::oauth::{OAuthApp, OAuthClient};
+use ghl_capi::ghl::oauth::OAuthApp;
+use ghl_capi::ghl::tokens::App;
 use ghl_capi::mapping::Mapping;
+use ghl_capi::ports::secrets::VersionedSecrets;
 use serde_json::{Value, json};
 
 /// The location the fixtures' contacts belong to.
@@ -71,7 +73,21 @@ pub fn oauth_app() -> OAuthApp {
     }
 }
 
-/// The test app's OAuth client, against GHL at `base_url`.
-pub fn oauth_client(base_url: &str) -> OAuthClient {
-    OAuthClient::new(base_url, oauth_app(), std::time::Duration::from_secs(5)).expect("oauth")
+/// The secret the test app's credentials are kept in.
+pub const APP_SECRET: &str = "test/ghl-app";
+
+/// The test app, against GHL at `base_url`, its credentials stored in `secrets`
+/// (as the functions find them: read when first needed).
+pub async fn app_in(secrets: &impl VersionedSecrets, base_url: &str) -> App {
+    let app = oauth_app();
+    let credentials = json!({"client_id": app.client_id, "client_secret": app.client_secret});
+    secrets
+        .put(APP_SECRET, &credentials.to_string())
+        .await
+        .expect("app credentials stored");
+    App {
+        secret: APP_SECRET.into(),
+        base_url: base_url.into(),
+        timeout: std::time::Duration::from_secs(5),
+    }
 }

@@ -6,22 +6,20 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use ghl_capi::enrich::consumer::EnrichConsumer;
 use ghl_capi::ghl::client::GhlClient;
-use ghl_capi::ghl::tokens::ManagedTokens;
 use ghl_capi::hold::HoldPolicy;
 use ghl_capi::mapping::Mapping;
 use ghl_capi::settings::EnrichSettings;
 
 use super::batch::{records, run_sqs, settle};
-use super::{BoxError, managed_tokens};
-use crate::dynamo::{DynamoLease, DynamoState};
-use crate::secrets::SecretsManager;
+use super::{BoxError, Tokens, managed_tokens};
+use crate::dynamo::DynamoState;
 use crate::sqs::SqsQueue;
 
 /// The enrichment function over its AWS adapters.
 #[derive(Debug)]
 pub struct Enrichment {
     pub mapping: Mapping,
-    pub ghl: GhlClient<ManagedTokens<SecretsManager, DynamoLease>>,
+    pub ghl: GhlClient<Tokens>,
     pub state: DynamoState,
     /// The enrichment queue itself, to delay retries on.
     pub source: SqsQueue,
@@ -42,8 +40,7 @@ impl Enrichment {
             settings.ghl_app_secret.as_deref(),
             &settings.state_table,
             settings.http_timeout,
-        )
-        .await?;
+        );
         Ok(Enrichment {
             ghl: GhlClient::new(&settings.ghl_api_base_url, tokens, settings.http_timeout)?,
             mapping: settings.mapping,

@@ -9,13 +9,15 @@ use ghl_capi::settings::IntakeSettings;
 use lambda_http::{Body, Response};
 
 use super::{BoxError, secrets_manager};
+use crate::dynamo::{DynamoLease, DynamoState};
 use crate::secrets::SecretsManager;
 use crate::sqs::SqsQueue;
 
 /// The intake API on its AWS adapters.
 #[derive(Debug)]
 pub struct Intake {
-    pub api: Api<SqsQueue, SecretsManager, Option<Installer<SecretsManager>>>,
+    pub api:
+        Api<SqsQueue, SecretsManager, Option<Installer<SecretsManager, DynamoLease, DynamoState>>>,
 }
 
 impl Intake {
@@ -23,6 +25,8 @@ impl Intake {
     /// secret missing or unreadable at start closes only `/oauth/callback` (503),
     /// never the webhook routes.
     pub async fn new(settings: IntakeSettings, sdk: &SdkConfig) -> Result<Self, BoxError> {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let state_table = settings.state_table.unwrap_or_default();
         let install = settings.ghl_app_secret.map(|app_secret| Installer {
             secrets: secrets_manager(sdk),
             app_secret,
@@ -30,13 +34,17 @@ impl Intake {
             timeout: settings.http_timeout,
             prefix: settings.ghl_token_secret_prefix,
             redirect_uri: settings.oauth_redirect_uri,
+            claims: DynamoLease::new(dynamo.clone(), state_table.clone()),
+            pending: DynamoState::new(dynamo, state_table),
         });
         let api = Api {
             keys: settings.keys,
             window: settings.window,
+            apps: settings.apps,
             queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), settings.enrich_queue_url),
             secrets: secrets_manager(sdk),
             conversion_keys_secret: settings.conversion_keys_secret,
+            warned_unscoped: Default::default(),
             install,
         };
         Ok(Intake { api })

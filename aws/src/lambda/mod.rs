@@ -20,8 +20,7 @@ use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
-use ghl_capi::ghl::oauth::{OAuthClient, read_app};
-use ghl_capi::ghl::tokens::ManagedTokens;
+use ghl_capi::ghl::tokens::{App, ManagedTokens};
 
 pub use dispatch::Dispatch;
 pub use enrichment::Enrichment;
@@ -29,7 +28,7 @@ pub use intake::Intake;
 pub use logging::init_telemetry;
 pub use token_refresh::TokenRefresh;
 
-use crate::dynamo::DynamoLease;
+use crate::dynamo::{DynamoLease, DynamoState};
 use crate::secrets::{DEFAULT_CACHE, SecretsManager};
 
 /// What a function's construction can fail with: reported at cold start.
@@ -68,33 +67,32 @@ fn secrets_manager(sdk: &SdkConfig) -> SecretsManager {
     SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk), DEFAULT_CACHE)
 }
 
-/// The OAuth client of the marketplace app whose `client_id` and `client_secret`
-/// the secret `app_secret` holds.
-async fn oauth_client(
-    secrets: &SecretsManager,
-    app_secret: &str,
-    base_url: &str,
-    timeout: std::time::Duration,
-) -> Result<OAuthClient, BoxError> {
-    let app = read_app(secrets, app_secret).await?;
-    Ok(OAuthClient::new(base_url, app, timeout)?)
-}
+/// The managed token sets of the functions that read GHL.
+pub type Tokens = ManagedTokens<SecretsManager, DynamoLease, DynamoState>;
 
 /// Token sets in Secrets Manager under `token_prefix`, refreshed under leases in
-/// `state_table`, with the marketplace app's credentials when `app_secret` names them.
-pub async fn managed_tokens(
+/// `state_table` (where agency locations to mint are kept too), with the
+/// marketplace app's credentials, read when first needed, when `app_secret` names
+/// them.
+pub fn managed_tokens(
     sdk: &SdkConfig,
     base_url: &str,
     token_prefix: &str,
     app_secret: Option<&str>,
     state_table: &str,
     timeout: std::time::Duration,
-) -> Result<ManagedTokens<SecretsManager, DynamoLease>, BoxError> {
-    let secrets = secrets_manager(sdk);
-    let oauth = match app_secret {
-        Some(name) => Some(oauth_client(&secrets, name, base_url, timeout).await?),
-        None => None,
-    };
-    let lease = DynamoLease::new(aws_sdk_dynamodb::Client::new(sdk), state_table);
-    Ok(ManagedTokens::new(secrets, lease, oauth, token_prefix))
+) -> Tokens {
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let app = app_secret.map(|secret| App {
+        secret: secret.to_owned(),
+        base_url: base_url.to_owned(),
+        timeout,
+    });
+    ManagedTokens::new(
+        secrets_manager(sdk),
+        DynamoLease::new(dynamo.clone(), state_table),
+        DynamoState::new(dynamo, state_table),
+        app,
+        token_prefix,
+    )
 }

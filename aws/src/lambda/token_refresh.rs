@@ -2,18 +2,15 @@
 //! soon is refreshed ahead of time, under the same leases as on-demand refreshes.
 
 use aws_config::SdkConfig;
-use ghl_capi::ghl::tokens::ManagedTokens;
 use ghl_capi::settings::RefreshSettings;
 
-use super::{BoxError, managed_tokens};
-use crate::dynamo::DynamoLease;
-use crate::secrets::SecretsManager;
+use super::{BoxError, Tokens, managed_tokens};
 
 /// The scheduled refresh: every token set under the prefix that expires soon is
 /// refreshed ahead of time, under the same leases as on-demand refreshes.
 #[derive(Debug)]
 pub struct TokenRefresh {
-    pub tokens: ManagedTokens<SecretsManager, DynamoLease>,
+    pub tokens: Tokens,
     pub prefix: String,
     pub ahead: std::time::Duration,
 }
@@ -28,8 +25,7 @@ impl TokenRefresh {
                 Some(&settings.ghl_app_secret),
                 &settings.state_table,
                 settings.http_timeout,
-            )
-            .await?,
+            ),
             prefix: settings.ghl_token_secret_prefix,
             ahead: settings.ahead,
         })

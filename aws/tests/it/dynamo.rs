@@ -98,13 +98,19 @@ async fn marks_are_read_and_written_many_at_once_and_run_out() {
     let keys: Vec<String> = (0..230).map(|i| format!("sent#1#e{i}")).collect();
     assert!(state.marked(&keys).await.expect("read").is_empty());
     let hour = std::time::Duration::from_secs(3600);
-    state.mark(&keys[..150], hour).await.expect("written");
+    let marks = |keys: &[String]| -> Vec<(String, String)> {
+        keys.iter().map(|k| (k.clone(), String::new())).collect()
+    };
+    state
+        .set_records(&marks(&keys[..150]), hour)
+        .await
+        .expect("written");
     let found = state.marked(&keys).await.expect("read");
     assert_eq!(found.len(), 150);
     assert!(found.contains("sent#1#e0") && found.contains("sent#1#e149"));
     assert!(!found.contains("sent#1#e150"));
     state
-        .mark(&keys[200..], std::time::Duration::ZERO)
+        .set_records(&marks(&keys[200..]), std::time::Duration::ZERO)
         .await
         .expect("written");
     assert_eq!(

@@ -44,7 +44,12 @@ async fn the_intake_starts_without_the_app_secret_and_only_the_install_route_wai
     let s = stack("").await;
     let sdk = ghl_capi_tests::moto::sdk_config().await;
     let missing = format!("{}/ghl-app", s.id);
-    let intake = intake(&s, &sdk, &[("GHL_APP_SECRET", &missing)]).await;
+    let intake = intake(
+        &s,
+        &sdk,
+        &[("GHL_APP_SECRET", &missing), ("GHL_APP_ID", "app-1")],
+    )
+    .await;
     let body = webhook("ContactCreate", "wh-1", contact("c1", "a@example.com", &[]));
     assert_eq!(call(&intake, "POST", "/webhooks/ghl", body).await, 200);
     assert_eq!(

@@ -50,7 +50,14 @@ fn resolve(template: &Yaml, reference: &str) -> String {
         .expect("example mapping");
     }
     if !parameters[reference].is_badvalue() {
-        return text(&parameters[reference]["Default"]);
+        // A parameter without a default is one a deploy must give (the template's
+        // Rules say when): stand in for it.
+        let default = text(&parameters[reference]["Default"]);
+        return if default.is_empty() {
+            format!("value-of-{reference}")
+        } else {
+            default
+        };
     }
     match resources[reference]["Type"].as_str() {
         Some("AWS::SQS::Queue") => {

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use ghl_capi::ghl::GhlError;
-use ghl_capi::ghl::oauth::{OAuthClient, TokenSet};
-use ghl_capi::ghl::tokens::{ManagedTokens, TokenSource};
+use ghl_capi::ghl::oauth::TokenSet;
+use ghl_capi::ghl::tokens::{App, ManagedTokens, TokenSource};
 use ghl_capi::ports::lease::Lease;
 use ghl_capi::ports::secrets::{Secret, SecretError, SecretStore, Versioned, VersionedSecrets};
-use ghl_capi_aws::dynamo::DynamoLease;
+use ghl_capi_aws::dynamo::{DynamoLease, DynamoState};
 use ghl_capi_aws::secrets::SecretsManager;
+use ghl_capi_tests::fixtures::APP_SECRET;
 use ghl_capi_tests::unique;
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, method, path};
@@ -31,8 +32,13 @@ fn expired() -> String {
     .to_string()
 }
 
-fn oauth(server: &MockServer) -> OAuthClient {
-    ghl_capi_tests::fixtures::oauth_client(&server.uri())
+/// The test app, against `server`, its credentials in the setup's secrets.
+fn app(server: &MockServer) -> App {
+    App {
+        secret: APP_SECRET.into(),
+        base_url: server.uri(),
+        timeout: Duration::from_secs(5),
+    }
 }
 
 async fn token_endpoint(server: &MockServer, delay_ms: u64, calls: u64) {
@@ -66,6 +72,16 @@ impl Setup {
         let table = table(&dynamo).await;
         let prefix = format!("{}/ghl/", unique("tok"));
         ghl_capi_tests::moto::secret(&secrets, &format!("{prefix}loc1"), &expired()).await;
+        let app = ghl_capi_tests::fixtures::oauth_app();
+        let credentials =
+            serde_json::json!({"client_id": app.client_id, "client_secret": app.client_secret});
+        // One app secret for all: created once, kept as it is afterwards.
+        let _ = secrets
+            .create_secret()
+            .name(APP_SECRET)
+            .secret_string(credentials.to_string())
+            .send()
+            .await;
         Setup {
             secrets,
             dynamo,
@@ -75,17 +91,25 @@ impl Setup {
     }
 
     /// One process's view: its own cache, its own lease owner id.
-    fn process(&self, server: &MockServer) -> ManagedTokens<SecretsManager, DynamoLease> {
+    fn process(
+        &self,
+        server: &MockServer,
+    ) -> ManagedTokens<SecretsManager, DynamoLease, DynamoState> {
         ManagedTokens::new(
             SecretsManager::new(self.secrets.clone(), Duration::from_secs(60)),
             DynamoLease::new(self.dynamo.clone(), &self.table),
-            Some(oauth(server)),
+            DynamoState::new(self.dynamo.clone(), &self.table),
+            Some(app(server)),
             self.prefix.clone(),
         )
     }
 
     /// A process that dies once, `at` that step of a refresh.
-    fn dying(&self, server: &MockServer, at: Death) -> ManagedTokens<Dying, DynamoLease> {
+    fn dying(
+        &self,
+        server: &MockServer,
+        at: Death,
+    ) -> ManagedTokens<Dying, DynamoLease, DynamoState> {
         ManagedTokens::new(
             Dying {
                 inner: SecretsManager::new(self.secrets.clone(), Duration::from_secs(60)),
@@ -93,7 +117,8 @@ impl Setup {
                 died: Default::default(),
             },
             DynamoLease::new(self.dynamo.clone(), &self.table),
-            Some(oauth(server)),
+            DynamoState::new(self.dynamo.clone(), &self.table),
+            Some(app(server)),
             self.prefix.clone(),
         )
     }
@@ -256,16 +281,15 @@ async fn a_crash_before_the_write_is_refreshed_again_with_the_refresh_token_stil
 }
 
 #[tokio::test]
-async fn a_refused_refresh_marks_the_location_for_reinstall_and_is_not_retried() {
+async fn a_dead_grant_marks_the_location_for_reinstall_and_is_not_retried() {
     let _alone = crate::common::ONE_AT_A_TIME.lock().await;
     let emf = crate::common::Emf::start();
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
-        .respond_with(
-            ResponseTemplate::new(400)
-                .set_body_json(json!({"statusCode": 400, "message": "Location is not active"})),
-        )
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error": "invalid_grant", "message": "Invalid grant: refresh token is invalid"}),
+        ))
         .expect(1)
         .mount(&server)
         .await;
@@ -280,7 +304,7 @@ async fn a_refused_refresh_marks_the_location_for_reinstall_and_is_not_retried()
         stored
             .needs_reinstall
             .as_deref()
-            .is_some_and(|r| r.contains("Location is not active")),
+            .is_some_and(|r| r.contains("refresh token is invalid")),
         "{:?}",
         stored.needs_reinstall
     );
@@ -293,10 +317,11 @@ async fn a_refused_refresh_marks_the_location_for_reinstall_and_is_not_retried()
 }
 
 #[tokio::test]
-async fn a_lease_is_held_by_one_owner_until_given_back_or_run_out() {
+async fn a_lease_is_held_by_one_owner_renewed_by_it_until_given_back_or_run_out() {
     let dynamo = ghl_capi_tests::moto_client!(aws_sdk_dynamodb);
     let lease = DynamoLease::new(dynamo.clone(), table(&dynamo).await);
-    let hold = Duration::from_millis(400);
+    // Long enough that a slow moto (tests share it) does not run it out early.
+    let hold = Duration::from_millis(1500);
     assert!(lease.acquire("l", "a", hold).await.expect("acquire"));
     assert!(!lease.acquire("l", "b", hold).await.expect("acquire"));
     lease
@@ -304,9 +329,17 @@ async fn a_lease_is_held_by_one_owner_until_given_back_or_run_out() {
         .await
         .expect("a stranger's release is a no-op");
     assert!(!lease.acquire("l", "b", hold).await.expect("acquire"));
+    // Its holder renews it: still held past the first hold.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(lease.acquire("l", "a", hold).await.expect("renewed"));
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(
+        !lease.acquire("l", "b", hold).await.expect("acquire"),
+        "renewed, so still held"
+    );
     lease.release("l", "a").await.expect("released");
     assert!(lease.acquire("l", "b", hold).await.expect("acquire"));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     assert!(
         lease.acquire("l", "c", hold).await.expect("acquire"),
         "a lease that ran out is free"

@@ -451,3 +451,83 @@ fn map_counts_a_created_contacts_tags_as_added_as_the_pipeline_does() {
     assert_eq!(events("contact.tag_added"), ["CompleteRegistration"]);
     assert!(events("contact.updated").is_empty());
 }
+
+#[test]
+fn keys_new_prints_a_random_url_safe_key_scoped_to_its_locations() {
+    use ghl_capi::intake::keys::ApiKeys;
+    let new = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["keys", "new", "--location", "loc-a", "--json"];
+        args.extend(extra);
+        let out = run(&args, "");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let first = new(&["--id", "shop-a", "--event-type", "Purchase"]);
+    let key = first["key"].as_str().expect("key");
+    let random = key.strip_prefix("ck_").expect("prefix");
+    assert!(random.len() >= 22, "at least 128 bits: {key}");
+    assert!(
+        random
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    assert_ne!(new(&[])["key"], first["key"], "a new key each time");
+    let keys = ApiKeys::parse(&serde_json::json!([first["entry"]]).to_string()).expect("storable");
+    let found = keys.find(Some(&format!("Bearer {key}"))).expect("found");
+    assert_eq!(found.id, "shop-a");
+    assert!(found.allows("loc-a", "Purchase").is_ok());
+    assert!(found.allows("loc-b", "Purchase").is_err());
+    assert!(found.allows("loc-a", "Lead").is_err());
+    assert_eq!(
+        run(&["keys", "new"], "").status.code(),
+        Some(2),
+        "a location is required"
+    );
+}
+
+#[test]
+fn dlq_list_shows_ids_and_a_hash_of_each_job_and_its_body_only_when_asked() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = ghl_capi_local::store::Store::open(&dir.path().join("store.db")).expect("store");
+    let job = serde_json::json!({"kind": "webhook", "key": "wh-1", "received_at": "2026-11-20T10:00:00Z",
+        "body": serde_json::json!({"type": "ContactCreate", "locationId": "loc", "id": "c1",
+            "email": "ann@example.com", "phone": "+4915112345678"}).to_string()});
+    let letter = serde_json::json!({"deadLetter": {"source": "wh-1", "stage": "enrich",
+        "code": "contact_not_found", "reason": "GHL has no contact c1"}, "message": job.to_string()});
+    store
+        .send(
+            ghl_capi_local::store::DEAD,
+            &letter.to_string(),
+            (None, None),
+            Default::default(),
+        )
+        .expect("stored");
+    let data_dir = dir.path().to_str().expect("path");
+    let list = |extra: &[&str]| -> String {
+        let mut args = vec!["dlq", "list", "--json", "--data-dir", data_dir];
+        args.extend(extra);
+        let out = run(&args, "");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = list(&[]);
+    assert!(
+        !shown.contains("ann@example.com") && !shown.contains("4915112345678"),
+        "{shown}"
+    );
+    let line: serde_json::Value = serde_json::from_str(shown.trim()).expect("json");
+    assert_eq!(
+        (line["code"].as_str(), line["source"].as_str()),
+        (Some("contact_not_found"), Some("wh-1"))
+    );
+    assert_eq!(line["message_sha256"].as_str().map(str::len), Some(64));
+    assert!(list(&["--show-bodies"]).contains("ann@example.com"));
+}

@@ -226,8 +226,12 @@ async fn marks_are_kept_many_at_once_and_several_messages_queue_all_or_none() {
     let store = Store::open(&dir.path().join("s.db")).expect("open");
     let state = LocalState(store.clone());
     let keys: Vec<String> = (0..50).map(|i| format!("sent#1#e{i}")).collect();
+    let marks: Vec<(String, String)> = keys[..30]
+        .iter()
+        .map(|k| (k.clone(), String::new()))
+        .collect();
     state
-        .mark(&keys[..30], Duration::from_secs(60))
+        .set_records(&marks, Duration::from_secs(60))
         .await
         .expect("written");
     assert_eq!(state.marked(&keys).await.expect("read").len(), 30);

@@ -165,9 +165,11 @@ impl<A: EventsApi, S: StateStore, Q: Queue> DispatchConsumer<'_, A, S, Q> {
             if sent.is_empty() {
                 continue;
             }
-            if let Err(e) = self.state.mark(&sent, SENT_FOR).await {
+            let marks: Vec<(String, String)> =
+                sent.into_iter().map(|k| (k, String::new())).collect();
+            if let Err(e) = self.state.set_records(&marks, SENT_FOR).await {
                 // Meta took them; should one come again, Meta drops the repeat by its id.
-                tracing::warn!(pixel = pixel.name, events = sent.len(), error = %chain(&e), "cannot mark events as sent");
+                tracing::warn!(pixel = pixel.name, events = marks.len(), error = %chain(&e), "cannot mark events as sent");
             }
         }
         failed

@@ -151,7 +151,7 @@ impl<G: GhlReader, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
                 .await;
         }
         for out in &jobs {
-            crate::telemetry::event_built(&out.event.event_name);
+            crate::telemetry::event_built(self.mapping.metric_name(&out.event.event_name));
         }
         for letter in &dead_letters {
             if let Err(e) = batch::dead_letter(self.dead, letter, &record.body, now).await {

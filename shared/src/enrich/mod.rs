@@ -263,7 +263,11 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             let (contact, related) = match read {
                 Ok(read) => read,
                 // GHL's answer about this job, not about GHL: the job's one letter.
-                Err(e @ (GhlError::NotFound | GhlError::Rejected { .. })) => {
+                Err(
+                    e @ (GhlError::NotFound
+                    | GhlError::Rejected { .. }
+                    | GhlError::Forbidden { .. }),
+                ) => {
                     let (code, reason) = match &e {
                         GhlError::NotFound => (
                             "contact_not_found",

@@ -145,7 +145,7 @@ impl<T: TokenSource> GhlClient<T> {
             200..=299 => serde_json::from_str(text)
                 .map_err(|e| GhlError::unavailable("unreadable answer", e)),
             404 => Err(GhlError::NotFound),
-            401 | 403 => Err(GhlError::Unauthorized),
+            401 | 403 => Err(refused(status, text)),
             400 | 422 => Err(GhlError::Rejected {
                 status,
                 message: error_message(text),
@@ -192,5 +192,47 @@ impl<T: TokenSource> GhlReader for GhlClient<T> {
         company_id: Option<&str>,
     ) -> Result<(), GhlError> {
         self.tokens.uninstalled(location_id, company_id).await
+    }
+}
+
+/// A `401` or `403`: a token GHL does not take (expired, revoked: worth one
+/// refresh), or one it takes but that may not do this (a missing scope: no
+/// refresh helps, and none is spent on it).
+fn refused(status: u16, body: &str) -> GhlError {
+    let message = error_message(body);
+    let lower = message.to_ascii_lowercase();
+    let scope = [
+        "scope",
+        "authclass",
+        "not authorized for",
+        "not allowed to access",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    if status == 403 || scope {
+        GhlError::Forbidden { status, message }
+    } else {
+        GhlError::Unauthorized
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_refused_token_is_worth_a_refresh_and_a_missing_scope_is_named() {
+        let invalid = r#"{"statusCode":401,"message":"Invalid token: access token is invalid","error":"Unauthorized"}"#;
+        assert_eq!(refused(401, invalid), GhlError::Unauthorized);
+        let scope = r#"{"statusCode":401,"message":"The token is not authorized for this scope."}"#;
+        assert!(matches!(
+            refused(401, scope),
+            GhlError::Forbidden { status: 401, .. }
+        ));
+        let forbidden = r#"{"statusCode":403,"message":"Forbidden resource"}"#;
+        let GhlError::Forbidden { message, .. } = refused(403, forbidden) else {
+            panic!("forbidden")
+        };
+        assert_eq!(message, "Forbidden resource");
     }
 }

@@ -1,10 +1,12 @@
 //! Installing the marketplace app: the install URL, and `GET /oauth/callback`, which
 //! exchanges the authorization code for a token set and stores it, per location or,
-//! for an agency install, per company with a minted token per approved location.
+//! for an agency install, per company, its approved locations left to mint when
+//! first needed.
 //!
-//! `state` guards the callback against cross-site request forgery without storing
-//! anything: it is `{issued}.{nonce}.{L|C}.{mac}`, the MAC an HMAC-SHA256 under the
-//! app's client secret, and is accepted for an hour.
+//! `state` guards the callback against cross-site request forgery: it is
+//! `{issued}.{nonce}.{L|C}.{mac}`, the MAC an HMAC-SHA256 under the app's client
+//! secret, accepted for an hour and once (each is claimed in the state table, so
+//! a callback replayed within the hour is refused).
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -13,7 +15,10 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 use super::oauth::{AppError, OAuthApp, OAuthClient, OAuthError, TokenSet, read_app};
+use super::tokens::{MINT_FOR, MINT_PREFIX};
+use crate::ports::lease::Lease;
 use crate::ports::secrets::VersionedSecrets;
+use crate::ports::state::StateStore;
 
 /// Where GHL asks the user to choose the location(s) to install into.
 pub const AUTHORIZE_URL: &str = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation";
@@ -42,12 +47,10 @@ pub enum Installed {
     Location {
         location_id: String,
     },
+    /// An agency: its approved locations' tokens are minted when first needed.
     Company {
         company_id: String,
         locations: Vec<String>,
-        /// Approved locations whose token could not be minted yet (they are minted
-        /// again when first needed).
-        not_minted: Vec<String>,
     },
 }
 
@@ -64,6 +67,8 @@ pub enum InstallError {
     AppUnavailable(#[from] AppError),
     #[error("the install link is invalid or older than an hour; start the install again")]
     BadState,
+    #[error("this install link was used already; start the install again")]
+    StateUsed,
     #[error("GHL did not give a token: {0}")]
     Token(#[from] OAuthError),
     #[error("GHL's token answer names no {0}")]
@@ -77,7 +82,7 @@ impl InstallError {
         match self {
             InstallError::NotConfigured => 404,
             InstallError::Denied(_) | InstallError::Missing(_) => 400,
-            InstallError::BadState => 403,
+            InstallError::BadState | InstallError::StateUsed => 403,
             InstallError::Token(OAuthError::Refused { .. }) | InstallError::Incomplete(_) => 400,
             InstallError::Token(OAuthError::Unavailable(_))
             | InstallError::Storage(_)
@@ -145,7 +150,7 @@ pub fn scopes<'a>(
 
 /// Installs into `secrets` under `{prefix}{locationId}` and `{prefix}company-{id}`.
 #[derive(Debug)]
-pub struct Installer<V> {
+pub struct Installer<V, L, M> {
     /// Where token sets are stored, and the app's credentials read: for every
     /// install, so credentials stored (or fixed) after a start without them are
     /// used at once, by warm instances too.
@@ -158,6 +163,10 @@ pub struct Installer<V> {
     pub prefix: String,
     /// The callback URL registered with the app, when GHL must be told it.
     pub redirect_uri: Option<String>,
+    /// Where each `state` is claimed once: a link's second use is refused.
+    pub claims: L,
+    /// Where an agency's locations are left to mint ([`MINT_PREFIX`] records).
+    pub pending: M,
 }
 
 fn mac(secret: &str, text: &str) -> Hmac<Sha256> {
@@ -240,7 +249,27 @@ pub fn url(
     url.into()
 }
 
-impl<V: VersionedSecrets> Installer<V> {
+impl<V: VersionedSecrets, L: Lease, M: StateStore> Installer<V, L, M> {
+    /// Claims `state` (valid, and not yet used) for this callback, for as long as
+    /// it could be valid: a replayed callback finds it taken.
+    async fn claim(&self, state: &str) -> Result<(), InstallError> {
+        let name = format!(
+            "oauth-state#{}",
+            hex::encode(Sha256::digest(state.as_bytes()))
+        );
+        let hold = Duration::from_secs(STATE_MAX_AGE_SECONDS as u64 + 60);
+        // An owner of its own: a second claim of the same state must fail.
+        let owner = format!(
+            "callback-{}",
+            Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        );
+        match self.claims.acquire(&name, &owner, hold).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(InstallError::StateUsed),
+            Err(e) => Err(InstallError::Storage(e.to_string())),
+        }
+    }
+
     async fn store(&self, name: &str, set: &TokenSet) -> Result<(), InstallError> {
         self.secrets
             .put(name, &set.to_json())
@@ -250,7 +279,7 @@ impl<V: VersionedSecrets> Installer<V> {
     }
 }
 
-impl<V: VersionedSecrets> Install for Installer<V> {
+impl<V: VersionedSecrets, L: Lease, M: StateStore> Install for Installer<V, L, M> {
     async fn callback(&self, query: &str, now: DateTime<Utc>) -> Result<Installed, InstallError> {
         let pairs: Vec<(String, String)> =
             reqwest::Url::parse(&format!("http://callback/?{query}"))
@@ -272,6 +301,7 @@ impl<V: VersionedSecrets> Install for Installer<V> {
         let app = read_app(&self.secrets, &self.app_secret).await?;
         let user_type = check_state(&app, state, now)?;
         let code = param("code").ok_or(InstallError::Missing("code"))?;
+        self.claim(state).await?;
         let oauth = OAuthClient::new(&self.base_url, app, self.timeout)
             .map_err(|e| InstallError::Token(OAuthError::Unavailable(std::sync::Arc::new(e))))?;
         let answer = oauth
@@ -297,35 +327,25 @@ impl<V: VersionedSecrets> Install for Installer<V> {
                     .ok_or(InstallError::Incomplete("companyId"))?;
                 self.store(&format!("{}company-{company_id}", self.prefix), &set)
                     .await?;
-                let mut not_minted = Vec::new();
-                for location in &approved {
-                    let minted = oauth
-                        .location_token(&set.access_token, &company_id, location)
-                        .await;
-                    match minted {
-                        Ok(answer) => {
-                            let mut minted = TokenSet::from_response(answer, now);
-                            minted.company_id = Some(company_id.clone());
-                            minted.location_id = Some(location.clone());
-                            minted.user_type = Some("Location".into());
-                            self.store(&format!("{}{location}", self.prefix), &minted)
-                                .await?;
-                        }
-                        Err(e) => {
-                            tracing::warn!(location, error = %e, "could not mint a location token");
-                            not_minted.push(location.clone());
-                        }
-                    }
-                }
+                // Minted when first needed (the enrichment's token source), not
+                // here: an agency of hundreds of locations would outrun the
+                // callback's time. Recorded in one batch write.
+                let pending: Vec<(String, String)> = approved
+                    .iter()
+                    .map(|location| (format!("{MINT_PREFIX}{location}"), company_id.clone()))
+                    .collect();
+                self.pending
+                    .set_records(&pending, MINT_FOR)
+                    .await
+                    .map_err(|e| InstallError::Storage(e.to_string()))?;
                 tracing::info!(
                     company_id,
                     locations = approved.len(),
-                    "app installed for an agency"
+                    "app installed for an agency; its locations' tokens are minted when first needed"
                 );
                 Ok(Installed::Company {
                     company_id,
                     locations: approved,
-                    not_minted,
                 })
             }
         }

@@ -52,7 +52,9 @@ impl Limiter {
             location.to_owned(),
             Window {
                 remaining,
-                until: Instant::now() + Duration::from_millis(interval),
+                // Never waited longer than MAX_WAIT: a huge interval must not
+                // overflow the clock.
+                until: Instant::now() + Duration::from_millis(interval).min(MAX_WAIT),
             },
         );
     }
@@ -100,5 +102,8 @@ mod tests {
         limiter.observe("loc", &headers("0", "50"));
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(limiter.wait("loc"), Duration::ZERO, "the window passed");
+        // Whatever GHL says, the clock does not overflow and the wait stays bounded.
+        limiter.observe("loc", &headers("0", &u64::MAX.to_string()));
+        assert!(limiter.wait("loc") <= MAX_WAIT);
     }
 }

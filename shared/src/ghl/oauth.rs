@@ -1,10 +1,18 @@
 //! GHL's OAuth endpoints: exchanging an install's authorization code, refreshing a
 //! token set, and minting a location token from a company (agency) token.
 //!
-//! Every call is form-encoded, as GHL requires. A `400`/`401`/`403` answer is a
-//! refusal ([`OAuthError::Refused`]): the grant is dead (location inactive, app
-//! uninstalled, refresh token used) and retrying cannot help. Anything else is
-//! [`OAuthError::Unavailable`] and worth another try.
+//! Every call is form-encoded, as GHL requires. GHL documents no list of token
+//! errors, so a refusal (`400`/`401`/`403`/`422`) is told apart by what it says
+//! ([`Refusal::of`]), and only a clear answer retires anything:
+//! - the grant is dead (`invalid_grant`: a used or revoked refresh token): the
+//!   location needs the app installed again;
+//! - the app's own credentials are refused (`invalid_client`, an unauthorized
+//!   client): no location is at fault; the app secret is read again, an alarm
+//!   raised, and the call tried later;
+//! - anything else is a refusal of unknown cause: alarmed and tried later, never
+//!   taken as the end of a location.
+//!
+//! Timeouts and `5xx` are [`OAuthError::Unavailable`], worth another try.
 
 use std::fmt;
 use std::time::Duration;
@@ -112,6 +120,10 @@ pub struct TokenSet {
     /// Set when GHL refused to refresh: the app must be installed again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub needs_reinstall: Option<String>,
+    /// Refreshed because GHL refused the token before it: refused again, it is
+    /// not refreshed again (a refresh per token version at most).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_refusal: bool,
 }
 
 impl fmt::Debug for TokenSet {
@@ -124,6 +136,9 @@ impl fmt::Debug for TokenSet {
             .finish_non_exhaustive()
     }
 }
+
+/// The longest life a token is taken to have.
+const MAX_TOKEN_LIFE_SECONDS: i64 = 365 * 24 * 3600;
 
 impl TokenSet {
     /// A secret's text: a token set as JSON, or a bare token (a Private
@@ -151,6 +166,7 @@ impl TokenSet {
             scope: None,
             refreshed_from: None,
             needs_reinstall: None,
+            after_refusal: false,
         }
     }
 
@@ -159,15 +175,18 @@ impl TokenSet {
         TokenSet {
             access_token: response.access_token,
             refresh_token: response.refresh_token,
+            // Within a year, whatever GHL says: an absurd value must not
+            // overflow the clock (a token is refreshed long before anyway).
             expires_at: response
                 .expires_in
-                .map(|secs| now + chrono::Duration::seconds(secs)),
+                .map(|secs| now + chrono::Duration::seconds(secs.clamp(0, MAX_TOKEN_LIFE_SECONDS))),
             user_type: response.user_type,
             location_id: response.location_id,
             company_id: response.company_id,
             scope: response.scope,
             refreshed_from: None,
             needs_reinstall: None,
+            after_refusal: false,
         }
     }
 
@@ -183,11 +202,66 @@ impl TokenSet {
     }
 }
 
+/// What a refusal of the token endpoint was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// This grant (refresh token, code) is dead: only a new install helps.
+    Grant,
+    /// The app's client id or secret.
+    App,
+    /// Not said clearly: tried again later.
+    Unknown,
+}
+
+impl Refusal {
+    /// Reads a refusal's body: the OAuth `error` code where GHL gives one, else
+    /// its message.
+    pub fn of(body: &str) -> Refusal {
+        let value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let code = value
+            .get("error")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let message = super::wire::error_message(body).to_ascii_lowercase();
+        let says = |words: &[&str]| {
+            words
+                .iter()
+                .any(|w| code.contains(w) || message.contains(w))
+        };
+        if says(&[
+            "invalid_client",
+            "unauthorized_client",
+            "client credentials",
+            "client secret",
+            "client_secret",
+            "invalid client",
+        ]) {
+            Refusal::App
+        } else if says(&[
+            "invalid_grant",
+            "invalid grant",
+            "invalid refresh token",
+            "refresh token is invalid",
+            "refresh token has been",
+            "authorization code",
+        ]) {
+            Refusal::Grant
+        } else {
+            Refusal::Unknown
+        }
+    }
+}
+
 /// A token call that did not give a token.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OAuthError {
     #[error("GHL refused the grant ({status}): {message}")]
-    Refused { status: u16, message: String },
+    Refused {
+        status: u16,
+        message: String,
+        about: Refusal,
+    },
     #[error("GHL's token endpoint is unavailable: {0}")]
     Unavailable(#[source] Cause),
 }
@@ -247,6 +321,7 @@ impl OAuthClient {
             400 | 401 | 403 | 422 => Err(OAuthError::Refused {
                 status,
                 message: error_message(&body),
+                about: Refusal::of(&body),
             }),
             _ => Err(OAuthError::unavailable(format!(
                 "GHL answered {status}: {}",
@@ -302,5 +377,63 @@ impl OAuthClient {
         let form = [("companyId", company_id), ("locationId", location_id)];
         self.post("/oauth/locationToken", Some(company_token), &form)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_retires_a_grant_only_when_it_says_the_grant_is_dead() {
+        for (body, about) in [
+            (
+                r#"{"error":"invalid_grant","error_description":"Invalid grant: refresh token is invalid"}"#,
+                Refusal::Grant,
+            ),
+            (
+                r#"{"statusCode":400,"message":"Invalid refresh token"}"#,
+                Refusal::Grant,
+            ),
+            (
+                r#"{"error":"invalid_client","message":"Invalid client credentials"}"#,
+                Refusal::App,
+            ),
+            (
+                r#"{"statusCode":401,"message":"UnAuthorized! client_secret mismatch"}"#,
+                Refusal::App,
+            ),
+            (r#"{"error":"unauthorized_client"}"#, Refusal::App),
+            (
+                r#"{"statusCode":400,"message":"Location is not active"}"#,
+                Refusal::Unknown,
+            ),
+            (
+                r#"{"statusCode":400,"message":"Bad Request"}"#,
+                Refusal::Unknown,
+            ),
+            ("<html>", Refusal::Unknown),
+        ] {
+            assert_eq!(Refusal::of(body), about, "{body}");
+        }
+    }
+
+    #[test]
+    fn any_expires_in_ghl_sends_gives_a_time_within_a_year_without_panicking() {
+        let now: DateTime<Utc> = "2026-12-01T10:00:00Z".parse().expect("time");
+        for (secs, after) in [(i64::MAX, 365), (i64::MIN, 0), (86_399, 0)] {
+            let answer: TokenResponse = serde_json::from_value(serde_json::json!({
+                "access_token": "at", "expires_in": secs
+            }))
+            .expect("answer");
+            let at = TokenSet::from_response(answer, now)
+                .expires_at
+                .expect("a time");
+            assert!(
+                at >= now && at <= now + chrono::Duration::days(365),
+                "{secs}: {at}"
+            );
+            assert!(at >= now + chrono::Duration::days(after), "{secs}: {at}");
+        }
     }
 }

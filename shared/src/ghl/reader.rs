@@ -28,6 +28,14 @@ pub enum GhlError {
     NoToken { what: String },
     #[error("GHL refused the request ({status}): {message}")]
     Rejected { status: u16, message: String },
+    /// The token works, but may not do this (a scope the app or token lacks).
+    #[error(
+        "GHL forbids this with the location's token ({status}): {message}; the app or token needs the scope for it"
+    )]
+    Forbidden { status: u16, message: String },
+    /// GHL refused the marketplace app's own credentials: no location is at fault.
+    #[error("GHL refused the app's credentials: {message}; fix the app secret")]
+    AppRefused { message: String },
     /// GHL could not be reached or answered with a server error, or a token could
     /// not be read or refreshed: worth another try.
     #[error("GHL is unavailable ({context}): {source}")]
@@ -58,6 +66,8 @@ impl GhlError {
             GhlError::Unauthorized => code::UNAUTHORIZED,
             GhlError::NoToken { .. } => code::NO_TOKEN,
             GhlError::Rejected { .. } => code::REJECTED,
+            GhlError::Forbidden { .. } => code::FORBIDDEN,
+            GhlError::AppRefused { .. } => code::APP_REFUSED,
             GhlError::Unavailable { .. } => code::UNAVAILABLE,
         }
     }
@@ -70,6 +80,8 @@ pub mod code {
     pub const UNAUTHORIZED: &str = "ghl_unauthorized";
     pub const NO_TOKEN: &str = "ghl_no_token";
     pub const REJECTED: &str = "ghl_rejected";
+    pub const FORBIDDEN: &str = "ghl_forbidden";
+    pub const APP_REFUSED: &str = "ghl_app_refused";
     pub const UNAVAILABLE: &str = "ghl_unavailable";
 }
 
@@ -88,7 +100,15 @@ impl PartialEq for GhlError {
                     status: s,
                     message: m,
                 },
+            )
+            | (
+                E::Forbidden { status, message },
+                E::Forbidden {
+                    status: s,
+                    message: m,
+                },
             ) => status == s && message == m,
+            (E::AppRefused { message }, E::AppRefused { message: m }) => message == m,
             (
                 E::Unavailable { context, source },
                 E::Unavailable {

@@ -64,13 +64,13 @@ pub mod code {
     /// spend; the rest are sorted out in a later batch.
     pub const META_BATCH_UNSORTED: &str = "meta_batch_unsorted";
     pub use crate::ghl::reader::code::{
-        NO_TOKEN as GHL_NO_TOKEN, RATE_LIMITED as GHL_RATE_LIMITED,
+        APP_REFUSED as GHL_APP_REFUSED, NO_TOKEN as GHL_NO_TOKEN, RATE_LIMITED as GHL_RATE_LIMITED,
         UNAUTHORIZED as GHL_UNAUTHORIZED, UNAVAILABLE as GHL_UNAVAILABLE,
     };
 }
 
 /// Every partner failure code, with the kind of hold it makes.
-const CODES: [(&str, Hold); 7] = [
+const CODES: [(&str, Hold); 8] = [
     (code::META_UNAVAILABLE, Hold::Outage),
     (code::META_REQUEST_REFUSED, Hold::Token),
     (code::META_BATCH_UNSORTED, Hold::Outage),
@@ -78,6 +78,7 @@ const CODES: [(&str, Hold); 7] = [
     (code::GHL_RATE_LIMITED, Hold::Outage),
     (code::GHL_UNAUTHORIZED, Hold::Token),
     (code::GHL_NO_TOKEN, Hold::Token),
+    (code::GHL_APP_REFUSED, Hold::Token),
 ];
 
 /// What kind of trouble holds work, by the failure's code.

@@ -1,15 +1,16 @@
 //! `POST /contacts/{contactId}/conversions`: conversions pushed by the user's own
 //! systems, authenticated by an API key, validated and queued; the real-time path.
 //!
-//! Answers: `202` with the event id once queued; `401` without a valid key; `400`
-//! naming what is wrong; `413` over [`MAX_BODY_BYTES`]; `503` when the queue fails
-//! (the caller should retry; the event id makes the retry harmless).
+//! Answers: `202` with the event id once queued; `401` without a valid key; `403`
+//! for a key not scoped to the location (or event type); `400` naming what is
+//! wrong; `413` over [`MAX_BODY_BYTES`]; `503` when the queue fails (the caller
+//! should retry; the event id makes the retry harmless).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
 use super::MAX_BODY_BYTES;
+use super::keys::{ApiKeys, Forbidden};
 use crate::capi::{Rejection, check_event_time, event_id, is_currency_code};
 use crate::ghl::parse_timestamp;
 use crate::jobs::{ConversionJob, EnrichJob, PostedConversion, group_id};
@@ -20,6 +21,8 @@ use crate::ports::queue::{Outgoing, Queue, QueueError};
 pub enum ConversionError {
     #[error("missing or unknown API key (send Authorization: Bearer <key>)")]
     Unauthorized,
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
     #[error("invalid conversion: {0}")]
     Invalid(String),
     #[error("body of {size} bytes is over the {MAX_BODY_BYTES}-byte limit")]
@@ -33,6 +36,7 @@ impl ConversionError {
     pub fn status(&self) -> u16 {
         match self {
             ConversionError::Unauthorized => 401,
+            ConversionError::Forbidden(_) => 403,
             ConversionError::Invalid(_) => 400,
             ConversionError::TooLarge { .. } => 413,
             ConversionError::Queue(_) => 503,
@@ -43,6 +47,7 @@ impl ConversionError {
     pub fn code(&self) -> &'static str {
         match self {
             ConversionError::Unauthorized => "unauthorized",
+            ConversionError::Forbidden(_) => "forbidden",
             ConversionError::Invalid(_) => "invalid",
             ConversionError::TooLarge { .. } => "too_large",
             ConversionError::Queue(_) => "enqueue_failed",
@@ -50,31 +55,27 @@ impl ConversionError {
     }
 }
 
+/// A conversion accepted: the event id Meta will receive, and the key (by its id)
+/// that posted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    pub event_id: String,
+    pub key_id: String,
+}
+
 /// The answer: status and JSON body.
-pub fn reply(outcome: &Result<String, ConversionError>) -> (u16, Value) {
+pub fn reply(outcome: &Result<Posted, ConversionError>) -> (u16, Value) {
     match outcome {
-        Ok(id) => (202, json!({"status": "accepted", "eventId": id})),
+        Ok(posted) => (
+            202,
+            json!({"status": "accepted", "eventId": posted.event_id}),
+        ),
         Err(e) => (e.status(), json!({"error": e.to_string()})),
     }
 }
 
-/// Whether `authorization` (`Bearer <key>`) carries one of `keys`. Every key is
-/// compared, in constant time, so timing tells nothing about how close a guess was.
-pub fn authorized(keys: &[String], authorization: Option<&str>) -> bool {
-    let Some(presented) = authorization
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-    else {
-        return false;
-    };
-    let matched = keys
-        .iter()
-        .filter(|k| !k.is_empty())
-        .fold(subtle::Choice::from(0), |found, key| {
-            found | key.as_bytes().ct_eq(presented.as_bytes())
-        });
-    bool::from(matched) && !presented.is_empty()
-}
+/// The longest `eventId` a caller may choose.
+pub const MAX_EVENT_ID: usize = 128;
 
 fn invalid(message: impl Into<String>) -> ConversionError {
     ConversionError::Invalid(message.into())
@@ -95,6 +96,15 @@ fn validate(
     }
     if c.event_type.trim().is_empty() {
         return Err(invalid("eventType is empty"));
+    }
+    if let Some(id) = &c.event_id
+        && (id.trim().is_empty()
+            || id.len() > MAX_EVENT_ID
+            || !id.bytes().all(|b| (b' '..=b'~').contains(&b)))
+    {
+        return Err(invalid(format!(
+            "eventId must be 1 to {MAX_EVENT_ID} printable ASCII characters"
+        )));
     }
     let at = parse_timestamp(&c.timestamp).ok_or_else(|| {
         invalid(format!(
@@ -129,45 +139,46 @@ fn validate(
 
 /// Authenticates, validates and queues one posted conversion; returns the event id
 /// Meta will receive (the caller's `eventId`, or one derived from the conversion so
-/// that posting it again deduplicates).
+/// that posting it again deduplicates). A repeat is recognised by location,
+/// contact, event type and id together, so one id used for two contacts or two
+/// event types is two conversions.
 pub async fn accept_conversion(
-    keys: &[String],
+    keys: &ApiKeys,
     queue: &impl Queue,
     contact_id: &str,
     authorization: Option<&str>,
     body: &[u8],
     now: DateTime<Utc>,
-) -> Result<String, ConversionError> {
-    if !authorized(keys, authorization) {
-        return Err(ConversionError::Unauthorized);
-    }
+) -> Result<Posted, ConversionError> {
+    let key = keys
+        .find(authorization)
+        .ok_or(ConversionError::Unauthorized)?;
     if body.len() > MAX_BODY_BYTES {
         return Err(ConversionError::TooLarge { size: body.len() });
     }
     let mut conversion: PostedConversion =
         serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
     validate(contact_id, &conversion, now)?;
+    key.allows(&conversion.location_id, &conversion.event_type)?;
     let id = conversion.event_id.clone().unwrap_or_else(|| {
         let change = format!("{}@{}", conversion.event_type, conversion.timestamp);
         event_id(&conversion.location_id, contact_id, "conversion", &change)
     });
     conversion.event_id = Some(id.clone());
     let group = group_id(&conversion.location_id, Some(contact_id));
-    let job = EnrichJob::Conversion(ConversionJob {
-        contact_id: contact_id.to_owned(),
-        received_at: now,
-        event_id: id.clone(),
-        conversion,
-    });
+    let job = ConversionJob::new(contact_id, now, &id, conversion);
     let message = Outgoing {
-        body: serde_json::to_string(&job)
+        dedup_id: Some(job.key.clone()),
+        body: serde_json::to_string(&EnrichJob::Conversion(job))
             .map_err(|e| ConversionError::Queue(QueueError::new(e)))?,
         group_id: Some(group),
-        dedup_id: Some(id.clone()),
         delay: None,
     };
     queue.send(message).await.map_err(ConversionError::Queue)?;
-    Ok(id)
+    Ok(Posted {
+        event_id: id,
+        key_id: key.id.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -177,8 +188,11 @@ mod tests {
 
     const KEY: &str = "k-live-0123456789";
 
-    fn keys() -> Vec<String> {
-        vec!["k-old-abc".into(), KEY.into()]
+    fn keys() -> ApiKeys {
+        ApiKeys::parse(&format!(
+            r#"["k-old-abc", {{"id": "shop", "key": "{KEY}", "locations": ["loc"]}}]"#
+        ))
+        .expect("keys")
     }
 
     fn now() -> DateTime<Utc> {
@@ -194,23 +208,59 @@ mod tests {
         serde_json::to_vec(&b).expect("json")
     }
 
-    #[test]
-    fn only_a_configured_bearer_key_is_authorized() {
-        assert!(authorized(&keys(), Some(&format!("Bearer {KEY}"))));
-        assert!(authorized(&keys(), Some("Bearer k-old-abc")));
-        for bad in [
-            None,
-            Some(KEY),
-            Some("Bearer "),
-            Some("Bearer k-live-012345678"),
-            Some("Basic k-old-abc"),
-        ] {
-            assert!(!authorized(&keys(), bad), "{bad:?}");
-        }
+    #[tokio::test]
+    async fn a_key_posts_only_for_its_locations_and_nothing_else_is_queued() {
+        let queue = MemoryQueue::default();
+        let auth = format!("Bearer {KEY}");
+        let elsewhere = body(json!({"locationId": "other-loc"}));
+        let outcome =
+            accept_conversion(&keys(), &queue, "c1", Some(&auth), &elsewhere, now()).await;
+        let (status, answer) = reply(&outcome);
+        assert_eq!(status, 403);
         assert!(
-            !authorized(&[String::new()], Some("Bearer ")),
-            "an empty key opens nothing"
+            answer["error"].as_str().expect("error").contains("shop"),
+            "{answer}"
         );
+        assert!(!answer.to_string().contains(KEY), "the key is never shown");
+        assert!(queue.sent().is_empty());
+        // The key stored bare (before scopes) posts anywhere.
+        let legacy = accept_conversion(
+            &keys(),
+            &queue,
+            "c1",
+            Some("Bearer k-old-abc"),
+            &elsewhere,
+            now(),
+        )
+        .await;
+        assert!(legacy.expect("accepted").key_id.starts_with("key-"));
+    }
+
+    #[tokio::test]
+    async fn one_event_id_for_two_contacts_or_two_types_is_two_conversions() {
+        let queue = MemoryQueue::default();
+        let auth = format!("Bearer {KEY}");
+        for (contact, event_type) in [("c1", "Purchase"), ("c2", "Purchase"), ("c1", "Lead")] {
+            let posted = body(json!({"eventId": "order-1", "eventType": event_type}));
+            let outcome =
+                accept_conversion(&keys(), &queue, contact, Some(&auth), &posted, now()).await;
+            assert_eq!(outcome.expect("accepted").event_id, "order-1");
+        }
+        let dedup: std::collections::HashSet<Option<String>> =
+            queue.sent().into_iter().map(|m| m.dedup_id).collect();
+        assert_eq!(dedup.len(), 3, "{dedup:?}");
+        for bad in [
+            "",
+            " ",
+            "tab\there",
+            &"x".repeat(MAX_EVENT_ID + 1),
+            "ünïcode",
+        ] {
+            let posted = body(json!({"eventId": bad}));
+            let outcome =
+                accept_conversion(&keys(), &queue, "c1", Some(&auth), &posted, now()).await;
+            assert_eq!(reply(&outcome).0, 400, "{bad:?}");
+        }
     }
 
     #[tokio::test]
@@ -224,7 +274,10 @@ mod tests {
         let id = answer["eventId"].as_str().expect("id").to_owned();
         let sent = queue.sent();
         assert_eq!(sent[0].group_id.as_deref(), Some("loc:c1"));
-        assert_eq!(sent[0].dedup_id.as_deref(), Some(id.as_str()));
+        assert_eq!(
+            sent[0].dedup_id.as_deref(),
+            Some(format!("loc:c1:Purchase:{id}").as_str())
+        );
         let EnrichJob::Conversion(job) = serde_json::from_str(&sent[0].body).expect("job") else {
             panic!("not a conversion job")
         };
@@ -237,7 +290,7 @@ mod tests {
         // Posting the same conversion again gives the same id: Meta deduplicates it.
         let again =
             accept_conversion(&keys(), &queue, "c1", Some(&auth), &body(json!({})), now()).await;
-        assert_eq!(again.expect("accepted"), id);
+        assert_eq!(again.expect("accepted").event_id, id);
         let own = accept_conversion(
             &keys(),
             &queue,
@@ -247,7 +300,7 @@ mod tests {
             now(),
         )
         .await;
-        assert_eq!(own.expect("accepted"), "order-1");
+        assert_eq!(own.expect("accepted").event_id, "order-1");
     }
 
     #[tokio::test]

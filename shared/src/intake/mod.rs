@@ -4,9 +4,11 @@
 //!
 //! - [`routes`]: the API's routes, for any HTTP front (API Gateway, `serve`).
 //! - [`webhook`]: `POST /webhooks/ghl`: verify, validate, enqueue.
-//! - [`conversion`]: `POST /contacts/{contactId}/conversions`.
+//! - [`conversion`]: `POST /contacts/{contactId}/conversions`, with the API
+//!   [`keys`] scoped to locations.
 
 pub mod conversion;
+pub mod keys;
 pub mod routes;
 pub mod webhook;
 

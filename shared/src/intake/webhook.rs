@@ -6,6 +6,8 @@
 //! - a wrong or missing signature, a delivery without a `timestamp` or outside the
 //!   replay window is `401` and never queued (it cannot become valid);
 //! - a body over [`MAX_BODY_BYTES`] is `413`;
+//! - a delivery for another GHL app (`appId` not ours, [`AppIds`]) is `200` and
+//!   never queued (`other_app`);
 //! - a `type` we do not model is `200` and not queued (counted by the caller);
 //! - a verified body that fails typed parsing is kept: queued as it came, `200`, so
 //!   enrichment dead-letters it with the parse error and a fixed build can redrive it;
@@ -17,8 +19,8 @@ use serde_json::{Value, json};
 
 use super::MAX_BODY_BYTES;
 use crate::ghl::webhook::{
-    Envelope, ReplayError, ReplayWindow, SignatureError, SignatureHeaders, Webhook, WebhookKeys,
-    idempotency_key,
+    AppIds, Envelope, ReplayError, ReplayWindow, SignatureError, SignatureHeaders, Webhook,
+    WebhookKeys, idempotency_key,
 };
 use crate::jobs::{EnrichJob, group_id};
 use crate::ports::queue::{Outgoing, Queue, QueueError};
@@ -72,6 +74,8 @@ pub enum Accepted {
     },
     /// A `type` we do not model: acknowledged, not queued.
     Ignored { kind: String },
+    /// Signed by GHL for another app: acknowledged, never queued.
+    OtherApp { app_id: String },
 }
 
 /// The answer to a delivery: status and JSON body (never the payload or any PII).
@@ -81,6 +85,7 @@ pub fn reply(outcome: &Result<Accepted, IntakeError>) -> (u16, Value) {
             (200, json!({"status": "accepted", "webhookId": key}))
         }
         Ok(Accepted::Ignored { kind }) => (200, json!({"status": "ignored", "type": kind})),
+        Ok(Accepted::OtherApp { .. }) => (200, json!({"status": "ignored"})),
         Err(e) => (
             e.status(),
             json!({"error": e.code(), "message": e.to_string()}),
@@ -93,6 +98,7 @@ pub fn reply(outcome: &Result<Accepted, IntakeError>) -> (u16, Value) {
 pub async fn accept_webhook(
     keys: &WebhookKeys,
     window: &ReplayWindow,
+    apps: &AppIds,
     queue: &impl Queue,
     headers: SignatureHeaders<'_>,
     body: &[u8],
@@ -104,6 +110,11 @@ pub async fn accept_webhook(
     let verified = keys.verify(headers, body)?;
     let (envelope, contact) = Envelope::of(verified.body()).unwrap_or_default();
     window.check(&envelope, now)?;
+    if !apps.ours(&envelope) {
+        return Ok(Accepted::OtherApp {
+            app_id: envelope.app_id.unwrap_or_default(),
+        });
+    }
     let key = idempotency_key(&envelope, body);
     let kind = envelope.kind.clone().unwrap_or_default();
     let (group, accepted) = match verified.parse() {

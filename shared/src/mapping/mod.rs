@@ -175,6 +175,19 @@ impl Mapping {
         self.rules.iter().map(|rule| rule.trigger.name())
     }
 
+    /// The name an event is counted under: Meta's standard names and the
+    /// mapping's own constant ones as they are, any other (a caller's
+    /// `eventType`, a field's value) as `other`, so no caller can make metrics
+    /// without bound.
+    pub fn metric_name<'a>(&self, event_name: &'a str) -> &'a str {
+        let constant = |rule: &Rule| matches!(&rule.event_name, Source::Constant(Value::String(s)) if s == event_name);
+        if crate::capi::STANDARD_EVENTS.contains(&event_name) || self.rules.iter().any(constant) {
+            event_name
+        } else {
+            "other"
+        }
+    }
+
     /// The rules a trigger fires.
     pub fn rules_for(&self, trigger: Trigger) -> impl Iterator<Item = &Rule> {
         self.rules.iter().filter(move |r| r.trigger == trigger)

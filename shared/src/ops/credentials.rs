@@ -106,6 +106,12 @@ fn ghl_problem(e: &GhlError) -> (String, String) {
         GhlError::NotFound | GhlError::Rejected { .. } => {
             "check that the location id is right and the token belongs to it"
         }
+        GhlError::Forbidden { .. } => {
+            "give the app (or the Private Integration token) the scope the mapping needs: ghl-capi oauth url lists them"
+        }
+        GhlError::AppRefused { .. } => {
+            "store the app's current client id and secret in GHL_APP_SECRET's secret"
+        }
         GhlError::Unavailable { .. } => "check GHL_API_BASE_URL and the network, then retry",
     };
     (chain(e), fix.to_owned())

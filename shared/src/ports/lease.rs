@@ -26,7 +26,8 @@ impl LeaseError {
 
 /// Where leases are kept.
 pub trait Lease: Send + Sync {
-    /// Takes the lease `name` for `owner` for `hold`, if nobody holds it.
+    /// Takes the lease `name` for `owner` for `hold`, if nobody else holds it: the
+    /// holder itself extends it this way (a long task renews its lease as it works).
     fn acquire(
         &self,
         name: &str,
@@ -66,7 +67,7 @@ mod memory {
             let mut leases = self.0.lock().map_err(|_| LeaseError::new("poisoned"))?;
             let now = Instant::now();
             match leases.get(name) {
-                Some((_, until)) if *until > now => Ok(false),
+                Some((holder, until)) if *until > now && holder != owner => Ok(false),
                 _ => {
                     leases.insert(name.to_owned(), (owner.to_owned(), now + hold));
                     Ok(true)

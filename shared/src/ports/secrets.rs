@@ -37,19 +37,6 @@ impl Secret {
         let value: serde_json::Value = serde_json::from_str(self.0.trim()).ok()?;
         value.get(name)?.as_str().map(Secret::new)
     }
-
-    /// The API keys of a secret holding a JSON list of keys, or one key per line.
-    pub fn keys(&self) -> Vec<String> {
-        let text = self.0.trim();
-        if text.starts_with('[') {
-            return serde_json::from_str::<Vec<String>>(text).unwrap_or_default();
-        }
-        text.lines()
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
 }
 
 impl fmt::Debug for Secret {
@@ -159,10 +146,11 @@ mod memory {
     use super::{Secret, SecretError, SecretStore, Versioned, VersionedSecrets};
 
     /// Versioned secrets in memory, for tests: every version is kept.
-    #[derive(Debug, Default)]
+    #[derive(Debug, Default, Clone)]
     pub struct MemorySecrets {
-        /// Per secret: its versions in order, and which is current and pending.
-        secrets: Mutex<HashMap<String, MemorySecret>>,
+        /// Per secret: its versions in order, and which is current and pending
+        /// (shared by clones, as one store seen by two processes).
+        secrets: std::sync::Arc<Mutex<HashMap<String, MemorySecret>>>,
     }
 
     #[derive(Debug, Default)]
@@ -266,12 +254,5 @@ mod tests {
         assert_eq!(set.field("app_secret"), Some(Secret::new("s-1")));
         assert_eq!(Secret::new("  ").token(), None);
         assert_eq!(Secret::new("{}").token(), None);
-    }
-
-    #[test]
-    fn api_keys_are_a_json_list_or_one_per_line() {
-        assert_eq!(Secret::new(r#"["k1","k2"]"#).keys(), ["k1", "k2"]);
-        assert_eq!(Secret::new("k1\n\n k2 \n").keys(), ["k1", "k2"]);
-        assert!(Secret::new("").keys().is_empty());
     }
 }

@@ -1,7 +1,7 @@
 //! The state port: what the stages remember. Per contact, the tags last seen; per
 //! job, that it was done (beyond a queue's own deduplication window); records kept
-//! for a while under a key (a partner's circuit breaker, a held job's history); and
-//! marks, many at once (the events Meta took).
+//! for a while under a key (a partner's circuit breaker, a held job's history, the
+//! events Meta took, the locations to mint tokens for), some many at once.
 //! DynamoDB on AWS, SQLite locally.
 
 use std::collections::HashSet;
@@ -61,10 +61,11 @@ pub trait StateStore: Send + Sync {
         &self,
         keys: &[String],
     ) -> impl Future<Output = Result<HashSet<String>, StateError>> + Send;
-    /// Marks each of `keys` for `keep`.
-    fn mark(
+    /// Keeps each `(key, text)` for `keep`, many at once (an empty text is a
+    /// mark).
+    fn set_records(
         &self,
-        keys: &[String],
+        records: &[(String, String)],
         keep: Duration,
     ) -> impl Future<Output = Result<(), StateError>> + Send;
 }
@@ -75,17 +76,22 @@ pub use memory::MemoryState;
 #[cfg(any(test, feature = "test-util"))]
 mod memory {
     use std::collections::{HashMap, HashSet};
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
     use super::{StateError, StateStore};
 
-    /// A state store in memory, for tests.
-    #[derive(Debug, Default)]
+    /// Each contact's tags, by location and contact.
+    type Tags = HashMap<(String, String), Vec<String>>;
+    /// Each record's text and end.
+    type Records = HashMap<String, (String, Instant)>;
+
+    /// A state store in memory, for tests; clones share it.
+    #[derive(Debug, Default, Clone)]
     pub struct MemoryState {
-        tags: Mutex<HashMap<(String, String), Vec<String>>>,
-        processed: Mutex<HashSet<String>>,
-        records: Mutex<HashMap<String, (String, Instant)>>,
+        tags: Arc<Mutex<Tags>>,
+        processed: Arc<Mutex<HashSet<String>>>,
+        records: Arc<Mutex<Records>>,
     }
 
     fn poisoned<T>(_: T) -> StateError {
@@ -165,11 +171,15 @@ mod memory {
                 .collect())
         }
 
-        async fn mark(&self, keys: &[String], keep: Duration) -> Result<(), StateError> {
+        async fn set_records(
+            &self,
+            records: &[(String, String)],
+            keep: Duration,
+        ) -> Result<(), StateError> {
             let until = Instant::now() + keep;
-            let mut records = self.records.lock().map_err(poisoned)?;
-            for key in keys {
-                records.insert(key.clone(), (String::new(), until));
+            let mut kept = self.records.lock().map_err(poisoned)?;
+            for (key, text) in records {
+                kept.insert(key.clone(), (text.clone(), until));
             }
             Ok(())
         }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::capi::client::DEFAULT_BASE_URL as GRAPH_DEFAULT_BASE_URL;
-use crate::ghl::webhook::{ReplayWindow, WebhookKeys};
+use crate::ghl::webhook::{APP_ID_VAR, AppIds, ReplayWindow, WebhookKeys};
 use crate::ghl::wire::DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL;
 use crate::hold::HoldPolicy;
 use crate::mapping::Mapping;
@@ -21,6 +21,10 @@ pub const GHL_TOKEN_DEFAULT_PREFIX: &str = "ghl-capi/ghl/";
 pub struct IntakeSettings {
     pub keys: WebhookKeys,
     pub window: ReplayWindow,
+    /// `GHL_APP_ID`: our marketplace app(s); required with `GHL_APP_SECRET`.
+    pub apps: AppIds,
+    /// `STATE_TABLE`, required with `GHL_APP_SECRET`: each install link is used once.
+    pub state_table: Option<String>,
     /// `ENRICH_QUEUE_URL`.
     pub enrich_queue_url: String,
     /// `CONVERSION_API_KEYS_SECRET`: the secret holding the API keys of the
@@ -47,6 +51,22 @@ impl IntakeSettings {
         let enrich_queue_url = env.required("ENRICH_QUEUE_URL", "the enrichment queue's URL");
         let conversion_keys_secret = env.optional("CONVERSION_API_KEYS_SECRET");
         let ghl_app_secret = env.optional("GHL_APP_SECRET");
+        let apps = match (env.optional(APP_ID_VAR), &ghl_app_secret) {
+            (Some(ids), _) => AppIds::parse(&ids),
+            // A marketplace app's webhooks reach every app's URL that asks: ours
+            // must be told apart.
+            (None, Some(_)) => AppIds::parse(&env.required(
+                APP_ID_VAR,
+                "the marketplace app's id (GHL's app settings), so other apps' webhooks are ignored",
+            )),
+            (None, None) => AppIds::default(),
+        };
+        let state_table = ghl_app_secret.is_some().then(|| {
+            env.required(
+                "STATE_TABLE",
+                "where each install link is claimed, so it works once",
+            )
+        });
         let ghl_api_base_url = env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL);
         let ghl_token_secret_prefix = env.or("GHL_TOKEN_SECRET_PREFIX", GHL_TOKEN_DEFAULT_PREFIX);
         let oauth_redirect_uri = env.optional("OAUTH_REDIRECT_URI");
@@ -55,6 +75,8 @@ impl IntakeSettings {
             Some(IntakeSettings {
                 keys: keys?,
                 window: window?,
+                apps,
+                state_table,
                 enrich_queue_url,
                 conversion_keys_secret,
                 ghl_app_secret,
@@ -231,6 +253,21 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         move |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn the_marketplace_app_needs_its_app_id_so_other_apps_webhooks_are_told_apart() {
+        let base = [
+            ("ENRICH_QUEUE_URL", "https://sqs/q"),
+            ("GHL_APP_SECRET", "stack/ghl-app"),
+            ("STATE_TABLE", "stack-state"),
+        ];
+        let err = IntakeSettings::from_lookup(lookup(&base)).expect_err("refused");
+        assert!(err.to_string().contains("GHL_APP_ID"), "{err}");
+        let mut with_id = base.to_vec();
+        with_id.push(("GHL_APP_ID", "app-1,app-2"));
+        let settings = IntakeSettings::from_lookup(lookup(&with_id)).expect("settings");
+        assert_eq!(settings.apps, AppIds::parse("app-1 app-2"));
     }
 
     #[test]

@@ -259,12 +259,7 @@ async fn a_posted_conversion_keeps_its_event_id() {
         "value": 12.5, "currency": "USD", "eventId": "order-7"
     }))
     .expect("conversion");
-    let job = EnrichJob::Conversion(ConversionJob {
-        contact_id: "c1".into(),
-        received_at: now(),
-        event_id: "order-7".into(),
-        conversion,
-    });
+    let job = EnrichJob::Conversion(ConversionJob::new("c1", now(), "order-7", conversion));
     let outcomes = enrich_batch(&mapping(""), &ghl, &MemoryState::default(), &[job], now()).await;
     let (dispatch, _) = done(&outcomes[0]);
     assert_eq!(dispatch[0].event.event_id.as_deref(), Some("order-7"));

@@ -9,6 +9,7 @@ use ghl_capi::ghl::wire::LocationToken;
 use ghl_capi::ghl::{GhlError, GhlReader, Related};
 use ghl_capi::ports::lease::MemoryLease;
 use ghl_capi::ports::secrets::{MemorySecrets, VersionedSecrets};
+use ghl_capi::ports::state::MemoryState;
 use ghl_capi_tests::fixtures;
 use serde_json::json;
 use wiremock::matchers::{header, method, path};
@@ -59,11 +60,12 @@ async fn a_refused_token_is_refreshed_once_and_the_read_retried() {
         .put("ghl-capi/ghl/loc", &set.to_string())
         .await
         .expect("stored");
-    let oauth = fixtures::oauth_client(&server.uri());
+    let app = fixtures::app_in(&secrets, &server.uri()).await;
     let tokens = ManagedTokens::new(
         secrets,
         MemoryLease::default(),
-        Some(oauth),
+        MemoryState::default(),
+        Some(app),
         "ghl-capi/ghl/",
     );
     let ghl = GhlClient::new(&server.uri(), tokens, Duration::from_secs(5)).expect("client");
@@ -226,7 +228,13 @@ async fn an_uninstall_webhook_retires_the_locations_tokens() {
         )
         .await
         .expect("stored");
-    let tokens = ManagedTokens::new(secrets, MemoryLease::default(), None, "ghl-capi/ghl/");
+    let tokens = ManagedTokens::new(
+        secrets,
+        MemoryLease::default(),
+        MemoryState::default(),
+        None,
+        "ghl-capi/ghl/",
+    );
     let ghl = GhlClient::new("http://127.0.0.1:9", tokens, Duration::from_secs(1)).expect("client");
     let mapping = ghl_capi::mapping::Mapping::builtin();
     let job = ghl_capi::jobs::EnrichJob::Webhook {
@@ -370,7 +378,13 @@ async fn a_token_that_is_not_due_is_served_without_a_versioned_read() {
         .put("ghl-capi/ghl/loc", &set.to_string())
         .await
         .expect("stored");
-    let tokens = ManagedTokens::new(secrets, MemoryLease::default(), None, "ghl-capi/ghl/");
+    let tokens = ManagedTokens::new(
+        secrets,
+        MemoryLease::default(),
+        MemoryState::default(),
+        None,
+        "ghl-capi/ghl/",
+    );
     for _ in 0..3 {
         assert_eq!(tokens.token("loc").await.expect("token").0, "at-1");
     }

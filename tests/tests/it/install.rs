@@ -6,16 +6,19 @@ use std::time::Duration;
 use chrono::Utc;
 use ghl_capi::ghl::install::{Installer, UserType, check_state, state, url};
 use ghl_capi::ghl::oauth::TokenSet;
+use ghl_capi::ghl::tokens::{ManagedTokens, TokenSource};
 use ghl_capi::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
 use ghl_capi::intake::{Api, Request};
+use ghl_capi::ports::lease::MemoryLease;
 use ghl_capi::ports::queue::MemoryQueue;
 use ghl_capi::ports::secrets::{EnvSecrets, MemorySecrets, SecretStore, VersionedSecrets};
+use ghl_capi::ports::state::MemoryState;
 use ghl_capi_tests::fixtures;
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-type InstallApi = Api<MemoryQueue, EnvSecrets, Installer<MemorySecrets>>;
+type InstallApi = Api<MemoryQueue, EnvSecrets, Installer<MemorySecrets, MemoryLease, MemoryState>>;
 
 /// The secret holding the test app's credentials.
 const APP_SECRET: &str = "ghl-capi/ghl-app";
@@ -31,9 +34,11 @@ async fn api(server: &MockServer) -> InstallApi {
     Api {
         keys: WebhookKeys::ghl_published(),
         window: ReplayWindow::default(),
+        apps: Default::default(),
         queue: MemoryQueue::default(),
         secrets: EnvSecrets,
         conversion_keys_secret: None,
+        warned_unscoped: Default::default(),
         install: Installer {
             secrets,
             app_secret: APP_SECRET.into(),
@@ -41,6 +46,8 @@ async fn api(server: &MockServer) -> InstallApi {
             timeout: Duration::from_secs(5),
             prefix: "ghl-capi/ghl/".into(),
             redirect_uri: Some("https://x.example/oauth/callback".into()),
+            claims: MemoryLease::default(),
+            pending: MemoryState::default(),
         },
     }
 }
@@ -139,10 +146,19 @@ async fn a_location_install_stores_its_token_set_and_shows_a_page() {
         set.expires_at
             .is_some_and(|at| at > Utc::now() + chrono::Duration::hours(23))
     );
+    // The same link again (a replayed callback): refused, and GHL is not asked
+    // (`expect(1)` above).
+    let again = callback(&api, &format!("code=c0de&state={state}")).await;
+    assert_eq!(again.status, 403);
+    assert!(
+        again.content().1.contains("used already"),
+        "{}",
+        again.content().1
+    );
 }
 
 #[tokio::test]
-async fn an_agency_install_stores_the_company_set_and_mints_each_locations_token() {
+async fn an_agency_install_stores_the_company_set_and_mints_each_location_when_first_needed() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
@@ -175,15 +191,34 @@ async fn an_agency_install_stores_the_company_set_and_mints_each_locations_token
             .as_deref(),
         Some("rt-co")
     );
+    // Nothing minted in the callback (an agency of hundreds would outrun it): each
+    // location's token is minted when enrichment first needs it.
+    assert!(api.install.secrets.get("ghl-capi/ghl/loc1").await.is_err());
+    let tokens = ManagedTokens::new(
+        api.install.secrets.clone(),
+        MemoryLease::default(),
+        api.install.pending.clone(),
+        Some(fixtures::app_in(&api.install.secrets, &server.uri()).await),
+        "ghl-capi/ghl/",
+    );
     for location in ["loc1", "loc2"] {
+        assert_eq!(tokens.token(location).await.expect("minted").0, "at-minted");
         let minted = stored(&api, &format!("ghl-capi/ghl/{location}")).await;
-        assert_eq!(minted.access_token, "at-minted");
         assert_eq!(
             (minted.company_id.as_deref(), minted.location_id.as_deref()),
             (Some("co1"), Some(location)),
             "minted again from the company's token when it expires"
         );
+        assert_eq!(
+            tokens.token(location).await.expect("kept").0,
+            "at-minted",
+            "once"
+        );
     }
+    assert!(
+        tokens.token("loc-not-approved").await.is_err(),
+        "only approved locations are minted"
+    );
 }
 
 #[tokio::test]
@@ -216,11 +251,7 @@ async fn a_forged_denied_or_incomplete_callback_stores_nothing() {
 async fn an_install_webhook_for_an_agency_location_mints_its_token_on_first_use() {
     use ghl_capi::enrich::{Enriched, Enricher};
     use ghl_capi::ghl::client::GhlClient;
-    use ghl_capi::ghl::tokens::{ManagedTokens, TokenSource};
     use ghl_capi::hold::HoldPolicy;
-    use ghl_capi::ports::lease::MemoryLease;
-    use ghl_capi::ports::secrets::VersionedSecrets;
-    use ghl_capi::ports::state::MemoryState;
 
     let server = MockServer::start().await;
     Mock::given(method("POST"))
@@ -239,11 +270,12 @@ async fn an_install_webhook_for_an_agency_location_mints_its_token_on_first_use(
         .put("ghl-capi/ghl/company-co1", &company.to_string())
         .await
         .expect("stored");
-    let oauth = fixtures::oauth_client(&server.uri());
+    let app = fixtures::app_in(&secrets, &server.uri()).await;
     let tokens = ManagedTokens::new(
         secrets,
         MemoryLease::default(),
-        Some(oauth),
+        MemoryState::default(),
+        Some(app),
         "ghl-capi/ghl/",
     );
     let ghl = GhlClient::new(&server.uri(), tokens, Duration::from_secs(5)).expect("client");

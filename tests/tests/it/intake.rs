@@ -5,7 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration, Utc};
 use ed25519_dalek::pkcs8::EncodePublicKey;
 use ed25519_dalek::{Signer, SigningKey};
-use ghl_capi::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
+use ghl_capi::ghl::webhook::{AppIds, ReplayWindow, SignatureHeaders, WebhookKeys};
 use ghl_capi::intake::MAX_BODY_BYTES;
 use ghl_capi::intake::webhook::{Accepted, IntakeError, accept_webhook, reply};
 use ghl_capi::jobs::EnrichJob;
@@ -73,6 +73,7 @@ async fn a_signed_webhook_is_queued_in_its_contacts_group_and_answered_200() {
     let outcome = accept_webhook(
         &d.keys,
         &ReplayWindow::default(),
+        &AppIds::default(),
         &queue,
         ghl(&d.signature),
         &d.body,
@@ -122,6 +123,7 @@ async fn bad_missing_or_stale_signatures_are_401_and_never_queued() {
     let forged = accept_webhook(
         &d.keys,
         &window,
+        &AppIds::default(),
         &queue,
         ghl(&d.signature.replace('C', "D")),
         &d.body,
@@ -131,6 +133,7 @@ async fn bad_missing_or_stale_signatures_are_401_and_never_queued() {
     let missing = accept_webhook(
         &d.keys,
         &window,
+        &AppIds::default(),
         &queue,
         SignatureHeaders::default(),
         &d.body,
@@ -140,6 +143,7 @@ async fn bad_missing_or_stale_signatures_are_401_and_never_queued() {
     let stale = accept_webhook(
         &d.keys,
         &window,
+        &AppIds::default(),
         &queue,
         ghl(&d.signature),
         &d.body,
@@ -160,12 +164,22 @@ async fn a_failed_enqueue_is_429_so_ghl_retries_and_the_retry_is_accepted() {
     queue.fail_next(1);
     let now = d.sent + Duration::seconds(2);
     let window = ReplayWindow::default();
-    let first = accept_webhook(&d.keys, &window, &queue, ghl(&d.signature), &d.body, now).await;
+    let first = accept_webhook(
+        &d.keys,
+        &window,
+        &AppIds::default(),
+        &queue,
+        ghl(&d.signature),
+        &d.body,
+        now,
+    )
+    .await;
     assert_eq!(reply(&first).0, 429);
     assert!(queue.sent().is_empty());
     let retry = accept_webhook(
         &d.keys,
         &window,
+        &AppIds::default(),
         &queue,
         ghl(&d.signature),
         &d.body,
@@ -187,6 +201,7 @@ async fn accept_own(
     accept_webhook(
         &keys,
         &ReplayWindow::default(),
+        &AppIds::default(),
         queue,
         ghl(&signature),
         body,
@@ -292,6 +307,7 @@ async fn an_oversized_body_is_413_before_any_check() {
     let outcome = accept_webhook(
         &keys,
         &ReplayWindow::default(),
+        &AppIds::default(),
         &queue,
         SignatureHeaders::default(),
         &body,
@@ -309,6 +325,7 @@ async fn replies_carry_no_payload_data() {
     let outcome = accept_webhook(
         &keys,
         &ReplayWindow::default(),
+        &AppIds::default(),
         &queue,
         ghl(&sign(&signing, body)),
         body,
@@ -318,4 +335,41 @@ async fn replies_carry_no_payload_data() {
     let (status, reply_body) = reply(&outcome);
     assert_eq!(status, 401);
     assert!(!reply_body.to_string().contains("secret@example.com"));
+}
+
+#[tokio::test]
+async fn another_apps_webhooks_are_acknowledged_and_never_queued() {
+    let (signing, keys) = own_key();
+    let queue = MemoryQueue::default();
+    let ours = AppIds::parse("app-ours");
+    let now: DateTime<Utc> = "2026-12-01T10:00:05Z".parse().expect("time");
+    let deliver = |body: &'static [u8]| {
+        let (keys, queue, ours) = (&keys, &queue, &ours);
+        let signature = sign(&signing, body);
+        async move {
+            let outcome = accept_webhook(
+                keys,
+                &ReplayWindow::default(),
+                ours,
+                queue,
+                ghl(&signature),
+                body,
+                now,
+            )
+            .await;
+            reply(&outcome)
+        }
+    };
+    // Another developer's app, pointed at our URL: GHL signs theirs with the same key.
+    for theirs in [
+        &br#"{"type":"UNINSTALL","appId":"their-app","locationId":"loc","webhookId":"w1","timestamp":"2026-12-01T10:00:00Z"}"#[..],
+        br#"{"type":"ContactCreate","appId":"their-app","locationId":"loc","id":"c1","webhookId":"w2","timestamp":"2026-12-01T10:00:00Z"}"#,
+    ] {
+        let (status, body) = deliver(theirs).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("ignored")));
+    }
+    assert!(queue.sent().is_empty(), "nothing of theirs is queued");
+    let (status, _) = deliver(br#"{"type":"ContactCreate","appId":"app-ours","locationId":"loc","id":"c1","webhookId":"w3","timestamp":"2026-12-01T10:00:00Z"}"#).await;
+    assert_eq!(status, 200);
+    assert_eq!(queue.sent().len(), 1, "ours is");
 }

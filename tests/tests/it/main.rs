@@ -11,4 +11,5 @@ mod install;
 mod intake;
 mod mapping;
 mod normalize_vectors;
+mod tokens;
 mod webhooks;

@@ -10,7 +10,7 @@ use ghl_capi::mapping::{
     Baseline, MappedEvent, Mapping, Need, Occurrence, Subject, TokenRef, Trigger,
 };
 use ghl_capi::normalize::sha256_hex;
-use ghl_capi_tests::read_reference;
+use ghl_capi_tests::{fixtures, read_reference};
 use serde_json::{Map, json};
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -604,4 +604,15 @@ fn related_records_need_to_be_asked_for() {
     related.insert("notes".into(), json!([{"body": "Budget approved by CFO"}]));
     assert_eq!(mapping.map(&occ, &contact, &related, now).len(), 1);
     assert!(mapping.map(&occ, &contact, &Map::new(), now).is_empty());
+}
+
+#[test]
+fn metrics_name_only_standard_and_mapped_events_so_callers_cannot_add_dimensions() {
+    let m = fixtures::mapping_with(
+        "\n[[rules]]\nname = \"q\"\ntrigger = \"contact.created\"\nevent_name = \"QualifiedLead\"\n",
+    );
+    assert_eq!(m.metric_name("Purchase"), "Purchase");
+    assert_eq!(m.metric_name("QualifiedLead"), "QualifiedLead");
+    // The posted rule's name comes from the caller's eventType.
+    assert_eq!(m.metric_name("anything-a-caller-posts-7f3a"), "other");
 }

@@ -11,7 +11,7 @@ mod managed;
 use std::collections::HashMap;
 use std::future::Future;
 
-pub use managed::{ManagedTokens, REFRESH_MARGIN};
+pub use managed::{App, MINT_FOR, MINT_PREFIX, ManagedTokens, REFRESH_MARGIN};
 
 use super::reader::GhlError;
 use super::wire::LocationToken;

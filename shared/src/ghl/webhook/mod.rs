@@ -5,6 +5,7 @@
 //! are kept; a `type` we do not know becomes [`Webhook::Unknown`], so a new GHL event
 //! never fails the pipeline.
 
+mod apps;
 mod lenient;
 mod payload;
 mod replay;
@@ -13,6 +14,7 @@ mod signature;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+pub use apps::{APP_ID_VAR, AppIds};
 use payload::Payload;
 pub use payload::{
     AppInstall, AppUninstall, Appointment, AppointmentEvent, ContactEvent, Envelope, MessageEvent,

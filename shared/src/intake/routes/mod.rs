@@ -13,15 +13,18 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::conversion::{self, accept_conversion};
+use super::MAX_BODY_BYTES;
+use super::conversion::{self, ConversionError, accept_conversion};
+use super::keys::ApiKeys;
 use super::webhook::{self, Accepted, accept_webhook};
 use crate::ghl::install::{self, Install, Installed};
-use crate::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
+use crate::ghl::webhook::{AppIds, ReplayWindow, SignatureHeaders, WebhookKeys};
 use crate::ports::queue::Queue;
 use crate::ports::secrets::SecretStore;
 
-/// One HTTP request, as the routes need it.
-#[derive(Debug, Clone, Copy)]
+/// One HTTP request, as the routes need it. Its `Debug` shows neither the
+/// `Authorization` header (an API key) nor the body.
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
     pub method: &'a str,
     pub path: &'a str,
@@ -30,6 +33,18 @@ pub struct Request<'a> {
     pub authorization: Option<&'a str>,
     pub signatures: SignatureHeaders<'a>,
     pub body: &'a [u8],
+}
+
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("authorization", &self.authorization.map(|_| "<redacted>"))
+            .field("signatures", &self.signatures)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 impl<'a> Request<'a> {
@@ -96,11 +111,15 @@ impl Response {
 pub struct Api<Q, S, I> {
     pub keys: WebhookKeys,
     pub window: ReplayWindow,
+    /// Our GHL apps: other apps' webhooks are ignored.
+    pub apps: AppIds,
     pub queue: Q,
     pub secrets: S,
     /// The secret holding the conversions route's API keys.
     pub conversion_keys_secret: Option<String>,
     pub install: I,
+    /// Whether the keys without locations were named in a warning yet.
+    pub warned_unscoped: std::sync::atomic::AtomicBool,
 }
 
 fn answer(status: u16, body: Value, outcome: &'static str) -> Response {
@@ -117,7 +136,25 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
     /// log line carries ids only: the route, the answer, and the webhook or event id.
     pub async fn handle(&self, request: Request<'_>, now: DateTime<Utc>) -> Response {
         let started = std::time::Instant::now();
-        let response = self.route(request, now).await;
+        let response = match self.refuse_early(&request) {
+            Some(refused) => refused,
+            None => self.route(request, now).await,
+        };
+        Self::logged(&request, response, started)
+    }
+
+    /// The answer to a request whose body was over [`MAX_BODY_BYTES`] (a front
+    /// that stops reading there), logged and counted as any other.
+    pub fn too_large(&self, request: &Request<'_>) -> Response {
+        let refused = answer(
+            413,
+            json!({"error": "too_large", "message": format!("the body is over the {MAX_BODY_BYTES}-byte limit")}),
+            "too_large",
+        );
+        Self::logged(request, refused, std::time::Instant::now())
+    }
+
+    fn logged(request: &Request<'_>, response: Response, started: std::time::Instant) -> Response {
         crate::telemetry::request(response.outcome, response.status, started.elapsed());
         tracing::info!(
             method = request.method,
@@ -135,6 +172,22 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
             "request"
         );
         response
+    }
+
+    /// The answer a request gets from its head alone, if any: a webhook with no
+    /// signature header at all is no GHL delivery, refused before its body is read
+    /// (a front that streams bodies asks this first).
+    pub fn refuse_early(&self, request: &Request<'_>) -> Option<Response> {
+        let webhook =
+            request.method == "POST" && request.path.trim_end_matches('/') == "/webhooks/ghl";
+        let unsigned = request.signatures.ghl.is_none() && request.signatures.legacy.is_none();
+        (webhook && unsigned).then(|| {
+            answer(
+                401,
+                json!({"error": "no_signature", "message": "no x-ghl-signature header: not a GHL delivery"}),
+                "no_signature",
+            )
+        })
     }
 
     async fn route(&self, request: Request<'_>, now: DateTime<Utc>) -> Response {
@@ -201,6 +254,7 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
         let outcome = accept_webhook(
             &self.keys,
             &self.window,
+            &self.apps,
             &self.queue,
             request.signatures,
             request.body,
@@ -212,6 +266,10 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
             Ok(Accepted::Queued { .. }) => "accepted",
             Ok(Accepted::Kept { .. }) => "accepted_unparsed",
             Ok(Accepted::Ignored { .. }) => "ignored",
+            Ok(Accepted::OtherApp { app_id }) => {
+                tracing::warn!(app_id, "a webhook for another GHL app: ignored");
+                "other_app"
+            }
             Err(e) => e.code(),
         };
         answer(status, body, code)
@@ -230,10 +288,16 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
                 "conversions_closed",
             );
         };
-        let keys = match self.secrets.get(secret).await {
-            Ok(secret) => secret.keys(),
+        let keys = match self
+            .secrets
+            .get(secret)
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|secret| ApiKeys::parse(secret.expose()).map_err(|e| e.to_string()))
+        {
+            Ok(keys) => keys,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the conversions route's API keys");
+                tracing::error!(error = e, "cannot read the conversions route's API keys");
                 return answer(
                     503,
                     json!({"error": "API keys unavailable; retry"}),
@@ -241,6 +305,18 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
                 );
             }
         };
+        if !self
+            .warned_unscoped
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            for id in keys.unscoped() {
+                tracing::warn!(
+                    key_id = id,
+                    "an API key without locations may post for every location; store it as \
+                     {{\"id\", \"key\", \"locations\"}} (ghl-capi keys new)"
+                );
+            }
+        }
         let outcome = accept_conversion(
             &keys,
             &self.queue,
@@ -252,7 +328,18 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
         .await;
         let (status, body) = conversion::reply(&outcome);
         let code = match &outcome {
-            Ok(_) => "accepted",
+            Ok(posted) => {
+                tracing::info!(
+                    key_id = posted.key_id,
+                    event_id = posted.event_id,
+                    "conversion posted"
+                );
+                "accepted"
+            }
+            Err(ConversionError::Forbidden(why)) => {
+                tracing::warn!(refused = %why, "a key posted outside its scope");
+                "forbidden"
+            }
             Err(e) => e.code(),
         };
         answer(status, body, code)
@@ -260,106 +347,4 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ports::queue::MemoryQueue;
-    use crate::ports::secrets::{Secret, SecretError};
-
-    struct Keys(Option<&'static str>);
-
-    impl SecretStore for Keys {
-        async fn get(&self, name: &str) -> Result<Secret, SecretError> {
-            self.0
-                .map(Secret::new)
-                .ok_or_else(|| SecretError::unavailable(name, "down"))
-        }
-        async fn fresh(&self, name: &str) -> Result<Secret, SecretError> {
-            self.get(name).await
-        }
-    }
-
-    type TestApi = Api<MemoryQueue, Keys, crate::ghl::install::NoInstall>;
-
-    fn api(keys: Option<&'static str>, secret: Option<&str>) -> TestApi {
-        Api {
-            keys: WebhookKeys::ghl_published(),
-            window: ReplayWindow::default(),
-            queue: MemoryQueue::default(),
-            secrets: Keys(keys),
-            conversion_keys_secret: secret.map(str::to_owned),
-            install: crate::ghl::install::NoInstall,
-        }
-    }
-
-    fn request<'a>(method: &'a str, path: &'a str, body: &'a [u8]) -> Request<'a> {
-        Request {
-            method,
-            path,
-            query: None,
-            authorization: Some("Bearer k1"),
-            signatures: SignatureHeaders::default(),
-            body,
-        }
-    }
-
-    async fn status(api: &TestApi, method: &str, path: &str, body: &[u8]) -> u16 {
-        api.handle(request(method, path, body), Utc::now())
-            .await
-            .status
-    }
-
-    #[tokio::test]
-    async fn routes_answer_by_method_and_path() {
-        let api = api(Some(r#"["k1"]"#), Some("keys"));
-        assert_eq!(status(&api, "GET", "/health", b"").await, 200);
-        assert_eq!(status(&api, "GET", "/health/", b"").await, 200);
-        assert_eq!(status(&api, "GET", "/webhooks/ghl", b"").await, 405);
-        assert_eq!(
-            status(&api, "DELETE", "/contacts/c1/conversions", b"").await,
-            405
-        );
-        assert_eq!(status(&api, "POST", "/nowhere", b"").await, 404);
-        assert_eq!(
-            status(&api, "POST", "/contacts//conversions", b"").await,
-            404
-        );
-        assert_eq!(status(&api, "POST", "/oauth/callback", b"").await, 405);
-        let closed = api
-            .handle(request("GET", "/oauth/callback", b""), Utc::now())
-            .await;
-        assert_eq!(closed.status, 404, "no app configured");
-        assert!(closed.page.is_some_and(|p| p.contains("GHL_APP_SECRET")));
-        let unsigned = api
-            .handle(request("POST", "/webhooks/ghl", b"{}"), Utc::now())
-            .await;
-        assert_eq!((unsigned.status, unsigned.outcome), (401, "bad_signature"));
-        let body = format!(
-            r#"{{"locationId":"loc","eventType":"Lead","timestamp":"{}"}}"#,
-            Utc::now().to_rfc3339()
-        );
-        let posted = api
-            .handle(
-                request("POST", "/contacts/c1/conversions", body.as_bytes()),
-                Utc::now(),
-            )
-            .await;
-        assert_eq!((posted.status, posted.outcome), (202, "accepted"));
-        assert_eq!(api.queue.sent().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn the_conversions_route_is_closed_without_keys_and_waits_out_a_secret_outage() {
-        let body = br#"{"locationId":"loc","eventType":"Lead","timestamp":"2026-01-01T00:00:00Z"}"#;
-        let closed = api(Some("k1"), None);
-        assert_eq!(
-            status(&closed, "POST", "/contacts/c1/conversions", body).await,
-            404
-        );
-        let down = api(None, Some("keys"));
-        assert_eq!(
-            status(&down, "POST", "/contacts/c1/conversions", body).await,
-            503
-        );
-        assert!(closed.queue.sent().is_empty() && down.queue.sent().is_empty());
-    }
-}
+mod tests;

@@ -1,0 +1,263 @@
+//! The conversions route's API keys, each scoped to the locations (and, if it says
+//! so, the event types) it may post for.
+//!
+//! The secret (or `CONVERSION_API_KEYS` locally) holds a JSON list whose entries are
+//! `{"id": "…", "key": "…", "locations": ["…"], "event_types": ["…"]}`, or, as
+//! before scopes existed, a bare key string (or one key per line): such a key may
+//! post for every location, and says so in a warning. Logs and metrics name a key
+//! by its `id` (for a bare key, `key-` and the start of its SHA-256), never the key.
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// One key and what it may do.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    key: String,
+    /// The locations it may post for; `None`: all (a key without scopes).
+    pub locations: Option<Vec<String>>,
+    /// The event types it may post; `None`: all.
+    pub event_types: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("locations", &self.locations)
+            .field("event_types", &self.event_types)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An entry of the list, as stored.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Entry {
+    Bare(String),
+    Scoped {
+        id: String,
+        key: String,
+        locations: Vec<String>,
+        #[serde(default)]
+        event_types: Option<Vec<String>>,
+    },
+}
+
+/// What is wrong with the stored keys.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeysError {
+    #[error("the API keys are not a JSON list of keys or {{id, key, locations}} entries: {0}")]
+    Unreadable(String),
+    #[error("API key {id} names no location; give its locations, or store the bare key for all")]
+    NoLocations { id: String },
+    #[error("API key {id} is empty")]
+    Empty { id: String },
+    #[error("two API keys are named {id}")]
+    SameId { id: String },
+}
+
+/// Why a key may not post this conversion.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Forbidden {
+    #[error("API key {id} may not post for location {location}")]
+    Location { id: String, location: String },
+    #[error("API key {id} may not post {event_type} events")]
+    EventType { id: String, event_type: String },
+}
+
+/// The keys of one secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiKeys(Vec<ApiKey>);
+
+/// A bare key's id: `key-` and the first 8 hex digits of its SHA-256, which tell
+/// keys apart in logs and say nothing of the key itself.
+fn bare_id(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    format!("key-{}", hex::encode(&digest[..4]))
+}
+
+impl ApiKeys {
+    /// Reads a secret's text: a JSON list (scoped entries and bare keys), or one
+    /// bare key per line.
+    pub fn parse(text: &str) -> Result<ApiKeys, KeysError> {
+        let text = text.trim();
+        let entries: Vec<Entry> = if text.starts_with('[') {
+            serde_json::from_str(text).map_err(|e| KeysError::Unreadable(e.to_string()))?
+        } else {
+            text.lines()
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(|k| Entry::Bare(k.to_owned()))
+                .collect()
+        };
+        let mut keys = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let key = match entry {
+                Entry::Bare(key) => ApiKey {
+                    id: bare_id(&key),
+                    key,
+                    locations: None,
+                    event_types: None,
+                },
+                Entry::Scoped {
+                    id,
+                    key,
+                    locations,
+                    event_types,
+                } => {
+                    if locations.is_empty() {
+                        return Err(KeysError::NoLocations { id });
+                    }
+                    ApiKey {
+                        id,
+                        key,
+                        locations: Some(locations),
+                        event_types,
+                    }
+                }
+            };
+            if key.key.trim().is_empty() {
+                return Err(KeysError::Empty { id: key.id });
+            }
+            if keys.iter().any(|k: &ApiKey| k.id == key.id) {
+                return Err(KeysError::SameId { id: key.id });
+            }
+            keys.push(key);
+        }
+        Ok(ApiKeys(keys))
+    }
+
+    /// The ids of the keys that may post for every location (stored bare).
+    pub fn unscoped(&self) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(|k| k.locations.is_none())
+            .map(|k| k.id.as_str())
+    }
+
+    /// The key `authorization` (`Bearer <key>`) carries, if it is one of these.
+    /// Every key is compared, in constant time, so timing tells nothing about how
+    /// close a guess was, or which key it was near.
+    pub fn find(&self, authorization: Option<&str>) -> Option<&ApiKey> {
+        let presented = authorization?.strip_prefix("Bearer ")?.trim();
+        if presented.is_empty() {
+            return None;
+        }
+        let mut found = None;
+        for key in &self.0 {
+            if bool::from(key.key.as_bytes().ct_eq(presented.as_bytes())) {
+                found = Some(key);
+            }
+        }
+        found
+    }
+}
+
+impl ApiKey {
+    /// Whether it may post an `event_type` conversion for `location`.
+    pub fn allows(&self, location: &str, event_type: &str) -> Result<(), Forbidden> {
+        if let Some(locations) = &self.locations
+            && !locations.iter().any(|l| l == location)
+        {
+            return Err(Forbidden::Location {
+                id: self.id.clone(),
+                location: location.to_owned(),
+            });
+        }
+        if let Some(types) = &self.event_types
+            && !types.iter().any(|t| t.eq_ignore_ascii_case(event_type))
+        {
+            return Err(Forbidden::EventType {
+                id: self.id.clone(),
+                event_type: event_type.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A new stored entry: `key` for `locations` (and only `event_types`, if any).
+    pub fn entry(
+        id: &str,
+        key: &str,
+        locations: &[String],
+        event_types: &[String],
+    ) -> serde_json::Value {
+        let mut entry = serde_json::json!({"id": id, "key": key, "locations": locations});
+        if !event_types.is_empty() {
+            entry["event_types"] = serde_json::json!(event_types);
+        }
+        entry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STORED: &str = r#"[
+        {"id": "shop-a", "key": "ck_a_0123456789", "locations": ["loc-a"]},
+        {"id": "crm", "key": "ck_crm_0123456789", "locations": ["loc-a", "loc-b"], "event_types": ["Purchase"]},
+        "ck_legacy_0123456789"
+    ]"#;
+
+    #[test]
+    fn scoped_and_bare_keys_are_read_and_found_by_the_bearer_header() {
+        let keys = ApiKeys::parse(STORED).expect("keys");
+        let a = keys.find(Some("Bearer ck_a_0123456789")).expect("found");
+        assert_eq!(a.id, "shop-a");
+        assert_eq!(a.allows("loc-a", "Lead"), Ok(()));
+        assert!(matches!(
+            a.allows("loc-b", "Lead"),
+            Err(Forbidden::Location { .. })
+        ));
+        let crm = keys.find(Some("Bearer ck_crm_0123456789")).expect("found");
+        assert_eq!(crm.allows("loc-b", "purchase"), Ok(()));
+        assert!(matches!(
+            crm.allows("loc-b", "Lead"),
+            Err(Forbidden::EventType { .. })
+        ));
+        let legacy = keys
+            .find(Some("Bearer ck_legacy_0123456789"))
+            .expect("found");
+        assert_eq!(legacy.allows("anywhere", "Lead"), Ok(()));
+        assert!(legacy.id.starts_with("key-") && !legacy.id.contains("legacy"));
+        assert_eq!(keys.unscoped().collect::<Vec<_>>(), [legacy.id.as_str()]);
+        for bad in [
+            None,
+            Some("ck_a_0123456789"),
+            Some("Bearer "),
+            Some("Bearer ck_a_012345678"),
+            Some("Basic ck_a_0123456789"),
+        ] {
+            assert!(keys.find(bad).is_none(), "{bad:?}");
+        }
+        assert!(
+            !format!("{a:?}").contains("ck_a"),
+            "Debug never shows the key"
+        );
+    }
+
+    #[test]
+    fn one_key_per_line_is_still_read_and_bad_lists_are_refused_with_why() {
+        let keys = ApiKeys::parse("k1\n\n k2 \n").expect("keys");
+        assert!(keys.find(Some("Bearer k2")).is_some());
+        assert_eq!(ApiKeys::parse("").expect("none"), ApiKeys::default());
+        let no_location = r#"[{"id": "x", "key": "k", "locations": []}]"#;
+        assert_eq!(
+            ApiKeys::parse(no_location),
+            Err(KeysError::NoLocations { id: "x".into() })
+        );
+        let twice = r#"[{"id": "x", "key": "k1", "locations": ["l"]}, {"id": "x", "key": "k2", "locations": ["l"]}]"#;
+        assert_eq!(
+            ApiKeys::parse(twice),
+            Err(KeysError::SameId { id: "x".into() })
+        );
+        assert!(matches!(
+            ApiKeys::parse("[{\"key\": 1}]"),
+            Err(KeysError::Unreadable(_))
+        ));
+    }
+}

@@ -1,0 +1,141 @@
+//! The routes, over an in-memory queue and key store.
+
+use super::*;
+use crate::ports::queue::MemoryQueue;
+use crate::ports::secrets::{Secret, SecretError};
+
+struct Keys(Option<&'static str>);
+
+impl SecretStore for Keys {
+    async fn get(&self, name: &str) -> Result<Secret, SecretError> {
+        self.0
+            .map(Secret::new)
+            .ok_or_else(|| SecretError::unavailable(name, "down"))
+    }
+    async fn fresh(&self, name: &str) -> Result<Secret, SecretError> {
+        self.get(name).await
+    }
+}
+
+type TestApi = Api<MemoryQueue, Keys, crate::ghl::install::NoInstall>;
+
+fn api(keys: Option<&'static str>, secret: Option<&str>) -> TestApi {
+    Api {
+        keys: WebhookKeys::ghl_published(),
+        window: ReplayWindow::default(),
+        apps: AppIds::default(),
+        queue: MemoryQueue::default(),
+        secrets: Keys(keys),
+        conversion_keys_secret: secret.map(str::to_owned),
+        warned_unscoped: Default::default(),
+        install: crate::ghl::install::NoInstall,
+    }
+}
+
+fn request<'a>(method: &'a str, path: &'a str, body: &'a [u8]) -> Request<'a> {
+    Request {
+        method,
+        path,
+        query: None,
+        authorization: Some("Bearer k1"),
+        signatures: SignatureHeaders::default(),
+        body,
+    }
+}
+
+async fn status(api: &TestApi, method: &str, path: &str, body: &[u8]) -> u16 {
+    api.handle(request(method, path, body), Utc::now())
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn an_unsigned_webhook_is_refused_from_its_head_alone() {
+    let api = api(None, None);
+    let head = request("POST", "/webhooks/ghl", b"");
+    let refused = api.refuse_early(&head).expect("refused from the head");
+    assert_eq!((refused.status, refused.outcome), (401, "no_signature"));
+    let huge = vec![b'x'; MAX_BODY_BYTES * 2];
+    let answered = api
+        .handle(request("POST", "/webhooks/ghl", &huge), Utc::now())
+        .await;
+    assert_eq!(
+        answered.outcome, "no_signature",
+        "never sized, parsed or hashed"
+    );
+    let mut signed = head;
+    signed.signatures.ghl = Some("c2ln");
+    assert!(
+        api.refuse_early(&signed).is_none(),
+        "a signed one is read and checked"
+    );
+    assert!(api.refuse_early(&request("GET", "/health", b"")).is_none());
+}
+
+#[tokio::test]
+async fn routes_answer_by_method_and_path() {
+    let api = api(Some(r#"["k1"]"#), Some("keys"));
+    assert_eq!(status(&api, "GET", "/health", b"").await, 200);
+    assert_eq!(status(&api, "GET", "/health/", b"").await, 200);
+    assert_eq!(status(&api, "GET", "/webhooks/ghl", b"").await, 405);
+    assert_eq!(
+        status(&api, "DELETE", "/contacts/c1/conversions", b"").await,
+        405
+    );
+    assert_eq!(status(&api, "POST", "/nowhere", b"").await, 404);
+    assert_eq!(
+        status(&api, "POST", "/contacts//conversions", b"").await,
+        404
+    );
+    assert_eq!(status(&api, "POST", "/oauth/callback", b"").await, 405);
+    let closed = api
+        .handle(request("GET", "/oauth/callback", b""), Utc::now())
+        .await;
+    assert_eq!(closed.status, 404, "no app configured");
+    assert!(closed.page.is_some_and(|p| p.contains("GHL_APP_SECRET")));
+    let unsigned = api
+        .handle(request("POST", "/webhooks/ghl", b"{}"), Utc::now())
+        .await;
+    assert_eq!((unsigned.status, unsigned.outcome), (401, "no_signature"));
+    let body = format!(
+        r#"{{"locationId":"loc","eventType":"Lead","timestamp":"{}"}}"#,
+        Utc::now().to_rfc3339()
+    );
+    let posted = api
+        .handle(
+            request("POST", "/contacts/c1/conversions", body.as_bytes()),
+            Utc::now(),
+        )
+        .await;
+    assert_eq!((posted.status, posted.outcome), (202, "accepted"));
+    assert_eq!(api.queue.sent().len(), 1);
+}
+
+#[test]
+fn a_request_shows_neither_its_key_nor_its_body_in_debug_output() {
+    let shown = format!(
+        "{:?}",
+        request("POST", "/contacts/c1/conversions", b"{\"email\":\"a@b.c\"}")
+    );
+    assert!(!shown.contains("k1") && !shown.contains("a@b.c"), "{shown}");
+    assert!(
+        shown.contains("<redacted>") && shown.contains("/contacts/c1"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn the_conversions_route_is_closed_without_keys_and_waits_out_a_secret_outage() {
+    let body = br#"{"locationId":"loc","eventType":"Lead","timestamp":"2026-01-01T00:00:00Z"}"#;
+    let closed = api(Some("k1"), None);
+    assert_eq!(
+        status(&closed, "POST", "/contacts/c1/conversions", body).await,
+        404
+    );
+    let down = api(None, Some("keys"));
+    assert_eq!(
+        status(&down, "POST", "/contacts/c1/conversions", body).await,
+        503
+    );
+    assert!(closed.queue.sent().is_empty() && down.queue.sent().is_empty());
+}
