@@ -5,6 +5,7 @@
 mod common;
 mod dynamo;
 mod holding;
+mod iam;
 mod pipeline;
 mod secrets;
 mod soak;

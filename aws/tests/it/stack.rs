@@ -14,6 +14,8 @@ use lambda_http::Body;
 use serde_json::{Value, json};
 use wiremock::MockServer;
 
+use crate::iam::Calls;
+
 pub(crate) const API_KEY: &str = "ck-test-0123456789";
 /// GHL's token for the location, as the stack stores it.
 pub(crate) const GHL_TOKEN: &str = "at-loc1";
@@ -36,6 +38,8 @@ pub(crate) struct Stack {
     pub(crate) graph: MockServer,
     /// The functions' variables.
     pub(crate) vars: HashMap<&'static str, String>,
+    /// The AWS calls each handler made, by its function's name in the template.
+    pub(crate) calls: Vec<(&'static str, Calls)>,
 }
 
 /// The stack, with the fixture mapping and `extra` rules.
@@ -104,21 +108,26 @@ impl Stack {
         ]);
         vars.extend(overrides.iter().cloned());
         let lookup = |name: &str| vars.get(name).cloned();
+        let calls: Vec<(&str, Calls)> =
+            ["IntakeFunction", "EnrichmentFunction", "DispatchFunction"]
+                .into_iter()
+                .map(|f| (f, Calls::default()))
+                .collect();
         let intake = Intake::new(
             IntakeSettings::from_lookup(lookup).expect("intake settings"),
-            &sdk,
+            &calls[0].1.recording(&sdk),
         )
         .await
         .expect("intake");
         let enrichment = Enrichment::new(
             EnrichSettings::from_lookup(lookup).expect("enrichment settings"),
-            &sdk,
+            &calls[1].1.recording(&sdk),
         )
         .await
         .expect("enrichment");
         let dispatch = Dispatch::new(
             DispatchSettings::from_lookup(lookup).expect("dispatch settings"),
-            &sdk,
+            &calls[2].1.recording(&sdk),
         )
         .await
         .expect("dispatch");
@@ -136,6 +145,7 @@ impl Stack {
             ghl,
             graph,
             vars,
+            calls,
         }
     }
 }

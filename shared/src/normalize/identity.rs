@@ -42,10 +42,11 @@ fn is_plain_address(s: &str) -> bool {
     local_ok && tld_ok && labels.peek().is_some() && labels.all(label_ok)
 }
 
-/// Digits with the country calling code and no leading zeros. A number written in
-/// national form gets the calling code of `country` (parsed by `phonenumber`, which
-/// also drops trunk prefixes such as the UK's `0`); without a usable country the
-/// digits are kept as written.
+/// Digits with the country calling code and no leading zeros. A valid number
+/// written in national form gets the calling code of `country` (parsed by
+/// `phonenumber`, which also drops trunk prefixes such as the UK's `0`); without a
+/// usable country, or when the digits are no valid number there, they are kept as
+/// written.
 pub(super) fn phone(trimmed: &str, country: Option<&str>) -> Option<String> {
     // A plain number written with `+` already is E.164: its digits, less a `(0)`
     // trunk marker (`+44 (0)20 …`). That is what the library would return, without
@@ -72,19 +73,29 @@ pub(super) fn phone(trimmed: &str, country: Option<&str>) -> Option<String> {
     if country.is_none() {
         return Some(digits);
     }
-    let international = country
+    let Some(region) = country
         .and_then(country_code)
         .and_then(|code| phonenumber::country::Id::from_str(&code.to_ascii_uppercase()).ok())
-        .and_then(|region| phonenumber::parse(Some(region), trimmed).ok())
-        .map(|number| {
-            number
-                .format()
-                .mode(phonenumber::Mode::E164)
-                .to_string()
-                .trim_start_matches('+')
-                .to_owned()
-        });
-    Some(international.unwrap_or(digits))
+    else {
+        return Some(digits);
+    };
+    // As written, else its digits alone (`6+9000` is no number, `69000` may be):
+    // the output, read again, is then itself. Only a valid number gets a calling
+    // code; digits that are none (`10`) stay as they are.
+    let e164 = |text: &str| {
+        phonenumber::parse(Some(region), text)
+            .ok()
+            .filter(phonenumber::is_valid)
+            .map(|number| {
+                number
+                    .format()
+                    .mode(phonenumber::Mode::E164)
+                    .to_string()
+                    .trim_start_matches('+')
+                    .to_owned()
+            })
+    };
+    Some(e164(trimmed).or_else(|| e164(&digits)).unwrap_or(digits))
 }
 
 /// `digits` without its leading zeros, in place; `None` if nothing else is left.
@@ -121,6 +132,24 @@ pub(super) fn external_id(trimmed: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_that_are_no_number_stay_as_written_so_a_second_pass_changes_nothing() {
+        for (input, country) in [
+            ("a@10.aa", "DE"),
+            ("10", "DE"),
+            ("+49 151 12345678", "DE"),
+            ("(650)555-1212", "US"),
+        ] {
+            let once = phone(input, Some(country)).expect("digits");
+            assert_eq!(
+                phone(&once, Some(country)),
+                Some(once.clone()),
+                "{input} {country}"
+            );
+        }
+        assert_eq!(phone("10", Some("DE")).as_deref(), Some("10"));
+    }
 
     #[test]
     fn national_numbers_get_the_contacts_calling_code() {

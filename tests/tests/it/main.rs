@@ -11,5 +11,6 @@ mod install;
 mod intake;
 mod mapping;
 mod normalize_vectors;
+mod properties;
 mod tokens;
 mod webhooks;

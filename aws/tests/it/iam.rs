@@ -1,0 +1,222 @@
+//! Least privilege, checked against what the code does: every AWS call each
+//! handler makes is recorded on its way out (its action and resource), and each
+//! must be one its role in `template.yaml` allows, on that resource. An operation
+//! added to an adapter without its permission fails here.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use serde_json::Value;
+
+/// The calls one handler made: (IAM action, resource named in the request).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Calls(Arc<Mutex<BTreeSet<(String, String)>>>);
+
+impl Calls {
+    pub(crate) fn seen(&self) -> BTreeSet<(String, String)> {
+        self.0.lock().expect("lock").clone()
+    }
+
+    /// `sdk` with every request it sends recorded here (over plain HTTP, as moto
+    /// is reached).
+    pub(crate) fn recording(&self, sdk: &aws_config::SdkConfig) -> aws_config::SdkConfig {
+        let inner = aws_smithy_http_client::Builder::new().build_http();
+        sdk.to_builder()
+            .http_client(Recorder {
+                inner,
+                calls: self.clone(),
+            })
+            .build()
+    }
+
+    fn record(&self, request: &HttpRequest) {
+        let Some(target) = request.headers().get("x-amz-target") else {
+            return;
+        };
+        let (service, operation) = target.split_once('.').unwrap_or(("", target));
+        let prefix = match service {
+            "AmazonSQS" => "sqs",
+            s if s.starts_with("DynamoDB") => "dynamodb",
+            "secretsmanager" => "secretsmanager",
+            other => other,
+        };
+        // IAM authorises batch calls by their single action.
+        let action = match operation {
+            "SendMessageBatch" => "SendMessage",
+            "DeleteMessageBatch" => "DeleteMessage",
+            "ChangeMessageVisibilityBatch" => "ChangeMessageVisibility",
+            other => other,
+        };
+        let body: Value = request
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice(b).ok())
+            .unwrap_or_default();
+        let resource = ["QueueUrl", "TableName", "SecretId", "Name"]
+            .iter()
+            .find_map(|k| body[k].as_str().map(str::to_owned))
+            .or_else(|| body["RequestItems"].as_object()?.keys().next().cloned())
+            .unwrap_or_else(|| "*".to_owned());
+        self.0
+            .lock()
+            .expect("lock")
+            .insert((format!("{prefix}:{action}"), resource));
+    }
+}
+
+#[derive(Debug)]
+struct Recorder {
+    inner: SharedHttpClient,
+    calls: Calls,
+}
+
+impl HttpClient for Recorder {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(Connector {
+            inner: self.inner.http_connector(settings, components),
+            calls: self.calls.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Connector {
+    inner: SharedHttpConnector,
+    calls: Calls,
+}
+
+impl HttpConnector for Connector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        self.calls.record(&request);
+        self.inner.call(request)
+    }
+}
+
+use crate::stack::{Stack, ghl_has, stack};
+use crate::template::{list, statements, template, text};
+use ghl_capi_tests::fixtures::{contact, webhook};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+/// Whether `function`'s role allows `action` on `resource` (a queue URL, table or
+/// secret name of the stack `s`).
+fn allowed(t: &yaml_rust2::Yaml, s: &Stack, function: &str, action: &str, resource: &str) -> bool {
+    let vars = &t["Resources"][function]["Properties"]["Environment"]["Variables"];
+    let names = |r: &yaml_rust2::Yaml| -> bool {
+        let r = text(r);
+        if r == "*" {
+            return true;
+        }
+        // `!Sub "…:secret:${AWS::StackName}/ghl/*"`: the stack's secrets by name.
+        if let Some((_, name)) = r.split_once(":secret:") {
+            let name = name.replace("${AWS::StackName}", &s.id);
+            return match name.strip_suffix('*') {
+                Some(prefix) => resource.starts_with(prefix),
+                None => resource == name,
+            };
+        }
+        // `!Ref X` / `!GetAtt X.Arn`: what the function's variable naming X holds.
+        let logical = r.trim_end_matches(".Arn");
+        vars.as_hash().into_iter().flatten().any(|(var, value)| {
+            text(value) == logical
+                && s.vars
+                    .get(text(var).as_str())
+                    .is_some_and(|v| v == resource)
+        })
+    };
+    statements(t, function).iter().any(|st| {
+        list(&st["Action"])
+            .iter()
+            .any(|a| a.as_str() == Some(action))
+            && list(&st["Resource"]).iter().any(names)
+    })
+}
+
+#[tokio::test]
+async fn every_aws_call_a_handler_makes_is_one_its_role_allows_on_that_resource() {
+    let s = stack(
+        "\n[[rules]]\nname = \"refused\"\ntrigger = \"contact.updated\"\nevent_name = \"Refused\"\n",
+    )
+    .await;
+    let ann = contact("c-ann", "ann@example.com", &[]);
+    ghl_has(&s.ghl, &ann).await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c-gone"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&s.ghl)
+        .await;
+    // Rate-limited once: the job is hidden for GHL's interval.
+    let late = contact("c-late", "late@example.com", &[]);
+    Mock::given(method("GET"))
+        .and(path("/contacts/c-late"))
+        .respond_with(
+            ResponseTemplate::new(429).insert_header("X-RateLimit-Interval-Milliseconds", "1000"),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&s.ghl)
+        .await;
+    ghl_has(&s.ghl, &late).await;
+    // Held, paused, requeued, delayed, dead-lettered, delivered: every path.
+    s.meta.fail_next(3);
+    for body in [
+        webhook("ContactCreate", "wh-ann", ann.clone()),
+        webhook("ContactUpdate", "wh-refused", ann),
+        webhook(
+            "ContactCreate",
+            "wh-gone",
+            contact("c-gone", "g@example.com", &[]),
+        ),
+        webhook("ContactCreate", "wh-late", late),
+    ] {
+        assert_eq!(s.deliver(body).await.0, 200);
+    }
+    let conversion = serde_json::json!({"locationId": ghl_capi_tests::fixtures::LOCATION,
+        "eventType": "Purchase", "value": 1.0, "currency": "USD",
+        "timestamp": chrono::Utc::now().to_rfc3339()});
+    let posted = s
+        .post(
+            "/contacts/c-ann/conversions",
+            &[("authorization", format!("Bearer {}", crate::stack::API_KEY))],
+            serde_json::to_vec(&conversion).expect("json"),
+        )
+        .await;
+    assert_eq!(posted.0, 202, "{posted:?}");
+    s.drain().await;
+
+    let t = template();
+    let mut all = BTreeSet::new();
+    for (function, calls) in &s.calls {
+        for (action, resource) in calls.seen() {
+            assert!(
+                allowed(&t, &s, function, &action, &resource),
+                "{function} calls {action} on {resource}, which its role does not allow"
+            );
+            all.insert(action);
+        }
+    }
+    for expected in [
+        "sqs:SendMessage",
+        "sqs:ChangeMessageVisibility",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
+        "secretsmanager:GetSecretValue",
+    ] {
+        assert!(
+            all.contains(expected),
+            "the scenario never called {expected}: {all:?}"
+        );
+    }
+}
