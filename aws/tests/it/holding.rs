@@ -41,6 +41,8 @@ async fn call(intake: &Intake, method: &str, uri: &str, body: Vec<u8>) -> u16 {
 
 #[tokio::test]
 async fn the_intake_starts_without_the_app_secret_and_only_the_install_route_waits_for_it() {
+    // Its metrics go where the tests that count them read.
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
     let s = stack("").await;
     let sdk = ghl_capi_tests::moto::sdk_config().await;
     let missing = format!("{}/ghl-app", s.id);
@@ -61,6 +63,8 @@ async fn the_intake_starts_without_the_app_secret_and_only_the_install_route_wai
 
 #[tokio::test]
 async fn a_hanging_sqs_is_answered_429_well_inside_the_functions_timeout() {
+    // Its metrics go where the tests that count them read.
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
     let s = stack("").await;
     // An endpoint that takes connections and never answers.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0")

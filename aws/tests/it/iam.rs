@@ -144,6 +144,8 @@ fn allowed(t: &yaml_rust2::Yaml, s: &Stack, function: &str, action: &str, resour
 
 #[tokio::test]
 async fn every_aws_call_a_handler_makes_is_one_its_role_allows_on_that_resource() {
+    // Its metrics go where the tests that count them read.
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
     let s = stack(
         "\n[[rules]]\nname = \"refused\"\ntrigger = \"contact.updated\"\nevent_name = \"Refused\"\n",
     )
