@@ -120,6 +120,17 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// How often entries a batch call refused are sent again before giving up.
 const BATCH_RETRIES: u32 = 3;
 
+/// A group or deduplication id as SQS takes one (at most 128 characters,
+/// printable ASCII without spaces): as it is when it is one, else its SHA-256 in
+/// hex, which keeps distinct ids distinct and equal ones equal (a conversion's key
+/// holds the caller's `eventId` and event type, which may be long or have spaces).
+fn fitted(id: &str) -> String {
+    if id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) {
+        return id.to_owned();
+    }
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(id.as_bytes()))
+}
+
 impl SqsQueue {
     /// `message`'s group, deduplication id and delay as SQS takes them: a FIFO
     /// queue refuses a message without a group (one shared group keeps order when
@@ -130,7 +141,11 @@ impl SqsQueue {
                 .group_id
                 .clone()
                 .unwrap_or_else(|| "default".to_owned());
-            return (Some(group), message.dedup_id.clone(), None);
+            return (
+                Some(fitted(&group)),
+                message.dedup_id.as_deref().map(fitted),
+                None,
+            );
         }
         // Round up: "in 1.5 s" must not become 1 s.
         let delay = message
@@ -235,5 +250,23 @@ impl Queue for SqsQueue {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fitted;
+
+    #[test]
+    fn ids_sqs_would_refuse_are_replaced_by_their_digest() {
+        assert_eq!(fitted("loc:c1:Purchase:order-1"), "loc:c1:Purchase:order-1");
+        let spaced = fitted("loc:c1:Booked call:order-1");
+        let long = fitted(&format!("loc:c1:Lead:{}", "x".repeat(128)));
+        for id in [&spaced, &long] {
+            assert_eq!(id.len(), 64);
+            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+        assert_eq!(spaced, fitted("loc:c1:Booked call:order-1"));
+        assert_ne!(spaced, fitted("loc:c1:Booked call:order-2"));
     }
 }
