@@ -1,5 +1,5 @@
-//! `ghl-capi keys new`: a fresh API key for the conversions route, and the entry
-//! that scopes it, to add to the keys' secret.
+//! `ghl-capi keys new`: a fresh API key for the keyed routes (posted conversions,
+//! workflow calls), and the entry that scopes it, to add to the keys' secret.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -45,7 +45,8 @@ pub fn new(args: &NewArgs) -> anyhow::Result<Outcome> {
         out!("entry: {entry}")?;
         out!(
             "Add the entry to the JSON list in the conversion keys' secret (or CONVERSION_API_KEYS), \
-             and give the key to whoever posts conversions; logs name it {id}."
+             and give the key to whoever posts conversions (or paste it into a GHL workflow's \
+             action: ghl-capi workflow snippet); logs name it {id}."
         )?;
     }
     Ok(Outcome::Done)

@@ -28,6 +28,7 @@ mod normalize;
 mod oauth;
 mod serve;
 mod verify;
+mod workflow;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,7 +70,7 @@ enum Command {
     /// Show and replay dead letters, of the local store or of an SQS queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
-    /// API keys of the conversions route.
+    /// API keys of the conversions and workflow routes.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// The GHL marketplace app.
@@ -79,6 +80,16 @@ enum Command {
     /// scopes the mapping needs, each pixel's token posts a test event. Prints a
     /// table with the fix for each problem; exits 1 if there is any.
     Verify(verify::Args),
+    /// GHL workflows as a trigger source (no marketplace app needed).
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkflowCommand {
+    /// Print what to paste into a GHL workflow's Custom Webhook (or Webhook)
+    /// action so that it fires a rule: the URL, the key's header, the body.
+    Snippet(workflow::SnippetArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +146,7 @@ fn main() -> ExitCode {
         Command::Keys(KeysCommand::New(args)) => keys::new(&args),
         Command::Oauth(OauthCommand::Url(args)) => oauth::url(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Workflow(WorkflowCommand::Snippet(args)) => workflow::snippet(&args),
     };
     match outcome {
         Ok(Outcome::Done) => ExitCode::SUCCESS,

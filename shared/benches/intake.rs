@@ -78,7 +78,7 @@ fn main() {
                 method: "POST",
                 path: "/webhooks/ghl",
                 query: None,
-                authorization: None,
+                credentials: Default::default(),
                 signatures: SignatureHeaders {
                     ghl: Some(signature),
                     legacy: None,

@@ -23,6 +23,8 @@ pub enum EnrichJob {
     },
     /// A conversion posted to `/contacts/{contactId}/conversions`.
     Conversion(ConversionJob),
+    /// A call of a GHL workflow action to `/workflows/ghl`.
+    Workflow(WorkflowJob),
 }
 
 impl EnrichJob {
@@ -32,6 +34,7 @@ impl EnrichJob {
         match self {
             EnrichJob::Webhook { key, .. } => key,
             EnrichJob::Conversion(job) => &job.key,
+            EnrichJob::Workflow(job) => &job.key,
         }
     }
 
@@ -41,6 +44,7 @@ impl EnrichJob {
             EnrichJob::Conversion(job) => {
                 group_id(&job.conversion.location_id, Some(&job.contact_id))
             }
+            EnrichJob::Workflow(job) => group_id(&job.location_id, Some(&job.contact_id)),
             EnrichJob::Webhook { body, .. } => {
                 let webhook = Webhook::parse(body.as_bytes()).ok();
                 let webhook = webhook.as_ref();
@@ -123,6 +127,43 @@ impl TryFrom<ConversionJobWire> for ConversionJob {
             key,
             conversion: wire.conversion,
         })
+    }
+}
+
+/// A workflow call as queued: the body as received (read again by enrichment, so
+/// a later build reads what this one did not), with what intake read of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowJob {
+    /// Its idempotency key: `{location}:{contact}:workflow:{workflow}:{event id}`.
+    pub key: String,
+    pub received_at: DateTime<Utc>,
+    /// The event id Meta will receive: the caller's, or one derived from the call.
+    pub event_id: String,
+    pub location_id: String,
+    pub contact_id: String,
+    pub body: String,
+}
+
+impl WorkflowJob {
+    pub fn new(
+        call: &crate::ghl::workflow::WorkflowCall,
+        event_id: &str,
+        received_at: DateTime<Utc>,
+        body: &str,
+    ) -> Self {
+        WorkflowJob {
+            key: format!(
+                "{}:{}:workflow:{}:{event_id}",
+                call.location_id,
+                call.contact_id,
+                call.workflow.key()
+            ),
+            received_at,
+            event_id: event_id.to_owned(),
+            location_id: call.location_id.clone(),
+            contact_id: call.contact_id.clone(),
+            body: body.to_owned(),
+        }
     }
 }
 

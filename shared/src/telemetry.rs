@@ -58,8 +58,12 @@ pub const TAG_BASELINES: &str = "TagBaselines";
 /// pixel serves the location).
 pub const SKIPPED: &str = "Skipped";
 
+/// Workflow calls enrichment handled, by `Workflow` (as the mapping names it, else
+/// `other`) and `Outcome` (`fired`: a rule made an event; `no_rule`: none did).
+pub const WORKFLOW_CALLS: &str = "WorkflowCalls";
+
 /// Every metric name above, for checks that the template reads only these.
-pub const NAMES: [&str; 22] = [
+pub const NAMES: [&str; 23] = [
     REQUESTS,
     ANSWERED,
     REFUSED,
@@ -82,6 +86,7 @@ pub const NAMES: [&str; 22] = [
     PARTNER_PAUSED,
     TAG_BASELINES,
     SKIPPED,
+    WORKFLOW_CALLS,
 ];
 
 /// Tells the installed recorder each metric's unit.
@@ -104,6 +109,7 @@ pub fn describe() {
         PARTNER_PAUSED,
         TAG_BASELINES,
         SKIPPED,
+        WORKFLOW_CALLS,
     ] {
         describe_counter!(name, Unit::Count, "");
     }
@@ -186,6 +192,11 @@ pub(crate) fn partner_paused(partner: &'static str) {
 
 pub(crate) fn tag_baseline() {
     counter!(TAG_BASELINES).increment(1);
+}
+
+pub(crate) fn workflow_call(workflow: &str, fired: bool) {
+    let outcome = if fired { "fired" } else { "no_rule" };
+    counter!(WORKFLOW_CALLS, "Workflow" => workflow.to_owned(), "Outcome" => outcome).increment(1);
 }
 
 pub(crate) fn skipped(reason: &'static str) {

@@ -46,6 +46,41 @@ pub fn mapping_with(extra: &str) -> Mapping {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Rules on workflow calls, to append to the fixture mapping: GHL's "Booked call"
+/// workflow (by name or its id) sends `Schedule` with the call's value; any other
+/// workflow that names its event sends it as named.
+pub const WORKFLOW_RULES: &str = r#"
+[[rules]]
+name = "booked"
+trigger = "workflow.fired"
+workflow = ["Booked call", "wf-booked-1"]
+event_name = "Schedule"
+value = { field = "workflow.value" }
+currency = { field = "workflow.currency", default = "EUR" }
+[rules.custom_data]
+content_name = { field = "workflow.name" }
+
+[[rules]]
+name = "named-event"
+trigger = "workflow.fired"
+event_name = { field = "workflow.event" }
+[[rules.when]]
+field = "workflow.event"
+exists = true
+[[rules.when]]
+field = "workflow.refs"
+not_equals = "Booked call"
+"#;
+
+/// A workflow call body from `tests/fixtures/workflows/` (`standard`, `custom`,
+/// `variants`; README.md there says what each is and where its facts come from).
+pub fn workflow_call(name: &str) -> Value {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/workflows/{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// A contact of [`LOCATION`] as GHL's API and contact webhooks carry it, created
 /// five minutes ago, with a Facebook click id.
 pub fn contact(id: &str, email: &str, tags: &[&str]) -> Value {

@@ -308,3 +308,84 @@ async fn under_injected_faults_every_accepted_webhook_reaches_meta_or_a_dead_let
     );
     assert!(emf.count("PartnerPaused", &[("Partner", "meta")]) >= 1.0);
 }
+
+#[tokio::test]
+async fn workflow_calls_reach_meta_once_with_the_locations_key() {
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let emf = crate::common::Emf::start();
+    let keys = format!("{}/workflow-keys", ghl_capi_tests::unique("keys"));
+    let secrets = aws_sdk_secretsmanager::Client::new(&ghl_capi_tests::moto::sdk_config().await);
+    let scoped = json!([{"id": "studio", "key": "ck-studio-0123", "locations": [LOCATION]},
+        {"id": "other", "key": "ck-other-0123", "locations": ["loc2"]}]);
+    ghl_capi_tests::moto::secret(&secrets, &keys, &scoped.to_string()).await;
+    let s = crate::stack::Stack::with(
+        ghl_capi_tests::fixtures::WORKFLOW_RULES,
+        &[("CONVERSION_API_KEYS_SECRET", keys)],
+    )
+    .await;
+    ghl_has(&s.ghl, &contact("c-ann", "ann@example.com", &[])).await;
+    let body = |value: &Value| serde_json::to_vec(value).expect("json");
+    let standard = ghl_capi_tests::fixtures::workflow_call("standard");
+    let mut custom = ghl_capi_tests::fixtures::workflow_call("custom");
+    custom["occurredAt"] = json!(Utc::now().to_rfc3339());
+    let studio = [("x-api-key", "ck-studio-0123".to_owned())];
+    let bearer = [("authorization", "Bearer ck-studio-0123".to_owned())];
+
+    let (status, answer) = s.post("/workflows/ghl", &studio, body(&standard)).await;
+    assert_eq!(status, 200, "{answer}");
+    let standard_id = answer["eventId"].clone();
+    let (status, again) = s.post("/workflows/ghl", &studio, body(&standard)).await;
+    assert_eq!(
+        (status, &again["eventId"]),
+        (200, &standard_id),
+        "GHL's retry"
+    );
+    let (status, answer) = s.post("/workflows/ghl", &bearer, body(&custom)).await;
+    assert_eq!(
+        (status, &answer["eventId"]),
+        (200, &json!("booked-c-ann-20261120090000"))
+    );
+    let elsewhere = [("x-api-key", "ck-other-0123".to_owned())];
+    let (status, refused) = s.post("/workflows/ghl", &elsewhere, body(&custom)).await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(
+        s.pending(&s.enrich_url).await,
+        2,
+        "the retry deduplicated, the refusal never queued"
+    );
+
+    s.drain().await;
+    let events = s.meta.events();
+    let mut ids: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["event_id"].as_str())
+        .collect();
+    ids.sort_unstable();
+    let mut expected = [
+        standard_id.as_str().expect("id"),
+        "booked-c-ann-20261120090000",
+    ];
+    expected.sort_unstable();
+    assert_eq!(ids, expected, "{events:#?}");
+    let from_custom = events
+        .iter()
+        .find(|e| e["event_id"] == "booked-c-ann-20261120090000")
+        .expect("the custom body's event");
+    assert_eq!(
+        from_custom["user_data"]["em"],
+        json!([sha256("ann@example.com")]),
+        "read from GHL: the body carried no attribution"
+    );
+    assert_eq!(from_custom["custom_data"]["value"], json!(75.0));
+    let reads = s.ghl.received_requests().await.expect("recorded");
+    assert_eq!(reads.len(), 1, "the standard payload carried its contact");
+    assert!(s.dead_letters().await.is_empty());
+    assert_eq!(
+        emf.count(
+            "WorkflowCalls",
+            &[("Workflow", "Booked call"), ("Outcome", "fired")]
+        ),
+        2.0
+    );
+    assert_eq!(emf.count("Requests", &[("Outcome", "forbidden")]), 1.0);
+}

@@ -477,11 +477,16 @@ fn keys_new_prints_a_random_url_safe_key_scoped_to_its_locations() {
     );
     assert_ne!(new(&[])["key"], first["key"], "a new key each time");
     let keys = ApiKeys::parse(&serde_json::json!([first["entry"]]).to_string()).expect("storable");
-    let found = keys.find(Some(&format!("Bearer {key}"))).expect("found");
+    let bearer = format!("Bearer {key}");
+    let credentials = ghl_capi::intake::keys::Credentials {
+        authorization: Some(&bearer),
+        api_key: None,
+    };
+    let found = keys.find(credentials).expect("found");
     assert_eq!(found.id, "shop-a");
-    assert!(found.allows("loc-a", "Purchase").is_ok());
-    assert!(found.allows("loc-b", "Purchase").is_err());
-    assert!(found.allows("loc-a", "Lead").is_err());
+    assert!(found.allows("loc-a", Some("Purchase")).is_ok());
+    assert!(found.allows("loc-b", Some("Purchase")).is_err());
+    assert!(found.allows("loc-a", Some("Lead")).is_err());
     assert_eq!(
         run(&["keys", "new"], "").status.code(),
         Some(2),

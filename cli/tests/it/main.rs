@@ -6,3 +6,4 @@ mod dlq_sqs;
 mod serve;
 mod soak;
 mod verify;
+mod workflow;

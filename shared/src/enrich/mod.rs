@@ -1,11 +1,13 @@
-//! Enrichment: from a queued webhook or conversion to events ready for Meta.
+//! Enrichment: from a queued webhook, conversion or workflow call to events ready
+//! for Meta.
 //!
 //! Per batch of jobs: each job's occurrences are matched against the mapping; only
 //! if a rule fires for a location some pixel serves is anything fetched from GHL,
 //! and each contact (and each list of its notes, tasks or appointments) is fetched
 //! once however many jobs name it.
 //!
-//! Failure policy: nothing accepted disappears. A body that is not a webhook, or a
+//! Failure policy: nothing accepted disappears. A body that is not a webhook (or
+//! workflow call), or a
 //! contact GHL no longer has (`404`), becomes one dead letter for the job, listing
 //! its triggers; an event Meta would refuse becomes a letter of its own. GHL rate
 //! limits wait GHL's interval; GHL outages and token trouble hold the job (and,
@@ -14,10 +16,14 @@
 //!
 //! - this module: one job at a time ([`Enricher`]);
 //! - [`fetch`]: GHL reads shared across a batch;
+//! - [`workflow`]: what a workflow call gives to build from, and its count;
+//! - [`install`]: the tokens `INSTALL` and `UNINSTALL` webhooks concern;
 //! - [`consumer`]: the enrichment function's batch.
 
 pub mod consumer;
 mod fetch;
+mod install;
+mod workflow;
 
 use std::time::Duration;
 
@@ -125,9 +131,11 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                         now,
                     )],
                     carried: None,
+                    carried_attribution: false,
                     seen: None,
                 }));
             }
+            EnrichJob::Workflow(job) => return Some(workflow::read(job)),
             EnrichJob::Webhook { key, body, .. } => match Webhook::parse(body.as_bytes()) {
                 Ok(webhook) => webhook,
                 // Verified, but not a webhook as this build reads it: kept for a
@@ -184,29 +192,10 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             location,
             occurrences,
             carried,
+            // Contact webhooks may carry attribution, but not reliably all of it.
+            carried_attribution: false,
             seen,
         }))
-    }
-
-    /// `INSTALL` and `UNINSTALL`: the tokens they concern. `None` for other webhooks.
-    async fn install(&mut self, webhook: &Webhook) -> Option<Result<(), Enriched>> {
-        let outcome = match webhook {
-            Webhook::AppInstall(e) => {
-                let (Some(location), Some(company)) =
-                    (e.envelope.location_id.as_deref(), e.company_id.as_deref())
-                else {
-                    return Some(Ok(()));
-                };
-                self.fetched.ghl().installed(location, company).await
-            }
-            Webhook::AppUninstall(e) => {
-                let (location, company) =
-                    (e.envelope.location_id.as_deref(), e.company_id.as_deref());
-                self.fetched.ghl().uninstalled(location, company).await
-            }
-            _ => return None,
-        };
-        Some(outcome.map_err(|e| retry_ghl(&e, vec![webhook.kind().to_owned()])))
     }
 
     /// The events of the job's occurrences, reading GHL for what firing rules need.
@@ -216,6 +205,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             location,
             occurrences,
             carried,
+            carried_attribution,
             seen,
         } = read;
         let triggers: Vec<String> = occurrences.iter().map(trigger_name).collect();
@@ -224,6 +214,9 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             .filter(|occ| self.mapping.rules_for(occ.trigger).next().is_some())
             .collect();
         if firing.is_empty() {
+            for occ in &occurrences {
+                self.workflow_counted(occ, &source, false);
+            }
             return done(vec![], vec![], seen);
         }
         let served = firing.iter().any(|occ| {
@@ -256,7 +249,8 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
         let mut dispatch = Vec::new();
         let mut dead_letters = Vec::new();
         for occ in firing {
-            let read = match self.contact(occ, carried.as_ref()).await {
+            let carrying = carried.as_ref().map(|c| (c, carried_attribution));
+            let read = match self.contact(occ, carrying).await {
                 Ok(contact) => self.related(occ).await.map(|related| (contact, related)),
                 Err(e) => Err(e),
             };
@@ -282,7 +276,9 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                 }
                 Err(e) => return self.ghl_failed(&location, &e, triggers, now).await,
             };
-            for mapped in self.mapping.map(occ, &contact, &related, now) {
+            let events = self.mapping.map(occ, &contact, &related, now);
+            self.workflow_counted(occ, &source, !events.is_empty());
+            for mapped in events {
                 match mapped.outcome {
                     Ok(event) if mapped.pixels.is_empty() => {
                         tracing::info!(
@@ -316,17 +312,18 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
         done(dispatch, dead_letters, seen)
     }
 
-    /// The contact as the rules on `occ` need it: as carried, or read from GHL.
+    /// The contact as the rules on `occ` need it: as carried (with whether its
+    /// attribution came too), or read from GHL.
     async fn contact(
         &mut self,
         occ: &Occurrence,
-        carried: Option<&Contact>,
+        carried: Option<(&Contact, bool)>,
     ) -> Result<Contact, GhlError> {
-        match (
-            carried,
-            self.mapping.needs(occ.trigger).contains(&Need::Attribution),
-        ) {
-            (Some(contact), false) => Ok(contact.clone()),
+        let needs_attribution = self.mapping.needs(occ.trigger).contains(&Need::Attribution);
+        match carried {
+            Some((contact, with_attribution)) if with_attribution || !needs_attribution => {
+                Ok(contact.clone())
+            }
             _ => {
                 self.fetched
                     .contact(&occ.location_id, &occ.contact_id)
@@ -386,7 +383,10 @@ struct Read {
     source: String,
     location: String,
     occurrences: Vec<Occurrence>,
+    /// The contact as the job carries it, if it does.
     carried: Option<Contact>,
+    /// Whether that includes its attribution (then no rule needs GHL for it).
+    carried_attribution: bool,
     seen: Option<SeenTags>,
 }
 

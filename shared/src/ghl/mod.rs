@@ -9,6 +9,7 @@
 //! - [`wire`]: what every call shares (version header, error bodies, tokens).
 //! - [`tokens`]: where each location's token comes from, and its refresh.
 //! - [`oauth`]: GHL's token endpoints; [`install`]: the marketplace app's install.
+//! - [`workflow`]: calls of GHL's workflow actions (Webhook, Custom Webhook).
 
 pub mod client;
 pub mod contacts_api;
@@ -21,6 +22,7 @@ mod record;
 pub mod tokens;
 pub mod webhook;
 pub mod wire;
+pub mod workflow;
 
 pub use reader::{GhlError, GhlReader, Related};
 pub use record::{AttributionSource, Contact, CustomField, parse_timestamp};

@@ -1,4 +1,4 @@
-//! The conversions route's API keys, each scoped to the locations (and, if it says
+//! The API keys of the keyed routes (posted conversions, workflow calls), each scoped to the locations (and, if it says
 //! so, the event types) it may post for.
 //!
 //! The secret (or `CONVERSION_API_KEYS` locally) holds a JSON list whose entries are
@@ -66,6 +66,38 @@ pub enum Forbidden {
     Location { id: String, location: String },
     #[error("API key {id} may not post {event_type} events")]
     EventType { id: String, event_type: String },
+    #[error("API key {id} may post only some event types, and this names none (give it an event)")]
+    NoEventType { id: String },
+}
+
+/// Where a request may carry its key: `Authorization: Bearer <key>` (a Custom
+/// Webhook action's auth setting, or any HTTP client), or `X-Api-Key: <key>` (for
+/// callers that can only add plain headers, such as GHL's Webhook action).
+#[derive(Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    pub authorization: Option<&'a str>,
+    pub api_key: Option<&'a str>,
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |v: Option<&str>| v.map(|_| "<redacted>");
+        f.debug_struct("Credentials")
+            .field("authorization", &shown(self.authorization))
+            .field("api_key", &shown(self.api_key))
+            .finish()
+    }
+}
+
+impl<'a> Credentials<'a> {
+    /// The key presented: the bearer token, else the `X-Api-Key` header's.
+    fn presented(self) -> Option<&'a str> {
+        self.authorization
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .or(self.api_key)
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+    }
 }
 
 /// The keys of one secret.
@@ -138,14 +170,11 @@ impl ApiKeys {
             .map(|k| k.id.as_str())
     }
 
-    /// The key `authorization` (`Bearer <key>`) carries, if it is one of these.
-    /// Every key is compared, in constant time, so timing tells nothing about how
-    /// close a guess was, or which key it was near.
-    pub fn find(&self, authorization: Option<&str>) -> Option<&ApiKey> {
-        let presented = authorization?.strip_prefix("Bearer ")?.trim();
-        if presented.is_empty() {
-            return None;
-        }
+    /// The key `credentials` carry, if it is one of these. Every key is compared,
+    /// in constant time, so timing tells nothing about how close a guess was, or
+    /// which key it was near.
+    pub fn find(&self, credentials: Credentials<'_>) -> Option<&ApiKey> {
+        let presented = credentials.presented()?;
         let mut found = None;
         for key in &self.0 {
             if bool::from(key.key.as_bytes().ct_eq(presented.as_bytes())) {
@@ -157,8 +186,9 @@ impl ApiKeys {
 }
 
 impl ApiKey {
-    /// Whether it may post an `event_type` conversion for `location`.
-    pub fn allows(&self, location: &str, event_type: &str) -> Result<(), Forbidden> {
+    /// Whether it may post for `location` an event of `event_type` (`None`: the
+    /// request names none, as a workflow call may not).
+    pub fn allows(&self, location: &str, event_type: Option<&str>) -> Result<(), Forbidden> {
         if let Some(locations) = &self.locations
             && !locations.iter().any(|l| l == location)
         {
@@ -167,15 +197,21 @@ impl ApiKey {
                 location: location.to_owned(),
             });
         }
-        if let Some(types) = &self.event_types
-            && !types.iter().any(|t| t.eq_ignore_ascii_case(event_type))
-        {
-            return Err(Forbidden::EventType {
+        let Some(types) = &self.event_types else {
+            return Ok(());
+        };
+        match event_type {
+            None => Err(Forbidden::NoEventType {
                 id: self.id.clone(),
-                event_type: event_type.to_owned(),
-            });
+            }),
+            Some(wanted) if !types.iter().any(|t| t.eq_ignore_ascii_case(wanted)) => {
+                Err(Forbidden::EventType {
+                    id: self.id.clone(),
+                    event_type: wanted.to_owned(),
+                })
+            }
+            Some(_) => Ok(()),
         }
-        Ok(())
     }
 
     /// A new stored entry: `key` for `locations` (and only `event_types`, if any).
@@ -197,6 +233,13 @@ impl ApiKey {
 mod tests {
     use super::*;
 
+    fn bearer(header: &str) -> Credentials<'_> {
+        Credentials {
+            authorization: Some(header),
+            api_key: None,
+        }
+    }
+
     const STORED: &str = r#"[
         {"id": "shop-a", "key": "ck_a_0123456789", "locations": ["loc-a"]},
         {"id": "crm", "key": "ck_crm_0123456789", "locations": ["loc-a", "loc-b"], "event_types": ["Purchase"]},
@@ -206,25 +249,31 @@ mod tests {
     #[test]
     fn scoped_and_bare_keys_are_read_and_found_by_the_bearer_header() {
         let keys = ApiKeys::parse(STORED).expect("keys");
-        let a = keys.find(Some("Bearer ck_a_0123456789")).expect("found");
+        let a = keys.find(bearer("Bearer ck_a_0123456789")).expect("found");
         assert_eq!(a.id, "shop-a");
-        assert_eq!(a.allows("loc-a", "Lead"), Ok(()));
+        assert_eq!(a.allows("loc-a", Some("Lead")), Ok(()));
         assert!(matches!(
-            a.allows("loc-b", "Lead"),
+            a.allows("loc-b", Some("Lead")),
             Err(Forbidden::Location { .. })
         ));
-        let crm = keys.find(Some("Bearer ck_crm_0123456789")).expect("found");
-        assert_eq!(crm.allows("loc-b", "purchase"), Ok(()));
+        let crm = keys
+            .find(bearer("Bearer ck_crm_0123456789"))
+            .expect("found");
+        assert_eq!(crm.allows("loc-b", Some("purchase")), Ok(()));
         assert!(matches!(
-            crm.allows("loc-b", "Lead"),
+            crm.allows("loc-b", Some("Lead")),
             Err(Forbidden::EventType { .. })
         ));
         let legacy = keys
-            .find(Some("Bearer ck_legacy_0123456789"))
+            .find(bearer("Bearer ck_legacy_0123456789"))
             .expect("found");
-        assert_eq!(legacy.allows("anywhere", "Lead"), Ok(()));
+        assert_eq!(legacy.allows("anywhere", None), Ok(()));
         assert!(legacy.id.starts_with("key-") && !legacy.id.contains("legacy"));
         assert_eq!(keys.unscoped().collect::<Vec<_>>(), [legacy.id.as_str()]);
+        assert!(matches!(
+            crm.allows("loc-b", None),
+            Err(Forbidden::NoEventType { .. })
+        ));
         for bad in [
             None,
             Some("ck_a_0123456789"),
@@ -232,8 +281,37 @@ mod tests {
             Some("Bearer ck_a_012345678"),
             Some("Basic ck_a_0123456789"),
         ] {
-            assert!(keys.find(bad).is_none(), "{bad:?}");
+            let credentials = Credentials {
+                authorization: bad,
+                api_key: None,
+            };
+            assert!(keys.find(credentials).is_none(), "{bad:?}");
         }
+        // X-Api-Key serves callers that can only add plain headers; a bearer
+        // token, when there is one, is the key presented.
+        let header = |api_key| Credentials {
+            authorization: None,
+            api_key: Some(api_key),
+        };
+        assert_eq!(
+            keys.find(header(" ck_a_0123456789")).map(|k| k.id.as_str()),
+            Some("shop-a")
+        );
+        assert!(keys.find(header("")).is_none());
+        let both = Credentials {
+            authorization: Some("Bearer ck_crm_0123456789"),
+            api_key: Some("ck_a_0123456789"),
+        };
+        assert_eq!(keys.find(both).map(|k| k.id.as_str()), Some("crm"));
+        let basic = Credentials {
+            authorization: Some("Basic eDp5"),
+            api_key: Some("ck_a_0123456789"),
+        };
+        assert_eq!(keys.find(basic).map(|k| k.id.as_str()), Some("shop-a"));
+        assert!(
+            !format!("{both:?}").contains("ck_"),
+            "Debug never shows a key"
+        );
         assert!(
             !format!("{a:?}").contains("ck_a"),
             "Debug never shows the key"
@@ -243,7 +321,7 @@ mod tests {
     #[test]
     fn one_key_per_line_is_still_read_and_bad_lists_are_refused_with_why() {
         let keys = ApiKeys::parse("k1\n\n k2 \n").expect("keys");
-        assert!(keys.find(Some("Bearer k2")).is_some());
+        assert!(keys.find(bearer("Bearer k2")).is_some());
         assert_eq!(ApiKeys::parse("").expect("none"), ApiKeys::default());
         let no_location = r#"[{"id": "x", "key": "k", "locations": []}]"#;
         assert_eq!(

@@ -4,13 +4,16 @@
 //!
 //! - [`routes`]: the API's routes, for any HTTP front (API Gateway, `serve`).
 //! - [`webhook`]: `POST /webhooks/ghl`: verify, validate, enqueue.
-//! - [`conversion`]: `POST /contacts/{contactId}/conversions`, with the API
-//!   [`keys`] scoped to locations.
+//! - [`conversion`]: `POST /contacts/{contactId}/conversions`, and
+//!   [`workflow`]: `POST /workflows/ghl`, GHL's workflow actions; both with the
+//!   API [`keys`] scoped to locations, and what else they share ([`keyed`]).
 
 pub mod conversion;
+pub mod keyed;
 pub mod keys;
 pub mod routes;
 pub mod webhook;
+pub mod workflow;
 
 pub use routes::{Api, Request, Response};
 

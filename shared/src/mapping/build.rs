@@ -42,7 +42,9 @@ pub(super) fn event_into(
     let occurrence = subject.occurrence;
     let contact = subject.contact;
     let source = rule.action_source.unwrap_or(defaults.action_source);
-    let posted = (occurrence.trigger == Trigger::ConversionPosted)
+    let posted = occurrence
+        .trigger
+        .takes_caller_event_id()
         .then_some(occurrence.entity.as_ref())
         .flatten();
 
@@ -64,8 +66,7 @@ pub(super) fn event_into(
     } = event;
     write_event_name(event_name, &rule.event_name, subject);
     *event_time = occurrence.at.timestamp();
-    // The caller's own id for a posted conversion is kept verbatim, so it can
-    // deduplicate against the browser pixel event that used the same id.
+    // The caller's own id is kept verbatim (see `Trigger::takes_caller_event_id`).
     match posted.and_then(|c| c.get("eventId")).and_then(as_text) {
         Some(id) => *event_id = Some(id),
         None => write_event_id(
@@ -92,7 +93,10 @@ pub(super) fn event_into(
     );
     user_data.lead_id = text(rule.lead_id.as_ref(), subject).and_then(|id| id.trim().parse().ok());
 
-    *custom = custom_data(rule, defaults, subject, source, posted);
+    // A posted conversion's `customData` is meant for Meta; a workflow call's is
+    // whatever the user added to the action (reach it with `workflow.customData.…`).
+    let passed = posted.filter(|_| occurrence.trigger == Trigger::ConversionPosted);
+    *custom = custom_data(rule, defaults, subject, source, passed);
     data_processing_options.clear();
     *data_processing_options_country = None;
     *data_processing_options_state = None;

@@ -15,12 +15,13 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::capi::{ActionSource, Rejection, ServerEvent};
+use crate::ghl::workflow::REFS;
 use crate::ghl::{Contact, Related};
 
 pub use build::identity;
 pub use config::ConfigError;
 pub use occurrence::{Baseline, Occurrence};
-pub use path::{Condition, FieldPath, Subject, Test};
+pub use path::{Condition, FieldPath, Subject, Test, as_number};
 pub use trigger::{Trigger, UnknownTrigger};
 
 /// The built-in mapping used when the user gives none.
@@ -128,6 +129,47 @@ pub struct Rule {
     pub conditions: Vec<Condition>,
 }
 
+impl Rule {
+    /// The workflows its `workflow = …` names (for `workflow.fired` rules).
+    pub fn named_workflows(&self) -> impl Iterator<Item = &str> {
+        self.conditions
+            .iter()
+            .filter(|c| c.path == Some(FieldPath::Entity(vec![REFS.to_owned()])))
+            .filter_map(|c| match &c.test {
+                Test::OneOf(values) => Some(values),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(Value::as_str)
+    }
+
+    /// The paths into the trigger's entity it reads, in its values and conditions.
+    pub fn entity_paths(&self) -> Vec<&[String]> {
+        let sources = [
+            Some(&self.event_name),
+            self.value.as_ref(),
+            self.currency.as_ref(),
+            self.lead_id.as_ref(),
+            self.external_id.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.custom_data.iter().map(|(_, source)| source));
+        let from_sources = sources.filter_map(|source| match source {
+            Source::Field { path, .. } => Some(path),
+            Source::Constant(_) => None,
+        });
+        let from_conditions = self.conditions.iter().filter_map(|c| c.path.as_ref());
+        from_sources
+            .chain(from_conditions)
+            .filter_map(|path| match path {
+                FieldPath::Entity(keys) => Some(keys.as_slice()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// One event a rule produced for one occurrence, or why it could not be sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MappedEvent {
@@ -162,7 +204,8 @@ impl Mapping {
     }
 
     /// The built-in mapping: new contact → `Lead`, opportunity won → `Purchase` with
-    /// its monetary value, appointment booked → `Schedule`, posted conversions as posted.
+    /// its monetary value, appointment booked → `Schedule`, posted conversions as posted,
+    /// workflow calls that name their event (`"event": "Schedule"`) as named.
     pub fn builtin() -> Mapping {
         // Tested to parse; failing here is a build defect, not a runtime condition.
         #[allow(clippy::expect_used)]
@@ -186,6 +229,18 @@ impl Mapping {
         } else {
             "other"
         }
+    }
+
+    /// The name a workflow is counted under: the one of `refs` (its id and name)
+    /// a rule's `workflow = …` names, else `other`, so metrics stay bounded.
+    pub fn workflow_metric_name<'a>(&'a self, refs: &[&str]) -> &'a str {
+        self.rules_for(Trigger::WorkflowFired)
+            .flat_map(Rule::named_workflows)
+            .find(|name| {
+                refs.iter()
+                    .any(|r| r.trim().eq_ignore_ascii_case(name.trim()))
+            })
+            .unwrap_or("other")
     }
 
     /// The rules a trigger fires.

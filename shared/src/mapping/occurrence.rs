@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::Trigger;
 use crate::ghl::webhook::{Envelope, Webhook};
+use crate::ghl::workflow::WorkflowCall;
 use crate::ghl::{Contact, parse_timestamp};
 use crate::jobs::PostedConversion;
 
@@ -330,6 +331,30 @@ impl Occurrence {
                 (false, _) => (Trigger::TagAdded, contact.tags.get(i - 1)),
             };
             one.refill_for_contact(kind, location_id, contact, tag.map(String::as_str), now);
+        }
+    }
+
+    /// The occurrence of a workflow call. Its change is the event id intake gave
+    /// it (the caller's, or one derived from the call), its time the trigger's
+    /// when the call says, else when the call first arrived (not when it is
+    /// handled: a retry keeps the time).
+    pub fn for_workflow(
+        call: &WorkflowCall,
+        event_id: &str,
+        received_at: DateTime<Utc>,
+    ) -> Occurrence {
+        Occurrence {
+            trigger: Trigger::WorkflowFired,
+            location_id: call.location_id.clone(),
+            contact_id: call.contact_id.clone(),
+            entity: Some(call.entity(event_id)),
+            tag: None,
+            change: event_id.to_owned(),
+            at: call
+                .occurred_at
+                .as_deref()
+                .and_then(parse_timestamp)
+                .unwrap_or(received_at),
         }
     }
 

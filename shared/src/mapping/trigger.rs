@@ -21,11 +21,12 @@ pub enum Trigger {
     TaskCreated,
     TaskCompleted,
     ConversionPosted,
+    WorkflowFired,
 }
 
 impl Trigger {
     /// Every trigger, with the name a mapping file uses for it.
-    pub const ALL: [(Trigger, &'static str); 15] = [
+    pub const ALL: [(Trigger, &'static str); 16] = [
         (Trigger::ContactCreated, "contact.created"),
         (Trigger::ContactUpdated, "contact.updated"),
         (Trigger::TagAdded, "contact.tag_added"),
@@ -50,6 +51,7 @@ impl Trigger {
         (Trigger::TaskCreated, "task.created"),
         (Trigger::TaskCompleted, "task.completed"),
         (Trigger::ConversionPosted, "conversion.posted"),
+        (Trigger::WorkflowFired, "workflow.fired"),
     ];
 
     /// The name used in mapping files (`contact.created`, …).
@@ -75,7 +77,15 @@ impl Trigger {
             Trigger::NoteCreated | Trigger::NoteUpdated => Some("note"),
             Trigger::TaskCreated | Trigger::TaskCompleted => Some("task"),
             Trigger::ConversionPosted => Some("conversion"),
+            Trigger::WorkflowFired => Some("workflow"),
         }
+    }
+
+    /// Whether the caller may choose the event's id (a posted conversion's or a
+    /// workflow call's `eventId`): then Meta receives it verbatim, so it can
+    /// deduplicate against a browser pixel event that used the same id.
+    pub fn takes_caller_event_id(self) -> bool {
+        matches!(self, Trigger::ConversionPosted | Trigger::WorkflowFired)
     }
 }
 

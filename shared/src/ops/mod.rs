@@ -4,8 +4,11 @@
 //!   previews and backfills);
 //! - [`redrive`]: reading and replaying dead letters;
 //! - [`credentials`]: checking the GHL and Meta credentials against the mapping
-//!   (`ghl-capi verify`).
+//!   (`ghl-capi verify`);
+//! - [`snippet`]: what to paste into a GHL workflow for a rule
+//!   (`ghl-capi workflow snippet`).
 
 pub mod credentials;
 pub mod map;
 pub mod redrive;
+pub mod snippet;

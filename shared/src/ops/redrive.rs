@@ -89,6 +89,7 @@ fn about(message: &str) -> (Option<String>, Vec<String>, History) {
                 .and_then(|(envelope, _)| envelope.kind)
                 .unwrap_or_default(),
             EnrichJob::Conversion(_) => "conversion.posted".to_owned(),
+            EnrichJob::Workflow(_) => "workflow.fired".to_owned(),
         };
         return (Some(job.key().to_owned()), vec![kind], History::default());
     }

@@ -376,3 +376,153 @@ async fn a_kept_webhook_that_does_not_parse_is_lettered_with_the_parse_error() {
         dead[0].reason
     );
 }
+
+/// A workflow call's job as intake queues it, received at [`NOW`].
+fn workflow_job(body: &Value) -> EnrichJob {
+    use ghl_capi::ghl::workflow::WorkflowCall;
+    let text = body.to_string();
+    let call = WorkflowCall::parse(text.as_bytes()).expect("a workflow call");
+    let id = ghl_capi::intake::workflow::event_id_of(&call);
+    EnrichJob::Workflow(ghl_capi::jobs::WorkflowJob::new(&call, &id, now(), &text))
+}
+
+fn workflow_mapping() -> Mapping {
+    let mut mapping = Mapping::parse(
+        &format!("version = 1\n{}", fixtures::WORKFLOW_RULES),
+        "workflow rules",
+    )
+    .expect("valid");
+    mapping.pixels = fixtures::mapping().pixels;
+    mapping
+}
+
+fn sha256(text: &str) -> String {
+    ghl_capi::normalize::sha256_hex(text).as_str().to_owned()
+}
+
+#[tokio::test]
+async fn the_standard_payload_carries_its_contact_and_attribution_so_ghl_is_not_read() {
+    let ghl = FakeGhl::with(&[]);
+    let job = workflow_job(&fixtures::workflow_call("standard"));
+    let outcomes = enrich_batch(
+        &workflow_mapping(),
+        &ghl,
+        &MemoryState::default(),
+        std::slice::from_ref(&job),
+        now(),
+    )
+    .await;
+    let (dispatch, letters) = done(&outcomes[0]);
+    assert!(letters.is_empty(), "{letters:?}");
+    assert!(ghl.reads().is_empty(), "{:?}", ghl.reads());
+    assert_eq!(dispatch.len(), 1, "{dispatch:?}");
+    let event = serde_json::to_value(&dispatch[0].event).expect("json");
+    assert_eq!(event["event_name"], "Schedule");
+    assert_eq!(
+        event["event_time"],
+        now().timestamp(),
+        "no trigger time: its arrival"
+    );
+    assert_eq!(
+        event["user_data"]["em"],
+        json!([sha256("wanda@example.com")])
+    );
+    assert_eq!(event["user_data"]["ct"], json!([sha256("berlin")]));
+    assert!(
+        event["user_data"]["fbc"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(".IwAR-wf"),
+        "{event}"
+    );
+    assert_eq!(event["custom_data"]["value"], 120.5);
+    assert_eq!(event["custom_data"]["currency"], "EUR");
+    assert_eq!(event["custom_data"]["content_name"], "Booked call");
+    let EnrichJob::Workflow(queued) = &job else {
+        panic!("a workflow job")
+    };
+    assert_eq!(
+        event["event_id"],
+        queued.event_id.as_str(),
+        "the id intake answered with"
+    );
+    assert_eq!(
+        (dispatch[0].trigger.as_str(), dispatch[0].source.as_str()),
+        ("workflow.fired", queued.event_id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_custom_body_reads_the_contact_from_ghl_and_other_names_are_read_alike() {
+    let ghl = FakeGhl::with(&[contact("c-ann", &[]), contact("c-var", &[])]);
+    let mut custom = fixtures::workflow_call("custom");
+    custom["occurredAt"] = "2026-11-20T22:00:00Z".into();
+    let mut other = custom.clone();
+    other["workflow"] = "Onboarding".into();
+    other["event"] = "CompleteRegistration".into();
+    other["eventId"] = "onboarding-c-ann-1".into();
+    let mut unnamed = custom.clone();
+    unnamed["workflow"] = "Newsletter".into();
+    unnamed.as_object_mut().expect("object").remove("event");
+    let jobs = [
+        workflow_job(&custom),
+        workflow_job(&fixtures::workflow_call("variants")),
+        workflow_job(&other),
+        workflow_job(&unnamed),
+    ];
+    let outcomes = enrich_batch(
+        &workflow_mapping(),
+        &ghl,
+        &MemoryState::default(),
+        &jobs,
+        now(),
+    )
+    .await;
+    let events: Vec<Vec<Value>> = outcomes
+        .iter()
+        .map(|o| {
+            done(o)
+                .0
+                .iter()
+                .map(|d| serde_json::to_value(&d.event).expect("json"))
+                .collect()
+        })
+        .collect();
+    let booked = &events[0][0];
+    assert_eq!(
+        (booked["event_name"].as_str(), booked["event_id"].as_str()),
+        (Some("Schedule"), Some("booked-c-ann-20261120090000"))
+    );
+    assert_eq!(
+        booked["event_time"], 1_795_212_000,
+        "the trigger's own time"
+    );
+    assert_eq!(booked["custom_data"]["value"], 75.0);
+    assert_eq!(
+        booked["user_data"]["em"],
+        json!([sha256("c-ann@example.com")]),
+        "read from GHL"
+    );
+    assert!(
+        booked["custom_data"].get("plan").is_none(),
+        "the call's custom data is not passed on unasked"
+    );
+    // snake_case names, the workflow by workflowName, attribution at the top level.
+    let variant = &events[1][0];
+    assert_eq!(
+        (variant["event_name"].as_str(), variant["event_id"].as_str()),
+        (Some("Schedule"), Some("booked-c-var-1"))
+    );
+    assert_eq!(events[2].len(), 1);
+    assert_eq!(events[2][0]["event_name"], "CompleteRegistration");
+    assert!(
+        events[3].is_empty(),
+        "no rule fires for a workflow no rule names without an event"
+    );
+    assert_eq!(
+        variant["user_data"]["em"],
+        json!([sha256("vera@example.com")])
+    );
+    // The variant carried its attribution, so only Ann was read, and once.
+    assert_eq!(ghl.reads(), ["contact c-ann"]);
+}

@@ -58,7 +58,7 @@ async fn callback(api: &InstallApi, query: &str) -> ghl_capi::intake::Response {
             method: "GET",
             path: "/oauth/callback",
             query: Some(query),
-            authorization: None,
+            credentials: Default::default(),
             signatures: SignatureHeaders::default(),
             body: b"",
         },

@@ -3,9 +3,9 @@
 //! [`Response`] back, so both answer exactly alike.
 //!
 //! - `POST /webhooks/ghl`: [`accept_webhook`].
-//! - `POST /contacts/{contactId}/conversions`: [`accept_conversion`], with the API
-//!   keys read from the secret store (cached by the store); closed when no secret
-//!   is configured.
+//! - `POST /contacts/{contactId}/conversions`: [`accept_conversion`], and `POST
+//!   /workflows/ghl`: [`accept_workflow`]; both with the API keys read from the
+//!   secret store (cached by the store), closed when no secret is configured.
 //! - `GET /oauth/callback`: the marketplace app's install ([`Install`]), answered
 //!   with a page for the person installing.
 //! - `GET /health`.
@@ -14,23 +14,25 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::MAX_BODY_BYTES;
-use super::conversion::{self, ConversionError, accept_conversion};
-use super::keys::ApiKeys;
+use super::conversion::{self, accept_conversion};
+use super::keyed::{self, KeyedError};
+use super::keys::{ApiKeys, Credentials};
 use super::webhook::{self, Accepted, accept_webhook};
+use super::workflow::{self, accept_workflow};
 use crate::ghl::install::{self, Install, Installed};
 use crate::ghl::webhook::{AppIds, ReplayWindow, SignatureHeaders, WebhookKeys};
 use crate::ports::queue::Queue;
 use crate::ports::secrets::SecretStore;
 
-/// One HTTP request, as the routes need it. Its `Debug` shows neither the
-/// `Authorization` header (an API key) nor the body.
+/// One HTTP request, as the routes need it. Its `Debug` shows neither the API key
+/// it carries nor the body.
 #[derive(Clone, Copy)]
 pub struct Request<'a> {
     pub method: &'a str,
     pub path: &'a str,
     /// The query string, without `?`.
     pub query: Option<&'a str>,
-    pub authorization: Option<&'a str>,
+    pub credentials: Credentials<'a>,
     pub signatures: SignatureHeaders<'a>,
     pub body: &'a [u8],
 }
@@ -40,7 +42,7 @@ impl std::fmt::Debug for Request<'_> {
         f.debug_struct("Request")
             .field("method", &self.method)
             .field("path", &self.path)
-            .field("authorization", &self.authorization.map(|_| "<redacted>"))
+            .field("credentials", &self.credentials)
             .field("signatures", &self.signatures)
             .field("body_bytes", &self.body.len())
             .finish()
@@ -62,7 +64,10 @@ impl<'a> Request<'a> {
             method: method.as_str(),
             path: uri.path(),
             query: uri.query(),
-            authorization: header("authorization"),
+            credentials: Credentials {
+                authorization: header("authorization"),
+                api_key: header("x-api-key"),
+            },
             signatures: SignatureHeaders {
                 ghl: header("x-ghl-signature"),
                 legacy: header("x-wh-signature"),
@@ -197,6 +202,7 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
             ("GET", ["health"]) => answer(200, json!({"status": "ok"}), "health"),
             ("GET", ["oauth", "callback"]) => self.installed(request, now).await,
             ("POST", ["webhooks", "ghl"]) => self.webhook(request, now).await,
+            ("POST", ["workflows", "ghl"]) => self.workflow(request, now).await,
             (_, ["contacts", "", "conversions"]) => {
                 answer(404, json!({"error": "not_found"}), "not_found")
             }
@@ -207,6 +213,7 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
                 _,
                 ["health"]
                 | ["webhooks", "ghl"]
+                | ["workflows", "ghl"]
                 | ["contacts", _, "conversions"]
                 | ["oauth", "callback"],
             ) => answer(
@@ -275,18 +282,15 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
         answer(status, body, code)
     }
 
-    async fn conversion(
-        &self,
-        contact_id: &str,
-        request: Request<'_>,
-        now: DateTime<Utc>,
-    ) -> Response {
+    /// The keyed routes' API keys, or the answer when they cannot be had: `404`
+    /// while no secret is configured, `503` while it cannot be read.
+    async fn api_keys(&self) -> Result<ApiKeys, Response> {
         let Some(secret) = &self.conversion_keys_secret else {
-            return answer(
+            return Err(answer(
                 404,
-                json!({"error": "the conversions route is not configured (CONVERSION_API_KEYS_SECRET)"}),
-                "conversions_closed",
-            );
+                json!({"error": "this route needs API keys, and none are configured (CONVERSION_API_KEYS_SECRET; CONVERSION_API_KEYS locally)"}),
+                "keys_not_configured",
+            ));
         };
         let keys = match self
             .secrets
@@ -297,12 +301,12 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
         {
             Ok(keys) => keys,
             Err(e) => {
-                tracing::error!(error = e, "cannot read the conversions route's API keys");
-                return answer(
+                tracing::error!(error = e, "cannot read the API keys");
+                return Err(answer(
                     503,
                     json!({"error": "API keys unavailable; retry"}),
                     "keys_unavailable",
-                );
+                ));
             }
         };
         if !self
@@ -317,33 +321,62 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
                 );
             }
         }
+        Ok(keys)
+    }
+
+    async fn conversion(
+        &self,
+        contact_id: &str,
+        request: Request<'_>,
+        now: DateTime<Utc>,
+    ) -> Response {
+        let keys = match self.api_keys().await {
+            Ok(keys) => keys,
+            Err(closed) => return closed,
+        };
         let outcome = accept_conversion(
             &keys,
             &self.queue,
             contact_id,
-            request.authorization,
+            request.credentials,
             request.body,
             now,
         )
         .await;
-        let (status, body) = conversion::reply(&outcome);
-        let code = match &outcome {
-            Ok(posted) => {
-                tracing::info!(
-                    key_id = posted.key_id,
-                    event_id = posted.event_id,
-                    "conversion posted"
-                );
-                "accepted"
-            }
-            Err(ConversionError::Forbidden(why)) => {
-                tracing::warn!(refused = %why, "a key posted outside its scope");
-                "forbidden"
-            }
-            Err(e) => e.code(),
-        };
-        answer(status, body, code)
+        keyed_answer(&outcome, conversion::ACCEPTED, "conversion posted")
     }
+
+    async fn workflow(&self, request: Request<'_>, now: DateTime<Utc>) -> Response {
+        let keys = match self.api_keys().await {
+            Ok(keys) => keys,
+            Err(closed) => return closed,
+        };
+        let outcome =
+            accept_workflow(&keys, &self.queue, request.credentials, request.body, now).await;
+        keyed_answer(&outcome, workflow::ACCEPTED, "workflow call queued")
+    }
+}
+
+/// A keyed route's answer, with a log line (ids only) for what was accepted and
+/// for a key used outside its scope.
+fn keyed_answer(
+    outcome: &Result<keyed::Accepted, KeyedError>,
+    accepted: u16,
+    what: &'static str,
+) -> Response {
+    let (status, body) = keyed::reply(outcome, accepted);
+    let code = match outcome {
+        Ok(posted) => {
+            tracing::info!(key_id = posted.key_id, event_id = posted.event_id, "{what}");
+            "accepted"
+        }
+        Err(KeyedError::Forbidden(why)) => {
+            tracing::warn!(refused = %why, "a key posted outside its scope");
+            "forbidden"
+        }
+        Err(e) => e.code(),
+    };
+    answer(status, body, code)
 }
 
 #[cfg(test)]

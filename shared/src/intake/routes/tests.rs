@@ -37,7 +37,10 @@ fn request<'a>(method: &'a str, path: &'a str, body: &'a [u8]) -> Request<'a> {
         method,
         path,
         query: None,
-        authorization: Some("Bearer k1"),
+        credentials: Credentials {
+            authorization: Some("Bearer k1"),
+            api_key: None,
+        },
         signatures: SignatureHeaders::default(),
         body,
     }
@@ -109,6 +112,17 @@ async fn routes_answer_by_method_and_path() {
         .await;
     assert_eq!((posted.status, posted.outcome), (202, "accepted"));
     assert_eq!(api.queue.sent().len(), 1);
+    assert_eq!(status(&api, "GET", "/workflows/ghl", b"").await, 405);
+    let call = br#"{"locationId":"loc","contactId":"c1","workflow":"Booked call"}"#;
+    let mut by_header = request("POST", "/workflows/ghl/", call);
+    by_header.credentials = Credentials {
+        authorization: None,
+        api_key: Some("k1"),
+    };
+    let called = api.handle(by_header, Utc::now()).await;
+    assert_eq!((called.status, called.outcome), (200, "accepted"));
+    assert!(called.body["eventId"].is_string(), "{:?}", called.body);
+    assert_eq!(api.queue.sent().len(), 2);
 }
 
 #[test]
@@ -125,17 +139,17 @@ fn a_request_shows_neither_its_key_nor_its_body_in_debug_output() {
 }
 
 #[tokio::test]
-async fn the_conversions_route_is_closed_without_keys_and_waits_out_a_secret_outage() {
+async fn the_keyed_routes_are_closed_without_keys_and_wait_out_a_secret_outage() {
     let body = br#"{"locationId":"loc","eventType":"Lead","timestamp":"2026-01-01T00:00:00Z"}"#;
+    let call = br#"{"locationId":"loc","contactId":"c1","workflow":"w"}"#;
     let closed = api(Some("k1"), None);
-    assert_eq!(
-        status(&closed, "POST", "/contacts/c1/conversions", body).await,
-        404
-    );
     let down = api(None, Some("keys"));
-    assert_eq!(
-        status(&down, "POST", "/contacts/c1/conversions", body).await,
-        503
-    );
+    for (path, body) in [
+        ("/contacts/c1/conversions", &body[..]),
+        ("/workflows/ghl", &call[..]),
+    ] {
+        assert_eq!(status(&closed, "POST", path, body).await, 404, "{path}");
+        assert_eq!(status(&down, "POST", path, body).await, 503, "{path}");
+    }
     assert!(closed.queue.sent().is_empty() && down.queue.sent().is_empty());
 }

@@ -103,6 +103,7 @@ struct RawRule {
     pipeline: Option<Spanned<toml::Value>>,
     appointment_status: Option<Spanned<toml::Value>>,
     event_type: Option<Spanned<toml::Value>>,
+    workflow: Option<Spanned<toml::Value>>,
     #[serde(default)]
     when: Vec<Spanned<RawCondition>>,
 }

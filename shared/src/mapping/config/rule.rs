@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::{ConfigError, Locator, RawCondition, RawRule, currency_code, json};
 use crate::capi::STANDARD_EVENTS;
+use crate::ghl::workflow::REFS;
 use crate::mapping::path::{Condition, FieldPath, Test};
 use crate::mapping::{Need, Pixel, Rule, Source, Trigger, UnknownTrigger};
 
@@ -225,8 +226,8 @@ impl PathContext<'_> {
         }
     }
 
-    /// `tags`, `status`, `stage`, `pipeline`, `appointment_status` and `event_type`:
-    /// shorthands for conditions on the trigger's entity.
+    /// `tags`, `status`, `stage`, `pipeline`, `appointment_status`, `event_type` and
+    /// `workflow` (its id or name): shorthands for conditions on the trigger's entity.
     fn shorthands(&self, raw: &RawRule) -> Result<Vec<Condition>, ConfigError> {
         let tag_triggers: &[Trigger] = &[Trigger::TagAdded, Trigger::TagRemoved];
         let opportunity: &[Trigger] = &[
@@ -237,6 +238,7 @@ impl PathContext<'_> {
         ];
         let appointment: &[Trigger] = &[Trigger::AppointmentBooked, Trigger::AppointmentUpdated];
         let conversion: &[Trigger] = &[Trigger::ConversionPosted];
+        let workflow: &[Trigger] = &[Trigger::WorkflowFired];
         let shorthand = |key, value, triggers, field| Shorthand {
             key,
             value,
@@ -255,6 +257,7 @@ impl PathContext<'_> {
                 Some("appointmentStatus"),
             ),
             shorthand("event_type", &raw.event_type, conversion, Some("eventType")),
+            shorthand("workflow", &raw.workflow, workflow, Some(REFS)),
         ];
         let mut out = Vec::new();
         for Shorthand {

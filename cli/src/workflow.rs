@@ -1,0 +1,96 @@
+//! `ghl-capi workflow snippet`: what to paste into a GHL workflow's Webhook or
+//! Custom Webhook action so that it calls `/workflows/ghl` for one rule.
+
+use std::path::PathBuf;
+
+use ghl_capi::ops::snippet::Snippet;
+use serde_json::json;
+
+use crate::Outcome;
+use crate::map::load_mapping;
+
+#[derive(Debug, clap::Args)]
+pub struct SnippetArgs {
+    /// The workflow.fired rule the action is for.
+    #[arg(long, value_name = "NAME")]
+    rule: String,
+    /// The location (sub-account) the workflow runs in: written into the body
+    /// (default: GHL's {{location.id}} merge field).
+    #[arg(long, value_name = "ID")]
+    location: Option<String>,
+    /// The mapping (TOML); the built-in one when left out.
+    #[arg(long, value_name = "FILE")]
+    mapping: Option<PathBuf>,
+    /// Where the route is: the stack's WorkflowUrl output, or `serve`'s address.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// Print {"rule", "url", "workflow", "headers", "body", "customData", "toAdd"}
+    /// as one JSON line.
+    #[arg(long)]
+    json: bool,
+}
+
+const KEY: &str = "<API key>";
+
+pub fn snippet(args: &SnippetArgs) -> anyhow::Result<Outcome> {
+    let mapping = load_mapping(args.mapping.as_ref())?;
+    let snippet = Snippet::for_rule(&mapping, &args.rule, args.location.as_deref(), &args.url)?;
+    if args.json {
+        let custom: serde_json::Map<String, serde_json::Value> = snippet
+            .custom_data
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        let to_add: Vec<_> = snippet
+            .to_add
+            .iter()
+            .map(|(key, what)| json!({"key": key, "what": what}))
+            .collect();
+        out!(
+            "{}",
+            json!({
+                "rule": snippet.rule,
+                "url": snippet.url,
+                "workflow": snippet.workflow,
+                "headers": {"Authorization": format!("Bearer {KEY}"), "X-Api-Key": KEY},
+                "body": snippet.body,
+                "customData": custom,
+                "toAdd": to_add,
+            })
+        )?;
+        return Ok(Outcome::Done);
+    }
+    let key_for = match &args.location {
+        Some(location) => {
+            format!("an API key for {location} (ghl-capi keys new --location {location})")
+        }
+        None => "an API key for the location (ghl-capi keys new --location <id>)".to_owned(),
+    };
+    out!(
+        "Rule {} fires when the workflow \"{}\" calls {}.\n",
+        snippet.rule,
+        snippet.workflow,
+        snippet.url
+    )?;
+    out!("Custom Webhook action (its authorization setting sends the key):")?;
+    out!("  Method:         POST")?;
+    out!("  URL:            {}", snippet.url)?;
+    out!("  Authorization:  Bearer token: {key_for}")?;
+    out!("  Content-Type:   application/json")?;
+    out!("  Raw body:")?;
+    out!("{}\n", serde_json::to_string_pretty(&snippet.body)?)?;
+    out!("Or the Webhook action (GHL's standard payload; the key goes in a header):")?;
+    out!("  URL:      {}", snippet.url)?;
+    out!("  Header:   X-Api-Key: {key_for}")?;
+    out!("  Custom Data:")?;
+    for (key, value) in &snippet.custom_data {
+        out!("    {key} = {value}")?;
+    }
+    if !snippet.to_add.is_empty() {
+        out!("\nThe rule also reads these; add them to the body (or as Custom Data):")?;
+        for (key, what) in &snippet.to_add {
+            out!("  {key}: {what}")?;
+        }
+    }
+    Ok(Outcome::Done)
+}

@@ -1,0 +1,168 @@
+//! What the routes authenticated by an API key share (posted conversions,
+//! workflow calls): finding the key, checking what Meta would refuse in the
+//! caller's own terms, queueing the job, and the answer.
+//!
+//! Answers: `2xx` with the event id once queued; `401` without a valid key; `403`
+//! for a key not scoped to the location (or event type); `400` naming what is
+//! wrong; `413` over [`MAX_BODY_BYTES`]; `503` when the queue fails (the caller
+//! should retry; the event id makes the retry harmless).
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::MAX_BODY_BYTES;
+use super::keys::{ApiKey, ApiKeys, Credentials, Forbidden};
+use crate::capi::{Rejection, check_event_time, is_currency_code};
+use crate::jobs::EnrichJob;
+use crate::ports::queue::{Outgoing, Queue, QueueError};
+
+/// Why a keyed request was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyedError {
+    #[error("missing or unknown API key (send Authorization: Bearer <key>, or X-Api-Key: <key>)")]
+    Unauthorized,
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    #[error("invalid {what}: {why}")]
+    Invalid { what: &'static str, why: String },
+    #[error("body of {size} bytes is over the {MAX_BODY_BYTES}-byte limit")]
+    TooLarge { size: usize },
+    #[error("could not queue it; retry")]
+    Queue(#[source] QueueError),
+}
+
+impl KeyedError {
+    /// The HTTP status the caller gets.
+    pub fn status(&self) -> u16 {
+        match self {
+            KeyedError::Unauthorized => 401,
+            KeyedError::Forbidden(_) => 403,
+            KeyedError::Invalid { .. } => 400,
+            KeyedError::TooLarge { .. } => 413,
+            KeyedError::Queue(_) => 503,
+        }
+    }
+
+    /// A stable name for metrics and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            KeyedError::Unauthorized => "unauthorized",
+            KeyedError::Forbidden(_) => "forbidden",
+            KeyedError::Invalid { .. } => "invalid",
+            KeyedError::TooLarge { .. } => "too_large",
+            KeyedError::Queue(_) => "enqueue_failed",
+        }
+    }
+}
+
+/// A request accepted: the event id Meta will receive, and the key (by its id)
+/// that sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub event_id: String,
+    pub key_id: String,
+}
+
+/// The answer: `status` with the event id once queued, else the error's.
+pub fn reply(outcome: &Result<Accepted, KeyedError>, status: u16) -> (u16, Value) {
+    match outcome {
+        Ok(accepted) => (
+            status,
+            json!({"status": "accepted", "eventId": accepted.event_id}),
+        ),
+        Err(e) => (e.status(), json!({"error": e.to_string()})),
+    }
+}
+
+/// The longest `eventId` a caller may choose.
+pub const MAX_EVENT_ID: usize = 128;
+
+/// Checks of one kind of request (`what`: "conversion", "workflow call"), each
+/// failure named in the caller's own terms.
+#[derive(Debug, Clone, Copy)]
+pub struct Checks {
+    pub what: &'static str,
+}
+
+impl Checks {
+    pub fn invalid(self, why: impl Into<String>) -> KeyedError {
+        KeyedError::Invalid {
+            what: self.what,
+            why: why.into(),
+        }
+    }
+
+    /// The key the request carries, if it is one of `keys`, for a body within
+    /// [`MAX_BODY_BYTES`].
+    pub fn authenticate<'k>(
+        self,
+        keys: &'k ApiKeys,
+        credentials: Credentials<'_>,
+        body: &[u8],
+    ) -> Result<&'k ApiKey, KeyedError> {
+        let key = keys.find(credentials).ok_or(KeyedError::Unauthorized)?;
+        if body.len() > MAX_BODY_BYTES {
+            return Err(KeyedError::TooLarge { size: body.len() });
+        }
+        Ok(key)
+    }
+
+    /// A caller's `eventId`: 1 to [`MAX_EVENT_ID`] printable ASCII characters.
+    pub fn event_id(self, id: Option<&str>) -> Result<(), KeyedError> {
+        match id {
+            Some(id)
+                if id.trim().is_empty()
+                    || id.len() > MAX_EVENT_ID
+                    || !id.bytes().all(|b| (b' '..=b'~').contains(&b)) =>
+            {
+                Err(self.invalid(format!(
+                    "eventId must be 1 to {MAX_EVENT_ID} printable ASCII characters"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// When it happened (`field` names it), within Meta's window as of `now`.
+    pub fn time(
+        self,
+        at: DateTime<Utc>,
+        field: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), KeyedError> {
+        check_event_time(at.timestamp(), now.timestamp()).map_err(|why| match why {
+            Rejection::TooOld { .. } => self.invalid(format!(
+                "{field} is more than 7 days ago; Meta accepts the last 7 days"
+            )),
+            _ => self.invalid(format!("{field} is in the future")),
+        })
+    }
+
+    /// A value that is a non-negative number, and a three-letter currency.
+    pub fn money(self, value: Option<f64>, currency: Option<&str>) -> Result<(), KeyedError> {
+        if let Some(value) = value
+            && !(value.is_finite() && value >= 0.0)
+        {
+            return Err(self.invalid("value must be a non-negative number"));
+        }
+        if let Some(currency) = currency
+            && !is_currency_code(currency)
+        {
+            return Err(self.invalid(format!(
+                "currency {currency:?} is not a three-letter ISO 4217 code"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Queues `job` in its contact's FIFO group, deduplicated by its key.
+pub async fn enqueue(queue: &impl Queue, job: &EnrichJob) -> Result<(), KeyedError> {
+    let message = Outgoing {
+        dedup_id: Some(job.key().to_owned()),
+        body: serde_json::to_string(job).map_err(|e| KeyedError::Queue(QueueError::new(e)))?,
+        group_id: Some(job.group_id()),
+        delay: None,
+    };
+    queue.send(message).await.map_err(KeyedError::Queue)
+}

@@ -1,0 +1,233 @@
+//! What to paste into a GHL workflow so that its action calls `/workflows/ghl` for
+//! one rule (`ghl-capi workflow snippet`): the URL, the key's header, the Custom
+//! Webhook action's body with GHL's merge fields, or the plain Webhook action's
+//! Custom Data, and what the rule reads that only the user can fill in.
+
+use serde_json::{Map, Value, json};
+
+use crate::ghl::workflow::merge;
+use crate::mapping::{Mapping, Trigger};
+
+/// The route's path.
+pub const PATH: &str = "/workflows/ghl";
+
+/// What to paste, for one rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snippet {
+    pub rule: String,
+    /// The route's full URL.
+    pub url: String,
+    /// The workflow the call names: the rule's first `workflow = …`, else the
+    /// rule's name (a rule that names none fires on any workflow).
+    pub workflow: String,
+    /// The Custom Webhook action's raw JSON body, with merge fields.
+    pub body: Value,
+    /// The plain Webhook action's Custom Data entries (key, value): the same
+    /// names, so the call is read alike whatever GHL's standard payload calls them.
+    pub custom_data: Vec<(String, String)>,
+    /// What the rule reads from the call that no merge field is known to give,
+    /// each as the body key to add and what it must hold.
+    pub to_add: Vec<(String, &'static str)>,
+}
+
+/// Why there is no snippet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnippetError {
+    #[error("the mapping has no rule {name}; its workflow.fired rules: {}", if rules.is_empty() { "none".to_owned() } else { rules.join(", ") })]
+    NoRule { name: String, rules: Vec<String> },
+    #[error("rule {name} fires on {trigger}, not workflow.fired: no workflow calls it")]
+    NotWorkflow { name: String, trigger: Trigger },
+}
+
+/// `base` as the route's URL: a stack's `WorkflowUrl` output as it is, an API's
+/// base URL with the route's path.
+pub fn route_url(base: &str) -> String {
+    let base = base.trim().trim_end_matches('/');
+    if base.ends_with(PATH) {
+        base.to_owned()
+    } else {
+        format!("{base}{PATH}")
+    }
+}
+
+/// The rule's name as an id's prefix: lowercase letters, digits and dashes.
+fn slug(name: &str) -> String {
+    let mut slug: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect();
+    slug = slug.trim_matches('-').to_owned();
+    if slug.is_empty() {
+        "workflow".into()
+    } else {
+        slug
+    }
+}
+
+impl Snippet {
+    /// The snippet for `rule_name`; `location` writes the location's id into the
+    /// body (the key is scoped to it anyway) instead of its merge field.
+    pub fn for_rule(
+        mapping: &Mapping,
+        rule_name: &str,
+        location: Option<&str>,
+        base_url: &str,
+    ) -> Result<Snippet, SnippetError> {
+        let rule = mapping
+            .rules
+            .iter()
+            .find(|r| r.name == rule_name)
+            .ok_or_else(|| SnippetError::NoRule {
+                name: rule_name.to_owned(),
+                rules: mapping
+                    .rules_for(Trigger::WorkflowFired)
+                    .map(|r| r.name.clone())
+                    .collect(),
+            })?;
+        if rule.trigger != Trigger::WorkflowFired {
+            return Err(SnippetError::NotWorkflow {
+                name: rule.name.clone(),
+                trigger: rule.trigger,
+            });
+        }
+        let workflow = rule
+            .named_workflows()
+            .next()
+            .unwrap_or(&rule.name)
+            .to_owned();
+        // One id per run of the action (the contact and the second it ran), the
+        // same for GHL's retries of that run.
+        let event_id = format!(
+            "{}-{}-{}",
+            slug(&rule.name),
+            merge::CONTACT_ID,
+            merge::RIGHT_NOW
+        );
+        let location_id = location.unwrap_or(merge::LOCATION_ID).to_owned();
+        let mut body = Map::new();
+        body.insert("locationId".into(), json!(location_id));
+        body.insert("contactId".into(), json!(merge::CONTACT_ID));
+        body.insert("workflow".into(), json!(workflow));
+        body.insert("eventId".into(), json!(event_id));
+        for (field, merged) in merge::CONTACT {
+            body.insert(field.into(), json!(merged));
+        }
+        let custom_data = vec![
+            ("locationId".to_owned(), location_id),
+            ("contactId".to_owned(), merge::CONTACT_ID.to_owned()),
+            ("workflow".to_owned(), workflow.clone()),
+            ("eventId".to_owned(), event_id),
+        ];
+        Ok(Snippet {
+            rule: rule.name.clone(),
+            url: route_url(base_url),
+            workflow,
+            body: Value::Object(body),
+            custom_data,
+            to_add: to_add(&rule.entity_paths()),
+        })
+    }
+}
+
+/// What the rule's `workflow.` paths read that the snippet leaves to the user.
+fn to_add(paths: &[&[String]]) -> Vec<(String, &'static str)> {
+    let mut wanted: Vec<(String, &'static str)> = Vec::new();
+    for keys in paths {
+        let want = match keys.first().map(String::as_str) {
+            Some("event") => Some((
+                "event".to_owned(),
+                "the Meta event name (Schedule, Lead, …)",
+            )),
+            Some("value") => Some((
+                "value".to_owned(),
+                "a number, or a merge field that gives one",
+            )),
+            Some("currency") => Some(("currency".to_owned(), "a three-letter ISO 4217 code")),
+            Some("occurredAt") => Some((
+                "occurredAt".to_owned(),
+                "when the trigger happened, ISO-8601",
+            )),
+            Some("customData") => keys.get(1).map(|key| {
+                (
+                    format!("customData.{key}"),
+                    "any value, under \"customData\" (or a Custom Data entry)",
+                )
+            }),
+            Some(object @ ("triggerData" | "body")) => Some((
+                keys.join("."),
+                if object == "body" {
+                    "a field of the Webhook action's standard payload: use that action"
+                } else {
+                    "trigger data: only the Webhook action's standard payload carries it"
+                },
+            )),
+            _ => None,
+        };
+        if let Some(want) = want
+            && !wanted.iter().any(|(key, _)| *key == want.0)
+        {
+            wanted.push(want);
+        }
+    }
+    wanted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAPPING: &str = r#"
+        version = 1
+        [[rules]]
+        name = "Booked call → Schedule"
+        trigger = "workflow.fired"
+        workflow = ["Booked call", "wf-2"]
+        event_name = "Schedule"
+        value = { field = "workflow.value" }
+        [rules.custom_data]
+        plan = { field = "workflow.customData.plan" }
+        [[rules]]
+        name = "lead"
+        trigger = "contact.created"
+        event_name = "Lead"
+    "#;
+
+    #[test]
+    fn a_rules_snippet_names_its_workflow_and_what_is_left_to_fill_in() {
+        let mapping = Mapping::parse(MAPPING, "m.toml").expect("mapping");
+        let snippet = Snippet::for_rule(
+            &mapping,
+            "Booked call → Schedule",
+            Some("loc"),
+            "https://x.example/",
+        )
+        .expect("snippet");
+        assert_eq!(snippet.url, "https://x.example/workflows/ghl");
+        assert_eq!(snippet.workflow, "Booked call");
+        assert_eq!(snippet.body["locationId"], "loc");
+        assert_eq!(snippet.body["contactId"], "{{contact.id}}");
+        let id = snippet.body["eventId"].as_str().expect("id");
+        assert!(
+            id.starts_with("booked-call---schedule-{{contact.id}}-{{right_now.year}}"),
+            "{id}"
+        );
+        let added: Vec<&str> = snippet.to_add.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(added, ["value", "customData.plan"]);
+        assert_eq!(route_url("https://x.example/workflows/ghl"), snippet.url);
+
+        let not = Snippet::for_rule(&mapping, "lead", None, "http://h").unwrap_err();
+        assert!(not.to_string().contains("contact.created"), "{not}");
+        let none = Snippet::for_rule(&mapping, "nope", None, "http://h").unwrap_err();
+        assert!(
+            none.to_string().contains("Booked call → Schedule"),
+            "{none}"
+        );
+    }
+}
