@@ -203,7 +203,7 @@ fn mapping_check_accepts_the_example_and_names_the_line_of_an_error() {
         "",
     );
     assert!(ok.status.success());
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("valid, 2 pixel(s), 7 rule(s)"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("valid, 2 pixel(s), 8 rule(s)"));
 
     let dir = std::env::temp_dir().join(format!("ghl-capi-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

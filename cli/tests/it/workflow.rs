@@ -167,3 +167,85 @@ async fn workflow_calls_reach_meta_through_serve_once_and_only_with_the_location
     assert_eq!(paths, ["/contacts/c-ann"]);
     assert!(letter_codes(&data).is_empty(), "no dead letters");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_call_becomes_a_dry_run_request_with_the_demo_mapping() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("CONVERSION_API_KEYS", KEYS)
+        .env_remove("META_ACCESS_TOKEN")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..100 {
+        if reqwest::get(format!("{url}/health")).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "serve did not come up");
+    let printed = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args([
+            "workflow",
+            "snippet",
+            "--json",
+            "--rule",
+            "workflow-event",
+            "--location",
+            "loc1",
+        ])
+        .output()
+        .expect("snippet runs");
+    let printed: Value = serde_json::from_slice(&printed.stdout).expect("one JSON line");
+    let mut body: Value =
+        serde_json::from_str(&filled(&printed["body"].to_string(), "c-demo")).expect("JSON");
+    // What the snippet says the built-in rule also reads.
+    let to_add: Vec<&str> = printed["toAdd"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|a| a["key"].as_str())
+        .collect();
+    assert_eq!(to_add, ["event", "value", "currency"]);
+    body["event"] = json!("Schedule");
+    body["value"] = json!("49.90");
+    body["currency"] = json!("EUR");
+    let (status, answer) = call(&url, &[("authorization", "Bearer ck-loc1")], &body).await;
+    assert_eq!(status, 200, "{answer}");
+
+    let outbox = data.join("outbox.jsonl");
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        lines = std::fs::read_to_string(&outbox)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        if !lines.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line: Value = serde_json::from_str(&lines[0]).expect("a JSON line");
+    let event = &line["request"]["data"][0];
+    assert_eq!(event["event_name"], "Schedule");
+    assert_eq!(event["event_id"], answer["eventId"]);
+    assert_eq!(event["custom_data"]["value"], 49.9);
+    assert_eq!(
+        event["user_data"]["em"][0],
+        ghl_capi::normalize::sha256_hex("c-demo@example.com").as_str(),
+        "the contact as the call carried it: no GHL token needed"
+    );
+}
