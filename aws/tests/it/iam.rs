@@ -222,3 +222,66 @@ async fn every_aws_call_a_handler_makes_is_one_its_role_allows_on_that_resource(
         );
     }
 }
+
+#[tokio::test]
+async fn every_aws_call_the_scheduled_refresh_makes_is_one_its_role_allows() {
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let sdk = ghl_capi_tests::moto::sdk_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let id = ghl_capi_tests::unique("refresh");
+    let app_secret = format!("{id}/ghl-app");
+    let app = serde_json::json!({"client_id": "app-1", "client_secret": "shh"});
+    ghl_capi_tests::moto::secret(&secrets, &app_secret, &app.to_string()).await;
+    let app_id = ("GHL_APP_ID", "app-1".to_owned());
+    let s = crate::stack::Stack::with("", &[("GHL_APP_SECRET", app_secret), app_id]).await;
+    // One token set due soon (refreshed), one later (left alone).
+    let due = |minutes, refresh| {
+        serde_json::json!({"access_token": "at-old", "refresh_token": refresh,
+            "expires_at": (chrono::Utc::now() + chrono::Duration::minutes(minutes)).to_rfc3339(),
+            "user_type": "Location", "location_id": "loc9"})
+        .to_string()
+    };
+    for (location, token) in [("loc9", due(30, "rt-old")), ("loc8", due(1200, "rt-8"))] {
+        let name = format!("{}/ghl/{location}", s.id);
+        ghl_capi_tests::moto::secret(&s.secrets, &name, &token).await;
+    }
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "at-new", "refresh_token": "rt-new", "expires_in": 86399,
+            "userType": "Location", "locationId": "loc9"})))
+        .expect(1)
+        .mount(&s.ghl)
+        .await;
+    let vars = &s.vars;
+    let settings = ghl_capi::settings::RefreshSettings::from_lookup(|n| vars.get(n).cloned())
+        .expect("settings");
+    let calls = Calls::default();
+    let refresh = ghl_capi_aws::lambda::TokenRefresh::new(settings, &calls.recording(&sdk))
+        .await
+        .expect("refresh");
+    let summary = refresh.handle().await.expect("all refreshed");
+    assert_eq!(summary["refreshed"], 1, "{summary}");
+
+    let t = template();
+    let seen = calls.seen();
+    for (action, resource) in &seen {
+        assert!(
+            allowed(&t, &s, "TokenRefreshFunction", action, resource),
+            "TokenRefreshFunction calls {action} on {resource}, which its role does not allow"
+        );
+    }
+    let actions: BTreeSet<&str> = seen.iter().map(|(a, _)| a.as_str()).collect();
+    for expected in [
+        "secretsmanager:ListSecrets",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecretVersionStage",
+        "dynamodb:PutItem",
+    ] {
+        assert!(
+            actions.contains(expected),
+            "the run never called {expected}: {actions:?}"
+        );
+    }
+}
