@@ -127,8 +127,9 @@ enum MappingCommand {
         /// The mapping (TOML).
         file: PathBuf,
     },
-    /// Show the events a webhook would produce under a mapping, hashed fields beside
-    /// their normalised values. The webhook's signature is not checked here.
+    /// Show the events a webhook (or a GHL workflow's call) would produce under a
+    /// mapping, hashed fields beside their normalised values. The webhook's
+    /// signature is not checked here.
     Preview(mapping::PreviewArgs),
 }
 

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
-use ghl_capi::ghl::Contact;
 use ghl_capi::ghl::webhook::Webhook;
+use ghl_capi::ghl::workflow::WorkflowCall;
+use ghl_capi::ghl::{Contact, parse_timestamp};
+use ghl_capi::intake::workflow::event_id_of;
 use ghl_capi::mapping::{Baseline, MappedEvent, Mapping, Occurrence, Source, TokenRef, identity};
 use ghl_capi::normalize::{HexDigest, normalize};
 use serde_json::{Map, Value, json};
@@ -71,7 +73,7 @@ fn describe(mapping: &Mapping, name: &str) -> String {
 pub struct PreviewArgs {
     /// The mapping (TOML); `builtin` for the built-in mapping.
     mapping: PathBuf,
-    /// A webhook body (JSON) as GHL sends it.
+    /// A webhook body (JSON) as GHL sends it, or a GHL workflow's call.
     webhook: PathBuf,
     /// The contact (GET /contacts/{id} JSON, with or without its {"contact": …}
     /// wrapper), for webhooks that do not carry one (opportunities, appointments, …).
@@ -96,15 +98,21 @@ fn read_json(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
+/// The contact in `path` (`GET /contacts/{id}` JSON, with or without its
+/// `{"contact": …}` wrapper).
+fn contact_file(path: &Path) -> anyhow::Result<Contact> {
+    let mut value: Value = serde_json::from_slice(&read_json(path)?)
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+    if let Some(inner) = value.get_mut("contact") {
+        value = inner.take();
+    }
+    serde_json::from_value(value)
+        .with_context(|| format!("{} is not a GHL contact", path.display()))
+}
+
 fn contact_for(args: &PreviewArgs, webhook: &Webhook) -> anyhow::Result<Contact> {
     if let Some(path) = &args.contact {
-        let mut value: Value = serde_json::from_slice(&read_json(path)?)
-            .with_context(|| format!("{} is not JSON", path.display()))?;
-        if let Some(inner) = value.get_mut("contact") {
-            value = inner.take();
-        }
-        return serde_json::from_value(value)
-            .with_context(|| format!("{} is not a GHL contact", path.display()));
+        return contact_file(path);
     }
     Ok(match webhook {
         Webhook::ContactCreate(e) | Webhook::ContactUpdate(e) | Webhook::ContactTagUpdate(e) => {
@@ -119,19 +127,26 @@ fn contact_for(args: &PreviewArgs, webhook: &Webhook) -> anyhow::Result<Contact>
     })
 }
 
-pub fn preview(args: &PreviewArgs) -> anyhow::Result<Outcome> {
-    let mapping = if args.mapping.as_os_str() == "builtin" {
-        Mapping::builtin()
-    } else {
-        Mapping::load(&args.mapping)?
-    };
-    let body = read_json(&args.webhook)?;
-    let webhook = Webhook::parse(&body).with_context(|| format!("{}", args.webhook.display()))?;
+/// What a previewed body gives: what it is (a webhook's type, or a workflow
+/// call), its contact, its occurrences, whether a tag baseline was taken, and the
+/// time events are judged at.
+struct Read {
+    /// The webhook's type, or `workflow call`.
+    kind: String,
+    /// How the preview's first line names it.
+    title: String,
+    contact_id: Option<String>,
+    contact: Contact,
+    occurrences: Vec<Occurrence>,
+    baseline: bool,
+    now: DateTime<Utc>,
+}
+
+fn read_webhook(args: &PreviewArgs, webhook: &Webhook) -> anyhow::Result<Read> {
     let now = args
         .at
         .or_else(|| webhook.envelope().sent_at())
         .unwrap_or_else(Utc::now);
-    let contact = contact_for(args, &webhook)?;
     let previous: Option<Vec<String>> = args.previous_tags.as_deref().map(|tags| {
         tags.split(',')
             .map(str::trim)
@@ -139,23 +154,74 @@ pub fn preview(args: &PreviewArgs) -> anyhow::Result<Outcome> {
             .map(str::to_owned)
             .collect()
     });
-    let (occurrences, baseline) = Occurrence::from_webhook(&webhook, previous.as_deref(), now);
-    let baseline = baseline == Baseline::Taken;
+    let (occurrences, baseline) = Occurrence::from_webhook(webhook, previous.as_deref(), now);
+    Ok(Read {
+        kind: webhook.kind().to_owned(),
+        title: format!("{} webhook", webhook.kind()),
+        contact_id: webhook.contact_id().map(str::to_owned),
+        contact: contact_for(args, webhook)?,
+        occurrences,
+        baseline: baseline == Baseline::Taken,
+        now,
+    })
+}
+
+/// A workflow call, with the contact as it carries it (or `--contact`), judged
+/// as of its trigger time (or `--at`, else now).
+fn read_workflow(args: &PreviewArgs, call: &WorkflowCall) -> anyhow::Result<Read> {
+    let at = call.occurred_at.as_deref().and_then(parse_timestamp);
+    let now = args.at.or(at).unwrap_or_else(Utc::now);
+    let contact = match &args.contact {
+        Some(path) => contact_file(path)?,
+        None => call.contact.clone(),
+    };
+    Ok(Read {
+        kind: "workflow call".to_owned(),
+        title: format!("workflow call ({})", call.workflow.refs().join(" / ")),
+        contact_id: Some(call.contact_id.clone()),
+        contact,
+        occurrences: vec![Occurrence::for_workflow(call, &event_id_of(call), now)],
+        baseline: false,
+        now,
+    })
+}
+
+pub fn preview(args: &PreviewArgs) -> anyhow::Result<Outcome> {
+    let mapping = if args.mapping.as_os_str() == "builtin" {
+        Mapping::builtin()
+    } else {
+        Mapping::load(&args.mapping)?
+    };
+    let body = read_json(&args.webhook)?;
+    // A webhook of a type we know; else a GHL workflow's call, if it reads as one.
+    let read = match (Webhook::parse(&body), WorkflowCall::parse(&body)) {
+        (Ok(webhook), _) if !matches!(webhook, Webhook::Unknown(_)) => {
+            read_webhook(args, &webhook)?
+        }
+        (_, Ok(call)) => read_workflow(args, &call)?,
+        (Ok(webhook), Err(_)) => read_webhook(args, &webhook)?,
+        (Err(e), Err(_)) => {
+            return Err(e).with_context(|| format!("{}", args.webhook.display()));
+        }
+    };
     let related = Map::new();
-    let results: Vec<(Occurrence, Vec<MappedEvent>)> = occurrences
-        .into_iter()
+    let results: Vec<(Occurrence, Vec<MappedEvent>)> = read
+        .occurrences
+        .iter()
         .map(|occ| {
-            let events = mapping.map(&occ, &contact, &related, now);
-            (occ, events)
+            (
+                occ.clone(),
+                mapping.map(occ, &read.contact, &related, read.now),
+            )
         })
         .collect();
     if args.json {
         out!(
             "{}",
-            serde_json::to_string_pretty(&as_json(&webhook, &contact, &results, baseline))?
+            serde_json::to_string_pretty(&as_json(&read, &results))?
         )?;
     } else {
-        out_text!(as_text(&webhook, &contact, (&results, baseline), now))?;
+        out_text!(as_text(&read, &results))?;
     }
     Ok(Outcome::Done)
 }
@@ -177,19 +243,15 @@ fn identifiers(
         .collect()
 }
 
-fn as_text(
-    webhook: &Webhook,
-    contact: &Contact,
-    (results, baseline): (&[(Occurrence, Vec<MappedEvent>)], bool),
-    now: DateTime<Utc>,
-) -> String {
+fn as_text(read: &Read, results: &[(Occurrence, Vec<MappedEvent>)]) -> String {
+    let contact = &read.contact;
     let mut t = format!(
-        "{} webhook for contact {} (judged at {})\n",
-        webhook.kind(),
-        webhook.contact_id().unwrap_or("-"),
-        now.to_rfc3339_opts(SecondsFormat::Secs, true)
+        "{} for contact {} (judged at {})\n",
+        read.title,
+        read.contact_id.as_deref().unwrap_or("-"),
+        read.now.to_rfc3339_opts(SecondsFormat::Secs, true)
     );
-    if baseline {
+    if read.baseline {
         let _ = writeln!(
             t,
             "  baseline taken, nothing fires for its tags ({}): the contact was never seen, so \
@@ -273,20 +335,15 @@ fn as_text(
     t
 }
 
-fn as_json(
-    webhook: &Webhook,
-    contact: &Contact,
-    results: &[(Occurrence, Vec<MappedEvent>)],
-    baseline: bool,
-) -> Value {
-    let ids: Vec<Value> = identifiers(contact)
+fn as_json(read: &Read, results: &[(Occurrence, Vec<MappedEvent>)]) -> Value {
+    let ids: Vec<Value> = identifiers(&read.contact)
         .into_iter()
         .map(|(key, raw, normalized, sha)| json!({"field": key, "input": raw, "normalized": normalized, "sha256": sha}))
         .collect();
     json!({
-        "webhook": webhook.kind(),
-        "contactId": webhook.contact_id(),
-        "baseline": baseline,
+        "webhook": read.kind,
+        "contactId": read.contact_id,
+        "baseline": read.baseline,
         "identifiers": ids,
         "occurrences": results.iter().map(|(occ, events)| json!({
             "trigger": occ.trigger.name(),

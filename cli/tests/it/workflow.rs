@@ -249,3 +249,48 @@ async fn a_workflow_call_becomes_a_dry_run_request_with_the_demo_mapping() {
         "the contact as the call carried it: no GHL token needed"
     );
 }
+
+#[test]
+fn mapping_preview_reads_a_workflow_call_as_the_pipeline_does() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mapping = dir.path().join("mapping.toml");
+    std::fs::write(
+        &mapping,
+        fixtures::mapping_text() + fixtures::WORKFLOW_RULES,
+    )
+    .expect("mapping");
+    let standard = ghl_capi_tests::fixtures::mapping_path()
+        .with_file_name("workflows")
+        .join("standard.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args([
+            "mapping",
+            "preview",
+            "--json",
+            "--at",
+            "2026-11-21T00:00:00Z",
+        ])
+        .arg(&mapping)
+        .arg(&standard)
+        .output()
+        .expect("preview runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let preview: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(preview["webhook"], "workflow call");
+    assert_eq!(preview["contactId"], "c-wf");
+    let occurrence = &preview["occurrences"][0];
+    assert_eq!(occurrence["trigger"], "workflow.fired");
+    let event = &occurrence["events"][0];
+    assert_eq!(
+        (
+            event["rule"].as_str(),
+            event["event"]["event_name"].as_str()
+        ),
+        (Some("booked"), Some("Schedule"))
+    );
+    assert_eq!(event["event"]["custom_data"]["value"], 120.5);
+}
