@@ -53,7 +53,7 @@ pub fn snippet(args: &SnippetArgs) -> anyhow::Result<Outcome> {
                 "url": snippet.url,
                 "workflow": snippet.workflow,
                 "headers": {"Authorization": format!("Bearer {KEY}"), "X-Api-Key": KEY},
-                "body": snippet.body,
+                "body": snippet.body(),
                 "customData": custom,
                 "toAdd": to_add,
             })
@@ -78,7 +78,7 @@ pub fn snippet(args: &SnippetArgs) -> anyhow::Result<Outcome> {
     out!("  Authorization:  Bearer token: {key_for}")?;
     out!("  Content-Type:   application/json")?;
     out!("  Raw body:")?;
-    out!("{}\n", serde_json::to_string_pretty(&snippet.body)?)?;
+    out!("{}\n", snippet.body_text())?;
     out!("Or the Webhook action (GHL's standard payload; the key goes in a header):")?;
     out!("  URL:      {}", snippet.url)?;
     out!("  Header:   X-Api-Key: {key_for}")?;

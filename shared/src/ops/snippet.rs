@@ -20,8 +20,9 @@ pub struct Snippet {
     /// The workflow the call names: the rule's first `workflow = …`, else the
     /// rule's name (a rule that names none fires on any workflow).
     pub workflow: String,
-    /// The Custom Webhook action's raw JSON body, with merge fields.
-    pub body: Value,
+    /// The Custom Webhook action's raw JSON body, with merge fields, in the
+    /// order it is shown ([`Snippet::body`] as JSON).
+    pub fields: Vec<(String, String)>,
     /// The plain Webhook action's Custom Data entries (key, value): the same
     /// names, so the call is read alike whatever GHL's standard payload calls them.
     pub custom_data: Vec<(String, String)>,
@@ -111,14 +112,17 @@ impl Snippet {
             merge::RIGHT_NOW
         );
         let location_id = location.unwrap_or(merge::LOCATION_ID).to_owned();
-        let mut body = Map::new();
-        body.insert("locationId".into(), json!(location_id));
-        body.insert("contactId".into(), json!(merge::CONTACT_ID));
-        body.insert("workflow".into(), json!(workflow));
-        body.insert("eventId".into(), json!(event_id));
-        for (field, merged) in merge::CONTACT {
-            body.insert(field.into(), json!(merged));
-        }
+        let mut fields = vec![
+            ("locationId".to_owned(), location_id.clone()),
+            ("contactId".to_owned(), merge::CONTACT_ID.to_owned()),
+            ("workflow".to_owned(), workflow.clone()),
+            ("eventId".to_owned(), event_id.clone()),
+        ];
+        fields.extend(
+            merge::CONTACT
+                .iter()
+                .map(|(field, merged)| ((*field).to_owned(), (*merged).to_owned())),
+        );
         let custom_data = vec![
             ("locationId".to_owned(), location_id),
             ("contactId".to_owned(), merge::CONTACT_ID.to_owned()),
@@ -129,10 +133,33 @@ impl Snippet {
             rule: rule.name.clone(),
             url: route_url(base_url),
             workflow,
-            body: Value::Object(body),
+            fields,
             custom_data,
             to_add: to_add(&rule.entity_paths()),
         })
+    }
+}
+
+impl Snippet {
+    /// The body as JSON.
+    pub fn body(&self) -> Value {
+        let fields: Map<String, Value> = self
+            .fields
+            .iter()
+            .map(|(key, value)| (key.clone(), json!(value)))
+            .collect();
+        Value::Object(fields)
+    }
+
+    /// The body as the action's raw body field shows it: one field a line, in
+    /// order.
+    pub fn body_text(&self) -> String {
+        let lines: Vec<String> = self
+            .fields
+            .iter()
+            .map(|(key, value)| format!("  {}: {}", json!(key), json!(value)))
+            .collect();
+        format!("{{\n{}\n}}", lines.join(",\n"))
     }
 }
 
@@ -211,9 +238,17 @@ mod tests {
         .expect("snippet");
         assert_eq!(snippet.url, "https://x.example/workflows/ghl");
         assert_eq!(snippet.workflow, "Booked call");
-        assert_eq!(snippet.body["locationId"], "loc");
-        assert_eq!(snippet.body["contactId"], "{{contact.id}}");
-        let id = snippet.body["eventId"].as_str().expect("id");
+        let body = snippet.body();
+        assert_eq!(body["locationId"], "loc");
+        assert_eq!(body["contactId"], "{{contact.id}}");
+        let text: Value = serde_json::from_str(&snippet.body_text()).expect("the text is JSON");
+        assert_eq!(text, body);
+        assert!(
+            snippet
+                .body_text()
+                .starts_with("{\n  \"locationId\": \"loc\",\n")
+        );
+        let id = body["eventId"].as_str().expect("id");
         assert!(
             id.starts_with("booked-call---schedule-{{contact.id}}-{{right_now.year}}"),
             "{id}"
