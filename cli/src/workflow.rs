@@ -37,8 +37,7 @@ pub fn snippet(args: &SnippetArgs) -> anyhow::Result<Outcome> {
     let snippet = Snippet::for_rule(&mapping, &args.rule, args.location.as_deref(), &args.url)?;
     if args.json {
         let custom: serde_json::Map<String, serde_json::Value> = snippet
-            .custom_data
-            .iter()
+            .custom_data()
             .map(|(k, v)| (k.clone(), json!(v)))
             .collect();
         let to_add: Vec<_> = snippet
@@ -83,7 +82,7 @@ pub fn snippet(args: &SnippetArgs) -> anyhow::Result<Outcome> {
     out!("  URL:      {}", snippet.url)?;
     out!("  Header:   X-Api-Key: {key_for}")?;
     out!("  Custom Data:")?;
-    for (key, value) in &snippet.custom_data {
+    for (key, value) in snippet.custom_data() {
         out!("    {key} = {value}")?;
     }
     if !snippet.to_add.is_empty() {

@@ -1,7 +1,6 @@
 //! `POST /contacts/{contactId}/conversions`: conversions pushed by the user's own
 //! systems, authenticated by an API key, validated and queued; the real-time path.
-//! Answered `202` with the event id once queued; otherwise as every keyed route
-//! ([`super::keyed`]).
+//! Answered as [`CHECKS`] says, as every keyed route ([`super::keyed`]).
 
 use chrono::{DateTime, Utc};
 
@@ -12,10 +11,13 @@ use crate::ghl::parse_timestamp;
 use crate::jobs::{ConversionJob, EnrichJob, PostedConversion};
 use crate::ports::queue::Queue;
 
-const CHECKS: Checks = Checks { what: "conversion" };
-
-/// The status of a conversion accepted.
-pub const ACCEPTED: u16 = 202;
+/// Posted conversions: `202` once queued, `503` to send again (the caller is the
+/// user's own system, which retries any 5xx).
+pub const CHECKS: Checks = Checks {
+    what: "conversion",
+    accepted: 202,
+    retry: 503,
+};
 
 /// Checks a conversion the way Meta would, so the caller hears of a problem now
 /// rather than finding it in a dead-letter queue later.
@@ -78,15 +80,22 @@ pub async fn accept_conversion(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intake::keyed::{MAX_EVENT_ID, reply};
+    use crate::intake::keyed::MAX_EVENT_ID;
     use crate::ports::queue::MemoryQueue;
     use serde_json::{Value, json};
 
-    fn bearer(header: &str) -> Credentials<'_> {
-        Credentials {
-            authorization: Some(header),
+    /// Posts `body` for `contact` with the `authorization` header, as of `now()`.
+    async fn post(
+        queue: &MemoryQueue,
+        contact: &str,
+        authorization: &str,
+        body: &[u8],
+    ) -> Result<Accepted, KeyedError> {
+        let credentials = Credentials {
+            authorization: Some(authorization),
             api_key: None,
-        }
+        };
+        accept_conversion(&keys(), queue, contact, credentials, body, now()).await
     }
 
     const KEY: &str = "k-live-0123456789";
@@ -103,12 +112,11 @@ mod tests {
     }
 
     fn body(extra: Value) -> Vec<u8> {
-        let mut b = json!({"locationId": "loc", "eventType": "Purchase", "timestamp": "2026-11-20T09:00:00Z",
-            "value": 99.5, "currency": "EUR"});
-        if let (Value::Object(b), Value::Object(extra)) = (&mut b, extra) {
-            b.extend(extra);
-        }
-        serde_json::to_vec(&b).expect("json")
+        crate::intake::keyed::body_with(
+            json!({"locationId": "loc", "eventType": "Purchase", "timestamp": "2026-11-20T09:00:00Z",
+            "value": 99.5, "currency": "EUR"}),
+            extra,
+        )
     }
 
     #[tokio::test]
@@ -116,9 +124,8 @@ mod tests {
         let queue = MemoryQueue::default();
         let auth = format!("Bearer {KEY}");
         let elsewhere = body(json!({"locationId": "other-loc"}));
-        let outcome =
-            accept_conversion(&keys(), &queue, "c1", bearer(&auth), &elsewhere, now()).await;
-        let (status, answer) = reply(&outcome, ACCEPTED);
+        let outcome = post(&queue, "c1", &auth, &elsewhere).await;
+        let (status, answer) = CHECKS.reply(&outcome);
         assert_eq!(status, 403);
         assert!(
             answer["error"].as_str().expect("error").contains("shop"),
@@ -127,15 +134,7 @@ mod tests {
         assert!(!answer.to_string().contains(KEY), "the key is never shown");
         assert!(queue.sent().is_empty());
         // The key stored bare (before scopes) posts anywhere.
-        let legacy = accept_conversion(
-            &keys(),
-            &queue,
-            "c1",
-            bearer("Bearer k-old-abc"),
-            &elsewhere,
-            now(),
-        )
-        .await;
+        let legacy = post(&queue, "c1", "Bearer k-old-abc", &elsewhere).await;
         assert!(legacy.expect("accepted").key_id.starts_with("key-"));
     }
 
@@ -145,8 +144,7 @@ mod tests {
         let auth = format!("Bearer {KEY}");
         for (contact, event_type) in [("c1", "Purchase"), ("c2", "Purchase"), ("c1", "Lead")] {
             let posted = body(json!({"eventId": "order-1", "eventType": event_type}));
-            let outcome =
-                accept_conversion(&keys(), &queue, contact, bearer(&auth), &posted, now()).await;
+            let outcome = post(&queue, contact, &auth, &posted).await;
             assert_eq!(outcome.expect("accepted").event_id, "order-1");
         }
         let dedup: std::collections::HashSet<Option<String>> =
@@ -160,9 +158,8 @@ mod tests {
             "ünïcode",
         ] {
             let posted = body(json!({"eventId": bad}));
-            let outcome =
-                accept_conversion(&keys(), &queue, "c1", bearer(&auth), &posted, now()).await;
-            assert_eq!(reply(&outcome, ACCEPTED).0, 400, "{bad:?}");
+            let outcome = post(&queue, "c1", &auth, &posted).await;
+            assert_eq!(CHECKS.reply(&outcome).0, 400, "{bad:?}");
         }
     }
 
@@ -170,16 +167,8 @@ mod tests {
     async fn a_valid_conversion_is_queued_and_answered_202_with_its_event_id() {
         let queue = MemoryQueue::default();
         let auth = format!("Bearer {KEY}");
-        let outcome = accept_conversion(
-            &keys(),
-            &queue,
-            "c1",
-            bearer(&auth),
-            &body(json!({})),
-            now(),
-        )
-        .await;
-        let (status, answer) = reply(&outcome, ACCEPTED);
+        let outcome = post(&queue, "c1", &auth, &body(json!({}))).await;
+        let (status, answer) = CHECKS.reply(&outcome);
         assert_eq!(status, 202);
         let id = answer["eventId"].as_str().expect("id").to_owned();
         let sent = queue.sent();
@@ -198,25 +187,9 @@ mod tests {
         assert_eq!(job.event_id, id);
 
         // Posting the same conversion again gives the same id: Meta deduplicates it.
-        let again = accept_conversion(
-            &keys(),
-            &queue,
-            "c1",
-            bearer(&auth),
-            &body(json!({})),
-            now(),
-        )
-        .await;
+        let again = post(&queue, "c1", &auth, &body(json!({}))).await;
         assert_eq!(again.expect("accepted").event_id, id);
-        let own = accept_conversion(
-            &keys(),
-            &queue,
-            "c1",
-            bearer(&auth),
-            &body(json!({"eventId": "order-1"})),
-            now(),
-        )
-        .await;
+        let own = post(&queue, "c1", &auth, &body(json!({"eventId": "order-1"}))).await;
         assert_eq!(own.expect("accepted").event_id, "order-1");
     }
 
@@ -236,32 +209,16 @@ mod tests {
             (json!({"colour": "red"}), "unknown field `colour`"),
         ];
         for (extra, problem) in cases {
-            let outcome = accept_conversion(
-                &keys(),
-                &queue,
-                "c1",
-                bearer(&auth),
-                &body(extra.clone()),
-                now(),
-            )
-            .await;
-            let (status, answer) = reply(&outcome, ACCEPTED);
+            let outcome = post(&queue, "c1", &auth, &body(extra.clone())).await;
+            let (status, answer) = CHECKS.reply(&outcome);
             assert_eq!(status, 400, "{extra}");
             assert!(
                 answer["error"].as_str().expect("error").contains(problem),
                 "{answer} for {extra}"
             );
         }
-        let unauthorized = accept_conversion(
-            &keys(),
-            &queue,
-            "c1",
-            bearer("Bearer nope"),
-            &body(json!({})),
-            now(),
-        )
-        .await;
-        assert_eq!(reply(&unauthorized, ACCEPTED).0, 401);
+        let unauthorized = post(&queue, "c1", "Bearer nope", &body(json!({}))).await;
+        assert_eq!(CHECKS.reply(&unauthorized).0, 401);
         assert!(queue.sent().is_empty());
     }
 
@@ -270,15 +227,7 @@ mod tests {
         let queue = MemoryQueue::default();
         queue.fail_next(1);
         let auth = format!("Bearer {KEY}");
-        let outcome = accept_conversion(
-            &keys(),
-            &queue,
-            "c1",
-            bearer(&auth),
-            &body(json!({})),
-            now(),
-        )
-        .await;
-        assert_eq!(reply(&outcome, ACCEPTED).0, 503);
+        let outcome = post(&queue, "c1", &auth, &body(json!({}))).await;
+        assert_eq!(CHECKS.reply(&outcome).0, 503);
     }
 }

@@ -4,8 +4,8 @@
 //!
 //! Answers: `2xx` with the event id once queued; `401` without a valid key; `403`
 //! for a key not scoped to the location (or event type); `400` naming what is
-//! wrong; `413` over [`MAX_BODY_BYTES`]; `503` when the queue fails (the caller
-//! should retry; the event id makes the retry harmless).
+//! wrong; `413` over [`MAX_BODY_BYTES`]; the route's retry status when the queue
+//! fails (the caller should send again; the event id makes that harmless).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -32,17 +32,6 @@ pub enum KeyedError {
 }
 
 impl KeyedError {
-    /// The HTTP status the caller gets.
-    pub fn status(&self) -> u16 {
-        match self {
-            KeyedError::Unauthorized => 401,
-            KeyedError::Forbidden(_) => 403,
-            KeyedError::Invalid { .. } => 400,
-            KeyedError::TooLarge { .. } => 413,
-            KeyedError::Queue(_) => 503,
-        }
-    }
-
     /// A stable name for metrics and logs.
     pub fn code(&self) -> &'static str {
         match self {
@@ -63,28 +52,44 @@ pub struct Accepted {
     pub key_id: String,
 }
 
-/// The answer: `status` with the event id once queued, else the error's.
-pub fn reply(outcome: &Result<Accepted, KeyedError>, status: u16) -> (u16, Value) {
-    match outcome {
-        Ok(accepted) => (
-            status,
-            json!({"status": "accepted", "eventId": accepted.event_id}),
-        ),
-        Err(e) => (e.status(), json!({"error": e.to_string()})),
-    }
-}
-
 /// The longest `eventId` a caller may choose.
 pub const MAX_EVENT_ID: usize = 128;
 
-/// Checks of one kind of request (`what`: "conversion", "workflow call"), each
-/// failure named in the caller's own terms.
+/// One keyed route: what it takes (`what`: "conversion", "workflow call", named in
+/// each failure in the caller's own terms), and how it answers.
 #[derive(Debug, Clone, Copy)]
 pub struct Checks {
     pub what: &'static str,
+    /// The status once queued.
+    pub accepted: u16,
+    /// The status that asks the caller to send again, when the queue (or the
+    /// keys) cannot be reached: what the caller retries.
+    pub retry: u16,
 }
 
 impl Checks {
+    /// The HTTP status the caller gets for `e`.
+    pub fn status(self, e: &KeyedError) -> u16 {
+        match e {
+            KeyedError::Unauthorized => 401,
+            KeyedError::Forbidden(_) => 403,
+            KeyedError::Invalid { .. } => 400,
+            KeyedError::TooLarge { .. } => 413,
+            KeyedError::Queue(_) => self.retry,
+        }
+    }
+
+    /// The answer: the event id once queued, else the error.
+    pub fn reply(self, outcome: &Result<Accepted, KeyedError>) -> (u16, Value) {
+        match outcome {
+            Ok(accepted) => (
+                self.accepted,
+                json!({"status": "accepted", "eventId": accepted.event_id}),
+            ),
+            Err(e) => (self.status(e), json!({"error": e.to_string()})),
+        }
+    }
+
     pub fn invalid(self, why: impl Into<String>) -> KeyedError {
         KeyedError::Invalid {
             what: self.what,
@@ -165,4 +170,13 @@ pub async fn enqueue(queue: &impl Queue, job: &EnrichJob) -> Result<(), KeyedErr
         delay: None,
     };
     queue.send(message).await.map_err(KeyedError::Queue)
+}
+
+/// A request body for the keyed routes' tests: `base` with `extra`'s fields over it.
+#[cfg(test)]
+pub(crate) fn body_with(mut base: Value, extra: Value) -> Vec<u8> {
+    if let (Value::Object(base), Value::Object(extra)) = (&mut base, extra) {
+        base.extend(extra);
+    }
+    serde_json::to_vec(&base).expect("json")
 }

@@ -1,7 +1,7 @@
 //! `POST /workflows/ghl`: calls of GHL's workflow actions (the Webhook action's
 //! standard payload, or a Custom Webhook action's body), authenticated by an API
-//! key scoped to the call's location, validated and queued. Answered `200` with the
-//! event id once queued; otherwise as every keyed route ([`super::keyed`]).
+//! key scoped to the call's location, validated and queued. Answered as
+//! [`CHECKS`] says, as every keyed route ([`super::keyed`]).
 //!
 //! GHL calls again when a call fails, and a workflow may run twice for one
 //! contact. So the call's event id is its own `eventId` when it gives one, else
@@ -21,12 +21,14 @@ use crate::jobs::{EnrichJob, WorkflowJob};
 use crate::mapping::as_number;
 use crate::ports::queue::Queue;
 
-const CHECKS: Checks = Checks {
+/// Workflow calls: `200` once queued, `429` to send again. GHL is the caller,
+/// and of its retry rules (`../shared/reference/ghl-api.md` §3.6: one retries
+/// only `429`, a newer one any non-2xx) `429` is retried under both.
+pub const CHECKS: Checks = Checks {
     what: "workflow call",
+    accepted: 200,
+    retry: 429,
 };
-
-/// The status of a workflow call accepted.
-pub const ACCEPTED: u16 = 200;
 
 /// Checks what Meta would refuse, in the call's own terms.
 fn validate(call: &WorkflowCall, now: DateTime<Utc>) -> Result<(), KeyedError> {
@@ -91,7 +93,6 @@ pub async fn accept_workflow(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intake::keyed::reply;
     use crate::ports::queue::MemoryQueue;
     use serde_json::{Value, json};
 
@@ -117,16 +118,15 @@ mod tests {
     }
 
     fn body(extra: Value) -> Vec<u8> {
-        let mut b = json!({"locationId": "loc", "contactId": "c1", "workflow": "Booked call"});
-        if let (Value::Object(b), Value::Object(extra)) = (&mut b, extra) {
-            b.extend(extra);
-        }
-        serde_json::to_vec(&b).expect("json")
+        crate::intake::keyed::body_with(
+            json!({"locationId": "loc", "contactId": "c1", "workflow": "Booked call"}),
+            extra,
+        )
     }
 
     async fn accept(queue: &MemoryQueue, key: &str, body: &[u8]) -> (u16, Value) {
         let outcome = accept_workflow(&keys(), queue, header(key), body, now()).await;
-        reply(&outcome, ACCEPTED)
+        CHECKS.reply(&outcome)
     }
 
     #[tokio::test]
@@ -209,9 +209,11 @@ mod tests {
             assert!(error.contains(problem), "{answer} for {extra}");
             assert!(error.starts_with("invalid workflow call"), "{error}");
         }
+        let huge = body(json!({"note": "x".repeat(crate::intake::MAX_BODY_BYTES)}));
+        assert_eq!(accept(&queue, KEY, &huge).await.0, 413);
         let queue_down = MemoryQueue::default();
         queue_down.fail_next(1);
-        assert_eq!(accept(&queue_down, KEY, &body(json!({}))).await.0, 503);
+        assert_eq!(accept(&queue_down, KEY, &body(json!({}))).await.0, 429);
         assert!(queue.sent().is_empty());
     }
 }

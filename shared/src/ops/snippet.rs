@@ -23,9 +23,6 @@ pub struct Snippet {
     /// The Custom Webhook action's raw JSON body, with merge fields, in the
     /// order it is shown ([`Snippet::body`] as JSON).
     pub fields: Vec<(String, String)>,
-    /// The plain Webhook action's Custom Data entries (key, value): the same
-    /// names, so the call is read alike whatever GHL's standard payload calls them.
-    pub custom_data: Vec<(String, String)>,
     /// What the rule reads from the call that no merge field is known to give,
     /// each as the body key to add and what it must hold.
     pub to_add: Vec<(String, &'static str)>,
@@ -113,34 +110,39 @@ impl Snippet {
         );
         let location_id = location.unwrap_or(merge::LOCATION_ID).to_owned();
         let mut fields = vec![
-            ("locationId".to_owned(), location_id.clone()),
+            ("locationId".to_owned(), location_id),
             ("contactId".to_owned(), merge::CONTACT_ID.to_owned()),
             ("workflow".to_owned(), workflow.clone()),
-            ("eventId".to_owned(), event_id.clone()),
+            ("eventId".to_owned(), event_id),
         ];
         fields.extend(
             merge::CONTACT
                 .iter()
                 .map(|(field, merged)| ((*field).to_owned(), (*merged).to_owned())),
         );
-        let custom_data = vec![
-            ("locationId".to_owned(), location_id),
-            ("contactId".to_owned(), merge::CONTACT_ID.to_owned()),
-            ("workflow".to_owned(), workflow.clone()),
-            ("eventId".to_owned(), event_id),
-        ];
         Ok(Snippet {
             rule: rule.name.clone(),
             url: route_url(base_url),
             workflow,
             fields,
-            custom_data,
             to_add: to_add(&rule.entity_paths()),
         })
     }
 }
 
+/// The body's fields the plain Webhook action sends as Custom Data: the call's
+/// own, under the same names, so it is read alike whatever GHL's standard payload
+/// calls them.
+const CUSTOM_DATA: [&str; 4] = ["locationId", "contactId", "workflow", "eventId"];
+
 impl Snippet {
+    /// The plain Webhook action's Custom Data entries (key, value).
+    pub fn custom_data(&self) -> impl Iterator<Item = &(String, String)> {
+        self.fields
+            .iter()
+            .filter(|(key, _)| CUSTOM_DATA.contains(&key.as_str()))
+    }
+
     /// The body as JSON.
     pub fn body(&self) -> Value {
         let fields: Map<String, Value> = self

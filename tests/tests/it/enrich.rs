@@ -526,3 +526,61 @@ async fn a_custom_body_reads_the_contact_from_ghl_and_other_names_are_read_alike
     // The variant carried its attribution, so only Ann was read, and once.
     assert_eq!(ghl.reads(), ["contact c-ann"]);
 }
+
+#[tokio::test]
+async fn a_workflow_call_is_held_while_ghl_is_down_and_a_gone_contact_is_its_one_letter() {
+    let mut custom = fixtures::workflow_call("custom");
+    custom["occurredAt"] = "2026-11-20T22:00:00Z".into();
+    let job = workflow_job(&custom);
+    let down = FakeGhl::failing(GhlError::unavailable("reading a contact", "503"));
+    let outcomes = enrich_batch(
+        &workflow_mapping(),
+        &down,
+        &MemoryState::default(),
+        std::slice::from_ref(&job),
+        now(),
+    )
+    .await;
+    assert!(
+        matches!(&outcomes[0], Enriched::Retry { reason, triggers, .. }
+            if reason.code == "ghl_unavailable" && triggers == &["workflow.fired"]),
+        "held, not dropped: {outcomes:?}"
+    );
+    let limited = FakeGhl::failing(GhlError::RateLimited {
+        retry_after_ms: 5_000,
+    });
+    let outcomes = enrich_batch(
+        &workflow_mapping(),
+        &limited,
+        &MemoryState::default(),
+        std::slice::from_ref(&job),
+        now(),
+    )
+    .await;
+    assert!(
+        matches!(&outcomes[0], Enriched::Retry { after, .. } if after.as_millis() == 5_000),
+        "GHL's interval: {outcomes:?}"
+    );
+    let outcomes = enrich_batch(
+        &workflow_mapping(),
+        &FakeGhl::with(&[]),
+        &MemoryState::default(),
+        &[job],
+        now(),
+    )
+    .await;
+    let (dispatch, letters) = done(&outcomes[0]);
+    assert!(dispatch.is_empty());
+    assert_eq!(
+        (
+            letters[0].code.as_str(),
+            letters[0].source.as_str(),
+            letters[0].triggers.as_slice()
+        ),
+        (
+            "contact_not_found",
+            "booked-c-ann-20261120090000",
+            &["workflow.fired".to_owned()][..]
+        )
+    );
+}

@@ -22,11 +22,10 @@ use ed25519_dalek::{Signer, SigningKey};
 use ghl_capi::ghl::webhook::{
     AppIds, Envelope, ReplayWindow, SignatureHeaders, Webhook, WebhookKeys,
 };
-use ghl_capi::intake::conversion::accept_conversion;
-use ghl_capi::intake::keyed;
+use ghl_capi::intake::conversion::{self, accept_conversion};
 use ghl_capi::intake::keys::{ApiKeys, Credentials};
 use ghl_capi::intake::webhook::{accept_webhook, reply};
-use ghl_capi::intake::workflow::accept_workflow;
+use ghl_capi::intake::workflow::{self, accept_workflow};
 use ghl_capi::mapping::Mapping;
 use ghl_capi::normalize::{Field, normalize};
 use ghl_capi::ports::queue::MemoryQueue;
@@ -239,12 +238,50 @@ fn the_signature_check_never_accepts_a_body_changed_after_signing() {
     );
 }
 
+/// The key both keyed routes' properties post with, for location `loc`.
+fn scoped_keys() -> ApiKeys {
+    ApiKeys::parse(r#"[{"id": "k", "key": "ck_test", "locations": ["loc"]}]"#).expect("keys")
+}
+
+fn bearer() -> Credentials<'static> {
+    Credentials {
+        authorization: Some("Bearer ck_test"),
+        api_key: None,
+    }
+}
+
+/// When the keyed routes' properties run, as far as their checks of time go.
+const KEYED_NOW: &str = "2026-12-01T10:00:00Z";
+
+/// Bodies for a keyed route: arbitrary bytes, or objects of `fields` holding
+/// values of any shape. Half of the objects get `located`'s fields (where the map
+/// gave none), so that the accepted path is walked too.
+fn keyed_bodies(
+    fields: &'static [&'static str],
+    located: &'static [(&'static str, &'static str)],
+) -> impl Strategy<Value = Vec<u8>> {
+    let near = (
+        prop::collection::btree_map(prop::sample::select(fields.to_vec()), value(), 0..12),
+        any::<bool>(),
+    )
+        .prop_map(move |(m, with_located)| {
+            let mut body: Map<String, Value> =
+                m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            if with_located {
+                for (key, value) in located {
+                    body.entry(*key).or_insert(json!(value));
+                }
+            }
+            serde_json::to_vec(&Value::Object(body)).expect("json")
+        });
+    prop_oneof![prop::collection::vec(any::<u8>(), 0..512), near]
+}
+
 #[test]
 fn a_posted_conversion_of_any_shape_is_answered_without_a_panic_or_a_5xx() {
-    let keys =
-        ApiKeys::parse(r#"[{"id": "k", "key": "ck_test", "locations": ["loc"]}]"#).expect("keys");
-    let now: DateTime<Utc> = "2026-12-01T10:00:00Z".parse().expect("time");
-    let fields = [
+    let keys = scoped_keys();
+    let now: DateTime<Utc> = KEYED_NOW.parse().expect("time");
+    let fields = &[
         "locationId",
         "eventType",
         "timestamp",
@@ -254,17 +291,14 @@ fn a_posted_conversion_of_any_shape_is_answered_without_a_panic_or_a_5xx() {
         "customData",
         "extra",
     ];
-    let near = prop::collection::btree_map(prop::sample::select(fields.to_vec()), value(), 0..8)
-        .prop_map(|m| {
-            serde_json::to_vec(&Value::Object(
-                m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-            ))
-            .expect("json")
-        });
-    let bodies = prop_oneof![prop::collection::vec(any::<u8>(), 0..512), near];
+    let located = &[
+        ("locationId", "loc"),
+        ("eventType", "Lead"),
+        ("timestamp", "2026-12-01T09:00:00Z"),
+    ];
     check(
         "conversions",
-        (bodies, "[a-zA-Z0-9._-]{0,12}"),
+        (keyed_bodies(fields, located), "[a-zA-Z0-9._-]{0,12}"),
         |(body, contact)| {
             let queue = MemoryQueue::default();
             let outcome = block_on(accept_conversion(
@@ -275,7 +309,7 @@ fn a_posted_conversion_of_any_shape_is_answered_without_a_panic_or_a_5xx() {
                 &body,
                 now,
             ));
-            let status = keyed::reply(&outcome, 202).0;
+            let status = conversion::CHECKS.reply(&outcome).0;
             prop_assert!([202, 400, 403].contains(&status), "{status}");
             prop_assert_eq!(queue.sent().len(), usize::from(status == 202));
             Ok(())
@@ -283,19 +317,11 @@ fn a_posted_conversion_of_any_shape_is_answered_without_a_panic_or_a_5xx() {
     );
 }
 
-fn bearer() -> Credentials<'static> {
-    Credentials {
-        authorization: Some("Bearer ck_test"),
-        api_key: None,
-    }
-}
-
 #[test]
 fn a_workflow_call_of_any_shape_is_answered_without_a_panic_or_a_5xx() {
-    let keys =
-        ApiKeys::parse(r#"[{"id": "k", "key": "ck_test", "locations": ["loc"]}]"#).expect("keys");
-    let now: DateTime<Utc> = "2026-12-01T10:00:00Z".parse().expect("time");
-    let fields = [
+    let keys = scoped_keys();
+    let now: DateTime<Utc> = KEYED_NOW.parse().expect("time");
+    let fields = &[
         "locationId",
         "location_id",
         "location",
@@ -315,27 +341,15 @@ fn a_workflow_call_of_any_shape_is_answered_without_a_panic_or_a_5xx() {
         "email",
         "attributionSource",
     ];
-    // Half of them for the key's location, with a contact and a workflow unless
-    // the map gave its own, so that the accepted path is walked too.
-    let near = (
-        prop::collection::btree_map(prop::sample::select(fields.to_vec()), value(), 0..12),
-        any::<bool>(),
-    )
-        .prop_map(|(m, located)| {
-            let mut body: Map<String, Value> =
-                m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-            if located {
-                body.insert("locationId".into(), json!("loc"));
-                body.entry("contactId").or_insert(json!("c1"));
-                body.entry("workflow").or_insert(json!("w"));
-            }
-            serde_json::to_vec(&Value::Object(body)).expect("json")
-        });
-    let bodies = prop_oneof![prop::collection::vec(any::<u8>(), 0..512), near];
-    check("workflow calls", bodies, |body| {
+    let located = &[
+        ("locationId", "loc"),
+        ("contactId", "c1"),
+        ("workflow", "w"),
+    ];
+    check("workflow calls", keyed_bodies(fields, located), |body| {
         let queue = MemoryQueue::default();
         let outcome = block_on(accept_workflow(&keys, &queue, bearer(), &body, now));
-        let status = keyed::reply(&outcome, 200).0;
+        let status = workflow::CHECKS.reply(&outcome).0;
         prop_assert!([200, 400, 403].contains(&status), "{status}");
         prop_assert_eq!(queue.sent().len(), usize::from(status == 200));
         Ok(())

@@ -15,10 +15,11 @@ use serde_json::{Value, json};
 
 use super::MAX_BODY_BYTES;
 use super::conversion::{self, accept_conversion};
-use super::keyed::{self, KeyedError};
+use super::keyed::{self, Checks, KeyedError};
 use super::keys::{ApiKeys, Credentials};
 use super::webhook::{self, Accepted, accept_webhook};
 use super::workflow::{self, accept_workflow};
+use crate::error::chain;
 use crate::ghl::install::{self, Install, Installed};
 use crate::ghl::webhook::{AppIds, ReplayWindow, SignatureHeaders, WebhookKeys};
 use crate::ports::queue::Queue;
@@ -277,14 +278,19 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
                 tracing::warn!(app_id, "a webhook for another GHL app: ignored");
                 "other_app"
             }
+            Err(e @ webhook::IntakeError::Queue(_)) => {
+                tracing::error!(error = %chain(e), "could not queue a webhook; GHL is asked to send it again");
+                e.code()
+            }
             Err(e) => e.code(),
         };
         answer(status, body, code)
     }
 
     /// The keyed routes' API keys, or the answer when they cannot be had: `404`
-    /// while no secret is configured, `503` while it cannot be read.
-    async fn api_keys(&self) -> Result<ApiKeys, Response> {
+    /// while no secret is configured, the route's retry status while it cannot
+    /// be read.
+    async fn api_keys(&self, route: Checks) -> Result<ApiKeys, Response> {
         let Some(secret) = &self.conversion_keys_secret else {
             return Err(answer(
                 404,
@@ -303,7 +309,7 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
             Err(e) => {
                 tracing::error!(error = e, "cannot read the API keys");
                 return Err(answer(
-                    503,
+                    route.retry,
                     json!({"error": "API keys unavailable; retry"}),
                     "keys_unavailable",
                 ));
@@ -330,7 +336,7 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
         request: Request<'_>,
         now: DateTime<Utc>,
     ) -> Response {
-        let keys = match self.api_keys().await {
+        let keys = match self.api_keys(conversion::CHECKS).await {
             Ok(keys) => keys,
             Err(closed) => return closed,
         };
@@ -343,28 +349,28 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
             now,
         )
         .await;
-        keyed_answer(&outcome, conversion::ACCEPTED, "conversion posted")
+        keyed_answer(&outcome, conversion::CHECKS, "conversion posted")
     }
 
     async fn workflow(&self, request: Request<'_>, now: DateTime<Utc>) -> Response {
-        let keys = match self.api_keys().await {
+        let keys = match self.api_keys(workflow::CHECKS).await {
             Ok(keys) => keys,
             Err(closed) => return closed,
         };
         let outcome =
             accept_workflow(&keys, &self.queue, request.credentials, request.body, now).await;
-        keyed_answer(&outcome, workflow::ACCEPTED, "workflow call queued")
+        keyed_answer(&outcome, workflow::CHECKS, "workflow call queued")
     }
 }
 
-/// A keyed route's answer, with a log line (ids only) for what was accepted and
-/// for a key used outside its scope.
+/// A keyed route's answer, with a log line (ids only) for what was accepted, for
+/// a key used outside its scope, and for a queue that failed (with its cause).
 fn keyed_answer(
     outcome: &Result<keyed::Accepted, KeyedError>,
-    accepted: u16,
+    route: Checks,
     what: &'static str,
 ) -> Response {
-    let (status, body) = keyed::reply(outcome, accepted);
+    let (status, body) = route.reply(outcome);
     let code = match outcome {
         Ok(posted) => {
             tracing::info!(key_id = posted.key_id, event_id = posted.event_id, "{what}");
@@ -373,6 +379,10 @@ fn keyed_answer(
         Err(KeyedError::Forbidden(why)) => {
             tracing::warn!(refused = %why, "a key posted outside its scope");
             "forbidden"
+        }
+        Err(e @ KeyedError::Queue(_)) => {
+            tracing::error!(error = %chain(e), route = route.what, "could not queue; the caller is asked to send again");
+            e.code()
         }
         Err(e) => e.code(),
     };
