@@ -128,7 +128,7 @@ fn fitted(id: &str) -> String {
     if id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) {
         return id.to_owned();
     }
-    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(id.as_bytes()))
+    ghl_capi::normalize::sha256_hex(id).as_str().to_owned()
 }
 
 impl SqsQueue {

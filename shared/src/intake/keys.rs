@@ -8,8 +8,9 @@
 //! by its `id` (for a bare key, `key-` and the start of its SHA-256), never the key.
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::normalize::sha256_hex;
 
 /// One key and what it may do.
 #[derive(Clone, PartialEq, Eq)]
@@ -107,8 +108,7 @@ pub struct ApiKeys(Vec<ApiKey>);
 /// A bare key's id: `key-` and the first 8 hex digits of its SHA-256, which tell
 /// keys apart in logs and say nothing of the key itself.
 fn bare_id(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    format!("key-{}", hex::encode(&digest[..4]))
+    format!("key-{}", &sha256_hex(key).as_str()[..8])
 }
 
 impl ApiKeys {

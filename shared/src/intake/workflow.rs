@@ -10,7 +10,6 @@
 //! its whole body, so a retry (the same body) deduplicates.
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
 use super::keyed::{Accepted, Checks, KeyedError, enqueue};
 use super::keys::{ApiKeys, Credentials};
@@ -19,6 +18,7 @@ use crate::ghl::parse_timestamp;
 use crate::ghl::workflow::WorkflowCall;
 use crate::jobs::{EnrichJob, WorkflowJob};
 use crate::mapping::as_number;
+use crate::normalize::sha256_hex;
 use crate::ports::queue::Queue;
 
 /// Workflow calls: `200` once queued, `429` to send again. GHL is the caller,
@@ -58,7 +58,7 @@ pub fn event_id_of(call: &WorkflowCall) -> String {
         // one call in two.
         None => {
             let canonical = serde_json::Value::Object(call.body.clone()).to_string();
-            format!("body:{}", hex::encode(Sha256::digest(canonical.as_bytes())))
+            format!("body:{}", sha256_hex(&canonical).as_str())
         }
     };
     let workflow = format!("workflow:{}", call.workflow.key());
