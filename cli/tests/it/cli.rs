@@ -28,7 +28,7 @@ fn start(args: &[&str], stdin: String) -> (Child, JoinHandle<std::io::Result<()>
     (child, feeder)
 }
 
-fn run(args: &[&str], stdin: &str) -> Output {
+pub(crate) fn run(args: &[&str], stdin: &str) -> Output {
     let (child, feeder) = start(args, stdin.to_owned());
     let out = child.wait_with_output().expect("ghl-capi ends");
     feeder.join().expect("feeder").expect("write stdin");

@@ -13,19 +13,15 @@ use ghl_capi_tests::stand_in::{MetaStandIn, ghl_serves};
 use serde_json::{Value, json};
 use wiremock::MockServer;
 
+use crate::cli::run;
 use crate::serve::{free_port, letter_codes, start_with};
 
 const KEYS: &str = r#"[{"id": "studio", "key": "ck-loc1", "locations": ["loc1"]},
     {"id": "other", "key": "ck-loc2", "locations": ["loc2"]}]"#;
 
-/// `ghl-capi workflow snippet --json` for `rule`, with `args` besides.
-fn snippet(mapping: &std::path::Path, rule: &str, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
-        .args(["workflow", "snippet", "--json", "--rule", rule, "--mapping"])
-        .arg(mapping)
-        .args(args)
-        .output()
-        .expect("snippet runs");
+/// `ghl-capi workflow snippet --json` with `args`, as one JSON value.
+fn snippet(args: &[&str]) -> Value {
+    let out = run(&[&["workflow", "snippet", "--json"], args].concat(), "");
     assert!(
         out.status.success(),
         "{}",
@@ -113,7 +109,15 @@ async fn workflow_calls_reach_meta_through_serve_once_and_only_with_the_location
     assert_eq!(status, 401);
 
     // The Custom Webhook body the snippet prints, as GHL sends it.
-    let printed = snippet(&mapping, "booked", &["--url", &server.url]);
+    let mapping_arg = mapping.to_str().expect("path");
+    let printed = snippet(&[
+        "--rule",
+        "booked",
+        "--mapping",
+        mapping_arg,
+        "--url",
+        &server.url,
+    ]);
     assert_eq!(printed["url"], format!("{}/workflows/ghl", server.url));
     assert_eq!(printed["headers"]["Authorization"], "Bearer <API key>");
     let body: Value = serde_json::from_str(&filled(&printed["body"].to_string(), "c-ann"))
@@ -193,19 +197,7 @@ async fn a_workflow_call_becomes_a_dry_run_request_with_the_demo_mapping() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(up, "serve did not come up");
-    let printed = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
-        .args([
-            "workflow",
-            "snippet",
-            "--json",
-            "--rule",
-            "workflow-event",
-            "--location",
-            "loc1",
-        ])
-        .output()
-        .expect("snippet runs");
-    let printed: Value = serde_json::from_slice(&printed.stdout).expect("one JSON line");
+    let printed = snippet(&["--rule", "workflow-event", "--location", "loc1"]);
     let mut body: Value =
         serde_json::from_str(&filled(&printed["body"].to_string(), "c-demo")).expect("JSON");
     // What the snippet says the built-in rule also reads.
@@ -262,18 +254,18 @@ fn mapping_preview_reads_a_workflow_call_as_the_pipeline_does() {
     let standard = ghl_capi_tests::fixtures::mapping_path()
         .with_file_name("workflows")
         .join("standard.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
-        .args([
+    let out = run(
+        &[
             "mapping",
             "preview",
             "--json",
             "--at",
             "2026-11-21T00:00:00Z",
-        ])
-        .arg(&mapping)
-        .arg(&standard)
-        .output()
-        .expect("preview runs");
+            mapping.to_str().expect("path"),
+            standard.to_str().expect("path"),
+        ],
+        "",
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -89,28 +89,7 @@ pub enum WorkflowError {
 /// and name): a rule's `workflow = …` tests it.
 pub const REFS: &str = "refs";
 
-/// GHL's merge fields, which a workflow action fills in before it calls (as
-/// reported; GHL lists them in the action's value picker) [secondary].
-pub mod merge {
-    pub const LOCATION_ID: &str = "{{location.id}}";
-    pub const CONTACT_ID: &str = "{{contact.id}}";
-    /// The contact's fields, by the name a workflow call gives them.
-    pub const CONTACT: [(&str, &str); 8] = [
-        ("email", "{{contact.email}}"),
-        ("phone", "{{contact.phone}}"),
-        ("firstName", "{{contact.first_name}}"),
-        ("lastName", "{{contact.last_name}}"),
-        ("city", "{{contact.city}}"),
-        ("state", "{{contact.state}}"),
-        ("postalCode", "{{contact.postal_code}}"),
-        ("country", "{{contact.country}}"),
-    ];
-    /// The moment the action runs, to the second, as digits (in the location's
-    /// time zone; whether GHL pads them is not known, and either way one run
-    /// gives one text).
-    pub const RIGHT_NOW: &str = "{{right_now.year}}{{right_now.month}}{{right_now.day}}\
-                                 {{right_now.hour}}{{right_now.minute}}{{right_now.second}}";
-}
+pub mod merge;
 
 /// Names a field goes by, camelCase first.
 type Names = &'static [&'static str];
@@ -314,9 +293,17 @@ fn carried_contact(
             with_attribution.insert(field.into(), Value::Object(touch.clone()));
         }
     }
-    // An attribution of a shape the record does not read is left out, not the contact.
+    // An attribution of a shape the record does not read is left out, not the
+    // contact (a rule that needs it then reads it from GHL).
     as_contact(with_attribution)
-        .or_else(|| as_contact(record))
+        .or_else(|| {
+            tracing::info!(
+                location_id,
+                contact_id,
+                "a call's attribution is unreadable: left out"
+            );
+            as_contact(record)
+        })
         .unwrap_or_else(|| Contact {
             id: contact_id.to_owned(),
             location_id: Some(location_id.to_owned()),
@@ -427,5 +414,17 @@ mod tests {
             "email": "", "eventId": "", "event": ""});
         let c = call(blank).expect("a call");
         assert_eq!((c.contact.email, c.event_id, c.event), (None, None, None));
+        let odd = json!({"locationId": "loc", "contactId": "c1", "workflow": "w",
+            "email": "a@b.example", "attributionSource": {"fbclid": {"nested": 1}}});
+        let c = call(odd).expect("a call");
+        assert!(
+            !c.carries_attribution(),
+            "an unreadable attribution is left out"
+        );
+        assert_eq!(
+            c.contact.email.as_deref(),
+            Some("a@b.example"),
+            "the contact is not"
+        );
     }
 }
