@@ -30,12 +30,31 @@ async fn intake(
 
 async fn call(intake: &Intake, method: &str, uri: &str, body: Vec<u8>) -> u16 {
     let signature = signing::sign(&body);
-    let request = lambda_http::http::Request::builder()
+    call_with(
+        intake,
+        method,
+        uri,
+        &[("x-ghl-signature", &signature)],
+        body,
+    )
+    .await
+}
+
+/// `body` to the intake at `uri`, with `headers`: the answer's status.
+async fn call_with(
+    intake: &Intake,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> u16 {
+    let mut request = lambda_http::http::Request::builder()
         .method(method)
-        .uri(uri)
-        .header("x-ghl-signature", signature)
-        .body(Body::Binary(body))
-        .expect("request");
+        .uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Body::Binary(body)).expect("request");
     intake.handle(request).await.status().as_u16()
 }
 
@@ -95,6 +114,21 @@ async fn a_hanging_sqs_is_answered_429_well_inside_the_functions_timeout() {
     .await
     .expect("answered before the function's timeout");
     assert_eq!(status, 429, "GHL delivers it again");
+    // A GHL workflow's call alike: its keys' secret cannot be read either.
+    let call = serde_json::json!({"locationId": "loc1", "contactId": "c1", "workflow": "w"});
+    let status = tokio::time::timeout(
+        Duration::from_secs(10),
+        call_with(
+            &intake,
+            "POST",
+            "/workflows/ghl",
+            &[("x-api-key", crate::stack::API_KEY)],
+            serde_json::to_vec(&call).expect("json"),
+        ),
+    )
+    .await
+    .expect("answered before the function's timeout");
+    assert_eq!(status, 429, "GHL sends the call again");
     held.abort();
 }
 
