@@ -1,13 +1,17 @@
-//! Dry-run delivery: for a pixel with no access token configured, every request body
-//! that would go to Meta is appended to the outbox file (one JSON object per line)
-//! and printed, and counted as received; pixels with a token are sent for real.
+//! Dry-run delivery: for a pixel (or audience) with no access token configured,
+//! every request body that would go to Meta is appended to the outbox file (one
+//! JSON object per line) and printed, and counted as received; those with a token
+//! are sent for real.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use ghl_capi::capi::{Answer, CapiClient, EventRequest, EventsApi, PixelTokens, TransportError};
+use ghl_capi::capi::audience::UsersRequest;
+use ghl_capi::capi::{
+    Answer, AudiencesApi, CapiClient, EventRequest, EventsApi, PixelTokens, TransportError,
+};
 use ghl_capi::dispatch::tokens::MappingTokens;
 use ghl_capi::ports::secrets::EnvSecrets;
 use serde_json::json;
@@ -29,6 +33,17 @@ impl LocalCapi {
             capi,
             outbox: Mutex::new(file),
         })
+    }
+
+    /// Appends `line` to the outbox and shows it as `what`.
+    fn dry_run(&self, what: &str, line: &str) -> Result<(), TransportError> {
+        self.write(line)?;
+        // Shown as it happens; a closed stdout must not stop delivery.
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, "dry run: {what} {line}") {
+            tracing::debug!(error = %e, "cannot show a dry run on stdout");
+        }
+        Ok(())
     }
 
     fn write(&self, line: &str) -> Result<(), TransportError> {
@@ -56,13 +71,37 @@ impl EventsApi for LocalCapi {
             return self.capi.post(dataset_id, request).await;
         }
         let line = json!({"dataset_id": dataset_id, "request": request}).to_string();
-        self.write(&line)?;
-        // Shown as it happens; a closed stdout must not stop delivery.
-        let mut out = std::io::stdout().lock();
-        if let Err(e) = writeln!(out, "dry run: POST /{dataset_id}/events {line}") {
-            tracing::debug!(error = %e, "cannot show a dry run on stdout");
-        }
+        self.dry_run(&format!("POST /{dataset_id}/events"), &line)?;
         let answer = json!({"events_received": request.data.len(), "fbtrace_id": "dry-run"});
+        Ok(Answer {
+            status: 200,
+            body: answer.to_string(),
+        })
+    }
+}
+
+impl AudiencesApi for LocalCapi {
+    fn audience_token_refused(&self, audience_id: &str) {
+        self.capi.audience_token_refused(audience_id);
+    }
+
+    async fn users(
+        &self,
+        audience_id: &str,
+        request: &UsersRequest,
+    ) -> Result<Answer, TransportError> {
+        if self.capi.tokens().token(audience_id).await.is_some() {
+            return self.capi.users(audience_id, request).await;
+        }
+        let line = json!({"audience_id": audience_id, "method": request.operation.method(),
+            "payload": request.payload(), "session": request.session})
+        .to_string();
+        self.dry_run(
+            &format!("{} /{audience_id}/users", request.operation.method()),
+            &line,
+        )?;
+        let answer = json!({"audience_id": audience_id, "num_received": request.rows.len(),
+            "num_invalid_entries": 0});
         Ok(Answer {
             status: 200,
             body: answer.to_string(),

@@ -191,7 +191,12 @@ pub async fn serve(
     let mut dry = Vec::new();
     for pixel in &options.mapping.pixels {
         if tokens.token(&pixel.dataset_id).await.is_none() {
-            dry.push(pixel.name.clone());
+            dry.push(format!("pixel {}", pixel.name));
+        }
+    }
+    for audience in &options.mapping.audiences {
+        if tokens.token(&audience.audience_id).await.is_none() {
+            dry.push(format!("audience {}", audience.name));
         }
     }
     let capi = CapiClient::new(
@@ -211,9 +216,9 @@ pub async fn serve(
     if released > 0 {
         println!("  {released} messages left in hand by the last run are queued again");
     }
-    for pixel in &dry {
+    for name in &dry {
         println!(
-            "  pixel {pixel}: no access token, dry run: requests go to {}",
+            "  {name}: no access token, dry run: requests go to {}",
             options.outbox.display()
         );
     }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::capi::ServerEvent;
+use crate::capi::audience::Row;
 use crate::ghl::webhook::Webhook;
 
 /// Work for the enrichment stage, as queued.
@@ -296,6 +297,52 @@ pub struct LetterMessage {
     pub message: String,
 }
 
+/// One change of one contact's membership of one audience, as queued for
+/// dispatch beside the events (`reference/meta-capi.md` §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudienceJob {
+    /// The audience's name in the mapping.
+    pub audience: String,
+    /// The job it came from (its idempotency key), for tracing.
+    pub source: String,
+    pub location_id: String,
+    pub contact_id: String,
+    /// One more than this contact's previous change of this audience: dispatch
+    /// applies them in this order, whatever order the queue gives them in.
+    pub seq: u64,
+    /// Rows to take out (the contact's row as last sent), before `add`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<Row>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add: Option<Row>,
+    #[serde(default, skip_serializing_if = "History::is_empty")]
+    pub history: History,
+}
+
+/// A message of the dispatch queue: an event, or an audience change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DispatchMessage {
+    Event(Box<DispatchJob>),
+    Audience(Box<AudienceJob>),
+}
+
+impl DispatchMessage {
+    /// Reads a dispatch queue message: an audience change names its audience.
+    pub fn parse(body: &str) -> Result<Self, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Kind {
+            #[serde(default)]
+            audience: Option<serde::de::IgnoredAny>,
+        }
+        match serde_json::from_str::<Kind>(body)?.audience {
+            Some(_) => {
+                serde_json::from_str(body).map(|job| DispatchMessage::Audience(Box::new(job)))
+            }
+            None => serde_json::from_str(body).map(DispatchMessage::Event),
+        }
+    }
+}
+
 /// The stage, and queue, a job belongs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -309,7 +356,7 @@ impl Stage {
     pub fn of(message: &str) -> Option<Stage> {
         if serde_json::from_str::<EnrichJob>(message).is_ok() {
             Some(Stage::Enrich)
-        } else if serde_json::from_str::<DispatchJob>(message).is_ok() {
+        } else if DispatchMessage::parse(message).is_ok() {
             Some(Stage::Dispatch)
         } else {
             None
@@ -374,6 +421,13 @@ mod tests {
         let dispatch = json!({"pixel": "main", "source": "wh-1", "rule": "lead",
             "event": {"event_name": "Lead", "event_time": 1, "action_source": "system_generated", "user_data": {}}});
         assert_eq!(Stage::of(&dispatch.to_string()), Some(Stage::Dispatch));
+        let audience = json!({"audience": "vips", "source": "wh-1", "location_id": "loc",
+            "contact_id": "c1", "seq": 2, "remove": [["a", "b"]], "add": ["c", "d"]});
+        assert_eq!(Stage::of(&audience.to_string()), Some(Stage::Dispatch));
+        assert!(matches!(
+            DispatchMessage::parse(&audience.to_string()),
+            Ok(DispatchMessage::Audience(job)) if job.seq == 2
+        ));
         assert_eq!(Stage::of("not a job"), None);
     }
 }

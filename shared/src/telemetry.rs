@@ -62,8 +62,18 @@ pub const SKIPPED: &str = "Skipped";
 /// `other`) and `Outcome` (`fired`: a rule made an event; `no_rule`: none did).
 pub const WORKFLOW_CALLS: &str = "WorkflowCalls";
 
+/// Custom Audience rows, by `Audience` (the mapping's name) and `Outcome`
+/// (`added`, `removed`; `invalid`: Meta took them but could not use them;
+/// `refused`: dead-lettered with Meta's reason).
+pub const AUDIENCE_ROWS: &str = "AudienceRows";
+/// Audience changes Meta refused for good (a flagged or missing audience, …), by
+/// `Audience` and `Reason`: the alarm on audience errors watches it.
+pub const AUDIENCE_ERRORS: &str = "AudienceErrors";
+/// Members not sent, by `Reason` (`no_usable_key`: no e-mail or phone).
+pub const AUDIENCE_SKIPPED: &str = "AudienceSkipped";
+
 /// Every metric name above, for checks that the template reads only these.
-pub const NAMES: [&str; 23] = [
+pub const NAMES: [&str; 26] = [
     REQUESTS,
     ANSWERED,
     REFUSED,
@@ -87,6 +97,9 @@ pub const NAMES: [&str; 23] = [
     TAG_BASELINES,
     SKIPPED,
     WORKFLOW_CALLS,
+    AUDIENCE_ROWS,
+    AUDIENCE_ERRORS,
+    AUDIENCE_SKIPPED,
 ];
 
 /// Tells the installed recorder each metric's unit.
@@ -110,6 +123,9 @@ pub fn describe() {
         TAG_BASELINES,
         SKIPPED,
         WORKFLOW_CALLS,
+        AUDIENCE_ROWS,
+        AUDIENCE_ERRORS,
+        AUDIENCE_SKIPPED,
     ] {
         describe_counter!(name, Unit::Count, "");
     }
@@ -201,6 +217,23 @@ pub(crate) fn workflow_call(workflow: &str, fired: bool) {
 
 pub(crate) fn skipped(reason: &'static str) {
     counter!(SKIPPED, "Reason" => reason).increment(1);
+}
+
+/// `rows` rows of `audience` went `outcome` (`added`, `removed`, `invalid`,
+/// `refused`).
+pub(crate) fn audience_rows(audience: &str, outcome: &'static str, rows: u64) {
+    if rows > 0 {
+        counter!(AUDIENCE_ROWS, "Audience" => audience.to_owned(), "Outcome" => outcome)
+            .increment(rows);
+    }
+}
+
+pub(crate) fn audience_error(audience: &str, reason: &'static str) {
+    counter!(AUDIENCE_ERRORS, "Audience" => audience.to_owned(), "Reason" => reason).increment(1);
+}
+
+pub(crate) fn audience_skipped(reason: &'static str) {
+    counter!(AUDIENCE_SKIPPED, "Reason" => reason).increment(1);
 }
 
 /// One SQS batch ended: its size and how many records go back for a retry.

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use ghl_capi::capi::{Answer, EventRequest, EventsApi, TransportError};
+use ghl_capi::capi::audience::UsersRequest;
+use ghl_capi::capi::{Answer, AudiencesApi, EventRequest, EventsApi, TransportError};
 use ghl_capi::ghl::{Contact, GhlError, GhlReader, Related};
 use serde_json::{Value, json};
 
@@ -96,6 +97,8 @@ impl GhlReader for FakeGhl {
 pub struct FakeMeta {
     /// Each request, with the status it was answered.
     requests: Mutex<Vec<(String, EventRequest, u16)>>,
+    /// Audience requests: the audience id and the request.
+    audience_requests: Mutex<Vec<(String, UsersRequest)>>,
     answer: Mutex<Option<Answer>>,
 }
 
@@ -137,6 +140,11 @@ impl FakeMeta {
             .collect()
     }
 
+    /// Each audience request, in order.
+    pub fn audience_requests(&self) -> Vec<(String, UsersRequest)> {
+        self.audience_requests.lock().expect("lock").clone()
+    }
+
     /// How many events each request held.
     pub fn sizes(&self) -> Vec<usize> {
         self.requests().into_iter().map(|(_, n)| n).collect()
@@ -171,5 +179,27 @@ impl EventsApi for FakeMeta {
             answer.status,
         ));
         Ok(answer)
+    }
+}
+
+/// Audiences answer as the events endpoint was told to (`set_answer`), else as a
+/// healthy Meta would: every row received.
+impl AudiencesApi for FakeMeta {
+    async fn users(
+        &self,
+        audience_id: &str,
+        request: &UsersRequest,
+    ) -> Result<Answer, TransportError> {
+        self.audience_requests
+            .lock()
+            .expect("lock")
+            .push((audience_id.to_owned(), request.clone()));
+        let fixed = self.answer.lock().expect("lock").clone();
+        Ok(fixed.unwrap_or_else(|| Answer {
+            status: 200,
+            body: json!({"audience_id": audience_id, "num_received": request.rows.len(),
+                "num_invalid_entries": 0})
+            .to_string(),
+        }))
     }
 }

@@ -72,6 +72,34 @@ field = "workflow.refs"
 not_equals = "Booked call"
 "#;
 
+/// The fixture's Custom Audiences' ids.
+pub const VIP_AUDIENCE: &str = "23851234567890123";
+pub const WON_AUDIENCE: &str = "23851234567890456";
+
+/// Audiences, to append to the fixture mapping: contacts tagged `vip` or `gold`,
+/// and contacts with a won opportunity. `{token}` stands for where their token is
+/// kept (`fixtures::audiences(…)`).
+const AUDIENCES: &str = r#"
+[[audiences]]
+name = "vips"
+audience_id = "23851234567890123"
+access_token = {token}
+tags = ["vip", "gold"]
+
+[[audiences]]
+name = "won-deals"
+audience_id = "23851234567890456"
+access_token = {token}
+[[audiences.when]]
+field = "opportunity.status"
+equals = "won"
+"#;
+
+/// [`AUDIENCES`] with their token kept where `token` says.
+pub fn audiences(token: &str) -> String {
+    AUDIENCES.replace("{token}", token)
+}
+
 /// A workflow call body from `tests/fixtures/workflows/` (`standard`, `custom`,
 /// `variants`; README.md there says what each is and where its facts come from).
 pub fn workflow_call(name: &str) -> Value {

@@ -35,21 +35,21 @@ struct Success {
 }
 
 #[derive(Debug, Deserialize)]
-struct Failure {
-    error: MetaError,
+pub(super) struct Failure {
+    pub(super) error: MetaError,
 }
 
 /// Meta's error object.
 #[derive(Debug, Deserialize)]
-struct MetaError {
+pub(super) struct MetaError {
     #[serde(default)]
     message: String,
     #[serde(default)]
-    code: i64,
+    pub(super) code: i64,
     #[serde(default)]
-    error_subcode: Option<i64>,
+    pub(super) error_subcode: Option<i64>,
     #[serde(default)]
-    is_transient: bool,
+    pub(super) is_transient: bool,
     #[serde(default)]
     error_user_msg: Option<String>,
     #[serde(default)]
@@ -57,7 +57,7 @@ struct MetaError {
 }
 
 impl MetaError {
-    fn reason(&self) -> String {
+    pub(super) fn reason(&self) -> String {
         let subcode = self
             .error_subcode
             .map(|s| format!("/{s}"))

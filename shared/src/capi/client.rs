@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::answer::appsecret_proof;
+use super::audience::{Payload, Session, UsersRequest};
 use super::{EventRequest, ServerEvent};
 
 /// The API version used unless configured (`GRAPH_API_VERSION`).
@@ -55,7 +56,22 @@ pub trait EventsApi: Send + Sync {
     }
 }
 
-/// Where a client gets each pixel's credentials by dataset id.
+/// The Custom Audiences `/users` edge, as a port.
+pub trait AudiencesApi: Send + Sync {
+    /// Adds or removes one request's rows of one audience.
+    fn users(
+        &self,
+        audience_id: &str,
+        request: &UsersRequest,
+    ) -> impl Future<Output = Result<Answer, TransportError>> + Send;
+
+    /// Meta refused the audience's token: read it again before the next request.
+    fn audience_token_refused(&self, audience_id: &str) {
+        let _ = audience_id;
+    }
+}
+
+/// Where a client gets each pixel's (and audience's) credentials by its id.
 pub trait PixelTokens: Send + Sync {
     /// The credentials to use now; `None` when none are stored.
     fn token(&self, dataset_id: &str) -> impl Future<Output = Option<PixelToken>> + Send;
@@ -78,6 +94,15 @@ pub struct PixelToken {
     pub access_token: String,
     /// With it, every request carries `appsecret_proof`.
     pub app_secret: Option<String>,
+}
+
+impl PixelToken {
+    /// `appsecret_proof`, when the app secret is known.
+    fn proof(&self) -> Option<String> {
+        self.app_secret
+            .as_deref()
+            .map(|s| appsecret_proof(s, &self.access_token))
+    }
 }
 
 impl fmt::Debug for PixelToken {
@@ -140,6 +165,89 @@ impl<T: PixelTokens> CapiClient<T> {
     }
 }
 
+/// The `/users` body: the payload, the session if any, credentials.
+#[derive(Serialize)]
+struct UsersBody<'a> {
+    payload: Payload<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<Session>,
+    access_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    appsecret_proof: Option<String>,
+}
+
+impl<T: PixelTokens> CapiClient<T> {
+    async fn credentials(&self, id: &str) -> Result<PixelToken, TransportError> {
+        self.tokens
+            .token(id)
+            .await
+            .ok_or_else(|| TransportError::NoToken {
+                dataset_id: id.to_owned(),
+            })
+    }
+
+    /// Sends `body` and reads Meta's answer, timing it as a Graph call.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        body: &impl Serialize,
+    ) -> Result<Answer, TransportError> {
+        let started = std::time::Instant::now();
+        let response = request
+            .json(body)
+            .send()
+            .await
+            // Timeouts and connection failures say nothing about the data: retry.
+            .map_err(|e| {
+                crate::telemetry::capi_call(None, started.elapsed());
+                TransportError::Unreachable(e.without_url())
+            })?;
+        let status = response.status().as_u16();
+        crate::telemetry::capi_call(Some(status), started.elapsed());
+        let body = response
+            .text()
+            .await
+            .map_err(|e| TransportError::CutShort(e.without_url()))?;
+        Ok(Answer { status, body })
+    }
+}
+
+impl<T: PixelTokens> AudiencesApi for CapiClient<T> {
+    fn audience_token_refused(&self, audience_id: &str) {
+        self.tokens.refused(audience_id);
+    }
+
+    async fn users(
+        &self,
+        audience_id: &str,
+        request: &UsersRequest,
+    ) -> Result<Answer, TransportError> {
+        let token = self.credentials(audience_id).await?;
+        let body = UsersBody {
+            payload: request.payload(),
+            session: request.session,
+            access_token: &token.access_token,
+            appsecret_proof: token.proof(),
+        };
+        let url = format!("{}/{}/{audience_id}/users", self.base_url, self.version);
+        let http = match request.operation {
+            super::audience::Operation::Add => self.http.post(url),
+            super::audience::Operation::Remove => self.http.delete(url),
+        };
+        let started = std::time::Instant::now();
+        let answer = self.send(http, &body).await?;
+        tracing::info!(
+            audience_id,
+            status = answer.status,
+            operation = request.operation.name(),
+            rows = request.rows.len(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "audience request"
+        );
+        Ok(answer)
+    }
+}
+
 impl<T: PixelTokens> EventsApi for CapiClient<T> {
     fn token_refused(&self, dataset_id: &str) {
         self.tokens.refused(dataset_id);
@@ -150,49 +258,24 @@ impl<T: PixelTokens> EventsApi for CapiClient<T> {
         dataset_id: &str,
         request: &EventRequest,
     ) -> Result<Answer, TransportError> {
-        let token = self
-            .tokens
-            .token(dataset_id)
-            .await
-            .ok_or_else(|| TransportError::NoToken {
-                dataset_id: dataset_id.to_owned(),
-            })?;
+        let token = self.credentials(dataset_id).await?;
         let body = Body {
             data: &request.data,
             test_event_code: request.test_event_code.as_deref(),
             partner_agent: request.partner_agent.as_deref(),
             access_token: &token.access_token,
-            appsecret_proof: token
-                .app_secret
-                .as_deref()
-                .map(|s| appsecret_proof(s, &token.access_token)),
+            appsecret_proof: token.proof(),
         };
         let url = format!("{}/{}/{dataset_id}/events", self.base_url, self.version);
         let started = std::time::Instant::now();
-        let response = self
-            .http
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            // Timeouts and connection failures say nothing about the events: retry.
-            .map_err(|e| {
-                crate::telemetry::capi_call(None, started.elapsed());
-                TransportError::Unreachable(e.without_url())
-            })?;
-        let status = response.status().as_u16();
-        crate::telemetry::capi_call(Some(status), started.elapsed());
+        let answer = self.send(self.http.post(url), &body).await?;
         tracing::info!(
             dataset_id,
-            status,
+            status = answer.status,
             events = request.data.len(),
             latency_ms = started.elapsed().as_millis() as u64,
             "capi request"
         );
-        let body = response
-            .text()
-            .await
-            .map_err(|e| TransportError::CutShort(e.without_url()))?;
-        Ok(Answer { status, body })
+        Ok(answer)
     }
 }

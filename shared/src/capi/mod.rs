@@ -5,15 +5,19 @@
 //! - [`event`], [`user_data`]: events and request bodies.
 //! - [`validate`]: what Meta would refuse, checked first.
 //! - [`answer`]: each answer classified (delivered, retry, token problem, invalid).
+//! - [`audience`]: Custom Audiences' rows, requests and answers.
 //! - [`client`]: the HTTPS client and the [`EventsApi`] port.
 
 pub mod answer;
+pub mod audience;
 pub mod client;
 mod event;
 mod user_data;
 mod validate;
 
-pub use client::{Answer, CapiClient, EventsApi, PixelToken, PixelTokens, TransportError};
+pub use client::{
+    Answer, AudiencesApi, CapiClient, EventsApi, PixelToken, PixelTokens, TransportError,
+};
 pub use event::{
     ActionSource, Content, CustomData, EventRequest, MAX_BATCH, OriginalEventData, STANDARD_EVENTS,
     ServerEvent, canonical_event_name, event_id, write_event_id,

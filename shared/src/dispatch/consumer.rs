@@ -12,11 +12,11 @@ use chrono::{DateTime, Utc};
 
 use super::{Delivery, deliver};
 use crate::batch::{self, Ids, Outcome, Queues, Reason, Retry};
-use crate::capi::{EventsApi, ServerEvent, validate};
+use crate::capi::{AudiencesApi, EventsApi, ServerEvent, validate};
 use crate::error::chain;
 use crate::hold::breaker::{Breakers, Gate};
 use crate::hold::{Decision, HELD_TOO_LONG, HoldPolicy, Partner, code};
-use crate::jobs::{DeadLetter, DispatchJob, Stage};
+use crate::jobs::{DeadLetter, DispatchJob, DispatchMessage, Stage};
 use crate::mapping::{Mapping, Pixel};
 use crate::ports::queue::{Queue, Record};
 use crate::ports::state::StateStore;
@@ -57,7 +57,7 @@ fn letter(job: &DispatchJob, code: &str, reason: String) -> DeadLetter {
     letter
 }
 
-impl<A: EventsApi, S: StateStore, Q: Queue> DispatchConsumer<'_, A, S, Q> {
+impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, A, S, Q> {
     /// Delivers every record of a batch; the records to retry in place (those whose
     /// requeue or letter could not be written), each with its reason.
     pub async fn handle(&self, records: &[Record], now: DateTime<Utc>) -> Vec<Retry> {
@@ -67,9 +67,14 @@ impl<A: EventsApi, S: StateStore, Q: Queue> DispatchConsumer<'_, A, S, Q> {
         };
         let mut failed = Vec::new();
         let mut by_pixel: BTreeMap<&str, PixelBatch<'_>> = BTreeMap::new();
+        let mut changes = Vec::new();
         for record in records {
-            let job = match serde_json::from_str::<DispatchJob>(&record.body) {
-                Ok(job) => job,
+            let job = match DispatchMessage::parse(&record.body) {
+                Ok(DispatchMessage::Event(job)) => *job,
+                Ok(DispatchMessage::Audience(change)) => {
+                    changes.push((record, *change));
+                    continue;
+                }
                 Err(e) => {
                     let mut malformed = DeadLetter::new(
                         &record.message_id,
@@ -171,6 +176,13 @@ impl<A: EventsApi, S: StateStore, Q: Queue> DispatchConsumer<'_, A, S, Q> {
                 // Meta took them; should one come again, Meta drops the repeat by its id.
                 tracing::warn!(pixel = pixel.name, events = marks.len(), error = %chain(&e), "cannot mark events as sent");
             }
+        }
+        for (record, change, outcome) in self.audiences(changes, now).await {
+            let ids = Ids {
+                source: Some(&change.source),
+                event_id: None,
+            };
+            failed.extend(batch::settle(Stage::Dispatch, queues, record, ids, outcome, now).await);
         }
         failed
     }

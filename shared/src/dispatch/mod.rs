@@ -8,8 +8,10 @@
 //!
 //! - this module: one pixel's events, delivered ([`deliver`]);
 //! - [`consumer`]: the dispatch function's batch;
+//! - [`audience`]: audience changes, applied in order per contact;
 //! - [`tokens`]: each pixel's access token, read where the mapping says.
 
+pub mod audience;
 pub mod consumer;
 pub mod tokens;
 

@@ -19,24 +19,41 @@ use crate::ports::secrets::{EnvSecrets, Secret, SecretError, SecretStore};
 /// again.
 pub const TOKEN_CACHE: Duration = Duration::from_secs(60);
 
-/// `pixel`'s credentials, read from `store` (anew, past any cache, with `fresh`).
+/// Whose credentials: a pixel's or an audience's, by its name and where its token
+/// is kept.
+#[derive(Debug, Clone)]
+struct Holder {
+    name: String,
+    token: TokenRef,
+}
+
+impl From<&Pixel> for Holder {
+    fn from(pixel: &Pixel) -> Self {
+        Holder {
+            name: pixel.name.clone(),
+            token: pixel.access_token.clone(),
+        }
+    }
+}
+
+/// `holder`'s credentials, read from `store` (anew, past any cache, with `fresh`).
 async fn read(
-    pixel: &Pixel,
+    holder: &Holder,
     store: &impl SecretStore,
     fresh: bool,
 ) -> Result<PixelToken, SecretError> {
-    let secret = match (&pixel.access_token, fresh) {
+    let secret = match (&holder.token, fresh) {
         (TokenRef::Secret(name), false) => store.get(name).await,
         (TokenRef::Secret(name), true) => store.fresh(name).await,
         (TokenRef::Env(var), _) => EnvSecrets.get(var).await,
     }?;
-    credentials(pixel, &secret)
+    credentials(holder, &secret)
 }
 
-fn credentials(pixel: &Pixel, secret: &Secret) -> Result<PixelToken, SecretError> {
+fn credentials(holder: &Holder, secret: &Secret) -> Result<PixelToken, SecretError> {
     let access_token = secret
         .token()
-        .ok_or_else(|| SecretError::unavailable(&pixel.name, "it holds no access_token"))?;
+        .ok_or_else(|| SecretError::unavailable(&holder.name, "it holds no access_token"))?;
     Ok(PixelToken {
         access_token: access_token.expose().to_owned(),
         app_secret: secret.field("app_secret").map(|a| a.expose().to_owned()),
@@ -53,7 +70,7 @@ pub async fn pixel_tokens(
     let mut tokens = HashMap::new();
     let mut missing = Vec::new();
     for pixel in &mapping.pixels {
-        match read(pixel, store, false).await {
+        match read(&pixel.into(), store, false).await {
             Ok(token) => {
                 tokens.insert(pixel.dataset_id.clone(), token);
             }
@@ -71,10 +88,11 @@ struct Cached {
     refused: bool,
 }
 
-/// The mapping's pixels' credentials, read when first needed and kept for
-/// [`TOKEN_CACHE`], read again after Meta refused them.
+/// The credentials of the mapping's pixels (by dataset id) and audiences (by
+/// audience id), read when first needed and kept for [`TOKEN_CACHE`], read again
+/// after Meta refused them.
 pub struct MappingTokens<S> {
-    pixels: HashMap<String, Pixel>,
+    holders: HashMap<String, Holder>,
     store: S,
     cache: Mutex<HashMap<String, Cached>>,
 }
@@ -82,19 +100,26 @@ pub struct MappingTokens<S> {
 impl<S> std::fmt::Debug for MappingTokens<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MappingTokens")
-            .field("pixels", &self.pixels.keys())
+            .field("ids", &self.holders.keys())
             .finish_non_exhaustive()
     }
 }
 
 impl<S: SecretStore> MappingTokens<S> {
     pub fn new(mapping: &Mapping, store: S) -> Self {
+        let pixels = mapping
+            .pixels
+            .iter()
+            .map(|p| (p.dataset_id.clone(), Holder::from(p)));
+        let audiences = mapping.audiences.iter().map(|a| {
+            let holder = Holder {
+                name: a.name.clone(),
+                token: a.access_token.clone(),
+            };
+            (a.audience_id.clone(), holder)
+        });
         MappingTokens {
-            pixels: mapping
-                .pixels
-                .iter()
-                .map(|p| (p.dataset_id.clone(), p.clone()))
-                .collect(),
+            holders: pixels.chain(audiences).collect(),
             store,
             cache: Mutex::new(HashMap::new()),
         }
@@ -114,14 +139,14 @@ impl<S: SecretStore> PixelTokens for MappingTokens<S> {
             Some(c) => c.refused,
             None => false,
         };
-        let pixel = self.pixels.get(dataset_id)?;
-        let token = match read(pixel, &self.store, refused).await {
+        let holder = self.holders.get(dataset_id)?;
+        let token = match read(holder, &self.store, refused).await {
             Ok(token) => Some(token),
             Err(e) => {
                 tracing::warn!(
-                    pixel = pixel.name,
+                    name = holder.name,
                     error = %chain(&e),
-                    "cannot read this pixel's Conversions API token"
+                    "cannot read this pixel's (or audience's) Meta token"
                 );
                 None
             }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::audience::remember_members;
 use super::{Enriched, Enricher, remember};
 use crate::batch::{self, Ids, Outcome, Queues, Reason, Retry};
 use crate::error::chain;
@@ -121,12 +122,13 @@ impl<G: GhlReader, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
                     .await;
             }
         }
-        let (jobs, dead_letters, seen) = match enricher.enrich(job, now).await {
+        let (jobs, dead_letters, seen, audience) = match enricher.enrich(job, now).await {
             Enriched::Done {
                 dispatch,
                 dead_letters,
                 seen,
-            } => (dispatch, dead_letters, seen),
+                audience,
+            } => (dispatch, dead_letters, seen, audience),
             Enriched::Retry {
                 reason,
                 after,
@@ -135,9 +137,11 @@ impl<G: GhlReader, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
         };
         let own = |code: &'static str, e: &dyn std::error::Error| Reason::of(code, e);
         // All in as few calls as the queue takes.
-        let messages = jobs
-            .iter()
-            .map(|out| serde_json::to_string(out).map(Outgoing::new))
+        let events = jobs.iter().map(serde_json::to_string);
+        let changes = audience.iter().map(|c| serde_json::to_string(&c.job));
+        let messages = events
+            .chain(changes)
+            .map(|body| body.map(Outgoing::new))
             .collect::<Result<Vec<_>, _>>()
             .map_err(QueueError::new);
         let sent = match messages {
@@ -157,6 +161,14 @@ impl<G: GhlReader, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
             if let Err(e) = batch::dead_letter(self.dead, letter, &record.body, now).await {
                 return Outcome::RetryNow(own("dead_letter_queue_failed", &e));
             }
+        }
+        // Remembered once queued: a job retried after a failed send makes the same
+        // changes again, with the same numbers, and dispatch applies each once.
+        if let Err(e) = remember_members(self.state, &audience).await {
+            let reason = own("state_store_failed", &e);
+            return self
+                .hold(record, job, reason, Duration::ZERO, vec![], now)
+                .await;
         }
         if let Some(seen) = &seen
             && let Err(e) = remember(self.state, seen).await

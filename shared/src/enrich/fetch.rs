@@ -1,12 +1,18 @@
 //! GHL reads made once per batch: each contact, and each list of its notes, tasks or
 //! appointments, is fetched once however many jobs of the batch name it (a failed
-//! read too, so a batch does not hammer a GHL that is down).
+//! read too, so a batch does not hammer a GHL that is down); and what a job reads
+//! through them: the contact as its rules need it, the related lists, and what a
+//! failed read does to the job and its location.
 
 use std::collections::HashMap;
 
-use serde_json::Value;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
 
+use super::{Enriched, Enricher, retry_ghl};
 use crate::ghl::{Contact, GhlError, GhlReader, Related};
+use crate::mapping::{Need, Occurrence};
+use crate::ports::state::StateStore;
 
 type Key = (String, String);
 
@@ -52,6 +58,12 @@ impl<G: GhlReader> Fetched<'_, G> {
         fetched
     }
 
+    /// The contact, if this batch read it already (and GHL had it).
+    pub(super) fn cached(&self, location: &str, contact: &str) -> Option<Contact> {
+        let key = (location.to_owned(), contact.to_owned());
+        self.contacts.get(&key).and_then(|read| read.clone().ok())
+    }
+
     pub(super) async fn related(
         &mut self,
         location: &str,
@@ -65,5 +77,73 @@ impl<G: GhlReader> Fetched<'_, G> {
         let fetched = self.ghl.related(location, contact, related).await;
         self.related.insert(key, fetched.clone());
         fetched
+    }
+}
+
+/// A job's reads, through the batch's [`Fetched`].
+impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
+    /// The contact as the rules on `occ` need it: as carried (with whether its
+    /// attribution came too), or read from GHL.
+    pub(super) async fn contact(
+        &mut self,
+        occ: &Occurrence,
+        carried: Option<(&Contact, bool)>,
+    ) -> Result<Contact, GhlError> {
+        let needs_attribution = self.mapping.needs(occ.trigger).contains(&Need::Attribution);
+        match carried {
+            Some((contact, with_attribution)) if with_attribution || !needs_attribution => {
+                Ok(contact.clone())
+            }
+            _ => {
+                self.fetched
+                    .contact(&occ.location_id, &occ.contact_id)
+                    .await
+            }
+        }
+    }
+
+    /// The related lists the rules on `occ` need, by their mapping names.
+    pub(super) async fn related(
+        &mut self,
+        occ: &Occurrence,
+    ) -> Result<Map<String, serde_json::Value>, GhlError> {
+        let mut related = Map::new();
+        for need in self.mapping.needs(occ.trigger) {
+            let Some(wanted) = need.related() else {
+                continue;
+            };
+            match self
+                .fetched
+                .related(&occ.location_id, &occ.contact_id, wanted)
+                .await
+            {
+                Ok(list) => {
+                    related.insert(need.name().to_owned(), list);
+                }
+                Err(GhlError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(related)
+    }
+
+    /// GHL failed a read for `location`: the job is retried, and unless GHL only
+    /// asked to slow down, the location's breaker opens.
+    pub(super) async fn ghl_failed(
+        &mut self,
+        location: &str,
+        e: &GhlError,
+        triggers: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> Enriched {
+        let outcome = retry_ghl(e, triggers);
+        if let Enriched::Retry { reason, .. } = &outcome
+            && !matches!(e, GhlError::RateLimited { .. })
+        {
+            self.breakers
+                .failed(location, reason.code, &reason.text, now)
+                .await;
+        }
+        outcome
     }
 }

@@ -18,8 +18,10 @@
 //! - [`fetch`]: GHL reads shared across a batch;
 //! - [`workflow`]: what a workflow call gives to build from, and its count;
 //! - [`install`]: the tokens `INSTALL` and `UNINSTALL` webhooks concern;
+//! - [`audience`]: each audience's members, as each job shows them;
 //! - [`consumer`]: the enrichment function's batch.
 
+pub mod audience;
 pub mod consumer;
 mod fetch;
 mod install;
@@ -28,7 +30,6 @@ mod workflow;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::Map;
 
 use crate::batch::Reason;
 use crate::ghl::webhook::{Envelope, Webhook};
@@ -36,7 +37,7 @@ use crate::ghl::{Contact, GhlError, GhlReader};
 use crate::hold::breaker::{Breakers, Gate};
 use crate::hold::{HoldPolicy, Partner};
 use crate::jobs::{DeadLetter, DispatchJob, EnrichJob, Stage};
-use crate::mapping::{Baseline, Mapping, Need, Occurrence};
+use crate::mapping::{Baseline, Mapping, Occurrence};
 use crate::ports::state::{StateError, StateStore};
 use fetch::Fetched;
 
@@ -59,7 +60,10 @@ pub enum Enriched {
         /// To write to the state store after the outputs are queued, so a job
         /// retried for a failed send sees the same transition again (and its event
         /// ids deduplicate at Meta).
-        seen: Option<SeenTags>,
+        seen: Option<Box<SeenTags>>,
+        /// Audience changes, queued for dispatch beside the events, each with the
+        /// membership it makes (written once they are queued).
+        audience: Vec<audience::Change>,
     },
     /// Try the whole job again later: not before `after` (GHL's own interval, or
     /// its location's next probe).
@@ -109,7 +113,23 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             Ok(read) => read,
             Err(outcome) => return outcome,
         };
-        self.build(read, now).await
+        let seen =
+            (self.mapping.audiences_for(&read.location).next().is_some()).then(|| audience::Seen {
+                source: read.source.clone(),
+                location: read.location.clone(),
+                occurrences: read.occurrences.clone(),
+                contact: read.carried.clone().filter(|_| read.seen.is_some()),
+                deleted: read.deleted.clone(),
+                at: now,
+            });
+        let mut outcome = self.build(read, now).await;
+        if let (Some(seen), Enriched::Done { audience, .. }) = (seen, &mut outcome) {
+            match self.audiences(seen).await {
+                Ok(changes) => *audience = changes,
+                Err(retry) => return retry,
+            }
+        }
+        outcome
     }
 
     /// The job's occurrences and what it carries; `None` when it is not about a
@@ -133,6 +153,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                     carried: None,
                     carried_attribution: false,
                     seen: None,
+                    deleted: None,
                 }));
             }
             EnrichJob::Workflow(job) => return Some(workflow::read(job)),
@@ -162,6 +183,10 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             _ => None,
         };
         let location = webhook.location_id().unwrap_or_default().to_owned();
+        let deleted = match &webhook {
+            Webhook::ContactDelete(e) => Some(e.contact.id.clone()),
+            _ => None,
+        };
         let previous = match &carried {
             Some(contact) => match self.state.tags(&location, &contact.id).await {
                 Ok(previous) => previous,
@@ -182,10 +207,12 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             );
             crate::telemetry::tag_baseline();
         }
-        let seen = carried.as_ref().map(|c| SeenTags {
-            location_id: location.clone(),
-            contact_id: c.id.clone(),
-            tags: c.tags.clone(),
+        let seen = carried.as_ref().map(|c| {
+            Box::new(SeenTags {
+                location_id: location.clone(),
+                contact_id: c.id.clone(),
+                tags: c.tags.clone(),
+            })
         });
         Some(Ok(Read {
             source: key.to_owned(),
@@ -195,6 +222,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             // Contact webhooks may carry attribution, but not reliably all of it.
             carried_attribution: false,
             seen,
+            deleted,
         }))
     }
 
@@ -207,6 +235,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             carried,
             carried_attribution,
             seen,
+            deleted: _,
         } = read;
         let triggers: Vec<String> = occurrences.iter().map(trigger_name).collect();
         let firing: Vec<&Occurrence> = occurrences
@@ -311,71 +340,6 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
         self.breakers.succeeded(&location, now).await;
         done(dispatch, dead_letters, seen)
     }
-
-    /// The contact as the rules on `occ` need it: as carried (with whether its
-    /// attribution came too), or read from GHL.
-    async fn contact(
-        &mut self,
-        occ: &Occurrence,
-        carried: Option<(&Contact, bool)>,
-    ) -> Result<Contact, GhlError> {
-        let needs_attribution = self.mapping.needs(occ.trigger).contains(&Need::Attribution);
-        match carried {
-            Some((contact, with_attribution)) if with_attribution || !needs_attribution => {
-                Ok(contact.clone())
-            }
-            _ => {
-                self.fetched
-                    .contact(&occ.location_id, &occ.contact_id)
-                    .await
-            }
-        }
-    }
-
-    /// The related lists the rules on `occ` need, by their mapping names.
-    async fn related(
-        &mut self,
-        occ: &Occurrence,
-    ) -> Result<Map<String, serde_json::Value>, GhlError> {
-        let mut related = Map::new();
-        for need in self.mapping.needs(occ.trigger) {
-            let Some(wanted) = need.related() else {
-                continue;
-            };
-            match self
-                .fetched
-                .related(&occ.location_id, &occ.contact_id, wanted)
-                .await
-            {
-                Ok(list) => {
-                    related.insert(need.name().to_owned(), list);
-                }
-                Err(GhlError::NotFound) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(related)
-    }
-
-    /// GHL failed a read for `location`: the job is retried, and unless GHL only
-    /// asked to slow down, the location's breaker opens.
-    async fn ghl_failed(
-        &mut self,
-        location: &str,
-        e: &GhlError,
-        triggers: Vec<String>,
-        now: DateTime<Utc>,
-    ) -> Enriched {
-        let outcome = retry_ghl(e, triggers);
-        if let Enriched::Retry { reason, .. } = &outcome
-            && !matches!(e, GhlError::RateLimited { .. })
-        {
-            self.breakers
-                .failed(location, reason.code, &reason.text, now)
-                .await;
-        }
-        outcome
-    }
 }
 
 /// What a job gives to build from.
@@ -387,18 +351,22 @@ struct Read {
     carried: Option<Contact>,
     /// Whether that includes its attribution (then no rule needs GHL for it).
     carried_attribution: bool,
-    seen: Option<SeenTags>,
+    /// Set for contact webhooks, whose contact carries all its tags.
+    seen: Option<Box<SeenTags>>,
+    /// The contact a `ContactDelete` webhook is about.
+    deleted: Option<String>,
 }
 
 fn done(
     dispatch: Vec<DispatchJob>,
     dead_letters: Vec<DeadLetter>,
-    seen: Option<SeenTags>,
+    seen: Option<Box<SeenTags>>,
 ) -> Enriched {
     Enriched::Done {
         dispatch,
         dead_letters,
         seen,
+        audience: Vec::new(),
     }
 }
 

@@ -22,6 +22,7 @@ pub(super) fn read(job: &WorkflowJob) -> Result<Read, Enriched> {
             carried_attribution: call.carries_attribution(),
             carried: Some(call.contact),
             seen: None,
+            deleted: None,
         }),
         Err(e) => {
             let mut letter = DeadLetter::new(

@@ -5,6 +5,7 @@
 //! [`Mapping::map`] turns one [`Occurrence`] of one contact into the events its
 //! rules produce, each validated (a rejected event carries its reason).
 
+pub mod audience;
 mod build;
 mod config;
 mod occurrence;
@@ -18,6 +19,7 @@ use crate::capi::{ActionSource, Rejection, ServerEvent};
 use crate::ghl::workflow::REFS;
 use crate::ghl::{Contact, Related};
 
+pub use audience::{Audience, Membership};
 pub use build::identity;
 pub use config::ConfigError;
 pub use occurrence::{Baseline, Occurrence};
@@ -33,6 +35,8 @@ pub struct Mapping {
     pub defaults: Defaults,
     pub pixels: Vec<Pixel>,
     pub rules: Vec<Rule>,
+    /// The Custom Audiences it keeps in step.
+    pub audiences: Vec<Audience>,
 }
 
 /// Settings every rule inherits.
@@ -241,6 +245,11 @@ impl Mapping {
                     .any(|r| r.trim().eq_ignore_ascii_case(name.trim()))
             })
             .unwrap_or("other")
+    }
+
+    /// The audiences that take contacts of `location_id`.
+    pub fn audiences_for<'a>(&'a self, location_id: &'a str) -> impl Iterator<Item = &'a Audience> {
+        self.audiences.iter().filter(move |a| a.serves(location_id))
     }
 
     /// The rules a trigger fires.

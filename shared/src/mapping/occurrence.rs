@@ -358,6 +358,20 @@ impl Occurrence {
         }
     }
 
+    /// A contact as listed, outside any change (a full audience sync): what
+    /// conditions on the contact alone are read against.
+    pub fn listed(location_id: &str, contact_id: &str, now: DateTime<Utc>) -> Occurrence {
+        Occurrence {
+            trigger: Trigger::ContactUpdated,
+            location_id: location_id.to_owned(),
+            contact_id: contact_id.to_owned(),
+            entity: None,
+            tag: None,
+            change: String::new(),
+            at: now,
+        }
+    }
+
     /// The occurrence of a posted conversion.
     pub fn for_conversion(
         contact_id: &str,

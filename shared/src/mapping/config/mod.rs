@@ -8,10 +8,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
+mod audience;
 mod rule;
 
 use crate::capi::{ActionSource, is_currency_code};
-use crate::mapping::{Defaults, Mapping, Pixel, Rule, TokenRef};
+use crate::mapping::{Audience, Defaults, Mapping, Pixel, Rule, TokenRef};
 
 /// A mapping that cannot be used: which file, where, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +61,21 @@ struct RawMapping {
     pixels: Vec<Spanned<RawPixel>>,
     #[serde(default)]
     rules: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    audiences: Vec<Spanned<RawAudience>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudience {
+    name: Spanned<String>,
+    audience_id: Spanned<toml::Value>,
+    access_token: Spanned<toml::Value>,
+    #[serde(default)]
+    locations: Vec<String>,
+    tags: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    when: Vec<Spanned<RawCondition>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -189,10 +205,22 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Mapping, ConfigError> {
         }
         rules.push(rule);
     }
+    let mut audiences: Vec<Audience> = Vec::new();
+    for a in &raw.audiences {
+        let audience = audience::audience(&loc, a, &raw.custom_fields)?;
+        if audiences.iter().any(|other| other.name == audience.name) {
+            return Err(loc.at(
+                &a.get_ref().name,
+                format!("an audience named `{}` is already defined", audience.name),
+            ));
+        }
+        audiences.push(audience);
+    }
     Ok(Mapping {
         defaults,
         pixels,
         rules,
+        audiences,
     })
 }
 
@@ -225,31 +253,12 @@ fn defaults(loc: &Locator<'_>, raw: RawDefaults) -> Result<Defaults, ConfigError
 }
 
 fn pixel(loc: &Locator<'_>, raw: &RawPixel) -> Result<Pixel, ConfigError> {
-    let dataset_id = match raw.dataset_id.get_ref() {
-        toml::Value::String(s) => s.trim().to_owned(),
-        toml::Value::Integer(n) => n.to_string(),
-        _ => String::new(),
-    };
-    if dataset_id.is_empty() || !dataset_id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(loc.at(
-            &raw.dataset_id,
-            "dataset_id must be the pixel's (dataset's) numeric id",
-        ));
-    }
-    let access_token = match raw.access_token.get_ref() {
-        toml::Value::Table(t) if t.len() == 1 => match t.iter().next() {
-            Some((kind, toml::Value::String(name)))
-                if kind == "secret" && !name.trim().is_empty() =>
-            {
-                TokenRef::Secret(name.trim().to_owned())
-            }
-            Some((kind, toml::Value::String(name))) if kind == "env" && !name.trim().is_empty() => {
-                TokenRef::Env(name.trim().to_owned())
-            }
-            _ => return Err(loc.at(&raw.access_token, TOKEN_HELP)),
-        },
-        _ => return Err(loc.at(&raw.access_token, TOKEN_HELP)),
-    };
+    let dataset_id = numeric_id(
+        loc,
+        &raw.dataset_id,
+        "dataset_id must be the pixel's (dataset's) numeric id",
+    )?;
+    let access_token = token_ref(loc, &raw.access_token)?;
     Ok(Pixel {
         name: raw.name.get_ref().trim().to_owned(),
         dataset_id,
@@ -262,6 +271,41 @@ fn pixel(loc: &Locator<'_>, raw: &RawPixel) -> Result<Pixel, ConfigError> {
             .cloned()
             .collect(),
     })
+}
+
+/// An id Meta gives as digits, written as a string or an integer.
+fn numeric_id(
+    loc: &Locator<'_>,
+    raw: &Spanned<toml::Value>,
+    help: &str,
+) -> Result<String, ConfigError> {
+    let id = match raw.get_ref() {
+        toml::Value::String(s) => s.trim().to_owned(),
+        toml::Value::Integer(n) => n.to_string(),
+        _ => String::new(),
+    };
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(loc.at(raw, help));
+    }
+    Ok(id)
+}
+
+/// Where a token is kept: `{ secret = "…" }` or `{ env = "…" }`.
+fn token_ref(loc: &Locator<'_>, raw: &Spanned<toml::Value>) -> Result<TokenRef, ConfigError> {
+    match raw.get_ref() {
+        toml::Value::Table(t) if t.len() == 1 => match t.iter().next() {
+            Some((kind, toml::Value::String(name)))
+                if kind == "secret" && !name.trim().is_empty() =>
+            {
+                Ok(TokenRef::Secret(name.trim().to_owned()))
+            }
+            Some((kind, toml::Value::String(name))) if kind == "env" && !name.trim().is_empty() => {
+                Ok(TokenRef::Env(name.trim().to_owned()))
+            }
+            _ => Err(loc.at(raw, TOKEN_HELP)),
+        },
+        _ => Err(loc.at(raw, TOKEN_HELP)),
+    }
 }
 
 const TOKEN_HELP: &str = "access_token must say where the token is kept, as \

@@ -135,11 +135,11 @@ struct Shorthand<'a> {
     field: Option<&'static str>,
 }
 
-struct PathContext<'a> {
-    loc: &'a Locator<'a>,
-    trigger: Trigger,
-    needs: &'a [Need],
-    aliases: &'a BTreeMap<String, String>,
+pub(super) struct PathContext<'a> {
+    pub(super) loc: &'a Locator<'a>,
+    pub(super) trigger: Trigger,
+    pub(super) needs: &'a [Need],
+    pub(super) aliases: &'a BTreeMap<String, String>,
 }
 
 impl PathContext<'_> {
@@ -287,7 +287,7 @@ impl PathContext<'_> {
         Ok(out)
     }
 
-    fn condition(&self, raw: &Spanned<RawCondition>) -> Result<Condition, ConfigError> {
+    pub(super) fn condition(&self, raw: &Spanned<RawCondition>) -> Result<Condition, ConfigError> {
         let c = raw.get_ref();
         let mut tests = Vec::new();
         if let Some(v) = &c.equals {

@@ -2,6 +2,7 @@
 //! queued, delivered, dead-lettered, and which records are handed back for retry
 //! ([`batches`]); how work is held through a partner's outage ([`holding`]).
 
+mod audiences;
 mod batches;
 mod holding;
 
@@ -12,6 +13,7 @@ use ghl_capi::enrich::consumer::EnrichConsumer;
 use ghl_capi::ghl::Contact;
 use ghl_capi::hold::HoldPolicy;
 use ghl_capi::jobs::{DispatchJob, EnrichJob};
+use ghl_capi::mapping::Mapping;
 use ghl_capi::ports::queue::{MemoryQueue, Record};
 use ghl_capi::ports::state::MemoryState;
 use ghl_capi_tests::fakes::{FakeGhl, FakeMeta};
@@ -91,9 +93,19 @@ impl Stages {
         records: &[Record],
         at: DateTime<Utc>,
     ) -> Vec<Retry> {
-        let mapping = mapping();
+        self.enrich_with(&mapping(), ghl, records, at).await
+    }
+
+    /// One enrichment batch at `at`, under `mapping`.
+    pub(crate) async fn enrich_with(
+        &self,
+        mapping: &Mapping,
+        ghl: &FakeGhl,
+        records: &[Record],
+        at: DateTime<Utc>,
+    ) -> Vec<Retry> {
         let consumer = EnrichConsumer {
-            mapping: &mapping,
+            mapping,
             ghl,
             state: &self.state,
             source: &self.source,
@@ -117,9 +129,19 @@ impl Stages {
         records: &[Record],
         at: DateTime<Utc>,
     ) -> Vec<Retry> {
-        let mapping = mapping();
+        self.send_with(&mapping(), meta, records, at).await
+    }
+
+    /// One dispatch batch at `at`, under `mapping`.
+    pub(crate) async fn send_with(
+        &self,
+        mapping: &Mapping,
+        meta: &FakeMeta,
+        records: &[Record],
+        at: DateTime<Utc>,
+    ) -> Vec<Retry> {
         let consumer = DispatchConsumer {
-            mapping: &mapping,
+            mapping,
             capi: meta,
             state: &self.state,
             source: &self.source,

@@ -1,0 +1,284 @@
+//! Custom Audiences' vocabulary (`reference/meta-capi.md` §5): the multi-key row
+//! schema, the body of `POST`/`DELETE /{version}/{audience_id}/users`, and what
+//! Meta's answer means for the rows sent.
+//!
+//! Where audience rules differ from the Conversions API's: a date of birth goes as
+//! three keys (`DOBY`, `DOBM`, `DOBD`), each hashed; `EXTERN_ID` is never hashed by
+//! Meta, so it carries the digest the events' `external_id` carries, and both
+//! sides see the same string; keys a contact lacks are sent as `""`.
+
+use serde::{Deserialize, Serialize};
+
+use super::answer::{Failure, MetaError};
+
+/// The row schema every request uses, in this order.
+pub const SCHEMA: [&str; 13] = [
+    "EXTERN_ID",
+    "EMAIL",
+    "PHONE",
+    "FN",
+    "LN",
+    "CT",
+    "ST",
+    "ZIP",
+    "COUNTRY",
+    "DOBY",
+    "DOBM",
+    "DOBD",
+    "GEN",
+];
+
+/// The most rows Meta takes in one request.
+pub const MAX_ROWS: usize = 10_000;
+
+/// One contact's row: a value per [`SCHEMA`] key (hashed, or `""` when unknown).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Row(pub Vec<String>);
+
+impl Row {
+    /// The value of `key` (a [`SCHEMA`] name), `""` when unknown.
+    pub fn get(&self, key: &str) -> &str {
+        SCHEMA
+            .iter()
+            .position(|k| *k == key)
+            .and_then(|i| self.0.get(i))
+            .map_or("", String::as_str)
+    }
+
+    /// Whether Meta can match it: it needs an e-mail or a phone (names and places
+    /// alone match too few people to be worth a row).
+    pub fn is_usable(&self) -> bool {
+        !self.get("EMAIL").is_empty() || !self.get("PHONE").is_empty()
+    }
+}
+
+/// Add or remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Add,
+    Remove,
+}
+
+impl Operation {
+    /// The HTTP method of the `/users` edge for it.
+    pub fn method(self) -> &'static str {
+        match self {
+            Operation::Add => "POST",
+            Operation::Remove => "DELETE",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Add => "add",
+            Operation::Remove => "remove",
+        }
+    }
+}
+
+/// The session fields, when one change spans several requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub session_id: u64,
+    pub batch_seq: u32,
+    pub last_batch_flag: bool,
+    pub estimated_num_total: u64,
+}
+
+/// What one request carries (credentials are added by the client).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsersRequest {
+    pub operation: Operation,
+    pub rows: Vec<Row>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Session>,
+}
+
+/// The `payload` parameter.
+#[derive(Debug, Serialize)]
+pub struct Payload<'a> {
+    pub schema: &'static [&'static str],
+    pub data: &'a [Row],
+}
+
+impl UsersRequest {
+    pub fn payload(&self) -> Payload<'_> {
+        Payload {
+            schema: &SCHEMA,
+            data: &self.rows,
+        }
+    }
+}
+
+/// What Meta's answer means for the rows of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsersOutcome {
+    /// Meta took the request: `received` rows, of which `invalid` it could not use.
+    Applied {
+        received: u64,
+        invalid: u64,
+        fbtrace_id: Option<String>,
+    },
+    /// Temporary (throttling, an outage): send again later.
+    Retry { reason: String },
+    /// The token or its permission: hold until a person fixes it.
+    Held { reason: String },
+    /// The audience can never take these rows (flagged, gone, too small to remove
+    /// from, a request Meta calls invalid): dead-letter with Meta's words.
+    Refused { code: &'static str, reason: String },
+}
+
+#[derive(Deserialize)]
+struct Success {
+    #[serde(default)]
+    num_received: Option<u64>,
+    #[serde(default)]
+    num_invalid_entries: u64,
+    #[serde(default)]
+    fbtrace_id: Option<String>,
+}
+
+/// Classifies Meta's answer to one `/users` request of `rows` rows.
+pub fn classify_users(status: u16, body: &str, rows: usize) -> UsersOutcome {
+    if (200..300).contains(&status) {
+        return match serde_json::from_str::<Success>(body) {
+            Ok(Success {
+                num_received: Some(received),
+                num_invalid_entries,
+                fbtrace_id,
+            }) if received as usize == rows => UsersOutcome::Applied {
+                received,
+                invalid: num_invalid_entries,
+                fbtrace_id,
+            },
+            // Adding and removing are idempotent at Meta: a short count goes again.
+            Ok(Success {
+                num_received: Some(received),
+                ..
+            }) => UsersOutcome::Retry {
+                reason: format!("Meta received {received} of {rows} rows"),
+            },
+            _ => UsersOutcome::Retry {
+                reason: format!("unreadable {status} answer from Meta's audience API"),
+            },
+        };
+    }
+    let Ok(Failure { error }) = serde_json::from_str::<Failure>(body) else {
+        let reason = format!("HTTP {status} without a Meta error object");
+        return match status {
+            400..=499 if status != 429 => UsersOutcome::Held {
+                reason: format!("{reason}; check GRAPH_API_BASE_URL and GRAPH_API_VERSION"),
+            },
+            _ => UsersOutcome::Retry { reason },
+        };
+    };
+    by_error(&error, status)
+}
+
+fn by_error(error: &MetaError, status: u16) -> UsersOutcome {
+    let reason = error.reason();
+    let refused = |code| UsersOutcome::Refused {
+        code,
+        reason: reason.clone(),
+    };
+    match (error.code, error.error_subcode) {
+        // Flagged for suggesting health or financial data (§5.1): never retried.
+        (100, Some(1_713_230)) => refused(AUDIENCE_BLOCKED),
+        // "Object does not exist": the audience was deleted, or the id is wrong.
+        (100, Some(33)) | (803, _) => refused(AUDIENCE_NOT_FOUND),
+        (200, Some(1_870_047)) => refused(AUDIENCE_TOO_SMALL),
+        (190 | 102 | 10 | 200..=299, _) => UsersOutcome::Held { reason },
+        (1 | 2 | 4 | 17 | 32 | 341 | 368 | 613 | 2650 | 80000..=80099, _) => {
+            UsersOutcome::Retry { reason }
+        }
+        _ if error.is_transient || status >= 500 || status == 429 => UsersOutcome::Retry { reason },
+        _ => refused(AUDIENCE_REFUSED),
+    }
+}
+
+/// Letter codes of rows an audience refused.
+pub const AUDIENCE_BLOCKED: &str = "audience_blocked";
+pub const AUDIENCE_NOT_FOUND: &str = "audience_not_found";
+pub const AUDIENCE_TOO_SMALL: &str = "audience_too_small";
+pub const AUDIENCE_REFUSED: &str = "refused_by_meta";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(code: i64, subcode: Option<i64>) -> String {
+        serde_json::json!({"error": {"message": "Audience Upload Blocked", "code": code,
+            "error_subcode": subcode, "fbtrace_id": "AbC"}})
+        .to_string()
+    }
+
+    #[test]
+    fn a_full_count_is_applied_and_a_short_one_goes_again() {
+        let ok = r#"{"audience_id":"1","session_id":"9","num_received":2,"num_invalid_entries":1,"invalid_entry_samples":{}}"#;
+        assert_eq!(
+            classify_users(200, ok, 2),
+            UsersOutcome::Applied {
+                received: 2,
+                invalid: 1,
+                fbtrace_id: None
+            }
+        );
+        assert!(matches!(
+            classify_users(200, ok, 3),
+            UsersOutcome::Retry { .. }
+        ));
+        assert!(matches!(
+            classify_users(200, "<html>", 1),
+            UsersOutcome::Retry { .. }
+        ));
+    }
+
+    #[test]
+    fn errors_are_classified_by_code() {
+        let class = |code, sub, status| classify_users(status, &error(code, sub), 1);
+        assert!(matches!(
+            class(100, Some(1_713_230), 400),
+            UsersOutcome::Refused { code: AUDIENCE_BLOCKED, reason } if reason.contains("Audience Upload Blocked") && reason.contains("AbC")
+        ));
+        assert!(matches!(
+            class(100, Some(33), 400),
+            UsersOutcome::Refused {
+                code: AUDIENCE_NOT_FOUND,
+                ..
+            }
+        ));
+        assert!(matches!(
+            class(200, Some(1_870_047), 400),
+            UsersOutcome::Refused {
+                code: AUDIENCE_TOO_SMALL,
+                ..
+            }
+        ));
+        for throttled in [80003, 613, 17, 2650] {
+            assert!(matches!(
+                class(throttled, None, 400),
+                UsersOutcome::Retry { .. }
+            ));
+        }
+        assert!(matches!(class(190, None, 400), UsersOutcome::Held { .. }));
+        assert!(matches!(class(200, None, 403), UsersOutcome::Held { .. }));
+        assert!(matches!(class(1, None, 500), UsersOutcome::Retry { .. }));
+        assert!(matches!(
+            class(100, None, 400),
+            UsersOutcome::Refused {
+                code: AUDIENCE_REFUSED,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify_users(502, "<html>", 1),
+            UsersOutcome::Retry { .. }
+        ));
+        assert!(matches!(
+            classify_users(404, "", 1),
+            UsersOutcome::Held { .. }
+        ));
+    }
+}

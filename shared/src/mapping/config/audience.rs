@@ -1,0 +1,202 @@
+//! One `[[audiences]]` entry: its Meta audience, token, locations, and what makes
+//! a contact a member (tags, or conditions in the rules' language).
+
+use std::collections::BTreeMap;
+
+use toml::Spanned;
+
+use super::rule::PathContext;
+use super::{ConfigError, Locator, RawAudience, numeric_id, token_ref};
+use crate::mapping::{Audience, Membership, Trigger};
+
+pub(super) fn audience(
+    loc: &Locator<'_>,
+    raw: &Spanned<RawAudience>,
+    aliases: &BTreeMap<String, String>,
+) -> Result<Audience, ConfigError> {
+    let a = raw.get_ref();
+    let name = a.name.get_ref().trim().to_owned();
+    if name.is_empty() || name.contains(['#', ' ']) {
+        return Err(loc.at(
+            &a.name,
+            "an audience needs a name without spaces or `#` (it is part of its state keys)",
+        ));
+    }
+    let audience_id = numeric_id(
+        loc,
+        &a.audience_id,
+        "audience_id must be the Custom Audience's numeric id",
+    )?;
+    let access_token = token_ref(loc, &a.access_token)?;
+    let membership = match (&a.tags, a.when.is_empty()) {
+        (Some(tags), true) => {
+            let list: Vec<String> = tags
+                .get_ref()
+                .iter()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect();
+            if list.is_empty() {
+                return Err(loc.at(tags, "tags must name at least one tag"));
+            }
+            Membership::Tags(list)
+        }
+        (None, false) => conditions(loc, a, aliases)?,
+        (Some(tags), false) => {
+            return Err(loc.at(
+                tags,
+                "an audience takes tags or [[audiences.when]] conditions, not both",
+            ));
+        }
+        (None, true) => {
+            return Err(loc.at(
+                raw,
+                "an audience needs tags = [\"…\"] or [[audiences.when]] conditions",
+            ));
+        }
+    };
+    Ok(Audience {
+        name,
+        audience_id,
+        access_token,
+        locations: a
+            .locations
+            .iter()
+            .filter(|l| l.as_str() != "*")
+            .cloned()
+            .collect(),
+        membership,
+    })
+}
+
+/// The conditions, read as a rule on the entity they name would read them.
+fn conditions(
+    loc: &Locator<'_>,
+    raw: &RawAudience,
+    aliases: &BTreeMap<String, String>,
+) -> Result<Membership, ConfigError> {
+    let mut entity: Option<(&'static str, Trigger)> = None;
+    for c in &raw.when {
+        let Some(field) = &c.get_ref().field else {
+            continue;
+        };
+        let head = field.get_ref().trim().split('.').next().unwrap_or_default();
+        let named = match head {
+            "opportunity" => ("opportunity", Trigger::OpportunityStatusChanged),
+            "appointment" => ("appointment", Trigger::AppointmentUpdated),
+            _ => continue,
+        };
+        match entity {
+            Some((e, _)) if e != named.0 => {
+                return Err(loc.at(
+                    field,
+                    format!("an audience's conditions read one kind of change; these read {e} and {head}"),
+                ));
+            }
+            _ => entity = Some(named),
+        }
+    }
+    let ctx = PathContext {
+        loc,
+        trigger: entity.map_or(Trigger::ContactUpdated, |(_, t)| t),
+        needs: &[],
+        aliases,
+    };
+    let conditions = raw
+        .when
+        .iter()
+        .map(|c| ctx.condition(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Membership::Conditions {
+        conditions,
+        entity: entity.map(|(e, _)| e),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::mapping::{Mapping, Membership, TokenRef};
+
+    const PIXEL: &str =
+        "[[pixels]]\nname = \"main\"\ndataset_id = \"1\"\naccess_token = { env = \"T\" }\n";
+
+    fn parse(audiences: &str) -> Result<Mapping, String> {
+        Mapping::parse(&format!("{PIXEL}{audiences}"), "m.toml").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn tag_and_condition_audiences_load() {
+        let mapping = parse(
+            r#"
+[[audiences]]
+name = "webinar-vips"
+audience_id = "23851234567890123"
+access_token = { secret = "ghl-capi/meta/ads" }
+locations = ["loc1"]
+tags = ["webinar-vip", "vip"]
+
+[[audiences]]
+name = "won"
+audience_id = 42
+access_token = { env = "ADS_TOKEN" }
+[[audiences.when]]
+field = "opportunity.status"
+equals = "won"
+"#,
+        )
+        .expect("parses");
+        let [vips, won] = &mapping.audiences[..] else {
+            panic!("two audiences")
+        };
+        assert_eq!(vips.audience_id, "23851234567890123");
+        assert_eq!(
+            vips.access_token,
+            TokenRef::Secret("ghl-capi/meta/ads".into())
+        );
+        assert_eq!(vips.tags(), ["webinar-vip", "vip"]);
+        assert!(vips.serves("loc1") && !vips.serves("loc2"));
+        assert!(won.serves("anywhere"));
+        assert!(matches!(
+            &won.membership,
+            Membership::Conditions {
+                entity: Some("opportunity"),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_line_and_column() {
+        let err = |text: &str| parse(text).expect_err("refused");
+        let base =
+            "[[audiences]]\nname = \"a\"\naudience_id = \"1\"\naccess_token = { env = \"T\" }\n";
+        assert_eq!(
+            err(&format!(
+                "{base}tags = [\"x\"]\n[[audiences.when]]\nfield = \"contact.email\"\nexists = true\n"
+            )),
+            "m.toml:9:8: an audience takes tags or [[audiences.when]] conditions, not both"
+        );
+        assert!(err(base).starts_with("m.toml:5:1: an audience needs tags"));
+        assert!(
+            err(&base.replace("\"1\"", "\"act_1\"")).starts_with("m.toml:7:15: audience_id must")
+        );
+        assert!(
+            err(&base.replace("{ env = \"T\" }", "\"EAAB…\""))
+                .starts_with("m.toml:8:16: access_token must")
+        );
+        assert!(
+            err(&format!("{base}tags = [\"x\"]\n{base}tags = [\"y\"]\n"))
+                .starts_with("m.toml:11:8: an audience named `a` is already defined")
+        );
+        assert!(
+            err(&format!("{base}[[audiences.when]]\nfield = \"opportunity.status\"\nequals = \"won\"\n[[audiences.when]]\nfield = \"appointment.appointmentStatus\"\nequals = \"booked\"\n"))
+                .contains("read one kind of change")
+        );
+        assert!(
+            err(&format!(
+                "{base}[[audiences.when]]\nfield = \"nope.x\"\nequals = 1\n"
+            ))
+            .contains("unknown field path `nope.x`")
+        );
+    }
+}
