@@ -4,11 +4,14 @@
 //! - [`fixtures`]: the one fixture mapping, and GHL's webhook and contact bodies;
 //! - [`fakes`]: GHL and Meta in memory, behind the library's ports;
 //! - [`stand_in`]: Meta and GHL as local HTTP servers that check what we send;
+//! - [`audience_stand_in`]: Meta's Custom Audiences edge, keeping each audience's
+//!   members;
 //! - [`signing`]: a webhook signing key of the tests' own;
 //! - [`soak`]: the outage soak's workload and accounting, for both modes;
 //! - [`moto`]: clients of the real AWS SDK pointed at the `moto_server` that
 //!   `scripts/test.sh` starts.
 
+pub mod audience_stand_in;
 pub mod fakes;
 pub mod fixtures;
 pub mod moto;

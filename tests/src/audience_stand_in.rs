@@ -1,0 +1,190 @@
+//! Meta's Custom Audiences `/users` edge as a local HTTP server that checks each
+//! request exactly (method, path, token, schema, every row's shape, the session
+//! fields) and keeps each audience's members, so a test can ask who is in.
+//! It can be down, or refuse as a flagged audience does.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use ghl_capi::capi::audience::SCHEMA;
+use ghl_capi::capi::client::DEFAULT_API_VERSION;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// One request as the stand-in took it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Taken {
+    pub audience_id: String,
+    /// `POST` (add) or `DELETE` (remove).
+    pub method: String,
+    pub rows: Vec<Vec<String>>,
+    pub session: Option<Value>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    taken: Vec<Taken>,
+    /// Per audience, its members' rows.
+    members: HashMap<String, BTreeSet<Vec<String>>>,
+    /// Per session id, the last batch number seen.
+    sessions: HashMap<u64, u64>,
+    /// The next requests answered `503`.
+    outages: u32,
+    /// Every request refused as a flagged audience is.
+    blocked: bool,
+}
+
+/// The `/users` edge of the audiences it is mounted for.
+#[derive(Debug, Clone)]
+pub struct AudienceStandIn {
+    token: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl AudienceStandIn {
+    /// A stand-in that takes only requests carrying `token`.
+    pub fn expecting_token(token: &str) -> Self {
+        AudienceStandIn {
+            token: token.to_owned(),
+            state: Arc::default(),
+        }
+    }
+
+    /// Serves `POST` and `DELETE /{version}/{audience_id}/users` on `server`.
+    pub async fn mount(&self, server: &MockServer, audience_id: &str) {
+        for verb in ["POST", "DELETE"] {
+            Mock::given(method(verb))
+                .and(path(format!("/{DEFAULT_API_VERSION}/{audience_id}/users")))
+                .respond_with(self.clone())
+                .mount(server)
+                .await;
+        }
+    }
+
+    /// The next `n` requests get `503`.
+    pub fn fail_next(&self, n: u32) {
+        self.state.lock().expect("lock").outages = n;
+    }
+
+    /// From now on every request is refused as an audience flagged for health or
+    /// financial data is (`100`/`1713230`).
+    pub fn block(&self) {
+        self.state.lock().expect("lock").blocked = true;
+    }
+
+    /// Every request it took, in order.
+    pub fn taken(&self) -> Vec<Taken> {
+        self.state.lock().expect("lock").taken.clone()
+    }
+
+    /// The rows in `audience_id` now.
+    pub fn members(&self, audience_id: &str) -> BTreeSet<Vec<String>> {
+        let state = self.state.lock().expect("lock");
+        state.members.get(audience_id).cloned().unwrap_or_default()
+    }
+
+    /// The reason a request is malformed, if it is.
+    fn check(&self, state: &mut State, body: &Value) -> Result<(), String> {
+        if body["access_token"] != *self.token {
+            return Err("token".into());
+        }
+        let schema: Vec<&str> = body["payload"]["schema"]
+            .as_array()
+            .ok_or("no schema")?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        if schema != SCHEMA {
+            return Err(format!("schema {schema:?}"));
+        }
+        let rows = body["payload"]["data"].as_array().ok_or("no data")?;
+        if rows.is_empty() || rows.len() > 10_000 {
+            return Err(format!("{} rows", rows.len()));
+        }
+        for row in rows {
+            let values = row.as_array().ok_or("a row is not a list")?;
+            let hashed = |v: &Value| {
+                v.as_str().is_some_and(|s| {
+                    s.is_empty()
+                        || (s.len() == 64
+                            && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+                })
+            };
+            if values.len() != SCHEMA.len() || !values.iter().all(hashed) {
+                return Err(format!("row {row}"));
+            }
+        }
+        if let Some(session) = body.get("session") {
+            let id = session["session_id"].as_u64().ok_or("session_id")?;
+            let seq = session["batch_seq"].as_u64().ok_or("batch_seq")?;
+            let last = state.sessions.get(&id).copied().unwrap_or(0);
+            if seq != last + 1 || session["estimated_num_total"].as_u64().is_none() {
+                return Err(format!("session {session}"));
+            }
+            if session["last_batch_flag"]
+                .as_bool()
+                .ok_or("last_batch_flag")?
+            {
+                state.sessions.remove(&id);
+            } else {
+                state.sessions.insert(id, seq);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn refusal(code: u32, subcode: Option<u32>, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(400).set_body_json(json!({"error": {
+        "message": message, "type": "OAuthException", "code": code,
+        "error_subcode": subcode, "fbtrace_id": "A-refused"}}))
+}
+
+impl Respond for AudienceStandIn {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut state = self.state.lock().expect("lock");
+        if state.outages > 0 {
+            state.outages -= 1;
+            return ResponseTemplate::new(503);
+        }
+        if state.blocked {
+            return refusal(100, Some(1_713_230), "Audience Upload Blocked");
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            return refusal(100, None, "the body is not JSON");
+        };
+        if let Err(why) = self.check(&mut state, &body) {
+            return match why.as_str() {
+                "token" => refusal(190, Some(467), "Invalid OAuth access token"),
+                _ => refusal(100, None, &format!("Invalid parameter: {why}")),
+            };
+        }
+        let audience_id = request
+            .url
+            .path_segments()
+            .and_then(|mut s| s.nth(1))
+            .unwrap_or_default()
+            .to_owned();
+        let rows: Vec<Vec<String>> =
+            serde_json::from_value(body["payload"]["data"].clone()).unwrap_or_default();
+        let members = state.members.entry(audience_id.clone()).or_default();
+        let verb = request.method.as_str().to_owned();
+        for row in &rows {
+            if verb == "DELETE" {
+                members.remove(row);
+            } else {
+                members.insert(row.clone());
+            }
+        }
+        state.taken.push(Taken {
+            audience_id: audience_id.clone(),
+            method: verb,
+            rows: rows.clone(),
+            session: body.get("session").cloned(),
+        });
+        ResponseTemplate::new(200).set_body_json(json!({"audience_id": audience_id,
+            "session_id": body["session"]["session_id"], "num_received": rows.len(),
+            "num_invalid_entries": 0, "invalid_entry_samples": {}}))
+    }
+}
