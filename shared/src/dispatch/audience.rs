@@ -88,6 +88,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                 continue;
             };
             let mut ready = Vec::new();
+            let (mut remove, mut add) = (Vec::new(), Vec::new());
             for (key, mut changes) in contacts {
                 changes.sort_by_key(|(_, job)| job.seq);
                 let applied = match self.state.record(&key).await {
@@ -102,6 +103,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                     }
                 };
                 let mut next = applied + 1;
+                let mut consecutive = Vec::new();
                 for (record, job) in changes {
                     if job.seq < next {
                         tracing::info!(
@@ -113,7 +115,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                         settled.push((record, job, Outcome::Done));
                     } else if job.seq == next {
                         next += 1;
-                        ready.push((key.clone(), record, job));
+                        consecutive.push((key.clone(), record, job));
                     } else {
                         let reason = Reason::new(
                             "waiting_for_earlier_change",
@@ -126,11 +128,15 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                         settled.push((record, job, outcome));
                     }
                 }
+                let jobs: Vec<&AudienceJob> = consecutive.iter().map(|(_, _, j)| j).collect();
+                let (out, into) = net(&jobs);
+                remove.extend(out);
+                add.extend(into);
+                ready.extend(consecutive);
             }
             if ready.is_empty() {
                 continue;
             }
-            let (remove, add) = net(ready.iter().map(|(_, _, job)| job));
             let sent = self.send(audience, remove, add).await;
             settled.extend(self.settle_changes(audience, ready, sent, now).await);
         }
@@ -269,25 +275,21 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
     }
 }
 
-/// The net rows of one audience's consecutive changes, in order: a row added and
-/// then removed is removed; one removed and then added again is added.
-fn net<'j>(changes: impl Iterator<Item = &'j AudienceJob>) -> (Vec<Row>, Vec<Row>) {
-    let mut remove: Vec<Row> = Vec::new();
-    let mut add: Vec<Row> = Vec::new();
-    for job in changes {
-        for row in &job.remove {
-            add.retain(|r| r != row);
-            if !remove.contains(row) {
-                remove.push(row.clone());
-            }
-        }
-        if let Some(row) = &job.add {
-            remove.retain(|r| r != row);
-            if !add.contains(row) {
-                add.push(row.clone());
-            }
-        }
-    }
+/// The net rows of consecutive changes of one contact: all changes before the
+/// first were applied, so its `remove` is what Meta holds now, and the last
+/// change's `add` is what it must hold after.
+fn net(changes: &[&AudienceJob]) -> (Vec<Row>, Option<Row>) {
+    let (Some(first), Some(last)) = (changes.first(), changes.last()) else {
+        return (Vec::new(), None);
+    };
+    let add = last.add.clone();
+    let remove = first
+        .remove
+        .iter()
+        .filter(|row| add.as_ref() != Some(*row))
+        .cloned()
+        .collect();
+    let add = add.filter(|row| !first.remove.contains(row));
     (remove, add)
 }
 
@@ -368,18 +370,28 @@ mod tests {
         }
     }
 
+    fn folded(changes: &[AudienceJob]) -> (Vec<Row>, Option<Row>) {
+        net(&changes.iter().collect::<Vec<_>>())
+    }
+
     #[test]
     fn consecutive_changes_fold_into_their_net_rows() {
+        // Joined and left before Meta heard of it: nothing to send.
         let joined_then_left = [change(1, &[], Some("a")), change(2, &["a"], None)];
-        assert_eq!(net(joined_then_left.iter()), (vec![row("a")], vec![]));
-        let moved_twice = [
-            change(1, &["a"], Some("b")),
-            change(2, &["b"], Some("c")),
-            change(3, &["c"], Some("a")),
+        assert_eq!(folded(&joined_then_left), (vec![], None));
+        // Moved twice and back: Meta holds `a` already.
+        let moved_back = [
+            change(4, &["a"], Some("b")),
+            change(5, &["b"], Some("c")),
+            change(6, &["c"], Some("a")),
         ];
+        assert_eq!(folded(&moved_back), (vec![], None));
+        let moved_then_left = [change(4, &["a"], Some("b")), change(5, &["b"], None)];
+        assert_eq!(folded(&moved_then_left), (vec![row("a")], None));
+        let left_then_joined_anew = [change(2, &["a"], None), change(3, &[], Some("b"))];
         assert_eq!(
-            net(moved_twice.iter()),
-            (vec![row("b"), row("c")], vec![row("a")])
+            folded(&left_then_joined_anew),
+            (vec![row("a")], Some(row("b")))
         );
     }
 }
