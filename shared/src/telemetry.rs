@@ -66,8 +66,8 @@ pub const WORKFLOW_CALLS: &str = "WorkflowCalls";
 /// (`added`, `removed`; `invalid`: Meta took them but could not use them;
 /// `refused`: dead-lettered with Meta's reason).
 pub const AUDIENCE_ROWS: &str = "AudienceRows";
-/// Audience changes Meta refused for good (a flagged or missing audience, …), by
-/// `Audience` and `Reason`: the alarm on audience errors watches it.
+/// Audience changes Meta refused for good (a flagged or missing audience, …): in
+/// all (the alarm on audience errors watches it), and by `Audience` and `Reason`.
 pub const AUDIENCE_ERRORS: &str = "AudienceErrors";
 /// Members not sent, by `Reason` (`no_usable_key`: no e-mail or phone).
 pub const AUDIENCE_SKIPPED: &str = "AudienceSkipped";
@@ -229,6 +229,7 @@ pub(crate) fn audience_rows(audience: &str, outcome: &'static str, rows: u64) {
 }
 
 pub(crate) fn audience_error(audience: &str, reason: &'static str) {
+    counter!(AUDIENCE_ERRORS).increment(1);
     counter!(AUDIENCE_ERRORS, "Audience" => audience.to_owned(), "Reason" => reason).increment(1);
 }
 

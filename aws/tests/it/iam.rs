@@ -146,10 +146,14 @@ fn allowed(t: &yaml_rust2::Yaml, s: &Stack, function: &str, action: &str, resour
 async fn every_aws_call_a_handler_makes_is_one_its_role_allows_on_that_resource() {
     // Its metrics go where the tests that count them read.
     let _alone = crate::common::ONE_AT_A_TIME.lock().await;
-    let s = stack(
-        "\n[[rules]]\nname = \"refused\"\ntrigger = \"contact.updated\"\nevent_name = \"Refused\"\n",
-    )
-    .await;
+    let rules = "\n[[rules]]\nname = \"refused\"\ntrigger = \"contact.updated\"\nevent_name = \"Refused\"\n";
+    let audiences = ghl_capi_tests::fixtures::audiences(r#"{ secret = "{stack}/meta/ads" }"#);
+    let s = stack(&format!("{rules}{audiences}")).await;
+    let ads = format!("{}/meta/ads", s.id);
+    ghl_capi_tests::moto::secret(&s.secrets, &ads, r#"{"access_token":"EAAB-ads"}"#).await;
+    ghl_capi_tests::audience_stand_in::AudienceStandIn::expecting_token("EAAB-ads")
+        .mount(&s.graph, ghl_capi_tests::fixtures::VIP_AUDIENCE)
+        .await;
     let ann = contact("c-ann", "ann@example.com", &[]);
     ghl_has(&s.ghl, &ann).await;
     Mock::given(method("GET"))
@@ -180,6 +184,12 @@ async fn every_aws_call_a_handler_makes_is_one_its_role_allows_on_that_resource(
             contact("c-gone", "g@example.com", &[]),
         ),
         webhook("ContactCreate", "wh-late", late),
+        // Joins an audience: memberships written, the change applied in order.
+        webhook(
+            "ContactTagUpdate",
+            "wh-vip",
+            contact("c-vip", "vip@example.com", &["vip"]),
+        ),
     ] {
         assert_eq!(s.deliver(body).await.0, 200);
     }

@@ -389,3 +389,78 @@ async fn workflow_calls_reach_meta_once_with_the_locations_key() {
     );
     assert_eq!(emf.count("Requests", &[("Outcome", "forbidden")]), 1.0);
 }
+
+#[tokio::test]
+async fn audience_changes_reach_meta_through_the_handlers_once_each_and_in_order() {
+    use ghl_capi_tests::audience_stand_in::AudienceStandIn;
+    use ghl_capi_tests::fixtures::{VIP_AUDIENCE, audiences};
+
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let emf = crate::common::Emf::start();
+    let s = crate::stack::Stack::with(&audiences(r#"{ secret = "{stack}/meta/ads" }"#), &[]).await;
+    let ads = format!("{}/meta/ads", s.id);
+    ghl_capi_tests::moto::secret(&s.secrets, &ads, r#"{"access_token":"EAAB-ads"}"#).await;
+    let meta = AudienceStandIn::expecting_token("EAAB-ads");
+    meta.mount(&s.graph, VIP_AUDIENCE).await;
+    let mary = |email: &str, tags: &[&str]| contact("c-mary", email, tags);
+    let step = async |body: Vec<u8>| {
+        assert_eq!(s.deliver(body).await.0, 200);
+        s.drain().await;
+        meta.taken()
+            .iter()
+            .map(|t| {
+                (
+                    t.method.clone(),
+                    t.rows.iter().map(|r| r[1].clone()).collect::<Vec<_>>(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let old = sha256("mary@example.com");
+    let new = sha256("mary@new.example");
+    let added = |email: &str| ("POST".to_owned(), vec![email.to_owned()]);
+    let removed = |email: &str| ("DELETE".to_owned(), vec![email.to_owned()]);
+
+    let tagged = webhook("ContactTagUpdate", "w1", mary("mary@example.com", &["vip"]));
+    assert_eq!(step(tagged.clone()).await, [added(&old)]);
+    assert_eq!(
+        step(tagged).await,
+        [added(&old)],
+        "GHL's retry sends nothing"
+    );
+    let untagged = webhook("ContactTagUpdate", "w2", mary("mary@example.com", &[]));
+    assert_eq!(step(untagged).await, [added(&old), removed(&old)]);
+    let back = webhook(
+        "ContactTagUpdate",
+        "w3",
+        mary("mary@example.com", &["gold"]),
+    );
+    step(back).await;
+    let moved = webhook("ContactUpdate", "w4", mary("mary@new.example", &["gold"]));
+    let deleted = webhook(
+        "ContactDelete",
+        "w5",
+        json!({"id": "c-mary", "email": "mary@new.example"}),
+    );
+    step(moved).await;
+    assert_eq!(
+        step(deleted).await,
+        [
+            added(&old),
+            removed(&old),
+            added(&old),
+            removed(&old),
+            added(&new),
+            removed(&new)
+        ]
+    );
+    assert!(meta.members(VIP_AUDIENCE).is_empty());
+    assert!(s.dead_letters().await.is_empty());
+    let rows = |outcome| {
+        emf.count(
+            "AudienceRows",
+            &[("Audience", "vips"), ("Outcome", outcome)],
+        )
+    };
+    assert_eq!((rows("added"), rows("removed")), (3.0, 3.0));
+}
