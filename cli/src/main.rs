@@ -20,6 +20,7 @@ macro_rules! out_text {
     }};
 }
 
+mod audience;
 mod dlq;
 mod keys;
 mod map;

@@ -9,11 +9,14 @@ use ghl_capi::ghl::webhook::Webhook;
 use ghl_capi::ghl::workflow::WorkflowCall;
 use ghl_capi::ghl::{Contact, parse_timestamp};
 use ghl_capi::intake::workflow::event_id_of;
-use ghl_capi::mapping::{Baseline, MappedEvent, Mapping, Occurrence, Source, TokenRef, identity};
+use ghl_capi::mapping::{
+    Baseline, MappedEvent, Mapping, Membership, Occurrence, Source, TokenRef, identity,
+};
 use ghl_capi::normalize::{HexDigest, normalize};
 use serde_json::{Map, Value, json};
 
 use crate::Outcome;
+use crate::audience::{Judged, audiences_json, audiences_text, memberships};
 
 pub fn check(file: &Path) -> anyhow::Result<Outcome> {
     let mapping = Mapping::load(file)?;
@@ -23,20 +26,24 @@ pub fn check(file: &Path) -> anyhow::Result<Outcome> {
 
 fn describe(mapping: &Mapping, name: &str) -> String {
     let mut text = format!(
-        "{name}: valid, {} pixel(s), {} rule(s)\n",
+        "{name}: valid, {} pixel(s), {} rule(s), {} audience(s)\n",
         mapping.pixels.len(),
-        mapping.rules.len()
+        mapping.rules.len(),
+        mapping.audiences.len()
     );
-    for p in &mapping.pixels {
-        let token = match &p.access_token {
-            TokenRef::Secret(s) => format!("secret {s}"),
-            TokenRef::Env(v) => format!("env {v}"),
-        };
-        let locations = if p.locations.is_empty() {
+    let token = |token: &TokenRef| match token {
+        TokenRef::Secret(s) => format!("secret {s}"),
+        TokenRef::Env(v) => format!("env {v}"),
+    };
+    let locations = |locations: &[String]| {
+        if locations.is_empty() {
             "all locations".to_owned()
         } else {
-            p.locations.join(", ")
-        };
+            locations.join(", ")
+        }
+    };
+    for p in &mapping.pixels {
+        let (token, locations) = (token(&p.access_token), locations(&p.locations));
         let test = p
             .test_event_code
             .as_ref()
@@ -63,6 +70,22 @@ fn describe(mapping: &Mapping, name: &str) -> String {
             needs.join(", ")
         );
     }
+    for a in &mapping.audiences {
+        let members = match &a.membership {
+            Membership::Tags(tags) => format!("tagged {}", tags.join(" or ")),
+            Membership::Conditions { conditions, .. } => {
+                format!("{} condition(s) hold", conditions.len())
+            }
+        };
+        let _ = writeln!(
+            text,
+            "  audience {} → custom audience {} (token: {}; {}): members while {members}",
+            a.name,
+            a.audience_id,
+            token(&a.access_token),
+            locations(&a.locations)
+        );
+    }
     if mapping.pixels.is_empty() {
         text.push_str("  note: no [[pixels]]: events can be previewed and mapped, but not sent\n");
     }
@@ -85,6 +108,10 @@ pub struct PreviewArgs {
     /// tag rule fires.
     #[arg(long, value_name = "TAGS")]
     previous_tags: Option<String>,
+    /// The audiences the contact is a member of now, comma-separated, for which it
+    /// joins or leaves (default: none).
+    #[arg(long, value_name = "NAMES")]
+    member_of: Option<String>,
     /// Judge event times as if now were this ISO-8601 time (default: the webhook's
     /// own timestamp, so old samples preview as they were).
     #[arg(long, value_name = "TIME")]
@@ -140,6 +167,11 @@ struct Read {
     occurrences: Vec<Occurrence>,
     baseline: bool,
     now: DateTime<Utc>,
+    location: String,
+    /// A `ContactDelete` webhook: the contact leaves every audience.
+    deleted: bool,
+    /// Whether its contact carries all its tags (a contact webhook, or `--contact`).
+    tags_known: bool,
 }
 
 fn read_webhook(args: &PreviewArgs, webhook: &Webhook) -> anyhow::Result<Read> {
@@ -163,6 +195,15 @@ fn read_webhook(args: &PreviewArgs, webhook: &Webhook) -> anyhow::Result<Read> {
         occurrences,
         baseline: baseline == Baseline::Taken,
         now,
+        location: webhook.location_id().unwrap_or_default().to_owned(),
+        deleted: matches!(webhook, Webhook::ContactDelete(_)),
+        tags_known: args.contact.is_some()
+            || matches!(
+                webhook,
+                Webhook::ContactCreate(_)
+                    | Webhook::ContactUpdate(_)
+                    | Webhook::ContactTagUpdate(_)
+            ),
     })
 }
 
@@ -183,6 +224,9 @@ fn read_workflow(args: &PreviewArgs, call: &WorkflowCall) -> anyhow::Result<Read
         occurrences: vec![Occurrence::for_workflow(call, &event_id_of(call), now)],
         baseline: false,
         now,
+        location: call.location_id.clone(),
+        deleted: false,
+        tags_known: args.contact.is_some(),
     })
 }
 
@@ -215,13 +259,24 @@ pub fn preview(args: &PreviewArgs) -> anyhow::Result<Outcome> {
             )
         })
         .collect();
+    let members = memberships(
+        &mapping,
+        &Judged {
+            contact: &read.contact,
+            occurrences: &read.occurrences,
+            location: &read.location,
+            now: read.now,
+            deleted: read.deleted,
+            tags_known: read.tags_known,
+        },
+        args.member_of.as_deref(),
+    );
     if args.json {
-        out!(
-            "{}",
-            serde_json::to_string_pretty(&as_json(&read, &results))?
-        )?;
+        let mut value = as_json(&read, &results);
+        value["audiences"] = audiences_json(&read.contact, &members);
+        out!("{}", serde_json::to_string_pretty(&value)?)?;
     } else {
-        out_text!(as_text(&read, &results))?;
+        out_text!(as_text(&read, &results) + &audiences_text(&read.contact, &members))?;
     }
     Ok(Outcome::Done)
 }

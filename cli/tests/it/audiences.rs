@@ -158,3 +158,80 @@ async fn tags_move_a_contact_in_and_out_of_an_audience_through_serve() {
     assert!(!outbox.contains("mary@example.com"), "hashes only");
     drop(server);
 }
+
+/// `args` run, its stdout as text, asserting it succeeded.
+fn stdout_of(args: &[&str]) -> String {
+    let out = crate::cli::run(args, "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn mapping_check_lists_the_audiences_and_preview_shows_who_joins_with_the_row() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mapping = dir.path().join("mapping.toml");
+    let text =
+        fixtures::mapping_text() + &fixtures::audiences(r#"{ secret = "ghl-capi/meta/ads" }"#);
+    std::fs::write(&mapping, text).expect("mapping written");
+    let mapping = mapping.to_str().expect("path");
+    let checked = stdout_of(&["mapping", "check", mapping]);
+    assert!(checked.contains("2 audience(s)"), "{checked}");
+    assert!(
+        checked.contains(
+            "audience vips → custom audience 23851234567890123 (token: secret ghl-capi/meta/ads; \
+             all locations): members while tagged vip or gold"
+        ),
+        "{checked}"
+    );
+    assert!(checked.contains("audience won-deals → custom audience 23851234567890456"));
+
+    let body = dir.path().join("tagged.json");
+    let tagged = json!({"type": "ContactTagUpdate", "locationId": "loc1", "id": "c1",
+        "email": " Mary@Example.com", "phone": "+1 (555) 987-6543", "dateOfBirth": "1990-04-07",
+        "tags": ["vip"], "timestamp": "2026-11-20T10:00:00Z"});
+    std::fs::write(&body, tagged.to_string()).expect("body written");
+    let body = body.to_str().expect("path");
+    let shown = stdout_of(&["mapping", "preview", mapping, body, "--previous-tags", ""]);
+    assert!(shown.contains("vips (23851234567890123): joins"), "{shown}");
+    assert!(
+        shown.contains("won-deals (23851234567890456): unchanged: this body says nothing"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "EMAIL      \" Mary@Example.com\" → mary@example.com → \
+             f1904cf1a9d73a55fa5de0ac823c4403ded71afd4c3248d00bdcd0866552bb79"
+        ),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("DOBM       \"1990-04-07\" → 04 → "),
+        "{shown}"
+    );
+    let left = stdout_of(&[
+        "mapping",
+        "preview",
+        mapping,
+        body,
+        "--member-of",
+        "vips",
+        "--json",
+    ]);
+    let left: Value = serde_json::from_str(&left).expect("json");
+    assert_eq!(left["audiences"][0]["change"], "staysin");
+    let phone = left["audiences"][0]["row"]
+        .as_array()
+        .expect("row")
+        .iter()
+        .find(|k| k["key"] == "PHONE")
+        .expect("phone")
+        .clone();
+    assert_eq!(
+        phone["sha256"],
+        "1ef970831d7963307784fa8688e8fce101a15685d62aa765fed23f3a2c576a4e"
+    );
+}

@@ -10,14 +10,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Map;
 
 use super::{Enriched, Enricher, retry_ghl, retry_state};
 use crate::capi::audience::Row;
 use crate::ghl::{Contact, GhlError, GhlReader};
 use crate::jobs::AudienceJob;
 use crate::mapping::audience::{REMEMBERED_FOR, row};
-use crate::mapping::{Audience, Membership, Occurrence, Subject};
+use crate::mapping::{Audience, Occurrence};
 use crate::ports::state::StateStore;
 
 /// What the state store keeps per contact and audience (hashes only).
@@ -153,17 +152,11 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
         audience: &Audience,
         seen: &Seen,
     ) -> Result<Option<(String, Wanted)>, Enriched> {
-        let entity = match &audience.membership {
-            Membership::Conditions {
-                entity: Some(entity),
-                ..
-            } => Some(*entity),
-            _ => None,
-        };
-        let contact = match entity {
+        let contact = match (&seen.contact, audience.entity()) {
+            (Some(contact), _) => contact.clone(),
             // A change of the entity the conditions read: the contact is read for
             // its row (once a batch, shared with the rules).
-            Some(entity) => {
+            (None, Some(entity)) => {
                 let Some(occ) = seen
                     .occurrences
                     .iter()
@@ -171,45 +164,30 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
                 else {
                     return Ok(None);
                 };
-                match &seen.contact {
-                    Some(contact) => contact.clone(),
-                    None => match self
-                        .fetched
-                        .contact(&occ.location_id, &occ.contact_id)
-                        .await
-                    {
-                        Ok(contact) => contact,
-                        Err(GhlError::NotFound) => return Ok(None),
-                        Err(e) => return Err(retry_ghl(&e, vec![])),
-                    },
+                match self
+                    .fetched
+                    .contact(&occ.location_id, &occ.contact_id)
+                    .await
+                {
+                    Ok(contact) => contact,
+                    Err(GhlError::NotFound) => return Ok(None),
+                    Err(e) => return Err(retry_ghl(&e, vec![])),
                 }
             }
-            // Tags or contact fields: a contact webhook's, or one the rules read.
-            None => match (&seen.contact, seen.occurrences.first()) {
-                (Some(contact), _) => contact.clone(),
-                (None, Some(occ)) => match self.fetched.cached(&occ.location_id, &occ.contact_id) {
+            // Tags or contact fields: only a contact the rules read already.
+            (None, None) => {
+                let cached = seen
+                    .occurrences
+                    .first()
+                    .and_then(|occ| self.fetched.cached(&occ.location_id, &occ.contact_id));
+                match cached {
                     Some(contact) => contact,
                     None => return Ok(None),
-                },
-                (None, None) => return Ok(None),
-            },
-        };
-        let listed;
-        let occurrence = match seen
-            .occurrences
-            .iter()
-            .find(|occ| entity.is_none() || occ.trigger.entity() == entity)
-        {
-            Some(occ) => occ,
-            // A first sight makes no occurrence; the contact alone is read.
-            None => {
-                listed = Occurrence::listed(&seen.location, &contact.id, seen.at);
-                &listed
+                }
             }
         };
-        let related = Map::new();
-        let subject = Subject::new(&contact, occurrence, &related);
-        Ok(audience.wants(&subject).map(|member| {
+        let member = audience.judge(&contact, &seen.occurrences, &seen.location, seen.at);
+        Ok(member.map(|member| {
             let wanted = if member {
                 Wanted::Member(row(&contact))
             } else {

@@ -4,8 +4,11 @@
 //! ([`crate::enrich`]), from the row [`row`] makes of it.
 
 use super::build::identity;
-use super::{Condition, Subject, TokenRef};
-use crate::capi::audience::Row;
+use chrono::{DateTime, Utc};
+use serde_json::Map;
+
+use super::{Condition, Occurrence, Subject, TokenRef};
+use crate::capi::audience::{Row, SCHEMA};
 use crate::ghl::Contact;
 use crate::normalize::{Field, normalize, sha256_hex};
 
@@ -63,6 +66,41 @@ impl Audience {
         }
     }
 
+    /// The trigger entity its conditions read, if they read one.
+    pub fn entity(&self) -> Option<&'static str> {
+        match &self.membership {
+            Membership::Conditions { entity, .. } => *entity,
+            Membership::Tags(_) => None,
+        }
+    }
+
+    /// Whether `contact` belongs, as a job's `occurrences` tell (at `at`, in
+    /// `location_id`); `None` when they say nothing about it.
+    pub fn judge(
+        &self,
+        contact: &Contact,
+        occurrences: &[Occurrence],
+        location_id: &str,
+        at: DateTime<Utc>,
+    ) -> Option<bool> {
+        let entity = self.entity();
+        let found = occurrences
+            .iter()
+            .find(|occ| entity.is_none() || occ.trigger.entity() == entity);
+        let listed;
+        let occurrence = match (found, entity) {
+            (Some(occ), _) => occ,
+            (None, Some(_)) => return None,
+            // A first sight makes no occurrence; the contact alone is read.
+            (None, None) => {
+                listed = Occurrence::listed(location_id, &contact.id, at);
+                &listed
+            }
+        };
+        let related = Map::new();
+        self.wants(&Subject::new(contact, occurrence, &related))
+    }
+
     /// The tags it names (for a tag audience).
     pub fn tags(&self) -> &[String] {
         match &self.membership {
@@ -72,46 +110,82 @@ impl Audience {
     }
 }
 
-/// `contact`'s row, each key normalised with the project's profile and hashed
-/// (`EXTERN_ID` as the events' `external_id`, so both match the same string).
-pub fn row(contact: &Contact) -> Row {
+/// One key of a contact's row: what GHL holds, what it normalises to, and what
+/// Meta receives (`mapping preview` shows all three).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowKey {
+    /// Its [`SCHEMA`] name.
+    pub key: &'static str,
+    pub input: String,
+    pub normalized: Option<String>,
+    /// Its SHA-256, or `""` when it normalises to nothing.
+    pub value: String,
+}
+
+/// Each key of `contact`'s row it has a value for, normalised with the project's
+/// profile and hashed (`EXTERN_ID` as the events' `external_id`, so both match the
+/// same string; a date of birth as Meta's three keys).
+pub fn row_keys(contact: &Contact) -> Vec<RowKey> {
     let country = contact.country.as_deref();
-    let mut values = vec![String::new(); crate::capi::audience::SCHEMA.len()];
-    let mut set = |key: &str, value: String| {
-        if let Some(i) = crate::capi::audience::SCHEMA.iter().position(|k| *k == key) {
-            values[i] = value;
-        }
-    };
-    if let Some(id) = normalize(Field::ExternalId, &contact.id, None) {
-        set("EXTERN_ID", id.sha256().as_str().to_owned());
-    }
     let gender = contact
         .field("gender")
         .and_then(|g| g.as_str().map(str::to_owned));
-    let fields = identity(contact).chain(gender.as_deref().map(|g| (Field::Gender, g)));
+    let fields = std::iter::once((Field::ExternalId, contact.id.as_str()))
+        .chain(identity(contact))
+        .chain(gender.as_deref().map(|g| (Field::Gender, g)));
+    let mut keys = Vec::new();
     for (field, input) in fields {
-        let Some(normal) = normalize(field, input, country) else {
-            continue;
+        let normal = normalize(field, input, country);
+        let key = |key, normalized: Option<&str>, value: String| RowKey {
+            key,
+            input: input.to_owned(),
+            normalized: normalized.map(str::to_owned),
+            value,
         };
-        let hashed = || normal.sha256().as_str().to_owned();
-        match field {
-            Field::Email => set("EMAIL", hashed()),
-            Field::Phone => set("PHONE", hashed()),
-            Field::FirstName => set("FN", hashed()),
-            Field::LastName => set("LN", hashed()),
-            Field::City => set("CT", hashed()),
-            Field::State => set("ST", hashed()),
-            Field::Zip => set("ZIP", hashed()),
-            Field::Country => set("COUNTRY", hashed()),
-            Field::Gender => set("GEN", hashed()),
+        let hashed = || {
+            normal
+                .as_ref()
+                .map_or(String::new(), |n| n.sha256().as_str().to_owned())
+        };
+        let plain = normal.as_ref().map(|n| n.as_str());
+        let name = match field {
+            Field::ExternalId => "EXTERN_ID",
+            Field::Email => "EMAIL",
+            Field::Phone => "PHONE",
+            Field::FirstName => "FN",
+            Field::LastName => "LN",
+            Field::City => "CT",
+            Field::State => "ST",
+            Field::Zip => "ZIP",
+            Field::Country => "COUNTRY",
+            Field::Gender => "GEN",
             // Normalised as YYYYMMDD; Meta wants its three parts, each hashed.
-            Field::DateOfBirth if !normal.is_prehashed() && normal.as_str().len() == 8 => {
-                let date = normal.as_str();
-                set("DOBY", sha256_hex(&date[..4]).as_str().to_owned());
-                set("DOBM", sha256_hex(&date[4..6]).as_str().to_owned());
-                set("DOBD", sha256_hex(&date[6..]).as_str().to_owned());
+            Field::DateOfBirth => {
+                let date = normal
+                    .as_ref()
+                    .filter(|n| !n.is_prehashed() && n.as_str().len() == 8);
+                for (name, part) in [("DOBY", 0..4), ("DOBM", 4..6), ("DOBD", 6..8)] {
+                    let part = date.map(|d| &d.as_str()[part]);
+                    keys.push(key(
+                        name,
+                        part,
+                        part.map_or(String::new(), |p| sha256_hex(p).as_str().to_owned()),
+                    ));
+                }
+                continue;
             }
-            Field::DateOfBirth | Field::ExternalId => {}
+        };
+        keys.push(key(name, plain, hashed()));
+    }
+    keys
+}
+
+/// `contact`'s row: [`row_keys`] in [`SCHEMA`] order, `""` for the keys it lacks.
+pub fn row(contact: &Contact) -> Row {
+    let mut values = vec![String::new(); SCHEMA.len()];
+    for key in row_keys(contact) {
+        if let Some(i) = SCHEMA.iter().position(|k| *k == key.key) {
+            values[i] = key.value;
         }
     }
     Row(values)
