@@ -64,6 +64,17 @@ fn now_seconds() -> u64 {
         .as_secs()
 }
 
+/// Whether a record's item is not past its time: the table's TTL sweeps late (up
+/// to days), and an item past its time is gone.
+fn live(item: &std::collections::HashMap<String, AttributeValue>) -> bool {
+    let expires_at = item
+        .get("expires_at")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
+    expires_at > now_seconds()
+}
+
 impl StateStore for DynamoState {
     async fn tags(
         &self,
@@ -148,17 +159,9 @@ impl StateStore for DynamoState {
             .await
             .map_err(|e| failed(e.into_service_error()))?
             .item;
-        let Some(item) = item else { return Ok(None) };
-        // The table's TTL sweeps late (up to days): an item past its time is gone.
-        let expires_at = item
-            .get("expires_at")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(u64::MAX);
-        if expires_at <= now_seconds() {
-            return Ok(None);
-        }
-        Ok(item.get("text").and_then(|v| v.as_s().ok()).cloned())
+        Ok(item
+            .filter(live)
+            .and_then(|item| item.get("text").and_then(|v| v.as_s().ok()).cloned()))
     }
 
     async fn set_record(&self, key: &str, text: &str, keep: Duration) -> Result<(), StateError> {
@@ -242,6 +245,36 @@ impl StateStore for DynamoState {
 
     /// `BatchWriteItem`, 25 items a call, writing again what DynamoDB left
     /// unprocessed.
+    async fn records_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :prefix)")
+                .expression_attribute_values(":prefix", record_key(prefix))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| failed(e.into_service_error()))?;
+            for item in page.items().iter().filter(|item| live(item)) {
+                let key = item.get("pk").and_then(|v| v.as_s().ok());
+                let text = item.get("text").and_then(|v| v.as_s().ok());
+                if let (Some(key), Some(text)) = (key.and_then(|k| k.strip_prefix("rec#")), text) {
+                    found.push((key.to_owned(), text.clone()));
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
     async fn set_records(
         &self,
         records: &[(String, String)],

@@ -84,6 +84,18 @@ enum Command {
     /// GHL workflows as a trigger source (no marketplace app needed).
     #[command(subcommand)]
     Workflow(WorkflowCommand),
+    /// Meta Custom Audiences the mapping keeps in step.
+    #[command(subcommand)]
+    Audience(AudienceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AudienceCommand {
+    /// Bring an audience in step with GHL: list the location's contacts that
+    /// belong (GHL's contact search, by tag), compare with the members the pipeline
+    /// knows, and queue the difference for it to send (in order with webhooks'
+    /// changes, held through outages). A progress bar on a terminal; a summary.
+    Sync(audience::SyncArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +151,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Normalize => normalize::run(),
         Command::Map(args) => map::run(&args),
+        Command::Audience(AudienceCommand::Sync(args)) => audience::sync(&args),
         Command::Mapping(MappingCommand::Check { file }) => mapping::check(&file),
         Command::Mapping(MappingCommand::Preview(args)) => mapping::preview(&args),
         Command::Serve(args) => serve::run(&args),

@@ -103,4 +103,8 @@ impl StateStore for LocalState {
     ) -> Result<(), StateError> {
         self.0.set_records(records, keep).map_err(failed)
     }
+
+    async fn records_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
+        self.0.records_under(prefix).map_err(failed)
+    }
 }

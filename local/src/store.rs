@@ -327,6 +327,20 @@ impl Store {
             .optional()?)
     }
 
+    /// Every record whose key starts with `prefix`, not run out, by key.
+    pub(crate) fn records_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        // Ranged on the key's index: from the prefix up to the prefix's successor.
+        let db = self.lock();
+        let mut query = db.prepare_cached(
+            "SELECT key, text FROM records WHERE key >= ?1 AND substr(key, 1, length(?1)) = ?1 \
+             AND expires_at > ?2 ORDER BY key",
+        )?;
+        let rows = query.query_map(params![prefix, now_ms()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub(crate) fn set_record(
         &self,
         key: &str,

@@ -235,3 +235,212 @@ fn mapping_check_lists_the_audiences_and_preview_shows_who_joins_with_the_row() 
         "1ef970831d7963307784fa8688e8fce101a15685d62aa765fed23f3a2c576a4e"
     );
 }
+
+/// GHL's contact search and contact reads over a set of contacts that a test can
+/// re-tag: `POST /contacts/search` pages (`page`, `pageLimit`, a `total`) and
+/// honours a `tags` filter; `GET /contacts/{id}` answers the contact. Both check
+/// the token and version header; every search body is kept.
+#[derive(Clone)]
+struct GhlContacts {
+    contacts: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    searches: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl wiremock::Respond for GhlContacts {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        use wiremock::ResponseTemplate;
+        let authorised = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            == Some("Bearer pit-local")
+            && request.headers.get("version").and_then(|v| v.to_str().ok()) == Some("2021-07-28");
+        if !authorised {
+            return ResponseTemplate::new(401);
+        }
+        let contacts = self.contacts.lock().expect("lock").clone();
+        if request.method.as_str() == "GET" {
+            let id = request.url.path().trim_start_matches("/contacts/");
+            return match contacts.iter().find(|c| c["id"] == id) {
+                Some(c) => ResponseTemplate::new(200).set_body_json(json!({"contact": c})),
+                None => ResponseTemplate::new(404),
+            };
+        }
+        let body: Value = serde_json::from_slice(&request.body).expect("a JSON search");
+        self.searches.lock().expect("lock").push(body.clone());
+        assert_eq!(body["locationId"], fixtures::LOCATION);
+        let tag = body["filters"][0]["value"].as_str().map(str::to_owned);
+        let matching: Vec<&Value> = contacts
+            .iter()
+            .filter(|c| {
+                tag.as_ref().is_none_or(|t| {
+                    c["tags"]
+                        .as_array()
+                        .is_some_and(|tags| tags.contains(&json!(t)))
+                })
+            })
+            .collect();
+        let (page, limit) = (
+            body["page"].as_u64().expect("page") as usize,
+            body["pageLimit"].as_u64().expect("pageLimit") as usize,
+        );
+        let items: Vec<&Value> = matching
+            .iter()
+            .skip((page - 1) * limit)
+            .take(limit)
+            .copied()
+            .collect();
+        ResponseTemplate::new(200)
+            .insert_header("X-RateLimit-Remaining", "99")
+            .set_body_json(json!({"contacts": items, "total": matching.len()}))
+    }
+}
+
+fn ghl_contacts(tagged: impl Fn(usize) -> bool) -> Vec<Value> {
+    (0..450)
+        .map(|i| {
+            let tags = if tagged(i) {
+                json!(["vip"])
+            } else {
+                json!(["other"])
+            };
+            json!({"id": format!("c{i}"), "locationId": fixtures::LOCATION,
+                "email": format!("p{i}@example.com"), "tags": tags})
+        })
+        .collect()
+}
+
+/// `audience sync` with `extra` arguments against the store in `data`.
+fn sync(data: &std::path::Path, mapping: &std::path::Path, ghl: &str, extra: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args([
+            "audience",
+            "sync",
+            "vips",
+            "--location",
+            fixtures::LOCATION,
+            "--mapping",
+        ])
+        .arg(mapping)
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra)
+        .env("GHL_API_BASE_URL", ghl)
+        .env("GHL_TOKEN_loc1", "pit-local")
+        .output()
+        .expect("sync runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+async fn members_become(meta: &AudienceStandIn, n: usize) -> BTreeSet<Vec<String>> {
+    for _ in 0..300 {
+        if meta.members(VIP_AUDIENCE).len() == n {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    meta.members(VIP_AUDIENCE)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_lists_ghls_pages_and_the_pipeline_sends_the_difference() {
+    let ghl = MockServer::start().await;
+    let graph = MockServer::start().await;
+    let contacts = GhlContacts {
+        contacts: std::sync::Arc::new(std::sync::Mutex::new(ghl_contacts(|i| i % 2 == 0))),
+        searches: Default::default(),
+    };
+    for verb in ["POST", "GET"] {
+        wiremock::Mock::given(wiremock::matchers::method(verb))
+            .respond_with(contacts.clone())
+            .mount(&ghl)
+            .await;
+    }
+    let meta = AudienceStandIn::expecting_token("EAAB-ads");
+    meta.mount(&graph, VIP_AUDIENCE).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mapping = dir.path().join("mapping.toml");
+    let text = fixtures::mapping_text_with_token(r#"{ env = "TEST_META_TOKEN" }"#)
+        + &fixtures::audiences(r#"{ env = "TEST_ADS_TOKEN" }"#);
+    std::fs::write(&mapping, text).expect("mapping written");
+    let data = dir.path().join("data");
+    let env = [("TEST_ADS_TOKEN".to_owned(), "EAAB-ads".to_owned())];
+    let server = start_with(
+        &data,
+        &mapping,
+        (&ghl.uri(), &graph.uri()),
+        free_port(),
+        &env,
+    )
+    .await;
+
+    // 225 of 450 contacts carry `vip`: three pages of the `vip` search, one (empty)
+    // of `gold`'s.
+    let dry = sync(&data, &mapping, &ghl.uri(), &["--dry-run"]);
+    assert!(
+        dry.contains("225 contacts listed (by tag), 225 members in GHL"),
+        "{dry}"
+    );
+    assert!(
+        dry.contains("would queue: 225 to add (or update), 0 to remove"),
+        "{dry}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(meta.taken().is_empty(), "a dry run sends nothing");
+    let searches = contacts.searches.lock().expect("lock").clone();
+    let pages: Vec<(u64, &str)> = searches
+        .iter()
+        .map(|s| {
+            (
+                s["page"].as_u64().unwrap_or(0),
+                s["filters"][0]["value"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(pages, [(1, "vip"), (2, "vip"), (3, "vip"), (1, "gold")]);
+
+    let done = sync(&data, &mapping, &ghl.uri(), &[]);
+    assert!(
+        done.contains("queued: 225 to add (or update), 0 to remove"),
+        "{done}"
+    );
+    let members = members_become(&meta, 225).await;
+    let expected: BTreeSet<String> = (0..450)
+        .step_by(2)
+        .map(|i| sha256_hex(&format!("p{i}@example.com")).as_str().to_owned())
+        .collect();
+    assert_eq!(
+        members
+            .iter()
+            .map(|r| r[1].clone())
+            .collect::<BTreeSet<_>>(),
+        expected
+    );
+
+    // A second sync with nothing changed sends nothing; then 25 lose the tag in
+    // GHL without a webhook, and the next sync takes them out.
+    let again = sync(&data, &mapping, &ghl.uri(), &[]);
+    assert!(
+        again.contains("queued: 0 to add (or update), 0 to remove; 225 already in"),
+        "{again}"
+    );
+    *contacts.contacts.lock().expect("lock") = ghl_contacts(|i| i % 2 == 0 && i >= 50);
+    let pruned = sync(&data, &mapping, &ghl.uri(), &[]);
+    assert!(
+        pruned.contains("queued: 0 to add (or update), 25 to remove; 200 already in"),
+        "{pruned}"
+    );
+    assert_eq!(members_become(&meta, 200).await.len(), 200);
+    let requests = meta.taken();
+    assert!(
+        requests.iter().all(|t| t.rows.len() <= 10_000),
+        "within Meta's limit per request"
+    );
+    drop(server);
+}

@@ -76,10 +76,15 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                 settled.push((record, job, outcome));
                 continue;
             }
+            // A redriven change goes alone, outside its contact's order.
+            let key = match job.redriven {
+                true => format!("{}#redriven#{}", applied_key(&job), record.message_id),
+                false => applied_key(&job),
+            };
             by_audience
                 .entry(job.audience.clone())
                 .or_default()
-                .entry(applied_key(&job))
+                .entry(key)
                 .or_default()
                 .push((record, job));
         }
@@ -91,15 +96,20 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
             let (mut remove, mut add) = (Vec::new(), Vec::new());
             for (key, mut changes) in contacts {
                 changes.sort_by_key(|(_, job)| job.seq);
-                let applied = match self.state.record(&key).await {
-                    Ok(text) => text.and_then(|t| t.parse::<u64>().ok()).unwrap_or(0),
-                    Err(e) => {
-                        let reason = Reason::of("state_store_failed", &e);
-                        for (record, job) in changes {
-                            let outcome = self.hold_change(&job, reason.clone(), now);
-                            settled.push((record, job, outcome));
+                let redriven = changes.iter().any(|(_, job)| job.redriven);
+                let applied = if redriven {
+                    changes[0].1.seq.saturating_sub(1)
+                } else {
+                    match self.state.record(&key).await {
+                        Ok(text) => text.and_then(|t| t.parse::<u64>().ok()).unwrap_or(0),
+                        Err(e) => {
+                            let reason = Reason::of("state_store_failed", &e);
+                            for (record, job) in changes {
+                                let outcome = self.hold_change(&job, reason.clone(), now);
+                                settled.push((record, job, outcome));
+                            }
+                            continue;
                         }
-                        continue;
                     }
                 };
                 let mut next = applied + 1;
@@ -219,7 +229,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
         if settled_for_good {
             // Applied, or refused for good: later changes of these contacts go on.
             let mut last: HashMap<&str, u64> = HashMap::new();
-            for (key, _, job) in &ready {
+            for (key, _, job) in ready.iter().filter(|(_, _, job)| !job.redriven) {
                 let seq = last.entry(key.as_str()).or_default();
                 *seq = (*seq).max(job.seq);
             }
@@ -367,6 +377,7 @@ mod tests {
             remove: remove.iter().map(|r| row(r)).collect(),
             add: add.map(row),
             history: Default::default(),
+            redriven: false,
         }
     }
 

@@ -1,79 +1,21 @@
 //! Audience memberships in enrichment. Membership is a state, not an event: each
 //! job that shows a contact (as GHL holds it) says, per audience, whether it is a
-//! member now; the state store keeps, per contact and audience, whether it was and
-//! the hashes of the row last sent, so a change sends exactly the difference and a
-//! repeat sends nothing.
+//! member now, and the difference from what the state store remembers is queued
+//! ([`crate::mapping::membership`]).
 //!
 //! Tags are read only from contacts that carry all of them (contact webhooks, or
 //! the contact as GHL gives it); a workflow call or a posted conversion carries a
 //! few merge fields, never the tags, and says nothing about tag audiences.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use super::{Enriched, Enricher, retry_ghl, retry_state};
-use crate::capi::audience::Row;
+use super::{Enriched, Enricher, Read, SeenTags, retry_ghl, retry_state};
 use crate::ghl::{Contact, GhlError, GhlReader};
-use crate::jobs::AudienceJob;
+use crate::jobs::{AudienceJob, ListedJob};
 use crate::mapping::audience::{REMEMBERED_FOR, row};
+use crate::mapping::membership::{Member, Wanted, change, member_key};
 use crate::mapping::{Audience, Occurrence};
 use crate::ports::state::StateStore;
-
-/// What the state store keeps per contact and audience (hashes only).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Member {
-    pub member: bool,
-    /// The row last added (what a remove must name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub row: Option<Row>,
-    /// The last change's number (see [`AudienceJob::seq`]).
-    pub seq: u64,
-}
-
-/// The state key of `contact_id`'s membership of `audience`.
-pub fn member_key(audience: &str, location_id: &str, contact_id: &str) -> String {
-    format!("member#{audience}#{location_id}#{contact_id}")
-}
-
-/// What a job says of a contact's membership.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Wanted {
-    /// A member, with this row.
-    Member(Row),
-    /// Not a member.
-    Out,
-}
-
-/// The change from `was` to `now`: rows to remove, the row to add, and the new
-/// state; `None` when nothing changes (a repeat, or a contact Meta could not
-/// match that was never a member).
-pub fn change(was: &Member, now: &Wanted) -> Option<(Vec<Row>, Option<Row>, Member)> {
-    let next = |member, row| Member {
-        member,
-        row,
-        seq: was.seq + 1,
-    };
-    match (now, was.member) {
-        (Wanted::Member(row), true) if was.row.as_ref() == Some(row) => None,
-        // A row Meta cannot match: a member stays as last sent.
-        (Wanted::Member(row), _) if !row.is_usable() => {
-            if !was.member {
-                crate::telemetry::audience_skipped("no_usable_key");
-            }
-            None
-        }
-        (Wanted::Member(row), _) => {
-            let remove = if was.member {
-                was.row.iter().cloned().collect()
-            } else {
-                Vec::new()
-            };
-            Some((remove, Some(row.clone()), next(true, Some(row.clone()))))
-        }
-        (Wanted::Out, true) => Some((was.row.iter().cloned().collect(), None, next(false, None))),
-        (Wanted::Out, false) => None,
-    }
-}
 
 /// What a job gives to work memberships out from.
 #[derive(Debug, Clone)]
@@ -97,6 +39,43 @@ pub struct Change {
 }
 
 impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
+    /// A listed contact as enrichment reads it: as the listing gave it, or as GHL
+    /// holds it now (a member the listing did not return); one GHL no longer has
+    /// is deleted. `Err` with the job's outcome when GHL failed.
+    pub(super) async fn listed(
+        &mut self,
+        job: &ListedJob,
+        now: DateTime<Utc>,
+    ) -> Result<Read, Enriched> {
+        let read = |carried: Option<Contact>, deleted: Option<String>| Read {
+            source: job.key.clone(),
+            location: job.location_id.clone(),
+            occurrences: Vec::new(),
+            seen: carried.as_ref().map(|c| {
+                Box::new(SeenTags {
+                    location_id: job.location_id.clone(),
+                    contact_id: c.id.clone(),
+                    tags: c.tags.clone(),
+                })
+            }),
+            carried,
+            carried_attribution: false,
+            deleted,
+        };
+        if let Some(contact) = &job.contact {
+            return Ok(read(Some(contact.as_ref().clone()), None));
+        }
+        match self
+            .fetched
+            .contact(&job.location_id, &job.contact_id)
+            .await
+        {
+            Ok(contact) => Ok(read(Some(contact), None)),
+            Err(GhlError::NotFound) => Ok(read(None, Some(job.contact_id.clone()))),
+            Err(e) => Err(self.ghl_failed(&job.location_id, &e, vec![], now).await),
+        }
+    }
+
     /// The audience changes `seen` makes; `Err` with the job's outcome when GHL or
     /// the state store failed (the job is tried again).
     pub(super) async fn audiences(&mut self, seen: Seen) -> Result<Vec<Change>, Enriched> {
@@ -139,6 +118,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
                 remove,
                 add,
                 history: Default::default(),
+                redriven: false,
             };
             let member = (key, serde_json::to_string(&now).unwrap_or_default());
             changes.push(Change { job, member });
@@ -208,43 +188,4 @@ pub async fn remember_members(
     }
     let members: Vec<(String, String)> = changes.iter().map(|c| c.member.clone()).collect();
     state.set_records(&members, REMEMBERED_FOR).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(email: &str) -> Row {
-        let mut values = vec![String::new(); crate::capi::audience::SCHEMA.len()];
-        values[1] = email.to_owned();
-        Row(values)
-    }
-
-    #[test]
-    fn a_change_sends_exactly_the_difference() {
-        let none = Member::default();
-        let (remove, add, joined) = change(&none, &Wanted::Member(row("a"))).expect("joins");
-        assert!(remove.is_empty());
-        assert_eq!(add, Some(row("a")));
-        assert_eq!(joined.seq, 1);
-        assert_eq!(change(&joined, &Wanted::Member(row("a"))), None, "a repeat");
-        let (remove, add, moved) = change(&joined, &Wanted::Member(row("b"))).expect("new e-mail");
-        assert_eq!((remove, add), (vec![row("a")], Some(row("b"))));
-        let (remove, add, left) = change(&moved, &Wanted::Out).expect("leaves");
-        assert_eq!(
-            (remove, add, left.member, left.seq),
-            (vec![row("b")], None, false, 3)
-        );
-        assert_eq!(change(&left, &Wanted::Out), None);
-        assert_eq!(
-            change(&none, &Wanted::Member(row(""))),
-            None,
-            "no usable key"
-        );
-        assert_eq!(
-            change(&moved, &Wanted::Member(row(""))),
-            None,
-            "kept as sent"
-        );
-    }
 }

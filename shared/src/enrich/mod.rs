@@ -157,6 +157,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                 }));
             }
             EnrichJob::Workflow(job) => return Some(workflow::read(job)),
+            EnrichJob::Listed(job) => return Some(self.listed(job, now).await),
             EnrichJob::Webhook { key, body, .. } => match Webhook::parse(body.as_bytes()) {
                 Ok(webhook) => webhook,
                 // Verified, but not a webhook as this build reads it: kept for a

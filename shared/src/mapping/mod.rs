@@ -8,6 +8,7 @@
 pub mod audience;
 mod build;
 mod config;
+pub mod membership;
 mod occurrence;
 mod path;
 mod trigger;

@@ -1,5 +1,7 @@
 //! Operations around the pipeline, run by a person through `ghl-capi`:
 //!
+//! - [`audience_sync`]: an audience's members listed from GHL, compared with the
+//!   state store, and queued for the pipeline (`ghl-capi audience sync`);
 //! - [`map`]: contacts in, request bodies out (the `ghl-capi map` engine, for
 //!   previews and backfills);
 //! - [`redrive`]: reading and replaying dead letters;
@@ -8,6 +10,7 @@
 //! - [`snippet`]: what to paste into a GHL workflow for a rule
 //!   (`ghl-capi workflow snippet`).
 
+pub mod audience_sync;
 pub mod credentials;
 pub mod map;
 pub mod redrive;

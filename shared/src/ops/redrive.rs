@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::ghl::webhook::Envelope;
-use crate::jobs::{DeadLetter, DispatchJob, EnrichJob, History, LetterMessage, Stage};
+use crate::jobs::{DeadLetter, DispatchMessage, EnrichJob, History, LetterMessage, Stage};
 use crate::ports::queue::Outgoing;
 
 /// The code of a job a queue moved to its dead-letter queue after its receive limit.
@@ -90,11 +90,17 @@ fn about(message: &str) -> (Option<String>, Vec<String>, History) {
                 .unwrap_or_default(),
             EnrichJob::Conversion(_) => "conversion.posted".to_owned(),
             EnrichJob::Workflow(_) => "workflow.fired".to_owned(),
+            EnrichJob::Listed(_) => "contact.listed".to_owned(),
         };
         return (Some(job.key().to_owned()), vec![kind], History::default());
     }
-    match serde_json::from_str::<DispatchJob>(message) {
-        Ok(job) => (Some(job.source), vec![job.trigger], job.history),
+    match DispatchMessage::parse(message) {
+        Ok(DispatchMessage::Event(job)) => (Some(job.source), vec![job.trigger], job.history),
+        Ok(DispatchMessage::Audience(job)) => (
+            Some(job.source),
+            vec![format!("audience:{}", job.audience)],
+            job.history,
+        ),
         Err(_) => (None, Vec::new(), History::default()),
     }
 }
@@ -106,9 +112,18 @@ pub fn replay(letter: &Letter, attempt: &str) -> Option<(Stage, Outgoing)> {
     let stage = letter.redrive_to?;
     let (body, group_id, dedup_id) = match stage {
         Stage::Dispatch => {
-            let mut job = serde_json::from_str::<DispatchJob>(&letter.message).ok()?;
-            job.history = History::default();
-            (serde_json::to_string(&job).ok()?, None, None)
+            let body = match DispatchMessage::parse(&letter.message).ok()? {
+                DispatchMessage::Event(mut job) => {
+                    job.history = History::default();
+                    serde_json::to_string(&job)
+                }
+                DispatchMessage::Audience(mut job) => {
+                    job.history = History::default();
+                    job.redriven = true;
+                    serde_json::to_string(&job)
+                }
+            };
+            (body.ok()?, None, None)
         }
         Stage::Enrich => {
             let job = serde_json::from_str::<EnrichJob>(&letter.message).ok()?;
@@ -187,7 +202,7 @@ mod tests {
         );
         let (_, message) = replay(&letter, "1").expect("replayable");
         assert_eq!((message.group_id, message.dedup_id), (None, None));
-        let replayed: DispatchJob = serde_json::from_str(&message.body).expect("job");
+        let replayed: crate::jobs::DispatchJob = serde_json::from_str(&message.body).expect("job");
         assert!(
             replayed.history.is_empty(),
             "a redrive starts its hold afresh"

@@ -61,6 +61,13 @@ pub trait StateStore: Send + Sync {
         &self,
         keys: &[String],
     ) -> impl Future<Output = Result<HashSet<String>, StateError>> + Send;
+    /// Every record whose key starts with `prefix`, not run out, as `(key, text)`
+    /// (for an operator's command over many records, such as a full audience
+    /// sync: on DynamoDB it scans the table).
+    fn records_under(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StateError>> + Send;
     /// Keeps each `(key, text)` for `keep`, many at once (an empty text is a
     /// mark).
     fn set_records(
@@ -169,6 +176,18 @@ mod memory {
                 .filter(|k| records.get(*k).is_some_and(|(_, until)| *until > now))
                 .cloned()
                 .collect())
+        }
+
+        async fn records_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
+            let records = self.records.lock().map_err(poisoned)?;
+            let now = Instant::now();
+            let mut found: Vec<(String, String)> = records
+                .iter()
+                .filter(|(key, (_, until))| key.starts_with(prefix) && *until > now)
+                .map(|(key, (text, _))| (key.clone(), text.clone()))
+                .collect();
+            found.sort();
+            Ok(found)
         }
 
         async fn set_records(

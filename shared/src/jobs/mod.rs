@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::capi::ServerEvent;
-use crate::capi::audience::Row;
 use crate::ghl::webhook::Webhook;
+
+mod audience;
+
+pub use audience::{AudienceJob, DispatchMessage, ListedJob};
 
 /// Work for the enrichment stage, as queued.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +29,8 @@ pub enum EnrichJob {
     Conversion(ConversionJob),
     /// A call of a GHL workflow action to `/workflows/ghl`.
     Workflow(WorkflowJob),
+    /// A contact as an operator's listing found it (`audience sync`).
+    Listed(ListedJob),
 }
 
 impl EnrichJob {
@@ -36,6 +41,7 @@ impl EnrichJob {
             EnrichJob::Webhook { key, .. } => key,
             EnrichJob::Conversion(job) => &job.key,
             EnrichJob::Workflow(job) => &job.key,
+            EnrichJob::Listed(job) => &job.key,
         }
     }
 
@@ -46,6 +52,7 @@ impl EnrichJob {
                 group_id(&job.conversion.location_id, Some(&job.contact_id))
             }
             EnrichJob::Workflow(job) => group_id(&job.location_id, Some(&job.contact_id)),
+            EnrichJob::Listed(job) => group_id(&job.location_id, Some(&job.contact_id)),
             EnrichJob::Webhook { body, .. } => {
                 let webhook = Webhook::parse(body.as_bytes()).ok();
                 let webhook = webhook.as_ref();
@@ -295,52 +302,6 @@ impl DeadLetter {
 pub struct LetterMessage {
     pub dead_letter: DeadLetter,
     pub message: String,
-}
-
-/// One change of one contact's membership of one audience, as queued for
-/// dispatch beside the events (`reference/meta-capi.md` §5).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AudienceJob {
-    /// The audience's name in the mapping.
-    pub audience: String,
-    /// The job it came from (its idempotency key), for tracing.
-    pub source: String,
-    pub location_id: String,
-    pub contact_id: String,
-    /// One more than this contact's previous change of this audience: dispatch
-    /// applies them in this order, whatever order the queue gives them in.
-    pub seq: u64,
-    /// Rows to take out (the contact's row as last sent), before `add`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub remove: Vec<Row>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub add: Option<Row>,
-    #[serde(default, skip_serializing_if = "History::is_empty")]
-    pub history: History,
-}
-
-/// A message of the dispatch queue: an event, or an audience change.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DispatchMessage {
-    Event(Box<DispatchJob>),
-    Audience(Box<AudienceJob>),
-}
-
-impl DispatchMessage {
-    /// Reads a dispatch queue message: an audience change names its audience.
-    pub fn parse(body: &str) -> Result<Self, serde_json::Error> {
-        #[derive(Deserialize)]
-        struct Kind {
-            #[serde(default)]
-            audience: Option<serde::de::IgnoredAny>,
-        }
-        match serde_json::from_str::<Kind>(body)?.audience {
-            Some(_) => {
-                serde_json::from_str(body).map(|job| DispatchMessage::Audience(Box::new(job)))
-            }
-            None => serde_json::from_str(body).map(DispatchMessage::Event),
-        }
-    }
 }
 
 /// The stage, and queue, a job belongs on.

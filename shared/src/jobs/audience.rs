@@ -1,0 +1,94 @@
+//! The audience side of the queues: a membership change as queued for dispatch
+//! ([`AudienceJob`], beside events in [`DispatchMessage`]), and a contact as an
+//! operator's listing found it, queued for enrichment ([`ListedJob`]).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{DispatchJob, History};
+use crate::capi::audience::Row;
+use crate::ghl::Contact;
+
+/// One change of one contact's membership of one audience, as queued for
+/// dispatch beside the events (`reference/meta-capi.md` §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudienceJob {
+    /// The audience's name in the mapping.
+    pub audience: String,
+    /// The job it came from (its idempotency key), for tracing.
+    pub source: String,
+    pub location_id: String,
+    pub contact_id: String,
+    /// One more than this contact's previous change of this audience: dispatch
+    /// applies them in this order, whatever order the queue gives them in.
+    pub seq: u64,
+    /// Rows to take out (the contact's row as last sent), before `add`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<Row>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add: Option<Row>,
+    #[serde(default, skip_serializing_if = "History::is_empty")]
+    pub history: History,
+    /// Put back from the dead-letter queue by an operator: sent as it is, outside
+    /// the order of the contact's changes (`seq` was settled when it was refused).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redriven: bool,
+}
+
+/// A message of the dispatch queue: an event, or an audience change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DispatchMessage {
+    Event(Box<DispatchJob>),
+    Audience(Box<AudienceJob>),
+}
+
+impl DispatchMessage {
+    /// Reads a dispatch queue message: an audience change names its audience.
+    pub fn parse(body: &str) -> Result<Self, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Kind {
+            #[serde(default)]
+            audience: Option<serde::de::IgnoredAny>,
+        }
+        match serde_json::from_str::<Kind>(body)?.audience {
+            Some(_) => {
+                serde_json::from_str(body).map(|job| DispatchMessage::Audience(Box::new(job)))
+            }
+            None => serde_json::from_str(body).map(DispatchMessage::Event),
+        }
+    }
+}
+
+/// A contact as `audience sync` listed it, for enrichment to bring each audience's
+/// membership in step: with the contact as GHL's search gave it (all its tags),
+/// or without, for a member the listing no longer returned (enrichment reads it;
+/// a contact GHL no longer has leaves every audience).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListedJob {
+    /// `{location}:{contact}:listed:{listing}`: one listing's job per contact.
+    pub key: String,
+    pub received_at: DateTime<Utc>,
+    pub location_id: String,
+    pub contact_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Box<Contact>>,
+}
+
+impl ListedJob {
+    /// The job of listing `listing` for one contact.
+    pub fn new(
+        listing: &str,
+        location_id: &str,
+        contact_id: &str,
+        contact: Option<Contact>,
+        received_at: DateTime<Utc>,
+    ) -> Self {
+        ListedJob {
+            key: format!("{location_id}:{contact_id}:listed:{listing}"),
+            received_at,
+            location_id: location_id.to_owned(),
+            contact_id: contact_id.to_owned(),
+            contact: contact.map(Box::new),
+        }
+    }
+}

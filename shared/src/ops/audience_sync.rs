@@ -1,0 +1,230 @@
+//! `ghl-capi audience sync`: bring one audience of one location in step with GHL.
+//!
+//! GHL's contact search lists the contacts that should be members (by each of
+//! the audience's tags, page by page, through the client's rate limiter; GHL's
+//! filter semantics are not documented, so every contact listed is judged again
+//! here, and a refused filter falls back to listing every contact). The state
+//! store says who is a member now. Each listed member, and each member no longer
+//! listed, becomes a [`ListedJob`] on the enrichment queue: the pipeline sends the
+//! difference, in order with the webhooks' own changes, held through outages as
+//! any change is.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::ghl::client::GhlClient;
+use crate::ghl::contacts_api::SearchRequest;
+use crate::ghl::tokens::TokenSource;
+use crate::ghl::{Contact, GhlError};
+use crate::jobs::ListedJob;
+use crate::mapping::Audience;
+use crate::mapping::audience::row;
+use crate::mapping::membership::{Member, Wanted, change, member_key};
+use crate::ports::state::{StateError, StateStore};
+
+/// Contacts per search page.
+pub const PAGE: u32 = 100;
+/// How deep GHL's `page`/`pageLimit` paging reaches.
+pub const SEARCH_WINDOW: u64 = 10_000;
+
+/// Why a sync could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(
+        "audience {audience}'s conditions read {entity} changes, which GHL's contact search \
+         cannot list: its members follow those changes as they happen"
+    )]
+    NotListable {
+        audience: String,
+        entity: &'static str,
+    },
+    #[error("GHL failed the listing: {0}")]
+    Ghl(#[source] GhlError),
+    #[error("cannot read the audience's members: {0}")]
+    State(#[source] StateError),
+}
+
+/// What the listing found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listed {
+    /// The contacts that belong, by id.
+    pub members: BTreeMap<String, Contact>,
+    /// Contacts GHL returned (the same one under two tags counts once).
+    pub listed: u64,
+    /// Whether GHL's tag filter was used (else every contact was listed).
+    pub filtered: bool,
+    /// Contacts beyond the search's reach (10,000 per search): not listed.
+    pub beyond: u64,
+}
+
+/// Lists `location`'s contacts that belong to `audience` (judged at `now`),
+/// telling `progress` after each page how many were listed of how many.
+pub async fn list_members<T: TokenSource>(
+    ghl: &GhlClient<T>,
+    audience: &Audience,
+    location: &str,
+    now: DateTime<Utc>,
+    progress: &mut impl FnMut(u64, Option<u64>),
+) -> Result<Listed, SyncError> {
+    if let Some(entity) = audience.entity() {
+        return Err(SyncError::NotListable {
+            audience: audience.name.clone(),
+            entity,
+        });
+    }
+    let mut found = Listed {
+        filtered: !audience.tags().is_empty(),
+        ..Listed::default()
+    };
+    let filters: Vec<Option<Value>> = match audience.tags() {
+        [] => vec![None],
+        tags => tags
+            .iter()
+            .map(|t| Some(json!({"field": "tags", "operator": "eq", "value": t})))
+            .collect(),
+    };
+    let mut seen = BTreeSet::new();
+    for filter in filters {
+        let mut page = 1;
+        loop {
+            let search = SearchRequest {
+                page,
+                page_limit: PAGE,
+                query: None,
+                filters: filter.iter().cloned().collect(),
+            };
+            let answer = match ghl.search_contacts(location, &search).await {
+                Ok(answer) => answer,
+                // The filter is not one GHL takes: every contact, judged here.
+                Err(GhlError::Rejected { .. }) if found.filtered => {
+                    tracing::warn!(
+                        audience = audience.name,
+                        location_id = location,
+                        "GHL refused the tag filter: listing every contact instead"
+                    );
+                    return Box::pin(list_all(ghl, audience, location, now, progress)).await;
+                }
+                Err(e) => return Err(SyncError::Ghl(e)),
+            };
+            let count = answer.contacts.len() as u64;
+            for contact in answer.contacts {
+                if !seen.insert(contact.id.clone()) {
+                    continue;
+                }
+                found.listed += 1;
+                if audience.judge(&contact, &[], location, now) == Some(true) {
+                    found.members.insert(contact.id.clone(), contact);
+                }
+            }
+            progress(found.listed, answer.total);
+            let reached = u64::from(page) * u64::from(PAGE);
+            if count < u64::from(PAGE) || answer.total.is_some_and(|t| reached >= t) {
+                break;
+            }
+            if reached >= SEARCH_WINDOW {
+                found.beyond += answer.total.map_or(0, |t| t.saturating_sub(reached));
+                break;
+            }
+            page += 1;
+        }
+    }
+    Ok(found)
+}
+
+/// [`list_members`] without a filter.
+async fn list_all<T: TokenSource>(
+    ghl: &GhlClient<T>,
+    audience: &Audience,
+    location: &str,
+    now: DateTime<Utc>,
+    progress: &mut impl FnMut(u64, Option<u64>),
+) -> Result<Listed, SyncError> {
+    let unfiltered = Audience {
+        membership: crate::mapping::Membership::Conditions {
+            conditions: Vec::new(),
+            entity: None,
+        },
+        ..audience.clone()
+    };
+    let mut listed = list_members(ghl, &unfiltered, location, now, progress).await?;
+    listed
+        .members
+        .retain(|_, contact| audience.judge(contact, &[], location, now) == Some(true));
+    Ok(listed)
+}
+
+/// What a sync will do.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Members GHL lists that the audience lacks (or holds with an old row).
+    pub join: Vec<Contact>,
+    /// Members GHL lists, already in as they are.
+    pub unchanged: Vec<Contact>,
+    /// Members the listing no longer returned: read again, and most likely out.
+    pub leave: Vec<String>,
+    /// Members Meta could not match (no e-mail or phone): not sent.
+    pub unusable: u64,
+}
+
+/// Compares the listing with the audience's members in the state store.
+pub async fn plan(
+    state: &impl StateStore,
+    audience: &Audience,
+    location: &str,
+    listed: Listed,
+) -> Result<Plan, SyncError> {
+    let prefix = member_key(&audience.name, location, "");
+    let now: BTreeMap<String, Member> = state
+        .records_under(&prefix)
+        .await
+        .map_err(SyncError::State)?
+        .into_iter()
+        .filter_map(|(key, text)| {
+            let member: Member = serde_json::from_str(&text).ok()?;
+            Some((key.strip_prefix(&prefix)?.to_owned(), member))
+        })
+        .collect();
+    let mut plan = Plan::default();
+    for (id, contact) in listed.members {
+        let row = row(&contact);
+        if !row.is_usable() {
+            plan.unusable += 1;
+            continue;
+        }
+        let was = now.get(&id).cloned().unwrap_or_default();
+        match change(&was, &Wanted::Member(row)) {
+            Some(_) => plan.join.push(contact),
+            None => plan.unchanged.push(contact),
+        }
+    }
+    let listed: BTreeSet<&str> = plan
+        .join
+        .iter()
+        .chain(&plan.unchanged)
+        .map(|c| c.id.as_str())
+        .collect();
+    plan.leave = now
+        .into_iter()
+        .filter(|(id, member)| member.member && !listed.contains(id.as_str()))
+        .map(|(id, _)| id)
+        .collect();
+    Ok(plan)
+}
+
+impl Plan {
+    /// The jobs that carry it out, for enrichment: each joining member as listed,
+    /// each leaving one by id. `listing` names this sync in their keys.
+    pub fn jobs(&self, listing: &str, location: &str, now: DateTime<Utc>) -> Vec<ListedJob> {
+        let joins = self
+            .join
+            .iter()
+            .map(|c| ListedJob::new(listing, location, &c.id, Some(c.clone()), now));
+        let leaves = self
+            .leave
+            .iter()
+            .map(|id| ListedJob::new(listing, location, id, None, now));
+        joins.chain(leaves).collect()
+    }
+}
