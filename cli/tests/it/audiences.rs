@@ -444,3 +444,118 @@ async fn a_full_sync_lists_ghls_pages_and_the_pipeline_sends_the_difference() {
     );
     drop(server);
 }
+
+#[tokio::test]
+async fn a_sync_of_the_deployed_stack_queues_its_jobs_on_the_enrichment_queue() {
+    use ghl_capi::mapping::membership::{Member, member_key};
+    use ghl_capi::ports::state::StateStore;
+    use ghl_capi_aws::dynamo::DynamoState;
+    use ghl_capi_tests::moto;
+
+    let ghl = MockServer::start().await;
+    let contacts = GhlContacts {
+        contacts: std::sync::Arc::new(std::sync::Mutex::new(ghl_contacts(|i| i < 3))),
+        searches: Default::default(),
+    };
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(contacts.clone())
+        .mount(&ghl)
+        .await;
+    let sqs = ghl_capi_tests::moto_client!(aws_sdk_sqs);
+    let dynamo = ghl_capi_tests::moto_client!(aws_sdk_dynamodb);
+    let secrets = ghl_capi_tests::moto_client!(aws_sdk_secretsmanager);
+    let id = ghl_capi_tests::unique("sync");
+    let queue = moto::queue(&sqs, &format!("{id}-enrich.fifo"), None).await;
+    let table = moto::state_table(&dynamo).await;
+    moto::secret(
+        &secrets,
+        &format!("{id}/ghl/loc1"),
+        r#"{"access_token":"pit-local"}"#,
+    )
+    .await;
+    // A member the pipeline knows of that GHL no longer lists: it goes.
+    let member = Member {
+        member: true,
+        row: None,
+        seq: 1,
+    };
+    DynamoState::new(dynamo, &table)
+        .set_records(
+            &[(
+                member_key("vips", "loc1", "c-old"),
+                serde_json::to_string(&member).expect("json"),
+            )],
+            Duration::from_secs(3600),
+        )
+        .await
+        .expect("member stored");
+    let dir = tempfile::tempdir().expect("dir");
+    let mapping = dir.path().join("mapping.toml");
+    let text = fixtures::mapping_text() + &fixtures::audiences(r#"{ secret = "x/meta/ads" }"#);
+    std::fs::write(&mapping, text).expect("mapping written");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args([
+            "audience",
+            "sync",
+            "vips",
+            "--aws",
+            "--location",
+            "loc1",
+            "--mapping",
+        ])
+        .arg(&mapping)
+        .args(["--state-table", &table, "--enrich-queue-url", &queue])
+        .args(["--token-prefix", &format!("{id}/ghl/")])
+        .env("GHL_API_BASE_URL", ghl.uri())
+        .env("AWS_ENDPOINT_URL", moto::endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("sync runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("queued: 3 to add (or update), 1 to remove"),
+        "{stdout}"
+    );
+
+    let mut jobs = Vec::new();
+    for message in moto::receive(&sqs, &queue).await {
+        let job: Value = serde_json::from_str(message.body().unwrap_or_default()).expect("a job");
+        let group = message
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId))
+            .cloned();
+        jobs.push((
+            job["kind"].clone(),
+            job["contact_id"].clone(),
+            job["contact"].is_object(),
+            group,
+        ));
+    }
+    jobs.sort_by_key(|(_, id, ..)| id.to_string());
+    let listed = |id: &str, carried: bool| {
+        (
+            json!("listed"),
+            json!(id),
+            carried,
+            Some(format!("loc1:{id}")),
+        )
+    };
+    assert_eq!(
+        jobs,
+        [
+            listed("c-old", false),
+            listed("c0", true),
+            listed("c1", true),
+            listed("c2", true)
+        ]
+    );
+}
