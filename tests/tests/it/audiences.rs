@@ -142,3 +142,44 @@ async fn meta_down_is_retried_and_a_flagged_audience_refused_in_metas_words() {
         "a wrong address: {outcome:?}"
     );
 }
+
+#[tokio::test]
+async fn a_sync_whose_tag_filter_ghl_refuses_lists_every_contact_and_judges_each() {
+    use ghl_capi::ghl::tokens::FixedTokens;
+    use ghl_capi::ghl::wire::LocationToken;
+    use ghl_capi::ops::audience_sync::list_members;
+    use wiremock::matchers::{body_partial_json, method};
+    use wiremock::{Mock, ResponseTemplate};
+
+    let ghl = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_partial_json(
+            serde_json::json!({"filters": [{"field": "tags"}]}),
+        ))
+        .respond_with(ResponseTemplate::new(422).set_body_string(r#"{"message":"bad filter"}"#))
+        .with_priority(1)
+        .mount(&ghl)
+        .await;
+    let everyone = serde_json::json!({"contacts": [
+        {"id": "a", "email": "a@example.com", "tags": ["vip"]},
+        {"id": "b", "email": "b@example.com", "tags": ["other"]},
+        {"id": "c", "email": "c@example.com", "tags": ["GOLD"]}], "total": 3});
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(everyone))
+        .mount(&ghl)
+        .await;
+    let tokens = HashMap::from([("loc1".to_owned(), LocationToken("pit".into()))]);
+    let client = ghl_capi::ghl::client::GhlClient::new(
+        &ghl.uri(),
+        FixedTokens(tokens),
+        Duration::from_secs(5),
+    )
+    .expect("client");
+    let listed = list_members(&client, &vips(), "loc1", chrono::Utc::now(), &mut |_, _| {})
+        .await
+        .expect("listed");
+    assert!(!listed.filtered);
+    assert_eq!(listed.listed, 3);
+    let members: Vec<&str> = listed.members.keys().map(String::as_str).collect();
+    assert_eq!(members, ["a", "c"], "tags compare as GHL compares them");
+}

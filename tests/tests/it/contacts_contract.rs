@@ -157,3 +157,23 @@ async fn every_contacts_endpoint_matches_ghls_spec() {
         ok("related", ghl.related(LOCATION, CONTACT, related).await);
     }
 }
+
+/// `audience sync`'s searches (by each tag, paged) as GHL's spec takes them.
+#[tokio::test]
+async fn an_audience_syncs_searches_match_ghls_spec() {
+    use ghl_capi::ops::audience_sync::list_members;
+    use ghl_capi_tests::fixtures::{audiences, mapping_with};
+    let mapping = mapping_with(&audiences(r#"{ env = "ADS_TOKEN" }"#));
+    let mut pages = 0;
+    let listed = list_members(
+        &client(),
+        &mapping.audiences[0],
+        LOCATION,
+        chrono::Utc::now(),
+        &mut |_, _| pages += 1,
+    )
+    .await;
+    let listed = listed.unwrap_or_else(|e| panic!("search: {e}"));
+    assert!(listed.filtered, "Prism took the tag filter");
+    assert!(pages >= 2, "one search per tag");
+}
