@@ -81,6 +81,25 @@ fn the_builtin_and_example_mappings_load() {
         TokenRef::Secret("ghl-capi/meta/main".into())
     );
     assert_eq!(example.needs(Trigger::ContactCreated), [Need::Attribution]);
+    assert!(
+        example.audiences.is_empty(),
+        "its audiences are commented out"
+    );
+
+    // Uncommented as the file says, its audiences load.
+    let text = std::fs::read_to_string(&path).expect("example");
+    let (head, audiences) = text
+        .split_once("# [[audiences]]")
+        .expect("audience examples");
+    let uncommented: String = std::iter::once("# [[audiences]]")
+        .chain(audiences.lines())
+        .map(|line| line.strip_prefix("# ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let with = Mapping::parse(&format!("{head}\n{uncommented}"), "example")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = with.audiences.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["webinar-vips", "customers"]);
 }
 
 #[test]
