@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::chain;
-use crate::jobs::{DeadLetter, LetterMessage, Stage};
+use crate::hold::{Decision, HELD_TOO_LONG, HoldPolicy};
+use crate::jobs::{DeadLetter, Held, LetterMessage, Stage};
 use crate::ports::queue::{Outgoing, Queue, QueueError, Record};
 
 /// What becomes of one record.
@@ -33,6 +34,29 @@ pub enum Outcome {
     },
     /// Never deliverable: it goes to the dead-letter queue with why.
     DeadLetter(DeadLetter),
+}
+
+/// A job a partner could not take now, its history counting this failure: back
+/// on its own queue (`held`, with that history) to wait at least `at_least`, or,
+/// once held as long as the failure allows, the letter `letter` makes of the
+/// policy's words (coded `held_too_long`).
+pub fn hold_or_letter(
+    policy: &HoldPolicy,
+    held: &impl Held,
+    key: &str,
+    at_least: Duration,
+    reason: Reason,
+    now: DateTime<Utc>,
+    letter: impl FnOnce(&'static str, String) -> DeadLetter,
+) -> Outcome {
+    match policy.decide(held.history(), key, at_least, now) {
+        Decision::Wait(after) => Outcome::Requeue {
+            body: serde_json::to_string(held).unwrap_or_default(),
+            after,
+            reason,
+        },
+        Decision::GiveUp { reason: why } => Outcome::DeadLetter(letter(HELD_TOO_LONG, why)),
+    }
 }
 
 /// Why a record goes round again: a stable code (a metric dimension) and the

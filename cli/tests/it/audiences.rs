@@ -24,6 +24,29 @@ access_token = { env = "TEST_UNSET_ADS_TOKEN" }
 tags = ["vip"]
 "#;
 
+/// `serve` with the fixture mapping, its audiences and `extra`, their token set,
+/// against GHL and a Graph API whose `vips` audience is stood in for: the stand-in,
+/// the directory (`mapping.toml`, `data/`) and the server.
+async fn serve_audiences(
+    ghl: &MockServer,
+    graph: &MockServer,
+    extra: &str,
+) -> (AudienceStandIn, tempfile::TempDir, crate::serve::Server) {
+    let meta = AudienceStandIn::expecting_token("EAAB-ads");
+    meta.mount(graph, VIP_AUDIENCE).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mapping = dir.path().join("mapping.toml");
+    let text = fixtures::mapping_text_with_token(r#"{ env = "TEST_META_TOKEN" }"#)
+        + &fixtures::audiences(r#"{ env = "TEST_ADS_TOKEN" }"#)
+        + extra;
+    std::fs::write(&mapping, text).expect("mapping written");
+    let env = [("TEST_ADS_TOKEN".to_owned(), "EAAB-ads".to_owned())];
+    let urls = (ghl.uri(), graph.uri());
+    let data = dir.path().join("data");
+    let server = start_with(&data, &mapping, (&urls.0, &urls.1), free_port(), &env).await;
+    (meta, dir, server)
+}
+
 /// Waits until the stand-in took `n` requests (and a little longer, to catch one
 /// that should not come); what it took.
 async fn taken(meta: &AudienceStandIn, n: usize) -> Vec<Taken> {
@@ -58,24 +81,8 @@ async fn tags_move_a_contact_in_and_out_of_an_audience_through_serve() {
     MetaStandIn::expecting_token("EAAB-local")
         .mount(&graph, fixtures::DATASET)
         .await;
-    let meta = AudienceStandIn::expecting_token("EAAB-ads");
-    meta.mount(&graph, VIP_AUDIENCE).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let mapping = dir.path().join("mapping.toml");
-    let text = fixtures::mapping_text_with_token(r#"{ env = "TEST_META_TOKEN" }"#)
-        + &fixtures::audiences(r#"{ env = "TEST_ADS_TOKEN" }"#)
-        + DRY_AUDIENCE;
-    std::fs::write(&mapping, text).expect("mapping written");
+    let (meta, dir, server) = serve_audiences(&ghl, &graph, DRY_AUDIENCE).await;
     let data = dir.path().join("data");
-    let env = [("TEST_ADS_TOKEN".to_owned(), "EAAB-ads".to_owned())];
-    let server = start_with(
-        &data,
-        &mapping,
-        (&ghl.uri(), &graph.uri()),
-        free_port(),
-        &env,
-    )
-    .await;
     let http = reqwest::Client::new();
     let send = |id: &str, email: &str, tags: &[&str]| {
         webhook("ContactTagUpdate", id, contact("c-mary", email, tags))
@@ -362,23 +369,8 @@ async fn a_full_sync_lists_ghls_pages_and_the_pipeline_sends_the_difference() {
             .mount(&ghl)
             .await;
     }
-    let meta = AudienceStandIn::expecting_token("EAAB-ads");
-    meta.mount(&graph, VIP_AUDIENCE).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let mapping = dir.path().join("mapping.toml");
-    let text = fixtures::mapping_text_with_token(r#"{ env = "TEST_META_TOKEN" }"#)
-        + &fixtures::audiences(r#"{ env = "TEST_ADS_TOKEN" }"#);
-    std::fs::write(&mapping, text).expect("mapping written");
-    let data = dir.path().join("data");
-    let env = [("TEST_ADS_TOKEN".to_owned(), "EAAB-ads".to_owned())];
-    let server = start_with(
-        &data,
-        &mapping,
-        (&ghl.uri(), &graph.uri()),
-        free_port(),
-        &env,
-    )
-    .await;
+    let (meta, dir, server) = serve_audiences(&ghl, &graph, DRY_AUDIENCE).await;
+    let (data, mapping) = (dir.path().join("data"), dir.path().join("mapping.toml"));
 
     // 225 of 450 contacts carry `vip`: three pages of the `vip` search, one (empty)
     // of `gold`'s.

@@ -72,6 +72,25 @@ impl MetaError {
     }
 }
 
+/// An error answer without Meta's error object.
+pub(super) enum Bare {
+    /// A `4xx` (but `429`): the request as a whole, whatever it carried.
+    Refused(String),
+    Retry(String),
+}
+
+/// HTML error pages and empty bodies come from outages, proxies, or a wrong
+/// address: nothing the data could fix.
+pub(super) fn without_error(status: u16) -> Bare {
+    let reason = format!("HTTP {status} without a Meta error object");
+    match status {
+        400..=499 if status != 429 => Bare::Refused(format!(
+            "{reason}; check GRAPH_API_BASE_URL and GRAPH_API_VERSION"
+        )),
+        _ => Bare::Retry(reason),
+    }
+}
+
 /// Classifies an HTTP answer from the events endpoint.
 pub fn classify(status: u16, body: &str) -> Disposition {
     if (200..300).contains(&status) {
@@ -88,14 +107,9 @@ pub fn classify(status: u16, body: &str) -> Disposition {
         };
     }
     let Ok(Failure { error }) = serde_json::from_str::<Failure>(body) else {
-        // HTML error pages and empty bodies come from outages, proxies, or a wrong
-        // address: nothing an event could fix.
-        let reason = format!("HTTP {status} without a Meta error object");
-        return match status {
-            400..=499 if status != 429 => Disposition::Condemned {
-                reason: format!("{reason}; check GRAPH_API_BASE_URL and GRAPH_API_VERSION"),
-            },
-            _ => Disposition::Retry { reason },
+        return match without_error(status) {
+            Bare::Refused(reason) => Disposition::Condemned { reason },
+            Bare::Retry(reason) => Disposition::Retry { reason },
         };
     };
     let reason = error.reason();

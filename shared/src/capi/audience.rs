@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::answer::{Failure, MetaError};
+use super::answer::{Bare, Failure, MetaError, without_error};
 
 /// The row schema every request uses, in this order.
 pub const SCHEMA: [&str; 13] = [
@@ -166,12 +166,9 @@ pub fn classify_users(status: u16, body: &str, rows: usize) -> UsersOutcome {
         };
     }
     let Ok(Failure { error }) = serde_json::from_str::<Failure>(body) else {
-        let reason = format!("HTTP {status} without a Meta error object");
-        return match status {
-            400..=499 if status != 429 => UsersOutcome::Held {
-                reason: format!("{reason}; check GRAPH_API_BASE_URL and GRAPH_API_VERSION"),
-            },
-            _ => UsersOutcome::Retry { reason },
+        return match without_error(status) {
+            Bare::Refused(reason) => UsersOutcome::Held { reason },
+            Bare::Retry(reason) => UsersOutcome::Retry { reason },
         };
     };
     by_error(&error, status)

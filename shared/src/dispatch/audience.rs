@@ -22,7 +22,7 @@ use crate::capi::audience::{
 };
 use crate::capi::{AudiencesApi, EventsApi};
 use crate::error::chain;
-use crate::hold::{Decision, HELD_TOO_LONG, code};
+use crate::hold::code;
 use crate::jobs::{AudienceJob, DeadLetter, Stage};
 use crate::mapping::Audience;
 use crate::normalize::sha256_hex;
@@ -272,16 +272,15 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
         let mut held = job.clone();
         held.history.failed(reason.code, &reason.text, now);
         let key = applied_key(job);
-        match self.policy.decide(&held.history, &key, Duration::ZERO, now) {
-            Decision::Wait(after) => Outcome::Requeue {
-                body: serde_json::to_string(&held).unwrap_or_default(),
-                after,
-                reason,
-            },
-            Decision::GiveUp { reason: why } => {
-                Outcome::DeadLetter(letter(&held, HELD_TOO_LONG, why))
-            }
-        }
+        crate::batch::hold_or_letter(
+            &self.policy,
+            &held,
+            &key,
+            Duration::ZERO,
+            reason,
+            now,
+            |code, why| letter(&held, code, why),
+        )
     }
 }
 

@@ -15,7 +15,7 @@ use crate::batch::{self, Ids, Outcome, Queues, Reason, Retry};
 use crate::capi::{AudiencesApi, EventsApi, ServerEvent, validate};
 use crate::error::chain;
 use crate::hold::breaker::{Breakers, Gate};
-use crate::hold::{Decision, HELD_TOO_LONG, HoldPolicy, Partner, code};
+use crate::hold::{HoldPolicy, Partner, code};
 use crate::jobs::{DeadLetter, DispatchJob, DispatchMessage, Stage};
 use crate::mapping::{Mapping, Pixel};
 use crate::ports::queue::{Queue, Record};
@@ -327,19 +327,15 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
     ) -> Outcome {
         let mut held = job.clone();
         held.history.failed(reason.code, &reason.text, now);
-        match self
-            .policy
-            .decide(&held.history, event_key(job), at_least, now)
-        {
-            Decision::Wait(after) => Outcome::Requeue {
-                body: serde_json::to_string(&held).unwrap_or_default(),
-                after,
-                reason,
-            },
-            Decision::GiveUp { reason: why } => {
-                Outcome::DeadLetter(letter(&held, HELD_TOO_LONG, why))
-            }
-        }
+        batch::hold_or_letter(
+            &self.policy,
+            &held,
+            event_key(job),
+            at_least,
+            reason,
+            now,
+            |code, why| letter(&held, code, why),
+        )
     }
 }
 

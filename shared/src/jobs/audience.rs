@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{DispatchJob, History};
+use super::{DispatchJob, Held, History};
 use crate::capi::audience::Row;
 use crate::ghl::Contact;
 
@@ -33,6 +33,12 @@ pub struct AudienceJob {
     /// the order of the contact's changes (`seq` was settled when it was refused).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub redriven: bool,
+}
+
+impl Held for AudienceJob {
+    fn history(&self) -> &History {
+        &self.history
+    }
 }
 
 /// A message of the dispatch queue: an event, or an audience change.

@@ -295,6 +295,18 @@ impl DeadLetter {
     }
 }
 
+/// A job that carries its own history on its queue (dispatch's: held jobs go
+/// back on it).
+pub trait Held: Serialize {
+    fn history(&self) -> &History;
+}
+
+impl Held for DispatchJob {
+    fn history(&self) -> &History {
+        &self.history
+    }
+}
+
 /// A dead letter as a dead-letter queue holds it: the letter, and the message it is
 /// about, as it was queued (so a redrive can put it back).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

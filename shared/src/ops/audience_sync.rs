@@ -19,9 +19,9 @@ use crate::ghl::contacts_api::SearchRequest;
 use crate::ghl::tokens::TokenSource;
 use crate::ghl::{Contact, GhlError};
 use crate::jobs::ListedJob;
-use crate::mapping::Audience;
 use crate::mapping::audience::row;
 use crate::mapping::membership::{Member, Wanted, change, member_key};
+use crate::mapping::{Audience, Membership};
 use crate::ports::state::{StateError, StateStore};
 
 /// Contacts per search page.
@@ -104,7 +104,19 @@ pub async fn list_members<T: TokenSource>(
                         location_id = location,
                         "GHL refused the tag filter: listing every contact instead"
                     );
-                    return Box::pin(list_all(ghl, audience, location, now, progress)).await;
+                    let everyone = Audience {
+                        membership: Membership::Conditions {
+                            conditions: Vec::new(),
+                            entity: None,
+                        },
+                        ..audience.clone()
+                    };
+                    let mut listed =
+                        Box::pin(list_members(ghl, &everyone, location, now, progress)).await?;
+                    listed.members.retain(|_, contact| {
+                        audience.judge(contact, &[], location, now) == Some(true)
+                    });
+                    return Ok(listed);
                 }
                 Err(e) => return Err(SyncError::Ghl(e)),
             };
@@ -131,28 +143,6 @@ pub async fn list_members<T: TokenSource>(
         }
     }
     Ok(found)
-}
-
-/// [`list_members`] without a filter.
-async fn list_all<T: TokenSource>(
-    ghl: &GhlClient<T>,
-    audience: &Audience,
-    location: &str,
-    now: DateTime<Utc>,
-    progress: &mut impl FnMut(u64, Option<u64>),
-) -> Result<Listed, SyncError> {
-    let unfiltered = Audience {
-        membership: crate::mapping::Membership::Conditions {
-            conditions: Vec::new(),
-            entity: None,
-        },
-        ..audience.clone()
-    };
-    let mut listed = list_members(ghl, &unfiltered, location, now, progress).await?;
-    listed
-        .members
-        .retain(|_, contact| audience.judge(contact, &[], location, now) == Some(true));
-    Ok(listed)
 }
 
 /// What a sync will do.
