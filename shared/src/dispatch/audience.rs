@@ -20,7 +20,7 @@ use crate::batch::{Outcome, Reason};
 use crate::capi::audience::{
     MAX_ROWS, Operation, Row, Session, UsersOutcome, UsersRequest, classify_users,
 };
-use crate::capi::{AudiencesApi, EventsApi};
+use crate::capi::{AudiencesApi, EventsApi, TransportError};
 use crate::error::chain;
 use crate::hold::code;
 use crate::jobs::{AudienceJob, DeadLetter, Stage};
@@ -333,6 +333,11 @@ pub async fn users(
         };
         outcome = match api.users(&audience.audience_id, &request).await {
             Ok(answer) => classify_users(answer.status, &answer.body, chunk.len()),
+            // No token to send with: a person must store one; held as Meta's
+            // refusal of a token would be.
+            Err(missing @ TransportError::NoToken { .. }) => UsersOutcome::Held {
+                reason: chain(&missing),
+            },
             Err(e) => UsersOutcome::Retry { reason: chain(&e) },
         };
         match &outcome {

@@ -142,16 +142,10 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
         for (pixel, jobs) in by_pixel.into_values() {
             let jobs = self.unsent(pixel, jobs).await;
             let outcomes = self.pixel(&mut breakers, pixel, &jobs, now).await;
-            let mut delivered = 0;
-            let mut oldest_lag = 0;
-            let mut sent = Vec::new();
+            // Marked first, before any record is settled: a crash from here on
+            // finds them sent, and does not send them again.
+            self.mark_sent(pixel, &jobs, &outcomes, now).await;
             for ((record, job), outcome) in jobs.iter().zip(outcomes) {
-                if outcome == Outcome::Done {
-                    // From the change in GHL to Meta's acknowledgement.
-                    delivered += 1;
-                    oldest_lag = oldest_lag.max((now.timestamp() - job.event.event_time).max(0));
-                    sent.extend(sent_key(pixel, job));
-                }
                 failed.extend(
                     batch::settle(
                         Stage::Dispatch,
@@ -164,18 +158,6 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                     .await,
                 );
             }
-            if delivered > 0 {
-                crate::telemetry::events_sent(delivered, oldest_lag);
-            }
-            if sent.is_empty() {
-                continue;
-            }
-            let marks: Vec<(String, String)> =
-                sent.into_iter().map(|k| (k, String::new())).collect();
-            if let Err(e) = self.state.set_records(&marks, SENT_FOR).await {
-                // Meta took them; should one come again, Meta drops the repeat by its id.
-                tracing::warn!(pixel = pixel.name, events = marks.len(), error = %chain(&e), "cannot mark events as sent");
-            }
         }
         for (record, change, outcome) in self.audiences(changes, now).await {
             let ids = Ids {
@@ -185,6 +167,44 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
             failed.extend(batch::settle(Stage::Dispatch, queues, record, ids, outcome, now).await);
         }
         failed
+    }
+
+    /// Records the events of `jobs` Meta took (their outcome is done), and counts
+    /// them with the oldest one's lag from the change in GHL.
+    async fn mark_sent(
+        &self,
+        pixel: &Pixel,
+        jobs: &[(&Record, DispatchJob)],
+        outcomes: &[Outcome],
+        now: DateTime<Utc>,
+    ) {
+        let taken: Vec<&DispatchJob> = jobs
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, outcome)| **outcome == Outcome::Done)
+            .map(|((_, job), _)| job)
+            .collect();
+        if taken.is_empty() {
+            return;
+        }
+        let oldest_lag = taken
+            .iter()
+            .map(|job| (now.timestamp() - job.event.event_time).max(0))
+            .max()
+            .unwrap_or_default();
+        crate::telemetry::events_sent(taken.len() as u64, oldest_lag);
+        let marks: Vec<(String, String)> = taken
+            .iter()
+            .filter_map(|job| sent_key(pixel, job))
+            .map(|k| (k, String::new()))
+            .collect();
+        if marks.is_empty() {
+            return;
+        }
+        if let Err(e) = self.state.set_records(&marks, SENT_FOR).await {
+            // Meta took them; should one come again, Meta drops the repeat by its id.
+            tracing::warn!(pixel = pixel.name, events = marks.len(), error = %chain(&e), "cannot mark events as sent");
+        }
     }
 
     /// `jobs` less those whose event Meta already took (a job queued twice, after a

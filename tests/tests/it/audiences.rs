@@ -135,6 +135,18 @@ async fn meta_down_is_retried_and_a_flagged_audience_refused_in_metas_words() {
         matches!(&outcome, UsersOutcome::Refused { code: "audience_blocked", reason } if reason.contains("Audience Upload Blocked")),
         "{outcome:?}"
     );
+    let untokened = CapiClient::new(
+        &server.uri(),
+        DEFAULT_API_VERSION,
+        HashMap::new(),
+        Duration::from_secs(5),
+    )
+    .expect("client");
+    let (outcome, ..) = users(&untokened, &vips(), Operation::Add, rows(1)).await;
+    assert!(
+        matches!(&outcome, UsersOutcome::Held { reason } if reason.contains("no access token")),
+        "no token: held, {outcome:?}"
+    );
     let unknown = MockServer::start().await;
     let (outcome, ..) = users(&client(&unknown), &vips(), Operation::Add, rows(1)).await;
     assert!(
