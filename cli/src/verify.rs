@@ -9,13 +9,13 @@ use ghl_capi::capi::CapiClient;
 use ghl_capi::capi::client::{
     DEFAULT_API_VERSION as DEFAULT_GRAPH_VERSION, DEFAULT_BASE_URL as GRAPH_DEFAULT_BASE_URL,
 };
-use ghl_capi::dispatch::tokens::pixel_tokens;
+use ghl_capi::dispatch::tokens::{audience_tokens, pixel_tokens};
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::oauth::TokenSet;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::{DEFAULT_BASE_URL, LocationToken};
 use ghl_capi::mapping::Mapping;
-use ghl_capi::ops::credentials::{Finding, ghl_location, meta_pixel, table};
+use ghl_capi::ops::credentials::{Finding, ghl_location, meta_audience, meta_pixel, table};
 use ghl_capi::ports::secrets::{EnvSecrets, SecretStore, VersionedSecrets};
 use ghl_capi::settings::GHL_TOKEN_DEFAULT_PREFIX;
 use ghl_capi_local::serve::GHL_TOKEN_PREFIX;
@@ -57,8 +57,8 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
             .flat_map(|p| p.locations.iter().cloned()),
     );
     anyhow::ensure!(
-        !locations.is_empty() || !mapping.pixels.is_empty(),
-        "nothing to verify: give --location, or a mapping with pixels"
+        !locations.is_empty() || !mapping.pixels.is_empty() || !mapping.audiences.is_empty(),
+        "nothing to verify: give --location, or a mapping with pixels or audiences"
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -169,6 +169,26 @@ where
             )
             .await,
         );
+    }
+    let (tokens, missing) = audience_tokens(mapping, secrets).await;
+    let capi = CapiClient::new(
+        &args.graph_api_base_url,
+        &args.graph_api_version,
+        tokens,
+        TIMEOUT,
+    )?;
+    for audience in &mapping.audiences {
+        if let Some((_, why)) = missing.iter().find(|(name, _)| name == &audience.name) {
+            findings.push(Finding {
+                check: "meta",
+                subject: format!("{} (audience {})", audience.name, audience.audience_id),
+                ok: false,
+                detail: why.to_string(),
+                fix: "store the audience's token (ads_management on its ad account) where the mapping says".into(),
+            });
+            continue;
+        }
+        findings.push(meta_audience(&capi, &audience.name, &audience.audience_id).await);
     }
     Ok(findings)
 }

@@ -81,6 +81,10 @@ impl EventsApi for LocalCapi {
 }
 
 impl AudiencesApi for LocalCapi {
+    async fn audience(&self, audience_id: &str) -> Result<Answer, TransportError> {
+        self.capi.audience(audience_id).await
+    }
+
     fn audience_token_refused(&self, audience_id: &str) {
         self.capi.audience_token_refused(audience_id);
     }

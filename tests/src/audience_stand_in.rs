@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use ghl_capi::capi::audience::SCHEMA;
 use ghl_capi::capi::client::DEFAULT_API_VERSION;
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// One request as the stand-in took it.
@@ -51,8 +51,17 @@ impl AudienceStandIn {
         }
     }
 
-    /// Serves `POST` and `DELETE /{version}/{audience_id}/users` on `server`.
+    /// Serves `POST` and `DELETE /{version}/{audience_id}/users` on `server`, and
+    /// `GET /{version}/{audience_id}` (its name and `operation_status`, 471 once
+    /// blocked) to a request bearing the token.
     pub async fn mount(&self, server: &MockServer, audience_id: &str) {
+        Mock::given(method("GET"))
+            .and(path(format!("/{DEFAULT_API_VERSION}/{audience_id}")))
+            .and(query_param("fields", "name,operation_status"))
+            .and(header("authorization", format!("Bearer {}", self.token)))
+            .respond_with(self.clone())
+            .mount(server)
+            .await;
         for verb in ["POST", "DELETE"] {
             Mock::given(method(verb))
                 .and(path(format!("/{DEFAULT_API_VERSION}/{audience_id}/users")))
@@ -144,6 +153,11 @@ fn refusal(code: u32, subcode: Option<u32>, message: &str) -> ResponseTemplate {
 impl Respond for AudienceStandIn {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let mut state = self.state.lock().expect("lock");
+        if request.method.as_str() == "GET" {
+            let code = if state.blocked { 471 } else { 200 };
+            return ResponseTemplate::new(200).set_body_json(json!({"id": "audience",
+                "name": "Webinar VIPs", "operation_status": {"code": code, "description": "status"}}));
+        }
         if state.outages > 0 {
             state.outages -= 1;
             return ResponseTemplate::new(503);

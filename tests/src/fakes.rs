@@ -185,6 +185,16 @@ impl EventsApi for FakeMeta {
 /// Audiences answer as the events endpoint was told to (`set_answer`), else as a
 /// healthy Meta would: every row received.
 impl AudiencesApi for FakeMeta {
+    async fn audience(&self, audience_id: &str) -> Result<Answer, TransportError> {
+        let fixed = self.answer.lock().expect("lock").clone();
+        Ok(fixed.unwrap_or_else(|| Answer {
+            status: 200,
+            body: json!({"id": audience_id, "name": audience_id,
+                "operation_status": {"code": 200, "description": "Normal"}})
+            .to_string(),
+        }))
+    }
+
     async fn users(
         &self,
         audience_id: &str,

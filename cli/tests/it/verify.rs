@@ -69,6 +69,7 @@ fn verify(ghl: &MockServer, graph: &MockServer, mapping: &str, extra: &[&str]) -
         .env("GHL_TOKEN_loc1", "pit-good")
         .env("GHL_TOKEN_locbad", "pit-revoked")
         .env("VERIFY_META_TOKEN", "EAAB-ok")
+        .env("VERIFY_ADS_TOKEN", "EAAB-ads")
         .env_remove("TEST_UNSET_META_TOKEN")
         .output()
         .expect("verify runs");
@@ -126,5 +127,43 @@ async fn all_fine_exits_zero() {
         table.lines().count(),
         1 + 2,
         "one location, one pixel: {table}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_audience_is_read_with_its_token_and_a_flagged_one_fails() {
+    use ghl_capi_tests::audience_stand_in::AudienceStandIn;
+    let (ghl, graph) = mocks().await;
+    let meta = AudienceStandIn::expecting_token("EAAB-ads");
+    meta.mount(&graph, fixtures::VIP_AUDIENCE).await;
+    let text = mapping() + &fixtures::audiences(r#"{ env = "VERIFY_ADS_TOKEN" }"#);
+    let (_, table) = verify(&ghl, &graph, &text, &["--location", "loc1"]);
+    let vips = row(&table, "vips");
+    assert!(
+        vips.contains(" yes ") && vips.contains("readable: Webinar VIPs"),
+        "{vips}"
+    );
+    // Not at this Graph API: the token cannot read it.
+    let won = row(&table, "won-deals");
+    assert!(
+        won.contains(" NO ") && won.contains("ads_management"),
+        "{won}"
+    );
+
+    meta.block();
+    let (code, table) = verify(&ghl, &graph, &text, &["--location", "loc1"]);
+    assert_eq!(code, 1);
+    let vips = row(&table, "vips");
+    assert!(
+        vips.contains(" NO ") && vips.contains("flagged (operation_status 471"),
+        "{vips}"
+    );
+    assert!(vips.contains("health or financial data"), "{vips}");
+    let unset = text.replace("VERIFY_ADS_TOKEN", "TEST_UNSET_ADS_TOKEN");
+    let (_, table) = verify(&ghl, &graph, &unset, &["--location", "loc1"]);
+    let vips = row(&table, "vips");
+    assert!(
+        vips.contains(" NO ") && vips.contains("TEST_UNSET_ADS_TOKEN"),
+        "{vips}"
     );
 }

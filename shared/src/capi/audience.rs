@@ -195,6 +195,78 @@ fn by_error(error: &MetaError, status: u16) -> UsersOutcome {
     }
 }
 
+/// What `GET /{version}/{audience_id}?fields=name,operation_status` says of an
+/// audience, for `ghl-capi verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudienceState {
+    /// The token reads it, and Meta takes rows for it.
+    Usable { name: String, status: String },
+    /// Flagged (`operation_status` 471: it suggests health or financial data):
+    /// Meta refuses every change.
+    Flagged { name: String, status: String },
+    /// The token cannot read it (missing, another ad account, no permission).
+    Unreadable { reason: String },
+    /// No answer worth reading: try again later.
+    Unavailable { reason: String },
+}
+
+/// The `operation_status` code of a flagged audience.
+pub const FLAGGED: i64 = 471;
+
+#[derive(Deserialize)]
+struct Status {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    operation_status: Option<OperationStatus>,
+}
+
+#[derive(Deserialize)]
+struct OperationStatus {
+    #[serde(default)]
+    code: i64,
+    #[serde(default)]
+    description: String,
+}
+
+/// Classifies Meta's answer to the audience read.
+pub fn classify_status(status: u16, body: &str) -> AudienceState {
+    if (200..300).contains(&status) {
+        return match serde_json::from_str::<Status>(body) {
+            Ok(Status {
+                name,
+                operation_status,
+            }) => {
+                let (code, description) =
+                    operation_status.map_or((0, String::new()), |s| (s.code, s.description));
+                let status = format!("operation_status {code} {description}")
+                    .trim()
+                    .to_owned();
+                if code == FLAGGED {
+                    AudienceState::Flagged { name, status }
+                } else {
+                    AudienceState::Usable { name, status }
+                }
+            }
+            Err(_) => AudienceState::Unavailable {
+                reason: format!("unreadable {status} answer from Meta"),
+            },
+        };
+    }
+    match serde_json::from_str::<Failure>(body) {
+        Ok(Failure { error }) if status < 500 && !error.is_transient => AudienceState::Unreadable {
+            reason: error.reason(),
+        },
+        Ok(Failure { error }) => AudienceState::Unavailable {
+            reason: error.reason(),
+        },
+        Err(_) => match without_error(status) {
+            Bare::Refused(reason) => AudienceState::Unreadable { reason },
+            Bare::Retry(reason) => AudienceState::Unavailable { reason },
+        },
+    }
+}
+
 /// Letter codes of rows an audience refused.
 pub const AUDIENCE_BLOCKED: &str = "audience_blocked";
 pub const AUDIENCE_NOT_FOUND: &str = "audience_not_found";
@@ -229,6 +301,28 @@ mod tests {
         assert!(matches!(
             classify_users(200, "<html>", 1),
             UsersOutcome::Retry { .. }
+        ));
+    }
+
+    #[test]
+    fn an_audiences_status_tells_a_flagged_one() {
+        let ok =
+            r#"{"id":"1","name":"VIPs","operation_status":{"code":200,"description":"Normal"}}"#;
+        assert!(
+            matches!(classify_status(200, ok), AudienceState::Usable { name, .. } if name == "VIPs")
+        );
+        let flagged = r#"{"id":"1","name":"VIPs","operation_status":{"code":471,"description":"Restricted"}}"#;
+        assert!(matches!(
+            classify_status(200, flagged),
+            AudienceState::Flagged { .. }
+        ));
+        assert!(matches!(
+            classify_status(400, &error(100, Some(33))),
+            AudienceState::Unreadable { .. }
+        ));
+        assert!(matches!(
+            classify_status(503, ""),
+            AudienceState::Unavailable { .. }
         ));
     }
 

@@ -65,6 +65,12 @@ pub trait AudiencesApi: Send + Sync {
         request: &UsersRequest,
     ) -> impl Future<Output = Result<Answer, TransportError>> + Send;
 
+    /// Reads the audience's name and `operation_status` (`ghl-capi verify`).
+    fn audience(
+        &self,
+        audience_id: &str,
+    ) -> impl Future<Output = Result<Answer, TransportError>> + Send;
+
     /// Meta refused the audience's token: read it again before the next request.
     fn audience_token_refused(&self, audience_id: &str) {
         let _ = audience_id;
@@ -186,15 +192,10 @@ impl<T: PixelTokens> CapiClient<T> {
             })
     }
 
-    /// Sends `body` and reads Meta's answer, timing it as a Graph call.
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-        body: &impl Serialize,
-    ) -> Result<Answer, TransportError> {
+    /// Sends `request` and reads Meta's answer, timing it as a Graph call.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, TransportError> {
         let started = std::time::Instant::now();
         let response = request
-            .json(body)
             .send()
             .await
             // Timeouts and connection failures say nothing about the data: retry.
@@ -213,6 +214,20 @@ impl<T: PixelTokens> CapiClient<T> {
 }
 
 impl<T: PixelTokens> AudiencesApi for CapiClient<T> {
+    async fn audience(&self, audience_id: &str) -> Result<Answer, TransportError> {
+        let token = self.credentials(audience_id).await?;
+        let url = format!("{}/{}/{audience_id}", self.base_url, self.version);
+        let mut query = vec![("fields", "name,operation_status".to_owned())];
+        query.extend(token.proof().map(|proof| ("appsecret_proof", proof)));
+        // The token in a header, never in the URL (access logs keep URLs).
+        let request = self
+            .http
+            .get(url)
+            .bearer_auth(&token.access_token)
+            .query(&query);
+        self.send(request).await
+    }
+
     fn audience_token_refused(&self, audience_id: &str) {
         self.tokens.refused(audience_id);
     }
@@ -235,7 +250,7 @@ impl<T: PixelTokens> AudiencesApi for CapiClient<T> {
             super::audience::Operation::Remove => self.http.delete(url),
         };
         let started = std::time::Instant::now();
-        let answer = self.send(http, &body).await?;
+        let answer = self.send(http.json(&body)).await?;
         tracing::info!(
             audience_id,
             status = answer.status,
@@ -268,7 +283,7 @@ impl<T: PixelTokens> EventsApi for CapiClient<T> {
         };
         let url = format!("{}/{}/{dataset_id}/events", self.base_url, self.version);
         let started = std::time::Instant::now();
-        let answer = self.send(self.http.post(url), &body).await?;
+        let answer = self.send(self.http.post(url).json(&body)).await?;
         tracing::info!(
             dataset_id,
             status = answer.status,

@@ -1,6 +1,6 @@
-//! Each pixel's Conversions API credentials, read where the mapping says: a secret
-//! (through the secret store) or an environment variable. Each holds the access
-//! token alone, or `{"access_token": …, "app_secret": …}`.
+//! Each pixel's Conversions API credentials, and each audience's, read where the
+//! mapping says: a secret (through the secret store) or an environment variable.
+//! Each holds the access token alone, or `{"access_token": …, "app_secret": …}`.
 //!
 //! [`MappingTokens`] keeps what it read for a short while, so a token stored or
 //! fixed while a function is warm reaches it within [`TOKEN_CACHE`]; after Meta
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::capi::{PixelToken, PixelTokens};
 use crate::error::chain;
-use crate::mapping::{Mapping, Pixel, TokenRef};
+use crate::mapping::{Audience, Mapping, Pixel, TokenRef};
 use crate::ports::secrets::{EnvSecrets, Secret, SecretError, SecretStore};
 
 /// How long a pixel's credentials (or their absence) are kept before being read
@@ -67,17 +67,44 @@ pub async fn pixel_tokens(
     mapping: &Mapping,
     store: &impl SecretStore,
 ) -> (HashMap<String, PixelToken>, Vec<(String, SecretError)>) {
+    let pixels = mapping
+        .pixels
+        .iter()
+        .map(|p| (p.dataset_id.clone(), Holder::from(p)));
+    read_all(pixels, store).await
+}
+
+/// As [`pixel_tokens`], for the mapping's audiences, by audience id.
+pub async fn audience_tokens(
+    mapping: &Mapping,
+    store: &impl SecretStore,
+) -> (HashMap<String, PixelToken>, Vec<(String, SecretError)>) {
+    read_all(mapping.audiences.iter().map(audience_holder), store).await
+}
+
+async fn read_all(
+    holders: impl Iterator<Item = (String, Holder)>,
+    store: &impl SecretStore,
+) -> (HashMap<String, PixelToken>, Vec<(String, SecretError)>) {
     let mut tokens = HashMap::new();
     let mut missing = Vec::new();
-    for pixel in &mapping.pixels {
-        match read(&pixel.into(), store, false).await {
+    for (id, holder) in holders {
+        match read(&holder, store, false).await {
             Ok(token) => {
-                tokens.insert(pixel.dataset_id.clone(), token);
+                tokens.insert(id, token);
             }
-            Err(e) => missing.push((pixel.name.clone(), e)),
+            Err(e) => missing.push((holder.name, e)),
         }
     }
     (tokens, missing)
+}
+
+fn audience_holder(audience: &Audience) -> (String, Holder) {
+    let holder = Holder {
+        name: audience.name.clone(),
+        token: audience.access_token.clone(),
+    };
+    (audience.audience_id.clone(), holder)
 }
 
 /// What is known of one pixel's credentials.
@@ -111,13 +138,7 @@ impl<S: SecretStore> MappingTokens<S> {
             .pixels
             .iter()
             .map(|p| (p.dataset_id.clone(), Holder::from(p)));
-        let audiences = mapping.audiences.iter().map(|a| {
-            let holder = Holder {
-                name: a.name.clone(),
-                token: a.access_token.clone(),
-            };
-            (a.audience_id.clone(), holder)
-        });
+        let audiences = mapping.audiences.iter().map(audience_holder);
         MappingTokens {
             holders: pixels.chain(audiences).collect(),
             store,

@@ -1,14 +1,16 @@
 //! The credentials check behind `ghl-capi verify`: "does it work with my accounts".
 //! For each location, a real read of one contact with its GHL token (and its scopes
 //! against what the mapping needs); for each pixel, a test event posted with the
-//! pixel's `test_event_code`. Each finding says what is wrong and how to fix it.
+//! pixel's `test_event_code`; for each audience, a read of its status with its
+//! token. Each finding says what is wrong and how to fix it.
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::capi::answer::{Disposition, classify};
-use crate::capi::{EventRequest, EventsApi, ServerEvent};
+use crate::capi::audience::{AudienceState, classify_status};
+use crate::capi::{AudiencesApi, EventRequest, EventsApi, ServerEvent};
 use crate::error::chain;
 use crate::ghl::client::GhlClient;
 use crate::ghl::install::{UserType, scopes};
@@ -176,6 +178,33 @@ pub async fn meta_pixel(
                 reason,
                 "check the pixel's dataset_id and that the token belongs to it".into(),
             )),
+        },
+    };
+    finding("meta", &subject, result)
+}
+
+/// Reads an audience's status with its token: readable, and not flagged.
+pub async fn meta_audience(api: &impl AudiencesApi, name: &str, audience_id: &str) -> Finding {
+    let subject = format!("{name} (audience {audience_id})");
+    let result = match api.audience(audience_id).await {
+        Err(transport) => Err((
+            chain(&transport),
+            "store the audience's token (ads_management on its ad account) where the mapping says"
+                .into(),
+        )),
+        Ok(answer) => match classify_status(answer.status, &answer.body) {
+            AudienceState::Usable { name, status } => Ok(format!("readable: {name} ({status})")),
+            AudienceState::Flagged { name, status } => Err((
+                format!("{name} is flagged ({status}): Meta refuses every change"),
+                "Meta flags audiences that suggest health or financial data: use another audience, or appeal in Ads Manager".into(),
+            )),
+            AudienceState::Unreadable { reason } => Err((
+                reason,
+                "check audience_id, and that the token has ads_management on the audience's ad account".into(),
+            )),
+            AudienceState::Unavailable { reason } => {
+                Err((reason, "Meta is busy or down: run verify again later".into()))
+            }
         },
     };
     finding("meta", &subject, result)
