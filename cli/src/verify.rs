@@ -16,7 +16,7 @@ use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::{DEFAULT_BASE_URL, LocationToken};
 use ghl_capi::mapping::Mapping;
 use ghl_capi::ops::credentials::{Finding, ghl_location, meta_audience, meta_pixel, table};
-use ghl_capi::ports::secrets::{EnvSecrets, SecretStore, VersionedSecrets};
+use ghl_capi::ports::secrets::{EnvSecrets, SecretError, SecretStore, VersionedSecrets};
 use ghl_capi::settings::GHL_TOKEN_DEFAULT_PREFIX;
 use ghl_capi_local::serve::GHL_TOKEN_PREFIX;
 
@@ -141,22 +141,29 @@ where
         let ghl = GhlClient::new(&args.ghl_api_base_url, tokens, TIMEOUT)?;
         findings.push(ghl_location(&ghl, mapping, location, set.scope.as_deref()).await);
     }
+    let graph = |tokens| {
+        CapiClient::new(
+            &args.graph_api_base_url,
+            &args.graph_api_version,
+            tokens,
+            TIMEOUT,
+        )
+    };
+    // A token that cannot be read: the finding says where it should be.
+    let unread = |subject: String, why: &SecretError, fix: &str| Finding {
+        check: "meta",
+        subject,
+        ok: false,
+        detail: why.to_string(),
+        fix: fix.to_owned(),
+    };
     let (tokens, missing) = pixel_tokens(mapping, secrets).await;
-    let capi = CapiClient::new(
-        &args.graph_api_base_url,
-        &args.graph_api_version,
-        tokens,
-        TIMEOUT,
-    )?;
+    let capi = graph(tokens)?;
     for pixel in &mapping.pixels {
         if let Some((_, why)) = missing.iter().find(|(name, _)| name == &pixel.name) {
-            findings.push(Finding {
-                check: "meta",
-                subject: format!("{} ({})", pixel.name, pixel.dataset_id),
-                ok: false,
-                detail: why.to_string(),
-                fix: "store the pixel's Conversions API access token where the mapping says".into(),
-            });
+            let subject = format!("{} ({})", pixel.name, pixel.dataset_id);
+            let fix = "store the pixel's Conversions API access token where the mapping says";
+            findings.push(unread(subject, why, fix));
             continue;
         }
         findings.push(
@@ -171,21 +178,12 @@ where
         );
     }
     let (tokens, missing) = audience_tokens(mapping, secrets).await;
-    let capi = CapiClient::new(
-        &args.graph_api_base_url,
-        &args.graph_api_version,
-        tokens,
-        TIMEOUT,
-    )?;
+    let capi = graph(tokens)?;
     for audience in &mapping.audiences {
         if let Some((_, why)) = missing.iter().find(|(name, _)| name == &audience.name) {
-            findings.push(Finding {
-                check: "meta",
-                subject: format!("{} (audience {})", audience.name, audience.audience_id),
-                ok: false,
-                detail: why.to_string(),
-                fix: "store the audience's token (ads_management on its ad account) where the mapping says".into(),
-            });
+            let subject = format!("{} (audience {})", audience.name, audience.audience_id);
+            let fix = "store the audience's token (ads_management on its ad account) where the mapping says";
+            findings.push(unread(subject, why, fix));
             continue;
         }
         findings.push(meta_audience(&capi, &audience.name, &audience.audience_id).await);
