@@ -329,13 +329,20 @@ impl Store {
 
     /// Every record whose key starts with `prefix`, not run out, by key.
     pub(crate) fn records_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
-        // Ranged on the key's index: from the prefix up to the prefix's successor.
+        // Ranged on the key's index: from the prefix up to the first key past all
+        // that start with it (its last character's successor).
+        let mut end = prefix.to_owned();
+        let last = end.pop().and_then(|c| char::from_u32(c as u32 + 1));
         let db = self.lock();
         let mut query = db.prepare_cached(
-            "SELECT key, text FROM records WHERE key >= ?1 AND substr(key, 1, length(?1)) = ?1 \
-             AND expires_at > ?2 ORDER BY key",
+            "SELECT key, text FROM records WHERE key >= ?1 AND (?2 IS NULL OR key < ?2) \
+             AND expires_at > ?3 ORDER BY key",
         )?;
-        let rows = query.query_map(params![prefix, now_ms()], |row| {
+        let end = last.map(|c| {
+            end.push(c);
+            end
+        });
+        let rows = query.query_map(params![prefix, end, now_ms()], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

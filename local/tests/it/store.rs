@@ -239,3 +239,39 @@ async fn marks_are_kept_many_at_once_and_several_messages_queue_all_or_none() {
     store.send_all("q", &messages).expect("queued");
     assert_eq!(bodies(&store, 10), ["m0", "m1", "m2", "m3"]);
 }
+
+#[tokio::test]
+async fn records_are_listed_by_prefix_and_only_those() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = LocalState(Store::open(&dir.path().join("store.db")).expect("open"));
+    let keys = [
+        "member#vips#loc1#c2",
+        "member#vips#loc1#c1",
+        "member#vips#loc10#c3",
+        "member#vipsx#loc1#c4",
+        "member#vips#loc1",
+    ];
+    let records: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| (k.to_string(), format!("t-{k}")))
+        .collect();
+    state.set_records(&records, LONG).await.expect("kept");
+    state
+        .set_records(
+            &[("member#vips#loc1#gone".into(), "x".into())],
+            Duration::ZERO,
+        )
+        .await
+        .expect("kept");
+    let under = state
+        .records_under("member#vips#loc1#")
+        .await
+        .expect("listed");
+    let found: Vec<&str> = under.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(found, ["member#vips#loc1#c1", "member#vips#loc1#c2"]);
+    assert_eq!(under[0].1, "t-member#vips#loc1#c1");
+    assert_eq!(
+        state.records_under("").await.expect("all").len(),
+        keys.len()
+    );
+}
