@@ -29,8 +29,9 @@ pub struct Answer {
 /// they are sent again.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("no access token is configured for dataset {dataset_id}")]
-    NoToken { dataset_id: String },
+    /// For a pixel's dataset or an audience, by its id.
+    #[error("no access token is configured for {id}")]
+    NoToken { id: String },
     #[error("could not reach the Conversions API: {0}")]
     Unreachable(#[source] reqwest::Error),
     #[error("the Conversions API's answer was cut short: {0}")]
@@ -187,9 +188,7 @@ impl<T: PixelTokens> CapiClient<T> {
         self.tokens
             .token(id)
             .await
-            .ok_or_else(|| TransportError::NoToken {
-                dataset_id: id.to_owned(),
-            })
+            .ok_or_else(|| TransportError::NoToken { id: id.to_owned() })
     }
 
     /// Sends `request` and reads Meta's answer, timing it as a Graph call.
