@@ -2,37 +2,27 @@
 //! audiences a body makes its contact join or leave, and its row, key by key),
 //! and `ghl-capi audience sync`.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use ghl_capi::ghl::Contact;
 use ghl_capi::ghl::client::GhlClient;
-use ghl_capi::ghl::oauth::TokenSet;
 use ghl_capi::ghl::tokens::FixedTokens;
-use ghl_capi::ghl::wire::{DEFAULT_BASE_URL, LocationToken};
 use ghl_capi::jobs::EnrichJob;
 use ghl_capi::mapping::audience::{RowKey, row_keys};
 use ghl_capi::mapping::{Audience, Mapping, Occurrence};
 use ghl_capi::ops::audience_sync::{list_members, plan};
 use ghl_capi::ports::queue::{Outgoing, Queue};
-use ghl_capi::ports::secrets::VersionedSecrets;
 use ghl_capi::ports::state::StateStore;
-use ghl_capi::settings::GHL_TOKEN_DEFAULT_PREFIX;
-use ghl_capi_aws::dynamo::DynamoState;
 use ghl_capi_aws::sqs::SqsQueue;
 use ghl_capi_local::ports::{LocalQueue, LocalState};
-use ghl_capi_local::serve::{ENRICH, GHL_TOKEN_PREFIX};
-use ghl_capi_local::store::Store;
-use indicatif::{ProgressBar, ProgressStyle};
+use ghl_capi_local::serve::ENRICH;
 use serde_json::{Value, json};
 
 use crate::Outcome;
-use crate::serve::DEFAULT_DATA_DIR;
+use crate::target::{Backend, Progress, Target};
 
 /// What the previewed body does to one audience's membership.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,28 +161,12 @@ pub struct SyncArgs {
     /// Show what would change, and change nothing.
     #[arg(long)]
     dry_run: bool,
-    /// The local store's directory (as given to `serve`), whose pipeline sends
-    /// the changes.
-    #[arg(long, env = "GHL_CAPI_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
-    /// Sync the deployed stack instead: its state table and enrichment queue, GHL
-    /// tokens from Secrets Manager (with the usual `AWS_*` settings).
-    #[arg(long)]
-    aws: bool,
-    /// With --aws: the stack's state table.
-    #[arg(long, env = "STATE_TABLE", required_if_eq("aws", "true"))]
-    state_table: Option<String>,
-    /// With --aws: the stack's enrichment queue.
+    #[command(flatten)]
+    target: Target,
+    /// With --aws: the stack's enrichment queue, where the changes are queued.
     #[arg(long, env = "ENRICH_QUEUE_URL", required_if_eq("aws", "true"))]
     enrich_queue_url: Option<String>,
-    /// With --aws: where the GHL token sets are kept.
-    #[arg(long, env = "GHL_TOKEN_SECRET_PREFIX", default_value = GHL_TOKEN_DEFAULT_PREFIX)]
-    token_prefix: String,
-    #[arg(long, env = "GHL_API_BASE_URL", default_value = DEFAULT_BASE_URL)]
-    ghl_api_base_url: String,
 }
-
-const TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn sync(args: &SyncArgs) -> anyhow::Result<Outcome> {
     let mapping = Mapping::load(&args.mapping)?;
@@ -226,61 +200,24 @@ pub fn sync(args: &SyncArgs) -> anyhow::Result<Outcome> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        if args.aws {
-            let sdk = ghl_capi_aws::lambda::sdk_config().await;
-            let secrets = ghl_capi_aws::secrets::SecretsManager::new(
-                aws_sdk_secretsmanager::Client::new(&sdk),
-                Duration::from_secs(60),
-            );
-            let mut tokens = HashMap::new();
-            for location in &locations {
-                let name = format!("{}{location}", args.token_prefix);
-                let set = secrets.current(&name).await.ok().flatten();
-                let token = set.and_then(|s| TokenSet::parse(s.value.expose()));
-                let token = token.with_context(|| format!("no GHL token set in secret {name}"))?;
-                tokens.insert(location.clone(), LocationToken(token.access_token));
+        let backend = args.target.backend().await?;
+        let ghl = args.target.ghl(&backend, &locations).await?;
+        match backend {
+            Backend::Aws(sdk) => {
+                let queue = SqsQueue::new(
+                    aws_sdk_sqs::Client::new(&sdk),
+                    args.enrich_queue_url.clone().unwrap_or_default(),
+                );
+                let state = args.target.dynamo(&sdk);
+                run(args, audience, &locations, &ghl, &state, &queue).await
             }
-            let state = DynamoState::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
-                args.state_table.clone().unwrap_or_default(),
-            );
-            let queue = SqsQueue::new(
-                aws_sdk_sqs::Client::new(&sdk),
-                args.enrich_queue_url.clone().unwrap_or_default(),
-            );
-            run(
-                args,
-                audience,
-                &locations,
-                FixedTokens(tokens),
-                &state,
-                &queue,
-            )
-            .await
-        } else {
-            let tokens = locations
-                .iter()
-                .filter_map(|l| {
-                    let token = std::env::var(format!("{GHL_TOKEN_PREFIX}{l}")).ok()?;
-                    Some((l.clone(), LocationToken(token)))
-                })
-                .collect();
-            std::fs::create_dir_all(&args.data_dir)
-                .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-            let store = Store::open(&args.data_dir.join("store.db"))?;
-            let queue = LocalQueue {
-                store: store.clone(),
-                name: ENRICH,
-            };
-            run(
-                args,
-                audience,
-                &locations,
-                FixedTokens(tokens),
-                &LocalState(store),
-                &queue,
-            )
-            .await
+            Backend::Local(store) => {
+                let queue = LocalQueue {
+                    store: store.clone(),
+                    name: ENRICH,
+                };
+                run(args, audience, &locations, &ghl, &LocalState(store), &queue).await
+            }
         }
     })
 }
@@ -290,16 +227,16 @@ async fn run(
     args: &SyncArgs,
     audience: &Audience,
     locations: &[String],
-    tokens: FixedTokens,
+    ghl: &GhlClient<FixedTokens>,
     state: &impl StateStore,
     queue: &impl Queue,
 ) -> anyhow::Result<Outcome> {
-    let ghl = GhlClient::new(&args.ghl_api_base_url, tokens, TIMEOUT)?;
     let now = Utc::now();
     let listing = format!("sync-{}", now.format("%Y%m%dT%H%M%S%.3fZ"));
     for location in locations {
-        let mut progress = Progress::new(&audience.name, location);
-        let listed = list_members(&ghl, audience, location, now, &mut |n, total| {
+        let mut progress =
+            Progress::new(&format!("audience {}, location {location}", audience.name));
+        let listed = list_members(ghl, audience, location, now, &mut |n, total| {
             progress.listed(n, total);
         })
         .await?;
@@ -356,56 +293,4 @@ async fn run(
         )?;
     }
     Ok(Outcome::Done)
-}
-
-/// A progress bar on a terminal, a line every few seconds otherwise.
-struct Progress {
-    bar: Option<ProgressBar>,
-    what: String,
-    last_line: std::time::Instant,
-}
-
-impl Progress {
-    fn new(audience: &str, location: &str) -> Self {
-        let what = format!("audience {audience}, location {location}");
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {msg} {pos}/{len} contacts listed ({per_sec}, {eta} left)",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar.set_message(what.clone());
-            bar
-        });
-        Progress {
-            bar,
-            what,
-            last_line: std::time::Instant::now(),
-        }
-    }
-
-    fn listed(&mut self, n: u64, total: Option<u64>) {
-        match &self.bar {
-            Some(bar) => {
-                if let Some(total) = total {
-                    bar.set_length(total);
-                }
-                bar.set_position(n);
-            }
-            None if self.last_line.elapsed() >= Duration::from_secs(5) => {
-                self.last_line = std::time::Instant::now();
-                let of = total.map(|t| format!(" of {t}")).unwrap_or_default();
-                eprintln!("{}: {n}{of} contacts listed", self.what);
-            }
-            None => {}
-        }
-    }
-
-    fn done(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
 }

@@ -27,7 +27,9 @@ mod map;
 mod mapping;
 mod normalize;
 mod oauth;
+mod reconcile;
 mod serve;
+mod target;
 mod verify;
 mod workflow;
 
@@ -87,6 +89,10 @@ enum Command {
     /// Meta Custom Audiences the mapping keeps in step.
     #[command(subcommand)]
     Audience(AudienceCommand),
+    /// Catch up with GHL. `--seed`: record each location's baseline (every
+    /// contact's tags, sending nothing), so the first tag webhook after an
+    /// install fires its rules instead of only recording the contact's tags.
+    Reconcile(reconcile::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -152,6 +158,7 @@ fn main() -> ExitCode {
         Command::Normalize => normalize::run(),
         Command::Map(args) => map::run(&args),
         Command::Audience(AudienceCommand::Sync(args)) => audience::sync(&args),
+        Command::Reconcile(args) => reconcile::run(&args),
         Command::Mapping(MappingCommand::Check { file }) => mapping::check(&file),
         Command::Mapping(MappingCommand::Preview(args)) => mapping::preview(&args),
         Command::Serve(args) => serve::run(&args),

@@ -248,9 +248,9 @@ fn mapping_check_lists_the_audiences_and_preview_shows_who_joins_with_the_row() 
 /// honours a `tags` filter; `GET /contacts/{id}` answers the contact. Both check
 /// the token and version header; every search body is kept.
 #[derive(Clone)]
-struct GhlContacts {
-    contacts: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
-    searches: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+pub(crate) struct GhlContacts {
+    pub(crate) contacts: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    pub(crate) searches: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
 }
 
 impl wiremock::Respond for GhlContacts {

@@ -4,6 +4,7 @@
 mod audiences;
 mod cli;
 mod dlq_sqs;
+mod reconcile;
 mod serve;
 mod soak;
 mod verify;

@@ -1,7 +1,8 @@
 //! `ghl-capi audience sync`: bring one audience of one location in step with GHL.
 //!
 //! GHL's contact search lists the contacts that should be members (by each of
-//! the audience's tags, page by page, through the client's rate limiter; GHL's
+//! the audience's tags, page by page ([`crate::ops::listing`]), through the
+//! client's rate limiter; GHL's
 //! filter semantics are not documented, so every contact listed is judged again
 //! here, and a refused filter falls back to listing every contact). The state
 //! store says who is a member now. Each listed member, and each member no longer
@@ -15,19 +16,14 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::ghl::client::GhlClient;
-use crate::ghl::contacts_api::SearchRequest;
 use crate::ghl::tokens::TokenSource;
 use crate::ghl::{Contact, GhlError};
 use crate::jobs::ListedJob;
 use crate::mapping::audience::row;
 use crate::mapping::membership::{Member, Wanted, change, member_key};
 use crate::mapping::{Audience, Membership};
+use crate::ops::listing::Lister;
 use crate::ports::state::{StateError, StateStore};
-
-/// Contacts per search page.
-pub const PAGE: u32 = 100;
-/// How deep GHL's `page`/`pageLimit` paging reaches.
-pub const SEARCH_WINDOW: u64 = 10_000;
 
 /// Why a sync could not run.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +51,8 @@ pub struct Listed {
     pub listed: u64,
     /// Whether GHL's tag filter was used (else every contact was listed).
     pub filtered: bool,
-    /// Contacts beyond the search's reach (10,000 per search): not listed.
+    /// Contacts beyond the search's reach (10,000 per search, without a cursor):
+    /// not listed.
     pub beyond: u64,
 }
 
@@ -87,16 +84,11 @@ pub async fn list_members<T: TokenSource>(
     };
     let mut seen = BTreeSet::new();
     for filter in filters {
-        let mut page = 1;
+        let mut pages = Lister::new(ghl, location, filter.into_iter().collect());
         loop {
-            let search = SearchRequest {
-                page,
-                page_limit: PAGE,
-                query: None,
-                filters: filter.iter().cloned().collect(),
-            };
-            let answer = match ghl.search_contacts(location, &search).await {
-                Ok(answer) => answer,
+            let contacts = match pages.next_page().await {
+                Ok(Some(contacts)) => contacts,
+                Ok(None) => break,
                 // The filter is not one GHL takes: every contact, judged here.
                 Err(GhlError::Rejected { .. }) if found.filtered => {
                     tracing::warn!(
@@ -120,8 +112,7 @@ pub async fn list_members<T: TokenSource>(
                 }
                 Err(e) => return Err(SyncError::Ghl(e)),
             };
-            let count = answer.contacts.len() as u64;
-            for contact in answer.contacts {
+            for contact in contacts {
                 if !seen.insert(contact.id.clone()) {
                     continue;
                 }
@@ -130,17 +121,9 @@ pub async fn list_members<T: TokenSource>(
                     found.members.insert(contact.id.clone(), contact);
                 }
             }
-            progress(found.listed, answer.total);
-            let reached = u64::from(page) * u64::from(PAGE);
-            if count < u64::from(PAGE) || answer.total.is_some_and(|t| reached >= t) {
-                break;
-            }
-            if reached >= SEARCH_WINDOW {
-                found.beyond += answer.total.map_or(0, |t| t.saturating_sub(reached));
-                break;
-            }
-            page += 1;
+            progress(found.listed, pages.total);
         }
+        found.beyond += pages.beyond;
     }
     Ok(found)
 }

@@ -5,6 +5,8 @@
 //! - [`map`]: contacts in, request bodies out (the `ghl-capi map` engine, for
 //!   previews and backfills);
 //! - [`redrive`]: reading and replaying dead letters;
+//! - [`seed`]: a location's baseline of tags (`ghl-capi reconcile --seed`);
+//! - [`listing`]: a location's contacts through GHL's search, page by page;
 //! - [`credentials`]: checking the GHL and Meta credentials against the mapping
 //!   (`ghl-capi verify`);
 //! - [`snippet`]: what to paste into a GHL workflow for a rule
@@ -12,6 +14,8 @@
 
 pub mod audience_sync;
 pub mod credentials;
+pub mod listing;
 pub mod map;
 pub mod redrive;
+pub mod seed;
 pub mod snippet;

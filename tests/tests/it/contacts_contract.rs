@@ -80,6 +80,7 @@ async fn every_contacts_endpoint_matches_ghls_spec() {
         page_limit: 20,
         query: Some("deo".into()),
         filters: vec![],
+        search_after: None,
     };
     ok("search", ghl.search_contacts(LOCATION, &search).await);
     ok(

@@ -10,6 +10,7 @@ mod enrich;
 mod ghl_client;
 mod install;
 mod intake;
+mod listing;
 mod mapping;
 mod normalize_vectors;
 mod properties;

@@ -150,12 +150,22 @@ pub struct SearchPage {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SearchRequest {
+    /// 1-based; `0` leaves it out (a search past 10,000 pages by `search_after`).
+    #[serde(skip_serializing_if = "is_zero")]
     pub page: u32,
     pub page_limit: u32,
+    /// The cursor past GHL's 10,000-result reach: the `searchAfter` of the last
+    /// contact listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search_after: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<Value>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Deserialize)]

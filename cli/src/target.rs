@@ -1,0 +1,162 @@
+//! Where an operator's command works: the local store (`--data-dir`, as `serve`
+//! uses it) or the deployed stack (`--aws`: its state table, GHL tokens from
+//! Secrets Manager); and how it shows its progress.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use ghl_capi::ghl::client::GhlClient;
+use ghl_capi::ghl::oauth::TokenSet;
+use ghl_capi::ghl::tokens::FixedTokens;
+use ghl_capi::ghl::wire::{DEFAULT_BASE_URL, LocationToken};
+use ghl_capi::ports::secrets::VersionedSecrets;
+use ghl_capi::settings::GHL_TOKEN_DEFAULT_PREFIX;
+use ghl_capi_aws::dynamo::DynamoState;
+use ghl_capi_local::serve::GHL_TOKEN_PREFIX;
+use ghl_capi_local::store::Store;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::serve::DEFAULT_DATA_DIR;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// The local store's directory (as given to `serve`).
+    #[arg(long, env = "GHL_CAPI_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Work on the deployed stack instead: its state table, GHL tokens from Secrets
+    /// Manager (with the usual `AWS_*` settings).
+    #[arg(long)]
+    aws: bool,
+    /// With --aws: the stack's state table.
+    #[arg(long, env = "STATE_TABLE", required_if_eq("aws", "true"))]
+    state_table: Option<String>,
+    /// With --aws: where the GHL token sets are kept.
+    #[arg(long, env = "GHL_TOKEN_SECRET_PREFIX", default_value = GHL_TOKEN_DEFAULT_PREFIX)]
+    token_prefix: String,
+    #[arg(long, env = "GHL_API_BASE_URL", default_value = DEFAULT_BASE_URL)]
+    ghl_api_base_url: String,
+}
+
+/// The store a command works on.
+pub(crate) enum Backend {
+    Local(Store),
+    Aws(Box<aws_config::SdkConfig>),
+}
+
+impl Target {
+    /// The local store, or the AWS configuration.
+    pub(crate) async fn backend(&self) -> anyhow::Result<Backend> {
+        if self.aws {
+            return Ok(Backend::Aws(Box::new(
+                ghl_capi_aws::lambda::sdk_config().await,
+            )));
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
+        Ok(Backend::Local(Store::open(
+            &self.data_dir.join("store.db"),
+        )?))
+    }
+
+    /// The stack's state table.
+    pub(crate) fn dynamo(&self, sdk: &aws_config::SdkConfig) -> DynamoState {
+        DynamoState::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            self.state_table.clone().unwrap_or_default(),
+        )
+    }
+
+    /// GHL, with each location's token as stored: `GHL_TOKEN_<location>`, or
+    /// with --aws the current token set in Secrets Manager (never refreshed here:
+    /// refreshing belongs to the functions, under their lease).
+    pub(crate) async fn ghl(
+        &self,
+        backend: &Backend,
+        locations: &[String],
+    ) -> anyhow::Result<GhlClient<FixedTokens>> {
+        let mut tokens = HashMap::new();
+        if let Backend::Aws(sdk) = backend {
+            let secrets = ghl_capi_aws::secrets::SecretsManager::new(
+                aws_sdk_secretsmanager::Client::new(sdk),
+                Duration::from_secs(60),
+            );
+            for location in locations {
+                let name = format!("{}{location}", self.token_prefix);
+                let set = secrets.current(&name).await.ok().flatten();
+                let token = set.and_then(|s| TokenSet::parse(s.value.expose()));
+                let token = token.with_context(|| format!("no GHL token set in secret {name}"))?;
+                tokens.insert(location.clone(), LocationToken(token.access_token));
+            }
+        } else {
+            for location in locations {
+                let var = format!("{GHL_TOKEN_PREFIX}{location}");
+                let token = std::env::var(&var)
+                    .with_context(|| format!("set {var} to the location's GHL token"))?;
+                tokens.insert(location.clone(), LocationToken(token));
+            }
+        }
+        Ok(GhlClient::new(
+            &self.ghl_api_base_url,
+            FixedTokens(tokens),
+            TIMEOUT,
+        )?)
+    }
+}
+
+/// A progress bar on a terminal, a line every few seconds otherwise.
+pub(crate) struct Progress {
+    bar: Option<ProgressBar>,
+    what: String,
+    last_line: std::time::Instant,
+}
+
+impl Progress {
+    /// Progress of listing `what`.
+    pub(crate) fn new(what: &str) -> Self {
+        let what = what.to_owned();
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {msg} {pos}/{len} contacts listed ({per_sec}, {eta} left)",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_message(what.clone());
+            bar
+        });
+        Progress {
+            bar,
+            what,
+            last_line: std::time::Instant::now(),
+        }
+    }
+
+    pub(crate) fn listed(&mut self, n: u64, total: Option<u64>) {
+        match &self.bar {
+            Some(bar) => {
+                if let Some(total) = total {
+                    bar.set_length(total);
+                }
+                bar.set_position(n);
+            }
+            None if self.last_line.elapsed() >= Duration::from_secs(5) => {
+                self.last_line = std::time::Instant::now();
+                let of = total.map(|t| format!(" of {t}")).unwrap_or_default();
+                eprintln!("{}: {n}{of} contacts listed", self.what);
+            }
+            None => {}
+        }
+    }
+
+    pub(crate) fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
