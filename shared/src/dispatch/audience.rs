@@ -389,6 +389,48 @@ mod tests {
         net(&changes.iter().collect::<Vec<_>>())
     }
 
+    proptest::proptest! {
+        /// Whatever a contact goes through, and however its changes are cut into
+        /// batches, Meta ends holding exactly the row of its last state.
+        #[test]
+        fn folded_batches_leave_meta_with_the_last_state(
+            states in proptest::collection::vec(proptest::option::of(0u8..4), 1..12),
+            cuts in proptest::collection::vec(1usize..4, 1..12),
+        ) {
+            use crate::mapping::membership::{Member, Wanted, change};
+            let mut was = Member::default();
+            let mut jobs = Vec::new();
+            for state in &states {
+                let wanted = match state {
+                    Some(r) => Wanted::Member(Row(vec![String::new(), format!("e{r}")])),
+                    None => Wanted::Out,
+                };
+                if let Some((remove, add, now)) = change(&was, &wanted) {
+                    jobs.push(AudienceJob { seq: now.seq, remove, add, ..change_of(0) });
+                    was = now;
+                }
+            }
+            let mut meta: std::collections::HashSet<Row> = Default::default();
+            let (mut start, mut cut) = (0, cuts.iter().cycle());
+            while start < jobs.len() {
+                let end = (start + cut.next().copied().unwrap_or(1)).min(jobs.len());
+                let batch: Vec<&AudienceJob> = jobs[start..end].iter().collect();
+                let (remove, add) = net(&batch);
+                for row in &remove {
+                    meta.remove(row);
+                }
+                meta.extend(add);
+                start = end;
+            }
+            let expected: std::collections::HashSet<Row> = was.row.into_iter().collect();
+            proptest::prop_assert_eq!(meta, expected);
+        }
+    }
+
+    fn change_of(seq: u64) -> AudienceJob {
+        change(seq, &[], None)
+    }
+
     #[test]
     fn consecutive_changes_fold_into_their_net_rows() {
         // Joined and left before Meta heard of it: nothing to send.
