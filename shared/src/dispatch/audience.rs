@@ -25,6 +25,7 @@ use crate::error::chain;
 use crate::hold::code;
 use crate::jobs::{AudienceJob, DeadLetter, Stage};
 use crate::mapping::Audience;
+use crate::mapping::membership::net;
 use crate::normalize::sha256_hex;
 use crate::ports::queue::{Queue, Record};
 use crate::ports::state::StateStore;
@@ -284,24 +285,6 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
     }
 }
 
-/// The net rows of consecutive changes of one contact: all changes before the
-/// first were applied, so its `remove` is what Meta holds now, and the last
-/// change's `add` is what it must hold after.
-fn net(changes: &[&AudienceJob]) -> (Vec<Row>, Option<Row>) {
-    let (Some(first), Some(last)) = (changes.first(), changes.last()) else {
-        return (Vec::new(), None);
-    };
-    let add = last.add.clone();
-    let remove = first
-        .remove
-        .iter()
-        .filter(|row| add.as_ref() != Some(*row))
-        .cloned()
-        .collect();
-    let add = add.filter(|row| !first.remove.contains(row));
-    (remove, add)
-}
-
 /// Sends `rows` to `audience` in requests of up to [`MAX_ROWS`], in one session
 /// when they take more than one; the first outcome that is not applied, or the
 /// last, with the rows Meta received and found invalid.
@@ -361,94 +344,4 @@ fn session_id(audience: &Audience, rows: usize) -> u64 {
     let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
     let digest = sha256_hex(&format!("{}:{nanos}:{rows}", audience.audience_id));
     u64::from_str_radix(&digest.as_str()[..15], 16).unwrap_or(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(email: &str) -> Row {
-        Row(vec![email.to_owned()])
-    }
-
-    fn change(seq: u64, remove: &[&str], add: Option<&str>) -> AudienceJob {
-        AudienceJob {
-            audience: "a".into(),
-            source: "s".into(),
-            location_id: "l".into(),
-            contact_id: "c".into(),
-            seq,
-            remove: remove.iter().map(|r| row(r)).collect(),
-            add: add.map(row),
-            history: Default::default(),
-            redriven: false,
-        }
-    }
-
-    fn folded(changes: &[AudienceJob]) -> (Vec<Row>, Option<Row>) {
-        net(&changes.iter().collect::<Vec<_>>())
-    }
-
-    proptest::proptest! {
-        /// Whatever a contact goes through, and however its changes are cut into
-        /// batches, Meta ends holding exactly the row of its last state.
-        #[test]
-        fn folded_batches_leave_meta_with_the_last_state(
-            states in proptest::collection::vec(proptest::option::of(0u8..4), 1..12),
-            cuts in proptest::collection::vec(1usize..4, 1..12),
-        ) {
-            use crate::mapping::membership::{Member, Wanted, change};
-            let mut was = Member::default();
-            let mut jobs = Vec::new();
-            for state in &states {
-                let wanted = match state {
-                    Some(r) => Wanted::Member(Row(vec![String::new(), format!("e{r}")])),
-                    None => Wanted::Out,
-                };
-                if let Some((remove, add, now)) = change(&was, &wanted) {
-                    jobs.push(AudienceJob { seq: now.seq, remove, add, ..change_of(0) });
-                    was = now;
-                }
-            }
-            let mut meta: std::collections::HashSet<Row> = Default::default();
-            let (mut start, mut cut) = (0, cuts.iter().cycle());
-            while start < jobs.len() {
-                let end = (start + cut.next().copied().unwrap_or(1)).min(jobs.len());
-                let batch: Vec<&AudienceJob> = jobs[start..end].iter().collect();
-                let (remove, add) = net(&batch);
-                for row in &remove {
-                    meta.remove(row);
-                }
-                meta.extend(add);
-                start = end;
-            }
-            let expected: std::collections::HashSet<Row> = was.row.into_iter().collect();
-            proptest::prop_assert_eq!(meta, expected);
-        }
-    }
-
-    fn change_of(seq: u64) -> AudienceJob {
-        change(seq, &[], None)
-    }
-
-    #[test]
-    fn consecutive_changes_fold_into_their_net_rows() {
-        // Joined and left before Meta heard of it: nothing to send.
-        let joined_then_left = [change(1, &[], Some("a")), change(2, &["a"], None)];
-        assert_eq!(folded(&joined_then_left), (vec![], None));
-        // Moved twice and back: Meta holds `a` already.
-        let moved_back = [
-            change(4, &["a"], Some("b")),
-            change(5, &["b"], Some("c")),
-            change(6, &["c"], Some("a")),
-        ];
-        assert_eq!(folded(&moved_back), (vec![], None));
-        let moved_then_left = [change(4, &["a"], Some("b")), change(5, &["b"], None)];
-        assert_eq!(folded(&moved_then_left), (vec![row("a")], None));
-        let left_then_joined_anew = [change(2, &["a"], None), change(3, &[], Some("b"))];
-        assert_eq!(
-            folded(&left_then_joined_anew),
-            (vec![row("a")], Some(row("b")))
-        );
-    }
 }

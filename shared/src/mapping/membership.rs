@@ -1,11 +1,13 @@
 //! Membership as a state: per contact and audience, whether it is a member and the
 //! hashes of the row last sent ([`Member`], kept in the state store under
 //! [`member_key`]), and the change from what was to what is wanted now
-//! ([`change`]), so a change sends exactly the difference and a repeat nothing.
+//! ([`change`]), so a change sends exactly the difference and a repeat nothing;
+//! and what consecutive changes of one contact come to at Meta ([`net`]).
 
 use serde::{Deserialize, Serialize};
 
 use crate::capi::audience::Row;
+use crate::jobs::AudienceJob;
 
 /// What the state store keeps per contact and audience (hashes only).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +65,24 @@ pub fn change(was: &Member, now: &Wanted) -> Option<(Vec<Row>, Option<Row>, Memb
     }
 }
 
+/// The net rows of consecutive changes of one contact: all changes before the
+/// first were applied, so its `remove` is what Meta holds now, and the last
+/// change's `add` is what it must hold after.
+pub fn net(changes: &[&AudienceJob]) -> (Vec<Row>, Option<Row>) {
+    let (Some(first), Some(last)) = (changes.first(), changes.last()) else {
+        return (Vec::new(), None);
+    };
+    let add = last.add.clone();
+    let remove = first
+        .remove
+        .iter()
+        .filter(|row| add.as_ref() != Some(*row))
+        .cloned()
+        .collect();
+    let add = add.filter(|row| !first.remove.contains(row));
+    (remove, add)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +118,83 @@ mod tests {
             change(&moved, &Wanted::Member(row(""))),
             None,
             "kept as sent"
+        );
+    }
+
+    /// A queued change number `seq`, removing and adding the rows of these e-mails.
+    fn job(seq: u64, remove: &[&str], add: Option<&str>) -> AudienceJob {
+        AudienceJob {
+            audience: "a".into(),
+            source: "s".into(),
+            location_id: "l".into(),
+            contact_id: "c".into(),
+            seq,
+            remove: remove.iter().map(|r| row(r)).collect(),
+            add: add.map(row),
+            history: Default::default(),
+            redriven: false,
+        }
+    }
+
+    fn folded(changes: &[AudienceJob]) -> (Vec<Row>, Option<Row>) {
+        net(&changes.iter().collect::<Vec<_>>())
+    }
+
+    proptest::proptest! {
+        /// Whatever a contact goes through, and however its changes are cut into
+        /// batches, Meta ends holding exactly the row of its last state.
+        #[test]
+        fn folded_batches_leave_meta_with_the_last_state(
+            states in proptest::collection::vec(proptest::option::of(0u8..4), 1..12),
+            cuts in proptest::collection::vec(1usize..4, 1..12),
+        ) {
+            let mut was = Member::default();
+            let mut jobs = Vec::new();
+            for state in &states {
+                let wanted = match state {
+                    Some(r) => Wanted::Member(row(&format!("e{r}"))),
+                    None => Wanted::Out,
+                };
+                if let Some((remove, add, now)) = change(&was, &wanted) {
+                    jobs.push(AudienceJob { seq: now.seq, remove, add, ..job(0, &[], None) });
+                    was = now;
+                }
+            }
+            let mut meta: std::collections::HashSet<Row> = Default::default();
+            let (mut start, mut cut) = (0, cuts.iter().cycle());
+            while start < jobs.len() {
+                let end = (start + cut.next().copied().unwrap_or(1)).min(jobs.len());
+                let batch: Vec<&AudienceJob> = jobs[start..end].iter().collect();
+                let (remove, add) = net(&batch);
+                for row in &remove {
+                    meta.remove(row);
+                }
+                meta.extend(add);
+                start = end;
+            }
+            let expected: std::collections::HashSet<Row> = was.row.into_iter().collect();
+            proptest::prop_assert_eq!(meta, expected);
+        }
+    }
+
+    #[test]
+    fn consecutive_changes_fold_into_their_net_rows() {
+        // Joined and left before Meta heard of it: nothing to send.
+        let joined_then_left = [job(1, &[], Some("a")), job(2, &["a"], None)];
+        assert_eq!(folded(&joined_then_left), (vec![], None));
+        // Moved twice and back: Meta holds `a` already.
+        let moved_back = [
+            job(4, &["a"], Some("b")),
+            job(5, &["b"], Some("c")),
+            job(6, &["c"], Some("a")),
+        ];
+        assert_eq!(folded(&moved_back), (vec![], None));
+        let moved_then_left = [job(4, &["a"], Some("b")), job(5, &["b"], None)];
+        assert_eq!(folded(&moved_then_left), (vec![row("a")], None));
+        let left_then_joined_anew = [job(2, &["a"], None), job(3, &[], Some("b"))];
+        assert_eq!(
+            folded(&left_then_joined_anew),
+            (vec![row("a")], Some(row("b")))
         );
     }
 }
