@@ -253,6 +253,24 @@ pub(crate) struct GhlContacts {
     pub(crate) searches: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
 }
 
+impl GhlContacts {
+    /// A GHL stand-in holding `contacts`, and the handle that re-tags them.
+    pub(crate) async fn serve(contacts: Vec<Value>) -> (MockServer, GhlContacts) {
+        let ghl = MockServer::start().await;
+        let this = GhlContacts {
+            contacts: std::sync::Arc::new(std::sync::Mutex::new(contacts)),
+            searches: Default::default(),
+        };
+        for verb in ["POST", "GET"] {
+            wiremock::Mock::given(wiremock::matchers::method(verb))
+                .respond_with(this.clone())
+                .mount(&ghl)
+                .await;
+        }
+        (ghl, this)
+    }
+}
+
 impl wiremock::Respond for GhlContacts {
     fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
         use wiremock::ResponseTemplate;
@@ -357,19 +375,9 @@ async fn members_become(meta: &AudienceStandIn, n: usize) -> BTreeSet<Vec<String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_sync_lists_ghls_pages_and_the_pipeline_sends_the_difference() {
-    let ghl = MockServer::start().await;
+    let (ghl, contacts) = GhlContacts::serve(ghl_contacts(|i| i % 2 == 0)).await;
     let graph = MockServer::start().await;
-    let contacts = GhlContacts {
-        contacts: std::sync::Arc::new(std::sync::Mutex::new(ghl_contacts(|i| i % 2 == 0))),
-        searches: Default::default(),
-    };
-    for verb in ["POST", "GET"] {
-        wiremock::Mock::given(wiremock::matchers::method(verb))
-            .respond_with(contacts.clone())
-            .mount(&ghl)
-            .await;
-    }
-    let (meta, dir, server) = serve_audiences(&ghl, &graph, DRY_AUDIENCE).await;
+    let (meta, dir, server) = serve_audiences(&ghl, &graph, "").await;
     let (data, mapping) = (dir.path().join("data"), dir.path().join("mapping.toml"));
 
     // 225 of 450 contacts carry `vip`: three pages of the `vip` search, one (empty)
@@ -444,15 +452,7 @@ async fn a_sync_of_the_deployed_stack_queues_its_jobs_on_the_enrichment_queue() 
     use ghl_capi_aws::dynamo::DynamoState;
     use ghl_capi_tests::moto;
 
-    let ghl = MockServer::start().await;
-    let contacts = GhlContacts {
-        contacts: std::sync::Arc::new(std::sync::Mutex::new(ghl_contacts(|i| i < 3))),
-        searches: Default::default(),
-    };
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .respond_with(contacts.clone())
-        .mount(&ghl)
-        .await;
+    let (ghl, _contacts) = GhlContacts::serve(ghl_contacts(|i| i < 3)).await;
     let sqs = ghl_capi_tests::moto_client!(aws_sdk_sqs);
     let dynamo = ghl_capi_tests::moto_client!(aws_sdk_dynamodb);
     let secrets = ghl_capi_tests::moto_client!(aws_sdk_secretsmanager);

@@ -29,21 +29,11 @@ fn reconcile(data: &std::path::Path, ghl: &str, extra: &[&str]) -> (bool, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_seeding_the_first_tag_webhook_fires_its_rule() {
-    let ghl = MockServer::start().await;
-    let graph = MockServer::start().await;
     let listed: Vec<Value> = (0..230)
         .map(|i| json!({"id": format!("c{i}"), "locationId": fixtures::LOCATION, "tags": ["lead"]}))
         .collect();
-    let contacts = GhlContacts {
-        contacts: std::sync::Arc::new(std::sync::Mutex::new(listed)),
-        searches: Default::default(),
-    };
-    for verb in ["POST", "GET"] {
-        wiremock::Mock::given(wiremock::matchers::method(verb))
-            .respond_with(contacts.clone())
-            .mount(&ghl)
-            .await;
-    }
+    let (ghl, contacts) = GhlContacts::serve(listed).await;
+    let graph = MockServer::start().await;
     let meta = MetaStandIn::expecting_token("EAAB-local");
     meta.mount(&graph, fixtures::DATASET).await;
     let dir = tempfile::tempdir().expect("dir");
