@@ -19,9 +19,9 @@ use crate::ghl::client::GhlClient;
 use crate::ghl::tokens::TokenSource;
 use crate::ghl::{Contact, GhlError};
 use crate::jobs::ListedJob;
+use crate::mapping::Audience;
 use crate::mapping::audience::row;
 use crate::mapping::membership::{Member, Wanted, change, member_key};
-use crate::mapping::{Audience, Membership};
 use crate::ops::listing::Lister;
 use crate::ports::state::{StateError, StateStore};
 
@@ -71,47 +71,50 @@ pub async fn list_members<T: TokenSource>(
             entity,
         });
     }
+    let by_tag: Vec<Vec<Value>> = audience
+        .tags()
+        .iter()
+        .map(|t| vec![json!({"field": "tags", "operator": "eq", "value": t})])
+        .collect();
+    match list(ghl, audience, location, now, progress, &by_tag).await {
+        // The filter is not one GHL takes: every contact, judged here.
+        Err(GhlError::Rejected { .. }) if !by_tag.is_empty() => {
+            tracing::warn!(
+                audience = audience.name,
+                location_id = location,
+                "GHL refused the tag filter: listing every contact instead"
+            );
+            list(ghl, audience, location, now, progress, &[]).await
+        }
+        listed => listed,
+    }
+    .map_err(SyncError::Ghl)
+}
+
+/// The contacts each search of `searches` lists (every contact when there are
+/// none) that belong to `audience`, each counted once.
+async fn list<T: TokenSource>(
+    ghl: &GhlClient<T>,
+    audience: &Audience,
+    location: &str,
+    now: DateTime<Utc>,
+    progress: &mut impl FnMut(u64, Option<u64>),
+    searches: &[Vec<Value>],
+) -> Result<Listed, GhlError> {
     let mut found = Listed {
-        filtered: !audience.tags().is_empty(),
+        filtered: !searches.is_empty(),
         ..Listed::default()
     };
-    let filters: Vec<Option<Value>> = match audience.tags() {
-        [] => vec![None],
-        tags => tags
-            .iter()
-            .map(|t| Some(json!({"field": "tags", "operator": "eq", "value": t})))
-            .collect(),
+    let everyone = [Vec::new()];
+    let searches = if searches.is_empty() {
+        &everyone[..]
+    } else {
+        searches
     };
     let mut seen = BTreeSet::new();
-    for filter in filters {
-        let mut pages = Lister::new(ghl, location, filter.into_iter().collect());
-        loop {
-            let contacts = match pages.next_page().await {
-                Ok(Some(contacts)) => contacts,
-                Ok(None) => break,
-                // The filter is not one GHL takes: every contact, judged here.
-                Err(GhlError::Rejected { .. }) if found.filtered => {
-                    tracing::warn!(
-                        audience = audience.name,
-                        location_id = location,
-                        "GHL refused the tag filter: listing every contact instead"
-                    );
-                    let everyone = Audience {
-                        membership: Membership::Conditions {
-                            conditions: Vec::new(),
-                            entity: None,
-                        },
-                        ..audience.clone()
-                    };
-                    let mut listed =
-                        Box::pin(list_members(ghl, &everyone, location, now, progress)).await?;
-                    listed.members.retain(|_, contact| {
-                        audience.judge(contact, &[], location, now) == Some(true)
-                    });
-                    return Ok(listed);
-                }
-                Err(e) => return Err(SyncError::Ghl(e)),
-            };
+    for filters in searches {
+        let mut pages = Lister::new(ghl, location, filters.clone());
+        while let Some(contacts) = pages.next_page().await? {
             for contact in contacts {
                 if !seen.insert(contact.id.clone()) {
                     continue;

@@ -3,6 +3,13 @@
 //! the last contact listed carries (`searchAfter`). The search is only partly
 //! documented (`reference/ghl-api.md` §1): where the last contact carries no
 //! cursor, the listing stops at the reach and says how many lay beyond.
+//!
+//! GHL's trouble is ridden out page by page ([`Patience`]): a `429` waits the
+//! interval GHL names and asks again; an outage or a timeout waits, doubling, and
+//! asks again; only after as many tries in a row does the listing fail (an
+//! operator's command: run again, it lists afresh).
+
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -16,6 +23,25 @@ pub const PAGE: u32 = 100;
 /// How deep `page`/`pageLimit` paging reaches.
 pub const SEARCH_WINDOW: u64 = 10_000;
 
+/// How long a listing waits out GHL before it gives up on a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    /// Tries of one page, the first included.
+    pub tries: u32,
+    /// The first wait after an outage or a timeout; each next one doubles.
+    pub outage_wait: Duration,
+}
+
+impl Default for Patience {
+    /// Eight tries: about four minutes of outage, or GHL's limit hit seven times.
+    fn default() -> Self {
+        Patience {
+            tries: 8,
+            outage_wait: Duration::from_secs(1),
+        }
+    }
+}
+
 /// One search's pages, one at a time.
 #[derive(Debug)]
 pub struct Lister<'g, T> {
@@ -25,6 +51,7 @@ pub struct Lister<'g, T> {
     page: u32,
     after: Option<Value>,
     done: bool,
+    patience: Patience,
     /// Contacts listed so far.
     pub listed: u64,
     /// The total GHL gave, if it did.
@@ -43,10 +70,17 @@ impl<'g, T: TokenSource> Lister<'g, T> {
             page: 1,
             after: None,
             done: false,
+            patience: Patience::default(),
             listed: 0,
             total: None,
             beyond: 0,
         }
+    }
+
+    /// With `patience` in place of the default.
+    pub fn patient(mut self, patience: Patience) -> Self {
+        self.patience = patience;
+        self
     }
 
     /// The next page; `None` once all are listed.
@@ -61,7 +95,7 @@ impl<'g, T: TokenSource> Lister<'g, T> {
             filters: self.filters.clone(),
             search_after: self.after.clone(),
         };
-        let answer = self.ghl.search_contacts(&self.location, &search).await?;
+        let answer = self.search(&search).await?;
         let count = answer.contacts.len() as u64;
         self.listed += count;
         self.total = answer.total.or(self.total);
@@ -84,5 +118,41 @@ impl<'g, T: TokenSource> Lister<'g, T> {
             self.page += 1;
         }
         Ok(Some(answer.contacts))
+    }
+
+    /// One page, asked again through GHL's limits and outages (logged, each).
+    async fn search(
+        &self,
+        search: &SearchRequest,
+    ) -> Result<crate::ghl::contacts_api::SearchPage, GhlError> {
+        let mut outage_wait = self.patience.outage_wait;
+        let mut tries = 1;
+        loop {
+            let error = match self.ghl.search_contacts(&self.location, search).await {
+                Ok(page) => return Ok(page),
+                Err(e) => e,
+            };
+            let wait = match &error {
+                GhlError::RateLimited { retry_after_ms } => Duration::from_millis(*retry_after_ms),
+                GhlError::Unavailable { .. } => {
+                    outage_wait *= 2;
+                    outage_wait / 2
+                }
+                _ => return Err(error),
+            };
+            if tries >= self.patience.tries {
+                return Err(error);
+            }
+            tracing::warn!(
+                location_id = self.location,
+                listed = self.listed,
+                tries,
+                wait_ms = wait.as_millis() as u64,
+                error = %crate::error::chain(&error),
+                "GHL could not give the next page: asking again"
+            );
+            tokio::time::sleep(wait).await;
+            tries += 1;
+        }
     }
 }
