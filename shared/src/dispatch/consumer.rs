@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{Delivery, deliver};
+use super::{Delivery, Taken, deliver_telling};
 use crate::batch::{self, Ids, Outcome, Queues, Reason, Retry};
 use crate::capi::{AudiencesApi, EventsApi, ServerEvent, validate};
 use crate::error::chain;
@@ -142,9 +142,8 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
         for (pixel, jobs) in by_pixel.into_values() {
             let jobs = self.unsent(pixel, jobs).await;
             let outcomes = self.pixel(&mut breakers, pixel, &jobs, now).await;
-            // Marked first, before any record is settled: a crash from here on
-            // finds them sent, and does not send them again.
-            self.mark_sent(pixel, &jobs, &outcomes, now).await;
+            // Each request's events were marked as Meta took them.
+            Self::count_sent(&jobs, &outcomes, now);
             for ((record, job), outcome) in jobs.iter().zip(outcomes) {
                 failed.extend(
                     batch::settle(
@@ -169,41 +168,17 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
         failed
     }
 
-    /// Records the events of `jobs` Meta took (their outcome is done), and counts
-    /// them with the oldest one's lag from the change in GHL.
-    async fn mark_sent(
-        &self,
-        pixel: &Pixel,
-        jobs: &[(&Record, DispatchJob)],
-        outcomes: &[Outcome],
-        now: DateTime<Utc>,
-    ) {
-        let taken: Vec<&DispatchJob> = jobs
+    /// Counts the events of `jobs` Meta took, with the oldest one's lag from the
+    /// change in GHL.
+    fn count_sent(jobs: &[(&Record, DispatchJob)], outcomes: &[Outcome], now: DateTime<Utc>) {
+        let lags: Vec<i64> = jobs
             .iter()
             .zip(outcomes)
             .filter(|(_, outcome)| **outcome == Outcome::Done)
-            .map(|((_, job), _)| job)
+            .map(|((_, job), _)| (now.timestamp() - job.event.event_time).max(0))
             .collect();
-        if taken.is_empty() {
-            return;
-        }
-        let oldest_lag = taken
-            .iter()
-            .map(|job| (now.timestamp() - job.event.event_time).max(0))
-            .max()
-            .unwrap_or_default();
-        crate::telemetry::events_sent(taken.len() as u64, oldest_lag);
-        let marks: Vec<(String, String)> = taken
-            .iter()
-            .filter_map(|job| sent_key(pixel, job))
-            .map(|k| (k, String::new()))
-            .collect();
-        if marks.is_empty() {
-            return;
-        }
-        if let Err(e) = self.state.set_records(&marks, SENT_FOR).await {
-            // Meta took them; should one come again, Meta drops the repeat by its id.
-            tracing::warn!(pixel = pixel.name, events = marks.len(), error = %chain(&e), "cannot mark events as sent");
+        if let Some(oldest) = lags.iter().max() {
+            crate::telemetry::events_sent(lags.len() as u64, *oldest);
         }
     }
 
@@ -217,7 +192,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
     ) -> Vec<(&'j Record, DispatchJob)> {
         let keys: Vec<String> = jobs
             .iter()
-            .filter_map(|(_, job)| sent_key(pixel, job))
+            .filter_map(|(_, job)| sent_key(pixel, &job.event))
             .collect();
         let taken = match self.state.marked(&keys).await {
             Ok(taken) => taken,
@@ -228,7 +203,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
         };
         jobs.into_iter()
             .filter(|(record, job)| {
-                let again = sent_key(pixel, job).is_some_and(|k| taken.contains(&k));
+                let again = sent_key(pixel, &job.event).is_some_and(|k| taken.contains(&k));
                 if again {
                     tracing::info!(
                         message_id = record.message_id,
@@ -264,11 +239,15 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                 .collect();
         }
         let events: Vec<ServerEvent> = jobs.iter().map(|(_, job)| job.event.clone()).collect();
-        let deliveries = deliver(
+        let deliveries = deliver_telling(
             self.capi,
             &pixel.dataset_id,
             pixel.test_event_code.as_deref(),
             &events,
+            &SentMarks {
+                state: self.state,
+                pixel,
+            },
         )
         .await;
         let sent = deliveries
@@ -359,17 +338,41 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
     }
 }
 
+/// Records that Meta took a request's events, so a redelivered job is not sent
+/// again.
+struct SentMarks<'a, S> {
+    state: &'a S,
+    pixel: &'a Pixel,
+}
+
+impl<S: StateStore> Taken for SentMarks<'_, S> {
+    async fn taken(&self, events: &[ServerEvent]) {
+        let marks: Vec<(String, String)> = events
+            .iter()
+            .filter_map(|event| sent_key(self.pixel, event))
+            .map(|k| (k, String::new()))
+            .collect();
+        if marks.is_empty() {
+            return;
+        }
+        if let Err(e) = self.state.set_records(&marks, SENT_FOR).await {
+            // Meta took them; should one come again, Meta drops the repeat by its id.
+            tracing::warn!(pixel = self.pixel.name, events = marks.len(), error = %chain(&e), "cannot mark events as sent");
+        }
+    }
+}
+
 /// How long an event Meta took is remembered: past the 7 days Meta takes an
 /// event's time back.
 const SENT_FOR: Duration = Duration::from_secs(8 * 24 * 3600);
 
 /// The mark of `job`'s event sent to `pixel`'s dataset, when it has an id: by
 /// name and id, as Meta tells events apart.
-fn sent_key(pixel: &Pixel, job: &DispatchJob) -> Option<String> {
-    let id = job.event.event_id.as_deref()?;
+fn sent_key(pixel: &Pixel, event: &ServerEvent) -> Option<String> {
+    let id = event.event_id.as_deref()?;
     Some(format!(
         "sent#{}#{}#{id}",
-        pixel.dataset_id, job.event.event_name
+        pixel.dataset_id, event.event_name
     ))
 }
 

@@ -43,6 +43,29 @@ pub async fn deliver(
     test_event_code: Option<&str>,
     events: &[ServerEvent],
 ) -> Vec<Delivery> {
+    deliver_telling(api, dataset_id, test_event_code, events, &()).await
+}
+
+/// Told of each request's events as soon as Meta took them.
+pub trait Taken: Sync {
+    fn taken(&self, events: &[ServerEvent]) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Nobody to tell.
+impl Taken for () {
+    async fn taken(&self, _: &[ServerEvent]) {}
+}
+
+/// As [`deliver`], handing `taken` each request's events as soon as Meta took
+/// them, before the next request: so a crash while a batch is being split leaves
+/// those taken already on record.
+pub async fn deliver_telling(
+    api: &impl EventsApi,
+    dataset_id: &str,
+    test_event_code: Option<&str>,
+    events: &[ServerEvent],
+    taken: &impl Taken,
+) -> Vec<Delivery> {
     // Each event's outcome starts undecided; every answer below decides a range.
     let mut outcomes: Vec<Option<Delivery>> = vec![None; events.len()];
     // Ranges still to send; a refused range comes back as its two halves.
@@ -81,7 +104,10 @@ pub async fn deliver(
             Disposition::Delivered {
                 events_received,
                 fbtrace_id,
-            } if events_received as usize == range.len() => all(Delivery::Delivered { fbtrace_id }),
+            } if events_received as usize == range.len() => {
+                taken.taken(&events[range.clone()]).await;
+                all(Delivery::Delivered { fbtrace_id })
+            }
             // Fewer than sent: no way to tell which, so all go again; their event
             // ids make the repeat harmless at Meta.
             Disposition::Delivered {
