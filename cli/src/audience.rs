@@ -14,11 +14,9 @@ use ghl_capi::jobs::EnrichJob;
 use ghl_capi::mapping::audience::{RowKey, row_keys};
 use ghl_capi::mapping::{Audience, Mapping, Occurrence};
 use ghl_capi::ops::audience_sync::{list_members, plan};
-use ghl_capi::ports::queue::{Outgoing, Queue};
+use ghl_capi::ports::queue::Queue;
 use ghl_capi::ports::state::StateStore;
-use ghl_capi_aws::sqs::SqsQueue;
-use ghl_capi_local::ports::{LocalQueue, LocalState};
-use ghl_capi_local::serve::ENRICH;
+use ghl_capi_local::ports::LocalState;
 use serde_json::{Value, json};
 
 use crate::Outcome;
@@ -163,9 +161,6 @@ pub struct SyncArgs {
     dry_run: bool,
     #[command(flatten)]
     target: Target,
-    /// With --aws: the stack's enrichment queue, where the changes are queued.
-    #[arg(long, env = "ENRICH_QUEUE_URL", required_if_eq("aws", "true"))]
-    enrich_queue_url: Option<String>,
 }
 
 pub fn sync(args: &SyncArgs) -> anyhow::Result<Outcome> {
@@ -202,20 +197,13 @@ pub fn sync(args: &SyncArgs) -> anyhow::Result<Outcome> {
     runtime.block_on(async {
         let backend = args.target.backend().await?;
         let ghl = args.target.ghl(&backend, &locations).await?;
+        let queue = args.target.enrich_queue(&backend)?;
         match backend {
             Backend::Aws(sdk) => {
-                let queue = SqsQueue::new(
-                    aws_sdk_sqs::Client::new(&sdk),
-                    args.enrich_queue_url.clone().unwrap_or_default(),
-                );
                 let state = args.target.dynamo(&sdk);
                 run(args, audience, &locations, &ghl, &state, &queue).await
             }
             Backend::Local(store) => {
-                let queue = LocalQueue {
-                    store: store.clone(),
-                    name: ENRICH,
-                };
                 run(args, audience, &locations, &ghl, &LocalState(store), &queue).await
             }
         }
@@ -247,16 +235,8 @@ async fn run(
         if !args.dry_run {
             let messages = jobs
                 .iter()
-                .map(|job| {
-                    let job = EnrichJob::Listed(job.clone());
-                    Ok(Outgoing {
-                        body: serde_json::to_string(&job)?,
-                        group_id: Some(job.group_id()),
-                        dedup_id: Some(job.key().to_owned()),
-                        delay: None,
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+                .map(|job| EnrichJob::Listed(job.clone()).outgoing())
+                .collect::<Result<Vec<_>, _>>()?;
             queue
                 .send_all(messages)
                 .await

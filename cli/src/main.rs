@@ -89,7 +89,9 @@ enum Command {
     /// Meta Custom Audiences the mapping keeps in step.
     #[command(subcommand)]
     Audience(AudienceCommand),
-    /// Catch up with GHL. `--seed`: record each location's baseline (every
+    /// Catch up with GHL: one reconciliation run now (the changes since each
+    /// location's watermark that no webhook delivered, queued for the pipeline),
+    /// as the schedule runs it. `--seed`: record each location's baseline (every
     /// contact's tags, sending nothing), so the first tag webhook after an
     /// install fires its rules instead of only recording the contact's tags.
     Reconcile(reconcile::Args),

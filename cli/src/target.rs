@@ -12,10 +12,13 @@ use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::oauth::TokenSet;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::{DEFAULT_BASE_URL, LocationToken};
+use ghl_capi::ports::queue::{Outgoing, Queue, QueueError};
 use ghl_capi::ports::secrets::VersionedSecrets;
 use ghl_capi::settings::GHL_TOKEN_DEFAULT_PREFIX;
 use ghl_capi_aws::dynamo::DynamoState;
-use ghl_capi_local::serve::GHL_TOKEN_PREFIX;
+use ghl_capi_aws::sqs::SqsQueue;
+use ghl_capi_local::ports::LocalQueue;
+use ghl_capi_local::serve::{ENRICH, GHL_TOKEN_PREFIX};
 use ghl_capi_local::store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -40,6 +43,9 @@ pub struct Target {
     token_prefix: String,
     #[arg(long, env = "GHL_API_BASE_URL", default_value = DEFAULT_BASE_URL)]
     ghl_api_base_url: String,
+    /// With --aws: the stack's enrichment queue, for commands that queue work.
+    #[arg(long, env = "ENRICH_QUEUE_URL")]
+    enrich_queue_url: Option<String>,
 }
 
 /// The store a command works on.
@@ -69,6 +75,22 @@ impl Target {
             aws_sdk_dynamodb::Client::new(sdk),
             self.state_table.clone().unwrap_or_default(),
         )
+    }
+
+    /// The queue work goes to for enrichment: the store's, or the stack's.
+    pub(crate) fn enrich_queue(&self, backend: &Backend) -> anyhow::Result<EnrichQueue> {
+        Ok(match backend {
+            Backend::Local(store) => EnrichQueue::Local(LocalQueue {
+                store: store.clone(),
+                name: ENRICH,
+            }),
+            Backend::Aws(sdk) => {
+                let url = self.enrich_queue_url.clone().context(
+                    "with --aws, name the stack's enrichment queue: --enrich-queue-url or ENRICH_QUEUE_URL",
+                )?;
+                EnrichQueue::Aws(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url))
+            }
+        })
     }
 
     /// GHL, with each location's token as stored: `GHL_TOKEN_<location>`, or
@@ -105,6 +127,28 @@ impl Target {
             FixedTokens(tokens),
             TIMEOUT,
         )?)
+    }
+}
+
+/// The enrichment queue of a [`Backend`].
+pub(crate) enum EnrichQueue {
+    Local(LocalQueue),
+    Aws(SqsQueue),
+}
+
+impl Queue for EnrichQueue {
+    async fn send(&self, message: Outgoing) -> Result<(), QueueError> {
+        match self {
+            EnrichQueue::Local(queue) => queue.send(message).await,
+            EnrichQueue::Aws(queue) => queue.send(message).await,
+        }
+    }
+
+    async fn send_all(&self, messages: Vec<Outgoing>) -> Result<(), QueueError> {
+        match self {
+            EnrichQueue::Local(queue) => queue.send_all(messages).await,
+            EnrichQueue::Aws(queue) => queue.send_all(messages).await,
+        }
     }
 }
 

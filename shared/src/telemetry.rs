@@ -72,8 +72,15 @@ pub const AUDIENCE_ERRORS: &str = "AudienceErrors";
 /// Members not sent, by `Reason` (`no_usable_key`: no e-mail or phone).
 pub const AUDIENCE_SKIPPED: &str = "AudienceSkipped";
 
+/// Contacts reconciliation listed, in all and by `Location`.
+pub const CONTACTS_SCANNED: &str = "ContactsScanned";
+/// Changes reconciliation found that no webhook delivered (a tag added or removed,
+/// a contact created), in all (the alarm watches it) and by `Location`: above
+/// zero, GHL is not delivering (a paused URL, a missing subscription).
+pub const MISSED_CHANGES: &str = "MissedChanges";
+
 /// Every metric name above, for checks that the template reads only these.
-pub const NAMES: [&str; 26] = [
+pub const NAMES: [&str; 28] = [
     REQUESTS,
     ANSWERED,
     REFUSED,
@@ -100,6 +107,8 @@ pub const NAMES: [&str; 26] = [
     AUDIENCE_ROWS,
     AUDIENCE_ERRORS,
     AUDIENCE_SKIPPED,
+    CONTACTS_SCANNED,
+    MISSED_CHANGES,
 ];
 
 /// Tells the installed recorder each metric's unit.
@@ -126,6 +135,8 @@ pub fn describe() {
         AUDIENCE_ROWS,
         AUDIENCE_ERRORS,
         AUDIENCE_SKIPPED,
+        CONTACTS_SCANNED,
+        MISSED_CHANGES,
     ] {
         describe_counter!(name, Unit::Count, "");
     }
@@ -231,6 +242,16 @@ pub(crate) fn audience_rows(audience: &str, outcome: &'static str, rows: u64) {
 pub(crate) fn audience_error(audience: &str, reason: &'static str) {
     counter!(AUDIENCE_ERRORS).increment(1);
     counter!(AUDIENCE_ERRORS, "Audience" => audience.to_owned(), "Reason" => reason).increment(1);
+}
+
+pub(crate) fn contacts_scanned(location: &str, n: u64) {
+    counter!(CONTACTS_SCANNED).increment(n);
+    counter!(CONTACTS_SCANNED, "Location" => location.to_owned()).increment(n);
+}
+
+pub(crate) fn missed_changes(location: &str, n: usize) {
+    counter!(MISSED_CHANGES).increment(n as u64);
+    counter!(MISSED_CHANGES, "Location" => location.to_owned()).increment(n as u64);
 }
 
 pub(crate) fn audience_skipped(reason: &'static str) {

@@ -4,6 +4,8 @@
 //! - [`fixtures`]: the one fixture mapping, and GHL's webhook and contact bodies;
 //! - [`fakes`]: GHL and Meta in memory, behind the library's ports;
 //! - [`stand_in`]: Meta and GHL as local HTTP servers that check what we send;
+//! - [`contacts_stand_in`]: GHL's contacts of a location, searched and changed
+//!   as reconciliation meets them;
 //! - [`audience_stand_in`]: Meta's Custom Audiences edge, keeping each audience's
 //!   members;
 //! - [`signing`]: a webhook signing key of the tests' own;
@@ -12,6 +14,7 @@
 //!   `scripts/test.sh` starts.
 
 pub mod audience_stand_in;
+pub mod contacts_stand_in;
 pub mod fakes;
 pub mod fixtures;
 pub mod moto;

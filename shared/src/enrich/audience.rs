@@ -41,7 +41,10 @@ pub struct Change {
 impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
     /// A listed contact as enrichment reads it: as the listing gave it, or as GHL
     /// holds it now (a member the listing did not return); one GHL no longer has
-    /// is deleted. `Err` with the job's outcome when GHL failed.
+    /// is deleted. A contact reconciliation listed comes with the changes no
+    /// webhook told of, found against the tags last seen now (a webhook handled
+    /// since the listing leaves none). `Err` with the job's outcome when GHL or the
+    /// state store failed.
     pub(super) async fn listed(
         &mut self,
         job: &ListedJob,
@@ -63,7 +66,17 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             deleted,
         };
         if let Some(contact) = &job.contact {
-            return Ok(read(Some(contact.as_ref().clone()), None));
+            let mut listed = read(Some(contact.as_ref().clone()), None);
+            if let Some(since) = job.since {
+                let previous = self
+                    .state
+                    .tags(&job.location_id, &contact.id)
+                    .await
+                    .map_err(retry_state)?;
+                listed.occurrences =
+                    Occurrence::missed(&job.location_id, contact, previous.as_deref(), since, now);
+            }
+            return Ok(listed);
         }
         match self
             .fetched

@@ -122,12 +122,28 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                 deleted: read.deleted.clone(),
                 at: now,
             });
+        // Counted once the job is done, so a retried job counts its changes once.
+        let missed = match job {
+            EnrichJob::Listed(listed) if listed.since.is_some() && !read.occurrences.is_empty() => {
+                Some((listed.location_id.as_str(), read.occurrences.len()))
+            }
+            _ => None,
+        };
         let mut outcome = self.build(read, now).await;
         if let (Some(seen), Enriched::Done { audience, .. }) = (seen, &mut outcome) {
             match self.audiences(seen).await {
                 Ok(changes) => *audience = changes,
                 Err(retry) => return retry,
             }
+        }
+        if let (Some((location, changes)), Enriched::Done { .. }) = (missed, &outcome) {
+            tracing::info!(
+                job = job.key(),
+                location_id = location,
+                changes,
+                "reconciliation found changes no webhook delivered"
+            );
+            crate::telemetry::missed_changes(location, changes);
         }
         outcome
     }

@@ -14,7 +14,7 @@ use super::MAX_BODY_BYTES;
 use super::keys::{ApiKey, ApiKeys, Credentials, Forbidden};
 use crate::capi::{Rejection, check_event_time, is_currency_code};
 use crate::jobs::EnrichJob;
-use crate::ports::queue::{Outgoing, Queue, QueueError};
+use crate::ports::queue::{Queue, QueueError};
 
 /// Why a keyed request was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -163,12 +163,9 @@ impl Checks {
 
 /// Queues `job` in its contact's FIFO group, deduplicated by its key.
 pub async fn enqueue(queue: &impl Queue, job: &EnrichJob) -> Result<(), KeyedError> {
-    let message = Outgoing {
-        dedup_id: Some(job.key().to_owned()),
-        body: serde_json::to_string(job).map_err(|e| KeyedError::Queue(QueueError::new(e)))?,
-        group_id: Some(job.group_id()),
-        delay: None,
-    };
+    let message = job
+        .outgoing()
+        .map_err(|e| KeyedError::Queue(QueueError::new(e)))?;
     queue.send(message).await.map_err(KeyedError::Queue)
 }
 

@@ -65,7 +65,7 @@ impl DispatchMessage {
     }
 }
 
-/// A contact as `audience sync` listed it, for enrichment to bring each audience's
+/// A contact as `audience sync` or reconciliation listed it, for enrichment to bring each audience's
 /// membership in step: with the contact as GHL's search gave it (all its tags),
 /// or without, for a member the listing no longer returned (enrichment reads it;
 /// a contact GHL no longer has leaves every audience).
@@ -78,6 +78,11 @@ pub struct ListedJob {
     pub contact_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<Box<Contact>>,
+    /// Set by reconciliation: the start of the window it listed. Enrichment then
+    /// finds the changes no webhook delivered, as the webhooks would have told them
+    /// ([`crate::mapping::Occurrence::missed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
 }
 
 impl ListedJob {
@@ -95,6 +100,27 @@ impl ListedJob {
             location_id: location_id.to_owned(),
             contact_id: contact_id.to_owned(),
             contact: contact.map(Box::new),
+            since: None,
+        }
+    }
+
+    /// The job of a contact reconciliation listed as changed in the window from
+    /// `since`; one per change of the contact (its change time), so a change
+    /// listed twice is queued once.
+    pub fn reconciled(
+        location_id: &str,
+        contact: Contact,
+        since: DateTime<Utc>,
+        received_at: DateTime<Utc>,
+    ) -> Self {
+        let change = contact.date_updated.clone().unwrap_or_default();
+        ListedJob {
+            key: format!("{location_id}:{}:reconciled:{change}", contact.id),
+            received_at,
+            location_id: location_id.to_owned(),
+            contact_id: contact.id.clone(),
+            contact: Some(Box::new(contact)),
+            since: Some(since),
         }
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::capi::ServerEvent;
 use crate::ghl::webhook::Webhook;
+use crate::ports::queue::Outgoing;
 
 mod audience;
 
@@ -29,7 +30,7 @@ pub enum EnrichJob {
     Conversion(ConversionJob),
     /// A call of a GHL workflow action to `/workflows/ghl`.
     Workflow(WorkflowJob),
-    /// A contact as an operator's listing found it (`audience sync`).
+    /// A contact as a listing found it (`audience sync`, reconciliation).
     Listed(ListedJob),
 }
 
@@ -43,6 +44,16 @@ impl EnrichJob {
             EnrichJob::Workflow(job) => &job.key,
             EnrichJob::Listed(job) => &job.key,
         }
+    }
+
+    /// The job as a message: in its contact's FIFO group, deduplicated by its key.
+    pub fn outgoing(&self) -> Result<Outgoing, serde_json::Error> {
+        Ok(Outgoing {
+            body: serde_json::to_string(self)?,
+            group_id: Some(self.group_id()),
+            dedup_id: Some(self.key().to_owned()),
+            delay: None,
+        })
     }
 
     /// The FIFO group it belongs to: its location and contact.

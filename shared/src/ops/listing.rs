@@ -8,10 +8,21 @@
 //! interval GHL names and asks again; an outage or a timeout waits, doubling, and
 //! asks again; only after as many tries in a row does the listing fail (an
 //! operator's command: run again, it lists afresh).
+//!
+//! Listing by change ([`Lister::changed_since`], for reconciliation) pages by key,
+//! not by offset: each page asks afresh for the contacts changed at or after the
+//! last change listed, oldest first. A contact changed while the listing runs moves
+//! to the end and is listed again there; no other contact shifts into a page
+//! already listed, as it would by offset. The range filter and the sort are
+//! documented only second-hand (`reference/ghl-api.md` §1.4): when a page comes
+//! back unsorted, or without change times, the listing goes on by offset under the
+//! same filter, and [`Lister::listed_before`] stops vouching for a point.
 
 use std::time::Duration;
 
-use serde_json::Value;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+use tokio::time::Instant;
 
 use crate::ghl::client::GhlClient;
 use crate::ghl::contacts_api::SearchRequest;
@@ -42,6 +53,15 @@ impl Default for Patience {
     }
 }
 
+/// The filter and sort of contacts changed at or after `since`, oldest first.
+pub fn changed_since(since: DateTime<Utc>) -> (Vec<Value>, Vec<Value>) {
+    let since = since.to_rfc3339_opts(SecondsFormat::Millis, true);
+    (
+        vec![json!({"field": "dateUpdated", "operator": "range", "value": {"gte": since}})],
+        vec![json!({"field": "dateUpdated", "direction": "asc"})],
+    )
+}
+
 /// One search's pages, one at a time.
 #[derive(Debug)]
 pub struct Lister<'g, T> {
@@ -52,6 +72,15 @@ pub struct Lister<'g, T> {
     after: Option<Value>,
     done: bool,
     patience: Patience,
+    /// Listing by change: the earliest change the next page may hold, and whether
+    /// GHL's pages have kept to it (sorted, with change times) so far.
+    since: Option<(DateTime<Utc>, bool)>,
+    /// The contacts listed at that time already, left out when the next page
+    /// (which starts at it) lists them again.
+    at_key: Vec<String>,
+    /// The least time between two requests: the listing's share of GHL's budget.
+    pace: Duration,
+    asked: Option<Instant>,
     /// Contacts listed so far.
     pub listed: u64,
     /// The total GHL gave, if it did.
@@ -71,9 +100,22 @@ impl<'g, T: TokenSource> Lister<'g, T> {
             after: None,
             done: false,
             patience: Patience::default(),
+            since: None,
+            at_key: Vec::new(),
+            pace: Duration::ZERO,
+            asked: None,
             listed: 0,
             total: None,
             beyond: 0,
+        }
+    }
+
+    /// The contacts of `location` changed at or after `since`, oldest change first,
+    /// paged by key (see the module's documentation).
+    pub fn changed_since(ghl: &'g GhlClient<T>, location: &str, since: DateTime<Utc>) -> Self {
+        Lister {
+            since: Some((since, true)),
+            ..Lister::new(ghl, location, Vec::new())
         }
     }
 
@@ -83,25 +125,81 @@ impl<'g, T: TokenSource> Lister<'g, T> {
         self
     }
 
+    /// Asking at most once every `pace`.
+    pub fn paced(mut self, pace: Duration) -> Self {
+        self.pace = pace;
+        self
+    }
+
+    /// Listing by change, while GHL keeps to its order: every change before this
+    /// time has been listed in the pages returned so far.
+    pub fn listed_before(&self) -> Option<DateTime<Utc>> {
+        self.since.filter(|(_, keyed)| *keyed).map(|(at, _)| at)
+    }
+
     /// The next page; `None` once all are listed.
     pub async fn next_page(&mut self) -> Result<Option<Vec<Contact>>, GhlError> {
         if self.done {
             return Ok(None);
         }
+        let (mut filters, mut sort) = (self.filters.clone(), Vec::new());
+        if let Some((since, _)) = self.since {
+            let (by_change, oldest_first) = changed_since(since);
+            filters.extend(by_change);
+            sort = oldest_first;
+        }
         let search = SearchRequest {
             page: if self.after.is_some() { 0 } else { self.page },
             page_limit: PAGE,
             query: None,
-            filters: self.filters.clone(),
+            filters,
             search_after: self.after.clone(),
+            sort,
         };
-        let answer = self.search(&search).await?;
+        if let Some(asked) = self.asked {
+            tokio::time::sleep_until(asked + self.pace).await;
+        }
+        self.asked = Some(Instant::now());
+        let mut answer = self.search(&search).await?;
         let count = answer.contacts.len() as u64;
-        self.listed += count;
-        self.total = answer.total.or(self.total);
-        let all_listed = self.total.is_some_and(|t| self.listed >= t);
+        if let Some((key, _)) = self.since {
+            let at_key = &self.at_key;
+            answer
+                .contacts
+                .retain(|c| !(c.date_updated() == Some(key) && at_key.contains(&c.id)));
+        }
+        self.listed += answer.contacts.len() as u64;
+        if self.since.is_some() {
+            // Each page by key is a search of its own: its total is what is left.
+            self.total = self.total.or(answer.total);
+        } else {
+            self.total = answer.total.or(self.total);
+        }
+        let all_listed = self.since.is_none() && self.total.is_some_and(|t| self.listed >= t);
         if count < u64::from(PAGE) || all_listed {
             self.done = true;
+        } else if let Some((since, true)) = self.since {
+            match next_key(&answer.contacts, since) {
+                // On from the last change listed, afresh.
+                Some(last) if last > since => {
+                    (self.since, self.page) = (Some((last, true)), 1);
+                    self.at_key.clear();
+                    self.at_key.extend(at(&answer.contacts, last));
+                }
+                // A whole page changed at one instant: the next page of it.
+                Some(_) => {
+                    self.page += 1;
+                    self.at_key.extend(at(&answer.contacts, since));
+                }
+                None => {
+                    tracing::warn!(
+                        location_id = self.location,
+                        "GHL's search did not keep to the order of change: listing on by page"
+                    );
+                    self.since = Some((since, false));
+                    self.page += 1;
+                }
+            }
         } else if self.after.is_some() || u64::from(self.page) * u64::from(PAGE) >= SEARCH_WINDOW {
             // Past the reach of `page`: on by the last contact's cursor, if it has one.
             self.after = answer
@@ -121,6 +219,7 @@ impl<'g, T: TokenSource> Lister<'g, T> {
     }
 
     /// One page, asked again through GHL's limits and outages (logged, each).
+    /// Retries are not paced: GHL's own interval, or the outage's wait, is longer.
     async fn search(
         &self,
         search: &SearchRequest,
@@ -155,4 +254,27 @@ impl<'g, T: TokenSource> Lister<'g, T> {
             tries += 1;
         }
     }
+}
+
+/// The ids of the contacts changed at `key`.
+fn at(contacts: &[Contact], key: DateTime<Utc>) -> Vec<String> {
+    contacts
+        .iter()
+        .filter(|c| c.date_updated() == Some(key))
+        .map(|c| c.id.clone())
+        .collect()
+}
+
+/// The last change time of a page sorted by change and starting no earlier than
+/// `since`; `None` when it is not.
+fn next_key(contacts: &[Contact], since: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let mut last = since;
+    for contact in contacts {
+        let at = contact.date_updated()?;
+        if at < last {
+            return None;
+        }
+        last = at;
+    }
+    Some(last)
 }

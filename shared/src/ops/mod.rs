@@ -1,5 +1,8 @@
-//! Operations around the pipeline, run by a person through `ghl-capi`:
+//! Operations around the pipeline, run by a person through `ghl-capi`, or on a
+//! schedule:
 //!
+//! - [`reconcile`]: the changes webhooks did not deliver, found by polling (on a
+//!   schedule, and `ghl-capi reconcile`);
 //! - [`audience_sync`]: an audience's members listed from GHL, compared with the
 //!   state store, and queued for the pipeline (`ghl-capi audience sync`);
 //! - [`map`]: contacts in, request bodies out (the `ghl-capi map` engine, for
@@ -16,6 +19,7 @@ pub mod audience_sync;
 pub mod credentials;
 pub mod listing;
 pub mod map;
+pub mod reconcile;
 pub mod redrive;
 pub mod seed;
 pub mod snippet;

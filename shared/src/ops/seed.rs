@@ -49,20 +49,22 @@ fn seeded_key(location: &str) -> String {
     format!("seeded#{location}")
 }
 
-/// Lists every contact of `location` and records the tags of those never seen,
-/// telling `progress` after each page how many were listed of how many.
+/// Lists every contact of `location`, asking at most once every `pace`, and
+/// records the tags of those never seen, telling `progress` after each page how
+/// many were listed of how many.
 pub async fn seed<T: TokenSource>(
     ghl: &GhlClient<T>,
     state: &impl StateStore,
     location: &str,
     now: DateTime<Utc>,
+    pace: Duration,
     progress: &mut impl FnMut(u64, Option<u64>),
 ) -> Result<Seeded, SeedError> {
     let mut seeded = Seeded {
         at: now,
         ..Seeded::default()
     };
-    let mut pages = Lister::new(ghl, location, Vec::new());
+    let mut pages = Lister::new(ghl, location, Vec::new()).paced(pace);
     while let Some(contacts) = pages.next_page().await.map_err(SeedError::Ghl)? {
         for contact in contacts {
             let known = state

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::capi::client::DEFAULT_API_VERSION as DEFAULT_GRAPH_VERSION;
 use crate::hold::HoldPolicy;
 use crate::mapping::Mapping;
+use crate::ops::reconcile::ReconcileSettings;
 
 /// What is wrong with the configuration, one line per variable.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +101,33 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 .push("HOLD_BASE_MS must not be longer than HOLD_CAP_SECONDS".into());
         }
         policy
+    }
+
+    /// How reconciliation runs: `RECONCILE_SHARE_PERCENT` of GHL's budget per
+    /// location (default 20), `GHL_RATE_LIMIT_REQUESTS` per
+    /// `GHL_RATE_LIMIT_WINDOW_MS` (GHL's 100 per 10,000), each listing
+    /// `RECONCILE_OVERLAP_SECONDS` before the watermark (default 600).
+    pub fn reconcile(&mut self) -> ReconcileSettings {
+        let defaults = ReconcileSettings::default();
+        let share = self.number("RECONCILE_SHARE_PERCENT", 20);
+        if share > 100 {
+            self.problems
+                .push("RECONCILE_SHARE_PERCENT must be at most 100".into());
+        }
+        let requests = self.number("GHL_RATE_LIMIT_REQUESTS", u64::from(defaults.budget.0));
+        let window = self.number(
+            "GHL_RATE_LIMIT_WINDOW_MS",
+            defaults.budget.1.as_millis() as u64,
+        );
+        ReconcileSettings {
+            share: share.min(100) as f64 / 100.0,
+            budget: (
+                u32::try_from(requests).unwrap_or(u32::MAX),
+                Duration::from_millis(window),
+            ),
+            overlap: self.seconds("RECONCILE_OVERLAP_SECONDS", defaults.overlap.as_secs()),
+            patience: defaults.patience,
+        }
     }
 
     /// Records `result`'s error, if any.

@@ -81,8 +81,24 @@ async fn every_contacts_endpoint_matches_ghls_spec() {
         query: Some("deo".into()),
         filters: vec![],
         search_after: None,
+        sort: vec![],
     };
     ok("search", ghl.search_contacts(LOCATION, &search).await);
+    // As reconciliation asks: changed since a moment, oldest change first.
+    let since = "2026-11-30T12:00:00Z".parse().expect("time");
+    let (filters, sort) = ghl_capi::ops::listing::changed_since(since);
+    let search = SearchRequest {
+        page: 1,
+        page_limit: 100,
+        query: None,
+        filters,
+        search_after: None,
+        sort,
+    };
+    ok(
+        "search by change",
+        ghl.search_contacts(LOCATION, &search).await,
+    );
     ok(
         "duplicate",
         ghl.find_duplicate(LOCATION, Some("rosan@deos.com"), None)

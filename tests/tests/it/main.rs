@@ -14,5 +14,6 @@ mod listing;
 mod mapping;
 mod normalize_vectors;
 mod properties;
+mod reconcile;
 mod tokens;
 mod webhooks;

@@ -162,6 +162,9 @@ pub struct SearchRequest {
     pub query: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<Value>,
+    /// `[{field, direction}]`, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sort: Vec<Value>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -1,0 +1,188 @@
+//! GHL's contacts as a local HTTP server holding a location's contacts, which a
+//! test changes as GHL's users would: `POST /contacts/search` with the range
+//! filter on `dateUpdated` and the sort reconciliation asks for (anything else in
+//! the body is refused, as GHL refuses what it does not know), paged by `page`
+//! and `pageLimit`; and `GET /contacts/{id}`. It keeps each search's body and
+//! time, and can change a contact right after a given search, as a user editing
+//! GHL while a listing runs.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// A change to make after the search of this number (1-based).
+type Planned = (usize, String, Vec<String>);
+
+#[derive(Debug, Default)]
+struct Held {
+    contacts: Vec<Value>,
+    searches: Vec<(Instant, Value)>,
+    planned: Vec<Planned>,
+}
+
+/// One location's contacts.
+#[derive(Debug, Clone)]
+pub struct ContactsStandIn {
+    location: String,
+    held: Arc<Mutex<Held>>,
+}
+
+/// An ISO-8601 time as GHL writes it.
+pub fn stamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl ContactsStandIn {
+    pub fn new(location: &str) -> Self {
+        ContactsStandIn {
+            location: location.to_owned(),
+            held: Arc::default(),
+        }
+    }
+
+    /// Serves the search and single reads on `server` to a request bearing a token.
+    pub async fn mount(&self, server: &MockServer) {
+        Mock::given(method("POST"))
+            .and(path("/contacts/search"))
+            .and(header("Version", "2021-07-28"))
+            .respond_with(Search(self.clone()))
+            .mount(server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path_regex(r"^/contacts/[^/]+$"))
+            .respond_with(Read(self.clone()))
+            .mount(server)
+            .await;
+    }
+
+    /// A contact created at `at` with `tags` (changed then, too).
+    pub fn create(&self, id: &str, tags: &[&str], at: DateTime<Utc>) {
+        let contact = json!({
+            "id": id, "locationId": self.location, "email": format!("{id}@example.com"),
+            "tags": tags, "dateAdded": stamp(at), "dateUpdated": stamp(at),
+        });
+        self.lock().contacts.push(contact);
+    }
+
+    /// `id`'s tags set to `tags`, changed at `at`.
+    pub fn retag(&self, id: &str, tags: &[&str], at: DateTime<Utc>) {
+        retag(&mut self.lock(), id, tags, &stamp(at));
+    }
+
+    /// Right after search number `n`, `id`'s tags become `tags` (changed then).
+    pub fn retag_after_search(&self, n: usize, id: &str, tags: &[&str]) {
+        let tags = tags.iter().map(|t| (*t).to_owned()).collect();
+        self.lock().planned.push((n, id.to_owned(), tags));
+    }
+
+    /// The contact as GHL holds it now.
+    pub fn contact(&self, id: &str) -> Value {
+        let held = self.lock();
+        let found = held.contacts.iter().find(|c| c["id"] == id);
+        found.cloned().expect("a contact of the stand-in")
+    }
+
+    /// Each search's time and body, in order.
+    pub fn searches(&self) -> Vec<(Instant, Value)> {
+        self.lock().searches.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn retag(held: &mut Held, id: &str, tags: &[impl AsRef<str>], at: &str) {
+    let contact = held
+        .contacts
+        .iter_mut()
+        .find(|c| c["id"] == id)
+        .expect("a contact of the stand-in");
+    contact["tags"] = tags.iter().map(|t| json!(t.as_ref())).collect();
+    contact["dateUpdated"] = json!(at);
+}
+
+struct Search(ContactsStandIn);
+
+impl Respond for Search {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            return ResponseTemplate::new(400);
+        };
+        let mut held = self.0.lock();
+        held.searches.push((Instant::now(), body.clone()));
+        let n = held.searches.len();
+        let answer = search(&held.contacts, &self.0.location, &body);
+        let due: Vec<Planned> = held.planned.iter().filter(|p| p.0 == n).cloned().collect();
+        for (_, id, tags) in due {
+            retag(&mut held, &id, &tags, &stamp(Utc::now()));
+        }
+        answer
+    }
+}
+
+/// The search's answer over `contacts`, or GHL's refusal of a body it does not take.
+fn search(contacts: &[Value], location: &str, body: &Value) -> ResponseTemplate {
+    let refuse = |why: &str| {
+        ResponseTemplate::new(422).set_body_json(json!({"statusCode": 422, "message": [why]}))
+    };
+    if body["locationId"] != location {
+        return refuse("locationId");
+    }
+    let (Some(page), Some(limit)) = (body["page"].as_u64(), body["pageLimit"].as_u64()) else {
+        return refuse("page and pageLimit");
+    };
+    let mut since = None;
+    for filter in body["filters"].as_array().into_iter().flatten() {
+        match (
+            &filter["field"],
+            &filter["operator"],
+            &filter["value"]["gte"],
+        ) {
+            (Value::String(f), Value::String(o), Value::String(t))
+                if f == "dateUpdated" && o == "range" =>
+            {
+                since = Some(t.clone());
+            }
+            _ => return refuse("filters"),
+        }
+    }
+    let sorted = match body["sort"].as_array().map(Vec::as_slice) {
+        None => false,
+        Some([one]) if one == &json!({"field": "dateUpdated", "direction": "asc"}) => true,
+        Some(_) => return refuse("sort"),
+    };
+    let time = |c: &Value| c["dateUpdated"].as_str().unwrap_or_default().to_owned();
+    let mut kept: Vec<&Value> = contacts
+        .iter()
+        .filter(|c| since.as_ref().is_none_or(|s| time(c) >= *s))
+        .collect();
+    if sorted {
+        kept.sort_by_key(|c| (time(c), c["id"].as_str().unwrap_or_default().to_owned()));
+    }
+    let start = ((page.max(1) - 1) * limit) as usize;
+    let items: Vec<&Value> = kept
+        .iter()
+        .skip(start)
+        .take(limit as usize)
+        .copied()
+        .collect();
+    ResponseTemplate::new(200).set_body_json(json!({"contacts": items, "total": kept.len()}))
+}
+
+struct Read(ContactsStandIn);
+
+impl Respond for Read {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let id = request.url.path().trim_start_matches("/contacts/");
+        let held = self.0.lock();
+        match held.contacts.iter().find(|c| c["id"] == id) {
+            Some(contact) => ResponseTemplate::new(200).set_body_json(json!({"contact": contact})),
+            None => ResponseTemplate::new(404).set_body_json(json!({"statusCode": 404})),
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! Reconciliation against a stand-in of GHL's contacts: a location's first run
+//! takes the baseline and sends nothing; later runs queue exactly the changes no
+//! webhook delivered, and enrichment sends each once; after full delivery nothing
+//! is queued; a contact changed while a listing runs is listed, not skipped; and
+//! the listing keeps to its share of GHL's budget.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ghl_capi::enrich::consumer::EnrichConsumer;
+use ghl_capi::ghl::client::GhlClient;
+use ghl_capi::ghl::tokens::FixedTokens;
+use ghl_capi::ghl::wire::LocationToken;
+use ghl_capi::hold::HoldPolicy;
+use ghl_capi::jobs::{DispatchJob, EnrichJob};
+use ghl_capi::ops::listing::Patience;
+use ghl_capi::ops::reconcile::{ReconcileSettings, Reconciled, last_run, reconcile};
+use ghl_capi::ports::queue::{MemoryQueue, Queue, Record};
+use ghl_capi::ports::state::{MemoryState, StateStore};
+use ghl_capi_tests::contacts_stand_in::{ContactsStandIn, stamp};
+use ghl_capi_tests::fixtures::{LOCATION, mapping};
+use serde_json::json;
+use wiremock::MockServer;
+
+/// GHL's budget compressed: 100 requests a second, so a fifth is 20.
+fn settings() -> ReconcileSettings {
+    ReconcileSettings {
+        share: 0.2,
+        budget: (100, Duration::from_secs(1)),
+        overlap: Duration::from_secs(60),
+        patience: Patience {
+            tries: 3,
+            outage_wait: Duration::from_millis(5),
+        },
+    }
+}
+
+fn ago(minutes: i64) -> DateTime<Utc> {
+    Utc::now() - chrono::Duration::minutes(minutes)
+}
+
+/// GHL, the state store and both queues, with the pipeline's enrichment.
+struct World {
+    ghl: ContactsStandIn,
+    client: GhlClient<FixedTokens>,
+    _server: MockServer,
+    state: MemoryState,
+    enrich: MemoryQueue,
+    dispatch: MemoryQueue,
+    /// Enrichment messages handled so far.
+    handled: usize,
+}
+
+impl World {
+    /// A location whose `n` contacts were created (and last changed) hours ago.
+    async fn new(n: usize) -> Self {
+        let ghl = ContactsStandIn::new(LOCATION);
+        for i in 0..n {
+            let at = ago(600) + chrono::Duration::seconds(i as i64);
+            ghl.create(&format!("c{i}"), &["lead"], at);
+        }
+        let server = MockServer::start().await;
+        ghl.mount(&server).await;
+        let tokens = HashMap::from([(LOCATION.to_owned(), LocationToken("pit".into()))]);
+        let client = GhlClient::new(&server.uri(), FixedTokens(tokens), Duration::from_secs(5))
+            .expect("client");
+        World {
+            ghl,
+            client,
+            _server: server,
+            state: MemoryState::default(),
+            enrich: MemoryQueue::default(),
+            dispatch: MemoryQueue::default(),
+            handled: 0,
+        }
+    }
+
+    async fn reconcile(&self) -> Reconciled {
+        reconcile(
+            &self.client,
+            &self.state,
+            &self.enrich,
+            LOCATION,
+            &settings(),
+            Utc::now(),
+        )
+        .await
+        .expect("reconciled")
+    }
+
+    /// Enriches what was queued since the last call: the dispatch jobs it made.
+    async fn enrich_queued(&mut self) -> Vec<DispatchJob> {
+        let sent = self.enrich.sent();
+        let records: Vec<Record> = sent[self.handled..]
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let mut record = Record::new(format!("m{}", self.handled + i), m.body.clone());
+                record.group_id = m.group_id.clone();
+                record
+            })
+            .collect();
+        self.handled = sent.len();
+        let before = self.dispatch.sent().len();
+        let (mapping, dead, source) = (mapping(), MemoryQueue::default(), MemoryQueue::default());
+        let consumer = EnrichConsumer {
+            mapping: &mapping,
+            ghl: &self.client,
+            state: &self.state,
+            source: &source,
+            dispatch: &self.dispatch,
+            dead: &dead,
+            policy: HoldPolicy::default(),
+            max_receives: 10,
+        };
+        let failed = consumer.handle(&records, Utc::now()).await;
+        assert!(failed.is_empty(), "{failed:?}");
+        assert!(dead.sent().is_empty(), "{:?}", dead.sent());
+        self.dispatch.sent()[before..]
+            .iter()
+            .map(|m| serde_json::from_str(&m.body).expect("dispatch job"))
+            .collect()
+    }
+
+    /// A contact webhook GHL delivered for `id` as the stand-in holds it now.
+    async fn deliver(&self, kind: &str, id: &str) {
+        let key = format!("{LOCATION}:{id}:{kind}");
+        let mut body = self.ghl.contact(id);
+        body["type"] = json!(kind);
+        body["webhookId"] = json!(key);
+        body["timestamp"] = json!(stamp(Utc::now()));
+        let job = EnrichJob::Webhook {
+            key,
+            received_at: Utc::now(),
+            body: body.to_string(),
+        };
+        let message = job.outgoing().expect("message");
+        self.enrich.send(message).await.expect("queued");
+    }
+
+    /// Contacts queued for enrichment by reconciliation, by id: how often.
+    fn reconciled(&self) -> BTreeMap<String, usize> {
+        let mut queued = BTreeMap::new();
+        for message in self.enrich.sent() {
+            if let Ok(EnrichJob::Listed(job)) = serde_json::from_str(&message.body) {
+                *queued.entry(job.contact_id).or_default() += 1;
+            }
+        }
+        queued
+    }
+}
+
+/// The rule and contact of each event, sorted (every job's key here starts with
+/// its location and contact).
+fn events(jobs: &[DispatchJob]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = jobs
+        .iter()
+        .map(|j| {
+            (
+                j.rule.clone(),
+                j.source.split(':').nth(1).unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn exactly_the_changes_no_webhook_delivered_are_sent_once() {
+    let mut world = World::new(250).await;
+
+    // The first run takes the baseline: every contact's tags, nothing sent.
+    let first = world.reconcile().await;
+    let seeded = first.seeded.as_ref().expect("a first run seeds");
+    assert_eq!((seeded.listed, seeded.recorded), (250, 250));
+    assert!(world.enrich.sent().is_empty(), "a baseline sends nothing");
+    let tags = world.state.tags(LOCATION, "c7").await.expect("state");
+    assert_eq!(tags, Some(vec!["lead".to_owned()]));
+
+    // GHL's users at work: some changes come by webhook, some never do.
+    let now = Utc::now();
+    for id in ["c1", "c2", "c3"] {
+        world.ghl.retag(id, &["lead", "vip"], now);
+        world.deliver("ContactTagUpdate", id).await;
+    }
+    world.ghl.create("new-delivered", &["gold"], now);
+    world.deliver("ContactCreate", "new-delivered").await;
+    for id in ["c10", "c11", "c200"] {
+        world.ghl.retag(id, &["lead", "vip"], now);
+    }
+    world.ghl.retag("c20", &[], now);
+    world.ghl.create("new-missed", &["gold"], now);
+    let delivered = world.enrich_queued().await;
+    assert_eq!(
+        events(&delivered),
+        [
+            ("lead".into(), "new-delivered".into()),
+            ("vip".into(), "c1".into()),
+            ("vip".into(), "c2".into()),
+            ("vip".into(), "c3".into()),
+            ("vip".into(), "new-delivered".into()),
+        ]
+    );
+
+    // The next run finds only what no webhook told.
+    let second = world.reconcile().await;
+    assert_eq!(second.changed, 5, "{second:?}");
+    assert!(second.seeded.is_none());
+    let queued: BTreeSet<String> = world.reconciled().into_keys().collect();
+    let expected = ["c10", "c11", "c20", "c200", "new-missed"];
+    assert_eq!(queued, expected.iter().map(|s| (*s).to_owned()).collect());
+    let missed = world.enrich_queued().await;
+    assert_eq!(
+        events(&missed),
+        [
+            ("lead".into(), "new-missed".into()),
+            ("vip".into(), "c10".into()),
+            ("vip".into(), "c11".into()),
+            ("vip".into(), "c200".into()),
+            ("vip".into(), "new-missed".into()),
+        ],
+        "each missed change once: a removed tag no rule reads sends nothing"
+    );
+    let ids: BTreeSet<&str> = missed
+        .iter()
+        .filter_map(|j| j.event.event_id.as_deref())
+        .collect();
+    assert_eq!(ids.len(), missed.len(), "every event id differs");
+
+    // Everything is in step now: the next run queues nothing, and sends nothing.
+    let third = world.reconcile().await;
+    assert_eq!((third.changed, third.baselined), (0, 0), "{third:?}");
+    assert!(world.enrich_queued().await.is_empty());
+    assert!(third.watermark >= second.at, "the watermark moves on");
+}
+
+#[tokio::test]
+async fn after_full_delivery_reconciliation_queues_and_sends_nothing() {
+    let mut world = World::new(120).await;
+    world.reconcile().await;
+    let now = Utc::now();
+    for i in 0..40 {
+        let id = format!("c{i}");
+        world.ghl.retag(&id, &["lead", "vip"], now);
+        world.deliver("ContactTagUpdate", &id).await;
+    }
+    world.ghl.create("fresh", &["vip"], now);
+    world.deliver("ContactCreate", "fresh").await;
+    assert_eq!(
+        world.enrich_queued().await.len(),
+        42,
+        "40 tags, a lead and its tag"
+    );
+
+    let run = world.reconcile().await;
+    assert_eq!(run.scanned, 41, "the changed contacts are listed");
+    assert_eq!((run.changed, run.baselined), (0, 0));
+    assert!(world.reconciled().is_empty());
+    assert!(
+        world.enrich_queued().await.is_empty(),
+        "0 events, 0 audience rows"
+    );
+}
+
+#[tokio::test]
+async fn a_contact_changed_while_the_listing_runs_is_listed_not_skipped() {
+    let mut world = World::new(0).await;
+    world.reconcile().await;
+    // 350 contacts changed since, none by webhook; while the listing runs, a user
+    // changes one already listed, which moves it to the end of the order.
+    let since = Utc::now() - chrono::Duration::seconds(10);
+    for i in 0..350 {
+        let at = since + chrono::Duration::milliseconds(i);
+        world.ghl.create(&format!("n{i}"), &["lead"], at);
+    }
+    // (Search 1 was the baseline's.)
+    world.ghl.retag_after_search(2, "n5", &["lead", "vip"]);
+    world.ghl.retag_after_search(3, "n150", &["lead", "gold"]);
+    let run = world.reconcile().await;
+
+    let queued = world.reconciled();
+    assert_eq!(queued.len(), 350, "no contact skipped");
+    assert_eq!(
+        (queued["n5"], queued["n150"]),
+        (2, 2),
+        "as it was, and as changed"
+    );
+    assert!(
+        queued
+            .iter()
+            .filter(|(id, _)| *id != "n5" && *id != "n150")
+            .all(|(_, n)| *n == 1)
+    );
+    let events = world.enrich_queued().await;
+    let vip: Vec<_> = events.iter().filter(|j| j.rule == "vip").collect();
+    assert_eq!(vip.len(), 2, "n5's vip and n150's gold, once each");
+    assert_eq!(run.changed, 352);
+    let kept = last_run(&world.state, LOCATION)
+        .await
+        .expect("state")
+        .expect("kept");
+    assert_eq!(kept, run);
+}
+
+#[tokio::test]
+async fn the_listing_keeps_to_its_share_of_ghls_budget() {
+    let world = World::new(900).await;
+    world.reconcile().await;
+    let searches = world.ghl.searches();
+    assert_eq!(searches.len(), 9, "nine pages of 100");
+    // 20 % of 100 a second: never more than 20 in any second.
+    for (i, (at, _)) in searches.iter().enumerate() {
+        let within = searches[i..]
+            .iter()
+            .take_while(|(t, _)| t.duration_since(*at) < Duration::from_secs(1))
+            .count();
+        assert!(within <= 20, "{within} requests within a second");
+    }
+    for pair in searches.windows(2) {
+        let gap = pair[1].0.duration_since(pair[0].0);
+        assert!(
+            gap >= Duration::from_millis(45),
+            "{gap:?} between two requests"
+        );
+    }
+}
