@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use ghl_capi_local::serve::{Options, serve};
@@ -26,12 +27,25 @@ pub struct ServeArgs {
     /// instead of GHL's keys. For trying things out only.
     #[arg(long)]
     dev: bool,
+    /// How often each location with a GHL token is reconciled: the changes no
+    /// webhook delivered, found by polling (`15m`, `1h`, `90s`); `0` turns it off.
+    #[arg(long, env = "RECONCILE_EVERY", default_value = "15m", value_parser = every)]
+    reconcile_every: Duration,
+}
+
+/// A period such as `15m`; `0` for none.
+fn every(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e} (write it as 15m, 1h or 90s; 0 turns it off)"))
 }
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-    let options = Options::from_lookup(
+    let mut options = Options::from_lookup(
         |name| std::env::var(name).ok(),
         std::env::vars(),
         args.listen,
@@ -39,6 +53,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         args.mapping.as_deref(),
         args.dev,
     )?;
+    options.reconcile_every = Some(args.reconcile_every).filter(|every| !every.is_zero());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -21,6 +21,7 @@ use ghl_capi::ghl::wire::{DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL, LocationToke
 use ghl_capi::hold::HoldPolicy;
 use ghl_capi::intake::{Api, MAX_BODY_BYTES, Request};
 use ghl_capi::mapping::Mapping;
+use ghl_capi::ops::reconcile::ReconcileSettings;
 use ghl_capi::ports::secrets::EnvSecrets;
 use ghl_capi::settings::{Env, SettingsError};
 use tokio::sync::watch;
@@ -36,6 +37,8 @@ pub const GHL_TOKEN_PREFIX: &str = "GHL_TOKEN_";
 /// The environment variable holding the conversions route's API keys (a JSON list,
 /// or one per line); unset, the route is closed.
 pub const CONVERSION_KEYS_VAR: &str = "CONVERSION_API_KEYS";
+/// How often `serve` reconciles each location unless told otherwise.
+pub const DEFAULT_RECONCILE_EVERY: Duration = Duration::from_secs(15 * 60);
 /// The mapping used when none is given.
 const DEMO_MAPPING: &str = include_str!("../samples/mapping.toml");
 
@@ -62,6 +65,10 @@ pub struct Options {
     /// How held work waits (`HOLD_BASE_MS`, `HOLD_CAP_SECONDS`, …, as for the
     /// functions).
     pub hold: HoldPolicy,
+    /// How often each location is reconciled (`None`: never), and how
+    /// (`RECONCILE_SHARE_PERCENT`, … as for the function).
+    pub reconcile_every: Option<Duration>,
+    pub reconcile: ReconcileSettings,
 }
 
 impl Options {
@@ -109,6 +116,7 @@ impl Options {
             .optional(CONVERSION_KEYS_VAR)
             .map(|_| CONVERSION_KEYS_VAR.to_owned());
         let hold = env.hold_policy();
+        let reconcile = env.reconcile();
         env.finish(|| {
             Some(Options {
                 listen,
@@ -125,6 +133,8 @@ impl Options {
                 ghl_tokens,
                 conversion_keys_var,
                 hold,
+                reconcile_every: Some(DEFAULT_RECONCILE_EVERY),
+                reconcile,
             })
         })
     }
@@ -208,13 +218,32 @@ pub async fn serve(
     let capi = LocalCapi::new(capi, &options.outbox).map_err(ServeError::Outbox)?;
     let ghl = GhlClient::new(
         &options.ghl_api_base_url,
-        options.ghl_tokens,
+        options.ghl_tokens.clone(),
         options.http_timeout,
     )?;
+    let reconciling = match options.reconcile_every {
+        Some(every) if !options.ghl_tokens.0.is_empty() => Some((
+            GhlClient::new(
+                &options.ghl_api_base_url,
+                options.ghl_tokens,
+                options.http_timeout,
+            )?,
+            every,
+        )),
+        _ => None,
+    };
     println!("ghl-capi serve: listening on http://{address}");
     println!("  store: {}", options.store.display());
     if released > 0 {
         println!("  {released} messages left in hand by the last run are queued again");
+    }
+    match &reconciling {
+        Some((ghl, every)) => println!(
+            "  reconciling {} locations every {}s (--reconcile-every)",
+            ghl.tokens().0.len(),
+            every.as_secs()
+        ),
+        None => println!("  reconciliation off"),
     }
     for name in &dry {
         println!(
@@ -243,6 +272,16 @@ pub async fn serve(
         hold: options.hold,
     };
     let enrich = tokio::spawn(workers::enrich(shared.clone(), ghl, stopped.clone()));
+    let reconcile = reconciling.map(|(ghl, every)| {
+        let settings = options.reconcile;
+        tokio::spawn(workers::reconcile_every(
+            shared.clone(),
+            ghl,
+            settings,
+            every,
+            stopped.clone(),
+        ))
+    });
     let dispatch = tokio::spawn(workers::dispatch(shared, capi, stopped));
 
     let app = axum::Router::new().fallback(move |method, uri, headers, body| {
@@ -255,6 +294,9 @@ pub async fn serve(
         .map_err(ServeError::Server);
     let _ = stop.send(true);
     let _ = tokio::join!(enrich, dispatch);
+    if let Some(reconcile) = reconcile {
+        let _ = reconcile.await;
+    }
     served
 }
 

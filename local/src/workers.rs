@@ -1,6 +1,7 @@
-//! `serve`'s two consumers: each receives a batch from its queue of the store, runs
-//! the library's consumer over it (as the Lambda functions do), and settles each
-//! record: deleted, or made visible again after its wait.
+//! `serve`'s workers: two consumers, each receiving a batch from its queue of the
+//! store, running the library's consumer over it (as the Lambda functions do), and
+//! settling each record: deleted, or made visible again after its wait; and the
+//! periodic reconciliation, as the scheduled function runs it on AWS.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::hold::HoldPolicy;
 use ghl_capi::mapping::Mapping;
+use ghl_capi::ops::reconcile::{ReconcileSettings, reconcile};
 use ghl_capi::ports::queue::Record;
 use tokio::sync::watch;
 
@@ -135,5 +137,52 @@ pub async fn dispatch(shared: Shared, capi: LocalCapi, mut stopped: watch::Recei
     while let Some(batch) = shared.next_batch(DISPATCH, 1000, &mut stopped).await {
         let failed = consumer.handle(&batch, Utc::now()).await;
         shared.settle(DISPATCH, &batch, &failed);
+    }
+}
+
+/// Reconciles each location of `ghl`'s tokens at once, then every `every`, until
+/// told to stop. A location's failure is logged and counted; it runs again from
+/// its watermark next time.
+pub async fn reconcile_every(
+    shared: Shared,
+    ghl: GhlClient<FixedTokens>,
+    settings: ReconcileSettings,
+    every: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let state = LocalState(shared.store.clone());
+    let queue = shared.queue(ENRICH);
+    let mut locations: Vec<String> = ghl.tokens().0.keys().cloned().collect();
+    locations.sort();
+    loop {
+        for location in &locations {
+            if *stopped.borrow() {
+                return;
+            }
+            let run = reconcile(&ghl, &state, &queue, location, &settings, Utc::now());
+            let outcome = tokio::select! {
+                outcome = run => outcome,
+                _ = stopped.changed() => return,
+            };
+            match outcome {
+                Ok(run) => tracing::info!(
+                    location_id = location,
+                    scanned = run.scanned,
+                    changed = run.changed,
+                    baselined = run.baselined,
+                    seeded = run.seeded.is_some(),
+                    watermark = %run.watermark,
+                    "reconciled"
+                ),
+                Err(e) => tracing::error!(
+                    location_id = location,
+                    error = %chain(&e),
+                    "reconciliation failed: it runs again from the watermark"
+                ),
+            }
+        }
+        if tokio::time::timeout(every, stopped.changed()).await.is_ok() {
+            return;
+        }
     }
 }

@@ -79,8 +79,11 @@ pub const CONTACTS_SCANNED: &str = "ContactsScanned";
 /// zero, GHL is not delivering (a paused URL, a missing subscription).
 pub const MISSED_CHANGES: &str = "MissedChanges";
 
+/// Reconciliation runs of a location that failed (it runs again from its watermark).
+pub const RECONCILE_FAILURES: &str = "ReconcileFailures";
+
 /// Every metric name above, for checks that the template reads only these.
-pub const NAMES: [&str; 28] = [
+pub const NAMES: [&str; 29] = [
     REQUESTS,
     ANSWERED,
     REFUSED,
@@ -109,6 +112,7 @@ pub const NAMES: [&str; 28] = [
     AUDIENCE_SKIPPED,
     CONTACTS_SCANNED,
     MISSED_CHANGES,
+    RECONCILE_FAILURES,
 ];
 
 /// Tells the installed recorder each metric's unit.
@@ -137,6 +141,7 @@ pub fn describe() {
         AUDIENCE_SKIPPED,
         CONTACTS_SCANNED,
         MISSED_CHANGES,
+        RECONCILE_FAILURES,
     ] {
         describe_counter!(name, Unit::Count, "");
     }
@@ -252,6 +257,10 @@ pub(crate) fn contacts_scanned(location: &str, n: u64) {
 pub(crate) fn missed_changes(location: &str, n: usize) {
     counter!(MISSED_CHANGES).increment(n as u64);
     counter!(MISSED_CHANGES, "Location" => location.to_owned()).increment(n as u64);
+}
+
+pub(crate) fn reconcile_failed() {
+    counter!(RECONCILE_FAILURES).increment(1);
 }
 
 pub(crate) fn audience_skipped(reason: &'static str) {

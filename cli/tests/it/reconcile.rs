@@ -1,9 +1,13 @@
-//! `ghl-capi reconcile --seed` with `serve`: once a location is seeded, the first
-//! tag webhook of a contact fires its tag rule (without, it only records the
-//! contact's tags); a contact the pipeline saw before keeps what its webhooks said.
+//! `ghl-capi reconcile` with `serve`: once a location is seeded, the first tag
+//! webhook of a contact fires its tag rule (without, it only records the
+//! contact's tags); a contact the pipeline saw before keeps what its webhooks
+//! said. `serve` reconciles on its own schedule, sending the changes no webhook
+//! delivered, once; `reconcile` runs the same once, on demand.
 
 use std::time::Duration;
 
+use chrono::Utc;
+use ghl_capi_tests::contacts_stand_in::ContactsStandIn;
 use ghl_capi_tests::fixtures::{self, contact, webhook};
 use ghl_capi_tests::stand_in::MetaStandIn;
 use serde_json::{Value, json};
@@ -63,11 +67,6 @@ async fn after_seeding_the_first_tag_webhook_fires_its_rule() {
     assert_eq!(try_deliver(&http, &server.url, seen).await, Some(200));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let (ok, usage) = reconcile(&data, &ghl.uri(), &[]);
-    assert!(
-        !ok && usage.contains("--seed"),
-        "only --seed exists: {usage}"
-    );
     let (ok, seeded) = reconcile(&data, &ghl.uri(), &["--seed"]);
     assert!(ok, "{seeded}");
     assert!(
@@ -115,4 +114,113 @@ async fn after_seeding_the_first_tag_webhook_fires_its_rule() {
         "{again}"
     );
     drop(server);
+}
+
+/// Meta's events once `n` have come (or after five seconds).
+async fn events_when(meta: &MetaStandIn, n: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        if meta.events().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    meta.events()
+}
+
+/// Each event as `name:tag` (the tag rule's `content_name`), sorted.
+fn named(events: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let name = e["event_name"].as_str().unwrap_or_default();
+            match e["custom_data"]["content_name"].as_str() {
+                Some(tag) => format!("{name}:{tag}"),
+                None => name.to_owned(),
+            }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reconciles_what_no_webhook_delivered_once() {
+    let ghl = ContactsStandIn::new(fixtures::LOCATION);
+    let long_ago = Utc::now() - chrono::Duration::days(30);
+    for i in 0..150 {
+        ghl.create(&format!("c{i}"), &["lead"], long_ago);
+    }
+    let ghl_server = MockServer::start().await;
+    ghl.mount(&ghl_server).await;
+    let graph = MockServer::start().await;
+    let meta = MetaStandIn::expecting_token("EAAB-local");
+    meta.mount(&graph, fixtures::DATASET).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mapping = dir.path().join("mapping.toml");
+    std::fs::write(
+        &mapping,
+        fixtures::mapping_text_with_token(r#"{ env = "TEST_META_TOKEN" }"#),
+    )
+    .expect("mapping written");
+    let data = dir.path().join("data");
+    let every = [("RECONCILE_EVERY".to_owned(), "1s".to_owned())];
+    let server = start_with(
+        &data,
+        &mapping,
+        (&ghl_server.uri(), &graph.uri()),
+        free_port(),
+        &every,
+    )
+    .await;
+
+    // The first run takes the baseline: two pages, nothing sent.
+    for _ in 0..100 {
+        if ghl.searches().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(meta.events().is_empty(), "a baseline sends nothing");
+
+    // c1's tag comes by webhook; c2's and a new contact's never do.
+    let now = Utc::now();
+    ghl.retag("c1", &["lead", "vip"], now);
+    let http = reqwest::Client::new();
+    let tagged = webhook("ContactTagUpdate", "w1", ghl.contact("c1"));
+    assert_eq!(try_deliver(&http, &server.url, tagged).await, Some(200));
+    ghl.retag("c2", &["lead", "vip"], now);
+    ghl.create("new", &["gold"], now);
+
+    let events = events_when(&meta, 4).await;
+    assert_eq!(
+        named(&events),
+        [
+            "CompleteRegistration:gold",
+            "CompleteRegistration:vip",
+            "CompleteRegistration:vip",
+            "Lead"
+        ],
+        "{events:?}"
+    );
+    // More runs find nothing more.
+    let searches = ghl.searches().len();
+    for _ in 0..100 {
+        if ghl.searches().len() >= searches + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(meta.events().len(), 4, "each change once");
+    drop(server);
+
+    let (ok, text) = reconcile(&data, &ghl_server.uri(), &[]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(
+            "; 0 with changes no webhook delivered, queued for the pipeline; 0 never seen"
+        ),
+        "{text}"
+    );
 }

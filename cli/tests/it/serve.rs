@@ -54,6 +54,8 @@ fn serve_command(data: &Path, mapping: &Path, port: u16) -> Command {
         .arg(data)
         .arg("--mapping")
         .arg(mapping)
+        // Off unless a test turns it on (`RECONCILE_EVERY` in its variables).
+        .env("RECONCILE_EVERY", "0")
         .stdout(Stdio::null());
     command
 }

@@ -118,8 +118,23 @@ async fn keep(state: &impl StateStore, location: &str, run: &Reconciled) -> Resu
 }
 
 /// One run for `location` at `now`: its baseline if it has none, else the changes
-/// since its watermark, queued on `queue` for enrichment.
+/// since its watermark, queued on `queue` for enrichment. A failed run is counted.
 pub async fn reconcile<T: TokenSource>(
+    ghl: &GhlClient<T>,
+    state: &impl StateStore,
+    queue: &impl Queue,
+    location: &str,
+    settings: &ReconcileSettings,
+    now: DateTime<Utc>,
+) -> Result<Reconciled, ReconcileError> {
+    let run = run(ghl, state, queue, location, settings, now).await;
+    if run.is_err() {
+        crate::telemetry::reconcile_failed();
+    }
+    run
+}
+
+async fn run<T: TokenSource>(
     ghl: &GhlClient<T>,
     state: &impl StateStore,
     queue: &impl Queue,
