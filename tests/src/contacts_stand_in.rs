@@ -22,6 +22,19 @@ struct Held {
     contacts: Vec<Value>,
     searches: Vec<(Instant, Value)>,
     planned: Vec<Planned>,
+    /// Search as GHL might, if the second-hand documentation is wrong.
+    quirk: Quirk,
+}
+
+/// How the search departs from what reconciliation asks of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Quirk {
+    #[default]
+    None,
+    /// Any filter is refused (`422`).
+    RefusesFilters,
+    /// The sort is ignored: newest contacts first.
+    Unsorted,
 }
 
 /// One location's contacts.
@@ -79,6 +92,11 @@ impl ContactsStandIn {
         self.lock().planned.push((n, id.to_owned(), tags));
     }
 
+    /// The search behaves as `quirk` says from now on.
+    pub fn quirk(&self, quirk: Quirk) {
+        self.lock().quirk = quirk;
+    }
+
     /// The contact as GHL holds it now.
     pub fn contact(&self, id: &str) -> Value {
         let held = self.lock();
@@ -116,7 +134,7 @@ impl Respond for Search {
         let mut held = self.0.lock();
         held.searches.push((Instant::now(), body.clone()));
         let n = held.searches.len();
-        let answer = search(&held.contacts, &self.0.location, &body);
+        let answer = search(&held.contacts, &self.0.location, &body, held.quirk);
         let due: Vec<Planned> = held.planned.iter().filter(|p| p.0 == n).cloned().collect();
         for (_, id, tags) in due {
             retag(&mut held, &id, &tags, &stamp(Utc::now()));
@@ -126,7 +144,7 @@ impl Respond for Search {
 }
 
 /// The search's answer over `contacts`, or GHL's refusal of a body it does not take.
-fn search(contacts: &[Value], location: &str, body: &Value) -> ResponseTemplate {
+fn search(contacts: &[Value], location: &str, body: &Value, quirk: Quirk) -> ResponseTemplate {
     let refuse = |why: &str| {
         ResponseTemplate::new(422).set_body_json(json!({"statusCode": 422, "message": [why]}))
     };
@@ -136,6 +154,10 @@ fn search(contacts: &[Value], location: &str, body: &Value) -> ResponseTemplate 
     let (Some(page), Some(limit)) = (body["page"].as_u64(), body["pageLimit"].as_u64()) else {
         return refuse("page and pageLimit");
     };
+    let filters = body["filters"].as_array().map_or(0, Vec::len);
+    if quirk == Quirk::RefusesFilters && filters > 0 {
+        return refuse("filters");
+    }
     let mut since = None;
     for filter in body["filters"].as_array().into_iter().flatten() {
         match (
@@ -161,7 +183,9 @@ fn search(contacts: &[Value], location: &str, body: &Value) -> ResponseTemplate 
         .iter()
         .filter(|c| since.as_ref().is_none_or(|s| time(c) >= *s))
         .collect();
-    if sorted {
+    if quirk == Quirk::Unsorted {
+        kept.reverse();
+    } else if sorted {
         kept.sort_by_key(|c| (time(c), c["id"].as_str().unwrap_or_default().to_owned()));
     }
     let start = ((page.max(1) - 1) * limit) as usize;

@@ -16,7 +16,8 @@
 //! already listed, as it would by offset. The range filter and the sort are
 //! documented only second-hand (`reference/ghl-api.md` §1.4): when a page comes
 //! back unsorted, or without change times, the listing goes on by offset under the
-//! same filter, and [`Lister::listed_before`] stops vouching for a point.
+//! same filter, and [`Lister::listed_before`] stops vouching for a point; when
+//! GHL refuses the filter, every contact is listed, by page.
 
 use std::time::Duration;
 
@@ -160,7 +161,18 @@ impl<'g, T: TokenSource> Lister<'g, T> {
             tokio::time::sleep_until(asked + self.pace).await;
         }
         self.asked = Some(Instant::now());
-        let mut answer = self.search(&search).await?;
+        let mut answer = match self.search(&search).await {
+            // GHL does not take the range filter or the sort: every contact, by page.
+            Err(GhlError::Rejected { .. }) if self.since.is_some() && self.listed == 0 => {
+                tracing::warn!(
+                    location_id = self.location,
+                    "GHL's search refused the filter by change: listing every contact"
+                );
+                self.since = None;
+                return Box::pin(self.next_page()).await;
+            }
+            answer => answer?,
+        };
         let count = answer.contacts.len() as u64;
         if let Some((key, _)) = self.since {
             let at_key = &self.at_key;

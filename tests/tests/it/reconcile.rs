@@ -18,7 +18,7 @@ use ghl_capi::ops::listing::Patience;
 use ghl_capi::ops::reconcile::{ReconcileSettings, Reconciled, last_run, reconcile};
 use ghl_capi::ports::queue::{MemoryQueue, Queue, Record};
 use ghl_capi::ports::state::{MemoryState, StateStore};
-use ghl_capi_tests::contacts_stand_in::{ContactsStandIn, stamp};
+use ghl_capi_tests::contacts_stand_in::{ContactsStandIn, Quirk, stamp};
 use ghl_capi_tests::fixtures::{LOCATION, mapping};
 use serde_json::json;
 use wiremock::MockServer;
@@ -323,6 +323,39 @@ async fn the_listing_keeps_to_its_share_of_ghls_budget() {
         assert!(
             gap >= Duration::from_millis(45),
             "{gap:?} between two requests"
+        );
+    }
+}
+
+/// Whatever GHL's search does with the filter and the sort (both documented only
+/// second-hand), the missed changes are found, once.
+#[tokio::test]
+async fn a_search_that_refuses_the_filter_or_ignores_the_sort_still_finds_them() {
+    for quirk in [Quirk::RefusesFilters, Quirk::Unsorted] {
+        let mut world = World::new(230).await;
+        world.reconcile().await;
+        world.ghl.quirk(quirk);
+        let now = Utc::now();
+        // More than a page: the unsorted one goes on by page.
+        for i in 40..190 {
+            let at = now - chrono::Duration::milliseconds(200 - i);
+            world.ghl.retag(&format!("c{i}"), &["lead", "vip"], at);
+        }
+        let run = world.reconcile().await;
+        assert_eq!(run.changed, 150, "{quirk:?}: {run:?}");
+        let searches = world.ghl.searches();
+        let last = &searches[searches.len() - 1].1;
+        match quirk {
+            Quirk::Unsorted => assert_eq!(last["page"], 2, "on by page, under the same filter"),
+            _ => assert!(last.get("filters").is_none(), "every contact, unfiltered"),
+        }
+        let sent = world.enrich_queued().await;
+        assert_eq!(sent.len(), 150, "{quirk:?}");
+        let again = world.reconcile().await;
+        assert_eq!(again.changed, 0, "{quirk:?}");
+        assert!(
+            again.watermark >= run.at,
+            "{quirk:?}: the watermark moves on once complete"
         );
     }
 }
