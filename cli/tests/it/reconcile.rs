@@ -31,23 +31,29 @@ fn reconcile(data: &std::path::Path, ghl: &str, extra: &[&str]) -> (bool, String
     (out.status.success(), text)
 }
 
+/// Meta taking the fixture pixel's events, and a directory with the fixture
+/// mapping (`mapping.toml`) beside room for serve's data.
+async fn meta_and_mapping() -> (MockServer, MetaStandIn, tempfile::TempDir) {
+    let graph = MockServer::start().await;
+    let meta = MetaStandIn::expecting_token("EAAB-local");
+    meta.mount(&graph, fixtures::DATASET).await;
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("mapping.toml"),
+        fixtures::mapping_text_with_token(r#"{ env = "TEST_META_TOKEN" }"#),
+    )
+    .expect("mapping written");
+    (graph, meta, dir)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_seeding_the_first_tag_webhook_fires_its_rule() {
     let listed: Vec<Value> = (0..230)
         .map(|i| json!({"id": format!("c{i}"), "locationId": fixtures::LOCATION, "tags": ["lead"]}))
         .collect();
     let (ghl, contacts) = GhlContacts::serve(listed).await;
-    let graph = MockServer::start().await;
-    let meta = MetaStandIn::expecting_token("EAAB-local");
-    meta.mount(&graph, fixtures::DATASET).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let mapping = dir.path().join("mapping.toml");
-    std::fs::write(
-        &mapping,
-        fixtures::mapping_text_with_token(r#"{ env = "TEST_META_TOKEN" }"#),
-    )
-    .expect("mapping written");
-    let data = dir.path().join("data");
+    let (graph, meta, dir) = meta_and_mapping().await;
+    let (mapping, data) = (dir.path().join("mapping.toml"), dir.path().join("data"));
     let server = start_with(
         &data,
         &mapping,
@@ -152,17 +158,8 @@ async fn serve_reconciles_what_no_webhook_delivered_once() {
     }
     let ghl_server = MockServer::start().await;
     ghl.mount(&ghl_server).await;
-    let graph = MockServer::start().await;
-    let meta = MetaStandIn::expecting_token("EAAB-local");
-    meta.mount(&graph, fixtures::DATASET).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let mapping = dir.path().join("mapping.toml");
-    std::fs::write(
-        &mapping,
-        fixtures::mapping_text_with_token(r#"{ env = "TEST_META_TOKEN" }"#),
-    )
-    .expect("mapping written");
-    let data = dir.path().join("data");
+    let (graph, meta, dir) = meta_and_mapping().await;
+    let (mapping, data) = (dir.path().join("mapping.toml"), dir.path().join("data"));
     let every = [("RECONCILE_EVERY".to_owned(), "1s".to_owned())];
     let server = start_with(
         &data,

@@ -127,30 +127,32 @@ pub async fn reconcile<T: TokenSource>(
     settings: &ReconcileSettings,
     now: DateTime<Utc>,
 ) -> Result<Reconciled, ReconcileError> {
-    let run = run(ghl, state, queue, location, settings, now).await;
-    if run.is_err() {
+    let outcome = match last_run(state, location).await {
+        Err(e) => Err(ReconcileError::State(e)),
+        Ok(None) => first_run(ghl, state, location, settings, now).await,
+        Ok(Some(last)) => {
+            let from = (location, last.watermark);
+            catch_up(ghl, state, queue, from, settings, now).await
+        }
+    };
+    if outcome.is_err() {
         crate::telemetry::reconcile_failed();
     }
-    run
+    outcome
 }
 
-async fn run<T: TokenSource>(
+/// The changes of `location` since its `watermark`.
+async fn catch_up<T: TokenSource>(
     ghl: &GhlClient<T>,
     state: &impl StateStore,
     queue: &impl Queue,
-    location: &str,
+    (location, watermark): (&str, DateTime<Utc>),
     settings: &ReconcileSettings,
     now: DateTime<Utc>,
 ) -> Result<Reconciled, ReconcileError> {
-    let Some(last) = last_run(state, location)
-        .await
-        .map_err(ReconcileError::State)?
-    else {
-        return first_run(ghl, state, location, settings, now).await;
-    };
-    let since = last.watermark - settings.overlap;
+    let since = watermark - settings.overlap;
     let mut run = Reconciled {
-        watermark: last.watermark,
+        watermark,
         at: now,
         ..Reconciled::default()
     };
