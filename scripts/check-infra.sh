@@ -28,7 +28,7 @@ echo "== checkov"
 "$root/.venv-checkov/bin/checkov" -f template.yaml --framework cloudformation --compact --quiet --skip-download
 
 echo "== cargo lambda build --release"
-functions=(webhook-intake contact-enrichment facebook-dispatch token-refresh)
+functions=(webhook-intake contact-enrichment facebook-dispatch token-refresh reconcile)
 PATH="$root/.venv-lambda/bin:$PATH" cargo lambda build --release --locked "${functions[@]/#/--package=}"
 for f in "${functions[@]}"; do
   printf '%-20s %s bytes\n' "$f" "$(wc -c < "target/lambda/$f/bootstrap")"

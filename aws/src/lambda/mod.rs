@@ -1,4 +1,4 @@
-//! The four functions as Lambda handlers: each turns its event into the library's
+//! The five functions as Lambda handlers: each turns its event into the library's
 //! terms, runs the library's logic over the AWS adapters, and answers in Lambda's.
 //! Each is built from its settings the same way, `X::new(settings, &sdk).await?`,
 //! and served with `.run().await`; tests drive the same handlers directly.
@@ -8,12 +8,14 @@
 //! - [`batch`]: SQS batches in the library's terms, and item failures back.
 //! - [`enrichment`], [`dispatch`]: the SQS-driven functions.
 //! - [`token_refresh`]: the scheduled refresh.
+//! - [`reconcile`]: the scheduled reconciliation.
 
 pub mod batch;
 pub mod dispatch;
 pub mod enrichment;
 pub mod intake;
 mod logging;
+pub mod reconcile;
 pub mod token_refresh;
 
 use std::time::Duration;
@@ -26,6 +28,7 @@ pub use dispatch::Dispatch;
 pub use enrichment::Enrichment;
 pub use intake::Intake;
 pub use logging::init_telemetry;
+pub use reconcile::Reconciliation;
 pub use token_refresh::TokenRefresh;
 
 use crate::dynamo::{DynamoLease, DynamoState};

@@ -110,7 +110,13 @@ use wiremock::{Mock, ResponseTemplate};
 
 /// Whether `function`'s role allows `action` on `resource` (a queue URL, table or
 /// secret name of the stack `s`).
-fn allowed(t: &yaml_rust2::Yaml, s: &Stack, function: &str, action: &str, resource: &str) -> bool {
+pub(crate) fn allowed(
+    t: &yaml_rust2::Yaml,
+    s: &Stack,
+    function: &str,
+    action: &str,
+    resource: &str,
+) -> bool {
     let vars = &t["Resources"][function]["Properties"]["Environment"]["Variables"];
     let names = |r: &yaml_rust2::Yaml| -> bool {
         let r = text(r);

@@ -7,6 +7,7 @@ mod dynamo;
 mod holding;
 mod iam;
 mod pipeline;
+mod reconcile;
 mod secrets;
 mod soak;
 mod sqs;

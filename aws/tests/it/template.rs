@@ -6,7 +6,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use ghl_capi::settings::{DispatchSettings, EnrichSettings, IntakeSettings, RefreshSettings};
+use ghl_capi::settings::{
+    DispatchSettings, EnrichSettings, IntakeSettings, ReconcileFnSettings, RefreshSettings,
+};
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// The template, with CloudFormation's short-form tags dropped by the parser
@@ -111,11 +113,12 @@ fn loads<T, E: std::fmt::Display>(
     asked
 }
 
-const FUNCTIONS: [&str; 4] = [
+const FUNCTIONS: [&str; 5] = [
     "IntakeFunction",
     "EnrichmentFunction",
     "DispatchFunction",
     "TokenRefreshFunction",
+    "ReconcileFunction",
 ];
 
 #[test]
@@ -126,6 +129,9 @@ fn every_function_starts_with_the_environment_the_template_gives_it() {
     loads(&t, "DispatchFunction", |l| DispatchSettings::from_lookup(l));
     loads(&t, "TokenRefreshFunction", |l| {
         RefreshSettings::from_lookup(l)
+    });
+    loads(&t, "ReconcileFunction", |l| {
+        ReconcileFnSettings::from_lookup(l)
     });
 }
 
@@ -173,6 +179,8 @@ fn every_queue_a_function_sends_to_is_one_its_policy_allows() {
         // Held events go back on their own queue, delayed.
         ("DispatchFunction", send, "DISPATCH_QUEUE_URL"),
         ("DispatchFunction", delay, "DISPATCH_QUEUE_URL"),
+        // Reconciliation queues the changes it finds for enrichment.
+        ("ReconcileFunction", send, "ENRICH_QUEUE_URL"),
     ];
     for (function, action, var) in uses {
         let vars_in_template = &t["Resources"][function]["Properties"]["Environment"]["Variables"];
@@ -451,6 +459,9 @@ fn the_dashboard_and_alarms_read_only_metrics_the_functions_write() {
         "PartnerPaused",
         "TagBaselines",
         "Skipped",
+        "MissedChanges",
+        "ContactsScanned",
+        "ReconcileFailures",
     ] {
         assert!(read.contains(shown), "the template never reads {shown}");
     }

@@ -9,6 +9,7 @@ use crate::ghl::webhook::{APP_ID_VAR, AppIds, ReplayWindow, WebhookKeys};
 use crate::ghl::wire::DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL;
 use crate::hold::HoldPolicy;
 use crate::mapping::Mapping;
+use crate::ops::reconcile::ReconcileSettings;
 
 mod env;
 
@@ -150,6 +151,41 @@ impl EnrichSettings {
                 max_receives,
             })
         })
+    }
+}
+
+/// The reconciliation function.
+#[derive(Debug)]
+pub struct ReconcileFnSettings {
+    /// `GHL_API_BASE_URL`.
+    pub ghl_api_base_url: String,
+    /// `GHL_TOKEN_SECRET_PREFIX`: each connected location is a secret under it.
+    pub ghl_token_secret_prefix: String,
+    /// `GHL_APP_SECRET`, as for enrichment.
+    pub ghl_app_secret: Option<String>,
+    /// `HTTP_TIMEOUT_SECONDS`.
+    pub http_timeout: Duration,
+    /// `STATE_TABLE`: the tags last seen, the watermarks.
+    pub state_table: String,
+    /// `ENRICH_QUEUE_URL`: where the changes found go.
+    pub enrich_queue_url: String,
+    /// How it lists ([`Env::reconcile`]).
+    pub reconcile: ReconcileSettings,
+}
+
+impl ReconcileFnSettings {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let mut env = Env::new(lookup);
+        let settings = ReconcileFnSettings {
+            ghl_api_base_url: env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL),
+            ghl_token_secret_prefix: env.or("GHL_TOKEN_SECRET_PREFIX", GHL_TOKEN_DEFAULT_PREFIX),
+            ghl_app_secret: env.optional("GHL_APP_SECRET"),
+            http_timeout: env.seconds("HTTP_TIMEOUT_SECONDS", 10),
+            state_table: env.required("STATE_TABLE", "the DynamoDB state table's name"),
+            enrich_queue_url: env.required("ENRICH_QUEUE_URL", "the enrichment queue's URL"),
+            reconcile: env.reconcile(),
+        };
+        env.finish(|| Some(settings))
     }
 }
 

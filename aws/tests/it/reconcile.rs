@@ -1,0 +1,89 @@
+//! The scheduled reconciliation over moto, as the template wires it: a
+//! location's first run takes its baseline; the next queues what no webhook
+//! delivered, and the pipeline sends it once; every AWS call it makes is one its
+//! role allows.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use ghl_capi::settings::ReconcileFnSettings;
+use ghl_capi_aws::lambda::Reconciliation;
+use ghl_capi_tests::contacts_stand_in::ContactsStandIn;
+use ghl_capi_tests::fixtures::LOCATION;
+
+use crate::iam::{Calls, allowed};
+use crate::stack::Stack;
+use crate::template::template;
+
+#[tokio::test]
+async fn the_scheduled_run_sends_what_no_webhook_delivered_with_only_its_roles_rights() {
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let s = Stack::with("", &[]).await;
+    let ghl = ContactsStandIn::new(LOCATION);
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(3);
+    for i in 0..120 {
+        ghl.create(&format!("c{i}"), &["lead"], long_ago);
+    }
+    ghl.mount(&s.ghl).await;
+    let vars = &s.vars;
+    let settings = ReconcileFnSettings::from_lookup(|n| vars.get(n).cloned()).expect("settings");
+    let calls = Calls::default();
+    let sdk = ghl_capi_tests::moto::sdk_config().await;
+    let function = Reconciliation::new(settings, &calls.recording(&sdk))
+        .await
+        .expect("reconciliation");
+    let deadline = || Instant::now() + Duration::from_secs(600);
+
+    let first = function.handle(deadline()).await.expect("baseline");
+    assert_eq!(first["locations"], 1, "{first}");
+    assert_eq!(first["changed"], 0, "{first}");
+    assert_eq!(
+        s.pending(&s.enrich_url).await,
+        0,
+        "a baseline sends nothing"
+    );
+
+    ghl.retag("c7", &["lead", "vip"], chrono::Utc::now());
+    let second = function.handle(deadline()).await.expect("run");
+    assert_eq!(second["changed"], 1, "{second}");
+    s.drain().await;
+    let names: Vec<String> = s
+        .meta
+        .events()
+        .iter()
+        .filter_map(|e| e["event_name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(names, ["CompleteRegistration"]);
+    let third = function.handle(deadline()).await.expect("run");
+    assert_eq!(third["changed"], 0, "{third}");
+
+    // Too near its deadline, a run starts no location.
+    let late = function
+        .handle(Instant::now() + Duration::from_secs(5))
+        .await
+        .expect("run");
+    assert_eq!(late["reconciled"], 0, "{late}");
+
+    let t = template();
+    let seen = calls.seen();
+    for (action, resource) in &seen {
+        assert!(
+            allowed(&t, &s, "ReconcileFunction", action, resource),
+            "ReconcileFunction calls {action} on {resource}, which its role does not allow"
+        );
+    }
+    let actions: BTreeSet<&str> = seen.iter().map(|(a, _)| a.as_str()).collect();
+    for expected in [
+        "secretsmanager:ListSecrets",
+        "secretsmanager:GetSecretValue",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Scan",
+        "sqs:SendMessage",
+    ] {
+        assert!(
+            actions.contains(expected),
+            "never called {expected}: {actions:?}"
+        );
+    }
+}
