@@ -21,6 +21,7 @@ macro_rules! out_text {
 }
 
 mod audience;
+mod backfill;
 mod dlq;
 mod keys;
 mod map;
@@ -95,6 +96,11 @@ enum Command {
     /// contact's tags, sending nothing), so the first tag webhook after an
     /// install fires its rules instead of only recording the contact's tags.
     Reconcile(reconcile::Args),
+    /// Send a location's history: the contacts created in a period, each as a new
+    /// contact with its tags added, through the pipeline (or, with --dry-run, as
+    /// request bodies on stdout); events older than Meta's 7 days are counted, not
+    /// sent. --resume goes on after the last page queued.
+    Backfill(backfill::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +167,7 @@ fn main() -> ExitCode {
         Command::Map(args) => map::run(&args),
         Command::Audience(AudienceCommand::Sync(args)) => audience::sync(&args),
         Command::Reconcile(args) => reconcile::run(&args),
+        Command::Backfill(args) => backfill::run(&args),
         Command::Mapping(MappingCommand::Check { file }) => mapping::check(&file),
         Command::Mapping(MappingCommand::Preview(args)) => mapping::preview(&args),
         Command::Serve(args) => serve::run(&args),

@@ -11,9 +11,10 @@ use crate::Outcome;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The mapping (TOML); the built-in mapping when left out.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    /// The mapping (TOML); the built-in mapping when left out. `--config` is its
+    /// older name.
+    #[arg(long = "mapping", alias = "config", value_name = "FILE")]
+    mapping: Option<PathBuf>,
     /// What happened to each contact: contact.created, contact.updated,
     /// contact.tag_added (each tag counts as added), …
     #[arg(long, default_value = "contact.created")]
@@ -27,15 +28,15 @@ pub struct Args {
 }
 
 /// The mapping to use: the file given, else the built-in one.
-pub fn load_mapping(config: Option<&PathBuf>) -> anyhow::Result<Mapping> {
-    Ok(match config {
+pub fn load_mapping(path: Option<&PathBuf>) -> anyhow::Result<Mapping> {
+    Ok(match path {
         Some(path) => Mapping::load(path)?,
         None => Mapping::builtin(),
     })
 }
 
 pub fn run(args: &Args) -> anyhow::Result<Outcome> {
-    let mapping = load_mapping(args.config.as_ref())?;
+    let mapping = load_mapping(args.mapping.as_ref())?;
     if let Some(pixel) = &args.pixel
         && !mapping.pixels.iter().any(|p| &p.name == pixel)
     {

@@ -35,6 +35,8 @@ pub enum Quirk {
     RefusesFilters,
     /// The sort is ignored: newest contacts first.
     Unsorted,
+    /// Down (`503`) from the search of this number on, as GHL in an outage.
+    DownFrom(usize),
 }
 
 /// One location's contacts.
@@ -134,6 +136,11 @@ impl Respond for Search {
         let mut held = self.0.lock();
         held.searches.push((Instant::now(), body.clone()));
         let n = held.searches.len();
+        if let Quirk::DownFrom(from) = held.quirk
+            && n >= from
+        {
+            return ResponseTemplate::new(503);
+        }
         let answer = search(&held.contacts, &self.0.location, &body, held.quirk);
         let due: Vec<Planned> = held.planned.iter().filter(|p| p.0 == n).cloned().collect();
         for (_, id, tags) in due {
@@ -158,35 +165,49 @@ fn search(contacts: &[Value], location: &str, body: &Value, quirk: Quirk) -> Res
     if quirk == Quirk::RefusesFilters && filters > 0 {
         return refuse("filters");
     }
-    let mut since = None;
+    // One range filter on a time field, `gte` and maybe `lte`; its field sorts.
+    let mut range: Option<(String, String, Option<String>)> = None;
     for filter in body["filters"].as_array().into_iter().flatten() {
-        match (
-            &filter["field"],
-            &filter["operator"],
-            &filter["value"]["gte"],
-        ) {
-            (Value::String(f), Value::String(o), Value::String(t))
-                if f == "dateUpdated" && o == "range" =>
-            {
-                since = Some(t.clone());
+        let (field, operator, value) = (&filter["field"], &filter["operator"], &filter["value"]);
+        let time_field = field == "dateUpdated" || field == "dateAdded";
+        match (&value["gte"], &value["lte"]) {
+            (Value::String(from), until) if time_field && operator == "range" => {
+                let until = until.as_str().map(str::to_owned);
+                range = Some((
+                    field.as_str().unwrap_or_default().to_owned(),
+                    from.clone(),
+                    until,
+                ));
             }
             _ => return refuse("filters"),
         }
     }
-    let sorted = match body["sort"].as_array().map(Vec::as_slice) {
-        None => false,
-        Some([one]) if one == &json!({"field": "dateUpdated", "direction": "asc"}) => true,
+    let sort = match body["sort"].as_array().map(Vec::as_slice) {
+        None => None,
+        Some([one]) if one["direction"] == "asc" && one["field"].is_string() => {
+            Some(one["field"].as_str().unwrap_or_default().to_owned())
+        }
         Some(_) => return refuse("sort"),
     };
-    let time = |c: &Value| c["dateUpdated"].as_str().unwrap_or_default().to_owned();
+    let time = |c: &Value, field: &str| c[field].as_str().unwrap_or_default().to_owned();
     let mut kept: Vec<&Value> = contacts
         .iter()
-        .filter(|c| since.as_ref().is_none_or(|s| time(c) >= *s))
+        .filter(|c| {
+            range.as_ref().is_none_or(|(field, from, until)| {
+                let t = time(c, field);
+                t >= *from && until.as_ref().is_none_or(|u| t <= *u)
+            })
+        })
         .collect();
     if quirk == Quirk::Unsorted {
         kept.reverse();
-    } else if sorted {
-        kept.sort_by_key(|c| (time(c), c["id"].as_str().unwrap_or_default().to_owned()));
+    } else if let Some(field) = &sort {
+        kept.sort_by_key(|c| {
+            (
+                time(c, field),
+                c["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        });
     }
     let start = ((page.max(1) - 1) * limit) as usize;
     let items: Vec<&Value> = kept

@@ -163,7 +163,7 @@ fn map_routes_to_one_pixel_with_its_test_code() {
     let out = run(
         &[
             "map",
-            "--config",
+            "--mapping",
             mapping.to_str().expect("path"),
             "--pixel",
             "main",

@@ -2,6 +2,7 @@
 //! binary, a module per command.
 
 mod audiences;
+mod backfill;
 mod cli;
 mod dlq_sqs;
 mod reconcile;

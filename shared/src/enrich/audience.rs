@@ -14,7 +14,7 @@ use crate::ghl::{Contact, GhlError, GhlReader};
 use crate::jobs::{AudienceJob, ListedJob};
 use crate::mapping::audience::{REMEMBERED_FOR, row};
 use crate::mapping::membership::{Member, Wanted, change, member_key};
-use crate::mapping::{Audience, Occurrence};
+use crate::mapping::{Audience, Occurrence, Trigger};
 use crate::ports::state::StateStore;
 
 /// What a job gives to work memberships out from.
@@ -43,8 +43,9 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
     /// holds it now (a member the listing did not return); one GHL no longer has
     /// is deleted. A contact reconciliation listed comes with the changes no
     /// webhook told of, found against the tags last seen now (a webhook handled
-    /// since the listing leaves none). `Err` with the job's outcome when GHL or the
-    /// state store failed.
+    /// since the listing leaves none); one a backfill listed, as a new contact with
+    /// its tags added. `Err` with the job's outcome when GHL or the state store
+    /// failed.
     pub(super) async fn listed(
         &mut self,
         job: &ListedJob,
@@ -67,7 +68,16 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
         };
         if let Some(contact) = &job.contact {
             let mut listed = read(Some(contact.as_ref().clone()), None);
-            if let Some(since) = job.since {
+            if job.backfill.is_some() {
+                let with_tags = self.mapping.rules_for(Trigger::TagAdded).next().is_some();
+                listed.occurrences = Occurrence::for_contact_record(
+                    Trigger::ContactCreated,
+                    &job.location_id,
+                    contact,
+                    with_tags,
+                    now,
+                );
+            } else if let Some(since) = job.since {
                 let previous = self
                     .state
                     .tags(&job.location_id, &contact.id)

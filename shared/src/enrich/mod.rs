@@ -136,6 +136,19 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                 Err(retry) => return retry,
             }
         }
+        if let (
+            EnrichJob::Listed(listed),
+            Enriched::Done {
+                dispatch,
+                dead_letters,
+                ..
+            },
+        ) = (job, &mut outcome)
+        {
+            // A backfill of some rules only: the others' events are not its to send.
+            dispatch.retain(|d| listed.sends(&d.rule));
+            dead_letters.retain(|l| l.rule.as_ref().is_none_or(|r| listed.sends(r)));
+        }
         if let (Some((location, changes)), Enriched::Done { .. }) = (missed, &outcome) {
             tracing::info!(
                 job = job.key(),

@@ -83,6 +83,10 @@ pub struct ListedJob {
     /// ([`crate::mapping::Occurrence::missed`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<DateTime<Utc>>,
+    /// Set by a backfill: the contact is sent as a new contact, with its tags
+    /// added, through these rules (all when empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<Vec<String>>,
 }
 
 impl ListedJob {
@@ -101,6 +105,35 @@ impl ListedJob {
             contact_id: contact_id.to_owned(),
             contact: contact.map(Box::new),
             since: None,
+            backfill: None,
+        }
+    }
+
+    /// Whether the job sends `rule`'s events (a backfill names the rules it sends).
+    pub fn sends(&self, rule: &str) -> bool {
+        self.backfill
+            .as_ref()
+            .is_none_or(|rules| among(rules, rule))
+    }
+
+    /// The job of a backfill's `listing` for one contact, sent through `rules`.
+    pub fn backfilled(
+        listing: &str,
+        location_id: &str,
+        contact: Contact,
+        rules: &[String],
+        received_at: DateTime<Utc>,
+    ) -> Self {
+        ListedJob {
+            key: format!("{location_id}:{}:{listing}", contact.id),
+            backfill: Some(rules.to_vec()),
+            ..ListedJob::new(
+                listing,
+                location_id,
+                &contact.id.clone(),
+                Some(contact),
+                received_at,
+            )
         }
     }
 
@@ -121,6 +154,12 @@ impl ListedJob {
             contact_id: contact.id.clone(),
             contact: Some(Box::new(contact)),
             since: Some(since),
+            backfill: None,
         }
     }
+}
+
+/// Whether `rule` is one of `rules` (all are when it is empty).
+pub fn among(rules: &[String], rule: &str) -> bool {
+    rules.is_empty() || rules.iter().any(|r| r == rule)
 }

@@ -13,7 +13,7 @@ use crate::ports::queue::Outgoing;
 
 mod audience;
 
-pub use audience::{AudienceJob, DispatchMessage, ListedJob};
+pub use audience::{AudienceJob, DispatchMessage, ListedJob, among};
 
 /// Work for the enrichment stage, as queued.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

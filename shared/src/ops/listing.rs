@@ -9,8 +9,9 @@
 //! asks again; only after as many tries in a row does the listing fail (an
 //! operator's command: run again, it lists afresh).
 //!
-//! Listing by change ([`Lister::changed_since`], for reconciliation) pages by key,
-//! not by offset: each page asks afresh for the contacts changed at or after the
+//! Listing by change ([`Lister::changed_since`], for reconciliation) or by
+//! creation over a period ([`Lister::by_time`], for a backfill) pages by key, not
+//! by offset: each page asks afresh for the contacts changed at or after the
 //! last change listed, oldest first. A contact changed while the listing runs moves
 //! to the end and is listed again there; no other contact shifts into a page
 //! already listed, as it would by offset. The range filter and the sort are
@@ -54,12 +55,47 @@ impl Default for Patience {
     }
 }
 
-/// The filter and sort of contacts changed at or after `since`, oldest first.
-pub fn changed_since(since: DateTime<Utc>) -> (Vec<Value>, Vec<Value>) {
-    let since = since.to_rfc3339_opts(SecondsFormat::Millis, true);
+/// The time of a contact a listing is keyed by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// Its last change (`dateUpdated`): reconciliation.
+    Updated,
+    /// Its creation (`dateAdded`): a backfill of a period.
+    Added,
+}
+
+impl Stamp {
+    fn field(self) -> &'static str {
+        match self {
+            Stamp::Updated => "dateUpdated",
+            Stamp::Added => "dateAdded",
+        }
+    }
+
+    /// The contact's time of this kind.
+    pub fn of(self, contact: &Contact) -> Option<DateTime<Utc>> {
+        match self {
+            Stamp::Updated => contact.date_updated(),
+            Stamp::Added => contact.date_added(),
+        }
+    }
+}
+
+/// The filter and sort of contacts whose `stamp` is at or after `from` (and at or
+/// before `until`), oldest first.
+pub fn by_time(
+    stamp: Stamp,
+    from: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> (Vec<Value>, Vec<Value>) {
+    let at = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut range = json!({"gte": at(from)});
+    if let Some(until) = until {
+        range["lte"] = json!(at(until));
+    }
     (
-        vec![json!({"field": "dateUpdated", "operator": "range", "value": {"gte": since}})],
-        vec![json!({"field": "dateUpdated", "direction": "asc"})],
+        vec![json!({"field": stamp.field(), "operator": "range", "value": range})],
+        vec![json!({"field": stamp.field(), "direction": "asc"})],
     )
 }
 
@@ -76,6 +112,9 @@ pub struct Lister<'g, T> {
     /// Listing by change: the earliest change the next page may hold, and whether
     /// GHL's pages have kept to it (sorted, with change times) so far.
     since: Option<(DateTime<Utc>, bool)>,
+    /// What that time is, and where the listing ends.
+    stamp: Stamp,
+    until: Option<DateTime<Utc>>,
     /// The contacts listed at that time already, left out when the next page
     /// (which starts at it) lists them again.
     at_key: Vec<String>,
@@ -102,6 +141,8 @@ impl<'g, T: TokenSource> Lister<'g, T> {
             done: false,
             patience: Patience::default(),
             since: None,
+            stamp: Stamp::Updated,
+            until: None,
             at_key: Vec::new(),
             pace: Duration::ZERO,
             asked: None,
@@ -114,10 +155,37 @@ impl<'g, T: TokenSource> Lister<'g, T> {
     /// The contacts of `location` changed at or after `since`, oldest change first,
     /// paged by key (see the module's documentation).
     pub fn changed_since(ghl: &'g GhlClient<T>, location: &str, since: DateTime<Utc>) -> Self {
+        Lister::by_time(ghl, location, Stamp::Updated, since, None)
+    }
+
+    /// The contacts of `location` whose `stamp` lies from `from` to `until`, oldest
+    /// first, paged by key. When GHL refuses the filter, every contact is listed:
+    /// the caller keeps those of the period.
+    pub fn by_time(
+        ghl: &'g GhlClient<T>,
+        location: &str,
+        stamp: Stamp,
+        from: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    ) -> Self {
         Lister {
-            since: Some((since, true)),
+            since: Some((from, true)),
+            stamp,
+            until,
             ..Lister::new(ghl, location, Vec::new())
         }
+    }
+
+    /// Going on from where an earlier listing stopped: `from` was its
+    /// [`Lister::listed_before`], these the contacts it had listed at that time.
+    pub fn resuming(mut self, at_key: Vec<String>) -> Self {
+        self.at_key = at_key;
+        self
+    }
+
+    /// The contacts listed at [`Lister::listed_before`]'s time, for a resumption.
+    pub fn at_key(&self) -> &[String] {
+        &self.at_key
     }
 
     /// With `patience` in place of the default.
@@ -145,7 +213,7 @@ impl<'g, T: TokenSource> Lister<'g, T> {
         }
         let (mut filters, mut sort) = (self.filters.clone(), Vec::new());
         if let Some((since, _)) = self.since {
-            let (by_change, oldest_first) = changed_since(since);
+            let (by_change, oldest_first) = by_time(self.stamp, since, self.until);
             filters.extend(by_change);
             sort = oldest_first;
         }
@@ -175,10 +243,10 @@ impl<'g, T: TokenSource> Lister<'g, T> {
         };
         let count = answer.contacts.len() as u64;
         if let Some((key, _)) = self.since {
-            let at_key = &self.at_key;
+            let (at_key, stamp) = (&self.at_key, self.stamp);
             answer
                 .contacts
-                .retain(|c| !(c.date_updated() == Some(key) && at_key.contains(&c.id)));
+                .retain(|c| !(stamp.of(c) == Some(key) && at_key.contains(&c.id)));
         }
         self.listed += answer.contacts.len() as u64;
         if self.since.is_some() {
@@ -191,17 +259,17 @@ impl<'g, T: TokenSource> Lister<'g, T> {
         if count < u64::from(PAGE) || all_listed {
             self.done = true;
         } else if let Some((since, true)) = self.since {
-            match next_key(&answer.contacts, since) {
+            match next_key(&answer.contacts, self.stamp, since) {
                 // On from the last change listed, afresh.
                 Some(last) if last > since => {
                     (self.since, self.page) = (Some((last, true)), 1);
                     self.at_key.clear();
-                    self.at_key.extend(at(&answer.contacts, last));
+                    self.at_key.extend(at(&answer.contacts, self.stamp, last));
                 }
                 // A whole page changed at one instant: the next page of it.
                 Some(_) => {
                     self.page += 1;
-                    self.at_key.extend(at(&answer.contacts, since));
+                    self.at_key.extend(at(&answer.contacts, self.stamp, since));
                 }
                 None => {
                     tracing::warn!(
@@ -268,21 +336,21 @@ impl<'g, T: TokenSource> Lister<'g, T> {
     }
 }
 
-/// The ids of the contacts changed at `key`.
-fn at(contacts: &[Contact], key: DateTime<Utc>) -> Vec<String> {
+/// The ids of the contacts whose `stamp` is `key`.
+fn at(contacts: &[Contact], stamp: Stamp, key: DateTime<Utc>) -> Vec<String> {
     contacts
         .iter()
-        .filter(|c| c.date_updated() == Some(key))
+        .filter(|c| stamp.of(c) == Some(key))
         .map(|c| c.id.clone())
         .collect()
 }
 
-/// The last change time of a page sorted by change and starting no earlier than
-/// `since`; `None` when it is not.
-fn next_key(contacts: &[Contact], since: DateTime<Utc>) -> Option<DateTime<Utc>> {
+/// The last `stamp` of a page sorted by it and starting no earlier than `since`;
+/// `None` when it is not.
+fn next_key(contacts: &[Contact], stamp: Stamp, since: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let mut last = since;
     for contact in contacts {
-        let at = contact.date_updated()?;
+        let at = stamp.of(contact)?;
         if at < last {
             return None;
         }

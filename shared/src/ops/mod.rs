@@ -5,6 +5,8 @@
 //!   schedule, and `ghl-capi reconcile`);
 //! - [`audience_sync`]: an audience's members listed from GHL, compared with the
 //!   state store, and queued for the pipeline (`ghl-capi audience sync`);
+//! - [`backfill`]: a location's history sent through the pipeline
+//!   (`ghl-capi backfill`);
 //! - [`map`]: contacts in, request bodies out (the `ghl-capi map` engine, for
 //!   previews and backfills);
 //! - [`redrive`]: reading and replaying dead letters;
@@ -16,6 +18,7 @@
 //!   (`ghl-capi workflow snippet`).
 
 pub mod audience_sync;
+pub mod backfill;
 pub mod credentials;
 pub mod listing;
 pub mod map;

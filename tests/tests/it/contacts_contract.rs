@@ -86,7 +86,8 @@ async fn every_contacts_endpoint_matches_ghls_spec() {
     ok("search", ghl.search_contacts(LOCATION, &search).await);
     // As reconciliation asks: changed since a moment, oldest change first.
     let since = "2026-11-30T12:00:00Z".parse().expect("time");
-    let (filters, sort) = ghl_capi::ops::listing::changed_since(since);
+    use ghl_capi::ops::listing::{Stamp, by_time};
+    let (filters, sort) = by_time(Stamp::Updated, since, None);
     let search = SearchRequest {
         page: 1,
         page_limit: 100,

@@ -2,6 +2,7 @@
 //! shared fakes and stand-ins: one test binary, a module per subject.
 
 mod audiences;
+mod backfill;
 mod capi_client;
 mod consumers;
 mod contacts_contract;
