@@ -16,9 +16,13 @@ use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::{DEFAULT_BASE_URL, LocationToken};
 use ghl_capi::mapping::Mapping;
 use ghl_capi::ops::credentials::{Finding, ghl_location, meta_audience, meta_pixel, table};
+use ghl_capi::ops::reconcile::status;
 use ghl_capi::ports::secrets::{EnvSecrets, SecretError, SecretStore, VersionedSecrets};
 use ghl_capi::settings::GHL_TOKEN_DEFAULT_PREFIX;
+use ghl_capi_aws::dynamo::DynamoState;
+use ghl_capi_local::ports::LocalState;
 use ghl_capi_local::serve::GHL_TOKEN_PREFIX;
+use ghl_capi_local::store::Store;
 
 use crate::Outcome;
 
@@ -43,6 +47,13 @@ pub struct Args {
     graph_api_base_url: String,
     #[arg(long, env = "GRAPH_API_VERSION", default_value = DEFAULT_GRAPH_VERSION)]
     graph_api_version: String,
+    /// The local store's directory (as given to `serve`): also show each
+    /// location's baseline and last reconciliation.
+    #[arg(long, env = "GHL_CAPI_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// With --aws: the stack's state table, for the same.
+    #[arg(long, env = "STATE_TABLE")]
+    state_table: Option<String>,
 }
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -87,12 +98,38 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
             .await
         }
     })?;
+    let mut findings = findings;
+    findings.extend(runtime.block_on(catching_up(args, &locations))?);
     out_text!(table(&findings))?;
     if findings.iter().all(|f| f.ok) {
         Ok(Outcome::Done)
     } else {
         Ok(Outcome::Failed)
     }
+}
+
+/// Each location's baseline and last reconciliation, where the state store was
+/// named.
+async fn catching_up(args: &Args, locations: &BTreeSet<String>) -> anyhow::Result<Vec<Finding>> {
+    let mut findings = Vec::new();
+    if args.aws {
+        let Some(table) = &args.state_table else {
+            return Ok(findings);
+        };
+        let sdk = ghl_capi_aws::lambda::sdk_config().await;
+        let state = DynamoState::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
+        for location in locations {
+            findings.push(status(&state, location).await);
+        }
+    } else if let Some(dir) = &args.data_dir {
+        let path = dir.join("store.db");
+        anyhow::ensure!(path.exists(), "no local store at {}", path.display());
+        let state = LocalState(Store::open(&path)?);
+        for location in locations {
+            findings.push(status(&state, location).await);
+        }
+    }
+    Ok(findings)
 }
 
 /// Runs every check; `token_set` finds a location's stored tokens.

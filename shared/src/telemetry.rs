@@ -81,9 +81,12 @@ pub const MISSED_CHANGES: &str = "MissedChanges";
 
 /// Reconciliation runs of a location that failed (it runs again from its watermark).
 pub const RECONCILE_FAILURES: &str = "ReconcileFailures";
+/// A location's baseline taken, its listing complete (from then on it counts as
+/// seeded), in all and by `Location`.
+pub const BASELINES_TAKEN: &str = "BaselinesTaken";
 
 /// Every metric name above, for checks that the template reads only these.
-pub const NAMES: [&str; 29] = [
+pub const NAMES: [&str; 30] = [
     REQUESTS,
     ANSWERED,
     REFUSED,
@@ -113,6 +116,7 @@ pub const NAMES: [&str; 29] = [
     CONTACTS_SCANNED,
     MISSED_CHANGES,
     RECONCILE_FAILURES,
+    BASELINES_TAKEN,
 ];
 
 /// Tells the installed recorder each metric's unit.
@@ -142,6 +146,7 @@ pub fn describe() {
         CONTACTS_SCANNED,
         MISSED_CHANGES,
         RECONCILE_FAILURES,
+        BASELINES_TAKEN,
     ] {
         describe_counter!(name, Unit::Count, "");
     }
@@ -257,6 +262,11 @@ pub(crate) fn contacts_scanned(location: &str, n: u64) {
 pub(crate) fn missed_changes(location: &str, n: usize) {
     counter!(MISSED_CHANGES).increment(n as u64);
     counter!(MISSED_CHANGES, "Location" => location.to_owned()).increment(n as u64);
+}
+
+pub(crate) fn baseline_taken(location: &str) {
+    counter!(BASELINES_TAKEN).increment(1);
+    counter!(BASELINES_TAKEN, "Location" => location.to_owned()).increment(1);
 }
 
 pub(crate) fn reconcile_failed() {

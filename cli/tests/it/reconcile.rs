@@ -220,4 +220,27 @@ async fn serve_reconciles_what_no_webhook_delivered_once() {
         ),
         "{text}"
     );
+
+    // verify shows the location's baseline and its last reconciliation.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["verify", "--location", fixtures::LOCATION, "--mapping"])
+        .arg(&mapping)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("GHL_API_BASE_URL", ghl_server.uri())
+        .env("GRAPH_API_BASE_URL", graph.uri())
+        .env("GHL_TOKEN_loc1", "pit-local")
+        .env("TEST_META_TOKEN", "EAAB-local")
+        .output()
+        .expect("verify runs");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let recon = table
+        .lines()
+        .find(|l| l.starts_with("recon"))
+        .unwrap_or_else(|| panic!("no recon row in\n{table}"));
+    assert!(
+        recon.contains(" yes ") && recon.contains("(150 contacts); reconciled at"),
+        "{recon}"
+    );
+    assert!(recon.contains("0 changes no webhook delivered"), "{recon}");
 }

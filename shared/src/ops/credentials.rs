@@ -22,7 +22,7 @@ use crate::normalize::sha256_hex;
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// `ghl` or `meta`.
+    /// `ghl`, `meta`, or `recon` (a location's baseline and reconciliation).
     pub check: &'static str,
     /// The location or pixel.
     pub subject: String,

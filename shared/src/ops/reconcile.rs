@@ -26,6 +26,7 @@ use crate::ghl::client::GhlClient;
 use crate::ghl::tokens::TokenSource;
 use crate::ghl::{Contact, GhlError};
 use crate::jobs::{EnrichJob, ListedJob};
+use crate::ops::credentials::Finding;
 use crate::ops::listing::{Lister, Patience};
 use crate::ops::seed::{SeedError, Seeded, seed, seeded};
 use crate::ports::queue::{Queue, QueueError};
@@ -63,6 +64,53 @@ impl ReconcileSettings {
         let (requests, window) = self.budget;
         let allowed = f64::from(requests) * self.share.clamp(0.001, 1.0);
         window.div_f64(allowed.max(f64::MIN_POSITIVE))
+    }
+}
+
+/// What `ghl-capi verify` says of `location`'s catching up: whether its baseline
+/// was taken (until then, a contact's first tag webhook only records its tags),
+/// and its last reconciliation.
+pub async fn status(state: &impl StateStore, location: &str) -> Finding {
+    let finding = |ok, detail: String, fix: &str| Finding {
+        check: "recon",
+        subject: location.to_owned(),
+        ok,
+        detail,
+        fix: fix.to_owned(),
+    };
+    let read = match (
+        seeded(state, location).await,
+        last_run(state, location).await,
+    ) {
+        (Ok(baseline), Ok(run)) => (baseline, run),
+        (Err(e), _) | (_, Err(e)) => {
+            let detail = format!("cannot read the state store: {}", crate::error::chain(&e));
+            return finding(false, detail, "check the state store's settings and rights");
+        }
+    };
+    match read {
+        (None, _) => finding(
+            false,
+            "no baseline yet: a contact's first tag webhook only records its tags".into(),
+            "ghl-capi reconcile --seed --location (or wait for the first scheduled run)",
+        ),
+        (Some(baseline), run) => {
+            let mut detail = format!(
+                "baseline taken at {} ({} contacts)",
+                baseline.at.format("%Y-%m-%d %H:%M UTC"),
+                baseline.listed
+            );
+            match run.filter(|r| r.seeded.is_none()) {
+                Some(run) => detail.push_str(&format!(
+                    "; reconciled at {}: {} listed, {} changes no webhook delivered",
+                    run.at.format("%Y-%m-%d %H:%M UTC"),
+                    run.scanned,
+                    run.changed
+                )),
+                None => detail.push_str("; not reconciled since"),
+            }
+            finding(true, detail, "")
+        }
     }
 }
 

@@ -90,6 +90,7 @@ pub async fn seed<T: TokenSource>(
         .set_record(&seeded_key(location), &text, SEEDED_FOR)
         .await
         .map_err(SeedError::State)?;
+    crate::telemetry::baseline_taken(location);
     Ok(seeded)
 }
 
