@@ -160,25 +160,11 @@ pub async fn reconcile_every(
                 return;
             }
             let run = reconcile(&ghl, &state, &queue, location, &settings, Utc::now());
-            let outcome = tokio::select! {
-                outcome = run => outcome,
+            // Each run is logged (and a failure counted) by the library; a failed
+            // one runs again from its watermark next time.
+            tokio::select! {
+                _ = run => {}
                 _ = stopped.changed() => return,
-            };
-            match outcome {
-                Ok(run) => tracing::info!(
-                    location_id = location,
-                    scanned = run.scanned,
-                    changed = run.changed,
-                    baselined = run.baselined,
-                    seeded = run.seeded.is_some(),
-                    watermark = %run.watermark,
-                    "reconciled"
-                ),
-                Err(e) => tracing::error!(
-                    location_id = location,
-                    error = %chain(&e),
-                    "reconciliation failed: it runs again from the watermark"
-                ),
             }
         }
         if tokio::time::timeout(every, stopped.changed()).await.is_ok() {

@@ -8,6 +8,7 @@
 //!   as reconciliation meets them;
 //! - [`audience_stand_in`]: Meta's Custom Audiences edge, keeping each audience's
 //!   members;
+//! - [`pipeline`]: enrichment over in-memory ports, for what queued jobs become;
 //! - [`signing`]: a webhook signing key of the tests' own;
 //! - [`soak`]: the outage soak's workload and accounting, for both modes;
 //! - [`moto`]: clients of the real AWS SDK pointed at the `moto_server` that
@@ -18,6 +19,7 @@ pub mod contacts_stand_in;
 pub mod fakes;
 pub mod fixtures;
 pub mod moto;
+pub mod pipeline;
 pub mod reference;
 pub mod signing;
 pub mod soak;

@@ -11,7 +11,7 @@ use ghl_capi::mapping::Mapping;
 use ghl_capi::settings::EnrichSettings;
 
 use super::batch::{records, run_sqs, settle};
-use super::{BoxError, Tokens, managed_tokens};
+use super::{BoxError, Tokens, ghl_client};
 use crate::dynamo::DynamoState;
 use crate::sqs::SqsQueue;
 
@@ -33,16 +33,8 @@ pub struct Enrichment {
 impl Enrichment {
     pub async fn new(settings: EnrichSettings, sdk: &SdkConfig) -> Result<Self, BoxError> {
         let sqs = aws_sdk_sqs::Client::new(sdk);
-        let tokens = managed_tokens(
-            sdk,
-            &settings.ghl_api_base_url,
-            &settings.ghl_token_secret_prefix,
-            settings.ghl_app_secret.as_deref(),
-            &settings.state_table,
-            settings.http_timeout,
-        );
         Ok(Enrichment {
-            ghl: GhlClient::new(&settings.ghl_api_base_url, tokens, settings.http_timeout)?,
+            ghl: ghl_client(sdk, &settings.ghl, &settings.state_table)?,
             mapping: settings.mapping,
             state: DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), settings.state_table),
             source: SqsQueue::new(sqs.clone(), settings.enrich_queue_url),

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::{App, ManagedTokens};
+use ghl_capi::settings::GhlAccess;
 
 pub use dispatch::Dispatch;
 pub use enrichment::Enrichment;
@@ -68,6 +70,27 @@ pub fn bounded(loader: ConfigLoader) -> ConfigLoader {
 /// The Secrets Manager adapter, with the functions' short cache.
 fn secrets_manager(sdk: &SdkConfig) -> SecretsManager {
     SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk), DEFAULT_CACHE)
+}
+
+/// GHL as a function reads it, its tokens managed under leases in `state_table`.
+pub fn ghl_client(
+    sdk: &SdkConfig,
+    access: &GhlAccess,
+    state_table: &str,
+) -> Result<GhlClient<Tokens>, BoxError> {
+    let tokens = managed_tokens(
+        sdk,
+        &access.base_url,
+        &access.token_prefix,
+        access.app_secret.as_deref(),
+        state_table,
+        access.http_timeout,
+    );
+    Ok(GhlClient::new(
+        &access.base_url,
+        tokens,
+        access.http_timeout,
+    )?)
 }
 
 /// The managed token sets of the functions that read GHL.

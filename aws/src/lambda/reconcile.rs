@@ -14,7 +14,7 @@ use ghl_capi::ops::reconcile::{ReconcileSettings, last_run, reconcile};
 use ghl_capi::ports::state::StateStore;
 use ghl_capi::settings::ReconcileFnSettings;
 
-use super::{BoxError, Tokens, managed_tokens};
+use super::{BoxError, Tokens, ghl_client};
 use crate::dynamo::DynamoState;
 use crate::sqs::SqsQueue;
 
@@ -33,19 +33,11 @@ pub struct Reconciliation {
 
 impl Reconciliation {
     pub async fn new(settings: ReconcileFnSettings, sdk: &SdkConfig) -> Result<Self, BoxError> {
-        let tokens = managed_tokens(
-            sdk,
-            &settings.ghl_api_base_url,
-            &settings.ghl_token_secret_prefix,
-            settings.ghl_app_secret.as_deref(),
-            &settings.state_table,
-            settings.http_timeout,
-        );
         Ok(Reconciliation {
-            ghl: GhlClient::new(&settings.ghl_api_base_url, tokens, settings.http_timeout)?,
+            ghl: ghl_client(sdk, &settings.ghl, &settings.state_table)?,
             state: DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), settings.state_table),
             enrich: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), settings.enrich_queue_url),
-            prefix: settings.ghl_token_secret_prefix,
+            prefix: settings.ghl.token_prefix,
             settings: settings.reconcile,
         })
     }
@@ -99,28 +91,13 @@ impl Reconciliation {
                 Utc::now(),
             )
             .await;
+            // Each run is logged by the library.
             match run {
                 Ok(run) => {
                     done += 1;
                     changed += run.changed;
-                    tracing::info!(
-                        location_id = location,
-                        scanned = run.scanned,
-                        changed = run.changed,
-                        baselined = run.baselined,
-                        seeded = run.seeded.is_some(),
-                        watermark = %run.watermark,
-                        "reconciled"
-                    );
                 }
-                Err(e) => {
-                    failed += 1;
-                    tracing::error!(
-                        location_id = location,
-                        error = %ghl_capi::error::chain(&e),
-                        "reconciliation failed: it runs again from the watermark"
-                    );
-                }
+                Err(_) => failed += 1,
             }
         }
         crate::metrics::flush();

@@ -166,7 +166,8 @@ async fn keep(state: &impl StateStore, location: &str, run: &Reconciled) -> Resu
 }
 
 /// One run for `location` at `now`: its baseline if it has none, else the changes
-/// since its watermark, queued on `queue` for enrichment. A failed run is counted.
+/// since its watermark, queued on `queue` for enrichment. The run is logged, and a
+/// failed one counted.
 pub async fn reconcile<T: TokenSource>(
     ghl: &GhlClient<T>,
     state: &impl StateStore,
@@ -183,8 +184,24 @@ pub async fn reconcile<T: TokenSource>(
             catch_up(ghl, state, queue, from, settings, now).await
         }
     };
-    if outcome.is_err() {
-        crate::telemetry::reconcile_failed();
+    match &outcome {
+        Ok(run) => tracing::info!(
+            location_id = location,
+            scanned = run.scanned,
+            changed = run.changed,
+            baselined = run.baselined,
+            seeded = run.seeded.is_some(),
+            watermark = %run.watermark,
+            "reconciled"
+        ),
+        Err(e) => {
+            tracing::error!(
+                location_id = location,
+                error = %crate::error::chain(e),
+                "reconciliation failed: it runs again from the watermark"
+            );
+            crate::telemetry::reconcile_failed();
+        }
     }
     outcome
 }

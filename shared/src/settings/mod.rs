@@ -90,20 +90,37 @@ impl IntakeSettings {
     }
 }
 
+/// How a function reads GHL.
+#[derive(Debug, Clone)]
+pub struct GhlAccess {
+    /// `GHL_API_BASE_URL`.
+    pub base_url: String,
+    /// `GHL_TOKEN_SECRET_PREFIX`: each location's token is the secret
+    /// `{prefix}{locationId}`.
+    pub token_prefix: String,
+    /// `GHL_APP_SECRET`: the secret holding the marketplace app's `client_id` and
+    /// `client_secret`, to refresh OAuth tokens; unset, only fixed tokens work.
+    pub app_secret: Option<String>,
+    /// `HTTP_TIMEOUT_SECONDS`.
+    pub http_timeout: Duration,
+}
+
+impl GhlAccess {
+    fn from_env<F: Fn(&str) -> Option<String>>(env: &mut Env<F>) -> Self {
+        GhlAccess {
+            base_url: env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL),
+            token_prefix: env.or("GHL_TOKEN_SECRET_PREFIX", GHL_TOKEN_DEFAULT_PREFIX),
+            app_secret: env.optional("GHL_APP_SECRET"),
+            http_timeout: env.seconds("HTTP_TIMEOUT_SECONDS", 10),
+        }
+    }
+}
+
 /// The enrichment function.
 #[derive(Debug)]
 pub struct EnrichSettings {
     pub mapping: Mapping,
-    /// `GHL_API_BASE_URL`.
-    pub ghl_api_base_url: String,
-    /// `GHL_TOKEN_SECRET_PREFIX`: each location's token is the secret
-    /// `{prefix}{locationId}`.
-    pub ghl_token_secret_prefix: String,
-    /// `GHL_APP_SECRET`: the secret holding the marketplace app's `client_id` and
-    /// `client_secret`, to refresh OAuth tokens; unset, only fixed tokens work.
-    pub ghl_app_secret: Option<String>,
-    /// `HTTP_TIMEOUT_SECONDS`.
-    pub http_timeout: Duration,
+    pub ghl: GhlAccess,
     /// `STATE_TABLE`.
     pub state_table: String,
     /// `ENRICH_QUEUE_URL`: the queue it reads, to delay rate-limited retries on.
@@ -123,10 +140,7 @@ impl EnrichSettings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let mut env = Env::new(lookup);
         let mapping = env.mapping();
-        let ghl_api_base_url = env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL);
-        let ghl_token_secret_prefix = env.or("GHL_TOKEN_SECRET_PREFIX", GHL_TOKEN_DEFAULT_PREFIX);
-        let ghl_app_secret = env.optional("GHL_APP_SECRET");
-        let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
+        let ghl = GhlAccess::from_env(&mut env);
         let state_table = env.required("STATE_TABLE", "the DynamoDB state table's name");
         let enrich_queue_url = env.required("ENRICH_QUEUE_URL", "the enrichment queue's URL");
         let dispatch_queue_url = env.required("DISPATCH_QUEUE_URL", "the dispatch queue's URL");
@@ -139,10 +153,7 @@ impl EnrichSettings {
         env.finish(|| {
             Some(EnrichSettings {
                 mapping: mapping?,
-                ghl_api_base_url,
-                ghl_token_secret_prefix,
-                ghl_app_secret,
-                http_timeout,
+                ghl,
                 state_table,
                 enrich_queue_url,
                 dispatch_queue_url,
@@ -157,14 +168,8 @@ impl EnrichSettings {
 /// The reconciliation function.
 #[derive(Debug)]
 pub struct ReconcileFnSettings {
-    /// `GHL_API_BASE_URL`.
-    pub ghl_api_base_url: String,
-    /// `GHL_TOKEN_SECRET_PREFIX`: each connected location is a secret under it.
-    pub ghl_token_secret_prefix: String,
-    /// `GHL_APP_SECRET`, as for enrichment.
-    pub ghl_app_secret: Option<String>,
-    /// `HTTP_TIMEOUT_SECONDS`.
-    pub http_timeout: Duration,
+    /// As for enrichment; each connected location is a secret under the prefix.
+    pub ghl: GhlAccess,
     /// `STATE_TABLE`: the tags last seen, the watermarks.
     pub state_table: String,
     /// `ENRICH_QUEUE_URL`: where the changes found go.
@@ -177,10 +182,7 @@ impl ReconcileFnSettings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let mut env = Env::new(lookup);
         let settings = ReconcileFnSettings {
-            ghl_api_base_url: env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL),
-            ghl_token_secret_prefix: env.or("GHL_TOKEN_SECRET_PREFIX", GHL_TOKEN_DEFAULT_PREFIX),
-            ghl_app_secret: env.optional("GHL_APP_SECRET"),
-            http_timeout: env.seconds("HTTP_TIMEOUT_SECONDS", 10),
+            ghl: GhlAccess::from_env(&mut env),
             state_table: env.required("STATE_TABLE", "the DynamoDB state table's name"),
             enrich_queue_url: env.required("ENRICH_QUEUE_URL", "the enrichment queue's URL"),
             reconcile: env.reconcile(),
@@ -352,8 +354,8 @@ mod tests {
             ("GHL_API_BASE_URL", "http://127.0.0.1:4010"),
         ]))
         .expect("valid");
-        assert_eq!(s.ghl_api_base_url, "http://127.0.0.1:4010");
-        assert_eq!(s.ghl_token_secret_prefix, "ghl-capi/ghl/");
+        assert_eq!(s.ghl.base_url, "http://127.0.0.1:4010");
+        assert_eq!(s.ghl.token_prefix, "ghl-capi/ghl/");
 
         let s = IntakeSettings::from_lookup(lookup(&[("ENRICH_QUEUE_URL", "http://q/e.fifo")]))
             .expect("valid");

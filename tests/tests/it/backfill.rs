@@ -8,19 +8,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ghl_capi::enrich::consumer::EnrichConsumer;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::LocationToken;
-use ghl_capi::hold::HoldPolicy;
 use ghl_capi::jobs::{DispatchJob, EnrichJob};
 use ghl_capi::mapping::Mapping;
 use ghl_capi::ops::backfill::{Backfill, Progress, backfill, progress};
 use ghl_capi::ops::listing::Patience;
-use ghl_capi::ports::queue::{MemoryQueue, Record};
+use ghl_capi::ports::queue::MemoryQueue;
 use ghl_capi::ports::state::MemoryState;
 use ghl_capi_tests::contacts_stand_in::{ContactsStandIn, Quirk};
 use ghl_capi_tests::fixtures::{LOCATION, mapping};
+use ghl_capi_tests::pipeline::enrich_messages;
 use wiremock::MockServer;
 
 /// 300 contacts, one every hour from 300 hours ago, each tagged `vip` (every
@@ -99,39 +98,7 @@ async fn enrich(
     queue: &MemoryQueue,
     mapping: &Mapping,
 ) -> Vec<DispatchJob> {
-    let records: Vec<Record> = queue
-        .sent()
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let mut record = Record::new(format!("m{i}"), m.body.clone());
-            record.group_id = m.group_id.clone();
-            record
-        })
-        .collect();
-    let (dispatch, dead, source) = (
-        MemoryQueue::default(),
-        MemoryQueue::default(),
-        MemoryQueue::default(),
-    );
-    let consumer = EnrichConsumer {
-        mapping,
-        ghl: client,
-        state,
-        source: &source,
-        dispatch: &dispatch,
-        dead: &dead,
-        policy: HoldPolicy::default(),
-        max_receives: 10,
-    };
-    let failed = consumer.handle(&records, Utc::now()).await;
-    assert!(failed.is_empty(), "{failed:?}");
-    assert!(dead.sent().is_empty(), "{:?}", dead.sent());
-    dispatch
-        .sent()
-        .iter()
-        .map(|m| serde_json::from_str(&m.body).expect("dispatch job"))
-        .collect()
+    enrich_messages(mapping, client, state, &queue.sent()).await
 }
 
 fn by_rule(jobs: &[DispatchJob]) -> BTreeMap<String, usize> {

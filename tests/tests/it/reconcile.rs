@@ -8,18 +8,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ghl_capi::enrich::consumer::EnrichConsumer;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::LocationToken;
-use ghl_capi::hold::HoldPolicy;
 use ghl_capi::jobs::{DispatchJob, EnrichJob};
 use ghl_capi::ops::listing::Patience;
 use ghl_capi::ops::reconcile::{ReconcileSettings, Reconciled, last_run, reconcile};
-use ghl_capi::ports::queue::{MemoryQueue, Queue, Record};
+use ghl_capi::ports::queue::{MemoryQueue, Queue};
 use ghl_capi::ports::state::{MemoryState, StateStore};
 use ghl_capi_tests::contacts_stand_in::{ContactsStandIn, Quirk, stamp};
 use ghl_capi_tests::fixtures::{LOCATION, mapping};
+use ghl_capi_tests::pipeline::enrich_messages;
 use serde_json::json;
 use wiremock::MockServer;
 
@@ -47,7 +46,6 @@ struct World {
     _server: MockServer,
     state: MemoryState,
     enrich: MemoryQueue,
-    dispatch: MemoryQueue,
     /// Enrichment messages handled so far.
     handled: usize,
 }
@@ -71,7 +69,6 @@ impl World {
             _server: server,
             state: MemoryState::default(),
             enrich: MemoryQueue::default(),
-            dispatch: MemoryQueue::default(),
             handled: 0,
         }
     }
@@ -92,35 +89,9 @@ impl World {
     /// Enriches what was queued since the last call: the dispatch jobs it made.
     async fn enrich_queued(&mut self) -> Vec<DispatchJob> {
         let sent = self.enrich.sent();
-        let records: Vec<Record> = sent[self.handled..]
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let mut record = Record::new(format!("m{}", self.handled + i), m.body.clone());
-                record.group_id = m.group_id.clone();
-                record
-            })
-            .collect();
+        let fresh = &sent[self.handled..];
         self.handled = sent.len();
-        let before = self.dispatch.sent().len();
-        let (mapping, dead, source) = (mapping(), MemoryQueue::default(), MemoryQueue::default());
-        let consumer = EnrichConsumer {
-            mapping: &mapping,
-            ghl: &self.client,
-            state: &self.state,
-            source: &source,
-            dispatch: &self.dispatch,
-            dead: &dead,
-            policy: HoldPolicy::default(),
-            max_receives: 10,
-        };
-        let failed = consumer.handle(&records, Utc::now()).await;
-        assert!(failed.is_empty(), "{failed:?}");
-        assert!(dead.sent().is_empty(), "{:?}", dead.sent());
-        self.dispatch.sent()[before..]
-            .iter()
-            .map(|m| serde_json::from_str(&m.body).expect("dispatch job"))
-            .collect()
+        enrich_messages(&mapping(), &self.client, &self.state, fresh).await
     }
 
     /// A contact webhook GHL delivered for `id` as the stand-in holds it now.

@@ -1,0 +1,53 @@
+//! The enrichment stage over in-memory ports, for tests that queue jobs as a stage
+//! or an operation does and need what came of them.
+
+use chrono::Utc;
+use ghl_capi::enrich::consumer::EnrichConsumer;
+use ghl_capi::ghl::GhlReader;
+use ghl_capi::hold::HoldPolicy;
+use ghl_capi::jobs::DispatchJob;
+use ghl_capi::mapping::Mapping;
+use ghl_capi::ports::queue::{MemoryQueue, Outgoing, Record};
+use ghl_capi::ports::state::MemoryState;
+
+/// Enriches `messages` (as queued, in order) in one batch: the dispatch jobs they
+/// made. Fails the test if any job is retried or dead-lettered.
+pub async fn enrich_messages(
+    mapping: &Mapping,
+    ghl: &impl GhlReader,
+    state: &MemoryState,
+    messages: &[Outgoing],
+) -> Vec<DispatchJob> {
+    let records: Vec<Record> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut record = Record::new(format!("m{i}"), m.body.clone());
+            record.group_id = m.group_id.clone();
+            record
+        })
+        .collect();
+    let (dispatch, dead, source) = (
+        MemoryQueue::default(),
+        MemoryQueue::default(),
+        MemoryQueue::default(),
+    );
+    let consumer = EnrichConsumer {
+        mapping,
+        ghl,
+        state,
+        source: &source,
+        dispatch: &dispatch,
+        dead: &dead,
+        policy: HoldPolicy::default(),
+        max_receives: 10,
+    };
+    let failed = consumer.handle(&records, Utc::now()).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(dead.sent().is_empty(), "{:?}", dead.sent());
+    dispatch
+        .sent()
+        .iter()
+        .map(|m| serde_json::from_str(&m.body).expect("dispatch job"))
+        .collect()
+}
