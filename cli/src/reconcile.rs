@@ -6,6 +6,7 @@
 use chrono::Utc;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
+use ghl_capi::mapping::Mapping;
 use ghl_capi::ops::reconcile::{ReconcileSettings, Reconciled, last_run, reconcile};
 use ghl_capi::ops::seed::{seed, seeded};
 use ghl_capi::ports::queue::Queue;
@@ -26,13 +27,20 @@ pub struct Args {
     /// A GHL location (repeatable).
     #[arg(long = "location", required = true)]
     locations: Vec<String>,
+    /// The mapping (as for `serve`): when its rules read opportunities, they are
+    /// reconciled too.
+    #[arg(long, env = "MAPPING_FILE", value_name = "FILE")]
+    mapping: Option<std::path::PathBuf>,
     #[command(flatten)]
     target: Target,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<Outcome> {
     let mut env = Env::new(|name| std::env::var(name).ok());
-    let settings = env.reconcile();
+    let mut settings = env.reconcile();
+    if let Some(path) = &args.mapping {
+        settings.opportunities = Mapping::load(path)?.reads_opportunities();
+    }
     let settings = env.finish(|| Some(settings))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -118,11 +118,16 @@ impl Options {
         let hold = env.hold_policy();
         let reconcile = env.reconcile();
         env.finish(|| {
+            let mapping = mapping?;
+            let reconcile = ReconcileSettings {
+                opportunities: mapping.reads_opportunities(),
+                ..reconcile
+            };
             Some(Options {
                 listen,
                 store: data_dir.join("store.db"),
                 outbox: data_dir.join("outbox.jsonl"),
-                mapping: mapping?,
+                mapping,
                 keys: keys?,
                 window: window?,
                 apps,

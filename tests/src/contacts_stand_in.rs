@@ -1,8 +1,9 @@
-//! GHL's contacts as a local HTTP server holding a location's contacts, which a
-//! test changes as GHL's users would: `POST /contacts/search` with the range
+//! GHL's contacts (and opportunities) as a local HTTP server holding a
+//! location's records, which a test changes as GHL's users would: `POST /contacts/search` with the range
 //! filter on `dateUpdated` and the sort reconciliation asks for (anything else in
 //! the body is refused, as GHL refuses what it does not know), paged by `page`
-//! and `pageLimit`; and `GET /contacts/{id}`. It keeps each search's body and
+//! and `pageLimit`; `GET /contacts/{id}`; and `GET /opportunities/search`, paged
+//! by GHL's `startAfter`/`startAfterId` cursor. It keeps each search's body and
 //! time, and can change a contact right after a given search, as a user editing
 //! GHL while a listing runs.
 
@@ -20,6 +21,7 @@ type Planned = (usize, String, Vec<String>);
 #[derive(Debug, Default)]
 struct Held {
     contacts: Vec<Value>,
+    opportunities: Vec<Value>,
     searches: Vec<(Instant, Value)>,
     planned: Vec<Planned>,
     /// Search as GHL might, if the second-hand documentation is wrong.
@@ -72,6 +74,55 @@ impl ContactsStandIn {
             .respond_with(Read(self.clone()))
             .mount(server)
             .await;
+        Mock::given(method("GET"))
+            .and(path("/opportunities/search"))
+            .and(header("Version", "2021-07-28"))
+            .respond_with(Opportunities(self.clone()))
+            .mount(server)
+            .await;
+    }
+
+    /// An opportunity of `contact` created at `at`, in `stage` with `status`.
+    pub fn create_opportunity(
+        &self,
+        id: &str,
+        contact: &str,
+        (stage, status): (&str, &str),
+        at: DateTime<Utc>,
+    ) {
+        let opportunity = json!({
+            "id": id, "locationId": self.location, "contactId": contact, "name": format!("deal {id}"),
+            "monetaryValue": 250, "pipelineId": "p1", "pipelineStageId": stage, "status": status,
+            "createdAt": stamp(at), "updatedAt": stamp(at),
+            "lastStatusChangeAt": stamp(at), "lastStageChangeAt": stamp(at),
+        });
+        self.lock().opportunities.push(opportunity);
+    }
+
+    /// `id` moved to `stage` with `status` at `at`.
+    pub fn move_opportunity(&self, id: &str, (stage, status): (&str, &str), at: DateTime<Utc>) {
+        let mut held = self.lock();
+        let o = held
+            .opportunities
+            .iter_mut()
+            .find(|o| o["id"] == id)
+            .expect("an opportunity of the stand-in");
+        if o["status"] != status {
+            o["lastStatusChangeAt"] = json!(stamp(at));
+        }
+        if o["pipelineStageId"] != stage {
+            o["lastStageChangeAt"] = json!(stamp(at));
+        }
+        o["pipelineStageId"] = json!(stage);
+        o["status"] = json!(status);
+        o["updatedAt"] = json!(stamp(at));
+    }
+
+    /// The opportunity as GHL holds it now.
+    pub fn opportunity(&self, id: &str) -> Value {
+        let held = self.lock();
+        let found = held.opportunities.iter().find(|o| o["id"] == id);
+        found.cloned().expect("an opportunity of the stand-in")
     }
 
     /// A contact created at `at` with `tags` (changed then, too).
@@ -229,5 +280,51 @@ impl Respond for Read {
             Some(contact) => ResponseTemplate::new(200).set_body_json(json!({"contact": contact})),
             None => ResponseTemplate::new(404).set_body_json(json!({"statusCode": 404})),
         }
+    }
+}
+
+struct Opportunities(ContactsStandIn);
+
+impl Respond for Opportunities {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let query: std::collections::HashMap<String, String> =
+            request.url.query_pairs().into_owned().collect();
+        if query.get("location_id") != Some(&self.0.location) {
+            return ResponseTemplate::new(422).set_body_json(json!({"message": ["location_id"]}));
+        }
+        let limit: usize = query
+            .get("limit")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(20);
+        let held = self.0.lock();
+        // Ordered by creation (milliseconds) and id, as GHL's cursor reads.
+        let order = |o: &Value| {
+            let at = o["createdAt"]
+                .as_str()
+                .and_then(|t| t.parse::<DateTime<Utc>>().ok());
+            (
+                at.map_or(0, |t| t.timestamp_millis()),
+                o["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        };
+        let mut all: Vec<&Value> = held.opportunities.iter().collect();
+        all.sort_by_key(|o| order(o));
+        let after = match (query.get("startAfter"), query.get("startAfterId")) {
+            (Some(ms), Some(id)) => Some((ms.parse::<i64>().unwrap_or(0), id.clone())),
+            _ => None,
+        };
+        let page: Vec<&Value> = all
+            .into_iter()
+            .filter(|o| after.as_ref().is_none_or(|a| order(o) > *a))
+            .take(limit)
+            .collect();
+        let meta = match page.last() {
+            Some(last) => {
+                let (ms, id) = order(last);
+                json!({"total": held.opportunities.len(), "startAfter": ms, "startAfterId": id})
+            }
+            None => json!({"total": held.opportunities.len()}),
+        };
+        ResponseTemplate::new(200).set_body_json(json!({"opportunities": page, "meta": meta}))
     }
 }

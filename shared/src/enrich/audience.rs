@@ -65,6 +65,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             carried,
             carried_attribution: false,
             deleted,
+            records: Vec::new(),
         };
         if let Some(contact) = &job.contact {
             let mut listed = read(Some(contact.as_ref().clone()), None);

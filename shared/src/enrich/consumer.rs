@@ -22,6 +22,7 @@ use crate::ghl::GhlReader;
 use crate::hold::{Decision, HELD_TOO_LONG, HoldPolicy};
 use crate::jobs::{DeadLetter, EnrichJob, History, Stage};
 use crate::mapping::Mapping;
+use crate::mapping::audience::REMEMBERED_FOR;
 use crate::ports::queue::{Outgoing, Queue, QueueError, Record};
 use crate::ports::state::StateStore;
 
@@ -122,13 +123,14 @@ impl<G: GhlReader, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
                     .await;
             }
         }
-        let (jobs, dead_letters, seen, audience) = match enricher.enrich(job, now).await {
+        let (jobs, dead_letters, seen, audience, records) = match enricher.enrich(job, now).await {
             Enriched::Done {
                 dispatch,
                 dead_letters,
                 seen,
                 audience,
-            } => (dispatch, dead_letters, seen, audience),
+                records,
+            } => (dispatch, dead_letters, seen, audience, records),
             Enriched::Retry {
                 reason,
                 after,
@@ -170,9 +172,15 @@ impl<G: GhlReader, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
                 .hold(record, job, reason, Duration::ZERO, vec![], now)
                 .await;
         }
-        if let Some(seen) = &seen
-            && let Err(e) = remember(self.state, seen).await
-        {
+        let remembered = match &seen {
+            Some(seen) => remember(self.state, seen).await,
+            None => Ok(()),
+        };
+        let remembered = match remembered {
+            Ok(()) if !records.is_empty() => self.state.set_records(&records, REMEMBERED_FOR).await,
+            other => other,
+        };
+        if let Err(e) = remembered {
             let reason = own("state_store_failed", &e);
             return self
                 .hold(record, job, reason, Duration::ZERO, vec![], now)

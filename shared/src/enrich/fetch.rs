@@ -2,17 +2,19 @@
 //! appointments, is fetched once however many jobs of the batch name it (a failed
 //! read too, so a batch does not hammer a GHL that is down); and what a job reads
 //! through them: the contact as its rules need it, the related lists, and what a
-//! failed read does to the job and its location.
+//! failed read does to the job and its location (or a failed state read).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{Enriched, Enricher, retry_ghl};
+use super::{Enriched, Enricher};
+use crate::batch::Reason;
 use crate::ghl::{Contact, GhlError, GhlReader, Related};
 use crate::mapping::{Need, Occurrence};
-use crate::ports::state::StateStore;
+use crate::ports::state::{StateError, StateStore};
 
 type Key = (String, String);
 
@@ -145,5 +147,27 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
                 .await;
         }
         outcome
+    }
+}
+
+/// A job the state store failed: tried again at once.
+pub(super) fn retry_state(e: StateError) -> Enriched {
+    Enriched::Retry {
+        reason: Reason::of("state_store_failed", &e),
+        after: Duration::ZERO,
+        triggers: Vec::new(),
+    }
+}
+
+/// A job GHL failed: tried again after GHL's own interval, if it named one.
+pub(super) fn retry_ghl(e: &GhlError, triggers: Vec<String>) -> Enriched {
+    let after = match e {
+        GhlError::RateLimited { retry_after_ms } => Duration::from_millis(*retry_after_ms),
+        _ => Duration::ZERO,
+    };
+    Enriched::Retry {
+        reason: Reason::of(e.code(), e),
+        after,
+        triggers,
     }
 }

@@ -19,12 +19,15 @@
 //! - [`workflow`]: what a workflow call gives to build from, and its count;
 //! - [`install`]: the tokens `INSTALL` and `UNINSTALL` webhooks concern;
 //! - [`audience`]: each audience's members, as each job shows them;
+//! - [`opportunity`]: the stage and status each opportunity was last seen in, and
+//!   reconciliation's opportunities told as their webhooks;
 //! - [`consumer`]: the enrichment function's batch.
 
 pub mod audience;
 pub mod consumer;
 mod fetch;
 mod install;
+mod opportunity;
 mod workflow;
 
 use std::time::Duration;
@@ -39,7 +42,7 @@ use crate::hold::{HoldPolicy, Partner};
 use crate::jobs::{DeadLetter, DispatchJob, EnrichJob, Stage};
 use crate::mapping::{Baseline, Mapping, Occurrence};
 use crate::ports::state::{StateError, StateStore};
-use fetch::Fetched;
+use fetch::{Fetched, retry_ghl, retry_state};
 
 /// A contact's tags as a job saw them, to remember once its outputs are queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +67,9 @@ pub enum Enriched {
         /// Audience changes, queued for dispatch beside the events, each with the
         /// membership it makes (written once they are queued).
         audience: Vec<audience::Change>,
+        /// State to write once the outputs are queued, `(key, value)`: an
+        /// opportunity's stage and status as last seen.
+        records: Vec<(String, String)>,
     },
     /// Try the whole job again later: not before `after` (GHL's own interval, or
     /// its location's next probe).
@@ -109,7 +115,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
         let Some(read) = self.read(job, now).await else {
             return done(vec![], vec![], None);
         };
-        let read = match read {
+        let mut read = match read {
             Ok(read) => read,
             Err(outcome) => return outcome,
         };
@@ -124,12 +130,17 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             });
         // Counted once the job is done, so a retried job counts its changes once.
         let missed = match job {
-            EnrichJob::Listed(listed) if listed.since.is_some() && !read.occurrences.is_empty() => {
-                Some((listed.location_id.as_str(), read.occurrences.len()))
-            }
+            EnrichJob::Listed(listed) if listed.since.is_some() => Some(&listed.location_id),
+            EnrichJob::Opportunity(listed) => Some(&listed.location_id),
             _ => None,
-        };
+        }
+        .filter(|_| !read.occurrences.is_empty())
+        .map(|location| (location.as_str(), read.occurrences.len()));
+        let records = std::mem::take(&mut read.records);
         let mut outcome = self.build(read, now).await;
+        if let Enriched::Done { records: kept, .. } = &mut outcome {
+            *kept = records;
+        }
         if let (Some(seen), Enriched::Done { audience, .. }) = (seen, &mut outcome) {
             match self.audiences(seen).await {
                 Ok(changes) => *audience = changes,
@@ -183,10 +194,12 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                     carried_attribution: false,
                     seen: None,
                     deleted: None,
+                    records: Vec::new(),
                 }));
             }
             EnrichJob::Workflow(job) => return Some(workflow::read(job)),
             EnrichJob::Listed(job) => return Some(self.listed(job, now).await),
+            EnrichJob::Opportunity(job) => return Some(self.opportunity(job, now).await),
             EnrichJob::Webhook { key, body, .. } => match Webhook::parse(body.as_bytes()) {
                 Ok(webhook) => webhook,
                 // Verified, but not a webhook as this build reads it: kept for a
@@ -253,6 +266,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             carried_attribution: false,
             seen,
             deleted,
+            records: opportunity::remembered(&webhook).into_iter().collect(),
         }))
     }
 
@@ -266,6 +280,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             carried_attribution,
             seen,
             deleted: _,
+            records: _,
         } = read;
         let triggers: Vec<String> = occurrences.iter().map(trigger_name).collect();
         let firing: Vec<&Occurrence> = occurrences
@@ -385,6 +400,8 @@ struct Read {
     seen: Option<Box<SeenTags>>,
     /// The contact a `ContactDelete` webhook is about.
     deleted: Option<String>,
+    /// State to write once the job's outputs are queued.
+    records: Vec<(String, String)>,
 }
 
 fn done(
@@ -397,6 +414,7 @@ fn done(
         dead_letters,
         seen,
         audience: Vec::new(),
+        records: Vec::new(),
     }
 }
 
@@ -413,24 +431,4 @@ pub async fn remember(state: &impl StateStore, seen: &SeenTags) -> Result<(), St
     state
         .set_tags(&seen.location_id, &seen.contact_id, &seen.tags)
         .await
-}
-
-fn retry_state(e: StateError) -> Enriched {
-    Enriched::Retry {
-        reason: Reason::of("state_store_failed", &e),
-        after: Duration::ZERO,
-        triggers: Vec::new(),
-    }
-}
-
-fn retry_ghl(e: &GhlError, triggers: Vec<String>) -> Enriched {
-    let after = match e {
-        GhlError::RateLimited { retry_after_ms } => Duration::from_millis(*retry_after_ms),
-        _ => Duration::ZERO,
-    };
-    Enriched::Retry {
-        reason: Reason::of(e.code(), e),
-        after,
-        triggers,
-    }
 }

@@ -23,6 +23,7 @@ pub(super) fn read(job: &WorkflowJob) -> Result<Read, Enriched> {
             carried: Some(call.contact),
             seen: None,
             deleted: None,
+            records: Vec::new(),
         }),
         Err(e) => {
             let mut letter = DeadLetter::new(

@@ -5,7 +5,8 @@
 //! - [`webhook`]: typed webhooks, their signatures and the replay window.
 //! - [`reader`]: the reads enrichment needs, as a port, and [`GhlError`].
 //! - [`client`]: the API over HTTPS (the reader's adapter), rate-limited per
-//!   location ([`limiter`]); [`contacts_api`]: every Contacts API endpoint on it.
+//!   location ([`limiter`]); [`contacts_api`]: every Contacts API endpoint on it;
+//!   [`opportunities_api`]: the opportunities search.
 //! - [`wire`]: what every call shares (version header, error bodies, tokens).
 //! - [`tokens`]: where each location's token comes from, and its refresh.
 //! - [`oauth`]: GHL's token endpoints; [`install`]: the marketplace app's install.
@@ -17,6 +18,7 @@ mod de;
 pub mod install;
 mod limiter;
 pub mod oauth;
+pub mod opportunities_api;
 pub mod reader;
 mod record;
 pub mod tokens;

@@ -12,8 +12,10 @@ use crate::ghl::webhook::Webhook;
 use crate::ports::queue::Outgoing;
 
 mod audience;
+mod opportunity;
 
 pub use audience::{AudienceJob, DispatchMessage, ListedJob, among};
+pub use opportunity::{OpportunityJob, SeenOpportunity};
 
 /// Work for the enrichment stage, as queued.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +34,8 @@ pub enum EnrichJob {
     Workflow(WorkflowJob),
     /// A contact as a listing found it (`audience sync`, reconciliation).
     Listed(ListedJob),
+    /// An opportunity reconciliation found changed.
+    Opportunity(OpportunityJob),
 }
 
 impl EnrichJob {
@@ -43,6 +47,7 @@ impl EnrichJob {
             EnrichJob::Conversion(job) => &job.key,
             EnrichJob::Workflow(job) => &job.key,
             EnrichJob::Listed(job) => &job.key,
+            EnrichJob::Opportunity(job) => &job.key,
         }
     }
 
@@ -64,6 +69,9 @@ impl EnrichJob {
             }
             EnrichJob::Workflow(job) => group_id(&job.location_id, Some(&job.contact_id)),
             EnrichJob::Listed(job) => group_id(&job.location_id, Some(&job.contact_id)),
+            EnrichJob::Opportunity(job) => {
+                group_id(&job.location_id, job.opportunity.contact_id.as_deref())
+            }
             EnrichJob::Webhook { body, .. } => {
                 let webhook = Webhook::parse(body.as_bytes()).ok();
                 let webhook = webhook.as_ref();

@@ -253,6 +253,14 @@ impl Mapping {
         self.audiences.iter().filter(move |a| a.serves(location_id))
     }
 
+    /// Whether a rule or an audience reads opportunities (so reconciliation lists
+    /// them too).
+    pub fn reads_opportunities(&self) -> bool {
+        let opportunity = Some("opportunity");
+        self.rules.iter().any(|r| r.trigger.entity() == opportunity)
+            || self.audiences.iter().any(|a| a.entity() == opportunity)
+    }
+
     /// The rules a trigger fires.
     pub fn rules_for(&self, trigger: Trigger) -> impl Iterator<Item = &Rule> {
         self.rules.iter().filter(move |r| r.trigger == trigger)

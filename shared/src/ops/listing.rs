@@ -298,17 +298,30 @@ impl<'g, T: TokenSource> Lister<'g, T> {
         Ok(Some(answer.contacts))
     }
 
-    /// One page, asked again through GHL's limits and outages (logged, each).
-    /// Retries are not paced: GHL's own interval, or the outage's wait, is longer.
+    /// One page, asked again through GHL's limits and outages.
     async fn search(
         &self,
         search: &SearchRequest,
     ) -> Result<crate::ghl::contacts_api::SearchPage, GhlError> {
-        let mut outage_wait = self.patience.outage_wait;
+        let ask = || self.ghl.search_contacts(&self.location, search);
+        self.patience.ask(&self.location, self.listed, ask).await
+    }
+}
+
+impl Patience {
+    /// `call`'s answer, asked again through GHL's limits and outages (each logged,
+    /// with how many of `location`'s records were `listed` so far), up to `tries`.
+    /// Retries are not paced: GHL's own interval, or the outage's wait, is longer.
+    pub async fn ask<R, F, Fut>(&self, location: &str, listed: u64, call: F) -> Result<R, GhlError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<R, GhlError>>,
+    {
+        let mut outage_wait = self.outage_wait;
         let mut tries = 1;
         loop {
-            let error = match self.ghl.search_contacts(&self.location, search).await {
-                Ok(page) => return Ok(page),
+            let error = match call().await {
+                Ok(answer) => return Ok(answer),
                 Err(e) => e,
             };
             let wait = match &error {
@@ -319,12 +332,12 @@ impl<'g, T: TokenSource> Lister<'g, T> {
                 }
                 _ => return Err(error),
             };
-            if tries >= self.patience.tries {
+            if tries >= self.tries {
                 return Err(error);
             }
             tracing::warn!(
-                location_id = self.location,
-                listed = self.listed,
+                location_id = location,
+                listed,
                 tries,
                 wait_ms = wait.as_millis() as u64,
                 error = %crate::error::chain(&error),

@@ -91,6 +91,7 @@ fn about(message: &str) -> (Option<String>, Vec<String>, History) {
             EnrichJob::Conversion(_) => "conversion.posted".to_owned(),
             EnrichJob::Workflow(_) => "workflow.fired".to_owned(),
             EnrichJob::Listed(_) => "contact.listed".to_owned(),
+            EnrichJob::Opportunity(_) => "opportunity.listed".to_owned(),
         };
         return (Some(job.key().to_owned()), vec![kind], History::default());
     }

@@ -127,6 +127,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             ),
             overlap: self.seconds("RECONCILE_OVERLAP_SECONDS", defaults.overlap.as_secs()),
             patience: defaults.patience,
+            // As the mapping says: set by whoever holds it.
+            opportunities: defaults.opportunities,
         }
     }
 

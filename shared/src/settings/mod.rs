@@ -174,19 +174,23 @@ pub struct ReconcileFnSettings {
     pub state_table: String,
     /// `ENRICH_QUEUE_URL`: where the changes found go.
     pub enrich_queue_url: String,
-    /// How it lists ([`Env::reconcile`]).
+    /// How it lists ([`Env::reconcile`]); opportunities too when the mapping
+    /// (`MAPPING_FILE` or `MAPPING_TOML`) reads them.
     pub reconcile: ReconcileSettings,
 }
 
 impl ReconcileFnSettings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let mut env = Env::new(lookup);
-        let settings = ReconcileFnSettings {
+        // The mapping says whether opportunities are reconciled too.
+        let mapping = env.mapping();
+        let mut settings = ReconcileFnSettings {
             ghl: GhlAccess::from_env(&mut env),
             state_table: env.required("STATE_TABLE", "the DynamoDB state table's name"),
             enrich_queue_url: env.required("ENRICH_QUEUE_URL", "the enrichment queue's URL"),
             reconcile: env.reconcile(),
         };
+        settings.reconcile.opportunities = mapping.is_some_and(|m| m.reads_opportunities());
         env.finish(|| Some(settings))
     }
 }

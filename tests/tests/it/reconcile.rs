@@ -32,6 +32,7 @@ fn settings() -> ReconcileSettings {
             tries: 3,
             outage_wait: Duration::from_millis(5),
         },
+        opportunities: false,
     }
 }
 
@@ -74,12 +75,16 @@ impl World {
     }
 
     async fn reconcile(&self) -> Reconciled {
+        self.reconcile_with(&settings()).await
+    }
+
+    async fn reconcile_with(&self, settings: &ReconcileSettings) -> Reconciled {
         reconcile(
             &self.client,
             &self.state,
             &self.enrich,
             LOCATION,
-            &settings(),
+            settings,
             Utc::now(),
         )
         .await
@@ -94,10 +99,25 @@ impl World {
         enrich_messages(&mapping(), &self.client, &self.state, fresh).await
     }
 
+    /// An opportunity webhook GHL delivered for `id` as the stand-in holds it now.
+    async fn deliver_opportunity(&self, kind: &str, id: &str) {
+        let mut body = self.ghl.opportunity(id);
+        let contact = body["contactId"].as_str().unwrap_or_default().to_owned();
+        body["dateAdded"] = body["createdAt"].clone();
+        self.queue_webhook(kind, &contact, body).await;
+    }
+
     /// A contact webhook GHL delivered for `id` as the stand-in holds it now.
     async fn deliver(&self, kind: &str, id: &str) {
-        let key = format!("{LOCATION}:{id}:{kind}");
-        let mut body = self.ghl.contact(id);
+        self.queue_webhook(kind, id, self.ghl.contact(id)).await;
+    }
+
+    /// `body` as GHL's webhook of `kind` about `contact`, queued for enrichment.
+    async fn queue_webhook(&self, kind: &str, contact: &str, mut body: serde_json::Value) {
+        let key = format!(
+            "{LOCATION}:{contact}:{kind}:{}",
+            body["id"].as_str().unwrap_or_default()
+        );
         body["type"] = json!(kind);
         body["webhookId"] = json!(key);
         body["timestamp"] = json!(stamp(Utc::now()));
@@ -329,4 +349,58 @@ async fn a_search_that_refuses_the_filter_or_ignores_the_sort_still_finds_them()
             "{quirk:?}: the watermark moves on once complete"
         );
     }
+}
+
+/// With a mapping that reads opportunities, a status change no webhook delivered
+/// sends its rule's event once, with the id its webhook would have given it; a
+/// delivered one, a stage change no rule reads and a new open opportunity send
+/// nothing more.
+#[tokio::test]
+async fn an_opportunity_won_without_a_webhook_sends_its_purchase_once() {
+    let mut world = World::new(120).await;
+    let long_ago = Utc::now() - chrono::Duration::days(40);
+    for i in 0..120 {
+        let (id, contact) = (format!("o{i}"), format!("c{i}"));
+        world
+            .ghl
+            .create_opportunity(&id, &contact, ("s1", "open"), long_ago);
+    }
+    let with = ReconcileSettings {
+        opportunities: true,
+        ..settings()
+    };
+    let first = world.reconcile_with(&with).await;
+    assert_eq!((first.opportunities, first.changed), (120, 0), "{first:?}");
+    assert!(world.enrich.sent().is_empty(), "a baseline sends nothing");
+
+    let now = Utc::now();
+    world.ghl.move_opportunity("o1", ("s1", "won"), now);
+    world
+        .deliver_opportunity("OpportunityStatusUpdate", "o1")
+        .await;
+    assert_eq!(by_rule(&world.enrich_queued().await), ["won"]);
+    world.ghl.move_opportunity("o2", ("s1", "won"), now);
+    world.ghl.move_opportunity("o3", ("s2", "open"), now);
+    world
+        .ghl
+        .create_opportunity("o-new", "c7", ("s1", "open"), now);
+
+    let run = world.reconcile_with(&with).await;
+    assert_eq!(run.changed, 3, "o2, o3 and o-new: {run:?}");
+    let sent = world.enrich_queued().await;
+    assert_eq!(by_rule(&sent), ["won"], "o2's purchase only");
+    assert_eq!(sent[0].event.custom_data.value, Some(250.0));
+    assert_eq!(world.reconcile_with(&with).await.changed, 0, "in step now");
+
+    // o2's webhook, late: the same event id, which Meta takes once.
+    world
+        .deliver_opportunity("OpportunityStatusUpdate", "o2")
+        .await;
+    let late = world.enrich_queued().await;
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].event.event_id, sent[0].event.event_id);
+}
+
+fn by_rule(jobs: &[DispatchJob]) -> Vec<&str> {
+    jobs.iter().map(|j| j.rule.as_str()).collect()
 }

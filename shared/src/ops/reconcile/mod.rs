@@ -17,6 +17,10 @@
 //! its writes. Requests are paced to a share of the location's GHL budget, so
 //! real-time enrichment keeps the rest.
 
+mod opportunities;
+
+use opportunities::opportunities;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -45,6 +49,8 @@ pub struct ReconcileSettings {
     /// How far before the watermark each listing starts.
     pub overlap: Duration,
     pub patience: Patience,
+    /// Whether opportunities are reconciled too (when the mapping reads them).
+    pub opportunities: bool,
 }
 
 impl Default for ReconcileSettings {
@@ -54,6 +60,7 @@ impl Default for ReconcileSettings {
             budget: (100, Duration::from_secs(10)),
             overlap: Duration::from_secs(10 * 60),
             patience: Patience::default(),
+            opportunities: false,
         }
     }
 }
@@ -138,8 +145,12 @@ pub struct Reconciled {
     pub scanned: u64,
     /// Contacts queued with changes no webhook delivered.
     pub changed: u64,
-    /// Contacts never seen, older than the window: their tags became their baseline.
+    /// Contacts (and opportunities) never seen, older than the window: their tags
+    /// (stage and status) became their baseline.
     pub baselined: u64,
+    /// Opportunities listed.
+    #[serde(default)]
+    pub opportunities: u64,
     /// The baseline this run took, for a location's first run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seeded: Option<Seeded>,
@@ -178,7 +189,7 @@ pub async fn reconcile<T: TokenSource>(
 ) -> Result<Reconciled, ReconcileError> {
     let outcome = match last_run(state, location).await {
         Err(e) => Err(ReconcileError::State(e)),
-        Ok(None) => first_run(ghl, state, location, settings, now).await,
+        Ok(None) => first_run(ghl, state, queue, location, settings, now).await,
         Ok(Some(last)) => {
             let from = (location, last.watermark);
             catch_up(ghl, state, queue, from, settings, now).await
@@ -241,6 +252,10 @@ async fn catch_up<T: TokenSource>(
                 .map_err(ReconcileError::State)?;
         }
     }
+    if settings.opportunities {
+        let what = (location, Some(since));
+        opportunities(ghl, state, queue, what, settings, (&mut run, now)).await?;
+    }
     // Everything changed before the run started is listed.
     run.watermark = run.watermark.max(now);
     keep(state, location, &run)
@@ -250,11 +265,13 @@ async fn catch_up<T: TokenSource>(
     Ok(run)
 }
 
-/// A location never reconciled: its baseline (unless an operator took one), and
-/// a watermark at the baseline's start.
+/// A location never reconciled: its baseline (unless an operator took one; its
+/// opportunities' too, when they are reconciled), and a watermark at the
+/// baseline's start.
 async fn first_run<T: TokenSource>(
     ghl: &GhlClient<T>,
     state: &impl StateStore,
+    queue: &impl Queue,
     location: &str,
     settings: &ReconcileSettings,
     now: DateTime<Utc>,
@@ -268,14 +285,18 @@ async fn first_run<T: TokenSource>(
             .await
             .map_err(ReconcileError::Seed)?,
     };
-    let run = Reconciled {
+    let mut run = Reconciled {
         watermark: baseline.at,
         at: now,
         scanned: baseline.listed,
         baselined: baseline.recorded,
-        changed: 0,
         seeded: Some(baseline),
+        ..Reconciled::default()
     };
+    if settings.opportunities {
+        let what = (location, None);
+        opportunities(ghl, state, queue, what, settings, (&mut run, now)).await?;
+    }
     keep(state, location, &run)
         .await
         .map_err(ReconcileError::State)?;

@@ -1,0 +1,100 @@
+//! Opportunities in enrichment. Each opportunity webhook leaves the stage and
+//! status it told of ([`SeenOpportunity`]), so reconciliation can tell a change
+//! no webhook delivered. An opportunity reconciliation listed is told as the
+//! webhooks GHL would have sent for its changes since it was last seen (found
+//! against the state *now*: a webhook handled since the listing leaves none), so
+//! its events and their ids are those the webhooks would have made.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::{Enriched, Enricher, Read, retry_state};
+use crate::ghl::webhook::Webhook;
+use crate::ghl::{GhlReader, parse_timestamp};
+use crate::jobs::{OpportunityJob, SeenOpportunity};
+use crate::mapping::Occurrence;
+use crate::ports::state::StateStore;
+
+/// What an opportunity webhook leaves to remember, `(key, state)`: the stage and
+/// status it carries.
+pub(super) fn remembered(webhook: &Webhook) -> Option<(String, String)> {
+    let event = match webhook {
+        Webhook::OpportunityCreate(e)
+        | Webhook::OpportunityUpdate(e)
+        | Webhook::OpportunityStageUpdate(e)
+        | Webhook::OpportunityStatusUpdate(e)
+        | Webhook::OpportunityMonetaryValueUpdate(e)
+        | Webhook::OpportunityAssignedToUpdate(e) => e,
+        _ => return None,
+    };
+    let seen = SeenOpportunity {
+        stage: event.pipeline_stage_id.clone(),
+        status: event.status.clone(),
+    };
+    if seen == SeenOpportunity::default() {
+        return None;
+    }
+    let location = event.envelope.location_id.as_deref()?;
+    let key = SeenOpportunity::key(location, &event.id);
+    Some((key, serde_json::to_string(&seen).ok()?))
+}
+
+impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
+    /// A listed opportunity as the webhooks of its changes since last seen; `Err`
+    /// with the job's outcome when the state store failed.
+    pub(super) async fn opportunity(
+        &mut self,
+        job: &OpportunityJob,
+        now: DateTime<Utc>,
+    ) -> Result<Read, Enriched> {
+        let listed = &job.opportunity;
+        let key = SeenOpportunity::key(&job.location_id, &listed.id);
+        let was: Option<SeenOpportunity> = match self.state.record(&key).await {
+            Ok(text) => text.and_then(|t| serde_json::from_str(&t).ok()),
+            Err(e) => return Err(retry_state(e)),
+        };
+        let seen = SeenOpportunity::of(listed);
+        let created = listed.created_at.as_deref().and_then(parse_timestamp);
+        let mut occurrences = Vec::new();
+        for kind in SeenOpportunity::changes(was.as_ref(), &seen, created, job.since) {
+            let body = webhook_body(job, kind);
+            match Webhook::parse(body.to_string().as_bytes()) {
+                Ok(webhook) => occurrences.extend(Occurrence::from_webhook(&webhook, None, now).0),
+                Err(e) => tracing::warn!(
+                    job = job.key,
+                    kind,
+                    error = %e,
+                    "a listed opportunity does not read as its webhook: its change is not sent"
+                ),
+            }
+        }
+        Ok(Read {
+            source: job.key.clone(),
+            location: job.location_id.clone(),
+            occurrences,
+            carried: None,
+            carried_attribution: false,
+            seen: None,
+            deleted: None,
+            records: vec![(key, serde_json::to_string(&seen).unwrap_or_default())],
+        })
+    }
+}
+
+/// The webhook of `kind` GHL would have sent for the listed opportunity, timed at
+/// the change it tells of.
+fn webhook_body(job: &OpportunityJob, kind: &str) -> Value {
+    let listed = &job.opportunity;
+    let at = match kind {
+        "OpportunityStatusUpdate" => listed.last_status_change_at.as_ref(),
+        "OpportunityStageUpdate" => listed.last_stage_change_at.as_ref(),
+        _ => listed.created_at.as_ref(),
+    };
+    let mut body = serde_json::to_value(listed).unwrap_or_else(|_| json!({}));
+    body["type"] = json!(kind);
+    body["locationId"] = json!(job.location_id);
+    body["webhookId"] = json!(format!("{}:{kind}", job.key));
+    body["timestamp"] = json!(at.or(listed.created_at.as_ref()));
+    body["dateAdded"] = json!(listed.created_at);
+    body
+}
