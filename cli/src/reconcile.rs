@@ -91,17 +91,22 @@ async fn reconcile_all(
 fn summary(run: &Reconciled, before: Option<&Reconciled>) -> String {
     if let Some(seeded) = &run.seeded {
         return format!(
-            "first run: baseline taken ({} contacts listed, {} baselines recorded), nothing sent; changes are reconciled from {} on",
+            "first run: baseline taken ({} contacts listed, {} baselines recorded; {} opportunities), nothing sent; changes are reconciled from {} on",
             seeded.listed,
             seeded.recorded,
+            run.opportunities,
             run.watermark.to_rfc3339()
         );
     }
     let since = before.map_or_else(String::new, |b| {
         format!(" since {}", b.watermark.to_rfc3339())
     });
+    let opportunities = match run.opportunities {
+        0 => String::new(),
+        n => format!(" and {n} opportunities"),
+    };
     format!(
-        "{} contacts listed as changed{since}; {} with changes no webhook delivered, queued for the pipeline; {} never seen, baselined",
+        "{} contacts listed as changed{since}{opportunities}; {} with changes no webhook delivered, queued for the pipeline; {} never seen, baselined",
         run.scanned, run.changed, run.baselined
     )
 }
