@@ -3,8 +3,9 @@
 # it too (.ci/run). It needs the Rust toolchain (rustup: https://rustup.rs), Python 3,
 # Node.js with npm, and the reference material in ../shared beside the repository
 # (or GHL_CAPI_REFERENCE). On first use it installs moto (the local AWS emulator)
-# into .venv and Prism (the mock of GHL's OpenAPI spec) into .prism; it starts both
-# on free loopback ports and stops them when the tests end.
+# into .venv and Prism (the mock of GHL's OpenAPI specs) into .prism; it starts moto
+# and a Prism per spec (contacts, opportunities) on free loopback ports and stops
+# them when the tests end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -63,10 +64,15 @@ moto_pid=$!
 prism_port=$(free_port)
 "$prism" mock -h 127.0.0.1 -p "$prism_port" "$reference/ghl/apps/contacts.json" > "$root/target/prism.log" 2>&1 &
 prism_pid=$!
-trap 'kill "$moto_pid" "$prism_pid" 2>/dev/null || true' EXIT
+opportunities_port=$(free_port)
+"$prism" mock -h 127.0.0.1 -p "$opportunities_port" "$reference/ghl/apps/opportunities.json" > "$root/target/prism-opportunities.log" 2>&1 &
+opportunities_pid=$!
+trap 'kill "$moto_pid" "$prism_pid" "$opportunities_pid" 2>/dev/null || true' EXIT
 export MOTO_ENDPOINT=http://127.0.0.1:$moto_port
 export PRISM_CONTACTS_URL=http://127.0.0.1:$prism_port
+export PRISM_OPPORTUNITIES_URL=http://127.0.0.1:$opportunities_port
 wait_for "$MOTO_ENDPOINT/moto-api/" moto
 wait_for "$PRISM_CONTACTS_URL/contacts/x" prism
+wait_for "$PRISM_OPPORTUNITIES_URL/opportunities/x" prism-opportunities
 
 cargo test --workspace --locked "$@"

@@ -14,6 +14,7 @@ mod intake;
 mod listing;
 mod mapping;
 mod normalize_vectors;
+mod opportunities_contract;
 mod properties;
 mod reconcile;
 mod tokens;
