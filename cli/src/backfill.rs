@@ -212,9 +212,13 @@ impl<'m> Dry<'m> {
         }
         let mut lines = Vec::new();
         for contact in contacts {
-            if serde_json::to_writer(&mut lines, contact).is_ok() {
-                lines.push(b'\n');
+            // A contact as GHL gave it always writes back; if one ever did not, the
+            // dry run fails rather than leave it out unsaid.
+            if let Err(e) = serde_json::to_writer(&mut lines, contact) {
+                self.failed = Some(e.into());
+                return;
             }
+            lines.push(b'\n');
             let listed = [Occurrence::listed(location, &contact.id, self.options.now)];
             for audience in self.full.audiences_for(location) {
                 if audience.judge(contact, &listed, location, self.options.now) == Some(true) {

@@ -60,12 +60,15 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             let body = webhook_body(job, kind);
             match Webhook::parse(body.to_string().as_bytes()) {
                 Ok(webhook) => occurrences.extend(Occurrence::from_webhook(&webhook, None, now).0),
-                Err(e) => tracing::warn!(
-                    job = job.key,
-                    kind,
-                    error = %e,
-                    "a listed opportunity does not read as its webhook: its change is not sent"
-                ),
+                Err(e) => {
+                    tracing::warn!(
+                        job = job.key,
+                        kind,
+                        error = %e,
+                        "a listed opportunity does not read as its webhook: its change is not sent"
+                    );
+                    crate::telemetry::skipped("unreadable_opportunity");
+                }
             }
         }
         Ok(Read {

@@ -13,7 +13,9 @@ use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::LocationToken;
 use ghl_capi::jobs::{DispatchJob, EnrichJob};
 use ghl_capi::ops::listing::Patience;
-use ghl_capi::ops::reconcile::{ReconcileSettings, Reconciled, last_run, reconcile};
+use ghl_capi::ops::reconcile::{
+    ReconcileError, ReconcileSettings, Reconciled, last_run, reconcile,
+};
 use ghl_capi::ports::queue::{MemoryQueue, Queue};
 use ghl_capi::ports::state::{MemoryState, StateStore};
 use ghl_capi_tests::contacts_stand_in::{ContactsStandIn, Quirk, stamp};
@@ -79,16 +81,15 @@ impl World {
     }
 
     async fn reconcile_with(&self, settings: &ReconcileSettings) -> Reconciled {
-        reconcile(
-            &self.client,
-            &self.state,
-            &self.enrich,
-            LOCATION,
-            settings,
-            Utc::now(),
-        )
-        .await
-        .expect("reconciled")
+        let (ghl, state, queue) = (&self.client, &self.state, &self.enrich);
+        reconcile(ghl, state, queue, LOCATION, settings, Utc::now())
+            .await
+            .expect("reconciled")
+    }
+
+    async fn try_reconcile(&self) -> Result<Reconciled, ReconcileError> {
+        let (ghl, state, queue) = (&self.client, &self.state, &self.enrich);
+        reconcile(ghl, state, queue, LOCATION, &settings(), Utc::now()).await
     }
 
     /// Enriches what was queued since the last call: the dispatch jobs it made.
@@ -403,4 +404,70 @@ async fn an_opportunity_won_without_a_webhook_sends_its_purchase_once() {
 
 fn by_rule(jobs: &[DispatchJob]) -> Vec<&str> {
     jobs.iter().map(|j| j.rule.as_str()).collect()
+}
+
+/// GHL down in the middle of a listing, then the queue refusing a page: each run
+/// fails (logged and counted by the library), the watermark stays where the queued
+/// pages left it, and the next run lists again from there: every change is found,
+/// and sent once.
+#[tokio::test]
+async fn a_run_cut_off_by_ghl_or_the_queue_skips_nothing() {
+    let mut world = World::new(0).await;
+    world.reconcile().await;
+    let start = last_run(&world.state, LOCATION)
+        .await
+        .expect("state")
+        .expect("run");
+    // Created after the baseline, each a millisecond after the last, all in the past.
+    let since = start.watermark + chrono::Duration::milliseconds(1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..250 {
+        let at = since + chrono::Duration::milliseconds(i);
+        world.ghl.create(&format!("n{i:03}"), &["lead"], at);
+    }
+    // Search 1 was the baseline's; pages 2 and 3 come, then GHL is down.
+    world.ghl.quirk(Quirk::DownFrom(4));
+    assert!(
+        world.try_reconcile().await.is_err(),
+        "the outage outlasts the listing's patience"
+    );
+    let kept = last_run(&world.state, LOCATION)
+        .await
+        .expect("state")
+        .expect("run");
+    assert!(kept.watermark > start.watermark, "two pages were queued");
+    assert!(kept.watermark < since + chrono::Duration::milliseconds(250));
+    world.ghl.quirk(Quirk::None);
+
+    world.enrich.fail_next(1);
+    assert!(
+        world.try_reconcile().await.is_err(),
+        "the queue refused the first page"
+    );
+    let after = last_run(&world.state, LOCATION)
+        .await
+        .expect("state")
+        .expect("run");
+    assert_eq!(
+        after.watermark, kept.watermark,
+        "nothing queued, nothing advanced"
+    );
+
+    world
+        .try_reconcile()
+        .await
+        .expect("GHL and the queue are back");
+    let queued: BTreeSet<String> = world.reconciled().into_keys().collect();
+    assert_eq!(queued.len(), 250, "no contact skipped");
+    let sent = world.enrich_queued().await;
+    let leads: BTreeSet<&str> = sent
+        .iter()
+        .filter(|j| j.rule == "lead")
+        .filter_map(|j| j.event.event_id.as_deref())
+        .collect();
+    assert_eq!(
+        (leads.len(), sent.len()),
+        (250, 250),
+        "each new contact's lead once"
+    );
 }

@@ -279,17 +279,20 @@ async fn first_run<T: TokenSource>(
     let taken = seeded(state, location)
         .await
         .map_err(ReconcileError::State)?;
-    let baseline = match taken {
-        Some(before) => before,
-        None => seed(ghl, state, location, now, settings.pace(), &mut |_, _| {})
-            .await
-            .map_err(ReconcileError::Seed)?,
+    // An operator's baseline was listed then, not by this run: it scans nothing.
+    let (baseline, listed_now) = match taken {
+        Some(before) => (before, false),
+        None => {
+            let pace = settings.pace();
+            let taken = seed(ghl, state, location, now, pace, &mut |_, _| {}).await;
+            (taken.map_err(ReconcileError::Seed)?, true)
+        }
     };
     let mut run = Reconciled {
         watermark: baseline.at,
         at: now,
-        scanned: baseline.listed,
-        baselined: baseline.recorded,
+        scanned: if listed_now { baseline.listed } else { 0 },
+        baselined: if listed_now { baseline.recorded } else { 0 },
         seeded: Some(baseline),
         ..Reconciled::default()
     };
