@@ -16,9 +16,10 @@ use crate::sqs::SqsQueue;
 /// The intake API on its AWS adapters.
 #[derive(Debug)]
 pub struct Intake {
-    pub api:
-        Api<SqsQueue, SecretsManager, Option<Installer<SecretsManager, DynamoLease, DynamoState>>>,
+    pub api: Api<SqsQueue, SecretsManager, Option<AwsInstaller>>,
 }
+
+type AwsInstaller = Installer<SecretsManager, DynamoLease, DynamoState, SqsQueue>;
 
 impl Intake {
     /// Built from its settings. The app's credentials are read per install, so a
@@ -26,7 +27,11 @@ impl Intake {
     /// never the webhook routes.
     pub async fn new(settings: IntakeSettings, sdk: &SdkConfig) -> Result<Self, BoxError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let sqs = aws_sdk_sqs::Client::new(sdk);
         let state_table = settings.state_table.unwrap_or_default();
+        let connected = settings
+            .connect_queue_url
+            .map(|url| SqsQueue::new(sqs.clone(), url));
         let install = settings.ghl_app_secret.map(|app_secret| Installer {
             secrets: secrets_manager(sdk),
             app_secret,
@@ -36,12 +41,13 @@ impl Intake {
             redirect_uri: settings.oauth_redirect_uri,
             claims: DynamoLease::new(dynamo.clone(), state_table.clone()),
             pending: DynamoState::new(dynamo, state_table),
+            connected,
         });
         let api = Api {
             keys: settings.keys,
             window: settings.window,
             apps: settings.apps,
-            queue: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), settings.enrich_queue_url),
+            queue: SqsQueue::new(sqs, settings.enrich_queue_url),
             secrets: secrets_manager(sdk),
             conversion_keys_secret: settings.conversion_keys_secret,
             warned_unscoped: Default::default(),

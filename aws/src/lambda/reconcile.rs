@@ -3,12 +3,18 @@
 //! ([`ghl_capi::ops::reconcile`]), its changes no webhook delivered queued for
 //! enrichment. Locations are taken oldest run first, so a run cut short by the
 //! function's deadline leaves the rest to the next, which starts with them.
+//!
+//! The same function takes the connect queue's messages ([`Connected`]): an
+//! install announces each location it connects, and its first run, the baseline,
+//! is taken then rather than at the next scheduled run.
 
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use ghl_capi::ghl::client::GhlClient;
+use ghl_capi::ghl::install::Connected;
 use ghl_capi::ghl::tokens::MINT_PREFIX;
 use ghl_capi::ops::reconcile::{ReconcileSettings, last_run, reconcile};
 use ghl_capi::ports::state::StateStore;
@@ -75,29 +81,19 @@ impl Reconciliation {
         let locations = self.locations().await?;
         let (mut done, mut failed, mut changed) = (0, 0, 0);
         for location in &locations {
-            if deadline.saturating_duration_since(std::time::Instant::now()) < MARGIN {
+            if near(deadline) {
                 tracing::warn!(
                     left = locations.len() - done - failed,
                     "the function's deadline nears: the other locations wait for the next run"
                 );
                 break;
             }
-            let run = reconcile(
-                &self.ghl,
-                &self.state,
-                &self.enrich,
-                location,
-                &self.settings,
-                Utc::now(),
-            )
-            .await;
-            // Each run is logged by the library.
-            match run {
-                Ok(run) => {
+            match self.reconcile(location).await {
+                Some(found) => {
                     done += 1;
-                    changed += run.changed;
+                    changed += found;
                 }
-                Err(_) => failed += 1,
+                None => failed += 1,
             }
         }
         crate::metrics::flush();
@@ -113,6 +109,58 @@ impl Reconciliation {
         )
     }
 
+    /// One location's run; the changes it queued, `None` when it failed (logged
+    /// and counted by the library; the next run goes on from its watermark).
+    async fn reconcile(&self, location: &str) -> Option<u64> {
+        let run = reconcile(
+            &self.ghl,
+            &self.state,
+            &self.enrich,
+            location,
+            &self.settings,
+            Utc::now(),
+        );
+        Box::pin(run).await.ok().map(|run| run.changed)
+    }
+
+    /// The connect queue's messages: each announced location's run (its first,
+    /// so its baseline) now. A failed run is not retried here, as the scheduled
+    /// runs seed every location not yet seeded; only the messages the deadline
+    /// left untouched come back.
+    pub async fn connected(
+        &self,
+        event: &SqsEvent,
+        deadline: std::time::Instant,
+    ) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for message in &event.records {
+            let id = message.message_id.clone().unwrap_or_default();
+            if near(deadline) {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+                continue;
+            }
+            let body = message.body.as_deref().unwrap_or_default();
+            match serde_json::from_str::<Connected>(body) {
+                Ok(Connected { connected }) => {
+                    tracing::info!(
+                        location_id = connected,
+                        "a location connected: its first run"
+                    );
+                    self.reconcile(&connected).await;
+                }
+                Err(e) => tracing::warn!(
+                    message_id = id,
+                    error = %e,
+                    "not an install's announcement: ignored (the scheduled runs cover every location)"
+                ),
+            }
+        }
+        crate::metrics::flush();
+        response
+    }
+
     pub async fn run(self) -> Result<(), lambda_runtime::Error> {
         let this = &self;
         lambda_runtime::run(lambda_runtime::service_fn(
@@ -122,9 +170,21 @@ impl Reconciliation {
                     .deadline()
                     .duration_since(std::time::SystemTime::now())
                     .unwrap_or_default();
-                Box::pin(this.handle(std::time::Instant::now() + left)).await
+                let deadline = std::time::Instant::now() + left;
+                // The schedule's events carry no records; the connect queue's do.
+                if event.payload.get("Records").is_some() {
+                    let records: SqsEvent = serde_json::from_value(event.payload)?;
+                    let answer = this.connected(&records, deadline).await;
+                    return Ok::<_, BoxError>(serde_json::to_value(answer)?);
+                }
+                Box::pin(this.handle(deadline)).await
             },
         ))
         .await
     }
+}
+
+/// Whether too little of the function's time is left to start a location.
+fn near(deadline: std::time::Instant) -> bool {
+    deadline.saturating_duration_since(std::time::Instant::now()) < MARGIN
 }

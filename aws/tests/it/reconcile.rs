@@ -1,11 +1,16 @@
 //! The scheduled reconciliation over moto, as the template wires it: a
 //! location's first run takes its baseline; the next queues what no webhook
 //! delivered, and the pipeline sends it once; every AWS call it makes is one its
-//! role allows.
+//! role allows. An install's announcement on the connect queue seeds its
+//! location at once.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use ghl_capi::ghl::install::Connected;
+use ghl_capi::ops::reconcile::last_run;
+use ghl_capi::ops::seed::seeded;
 use ghl_capi::settings::ReconcileFnSettings;
 use ghl_capi_aws::lambda::Reconciliation;
 use ghl_capi_tests::contacts_stand_in::ContactsStandIn;
@@ -86,4 +91,78 @@ async fn the_scheduled_run_sends_what_no_webhook_delivered_with_only_its_roles_r
             "never called {expected}: {actions:?}"
         );
     }
+}
+
+/// An SQS event of the connect queue with these bodies.
+fn announcements(bodies: &[&str]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    for (i, body) in bodies.iter().enumerate() {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(format!("m{i}"));
+        message.body = Some((*body).to_owned());
+        event.records.push(message);
+    }
+    event
+}
+
+#[tokio::test]
+async fn an_installs_announcement_seeds_its_location_at_once() {
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let s = Stack::with("", &[]).await;
+    let ghl = ContactsStandIn::new(LOCATION);
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(3);
+    for i in 0..30 {
+        ghl.create(&format!("c{i}"), &["lead"], long_ago);
+    }
+    ghl.mount(&s.ghl).await;
+    let vars = &s.vars;
+    let settings = ReconcileFnSettings::from_lookup(|n| vars.get(n).cloned()).expect("settings");
+    let sdk = ghl_capi_tests::moto::sdk_config().await;
+    let function = Reconciliation::new(settings, &sdk)
+        .await
+        .expect("reconciliation");
+    assert!(
+        seeded(&function.state, LOCATION)
+            .await
+            .expect("read")
+            .is_none()
+    );
+
+    let announced = serde_json::to_string(&Connected {
+        connected: LOCATION.into(),
+    })
+    .expect("json");
+    let event = announcements(&[&announced, "not an announcement"]);
+    let answer = function
+        .connected(&event, Instant::now() + Duration::from_secs(600))
+        .await;
+    // Both taken: the garbled one is only a hint lost (scheduled runs seed too).
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let baseline = seeded(&function.state, LOCATION)
+        .await
+        .expect("read")
+        .expect("seeded at once");
+    assert_eq!((baseline.listed, baseline.recorded), (30, 30));
+    assert!(
+        last_run(&function.state, LOCATION)
+            .await
+            .expect("read")
+            .is_some()
+    );
+    assert_eq!(
+        s.pending(&s.enrich_url).await,
+        0,
+        "a baseline sends nothing"
+    );
+
+    // With too little time left, the announcements come back for the next call.
+    let late = function
+        .connected(&event, Instant::now() + Duration::from_secs(5))
+        .await;
+    let back: Vec<&str> = late
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(back, ["m0", "m1"]);
 }

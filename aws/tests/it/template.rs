@@ -172,6 +172,8 @@ fn every_queue_a_function_sends_to_is_one_its_policy_allows() {
     let (send, delay) = ("sqs:SendMessage", "sqs:ChangeMessageVisibility");
     let uses = [
         ("IntakeFunction", send, "ENRICH_QUEUE_URL"),
+        // Installs announce the locations they connect, for their baselines.
+        ("IntakeFunction", send, "CONNECT_QUEUE_URL"),
         ("EnrichmentFunction", send, "DISPATCH_QUEUE_URL"),
         ("EnrichmentFunction", send, "DEAD_LETTER_QUEUE_URL"),
         ("EnrichmentFunction", delay, "ENRICH_QUEUE_URL"),
@@ -297,7 +299,10 @@ fn every_sqs_trigger_reports_item_failures_and_hides_messages_long_enough() {
             }
         }
     }
-    assert_eq!(triggers, 2, "enrichment and dispatch");
+    assert_eq!(
+        triggers, 3,
+        "enrichment, dispatch, and the installs' seeding"
+    );
     // Enrichment delays rate-limited retries on its own source queue.
     let source = text(
         &t["Resources"]["EnrichmentFunction"]["Properties"]["Events"]["Jobs"]["Properties"]["Queue"],

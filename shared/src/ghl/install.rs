@@ -17,6 +17,7 @@ use std::time::Duration;
 use super::oauth::{AppError, OAuthApp, OAuthClient, OAuthError, TokenSet, read_app};
 use super::tokens::{MINT_FOR, MINT_PREFIX};
 use crate::ports::lease::Lease;
+use crate::ports::queue::{Outgoing, Queue};
 use crate::ports::secrets::VersionedSecrets;
 use crate::ports::state::StateStore;
 
@@ -148,9 +149,16 @@ pub fn scopes<'a>(
     scopes
 }
 
+/// A location newly connected, announced so that its baseline is taken at once
+/// (the reconciliation function seeds it): `{"connected": "<locationId>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Connected {
+    pub connected: String,
+}
+
 /// Installs into `secrets` under `{prefix}{locationId}` and `{prefix}company-{id}`.
 #[derive(Debug)]
-pub struct Installer<V, L, M> {
+pub struct Installer<V, L, M, C> {
     /// Where token sets are stored, and the app's credentials read: for every
     /// install, so credentials stored (or fixed) after a start without them are
     /// used at once, by warm instances too.
@@ -167,6 +175,10 @@ pub struct Installer<V, L, M> {
     pub claims: L,
     /// Where an agency's locations are left to mint ([`MINT_PREFIX`] records).
     pub pending: M,
+    /// Where each location installed is announced ([`Connected`]), one message
+    /// each; `None`, or a failed send, leaves its baseline to the next scheduled
+    /// reconciliation, which seeds every location not yet seeded.
+    pub connected: Option<C>,
 }
 
 fn mac(secret: &str, text: &str) -> Hmac<Sha256> {
@@ -249,7 +261,7 @@ pub fn url(
     url.into()
 }
 
-impl<V: VersionedSecrets, L: Lease, M: StateStore> Installer<V, L, M> {
+impl<V: VersionedSecrets, L: Lease, M: StateStore, C: Queue> Installer<V, L, M, C> {
     /// Claims `state` (valid, and not yet used) for this callback, for as long as
     /// it could be valid: a replayed callback finds it taken.
     async fn claim(&self, state: &str) -> Result<(), InstallError> {
@@ -277,9 +289,34 @@ impl<V: VersionedSecrets, L: Lease, M: StateStore> Installer<V, L, M> {
             .map(|_| ())
             .map_err(|e| InstallError::Storage(e.to_string()))
     }
+
+    /// Tells the reconciliation `locations` are connected. The install stands
+    /// either way: a failed send is logged and counted, and only delays the
+    /// baseline until the next scheduled run.
+    async fn announce(&self, locations: &[String]) {
+        let Some(queue) = &self.connected else {
+            return;
+        };
+        let messages = locations
+            .iter()
+            .map(|location| Connected {
+                connected: location.clone(),
+            })
+            .filter_map(|c| serde_json::to_string(&c).ok())
+            .map(Outgoing::new)
+            .collect();
+        if let Err(e) = queue.send_all(messages).await {
+            tracing::warn!(
+                locations = locations.len(),
+                error = %e,
+                "cannot announce the install: the next scheduled reconciliation takes the baseline"
+            );
+            crate::telemetry::skipped("seed_deferred");
+        }
+    }
 }
 
-impl<V: VersionedSecrets, L: Lease, M: StateStore> Install for Installer<V, L, M> {
+impl<V: VersionedSecrets, L: Lease, M: StateStore, C: Queue> Install for Installer<V, L, M, C> {
     async fn callback(&self, query: &str, now: DateTime<Utc>) -> Result<Installed, InstallError> {
         let pairs: Vec<(String, String)> =
             reqwest::Url::parse(&format!("http://callback/?{query}"))
@@ -318,6 +355,7 @@ impl<V: VersionedSecrets, L: Lease, M: StateStore> Install for Installer<V, L, M
                 self.store(&format!("{}{location_id}", self.prefix), &set)
                     .await?;
                 tracing::info!(location_id, "app installed for a location");
+                self.announce(std::slice::from_ref(&location_id)).await;
                 Ok(Installed::Location { location_id })
             }
             UserType::Company => {
@@ -343,6 +381,7 @@ impl<V: VersionedSecrets, L: Lease, M: StateStore> Install for Installer<V, L, M
                     locations = approved.len(),
                     "app installed for an agency; its locations' tokens are minted when first needed"
                 );
+                self.announce(&approved).await;
                 Ok(Installed::Company {
                     company_id,
                     locations: approved,

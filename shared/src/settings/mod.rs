@@ -40,6 +40,9 @@ pub struct IntakeSettings {
     /// `OAUTH_REDIRECT_URI`: the callback URL registered with the app, if GHL must
     /// be told it.
     pub oauth_redirect_uri: Option<String>,
+    /// `CONNECT_QUEUE_URL`: where installs announce their locations, for the
+    /// reconciliation to seed at once; unset, the next scheduled run does.
+    pub connect_queue_url: Option<String>,
     /// `HTTP_TIMEOUT_SECONDS`.
     pub http_timeout: Duration,
 }
@@ -71,6 +74,7 @@ impl IntakeSettings {
         let ghl_api_base_url = env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL);
         let ghl_token_secret_prefix = env.or("GHL_TOKEN_SECRET_PREFIX", GHL_TOKEN_DEFAULT_PREFIX);
         let oauth_redirect_uri = env.optional("OAUTH_REDIRECT_URI");
+        let connect_queue_url = env.optional("CONNECT_QUEUE_URL");
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
         env.finish(|| {
             Some(IntakeSettings {
@@ -84,6 +88,7 @@ impl IntakeSettings {
                 ghl_api_base_url,
                 ghl_token_secret_prefix,
                 oauth_redirect_uri,
+                connect_queue_url,
                 http_timeout,
             })
         })

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use ghl_capi::ghl::install::{Installer, UserType, check_state, state, url};
+use ghl_capi::ghl::install::{Connected, Installer, UserType, check_state, state, url};
 use ghl_capi::ghl::oauth::TokenSet;
 use ghl_capi::ghl::tokens::{ManagedTokens, TokenSource};
 use ghl_capi::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
@@ -18,7 +18,8 @@ use serde_json::json;
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-type InstallApi = Api<MemoryQueue, EnvSecrets, Installer<MemorySecrets, MemoryLease, MemoryState>>;
+type InstallApi =
+    Api<MemoryQueue, EnvSecrets, Installer<MemorySecrets, MemoryLease, MemoryState, MemoryQueue>>;
 
 /// The secret holding the test app's credentials.
 const APP_SECRET: &str = "ghl-capi/ghl-app";
@@ -48,6 +49,7 @@ async fn api(server: &MockServer) -> InstallApi {
             redirect_uri: Some("https://x.example/oauth/callback".into()),
             claims: MemoryLease::default(),
             pending: MemoryState::default(),
+            connected: Some(MemoryQueue::default()),
         },
     }
 }
@@ -65,6 +67,19 @@ async fn callback(api: &InstallApi, query: &str) -> ghl_capi::intake::Response {
         Utc::now(),
     )
     .await
+}
+
+/// The locations the installs announced, for their baselines.
+fn announced(api: &InstallApi) -> Vec<String> {
+    let queue = api.install.connected.as_ref().expect("a connect queue");
+    queue
+        .sent()
+        .iter()
+        .map(|m| {
+            let c: Connected = serde_json::from_str(&m.body).expect("an announcement");
+            c.connected
+        })
+        .collect()
 }
 
 async fn stored(api: &InstallApi, name: &str) -> TokenSet {
@@ -142,6 +157,7 @@ async fn a_location_install_stores_its_token_set_and_shows_a_page() {
     assert!(answer.content().1.contains("connected to location loc1"));
     let set = stored(&api, "ghl-capi/ghl/loc1").await;
     assert_eq!(set.refresh_token.as_deref(), Some("rt-1"));
+    assert_eq!(announced(&api), ["loc1"], "announced, to be seeded at once");
     assert!(
         set.expires_at
             .is_some_and(|at| at > Utc::now() + chrono::Duration::hours(23))
@@ -155,6 +171,32 @@ async fn a_location_install_stores_its_token_set_and_shows_a_page() {
         "{}",
         again.content().1
     );
+}
+
+#[tokio::test]
+async fn an_install_whose_announcement_fails_still_stands() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "at-1", "refresh_token": "rt-1", "expires_in": 86399,
+            "userType": "Location", "locationId": "loc1", "companyId": "co1"})))
+        .mount(&server)
+        .await;
+    let api = api(&server).await;
+    api.install.connected.as_ref().expect("queue").fail_next(1);
+    let state = state(&fixtures::oauth_app(), UserType::Location, Utc::now());
+    let answer = callback(&api, &format!("code=c0de&state={state}")).await;
+    // The token is stored: the next scheduled reconciliation takes the baseline.
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(
+        stored(&api, "ghl-capi/ghl/loc1")
+            .await
+            .refresh_token
+            .as_deref(),
+        Some("rt-1")
+    );
+    assert!(announced(&api).is_empty());
 }
 
 #[tokio::test]
@@ -184,6 +226,7 @@ async fn an_agency_install_stores_the_company_set_and_mints_each_location_when_f
     let answer = callback(&api, &format!("code=c0de&state={state}")).await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
     assert_eq!(answer.body["locations"], json!(["loc1", "loc2"]));
+    assert_eq!(announced(&api), ["loc1", "loc2"], "one announcement each");
     assert_eq!(
         stored(&api, "ghl-capi/ghl/company-co1")
             .await
@@ -245,6 +288,10 @@ async fn a_forged_denied_or_incomplete_callback_stores_nothing() {
         assert!(answer.content().1.contains("did not complete"));
     }
     assert!(api.install.secrets.get("ghl-capi/ghl/loc1").await.is_err());
+    assert!(
+        announced(&api).is_empty(),
+        "nothing connected, nothing announced"
+    );
 }
 
 #[tokio::test]
