@@ -1,5 +1,6 @@
-//! `ghl-capi backfill`: the contacts a location created in a period, sent through
-//! the pipeline (the local store's, or the stack's enrichment queue), or with
+//! `ghl-capi backfill`: the contacts a location created in a period, and its
+//! opportunities' history then when the mapping reads them, sent through the
+//! pipeline (the local store's, or the stack's enrichment queue), or with
 //! `--dry-run` written as request bodies in `map`'s format.
 
 use std::collections::BTreeMap;
@@ -8,11 +9,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
+use ghl_capi::capi::{MAX_BATCH, ServerEvent};
 use ghl_capi::ghl::Contact;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::mapping::{Mapping, Occurrence, Trigger};
-use ghl_capi::ops::backfill::{Backfill, Tally, backfill, progress};
+use ghl_capi::ops::backfill::{Backfill, Listed, Tally, backfill, progress};
 use ghl_capi::ops::map::{MapOptions, map_contacts};
 use ghl_capi::ports::state::StateStore;
 use ghl_capi::settings::Env;
@@ -147,9 +149,15 @@ async fn send(
     let mut bar = Progress::new(&format!("backfill of location {location}"));
     let now = Utc::now();
     let mut dry = Dry::new(plan, now, args.dry_run);
-    let mut each_page = |contacts: &[Contact], tally: &Tally, total: Option<u64>| {
-        bar.listed(tally.listed, total);
-        dry.page(location, contacts);
+    let mut each_page = |listed: Listed<'_>, tally: &Tally, total: Option<u64>| match listed {
+        Listed::Contacts(contacts) => {
+            bar.listed(tally.listed, total);
+            dry.page(location, contacts);
+        }
+        Listed::Opportunities(events) => {
+            bar.listed(tally.listed + tally.opportunities, None);
+            dry.events(events);
+        }
     };
     let outcome = backfill(
         ghl,
@@ -232,6 +240,24 @@ impl<'m> Dry<'m> {
         }
     }
 
+    /// Opportunities' events, as `map` writes bodies: `{"data":[…]}` lines.
+    fn events(&mut self, events: &[ServerEvent]) {
+        if !self.on || self.failed.is_some() {
+            return;
+        }
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        for chunk in events.chunks(MAX_BATCH) {
+            let line = serde_json::to_string(&serde_json::json!({ "data": chunk }))
+                .map_err(std::io::Error::from)
+                .and_then(|line| writeln!(out, "{line}"));
+            if let Err(e) = line {
+                self.failed = Some(e);
+                return;
+            }
+        }
+    }
+
     fn audiences(&self) -> String {
         let mut text = String::new();
         for (name, n) in &self.members {
@@ -271,8 +297,15 @@ fn summary(args: &Args, tally: &Tally, sent: bool) -> String {
     } else {
         "would be queued"
     };
+    let opportunities = match tally.opportunities {
+        0 => String::new(),
+        n => format!(
+            ", and {} of {n} opportunities changed then",
+            tally.opportunities_queued
+        ),
+    };
     let mut text = format!(
-        "location {}: {} contacts created {period} listed; {} {verb}, with {events} events ({})\n",
+        "location {}: {} contacts created {period} listed; {} {verb}{opportunities}, with {events} events ({})\n",
         args.location,
         tally.listed,
         tally.queued,
@@ -280,7 +313,7 @@ fn summary(args: &Args, tally: &Tally, sent: bool) -> String {
     );
     let old: u64 = tally.too_old.values().sum();
     if old > 0 {
-        let hint = if tally.for_audiences > 0 {
+        let hint = if tally.for_audiences + tally.opportunities_for_audiences > 0 {
             "their contacts' audience memberships are synced"
         } else {
             "add an audience rule to use them"
@@ -299,12 +332,19 @@ fn summary(args: &Args, tally: &Tally, sent: bool) -> String {
             by_rule(rules)
         );
     }
+    let queued = if sent { "queued" } else { "would be queued" };
     if tally.for_audiences > 0 {
         let _ = writeln!(
             text,
-            "  {} contacts {} for their audience memberships only",
+            "  {} contacts {queued} for their audience memberships only",
             tally.for_audiences,
-            if sent { "queued" } else { "would be queued" }
+        );
+    }
+    if tally.opportunities_for_audiences > 0 {
+        let _ = writeln!(
+            text,
+            "  {} opportunities {queued} for their contacts' audience memberships only",
+            tally.opportunities_for_audiences,
         );
     }
     text

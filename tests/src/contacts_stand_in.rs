@@ -95,6 +95,9 @@ impl ContactsStandIn {
             "monetaryValue": 250, "pipelineId": "p1", "pipelineStageId": stage, "status": status,
             "createdAt": stamp(at), "updatedAt": stamp(at),
             "lastStatusChangeAt": stamp(at), "lastStageChangeAt": stamp(at),
+            // As the search embeds it: the contact's few fields.
+            "contact": {"id": contact, "name": format!("Person {contact}"),
+                        "email": format!("{contact}@example.com"), "tags": []},
         });
         self.lock().opportunities.push(opportunity);
     }

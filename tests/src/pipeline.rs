@@ -5,7 +5,7 @@ use chrono::Utc;
 use ghl_capi::enrich::consumer::EnrichConsumer;
 use ghl_capi::ghl::GhlReader;
 use ghl_capi::hold::HoldPolicy;
-use ghl_capi::jobs::DispatchJob;
+use ghl_capi::jobs::{AudienceJob, DispatchJob, DispatchMessage};
 use ghl_capi::mapping::Mapping;
 use ghl_capi::ports::queue::{MemoryQueue, Outgoing, Record};
 use ghl_capi::ports::state::MemoryState;
@@ -18,6 +18,18 @@ pub async fn enrich_messages(
     state: &MemoryState,
     messages: &[Outgoing],
 ) -> Vec<DispatchJob> {
+    let (events, audiences) = enrich_outputs(mapping, ghl, state, messages).await;
+    assert!(audiences.is_empty(), "{audiences:?}");
+    events
+}
+
+/// As [`enrich_messages`], with the audience changes they made too.
+pub async fn enrich_outputs(
+    mapping: &Mapping,
+    ghl: &impl GhlReader,
+    state: &MemoryState,
+    messages: &[Outgoing],
+) -> (Vec<DispatchJob>, Vec<AudienceJob>) {
     let records: Vec<Record> = messages
         .iter()
         .enumerate()
@@ -45,9 +57,12 @@ pub async fn enrich_messages(
     let failed = consumer.handle(&records, Utc::now()).await;
     assert!(failed.is_empty(), "{failed:?}");
     assert!(dead.sent().is_empty(), "{:?}", dead.sent());
-    dispatch
-        .sent()
-        .iter()
-        .map(|m| serde_json::from_str(&m.body).expect("dispatch job"))
-        .collect()
+    let (mut events, mut audiences) = (Vec::new(), Vec::new());
+    for message in dispatch.sent() {
+        match DispatchMessage::parse(&message.body).expect("dispatch message") {
+            DispatchMessage::Event(job) => events.push(*job),
+            DispatchMessage::Audience(job) => audiences.push(*job),
+        }
+    }
+    (events, audiences)
 }

@@ -1,7 +1,8 @@
 //! `ghl-capi backfill` as an operator runs it, against a stand-in of GHL's
 //! contacts: a dry run writes `map`'s request bodies and counts what is too old
 //! to send; a run queues the recent contacts for the pipeline, and a second run
-//! with `--resume` has nothing left to do.
+//! with `--resume` has nothing left to do. Opportunities won in the period write
+//! their purchases, and those won too long ago are counted by rule.
 
 use std::process::{Command, Output};
 
@@ -110,5 +111,45 @@ async fn a_dry_run_writes_the_bodies_and_a_run_queues_the_recent_contacts_once()
         text(&unknown.stderr).contains("the mapping has no rule named nope"),
         "{}",
         text(&unknown.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_writes_the_recent_wins_purchases_and_counts_the_old_ones_by_rule() {
+    let ghl = ContactsStandIn::new(LOCATION);
+    let now = Utc::now();
+    let days = |n| now - chrono::Duration::days(n);
+    for i in 0..5 {
+        let (id, contact) = (format!("o{i}"), format!("old{i}"));
+        ghl.create(&contact, &[], days(20));
+        ghl.create_opportunity(&id, &contact, ("s1", "open"), days(20));
+        let won = if i < 3 { days(2) } else { days(10) };
+        ghl.move_opportunity(&id, ("s2", "won"), won);
+    }
+    let server = MockServer::start().await;
+    ghl.mount(&server).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+
+    let dry = backfill(&server.uri(), &data, &["--dry-run"]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let purchases: Vec<serde_json::Value> = text(&dry.stdout)
+        .lines()
+        .flat_map(|line| {
+            let body: serde_json::Value = serde_json::from_str(line).expect("a request body");
+            body["data"].as_array().expect("data").clone()
+        })
+        .filter(|e| e["event_name"] == "Purchase")
+        .collect();
+    assert_eq!(purchases.len(), 3, "{}", text(&dry.stdout));
+    assert!(purchases.iter().all(|p| p["custom_data"]["value"] == 250.0));
+    let summary = text(&dry.stderr);
+    assert!(
+        summary.contains("and 3 of 5 opportunities changed then, with 3 events (won 3)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("7 events older than 7 days, which Meta no longer takes, not sent (lead 5, won 2); add an audience rule to use them"),
+        "{summary}"
     );
 }

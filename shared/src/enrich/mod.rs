@@ -131,7 +131,9 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
         // Counted once the job is done, so a retried job counts its changes once.
         let missed = match job {
             EnrichJob::Listed(listed) if listed.since.is_some() => Some(&listed.location_id),
-            EnrichJob::Opportunity(listed) => Some(&listed.location_id),
+            EnrichJob::Opportunity(listed) if listed.backfill.is_none() => {
+                Some(&listed.location_id)
+            }
             _ => None,
         }
         .filter(|_| !read.occurrences.is_empty())
@@ -147,18 +149,20 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                 Err(retry) => return retry,
             }
         }
-        if let (
-            EnrichJob::Listed(listed),
-            Enriched::Done {
-                dispatch,
-                dead_letters,
-                ..
-            },
-        ) = (job, &mut outcome)
+        if let Enriched::Done {
+            dispatch,
+            dead_letters,
+            ..
+        } = &mut outcome
         {
             // A backfill of some rules only: the others' events are not its to send.
-            dispatch.retain(|d| listed.sends(&d.rule));
-            dead_letters.retain(|l| l.rule.as_ref().is_none_or(|r| listed.sends(r)));
+            let sends = |rule: &str| match job {
+                EnrichJob::Listed(listed) => listed.sends(rule),
+                EnrichJob::Opportunity(listed) => listed.sends(rule),
+                _ => true,
+            };
+            dispatch.retain(|d| sends(&d.rule));
+            dead_letters.retain(|l| l.rule.as_deref().is_none_or(sends));
         }
         if let (Some((location, changes)), Enriched::Done { .. }) = (missed, &outcome) {
             tracing::info!(

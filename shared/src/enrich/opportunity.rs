@@ -3,14 +3,14 @@
 //! no webhook delivered. An opportunity reconciliation listed is told as the
 //! webhooks GHL would have sent for its changes since it was last seen (found
 //! against the state *now*: a webhook handled since the listing leaves none), so
-//! its events and their ids are those the webhooks would have made.
+//! its events and their ids are those the webhooks would have made. One a backfill
+//! listed is told as the webhooks of its history in the period.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
 
 use super::{Enriched, Enricher, Read, retry_state};
+use crate::ghl::GhlReader;
 use crate::ghl::webhook::Webhook;
-use crate::ghl::{GhlReader, parse_timestamp};
 use crate::jobs::{OpportunityJob, SeenOpportunity};
 use crate::mapping::Occurrence;
 use crate::ports::state::StateStore;
@@ -54,10 +54,9 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             Err(e) => return Err(retry_state(e)),
         };
         let seen = SeenOpportunity::of(listed);
-        let created = listed.created_at.as_deref().and_then(parse_timestamp);
         let mut occurrences = Vec::new();
-        for kind in SeenOpportunity::changes(was.as_ref(), &seen, created, job.since) {
-            let body = webhook_body(job, kind);
+        for kind in job.told(was.as_ref()) {
+            let body = job.webhook(&kind);
             match Webhook::parse(body.to_string().as_bytes()) {
                 Ok(webhook) => occurrences.extend(Occurrence::from_webhook(&webhook, None, now).0),
                 Err(e) => {
@@ -82,22 +81,4 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             records: vec![(key, serde_json::to_string(&seen).unwrap_or_default())],
         })
     }
-}
-
-/// The webhook of `kind` GHL would have sent for the listed opportunity, timed at
-/// the change it tells of.
-fn webhook_body(job: &OpportunityJob, kind: &str) -> Value {
-    let listed = &job.opportunity;
-    let at = match kind {
-        "OpportunityStatusUpdate" => listed.last_status_change_at.as_ref(),
-        "OpportunityStageUpdate" => listed.last_stage_change_at.as_ref(),
-        _ => listed.created_at.as_ref(),
-    };
-    let mut body = serde_json::to_value(listed).unwrap_or_else(|_| json!({}));
-    body["type"] = json!(kind);
-    body["locationId"] = json!(job.location_id);
-    body["webhookId"] = json!(format!("{}:{kind}", job.key));
-    body["timestamp"] = json!(at.or(listed.created_at.as_ref()));
-    body["dateAdded"] = json!(listed.created_at);
-    body
 }

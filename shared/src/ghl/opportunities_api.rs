@@ -38,7 +38,7 @@ pub struct Opportunity {
 }
 
 /// Where the next page starts: GHL's `meta.startAfter` and `meta.startAfterId`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
     pub start_after: String,
     pub start_after_id: String,

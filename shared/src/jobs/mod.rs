@@ -15,7 +15,7 @@ mod audience;
 mod opportunity;
 
 pub use audience::{AudienceJob, DispatchMessage, ListedJob, among};
-pub use opportunity::{OpportunityJob, SeenOpportunity};
+pub use opportunity::{Backfilled, OpportunityJob, SeenOpportunity};
 
 /// Work for the enrichment stage, as queued.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,7 +34,7 @@ pub enum EnrichJob {
     Workflow(WorkflowJob),
     /// A contact as a listing found it (`audience sync`, reconciliation).
     Listed(ListedJob),
-    /// An opportunity reconciliation found changed.
+    /// An opportunity reconciliation found changed, or a backfill listed.
     Opportunity(OpportunityJob),
 }
 

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 
 use crate::ghl::client::GhlClient;
 use crate::ghl::contacts_api::SearchRequest;
+use crate::ghl::opportunities_api::{Cursor, Opportunity};
 use crate::ghl::tokens::TokenSource;
 use crate::ghl::{Contact, GhlError};
 
@@ -305,6 +306,68 @@ impl<'g, T: TokenSource> Lister<'g, T> {
     ) -> Result<crate::ghl::contacts_api::SearchPage, GhlError> {
         let ask = || self.ghl.search_contacts(&self.location, search);
         self.patience.ask(&self.location, self.listed, ask).await
+    }
+}
+
+/// A location's opportunities, whole, a page at a time from a cursor (GHL's
+/// opportunity search has no documented filter by change), paced and ridden
+/// through GHL's trouble as the contacts' listing is.
+#[derive(Debug)]
+pub struct OpportunityPages<'g, T: TokenSource> {
+    ghl: &'g GhlClient<T>,
+    location: String,
+    /// Where the next page starts (`None` with `ended` unset: the first).
+    after: Option<Cursor>,
+    ended: bool,
+    /// Opportunities listed so far.
+    pub listed: u64,
+    asked: Option<Instant>,
+    pace: Duration,
+    patience: Patience,
+}
+
+impl<'g, T: TokenSource> OpportunityPages<'g, T> {
+    /// `location`'s opportunities from `after` (the first page when `None`).
+    pub fn new(
+        ghl: &'g GhlClient<T>,
+        location: &str,
+        after: Option<Cursor>,
+        pace: Duration,
+        patience: Patience,
+    ) -> Self {
+        OpportunityPages {
+            ghl,
+            location: location.to_owned(),
+            after,
+            ended: false,
+            listed: 0,
+            asked: None,
+            pace,
+            patience,
+        }
+    }
+
+    /// The next page; `None` once the last was given.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Opportunity>>, GhlError> {
+        if self.ended {
+            return Ok(None);
+        }
+        if let Some(asked) = self.asked {
+            tokio::time::sleep_until(asked + self.pace).await;
+        }
+        self.asked = Some(Instant::now());
+        let (ghl, location, after) = (self.ghl, &self.location, self.after.as_ref());
+        let ask = || ghl.search_opportunities(location, after);
+        let page = self.patience.ask(location, self.listed, ask).await?;
+        self.listed += page.opportunities.len() as u64;
+        self.ended = page.next.is_none();
+        self.after = page.next;
+        Ok(Some(page.opportunities))
+    }
+
+    /// Where the page after those given starts (`None` once they were all given).
+    pub fn after(&self) -> Option<&Cursor> {
+        self.after.as_ref()
     }
 }
 

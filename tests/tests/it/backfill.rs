@@ -2,7 +2,9 @@
 //! period are sent as new contacts through the pipeline, once; those older than
 //! Meta's 7 days are counted, not sent; `--rules` keeps the others' events back;
 //! and a backfill cut off by GHL's outage, resumed, skips nothing and sends
-//! nothing twice.
+//! nothing twice. Opportunities won in the period send their purchases, those
+//! won more than 7 days ago are counted by rule, and the audiences that read
+//! opportunities take them whatever their age.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -18,8 +20,8 @@ use ghl_capi::ops::listing::Patience;
 use ghl_capi::ports::queue::MemoryQueue;
 use ghl_capi::ports::state::MemoryState;
 use ghl_capi_tests::contacts_stand_in::{ContactsStandIn, Quirk};
-use ghl_capi_tests::fixtures::{LOCATION, mapping};
-use ghl_capi_tests::pipeline::enrich_messages;
+use ghl_capi_tests::fixtures::{self, LOCATION, mapping};
+use ghl_capi_tests::pipeline::{enrich_messages, enrich_outputs};
 use wiremock::MockServer;
 
 /// 300 contacts, one every hour from 300 hours ago, each tagged `vip` (every
@@ -229,4 +231,137 @@ async fn a_backfill_cut_off_and_resumed_sends_each_event_once() {
         .await
         .expect("done");
     assert!(after.sent().is_empty());
+}
+
+/// Opportunities of the contacts: five won two days ago, four won ten days ago
+/// (all created 20 days ago), one created three days ago and still open, and one
+/// won before the period.
+fn deals(ghl: &ContactsStandIn) {
+    let now = Utc::now();
+    let days = |n| now - chrono::Duration::days(n);
+    for i in 0..9 {
+        let id = format!("o{i}");
+        ghl.create_opportunity(&id, &format!("c{:03}", 200 + i), ("s1", "open"), days(20));
+        let won = if i < 5 { days(2) } else { days(10) };
+        ghl.move_opportunity(&id, ("s2", "won"), won);
+    }
+    ghl.create_opportunity("o-open", "c290", ("s1", "open"), days(3));
+    ghl.create_opportunity("o-before", "early1", ("s1", "open"), days(60));
+    ghl.move_opportunity("o-before", ("s2", "won"), days(40));
+}
+
+/// The opportunities queued, by id: how often, with events or for audiences.
+fn deals_queued(queue: &MemoryQueue) -> BTreeMap<String, (usize, usize)> {
+    let mut ids: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for message in queue.sent() {
+        if let Ok(EnrichJob::Opportunity(job)) = serde_json::from_str(&message.body) {
+            let counts = ids.entry(job.opportunity.id.clone()).or_default();
+            match job.backfill.and_then(|b| b.rules) {
+                Some(_) => counts.0 += 1,
+                None => counts.1 += 1,
+            }
+        }
+    }
+    ids
+}
+
+#[tokio::test]
+async fn opportunities_won_in_the_period_send_their_purchases_once_and_older_ones_are_counted() {
+    let (ghl, _server, client) = ghl().await;
+    deals(&ghl);
+    let (mapping, state, queue) = (mapping(), MemoryState::default(), MemoryQueue::default());
+    let all = plan(&mapping, &[], false, since());
+    let done = run(&client, &state, &queue, &all)
+        .await
+        .expect("backfilled");
+    let tally = &done.tally;
+    assert_eq!(tally.opportunities, 10, "o-before lies outside: {tally:?}");
+    assert_eq!(tally.opportunities_queued, 5, "{tally:?}");
+    assert_eq!(tally.events["won"], 5);
+    assert_eq!(tally.too_old["won"], 4, "won ten days ago");
+    // No audience reads opportunities in this mapping: the old ones are not queued.
+    let queued = deals_queued(&queue);
+    let ids: Vec<&str> = queued.keys().map(String::as_str).collect();
+    assert_eq!(ids, ["o0", "o1", "o2", "o3", "o4"]);
+    assert!(queued.values().all(|&n| n == (1, 0)), "{queued:?}");
+
+    let sent = enrich(&client, &state, &queue, &mapping).await;
+    let purchases: Vec<&DispatchJob> = sent.iter().filter(|j| j.rule == "won").collect();
+    assert_eq!(purchases.len(), 5);
+    assert!(
+        purchases
+            .iter()
+            .all(|j| j.event.custom_data.value == Some(250.0))
+    );
+    // Timed at the win, not at the backfill.
+    let two_days = (Utc::now() - chrono::Duration::days(2)).timestamp();
+    assert!(
+        purchases
+            .iter()
+            .all(|j| (j.event.event_time - two_days).abs() < 60),
+        "{:?}",
+        purchases
+            .iter()
+            .map(|j| j.event.event_time)
+            .collect::<Vec<_>>()
+    );
+
+    // Again: the same jobs and event ids, which enrichment has done already.
+    let again = MemoryQueue::default();
+    run(&client, &state, &again, &all).await.expect("again");
+    let twice = enrich(&client, &state, &again, &mapping).await;
+    assert!(twice.iter().all(|j| j.rule != "won"), "nothing twice");
+
+    // `--rules lead`: the purchases are not its to send.
+    let only = MemoryQueue::default();
+    let leads = plan(&mapping, &["lead"], false, since());
+    let done = run(&client, &MemoryState::default(), &only, &leads)
+        .await
+        .expect("backfilled");
+    assert!(!done.tally.events.contains_key("won"), "{:?}", done.tally);
+    assert!(deals_queued(&only).is_empty());
+}
+
+#[tokio::test]
+async fn an_audience_reading_opportunities_takes_the_old_wins_too() {
+    let (ghl, _server, client) = ghl().await;
+    deals(&ghl);
+    let text = fixtures::mapping_text() + &fixtures::audiences(r#"{ env = "ADS_TOKEN" }"#);
+    let mapping = Mapping::parse(&text, "mapping.toml").expect("mapping");
+    let (state, queue) = (MemoryState::default(), MemoryQueue::default());
+    let done = run(
+        &client,
+        &state,
+        &queue,
+        &plan(&mapping, &[], false, since()),
+    )
+    .await
+    .expect("backfilled");
+    // The old wins, and the open one (its audiences learn it is not won).
+    assert_eq!(
+        done.tally.opportunities_for_audiences, 5,
+        "{:?}",
+        done.tally
+    );
+    let queued = deals_queued(&queue);
+    for i in 0..9 {
+        let want = if i < 5 { (1, 0) } else { (0, 1) };
+        assert_eq!(queued[&format!("o{i}")], want, "o{i}: {queued:?}");
+    }
+    assert_eq!(queued["o-open"], (0, 1));
+    // The audiences-only jobs send no event, letter none, and add the old wins'
+    // contacts to the audience of won deals.
+    let audiences_only: Vec<_> = queue
+        .sent()
+        .into_iter()
+        .filter(|m| m.body.contains(":audiences"))
+        .collect();
+    let (sent, rows) = enrich_outputs(&mapping, &client, &state, &audiences_only).await;
+    assert!(sent.is_empty(), "{sent:?}");
+    let joined: BTreeSet<&str> = rows
+        .iter()
+        .filter(|r| r.audience == "won-deals" && r.add.is_some())
+        .map(|r| r.contact_id.as_str())
+        .collect();
+    assert_eq!(joined, BTreeSet::from(["c205", "c206", "c207", "c208"]));
 }

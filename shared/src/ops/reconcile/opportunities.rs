@@ -8,15 +8,14 @@
 //! seen and older gets its baseline; a field the state did not know is filled in.
 
 use chrono::{DateTime, Utc};
-use tokio::time::Instant;
 
 use super::{ReconcileError, ReconcileSettings, Reconciled};
 use crate::ghl::client::GhlClient;
-use crate::ghl::opportunities_api::Cursor;
 use crate::ghl::parse_timestamp;
 use crate::ghl::tokens::TokenSource;
 use crate::jobs::{EnrichJob, OpportunityJob, SeenOpportunity};
 use crate::mapping::audience::REMEMBERED_FOR;
+use crate::ops::listing::OpportunityPages;
 use crate::ports::queue::{Queue, QueueError};
 use crate::ports::state::StateStore;
 
@@ -30,21 +29,10 @@ pub(super) async fn opportunities<T: TokenSource>(
     settings: &ReconcileSettings,
     (run, now): (&mut Reconciled, DateTime<Utc>),
 ) -> Result<(), ReconcileError> {
-    let mut after: Option<Cursor> = None;
-    let mut asked: Option<Instant> = None;
-    loop {
-        if let Some(asked) = asked {
-            tokio::time::sleep_until(asked + settings.pace()).await;
-        }
-        asked = Some(Instant::now());
-        let ask = || ghl.search_opportunities(location, after.as_ref());
-        let page = settings
-            .patience
-            .ask(location, run.opportunities, ask)
-            .await
-            .map_err(ReconcileError::Ghl)?;
+    let mut pages = OpportunityPages::new(ghl, location, None, settings.pace(), settings.patience);
+    while let Some(page) = pages.next_page().await.map_err(ReconcileError::Ghl)? {
         let mut jobs = Vec::new();
-        for listed in page.opportunities {
+        for listed in page {
             run.opportunities += 1;
             let key = SeenOpportunity::key(location, &listed.id);
             let was: Option<SeenOpportunity> = state
@@ -81,9 +69,6 @@ pub(super) async fn opportunities<T: TokenSource>(
         }
         run.changed += jobs.len() as u64;
         queue.send_all(jobs).await.map_err(ReconcileError::Queue)?;
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(()),
-        }
     }
+    Ok(())
 }

@@ -8,9 +8,15 @@
 //! the period's, and every event id is the change's, so a backfill run twice
 //! sends nothing twice.
 //!
+//! For a mapping that reads opportunities, the location's opportunities are
+//! listed next, and each one's history in the period is sent the same way
+//! ([`opportunities`]).
+//!
 //! After each page's jobs are queued, where the listing stands is written to the
 //! state store: `--resume` goes on from there, skipping nothing and queuing no
-//! contact again.
+//! contact or opportunity again.
+
+mod opportunities;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,7 +24,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::capi::ServerEvent;
 use crate::ghl::client::GhlClient;
+use crate::ghl::opportunities_api::Cursor;
 use crate::ghl::tokens::TokenSource;
 use crate::ghl::{Contact, GhlError};
 use crate::jobs::{EnrichJob, ListedJob, among};
@@ -72,6 +80,15 @@ pub struct Tally {
     pub too_old: BTreeMap<String, u64>,
     /// Events the mapping refuses, by reason code and rule.
     pub refused: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Opportunities with history in the period (created, won or lost, moved).
+    #[serde(default)]
+    pub opportunities: u64,
+    /// … queued with events to send.
+    #[serde(default)]
+    pub opportunities_queued: u64,
+    /// … queued for their contacts' audience memberships only.
+    #[serde(default)]
+    pub opportunities_for_audiences: u64,
 }
 
 /// Where a backfill of a period stands, as the state store keeps it.
@@ -83,12 +100,35 @@ pub struct Progress {
     /// The contacts created at `from` that were.
     pub at_from: Vec<String>,
     pub tally: Tally,
+    /// Every contact of the period was listed and queued.
+    #[serde(default)]
+    pub contacts_done: bool,
+    /// The opportunities before this cursor were listed and queued (`None`: from
+    /// the first, once the contacts are done).
+    #[serde(default)]
+    pub opportunities_after: Option<Cursor>,
     pub done: bool,
+}
+
+/// A page a backfill listed, as its caller is told of it.
+#[derive(Debug, Clone, Copy)]
+pub enum Listed<'a> {
+    /// The period's contacts of a page.
+    Contacts(&'a [Contact]),
+    /// A page of opportunities: the events built from those with history in the
+    /// period (with the contacts the search embeds).
+    Opportunities(&'a [ServerEvent]),
 }
 
 fn progress_key(location: &str, plan: &Backfill<'_>) -> String {
     let until = plan.until.map(|u| u.to_rfc3339()).unwrap_or_default();
     format!("backfill#{location}#{}#{until}", plan.since.to_rfc3339())
+}
+
+/// The name of the listing of `plan`'s period: part of its jobs' keys.
+fn listing(plan: &Backfill<'_>) -> String {
+    let until = plan.until.map(|u| u.to_rfc3339()).unwrap_or_default();
+    format!("backfill:{}:{until}", plan.since.to_rfc3339())
 }
 
 /// Where the last backfill of `plan`'s period for `location` stands.
@@ -102,8 +142,8 @@ pub async fn progress(
 }
 
 /// Backfills `location` at `now`: queues on `queue` (none: a dry run, which
-/// queues and records nothing), telling `each_page` every page's contacts of the
-/// period and the tally so far.
+/// queues and records nothing), telling `each_page` every page listed and the
+/// tally so far (and, for contacts, how many the search holds).
 pub async fn backfill<T: TokenSource, Q: Queue>(
     ghl: &GhlClient<T>,
     state: &impl StateStore,
@@ -111,7 +151,7 @@ pub async fn backfill<T: TokenSource, Q: Queue>(
     location: &str,
     plan: &Backfill<'_>,
     now: DateTime<Utc>,
-    each_page: &mut impl FnMut(&[Contact], &Tally, Option<u64>),
+    each_page: &mut impl FnMut(Listed<'_>, &Tally, Option<u64>),
 ) -> Result<Progress, BackfillError> {
     let earlier = match (plan.resume, queue) {
         (true, Some(_)) => progress(state, location, plan)
@@ -123,13 +163,48 @@ pub async fn backfill<T: TokenSource, Q: Queue>(
     if at.done {
         return Ok(at);
     }
+    if !at.contacts_done {
+        contacts(ghl, state, queue, location, plan, (&mut at, now), each_page).await?;
+        at.contacts_done = true;
+    }
+    if plan.mapping.reads_opportunities() {
+        let mut pages = opportunities::pages(ghl, location, plan, &at);
+        while let Some(listed) = pages.next_page().await.map_err(BackfillError::Ghl)? {
+            let page = opportunities::page(plan, location, listed, &mut at.tally, now)?;
+            if let Some(queue) = queue {
+                queue
+                    .send_all(page.jobs)
+                    .await
+                    .map_err(BackfillError::Queue)?;
+                at.opportunities_after = pages.after().cloned();
+                keep(state, location, plan, &at).await?;
+            }
+            each_page(Listed::Opportunities(&page.events), &at.tally, None);
+        }
+    }
+    at.done = true;
+    if queue.is_some() {
+        keep(state, location, plan, &at).await?;
+    }
+    Ok(at)
+}
+
+/// The period's contacts, from where `at` stands.
+async fn contacts<T: TokenSource, Q: Queue>(
+    ghl: &GhlClient<T>,
+    state: &impl StateStore,
+    queue: Option<&Q>,
+    location: &str,
+    plan: &Backfill<'_>,
+    (at, now): (&mut Progress, DateTime<Utc>),
+    each_page: &mut impl FnMut(Listed<'_>, &Tally, Option<u64>),
+) -> Result<(), BackfillError> {
     let from = at.from.unwrap_or(plan.since);
     let mut pages = Lister::by_time(ghl, location, Stamp::Added, from, plan.until)
         .resuming(std::mem::take(&mut at.at_from))
         .patient(plan.patience)
         .paced(plan.pace);
-    let until = plan.until.map(|u| u.to_rfc3339()).unwrap_or_default();
-    let listing = format!("backfill:{}:{until}", plan.since.to_rfc3339());
+    let listing = listing(plan);
     while let Some(contacts) = pages.next_page().await.map_err(BackfillError::Ghl)? {
         // A listing GHL would not filter gives every contact: the period's are kept.
         let contacts: Vec<Contact> = contacts
@@ -158,15 +233,11 @@ pub async fn backfill<T: TokenSource, Q: Queue>(
             queue.send_all(jobs).await.map_err(BackfillError::Queue)?;
             at.from = pages.listed_before();
             at.at_from = pages.at_key().to_vec();
-            keep(state, location, plan, &at).await?;
+            keep(state, location, plan, at).await?;
         }
-        each_page(&contacts, &at.tally, pages.total);
+        each_page(Listed::Contacts(&contacts), &at.tally, pages.total);
     }
-    at.done = true;
-    if queue.is_some() {
-        keep(state, location, plan, &at).await?;
-    }
-    Ok(at)
+    Ok(())
 }
 
 async fn keep(
