@@ -23,6 +23,7 @@ struct Held {
     contacts: Vec<Value>,
     opportunities: Vec<Value>,
     searches: Vec<(Instant, Value)>,
+    opportunity_searches: usize,
     planned: Vec<Planned>,
     /// Search as GHL might, if the second-hand documentation is wrong.
     quirk: Quirk,
@@ -39,6 +40,8 @@ pub enum Quirk {
     Unsorted,
     /// Down (`503`) from the search of this number on, as GHL in an outage.
     DownFrom(usize),
+    /// The opportunity search down (`503`) from its request of this number on.
+    OpportunitiesDownFrom(usize),
 }
 
 /// One location's contacts.
@@ -299,7 +302,13 @@ impl Respond for Opportunities {
             .get("limit")
             .and_then(|l| l.parse().ok())
             .unwrap_or(20);
-        let held = self.0.lock();
+        let mut held = self.0.lock();
+        held.opportunity_searches += 1;
+        if let Quirk::OpportunitiesDownFrom(from) = held.quirk
+            && held.opportunity_searches >= from
+        {
+            return ResponseTemplate::new(503);
+        }
         // Ordered by creation (milliseconds) and id, as GHL's cursor reads.
         let order = |o: &Value| {
             let at = o["createdAt"]

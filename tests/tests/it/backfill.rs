@@ -365,3 +365,51 @@ async fn an_audience_reading_opportunities_takes_the_old_wins_too() {
         .collect();
     assert_eq!(joined, BTreeSet::from(["c205", "c206", "c207", "c208"]));
 }
+
+#[tokio::test]
+async fn a_backfill_of_opportunities_cut_off_and_resumed_sends_each_purchase_once() {
+    let (ghl, _server, client) = ghl().await;
+    let two_days = Utc::now() - chrono::Duration::days(2);
+    for i in 0..250 {
+        let id = format!("o{i:03}");
+        let at = two_days + chrono::Duration::seconds(i);
+        ghl.create_opportunity(&id, &format!("c{:03}", i % 300), ("s2", "won"), at);
+    }
+    let (mapping, state, queue) = (mapping(), MemoryState::default(), MemoryQueue::default());
+    let (rules, since) = (["won"], since());
+    // The opportunity search goes down at its second page.
+    ghl.quirk(Quirk::OpportunitiesDownFrom(2));
+    let cut = run(
+        &client,
+        &state,
+        &queue,
+        &plan(&mapping, &rules, false, since),
+    )
+    .await;
+    assert!(cut.is_err(), "the outage outlasts the listing's patience");
+    let resumed = plan(&mapping, &rules, true, since);
+    let stopped = progress(&state, LOCATION, &resumed)
+        .await
+        .expect("state")
+        .expect("where it stopped");
+    assert!(stopped.contacts_done && !stopped.done, "{stopped:?}");
+    assert_eq!(stopped.tally.opportunities_queued, 100, "one page queued");
+    assert!(stopped.opportunities_after.is_some());
+
+    ghl.quirk(Quirk::None);
+    let done = run(&client, &state, &queue, &resumed)
+        .await
+        .expect("resumed");
+    assert!(done.done);
+    assert_eq!(done.tally.opportunities_queued, 250);
+    let queued = deals_queued(&queue);
+    assert_eq!(queued.len(), 250);
+    assert!(queued.values().all(|&n| n == (1, 0)), "each queued once");
+    let sent = enrich(&client, &state, &queue, &mapping).await;
+    let ids: BTreeSet<&str> = sent
+        .iter()
+        .filter(|j| j.rule == "won")
+        .filter_map(|j| j.event.event_id.as_deref())
+        .collect();
+    assert_eq!(ids.len(), 250, "each purchase once");
+}
