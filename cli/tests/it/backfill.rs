@@ -32,6 +32,26 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A dry run against `ghl`'s stand-in, served: the events it wrote, and its
+/// summary.
+async fn dry_run(
+    ghl: &ContactsStandIn,
+    data: &std::path::Path,
+) -> (Vec<serde_json::Value>, String) {
+    let server = MockServer::start().await;
+    ghl.mount(&server).await;
+    let dry = backfill(&server.uri(), data, &["--dry-run"]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let events = text(&dry.stdout)
+        .lines()
+        .flat_map(|line| {
+            let body: serde_json::Value = serde_json::from_str(line).expect("a request body");
+            body["data"].as_array().expect("data").clone()
+        })
+        .collect();
+    (events, text(&dry.stderr))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_writes_the_bodies_and_a_run_queues_the_recent_contacts_once() {
     let ghl = ContactsStandIn::new(LOCATION);
@@ -44,20 +64,11 @@ async fn a_dry_run_writes_the_bodies_and_a_run_queues_the_recent_contacts_once()
         ghl.create(&format!("old{i}"), &[], now - chrono::Duration::days(20));
     }
     ghl.create("ancient", &[], now - chrono::Duration::days(90));
-    let server = MockServer::start().await;
-    ghl.mount(&server).await;
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
-
-    let dry = backfill(&server.uri(), &data, &["--dry-run"]);
-    assert!(dry.status.success(), "{}", text(&dry.stderr));
-    let events: Vec<serde_json::Value> = text(&dry.stdout)
-        .lines()
-        .flat_map(|line| {
-            let body: serde_json::Value = serde_json::from_str(line).expect("a request body");
-            body["data"].as_array().expect("data").clone()
-        })
-        .collect();
+    let (events, summary) = dry_run(&ghl, &data).await;
+    let server = MockServer::start().await;
+    ghl.mount(&server).await;
     let mut names: Vec<&str> = events
         .iter()
         .filter_map(|e| e["event_name"].as_str())
@@ -75,7 +86,6 @@ async fn a_dry_run_writes_the_bodies_and_a_run_queues_the_recent_contacts_once()
             .count(),
         4
     );
-    let summary = text(&dry.stderr);
     assert!(summary.contains("30 contacts created since"), "{summary}");
     assert!(
         summary.contains("10 would be queued, with 14 events (lead 10, vip 4)"),
@@ -126,24 +136,14 @@ async fn a_dry_run_writes_the_recent_wins_purchases_and_counts_the_old_ones_by_r
         let won = if i < 3 { days(2) } else { days(10) };
         ghl.move_opportunity(&id, ("s2", "won"), won);
     }
-    let server = MockServer::start().await;
-    ghl.mount(&server).await;
     let dir = tempfile::tempdir().expect("dir");
-    let data = dir.path().join("data");
-
-    let dry = backfill(&server.uri(), &data, &["--dry-run"]);
-    assert!(dry.status.success(), "{}", text(&dry.stderr));
-    let purchases: Vec<serde_json::Value> = text(&dry.stdout)
-        .lines()
-        .flat_map(|line| {
-            let body: serde_json::Value = serde_json::from_str(line).expect("a request body");
-            body["data"].as_array().expect("data").clone()
-        })
+    let (events, summary) = dry_run(&ghl, &dir.path().join("data")).await;
+    let purchases: Vec<&serde_json::Value> = events
+        .iter()
         .filter(|e| e["event_name"] == "Purchase")
         .collect();
-    assert_eq!(purchases.len(), 3, "{}", text(&dry.stdout));
+    assert_eq!(purchases.len(), 3, "{events:?}");
     assert!(purchases.iter().all(|p| p["custom_data"]["value"] == 250.0));
-    let summary = text(&dry.stderr);
     assert!(
         summary.contains("and 3 of 5 opportunities changed then, with 3 events (won 3)"),
         "{summary}"
