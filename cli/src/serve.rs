@@ -1,5 +1,6 @@
 //! `ghl-capi serve` and `ghl-capi demo send`.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,6 +32,45 @@ pub struct ServeArgs {
     /// webhook delivered, found by polling (`15m`, `1h`, `90s`); `0` turns it off.
     #[arg(long, env = "RECONCILE_EVERY", default_value = "15m", value_parser = every)]
     reconcile_every: Duration,
+    /// How log lines are written to stderr: `text`; `json`, one object per line
+    /// with the fields the functions log (route, status, outcome, webhook and
+    /// event ids, rule, pixel, `fbtrace_id`); or `auto`: text on a terminal, JSON
+    /// otherwise (a service manager, a container).
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    log_format: LogFormat,
+}
+
+/// How `serve` writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+/// Logs to stderr in `format`, at the level `RUST_LOG` says (`info` by default).
+fn init_logs(format: LogFormat) {
+    let json = match format {
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+        LogFormat::Text => false,
+        LogFormat::Json => true,
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr);
+    match json {
+        // The functions' shape, with the time (CloudWatch adds theirs).
+        true => logs
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_target(false)
+            .init(),
+        false => logs.init(),
+    }
 }
 
 /// A period such as `15m`; `0` for none.
@@ -54,13 +94,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         args.dev,
     )?;
     options.reconcile_every = Some(args.reconcile_every).filter(|every| !every.is_zero());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(args.log_format);
     if args.dev {
         out!("  --dev: webhooks signed with the development key are trusted, GHL's are not")?;
     }

@@ -355,3 +355,69 @@ async fn a_dead_letter_is_listed_with_its_reason_and_redriven_once_fixed() {
         "the dead-letter queue is empty"
     );
 }
+
+/// `--log-format json`: every line on stderr one JSON object; the request line of
+/// a webhook names its id, and no line carries the contact's email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_name_the_webhook_and_carry_no_pii() {
+    let ghl = MockServer::start().await;
+    let graph = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c-ann"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"contact": contact("c-ann", "ann@example.com", &[])})),
+        )
+        .mount(&ghl)
+        .await;
+    let meta = meta(&graph).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mapping = dir.path().join("mapping.toml");
+    std::fs::write(&mapping, mapping_text()).expect("mapping written");
+    let port = free_port();
+    let mut child = serve_command(&dir.path().join("data"), &mapping, port)
+        .args(["--log-format", "json"])
+        .env("GHL_API_BASE_URL", ghl.uri())
+        .env("GRAPH_API_BASE_URL", graph.uri())
+        .env("GHL_TOKEN_loc1", "pit-local")
+        .env("TEST_META_TOKEN", "EAAB-local")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let created = webhook(
+        "ContactCreate",
+        "wh-json-1",
+        contact("c-ann", "ann@example.com", &[]),
+    );
+    let mut answered = None;
+    for _ in 0..100 {
+        answered = try_deliver(&client, &url, created.clone()).await;
+        if answered.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answered, Some(200));
+    assert_eq!(names(&wait_for(&meta, 1).await), ["Lead"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("stderr");
+    }
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"] == "request"
+            && l["fields"]["webhook_id"] == "wh-json-1"
+            && l["fields"]["status"] == 200),
+        "{stderr}"
+    );
+    assert!(lines.iter().all(|l| l["timestamp"].is_string()), "{stderr}");
+    assert!(!stderr.contains("ann@example.com"), "{stderr}");
+}

@@ -44,7 +44,8 @@ pub struct Backfill<'m> {
     pub mapping: &'m Mapping,
     /// Only these rules' events (all when empty).
     pub rules: Vec<String>,
-    /// Contacts created from `since` to `until` (now when `None`).
+    /// Contacts created, and opportunities' history, from `since` to `until`
+    /// (now when `None`).
     pub since: DateTime<Utc>,
     pub until: Option<DateTime<Utc>>,
     /// Go on from where the last run of this period stopped.
@@ -61,7 +62,7 @@ pub enum BackfillError {
     Ghl(#[source] GhlError),
     #[error("the state store failed: {0}")]
     State(#[source] StateError),
-    #[error("cannot queue the contacts for the pipeline: {0}")]
+    #[error("cannot queue the jobs for the pipeline: {0}")]
     Queue(#[source] QueueError),
 }
 
