@@ -28,6 +28,7 @@ pub mod consumer;
 mod fetch;
 mod install;
 mod opportunity;
+pub(crate) use opportunity::told_as_webhook;
 mod workflow;
 
 use std::time::Duration;

@@ -17,13 +17,12 @@ use serde_json::Map;
 
 use super::{Backfill, BackfillError, Progress, Tally};
 use crate::capi::ServerEvent;
+use crate::enrich::told_as_webhook;
 use crate::ghl::Contact;
 use crate::ghl::client::GhlClient;
 use crate::ghl::opportunities_api::Opportunity;
 use crate::ghl::tokens::TokenSource;
-use crate::ghl::webhook::Webhook;
 use crate::jobs::{Backfilled, EnrichJob, OpportunityJob, among};
-use crate::mapping::Occurrence;
 use crate::ops::listing::OpportunityPages;
 use crate::ports::queue::{Outgoing, QueueError};
 
@@ -114,20 +113,10 @@ fn judge(
     now: DateTime<Utc>,
     events: &mut Vec<ServerEvent>,
 ) -> bool {
-    let body = job.webhook(kind).to_string();
-    let Ok(webhook) = Webhook::parse(body.as_bytes()) else {
-        tracing::warn!(
-            job = job.key,
-            kind,
-            "a listed opportunity does not read as its webhook: its change is not sent"
-        );
-        crate::telemetry::skipped("unreadable_opportunity");
-        return false;
-    };
     let contact = embedded(&job.opportunity);
     let related = Map::new();
     let mut fresh = false;
-    for occurrence in Occurrence::from_webhook(&webhook, None, now).0 {
+    for occurrence in told_as_webhook(job, kind, now) {
         for mapped in plan.mapping.map(&occurrence, &contact, &related, now) {
             if !among(&plan.rules, &mapped.rule) || mapped.pixels.is_empty() {
                 continue;
