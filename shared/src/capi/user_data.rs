@@ -80,6 +80,24 @@ impl UserData {
         }
     }
 
+    /// The `user_data` keys it carries (`em`, `ph`, `fbc`, …): which identifiers an
+    /// event matches by, for its audit line, never their values.
+    pub fn carried(&self) -> Vec<&'static str> {
+        let ids = [
+            ("client_ip_address", self.client_ip_address.is_some()),
+            ("client_user_agent", self.client_user_agent.is_some()),
+            ("fbc", self.fbc.is_some()),
+            ("fbp", self.fbp.is_some()),
+            ("lead_id", self.lead_id.is_some()),
+        ];
+        Field::ALL
+            .into_iter()
+            .filter(|f| !self.hashes(*f).is_empty())
+            .map(Field::key)
+            .chain(ids.into_iter().filter(|(_, has)| *has).map(|(key, _)| key))
+            .collect()
+    }
+
     fn hashes_mut(&mut self, field: Field) -> &mut Vec<HexDigest> {
         match field {
             Field::Email => &mut self.em,
@@ -204,6 +222,15 @@ pub fn fbc_from_click(fbclid: &str, creation_ms: i64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn it_names_the_keys_it_carries_and_no_value() {
+        let mut data = UserData::default();
+        assert!(data.add(Field::Email, "jane@example.com", None));
+        data.fbc = Some("fb.1.1.IwAR".into());
+        assert_eq!(data.carried(), ["em", "fbc"]);
+        assert!(UserData::default().carried().is_empty());
+    }
 
     #[test]
     fn values_are_hashed_once_and_empties_dropped() {

@@ -272,7 +272,10 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
         jobs.iter()
             .zip(deliveries)
             .map(|((_, job), delivery)| match delivery {
-                Delivery::Delivered { fbtrace_id } => {
+                Delivery::Delivered {
+                    fbtrace_id,
+                    events_received,
+                } => {
                     // The audit line: webhook (source) → event id → Meta's trace id.
                     tracing::info!(
                         pixel = pixel.name,
@@ -280,6 +283,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                         source = job.source,
                         rule = job.rule,
                         fbtrace_id,
+                        events_received,
                         lag_seconds = (now.timestamp() - job.event.event_time).max(0),
                         "event sent"
                     );

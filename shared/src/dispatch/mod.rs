@@ -22,8 +22,12 @@ use crate::error::chain;
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
-    /// Meta acknowledged it, in the request it traces as `fbtrace_id`.
-    Delivered { fbtrace_id: Option<String> },
+    /// Meta acknowledged it, in the request it traces as `fbtrace_id`, which
+    /// carried `events_received` events.
+    Delivered {
+        fbtrace_id: Option<String>,
+        events_received: u64,
+    },
     /// Send again later: Meta is down, busy or throttling.
     Retry { reason: String },
     /// Send again later: Meta is fine, but isolating this batch's invalid events
@@ -106,7 +110,10 @@ pub async fn deliver_telling(
                 fbtrace_id,
             } if events_received as usize == range.len() => {
                 taken.taken(&events[range.clone()]).await;
-                all(Delivery::Delivered { fbtrace_id })
+                all(Delivery::Delivered {
+                    fbtrace_id,
+                    events_received,
+                })
             }
             // Fewer than sent: no way to tell which, so all go again; their event
             // ids make the repeat harmless at Meta.

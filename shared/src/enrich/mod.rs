@@ -21,9 +21,11 @@
 //! - [`audience`]: each audience's members, as each job shows them;
 //! - [`opportunity`]: the stage and status each opportunity was last seen in, and
 //!   reconciliation's opportunities told as their webhooks;
+//! - [`audit`]: the lines a trace reads: rules fired or not, events built;
 //! - [`consumer`]: the enrichment function's batch.
 
 pub mod audience;
+mod audit;
 pub mod consumer;
 mod fetch;
 mod install;
@@ -356,6 +358,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                 Err(e) => return self.ghl_failed(&location, &e, triggers, now).await,
             };
             let events = self.mapping.map(occ, &contact, &related, now);
+            audit::not_fired(&source, occ, &self.mapping.unmet(occ, &contact, &related));
             self.workflow_counted(occ, &source, !events.is_empty());
             for mapped in events {
                 match mapped.outcome {
@@ -369,14 +372,17 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                         crate::telemetry::skipped("no_pixel");
                         drop(event);
                     }
-                    Ok(event) => dispatch.extend(mapped.pixels.iter().map(|pixel| DispatchJob {
-                        pixel: pixel.clone(),
-                        source: source.clone(),
-                        rule: mapped.rule.clone(),
-                        trigger: trigger_name(occ),
-                        event: event.clone(),
-                        history: Default::default(),
-                    })),
+                    Ok(event) => {
+                        audit::built(&source, occ, (&mapped.rule, &mapped.pixels), &event);
+                        dispatch.extend(mapped.pixels.iter().map(|pixel| DispatchJob {
+                            pixel: pixel.clone(),
+                            source: source.clone(),
+                            rule: mapped.rule.clone(),
+                            trigger: trigger_name(occ),
+                            event: event.clone(),
+                            history: Default::default(),
+                        }))
+                    }
                     Err(why) => {
                         let mut letter =
                             DeadLetter::new(&source, Stage::Enrich, why.code(), why.to_string());

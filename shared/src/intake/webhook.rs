@@ -12,7 +12,9 @@
 //! - a verified body that fails typed parsing is kept: queued as it came, `200`, so
 //!   enrichment dead-letters it with the parse error and a fixed build can redrive it;
 //! - a failed enqueue is `429`, never `5xx`, so GHL delivers it again;
-//! - otherwise the verified bytes are queued for enrichment, and only then `200`.
+//! - otherwise the verified bytes are queued for enrichment, and only then `200`;
+//!   a delivery the queue has had already is `200` with `"status": "duplicate"`
+//!   where the queue can tell (locally; SQS FIFO drops the repeat without saying).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -23,7 +25,7 @@ use crate::ghl::webhook::{
     WebhookKeys, idempotency_key,
 };
 use crate::jobs::{EnrichJob, group_id};
-use crate::ports::queue::{Outgoing, Queue, QueueError};
+use crate::ports::queue::{Outgoing, Queue, QueueError, Sent};
 
 /// Why a delivery was not accepted, with the answer it gets.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,8 @@ pub enum Accepted {
         kind: String,
         problem: String,
     },
+    /// Delivered before (the queue knows its key): acknowledged, not queued again.
+    Repeat { key: String, kind: String },
     /// A `type` we do not model: acknowledged, not queued.
     Ignored { kind: String },
     /// Signed by GHL for another app: acknowledged, never queued.
@@ -84,6 +88,7 @@ pub fn reply(outcome: &Result<Accepted, IntakeError>) -> (u16, Value) {
         Ok(Accepted::Queued { key, .. } | Accepted::Kept { key, .. }) => {
             (200, json!({"status": "accepted", "webhookId": key}))
         }
+        Ok(Accepted::Repeat { key, .. }) => (200, json!({"status": "duplicate", "webhookId": key})),
         Ok(Accepted::Ignored { kind }) => (200, json!({"status": "ignored", "type": kind})),
         Ok(Accepted::OtherApp { .. }) => (200, json!({"status": "ignored"})),
         Err(e) => (
@@ -156,9 +161,14 @@ pub async fn accept_webhook(
     let message = Outgoing {
         body: serde_json::to_string(&job).map_err(|e| IntakeError::Queue(QueueError::new(e)))?,
         group_id: Some(group),
-        dedup_id: Some(key),
+        dedup_id: Some(key.clone()),
         delay: None,
     };
-    queue.send(message).await.map_err(IntakeError::Queue)?;
-    Ok(accepted)
+    match queue.send_once(message).await.map_err(IntakeError::Queue)? {
+        Sent::Queued => Ok(accepted),
+        Sent::Repeat => Ok(Accepted::Repeat {
+            key,
+            kind: envelope.kind.unwrap_or_default(),
+        }),
+    }
 }

@@ -329,6 +329,23 @@ impl Mapping {
         }
     }
 
+    /// The rules of `occurrence`'s trigger that do not fire for `contact`, each with
+    /// the first of its conditions that fails, as [`Condition::describe`] says it.
+    pub fn unmet(
+        &self,
+        occurrence: &Occurrence,
+        contact: &Contact,
+        related: &Map<String, Value>,
+    ) -> Vec<(&str, String)> {
+        let subject = Subject::new(contact, occurrence, related);
+        self.rules_for(occurrence.trigger)
+            .filter_map(|rule| {
+                let failed = rule.conditions.iter().find(|c| !c.holds(&subject))?;
+                Some((rule.name.as_str(), failed.describe()))
+            })
+            .collect()
+    }
+
     /// The rules `subject`'s trigger fires whose conditions hold.
     fn firing<'a>(&'a self, subject: &'a Subject<'a>) -> impl Iterator<Item = &'a Rule> {
         self.rules_for(subject.occurrence.trigger)

@@ -149,7 +149,42 @@ fn same(actual: &Value, expected: &Value) -> bool {
     }
 }
 
+impl FieldPath {
+    /// The path as the mapping writes it (`contact.email`, `trigger.tag`).
+    pub fn name(&self) -> String {
+        match self {
+            FieldPath::Contact(name) => format!("contact.{name}"),
+            FieldPath::Custom(id) => format!("custom.{id}"),
+            FieldPath::Attribution(name) => format!("attribution.{name}"),
+            FieldPath::Entity(keys) => keys.join("."),
+            FieldPath::Related(name) => name.clone(),
+            FieldPath::Tag => "trigger.tag".to_owned(),
+        }
+    }
+}
+
 impl Condition {
+    /// What the condition tests, without its expected value (a log line says which
+    /// condition stopped a rule, never a contact's data).
+    pub fn describe(&self) -> String {
+        let test = match &self.test {
+            Test::Equals(_) => "equals",
+            Test::NotEquals(_) => "not_equals",
+            Test::OneOf(_) => "one_of",
+            Test::Contains(_) => "contains",
+            Test::Exists(true) => "exists",
+            Test::Exists(false) => "absent",
+            Test::GreaterThan(_) => "greater_than",
+            Test::LessThan(_) => "less_than",
+            Test::HasTag(_) => "has_tag",
+            Test::LacksTag(_) => "lacks_tag",
+        };
+        match &self.path {
+            Some(path) => format!("{} {test}", path.name()),
+            None => format!("contact.tags {test}"),
+        }
+    }
+
     /// Whether the condition holds for `subject`.
     pub fn holds(&self, subject: &Subject<'_>) -> bool {
         let value = self.path.as_ref().and_then(|p| p.read(subject));

@@ -77,10 +77,28 @@ impl QueueError {
     }
 }
 
+/// Whether a message sent with a deduplication id was new to the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// Stored; or the queue cannot tell (SQS answers a repeat as a new message).
+    Queued,
+    /// The queue has had a message with this deduplication id: not stored again.
+    Repeat,
+}
+
 /// Somewhere messages can be sent.
 pub trait Queue: Send + Sync {
     /// Sends one message; `Ok` means it is stored durably.
     fn send(&self, message: Outgoing) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Sends one message, saying whether its deduplication id was seen before where
+    /// the adapter can tell (the local store can; SQS cannot, and says `Queued`).
+    fn send_once(
+        &self,
+        message: Outgoing,
+    ) -> impl Future<Output = Result<Sent, QueueError>> + Send {
+        async move { self.send(message).await.map(|()| Sent::Queued) }
+    }
 
     /// Sends several; `Ok` means all are stored. One by one unless the adapter can
     /// send several in one call. On `Err` some may be stored: receivers must take

@@ -59,7 +59,8 @@ async fn events_are_posted_with_their_credentials_in_the_body() {
         outcomes.iter().all(|o| matches!(
             o,
             Delivery::Delivered {
-                fbtrace_id: Some(_)
+                fbtrace_id: Some(_),
+                events_received: 2,
             }
         )),
         "{outcomes:?}"

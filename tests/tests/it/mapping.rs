@@ -635,3 +635,33 @@ fn metrics_name_only_standard_and_mapped_events_so_callers_cannot_add_dimensions
     // The posted rule's name comes from the caller's eventType.
     assert_eq!(m.metric_name("anything-a-caller-posts-7f3a"), "other");
 }
+
+/// A rule that does not fire says which of its conditions stopped it, by path and
+/// test only: never the value it compared with.
+#[test]
+fn a_rule_that_does_not_fire_names_its_failed_condition() {
+    let mapping = Mapping::parse(
+        r#"
+[[rules]]
+name = "big-buyer"
+trigger = "contact.created"
+event_name = "Lead"
+[[rules.when]]
+field = "contact.email"
+exists = true
+[[rules.when]]
+field = "contact.country"
+equals = "FR"
+"#,
+        "test",
+    )
+    .expect("mapping");
+    let contact = enriched_contact("c1");
+    let now = "2026-11-21T10:00:00Z";
+    let occ = Occurrence::for_contact(Trigger::ContactCreated, "loc", &contact, at(now));
+    assert!(map(&mapping, &occ, &contact, now).is_empty());
+    assert_eq!(
+        mapping.unmet(&occ, &contact, &Map::new()),
+        [("big-buyer", "contact.country equals".to_owned())]
+    );
+}

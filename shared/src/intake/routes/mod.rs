@@ -87,6 +87,8 @@ pub struct Response {
     pub outcome: &'static str,
     /// An HTML page to send instead of the JSON body (the install callback's).
     pub page: Option<String>,
+    /// A verified webhook's `type`, for the request's log line.
+    pub kind: Option<String>,
 }
 
 impl Response {
@@ -128,12 +130,27 @@ pub struct Api<Q, S, I> {
     pub warned_unscoped: std::sync::atomic::AtomicBool,
 }
 
+/// The `webhookId` a body names, read from its top level alone; `None` for any
+/// body that is not a JSON object with one.
+fn claimed_webhook_id(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Claim {
+        #[serde(rename = "webhookId")]
+        webhook_id: Option<String>,
+    }
+    if body.first() != Some(&b'{') {
+        return None;
+    }
+    serde_json::from_slice::<Claim>(body).ok()?.webhook_id
+}
+
 fn answer(status: u16, body: Value, outcome: &'static str) -> Response {
     Response {
         status,
         body,
         outcome,
         page: None,
+        kind: None,
     }
 }
 
@@ -162,15 +179,22 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
 
     fn logged(request: &Request<'_>, response: Response, started: std::time::Instant) -> Response {
         crate::telemetry::request(response.outcome, response.status, started.elapsed());
+        let answered = response
+            .body
+            .get("webhookId")
+            .and_then(serde_json::Value::as_str);
+        // A refused delivery's id as it claims it: an operator looks for it by that.
+        let claimed = answered
+            .is_none()
+            .then(|| claimed_webhook_id(request.body))
+            .flatten();
         tracing::info!(
             method = request.method,
             path = request.path,
             status = response.status,
             outcome = response.outcome,
-            webhook_id = response
-                .body
-                .get("webhookId")
-                .and_then(serde_json::Value::as_str),
+            webhook_id = answered.or(claimed.as_deref()),
+            kind = response.kind,
             event_id = response
                 .body
                 .get("eventId")
@@ -270,9 +294,19 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
         )
         .await;
         let (status, body) = webhook::reply(&outcome);
+        let kind = match &outcome {
+            Ok(
+                Accepted::Queued { kind, .. }
+                | Accepted::Kept { kind, .. }
+                | Accepted::Repeat { kind, .. }
+                | Accepted::Ignored { kind },
+            ) => Some(kind.clone()),
+            _ => None,
+        };
         let code = match &outcome {
             Ok(Accepted::Queued { .. }) => "accepted",
             Ok(Accepted::Kept { .. }) => "accepted_unparsed",
+            Ok(Accepted::Repeat { .. }) => "duplicate",
             Ok(Accepted::Ignored { .. }) => "ignored",
             Ok(Accepted::OtherApp { app_id }) => {
                 tracing::warn!(app_id, "a webhook for another GHL app: ignored");
@@ -284,7 +318,10 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
             }
             Err(e) => e.code(),
         };
-        answer(status, body, code)
+        Response {
+            kind,
+            ..answer(status, body, code)
+        }
     }
 
     /// The keyed routes' API keys, or the answer when they cannot be had: `404`

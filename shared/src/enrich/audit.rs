@@ -1,0 +1,42 @@
+//! The audit lines of enrichment: which rules fired for a job's contact, which did
+//! not and why, and each event built. Ids, rule names and identifier keys only: a
+//! trace of a contact reads these, on CloudWatch and in local mode's journal.
+
+use crate::capi::ServerEvent;
+use crate::mapping::Occurrence;
+
+/// The rules of `occ`'s trigger that did not fire, each with its failed condition.
+pub(super) fn not_fired(source: &str, occ: &Occurrence, unmet: &[(&str, String)]) {
+    for (rule, condition) in unmet {
+        tracing::info!(
+            webhook_id = source,
+            location_id = occ.location_id,
+            contact_id = occ.contact_id,
+            trigger = occ.trigger.name(),
+            rule,
+            unmet = condition,
+            "rule did not fire"
+        );
+    }
+}
+
+/// An event a rule built, and the pixels it goes to.
+pub(super) fn built(
+    source: &str,
+    occ: &Occurrence,
+    (rule, pixels): (&str, &[String]),
+    event: &ServerEvent,
+) {
+    tracing::info!(
+        webhook_id = source,
+        location_id = occ.location_id,
+        contact_id = occ.contact_id,
+        trigger = occ.trigger.name(),
+        rule,
+        event_id = event.event_id,
+        event_name = event.event_name,
+        pixel = pixels.join(" "),
+        identifiers = event.user_data.carried().join(" "),
+        "event built"
+    );
+}
