@@ -5,10 +5,15 @@
 //! - [`ports`]: the library's queue and state ports on it.
 //! - [`outbox`]: dry-run delivery for pixels without a token.
 //! - [`dev`]: the development key and the bundled sample webhook.
+//! - [`journal`]: the audit journal `trace` and the status page read.
 //! - [`serve`]: the server; [`workers`]: its two consumers.
+//! - [`admin`]: the operator's listener; [`status`]: its page's figures.
+pub mod admin;
 pub mod dev;
+pub mod journal;
 pub mod outbox;
 pub mod ports;
 pub mod serve;
+pub mod status;
 pub mod store;
 pub mod workers;

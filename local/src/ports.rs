@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use ghl_capi::ports::queue::{Outgoing, Queue, QueueError};
+use ghl_capi::ports::queue::{Outgoing, Queue, QueueError, Sent};
 use ghl_capi::ports::state::{StateError, StateStore};
 
 use crate::store::Store;
@@ -21,20 +21,34 @@ pub struct LocalQueue {
 
 impl Queue for LocalQueue {
     async fn send(&self, message: Outgoing) -> Result<(), QueueError> {
-        self.store
+        self.send_once(message).await.map(drop)
+    }
+
+    /// A repeat is a deduplication id seen on this queue in the last five minutes,
+    /// or the key of a job done (enrichment marks a webhook's key when it is).
+    async fn send_once(&self, message: Outgoing) -> Result<Sent, QueueError> {
+        if let Some(key) = &message.dedup_id
+            && self.store.processed(key).map_err(QueueError::new)?
+        {
+            return Ok(Sent::Repeat);
+        }
+        let new = self
+            .store
             .send(
                 self.name,
                 &message.body,
                 (message.group_id.as_deref(), message.dedup_id.as_deref()),
                 message.delay.unwrap_or_default(),
             )
-            .map_err(QueueError::new)
+            .map_err(QueueError::new)?;
+        Ok(if new { Sent::Queued } else { Sent::Repeat })
     }
 
     /// All in one transaction: a restart never finds half of them queued.
     async fn send_all(&self, messages: Vec<Outgoing>) -> Result<(), QueueError> {
         self.store
             .send_all(self.name, &messages)
+            .map(drop)
             .map_err(QueueError::new)
     }
 }

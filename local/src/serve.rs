@@ -26,6 +26,8 @@ use ghl_capi::ports::secrets::EnvSecrets;
 use ghl_capi::settings::{Env, SettingsError};
 use tokio::sync::watch;
 
+use crate::admin::AdminOptions;
+use crate::journal::Inbox;
 use crate::outbox::LocalCapi;
 use crate::ports::LocalQueue;
 use crate::store::{Store, StoreError};
@@ -69,6 +71,12 @@ pub struct Options {
     /// (`RECONCILE_SHARE_PERCENT`, … as for the function).
     pub reconcile_every: Option<Duration>,
     pub reconcile: ReconcileSettings,
+    /// Where the audit lines arrive for the journal (`None`: no journal), and
+    /// how long it keeps them.
+    pub journal: Option<Inbox>,
+    pub journal_retention: Duration,
+    /// The operator's listener (`/status`, `/metrics`), if any.
+    pub admin: Option<AdminOptions>,
 }
 
 impl Options {
@@ -140,6 +148,9 @@ impl Options {
                 hold,
                 reconcile_every: Some(DEFAULT_RECONCILE_EVERY),
                 reconcile,
+                journal: None,
+                journal_retention: crate::journal::DEFAULT_RETENTION,
+                admin: None,
             })
         })
     }
@@ -156,6 +167,10 @@ pub enum ServeError {
     StoreBusy(PathBuf),
     #[error("cannot lock {0}: {1}")]
     Lock(PathBuf, std::io::Error),
+    #[error(
+        "the admin listener on {0} is not a loopback address: give it an --admin-token (ADMIN_TOKEN), or bind it to 127.0.0.1"
+    )]
+    AdminUnguarded(SocketAddr),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
     #[error("cannot open the outbox: {0}")]
@@ -271,6 +286,15 @@ pub async fn serve(
         install: NoInstall,
     });
     let (stop, stopped) = watch::channel(false);
+    // The journal stops last, once the workers' last lines are written.
+    let (journal_stop, journal_stopped) = watch::channel(false);
+    let journal = options.journal.map(|inbox| {
+        tokio::spawn(inbox.write(store.clone(), options.journal_retention, journal_stopped))
+    });
+    let admin = match options.admin {
+        Some(admin) => Some(crate::admin::start(admin, store.clone(), stopped.clone()).await?),
+        None => None,
+    };
     let shared = Shared {
         store,
         mapping: Arc::new(options.mapping),
@@ -301,6 +325,14 @@ pub async fn serve(
     let _ = tokio::join!(enrich, dispatch);
     if let Some(reconcile) = reconcile {
         let _ = reconcile.await;
+    }
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+    // Last: the journal keeps the lines of the batches finished above.
+    let _ = journal_stop.send(true);
+    if let Some(journal) = journal {
+        let _ = journal.await;
     }
     served
 }

@@ -86,6 +86,7 @@ impl Store {
                  expires_at INTEGER NOT NULL
              );",
         )?;
+        db.execute_batch(crate::journal::SCHEMA)?;
         // Stores made before messages kept their first receive.
         let columns: Vec<String> = db
             .prepare("SELECT name FROM pragma_table_info('messages')")?
@@ -109,28 +110,31 @@ impl Store {
 
     /// Queues a message, received not before `delay`; one whose `dedup_id` was
     /// seen on this queue in the last five minutes is dropped, as SQS FIFO does.
+    /// Whether it was new.
     pub fn send(
         &self,
         queue: &str,
         body: &str,
         (group_id, dedup_id): (Option<&str>, Option<&str>),
         delay: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let message = Outgoing {
             body: body.to_owned(),
             group_id: group_id.map(str::to_owned),
             dedup_id: dedup_id.map(str::to_owned),
             delay: Some(delay),
         };
-        self.send_all(queue, std::slice::from_ref(&message))
+        Ok(self.send_all(queue, std::slice::from_ref(&message))? == 1)
     }
 
-    /// Queues `messages` as [`Store::send`] does, all or none (one transaction).
-    pub fn send_all(&self, queue: &str, messages: &[Outgoing]) -> Result<(), StoreError> {
+    /// Queues `messages` as [`Store::send`] does, all or none (one transaction);
+    /// how many were new (not dropped as repeats).
+    pub fn send_all(&self, queue: &str, messages: &[Outgoing]) -> Result<usize, StoreError> {
         let mut db = self.lock();
         let tx = db.transaction()?;
         let now = now_ms();
         tx.execute("DELETE FROM dedup WHERE expires_at <= ?1", params![now])?;
+        let mut queued = 0;
         for message in messages {
             if let Some(dedup) = &message.dedup_id {
                 let fresh = tx.execute(
@@ -146,9 +150,10 @@ impl Store {
                 "INSERT INTO messages (queue, body, group_id, sent_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![queue, message.body, message.group_id, now, now + delay],
             )?;
+            queued += 1;
         }
         tx.commit()?;
-        Ok(())
+        Ok(queued)
     }
 
     /// Receives up to `max` visible messages, hiding each for `visibility`. In a

@@ -1,3 +1,6 @@
-//! The local store with SQS's semantics: one test binary.
+//! The local store with SQS's semantics, its audit journal and the status page:
+//! one test binary.
 
+mod journal;
+mod status;
 mod store;

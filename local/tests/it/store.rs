@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ghl_capi::ports::queue::{Outgoing, Queue};
+use ghl_capi::ports::queue::{Outgoing, Queue, Sent};
 use ghl_capi::ports::state::StateStore;
 use ghl_capi_local::ports::{LocalQueue, LocalState};
 use ghl_capi_local::store::{DEAD, Store};
@@ -39,6 +39,44 @@ fn messages_survive_a_reopen_and_stay_hidden_while_received() {
     assert_eq!(bodies(&store, 10), ["two"], "one is hidden while in hand");
     store.delete(&got[0].message_id).expect("deleted");
     assert_eq!(store.depth("q").expect("depth"), 1);
+}
+
+#[tokio::test]
+async fn a_repeat_is_told_apart_within_the_window_and_once_its_job_is_done() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("s.db")).expect("open");
+    let queue = LocalQueue {
+        store: store.clone(),
+        name: "q",
+    };
+    let hook = |id: &str| Outgoing {
+        body: "hook".into(),
+        group_id: Some("g".into()),
+        dedup_id: Some(id.into()),
+        delay: None,
+    };
+    assert_eq!(
+        queue.send_once(hook("wh-1")).await.expect("sent"),
+        Sent::Queued
+    );
+    assert_eq!(
+        queue.send_once(hook("wh-1")).await.expect("sent"),
+        Sent::Repeat
+    );
+    // Past the five-minute window, a job already done is still a repeat.
+    LocalState(store.clone())
+        .mark_processed("wh-2")
+        .await
+        .expect("marked");
+    assert_eq!(
+        queue.send_once(hook("wh-2")).await.expect("sent"),
+        Sent::Repeat
+    );
+    assert_eq!(
+        store.depth("q").expect("depth"),
+        1,
+        "only the first is queued"
+    );
 }
 
 #[test]

@@ -1,0 +1,289 @@
+//! The status page and its listener: the figures it reads from the store, its
+//! HTML, and who may see it.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use ghl_capi::jobs::{DeadLetter, LetterMessage, Stage};
+use ghl_capi::ports::state::StateStore;
+use ghl_capi_local::admin::{AdminOptions, start};
+use ghl_capi_local::journal::Entry;
+use ghl_capi_local::ports::LocalState;
+use ghl_capi_local::serve::ServeError;
+use ghl_capi_local::status::{Status, page};
+use ghl_capi_local::store::{DEAD, Store};
+use serde_json::json;
+
+fn entry(ago_ms: i64, message: &str, fields: serde_json::Value) -> Entry {
+    Entry {
+        at_ms: Utc::now().timestamp_millis() - ago_ms,
+        level: "INFO",
+        message: message.into(),
+        fields: fields.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+
+/// A store with a day of work: webhooks (one refused, one a repeat), events
+/// built and sent with their lag, a dead letter, audience rows, partner calls,
+/// an open breaker and a seeded location.
+async fn busy_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&dir.path().join("store.db")).expect("store");
+    let webhook = |ago, status, outcome: &str| {
+        entry(
+            ago,
+            "request",
+            json!({"path": "/webhooks/ghl", "status": status,
+            "outcome": outcome, "webhook_id": format!("w{ago}")}),
+        )
+    };
+    let mut entries = vec![
+        webhook(MINUTE, 200, "accepted"),
+        webhook(2 * MINUTE, 200, "accepted"),
+        webhook(3 * MINUTE, 200, "duplicate"),
+        webhook(4 * MINUTE, 401, "bad_signature"),
+        webhook(5 * HOUR, 200, "accepted"),
+        webhook(30 * HOUR, 200, "accepted"),
+    ];
+    for (i, lag) in [1, 2, 3, 40].into_iter().enumerate() {
+        let id = format!("e{i}");
+        entries.push(entry(
+            MINUTE,
+            "event built",
+            json!({"event_id": id, "event_name": "Purchase", "webhook_id": "w1"}),
+        ));
+        entries.push(entry(
+            MINUTE,
+            "event sent",
+            json!({"event_id": id, "pixel": "main", "lag_seconds": lag, "source": "w1"}),
+        ));
+    }
+    entries.push(entry(
+        2 * HOUR,
+        "dead letter",
+        json!({"code": "contact_not_found", "source": "w7"}),
+    ));
+    entries.push(entry(
+        MINUTE,
+        "audience request",
+        json!({"audience_id": "a1", "operation": "add", "rows": 5, "status": 200}),
+    ));
+    entries.push(entry(
+        MINUTE,
+        "capi request",
+        json!({"dataset_id": "p1", "status": 200, "latency_ms": 80}),
+    ));
+    entries.push(entry(
+        MINUTE,
+        "capi request",
+        json!({"dataset_id": "p1", "status": 503, "latency_ms": 900}),
+    ));
+    entries.push(entry(
+        MINUTE,
+        "ghl call",
+        json!({"location_id": "loc1", "status": 200, "latency_ms": 120}),
+    ));
+    entries.push(entry(
+        MINUTE,
+        "reconciliation found changes no webhook delivered",
+        json!({"job": "r1", "location_id": "loc1", "changes": 3}),
+    ));
+    store.append_journal(&entries).expect("journal");
+
+    let letter = DeadLetter::new(
+        "w7",
+        Stage::Enrich,
+        "contact_not_found",
+        "GHL has no contact <c7>",
+    );
+    let body = serde_json::to_string(&LetterMessage {
+        dead_letter: letter,
+        message: "{\"email\":\"jane@example.com\"}".into(),
+    })
+    .expect("json");
+    store
+        .send(DEAD, &body, (None, None), Duration::ZERO)
+        .expect("letter");
+    let breaker = json!({"opened_at": Utc::now(), "failures": 4, "next_probe": Utc::now(),
+        "code": "meta_unavailable", "cause": "503"});
+    LocalState(store.clone())
+        .set_record(
+            "breaker#meta#main",
+            &breaker.to_string(),
+            Duration::from_secs(600),
+        )
+        .await
+        .expect("breaker");
+    (dir, store)
+}
+
+#[tokio::test]
+async fn the_status_reads_the_hour_and_the_day_from_the_journal() {
+    let (_dir, store) = busy_store().await;
+    let status = Status::read(&store, &["loc1".into()], Utc::now())
+        .await
+        .expect("figures");
+    assert_eq!(
+        (status.accepted.hour, status.accepted.day),
+        (2, 3),
+        "a repeat is no new webhook; 30 h ago is not the last day"
+    );
+    assert_eq!((status.refused.hour, status.refused.day), (1, 1));
+    assert_eq!(status.accepted_series.hour.iter().sum::<u64>(), 2);
+    assert_eq!(status.accepted_series.day.iter().sum::<u64>(), 3);
+    assert_eq!(
+        status.sent,
+        vec![(
+            "main".to_owned(),
+            ghl_capi_local::status::Window { hour: 4, day: 4 }
+        )]
+    );
+    assert_eq!((status.lag_p50_s, status.lag_p99_s), (Some(3), Some(40)));
+    assert_eq!(status.dead_lettered[0].0, "contact_not_found");
+    assert_eq!(status.audience_rows[0].1.day, 5);
+    assert_eq!((status.graph.count, status.graph.failed), (2, 1));
+    assert_eq!(status.graph.p99_ms, Some(900));
+    assert_eq!(status.ghl.p50_ms, Some(120));
+    assert_eq!(status.letters.len(), 1);
+    assert_eq!(
+        status
+            .backlog
+            .iter()
+            .find(|b| b.queue == DEAD)
+            .map(|b| b.depth),
+        Some(1)
+    );
+    assert_eq!(status.breakers.len(), 1);
+    assert!(Status::open(&status.breakers[0].1));
+    assert_eq!(status.locations[0].missed_day, 3);
+    assert!(status.locations[0].seeded.is_none());
+}
+
+#[tokio::test]
+async fn the_page_shows_the_figures_escaped_and_links_each_letter() {
+    let (_dir, store) = busy_store().await;
+    let status = Status::read(&store, &["loc1".into()], Utc::now())
+        .await
+        .expect("figures");
+    let html = page::render(&status);
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(
+        html.contains("<b id=accepted>3</b>"),
+        "accepted in the last day"
+    );
+    assert!(html.contains("<b id=refused>1</b>"));
+    assert!(html.contains("<b id=sent>4</b>"));
+    assert!(
+        html.contains("href=\"/status/dead/"),
+        "each letter links to its page"
+    );
+    assert!(html.contains("open: work held"), "the open breaker");
+    assert!(html.contains("not seeded"));
+    assert_eq!(
+        html.matches("<svg").count(),
+        6,
+        "three series, hour and day"
+    );
+    assert!(!html.contains("<script"), "no script");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external asset"
+    );
+    assert!(
+        !html.contains("jane@example.com"),
+        "a letter's message is never shown"
+    );
+
+    let letter = store.list(DEAD).expect("list").remove(0);
+    let message: LetterMessage = serde_json::from_str(&letter.body).expect("letter");
+    let shown = page::letter(&message.dead_letter, letter.id);
+    assert!(
+        shown.contains("GHL has no contact &lt;c7&gt;"),
+        "escaped: {shown}"
+    );
+    assert!(!shown.contains("jane@example.com"));
+}
+
+fn free_address() -> std::net::SocketAddr {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("address")
+}
+
+#[tokio::test]
+async fn the_admin_listener_wants_its_token_and_a_bare_one_stays_on_loopback() {
+    let (_dir, store) = busy_store().await;
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let open = AdminOptions {
+        listen: "0.0.0.0:0".parse().expect("address"),
+        token: None,
+        metrics: None,
+        locations: vec![],
+    };
+    let refused = start(open, store.clone(), stopped.clone()).await;
+    assert!(
+        matches!(refused, Err(ServeError::AdminUnguarded(_))),
+        "{refused:?}"
+    );
+
+    let listen = free_address();
+    let guarded = AdminOptions {
+        listen,
+        token: Some("s3cret-token".into()),
+        metrics: None,
+        locations: vec!["loc1".into()],
+    };
+    let _server = start(guarded, store, stopped).await.expect("started");
+    let http = reqwest::Client::new();
+    let url = format!("http://{listen}/status");
+    let none = http.get(&url).send().await.expect("answer");
+    assert_eq!(none.status(), 401);
+    assert!(
+        none.headers().contains_key("www-authenticate"),
+        "a browser prompts"
+    );
+    let wrong = http
+        .get(&url)
+        .bearer_auth("s3cret-tokeX")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(wrong.status(), 401);
+    let bearer = http
+        .get(&url)
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(bearer.status(), 200);
+    assert!(
+        bearer
+            .text()
+            .await
+            .expect("page")
+            .contains("ghl-capi status")
+    );
+    let basic = http
+        .get(&url)
+        .basic_auth("operator", Some("s3cret-token"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(basic.status(), 200);
+    let metrics = http
+        .get(format!("http://{listen}/metrics"))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(metrics.status(), 404, "no recorder in this process");
+    let missing = http
+        .get(format!("http://{listen}/status/dead/999"))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(missing.status(), 404);
+}
