@@ -5,7 +5,8 @@
 # (or GHL_CAPI_REFERENCE). On first use it installs moto (the local AWS emulator)
 # into .venv and Prism (the mock of GHL's OpenAPI specs) into .prism; it starts moto
 # and a Prism per spec (contacts, opportunities) on free loopback ports and stops
-# them when the tests end.
+# them when the tests end. The status page's browser test needs Debian's Chromium:
+# installed with apt-get when missing (as root, or with sudo).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -37,6 +38,24 @@ if [ ! -x "$prism" ]; then
   mkdir -p "$root/.prism"
   npm install --prefix "$root/.prism" --silent --no-audit --no-fund '@stoplight/prism-cli@5.14.2' > /dev/null
 fi
+
+chromium=${CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$chromium" ]; then
+  echo "scripts/test.sh: installing Chromium (Debian package) for the status page's browser test"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  mkdir -p "$root/target"
+  apt_log=$root/target/apt-chromium.log
+  # A fresh machine may have no package lists yet: update once, and try again.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium > "$apt_log" 2>&1 || {
+    $sudo apt-get update -q >> "$apt_log" 2>&1 &&
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium >> "$apt_log" 2>&1
+  } || {
+    echo "scripts/test.sh: cannot install chromium; see target/apt-chromium.log (or set CHROMIUM)" >&2
+    exit 1
+  }
+fi
+export CHROMIUM=$chromium
 
 free_port() {
   "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

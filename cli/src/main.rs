@@ -31,6 +31,7 @@ mod oauth;
 mod reconcile;
 mod serve;
 mod target;
+mod trace;
 mod verify;
 mod workflow;
 
@@ -101,6 +102,11 @@ enum Command {
     /// request bodies on stdout); events older than Meta's 7 days are counted, not
     /// sent. --resume goes on after the last page queued.
     Backfill(backfill::Args),
+    /// What happened to a contact, a webhook or an event: each webhook received,
+    /// each rule that fired or did not and why, each event built, Meta's answers,
+    /// retries, dead letters, audience rows. From the local store's journal, or
+    /// with --aws from the functions' logs (Logs Insights). Ids and hashes only.
+    Trace(trace::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +174,7 @@ fn main() -> ExitCode {
         Command::Audience(AudienceCommand::Sync(args)) => audience::sync(&args),
         Command::Reconcile(args) => reconcile::run(&args),
         Command::Backfill(args) => backfill::run(&args),
+        Command::Trace(args) => trace::run(&args),
         Command::Mapping(MappingCommand::Check { file }) => mapping::check(&file),
         Command::Mapping(MappingCommand::Preview(args)) => mapping::preview(&args),
         Command::Serve(args) => serve::run(&args),

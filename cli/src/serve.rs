@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use ghl_capi_local::admin::{AdminOptions, DEFAULT_ADMIN_LISTEN};
+use ghl_capi_local::journal::JournalLayer;
 use ghl_capi_local::serve::{Options, serve};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::Outcome;
 
@@ -38,6 +41,17 @@ pub struct ServeArgs {
     /// otherwise (a service manager, a container).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
     log_format: LogFormat,
+    /// Address of the operator's listener (`/status`, `/metrics`): never the
+    /// webhook listener. Any address but a loopback one needs `--admin-token`.
+    #[arg(long, env = "ADMIN_LISTEN", default_value = DEFAULT_ADMIN_LISTEN)]
+    admin_listen: SocketAddr,
+    /// The token the operator's listener asks for (`Authorization: Bearer …`, or
+    /// as the password a browser prompts for).
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// How many days the audit journal (`ghl-capi trace`, the status page) keeps.
+    #[arg(long, env = "JOURNAL_DAYS", default_value_t = 30)]
+    journal_days: u32,
 }
 
 /// How `serve` writes its log lines.
@@ -48,29 +62,47 @@ enum LogFormat {
     Json,
 }
 
-/// Logs to stderr in `format`, at the level `RUST_LOG` says (`info` by default).
-fn init_logs(format: LogFormat) {
+/// Logs to stderr in `format`, at the level `RUST_LOG` says (`info` by default),
+/// and copies the audit lines to `journal` whatever that level.
+fn init_logs(format: LogFormat, journal: JournalLayer) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+
     let json = match format {
         LogFormat::Auto => !std::io::stderr().is_terminal(),
         LogFormat::Text => false,
         LogFormat::Json => true,
     };
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr);
-    match json {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match json {
         // The functions' shape, with the time (CloudWatch adds theirs).
         true => logs
             .json()
             .with_current_span(false)
             .with_span_list(false)
             .with_target(false)
-            .init(),
-        false => logs.init(),
-    }
+            .with_filter(filter)
+            .boxed(),
+        false => logs.with_filter(filter).boxed(),
+    };
+    let journal = journal.with_filter(tracing_subscriber::filter::filter_fn(
+        ghl_capi_local::journal::wanted,
+    ));
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(journal)
+        .init();
+}
+
+/// Records the pipeline's metrics for `/metrics`, under the functions' names.
+fn init_metrics() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    ghl_capi::telemetry::describe();
+    Ok(handle)
 }
 
 /// A period such as `15m`; `0` for none.
@@ -94,7 +126,26 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         args.dev,
     )?;
     options.reconcile_every = Some(args.reconcile_every).filter(|every| !every.is_zero());
-    init_logs(args.log_format);
+    let (journal, inbox) = ghl_capi_local::journal::channel();
+    options.journal = Some(inbox);
+    options.journal_retention = Duration::from_secs(u64::from(args.journal_days) * 24 * 3600);
+    let mut locations: Vec<String> = options.ghl_tokens.0.keys().cloned().collect();
+    locations.extend(
+        options
+            .mapping
+            .pixels
+            .iter()
+            .flat_map(|p| p.locations.iter().cloned()),
+    );
+    locations.sort();
+    locations.dedup();
+    init_logs(args.log_format, journal);
+    options.admin = Some(AdminOptions {
+        listen: args.admin_listen,
+        token: args.admin_token.clone(),
+        metrics: Some(init_metrics()?),
+        locations,
+    });
     if args.dev {
         out!("  --dev: webhooks signed with the development key are trusted, GHL's are not")?;
     }

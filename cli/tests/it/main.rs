@@ -8,5 +8,7 @@ mod dlq_sqs;
 mod reconcile;
 mod serve;
 mod soak;
+mod status;
+mod trace_aws;
 mod verify;
 mod workflow;

@@ -45,8 +45,9 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// `ghl-capi serve` on `data` with `mapping`, listening on `port`.
-fn serve_command(data: &Path, mapping: &Path, port: u16) -> Command {
+/// `ghl-capi serve` on `data` with `mapping`, listening on `port` (its admin
+/// listener on a port of its own, unless `--admin-listen` says otherwise).
+pub(crate) fn serve_command(data: &Path, mapping: &Path, port: u16) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ghl-capi"));
     command
         .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
@@ -56,6 +57,7 @@ fn serve_command(data: &Path, mapping: &Path, port: u16) -> Command {
         .arg(mapping)
         // Off unless a test turns it on (`RECONCILE_EVERY` in its variables).
         .env("RECONCILE_EVERY", "0")
+        .env("ADMIN_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null());
     command
 }

@@ -182,6 +182,7 @@ async fn a_workflow_call_becomes_a_dry_run_request_with_the_demo_mapping() {
         .arg("--data-dir")
         .arg(&data)
         .env("CONVERSION_API_KEYS", KEYS)
+        .env("ADMIN_LISTEN", "127.0.0.1:0")
         .env_remove("META_ACCESS_TOKEN")
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
