@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{ByName, Calls, Letter, Series, Status, Window, causes};
 
-const STYLE: &str = "body{font:15px/1.4 system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;color:#1b1f24}
+const STYLE: &str = "body{font:15px/1.4 system-ui,sans-serif;overflow-wrap:anywhere;margin:0 auto;max-width:60rem;padding:1rem;color:#1b1f24}
 h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.6rem;border-bottom:1px solid #d0d7de}
 table{border-collapse:collapse;width:100%;margin:.4rem 0}td,th{text-align:left;padding:.2rem .5rem;border-bottom:1px solid #eaeef2}
 th{font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
