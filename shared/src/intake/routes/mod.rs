@@ -131,14 +131,16 @@ pub struct Api<Q, S, I> {
 }
 
 /// The `webhookId` a body names, read from its top level alone; `None` for any
-/// body that is not a JSON object with one.
+/// body that is not a JSON object with one, or is larger than a webhook (an
+/// unsigned flood costs no parsing).
 fn claimed_webhook_id(body: &[u8]) -> Option<String> {
+    const PEEKED: usize = 16 * 1024;
     #[derive(serde::Deserialize)]
     struct Claim {
         #[serde(rename = "webhookId")]
         webhook_id: Option<String>,
     }
-    if body.first() != Some(&b'{') {
+    if body.first() != Some(&b'{') || body.len() > PEEKED {
         return None;
     }
     serde_json::from_slice::<Claim>(body).ok()?.webhook_id
