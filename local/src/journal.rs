@@ -29,14 +29,20 @@ const BACKLOG: usize = 20_000;
 /// How often entries past the retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
-/// The fields kept: ids, codes and figures. A field not named here is not kept.
-const KEPT: [&str; 43] = [
+/// Any of these makes an event a journal entry: it is about some webhook, event,
+/// contact or location, or is a call to a pixel or audience.
+const IDS: [&str; 8] = [
     "webhook_id",
     "source",
     "job",
     "event_id",
     "contact_id",
     "location_id",
+    "dataset_id",
+    "audience_id",
+];
+/// The other fields kept: codes and figures. A field in neither list is not kept.
+const FIGURES: [&str; 35] = [
     "method",
     "path",
     "status",
@@ -53,7 +59,6 @@ const KEPT: [&str; 43] = [
     "events_received",
     "lag_seconds",
     "latency_ms",
-    "dataset_id",
     "events",
     "code",
     "reason",
@@ -63,7 +68,6 @@ const KEPT: [&str; 43] = [
     "after_ms",
     "receives",
     "audience",
-    "audience_id",
     "operation",
     "rows",
     "rows_added",
@@ -75,18 +79,10 @@ const KEPT: [&str; 43] = [
     "error",
     "problem",
 ];
-/// Any of these makes an event a journal entry: it is about some webhook, event,
-/// contact or location, or is a call to a pixel or audience.
-const IDS: [&str; 8] = [
-    "webhook_id",
-    "source",
-    "job",
-    "event_id",
-    "contact_id",
-    "location_id",
-    "dataset_id",
-    "audience_id",
-];
+
+fn kept(field: &str) -> bool {
+    IDS.contains(&field) || FIGURES.contains(&field)
+}
 
 /// The journal's table. The fields the status page counts by are also kept as
 /// columns of their own, computed once as each entry is written, so a page reads
@@ -208,7 +204,7 @@ impl Entry {
             message: fields.get("message")?.as_str()?.to_owned(),
             fields: fields
                 .iter()
-                .filter(|(k, _)| KEPT.contains(&k.as_str()))
+                .filter(|(k, _)| kept(k))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         })
@@ -255,7 +251,7 @@ struct Fields {
 
 impl Fields {
     fn keep(&mut self, field: &Field, value: Value) {
-        if KEPT.contains(&field.name()) {
+        if kept(field.name()) {
             self.kept.insert(field.name().to_owned(), value);
         }
     }

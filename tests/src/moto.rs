@@ -10,6 +10,17 @@ pub fn endpoint() -> String {
     )
 }
 
+/// `command` (a `ghl-capi` run) pointed at moto, with the test credentials and
+/// none of the machine's own AWS profile.
+pub fn at_moto(command: &mut std::process::Command) -> &mut std::process::Command {
+    command
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+}
+
 /// `moto_client!(aws_sdk_sqs)`: that service's client, talking to moto (a macro,
 /// since each SDK crate has its own `Config` type).
 #[macro_export]

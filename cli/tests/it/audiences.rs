@@ -486,7 +486,8 @@ async fn a_sync_of_the_deployed_stack_queues_its_jobs_on_the_enrichment_queue() 
     let text = fixtures::mapping_text() + &fixtures::audiences(r#"{ secret = "x/meta/ads" }"#);
     std::fs::write(&mapping, text).expect("mapping written");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_ghl-capi"));
+    command
         .args([
             "audience",
             "sync",
@@ -499,14 +500,8 @@ async fn a_sync_of_the_deployed_stack_queues_its_jobs_on_the_enrichment_queue() 
         .arg(&mapping)
         .args(["--state-table", &table, "--enrich-queue-url", &queue])
         .args(["--token-prefix", &format!("{id}/ghl/")])
-        .env("GHL_API_BASE_URL", ghl.uri())
-        .env("AWS_ENDPOINT_URL", moto::endpoint())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("sync runs");
+        .env("GHL_API_BASE_URL", ghl.uri());
+    let out = moto::at_moto(&mut command).output().expect("sync runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 
 use aws_sdk_sqs::Client;
-use ghl_capi_tests::moto::{self, endpoint};
+use ghl_capi_tests::moto;
 use serde_json::{Value, json};
 
 fn client() -> Client {
@@ -16,16 +16,13 @@ async fn queue(sqs: &Client, name: &str) -> String {
 }
 
 fn dlq(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
-        .arg("dlq")
-        .args(args)
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("dlq runs")
+    moto::at_moto(
+        Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+            .arg("dlq")
+            .args(args),
+    )
+    .output()
+    .expect("dlq runs")
 }
 
 async fn bodies(sqs: &Client, url: &str) -> Vec<(String, Option<String>)> {

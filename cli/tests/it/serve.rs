@@ -15,7 +15,7 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// The fixture mapping, its pixel's token in `TEST_META_TOKEN`.
-fn mapping_text() -> String {
+pub(crate) fn mapping_text() -> String {
     fixtures::mapping_text_with_token(r#"{ env = "TEST_META_TOKEN" }"#)
 }
 
@@ -358,10 +358,8 @@ async fn a_dead_letter_is_listed_with_its_reason_and_redriven_once_fixed() {
     );
 }
 
-/// `--log-format json`: every line on stderr one JSON object; the request line of
-/// a webhook names its id, and no line carries the contact's email.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_logs_name_the_webhook_and_carry_no_pii() {
+/// GHL holding Ann's contact (`c-ann`), and Meta taking the pixel's token.
+pub(crate) async fn ann_partners() -> (MockServer, MockServer, MetaStandIn) {
     let ghl = MockServer::start().await;
     let graph = MockServer::start().await;
     Mock::given(method("GET"))
@@ -373,35 +371,62 @@ async fn json_logs_name_the_webhook_and_carry_no_pii() {
         .mount(&ghl)
         .await;
     let meta = meta(&graph).await;
+    (ghl, graph, meta)
+}
+
+/// [`serve_command`] with the partners at `ghl` and `graph`, and their tokens.
+pub(crate) fn serve_with_partners(
+    data: &Path,
+    mapping: &Path,
+    port: u16,
+    (ghl, graph): (&MockServer, &MockServer),
+) -> Command {
+    let mut command = serve_command(data, mapping, port);
+    command
+        .env("GHL_API_BASE_URL", ghl.uri())
+        .env("GRAPH_API_BASE_URL", graph.uri())
+        .env("GHL_TOKEN_loc1", "pit-local")
+        .env("TEST_META_TOKEN", "EAAB-local");
+    command
+}
+
+/// Delivers `body` once `serve` at `url` answers (it may be starting): its status.
+pub(crate) async fn deliver_once_up(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+) -> Option<u16> {
+    for _ in 0..100 {
+        if let Some(status) = try_deliver(client, url, body.clone()).await {
+            return Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// `--log-format json`: every line on stderr one JSON object; the request line of
+/// a webhook names its id, and no line carries the contact's email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_name_the_webhook_and_carry_no_pii() {
+    let (ghl, graph, meta) = ann_partners().await;
     let dir = tempfile::tempdir().expect("dir");
     let mapping = dir.path().join("mapping.toml");
     std::fs::write(&mapping, mapping_text()).expect("mapping written");
     let port = free_port();
-    let mut child = serve_command(&dir.path().join("data"), &mapping, port)
+    let mut child = serve_with_partners(&dir.path().join("data"), &mapping, port, (&ghl, &graph))
         .args(["--log-format", "json"])
-        .env("GHL_API_BASE_URL", ghl.uri())
-        .env("GRAPH_API_BASE_URL", graph.uri())
-        .env("GHL_TOKEN_loc1", "pit-local")
-        .env("TEST_META_TOKEN", "EAAB-local")
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
         .expect("serve starts");
     let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
     let created = webhook(
         "ContactCreate",
         "wh-json-1",
         contact("c-ann", "ann@example.com", &[]),
     );
-    let mut answered = None;
-    for _ in 0..100 {
-        answered = try_deliver(&client, &url, created.clone()).await;
-        if answered.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let answered = deliver_once_up(&reqwest::Client::new(), &url, created).await;
     assert_eq!(answered, Some(200));
     assert_eq!(names(&wait_for(&meta, 1).await), ["Lead"]);
     let _ = child.kill();

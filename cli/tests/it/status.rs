@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use ghl_capi_tests::fixtures::{contact, webhook};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::serve::{free_port, serve_command, try_deliver};
+use crate::serve::{
+    ann_partners, deliver_once_up, free_port, mapping_text, serve_command, serve_with_partners,
+};
 
 /// Debian's Chromium (`scripts/test.sh` installs it), or `CHROMIUM`.
 fn chromium() -> PathBuf {
@@ -74,33 +74,14 @@ fn trace(data: &Path, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_sees_the_status_page_the_metrics_and_a_contacts_trace() {
-    let ghl = MockServer::start().await;
-    let graph = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/contacts/c-ann"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"contact": contact("c-ann", "ann@example.com", &[])})),
-        )
-        .mount(&ghl)
-        .await;
-    let meta = ghl_capi_tests::stand_in::MetaStandIn::expecting_token("EAAB-local");
-    meta.mount(&graph, ghl_capi_tests::fixtures::DATASET).await;
+    let (ghl, graph, meta) = ann_partners().await;
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
     let mapping = dir.path().join("mapping.toml");
-    std::fs::write(
-        &mapping,
-        ghl_capi_tests::fixtures::mapping_text_with_token(r#"{ env = "TEST_META_TOKEN" }"#),
-    )
-    .expect("mapping written");
+    std::fs::write(&mapping, mapping_text()).expect("mapping written");
     let (port, admin_port) = (free_port(), free_port());
-    let mut child = serve_command(&data, &mapping, port)
+    let mut child = serve_with_partners(&data, &mapping, port, (&ghl, &graph))
         .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-        .env("GHL_API_BASE_URL", ghl.uri())
-        .env("GRAPH_API_BASE_URL", graph.uri())
-        .env("GHL_TOKEN_loc1", "pit-local")
-        .env("TEST_META_TOKEN", "EAAB-local")
         .env("RUST_LOG", "warn")
         .stderr(Stdio::null())
         .spawn()
@@ -113,14 +94,7 @@ async fn an_operator_sees_the_status_page_the_metrics_and_a_contacts_trace() {
         "wh-status-1",
         contact("c-ann", "ann@example.com", &[]),
     );
-    let mut answered = None;
-    for _ in 0..100 {
-        answered = try_deliver(&client, &url, created.clone()).await;
-        if answered.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let answered = deliver_once_up(&client, &url, created.clone()).await;
     assert_eq!(answered, Some(200));
 
     // The same delivery again: answered as a duplicate, and nothing more is sent.

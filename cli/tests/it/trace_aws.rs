@@ -3,10 +3,21 @@
 //! `limit` but not its `filter`: every line comes back, so what is shown is the
 //! CLI's own selection of the lines the query asked for.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
-use ghl_capi_tests::moto::{endpoint, sdk_config};
+use ghl_capi_tests::moto::{at_moto, sdk_config};
 use serde_json::json;
+
+/// `ghl-capi trace --aws` with `args`, on moto.
+fn trace(args: &[&str]) -> Output {
+    at_moto(
+        Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+            .args(["trace", "--aws"])
+            .args(args),
+    )
+    .output()
+    .expect("trace runs")
+}
 
 /// A line as the functions write it (JSON, their fields under `fields`).
 fn line(fields: serde_json::Value) -> String {
@@ -68,24 +79,7 @@ async fn a_contact_is_traced_through_the_functions_logs() {
         .await
         .expect("put");
 
-    let output = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
-        .args([
-            "trace",
-            "--aws",
-            "--contact",
-            "c-ann",
-            "--since",
-            "1h",
-            "--log-group",
-            &group,
-        ])
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("trace runs");
+    let output = trace(&["--contact", "c-ann", "--since", "1h", "--log-group", &group]);
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -110,22 +104,7 @@ async fn a_contact_is_traced_through_the_functions_logs() {
     assert!(!said.contains("c-bob"), "{said}");
 
     // A log group the account does not have: a clear error, not an empty trace.
-    let missing = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
-        .args([
-            "trace",
-            "--aws",
-            "--webhook",
-            "wa",
-            "--log-group",
-            "/aws/lambda/none",
-        ])
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .expect("trace runs");
+    let missing = trace(&["--webhook", "wa", "--log-group", "/aws/lambda/none"]);
     assert!(!missing.status.success());
     assert!(
         String::from_utf8_lossy(&missing.stderr).contains("logs:StartQuery"),

@@ -81,6 +81,12 @@ async fn busy_store() -> (tempfile::TempDir, Store) {
         "capi request",
         json!({"dataset_id": "p1", "status": 503, "latency_ms": 900}),
     ));
+    // No answer at all (a timeout): status 0, a failure too.
+    entries.push(entry(
+        MINUTE,
+        "capi request",
+        json!({"dataset_id": "p1", "status": 0, "latency_ms": 10_000}),
+    ));
     entries.push(entry(
         MINUTE,
         "ghl call",
@@ -144,8 +150,11 @@ async fn the_status_reads_the_hour_and_the_day_from_the_journal() {
     assert_eq!((status.lag_p50_s, status.lag_p99_s), (Some(3), Some(40)));
     assert_eq!(status.dead_lettered[0].0, "contact_not_found");
     assert_eq!(status.audience_rows[0].1.day, 5);
-    assert_eq!((status.graph.count, status.graph.failed), (2, 1));
-    assert_eq!(status.graph.p99_ms, Some(900));
+    assert_eq!((status.graph.count, status.graph.failed), (3, 2));
+    assert_eq!(
+        (status.graph.p50_ms, status.graph.p99_ms),
+        (Some(900), Some(10_000))
+    );
     assert_eq!(status.ghl.p50_ms, Some(120));
     assert_eq!(status.letters.len(), 1);
     assert_eq!(

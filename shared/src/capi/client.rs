@@ -282,14 +282,15 @@ impl<T: PixelTokens> EventsApi for CapiClient<T> {
         };
         let url = format!("{}/{}/{dataset_id}/events", self.base_url, self.version);
         let started = std::time::Instant::now();
-        let answer = self.send(self.http.post(url).json(&body)).await?;
+        let answer = self.send(self.http.post(url).json(&body)).await;
+        // Status 0: no answer (unreachable, timed out, cut short).
         tracing::info!(
             dataset_id,
-            status = answer.status,
+            status = answer.as_ref().map_or(0, |a| a.status),
             events = request.data.len(),
             latency_ms = started.elapsed().as_millis() as u64,
             "capi request"
         );
-        Ok(answer)
+        answer
     }
 }

@@ -105,6 +105,13 @@ impl<T: TokenSource> GhlClient<T> {
         let started = std::time::Instant::now();
         let response = request.send().await.map_err(|e| {
             crate::telemetry::ghl_call(None, started.elapsed(), None);
+            // Status 0: no answer, as the status page counts it.
+            tracing::info!(
+                location_id,
+                status = 0,
+                latency_ms = started.elapsed().as_millis() as u64,
+                "ghl call"
+            );
             GhlError::unavailable("request failed", e.without_url())
         })?;
         self.limiter.observe(location_id, response.headers());
