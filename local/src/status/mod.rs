@@ -223,7 +223,8 @@ impl Journal<'_> {
         filter: &str,
     ) -> Result<ByName, StoreError> {
         let sql = format!(
-            "SELECT coalesce({name}, '-'), sum(CASE WHEN at >= ?3 THEN {value} ELSE 0 END), sum({value})
+            "SELECT coalesce({name}, '-'), coalesce(sum(CASE WHEN at >= ?3 THEN {value} END), 0),
+                    coalesce(sum({value}), 0)
              FROM ({ROWS}) WHERE {filter} GROUP BY 1 ORDER BY 3 DESC, 1"
         );
         let mut select = self.db.prepare_cached(&sql)?;

@@ -10,7 +10,7 @@ use ghl_capi_local::admin::{AdminOptions, start};
 use ghl_capi_local::journal::Entry;
 use ghl_capi_local::ports::LocalState;
 use ghl_capi_local::serve::ServeError;
-use ghl_capi_local::status::{Status, page};
+use ghl_capi_local::status::{Status, Window, page};
 use ghl_capi_local::store::{DEAD, Store};
 use serde_json::json;
 
@@ -70,6 +70,12 @@ async fn busy_store() -> (tempfile::TempDir, Store) {
         MINUTE,
         "audience request",
         json!({"audience_id": "a1", "operation": "add", "rows": 5, "status": 200}),
+    ));
+    // A line without its figure counts as none, and breaks nothing.
+    entries.push(entry(
+        MINUTE,
+        "audience request",
+        json!({"audience_id": "a1", "operation": "remove", "status": 200}),
     ));
     entries.push(entry(
         MINUTE,
@@ -142,14 +148,17 @@ async fn the_status_reads_the_hour_and_the_day_from_the_journal() {
     assert_eq!(status.accepted_series.day.iter().sum::<u64>(), 3);
     assert_eq!(
         status.sent,
-        vec![(
-            "main".to_owned(),
-            ghl_capi_local::status::Window { hour: 4, day: 4 }
-        )]
+        vec![("main".to_owned(), Window { hour: 4, day: 4 })]
     );
     assert_eq!((status.lag_p50_s, status.lag_p99_s), (Some(3), Some(40)));
     assert_eq!(status.dead_lettered[0].0, "contact_not_found");
-    assert_eq!(status.audience_rows[0].1.day, 5);
+    assert_eq!(
+        status.audience_rows,
+        [
+            ("add".to_owned(), Window { hour: 5, day: 5 }),
+            ("remove".to_owned(), Window::default())
+        ]
+    );
     assert_eq!((status.graph.count, status.graph.failed), (3, 2));
     assert_eq!(
         (status.graph.p50_ms, status.graph.p99_ms),
