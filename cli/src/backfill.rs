@@ -61,7 +61,7 @@ fn time(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|_| format!("{text:?} is neither a day (2026-11-01) nor an RFC 3339 time"))
 }
 
-fn since(text: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn since(text: &str) -> Result<DateTime<Utc>, String> {
     match day(text) {
         Some(d) => Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()),
         None => time(text),

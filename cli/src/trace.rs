@@ -35,9 +35,10 @@ pub struct Args {
     /// With --contact: only this location's.
     #[arg(long)]
     location: Option<String>,
-    /// How far back to look (`30d`, `6h`, `90m`).
-    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
-    since: Duration,
+    /// How far back to look: a duration (`30d`, `6h`, `90m`), or a day
+    /// (2026-11-01) or time (RFC 3339) as `backfill --since` takes them.
+    #[arg(long, default_value = "30d", value_parser = since)]
+    since: DateTime<Utc>,
     /// Print each entry as a JSON line.
     #[arg(long)]
     json: bool,
@@ -89,8 +90,7 @@ impl Args {
 
 pub fn run(args: &Args) -> anyhow::Result<Outcome> {
     let subject = args.subject()?;
-    let now = Utc::now();
-    let since = now - chrono::Duration::from_std(args.since).context("--since is too long")?;
+    let (now, since) = (Utc::now(), args.since);
     let entries = if args.aws {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -117,6 +117,18 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Done)
+}
+
+/// A duration back from now, or a day or time.
+fn since(text: &str) -> Result<DateTime<Utc>, String> {
+    match humantime::parse_duration(text) {
+        Ok(ago) => chrono::Duration::from_std(ago)
+            .map(|ago| Utc::now() - ago)
+            .map_err(|_| format!("{text} is too far back")),
+        Err(_) => {
+            crate::backfill::since(text).map_err(|e| format!("{e}, nor a duration (30d, 6h)"))
+        }
+    }
 }
 
 fn heading(subject: &Subject, journey: &[Entry], since: DateTime<Utc>) -> String {
@@ -357,6 +369,19 @@ mod tests {
             "{journey}"
         );
         assert!(first_query(&Subject::Webhook("w1".into())).is_none());
+    }
+
+    #[test]
+    fn since_is_a_duration_back_or_a_day() {
+        let day_ago = since("1d").expect("a duration");
+        let expected = Utc::now() - chrono::Duration::days(1);
+        assert!((day_ago - expected).num_seconds().abs() < 5);
+        assert_eq!(
+            since("2026-11-01").expect("a day").to_rfc3339(),
+            "2026-11-01T00:00:00+00:00"
+        );
+        let wrong = since("last week").expect_err("neither");
+        assert!(wrong.contains("nor a duration"), "{wrong}");
     }
 
     #[test]
