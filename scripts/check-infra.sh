@@ -32,7 +32,7 @@ functions=(webhook-intake contact-enrichment facebook-dispatch token-refresh rec
 # The check is that every function builds for Lambda. Without link-time
 # optimisation it takes six minutes here instead of twelve (five thin-LTO links on
 # two cores), and with 16 codegen units (LLVM working on both cores while one big
-# crate compiles) 5.6 minutes instead of 8; `sam build` ships the whole release
+# crate compiles) about 6 minutes instead of 8; `sam build` ships the whole release
 # profile, which CARGO_PROFILE_RELEASE_LTO=thin CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 # scripts/check-infra.sh builds too.
 export CARGO_PROFILE_RELEASE_LTO=${CARGO_PROFILE_RELEASE_LTO:-off}
