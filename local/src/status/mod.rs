@@ -27,6 +27,15 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 const HOUR_BARS: i64 = 12;
 const DAY_BARS: i64 = 24;
 
+/// Why the figures could not be read (the page answers 503, and logs it).
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read a location's state: {0}")]
+    State(#[from] ghl_capi::ports::state::StateError),
+}
+
 /// Counts over the last hour and the last day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Window {
@@ -112,7 +121,7 @@ impl Status {
         store: &Store,
         locations: &[String],
         now: DateTime<Utc>,
-    ) -> Result<Status, StoreError> {
+    ) -> Result<Status, StatusError> {
         let at = now.timestamp_millis();
         let mut status = {
             let db = store.lock();
@@ -172,8 +181,10 @@ impl Status {
             };
             status.locations.push(LocationState {
                 location_id: location.clone(),
-                seeded: seeded(&state, location).await.ok().flatten(),
-                last_run: last_run(&state, location).await.ok().flatten(),
+                // Unreadable is no answer: the page fails, rather than say
+                // "not seeded" of a location whose state it could not read.
+                seeded: seeded(&state, location).await?,
+                last_run: last_run(&state, location).await?,
                 missed_day: missed,
             });
         }
