@@ -3,7 +3,7 @@
 //! job's history, a mark), keyed `rec#{key}`, each with an `expires_at` TTL so contacts that
 //! stay quiet, old jobs and records age out.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
@@ -190,8 +190,8 @@ impl StateStore for DynamoState {
 
     /// `BatchGetItem`, 100 keys a call, asking again for what DynamoDB left
     /// unprocessed (it may, under load).
-    async fn marked(&self, keys: &[String]) -> Result<HashSet<String>, StateError> {
-        let mut found = HashSet::new();
+    async fn records_of(&self, keys: &[String]) -> Result<HashMap<String, String>, StateError> {
+        let mut found = HashMap::new();
         let now = now_seconds();
         for chunk in keys.chunks(BATCH_GET) {
             let wanted = chunk
@@ -201,7 +201,8 @@ impl StateStore for DynamoState {
             let mut ask = Some(
                 KeysAndAttributes::builder()
                     .set_keys(Some(wanted))
-                    .projection_expression("pk, expires_at")
+                    .projection_expression("pk, expires_at, #text")
+                    .expression_attribute_names("#text", "text")
                     .consistent_read(true)
                     .build()
                     .map_err(failed)?,
@@ -228,8 +229,9 @@ impl StateStore for DynamoState {
                         .and_then(|n| n.parse::<u64>().ok())
                         .is_none_or(|at| at > now);
                     let key = item.get("pk").and_then(|v| v.as_s().ok());
+                    let text = item.get("text").and_then(|v| v.as_s().ok());
                     if let (true, Some(key)) = (live, key.and_then(|k| k.strip_prefix("rec#"))) {
-                        found.insert(key.to_owned());
+                        found.insert(key.to_owned(), text.cloned().unwrap_or_default());
                     }
                 }
                 ask = answer

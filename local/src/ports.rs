@@ -1,7 +1,7 @@
 //! The library's ports on the local store: a [`Queue`] per queue name, and the
 //! [`StateStore`].
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ghl_capi::ports::queue::{Outgoing, Queue, QueueError, Sent};
@@ -106,8 +106,8 @@ impl StateStore for LocalState {
         self.0.delete_record(key).map_err(failed)
     }
 
-    async fn marked(&self, keys: &[String]) -> Result<HashSet<String>, StateError> {
-        self.0.marked(keys).map_err(failed)
+    async fn records_of(&self, keys: &[String]) -> Result<HashMap<String, String>, StateError> {
+        self.0.records_of(keys).map_err(failed)
     }
 
     async fn set_records(

@@ -4,7 +4,7 @@
 //! timeouts, FIFO groups, five-minute deduplication, a dead-letter queue after too
 //! many receives) and the state store.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -368,20 +368,22 @@ impl Store {
         Ok(())
     }
 
-    /// Of `keys`, those kept as records (and not run out).
-    pub(crate) fn marked(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
+    /// Of `keys`, those kept as records (and not run out), with their texts.
+    pub(crate) fn records_of(
+        &self,
+        keys: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
         let db = self.lock();
         let mut query =
-            db.prepare_cached("SELECT 1 FROM records WHERE key = ?1 AND expires_at > ?2")?;
+            db.prepare_cached("SELECT text FROM records WHERE key = ?1 AND expires_at > ?2")?;
         let now = now_ms();
-        let mut found = HashSet::new();
+        let mut found = HashMap::new();
         for key in keys {
-            if query
-                .query_row(params![key, now], |_| Ok(()))
+            if let Some(text) = query
+                .query_row(params![key, now], |row| row.get::<_, String>(0))
                 .optional()?
-                .is_some()
             {
-                found.insert(key.clone());
+                found.insert(key.clone(), text);
             }
         }
         Ok(found)

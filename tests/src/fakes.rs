@@ -140,6 +140,27 @@ impl FakeMeta {
             .collect()
     }
 
+    /// Every request answered `2xx`, with its dataset, in order.
+    pub fn delivered_requests(&self) -> Vec<(String, EventRequest)> {
+        let requests = self.requests.lock().expect("lock");
+        requests
+            .iter()
+            .filter(|(_, _, status)| (200..300).contains(status))
+            .map(|(dataset, request, _)| (dataset.clone(), request.clone()))
+            .collect()
+    }
+
+    /// The name and id of every event of every request answered `2xx`, in order.
+    pub fn delivered_named(&self) -> Vec<(String, String)> {
+        let requests = self.requests.lock().expect("lock");
+        requests
+            .iter()
+            .filter(|(_, _, status)| (200..300).contains(status))
+            .flat_map(|(_, request, _)| &request.data)
+            .map(|e| (e.event_name.clone(), e.event_id.clone().unwrap_or_default()))
+            .collect()
+    }
+
     /// Each audience request, in order.
     pub fn audience_requests(&self) -> Vec<(String, UsersRequest)> {
         self.audience_requests.lock().expect("lock").clone()

@@ -91,30 +91,33 @@ async fn a_job_marked_done_stays_done_and_expires_in_time() {
 }
 
 #[tokio::test]
-async fn marks_are_read_and_written_many_at_once_and_run_out() {
+async fn records_are_read_with_their_texts_and_written_many_at_once_and_run_out() {
     let client = client();
     let state = DynamoState::new(client.clone(), table(&client).await);
     // More than one BatchGetItem (100) and BatchWriteItem (25) holds.
     let keys: Vec<String> = (0..230).map(|i| format!("sent#1#e{i}")).collect();
-    assert!(state.marked(&keys).await.expect("read").is_empty());
+    assert!(state.records_of(&keys).await.expect("read").is_empty());
     let hour = std::time::Duration::from_secs(3600);
     let marks = |keys: &[String]| -> Vec<(String, String)> {
-        keys.iter().map(|k| (k.clone(), String::new())).collect()
+        keys.iter()
+            .map(|k| (k.clone(), format!("owner of {k}")))
+            .collect()
     };
     state
         .set_records(&marks(&keys[..150]), hour)
         .await
         .expect("written");
-    let found = state.marked(&keys).await.expect("read");
+    let found = state.records_of(&keys).await.expect("read");
     assert_eq!(found.len(), 150);
-    assert!(found.contains("sent#1#e0") && found.contains("sent#1#e149"));
-    assert!(!found.contains("sent#1#e150"));
+    assert_eq!(found["sent#1#e0"], "owner of sent#1#e0");
+    assert_eq!(found["sent#1#e149"], "owner of sent#1#e149");
+    assert!(!found.contains_key("sent#1#e150"));
     state
         .set_records(&marks(&keys[200..]), std::time::Duration::ZERO)
         .await
         .expect("written");
     assert_eq!(
-        state.marked(&keys[200..]).await.expect("read").len(),
+        state.records_of(&keys[200..]).await.expect("read").len(),
         0,
         "a mark past its time is gone, whatever the table's TTL sweep"
     );

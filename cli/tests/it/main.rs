@@ -5,6 +5,7 @@ mod audiences;
 mod backfill;
 mod cli;
 mod dlq_sqs;
+mod event_ids;
 mod reconcile;
 mod serve;
 mod soak;

@@ -266,13 +266,15 @@ async fn marks_are_kept_many_at_once_and_several_messages_queue_all_or_none() {
     let keys: Vec<String> = (0..50).map(|i| format!("sent#1#e{i}")).collect();
     let marks: Vec<(String, String)> = keys[..30]
         .iter()
-        .map(|k| (k.clone(), String::new()))
+        .map(|k| (k.clone(), format!("owner of {k}")))
         .collect();
     state
         .set_records(&marks, Duration::from_secs(60))
         .await
         .expect("written");
-    assert_eq!(state.marked(&keys).await.expect("read").len(), 30);
+    let found = state.records_of(&keys).await.expect("read");
+    assert_eq!(found.len(), 30);
+    assert_eq!(found["sent#1#e7"], "owner of sent#1#e7");
     let messages: Vec<Outgoing> = (0..4).map(|i| Outgoing::new(format!("m{i}"))).collect();
     store.send_all("q", &messages).expect("queued");
     assert_eq!(bodies(&store, 10), ["m0", "m1", "m2", "m3"]);

@@ -93,54 +93,38 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
             };
             let pixel = self.mapping.pixels.iter().find(|p| p.name == job.pixel);
             let refusal = match (validate(&job.event, now.timestamp()), pixel) {
-                (Err(why), _) => Some(letter(&job, why.code(), why.to_string())),
-                (Ok(()), None) => Some(letter(
+                (Err(why), _) => letter(&job, why.code(), why.to_string()),
+                (Ok(()), None) => letter(
                     &job,
                     "unknown_pixel",
                     format!("the mapping has no pixel named {}", job.pixel),
-                )),
+                ),
                 (Ok(()), Some(pixel)) => {
-                    let jobs = &mut by_pixel
+                    by_pixel
                         .entry(&pixel.name)
                         .or_insert_with(|| (pixel, Vec::new()))
-                        .1;
-                    // SQS may deliver a message twice, even in one batch: the event
-                    // goes once, and the copy is done with it.
-                    let copy = job.event.event_id.is_some()
-                        && jobs
-                            .iter()
-                            .any(|(_, j)| j.event.event_id == job.event.event_id);
-                    if copy {
-                        tracing::info!(
-                            message_id = record.message_id,
-                            source = job.source,
-                            event_id = job.event.event_id,
-                            "a second copy of an event in this batch: sent once"
-                        );
-                    } else {
-                        jobs.push((record, job));
-                    }
+                        .1
+                        .push((record, job));
                     continue;
                 }
             };
-            if let Some(refusal) = refusal {
-                let outcome = Outcome::DeadLetter(refusal);
-                failed.extend(
-                    batch::settle(
-                        Stage::Dispatch,
-                        queues,
-                        record,
-                        ids(Some(&job)),
-                        outcome,
-                        now,
-                    )
-                    .await,
-                );
-            }
+            let outcome = Outcome::DeadLetter(refusal);
+            let ids = ids(Some(&job));
+            failed.extend(batch::settle(Stage::Dispatch, queues, record, ids, outcome, now).await);
         }
         let mut breakers = Breakers::new(self.state, self.policy, Partner::Meta);
         for (pixel, jobs) in by_pixel.into_values() {
-            let jobs = self.unsent(pixel, jobs).await;
+            let (jobs, reused) = self.unsent(pixel, jobs).await;
+            for (record, letter) in reused {
+                let ids = Ids {
+                    source: Some(&letter.source),
+                    event_id: letter.event_id.as_deref(),
+                };
+                let outcome = Outcome::DeadLetter(letter.clone());
+                failed.extend(
+                    batch::settle(Stage::Dispatch, queues, record, ids, outcome, now).await,
+                );
+            }
             let outcomes = self.pixel(&mut breakers, pixel, &jobs, now).await;
             // Each request's events were marked as Meta took them.
             Self::count_sent(&jobs, &outcomes, now);
@@ -182,40 +166,56 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
         }
     }
 
-    /// `jobs` less those whose event Meta already took (a job queued twice, after a
-    /// retried enrichment or a redelivery): those are done, and not sent again. If
-    /// the marks cannot be read, all are sent (Meta drops a repeat by its id).
+    /// `jobs` less those whose event Meta already took or this batch carries already
+    /// (SQS may deliver a job twice, even in one batch; an enrichment retried after
+    /// its jobs were queued queues them again): those are done, and not sent again;
+    /// and less those whose name and id are another owner's event's: those are
+    /// lettered (Meta would drop them as repeats). If the marks cannot be read,
+    /// only this batch's copies are told apart (Meta drops a repeat by its id).
     async fn unsent<'j>(
         &self,
         pixel: &Pixel,
         jobs: Vec<(&'j Record, DispatchJob)>,
-    ) -> Vec<(&'j Record, DispatchJob)> {
+    ) -> (
+        Vec<(&'j Record, DispatchJob)>,
+        Vec<(&'j Record, DeadLetter)>,
+    ) {
         let keys: Vec<String> = jobs
             .iter()
             .filter_map(|(_, job)| sent_key(pixel, &job.event))
             .collect();
-        let taken = match self.state.marked(&keys).await {
-            Ok(taken) => taken,
-            Err(e) => {
-                tracing::warn!(pixel = pixel.name, error = %chain(&e), "cannot read which events were sent; sending all");
-                return jobs;
-            }
-        };
-        jobs.into_iter()
-            .filter(|(record, job)| {
-                let again = sent_key(pixel, &job.event).is_some_and(|k| taken.contains(&k));
-                if again {
+        let taken = self.state.records_of(&keys).await.unwrap_or_else(|e| {
+            tracing::warn!(pixel = pixel.name, error = %chain(&e), "cannot read which events were sent; sending all");
+            Default::default()
+        });
+        let mut unsent: Vec<(&Record, DispatchJob)> = Vec::with_capacity(jobs.len());
+        let mut letters = Vec::new();
+        for (record, job) in jobs {
+            // Meta's mark first: the owner Meta took the event for holds it.
+            let holder = sent_key(pixel, &job.event)
+                .and_then(|k| taken.get(&k).cloned())
+                .or_else(|| {
+                    let first = unsent
+                        .iter()
+                        .find(|(_, j)| same_event(&j.event, &job.event));
+                    first.map(|(_, j)| j.owner())
+                });
+            match holder.as_deref() {
+                None => unsent.push((record, job)),
+                // Marks of older builds name no owner: the event is taken as this one.
+                Some(owner) if owner.is_empty() || owner == job.owner() => {
                     tracing::info!(
                         message_id = record.message_id,
                         source = job.source,
                         event_id = job.event.event_id,
                         pixel = pixel.name,
-                        "Meta took this event already: not sent again"
+                        "this event is sent already, or in this batch: sent once"
                     );
                 }
-                !again
-            })
-            .collect()
+                Some(owner) => letters.push((record, reused(&job, pixel, owner))),
+            }
+        }
+        (unsent, letters)
     }
 
     /// The outcome of each of one pixel's jobs: sent, unless its breaker holds
@@ -247,6 +247,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
             &SentMarks {
                 state: self.state,
                 pixel,
+                jobs,
             },
         )
         .await;
@@ -342,19 +343,20 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
     }
 }
 
-/// Records that Meta took a request's events, so a redelivered job is not sent
-/// again.
-struct SentMarks<'a, S> {
+/// Records that Meta took a request's events, each with its owner, so a
+/// redelivered job is not sent again and another owner's event with the same name
+/// and id is told apart.
+struct SentMarks<'a, 'r, S> {
     state: &'a S,
     pixel: &'a Pixel,
+    jobs: &'a [(&'r Record, DispatchJob)],
 }
 
-impl<S: StateStore> Taken for SentMarks<'_, S> {
-    async fn taken(&self, events: &[ServerEvent]) {
-        let marks: Vec<(String, String)> = events
+impl<S: StateStore> Taken for SentMarks<'_, '_, S> {
+    async fn taken(&self, events: std::ops::Range<usize>) {
+        let marks: Vec<(String, String)> = self.jobs[events]
             .iter()
-            .filter_map(|event| sent_key(self.pixel, event))
-            .map(|k| (k, String::new()))
+            .filter_map(|(_, job)| Some((sent_key(self.pixel, &job.event)?, job.owner())))
             .collect();
         if marks.is_empty() {
             return;
@@ -378,6 +380,26 @@ fn sent_key(pixel: &Pixel, event: &ServerEvent) -> Option<String> {
         "sent#{}#{}#{id}",
         pixel.dataset_id, event.event_name
     ))
+}
+
+/// Whether Meta takes two events as one: the same name and id (events without an
+/// id are never the same).
+fn same_event(a: &ServerEvent, b: &ServerEvent) -> bool {
+    a.event_id.is_some() && a.event_id == b.event_id && a.event_name == b.event_name
+}
+
+/// The letter of `job`, whose event's name and id Meta took (or is taking) for
+/// `owner`'s event: Meta would drop it as a repeat, so it is not sent.
+fn reused(job: &DispatchJob, pixel: &Pixel, owner: &str) -> DeadLetter {
+    let reason = format!(
+        "event id {} was already used for another {} event sent to pixel {} ({owner}); Meta keeps \
+         one event per name and id in a dataset and would drop this one as its repeat: give each \
+         conversion an event id of its own",
+        job.event.event_id.as_deref().unwrap_or_default(),
+        job.event.event_name,
+        pixel.name
+    );
+    letter(job, "event_id_reused", reason)
 }
 
 /// What spreads one event's waits from another's.

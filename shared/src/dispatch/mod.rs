@@ -50,14 +50,15 @@ pub async fn deliver(
     deliver_telling(api, dataset_id, test_event_code, events, &()).await
 }
 
-/// Told of each request's events as soon as Meta took them.
+/// Told of each request's events (their positions) as soon as Meta took them.
 pub trait Taken: Sync {
-    fn taken(&self, events: &[ServerEvent]) -> impl std::future::Future<Output = ()> + Send;
+    fn taken(&self, events: std::ops::Range<usize>)
+    -> impl std::future::Future<Output = ()> + Send;
 }
 
 /// Nobody to tell.
 impl Taken for () {
-    async fn taken(&self, _: &[ServerEvent]) {}
+    async fn taken(&self, _: std::ops::Range<usize>) {}
 }
 
 /// As [`deliver`], handing `taken` each request's events as soon as Meta took
@@ -109,7 +110,7 @@ pub async fn deliver_telling(
                 events_received,
                 fbtrace_id,
             } if events_received as usize == range.len() => {
-                taken.taken(&events[range.clone()]).await;
+                taken.taken(range.clone()).await;
                 all(Delivery::Delivered {
                     fbtrace_id,
                     events_received,

@@ -379,6 +379,8 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                             source: source.clone(),
                             rule: mapped.rule.clone(),
                             trigger: trigger_name(occ),
+                            location_id: occ.location_id.clone(),
+                            contact_id: occ.contact_id.clone(),
                             event: event.clone(),
                             history: Default::default(),
                         }))

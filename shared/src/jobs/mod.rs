@@ -225,10 +225,30 @@ pub struct DispatchJob {
     /// The trigger that made the event (`contact.created`, …).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub trigger: String,
+    /// The location and contact the event is about: with the rule, whose event it
+    /// is ([`DispatchJob::owner`]). Empty in jobs queued by builds before them.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub location_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub contact_id: String,
     pub event: ServerEvent,
     /// What it has been through while Meta could not take it (queued with it).
     #[serde(default, skip_serializing_if = "History::is_empty")]
     pub history: History,
+}
+
+impl DispatchJob {
+    /// Whose event this is: its location, contact and rule. Meta keeps one event
+    /// per dataset, name and id; two jobs with those alike are one event only when
+    /// their owners are alike too (a redelivery, or reconciliation finding a change
+    /// its webhook brought as well). A job from an older build names its source.
+    pub fn owner(&self) -> String {
+        if self.location_id.is_empty() && self.contact_id.is_empty() {
+            format!("{}/{}", self.source, self.rule)
+        } else {
+            format!("{}/{}/{}", self.location_id, self.contact_id, self.rule)
+        }
+    }
 }
 
 /// What a held piece of work has been through: kept with it while it is held, and

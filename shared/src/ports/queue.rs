@@ -144,6 +144,14 @@ mod memory {
         pub fn sent(&self) -> Vec<Outgoing> {
             self.sent.lock().map(|s| s.clone()).unwrap_or_default()
         }
+
+        /// Everything sent since the last take, in order, as a consumer receives it.
+        pub fn take(&self) -> Vec<Outgoing> {
+            self.sent
+                .lock()
+                .map(|mut s| std::mem::take(&mut *s))
+                .unwrap_or_default()
+        }
     }
 
     impl Queue for MemoryQueue {

@@ -4,7 +4,7 @@
 //! events Meta took, the locations to mint tokens for), some many at once.
 //! DynamoDB on AWS, SQLite locally.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -55,12 +55,12 @@ pub trait StateStore: Send + Sync {
         keep: Duration,
     ) -> impl Future<Output = Result<(), StateError>> + Send;
     fn delete_record(&self, key: &str) -> impl Future<Output = Result<(), StateError>> + Send;
-    /// Of `keys`, those marked and not run out (many at once: a dispatch batch asks
-    /// about up to 1,000 events).
-    fn marked(
+    /// Of `keys`, those kept and not run out, with their texts (many at once: a
+    /// dispatch batch asks about up to 1,000 events).
+    fn records_of(
         &self,
         keys: &[String],
-    ) -> impl Future<Output = Result<HashSet<String>, StateError>> + Send;
+    ) -> impl Future<Output = Result<HashMap<String, String>, StateError>> + Send;
     /// Every record whose key starts with `prefix`, not run out, as `(key, text)`
     /// (for an operator's command over many records, such as a full audience
     /// sync: on DynamoDB it scans the table).
@@ -168,13 +168,15 @@ mod memory {
             Ok(())
         }
 
-        async fn marked(&self, keys: &[String]) -> Result<HashSet<String>, StateError> {
+        async fn records_of(&self, keys: &[String]) -> Result<HashMap<String, String>, StateError> {
             let records = self.records.lock().map_err(poisoned)?;
             let now = Instant::now();
             Ok(keys
                 .iter()
-                .filter(|k| records.get(*k).is_some_and(|(_, until)| *until > now))
-                .cloned()
+                .filter_map(|k| match records.get(k) {
+                    Some((text, until)) if *until > now => Some((k.clone(), text.clone())),
+                    _ => None,
+                })
                 .collect())
         }
 

@@ -7,11 +7,11 @@ use ghl_capi::batch::Retry;
 use ghl_capi::ghl::GhlError;
 use ghl_capi::hold::HELD_TOO_LONG;
 use ghl_capi::hold::breaker::OPEN_AFTER;
-use ghl_capi::jobs::{DispatchJob, LetterMessage, Stage};
+use ghl_capi::jobs::{DispatchJob, Stage};
 use ghl_capi::ports::queue::Record;
 use ghl_capi_tests::fakes::{FakeGhl, FakeMeta};
 
-use super::{MAX_RECEIVES, Stages, dispatch_record, ghl, now, queued, record};
+use super::{MAX_RECEIVES, Stages, dispatch_record, ghl, letters, now, queued, record};
 
 /// The dispatch queue in simulated time: jobs the consumer queued again come back
 /// as records once their delay has passed.
@@ -146,15 +146,6 @@ async fn a_refusal_of_the_whole_request_holds_the_batch_in_one_request_without_s
         assert!(stages.send(&meta, &records[..10]).await.is_empty());
         assert_eq!(meta.sizes().len(), asked, "{error}");
     }
-}
-
-fn letters(stages: &Stages) -> Vec<LetterMessage> {
-    stages
-        .dead
-        .sent()
-        .iter()
-        .map(|m| serde_json::from_str(&m.body).expect("a letter"))
-        .collect()
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 
 mod audiences;
 mod batches;
+mod event_ids;
 mod holding;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use ghl_capi::dispatch::consumer::DispatchConsumer;
 use ghl_capi::enrich::consumer::EnrichConsumer;
 use ghl_capi::ghl::Contact;
 use ghl_capi::hold::HoldPolicy;
-use ghl_capi::jobs::{DispatchJob, EnrichJob};
+use ghl_capi::jobs::{DispatchJob, EnrichJob, LetterMessage};
 use ghl_capi::mapping::Mapping;
 use ghl_capi::ports::queue::{MemoryQueue, Record};
 use ghl_capi::ports::state::MemoryState;
@@ -65,6 +66,16 @@ pub(crate) fn queued(queue: &MemoryQueue) -> Vec<DispatchJob> {
         .sent()
         .iter()
         .map(|m| serde_json::from_str(&m.body).expect("dispatch job"))
+        .collect()
+}
+
+/// The letters written so far.
+pub(crate) fn letters(stages: &Stages) -> Vec<LetterMessage> {
+    stages
+        .dead
+        .sent()
+        .iter()
+        .map(|m| serde_json::from_str(&m.body).expect("a letter"))
         .collect()
 }
 
