@@ -53,8 +53,11 @@ pub struct Options {
     pub mapping: Mapping,
     pub keys: WebhookKeys,
     pub window: ReplayWindow,
-    /// `GHL_APP_ID`, when GHL's marketplace webhooks come here too.
+    /// `GHL_APP_ID`, when GHL's marketplace webhooks come here too (and the
+    /// development app under `--dev`).
     pub apps: AppIds,
+    /// `--dev`: the development key, app and demo location are trusted.
+    pub dev: bool,
     pub ghl_api_base_url: String,
     pub capi_base_url: String,
     pub capi_version: String,
@@ -109,6 +112,11 @@ impl Options {
             env.check(window)
         };
         let apps = AppIds::parse(&env.or(APP_ID_VAR, ""));
+        let apps = if dev {
+            apps.and(crate::dev::APP_ID)
+        } else {
+            apps
+        };
         let capi_version = env.capi_version();
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
         let ghl_api_base_url = env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL);
@@ -139,6 +147,7 @@ impl Options {
                 keys: keys?,
                 window: window?,
                 apps,
+                dev,
                 ghl_api_base_url,
                 capi_base_url,
                 capi_version,
@@ -300,7 +309,12 @@ pub async fn serve(
         mapping: Arc::new(options.mapping),
         hold: options.hold,
     };
-    let enrich = tokio::spawn(workers::enrich(shared.clone(), ghl, stopped.clone()));
+    let enrich = if options.dev {
+        let ghl = crate::dev::WithDemoLocation(ghl);
+        tokio::spawn(workers::enrich(shared.clone(), ghl, stopped.clone()))
+    } else {
+        tokio::spawn(workers::enrich(shared.clone(), ghl, stopped.clone()))
+    };
     let reconcile = reconciling.map(|(ghl, every)| {
         let settings = options.reconcile;
         tokio::spawn(workers::reconcile_every(

@@ -11,6 +11,7 @@ use ghl_capi::batch::Retry;
 use ghl_capi::dispatch::consumer::DispatchConsumer;
 use ghl_capi::enrich::consumer::EnrichConsumer;
 use ghl_capi::error::chain;
+use ghl_capi::ghl::GhlReader;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::hold::HoldPolicy;
@@ -95,11 +96,7 @@ impl Shared {
 }
 
 /// Enriches batches of the enrichment queue until told to stop.
-pub async fn enrich(
-    shared: Shared,
-    ghl: GhlClient<FixedTokens>,
-    mut stopped: watch::Receiver<bool>,
-) {
+pub async fn enrich(shared: Shared, ghl: impl GhlReader, mut stopped: watch::Receiver<bool>) {
     let state = LocalState(shared.store.clone());
     let (source, dispatch, dead) = (
         shared.queue(ENRICH),

@@ -18,6 +18,8 @@ pub struct FakeGhl {
     fail: Mutex<Option<GhlError>>,
     /// Failures of one contact's reads only, by contact id.
     fail_contact: Mutex<HashMap<String, GhlError>>,
+    /// Locations with no token or install here (every other one is connected).
+    strangers: Vec<String>,
 }
 
 impl FakeGhl {
@@ -26,6 +28,14 @@ impl FakeGhl {
         FakeGhl {
             contacts: contacts.iter().map(|c| (c.id.clone(), c.clone())).collect(),
             ..FakeGhl::default()
+        }
+    }
+
+    /// GHL holding `contacts`, with no token or install for `locations`.
+    pub fn with_strangers(contacts: &[Contact], locations: &[&str]) -> Self {
+        FakeGhl {
+            strangers: locations.iter().map(|l| (*l).to_owned()).collect(),
+            ..FakeGhl::with(contacts)
         }
     }
 
@@ -70,6 +80,10 @@ impl FakeGhl {
 }
 
 impl GhlReader for FakeGhl {
+    async fn connected(&self, location_id: &str) -> Result<bool, GhlError> {
+        Ok(!self.strangers.iter().any(|l| l == location_id))
+    }
+
     async fn contact(&self, _location: &str, contact_id: &str) -> Result<Contact, GhlError> {
         self.read(format!("contact {contact_id}"), contact_id)?;
         self.contacts

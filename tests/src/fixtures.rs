@@ -10,6 +10,14 @@ use ghl_capi::mapping::Mapping;
 use ghl_capi::ports::secrets::VersionedSecrets;
 use serde_json::{Value, json};
 
+/// The tests' marketplace app: every webhook of [`webhook`] names it.
+pub const APP_ID: &str = "test-app";
+
+/// The tests' marketplace app, as intake takes it.
+pub fn apps() -> ghl_capi::ghl::webhook::AppIds {
+    ghl_capi::ghl::webhook::AppIds::parse(APP_ID)
+}
+
 /// The location the fixtures' contacts belong to.
 pub const LOCATION: &str = "loc1";
 /// The main pixel's dataset.
@@ -117,11 +125,12 @@ pub fn contact(id: &str, email: &str, tags: &[&str]) -> Value {
         "attributionSource": {"fbclid": "IwAR-abc", "sessionSource": "Paid Social"}})
 }
 
-/// A webhook of `kind` for [`LOCATION`] as GHL delivers it: flat, with its id and
-/// the time of sending, and `fields` (the entity) beside them.
+/// A webhook of `kind` for [`LOCATION`] as GHL delivers it to the tests' app:
+/// flat, with its id, the app and the time of sending, and `fields` (the entity)
+/// beside them.
 pub fn webhook(kind: &str, webhook_id: &str, fields: Value) -> Vec<u8> {
     let mut body = json!({"type": kind, "locationId": LOCATION, "webhookId": webhook_id,
-        "timestamp": Utc::now().to_rfc3339()});
+        "appId": APP_ID, "timestamp": Utc::now().to_rfc3339()});
     if let (Value::Object(body), Value::Object(fields)) = (&mut body, fields) {
         body.extend(fields);
     }

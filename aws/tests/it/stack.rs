@@ -89,6 +89,7 @@ impl Stack {
         let mut vars: HashMap<&'static str, String> = HashMap::from([
             ("GHL_WEBHOOK_ED25519_PUBLIC_KEY", signing::public_pem()),
             ("GHL_WEBHOOK_ACCEPT_RSA", "false".into()),
+            ("GHL_APP_ID", fixtures::APP_ID.into()),
             (
                 "CONVERSION_API_KEYS_SECRET",
                 format!("{id}/conversion-keys"),

@@ -10,6 +10,7 @@ mod reconcile;
 mod serve;
 mod soak;
 mod status;
+mod strangers;
 mod trace_aws;
 mod verify;
 mod workflow;

@@ -27,7 +27,7 @@ async fn meta(graph: &MockServer) -> MetaStandIn {
 }
 
 pub(crate) struct Server {
-    child: Child,
+    pub(crate) child: Child,
     pub(crate) url: String,
 }
 
@@ -57,6 +57,7 @@ pub(crate) fn serve_command(data: &Path, mapping: &Path, port: u16) -> Command {
         .arg(mapping)
         // Off unless a test turns it on (`RECONCILE_EVERY` in its variables).
         .env("RECONCILE_EVERY", "0")
+        .env("GHL_APP_ID", fixtures::APP_ID)
         .env("ADMIN_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null());
     command

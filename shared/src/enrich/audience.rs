@@ -27,6 +27,8 @@ pub(super) struct Seen {
     pub(super) contact: Option<Contact>,
     /// The contact GHL deleted, for a `ContactDelete` webhook.
     pub(super) deleted: Option<String>,
+    /// A webhook of a location not connected here: only audiences naming it.
+    pub(super) stranger: bool,
     pub(super) at: DateTime<Utc>,
 }
 
@@ -66,6 +68,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             carried_attribution: false,
             deleted,
             records: Vec::new(),
+            stranger: false,
         };
         if let Some(contact) = &job.contact {
             let mut listed = read(Some(contact.as_ref().clone()), None);
@@ -105,7 +108,8 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
     pub(super) async fn audiences(&mut self, seen: Seen) -> Result<Vec<Change>, Enriched> {
         let mapping = self.mapping;
         let mut changes = Vec::new();
-        for audience in mapping.audiences_for(&seen.location) {
+        let audiences = mapping.audiences_for(&seen.location);
+        for audience in audiences.filter(|a| !seen.stranger || a.names(&seen.location)) {
             let (contact_id, wanted) = match &seen.deleted {
                 Some(id) => (id.clone(), Wanted::Out),
                 None => match self.wanted(audience, &seen).await? {

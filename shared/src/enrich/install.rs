@@ -20,7 +20,11 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             Webhook::AppUninstall(e) => {
                 let (location, company) =
                     (e.envelope.location_id.as_deref(), e.company_id.as_deref());
-                self.fetched.ghl().uninstalled(location, company).await
+                let sent_at = e.envelope.sent_at();
+                self.fetched
+                    .ghl()
+                    .uninstalled(location, company, sent_at)
+                    .await
             }
             _ => return None,
         };

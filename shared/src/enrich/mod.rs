@@ -15,6 +15,9 @@
 //! answers again ([`crate::hold`]).
 //!
 //! - this module: one job at a time ([`Enricher`]);
+//! - [`read`]: a job read: its occurrences, and the contact as it carries it;
+//! - [`reach`]: which pixels and audiences a job's location reaches (a location
+//!   with no token or install here only those that name it);
 //! - [`fetch`]: GHL reads shared across a batch;
 //! - [`workflow`]: what a workflow call gives to build from, and its count;
 //! - [`install`]: the tokens `INSTALL` and `UNINSTALL` webhooks concern;
@@ -31,6 +34,9 @@ mod fetch;
 mod install;
 mod opportunity;
 pub(crate) use opportunity::told_as_webhook;
+mod reach;
+mod read;
+use read::Read;
 mod workflow;
 
 use std::time::Duration;
@@ -38,12 +44,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::batch::Reason;
-use crate::ghl::webhook::{Envelope, Webhook};
-use crate::ghl::{Contact, GhlError, GhlReader};
+use crate::ghl::{GhlError, GhlReader};
 use crate::hold::breaker::{Breakers, Gate};
 use crate::hold::{HoldPolicy, Partner};
 use crate::jobs::{DeadLetter, DispatchJob, EnrichJob, Stage};
-use crate::mapping::{Baseline, Mapping, Occurrence};
+use crate::mapping::{Mapping, Occurrence};
 use crate::ports::state::{StateError, StateStore};
 use fetch::{Fetched, retry_ghl, retry_state};
 
@@ -122,15 +127,17 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             Ok(read) => read,
             Err(outcome) => return outcome,
         };
-        let seen =
-            (self.mapping.audiences_for(&read.location).next().is_some()).then(|| audience::Seen {
-                source: read.source.clone(),
-                location: read.location.clone(),
-                occurrences: read.occurrences.clone(),
-                contact: read.carried.clone().filter(|_| read.seen.is_some()),
-                deleted: read.deleted.clone(),
-                at: now,
-            });
+        let audiences =
+            (self.mapping.audiences_for(&read.location)).any(|a| read.reaches_audience(a));
+        let seen = audiences.then(|| audience::Seen {
+            source: read.source.clone(),
+            location: read.location.clone(),
+            occurrences: read.occurrences.clone(),
+            contact: read.carried.clone().filter(|_| read.seen.is_some()),
+            deleted: read.deleted.clone(),
+            stranger: read.stranger,
+            at: now,
+        });
         // Counted once the job is done, so a retried job counts its changes once.
         let missed = match job {
             EnrichJob::Listed(listed) if listed.since.is_some() => Some(&listed.location_id),
@@ -179,106 +186,22 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
         outcome
     }
 
-    /// The job's occurrences and what it carries; `None` when it is not about a
-    /// contact's events (an install), `Err` with its outcome when it is settled
-    /// already.
-    async fn read(
-        &mut self,
-        job: &EnrichJob,
-        now: DateTime<Utc>,
-    ) -> Option<Result<Read, Enriched>> {
-        let webhook = match job {
-            EnrichJob::Conversion(job) => {
-                return Some(Ok(Read {
-                    source: job.event_id.clone(),
-                    location: job.conversion.location_id.clone(),
-                    occurrences: vec![Occurrence::for_conversion(
-                        &job.contact_id,
-                        &job.conversion,
-                        now,
-                    )],
-                    carried: None,
-                    carried_attribution: false,
-                    seen: None,
-                    deleted: None,
-                    records: Vec::new(),
-                }));
-            }
-            EnrichJob::Workflow(job) => return Some(workflow::read(job)),
-            EnrichJob::Listed(job) => return Some(self.listed(job, now).await),
-            EnrichJob::Opportunity(job) => return Some(self.opportunity(job, now).await),
-            EnrichJob::Webhook { key, body, .. } => match Webhook::parse(body.as_bytes()) {
-                Ok(webhook) => webhook,
-                // Verified, but not a webhook as this build reads it: kept for a
-                // redrive once a build reads it.
-                Err(e) => {
-                    let mut letter =
-                        DeadLetter::new(key, Stage::Enrich, "malformed_webhook", e.to_string());
-                    letter.triggers = Envelope::of(body.as_bytes())
-                        .and_then(|(envelope, _)| envelope.kind)
-                        .into_iter()
-                        .collect();
-                    return Some(Err(done(vec![], vec![letter], None)));
-                }
-            },
-        };
-        let key = job.key();
-        if let Some(settled) = self.install(&webhook).await {
-            return settled.err().map(Err);
-        }
-        let carried = match &webhook {
-            Webhook::ContactCreate(e)
-            | Webhook::ContactUpdate(e)
-            | Webhook::ContactTagUpdate(e) => Some(e.contact.clone()),
-            _ => None,
-        };
-        let location = webhook.location_id().unwrap_or_default().to_owned();
-        let deleted = match &webhook {
-            Webhook::ContactDelete(e) => Some(e.contact.id.clone()),
-            _ => None,
-        };
-        let previous = match &carried {
-            Some(contact) => match self.state.tags(&location, &contact.id).await {
-                Ok(previous) => previous,
-                Err(e) => return Some(Err(retry_state(e))),
-            },
-            None => None,
-        };
-        let (occurrences, baseline) = Occurrence::from_webhook(&webhook, previous.as_deref(), now);
-        if let (Baseline::Taken, Some(contact)) = (baseline, &carried) {
-            // Which tag changed is unknowable for a contact never seen: its tags
-            // are remembered, and tag rules fire from the next change on.
-            tracing::info!(
-                webhook_id = key,
-                location_id = location,
-                contact_id = contact.id,
-                tags = contact.tags.len(),
-                "first sight of this contact: its tags are the baseline, no tag rule fires"
-            );
-            crate::telemetry::tag_baseline();
-        }
-        let seen = carried.as_ref().map(|c| {
-            Box::new(SeenTags {
-                location_id: location.clone(),
-                contact_id: c.id.clone(),
-                tags: c.tags.clone(),
+    /// The events of the job's occurrences, reading GHL for what firing rules need.
+    async fn build(&mut self, mut read: Read, now: DateTime<Utc>) -> Enriched {
+        let mapping = self.mapping;
+        let served = read.occurrences.iter().any(|occ| {
+            mapping.rules_for(occ.trigger).any(|rule| {
+                (mapping.pixels_for(rule, &read.location))
+                    .any(|p| read.reaches_pixel(mapping, &p.name))
             })
         });
-        Some(Ok(Read {
-            source: key.to_owned(),
-            location,
-            occurrences,
-            carried,
-            // Contact webhooks may carry attribution, but not reliably all of it.
-            carried_attribution: false,
-            seen,
-            deleted,
-            records: opportunity::remembered(&webhook).into_iter().collect(),
-        }))
-    }
-
-    /// The events of the job's occurrences, reading GHL for what firing rules need.
-    async fn build(&mut self, read: Read, now: DateTime<Utc>) -> Enriched {
+        let reaches: Vec<String> = mapping
+            .pixels
+            .iter()
+            .filter(|p| read.reaches_pixel(mapping, &p.name))
+            .map(|p| p.name.clone())
+            .collect();
+        let stranger = std::mem::take(&mut read.stranger);
         let Read {
             source,
             location,
@@ -286,8 +209,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             carried,
             carried_attribution,
             seen,
-            deleted: _,
-            records: _,
+            ..
         } = read;
         let triggers: Vec<String> = occurrences.iter().map(trigger_name).collect();
         let firing: Vec<&Occurrence> = occurrences
@@ -300,11 +222,10 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             }
             return done(vec![], vec![], seen);
         }
-        let served = firing.iter().any(|occ| {
-            self.mapping
-                .rules_for(occ.trigger)
-                .any(|rule| self.mapping.pixels_for(rule, &location).next().is_some())
-        });
+        if !served && stranger {
+            reach::stranger_dropped(&source, &location);
+            return done(vec![], vec![], seen);
+        }
         if !served {
             // Nothing could be sent: GHL is not asked, and nothing is held.
             tracing::info!(
@@ -360,7 +281,8 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             let events = self.mapping.map(occ, &contact, &related, now);
             audit::not_fired(&source, occ, &self.mapping.unmet(occ, &contact, &related));
             self.workflow_counted(occ, &source, !events.is_empty());
-            for mapped in events {
+            for mut mapped in events {
+                mapped.pixels.retain(|p| reaches.contains(p));
                 match mapped.outcome {
                     Ok(event) if mapped.pixels.is_empty() => {
                         tracing::info!(
@@ -398,23 +320,6 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
         self.breakers.succeeded(&location, now).await;
         done(dispatch, dead_letters, seen)
     }
-}
-
-/// What a job gives to build from.
-struct Read {
-    source: String,
-    location: String,
-    occurrences: Vec<Occurrence>,
-    /// The contact as the job carries it, if it does.
-    carried: Option<Contact>,
-    /// Whether that includes its attribution (then no rule needs GHL for it).
-    carried_attribution: bool,
-    /// Set for contact webhooks, whose contact carries all its tags.
-    seen: Option<Box<SeenTags>>,
-    /// The contact a `ContactDelete` webhook is about.
-    deleted: Option<String>,
-    /// State to write once the job's outputs are queued.
-    records: Vec<(String, String)>,
 }
 
 fn done(

@@ -67,6 +67,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             seen: None,
             deleted: None,
             records: vec![(key, serde_json::to_string(&seen).unwrap_or_default())],
+            stranger: false,
         })
     }
 }

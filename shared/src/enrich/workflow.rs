@@ -24,6 +24,7 @@ pub(super) fn read(job: &WorkflowJob) -> Result<Read, Enriched> {
             seen: None,
             deleted: None,
             records: Vec::new(),
+            stranger: false,
         }),
         Err(e) => {
             let mut letter = DeadLetter::new(

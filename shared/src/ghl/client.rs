@@ -189,6 +189,10 @@ impl<T: TokenSource> GhlReader for GhlClient<T> {
             .unwrap_or(Value::Array(Vec::new())))
     }
 
+    async fn connected(&self, location_id: &str) -> Result<bool, GhlError> {
+        self.tokens.connected(location_id).await
+    }
+
     async fn installed(&self, location_id: &str, company_id: &str) -> Result<(), GhlError> {
         self.tokens.installed(location_id, company_id).await
     }
@@ -197,8 +201,11 @@ impl<T: TokenSource> GhlReader for GhlClient<T> {
         &self,
         location_id: Option<&str>,
         company_id: Option<&str>,
+        sent_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<(), GhlError> {
-        self.tokens.uninstalled(location_id, company_id).await
+        self.tokens
+            .uninstalled(location_id, company_id, sent_at)
+            .await
     }
 }
 

@@ -345,7 +345,8 @@ impl<V: VersionedSecrets, L: Lease, M: StateStore, C: Queue> Install for Install
             .exchange_code(code, user_type.name(), self.redirect_uri.as_deref())
             .await?;
         let approved = answer.approved_locations.clone();
-        let set = TokenSet::from_response(answer, now);
+        let mut set = TokenSet::from_response(answer, now);
+        set.installed_at = Some(now);
         match user_type {
             UserType::Location => {
                 let location_id = set

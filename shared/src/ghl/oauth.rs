@@ -124,6 +124,11 @@ pub struct TokenSet {
     /// not refreshed again (a refresh per token version at most).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub after_refusal: bool,
+    /// When the app was installed (the set first stored): an `UNINSTALL` GHL sent
+    /// before it is about an earlier install, and retires nothing. Kept through
+    /// refreshes; absent in sets stored by builds before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed_at: Option<DateTime<Utc>>,
 }
 
 impl fmt::Debug for TokenSet {
@@ -167,6 +172,7 @@ impl TokenSet {
             refreshed_from: None,
             needs_reinstall: None,
             after_refusal: false,
+            installed_at: None,
         }
     }
 
@@ -187,6 +193,7 @@ impl TokenSet {
             refreshed_from: None,
             needs_reinstall: None,
             after_refusal: false,
+            installed_at: None,
         }
     }
 

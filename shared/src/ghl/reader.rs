@@ -163,6 +163,10 @@ pub trait GhlReader: Send + Sync {
         contact_id: &str,
         related: Related,
     ) -> impl Future<Output = Result<Value, GhlError>> + Send;
+    /// Whether the location is connected here (a token, or an install): only a
+    /// connected location's webhooks reach pixels and audiences kept for "all
+    /// locations".
+    fn connected(&self, location_id: &str) -> impl Future<Output = Result<bool, GhlError>> + Send;
     /// The app was installed on a location of a company (an agency install reaching
     /// a new location): the location's token can be minted from the company's.
     /// Readers without tokens of their own have nothing to record.
@@ -174,14 +178,16 @@ pub trait GhlReader: Send + Sync {
         let _ = (location_id, company_id);
         async { Ok(()) }
     }
-    /// The app was uninstalled from a location or a company: its tokens are retired.
-    /// Readers without tokens of their own have nothing to retire.
+    /// The app was uninstalled from a location or a company (GHL sent it at
+    /// `sent_at`): its tokens are retired, unless installed since. Readers without
+    /// tokens of their own have nothing to retire.
     fn uninstalled(
         &self,
         location_id: Option<&str>,
         company_id: Option<&str>,
+        sent_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> impl Future<Output = Result<(), GhlError>> + Send {
-        let _ = (location_id, company_id);
+        let _ = (location_id, company_id, sent_at);
         async { Ok(()) }
     }
 }

@@ -6,7 +6,10 @@
 //! - a wrong or missing signature, a delivery without a `timestamp` or outside the
 //!   replay window is `401` and never queued (it cannot become valid);
 //! - a body over [`MAX_BODY_BYTES`] is `413`;
-//! - a delivery for another GHL app (`appId` not ours, [`AppIds`]) is `200` and
+//! - with no marketplace app configured ([`AppIds`] empty), a signed delivery is
+//!   `403` (`no_marketplace_app`): GHL signs every app's webhooks with one key, so
+//!   it can only be someone else's;
+//! - a delivery naming no app or another GHL app (`appId` not ours) is `200` and
 //!   never queued (`other_app`);
 //! - a `type` we do not model is `200` and not queued (counted by the caller);
 //! - a verified body that fails typed parsing is kept: queued as it came, `200`, so
@@ -21,8 +24,8 @@ use serde_json::{Value, json};
 
 use super::MAX_BODY_BYTES;
 use crate::ghl::webhook::{
-    AppIds, Envelope, ReplayError, ReplayWindow, SignatureError, SignatureHeaders, Webhook,
-    WebhookKeys, idempotency_key,
+    APP_ID_VAR, AppIds, Envelope, ReplayError, ReplayWindow, SignatureError, SignatureHeaders,
+    Webhook, WebhookKeys, idempotency_key,
 };
 use crate::jobs::{EnrichJob, group_id};
 use crate::ports::queue::{Outgoing, Queue, QueueError, Sent};
@@ -36,6 +39,13 @@ pub enum IntakeError {
     Replay(#[from] ReplayError),
     #[error("body of {size} bytes is over the {MAX_BODY_BYTES}-byte limit")]
     TooLarge { size: usize },
+    #[error(
+        "this deployment takes no marketplace webhooks: no app is configured ({APP_ID_VAR}); \
+         GHL signs every app's webhooks alike, so this one is someone else's. With a \
+         marketplace app, set {APP_ID_VAR} to its id (the stack's GhlAppId); without one, \
+         connect with workflows (POST /workflows/ghl)"
+    )]
+    NoApp,
     #[error("could not queue the webhook; GHL will retry it")]
     Queue(#[source] QueueError),
 }
@@ -46,6 +56,7 @@ impl IntakeError {
         match self {
             IntakeError::Signature(_) | IntakeError::Replay(_) => 401,
             IntakeError::TooLarge { .. } => 413,
+            IntakeError::NoApp => 403,
             IntakeError::Queue(_) => 429,
         }
     }
@@ -57,6 +68,7 @@ impl IntakeError {
             IntakeError::Replay(ReplayError::Missing) => "no_timestamp",
             IntakeError::Replay(_) => "outside_replay_window",
             IntakeError::TooLarge { .. } => "too_large",
+            IntakeError::NoApp => "no_marketplace_app",
             IntakeError::Queue(_) => "enqueue_failed",
         }
     }
@@ -113,6 +125,9 @@ pub async fn accept_webhook(
         return Err(IntakeError::TooLarge { size: body.len() });
     }
     let verified = keys.verify(headers, body)?;
+    if apps.is_empty() {
+        return Err(IntakeError::NoApp);
+    }
     let (envelope, contact) = Envelope::of(verified.body()).unwrap_or_default();
     window.check(&envelope, now)?;
     if !apps.ours(&envelope) {

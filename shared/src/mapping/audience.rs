@@ -47,7 +47,13 @@ pub enum Membership {
 impl Audience {
     /// Whether it takes contacts of `location_id`.
     pub fn serves(&self, location_id: &str) -> bool {
-        self.locations.is_empty() || self.locations.iter().any(|l| l == location_id)
+        self.locations.is_empty() || self.names(location_id)
+    }
+
+    /// Whether it names `location_id` among its locations (rather than taking it
+    /// as one of "all locations").
+    pub fn names(&self, location_id: &str) -> bool {
+        self.locations.iter().any(|l| l == location_id)
     }
 
     /// Whether the subject's contact belongs, as far as its occurrence tells;

@@ -253,6 +253,14 @@ impl Mapping {
         self.audiences.iter().filter(move |a| a.serves(location_id))
     }
 
+    /// Whether the pixel named `pixel` names `location_id` among its locations
+    /// (rather than taking it as one of "all locations").
+    pub fn pixel_names(&self, pixel: &str, location_id: &str) -> bool {
+        self.pixels
+            .iter()
+            .any(|p| p.name == pixel && p.locations.iter().any(|l| l == location_id))
+    }
+
     /// Whether a rule or an audience reads opportunities (so reconciliation lists
     /// them too).
     pub fn reads_opportunities(&self) -> bool {

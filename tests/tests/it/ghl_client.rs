@@ -213,19 +213,20 @@ async fn a_slow_ghl_is_a_timeout_to_retry_not_a_hung_function() {
 }
 
 #[tokio::test]
-async fn an_uninstall_webhook_retires_the_locations_tokens() {
+async fn an_uninstall_webhook_retires_the_locations_tokens_unless_sent_before_its_install() {
     use ghl_capi::enrich::{Enriched, Enricher};
     use ghl_capi::ghl::tokens::TokenSource;
     use ghl_capi::hold::HoldPolicy;
     use ghl_capi::ports::secrets::SecretStore;
     use ghl_capi::ports::state::MemoryState;
 
+    let now = chrono::Utc::now();
+    let installed = now - chrono::Duration::minutes(10);
     let secrets = MemorySecrets::default();
+    let set = json!({"access_token": "at-1", "refresh_token": "rt-1",
+        "installed_at": installed.to_rfc3339()});
     secrets
-        .put(
-            "ghl-capi/ghl/loc1",
-            r#"{"access_token":"at-1","refresh_token":"rt-1"}"#,
-        )
+        .put("ghl-capi/ghl/loc1", &set.to_string())
         .await
         .expect("stored");
     let tokens = ManagedTokens::new(
@@ -237,24 +238,38 @@ async fn an_uninstall_webhook_retires_the_locations_tokens() {
     );
     let ghl = GhlClient::new("http://127.0.0.1:9", tokens, Duration::from_secs(1)).expect("client");
     let mapping = ghl_capi::mapping::Mapping::builtin();
-    let job = ghl_capi::jobs::EnrichJob::Webhook {
-        key: "wh-un".into(),
-        received_at: chrono::Utc::now(),
-        body: json!({"type": "UNINSTALL", "appId": "app-1", "locationId": "loc1"}).to_string(),
-    };
     let state = MemoryState::default();
-    let outcome = Enricher::new(&mapping, &ghl, &state, HoldPolicy::default())
-        .enrich(&job, chrono::Utc::now())
-        .await;
-    assert!(
-        matches!(outcome, Enriched::Done { ref dispatch, ref dead_letters, .. } if dispatch.is_empty() && dead_letters.is_empty())
-    );
-    // The client's token source now refuses the location, without asking GHL.
+    let uninstall =
+        |id: &str, sent: chrono::DateTime<chrono::Utc>| ghl_capi::jobs::EnrichJob::Webhook {
+            key: id.into(),
+            received_at: now,
+            body: json!({"type": "UNINSTALL", "appId": "app-1", "locationId": "loc1",
+            "webhookId": id, "timestamp": sent.to_rfc3339()})
+            .to_string(),
+        };
     let client_tokens = ghl.tokens();
-    assert_eq!(
-        client_tokens.token("loc1").await.unwrap_err(),
-        GhlError::Unauthorized
-    );
+    // GHL's late retry of the uninstall before this install (or a job held since).
+    for (job, retired) in [
+        (
+            uninstall("wh-old", installed - chrono::Duration::hours(1)),
+            false,
+        ),
+        (uninstall("wh-un", now), true),
+    ] {
+        let outcome = Enricher::new(&mapping, &ghl, &state, HoldPolicy::default())
+            .enrich(&job, now)
+            .await;
+        assert!(
+            matches!(outcome, Enriched::Done { ref dispatch, ref dead_letters, .. } if dispatch.is_empty() && dead_letters.is_empty())
+        );
+        let token = client_tokens.token("loc1").await;
+        if retired {
+            // The client's token source now refuses the location, without asking GHL.
+            assert_eq!(token.unwrap_err(), GhlError::Unauthorized);
+        } else {
+            assert_eq!(token.expect("the install stands").0, "at-1");
+        }
+    }
     let stored = client_tokens
         .secrets()
         .get("ghl-capi/ghl/loc1")

@@ -157,6 +157,11 @@ async fn a_location_install_stores_its_token_set_and_shows_a_page() {
     assert!(answer.content().1.contains("connected to location loc1"));
     let set = stored(&api, "ghl-capi/ghl/loc1").await;
     assert_eq!(set.refresh_token.as_deref(), Some("rt-1"));
+    assert!(
+        set.installed_at
+            .is_some_and(|at| (Utc::now() - at).num_seconds() < 60),
+        "the install's time, to tell a late uninstall from a new one"
+    );
     assert_eq!(announced(&api), ["loc1"], "announced, to be seeded at once");
     assert!(
         set.expires_at

@@ -44,6 +44,14 @@ fn delivery() -> Delivery {
     }
 }
 
+/// The app GHL's constructed delivery names.
+fn reference_apps() -> AppIds {
+    AppIds::parse("000000000000000000000001")
+}
+
+/// The app the bodies signed with our own key name.
+const OUR_APP: &str = "app-ours";
+
 fn ghl(signature: &str) -> SignatureHeaders<'_> {
     SignatureHeaders {
         ghl: Some(signature),
@@ -73,7 +81,7 @@ async fn a_signed_webhook_is_queued_in_its_contacts_group_and_answered_200() {
     let outcome = accept_webhook(
         &d.keys,
         &ReplayWindow::default(),
-        &AppIds::default(),
+        &reference_apps(),
         &queue,
         ghl(&d.signature),
         &d.body,
@@ -123,7 +131,7 @@ async fn bad_missing_or_stale_signatures_are_401_and_never_queued() {
     let forged = accept_webhook(
         &d.keys,
         &window,
-        &AppIds::default(),
+        &reference_apps(),
         &queue,
         ghl(&d.signature.replace('C', "D")),
         &d.body,
@@ -133,7 +141,7 @@ async fn bad_missing_or_stale_signatures_are_401_and_never_queued() {
     let missing = accept_webhook(
         &d.keys,
         &window,
-        &AppIds::default(),
+        &reference_apps(),
         &queue,
         SignatureHeaders::default(),
         &d.body,
@@ -143,7 +151,7 @@ async fn bad_missing_or_stale_signatures_are_401_and_never_queued() {
     let stale = accept_webhook(
         &d.keys,
         &window,
-        &AppIds::default(),
+        &reference_apps(),
         &queue,
         ghl(&d.signature),
         &d.body,
@@ -167,7 +175,7 @@ async fn a_failed_enqueue_is_429_so_ghl_retries_and_the_retry_is_accepted() {
     let first = accept_webhook(
         &d.keys,
         &window,
-        &AppIds::default(),
+        &reference_apps(),
         &queue,
         ghl(&d.signature),
         &d.body,
@@ -179,7 +187,7 @@ async fn a_failed_enqueue_is_429_so_ghl_retries_and_the_retry_is_accepted() {
     let retry = accept_webhook(
         &d.keys,
         &window,
-        &AppIds::default(),
+        &reference_apps(),
         &queue,
         ghl(&d.signature),
         &d.body,
@@ -201,7 +209,7 @@ async fn accept_own(
     accept_webhook(
         &keys,
         &ReplayWindow::default(),
-        &AppIds::default(),
+        &AppIds::parse(OUR_APP),
         queue,
         ghl(&signature),
         body,
@@ -215,7 +223,7 @@ async fn a_verified_body_that_does_not_parse_is_kept_queued_and_answered_200() {
     let queue = MemoryQueue::default();
     let now: DateTime<Utc> = "2026-12-01T10:00:05Z".parse().expect("time");
     // A ContactCreate without its contact id: GHL signed it, so it is kept.
-    let body = br#"{"type":"ContactCreate","locationId":"loc","timestamp":"2026-12-01T10:00:00Z","webhookId":"wh-9"}"#;
+    let body = br#"{"appId":"app-ours","type":"ContactCreate","locationId":"loc","timestamp":"2026-12-01T10:00:00Z","webhookId":"wh-9"}"#;
     let outcome = accept_own(&queue, body, now).await;
     let Ok(Accepted::Kept { key, kind, problem }) = &outcome else {
         panic!("kept: {outcome:?}")
@@ -242,7 +250,7 @@ async fn a_verified_body_that_does_not_parse_is_kept_queued_and_answered_200() {
 async fn numbers_written_as_text_and_text_as_numbers_are_read_where_the_meaning_is_clear() {
     let queue = MemoryQueue::default();
     let now: DateTime<Utc> = "2026-12-01T10:00:05Z".parse().expect("time");
-    let body = br#"{"type":"OpportunityStatusUpdate","locationId":"loc","id":"opp-1","contactId":"c1",
+    let body = br#"{"appId":"app-ours","type":"OpportunityStatusUpdate","locationId":"loc","id":"opp-1","contactId":"c1",
         "status":"won","monetaryValue":"1250.50","timestamp":"2026-12-01T10:00:00Z","webhookId":"wh-1"}"#;
     assert!(
         matches!(
@@ -251,7 +259,7 @@ async fn numbers_written_as_text_and_text_as_numbers_are_read_where_the_meaning_
         ),
         "monetaryValue as text"
     );
-    let body = br#"{"type":"ContactCreate","locationId":"loc","id":12345,"postalCode":94025,
+    let body = br#"{"appId":"app-ours","type":"ContactCreate","locationId":"loc","id":12345,"postalCode":94025,
         "timestamp":"2026-12-01T10:00:00Z","webhookId":"wh-2"}"#;
     assert!(
         matches!(
@@ -270,7 +278,7 @@ async fn a_signed_body_without_a_timestamp_is_401_and_never_queued() {
     let queue = MemoryQueue::default();
     let now = Utc::now();
     for body in [
-        &br#"{"type":"ContactCreate","locationId":"loc","id":"c1","webhookId":"wh-1"}"#[..],
+        &br#"{"appId":"app-ours","type":"ContactCreate","locationId":"loc","id":"c1","webhookId":"wh-1"}"#[..],
         b"type=ContactCreate",
     ] {
         let outcome = accept_own(&queue, body, now).await;
@@ -286,7 +294,7 @@ async fn a_signed_body_without_a_timestamp_is_401_and_never_queued() {
 #[tokio::test]
 async fn an_unknown_type_is_acknowledged_but_not_queued() {
     let queue = MemoryQueue::default();
-    let body = br#"{"type":"CampaignStatusUpdate","locationId":"loc","webhookId":"w1","timestamp":"2026-12-01T10:00:00Z"}"#;
+    let body = br#"{"appId":"app-ours","type":"CampaignStatusUpdate","locationId":"loc","webhookId":"w1","timestamp":"2026-12-01T10:00:00Z"}"#;
     let now: DateTime<Utc> = "2026-12-01T10:00:05Z".parse().expect("time");
     let outcome = accept_own(&queue, body, now).await;
     assert_eq!(
@@ -307,7 +315,7 @@ async fn an_oversized_body_is_413_before_any_check() {
     let outcome = accept_webhook(
         &keys,
         &ReplayWindow::default(),
-        &AppIds::default(),
+        &reference_apps(),
         &queue,
         SignatureHeaders::default(),
         &body,
@@ -321,11 +329,11 @@ async fn an_oversized_body_is_413_before_any_check() {
 async fn replies_carry_no_payload_data() {
     let (signing, keys) = own_key();
     let queue = MemoryQueue::default();
-    let body = br#"{"type":"ContactCreate","locationId":"loc","id":"c1","email":"secret@example.com","timestamp":"2001-01-01T00:00:00Z"}"#;
+    let body = br#"{"appId":"app-ours","type":"ContactCreate","locationId":"loc","id":"c1","email":"secret@example.com","timestamp":"2001-01-01T00:00:00Z"}"#;
     let outcome = accept_webhook(
         &keys,
         &ReplayWindow::default(),
-        &AppIds::default(),
+        &reference_apps(),
         &queue,
         ghl(&sign(&signing, body)),
         body,
@@ -338,10 +346,38 @@ async fn replies_carry_no_payload_data() {
 }
 
 #[tokio::test]
+async fn with_no_marketplace_app_a_signed_delivery_is_refused_saying_what_to_set() {
+    let (signing, keys) = own_key();
+    let queue = MemoryQueue::default();
+    let now: DateTime<Utc> = "2026-12-01T10:00:05Z".parse().expect("time");
+    // GHL signs every app's webhooks alike: with no app of ours, any is a stranger's.
+    for body in [
+        &br#"{"type":"ContactCreate","appId":"their-app","locationId":"loc","id":"c1","webhookId":"w1","timestamp":"2026-12-01T10:00:00Z"}"#[..],
+        br#"{"type":"UNINSTALL","locationId":"loc","webhookId":"w2","timestamp":"2026-12-01T10:00:00Z"}"#,
+    ] {
+        let outcome = accept_webhook(
+            &keys,
+            &ReplayWindow::default(),
+            &AppIds::default(),
+            &queue,
+            ghl(&sign(&signing, body)),
+            body,
+            now,
+        )
+        .await;
+        let (status, answer) = reply(&outcome);
+        assert_eq!((status, answer["error"].as_str()), (403, Some("no_marketplace_app")));
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains("GHL_APP_ID") && message.contains("/workflows/ghl"), "{message}");
+    }
+    assert!(queue.sent().is_empty());
+}
+
+#[tokio::test]
 async fn another_apps_webhooks_are_acknowledged_and_never_queued() {
     let (signing, keys) = own_key();
     let queue = MemoryQueue::default();
-    let ours = AppIds::parse("app-ours");
+    let ours = AppIds::parse(OUR_APP);
     let now: DateTime<Utc> = "2026-12-01T10:00:05Z".parse().expect("time");
     let deliver = |body: &'static [u8]| {
         let (keys, queue, ours) = (&keys, &queue, &ours);
@@ -364,6 +400,8 @@ async fn another_apps_webhooks_are_acknowledged_and_never_queued() {
     for theirs in [
         &br#"{"type":"UNINSTALL","appId":"their-app","locationId":"loc","webhookId":"w1","timestamp":"2026-12-01T10:00:00Z"}"#[..],
         br#"{"type":"ContactCreate","appId":"their-app","locationId":"loc","id":"c1","webhookId":"w2","timestamp":"2026-12-01T10:00:00Z"}"#,
+        // Naming no app: it cannot be told from another app's.
+        br#"{"type":"UNINSTALL","locationId":"loc","webhookId":"w4","timestamp":"2026-12-01T10:00:00Z"}"#,
     ] {
         let (status, body) = deliver(theirs).await;
         assert_eq!((status, body["status"].as_str()), (200, Some("ignored")));

@@ -200,7 +200,7 @@ async fn a_refusal_never_retires_a_rotation_it_did_not_see() {
         ("at-theirs", None),
         "their rotation stands"
     );
-    assert!(tokens.uninstalled(Some("loc"), None).await.is_ok());
+    assert!(tokens.uninstalled(Some("loc"), None, None).await.is_ok());
     assert!(
         stored(&secrets).await.needs_reinstall.is_some(),
         "an uninstall retires what is current"

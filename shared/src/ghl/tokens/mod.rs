@@ -30,17 +30,23 @@ pub trait TokenSource: Send + Sync {
         location_id: &str,
         stale: &LocationToken,
     ) -> impl Future<Output = Result<LocationToken, GhlError>> + Send;
+    /// Whether the location is connected here: it has a token (one not retired),
+    /// or an agency install left it to mint one. Only a connected location is
+    /// among "all locations" of a pixel or an audience.
+    fn connected(&self, location_id: &str) -> impl Future<Output = Result<bool, GhlError>> + Send;
     /// Records a location the app was installed on through its company.
     fn installed(
         &self,
         location_id: &str,
         company_id: &str,
     ) -> impl Future<Output = Result<(), GhlError>> + Send;
-    /// Retires the tokens of a location or company the app was uninstalled from.
+    /// Retires the tokens of a location or company the app was uninstalled from,
+    /// by an uninstall GHL sent at `sent_at`.
     fn uninstalled(
         &self,
         location_id: Option<&str>,
         company_id: Option<&str>,
+        sent_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> impl Future<Output = Result<(), GhlError>> + Send;
 }
 
@@ -62,13 +68,22 @@ impl TokenSource for FixedTokens {
         Err(GhlError::Unauthorized)
     }
 
+    async fn connected(&self, location_id: &str) -> Result<bool, GhlError> {
+        Ok(self.0.contains_key(location_id))
+    }
+
     /// Fixed tokens are the user's to add, in the environment.
     async fn installed(&self, _: &str, _: &str) -> Result<(), GhlError> {
         Ok(())
     }
 
     /// Fixed tokens are the user's to revoke, in GHL.
-    async fn uninstalled(&self, _: Option<&str>, _: Option<&str>) -> Result<(), GhlError> {
+    async fn uninstalled(
+        &self,
+        _: Option<&str>,
+        _: Option<&str>,
+        _: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), GhlError> {
         Ok(())
     }
 }

@@ -310,9 +310,17 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
             Ok(Accepted::Kept { .. }) => "accepted_unparsed",
             Ok(Accepted::Repeat { .. }) => "duplicate",
             Ok(Accepted::Ignored { .. }) => "ignored",
+            Ok(Accepted::OtherApp { app_id }) if app_id.is_empty() => {
+                tracing::warn!("a webhook naming no GHL app: not ours, ignored");
+                "other_app"
+            }
             Ok(Accepted::OtherApp { app_id }) => {
                 tracing::warn!(app_id, "a webhook for another GHL app: ignored");
                 "other_app"
+            }
+            Err(e @ webhook::IntakeError::NoApp) => {
+                tracing::warn!(reason = %e, "a signed webhook refused");
+                e.code()
             }
             Err(e @ webhook::IntakeError::Queue(_)) => {
                 tracing::error!(error = %chain(e), "could not queue a webhook; GHL is asked to send it again");

@@ -6,6 +6,7 @@ mod audiences;
 mod batches;
 mod event_ids;
 mod holding;
+mod strangers;
 
 use chrono::{DateTime, Utc};
 use ghl_capi::batch::Retry;

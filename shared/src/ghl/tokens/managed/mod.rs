@@ -37,7 +37,7 @@ mod refresh;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::TokenSource;
 use crate::ghl::oauth::{OAuthClient, TokenSet, read_app};
@@ -263,6 +263,7 @@ impl<S: VersionedSecrets, L: Lease, M: StateStore> ManagedTokens<S, L, M> {
         set.location_id = Some(location_id.to_owned());
         set.user_type = Some("Location".into());
         set.expires_at = Some(chrono::DateTime::UNIX_EPOCH);
+        set.installed_at = Some(Utc::now());
         self.secrets
             .put(&name, &set.to_json())
             .await
@@ -322,6 +323,22 @@ impl<S: VersionedSecrets, L: Lease, M: StateStore> TokenSource for ManagedTokens
         self.refresh(&name, current, true).await
     }
 
+    /// A set that is not retired, or a record left to mint one.
+    async fn connected(&self, location_id: &str) -> Result<bool, GhlError> {
+        match self.secrets.get(&self.secret_name(location_id)).await {
+            Ok(secret) => {
+                let retired = TokenSet::parse(secret.expose())
+                    .is_none_or(|set| set.needs_reinstall.is_some());
+                return Ok(!retired);
+            }
+            Err(SecretError::Missing(_)) => {}
+            Err(e) => return Err(unavailable(e)),
+        }
+        let record = format!("{MINT_PREFIX}{location_id}");
+        let minted = self.state.record(&record).await.map_err(unavailable)?;
+        Ok(minted.is_some())
+    }
+
     /// Creates the location's record when its company's token set is held: a set
     /// with no token yet, due at once, so its first use mints one. A location that
     /// already has a working set keeps it.
@@ -342,17 +359,28 @@ impl<S: VersionedSecrets, L: Lease, M: StateStore> TokenSource for ManagedTokens
 
     /// Marks the token set as needing a re-install: kept for the record, never used
     /// or refreshed again until the app is installed anew. Written over the version
-    /// read, so a refresh in between is retired too, not overwritten.
+    /// read, so a refresh in between is retired too, not overwritten. An uninstall
+    /// GHL sent (`sent_at`) before the set was installed is about an earlier
+    /// install (a late retry, a held job): the install stands. A location an
+    /// agency install left to mint is not minted.
     async fn uninstalled(
         &self,
         location_id: Option<&str>,
         company_id: Option<&str>,
+        sent_at: Option<DateTime<Utc>>,
     ) -> Result<(), GhlError> {
         let name = match (location_id, company_id) {
             (Some(location), _) => self.secret_name(location),
             (None, Some(company)) => self.company_secret_name(company),
             (None, None) => return Ok(()),
         };
+        if let Some(location) = location_id {
+            let record = format!("{MINT_PREFIX}{location}");
+            self.state
+                .delete_record(&record)
+                .await
+                .map_err(unavailable)?;
+        }
         for _ in 0..3 {
             let current = match self.current(&name).await {
                 Ok(current) => current,
@@ -360,6 +388,17 @@ impl<S: VersionedSecrets, L: Lease, M: StateStore> TokenSource for ManagedTokens
                 Err(GhlError::NoToken { .. }) => return Ok(()),
                 Err(e) => return Err(e),
             };
+            if let (Some(installed), Some(sent)) = (current.set.installed_at, sent_at)
+                && sent < installed
+            {
+                tracing::info!(
+                    secret = name,
+                    %installed,
+                    %sent,
+                    "an uninstall sent before the current install: the install stands"
+                );
+                return Ok(());
+            }
             let mut set = current.set.clone();
             set.needs_reinstall = Some("the app was uninstalled".into());
             if self.replace(&name, &current, &set).await? {

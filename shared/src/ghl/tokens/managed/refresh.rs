@@ -154,6 +154,7 @@ impl<S: VersionedSecrets, L: Lease, M: StateStore> ManagedTokens<S, L, M> {
                 fresh.company_id = fresh.company_id.or_else(|| set.company_id.clone());
                 fresh.location_id = fresh.location_id.or_else(|| set.location_id.clone());
                 fresh.user_type = fresh.user_type.or_else(|| set.user_type.clone());
+                fresh.installed_at = set.installed_at;
                 // Written first: from here on a crash loses nothing (see above).
                 if !self.replace(name, &current, &fresh).await? {
                     return usable(&self.current(name).await?.set);

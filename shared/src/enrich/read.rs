@@ -1,0 +1,135 @@
+//! A job read for enrichment: its occurrences, and what it carries of the contact.
+
+use chrono::{DateTime, Utc};
+
+use super::{Enriched, Enricher, SeenTags, done, opportunity, retry_ghl, retry_state, workflow};
+use crate::ghl::webhook::{Envelope, Webhook};
+use crate::ghl::{Contact, GhlReader};
+use crate::jobs::{DeadLetter, EnrichJob, Stage};
+use crate::mapping::{Baseline, Occurrence};
+use crate::ports::state::StateStore;
+
+/// What a job gives to build from.
+pub(super) struct Read {
+    pub(super) source: String,
+    pub(super) location: String,
+    pub(super) occurrences: Vec<Occurrence>,
+    /// The contact as the job carries it, if it does.
+    pub(super) carried: Option<Contact>,
+    /// Whether that includes its attribution (then no rule needs GHL for it).
+    pub(super) carried_attribution: bool,
+    /// Set for contact webhooks, whose contact carries all its tags.
+    pub(super) seen: Option<Box<SeenTags>>,
+    /// The contact a `ContactDelete` webhook is about.
+    pub(super) deleted: Option<String>,
+    /// State to write once the job's outputs are queued.
+    pub(super) records: Vec<(String, String)>,
+    /// A webhook of a location not connected here ([`super::reach`]).
+    pub(super) stranger: bool,
+}
+
+impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
+    /// The job's occurrences and what it carries; `None` when it is not about a
+    /// contact's events (an install), `Err` with its outcome when it is settled
+    /// already.
+    pub(super) async fn read(
+        &mut self,
+        job: &EnrichJob,
+        now: DateTime<Utc>,
+    ) -> Option<Result<Read, Enriched>> {
+        let webhook = match job {
+            EnrichJob::Conversion(job) => {
+                return Some(Ok(Read {
+                    source: job.event_id.clone(),
+                    location: job.conversion.location_id.clone(),
+                    occurrences: vec![Occurrence::for_conversion(
+                        &job.contact_id,
+                        &job.conversion,
+                        now,
+                    )],
+                    carried: None,
+                    carried_attribution: false,
+                    seen: None,
+                    deleted: None,
+                    records: Vec::new(),
+                    stranger: false,
+                }));
+            }
+            EnrichJob::Workflow(job) => return Some(workflow::read(job)),
+            EnrichJob::Listed(job) => return Some(self.listed(job, now).await),
+            EnrichJob::Opportunity(job) => return Some(self.opportunity(job, now).await),
+            EnrichJob::Webhook { key, body, .. } => match Webhook::parse(body.as_bytes()) {
+                Ok(webhook) => webhook,
+                // Verified, but not a webhook as this build reads it: kept for a
+                // redrive once a build reads it.
+                Err(e) => {
+                    let mut letter =
+                        DeadLetter::new(key, Stage::Enrich, "malformed_webhook", e.to_string());
+                    letter.triggers = Envelope::of(body.as_bytes())
+                        .and_then(|(envelope, _)| envelope.kind)
+                        .into_iter()
+                        .collect();
+                    return Some(Err(done(vec![], vec![letter], None)));
+                }
+            },
+        };
+        let key = job.key();
+        if let Some(settled) = self.install(&webhook).await {
+            return settled.err().map(Err);
+        }
+        let carried = match &webhook {
+            Webhook::ContactCreate(e)
+            | Webhook::ContactUpdate(e)
+            | Webhook::ContactTagUpdate(e) => Some(e.contact.clone()),
+            _ => None,
+        };
+        let location = webhook.location_id().unwrap_or_default().to_owned();
+        let stranger = match self.fetched.ghl().connected(&location).await {
+            Ok(connected) => !connected,
+            Err(e) => return Some(Err(retry_ghl(&e, vec![webhook.kind().to_owned()]))),
+        };
+        let deleted = match &webhook {
+            Webhook::ContactDelete(e) => Some(e.contact.id.clone()),
+            _ => None,
+        };
+        let previous = match &carried {
+            Some(contact) => match self.state.tags(&location, &contact.id).await {
+                Ok(previous) => previous,
+                Err(e) => return Some(Err(retry_state(e))),
+            },
+            None => None,
+        };
+        let (occurrences, baseline) = Occurrence::from_webhook(&webhook, previous.as_deref(), now);
+        if let (Baseline::Taken, Some(contact)) = (baseline, &carried) {
+            // Which tag changed is unknowable for a contact never seen: its tags
+            // are remembered, and tag rules fire from the next change on.
+            tracing::info!(
+                webhook_id = key,
+                location_id = location,
+                contact_id = contact.id,
+                tags = contact.tags.len(),
+                "first sight of this contact: its tags are the baseline, no tag rule fires"
+            );
+            crate::telemetry::tag_baseline();
+        }
+        let seen = carried.as_ref().map(|c| {
+            Box::new(SeenTags {
+                location_id: location.clone(),
+                contact_id: c.id.clone(),
+                tags: c.tags.clone(),
+            })
+        });
+        Some(Ok(Read {
+            source: key.to_owned(),
+            location,
+            occurrences,
+            carried,
+            // Contact webhooks may carry attribution, but not reliably all of it.
+            carried_attribution: false,
+            seen,
+            deleted,
+            records: opportunity::remembered(&webhook).into_iter().collect(),
+            stranger,
+        }))
+    }
+}
