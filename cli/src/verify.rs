@@ -161,7 +161,7 @@ where
             });
             continue;
         };
-        if let Some(reason) = &set.needs_reinstall {
+        if let Some(reason) = set.needs_reinstall.as_ref().or(set.refresh_lost.as_ref()) {
             findings.push(Finding {
                 check: "ghl",
                 subject: location.clone(),

@@ -211,8 +211,15 @@ pub(crate) fn token_refreshed() {
     counter!(TOKEN_REFRESHES, "Result" => "refreshed").increment(1);
 }
 
+/// A refresh's answer was lost (`unknown`): GHL may have rotated the refresh
+/// token. Alarmed on its own (a person may have to install the app again).
+pub(crate) fn token_refresh_unknown() {
+    counter!(TOKEN_REFRESHES, "Result" => "unknown").increment(1);
+}
+
 /// GHL refused a refresh: `refused` (the location's grant is dead), `app_refused`
-/// (the app's own credentials) or `refused_unknown`.
+/// (the app's own credentials), `refused_unknown`, or `refused_after_unknown` (a
+/// refresh token GHL most likely rotated in an answer that was lost).
 pub(crate) fn token_refused(result: &'static str) {
     counter!(TOKEN_REFRESHES, "Result" => result).increment(1);
     counter!(GHL_UNAUTHORIZED).increment(1);

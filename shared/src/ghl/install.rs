@@ -85,7 +85,7 @@ impl InstallError {
             InstallError::Denied(_) | InstallError::Missing(_) => 400,
             InstallError::BadState | InstallError::StateUsed => 403,
             InstallError::Token(OAuthError::Refused { .. }) | InstallError::Incomplete(_) => 400,
-            InstallError::Token(OAuthError::Unavailable(_))
+            InstallError::Token(OAuthError::Unavailable(_) | OAuthError::Unknown(_))
             | InstallError::Storage(_)
             | InstallError::AppUnavailable(_) => 503,
         }

@@ -63,25 +63,75 @@ pub async fn read_app(secrets: &impl SecretStore, name: &str) -> Result<OAuthApp
 }
 
 /// A token set as GHL returns it.
-#[derive(Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Default)]
 pub struct TokenResponse {
-    #[serde(rename = "access_token")]
     pub access_token: String,
-    #[serde(rename = "refresh_token", default)]
     pub refresh_token: Option<String>,
-    #[serde(rename = "expires_in", default)]
     pub expires_in: Option<i64>,
-    #[serde(default)]
     pub scope: Option<String>,
-    #[serde(default)]
     pub user_type: Option<String>,
-    #[serde(default)]
     pub location_id: Option<String>,
-    #[serde(default)]
     pub company_id: Option<String>,
-    #[serde(default)]
     pub approved_locations: Vec<String>,
+}
+
+impl TokenResponse {
+    /// GHL's answer, read as leniently as a rotated refresh token deserves: any
+    /// field of an unexpected shape is left out (`approvedLocations: null`, an
+    /// `expires_in` written as a fraction or as text), and from a body cut short
+    /// the tokens are still taken. `None` when it carries neither token.
+    pub fn read(body: &str) -> Option<TokenResponse> {
+        let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(body) else {
+            return Self::salvaged(body);
+        };
+        let text = |key: &str| {
+            fields
+                .get(key)
+                .and_then(serde_json::Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let response = TokenResponse {
+            access_token: text("access_token").unwrap_or_default(),
+            refresh_token: text("refresh_token"),
+            expires_in: fields.get("expires_in").and_then(|v| match v {
+                serde_json::Value::Number(n) => n.as_i64().or(n.as_f64().map(|f| f as i64)),
+                serde_json::Value::String(s) => s.trim().parse::<f64>().ok().map(|f| f as i64),
+                _ => None,
+            }),
+            scope: text("scope"),
+            user_type: text("userType"),
+            location_id: text("locationId"),
+            company_id: text("companyId"),
+            approved_locations: fields
+                .get("approvedLocations")
+                .and_then(serde_json::Value::as_array)
+                .map(|all| {
+                    all.iter()
+                        .filter_map(|l| l.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        (!response.access_token.is_empty() || response.refresh_token.is_some()).then_some(response)
+    }
+
+    /// The tokens of a body that is not JSON as a whole (cut short on the way).
+    fn salvaged(body: &str) -> Option<TokenResponse> {
+        let field = |key: &str| {
+            let after = &body[body.find(&format!("\"{key}\""))? + key.len() + 2..];
+            let value = after.trim_start().strip_prefix(':')?.trim_start();
+            let value = value.strip_prefix('"')?;
+            let end = value.find('"')?;
+            Some(value[..end].to_owned()).filter(|v| !v.is_empty())
+        };
+        let response = TokenResponse {
+            access_token: field("access_token").unwrap_or_default(),
+            refresh_token: field("refresh_token"),
+            ..TokenResponse::default()
+        };
+        (!response.access_token.is_empty() || response.refresh_token.is_some()).then_some(response)
+    }
 }
 
 impl fmt::Debug for TokenResponse {
@@ -124,6 +174,18 @@ pub struct TokenSet {
     /// not refreshed again (a refresh per token version at most).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub after_refusal: bool,
+    /// Since when a refresh's outcome is unknown: the request may have reached GHL
+    /// and its answer was lost (a timeout, a server error, an unreadable answer),
+    /// so GHL may have rotated the refresh token kept here. Cleared by a refresh
+    /// that works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsure_since: Option<DateTime<Utc>>,
+    /// Set when GHL refused the refresh token after such an unknown outcome: the
+    /// rotated token was most likely lost here, not revoked by anyone. The set is
+    /// not retired on GHL's word alone; it is not refreshed again, its work is
+    /// held and an alarm raised until a person installs the app again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_lost: Option<String>,
     /// When the app was installed (the set first stored): an `UNINSTALL` GHL sent
     /// before it is about an earlier install, and retires nothing. Kept through
     /// refreshes; absent in sets stored by builds before it.
@@ -172,6 +234,8 @@ impl TokenSet {
             refreshed_from: None,
             needs_reinstall: None,
             after_refusal: false,
+            unsure_since: None,
+            refresh_lost: None,
             installed_at: None,
         }
     }
@@ -193,8 +257,16 @@ impl TokenSet {
             refreshed_from: None,
             needs_reinstall: None,
             after_refusal: false,
+            unsure_since: None,
+            refresh_lost: None,
             installed_at: None,
         }
+    }
+
+    /// Whether it is kept but not used: retired (the app must be installed again)
+    /// or its refresh token lost.
+    pub fn held(&self) -> bool {
+        self.needs_reinstall.is_some() || self.refresh_lost.is_some()
     }
 
     /// Whether it expires within `margin` (a set without an expiry never does).
@@ -269,13 +341,33 @@ pub enum OAuthError {
         message: String,
         about: Refusal,
     },
+    /// GHL never saw the request (it could not be reached, or refused it
+    /// unprocessed): nothing changed there.
     #[error("GHL's token endpoint is unavailable: {0}")]
     Unavailable(#[source] Cause),
+    /// The request may have reached GHL and its answer was lost or unreadable (a
+    /// timeout, a server error, an answer without a token): whether GHL changed
+    /// anything (rotated a refresh token) is unknown.
+    #[error("the token endpoint's answer was lost: {0}")]
+    Unknown(#[source] Cause),
 }
 
 impl OAuthError {
     fn unavailable(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         OAuthError::Unavailable(std::sync::Arc::from(source.into()))
+    }
+
+    fn unknown(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        OAuthError::Unknown(std::sync::Arc::from(source.into()))
+    }
+
+    /// A failed send: GHL never saw a request that could not connect.
+    fn sending(e: reqwest::Error) -> Self {
+        if e.is_connect() {
+            OAuthError::unavailable(e.without_url())
+        } else {
+            OAuthError::unknown(e.without_url())
+        }
     }
 }
 
@@ -314,23 +406,27 @@ impl OAuthClient {
         if let Some(token) = bearer {
             request = request.bearer_auth(token).header("Version", API_VERSION);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| OAuthError::unavailable(e.without_url()))?;
+        let response = request.send().await.map_err(OAuthError::sending)?;
         let status = response.status().as_u16();
         let body = response
             .text()
             .await
-            .map_err(|e| OAuthError::unavailable(e.without_url()))?;
+            .map_err(|e| OAuthError::unknown(e.without_url()))?;
         match status {
-            200..=299 => serde_json::from_str(&body).map_err(OAuthError::unavailable),
+            200..=299 => TokenResponse::read(&body).ok_or_else(|| {
+                OAuthError::unknown(format!("GHL answered {status} without a readable token"))
+            }),
             400 | 401 | 403 | 422 => Err(OAuthError::Refused {
                 status,
                 message: error_message(&body),
                 about: Refusal::of(&body),
             }),
-            _ => Err(OAuthError::unavailable(format!(
+            // Throttled, or the address is wrong: nothing was done.
+            404 | 405 | 429 => Err(OAuthError::unavailable(format!(
+                "GHL answered {status}: {}",
+                error_message(&body)
+            ))),
+            _ => Err(OAuthError::unknown(format!(
                 "GHL answered {status}: {}",
                 error_message(&body)
             ))),
@@ -426,13 +522,50 @@ mod tests {
     }
 
     #[test]
+    fn a_token_answer_is_read_whatever_shape_its_other_fields_take_and_even_cut_short() {
+        let odd = r#"{"access_token":"at","refresh_token":"rt-2","expires_in":86399.5,
+            "approvedLocations":null,"userType":7,"scope":"contacts.readonly"}"#;
+        let read = TokenResponse::read(odd).expect("read");
+        assert_eq!(
+            (
+                read.refresh_token.as_deref(),
+                read.expires_in,
+                read.user_type
+            ),
+            (Some("rt-2"), Some(86_399), None)
+        );
+        assert!(read.approved_locations.is_empty());
+        let text = r#"{"access_token":"at","refresh_token":"rt-3","expires_in":"86399"}"#;
+        assert_eq!(
+            TokenResponse::read(text).expect("read").expires_in,
+            Some(86_399)
+        );
+        let cut =
+            r#"{"access_token": "at-4", "token_type":"Bearer", "refresh_token" : "rt-4", "expi"#;
+        let salvaged = TokenResponse::read(cut).expect("the tokens of a cut body");
+        assert_eq!(
+            (
+                salvaged.access_token.as_str(),
+                salvaged.refresh_token.as_deref()
+            ),
+            ("at-4", Some("rt-4"))
+        );
+        for empty in [
+            "",
+            "<html>",
+            r#"{"token_type":"Bearer"}"#,
+            r#"{"refresh_tok"#,
+        ] {
+            assert!(TokenResponse::read(empty).is_none(), "{empty}");
+        }
+    }
+
+    #[test]
     fn any_expires_in_ghl_sends_gives_a_time_within_a_year_without_panicking() {
         let now: DateTime<Utc> = "2026-12-01T10:00:00Z".parse().expect("time");
         for (secs, after) in [(i64::MAX, 365), (i64::MIN, 0), (86_399, 0)] {
-            let answer: TokenResponse = serde_json::from_value(serde_json::json!({
-                "access_token": "at", "expires_in": secs
-            }))
-            .expect("answer");
+            let body = serde_json::json!({"access_token": "at", "expires_in": secs});
+            let answer = TokenResponse::read(&body.to_string()).expect("answer");
             let at = TokenSet::from_response(answer, now)
                 .expires_at
                 .expect("a time");

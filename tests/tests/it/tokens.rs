@@ -206,3 +206,97 @@ async fn a_refusal_never_retires_a_rotation_it_did_not_see() {
         "an uninstall retires what is current"
     );
 }
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_kept_from_an_answer_of_any_shape_even_cut_short() {
+    for answer in [
+        // Fields of unexpected shapes: GHL's rotation must survive them.
+        json!({"access_token": "at-new", "refresh_token": "rt-new", "expires_in": 86399.5,
+            "approvedLocations": null, "userType": "Location"})
+        .to_string(),
+        // A body cut short on the way: the tokens in it are kept all the same.
+        r#"{"access_token":"at-new","token_type":"Bearer","refresh_token":"rt-new","expi"#
+            .to_owned(),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .and(body_string_contains("refresh_token=rt-old"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(answer.clone()))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let (tokens, secrets) = tokens(&server, true).await;
+        assert_eq!(tokens.token("loc").await.expect("refreshed").0, "at-new");
+        let set = stored(&secrets).await;
+        assert_eq!(set.refresh_token.as_deref(), Some("rt-new"), "{answer}");
+        assert!(!set.held());
+    }
+}
+
+/// GHL rotating the refresh token it is given: the first use of `rt-old` is
+/// answered too late (the client has given up), later uses are refused.
+struct RotatesThenRefuses(std::sync::atomic::AtomicU32);
+
+impl Respond for RotatesThenRefuses {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        if self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            ResponseTemplate::new(200)
+                .set_body_json(
+                    json!({"access_token": "at-lost", "refresh_token": "rt-lost",
+                    "expires_in": 86399}),
+                )
+                .set_delay(Duration::from_secs(2))
+        } else {
+            ResponseTemplate::new(400).set_body_json(
+                json!({"error": "invalid_grant", "error_description": "refresh token is invalid"}),
+            )
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_grant_after_a_lost_answer_holds_the_location_and_says_so_instead_of_retiring_it()
+{
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(RotatesThenRefuses(Default::default()))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let secrets = MemorySecrets::default();
+    let set = json!({"access_token": "at-old", "refresh_token": "rt-old",
+        "expires_at": chrono::Utc::now().to_rfc3339(), "user_type": "Location"});
+    secrets.put(SECRET, &set.to_string()).await.expect("stored");
+    let mut app = fixtures::app_in(&secrets, &server.uri()).await;
+    app.timeout = Duration::from_millis(300);
+    let tokens = ManagedTokens::new(
+        secrets.clone(),
+        MemoryLease::default(),
+        MemoryState::default(),
+        Some(app),
+        "ghl-capi/ghl/",
+    );
+    // The answer is lost: unknown whether GHL rotated; said so on the set.
+    assert!(matches!(
+        tokens.token("loc").await,
+        Err(GhlError::Unavailable { .. })
+    ));
+    let unsure = stored(&secrets).await;
+    assert!(unsure.unsure_since.is_some() && !unsure.held());
+    // The kept token is tried, and GHL refuses it: held, not retired.
+    assert_eq!(tokens.token("loc").await.err(), Some(GhlError::Unauthorized));
+    let held = stored(&secrets).await;
+    assert_eq!(
+        held.needs_reinstall, None,
+        "not retired on GHL's word alone"
+    );
+    let lost = held.refresh_lost.expect("said why it is held");
+    assert!(
+        lost.contains("answer was lost") && lost.contains("Install the app again"),
+        "{lost}"
+    );
+    // Held: GHL is not asked again (`expect(2)` above).
+    assert_eq!(tokens.token("loc").await.err(), Some(GhlError::Unauthorized));
+}

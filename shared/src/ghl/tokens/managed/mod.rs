@@ -105,9 +105,9 @@ fn stored(versioned: Versioned) -> Result<Stored, GhlError> {
 }
 
 fn usable(set: &TokenSet) -> Result<LocationToken, GhlError> {
-    match &set.needs_reinstall {
-        Some(_) => Err(GhlError::Unauthorized),
-        None => Ok(LocationToken(set.access_token.clone())),
+    match set.held() {
+        true => Err(GhlError::Unauthorized),
+        false => Ok(LocationToken(set.access_token.clone())),
     }
 }
 
@@ -210,7 +210,7 @@ impl<S: VersionedSecrets, L: Lease, M: StateStore> ManagedTokens<S, L, M> {
         }
         let current = self.current(name).await?;
         // Refused once by GHL: only a new install helps, so GHL is not asked again.
-        if current.set.needs_reinstall.is_some() {
+        if current.set.held() {
             return Err(GhlError::Unauthorized);
         }
         if renewable(&current.set) && current.set.due(Utc::now(), REFRESH_MARGIN) {
@@ -230,11 +230,7 @@ impl<S: VersionedSecrets, L: Lease, M: StateStore> ManagedTokens<S, L, M> {
         let mut failed = Vec::new();
         for name in names {
             let outcome = match self.current(name).await {
-                Ok(c)
-                    if c.set.needs_reinstall.is_none()
-                        && renewable(&c.set)
-                        && c.set.due(Utc::now(), margin) =>
-                {
+                Ok(c) if !c.set.held() && renewable(&c.set) && c.set.due(Utc::now(), margin) => {
                     self.refresh(name, c, false).await.map(|_| true)
                 }
                 Ok(_) => Ok(false),
@@ -254,7 +250,7 @@ impl<S: VersionedSecrets, L: Lease, M: StateStore> ManagedTokens<S, L, M> {
     async fn to_mint(&self, location_id: &str, company_id: &str) -> Result<(), GhlError> {
         let name = self.secret_name(location_id);
         match self.current(&name).await {
-            Ok(current) if current.set.needs_reinstall.is_none() => return Ok(()),
+            Ok(current) if !current.set.held() => return Ok(()),
             Ok(_) | Err(GhlError::NoToken { .. }) => {}
             Err(e) => return Err(e),
         }
@@ -312,7 +308,7 @@ impl<S: VersionedSecrets, L: Lease, M: StateStore> TokenSource for ManagedTokens
     ) -> Result<LocationToken, GhlError> {
         let name = self.secret_name(location_id);
         let current = self.current(&name).await?;
-        if current.set.access_token != stale.0 || current.set.needs_reinstall.is_some() {
+        if current.set.access_token != stale.0 || current.set.held() {
             return usable(&current.set);
         }
         // Refreshed for a refusal already and refused again: another rotation

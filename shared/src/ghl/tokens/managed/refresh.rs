@@ -169,6 +169,34 @@ impl<S: VersionedSecrets, L: Lease, M: StateStore> ManagedTokens<S, L, M> {
                 about,
             }) => self.refused(name, &current, status, message, about).await,
             Err(e @ OAuthError::Unavailable(_)) => Err(GhlError::unavailable("token endpoint", e)),
+            Err(e @ OAuthError::Unknown(_)) => {
+                self.unsure(name, &current, &e).await;
+                Err(GhlError::unavailable("token endpoint", e))
+            }
+        }
+    }
+
+    /// A refresh whose answer was lost: GHL may have rotated the refresh token.
+    /// Said so (an error line with an alert, a count) and written on the set, so
+    /// that GHL refusing the kept token later is known for what it likely is.
+    async fn unsure(&self, name: &str, current: &Stored, why: &OAuthError) {
+        tracing::error!(
+            secret = name,
+            error = %crate::error::chain(why),
+            alert = "ghl_refresh_unknown",
+            "a token refresh's answer was lost: GHL may have rotated the refresh token; the kept one is tried next"
+        );
+        crate::telemetry::token_refresh_unknown();
+        if current.set.unsure_since.is_some() {
+            return;
+        }
+        let mut unsure = current.set.clone();
+        unsure.unsure_since = Some(Utc::now());
+        match self.replace(name, current, &unsure).await {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(secret = name, error = %crate::error::chain(&e), "cannot note the lost refresh on the token set")
+            }
         }
     }
 
@@ -187,6 +215,30 @@ impl<S: VersionedSecrets, L: Lease, M: StateStore> ManagedTokens<S, L, M> {
             Refusal::Unknown => "refused_unknown",
         });
         match about {
+            Refusal::Grant if current.set.unsure_since.is_some() => {
+                let since = current.set.unsure_since.unwrap_or_default();
+                let lost = format!(
+                    "GHL refused the refresh token ({status}: {message}) after a refresh whose \
+                     answer was lost ({since}): GHL most likely rotated it then. Install the app \
+                     again on this location to connect it anew"
+                );
+                tracing::error!(
+                    secret = name,
+                    status,
+                    reason = message,
+                    %since,
+                    alert = "ghl_refresh_token_lost",
+                    "GHL refused a refresh token after a lost answer: not retired on GHL's word; \
+                     its work is held until the app is installed again"
+                );
+                crate::telemetry::token_refused("refused_after_unknown");
+                let mut held = current.set.clone();
+                held.refresh_lost = Some(lost);
+                if !self.replace(name, current, &held).await? {
+                    return usable(&self.current(name).await?.set);
+                }
+                Err(GhlError::Unauthorized)
+            }
             Refusal::Grant => {
                 tracing::error!(
                     secret = name,
