@@ -261,6 +261,12 @@ async fn run(
             plan.unchanged.len(),
             plan.unusable
         )?;
+        if !plan.gaps.is_empty() {
+            out!(
+                "  {verb}: {} whose changes have a gap (one lost, or a dead letter), sent as they stand",
+                plan.gaps.len()
+            )?;
+        }
         if beyond > 0 {
             out!(
                 "  note: {beyond} contacts lie beyond GHL's search reach (10,000 a search) and were not listed"

@@ -6,7 +6,9 @@
 //! carries one more than the last ([`AudienceJob::seq`]); the state store keeps the
 //! last applied. A change already applied is done; one whose predecessor is still
 //! held waits for it; a batch's consecutive changes of one contact are folded into
-//! their net rows. Meta's refusals that no retry can mend (a flagged or missing
+//! their net rows. A gap heals: a change that waited past the hold's `gap_limit`
+//! (its predecessor lost, or a letter), a redriven one and a sync's send the
+//! contact's current membership instead, and settle every change up to it. Meta's refusals that no retry can mend (a flagged or missing
 //! audience) dead-letter the change with Meta's words and count it (the alarm on
 //! audience errors); the rest are held as events are.
 
@@ -25,7 +27,7 @@ use crate::error::chain;
 use crate::hold::code;
 use crate::jobs::{AudienceJob, DeadLetter, Stage};
 use crate::mapping::Audience;
-use crate::mapping::membership::net;
+use crate::mapping::membership::{self, Member, member_key, net};
 use crate::normalize::sha256_hex;
 use crate::ports::queue::{Queue, Record};
 use crate::ports::state::StateStore;
@@ -35,14 +37,42 @@ const APPLIED_FOR: Duration = crate::mapping::audience::REMEMBERED_FOR;
 
 /// The state key of the last change applied to `job`'s contact and audience.
 fn applied_key(job: &AudienceJob) -> String {
-    format!(
-        "applied#{}#{}#{}",
-        job.audience, job.location_id, job.contact_id
-    )
+    membership::applied_key(&job.audience, &job.location_id, &job.contact_id)
 }
 
 /// One audience's changes in a batch, per contact (its applied key).
 type ByContact<'r> = BTreeMap<String, Vec<(&'r Record, AudienceJob)>>;
+
+/// A change ready to send: its contact's applied key, the number to record as
+/// applied once it is, its record and itself.
+type Ready<'r> = (String, u64, &'r Record, AudienceJob);
+
+/// A contact's membership as the state store holds it: what Meta should hold.
+struct Current(Member);
+
+impl Current {
+    /// The rows that bring Meta in step with it, whatever of `changes` it missed:
+    /// every row they name that is not the current one out, the current one in;
+    /// and the number to record as applied (every change up to the membership's).
+    fn rows(&self, changes: &[(&Record, AudienceJob)], applied: u64) -> (Vec<Row>, Vec<Row>, u64) {
+        let current = self.0.row.as_ref().filter(|_| self.0.member);
+        let mut out: Vec<Row> = Vec::new();
+        for (_, job) in changes {
+            for row in job.remove.iter().chain(&job.add) {
+                if Some(row) != current && !out.contains(row) {
+                    out.push(row.clone());
+                }
+            }
+        }
+        let upto = changes
+            .iter()
+            .map(|(_, j)| j.seq)
+            .chain([applied, self.0.seq])
+            .max()
+            .unwrap_or(applied);
+        (out, current.into_iter().cloned().collect(), upto)
+    }
+}
 
 /// A letter about `job`.
 fn letter(job: &AudienceJob, code: &str, reason: String) -> DeadLetter {
@@ -77,15 +107,10 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                 settled.push((record, job, outcome));
                 continue;
             }
-            // A redriven change goes alone, outside its contact's order.
-            let key = match job.redriven {
-                true => format!("{}#redriven#{}", applied_key(&job), record.message_id),
-                false => applied_key(&job),
-            };
             by_audience
                 .entry(job.audience.clone())
                 .or_default()
-                .entry(key)
+                .entry(applied_key(&job))
                 .or_default()
                 .push((record, job));
         }
@@ -97,22 +122,45 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
             let (mut remove, mut add) = (Vec::new(), Vec::new());
             for (key, mut changes) in contacts {
                 changes.sort_by_key(|(_, job)| job.seq);
-                let redriven = changes.iter().any(|(_, job)| job.redriven);
-                let applied = if redriven {
-                    changes[0].1.seq.saturating_sub(1)
-                } else {
-                    match self.state.record(&key).await {
-                        Ok(text) => text.and_then(|t| t.parse::<u64>().ok()).unwrap_or(0),
-                        Err(e) => {
-                            let reason = Reason::of("state_store_failed", &e);
-                            for (record, job) in changes {
-                                let outcome = self.hold_change(&job, reason.clone(), now);
-                                settled.push((record, job, outcome));
-                            }
-                            continue;
-                        }
+                let applied = match self.state.record(&key).await {
+                    Ok(text) => text.and_then(|t| t.parse::<u64>().ok()).unwrap_or(0),
+                    Err(e) => {
+                        let reason = Reason::of("state_store_failed", &e);
+                        settled.extend(self.hold_all(changes, &reason, now));
+                        continue;
                     }
                 };
+                if changes
+                    .iter()
+                    .any(|(_, job)| self.overdue(job, applied, now))
+                {
+                    match self.current(&changes).await {
+                        Ok(Some(current)) => {
+                            let (out, into, upto) = current.rows(&changes, applied);
+                            remove.extend(out);
+                            add.extend(into);
+                            ready.extend(
+                                changes.into_iter().map(|(r, j)| (key.clone(), upto, r, j)),
+                            );
+                        }
+                        // Nothing remembered of the contact: its changes in hand, in order.
+                        Ok(None) => {
+                            let jobs: Vec<&AudienceJob> = changes.iter().map(|(_, j)| j).collect();
+                            let (out, into) = net(&jobs);
+                            let upto = changes.last().map_or(applied, |(_, j)| j.seq.max(applied));
+                            remove.extend(out);
+                            add.extend(into);
+                            ready.extend(
+                                changes.into_iter().map(|(r, j)| (key.clone(), upto, r, j)),
+                            );
+                        }
+                        Err(e) => {
+                            let reason = Reason::of("state_store_failed", &e);
+                            settled.extend(self.hold_all(changes, &reason, now));
+                        }
+                    }
+                    continue;
+                }
                 let mut next = applied + 1;
                 let mut consecutive = Vec::new();
                 for (record, job) in changes {
@@ -126,7 +174,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                         settled.push((record, job, Outcome::Done));
                     } else if job.seq == next {
                         next += 1;
-                        consecutive.push((key.clone(), record, job));
+                        consecutive.push((key.clone(), job.seq, record, job));
                     } else {
                         let reason = Reason::new(
                             "waiting_for_earlier_change",
@@ -139,7 +187,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                         settled.push((record, job, outcome));
                     }
                 }
-                let jobs: Vec<&AudienceJob> = consecutive.iter().map(|(_, _, j)| j).collect();
+                let jobs: Vec<&AudienceJob> = consecutive.iter().map(|(_, _, _, j)| j).collect();
                 let (out, into) = net(&jobs);
                 remove.extend(out);
                 add.extend(into);
@@ -152,6 +200,63 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
             settled.extend(self.settle_changes(audience, ready, sent, now).await);
         }
         settled
+    }
+
+    /// Whether `job` brings its contact in step at once: asked to (a redrive, a
+    /// sync), or waiting for an earlier change longer than the hold allows for one
+    /// (that change may never come: lost, or a letter).
+    fn overdue(&self, job: &AudienceJob, applied: u64, now: DateTime<Utc>) -> bool {
+        let waited = job
+            .history
+            .first_failure
+            .and_then(|since| (now - since).to_std().ok())
+            .is_some_and(|waited| waited >= self.policy.gap_limit);
+        if job.resync || (job.seq > applied + 1 && waited) {
+            tracing::info!(
+                source = job.source,
+                audience = job.audience,
+                location_id = job.location_id,
+                contact_id = job.contact_id,
+                seq = job.seq,
+                applied,
+                redriven = job.resync,
+                "this contact's audience changes have a gap: its current membership is sent"
+            );
+            return true;
+        }
+        false
+    }
+
+    /// The contact's membership as enrichment last worked it out (`None` when
+    /// nothing is remembered).
+    async fn current(
+        &self,
+        changes: &[(&Record, AudienceJob)],
+    ) -> Result<Option<Current>, crate::ports::state::StateError> {
+        let Some((_, job)) = changes.first() else {
+            return Ok(None);
+        };
+        let key = member_key(&job.audience, &job.location_id, &job.contact_id);
+        let text = self.state.record(&key).await?;
+        Ok(text
+            .and_then(|t| serde_json::from_str::<Member>(&t).ok())
+            .map(Current))
+    }
+
+    /// Every change of `changes` held with `reason`.
+    fn hold_all<'r>(
+        &self,
+        changes: Vec<(&'r Record, AudienceJob)>,
+        reason: &Reason,
+        now: DateTime<Utc>,
+    ) -> Vec<(&'r Record, AudienceJob, Outcome)> {
+        changes
+            .into_iter()
+            .map(|(record, job)| {
+                let outcome = self.hold_change(&job, reason.clone(), now);
+                (record, job, outcome)
+            })
+            .collect()
     }
 
     fn audience(&self, name: &str) -> Option<&Audience> {
@@ -193,7 +298,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
     async fn settle_changes<'r>(
         &self,
         audience: &Audience,
-        ready: Vec<(String, &'r Record, AudienceJob)>,
+        ready: Vec<Ready<'r>>,
         sent: Sent,
         now: DateTime<Utc>,
     ) -> Vec<(&'r Record, AudienceJob, Outcome)> {
@@ -217,7 +322,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                 crate::telemetry::audience_error(name, code);
                 let rows = ready
                     .iter()
-                    .map(|(_, _, j)| j.remove.len() + usize::from(j.add.is_some()));
+                    .map(|(_, _, _, j)| j.remove.len() + usize::from(j.add.is_some()));
                 crate::telemetry::audience_rows(name, "refused", rows.sum::<usize>() as u64);
                 true
             }
@@ -230,9 +335,9 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
         if settled_for_good {
             // Applied, or refused for good: later changes of these contacts go on.
             let mut last: HashMap<&str, u64> = HashMap::new();
-            for (key, _, job) in ready.iter().filter(|(_, _, job)| !job.redriven) {
+            for (key, upto, _, _) in &ready {
                 let seq = last.entry(key.as_str()).or_default();
-                *seq = (*seq).max(job.seq);
+                *seq = (*seq).max(*upto);
             }
             let marks: Vec<(String, String)> = last
                 .into_iter()
@@ -245,7 +350,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
         }
         ready
             .into_iter()
-            .map(|(_, record, job)| {
+            .map(|(_, _, record, job)| {
                 let outcome = match &sent.outcome {
                     UsersOutcome::Applied { .. } => Outcome::Done,
                     UsersOutcome::Refused { code, reason } => {

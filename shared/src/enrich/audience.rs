@@ -29,6 +29,8 @@ pub(super) struct Seen {
     pub(super) deleted: Option<String>,
     /// A webhook of a location not connected here: only audiences naming it.
     pub(super) stranger: bool,
+    /// A sync's job for a contact whose changes have a gap ([`ListedJob::resync`]).
+    pub(super) resync: bool,
     pub(super) at: DateTime<Utc>,
 }
 
@@ -124,8 +126,15 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
                     .unwrap_or_default(),
                 Err(e) => return Err(retry_state(e)),
             };
-            let Some((remove, add, now)) = change(&was, &wanted) else {
-                continue;
+            // A sync's contact whose changes have a gap: as it stands, even unchanged.
+            let (remove, add, now) = match change(&was, &wanted) {
+                Some(change) => change,
+                None if seen.resync && was.seq > 0 => (
+                    Vec::new(),
+                    was.row.clone().filter(|_| was.member),
+                    was.clone(),
+                ),
+                None => continue,
             };
             tracing::info!(
                 webhook_id = seen.source,
@@ -146,7 +155,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
                 remove,
                 add,
                 history: Default::default(),
-                redriven: false,
+                resync: seen.resync,
             };
             let member = (key, serde_json::to_string(&now).unwrap_or_default());
             changes.push(Change { job, member });

@@ -136,6 +136,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             contact: read.carried.clone().filter(|_| read.seen.is_some()),
             deleted: read.deleted.clone(),
             stranger: read.stranger,
+            resync: matches!(job, EnrichJob::Listed(listed) if listed.resync),
             at: now,
         });
         // Counted once the job is done, so a retried job counts its changes once.

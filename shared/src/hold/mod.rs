@@ -38,6 +38,9 @@ pub struct HoldPolicy {
     pub outage_limit: Duration,
     /// How long a token or permission problem is held.
     pub token_limit: Duration,
+    /// How long an audience change waits for an earlier one of its contact before
+    /// the contact's current state is sent instead (the earlier one may be lost).
+    pub gap_limit: Duration,
 }
 
 impl Default for HoldPolicy {
@@ -47,6 +50,7 @@ impl Default for HoldPolicy {
             cap: Duration::from_secs(15 * 60),
             outage_limit: Duration::from_secs(4 * 24 * 3600),
             token_limit: Duration::from_secs(7 * 24 * 3600),
+            gap_limit: Duration::from_secs(3600),
         }
     }
 }

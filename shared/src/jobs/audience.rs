@@ -29,10 +29,17 @@ pub struct AudienceJob {
     pub add: Option<Row>,
     #[serde(default, skip_serializing_if = "History::is_empty")]
     pub history: History,
-    /// Put back from the dead-letter queue by an operator: sent as it is, outside
-    /// the order of the contact's changes (`seq` was settled when it was refused).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub redriven: bool,
+    /// Brings the contact in step rather than waiting its turn: dispatch sends the
+    /// contact's current membership (as the state store holds it) and settles
+    /// every change up to it. Set on a change an operator redrove from the
+    /// dead-letter queue (its `seq` may have been passed over since), and on a
+    /// sync's change of a contact whose changes have a gap.
+    #[serde(
+        default,
+        alias = "redriven",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub resync: bool,
 }
 
 impl Held for AudienceJob {
@@ -87,6 +94,10 @@ pub struct ListedJob {
     /// added, through these rules (all when empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backfill: Option<Vec<String>>,
+    /// Set by a sync for a contact whose audience changes have a gap: its
+    /// membership is sent as it stands, even unchanged ([`AudienceJob::resync`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resync: bool,
 }
 
 impl ListedJob {
@@ -106,6 +117,7 @@ impl ListedJob {
             contact: contact.map(Box::new),
             since: None,
             backfill: None,
+            resync: false,
         }
     }
 
@@ -155,6 +167,7 @@ impl ListedJob {
             contact: Some(Box::new(contact)),
             since: Some(since),
             backfill: None,
+            resync: false,
         }
     }
 }

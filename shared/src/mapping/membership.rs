@@ -25,6 +25,12 @@ pub fn member_key(audience: &str, location_id: &str, contact_id: &str) -> String
     format!("member#{audience}#{location_id}#{contact_id}")
 }
 
+/// The state key of the last change of `contact_id`'s membership of `audience`
+/// that dispatch applied (a number, [`crate::jobs::AudienceJob::seq`]).
+pub fn applied_key(audience: &str, location_id: &str, contact_id: &str) -> String {
+    format!("applied#{audience}#{location_id}#{contact_id}")
+}
+
 /// What a job says of a contact's membership.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wanted {
@@ -132,7 +138,7 @@ mod tests {
             remove: remove.iter().map(|r| row(r)).collect(),
             add: add.map(row),
             history: Default::default(),
-            redriven: false,
+            resync: false,
         }
     }
 

@@ -21,7 +21,7 @@ use crate::ghl::{Contact, GhlError};
 use crate::jobs::ListedJob;
 use crate::mapping::Audience;
 use crate::mapping::audience::row;
-use crate::mapping::membership::{Member, Wanted, change, member_key};
+use crate::mapping::membership::{Member, Wanted, applied_key, change, member_key};
 use crate::ops::listing::Lister;
 use crate::ports::state::{StateError, StateStore};
 
@@ -142,6 +142,9 @@ pub struct Plan {
     pub leave: Vec<String>,
     /// Members Meta could not match (no e-mail or phone): not sent.
     pub unusable: u64,
+    /// Contacts whose applied changes lag their membership (a change lost, or
+    /// lettered): each is sent as it stands, whatever else the sync finds.
+    pub gaps: BTreeSet<String>,
 }
 
 /// Compares the listing with the audience's members in the state store.
@@ -162,7 +165,27 @@ pub async fn plan(
             Some((key.strip_prefix(&prefix)?.to_owned(), member))
         })
         .collect();
-    let mut plan = Plan::default();
+    let applied_prefix = applied_key(&audience.name, location, "");
+    let applied: BTreeMap<String, u64> = state
+        .records_under(&applied_prefix)
+        .await
+        .map_err(SyncError::State)?
+        .into_iter()
+        .filter_map(|(key, text)| {
+            Some((
+                key.strip_prefix(&applied_prefix)?.to_owned(),
+                text.parse().ok()?,
+            ))
+        })
+        .collect();
+    let mut plan = Plan {
+        gaps: now
+            .iter()
+            .filter(|(id, member)| applied.get(*id).copied().unwrap_or(0) < member.seq)
+            .map(|(id, _)| id.clone())
+            .collect(),
+        ..Plan::default()
+    };
     for (id, contact) in listed.members {
         let row = row(&contact);
         if !row.is_usable() {
@@ -191,16 +214,32 @@ pub async fn plan(
 
 impl Plan {
     /// The jobs that carry it out, for enrichment: each joining member as listed,
-    /// each leaving one by id. `listing` names this sync in their keys.
+    /// each leaving one by id, and each other contact with a gap in its changes
+    /// (as listed, or by id), those with a gap sent as they stand. `listing` names
+    /// this sync in their keys.
     pub fn jobs(&self, listing: &str, location: &str, now: DateTime<Utc>) -> Vec<ListedJob> {
-        let joins = self
+        let listed = self.join.iter().chain(&self.unchanged);
+        let joins = listed
+            .filter(|c| self.join.contains(c) || self.gaps.contains(&c.id))
+            .map(|c| ListedJob::new(listing, location, &c.id, Some(c.clone()), now));
+        let named: BTreeSet<&str> = self
             .join
             .iter()
-            .map(|c| ListedJob::new(listing, location, &c.id, Some(c.clone()), now));
-        let leaves = self
-            .leave
-            .iter()
-            .map(|id| ListedJob::new(listing, location, id, None, now));
-        joins.chain(leaves).collect()
+            .chain(&self.unchanged)
+            .map(|c| c.id.as_str())
+            .collect();
+        let leaves = self.leave.iter().chain(
+            self.gaps
+                .iter()
+                .filter(|id| !named.contains(id.as_str()) && !self.leave.contains(id)),
+        );
+        let leaves = leaves.map(|id| ListedJob::new(listing, location, id, None, now));
+        joins
+            .chain(leaves)
+            .map(|mut job| {
+                job.resync = self.gaps.contains(&job.contact_id);
+                job
+            })
+            .collect()
     }
 }

@@ -120,7 +120,7 @@ pub fn replay(letter: &Letter, attempt: &str) -> Option<(Stage, Outgoing)> {
                 }
                 DispatchMessage::Audience(mut job) => {
                     job.history = History::default();
-                    job.redriven = true;
+                    job.resync = true;
                     serde_json::to_string(&job)
                 }
             };

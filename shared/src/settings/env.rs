@@ -95,6 +95,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             cap: self.seconds("HOLD_CAP_SECONDS", seconds(defaults.cap)),
             outage_limit: self.seconds("HOLD_OUTAGE_SECONDS", seconds(defaults.outage_limit)),
             token_limit: self.seconds("HOLD_TOKEN_SECONDS", seconds(defaults.token_limit)),
+            gap_limit: self.seconds("HOLD_GAP_SECONDS", seconds(defaults.gap_limit)),
         };
         if policy.base > policy.cap {
             self.problems

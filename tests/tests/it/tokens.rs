@@ -286,7 +286,10 @@ async fn a_refused_grant_after_a_lost_answer_holds_the_location_and_says_so_inst
     let unsure = stored(&secrets).await;
     assert!(unsure.unsure_since.is_some() && !unsure.held());
     // The kept token is tried, and GHL refuses it: held, not retired.
-    assert_eq!(tokens.token("loc").await.err(), Some(GhlError::Unauthorized));
+    assert_eq!(
+        tokens.token("loc").await.err(),
+        Some(GhlError::Unauthorized)
+    );
     let held = stored(&secrets).await;
     assert_eq!(
         held.needs_reinstall, None,
@@ -298,5 +301,8 @@ async fn a_refused_grant_after_a_lost_answer_holds_the_location_and_says_so_inst
         "{lost}"
     );
     // Held: GHL is not asked again (`expect(2)` above).
-    assert_eq!(tokens.token("loc").await.err(), Some(GhlError::Unauthorized));
+    assert_eq!(
+        tokens.token("loc").await.err(),
+        Some(GhlError::Unauthorized)
+    );
 }

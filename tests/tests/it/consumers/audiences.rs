@@ -3,6 +3,7 @@
 //! contact holds through Meta's trouble, and refusals become letters in Meta's
 //! words.
 
+use chrono::{DateTime, Duration, Utc};
 use ghl_capi::capi::audience::{Operation, Row, UsersRequest};
 use ghl_capi::jobs::{DispatchMessage, EnrichJob, LetterMessage};
 use ghl_capi::mapping::Mapping;
@@ -22,6 +23,8 @@ struct Pipeline {
     meta: FakeMeta,
     /// Dispatch messages taken, and messages put back on the source queue taken.
     taken: (usize, usize),
+    /// The time dispatch runs at.
+    at: DateTime<Utc>,
 }
 
 impl Pipeline {
@@ -32,6 +35,7 @@ impl Pipeline {
             ghl: ghl(),
             meta: FakeMeta::default(),
             taken: (0, 0),
+            at: now(),
         }
     }
 
@@ -86,9 +90,40 @@ impl Pipeline {
             .collect();
         let retried = self
             .stages
-            .send_with(&self.mapping, &self.meta, &records, now())
+            .send_with(&self.mapping, &self.meta, &records, self.at)
             .await;
         assert!(retried.is_empty(), "dispatch retried {retried:?}");
+    }
+
+    /// Drops the next message dispatch put back, as if it were lost (or lettered):
+    /// its body.
+    fn lose_held(&mut self) -> String {
+        let held = self.stages.source.sent();
+        let lost = held[self.taken.1].body.clone();
+        self.taken.1 += 1;
+        lost
+    }
+
+    /// Dispatches `body` as an operator's redrive puts it back.
+    async fn redrive(&mut self, body: &str) {
+        let Ok(DispatchMessage::Audience(mut job)) = DispatchMessage::parse(body) else {
+            panic!("an audience change")
+        };
+        job.history = Default::default();
+        job.resync = true;
+        let record = Record::new("redriven", serde_json::to_string(&job).expect("json"));
+        let retried = (self.stages)
+            .send_with(&self.mapping, &self.meta, &[record], self.at)
+            .await;
+        assert!(retried.is_empty(), "dispatch retried {retried:?}");
+    }
+
+    /// The operations and rows of audience requests from the `from`th on.
+    fn sent_since(&self, from: usize) -> Vec<(Operation, Vec<Row>)> {
+        self.meta.audience_requests()[from..]
+            .iter()
+            .map(|(_, r)| (r.operation, r.rows.clone()))
+            .collect()
     }
 }
 
@@ -286,4 +321,116 @@ async fn a_flagged_audience_dead_letters_the_change_in_metas_words() {
     pipeline.meta.set_answer(None);
     let left = contact_webhook("ContactTagUpdate", "w2", "mary@example.com", &[]);
     assert_eq!(only(&pipeline.deliver(left).await).1, Operation::Remove);
+}
+
+/// Mary joins (change 1, applied); Meta fails her leaving (change 2, held); the
+/// held change is then lost; she comes back with a new e-mail (change 3), which
+/// waits for change 2.
+async fn with_a_gap() -> (Pipeline, String) {
+    let mut pipeline = Pipeline::new();
+    let joined = contact_webhook("ContactTagUpdate", "w1", "mary@example.com", &["vip"]);
+    assert_eq!(only(&pipeline.deliver(joined).await).1, Operation::Add);
+    pipeline.meta.set_answer(Some((503, "")));
+    let left = contact_webhook("ContactTagUpdate", "w2", "mary@example.com", &[]);
+    pipeline.deliver(left).await;
+    pipeline.meta.set_answer(None);
+    let lost = pipeline.lose_held();
+    let back = contact_webhook("ContactTagUpdate", "w3", "mary@new.example", &["vip"]);
+    assert!(
+        pipeline.deliver(back).await.is_empty(),
+        "change 3 waits for change 2"
+    );
+    (pipeline, lost)
+}
+
+#[tokio::test]
+async fn a_change_waiting_past_the_bound_for_a_lost_one_sends_the_contacts_current_state() {
+    let (mut pipeline, _) = with_a_gap().await;
+    let before = pipeline.meta.audience_requests().len();
+    // Within the bound it keeps waiting; past it, the contact as it stands is sent.
+    pipeline.at = now() + Duration::minutes(30);
+    pipeline.dispatch_from(false, 1).await;
+    assert_eq!(pipeline.meta.audience_requests().len(), before);
+    pipeline.at = now() + Duration::hours(2);
+    pipeline.dispatch_from(false, 1).await;
+    assert_eq!(
+        pipeline.sent_since(before),
+        [(Operation::Add, vec![row_of("mary@new.example")])]
+    );
+    // Healed: the next change goes at once, in order.
+    let before = pipeline.meta.audience_requests().len();
+    let left = contact_webhook("ContactTagUpdate", "w4", "mary@new.example", &[]);
+    let sent = pipeline.deliver(left).await;
+    assert_eq!(
+        only(&sent),
+        (
+            VIP_AUDIENCE,
+            Operation::Remove,
+            &[row_of("mary@new.example")][..]
+        )
+    );
+    assert_eq!(pipeline.meta.audience_requests().len(), before + 1);
+    assert!(pipeline.stages.dead.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_redriven_change_heals_the_gap_by_sending_the_current_state() {
+    let (mut pipeline, lost) = with_a_gap().await;
+    let before = pipeline.meta.audience_requests().len();
+    pipeline.redrive(&lost).await;
+    // Not change 2's remove (Mary is back in): her current row.
+    let sent = pipeline.sent_since(before);
+    assert_eq!(
+        sent.last(),
+        Some(&(Operation::Add, vec![row_of("mary@new.example")]))
+    );
+    // Change 3, back from its wait, was covered: nothing more.
+    let before = pipeline.meta.audience_requests().len();
+    pipeline.dispatch_from(false, 1).await;
+    assert_eq!(pipeline.meta.audience_requests().len(), before);
+}
+
+#[tokio::test]
+async fn a_sync_heals_the_gap_of_a_contact_whose_membership_it_finds_unchanged() {
+    use ghl_capi::jobs::ListedJob;
+    use ghl_capi::ops::audience_sync::{Listed, plan};
+
+    let (mut pipeline, _) = with_a_gap().await;
+    let contact: ghl_capi::ghl::Contact = serde_json::from_value(json!({"id": "c1",
+        "locationId": "loc", "email": "mary@new.example", "firstName": "Mary", "tags": ["vip"]}))
+    .expect("contact");
+    let listed = Listed {
+        members: [("c1".to_owned(), contact)].into(),
+        listed: 1,
+        ..Listed::default()
+    };
+    let audience = &pipeline.mapping.audiences[0];
+    let plan = plan(&pipeline.stages.state, audience, "loc", listed)
+        .await
+        .expect("planned");
+    assert!(
+        plan.join.is_empty(),
+        "Mary is in, as the pipeline knows her"
+    );
+    assert!(plan.gaps.contains("c1"), "but her changes have a gap");
+    let jobs: Vec<ListedJob> = plan.jobs("sync-1", "loc", now());
+    assert!(jobs.iter().all(|j| j.resync) && jobs.len() == 1, "{jobs:?}");
+    let record = Record::new(
+        "s1",
+        serde_json::to_string(&EnrichJob::Listed(jobs[0].clone())).expect("json"),
+    );
+    let retried = (pipeline.stages)
+        .enrich_with(&pipeline.mapping, &pipeline.ghl, &[record], now())
+        .await;
+    assert!(retried.is_empty());
+    let before = pipeline.meta.audience_requests().len();
+    pipeline.dispatch_from(true, 0).await;
+    assert_eq!(
+        pipeline.sent_since(before),
+        [(Operation::Add, vec![row_of("mary@new.example")])]
+    );
+    // Change 3, back from its wait, was covered: nothing more.
+    let before = pipeline.meta.audience_requests().len();
+    pipeline.dispatch_from(false, 1).await;
+    assert_eq!(pipeline.meta.audience_requests().len(), before);
 }
