@@ -441,9 +441,6 @@ fn letter(db: &Connection, body: &str, gave_up: GaveUp) -> Result<String, StoreE
             letter.history.last_cause = history.last_cause;
         }
     }
-    let envelope = LetterMessage {
-        dead_letter: letter,
-        message: body.to_owned(),
-    };
+    let envelope = LetterMessage::new(letter, body);
     Ok(serde_json::to_string(&envelope).unwrap_or_else(|_| body.to_owned()))
 }

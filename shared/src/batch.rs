@@ -131,10 +131,7 @@ pub async fn dead_letter(
         "dead letter"
     );
     let code = letter.code.clone();
-    let envelope = LetterMessage {
-        dead_letter: letter,
-        message: message.to_owned(),
-    };
+    let envelope = LetterMessage::new(letter, message);
     send_json(dead, &envelope).await?;
     crate::telemetry::dead_lettered(&code);
     Ok(())

@@ -137,6 +137,24 @@ pub fn webhook(kind: &str, webhook_id: &str, fields: Value) -> Vec<u8> {
     serde_json::to_vec(&body).expect("json")
 }
 
+/// [`webhook`], padded with a field of plain letters so that its job (as intake
+/// queues it) is about `job_bytes` long: within a hundred bytes of it.
+pub fn padded_webhook(kind: &str, webhook_id: &str, fields: Value, job_bytes: usize) -> Vec<u8> {
+    let job_len = |body: &[u8]| {
+        let job = ghl_capi::jobs::EnrichJob::Webhook {
+            key: webhook_id.into(),
+            received_at: Utc::now(),
+            body: String::from_utf8_lossy(body).into_owned(),
+        };
+        serde_json::to_string(&job).expect("json").len()
+    };
+    let mut fields = fields;
+    fields["padding"] = "".into();
+    let bare = webhook(kind, webhook_id, fields.clone());
+    fields["padding"] = "x".repeat(job_bytes.saturating_sub(job_len(&bare))).into();
+    webhook(kind, webhook_id, fields)
+}
+
 /// The test marketplace app's credentials.
 pub fn oauth_app() -> OAuthApp {
     OAuthApp {

@@ -51,13 +51,17 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 }
 
 /// A fresh queue named `name` (a FIFO queue when it ends in `.fifo`), its messages
-/// hidden for `visibility_seconds` once received (the queue's default when `None`).
+/// hidden for `visibility_seconds` once received (the queue's default when `None`),
+/// taking messages as large as the template's queues do.
 pub async fn queue(
     client: &aws_sdk_sqs::Client,
     name: &str,
     visibility_seconds: Option<u32>,
 ) -> String {
-    let mut request = client.create_queue().queue_name(name);
+    let mut request = client.create_queue().queue_name(name).attributes(
+        QueueAttributeName::MaximumMessageSize,
+        ghl_capi::jobs::MAX_MESSAGE_BYTES.to_string(),
+    );
     if name.ends_with(".fifo") {
         request = request.attributes(QueueAttributeName::FifoQueue, "true");
     }

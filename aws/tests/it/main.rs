@@ -6,6 +6,7 @@ mod common;
 mod dynamo;
 mod holding;
 mod iam;
+mod limits;
 mod pipeline;
 mod reconcile;
 mod secrets;

@@ -252,6 +252,27 @@ fn no_queue_limit_cuts_a_held_message_short_and_every_aws_call_ends_inside_its_f
 }
 
 #[test]
+fn every_queue_takes_the_largest_message_the_functions_write() {
+    let t = template();
+    let Yaml::Hash(resources) = &t["Resources"] else {
+        panic!("resources")
+    };
+    let queues: Vec<(&str, &Yaml)> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::SQS::Queue"))
+        .filter_map(|(name, r)| Some((name.as_str()?, &r["Properties"])))
+        .collect();
+    assert!(queues.len() >= 6, "{}", queues.len());
+    for (name, p) in queues {
+        assert_eq!(
+            p["MaximumMessageSize"].as_i64(),
+            Some(ghl_capi::jobs::MAX_MESSAGE_BYTES as i64),
+            "{name}: a job the intake accepts, and its letter, must fit"
+        );
+    }
+}
+
+#[test]
 fn every_sqs_trigger_reports_item_failures_and_hides_messages_long_enough() {
     let t = template();
     let mut triggers = 0;

@@ -6,6 +6,7 @@ mod backfill;
 mod cli;
 mod dlq_sqs;
 mod event_ids;
+mod limits;
 mod reconcile;
 mod serve;
 mod soak;

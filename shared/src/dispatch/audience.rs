@@ -27,7 +27,7 @@ use crate::error::chain;
 use crate::hold::code;
 use crate::jobs::{AudienceJob, DeadLetter, Stage};
 use crate::mapping::Audience;
-use crate::mapping::membership::{self, Member, member_key, net};
+use crate::mapping::membership::{self, Member, member_key, net, restate};
 use crate::normalize::sha256_hex;
 use crate::ports::queue::{Queue, Record};
 use crate::ports::state::StateStore;
@@ -46,33 +46,6 @@ type ByContact<'r> = BTreeMap<String, Vec<(&'r Record, AudienceJob)>>;
 /// A change ready to send: its contact's applied key, the number to record as
 /// applied once it is, its record and itself.
 type Ready<'r> = (String, u64, &'r Record, AudienceJob);
-
-/// A contact's membership as the state store holds it: what Meta should hold.
-struct Current(Member);
-
-impl Current {
-    /// The rows that bring Meta in step with it, whatever of `changes` it missed:
-    /// every row they name that is not the current one out, the current one in;
-    /// and the number to record as applied (every change up to the membership's).
-    fn rows(&self, changes: &[(&Record, AudienceJob)], applied: u64) -> (Vec<Row>, Vec<Row>, u64) {
-        let current = self.0.row.as_ref().filter(|_| self.0.member);
-        let mut out: Vec<Row> = Vec::new();
-        for (_, job) in changes {
-            for row in job.remove.iter().chain(&job.add) {
-                if Some(row) != current && !out.contains(row) {
-                    out.push(row.clone());
-                }
-            }
-        }
-        let upto = changes
-            .iter()
-            .map(|(_, j)| j.seq)
-            .chain([applied, self.0.seq])
-            .max()
-            .unwrap_or(applied);
-        (out, current.into_iter().cloned().collect(), upto)
-    }
-}
 
 /// A letter about `job`.
 fn letter(job: &AudienceJob, code: &str, reason: String) -> DeadLetter {
@@ -136,7 +109,8 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                 {
                     match self.current(&changes).await {
                         Ok(Some(current)) => {
-                            let (out, into, upto) = current.rows(&changes, applied);
+                            let jobs: Vec<&AudienceJob> = changes.iter().map(|(_, j)| j).collect();
+                            let (out, into, upto) = restate(&current, &jobs, applied);
                             remove.extend(out);
                             add.extend(into);
                             ready.extend(
@@ -232,15 +206,13 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
     async fn current(
         &self,
         changes: &[(&Record, AudienceJob)],
-    ) -> Result<Option<Current>, crate::ports::state::StateError> {
+    ) -> Result<Option<Member>, crate::ports::state::StateError> {
         let Some((_, job)) = changes.first() else {
             return Ok(None);
         };
         let key = member_key(&job.audience, &job.location_id, &job.contact_id);
         let text = self.state.record(&key).await?;
-        Ok(text
-            .and_then(|t| serde_json::from_str::<Member>(&t).ok())
-            .map(Current))
+        Ok(text.and_then(|t| serde_json::from_str::<Member>(&t).ok()))
     }
 
     /// Every change of `changes` held with `reason`.

@@ -14,6 +14,7 @@ use super::MAX_BODY_BYTES;
 use super::keys::{ApiKey, ApiKeys, Credentials, Forbidden};
 use crate::capi::{Rejection, check_event_time, is_currency_code};
 use crate::jobs::EnrichJob;
+use crate::jobs::MAX_JOB_BYTES;
 use crate::ports::queue::{Queue, QueueError};
 
 /// Why a keyed request was not accepted.
@@ -27,6 +28,8 @@ pub enum KeyedError {
     Invalid { what: &'static str, why: String },
     #[error("body of {size} bytes is over the {MAX_BODY_BYTES}-byte limit")]
     TooLarge { size: usize },
+    #[error("too large to queue: {size} bytes as a job, at most {MAX_JOB_BYTES}")]
+    TooLargeToQueue { size: usize },
     #[error("could not queue it; retry")]
     Queue(#[source] QueueError),
 }
@@ -39,6 +42,7 @@ impl KeyedError {
             KeyedError::Forbidden(_) => "forbidden",
             KeyedError::Invalid { .. } => "invalid",
             KeyedError::TooLarge { .. } => "too_large",
+            KeyedError::TooLargeToQueue { .. } => "too_large_to_queue",
             KeyedError::Queue(_) => "enqueue_failed",
         }
     }
@@ -74,7 +78,7 @@ impl Checks {
             KeyedError::Unauthorized => 401,
             KeyedError::Forbidden(_) => 403,
             KeyedError::Invalid { .. } => 400,
-            KeyedError::TooLarge { .. } => 413,
+            KeyedError::TooLarge { .. } | KeyedError::TooLargeToQueue { .. } => 413,
             KeyedError::Queue(_) => self.retry,
         }
     }
@@ -166,6 +170,10 @@ pub async fn enqueue(queue: &impl Queue, job: &EnrichJob) -> Result<(), KeyedErr
     let message = job
         .outgoing()
         .map_err(|e| KeyedError::Queue(QueueError::new(e)))?;
+    if message.body.len() > MAX_JOB_BYTES {
+        let size = message.body.len();
+        return Err(KeyedError::TooLargeToQueue { size });
+    }
     queue.send(message).await.map_err(KeyedError::Queue)
 }
 

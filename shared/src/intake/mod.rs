@@ -17,5 +17,7 @@ pub mod workflow;
 
 pub use routes::{Api, Request, Response};
 
-/// API Gateway's payload limit, and ours: 1 MiB.
-pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// The largest body read: a larger one could never be queued (API Gateway takes
+/// up to 10 MB; our queues' messages are smaller). A body this size is read and
+/// verified, and queued if its job fits [`crate::jobs::MAX_JOB_BYTES`].
+pub const MAX_BODY_BYTES: usize = crate::jobs::MAX_MESSAGE_BYTES;

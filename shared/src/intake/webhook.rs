@@ -5,7 +5,9 @@
 //! fails too often; so `2xx` wherever nothing is lost by it, and:
 //! - a wrong or missing signature, a delivery without a `timestamp` or outside the
 //!   replay window is `401` and never queued (it cannot become valid);
-//! - a body over [`MAX_BODY_BYTES`] is `413`;
+//! - a body over [`MAX_BODY_BYTES`] is `413`, and so is a verified one whose job
+//!   would be over [`MAX_JOB_BYTES`] (`too_large_to_queue`: logged with its id and
+//!   counted; GHL gets an answer it does not retry forever);
 //! - with no marketplace app configured ([`AppIds`] empty), a signed delivery is
 //!   `403` (`no_marketplace_app`): GHL signs every app's webhooks with one key, so
 //!   it can only be someone else's;
@@ -27,7 +29,7 @@ use crate::ghl::webhook::{
     APP_ID_VAR, AppIds, Envelope, ReplayError, ReplayWindow, SignatureError, SignatureHeaders,
     Webhook, WebhookKeys, idempotency_key,
 };
-use crate::jobs::{EnrichJob, group_id};
+use crate::jobs::{EnrichJob, MAX_JOB_BYTES, group_id};
 use crate::ports::queue::{Outgoing, Queue, QueueError, Sent};
 
 /// Why a delivery was not accepted, with the answer it gets.
@@ -39,6 +41,8 @@ pub enum IntakeError {
     Replay(#[from] ReplayError),
     #[error("body of {size} bytes is over the {MAX_BODY_BYTES}-byte limit")]
     TooLarge { size: usize },
+    #[error("webhook {key} is too large to queue: {size} bytes as a job, at most {MAX_JOB_BYTES}")]
+    TooLargeToQueue { key: String, size: usize },
     #[error(
         "this deployment takes no marketplace webhooks: no app is configured ({APP_ID_VAR}); \
          GHL signs every app's webhooks alike, so this one is someone else's. With a \
@@ -55,7 +59,7 @@ impl IntakeError {
     pub fn status(&self) -> u16 {
         match self {
             IntakeError::Signature(_) | IntakeError::Replay(_) => 401,
-            IntakeError::TooLarge { .. } => 413,
+            IntakeError::TooLarge { .. } | IntakeError::TooLargeToQueue { .. } => 413,
             IntakeError::NoApp => 403,
             IntakeError::Queue(_) => 429,
         }
@@ -68,6 +72,7 @@ impl IntakeError {
             IntakeError::Replay(ReplayError::Missing) => "no_timestamp",
             IntakeError::Replay(_) => "outside_replay_window",
             IntakeError::TooLarge { .. } => "too_large",
+            IntakeError::TooLargeToQueue { .. } => "too_large_to_queue",
             IntakeError::NoApp => "no_marketplace_app",
             IntakeError::Queue(_) => "enqueue_failed",
         }
@@ -103,6 +108,10 @@ pub fn reply(outcome: &Result<Accepted, IntakeError>) -> (u16, Value) {
         Ok(Accepted::Repeat { key, .. }) => (200, json!({"status": "duplicate", "webhookId": key})),
         Ok(Accepted::Ignored { kind }) => (200, json!({"status": "ignored", "type": kind})),
         Ok(Accepted::OtherApp { .. }) => (200, json!({"status": "ignored"})),
+        Err(e @ IntakeError::TooLargeToQueue { key, .. }) => (
+            e.status(),
+            json!({"error": e.code(), "message": e.to_string(), "webhookId": key}),
+        ),
         Err(e) => (
             e.status(),
             json!({"error": e.code(), "message": e.to_string()}),
@@ -179,6 +188,10 @@ pub async fn accept_webhook(
         dedup_id: Some(key.clone()),
         delay: None,
     };
+    if message.body.len() > MAX_JOB_BYTES {
+        let size = message.body.len();
+        return Err(IntakeError::TooLargeToQueue { key, size });
+    }
     match queue.send_once(message).await.map_err(IntakeError::Queue)? {
         Sent::Queued => Ok(accepted),
         Sent::Repeat => Ok(Accepted::Repeat {

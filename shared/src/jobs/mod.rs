@@ -12,9 +12,11 @@ use crate::ghl::webhook::Webhook;
 use crate::ports::queue::Outgoing;
 
 mod audience;
+mod letter;
 mod opportunity;
 
 pub use audience::{AudienceJob, DispatchMessage, ListedJob, among};
+pub use letter::{DeadLetter, LetterMessage};
 pub use opportunity::{Backfilled, OpportunityJob, SeenOpportunity};
 
 /// Work for the enrichment stage, as queued.
@@ -290,50 +292,6 @@ impl History {
     }
 }
 
-/// Something that will not reach Meta, with why: where it started (`source`, the
-/// webhook id or the conversion's event id), the stage and triggers it failed in,
-/// and what it went through.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeadLetter {
-    pub source: String,
-    /// Absent only in letters written before stages named themselves.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage: Option<Stage>,
-    /// The triggers of the job (`contact.created`, `contact.tag_added:vip`, …).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub triggers: Vec<String>,
-    pub rule: Option<String>,
-    /// The event it was about, for a letter of one event.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_id: Option<String>,
-    /// Stable code (`too_old`, `contact_not_found`, …).
-    pub code: String,
-    /// Why, in words.
-    pub reason: String,
-    /// When it was written.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "History::is_empty")]
-    pub history: History,
-}
-
-impl DeadLetter {
-    /// A letter about `source` in `stage`, with `code` and `reason`.
-    pub fn new(source: &str, stage: Stage, code: &str, reason: impl Into<String>) -> Self {
-        DeadLetter {
-            source: source.to_owned(),
-            stage: Some(stage),
-            triggers: Vec::new(),
-            rule: None,
-            event_id: None,
-            code: code.to_owned(),
-            reason: reason.into(),
-            at: None,
-            history: History::default(),
-        }
-    }
-}
-
 /// A job that carries its own history on its queue (dispatch's: held jobs go
 /// back on it).
 pub trait Held: Serialize {
@@ -346,15 +304,15 @@ impl Held for DispatchJob {
     }
 }
 
-/// A dead letter as a dead-letter queue holds it: the letter, and the message it is
-/// about, as it was queued (so a redrive can put it back).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LetterMessage {
-    pub dead_letter: DeadLetter,
-    pub message: String,
-}
-
+/// The largest message any of our queues takes: each queue's `MaximumMessageSize`
+/// (the template sets it: SQS allows up to 1 MiB, though a queue defaults to
+/// 256 KiB), and the limit every other limit derives from.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+/// What a letter adds to the job it carries, at most (its reason is cut to fit).
+pub const LETTER_ROOM: usize = 16 << 10;
+/// The largest job a stage queues: so large a job still fits a message as a
+/// letter, so no job is ever too large to become one.
+pub const MAX_JOB_BYTES: usize = MAX_MESSAGE_BYTES - LETTER_ROOM;
 /// The stage, and queue, a job belongs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -71,6 +71,33 @@ pub fn change(was: &Member, now: &Wanted) -> Option<(Vec<Row>, Option<Row>, Memb
     }
 }
 
+/// What brings Meta in step with the membership `current`, whatever of `changes`
+/// it missed: every row they name that is not the current one out, the current
+/// one in; and the number to record as applied (every change up to the
+/// membership's, and at least `applied`).
+pub fn restate(
+    current: &Member,
+    changes: &[&AudienceJob],
+    applied: u64,
+) -> (Vec<Row>, Vec<Row>, u64) {
+    let row = current.row.as_ref().filter(|_| current.member);
+    let mut out: Vec<Row> = Vec::new();
+    for job in changes {
+        for named in job.remove.iter().chain(&job.add) {
+            if Some(named) != row && !out.contains(named) {
+                out.push(named.clone());
+            }
+        }
+    }
+    let upto = changes
+        .iter()
+        .map(|j| j.seq)
+        .chain([applied, current.seq])
+        .max()
+        .unwrap_or(applied);
+    (out, row.into_iter().cloned().collect(), upto)
+}
+
 /// The net rows of consecutive changes of one contact: all changes before the
 /// first were applied, so its `remove` is what Meta holds now, and the last
 /// change's `add` is what it must hold after.
