@@ -23,7 +23,7 @@ use ghl_capi::intake::{Api, MAX_BODY_BYTES, Request};
 use ghl_capi::mapping::Mapping;
 use ghl_capi::ops::reconcile::ReconcileSettings;
 use ghl_capi::ports::secrets::EnvSecrets;
-use ghl_capi::settings::{Env, SettingsError};
+use ghl_capi::settings::{Env, SettingsError, UNSCOPED_KEYS_VAR};
 use tokio::sync::watch;
 
 use crate::admin::AdminOptions;
@@ -67,6 +67,8 @@ pub struct Options {
     pub ghl_tokens: FixedTokens,
     /// The environment variable holding the conversions route's API keys.
     pub conversion_keys_var: Option<String>,
+    /// `ALLOW_UNSCOPED_KEYS`: keys without locations may post for every location.
+    pub allow_unscoped_keys: bool,
     /// How held work waits (`HOLD_BASE_MS`, `HOLD_CAP_SECONDS`, …, as for the
     /// functions).
     pub hold: HoldPolicy,
@@ -131,6 +133,7 @@ impl Options {
         let conversion_keys_var = env
             .optional(CONVERSION_KEYS_VAR)
             .map(|_| CONVERSION_KEYS_VAR.to_owned());
+        let allow_unscoped_keys = env.flag(UNSCOPED_KEYS_VAR);
         let hold = env.hold_policy();
         let reconcile = env.reconcile();
         env.finish(|| {
@@ -154,6 +157,7 @@ impl Options {
                 http_timeout,
                 ghl_tokens,
                 conversion_keys_var,
+                allow_unscoped_keys,
                 hold,
                 reconcile_every: Some(DEFAULT_RECONCILE_EVERY),
                 reconcile,
@@ -291,6 +295,7 @@ pub async fn serve(
         },
         secrets: EnvSecrets,
         conversion_keys_secret: options.conversion_keys_var,
+        allow_unscoped_keys: options.allow_unscoped_keys,
         warned_unscoped: Default::default(),
         install: NoInstall,
     });

@@ -12,7 +12,7 @@ use chrono::Utc;
 use ed25519_dalek::pkcs8::EncodePublicKey;
 use ed25519_dalek::{Signer, SigningKey, Verifier};
 use ghl_capi::ghl::install::NoInstall;
-use ghl_capi::ghl::webhook::{ReplayWindow, SignatureHeaders, WebhookKeys};
+use ghl_capi::ghl::webhook::{AppIds, ReplayWindow, SignatureHeaders, WebhookKeys};
 use ghl_capi::intake::{Api, Request};
 use ghl_capi::ports::queue::{Outgoing, Queue, QueueError};
 use ghl_capi::ports::secrets::EnvSecrets;
@@ -44,10 +44,11 @@ fn main() {
     let api = Api {
         keys: WebhookKeys::from_pem(&pem, None).expect("keys"),
         window: ReplayWindow::default(),
-        apps: Default::default(),
+        apps: AppIds::parse("bench-app"),
         queue: NullQueue,
         secrets: EnvSecrets,
         conversion_keys_secret: None,
+        allow_unscoped_keys: false,
         warned_unscoped: Default::default(),
         install: NoInstall,
     };
@@ -61,6 +62,7 @@ fn main() {
         .map(|i| {
             let mut body = fixture.clone();
             body["webhookId"] = format!("wh-{i}").into();
+            body["appId"] = "bench-app".into();
             body["timestamp"] = Utc::now().to_rfc3339().into();
             let body = serde_json::to_vec(&body).expect("json");
             let signature = STANDARD.encode(key.sign(&body).to_bytes());

@@ -50,6 +50,7 @@ impl Intake {
             queue: SqsQueue::new(sqs, settings.enrich_queue_url),
             secrets: secrets_manager(sdk),
             conversion_keys_secret: settings.conversion_keys_secret,
+            allow_unscoped_keys: settings.allow_unscoped_keys,
             warned_unscoped: Default::default(),
             install,
         };

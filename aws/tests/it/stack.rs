@@ -73,7 +73,7 @@ impl Stack {
             ),
             (
                 format!("{id}/conversion-keys"),
-                json!([API_KEY]).to_string(),
+                json!([{"id": "test", "key": API_KEY, "locations": [LOCATION]}]).to_string(),
             ),
         ] {
             moto::secret(&secrets, &name, &value).await;

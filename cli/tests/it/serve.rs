@@ -81,7 +81,10 @@ pub(crate) async fn start_with(
         .env("GRAPH_API_BASE_URL", graph)
         .env("GHL_TOKEN_loc1", "pit-local")
         .env("TEST_META_TOKEN", "EAAB-local")
-        .env("CONVERSION_API_KEYS", r#"["ck-local"]"#)
+        .env(
+            "CONVERSION_API_KEYS",
+            r#"[{"id": "local", "key": "ck-local", "locations": ["loc1"]}]"#,
+        )
         .env("RUST_LOG", "warn")
         .envs(extra.iter().map(|(k, v)| (k, v)))
         .stderr(Stdio::inherit())

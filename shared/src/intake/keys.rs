@@ -3,9 +3,11 @@
 //!
 //! The secret (or `CONVERSION_API_KEYS` locally) holds a JSON list whose entries are
 //! `{"id": "…", "key": "…", "locations": ["…"], "event_types": ["…"]}`, or, as
-//! before scopes existed, a bare key string (or one key per line): such a key may
-//! post for every location, and says so in a warning. Logs and metrics name a key
-//! by its `id` (for a bare key, `key-` and the start of its SHA-256), never the key.
+//! before scopes existed, a bare key string (or one key per line). A bare key
+//! names no location: it is refused ([`Forbidden::Unscoped`], and an error line at
+//! start) unless `ALLOW_UNSCOPED_KEYS` says otherwise, and then may post for every
+//! location, with a warning. Logs and metrics name a key by its `id` (for a bare
+//! key, `key-` and the start of its SHA-256), never the key.
 
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -21,6 +23,8 @@ pub struct ApiKey {
     pub locations: Option<Vec<String>>,
     /// The event types it may post; `None`: all.
     pub event_types: Option<Vec<String>>,
+    /// A key without locations that may not post at all ([`ApiKeys::refuse_unscoped`]).
+    unscoped_refused: bool,
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -69,6 +73,11 @@ pub enum Forbidden {
     EventType { id: String, event_type: String },
     #[error("API key {id} may post only some event types, and this names none (give it an event)")]
     NoEventType { id: String },
+    #[error(
+        "API key {id} names no locations, and such keys are refused: store it with its \
+         locations (ghl-capi keys new --location …), or set ALLOW_UNSCOPED_KEYS=true"
+    )]
+    Unscoped { id: String },
 }
 
 /// Where a request may carry its key: `Authorization: Bearer <key>` (a Custom
@@ -133,6 +142,7 @@ impl ApiKeys {
                     key,
                     locations: None,
                     event_types: None,
+                    unscoped_refused: false,
                 },
                 Entry::Scoped {
                     id,
@@ -148,6 +158,7 @@ impl ApiKeys {
                         key,
                         locations: Some(locations),
                         event_types,
+                        unscoped_refused: false,
                     }
                 }
             };
@@ -162,7 +173,16 @@ impl ApiKeys {
         Ok(ApiKeys(keys))
     }
 
-    /// The ids of the keys that may post for every location (stored bare).
+    /// Keys without locations post nowhere (the default: `ALLOW_UNSCOPED_KEYS`
+    /// unset), unless `allowed`.
+    pub fn refuse_unscoped(mut self, allowed: bool) -> Self {
+        for key in &mut self.0 {
+            key.unscoped_refused = key.locations.is_none() && !allowed;
+        }
+        self
+    }
+
+    /// The ids of the keys without locations (stored bare).
     pub fn unscoped(&self) -> impl Iterator<Item = &str> {
         self.0
             .iter()
@@ -189,6 +209,11 @@ impl ApiKey {
     /// Whether it may post for `location` an event of `event_type` (`None`: the
     /// request names none, as a workflow call may not).
     pub fn allows(&self, location: &str, event_type: Option<&str>) -> Result<(), Forbidden> {
+        if self.unscoped_refused {
+            return Err(Forbidden::Unscoped {
+                id: self.id.clone(),
+            });
+        }
         if let Some(locations) = &self.locations
             && !locations.iter().any(|l| l == location)
         {
@@ -245,6 +270,25 @@ mod tests {
         {"id": "crm", "key": "ck_crm_0123456789", "locations": ["loc-a", "loc-b"], "event_types": ["Purchase"]},
         "ck_legacy_0123456789"
     ]"#;
+
+    #[test]
+    fn a_key_without_locations_posts_nowhere_unless_allowed() {
+        let legacy = Credentials {
+            authorization: None,
+            api_key: Some("ck_legacy_0123456789"),
+        };
+        let refused = ApiKeys::parse(STORED).expect("keys").refuse_unscoped(false);
+        let key = refused.find(legacy).expect("found");
+        let Err(Forbidden::Unscoped { id }) = key.allows("loc-a", Some("Lead")) else {
+            panic!("refused")
+        };
+        assert!(id.starts_with("key-"));
+        let scoped = refused.find(bearer("Bearer ck_a_0123456789")).expect("found");
+        assert_eq!(scoped.allows("loc-a", Some("Lead")), Ok(()));
+        let allowed = ApiKeys::parse(STORED).expect("keys").refuse_unscoped(true);
+        let key = allowed.find(legacy).expect("found");
+        assert_eq!(key.allows("anywhere", Some("Lead")), Ok(()));
+    }
 
     #[test]
     fn scoped_and_bare_keys_are_read_and_found_by_the_bearer_header() {

@@ -57,6 +57,19 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// A whole number of seconds.
+    /// `name` as `true` or `false` (absent: false); anything else is a problem.
+    pub fn flag(&mut self, name: &str) -> bool {
+        match self.optional(name).as_deref().map(str::trim) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                self.problems
+                    .push(format!("{name} must be true or false, not {other:?}"));
+                false
+            }
+        }
+    }
+
     pub fn seconds(&mut self, name: &str, default: u64) -> Duration {
         match self.optional(name).map(|v| v.parse::<u64>()) {
             None => Duration::from_secs(default),

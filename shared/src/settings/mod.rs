@@ -14,6 +14,10 @@ use crate::ops::reconcile::ReconcileSettings;
 mod env;
 
 pub use env::{Env, SettingsError};
+/// `ALLOW_UNSCOPED_KEYS`: `true` lets API keys without locations post for every
+/// location; unset, they post nowhere.
+pub const UNSCOPED_KEYS_VAR: &str = "ALLOW_UNSCOPED_KEYS";
+
 /// Where GHL tokens are kept unless configured: `ghl-capi/ghl/{locationId}`.
 pub const GHL_TOKEN_DEFAULT_PREFIX: &str = "ghl-capi/ghl/";
 
@@ -31,6 +35,9 @@ pub struct IntakeSettings {
     /// `CONVERSION_API_KEYS_SECRET`: the secret holding the API keys of the
     /// conversions route; unset, the route is closed.
     pub conversion_keys_secret: Option<String>,
+    /// [`UNSCOPED_KEYS_VAR`]: keys without locations may post for every location
+    /// (else they post nowhere).
+    pub allow_unscoped_keys: bool,
     /// `GHL_APP_SECRET`: the marketplace app's credentials; unset, installs are off.
     pub ghl_app_secret: Option<String>,
     /// `GHL_API_BASE_URL` (OAuth endpoints included).
@@ -54,6 +61,7 @@ impl IntakeSettings {
         let window = env.check(ReplayWindow::from_lookup(&env.lookup));
         let enrich_queue_url = env.required("ENRICH_QUEUE_URL", "the enrichment queue's URL");
         let conversion_keys_secret = env.optional("CONVERSION_API_KEYS_SECRET");
+        let allow_unscoped_keys = env.flag(UNSCOPED_KEYS_VAR);
         let ghl_app_secret = env.optional("GHL_APP_SECRET");
         let apps = match (env.optional(APP_ID_VAR), &ghl_app_secret) {
             (Some(ids), _) => AppIds::parse(&ids),
@@ -84,6 +92,7 @@ impl IntakeSettings {
                 state_table,
                 enrich_queue_url,
                 conversion_keys_secret,
+                allow_unscoped_keys,
                 ghl_app_secret,
                 ghl_api_base_url,
                 ghl_token_secret_prefix,

@@ -39,6 +39,7 @@ async fn api(server: &MockServer) -> InstallApi {
         queue: MemoryQueue::default(),
         secrets: EnvSecrets,
         conversion_keys_secret: None,
+        allow_unscoped_keys: false,
         warned_unscoped: Default::default(),
         install: Installer {
             secrets,

@@ -125,6 +125,9 @@ pub struct Api<Q, S, I> {
     pub secrets: S,
     /// The secret holding the conversions route's API keys.
     pub conversion_keys_secret: Option<String>,
+    /// `ALLOW_UNSCOPED_KEYS`: keys without locations may post for every location
+    /// (else they post nowhere).
+    pub allow_unscoped_keys: bool,
     pub install: I,
     /// Whether the keys without locations were named in a warning yet.
     pub warned_unscoped: std::sync::atomic::AtomicBool,
@@ -352,7 +355,7 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
             .map_err(|e| e.to_string())
             .and_then(|secret| ApiKeys::parse(secret.expose()).map_err(|e| e.to_string()))
         {
-            Ok(keys) => keys,
+            Ok(keys) => keys.refuse_unscoped(self.allow_unscoped_keys),
             Err(e) => {
                 tracing::error!(error = e, "cannot read the API keys");
                 return Err(answer(
@@ -367,11 +370,21 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
             .swap(true, std::sync::atomic::Ordering::Relaxed)
         {
             for id in keys.unscoped() {
-                tracing::warn!(
-                    key_id = id,
-                    "an API key without locations may post for every location; store it as \
-                     {{\"id\", \"key\", \"locations\"}} (ghl-capi keys new)"
-                );
+                if self.allow_unscoped_keys {
+                    tracing::warn!(
+                        key_id = id,
+                        "an API key without locations may post for every location \
+                         (ALLOW_UNSCOPED_KEYS); store it as {{\"id\", \"key\", \"locations\"}} \
+                         (ghl-capi keys new)"
+                    );
+                } else {
+                    tracing::error!(
+                        key_id = id,
+                        "an API key without locations is refused: store it as {{\"id\", \"key\", \
+                         \"locations\"}} (ghl-capi keys new --location …), or set \
+                         ALLOW_UNSCOPED_KEYS=true"
+                    );
+                }
             }
         }
         Ok(keys)

@@ -27,6 +27,7 @@ fn api(keys: Option<&'static str>, secret: Option<&str>) -> TestApi {
         queue: MemoryQueue::default(),
         secrets: Keys(keys),
         conversion_keys_secret: secret.map(str::to_owned),
+        allow_unscoped_keys: false,
         warned_unscoped: Default::default(),
         install: crate::ghl::install::NoInstall,
     }
@@ -77,7 +78,10 @@ async fn an_unsigned_webhook_is_refused_from_its_head_alone() {
 
 #[tokio::test]
 async fn routes_answer_by_method_and_path() {
-    let api = api(Some(r#"["k1"]"#), Some("keys"));
+    let api = api(
+        Some(r#"[{"id": "k", "key": "k1", "locations": ["loc"]}]"#),
+        Some("keys"),
+    );
     assert_eq!(status(&api, "GET", "/health", b"").await, 200);
     assert_eq!(status(&api, "GET", "/health/", b"").await, 200);
     assert_eq!(status(&api, "GET", "/webhooks/ghl", b"").await, 405);
@@ -153,4 +157,34 @@ async fn the_keyed_routes_are_closed_without_keys_and_wait_out_a_secret_outage()
         assert_eq!(status(&down, "POST", path, body).await, retry, "{path}");
     }
     assert!(closed.queue.sent().is_empty() && down.queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_key_without_locations_posts_nowhere_unless_unscoped_keys_are_allowed() {
+    let body = format!(
+        r#"{{"locationId":"loc","eventType":"Lead","timestamp":"{}"}}"#,
+        Utc::now().to_rfc3339()
+    );
+    let mut api = api(Some(r#"["k1"]"#), Some("keys"));
+    let refused = api
+        .handle(
+            request("POST", "/contacts/c1/conversions", body.as_bytes()),
+            Utc::now(),
+        )
+        .await;
+    assert_eq!((refused.status, refused.outcome), (403, "forbidden"));
+    let said = refused.body.to_string();
+    assert!(
+        said.contains("names no locations") && said.contains("ALLOW_UNSCOPED_KEYS"),
+        "{said}"
+    );
+    assert!(api.queue.sent().is_empty());
+    api.allow_unscoped_keys = true;
+    let posted = api
+        .handle(
+            request("POST", "/contacts/c1/conversions", body.as_bytes()),
+            Utc::now(),
+        )
+        .await;
+    assert_eq!(posted.status, 202);
 }
