@@ -252,6 +252,29 @@ fn no_queue_limit_cuts_a_held_message_short_and_every_aws_call_ends_inside_its_f
 }
 
 #[test]
+fn ghls_deliveries_have_a_throttle_of_their_own_well_above_the_other_routes() {
+    let t = template();
+    let route = &t["Resources"]["IntakeFunction"]["Properties"]["Events"]["Webhook"]["Properties"];
+    assert_eq!(route["Path"].as_str(), Some("/webhooks/ghl"));
+    let settings = &route["RouteSettings"];
+    assert_eq!(
+        settings["ThrottlingRateLimit"]["Ref"].as_str(),
+        Some("WebhookRateLimit")
+    );
+    assert_eq!(
+        settings["ThrottlingBurstLimit"]["Ref"].as_str(),
+        Some("WebhookBurstLimit")
+    );
+    let default = |name: &str| {
+        t["Parameters"][name]["Default"]
+            .as_i64()
+            .expect("a default")
+    };
+    assert!(default("WebhookRateLimit") >= 5 * default("ApiRateLimit"));
+    assert!(default("WebhookBurstLimit") >= 5 * default("ApiBurstLimit"));
+}
+
+#[test]
 fn every_queue_takes_the_largest_message_the_functions_write() {
     let t = template();
     let Yaml::Hash(resources) = &t["Resources"] else {

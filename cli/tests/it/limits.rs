@@ -82,3 +82,73 @@ async fn the_largest_accepted_webhook_is_delivered_or_lettered_and_a_larger_one_
         "Zoe's, whom GHL does not know"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_past_the_replay_window_is_kept_as_a_letter_and_sent_once_redriven() {
+    let ghl = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c-ann"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"contact": contact("c-ann", "ann@example.com", &[])})),
+        )
+        .mount(&ghl)
+        .await;
+    let graph = MockServer::start().await;
+    let meta = MetaStandIn::expecting_token("EAAB-local");
+    meta.mount(&graph, fixtures::DATASET).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mapping = dir.path().join("mapping.toml");
+    std::fs::write(&mapping, mapping_text()).expect("mapping written");
+    let data = dir.path().join("data");
+    let urls = (ghl.uri(), graph.uri());
+    let server = start_with(&data, &mapping, (&urls.0, &urls.1), free_port(), &[]).await;
+    // GHL's webhook log resends it three hours after GHL first sent it.
+    let mut late: serde_json::Value = serde_json::from_slice(&fixtures::webhook(
+        "ContactCreate",
+        "wh-late",
+        contact("c-ann", "ann@example.com", &[]),
+    ))
+    .expect("json");
+    late["timestamp"] = (chrono::Utc::now() - chrono::Duration::hours(3))
+        .to_rfc3339()
+        .into();
+    let body = serde_json::to_vec(&late).expect("json");
+    let answer = reqwest::Client::new()
+        .post(format!("{}/webhooks/ghl", server.url))
+        .header("x-ghl-signature", ghl_capi_local::dev::sign(&body))
+        .body(body)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(answer.status(), 200, "kept, not refused");
+    let mut codes = Vec::new();
+    for _ in 0..100 {
+        codes = letter_codes(&data);
+        if !codes.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(codes, ["stale_delivery"]);
+    assert!(meta.events().is_empty(), "never acted on by itself");
+    let redriven = std::process::Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["dlq", "redrive", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("dlq runs");
+    assert!(redriven.status.success());
+    for _ in 0..100 {
+        if !meta.events().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events = meta.events();
+    let names: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["event_name"].as_str())
+        .collect();
+    assert_eq!(names, ["Lead"], "sent once redriven");
+    assert!(letter_codes(&data).is_empty());
+}

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{Enriched, Enricher, SeenTags, done, opportunity, retry_ghl, retry_state, workflow};
 use crate::ghl::webhook::{Envelope, Webhook};
 use crate::ghl::{Contact, GhlReader};
-use crate::jobs::{DeadLetter, EnrichJob, Stage};
+use crate::jobs::{DeadLetter, EnrichJob, Stage, StaleWebhook};
 use crate::mapping::{Baseline, Occurrence};
 use crate::ports::state::StateStore;
 
@@ -58,6 +58,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             EnrichJob::Workflow(job) => return Some(workflow::read(job)),
             EnrichJob::Listed(job) => return Some(self.listed(job, now).await),
             EnrichJob::Opportunity(job) => return Some(self.opportunity(job, now).await),
+            EnrichJob::Stale(stale) => return Some(Err(stale_letter(stale))),
             EnrichJob::Webhook { key, body, .. } => match Webhook::parse(body.as_bytes()) {
                 Ok(webhook) => webhook,
                 // Verified, but not a webhook as this build reads it: kept for a
@@ -132,4 +133,22 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             stranger,
         }))
     }
+}
+
+/// The letter of a webhook GHL delivered too late to act on by itself: kept for a
+/// person to redrive.
+fn stale_letter(stale: &StaleWebhook) -> Enriched {
+    let reason = format!(
+        "GHL delivered this webhook {} s after sending it, and deliveries older than {} s \
+         (GHL_WEBHOOK_MAX_AGE_SECONDS) are not acted on by themselves (a resend from GHL's \
+         webhook log, or a long retry): redrive it (ghl-capi dlq redrive) to have it handled; \
+         a webhook handled before is not handled again",
+        stale.age_seconds, stale.max_age_seconds
+    );
+    let mut letter = DeadLetter::new(&stale.key, Stage::Enrich, "stale_delivery", reason);
+    letter.triggers = Envelope::of(stale.body.as_bytes())
+        .and_then(|(envelope, _)| envelope.kind)
+        .into_iter()
+        .collect();
+    done(vec![], vec![letter], None)
 }

@@ -283,7 +283,9 @@ mod tests {
             panic!("refused")
         };
         assert!(id.starts_with("key-"));
-        let scoped = refused.find(bearer("Bearer ck_a_0123456789")).expect("found");
+        let scoped = refused
+            .find(bearer("Bearer ck_a_0123456789"))
+            .expect("found");
         assert_eq!(scoped.allows("loc-a", Some("Lead")), Ok(()));
         let allowed = ApiKeys::parse(STORED).expect("keys").refuse_unscoped(true);
         let key = allowed.find(legacy).expect("found");

@@ -3,8 +3,13 @@
 //! Failure policy, in one place. GHL retries only after `429` in one version of its
 //! guide, after any non-`2xx` in a later one, and pauses delivery to a URL that
 //! fails too often; so `2xx` wherever nothing is lost by it, and:
-//! - a wrong or missing signature, a delivery without a `timestamp` or outside the
-//!   replay window is `401` and never queued (it cannot become valid);
+//! - a wrong or missing signature, a delivery without a `timestamp`, or one sent
+//!   from the future or longer ago than letters are kept ([`STALE_KEPT`]) is `401`
+//!   and never queued (it cannot become valid);
+//! - a verified delivery older than the replay window (a resend from GHL's
+//!   webhook log, a long retry tail) is `200` and kept: queued as
+//!   [`StaleWebhook`], which enrichment letters (`stale_delivery`) for an
+//!   operator to redrive, never acted on by itself;
 //! - a body over [`MAX_BODY_BYTES`] is `413`, and so is a verified one whose job
 //!   would be over [`MAX_JOB_BYTES`] (`too_large_to_queue`: logged with its id and
 //!   counted; GHL gets an answer it does not retry forever);
@@ -29,7 +34,11 @@ use crate::ghl::webhook::{
     APP_ID_VAR, AppIds, Envelope, ReplayError, ReplayWindow, SignatureError, SignatureHeaders,
     Webhook, WebhookKeys, idempotency_key,
 };
-use crate::jobs::{EnrichJob, MAX_JOB_BYTES, group_id};
+use crate::jobs::{EnrichJob, MAX_JOB_BYTES, StaleWebhook, group_id};
+
+/// How old a verified delivery may be and still be kept (as a letter): as long as
+/// a letter is kept. Older, it could only be a replay.
+pub const STALE_KEPT: chrono::Duration = chrono::Duration::days(14);
 use crate::ports::queue::{Outgoing, Queue, QueueError, Sent};
 
 /// Why a delivery was not accepted, with the answer it gets.
@@ -93,6 +102,9 @@ pub enum Accepted {
     },
     /// Delivered before (the queue knows its key): acknowledged, not queued again.
     Repeat { key: String, kind: String },
+    /// Verified, but delivered later than the replay window allows: queued as a
+    /// [`StaleWebhook`], for a letter.
+    Stale { key: String, kind: String },
     /// A `type` we do not model: acknowledged, not queued.
     Ignored { kind: String },
     /// Signed by GHL for another app: acknowledged, never queued.
@@ -106,6 +118,7 @@ pub fn reply(outcome: &Result<Accepted, IntakeError>) -> (u16, Value) {
             (200, json!({"status": "accepted", "webhookId": key}))
         }
         Ok(Accepted::Repeat { key, .. }) => (200, json!({"status": "duplicate", "webhookId": key})),
+        Ok(Accepted::Stale { key, .. }) => (200, json!({"status": "stale", "webhookId": key})),
         Ok(Accepted::Ignored { kind }) => (200, json!({"status": "ignored", "type": kind})),
         Ok(Accepted::OtherApp { .. }) => (200, json!({"status": "ignored"})),
         Err(e @ IntakeError::TooLargeToQueue { key, .. }) => (
@@ -138,7 +151,14 @@ pub async fn accept_webhook(
         return Err(IntakeError::NoApp);
     }
     let (envelope, contact) = Envelope::of(verified.body()).unwrap_or_default();
-    window.check(&envelope, now)?;
+    let stale = match window.check(&envelope, now) {
+        Ok(()) => None,
+        Err(ReplayError::TooOld {
+            age_seconds,
+            max_seconds,
+        }) if age_seconds <= STALE_KEPT.num_seconds() => Some((age_seconds, max_seconds)),
+        Err(e) => return Err(e.into()),
+    };
     if !apps.ours(&envelope) {
         return Ok(Accepted::OtherApp {
             app_id: envelope.app_id.unwrap_or_default(),
@@ -177,10 +197,36 @@ pub async fn accept_webhook(
     };
     // Verified bytes are kept as they came; a parsed body is JSON, hence UTF-8.
     let text = String::from_utf8_lossy(verified.body()).into_owned();
-    let job = EnrichJob::Webhook {
-        key: key.clone(),
-        received_at: now,
-        body: text,
+    let (job, accepted) = match stale {
+        None => (
+            EnrichJob::Webhook {
+                key: key.clone(),
+                received_at: now,
+                body: text,
+            },
+            accepted,
+        ),
+        Some((age_seconds, max_age_seconds)) => {
+            tracing::warn!(
+                webhook_id = key,
+                kind = envelope.kind,
+                age_seconds,
+                "a webhook delivered past the replay window: kept for an operator, as a dead letter"
+            );
+            let stale = StaleWebhook {
+                key: key.clone(),
+                received_at: now,
+                body: text,
+                age_seconds,
+                max_age_seconds,
+            };
+            let kind = envelope.kind.clone().unwrap_or_default();
+            let accepted = Accepted::Stale {
+                key: key.clone(),
+                kind,
+            };
+            (EnrichJob::Stale(stale), accepted)
+        }
     };
     let message = Outgoing {
         body: serde_json::to_string(&job).map_err(|e| IntakeError::Queue(QueueError::new(e)))?,

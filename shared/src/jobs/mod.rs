@@ -38,6 +38,33 @@ pub enum EnrichJob {
     Listed(ListedJob),
     /// An opportunity reconciliation found changed, or a backfill listed.
     Opportunity(OpportunityJob),
+    /// A verified webhook GHL delivered later than the replay window allows (a
+    /// resend from GHL's webhook log, a long retry tail): kept for a person, never
+    /// acted on by itself. Enrichment letters it (`stale_delivery`); a redrive
+    /// queues it as the webhook it is.
+    Stale(StaleWebhook),
+}
+
+/// A webhook delivered late, as queued: the webhook job, and how late.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaleWebhook {
+    pub key: String,
+    pub received_at: DateTime<Utc>,
+    pub body: String,
+    /// How long after GHL sent it it arrived, and how long the window allows.
+    pub age_seconds: i64,
+    pub max_age_seconds: i64,
+}
+
+impl StaleWebhook {
+    /// The webhook job it is, to be handled as any (a redrive).
+    pub fn into_webhook(self) -> EnrichJob {
+        EnrichJob::Webhook {
+            key: self.key,
+            received_at: self.received_at,
+            body: self.body,
+        }
+    }
 }
 
 impl EnrichJob {
@@ -45,7 +72,7 @@ impl EnrichJob {
     /// ([`ConversionJob::key`]).
     pub fn key(&self) -> &str {
         match self {
-            EnrichJob::Webhook { key, .. } => key,
+            EnrichJob::Webhook { key, .. } | EnrichJob::Stale(StaleWebhook { key, .. }) => key,
             EnrichJob::Conversion(job) => &job.key,
             EnrichJob::Workflow(job) => &job.key,
             EnrichJob::Listed(job) => &job.key,
@@ -74,7 +101,7 @@ impl EnrichJob {
             EnrichJob::Opportunity(job) => {
                 group_id(&job.location_id, job.opportunity.contact_id.as_deref())
             }
-            EnrichJob::Webhook { body, .. } => {
+            EnrichJob::Webhook { body, .. } | EnrichJob::Stale(StaleWebhook { body, .. }) => {
                 let webhook = Webhook::parse(body.as_bytes()).ok();
                 let webhook = webhook.as_ref();
                 group_id(

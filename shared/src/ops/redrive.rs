@@ -85,9 +85,12 @@ pub fn read(body: &str, gave_up: GaveUp) -> Letter {
 fn about(message: &str) -> (Option<String>, Vec<String>, History) {
     if let Ok(job) = serde_json::from_str::<EnrichJob>(message) {
         let kind = match &job {
-            EnrichJob::Webhook { body, .. } => Envelope::of(body.as_bytes())
-                .and_then(|(envelope, _)| envelope.kind)
-                .unwrap_or_default(),
+            EnrichJob::Webhook { body, .. }
+            | EnrichJob::Stale(crate::jobs::StaleWebhook { body, .. }) => {
+                Envelope::of(body.as_bytes())
+                    .and_then(|(envelope, _)| envelope.kind)
+                    .unwrap_or_default()
+            }
             EnrichJob::Conversion(_) => "conversion.posted".to_owned(),
             EnrichJob::Workflow(_) => "workflow.fired".to_owned(),
             EnrichJob::Listed(_) => "contact.listed".to_owned(),
@@ -128,8 +131,13 @@ pub fn replay(letter: &Letter, attempt: &str) -> Option<(Stage, Outgoing)> {
         }
         Stage::Enrich => {
             let job = serde_json::from_str::<EnrichJob>(&letter.message).ok()?;
-            let dedup = format!("{}#redrive-{attempt}", job.key());
-            (letter.message.clone(), Some(job.group_id()), Some(dedup))
+            let (dedup, group) = (format!("{}#redrive-{attempt}", job.key()), job.group_id());
+            let body = match job {
+                // Kept for a person: redriven, it is handled as the webhook it is.
+                EnrichJob::Stale(stale) => serde_json::to_string(&stale.into_webhook()).ok()?,
+                _ => letter.message.clone(),
+            };
+            (body, Some(group), Some(dedup))
         }
     };
     Some((

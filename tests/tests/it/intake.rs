@@ -148,9 +148,34 @@ async fn bad_missing_or_stale_signatures_are_401_and_never_queued() {
         now,
     )
     .await;
-    let stale = accept_webhook(
+    let ancient = accept_webhook(
         &d.keys,
         &window,
+        &reference_apps(),
+        &queue,
+        ghl(&d.signature),
+        &d.body,
+        d.sent + Duration::days(15),
+    )
+    .await;
+    for outcome in [&forged, &missing, &ancient] {
+        assert_eq!(reply(outcome).0, 401, "{outcome:?}");
+    }
+    assert!(
+        matches!(ancient, Err(IntakeError::Replay(_))),
+        "older than a letter lives"
+    );
+    assert!(queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_verified_delivery_past_the_replay_window_is_kept_for_a_letter_not_refused() {
+    let d = delivery();
+    let queue = MemoryQueue::default();
+    // A resend from GHL's webhook log, hours after GHL first sent it.
+    let outcome = accept_webhook(
+        &d.keys,
+        &ReplayWindow::default(),
         &reference_apps(),
         &queue,
         ghl(&d.signature),
@@ -158,11 +183,20 @@ async fn bad_missing_or_stale_signatures_are_401_and_never_queued() {
         d.sent + Duration::hours(3),
     )
     .await;
-    for outcome in [&forged, &missing, &stale] {
-        assert_eq!(reply(outcome).0, 401, "{outcome:?}");
-    }
-    assert!(matches!(stale, Err(IntakeError::Replay(_))));
-    assert!(queue.sent().is_empty());
+    let (status, answer) = reply(&outcome);
+    assert_eq!((status, answer["status"].as_str()), (200, Some("stale")));
+    let sent = queue.sent();
+    let job: EnrichJob = serde_json::from_str(&sent[0].body).expect("job");
+    let EnrichJob::Stale(stale) = job else {
+        panic!("kept as stale: {job:?}")
+    };
+    assert_eq!(stale.age_seconds, 3 * 3600);
+    assert_eq!(stale.body.as_bytes(), d.body.as_slice());
+    assert_eq!(
+        sent[0].dedup_id.as_deref(),
+        Some("00000000-0000-4000-8000-000000000001"),
+        "deduplicated by its webhook id as any delivery"
+    );
 }
 
 #[tokio::test]

@@ -210,17 +210,29 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
     }
 
     /// The answer a request gets from its head alone, if any: a webhook with no
-    /// signature header at all is no GHL delivery, refused before its body is read
-    /// (a front that streams bodies asks this first).
+    /// signature header at all is no GHL delivery, and with no marketplace app
+    /// configured no webhook is ours; both are refused before the body is read (a
+    /// front that streams bodies asks this first).
     pub fn refuse_early(&self, request: &Request<'_>) -> Option<Response> {
         let webhook =
             request.method == "POST" && request.path.trim_end_matches('/') == "/webhooks/ghl";
-        let unsigned = request.signatures.ghl.is_none() && request.signatures.legacy.is_none();
-        (webhook && unsigned).then(|| {
-            answer(
+        if !webhook {
+            return None;
+        }
+        if request.signatures.ghl.is_none() && request.signatures.legacy.is_none() {
+            return Some(answer(
                 401,
                 json!({"error": "no_signature", "message": "no x-ghl-signature header: not a GHL delivery"}),
                 "no_signature",
+            ));
+        }
+        self.apps.is_empty().then(|| {
+            let refused = webhook::IntakeError::NoApp;
+            tracing::warn!(reason = %refused, "a signed webhook refused");
+            answer(
+                refused.status(),
+                json!({"error": refused.code(), "message": refused.to_string()}),
+                refused.code(),
             )
         })
     }
@@ -304,6 +316,7 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
                 Accepted::Queued { kind, .. }
                 | Accepted::Kept { kind, .. }
                 | Accepted::Repeat { kind, .. }
+                | Accepted::Stale { kind, .. }
                 | Accepted::Ignored { kind },
             ) => Some(kind.clone()),
             _ => None,
@@ -312,6 +325,7 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
             Ok(Accepted::Queued { .. }) => "accepted",
             Ok(Accepted::Kept { .. }) => "accepted_unparsed",
             Ok(Accepted::Repeat { .. }) => "duplicate",
+            Ok(Accepted::Stale { .. }) => "stale_delivery",
             Ok(Accepted::Ignored { .. }) => "ignored",
             Ok(Accepted::OtherApp { app_id }) if app_id.is_empty() => {
                 tracing::warn!("a webhook naming no GHL app: not ours, ignored");

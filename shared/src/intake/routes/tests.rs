@@ -54,8 +54,8 @@ async fn status(api: &TestApi, method: &str, path: &str, body: &[u8]) -> u16 {
 }
 
 #[tokio::test]
-async fn an_unsigned_webhook_is_refused_from_its_head_alone() {
-    let api = api(None, None);
+async fn an_unsigned_webhook_and_any_without_a_marketplace_app_are_refused_from_their_head() {
+    let mut api = api(None, None);
     let head = request("POST", "/webhooks/ghl", b"");
     let refused = api.refuse_early(&head).expect("refused from the head");
     assert_eq!((refused.status, refused.outcome), (401, "no_signature"));
@@ -69,9 +69,14 @@ async fn an_unsigned_webhook_is_refused_from_its_head_alone() {
     );
     let mut signed = head;
     signed.signatures.ghl = Some("c2ln");
+    let no_app = api
+        .refuse_early(&signed)
+        .expect("no app of ours: none is ours");
+    assert_eq!((no_app.status, no_app.outcome), (403, "no_marketplace_app"));
+    api.apps = AppIds::parse("app-1");
     assert!(
         api.refuse_early(&signed).is_none(),
-        "a signed one is read and checked"
+        "with an app, a signed one is read and checked"
     );
     assert!(api.refuse_early(&request("GET", "/health", b"")).is_none());
 }
