@@ -43,8 +43,14 @@ pub struct ServeArgs {
     log_format: LogFormat,
     /// Address of the operator's listener (`/status`, `/metrics`): never the
     /// webhook listener. Any address but a loopback one needs `--admin-token`.
-    #[arg(long, env = "ADMIN_LISTEN", default_value = DEFAULT_ADMIN_LISTEN)]
-    admin_listen: SocketAddr,
+    /// Unset, 127.0.0.1:3001, or any free port when that is taken (printed).
+    #[arg(long, env = "ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// A host name the operator's listener answers to besides its IP addresses and
+    /// `localhost` (repeat it, or comma-separate them): the name you reach it by
+    /// through a proxy. Requests naming other hosts are refused (DNS rebinding).
+    #[arg(long = "admin-host", env = "ADMIN_HOSTS", value_delimiter = ',')]
+    admin_hosts: Vec<String>,
     /// The token the operator's listener asks for (`Authorization: Bearer …`, or
     /// as the password a browser prompts for).
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
@@ -140,8 +146,11 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
     locations.sort();
     locations.dedup();
     init_logs(args.log_format, journal);
+    let default_admin: SocketAddr = DEFAULT_ADMIN_LISTEN.parse()?;
     options.admin = Some(AdminOptions {
-        listen: args.admin_listen,
+        listen: args.admin_listen.unwrap_or(default_admin),
+        any_free_port: args.admin_listen.is_none(),
+        hosts: args.admin_hosts.clone(),
         token: args.admin_token.clone(),
         metrics: Some(init_metrics()?),
         locations,

@@ -66,14 +66,7 @@ pub struct Args {
 impl Args {
     fn subject(&self) -> anyhow::Result<Subject> {
         let id = |id: &str| -> anyhow::Result<String> {
-            // Ids go into a query: GHL's and ours are letters, digits, `-_.:`.
-            anyhow::ensure!(
-                !id.is_empty()
-                    && id
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)),
-                "{id:?} is not an id (letters, digits and -_.: only)"
-            );
+            anyhow::ensure!(plain(id), "{id:?} is not an id (letters, digits and -_.: only)");
             Ok(id.to_owned())
         };
         Ok(match (&self.contact, &self.webhook, &self.event) {
@@ -202,9 +195,28 @@ fn as_json(entry: &Entry) -> Value {
     Value::Object(object)
 }
 
-/// `[ "a", "b" ]` for a query: ids are checked to need no escaping.
+/// Whether `id` may go into a query as it is: GHL's ids and ours are letters,
+/// digits and `-_.:`, which need no escaping.
+fn plain(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+}
+
+/// `[ "a", "b" ]` for a query, of the plain ids of `ids`. The rest were read back
+/// from the logs (a posted conversion's `eventId` is its caller's choice): never
+/// put into a query's text, they are left out, and said so on stderr.
 fn listed(ids: &[String]) -> String {
-    let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
+    let (quoted, odd): (Vec<&String>, Vec<&String>) = ids.iter().partition(|id| plain(id));
+    if !odd.is_empty() {
+        eprintln!(
+            "trace: {} id(s) read back from the logs are not plain ids (letters, digits, -_.:) \
+             and were left out of the second query",
+            odd.len()
+        );
+    }
+    let quoted: Vec<String> = quoted.iter().map(|id| format!("\"{id}\"")).collect();
     format!("[{}]", quoted.join(", "))
 }
 
@@ -369,6 +381,12 @@ mod tests {
             "{journey}"
         );
         assert!(first_query(&Subject::Webhook("w1".into())).is_none());
+        // An id read back from the logs that a caller chose cannot change the query.
+        let injected = journey_query(
+            &Subject::Webhook("w1".into()),
+            &["w1".into(), r#"x" or 1=1 | display @message | limit 1 #"#.into()],
+        );
+        assert!(!injected.contains("1=1") && injected.contains(r#"["w1"]"#), "{injected}");
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! letter) and `/metrics` (Prometheus text). It is never the webhook listener, and
 //! it binds to a loopback address unless an admin token guards it: with a token,
 //! every request must carry it (`Authorization: Bearer`, or as a browser's Basic
-//! password), compared in constant time.
+//! password), compared in constant time. It answers only requests addressed to it
+//! by an IP address, `localhost`, or a host name it was given (`--admin-host`): a
+//! web page cannot reach it through a name of its own pointed at loopback (DNS
+//! rebinding).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +32,11 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:3001";
 #[derive(Debug, Clone)]
 pub struct AdminOptions {
     pub listen: SocketAddr,
+    /// Whether `listen` is only the default: taken (another `serve`), any free
+    /// port of the same address will do, and is printed.
+    pub any_free_port: bool,
+    /// Host names it answers besides IP addresses and `localhost`.
+    pub hosts: Vec<String>,
     /// Required for a non-loopback address.
     pub token: Option<String>,
     /// The process's Prometheus recorder, when one is installed.
@@ -40,6 +48,8 @@ pub struct AdminOptions {
 #[derive(Debug)]
 struct Admin {
     store: Store,
+    /// Host names it answers besides IP addresses and `localhost`, lowercase.
+    hosts: Vec<String>,
     /// The token's digest: equal lengths, so the comparison's time says nothing.
     token: Option<[u8; 32]>,
     metrics: Option<PrometheusHandle>,
@@ -51,8 +61,34 @@ fn digest(text: &[u8]) -> [u8; 32] {
 }
 
 impl Admin {
-    /// Whether `headers` carry the token (always, when there is none).
+    /// Whether `headers` name a host it answers for, and carry the token (when
+    /// there is one).
     fn allows(&self, headers: &HeaderMap) -> bool {
+        self.own_host(headers) && self.carries_token(headers)
+    }
+
+    /// Whether the request is addressed to this listener: by an IP address (a
+    /// rebinding page has a name of its own), `localhost`, or a given name. A
+    /// request without `Host` is no browser's.
+    fn own_host(&self, headers: &HeaderMap) -> bool {
+        let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+            return true;
+        };
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+        };
+        let name = name.to_ascii_lowercase();
+        let own = name.parse::<std::net::IpAddr>().is_ok()
+            || name == "localhost"
+            || self.hosts.iter().any(|h| *h == name);
+        if !own {
+            tracing::warn!(host, "an admin request addressed to another host name: refused");
+        }
+        own
+    }
+
+    fn carries_token(&self, headers: &HeaderMap) -> bool {
         let Some(token) = &self.token else {
             return true;
         };
@@ -89,9 +125,21 @@ fn refused() -> Response {
         .into_response()
 }
 
+/// The answer to a request `admin` does not allow.
+fn refusal(admin: &Admin, headers: &HeaderMap) -> Response {
+    if admin.own_host(headers) {
+        return refused();
+    }
+    (
+        StatusCode::FORBIDDEN,
+        "this listener answers requests to its IP address, localhost, or a name given with --admin-host\n",
+    )
+        .into_response()
+}
+
 async fn status(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
     if !admin.allows(&headers) {
-        return refused();
+        return refusal(&admin, &headers);
     }
     match Status::read(&admin.store, &admin.locations, chrono::Utc::now()).await {
         Ok(status) => Html(page::render(&status)).into_response(),
@@ -112,7 +160,7 @@ async fn letter(
     headers: HeaderMap,
 ) -> Response {
     if !admin.allows(&headers) {
-        return refused();
+        return refusal(&admin, &headers);
     }
     let listed = match admin.store.list(DEAD) {
         Ok(listed) => listed,
@@ -142,7 +190,7 @@ async fn letter(
 
 async fn metrics(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
     if !admin.allows(&headers) {
-        return refused();
+        return refusal(&admin, &headers);
     }
     match &admin.metrics {
         Some(handle) => (
@@ -161,42 +209,70 @@ async fn metrics(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Respons
     }
 }
 
-/// Binds the operator's listener and serves it until `stopped`. A non-loopback
-/// address without a token is refused before anything is bound.
-pub async fn start(
+/// The operator's listener, bound: its address is known before anything else of
+/// `serve` starts.
+#[derive(Debug)]
+pub struct Bound {
+    listener: tokio::net::TcpListener,
     options: AdminOptions,
-    store: Store,
-    mut stopped: watch::Receiver<bool>,
-) -> Result<JoinHandle<()>, ServeError> {
-    let token = options.token.filter(|t| !t.is_empty());
+}
+
+/// Binds the operator's listener. A non-loopback address without a token is
+/// refused before anything is bound; the default address taken (another `serve`
+/// on this machine), any free port of it is taken instead.
+pub async fn bind(options: AdminOptions) -> Result<Bound, ServeError> {
+    let token = options.token.as_ref().filter(|t| !t.is_empty());
     if !options.listen.ip().is_loopback() && token.is_none() {
         return Err(ServeError::AdminUnguarded(options.listen));
     }
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .map_err(|e| ServeError::Listen(options.listen, e))?;
-    let address = listener.local_addr().map_err(ServeError::Server)?;
-    println!("  status page: http://{address}/status, metrics: http://{address}/metrics");
-    let admin = Arc::new(Admin {
-        store,
-        token: token.map(|t| digest(t.as_bytes())),
-        metrics: options.metrics,
-        locations: options.locations,
-    });
-    let app = axum::Router::new()
-        .route("/status", get(status))
-        .route("/status/dead/{id}", get(letter))
-        .route("/metrics", get(metrics))
-        .with_state(admin);
-    Ok(tokio::spawn(async move {
-        let stop = async move {
-            let _ = stopped.changed().await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!(error = %e, "the admin listener failed");
+    let listener = match tokio::net::TcpListener::bind(options.listen).await {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && options.any_free_port => {
+            let any = SocketAddr::new(options.listen.ip(), 0);
+            tokio::net::TcpListener::bind(any)
+                .await
+                .map_err(|e| ServeError::Listen(any, e))?
         }
-    }))
+        bound => bound.map_err(|e| ServeError::Listen(options.listen, e))?,
+    };
+    Ok(Bound { listener, options })
+}
+
+impl Bound {
+    pub fn address(&self) -> Result<SocketAddr, ServeError> {
+        self.listener.local_addr().map_err(ServeError::Server)
+    }
+
+    /// Serves it until `stopped`.
+    pub fn serve(self, store: Store, mut stopped: watch::Receiver<bool>) -> JoinHandle<()> {
+        let Bound { listener, options } = self;
+        let token = options.token.filter(|t| !t.is_empty());
+        let admin = Arc::new(Admin {
+            store,
+            hosts: options
+                .hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            token: token.map(|t| digest(t.as_bytes())),
+            metrics: options.metrics,
+            locations: options.locations,
+        });
+        let app = axum::Router::new()
+            .route("/status", get(status))
+            .route("/status/dead/{id}", get(letter))
+            .route("/metrics", get(metrics))
+            .with_state(admin);
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = stopped.changed().await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::error!(error = %e, "the admin listener failed");
+            }
+        })
+    }
 }

@@ -1,7 +1,8 @@
 //! ghl-capi in one process: the intake API, enrichment and dispatch over an embedded
 //! durable store, for a demo without AWS and for small shops that self-host.
 //!
-//! - [`store`]: the SQLite store: queues with SQS's semantics, and state.
+//! - [`store`]: the SQLite store: queues with SQS's semantics, and state;
+//!   [`files`]: its directory and files kept to their owner.
 //! - [`ports`]: the library's queue and state ports on it.
 //! - [`outbox`]: dry-run delivery for pixels without a token.
 //! - [`dev`]: the development key and the bundled sample webhook.
@@ -10,6 +11,7 @@
 //! - [`admin`]: the operator's listener; [`status`]: its page's figures.
 pub mod admin;
 pub mod dev;
+pub mod files;
 pub mod journal;
 pub mod outbox;
 pub mod ports;

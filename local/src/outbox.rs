@@ -28,7 +28,9 @@ impl LocalCapi {
         capi: CapiClient<MappingTokens<EnvSecrets>>,
         outbox: &Path,
     ) -> std::io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(outbox)?;
+        // The requests Meta would get: hashes, but also click ids and IP addresses.
+        crate::files::private_file(outbox)?;
+        let file = OpenOptions::new().append(true).open(outbox)?;
         Ok(LocalCapi {
             capi,
             outbox: Mutex::new(file),

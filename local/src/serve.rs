@@ -186,6 +186,10 @@ pub enum ServeError {
     AdminUnguarded(SocketAddr),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
+    #[error(
+        "--dev trusts a published development key: it listens on loopback only, not {0} (give --listen 127.0.0.1:PORT)"
+    )]
+    DevOffLoopback(SocketAddr),
     #[error("cannot open the outbox: {0}")]
     Outbox(std::io::Error),
     #[error("cannot build an HTTP client: {0}")]
@@ -202,9 +206,8 @@ fn lock_store(store: &std::path::Path) -> Result<std::fs::File, ServeError> {
     let mut path = store.as_os_str().to_owned();
     path.push(".lock");
     let path = PathBuf::from(path);
+    crate::files::private_file(&path).map_err(|e| ServeError::Lock(path.clone(), e))?;
     let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
         .write(true)
         .open(&path)
         .map_err(|e| ServeError::Lock(path.clone(), e))?;
@@ -220,15 +223,31 @@ pub async fn serve(
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    if let Some(dir) = options.store.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // Webhook bodies, the outbox and the journal: the owner's alone.
+        crate::files::private_dir(dir).map_err(|e| ServeError::Lock(dir.to_owned(), e))?;
+    }
     // Held until this process ends, however it ends: starting up releases the
     // messages a previous run had in hand, which must never be a live run's.
     let _only_serve = lock_store(&options.store)?;
     let store = Store::open(&options.store)?;
     let released = store.release_in_hand()?;
+    if options.dev && !options.listen.ip().is_loopback() {
+        return Err(ServeError::DevOffLoopback(options.listen));
+    }
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|e| ServeError::Listen(options.listen, e))?;
     let address = listener.local_addr().map_err(ServeError::Server)?;
+    // Bound before anything is said or started: a taken address fails here.
+    let admin = match options.admin {
+        Some(admin) => {
+            let wanted = admin.listen;
+            let bound = crate::admin::bind(admin).await?;
+            Some((wanted, bound))
+        }
+        None => None,
+    };
 
     let tokens = MappingTokens::new(&options.mapping, EnvSecrets);
     let mut dry = Vec::new();
@@ -305,8 +324,15 @@ pub async fn serve(
     let journal = options.journal.map(|inbox| {
         tokio::spawn(inbox.write(store.clone(), options.journal_retention, journal_stopped))
     });
-    let admin = match options.admin {
-        Some(admin) => Some(crate::admin::start(admin, store.clone(), stopped.clone()).await?),
+    let admin = match admin {
+        Some((wanted, bound)) => {
+            let at = bound.address()?;
+            if at != wanted {
+                println!("  {wanted} is taken (another serve?): the operator's listener took {at}");
+            }
+            println!("  status page: http://{at}/status, metrics: http://{at}/metrics");
+            Some(bound.serve(store.clone(), stopped.clone()))
+        }
         None => None,
     };
     let shared = Shared {

@@ -22,8 +22,16 @@ const DEDUP_WINDOW_MS: i64 = 5 * 60 * 1000;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
-#[error("local store: {0}")]
-pub struct StoreError(#[from] rusqlite::Error);
+pub enum StoreError {
+    #[error("local store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("local store: cannot keep {path} to its owner alone: {source}")]
+    Private {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// The store, shared by the server and the workers.
 #[derive(Debug, Clone)]
@@ -46,6 +54,12 @@ fn now_ms() -> i64 {
 impl Store {
     /// Opens (creating if need be) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        // Webhook bodies carry names, e-mails and phones: the owner's alone. (SQLite
+        // gives its WAL and shared-memory files the database's mode.)
+        crate::files::private_file(path).map_err(|source| StoreError::Private {
+            path: path.to_owned(),
+            source,
+        })?;
         let db = Connection::open(path)?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         // Every commit reaches the disk before it returns: acknowledged means kept.

@@ -1,6 +1,7 @@
 //! The `ghl-capi` command as users run it, a real process each time: one test
 //! binary, a module per command.
 
+mod admin;
 mod audiences;
 mod backfill;
 mod cli;

@@ -153,3 +153,42 @@ async fn only_our_apps_deliveries_of_our_locations_reach_a_pixel_kept_for_all() 
         .collect();
     assert_eq!(sources, [json!("Lead")], "ours alone");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_is_its_owners_alone_and_dev_mode_stays_on_loopback() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let mapping = dir.path().join("mapping.toml");
+    std::fs::write(&mapping, mapping_text()).expect("mapping written");
+    let data = dir.path().join("data");
+    let server = crate::serve::start_with(
+        &data,
+        &mapping,
+        ("http://127.0.0.1:9", "http://127.0.0.1:9"),
+        free_port(),
+        &[],
+    )
+    .await;
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path).expect("there").permissions().mode() & 0o777
+    };
+    assert_eq!(mode(&data), 0o700);
+    for file in ["store.db", "store.db-wal", "outbox.jsonl", "store.db.lock"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    drop(server);
+
+    // A published key, trusted off loopback: refused before anything starts.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["serve", "--dev", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(&data)
+        .arg("--mapping")
+        .arg(&mapping)
+        .env("ADMIN_LISTEN", "127.0.0.1:0")
+        .env("RECONCILE_EVERY", "0")
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("--dev") && said.contains("loopback"), "{said}");
+}

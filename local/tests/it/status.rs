@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use ghl_capi::jobs::{DeadLetter, LetterMessage, Stage};
 use ghl_capi::ports::state::StateStore;
-use ghl_capi_local::admin::{AdminOptions, start};
+use ghl_capi_local::admin::{AdminOptions, bind};
 use ghl_capi_local::journal::Entry;
 use ghl_capi_local::ports::LocalState;
 use ghl_capi_local::serve::ServeError;
@@ -236,11 +236,13 @@ async fn the_admin_listener_wants_its_token_and_a_bare_one_stays_on_loopback() {
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let open = AdminOptions {
         listen: "0.0.0.0:0".parse().expect("address"),
+        any_free_port: false,
+        hosts: vec![],
         token: None,
         metrics: None,
         locations: vec![],
     };
-    let refused = start(open, store.clone(), stopped.clone()).await;
+    let refused = bind(open).await;
     assert!(
         matches!(refused, Err(ServeError::AdminUnguarded(_))),
         "{refused:?}"
@@ -249,11 +251,13 @@ async fn the_admin_listener_wants_its_token_and_a_bare_one_stays_on_loopback() {
     let listen = free_address();
     let guarded = AdminOptions {
         listen,
+        any_free_port: false,
+        hosts: vec!["ops.example.net".into()],
         token: Some("s3cret-token".into()),
         metrics: None,
         locations: vec!["loc1".into()],
     };
-    let _server = start(guarded, store, stopped).await.expect("started");
+    let _server = bind(guarded).await.expect("bound").serve(store, stopped);
     let http = reqwest::Client::new();
     let url = format!("http://{listen}/status");
     let none = http.get(&url).send().await.expect("answer");
@@ -304,4 +308,42 @@ async fn the_admin_listener_wants_its_token_and_a_bare_one_stays_on_loopback() {
         .await
         .expect("answer");
     assert_eq!(missing.status(), 404);
+    // A page of another name pointed at this address (DNS rebinding) is refused,
+    // however it got the token; the listener's own names are not.
+    for (host, status) in [
+        ("evil.example.com", 403),
+        ("localhost:3001", 200),
+        ("OPS.example.net", 200),
+        ("[::1]:3001", 200),
+    ] {
+        let answer = http
+            .get(&url)
+            .header("host", host)
+            .bearer_auth("s3cret-token")
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), status, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn a_taken_default_admin_address_gives_way_to_a_free_port_and_a_chosen_one_fails_at_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listen = taken.local_addr().expect("address");
+    let options = |any_free_port| AdminOptions {
+        listen,
+        any_free_port,
+        hosts: vec![],
+        token: None,
+        metrics: None,
+        locations: vec![],
+    };
+    let fallback = bind(options(true)).await.expect("another port");
+    let at = fallback.address().expect("address");
+    assert!(at.ip().is_loopback() && at.port() != listen.port());
+    assert!(matches!(
+        bind(options(false)).await,
+        Err(ServeError::Listen(..))
+    ));
 }
