@@ -81,7 +81,7 @@ impl Admin {
         let name = name.to_ascii_lowercase();
         let own = name.parse::<std::net::IpAddr>().is_ok()
             || name == "localhost"
-            || self.hosts.iter().any(|h| *h == name);
+            || self.hosts.contains(&name);
         if !own {
             tracing::warn!(host, "an admin request addressed to another host name: refused");
         }
