@@ -2,6 +2,12 @@
 //! one per job done, keyed `done#{key}`, and one per kept record (a breaker, a held
 //! job's history, a mark), keyed `rec#{key}`, each with an `expires_at` TTL so contacts that
 //! stay quiet, old jobs and records age out.
+//!
+//! Records of the families listed by group ([`LISTED`]: the locations left to mint,
+//! each location's audience members and their applied changes) also carry `grp`,
+//! their key up to its last `#`, which the sparse index [`GROUP_INDEX`] is keyed by:
+//! one location's records are a `Query`, never a scan of the table. Records written
+//! before the index are given their `grp` once, by the first listing of their family.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,11 +23,18 @@ pub const TAGS_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
 /// than a message can stay queued with its dead-letter queue (14 days max).
 pub const PROCESSED_TTL: Duration = Duration::from_secs(15 * 24 * 3600);
 
+/// The index of records by group (partition key `grp`, sort key `pk`).
+pub const GROUP_INDEX: &str = "ByGroup";
+/// The record families listed by group.
+pub const LISTED: [&str; 3] = ["mint#", "member#", "applied#"];
+
 /// The state table (partition key `pk`, a string; TTL attribute `expires_at`).
 #[derive(Debug, Clone)]
 pub struct DynamoState {
     client: Client,
     table: String,
+    /// The families whose records are known to carry their group.
+    indexed: std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>,
 }
 
 impl DynamoState {
@@ -29,8 +42,18 @@ impl DynamoState {
         DynamoState {
             client,
             table: table.into(),
+            indexed: Default::default(),
         }
     }
+}
+
+/// The group a record of a listed family belongs to: its key up to its last `#`.
+fn group_of(key: &str) -> Option<&str> {
+    LISTED
+        .iter()
+        .any(|family| key.starts_with(family))
+        .then(|| key.rfind('#').map(|end| &key[..=end]))
+        .flatten()
 }
 
 fn key(location_id: &str, contact_id: &str) -> AttributeValue {
@@ -165,12 +188,14 @@ impl StateStore for DynamoState {
     }
 
     async fn set_record(&self, key: &str, text: &str, keep: Duration) -> Result<(), StateError> {
+        let mut item = grouped(key);
+        item.insert("pk".into(), record_key(key));
+        item.insert("text".into(), AttributeValue::S(text.to_owned()));
+        item.insert("expires_at".into(), expires_in(keep));
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", record_key(key))
-            .item("text", AttributeValue::S(text.to_owned()))
-            .item("expires_at", expires_in(keep))
+            .set_item(Some(item))
             .send()
             .await
             .map(|_| ())
@@ -245,38 +270,23 @@ impl StateStore for DynamoState {
         Ok(found)
     }
 
-    /// `BatchWriteItem`, 25 items a call, writing again what DynamoDB left
-    /// unprocessed.
+    /// A group of a listed family (`member#{audience}#{location}#`): one `Query`
+    /// of the group index. Any other prefix: a scan of the table (an operator's
+    /// command, never a function's).
     async fn records_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(pk, :prefix)")
-                .expression_attribute_values(":prefix", record_key(prefix))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| failed(e.into_service_error()))?;
-            for item in page.items().iter().filter(|item| live(item)) {
-                let key = item.get("pk").and_then(|v| v.as_s().ok());
-                let text = item.get("text").and_then(|v| v.as_s().ok());
-                if let (Some(key), Some(text)) = (key.and_then(|k| k.strip_prefix("rec#")), text) {
-                    found.push((key.to_owned(), text.clone()));
-                }
+        let mut found = match LISTED.iter().find(|family| prefix.starts_with(**family)) {
+            Some(family) if group_of(prefix) == Some(prefix) => {
+                self.index(family).await?;
+                self.query_group(prefix).await?
             }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
+            _ => self.scan(prefix).await?,
+        };
         found.sort();
         Ok(found)
     }
 
+    /// `BatchWriteItem`, 25 items a call, writing again what DynamoDB left
+    /// unprocessed.
     async fn set_records(
         &self,
         records: &[(String, String)],
@@ -286,10 +296,12 @@ impl StateStore for DynamoState {
             let mut writes = chunk
                 .iter()
                 .map(|(k, text)| {
+                    let mut item = grouped(k);
+                    item.insert("pk".into(), record_key(k));
+                    item.insert("text".into(), AttributeValue::S(text.clone()));
+                    item.insert("expires_at".into(), expires_in(keep));
                     let item = PutRequest::builder()
-                        .item("pk", record_key(k))
-                        .item("text", AttributeValue::S(text.clone()))
-                        .item("expires_at", expires_in(keep))
+                        .set_item(Some(item))
                         .build()
                         .map_err(failed)?;
                     Ok(WriteRequest::builder().put_request(item).build())
@@ -317,6 +329,135 @@ impl StateStore for DynamoState {
                     "DynamoDB left items unwritten after retries",
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+/// The `grp` attribute of a record of `key`, if its family is listed by group.
+fn grouped(key: &str) -> HashMap<String, AttributeValue> {
+    group_of(key)
+        .map(|group| ("grp".to_owned(), AttributeValue::S(group.to_owned())))
+        .into_iter()
+        .collect()
+}
+
+/// A listed record's key and text, if it is one and not past its time.
+fn listed(item: &HashMap<String, AttributeValue>) -> Option<(String, String)> {
+    if !live(item) {
+        return None;
+    }
+    let key = item.get("pk")?.as_s().ok()?.strip_prefix("rec#")?;
+    let text = item.get("text")?.as_s().ok()?;
+    Some((key.to_owned(), text.clone()))
+}
+
+impl DynamoState {
+    /// Every record of `group`, by the group index.
+    async fn query_group(&self, group: &str) -> Result<Vec<(String, String)>, StateError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GROUP_INDEX)
+                .key_condition_expression("grp = :group")
+                .expression_attribute_values(":group", AttributeValue::S(group.to_owned()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| failed(e.into_service_error()))?;
+            found.extend(page.items().iter().filter_map(listed));
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// Every record whose key starts with `prefix`, by a scan of the table.
+    async fn scan(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
+        Ok(self
+            .scan_items(prefix, None)
+            .await?
+            .iter()
+            .filter_map(listed)
+            .collect())
+    }
+
+    async fn scan_items(
+        &self,
+        prefix: &str,
+        only: Option<&str>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StateError> {
+        let filter = match only {
+            Some(more) => format!("begins_with(pk, :prefix) and {more}"),
+            None => "begins_with(pk, :prefix)".to_owned(),
+        };
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(&filter)
+                .expression_attribute_values(":prefix", record_key(prefix))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| failed(e.into_service_error()))?;
+            found.extend(page.items().iter().cloned());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// Gives `family`'s records written before the group index their `grp`, once
+    /// per table (a mark says it was done) and per process.
+    async fn index(&self, family: &'static str) -> Result<(), StateError> {
+        let known = |indexed: &std::sync::Mutex<Vec<&'static str>>| {
+            indexed.lock().map(|i| i.contains(&family)).unwrap_or(false)
+        };
+        if known(&self.indexed) {
+            return Ok(());
+        }
+        let mark = format!("indexed#{family}");
+        if self.record(&mark).await?.is_none() {
+            let unmarked = self
+                .scan_items(family, Some("attribute_not_exists(grp)"))
+                .await?;
+            for item in &unmarked {
+                let Some(key) = item.get("pk").and_then(|v| v.as_s().ok()) else {
+                    continue;
+                };
+                let Some(group) = key.strip_prefix("rec#").and_then(group_of) else {
+                    continue;
+                };
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("pk", AttributeValue::S(key.clone()))
+                    .update_expression("SET grp = :group")
+                    .expression_attribute_values(":group", AttributeValue::S(group.to_owned()))
+                    .send()
+                    .await
+                    .map_err(|e| failed(e.into_service_error()))?;
+            }
+            tracing::info!(
+                family,
+                records = unmarked.len(),
+                "records indexed by group, once"
+            );
+            self.set_record(&mark, "", Duration::from_secs(10 * 366 * 24 * 3600))
+                .await?;
+        }
+        if let Ok(mut indexed) = self.indexed.lock() {
+            indexed.push(family);
         }
         Ok(())
     }

@@ -66,7 +66,10 @@ pub struct Args {
 impl Args {
     fn subject(&self) -> anyhow::Result<Subject> {
         let id = |id: &str| -> anyhow::Result<String> {
-            anyhow::ensure!(plain(id), "{id:?} is not an id (letters, digits and -_.: only)");
+            anyhow::ensure!(
+                plain(id),
+                "{id:?} is not an id (letters, digits and -_.: only)"
+            );
             Ok(id.to_owned())
         };
         Ok(match (&self.contact, &self.webhook, &self.event) {
@@ -384,9 +387,15 @@ mod tests {
         // An id read back from the logs that a caller chose cannot change the query.
         let injected = journey_query(
             &Subject::Webhook("w1".into()),
-            &["w1".into(), r#"x" or 1=1 | display @message | limit 1 #"#.into()],
+            &[
+                "w1".into(),
+                r#"x" or 1=1 | display @message | limit 1 #"#.into(),
+            ],
         );
-        assert!(!injected.contains("1=1") && injected.contains(r#"["w1"]"#), "{injected}");
+        assert!(
+            !injected.contains("1=1") && injected.contains(r#"["w1"]"#),
+            "{injected}"
+        );
     }
 
     #[test]

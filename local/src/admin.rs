@@ -83,7 +83,10 @@ impl Admin {
             || name == "localhost"
             || self.hosts.contains(&name);
         if !own {
-            tracing::warn!(host, "an admin request addressed to another host name: refused");
+            tracing::warn!(
+                host,
+                "an admin request addressed to another host name: refused"
+            );
         }
         own
     }

@@ -28,4 +28,3 @@ pub fn private_dir(path: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
-

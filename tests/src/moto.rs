@@ -76,29 +76,47 @@ pub async fn queue(
         .expect("url")
 }
 
-/// A fresh state table as the template defines it (key `pk`, on demand); its name.
+/// A fresh state table as the template defines it (key `pk`, on demand, with the
+/// sparse group index); its name.
 pub async fn state_table(client: &aws_sdk_dynamodb::Client) -> String {
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
     };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attr")
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("key")
+    };
+    let by_group = GlobalSecondaryIndex::builder()
+        // `ghl_capi_aws::dynamo::GROUP_INDEX`, as the template names it.
+        .index_name("ByGroup")
+        .key_schema(key("grp", KeyType::Hash))
+        .key_schema(key("pk", KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .expect("index");
     let name = crate::unique("state");
     client
         .create_table()
         .table_name(&name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attr"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("grp"))
+        .key_schema(key("pk", KeyType::Hash))
+        .global_secondary_indexes(by_group)
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await

@@ -122,3 +122,60 @@ async fn records_are_read_with_their_texts_and_written_many_at_once_and_run_out(
         "a mark past its time is gone, whatever the table's TTL sweep"
     );
 }
+
+#[tokio::test]
+async fn one_locations_records_are_listed_by_the_group_index_older_ones_indexed_once() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let client = client();
+    let name = table(&client).await;
+    // Written by a build before the index: no group.
+    for contact in ["c1", "c2"] {
+        client
+            .put_item()
+            .table_name(&name)
+            .item(
+                "pk",
+                AttributeValue::S(format!("rec#member#vips#loc1#{contact}")),
+            )
+            .item("text", AttributeValue::S(format!("old {contact}")))
+            .send()
+            .await
+            .expect("written");
+    }
+    let state = DynamoState::new(client.clone(), &name);
+    let hour = std::time::Duration::from_secs(3600);
+    state
+        .set_records(
+            &[
+                ("member#vips#loc1#c3".into(), "new c3".into()),
+                ("member#vips#loc2#c9".into(), "another location".into()),
+                ("mint#loc7".into(), "co1".into()),
+            ],
+            hour,
+        )
+        .await
+        .expect("written");
+    let listed = state
+        .records_under("member#vips#loc1#")
+        .await
+        .expect("listed");
+    let texts: Vec<&str> = listed.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["old c1", "old c2", "new c3"],
+        "one location's, old and new"
+    );
+    // Indexed now: a fresh process lists them by the index alone.
+    let fresh = DynamoState::new(client.clone(), &name);
+    assert_eq!(
+        fresh
+            .records_under("member#vips#loc1#")
+            .await
+            .expect("listed"),
+        listed
+    );
+    assert_eq!(
+        fresh.records_under("mint#").await.expect("listed"),
+        [("mint#loc7".to_owned(), "co1".to_owned())]
+    );
+}

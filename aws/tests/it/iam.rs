@@ -14,13 +14,28 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use serde_json::Value;
 
-/// The calls one handler made: (IAM action, resource named in the request).
+/// The calls one handler made: (IAM action, resource named in the request, and
+/// for DynamoDB each partition key it names, `dynamodb:LeadingKeys`).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Calls(Arc<Mutex<BTreeSet<(String, String)>>>);
+pub(crate) struct Calls(Arc<Mutex<BTreeSet<(String, String, String)>>>);
 
 impl Calls {
     pub(crate) fn seen(&self) -> BTreeSet<(String, String)> {
-        self.0.lock().expect("lock").clone()
+        let calls = self.0.lock().expect("lock");
+        calls
+            .iter()
+            .map(|(a, r, _)| (a.clone(), r.clone()))
+            .collect()
+    }
+
+    /// Each (action, resource, partition key) of the DynamoDB calls.
+    pub(crate) fn keys(&self) -> BTreeSet<(String, String, String)> {
+        let calls = self.0.lock().expect("lock");
+        calls
+            .iter()
+            .filter(|(_, _, k)| !k.is_empty())
+            .cloned()
+            .collect()
     }
 
     /// `sdk` with every request it sends recorded here (over plain HTTP, as moto
@@ -63,12 +78,48 @@ impl Calls {
             .find_map(|k| body[k].as_str().map(str::to_owned))
             .or_else(|| body["RequestItems"].as_object()?.keys().next().cloned())
             .unwrap_or_else(|| "*".to_owned());
-        self.0
-            .lock()
-            .expect("lock")
-            .insert((format!("{prefix}:{action}"), resource));
+        // An index is a resource of its own.
+        let resource = match body["IndexName"].as_str() {
+            Some(index) => format!("{resource}/index/{index}"),
+            None => resource,
+        };
+        let action = format!("{prefix}:{action}");
+        let mut calls = self.0.lock().expect("lock");
+        let keys = partition_keys(&body);
+        for key in &keys {
+            calls.insert((action.clone(), resource.clone(), key.clone()));
+        }
+        if keys.is_empty() {
+            calls.insert((action, resource, String::new()));
+        }
     }
 }
+
+/// The partition keys (`pk`) a DynamoDB request names: its item's or key's, or
+/// each of a batch's.
+fn partition_keys(body: &Value) -> Vec<String> {
+    let pk = |v: &Value| v["pk"]["S"].as_str().map(str::to_owned);
+    let mut keys: Vec<String> = [&body["Item"], &body["Key"]]
+        .into_iter()
+        .filter_map(pk)
+        .collect();
+    for requests in body["RequestItems"]
+        .as_object()
+        .into_iter()
+        .flat_map(|r| r.values())
+    {
+        for request in requests.as_array().into_iter().flatten() {
+            keys.extend(pk(&request["PutRequest"]["Item"]));
+            keys.extend(pk(&request["DeleteRequest"]["Key"]));
+        }
+        for key in requests["Keys"].as_array().into_iter().flatten() {
+            keys.extend(pk(key));
+        }
+    }
+    keys
+}
+
+impl Calls {}
 
 #[derive(Debug)]
 struct Recorder {
@@ -117,11 +168,34 @@ pub(crate) fn allowed(
     action: &str,
     resource: &str,
 ) -> bool {
+    allowed_key(t, s, function, action, resource, None)
+}
+
+/// As [`allowed`], for a call naming the partition key `key`: a statement with a
+/// `dynamodb:LeadingKeys` condition allows only keys its patterns match.
+pub(crate) fn allowed_key(
+    t: &yaml_rust2::Yaml,
+    s: &Stack,
+    function: &str,
+    action: &str,
+    resource: &str,
+    key: Option<&str>,
+) -> bool {
     let vars = &t["Resources"][function]["Properties"]["Environment"]["Variables"];
     let names = |r: &yaml_rust2::Yaml| -> bool {
         let r = text(r);
         if r == "*" {
             return true;
+        }
+        // `!Sub "${Table.Arn}/index/Name"`: that index of the table.
+        if let Some((table, index)) = r.split_once("/index/") {
+            let logical = table.trim_start_matches("${").trim_end_matches(".Arn}");
+            return vars.as_hash().into_iter().flatten().any(|(var, value)| {
+                text(value) == logical
+                    && s.vars
+                        .get(text(var).as_str())
+                        .is_some_and(|v| resource == format!("{v}/index/{index}"))
+            });
         }
         // `!Sub "…:secret:${AWS::StackName}/ghl/*"`: the stack's secrets by name.
         if let Some((_, name)) = r.split_once(":secret:") {
@@ -140,11 +214,27 @@ pub(crate) fn allowed(
                     .is_some_and(|v| v == resource)
         })
     };
+    let leading = |st: &yaml_rust2::Yaml| -> bool {
+        let patterns = list(&st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]);
+        if patterns.is_empty() {
+            return true;
+        }
+        // Keys are checked call by call ([`Calls::keys`]).
+        let Some(key) = key else { return true };
+        patterns.iter().any(|p| {
+            let p = text(p);
+            match p.strip_suffix('*') {
+                Some(prefix) => key.starts_with(prefix),
+                None => key == p,
+            }
+        })
+    };
     statements(t, function).iter().any(|st| {
         list(&st["Action"])
             .iter()
             .any(|a| a.as_str() == Some(action))
             && list(&st["Resource"]).iter().any(names)
+            && leading(st)
     })
 }
 
@@ -222,6 +312,16 @@ async fn every_aws_call_a_handler_makes_is_one_its_role_allows_on_that_resource(
             );
             all.insert(action);
         }
+        let keys = calls.keys();
+        if function != &"IntakeFunction" {
+            assert!(!keys.is_empty(), "{function} named no state keys");
+        }
+        for (action, resource, key) in keys {
+            assert!(
+                allowed_key(&t, &s, function, &action, &resource, Some(&key)),
+                "{function} calls {action} on {resource} for key {key}, which its role does not allow"
+            );
+        }
     }
     for expected in [
         "sqs:SendMessage",
@@ -285,6 +385,19 @@ async fn every_aws_call_the_scheduled_refresh_makes_is_one_its_role_allows() {
         assert!(
             allowed(&t, &s, "TokenRefreshFunction", action, resource),
             "TokenRefreshFunction calls {action} on {resource}, which its role does not allow"
+        );
+    }
+    for (action, resource, key) in calls.keys() {
+        assert!(
+            allowed_key(
+                &t,
+                &s,
+                "TokenRefreshFunction",
+                &action,
+                &resource,
+                Some(&key)
+            ),
+            "TokenRefreshFunction calls {action} on {resource} for key {key}, which its role does not allow"
         );
     }
     let actions: BTreeSet<&str> = seen.iter().map(|(a, _)| a.as_str()).collect();

@@ -257,14 +257,8 @@ fn ghls_deliveries_have_a_throttle_of_their_own_well_above_the_other_routes() {
     let route = &t["Resources"]["IntakeFunction"]["Properties"]["Events"]["Webhook"]["Properties"];
     assert_eq!(route["Path"].as_str(), Some("/webhooks/ghl"));
     let settings = &route["RouteSettings"];
-    assert_eq!(
-        settings["ThrottlingRateLimit"]["Ref"].as_str(),
-        Some("WebhookRateLimit")
-    );
-    assert_eq!(
-        settings["ThrottlingBurstLimit"]["Ref"].as_str(),
-        Some("WebhookBurstLimit")
-    );
+    assert_eq!(text(&settings["ThrottlingRateLimit"]), "WebhookRateLimit");
+    assert_eq!(text(&settings["ThrottlingBurstLimit"]), "WebhookBurstLimit");
     let default = |name: &str| {
         t["Parameters"][name]["Default"]
             .as_i64()

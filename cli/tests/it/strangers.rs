@@ -190,5 +190,8 @@ async fn the_data_directory_is_its_owners_alone_and_dev_mode_stays_on_loopback()
         .expect("runs");
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(said.contains("--dev") && said.contains("loopback"), "{said}");
+    assert!(
+        said.contains("--dev") && said.contains("loopback"),
+        "{said}"
+    );
 }
