@@ -6,7 +6,12 @@
 //!
 //! The same function takes the connect queue's messages ([`Connected`]): an
 //! install announces each location it connects, and its first run, the baseline,
-//! is taken then rather than at the next scheduled run.
+//! is taken then rather than at the next scheduled run. Its seeds are counted by
+//! the function, not by the queue: while a run holds the function's one slot, the
+//! queue's polls are throttled, and each counts a receive, so the queue allows
+//! many and the announcement waits. A seed started [`SEED_TRIES`] times and never
+//! finished (the function's time ran out each time) goes to the connect
+//! dead-letter queue, for a person to seed from a machine.
 
 use std::time::Duration;
 
@@ -26,6 +31,10 @@ use crate::sqs::SqsQueue;
 
 /// Stop starting locations this long before the function's deadline.
 const MARGIN: Duration = Duration::from_secs(60);
+/// How often an announced location's seed may start before it waits for a person.
+pub const SEED_TRIES: u32 = 3;
+/// How long a location's seed attempts are counted.
+const TRIES_KEPT: Duration = Duration::from_secs(3 * 24 * 3600);
 
 /// The reconciliation function over its AWS adapters.
 #[derive(Debug)]
@@ -35,6 +44,8 @@ pub struct Reconciliation {
     pub enrich: SqsQueue,
     pub prefix: String,
     pub settings: ReconcileSettings,
+    /// Where announcements whose seed never finished wait.
+    pub connect_dead: Option<SqsQueue>,
 }
 
 impl Reconciliation {
@@ -45,6 +56,9 @@ impl Reconciliation {
             enrich: SqsQueue::new(aws_sdk_sqs::Client::new(sdk), settings.enrich_queue_url),
             prefix: settings.ghl.token_prefix,
             settings: settings.reconcile,
+            connect_dead: settings
+                .connect_dead_letter_queue_url
+                .map(|url| SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url)),
         })
     }
 
@@ -144,11 +158,11 @@ impl Reconciliation {
             let body = message.body.as_deref().unwrap_or_default();
             match serde_json::from_str::<Connected>(body) {
                 Ok(Connected { connected }) => {
-                    tracing::info!(
-                        location_id = connected,
-                        "a location connected: its first run"
-                    );
-                    self.reconcile(&connected).await;
+                    if !self.seed(&connected, body).await {
+                        let mut failure = BatchItemFailure::default();
+                        failure.item_identifier = id;
+                        response.batch_item_failures.push(failure);
+                    }
                 }
                 Err(e) => tracing::warn!(
                     message_id = id,
@@ -159,6 +173,69 @@ impl Reconciliation {
         }
         crate::metrics::flush();
         response
+    }
+
+    /// An announced location's first run, unless it is seeded already or its seed
+    /// started [`SEED_TRIES`] times before (then the announcement goes to the
+    /// connect dead-letter queue); whether the message is done with (`false`: the
+    /// state store or that queue failed, and it comes back).
+    async fn seed(&self, location: &str, announcement: &str) -> bool {
+        match ghl_capi::ops::seed::seeded(&self.state, location).await {
+            Ok(Some(_)) => return true,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(location_id = location, error = %e, "cannot read whether the location is seeded");
+                return false;
+            }
+        }
+        let key = format!("seeding#{location}");
+        let tries = match self.state.record(&key).await {
+            Ok(text) => text.and_then(|t| t.parse::<u32>().ok()).unwrap_or(0),
+            Err(e) => {
+                tracing::warn!(location_id = location, error = %e, "cannot read the seed's attempts");
+                return false;
+            }
+        };
+        if tries >= SEED_TRIES {
+            return self.gave_up(location, announcement, tries).await;
+        }
+        if let Err(e) = self
+            .state
+            .set_record(&key, &(tries + 1).to_string(), TRIES_KEPT)
+            .await
+        {
+            tracing::warn!(location_id = location, error = %e, "cannot count the seed's attempt");
+            return false;
+        }
+        tracing::info!(
+            location_id = location,
+            attempt = tries + 1,
+            "a location connected: its first run"
+        );
+        self.reconcile(location).await;
+        true
+    }
+
+    /// The announcement of a seed that never finished, to the connect dead-letter
+    /// queue (its alarm asks a person to seed from a machine).
+    async fn gave_up(&self, location: &str, announcement: &str, tries: u32) -> bool {
+        tracing::error!(
+            location_id = location,
+            tries,
+            alert = "seed_not_taken",
+            "a location's seed started {tries} times and never finished: seed it from a machine (ghl-capi reconcile --seed --aws)"
+        );
+        let Some(dead) = &self.connect_dead else {
+            return true;
+        };
+        let message = ghl_capi::ports::queue::Outgoing::new(announcement.to_owned());
+        match ghl_capi::ports::queue::Queue::send(dead, message).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(location_id = location, error = %e, "cannot park the announcement");
+                false
+            }
+        }
     }
 
     pub async fn run(self) -> Result<(), lambda_runtime::Error> {

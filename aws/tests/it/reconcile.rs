@@ -186,3 +186,74 @@ async fn an_installs_announcement_seeds_its_location_at_once() {
         .collect();
     assert_eq!(back, ["m0", "m1"]);
 }
+
+#[tokio::test]
+async fn an_announcement_whose_seed_never_finished_waits_for_a_person_not_the_queues_count() {
+    use ghl_capi::ports::state::StateStore;
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let s = Stack::with("", &[]).await;
+    let ghl = ContactsStandIn::new(LOCATION);
+    ghl.create(
+        "c1",
+        &["lead"],
+        chrono::Utc::now() - chrono::Duration::days(3),
+    );
+    ghl.mount(&s.ghl).await;
+    let parked =
+        ghl_capi_tests::moto::queue(&s.sqs, &ghl_capi_tests::unique("connect-dead"), None).await;
+    let mut vars = s.vars.clone();
+    vars.insert("CONNECT_DEAD_LETTER_QUEUE_URL", parked.clone());
+    let settings = ReconcileFnSettings::from_lookup(|n| vars.get(n).cloned()).expect("settings");
+    let sdk = ghl_capi_tests::moto::sdk_config().await;
+    let function = Reconciliation::new(settings, &sdk)
+        .await
+        .expect("reconciliation");
+    let announced = serde_json::to_string(&Connected {
+        connected: LOCATION.into(),
+    })
+    .expect("json");
+    // Its seed started three times, and the function's time ran out each time.
+    let hour = Duration::from_secs(3600);
+    function
+        .state
+        .set_record(&format!("seeding#{LOCATION}"), "3", hour)
+        .await
+        .expect("counted");
+    let answer = function
+        .connected(
+            &announcements(&[&announced]),
+            Instant::now() + Duration::from_secs(600),
+        )
+        .await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert!(
+        seeded(&function.state, LOCATION)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    let waiting = ghl_capi_tests::moto::receive(&s.sqs, &parked).await;
+    assert_eq!(waiting.len(), 1, "parked for a person");
+    assert_eq!(waiting[0].body(), Some(announced.as_str()));
+
+    // However often the queue handed it out while runs were throttled, a first
+    // attempt seeds it.
+    function
+        .state
+        .set_record(&format!("seeding#{LOCATION}"), "0", hour)
+        .await
+        .expect("counted");
+    let answer = function
+        .connected(
+            &announcements(&[&announced]),
+            Instant::now() + Duration::from_secs(600),
+        )
+        .await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert!(
+        seeded(&function.state, LOCATION)
+            .await
+            .expect("read")
+            .is_some()
+    );
+}

@@ -183,6 +183,8 @@ fn every_queue_a_function_sends_to_is_one_its_policy_allows() {
         ("DispatchFunction", delay, "DISPATCH_QUEUE_URL"),
         // Reconciliation queues the changes it finds for enrichment.
         ("ReconcileFunction", send, "ENRICH_QUEUE_URL"),
+        // ...and parks an announcement whose seed never finished.
+        ("ReconcileFunction", send, "CONNECT_DEAD_LETTER_QUEUE_URL"),
     ];
     for (function, action, var) in uses {
         let vars_in_template = &t["Resources"][function]["Properties"]["Environment"]["Variables"];
@@ -234,6 +236,15 @@ fn no_queue_limit_cuts_a_held_message_short_and_every_aws_call_ends_inside_its_f
             "{queue}: kept {retention} s, held up to {longest} s"
         );
     }
+    // Throttled polls of the connect queue (while a run holds the reconciliation's
+    // one slot) count receives: the function counts its own seeds instead.
+    let connect = t["Resources"]["ConnectQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+        .as_i64()
+        .expect("limit");
+    assert!(
+        connect >= 100,
+        "{connect} receives dead-letter throttled announcements"
+    );
     // The enrichment function letters a job (with its cause) before SQS moves it.
     let limit = t["Resources"]["EnrichQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
         .as_i64()

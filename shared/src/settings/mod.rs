@@ -191,6 +191,10 @@ pub struct ReconcileFnSettings {
     /// How it lists ([`Env::reconcile`]); opportunities too when the mapping
     /// (`MAPPING_FILE` or `MAPPING_TOML`) reads them.
     pub reconcile: ReconcileSettings,
+    /// `CONNECT_DEAD_LETTER_QUEUE_URL`: where an install's announcement whose seed
+    /// was cut short too often waits for a person; unset, it is dropped with an
+    /// error line (the scheduled runs seed the location still).
+    pub connect_dead_letter_queue_url: Option<String>,
 }
 
 impl ReconcileFnSettings {
@@ -203,6 +207,7 @@ impl ReconcileFnSettings {
             state_table: env.required("STATE_TABLE", "the DynamoDB state table's name"),
             enrich_queue_url: env.required("ENRICH_QUEUE_URL", "the enrichment queue's URL"),
             reconcile: env.reconcile(),
+            connect_dead_letter_queue_url: env.optional("CONNECT_DEAD_LETTER_QUEUE_URL"),
         };
         settings.reconcile.opportunities = mapping.is_some_and(|m| m.reads_opportunities());
         env.finish(|| Some(settings))
