@@ -306,3 +306,58 @@ async fn a_refused_grant_after_a_lost_answer_holds_the_location_and_says_so_inst
         Some(GhlError::Unauthorized)
     );
 }
+
+/// A lease another process takes over once this one holds it: the first
+/// acquisition is granted, every later one (a renewal) refused.
+#[derive(Default)]
+struct TakenOver(std::sync::atomic::AtomicU32);
+
+impl ghl_capi::ports::lease::Lease for TakenOver {
+    async fn acquire(
+        &self,
+        _: &str,
+        _: &str,
+        _: Duration,
+    ) -> Result<bool, ghl_capi::ports::lease::LeaseError> {
+        Ok(self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0)
+    }
+
+    async fn release(&self, _: &str, _: &str) -> Result<(), ghl_capi::ports::lease::LeaseError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_that_lost_its_lease_stops_before_asking_ghl() {
+    let server = MockServer::start().await;
+    // Another process holds the lease now, with the same refresh token: this one
+    // must not send it too.
+    token_endpoint(
+        &server,
+        200,
+        json!({"access_token": "at-2", "refresh_token": "rt-2"}),
+        0,
+    )
+    .await;
+    let secrets = MemorySecrets::default();
+    let set = json!({"access_token": "at-old", "refresh_token": "rt-old",
+        "expires_at": chrono::Utc::now().to_rfc3339(), "user_type": "Location"});
+    secrets.put(SECRET, &set.to_string()).await.expect("stored");
+    let app = fixtures::app_in(&secrets, &server.uri()).await;
+    let tokens = ManagedTokens::new(
+        secrets.clone(),
+        TakenOver::default(),
+        MemoryState::default(),
+        Some(app),
+        "ghl-capi/ghl/",
+    );
+    assert!(matches!(
+        tokens.token("loc").await,
+        Err(GhlError::Unavailable { .. })
+    ));
+    assert_eq!(
+        stored(&secrets).await.refresh_token.as_deref(),
+        Some("rt-old"),
+        "nothing written: the other process's refresh stands"
+    );
+}

@@ -43,7 +43,7 @@ impl<S: VersionedSecrets, L: Lease, M: StateStore> ManagedTokens<S, L, M> {
                 .map_err(unavailable)?
             {
                 let outcome = tokio::select! {
-                    outcome = self.refresh_holding_lease(name, &seen, after_refusal) => outcome,
+                    outcome = self.refresh_holding_lease(name, &seen, after_refusal, &lock) => outcome,
                     never = self.renew(&lock) => match never {},
                 };
                 if let Err(e) = self.lease.release(&lock, &self.owner).await {
@@ -70,14 +70,19 @@ impl<S: VersionedSecrets, L: Lease, M: StateStore> ManagedTokens<S, L, M> {
         }
     }
 
-    /// Keeps the lease `lock` while the refresh works; never ends by itself. (A
-    /// renewal that fails is logged: every write is a compare-and-swap anyway.)
+    /// Keeps the lease `lock` while the refresh works; never ends by itself. Once
+    /// taken over it stops renewing (it must not take the lease back); the refresh
+    /// checks the lease itself before it asks GHL. (A renewal that fails is
+    /// logged: every write is a compare-and-swap anyway.)
     async fn renew(&self, lock: &str) -> std::convert::Infallible {
         loop {
             tokio::time::sleep(LEASE / 3).await;
             match self.lease.acquire(lock, &self.owner, LEASE).await {
                 Ok(true) => {}
-                Ok(false) => tracing::warn!(lock, "the refresh lease was taken over"),
+                Ok(false) => {
+                    tracing::warn!(lock, "the refresh lease was taken over");
+                    return std::future::pending().await;
+                }
                 Err(e) => {
                     tracing::warn!(lock, error = %crate::error::chain(&e), "cannot renew the refresh lease")
                 }
@@ -116,6 +121,7 @@ impl<S: VersionedSecrets, L: Lease, M: StateStore> ManagedTokens<S, L, M> {
         name: &str,
         seen: &Stored,
         after_refusal: bool,
+        lock: &str,
     ) -> Result<LocationToken, GhlError> {
         // Someone may have finished just before the lease was ours.
         let current = self.current(name).await?;
@@ -126,6 +132,25 @@ impl<S: VersionedSecrets, L: Lease, M: StateStore> ManagedTokens<S, L, M> {
             return Ok(token);
         }
         let oauth = self.oauth().await?;
+        // The last moment to stop: once GHL is asked, its answer must be kept. A
+        // lease lost by now (this process stalled past it) may be another's, who
+        // would send GHL the same refresh token: this one stops, and the other's
+        // refresh stands.
+        if !self
+            .lease
+            .acquire(lock, &self.owner, LEASE)
+            .await
+            .map_err(unavailable)?
+        {
+            tracing::warn!(
+                secret = name,
+                "the refresh lease was taken over: this refresh stops before asking GHL"
+            );
+            return Err(GhlError::unavailable(
+                "token refresh",
+                "the refresh lease was taken over: another process refreshes",
+            ));
+        }
         let set = &current.set;
         let answer = match (&set.refresh_token, &set.company_id, &set.location_id) {
             (Some(refresh_token), _, _) => {
