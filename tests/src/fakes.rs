@@ -114,6 +114,8 @@ pub struct FakeMeta {
     /// Audience requests: the audience id and the request.
     audience_requests: Mutex<Vec<(String, UsersRequest)>>,
     answer: Mutex<Option<Answer>>,
+    /// Requests of more events than this are answered a bare `413`.
+    most: Mutex<Option<usize>>,
 }
 
 impl FakeMeta {
@@ -131,6 +133,12 @@ impl FakeMeta {
             status,
             body: body.to_owned(),
         });
+    }
+
+    /// From now on, a request of more than `events` events is answered a bare
+    /// `413` (too large), as a proxy in front of Meta would.
+    pub fn too_large_over(&self, events: usize) {
+        *self.most.lock().expect("lock") = Some(events);
     }
 
     /// Each request's dataset and number of events, in order.
@@ -193,8 +201,14 @@ impl EventsApi for FakeMeta {
         request: &EventRequest,
     ) -> Result<Answer, TransportError> {
         let fixed = self.answer.lock().expect("lock").clone();
+        let most = *self.most.lock().expect("lock");
         let answer = if let Some(answer) = fixed {
             answer
+        } else if most.is_some_and(|most| request.data.len() > most) {
+            Answer {
+                status: 413,
+                body: "<html>Request Entity Too Large</html>".into(),
+            }
         } else if request.data.iter().any(|e| e.event_name == "Bad") {
             Answer {
                 status: 400,

@@ -91,6 +91,12 @@ pub(super) fn without_error(status: u16) -> Bare {
     }
 }
 
+/// Meta's subcode for a user parameter it wanted hashed and got in clear.
+const NOT_HASHED: i64 = 2_804_016;
+/// Meta's subcode for a standard event refused with `action_source =
+/// business_messaging`.
+const STANDARD_EVENT_REFUSED: i64 = 2_804_066;
+
 /// Classifies an HTTP answer from the events endpoint.
 pub fn classify(status: u16, body: &str) -> Disposition {
     if (200..300).contains(&status) {
@@ -106,6 +112,13 @@ pub fn classify(status: u16, body: &str) -> Disposition {
             },
         };
     }
+    // Too large: the request, not the token or the dataset. Split like a refused
+    // batch (a single event this large is a letter); the pixel is never held.
+    if status == 413 {
+        return Disposition::Invalid {
+            reason: "HTTP 413: Meta refused the request as too large".into(),
+        };
+    }
     let Ok(Failure { error }) = serde_json::from_str::<Failure>(body) else {
         return match without_error(status) {
             Bare::Refused(reason) => Disposition::Condemned { reason },
@@ -114,6 +127,10 @@ pub fn classify(status: u16, body: &str) -> Disposition {
     };
     let reason = error.reason();
     match (error.code, error.error_subcode) {
+        // Refusals of the event itself, whatever the code or transience they come
+        // with (`reference/meta-capi.md` §10.4): a user parameter sent unhashed,
+        // a standard event refused for `business_messaging`.
+        (_, Some(NOT_HASHED | STANDARD_EVENT_REFUSED)) => Disposition::Invalid { reason },
         // The token, a permission, or the dataset ("object does not exist, cannot be
         // loaded due to missing permissions"): request-wide, whatever the events.
         (190 | 102 | 10 | 200..=299, _) | (100, Some(33)) => Disposition::Condemned { reason },
@@ -219,6 +236,37 @@ mod tests {
             classify(500, &error(9999, None, false)),
             Disposition::Retry { .. }
         ));
+    }
+
+    #[test]
+    fn a_too_large_request_is_split_never_held() {
+        for body in [
+            "",
+            "<html>Request Entity Too Large</html>",
+            &error(1, None, true),
+        ] {
+            let d = classify(413, body);
+            assert!(
+                matches!(&d, Disposition::Invalid { reason } if reason.contains("413")),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unhashed_parameters_and_refused_standard_events_are_the_events_own_refusals() {
+        for (code, subcode, transient) in [
+            (100, 2_804_016, false),
+            (100, 2_804_066, false),
+            (3, 2_804_016, false),
+            (100, 2_804_066, true),
+        ] {
+            let d = classify(400, &error(code, Some(subcode), transient));
+            assert!(
+                matches!(&d, Disposition::Invalid { reason } if reason.contains(&subcode.to_string())),
+                "{code}/{subcode}: {d:?}"
+            );
+        }
     }
 
     #[test]

@@ -80,7 +80,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                         &record.message_id,
                         Stage::Dispatch,
                         "malformed_message",
-                        e.to_string(),
+                        crate::ghl::webhook::FieldError::of("", &e).to_string(),
                     );
                     malformed.at = Some(now);
                     let outcome = Outcome::DeadLetter(malformed);

@@ -96,6 +96,32 @@ fn malformed_bodies_are_named_errors() {
         missing_id.contains("ContactCreate") && missing_id.contains("id"),
         "{missing_id}"
     );
+    // A value of the wrong shape: the field and the type expected are named,
+    // never the value (it may be an e-mail or a phone, and it goes into a letter).
+    for (body, field) in [
+        (
+            r#"{"type":"ContactCreate","locationId":"x","id":"c1","tags":{"jane@example.com":1}}"#,
+            "tags",
+        ),
+        (
+            r#"{"type":"ContactCreate","locationId":"x","id":"c1","attributionSource":"jane@example.com"}"#,
+            "attributionSource",
+        ),
+        (
+            r#"{"type":"OpportunityStatusUpdate","locationId":"x","id":"o1","monetaryValue":"+1 650 555 1212"}"#,
+            "monetaryValue",
+        ),
+    ] {
+        let said = Webhook::parse(body.as_bytes()).unwrap_err().to_string();
+        assert!(
+            !said.contains("jane") && !said.contains("555"),
+            "the value is not quoted: {said}"
+        );
+        assert!(
+            said.contains(&format!("`{field}`")) && said.contains("expected"),
+            "{said}"
+        );
+    }
 }
 
 struct Vectors {

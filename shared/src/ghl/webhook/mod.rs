@@ -67,8 +67,45 @@ pub enum ParseError {
     Malformed {
         kind: String,
         #[source]
-        source: serde_json::Error,
+        source: FieldError,
     },
+}
+
+/// Which field of a body did not read, and as what it was expected; never the
+/// value it held (a letter and a log line carry this, and a value may be an
+/// e-mail or a phone).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}{at}", at = if self.field.is_empty() { String::new() } else { format!(" (field `{}`)", self.field) })]
+pub struct FieldError {
+    /// Its path in the body (`attributionSource.fbclid`, `customFields[2].value`).
+    pub field: String,
+    /// What was wrong, without the value: `invalid type, expected a string`.
+    pub what: String,
+}
+
+impl FieldError {
+    /// `error` at `field`, its words stripped of the value it quotes.
+    pub fn of(field: &str, error: &serde_json::Error) -> Self {
+        let text = error.to_string();
+        let text = text.split(" at line ").next().unwrap_or_default();
+        let what = match text.split_once(", expected ") {
+            // `invalid type: string "…", expected u64`: the value goes.
+            Some((found, expected)) => {
+                let found = found.split([':', '`', '"']).next().unwrap_or_default();
+                format!("{}, expected {expected}", found.trim())
+            }
+            // `missing field `id``, syntax errors: no value in them.
+            None => text.to_owned(),
+        };
+        FieldError {
+            field: if field == "." {
+                String::new()
+            } else {
+                field.to_owned()
+            },
+            what,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -82,12 +119,40 @@ fn typed<T: DeserializeOwned>(
     kind: &str,
     wrap: fn(T) -> Webhook,
 ) -> Result<Webhook, ParseError> {
-    serde_json::from_slice(body)
-        .map(wrap)
-        .map_err(|source| ParseError::Malformed {
+    serde_json::from_slice(body).map(wrap).map_err(|plain| {
+        // Read again, rarely, to name the field (tracking it costs every read).
+        let mut read = serde_json::Deserializer::from_slice(body);
+        let mut source = match serde_path_to_error::deserialize::<_, T>(&mut read) {
+            Err(e) => FieldError::of(&e.path().to_string(), e.inner()),
+            Ok(_) => FieldError::of("", &plain),
+        };
+        if source.field.is_empty() {
+            source.field = culprit::<T>(body, &plain);
+        }
+        ParseError::Malformed {
             kind: kind.to_owned(),
             source,
-        })
+        }
+    })
+}
+
+/// The top-level field whose removal changes how `body` fails to read as `T`:
+/// the one at fault, where a flattened struct hides the path.
+fn culprit<T: DeserializeOwned>(body: &[u8], failed: &serde_json::Error) -> String {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) else {
+        return String::new();
+    };
+    let said = |e: &serde_json::Error| e.to_string().split(" at line ").next().map(str::to_owned);
+    let first = said(failed);
+    for key in fields.keys() {
+        let mut without = fields.clone();
+        without.remove(key);
+        match serde_json::from_value::<T>(serde_json::Value::Object(without)) {
+            Err(e) if said(&e) == first => {}
+            _ => return key.clone(),
+        }
+    }
+    String::new()
 }
 
 impl Webhook {

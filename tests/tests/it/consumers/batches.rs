@@ -248,3 +248,23 @@ async fn an_event_meta_took_is_not_sent_again_when_its_job_comes_twice() {
     }
     assert_eq!(meta.delivered(), ["e1"], "Meta got it once");
 }
+
+#[tokio::test]
+async fn a_request_too_large_for_meta_is_split_and_the_pixel_never_held() {
+    let (meta, stages) = (FakeMeta::default(), Stages::default());
+    meta.too_large_over(3);
+    let records: Vec<Record> = (0..8)
+        .map(|i| dispatch_record(&format!("e{i}"), "Lead", "main", "2026-11-20T12:00:00Z"))
+        .collect();
+    let failed = stages.send(&meta, &records).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    let mut sent = meta.delivered();
+    sent.sort();
+    assert_eq!(sent.len(), 8, "every event, in smaller requests: {sent:?}");
+    assert!(stages.source.sent().is_empty(), "nothing held");
+    assert!(stages.dead.sent().is_empty(), "nothing lettered");
+    assert!(
+        meta.sizes().iter().any(|n| *n > 3),
+        "the first try was whole"
+    );
+}
