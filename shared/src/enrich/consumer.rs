@@ -78,7 +78,7 @@ impl<G: GhlReader, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
                     &record.message_id,
                     Stage::Enrich,
                     "malformed_message",
-                    crate::ghl::webhook::FieldError::of("", &e).to_string(),
+                    crate::ghl::webhook::FieldError::of("", e).to_string(),
                 )),
                 (_, Ok(job)) => self.enrich_record(&mut enricher, record, job, now).await,
             };
