@@ -101,6 +101,17 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
     let mut findings = findings;
     findings.extend(runtime.block_on(catching_up(args, &locations))?);
     out_text!(table(&findings))?;
+    let unrecovered = mapping.unrecovered_triggers();
+    if !unrecovered.is_empty() {
+        let names: Vec<&str> = unrecovered.iter().map(|t| t.name()).collect();
+        out!(
+            "note: rules on {} come from GHL's webhooks only: reconciliation's polling cannot \
+             recover one GHL never delivers (it recovers contacts created, tags, and \
+             opportunities created, won or lost, or moved); watch MissedChangesAlarm and \
+             GHL's webhook log",
+            names.join(", ")
+        )?;
+    }
     if findings.iter().all(|f| f.ok) {
         Ok(Outcome::Done)
     } else {

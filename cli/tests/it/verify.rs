@@ -131,6 +131,27 @@ async fn all_fine_exits_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_says_which_rules_polling_cannot_recover() {
+    let (ghl, graph) = mocks().await;
+    let with_updates = mapping()
+        .replace(
+            "[[pixels]]\nname = \"second\"\ndataset_id = \"456\"\naccess_token = { env = \"TEST_UNSET_META_TOKEN\" }\nlocations = [\"loc2\"]\n",
+            "",
+        )
+        + "\n[[rules]]\nname = \"qualified\"\ntrigger = \"contact.updated\"\nevent_name = \"Qualified\"\n";
+    let (code, said) = verify(&ghl, &graph, &with_updates, &["--location", "loc1"]);
+    assert_eq!(code, 0, "a limit said, not a failure: {said}");
+    let note = said.lines().last().unwrap_or_default();
+    assert!(
+        note.starts_with("note: rules on contact.updated come from GHL's webhooks only"),
+        "{said}"
+    );
+    // Without such rules, no note.
+    let (_, said) = verify(&ghl, &graph, &mapping(), &["--location", "loc1"]);
+    assert!(!said.contains("note:"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_audience_is_read_with_its_token_and_a_flagged_one_fails() {
     use ghl_capi_tests::audience_stand_in::AudienceStandIn;
     let (ghl, graph) = mocks().await;

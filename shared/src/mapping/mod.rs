@@ -269,6 +269,18 @@ impl Mapping {
             || self.audiences.iter().any(|a| a.entity() == opportunity)
     }
 
+    /// The triggers of its rules that reconciliation cannot recover when GHL never
+    /// delivers their webhook ([`Trigger::recovered_by_polling`]), in the order
+    /// triggers are listed.
+    pub fn unrecovered_triggers(&self) -> Vec<Trigger> {
+        Trigger::ALL
+            .iter()
+            .map(|(trigger, _)| *trigger)
+            .filter(|t| t.from_webhooks() && !t.recovered_by_polling())
+            .filter(|t| self.rules_for(*t).next().is_some())
+            .collect()
+    }
+
     /// The rules a trigger fires.
     pub fn rules_for(&self, trigger: Trigger) -> impl Iterator<Item = &Rule> {
         self.rules.iter().filter(move |r| r.trigger == trigger)

@@ -81,6 +81,27 @@ impl Trigger {
         }
     }
 
+    /// Whether reconciliation's polling can find this change when its webhook never
+    /// came: contacts' creations and tags, opportunities' creations, statuses and
+    /// stages. Other GHL changes come from webhooks only; posted conversions and
+    /// workflow calls are pushed by callers that retry.
+    pub fn recovered_by_polling(self) -> bool {
+        matches!(
+            self,
+            Trigger::ContactCreated
+                | Trigger::TagAdded
+                | Trigger::TagRemoved
+                | Trigger::OpportunityCreated
+                | Trigger::OpportunityStatusChanged
+                | Trigger::OpportunityStageChanged
+        )
+    }
+
+    /// Whether its changes come from GHL's webhooks (else from a caller's push).
+    pub fn from_webhooks(self) -> bool {
+        !matches!(self, Trigger::ConversionPosted | Trigger::WorkflowFired)
+    }
+
     /// Whether the caller may choose the event's id (a posted conversion's or a
     /// workflow call's `eventId`): then Meta receives it verbatim, so it can
     /// deduplicate against a browser pixel event that used the same id.
