@@ -90,10 +90,15 @@ pub(crate) async fn start_with(
         .stderr(Stdio::inherit())
         .spawn()
         .expect("serve starts");
-    let server = Server {
+    up(Server {
         child,
         url: format!("http://127.0.0.1:{port}"),
-    };
+    })
+    .await
+}
+
+/// `server` once it answers `/health`.
+pub(crate) async fn up(server: Server) -> Server {
     for _ in 0..100 {
         if let Ok(r) = reqwest::get(format!("{}/health", server.url)).await
             && r.status() == 200
@@ -103,6 +108,52 @@ pub(crate) async fn start_with(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("serve did not come up");
+}
+
+/// A data directory and `mapping` in a fresh folder, and `serve` on them with the
+/// partners at `ghl` and `graph` (the folder goes when it is dropped).
+pub(crate) async fn serving(
+    mapping: &str,
+    (ghl, graph): (&MockServer, &MockServer),
+) -> (tempfile::TempDir, std::path::PathBuf, Server) {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("mapping.toml");
+    std::fs::write(&file, mapping).expect("mapping written");
+    let data = dir.path().join("data");
+    let urls = (ghl.uri(), graph.uri());
+    let server = start_with(&data, &file, (&urls.0, &urls.1), free_port(), &[]).await;
+    (dir, data, server)
+}
+
+/// Posts `conversion` for `contact` to `server` with the local key: its status.
+pub(crate) async fn post_conversion(server: &Server, contact: &str, conversion: &Value) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/contacts/{contact}/conversions", server.url))
+        .bearer_auth("ck-local")
+        .json(conversion)
+        .send()
+        .await
+        .expect("answered")
+        .status()
+        .as_u16()
+}
+
+/// `data`'s letters' codes once `meta` has `events` events and the store `letters`
+/// letters (or five seconds have passed).
+pub(crate) async fn settled(
+    data: &Path,
+    meta: &MetaStandIn,
+    (events, letters): (usize, usize),
+) -> Vec<String> {
+    for _ in 0..50 {
+        if meta.events().len() >= events && letter_codes(data).len() >= letters {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A little longer, to catch anything that should not come.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    letter_codes(data)
 }
 
 async fn deliver(server: &Server, body: Vec<u8>) -> u16 {
@@ -246,14 +297,7 @@ async fn webhooks_reach_meta_through_serve_once_even_across_a_kill() {
     );
     let conversion = json!({"locationId": "loc1", "eventType": "Purchase", "value": 42.0,
         "currency": "USD", "timestamp": Utc::now().to_rfc3339(), "eventId": "order-1"});
-    let answer = reqwest::Client::new()
-        .post(format!("{}/contacts/c-ann/conversions", server.url))
-        .bearer_auth("ck-local")
-        .json(&conversion)
-        .send()
-        .await
-        .expect("answered");
-    assert_eq!(answer.status(), 202);
+    assert_eq!(post_conversion(&server, "c-ann", &conversion).await, 202);
 
     let events = wait_for(&meta, 4).await;
     assert_eq!(

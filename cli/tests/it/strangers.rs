@@ -4,15 +4,12 @@
 //! with no token reaches no pixel kept for all locations.
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use ghl_capi_tests::fixtures::{self, contact, webhook};
-use ghl_capi_tests::stand_in::MetaStandIn;
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
-use crate::serve::{Server, free_port, mapping_text};
+use crate::serve::{Server, ann_partners, free_port, mapping_text, settled, up};
 
 /// `serve` trusting the development key as if it were GHL's (not `--dev`, which
 /// also trusts the development app), with `GHL_APP_ID` as `app` says.
@@ -43,19 +40,11 @@ async fn start(dir: &std::path::Path, (ghl, graph): (&str, &str), app: Option<&s
     if let Some(app) = app {
         command.env("GHL_APP_ID", app);
     }
-    let server = Server {
+    up(Server {
         child: command.spawn().expect("serve starts"),
         url: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..100 {
-        if let Ok(r) = reqwest::get(format!("{}/health", server.url)).await
-            && r.status() == 200
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("serve did not come up");
+    })
+    .await
 }
 
 async fn deliver(server: &Server, body: &Value) -> (u16, Value) {
@@ -106,18 +95,7 @@ async fn with_no_app_configured_a_signed_delivery_is_refused_saying_what_to_set(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_our_apps_deliveries_of_our_locations_reach_a_pixel_kept_for_all() {
-    let ghl = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/contacts/c-ann"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"contact": contact("c-ann", "ann@example.com", &[])})),
-        )
-        .mount(&ghl)
-        .await;
-    let graph = MockServer::start().await;
-    let meta = MetaStandIn::expecting_token("EAAB-local");
-    meta.mount(&graph, fixtures::DATASET).await;
+    let (ghl, graph, meta) = ann_partners().await;
     let dir = tempfile::tempdir().expect("dir");
     let urls = (ghl.uri(), graph.uri());
     let server = start(dir.path(), (&urls.0, &urls.1), Some(fixtures::APP_ID)).await;
@@ -128,6 +106,11 @@ async fn only_our_apps_deliveries_of_our_locations_reach_a_pixel_kept_for_all() 
             created("wh-stranger", "loc-of-a-stranger", Some(fixtures::APP_ID)),
             "accepted",
         ),
+        // Ours, of a location with a token: the one that reaches Meta.
+        (
+            created("wh-ours", "loc1", Some(fixtures::APP_ID)),
+            "accepted",
+        ),
     ] {
         let (code, answer) = deliver(&server, &body).await;
         assert_eq!(
@@ -136,22 +119,13 @@ async fn only_our_apps_deliveries_of_our_locations_reach_a_pixel_kept_for_all() 
             "{body}"
         );
     }
-    // Ours, of a location with a token: the one that reaches Meta.
-    let (code, _) = deliver(&server, &created("wh-ours", "loc1", Some(fixtures::APP_ID))).await;
-    assert_eq!(code, 200);
-    for _ in 0..50 {
-        if !meta.events().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let sources: Vec<Value> = meta
+    settled(&dir.path().join("data"), &meta, (1, 0)).await;
+    let names: Vec<Value> = meta
         .events()
         .iter()
         .map(|e| e["event_name"].clone())
         .collect();
-    assert_eq!(sources, [json!("Lead")], "ours alone");
+    assert_eq!(names, [json!("Lead")], "ours alone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

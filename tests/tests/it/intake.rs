@@ -73,21 +73,34 @@ fn sign(key: &SigningKey, body: &[u8]) -> String {
     STANDARD.encode(key.sign(body).to_bytes())
 }
 
+impl Delivery {
+    /// Delivered as GHL sent it, to `queue`, at `at`.
+    async fn accepted_at(
+        &self,
+        queue: &MemoryQueue,
+        at: DateTime<Utc>,
+    ) -> Result<Accepted, IntakeError> {
+        let window = ReplayWindow::default();
+        let headers = ghl(&self.signature);
+        accept_webhook(
+            &self.keys,
+            &window,
+            &reference_apps(),
+            queue,
+            headers,
+            &self.body,
+            at,
+        )
+        .await
+    }
+}
+
 #[tokio::test]
 async fn a_signed_webhook_is_queued_in_its_contacts_group_and_answered_200() {
     let d = delivery();
     let queue = MemoryQueue::default();
     let now = d.sent + Duration::seconds(2);
-    let outcome = accept_webhook(
-        &d.keys,
-        &ReplayWindow::default(),
-        &reference_apps(),
-        &queue,
-        ghl(&d.signature),
-        &d.body,
-        now,
-    )
-    .await;
+    let outcome = d.accepted_at(&queue, now).await;
     let (status, body) = reply(&outcome);
     assert_eq!(status, 200);
     assert_eq!(body["webhookId"], "00000000-0000-4000-8000-000000000001");
@@ -173,16 +186,7 @@ async fn a_verified_delivery_past_the_replay_window_is_kept_for_a_letter_not_ref
     let d = delivery();
     let queue = MemoryQueue::default();
     // A resend from GHL's webhook log, hours after GHL first sent it.
-    let outcome = accept_webhook(
-        &d.keys,
-        &ReplayWindow::default(),
-        &reference_apps(),
-        &queue,
-        ghl(&d.signature),
-        &d.body,
-        d.sent + Duration::hours(3),
-    )
-    .await;
+    let outcome = d.accepted_at(&queue, d.sent + Duration::hours(3)).await;
     let (status, answer) = reply(&outcome);
     assert_eq!((status, answer["status"].as_str()), (200, Some("stale")));
     let sent = queue.sent();

@@ -23,15 +23,26 @@ type Tokens = ManagedTokens<MemorySecrets, MemoryLease, MemoryState>;
 
 /// The location's set (`due`: its access token expires now), and its tokens.
 async fn tokens(server: &MockServer, due: bool) -> (Tokens, MemorySecrets) {
+    tokens_with(server, due, MemoryLease::default(), Duration::from_secs(5)).await
+}
+
+/// As [`tokens`], with `lease`, and GHL's answers waited for `timeout`.
+async fn tokens_with<L: ghl_capi::ports::lease::Lease>(
+    server: &MockServer,
+    due: bool,
+    lease: L,
+    timeout: Duration,
+) -> (ManagedTokens<MemorySecrets, L, MemoryState>, MemorySecrets) {
     let secrets = MemorySecrets::default();
     let expires = chrono::Utc::now() + chrono::Duration::hours(if due { 0 } else { 20 });
     let set = json!({"access_token": "at-old", "refresh_token": "rt-old",
         "expires_at": expires.to_rfc3339(), "user_type": "Location", "location_id": "loc"});
     secrets.put(SECRET, &set.to_string()).await.expect("stored");
-    let app = fixtures::app_in(&secrets, &server.uri()).await;
+    let mut app = fixtures::app_in(&secrets, &server.uri()).await;
+    app.timeout = timeout;
     let tokens = ManagedTokens::new(
         secrets.clone(),
-        MemoryLease::default(),
+        lease,
         MemoryState::default(),
         Some(app),
         "ghl-capi/ghl/",
@@ -265,19 +276,13 @@ async fn a_refused_grant_after_a_lost_answer_holds_the_location_and_says_so_inst
         .expect(2)
         .mount(&server)
         .await;
-    let secrets = MemorySecrets::default();
-    let set = json!({"access_token": "at-old", "refresh_token": "rt-old",
-        "expires_at": chrono::Utc::now().to_rfc3339(), "user_type": "Location"});
-    secrets.put(SECRET, &set.to_string()).await.expect("stored");
-    let mut app = fixtures::app_in(&secrets, &server.uri()).await;
-    app.timeout = Duration::from_millis(300);
-    let tokens = ManagedTokens::new(
-        secrets.clone(),
+    let (tokens, secrets) = tokens_with(
+        &server,
+        true,
         MemoryLease::default(),
-        MemoryState::default(),
-        Some(app),
-        "ghl-capi/ghl/",
-    );
+        Duration::from_millis(300),
+    )
+    .await;
     // The answer is lost: unknown whether GHL rotated; said so on the set.
     assert!(matches!(
         tokens.token("loc").await,
@@ -339,18 +344,8 @@ async fn a_refresh_that_lost_its_lease_stops_before_asking_ghl() {
         0,
     )
     .await;
-    let secrets = MemorySecrets::default();
-    let set = json!({"access_token": "at-old", "refresh_token": "rt-old",
-        "expires_at": chrono::Utc::now().to_rfc3339(), "user_type": "Location"});
-    secrets.put(SECRET, &set.to_string()).await.expect("stored");
-    let app = fixtures::app_in(&secrets, &server.uri()).await;
-    let tokens = ManagedTokens::new(
-        secrets.clone(),
-        TakenOver::default(),
-        MemoryState::default(),
-        Some(app),
-        "ghl-capi/ghl/",
-    );
+    let (tokens, secrets) =
+        tokens_with(&server, true, TakenOver::default(), Duration::from_secs(5)).await;
     assert!(matches!(
         tokens.token("loc").await,
         Err(GhlError::Unavailable { .. })
