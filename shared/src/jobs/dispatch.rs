@@ -1,0 +1,114 @@
+//! The dispatch queue's wire format: an event for one pixel ([`DispatchJob`]), or an
+//! audience change ([`AudienceJob`]), told apart as [`DispatchMessage`].
+
+use serde::{Deserialize, Serialize};
+
+use super::{Held, History};
+use crate::capi::ServerEvent;
+use crate::capi::audience::Row;
+
+/// One event for one pixel, as queued for dispatch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchJob {
+    /// The pixel's name in the mapping.
+    pub pixel: String,
+    /// The job it came from (its idempotency key), for tracing.
+    pub source: String,
+    pub rule: String,
+    /// The trigger that made the event (`contact.created`, …).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trigger: String,
+    /// The location and contact the event is about: with the rule, whose event it
+    /// is ([`DispatchJob::owner`]). Empty in jobs queued by builds before them.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub location_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub contact_id: String,
+    pub event: ServerEvent,
+    /// What it has been through while Meta could not take it (queued with it).
+    #[serde(default, skip_serializing_if = "History::is_empty")]
+    pub history: History,
+}
+
+impl DispatchJob {
+    /// Whose event this is: its location, contact and rule. Meta keeps one event
+    /// per dataset, name and id; two jobs with those alike are one event only when
+    /// their owners are alike too (a redelivery, or reconciliation finding a change
+    /// its webhook brought as well). A job from an older build names its source.
+    pub fn owner(&self) -> String {
+        if self.location_id.is_empty() && self.contact_id.is_empty() {
+            format!("{}/{}", self.source, self.rule)
+        } else {
+            format!("{}/{}/{}", self.location_id, self.contact_id, self.rule)
+        }
+    }
+}
+
+impl Held for DispatchJob {
+    fn history(&self) -> &History {
+        &self.history
+    }
+}
+
+/// One change of one contact's membership of one audience, as queued for
+/// dispatch beside the events (`reference/meta-capi.md` §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudienceJob {
+    /// The audience's name in the mapping.
+    pub audience: String,
+    /// The job it came from (its idempotency key), for tracing.
+    pub source: String,
+    pub location_id: String,
+    pub contact_id: String,
+    /// One more than this contact's previous change of this audience: dispatch
+    /// applies them in this order, whatever order the queue gives them in.
+    pub seq: u64,
+    /// Rows to take out (the contact's row as last sent), before `add`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<Row>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add: Option<Row>,
+    #[serde(default, skip_serializing_if = "History::is_empty")]
+    pub history: History,
+    /// Brings the contact in step rather than waiting its turn: dispatch sends the
+    /// contact's current membership (as the state store holds it) and settles
+    /// every change up to it. Set on a change an operator redrove from the
+    /// dead-letter queue (its `seq` may have been passed over since), and on a
+    /// sync's change of a contact whose changes have a gap.
+    #[serde(
+        default,
+        alias = "redriven",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub resync: bool,
+}
+
+impl Held for AudienceJob {
+    fn history(&self) -> &History {
+        &self.history
+    }
+}
+
+/// A message of the dispatch queue: an event, or an audience change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DispatchMessage {
+    Event(Box<DispatchJob>),
+    Audience(Box<AudienceJob>),
+}
+
+impl DispatchMessage {
+    /// Reads a dispatch queue message: an audience change names its audience.
+    pub fn parse(body: &str) -> Result<Self, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Kind {
+            #[serde(default)]
+            audience: Option<serde::de::IgnoredAny>,
+        }
+        match serde_json::from_str::<Kind>(body)?.audience {
+            Some(_) => {
+                serde_json::from_str(body).map(|job| DispatchMessage::Audience(Box::new(job)))
+            }
+            None => serde_json::from_str(body).map(DispatchMessage::Event),
+        }
+    }
+}
