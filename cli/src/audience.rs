@@ -13,9 +13,9 @@ use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::jobs::EnrichJob;
 use ghl_capi::mapping::audience::{RowKey, row_keys};
 use ghl_capi::mapping::{Audience, Mapping, Occurrence};
-use ghl_capi::ops::audience_sync::{list_members, plan};
 use ghl_capi::ports::queue::Queue;
 use ghl_capi::ports::state::StateStore;
+use ghl_capi::pull::audience_sync::{list_members, plan};
 use ghl_capi_local::ports::LocalState;
 use serde_json::{Value, json};
 

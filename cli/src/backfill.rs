@@ -14,9 +14,9 @@ use ghl_capi::ghl::Contact;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::mapping::{Mapping, Occurrence, Trigger};
-use ghl_capi::ops::backfill::{Backfill, Listed, Tally, backfill, progress};
 use ghl_capi::ops::map::{MapOptions, map_contacts};
 use ghl_capi::ports::state::StateStore;
+use ghl_capi::pull::backfill::{Backfill, Listed, Tally, backfill, progress};
 use ghl_capi::settings::Env;
 use ghl_capi_local::ports::LocalState;
 

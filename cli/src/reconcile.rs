@@ -7,10 +7,10 @@ use chrono::Utc;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::mapping::Mapping;
-use ghl_capi::ops::reconcile::{ReconcileSettings, Reconciled, last_run, reconcile};
-use ghl_capi::ops::seed::{seed, seeded};
 use ghl_capi::ports::queue::Queue;
 use ghl_capi::ports::state::StateStore;
+use ghl_capi::pull::reconcile::{ReconcileSettings, Reconciled, last_run, reconcile};
+use ghl_capi::pull::seed::{seed, seeded};
 use ghl_capi::settings::Env;
 use ghl_capi_local::ports::LocalState;
 

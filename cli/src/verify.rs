@@ -15,8 +15,8 @@ use ghl_capi::ghl::oauth::TokenSet;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::{DEFAULT_BASE_URL, LocationToken};
 use ghl_capi::mapping::Mapping;
+use ghl_capi::ops::credentials::catching_up as location_status;
 use ghl_capi::ops::credentials::{Finding, ghl_location, meta_audience, meta_pixel, table};
-use ghl_capi::ops::reconcile::status;
 use ghl_capi::ports::secrets::{EnvSecrets, SecretError, SecretStore, VersionedSecrets};
 use ghl_capi::settings::GHL_TOKEN_DEFAULT_PREFIX;
 use ghl_capi_aws::dynamo::DynamoState;
@@ -130,14 +130,14 @@ async fn catching_up(args: &Args, locations: &BTreeSet<String>) -> anyhow::Resul
         let sdk = ghl_capi_aws::lambda::sdk_config().await;
         let state = DynamoState::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
         for location in locations {
-            findings.push(status(&state, location).await);
+            findings.push(location_status(&state, location).await);
         }
     } else if let Some(dir) = &args.data_dir {
         let path = dir.join("store.db");
         anyhow::ensure!(path.exists(), "no local store at {}", path.display());
         let state = LocalState(Store::open(&path)?);
         for location in locations {
-            findings.push(status(&state, location).await);
+            findings.push(location_status(&state, location).await);
         }
     }
     Ok(findings)

@@ -21,7 +21,7 @@ use ghl_capi::ghl::wire::{DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL, LocationToke
 use ghl_capi::hold::HoldPolicy;
 use ghl_capi::intake::{Api, MAX_BODY_BYTES, Request};
 use ghl_capi::mapping::Mapping;
-use ghl_capi::ops::reconcile::ReconcileSettings;
+use ghl_capi::pull::reconcile::ReconcileSettings;
 use ghl_capi::ports::secrets::EnvSecrets;
 use ghl_capi::settings::{Env, SettingsError, UNSCOPED_KEYS_VAR};
 use tokio::sync::watch;

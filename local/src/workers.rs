@@ -16,7 +16,7 @@ use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::hold::HoldPolicy;
 use ghl_capi::mapping::Mapping;
-use ghl_capi::ops::reconcile::{ReconcileSettings, reconcile};
+use ghl_capi::pull::reconcile::{ReconcileSettings, reconcile};
 use ghl_capi::ports::queue::Record;
 use tokio::sync::watch;
 

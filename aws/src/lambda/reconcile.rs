@@ -1,6 +1,6 @@
 //! The scheduled reconciliation: every connected location (a token set under the
 //! prefix, or a location an agency install left to mint) is reconciled in turn
-//! ([`ghl_capi::ops::reconcile`]), its changes no webhook delivered queued for
+//! ([`ghl_capi::pull::reconcile`]), its changes no webhook delivered queued for
 //! enrichment. Locations are taken oldest run first, so a run cut short by the
 //! function's deadline leaves the rest to the next, which starts with them.
 //!
@@ -20,9 +20,8 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use chrono::Utc;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::install::Connected;
-use ghl_capi::ghl::tokens::MINT_PREFIX;
-use ghl_capi::ops::reconcile::{ReconcileSettings, last_run, reconcile};
 use ghl_capi::ports::state::StateStore;
+use ghl_capi::pull::reconcile::{ReconcileSettings, locations_in_turn, reconcile};
 use ghl_capi::settings::ReconcileFnSettings;
 
 use super::{BoxError, Tokens, ghl_client};
@@ -62,28 +61,11 @@ impl Reconciliation {
         })
     }
 
-    /// The connected locations, the one reconciled longest ago first.
+    /// The connected locations, in the order a run takes them
+    /// ([`locations_in_turn`]).
     pub async fn locations(&self) -> Result<Vec<String>, BoxError> {
-        let company = format!("{}company-", self.prefix);
         let names = self.ghl.tokens().secrets().names(&self.prefix).await?;
-        let mut locations: Vec<String> = names
-            .iter()
-            .filter(|name| !name.starts_with(&company))
-            .filter_map(|name| name.strip_prefix(&self.prefix))
-            .map(str::to_owned)
-            .collect();
-        for (key, _) in self.state.records_under(MINT_PREFIX).await? {
-            locations.extend(key.strip_prefix(MINT_PREFIX).map(str::to_owned));
-        }
-        locations.sort();
-        locations.dedup();
-        let mut runs = Vec::with_capacity(locations.len());
-        for location in locations {
-            let last = last_run(&self.state, &location).await?.map(|r| r.at);
-            runs.push((last, location));
-        }
-        runs.sort();
-        Ok(runs.into_iter().map(|(_, location)| location).collect())
+        Ok(locations_in_turn(&names, &self.prefix, &self.state).await?)
     }
 
     /// One run, until `deadline` nears: a summary, and an error (so the function's
@@ -180,7 +162,7 @@ impl Reconciliation {
     /// connect dead-letter queue); whether the message is done with (`false`: the
     /// state store or that queue failed, and it comes back).
     async fn seed(&self, location: &str, announcement: &str) -> bool {
-        match ghl_capi::ops::seed::seeded(&self.state, location).await {
+        match ghl_capi::pull::seed::seeded(&self.state, location).await {
             Ok(Some(_)) => return true,
             Ok(None) => {}
             Err(e) => {

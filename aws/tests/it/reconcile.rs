@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use ghl_capi::ghl::install::Connected;
-use ghl_capi::ops::reconcile::last_run;
-use ghl_capi::ops::seed::seeded;
+use ghl_capi::pull::reconcile::last_run;
+use ghl_capi::pull::seed::seeded;
 use ghl_capi::settings::ReconcileFnSettings;
 use ghl_capi_aws::lambda::Reconciliation;
 use ghl_capi_tests::contacts_stand_in::ContactsStandIn;

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use ghl_capi::hold::breaker::{Breaker, OPEN_AFTER};
 use ghl_capi::jobs::LetterMessage;
-use ghl_capi::ops::reconcile::{Reconciled, last_run};
-use ghl_capi::ops::seed::{Seeded, seeded};
+use ghl_capi::pull::reconcile::{Reconciled, last_run};
+use ghl_capi::pull::seed::{Seeded, seeded};
 use rusqlite::params;
 
 use crate::ports::LocalState;

@@ -33,7 +33,6 @@ pub mod consumer;
 mod fetch;
 mod install;
 mod opportunity;
-pub(crate) use opportunity::told_as_webhook;
 mod reach;
 mod read;
 use read::Read;

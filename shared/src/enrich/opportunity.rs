@@ -36,7 +36,7 @@ pub(super) fn remembered(webhook: &Webhook) -> Option<(String, String)> {
     }
     let location = event.envelope.location_id.as_deref()?;
     let key = SeenOpportunity::key(location, &event.id);
-    Some((key, serde_json::to_string(&seen).ok()?))
+    Some((key, serde_json::to_string(&seen).unwrap_or_default()))
 }
 
 impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
@@ -56,7 +56,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
         let seen = SeenOpportunity::of(listed);
         let mut occurrences = Vec::new();
         for kind in job.told(was.as_ref()) {
-            occurrences.extend(told_as_webhook(job, &kind, now));
+            occurrences.extend(Occurrence::of_listed_opportunity(job, &kind, now));
         }
         Ok(Read {
             source: job.key.clone(),
@@ -69,28 +69,5 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             records: vec![(key, serde_json::to_string(&seen).unwrap_or_default())],
             stranger: false,
         })
-    }
-}
-
-/// The occurrences of the webhook of `kind` GHL would have sent for the job's
-/// opportunity; none (logged and counted) if it does not read as that webhook.
-pub(crate) fn told_as_webhook(
-    job: &OpportunityJob,
-    kind: &str,
-    now: DateTime<Utc>,
-) -> Vec<Occurrence> {
-    let body = job.webhook(kind).to_string();
-    match Webhook::parse(body.as_bytes()) {
-        Ok(webhook) => Occurrence::from_webhook(&webhook, None, now).0,
-        Err(e) => {
-            tracing::warn!(
-                job = job.key,
-                kind,
-                error = %e,
-                "a listed opportunity does not read as its webhook: its change is not sent"
-            );
-            crate::telemetry::skipped("unreadable_opportunity");
-            Vec::new()
-        }
     }
 }

@@ -18,6 +18,9 @@ use crate::ghl::tokens::TokenSource;
 use crate::ghl::{GhlError, GhlReader};
 use crate::mapping::Mapping;
 use crate::normalize::sha256_hex;
+use crate::ports::state::StateStore;
+use crate::pull::reconcile::last_run;
+use crate::pull::seed::seeded;
 
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,4 +233,51 @@ pub fn table(findings: &[Finding]) -> String {
         ));
     }
     out
+}
+
+/// What `ghl-capi verify` says of `location`'s catching up: whether its baseline
+/// was taken (until then, a contact's first tag webhook only records its tags),
+/// and its last reconciliation.
+pub async fn catching_up(state: &impl StateStore, location: &str) -> Finding {
+    let finding = |ok, detail: String, fix: &str| Finding {
+        check: "recon",
+        subject: location.to_owned(),
+        ok,
+        detail,
+        fix: fix.to_owned(),
+    };
+    let read = match (
+        seeded(state, location).await,
+        last_run(state, location).await,
+    ) {
+        (Ok(baseline), Ok(run)) => (baseline, run),
+        (Err(e), _) | (_, Err(e)) => {
+            let detail = format!("cannot read the state store: {}", crate::error::chain(&e));
+            return finding(false, detail, "check the state store's settings and rights");
+        }
+    };
+    match read {
+        (None, _) => finding(
+            false,
+            "no baseline yet: a contact's first tag webhook only records its tags".into(),
+            "ghl-capi reconcile --seed --location (or wait for the first scheduled run)",
+        ),
+        (Some(baseline), run) => {
+            let mut detail = format!(
+                "baseline taken at {} ({} contacts)",
+                baseline.at.format("%Y-%m-%d %H:%M UTC"),
+                baseline.listed
+            );
+            match run.filter(|r| r.seeded.is_none()) {
+                Some(run) => detail.push_str(&format!(
+                    "; reconciled at {}: {} listed, {} changes no webhook delivered",
+                    run.at.format("%Y-%m-%d %H:%M UTC"),
+                    run.scanned,
+                    run.changed
+                )),
+                None => detail.push_str("; not reconciled since"),
+            }
+            finding(true, detail, "")
+        }
+    }
 }

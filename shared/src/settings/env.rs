@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::capi::client::DEFAULT_API_VERSION as DEFAULT_GRAPH_VERSION;
 use crate::hold::HoldPolicy;
 use crate::mapping::Mapping;
-use crate::ops::reconcile::ReconcileSettings;
+use crate::pull::reconcile::ReconcileSettings;
 
 /// What is wrong with the configuration, one line per variable.
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,7 @@ use crate::ghl::webhook::{APP_ID_VAR, AppIds, ReplayWindow, WebhookKeys};
 use crate::ghl::wire::DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL;
 use crate::hold::HoldPolicy;
 use crate::mapping::Mapping;
-use crate::ops::reconcile::ReconcileSettings;
+use crate::pull::reconcile::ReconcileSettings;
 
 mod env;
 

@@ -159,7 +159,7 @@ async fn meta_down_is_retried_and_a_flagged_audience_refused_in_metas_words() {
 async fn a_sync_whose_tag_filter_ghl_refuses_lists_every_contact_and_judges_each() {
     use ghl_capi::ghl::tokens::FixedTokens;
     use ghl_capi::ghl::wire::LocationToken;
-    use ghl_capi::ops::audience_sync::list_members;
+    use ghl_capi::pull::audience_sync::list_members;
     use wiremock::matchers::{body_partial_json, method};
     use wiremock::{Mock, ResponseTemplate};
 

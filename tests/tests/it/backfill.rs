@@ -15,10 +15,10 @@ use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::LocationToken;
 use ghl_capi::jobs::{DispatchJob, EnrichJob};
 use ghl_capi::mapping::Mapping;
-use ghl_capi::ops::backfill::{Backfill, Progress, backfill, progress};
-use ghl_capi::ops::listing::Patience;
 use ghl_capi::ports::queue::MemoryQueue;
 use ghl_capi::ports::state::MemoryState;
+use ghl_capi::pull::backfill::{Backfill, Progress, backfill, progress};
+use ghl_capi::pull::listing::Patience;
 use ghl_capi_tests::contacts_stand_in::{ContactsStandIn, Quirk};
 use ghl_capi_tests::fixtures::{self, LOCATION, mapping};
 use ghl_capi_tests::pipeline::{enrich_messages, enrich_outputs};
@@ -80,7 +80,7 @@ async fn run(
     state: &MemoryState,
     queue: &MemoryQueue,
     plan: &Backfill<'_>,
-) -> Result<Progress, ghl_capi::ops::backfill::BackfillError> {
+) -> Result<Progress, ghl_capi::pull::backfill::BackfillError> {
     backfill(
         client,
         state,

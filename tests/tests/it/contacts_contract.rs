@@ -86,7 +86,7 @@ async fn every_contacts_endpoint_matches_ghls_spec() {
     ok("search", ghl.search_contacts(LOCATION, &search).await);
     // As reconciliation asks: changed since a moment, oldest change first.
     let since = "2026-11-30T12:00:00Z".parse().expect("time");
-    use ghl_capi::ops::listing::{Stamp, by_time};
+    use ghl_capi::pull::listing::{Stamp, by_time};
     let (filters, sort) = by_time(Stamp::Updated, since, None);
     let search = SearchRequest {
         page: 1,
@@ -179,7 +179,7 @@ async fn every_contacts_endpoint_matches_ghls_spec() {
 /// `audience sync`'s searches (by each tag, paged) as GHL's spec takes them.
 #[tokio::test]
 async fn an_audience_syncs_searches_match_ghls_spec() {
-    use ghl_capi::ops::audience_sync::list_members;
+    use ghl_capi::pull::audience_sync::list_members;
     use ghl_capi_tests::fixtures::{audiences, mapping_with};
     let mapping = mapping_with(&audiences(r#"{ env = "ADS_TOKEN" }"#));
     let mut pages = 0;

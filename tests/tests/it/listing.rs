@@ -10,7 +10,7 @@ use std::time::Duration;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::LocationToken;
-use ghl_capi::ops::listing::{Lister, Patience};
+use ghl_capi::pull::listing::{Lister, Patience};
 use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};

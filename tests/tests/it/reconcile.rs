@@ -12,12 +12,12 @@ use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::LocationToken;
 use ghl_capi::jobs::{DispatchJob, EnrichJob};
-use ghl_capi::ops::listing::Patience;
-use ghl_capi::ops::reconcile::{
-    ReconcileError, ReconcileSettings, Reconciled, last_run, reconcile,
-};
 use ghl_capi::ports::queue::{MemoryQueue, Queue};
 use ghl_capi::ports::state::{MemoryState, StateStore};
+use ghl_capi::pull::listing::Patience;
+use ghl_capi::pull::reconcile::{
+    ReconcileError, ReconcileSettings, Reconciled, last_run, reconcile,
+};
 use ghl_capi_tests::contacts_stand_in::{ContactsStandIn, Quirk, stamp};
 use ghl_capi_tests::fixtures::{LOCATION, mapping};
 use ghl_capi_tests::pipeline::enrich_messages;

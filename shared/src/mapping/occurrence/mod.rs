@@ -11,6 +11,7 @@ use crate::ghl::workflow::WorkflowCall;
 use crate::jobs::PostedConversion;
 
 mod contact;
+mod opportunity;
 
 use contact::tag_changes;
 

@@ -393,7 +393,7 @@ async fn a_redriven_change_heals_the_gap_by_sending_the_current_state() {
 #[tokio::test]
 async fn a_sync_heals_the_gap_of_a_contact_whose_membership_it_finds_unchanged() {
     use ghl_capi::jobs::ListedJob;
-    use ghl_capi::ops::audience_sync::{Listed, plan};
+    use ghl_capi::pull::audience_sync::{Listed, plan};
 
     let (mut pipeline, _) = with_a_gap().await;
     let contact: ghl_capi::ghl::Contact = serde_json::from_value(json!({"id": "c1",

@@ -17,14 +17,14 @@ use serde_json::Map;
 
 use super::{Backfill, BackfillError, Progress, Tally};
 use crate::capi::ServerEvent;
-use crate::enrich::told_as_webhook;
 use crate::ghl::Contact;
 use crate::ghl::client::GhlClient;
 use crate::ghl::opportunities_api::Opportunity;
 use crate::ghl::tokens::TokenSource;
 use crate::jobs::{Backfilled, EnrichJob, OpportunityJob, among};
-use crate::ops::listing::OpportunityPages;
+use crate::mapping::Occurrence;
 use crate::ports::queue::{Outgoing, QueueError};
+use crate::pull::listing::OpportunityPages;
 
 /// What the listing of one page of opportunities came to.
 pub(super) struct Page {
@@ -116,7 +116,7 @@ fn judge(
     let contact = embedded(&job.opportunity);
     let related = Map::new();
     let mut fresh = false;
-    for occurrence in told_as_webhook(job, kind, now) {
+    for occurrence in Occurrence::of_listed_opportunity(job, kind, now) {
         for mapped in plan.mapping.map(&occurrence, &contact, &related, now) {
             if !among(&plan.rules, &mapped.rule) || mapped.pixels.is_empty() {
                 continue;

@@ -31,9 +31,9 @@ use crate::ghl::tokens::TokenSource;
 use crate::ghl::{Contact, GhlError};
 use crate::jobs::{EnrichJob, ListedJob, among};
 use crate::mapping::{Mapping, Occurrence, Trigger};
-use crate::ops::listing::{Lister, Patience, Stamp};
 use crate::ports::queue::{Queue, QueueError};
 use crate::ports::state::{StateError, StateStore};
+use crate::pull::listing::{Lister, Patience, Stamp};
 
 /// How long where a backfill stands is remembered.
 const KEPT_FOR: Duration = Duration::from_secs(30 * 24 * 3600);

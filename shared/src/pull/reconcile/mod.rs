@@ -27,14 +27,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ghl::client::GhlClient;
-use crate::ghl::tokens::TokenSource;
+use crate::ghl::tokens::{MINT_PREFIX, TokenSource};
 use crate::ghl::{Contact, GhlError};
 use crate::jobs::{EnrichJob, ListedJob};
-use crate::ops::credentials::Finding;
-use crate::ops::listing::{Lister, Patience};
-use crate::ops::seed::{SeedError, Seeded, seed, seeded};
 use crate::ports::queue::{Queue, QueueError};
 use crate::ports::state::{StateError, StateStore};
+use crate::pull::listing::{Lister, Patience};
+use crate::pull::seed::{SeedError, Seeded, seed, seeded};
 
 /// How long a location's watermark is remembered without a run.
 const KEPT_FOR: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -74,51 +73,34 @@ impl ReconcileSettings {
     }
 }
 
-/// What `ghl-capi verify` says of `location`'s catching up: whether its baseline
-/// was taken (until then, a contact's first tag webhook only records its tags),
-/// and its last reconciliation.
-pub async fn status(state: &impl StateStore, location: &str) -> Finding {
-    let finding = |ok, detail: String, fix: &str| Finding {
-        check: "recon",
-        subject: location.to_owned(),
-        ok,
-        detail,
-        fix: fix.to_owned(),
-    };
-    let read = match (
-        seeded(state, location).await,
-        last_run(state, location).await,
-    ) {
-        (Ok(baseline), Ok(run)) => (baseline, run),
-        (Err(e), _) | (_, Err(e)) => {
-            let detail = format!("cannot read the state store: {}", crate::error::chain(&e));
-            return finding(false, detail, "check the state store's settings and rights");
-        }
-    };
-    match read {
-        (None, _) => finding(
-            false,
-            "no baseline yet: a contact's first tag webhook only records its tags".into(),
-            "ghl-capi reconcile --seed --location (or wait for the first scheduled run)",
-        ),
-        (Some(baseline), run) => {
-            let mut detail = format!(
-                "baseline taken at {} ({} contacts)",
-                baseline.at.format("%Y-%m-%d %H:%M UTC"),
-                baseline.listed
-            );
-            match run.filter(|r| r.seeded.is_none()) {
-                Some(run) => detail.push_str(&format!(
-                    "; reconciled at {}: {} listed, {} changes no webhook delivered",
-                    run.at.format("%Y-%m-%d %H:%M UTC"),
-                    run.scanned,
-                    run.changed
-                )),
-                None => detail.push_str("; not reconciled since"),
-            }
-            finding(true, detail, "")
-        }
+/// The locations a scheduled run takes, in the order it takes them: each token set
+/// stored under `prefix` (`names`, the secrets' names; an agency's own set aside),
+/// and each location an agency install left to mint, the one reconciled longest ago
+/// (or never) first, so a run cut short leaves the rest to go first next time.
+pub async fn locations_in_turn(
+    names: &[String],
+    prefix: &str,
+    state: &impl StateStore,
+) -> Result<Vec<String>, StateError> {
+    let company = format!("{prefix}company-");
+    let mut locations: Vec<String> = names
+        .iter()
+        .filter(|name| !name.starts_with(&company))
+        .filter_map(|name| name.strip_prefix(prefix))
+        .map(str::to_owned)
+        .collect();
+    for (key, _) in state.records_under(MINT_PREFIX).await? {
+        locations.extend(key.strip_prefix(MINT_PREFIX).map(str::to_owned));
     }
+    locations.sort();
+    locations.dedup();
+    let mut runs = Vec::with_capacity(locations.len());
+    for location in locations {
+        let last = last_run(state, &location).await?.map(|r| r.at);
+        runs.push((last, location));
+    }
+    runs.sort();
+    Ok(runs.into_iter().map(|(_, location)| location).collect())
 }
 
 /// Why a location's run stopped (it runs again from its watermark).
@@ -374,5 +356,37 @@ mod tests {
         assert!(!same_tags(&tags(&["vip"]), &tags(&["vip", "lead"])));
         assert!(!same_tags(&tags(&["vip", "lead"]), &tags(&["vip"])));
         assert!(same_tags(&[], &[]));
+    }
+
+    #[tokio::test]
+    async fn a_run_takes_the_location_reconciled_longest_ago_first_and_no_agencys_own_set() {
+        use crate::ports::state::MemoryState;
+        let state = MemoryState::default();
+        let ran = |hours_ago: i64| Reconciled {
+            watermark: Utc::now() - chrono::Duration::hours(hours_ago),
+            at: Utc::now() - chrono::Duration::hours(hours_ago),
+            scanned: 0,
+            changed: 0,
+            baselined: 0,
+            opportunities: 0,
+            seeded: None,
+        };
+        keep(&state, "recent", &ran(1)).await.expect("kept");
+        keep(&state, "older", &ran(5)).await.expect("kept");
+        let mint = format!("{MINT_PREFIX}minted");
+        let day = Duration::from_secs(86_400);
+        state.set_record(&mint, "{}", day).await.expect("kept");
+        let names = [
+            "ghl/recent",
+            "ghl/older",
+            "ghl/never",
+            "ghl/company-agency1",
+        ]
+        .map(str::to_owned);
+        let order = locations_in_turn(&names, "ghl/", &state)
+            .await
+            .expect("listed");
+        // Never reconciled first (by name), then the oldest run.
+        assert_eq!(order, ["minted", "never", "older", "recent"]);
     }
 }

@@ -15,9 +15,9 @@ use crate::ghl::parse_timestamp;
 use crate::ghl::tokens::TokenSource;
 use crate::jobs::{EnrichJob, OpportunityJob, SeenOpportunity};
 use crate::mapping::audience::REMEMBERED_FOR;
-use crate::ops::listing::OpportunityPages;
 use crate::ports::queue::{Queue, QueueError};
 use crate::ports::state::StateStore;
+use crate::pull::listing::OpportunityPages;
 
 /// Lists `location`'s opportunities into `run`: their changes since `since`
 /// queued on `queue`; with `since` `None` (a baseline), every one only recorded.

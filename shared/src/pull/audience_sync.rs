@@ -1,7 +1,7 @@
 //! `ghl-capi audience sync`: bring one audience of one location in step with GHL.
 //!
 //! GHL's contact search lists the contacts that should be members (by each of
-//! the audience's tags, page by page ([`crate::ops::listing`]), through the
+//! the audience's tags, page by page ([`crate::pull::listing`]), through the
 //! client's rate limiter; GHL's
 //! filter semantics are not documented, so every contact listed is judged again
 //! here, and a refused filter falls back to listing every contact). The state
@@ -22,8 +22,8 @@ use crate::jobs::ListedJob;
 use crate::mapping::Audience;
 use crate::mapping::audience::row;
 use crate::mapping::membership::{Member, Wanted, applied_key, change, member_key};
-use crate::ops::listing::Lister;
 use crate::ports::state::{StateError, StateStore};
+use crate::pull::listing::Lister;
 
 /// Why a sync could not run.
 #[derive(Debug, thiserror::Error)]

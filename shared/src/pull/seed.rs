@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::ghl::GhlError;
 use crate::ghl::client::GhlClient;
 use crate::ghl::tokens::TokenSource;
-use crate::ops::listing::Lister;
 use crate::ports::state::{StateError, StateStore};
+use crate::pull::listing::Lister;
 
 /// How long a location's seeding is remembered.
 const SEEDED_FOR: Duration = Duration::from_secs(3 * 366 * 24 * 3600);
