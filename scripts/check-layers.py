@@ -1,40 +1,56 @@
 #!/usr/bin/env python3
-"""Checks the shape of the library (shared/src), as CI does (.ci/run):
+"""Checks the shape of every crate of the workspace, as CI does (.ci/run):
 
-- no module imports from a layer above its own, in this order, top to bottom:
-  the stages (settings, intake, enrich, dispatch, ops), then batch and hold, mapping, jobs,
-  the partners (ghl, capi), and at the bottom normalize, ports, telemetry, http,
-  error;
-- no import circle among modules (a module may use its own submodules: a parent
-  is their facade; every other use is an edge);
-- no file over MAX_LINES lines, and at most MAX_TOP_FILES top-level files besides
-  lib.rs (the rest live in wings of their own).
+- in the library (shared/src), no module imports from a layer above its own, in
+  this order, top to bottom: the stages (settings, intake, enrich, dispatch, pull,
+  ops), then batch and hold, mapping, jobs, the partners (ghl, capi), and at the
+  bottom normalize, ports, telemetry, http, error; local mode (local/src) has
+  layers of its own (LOCAL_LAYERS);
+- in every crate, no import circle among modules (a module may use its own
+  submodules: a parent is their facade; every other use is an edge);
+- no file over MAX_LINES lines, and in the library at most MAX_TOP_FILES
+  top-level files besides lib.rs (the rest live in wings of their own).
 
 An edge is any `use crate::…`, `use super::…` or relative `use child::…`, and any
 `crate::…` / `super::…` path in code, resolved through `pub use` re-exports to the
 module that defines the item. Test modules (`#[cfg(test)] mod tests`) are left out.
 
-    scripts/check-layers.py [shared/src]
+    scripts/check-layers.py            # every crate
+    scripts/check-layers.py shared/src # one source folder
 """
 import re
 import sys
 from pathlib import Path
 
 LAYERS = [
-    {"settings", "intake", "enrich", "dispatch", "ops"},
+    {"settings", "intake", "enrich", "dispatch", "pull", "ops"},
     {"batch", "hold"},
     {"mapping"},
     {"jobs"},
     {"ghl", "capi"},
     {"normalize", "ports", "telemetry", "http", "error"},
 ]
+# Local mode, top to bottom: the server and its parts, what they use, the store.
+LOCAL_LAYERS = [
+    {"serve", "admin", "workers"},
+    {"status", "journal", "outbox", "dev", "ports"},
+    {"store", "schema", "files"},
+]
 MAX_LINES = 450
 MAX_TOP_FILES = 8
+# Each crate's source folder, with its layers (None: only circles and sizes).
+CRATES = [
+    ("shared/src", LAYERS, MAX_TOP_FILES),
+    ("local/src", LOCAL_LAYERS, None),
+    ("aws/src", None, None),
+    ("cli/src", None, None),
+    ("tests/src", None, None),
+]
 
 
 def module_of(path: Path, root: Path) -> tuple:
     parts = list(path.relative_to(root).with_suffix("").parts)
-    if parts[-1] in ("mod", "lib"):
+    if parts[-1] in ("mod", "lib", "main"):
         parts.pop()
     return tuple(parts)
 
@@ -78,8 +94,9 @@ def expand(tree: str) -> list:
     return [tree]
 
 
-def main() -> int:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "shared/src")
+def check(root: Path, layers, max_top_files) -> tuple:
+    """The problems of the crate whose sources are under `root`, and how many
+    modules and imports it has."""
     files = sorted(root.rglob("*.rs"))
     modules = {module_of(f, root): f for f in files}
     code = {m: strip(f.read_text()) for m, f in modules.items()}
@@ -89,9 +106,9 @@ def main() -> int:
         lines = f.read_text().count("\n")
         if lines > MAX_LINES:
             problems.append(f"{f}: {lines} lines; split it (at most {MAX_LINES})")
-    top = [f for f in root.glob("*.rs") if f.name != "lib.rs"]
-    if len(top) > MAX_TOP_FILES:
-        problems.append(f"{root}: {len(top)} top-level files besides lib.rs (at most {MAX_TOP_FILES})")
+    top = [f for f in root.glob("*.rs") if f.name not in ("lib.rs", "main.rs")]
+    if max_top_files is not None and len(top) > max_top_files:
+        problems.append(f"{root}: {len(top)} top-level files besides lib.rs (at most {max_top_files})")
 
     def resolve(segments: list, here: tuple) -> tuple:
         """The module a path from `here` names (its longest module prefix)."""
@@ -153,12 +170,14 @@ def main() -> int:
             edges[m].add(target)
 
     def layer(m: tuple):
-        for i, wing in enumerate(LAYERS):
+        for i, wing in enumerate(layers or []):
             if m and m[0] in wing:
                 return i
         return None
 
     for m in sorted(edges):
+        if layers is None:
+            break
         for t in sorted(edges[m]):
             lm, lt = layer(m), layer(t)
             if m and t and m[0] != t[0] and None not in (lm, lt) and lt < lm:
@@ -203,14 +222,28 @@ def main() -> int:
         problems.append(f"import circle among: {names}")
 
     count = sum(len(e) for e in edges.values())
+    return problems, len(modules), count
+
+
+def main() -> int:
+    if len(sys.argv) > 1:
+        crates = [(sys.argv[1], LAYERS if "shared" in sys.argv[1] else None, None)]
+    else:
+        crates = CRATES + [(str(p), None, None) for p in sorted(Path("functions").glob("*/src"))]
+    problems, modules, imports = [], 0, 0
+    for root, layers, max_top in crates:
+        found, m, i = check(Path(root), layers, max_top)
+        problems += found
+        modules += m
+        imports += i
     for p in problems:
         print(p)
     if problems:
         print(f"check-layers: {len(problems)} problem(s)")
         return 1
     print(
-        f"check-layers: {len(modules)} modules, {count} imports between them: "
-        "no circle, no import from a lower layer to a higher one, every file in size"
+        f"check-layers: {len(crates)} crates, {modules} modules, {imports} imports between "
+        "them: no circle, no import from a lower layer to a higher one, every file in size"
     )
     return 0
 

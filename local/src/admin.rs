@@ -21,9 +21,19 @@ use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::serve::ServeError;
 use crate::status::{Status, page};
 use crate::store::{DEAD, Store};
+
+/// Why the operator's listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(
+        "the admin listener on {0} is not a loopback address: give it an --admin-token (ADMIN_TOKEN), or bind it to 127.0.0.1"
+    )]
+    Unguarded(SocketAddr),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+}
 
 /// The operator's listener's address unless told otherwise.
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:3001";
@@ -223,26 +233,27 @@ pub struct Bound {
 /// Binds the operator's listener. A non-loopback address without a token is
 /// refused before anything is bound; the default address taken (another `serve`
 /// on this machine), any free port of it is taken instead.
-pub async fn bind(options: AdminOptions) -> Result<Bound, ServeError> {
+pub async fn bind(options: AdminOptions) -> Result<Bound, AdminError> {
     let token = options.token.as_ref().filter(|t| !t.is_empty());
     if !options.listen.ip().is_loopback() && token.is_none() {
-        return Err(ServeError::AdminUnguarded(options.listen));
+        return Err(AdminError::Unguarded(options.listen));
     }
     let listener = match tokio::net::TcpListener::bind(options.listen).await {
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && options.any_free_port => {
             let any = SocketAddr::new(options.listen.ip(), 0);
             tokio::net::TcpListener::bind(any)
                 .await
-                .map_err(|e| ServeError::Listen(any, e))?
+                .map_err(|e| AdminError::Listen(any, e))?
         }
-        bound => bound.map_err(|e| ServeError::Listen(options.listen, e))?,
+        bound => bound.map_err(|e| AdminError::Listen(options.listen, e))?,
     };
     Ok(Bound { listener, options })
 }
 
 impl Bound {
-    pub fn address(&self) -> Result<SocketAddr, ServeError> {
-        self.listener.local_addr().map_err(ServeError::Server)
+    pub fn address(&self) -> Result<SocketAddr, AdminError> {
+        let at = self.listener.local_addr();
+        at.map_err(|e| AdminError::Listen(self.options.listen, e))
     }
 
     /// Serves it until `stopped`.

@@ -84,39 +84,6 @@ fn kept(field: &str) -> bool {
     IDS.contains(&field) || FIGURES.contains(&field)
 }
 
-/// The journal's table. The fields the status page counts by are also kept as
-/// columns of their own, computed once as each entry is written, so a page reads
-/// a day of entries without parsing their JSON. Ids are indexed where present
-/// only (most entries name one or two).
-pub(crate) const SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS journal (
-        id INTEGER PRIMARY KEY,
-        at INTEGER NOT NULL,
-        level TEXT NOT NULL,
-        message TEXT NOT NULL,
-        webhook_id TEXT,
-        event_id TEXT,
-        contact_id TEXT,
-        location_id TEXT,
-        fields TEXT NOT NULL,
-        path TEXT GENERATED ALWAYS AS (fields ->> '$.path') STORED,
-        status INTEGER GENERATED ALWAYS AS (fields ->> '$.status') STORED,
-        outcome TEXT GENERATED ALWAYS AS (fields ->> '$.outcome') STORED,
-        event_name TEXT GENERATED ALWAYS AS (fields ->> '$.event_name') STORED,
-        pixel TEXT GENERATED ALWAYS AS (fields ->> '$.pixel') STORED,
-        code TEXT GENERATED ALWAYS AS (fields ->> '$.code') STORED,
-        operation TEXT GENERATED ALWAYS AS (fields ->> '$.operation') STORED,
-        rows INTEGER GENERATED ALWAYS AS (fields ->> '$.rows') STORED,
-        changes INTEGER GENERATED ALWAYS AS (fields ->> '$.changes') STORED,
-        lag_seconds INTEGER GENERATED ALWAYS AS (fields ->> '$.lag_seconds') STORED,
-        latency_ms INTEGER GENERATED ALWAYS AS (fields ->> '$.latency_ms') STORED
-    );
-    CREATE INDEX IF NOT EXISTS journal_message ON journal (message, at);
-    CREATE INDEX IF NOT EXISTS journal_webhook ON journal (webhook_id) WHERE webhook_id IS NOT NULL;
-    CREATE INDEX IF NOT EXISTS journal_event ON journal (event_id) WHERE event_id IS NOT NULL;
-    CREATE INDEX IF NOT EXISTS journal_contact ON journal (contact_id) WHERE contact_id IS NOT NULL;
-";
-
 /// What a trace follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {

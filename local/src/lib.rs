@@ -2,12 +2,13 @@
 //! durable store, for a demo without AWS and for small shops that self-host.
 //!
 //! - [`store`]: the SQLite store: queues with SQS's semantics, and state;
-//!   [`files`]: its directory and files kept to their owner.
+//!   [`schema`]: its tables; [`files`]: its directory and files kept to their
+//!   owner.
 //! - [`ports`]: the library's queue and state ports on it.
 //! - [`outbox`]: dry-run delivery for pixels without a token.
 //! - [`dev`]: the development key and the bundled sample webhook.
 //! - [`journal`]: the audit journal `trace` and the status page read.
-//! - [`serve`]: the server; [`workers`]: its two consumers.
+//! - [`serve`]: the server; [`workers`]: its consumers (and reconciliation).
 //! - [`admin`]: the operator's listener; [`status`]: its page's figures.
 pub mod admin;
 pub mod dev;
@@ -15,6 +16,7 @@ pub mod files;
 pub mod journal;
 pub mod outbox;
 pub mod ports;
+mod schema;
 pub mod serve;
 pub mod status;
 pub mod store;

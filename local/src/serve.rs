@@ -30,9 +30,9 @@ use crate::admin::AdminOptions;
 use crate::journal::Inbox;
 use crate::outbox::LocalCapi;
 use crate::ports::LocalQueue;
+pub use crate::store::{DISPATCH, ENRICH};
 use crate::store::{Store, StoreError};
 use crate::workers::{self, Shared};
-pub use crate::workers::{DISPATCH, ENRICH};
 /// GHL tokens are read from `GHL_TOKEN_<locationId>`.
 pub const GHL_TOKEN_PREFIX: &str = "GHL_TOKEN_";
 
@@ -180,10 +180,8 @@ pub enum ServeError {
     StoreBusy(PathBuf),
     #[error("cannot lock {0}: {1}")]
     Lock(PathBuf, std::io::Error),
-    #[error(
-        "the admin listener on {0} is not a loopback address: give it an --admin-token (ADMIN_TOKEN), or bind it to 127.0.0.1"
-    )]
-    AdminUnguarded(SocketAddr),
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
     #[error(

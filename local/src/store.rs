@@ -15,7 +15,9 @@ use ghl_capi::ops::redrive::{GaveUp, read};
 use ghl_capi::ports::queue::{Outgoing, Record};
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// The dead-letter queue's name.
+/// The queues' names: enrichment's, dispatch's and the dead letters'.
+pub const ENRICH: &str = "enrich";
+pub const DISPATCH: &str = "dispatch";
 pub const DEAD: &str = "dead";
 /// How long a FIFO deduplication id is remembered, as on SQS.
 const DEDUP_WINDOW_MS: i64 = 5 * 60 * 1000;
@@ -65,42 +67,8 @@ impl Store {
         // Every commit reaches the disk before it returns: acknowledged means kept.
         db.pragma_update(None, "synchronous", "FULL")?;
         db.busy_timeout(Duration::from_secs(5))?;
-        db.execute_batch(
-            "CREATE TABLE IF NOT EXISTS messages (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 queue TEXT NOT NULL,
-                 body TEXT NOT NULL,
-                 group_id TEXT,
-                 sent_at INTEGER NOT NULL,
-                 visible_at INTEGER NOT NULL,
-                 receives INTEGER NOT NULL DEFAULT 0,
-                 in_hand INTEGER NOT NULL DEFAULT 0
-             );
-             CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, id);
-             CREATE INDEX IF NOT EXISTS messages_group ON messages (queue, group_id, id);
-             CREATE TABLE IF NOT EXISTS dedup (
-                 queue TEXT NOT NULL,
-                 dedup_id TEXT NOT NULL,
-                 expires_at INTEGER NOT NULL,
-                 PRIMARY KEY (queue, dedup_id)
-             );
-             CREATE TABLE IF NOT EXISTS tags (
-                 location_id TEXT NOT NULL,
-                 contact_id TEXT NOT NULL,
-                 tags TEXT NOT NULL,
-                 PRIMARY KEY (location_id, contact_id)
-             );
-             CREATE TABLE IF NOT EXISTS processed (
-                 key TEXT PRIMARY KEY,
-                 expires_at INTEGER NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS records (
-                 key TEXT PRIMARY KEY,
-                 text TEXT NOT NULL,
-                 expires_at INTEGER NOT NULL
-             );",
-        )?;
-        db.execute_batch(crate::journal::SCHEMA)?;
+        db.execute_batch(crate::schema::STORE)?;
+        db.execute_batch(crate::schema::JOURNAL)?;
         // Stores made before messages kept their first receive.
         let columns: Vec<String> = db
             .prepare("SELECT name FROM pragma_table_info('messages')")?

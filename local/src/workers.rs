@@ -16,18 +16,13 @@ use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::hold::HoldPolicy;
 use ghl_capi::mapping::Mapping;
-use ghl_capi::pull::reconcile::{ReconcileSettings, reconcile};
 use ghl_capi::ports::queue::Record;
+use ghl_capi::pull::reconcile::{ReconcileSettings, reconcile};
 use tokio::sync::watch;
 
 use crate::outbox::LocalCapi;
 use crate::ports::{LocalQueue, LocalState};
-use crate::store::{DEAD, Store};
-
-/// The enrichment queue's name.
-pub const ENRICH: &str = "enrich";
-/// The dispatch queue's name.
-pub const DISPATCH: &str = "dispatch";
+use crate::store::{DEAD, DISPATCH, ENRICH, Store};
 
 /// A message is dead-lettered after this many receives, as with SQS's redrive policy
 /// (and as far beyond any hold).

@@ -15,7 +15,7 @@ use rusqlite::params;
 
 use crate::ports::LocalState;
 use crate::store::{DEAD, Store, StoreError};
-use crate::workers::{DISPATCH, ENRICH};
+use crate::store::{DISPATCH, ENRICH};
 
 /// Enrichment's line for a reconciliation's finds (a job queued by polling).
 const MISSED: &str = "reconciliation found changes no webhook delivered";

@@ -6,10 +6,9 @@ use std::time::Duration;
 use chrono::Utc;
 use ghl_capi::jobs::{DeadLetter, LetterMessage, Stage};
 use ghl_capi::ports::state::StateStore;
-use ghl_capi_local::admin::{AdminOptions, bind};
+use ghl_capi_local::admin::{AdminError, AdminOptions, bind};
 use ghl_capi_local::journal::Entry;
 use ghl_capi_local::ports::LocalState;
-use ghl_capi_local::serve::ServeError;
 use ghl_capi_local::status::{Status, Window, page};
 use ghl_capi_local::store::{DEAD, Store};
 use serde_json::json;
@@ -244,7 +243,7 @@ async fn the_admin_listener_wants_its_token_and_a_bare_one_stays_on_loopback() {
     };
     let refused = bind(open).await;
     assert!(
-        matches!(refused, Err(ServeError::AdminUnguarded(_))),
+        matches!(refused, Err(AdminError::Unguarded(_))),
         "{refused:?}"
     );
 
@@ -344,6 +343,6 @@ async fn a_taken_default_admin_address_gives_way_to_a_free_port_and_a_chosen_one
     assert!(at.ip().is_loopback() && at.port() != listen.port());
     assert!(matches!(
         bind(options(false)).await,
-        Err(ServeError::Listen(..))
+        Err(AdminError::Listen(..))
     ));
 }

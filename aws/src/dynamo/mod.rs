@@ -7,14 +7,20 @@
 //! each location's audience members and their applied changes) also carry `grp`,
 //! their key up to its last `#`, which the sparse index [`GROUP_INDEX`] is keyed by:
 //! one location's records are a `Query`, never a scan of the table. Records written
-//! before the index are given their `grp` once, by the first listing of their family.
+//! before the index are given their `grp` once, by the first listing of their family
+//! ([`group`]). Leases live in the same table ([`lease`]).
+
+mod group;
+mod lease;
+
+use group::{group_of, grouped};
+pub use lease::DynamoLease;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
-use ghl_capi::ports::lease::{Lease, LeaseError};
 use ghl_capi::ports::state::{StateError, StateStore};
 
 /// How long a contact's tags are kept after its last change.
@@ -45,15 +51,6 @@ impl DynamoState {
             indexed: Default::default(),
         }
     }
-}
-
-/// The group a record of a listed family belongs to: its key up to its last `#`.
-fn group_of(key: &str) -> Option<&str> {
-    LISTED
-        .iter()
-        .any(|family| key.starts_with(family))
-        .then(|| key.rfind('#').map(|end| &key[..=end]))
-        .flatten()
 }
 
 fn key(location_id: &str, contact_id: &str) -> AttributeValue {
@@ -334,135 +331,6 @@ impl StateStore for DynamoState {
     }
 }
 
-/// The `grp` attribute of a record of `key`, if its family is listed by group.
-fn grouped(key: &str) -> HashMap<String, AttributeValue> {
-    group_of(key)
-        .map(|group| ("grp".to_owned(), AttributeValue::S(group.to_owned())))
-        .into_iter()
-        .collect()
-}
-
-/// A listed record's key and text, if it is one and not past its time.
-fn listed(item: &HashMap<String, AttributeValue>) -> Option<(String, String)> {
-    if !live(item) {
-        return None;
-    }
-    let key = item.get("pk")?.as_s().ok()?.strip_prefix("rec#")?;
-    let text = item.get("text")?.as_s().ok()?;
-    Some((key.to_owned(), text.clone()))
-}
-
-impl DynamoState {
-    /// Every record of `group`, by the group index.
-    async fn query_group(&self, group: &str) -> Result<Vec<(String, String)>, StateError> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GROUP_INDEX)
-                .key_condition_expression("grp = :group")
-                .expression_attribute_values(":group", AttributeValue::S(group.to_owned()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| failed(e.into_service_error()))?;
-            found.extend(page.items().iter().filter_map(listed));
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(found),
-            }
-        }
-    }
-
-    /// Every record whose key starts with `prefix`, by a scan of the table.
-    async fn scan(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
-        Ok(self
-            .scan_items(prefix, None)
-            .await?
-            .iter()
-            .filter_map(listed)
-            .collect())
-    }
-
-    async fn scan_items(
-        &self,
-        prefix: &str,
-        only: Option<&str>,
-    ) -> Result<Vec<HashMap<String, AttributeValue>>, StateError> {
-        let filter = match only {
-            Some(more) => format!("begins_with(pk, :prefix) and {more}"),
-            None => "begins_with(pk, :prefix)".to_owned(),
-        };
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression(&filter)
-                .expression_attribute_values(":prefix", record_key(prefix))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| failed(e.into_service_error()))?;
-            found.extend(page.items().iter().cloned());
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(found),
-            }
-        }
-    }
-
-    /// Gives `family`'s records written before the group index their `grp`, once
-    /// per table (a mark says it was done) and per process.
-    async fn index(&self, family: &'static str) -> Result<(), StateError> {
-        let known = |indexed: &std::sync::Mutex<Vec<&'static str>>| {
-            indexed.lock().map(|i| i.contains(&family)).unwrap_or(false)
-        };
-        if known(&self.indexed) {
-            return Ok(());
-        }
-        let mark = format!("indexed#{family}");
-        if self.record(&mark).await?.is_none() {
-            let unmarked = self
-                .scan_items(family, Some("attribute_not_exists(grp)"))
-                .await?;
-            for item in &unmarked {
-                let Some(key) = item.get("pk").and_then(|v| v.as_s().ok()) else {
-                    continue;
-                };
-                let Some(group) = key.strip_prefix("rec#").and_then(group_of) else {
-                    continue;
-                };
-                self.client
-                    .update_item()
-                    .table_name(&self.table)
-                    .key("pk", AttributeValue::S(key.clone()))
-                    .update_expression("SET grp = :group")
-                    .expression_attribute_values(":group", AttributeValue::S(group.to_owned()))
-                    .send()
-                    .await
-                    .map_err(|e| failed(e.into_service_error()))?;
-            }
-            tracing::info!(
-                family,
-                records = unmarked.len(),
-                "records indexed by group, once"
-            );
-            self.set_record(&mark, "", Duration::from_secs(10 * 366 * 24 * 3600))
-                .await?;
-        }
-        if let Ok(mut indexed) = self.indexed.lock() {
-            indexed.push(family);
-        }
-        Ok(())
-    }
-}
-
 /// The most keys one `BatchGetItem` reads, and items one `BatchWriteItem` writes.
 const BATCH_GET: usize = 100;
 const BATCH_WRITE: usize = 25;
@@ -474,82 +342,5 @@ const BATCH_ROUNDS: u32 = 5;
 async fn backoff(round: u32) {
     if round > 0 {
         tokio::time::sleep(Duration::from_millis(50 << round)).await;
-    }
-}
-
-/// Leases in the state table: one item per lease, `lease#{name}`, written only if
-/// absent or run out (a conditional put), deleted by its owner.
-#[derive(Debug, Clone)]
-pub struct DynamoLease {
-    client: Client,
-    table: String,
-}
-
-impl DynamoLease {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoLease {
-            client,
-            table: table.into(),
-        }
-    }
-}
-
-fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis()
-}
-
-impl Lease for DynamoLease {
-    async fn acquire(&self, name: &str, owner: &str, hold: Duration) -> Result<bool, LeaseError> {
-        let now = now_ms();
-        let answer = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", AttributeValue::S(format!("lease#{name}")))
-            .item("owner", AttributeValue::S(owner.to_owned()))
-            .item(
-                "held_until",
-                AttributeValue::N((now + hold.as_millis()).to_string()),
-            )
-            // Swept by the table's TTL a day after it ran out, if never released.
-            .item("expires_at", expires_in(hold + Duration::from_secs(86_400)))
-            // Free, run out, or ours already (a renewal).
-            .condition_expression("attribute_not_exists(pk) OR held_until < :now OR #owner = :me")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .expression_attribute_values(":me", AttributeValue::S(owner.to_owned()))
-            .send()
-            .await;
-        match answer {
-            Ok(_) => Ok(true),
-            Err(e) => match e.into_service_error() {
-                e if e.is_conditional_check_failed_exception() => Ok(false),
-                e => Err(LeaseError::new(e)),
-            },
-        }
-    }
-
-    async fn release(&self, name: &str, owner: &str) -> Result<(), LeaseError> {
-        let answer = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("lease#{name}")))
-            .condition_expression("#owner = :me")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":me", AttributeValue::S(owner.to_owned()))
-            .send()
-            .await;
-        match answer {
-            Ok(_) => Ok(()),
-            Err(e) => match e.into_service_error() {
-                // Someone else's now: ours ran out. Nothing to give back.
-                e if e.is_conditional_check_failed_exception() => Ok(()),
-                e => Err(LeaseError::new(e)),
-            },
-        }
     }
 }
