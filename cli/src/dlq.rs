@@ -184,7 +184,7 @@ fn local(args: &Args) -> anyhow::Result<Store> {
 }
 
 async fn sqs(url: &str) -> SqsQueue {
-    let sdk = ghl_capi_aws::lambda::sdk_config().await;
+    let sdk = ghl_capi_aws::config::sdk_config().await;
     SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), url)
 }
 

@@ -59,7 +59,7 @@ impl Target {
     pub(crate) async fn backend(&self) -> anyhow::Result<Backend> {
         if self.aws {
             return Ok(Backend::Aws(Box::new(
-                ghl_capi_aws::lambda::sdk_config().await,
+                ghl_capi_aws::config::sdk_config().await,
             )));
         }
         std::fs::create_dir_all(&self.data_dir)

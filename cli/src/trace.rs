@@ -258,7 +258,7 @@ async fn insights(
     since: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Entry>> {
-    let sdk = ghl_capi_aws::lambda::sdk_config().await;
+    let sdk = ghl_capi_aws::config::sdk_config().await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
     let run = |query: String| run_query(&logs, args, query, (since, now));
     let mut webhooks = match subject {

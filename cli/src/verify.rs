@@ -76,7 +76,7 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         .build()?;
     let findings = runtime.block_on(async {
         if args.aws {
-            let sdk = ghl_capi_aws::lambda::sdk_config().await;
+            let sdk = ghl_capi_aws::config::sdk_config().await;
             let secrets = ghl_capi_aws::secrets::SecretsManager::new(
                 aws_sdk_secretsmanager::Client::new(&sdk),
                 Duration::from_secs(60),
@@ -127,7 +127,7 @@ async fn catching_up(args: &Args, locations: &BTreeSet<String>) -> anyhow::Resul
         let Some(table) = &args.state_table else {
             return Ok(findings);
         };
-        let sdk = ghl_capi_aws::lambda::sdk_config().await;
+        let sdk = ghl_capi_aws::config::sdk_config().await;
         let state = DynamoState::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
         for location in locations {
             findings.push(location_status(&state, location).await);

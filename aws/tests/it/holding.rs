@@ -102,7 +102,7 @@ async fn a_hanging_sqs_is_answered_429_well_inside_the_functions_timeout() {
         .credentials_provider(aws_sdk_sqs::config::Credentials::new(
             "test", "test", None, None, "static",
         ));
-    let sdk = ghl_capi_aws::lambda::bounded(loader).load().await;
+    let sdk = ghl_capi_aws::config::bounded(loader).load().await;
     let intake = intake(&s, &sdk, &[]).await;
     let body = webhook("ContactCreate", "wh-1", contact("c1", "a@example.com", &[]));
     // The template gives the intake 10 s; a 5xx or a timeout would lose the

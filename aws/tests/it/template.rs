@@ -256,7 +256,7 @@ fn no_queue_limit_cuts_a_held_message_short_and_every_aws_call_ends_inside_its_f
             .as_i64()
             .expect("timeout set");
         assert!(
-            2 * ghl_capi_aws::lambda::AWS_OPERATION_TIMEOUT.as_secs() as i64 <= timeout,
+            2 * ghl_capi_aws::config::AWS_OPERATION_TIMEOUT.as_secs() as i64 <= timeout,
             "{function}: an AWS call may take most of its {timeout} s"
         );
     }
