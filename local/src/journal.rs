@@ -364,7 +364,7 @@ impl Store {
                     entry.text("event_id"),
                     entry.text("contact_id"),
                     entry.text("location_id"),
-                    serde_json::to_string(&entry.fields).unwrap_or_default(),
+                    ghl_capi::ports::text(&entry.fields),
                 ])?;
             }
         }
@@ -390,7 +390,7 @@ impl Store {
              WHERE at >= ?2 AND ({column} = ?1 OR webhook_id IN (SELECT value FROM json_each(?3)))
              ORDER BY at, id"
         ))?;
-        let listed = serde_json::to_string(&webhooks).unwrap_or_default();
+        let listed = ghl_capi::ports::text(&webhooks);
         let rows = select.query_map(params![id, since_ms, listed], |row| {
             Ok((
                 row.get::<_, i64>(0)?,

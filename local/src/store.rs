@@ -424,5 +424,5 @@ fn letter(db: &Connection, body: &str, gave_up: GaveUp) -> Result<String, StoreE
         }
     }
     let envelope = LetterMessage::new(letter, body);
-    Ok(serde_json::to_string(&envelope).unwrap_or_else(|_| body.to_owned()))
+    Ok(ghl_capi::ports::text(&envelope))
 }

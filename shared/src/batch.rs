@@ -51,7 +51,7 @@ pub fn hold_or_letter(
 ) -> Outcome {
     match policy.decide(held.history(), key, at_least, now) {
         Decision::Wait(after) => Outcome::Requeue {
-            body: serde_json::to_string(held).unwrap_or_default(),
+            body: crate::ports::text(held),
             after,
             reason,
         },

@@ -157,7 +157,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
                 history: Default::default(),
                 resync: seen.resync,
             };
-            let member = (key, serde_json::to_string(&now).unwrap_or_default());
+            let member = (key, crate::ports::text(&now));
             changes.push(Change { job, member });
         }
         Ok(changes)

@@ -245,7 +245,7 @@ impl<G: GhlReader, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
         match decision {
             Decision::Wait(wait) => {
                 let keep = self.policy.limit(reason.code) + Duration::from_secs(24 * 3600);
-                let text = serde_json::to_string(&history).unwrap_or_default();
+                let text = crate::ports::text(&history);
                 if let Err(e) = self.state.set_record(&key, &text, keep).await {
                     tracing::warn!(webhook_id = job.key(), error = %chain(&e), "cannot keep a held job's history");
                 }

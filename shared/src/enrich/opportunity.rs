@@ -36,7 +36,7 @@ pub(super) fn remembered(webhook: &Webhook) -> Option<(String, String)> {
     }
     let location = event.envelope.location_id.as_deref()?;
     let key = SeenOpportunity::key(location, &event.id);
-    Some((key, serde_json::to_string(&seen).unwrap_or_default()))
+    Some((key, crate::ports::text(&seen)))
 }
 
 impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
@@ -66,7 +66,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             carried_attribution: false,
             seen: None,
             deleted: None,
-            records: vec![(key, serde_json::to_string(&seen).unwrap_or_default())],
+            records: vec![(key, crate::ports::text(&seen))],
             stranger: false,
         })
     }

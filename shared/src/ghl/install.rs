@@ -302,8 +302,7 @@ impl<V: VersionedSecrets, L: Lease, M: StateStore, C: Queue> Installer<V, L, M, 
             .map(|location| Connected {
                 connected: location.clone(),
             })
-            .filter_map(|c| serde_json::to_string(&c).ok())
-            .map(Outgoing::new)
+            .map(|c| Outgoing::new(crate::ports::text(&c)))
             .collect();
         if let Err(e) = queue.send_all(messages).await {
             tracing::warn!(

@@ -166,7 +166,7 @@ impl<'s, S: StateStore> Breakers<'s, S> {
     async fn write(&self, name: &str, breaker: &Breaker) {
         // Kept past the longest hold, so a breaker never outlives what it explains.
         let keep = self.policy.token_limit + Duration::from_secs(24 * 3600);
-        let text = serde_json::to_string(breaker).unwrap_or_default();
+        let text = crate::ports::text(breaker);
         if let Err(e) = self.state.set_record(&self.key(name), &text, keep).await {
             tracing::warn!(partner = self.partner.name(), name, error = %chain(&e), "cannot write the breaker");
         }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::ghl::webhook::Envelope;
 use crate::jobs::{DeadLetter, DispatchMessage, EnrichJob, History, LetterMessage, Stage};
 use crate::ports::queue::Outgoing;
+use crate::ports::text;
 
 /// The code of a job a queue moved to its dead-letter queue after its receive limit.
 pub const MAX_RECEIVES: &str = "max_receives";
@@ -119,22 +120,22 @@ pub fn replay(letter: &Letter, attempt: &str) -> Option<(Stage, Outgoing)> {
             let body = match DispatchMessage::parse(&letter.message).ok()? {
                 DispatchMessage::Event(mut job) => {
                     job.history = History::default();
-                    serde_json::to_string(&job)
+                    text(&job)
                 }
                 DispatchMessage::Audience(mut job) => {
                     job.history = History::default();
                     job.resync = true;
-                    serde_json::to_string(&job)
+                    text(&job)
                 }
             };
-            (body.ok()?, None, None)
+            (body, None, None)
         }
         Stage::Enrich => {
             let job = serde_json::from_str::<EnrichJob>(&letter.message).ok()?;
             let (dedup, group) = (format!("{}#redrive-{attempt}", job.key()), job.group_id());
             let body = match job {
                 // Kept for a person: redriven, it is handled as the webhook it is.
-                EnrichJob::Stale(stale) => serde_json::to_string(&stale.into_webhook()).ok()?,
+                EnrichJob::Stale(stale) => text(&stale.into_webhook()),
                 _ => letter.message.clone(),
             };
             (body, Some(group), Some(dedup))

@@ -85,7 +85,7 @@ pub async fn seed<T: TokenSource>(
     }
     seeded.listed = pages.listed;
     seeded.beyond = pages.beyond;
-    let text = serde_json::to_string(&seeded).unwrap_or_default();
+    let text = crate::ports::text(&seeded);
     state
         .set_record(&seeded_key(location), &text, SEEDED_FOR)
         .await

@@ -221,8 +221,7 @@ impl TokenSet {
     }
 
     pub fn to_json(&self) -> String {
-        // A struct of strings and dates always serialises.
-        serde_json::to_string(self).unwrap_or_default()
+        crate::ports::text(self)
     }
 }
 

@@ -247,7 +247,7 @@ async fn keep(
     plan: &Backfill<'_>,
     at: &Progress,
 ) -> Result<(), BackfillError> {
-    let text = serde_json::to_string(at).unwrap_or_default();
+    let text = crate::ports::text(at);
     state
         .set_record(&progress_key(location, plan), &text, KEPT_FOR)
         .await

@@ -152,7 +152,7 @@ pub async fn last_run(
 }
 
 async fn keep(state: &impl StateStore, location: &str, run: &Reconciled) -> Result<(), StateError> {
-    let text = serde_json::to_string(run).unwrap_or_default();
+    let text = crate::ports::text(run);
     state
         .set_record(&watermark_key(location), &text, KEPT_FOR)
         .await

@@ -59,7 +59,7 @@ pub(super) async fn opportunities<T: TokenSource>(
                 status: seen.status.or(known.status),
             };
             if was.as_ref() != Some(&merged) {
-                let text = serde_json::to_string(&merged).unwrap_or_default();
+                let text = crate::ports::text(&merged);
                 state
                     .set_record(&key, &text, REMEMBERED_FOR)
                     .await
