@@ -85,76 +85,67 @@ pub const RECONCILE_FAILURES: &str = "ReconcileFailures";
 /// seeded), in all and by `Location`.
 pub const BASELINES_TAKEN: &str = "BaselinesTaken";
 
-/// Every metric name above, for checks that the template reads only these.
-pub const NAMES: [&str; 30] = [
-    REQUESTS,
-    ANSWERED,
-    REFUSED,
-    HANDLER_TIME,
-    EVENTS_BUILT,
-    EVENTS_SENT,
-    DEAD_LETTERED,
-    END_TO_END_LAG,
-    CAPI_REQUESTS,
-    CAPI_FAILURES,
-    CAPI_LATENCY,
-    GHL_REQUESTS,
-    GHL_UNAUTHORIZED,
-    GHL_LATENCY,
-    GHL_RATE_LIMIT_REMAINING,
-    TOKEN_REFRESHES,
-    RECORDS,
-    RETRIED,
-    RETRY_REASONS,
-    PARTNER_PAUSED,
-    TAG_BASELINES,
-    SKIPPED,
-    WORKFLOW_CALLS,
-    AUDIENCE_ROWS,
-    AUDIENCE_ERRORS,
-    AUDIENCE_SKIPPED,
-    CONTACTS_SCANNED,
-    MISSED_CHANGES,
-    RECONCILE_FAILURES,
-    BASELINES_TAKEN,
+/// How a metric is recorded: counted, or a distribution in a unit.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Counter,
+    Histogram(Unit),
+}
+
+/// Every metric above with how it is recorded: the one list [`describe`] and the
+/// checks that the template reads only these names go by.
+pub const METRICS: [(&str, Kind); 30] = [
+    (REQUESTS, Kind::Counter),
+    (ANSWERED, Kind::Counter),
+    (REFUSED, Kind::Counter),
+    (HANDLER_TIME, Kind::Histogram(Unit::Milliseconds)),
+    (EVENTS_BUILT, Kind::Counter),
+    (EVENTS_SENT, Kind::Counter),
+    (DEAD_LETTERED, Kind::Counter),
+    (END_TO_END_LAG, Kind::Histogram(Unit::Seconds)),
+    (CAPI_REQUESTS, Kind::Counter),
+    (CAPI_FAILURES, Kind::Counter),
+    (CAPI_LATENCY, Kind::Histogram(Unit::Milliseconds)),
+    (GHL_REQUESTS, Kind::Counter),
+    (GHL_UNAUTHORIZED, Kind::Counter),
+    (GHL_LATENCY, Kind::Histogram(Unit::Milliseconds)),
+    (GHL_RATE_LIMIT_REMAINING, Kind::Histogram(Unit::Count)),
+    (TOKEN_REFRESHES, Kind::Counter),
+    (RECORDS, Kind::Counter),
+    (RETRIED, Kind::Counter),
+    (RETRY_REASONS, Kind::Counter),
+    (PARTNER_PAUSED, Kind::Counter),
+    (TAG_BASELINES, Kind::Counter),
+    (SKIPPED, Kind::Counter),
+    (WORKFLOW_CALLS, Kind::Counter),
+    (AUDIENCE_ROWS, Kind::Counter),
+    (AUDIENCE_ERRORS, Kind::Counter),
+    (AUDIENCE_SKIPPED, Kind::Counter),
+    (CONTACTS_SCANNED, Kind::Counter),
+    (MISSED_CHANGES, Kind::Counter),
+    (RECONCILE_FAILURES, Kind::Counter),
+    (BASELINES_TAKEN, Kind::Counter),
 ];
+
+/// Every metric name, in [`METRICS`]' order.
+pub const NAMES: [&str; METRICS.len()] = {
+    let mut names = [""; METRICS.len()];
+    let mut i = 0;
+    while i < METRICS.len() {
+        names[i] = METRICS[i].0;
+        i += 1;
+    }
+    names
+};
 
 /// Tells the installed recorder each metric's unit.
 pub fn describe() {
-    for name in [
-        REQUESTS,
-        ANSWERED,
-        REFUSED,
-        EVENTS_BUILT,
-        EVENTS_SENT,
-        DEAD_LETTERED,
-        CAPI_REQUESTS,
-        CAPI_FAILURES,
-        GHL_REQUESTS,
-        GHL_UNAUTHORIZED,
-        TOKEN_REFRESHES,
-        RECORDS,
-        RETRIED,
-        RETRY_REASONS,
-        PARTNER_PAUSED,
-        TAG_BASELINES,
-        SKIPPED,
-        WORKFLOW_CALLS,
-        AUDIENCE_ROWS,
-        AUDIENCE_ERRORS,
-        AUDIENCE_SKIPPED,
-        CONTACTS_SCANNED,
-        MISSED_CHANGES,
-        RECONCILE_FAILURES,
-        BASELINES_TAKEN,
-    ] {
-        describe_counter!(name, Unit::Count, "");
+    for (name, kind) in METRICS {
+        match kind {
+            Kind::Counter => describe_counter!(name, Unit::Count, ""),
+            Kind::Histogram(unit) => describe_histogram!(name, unit, ""),
+        }
     }
-    for name in [HANDLER_TIME, CAPI_LATENCY, GHL_LATENCY] {
-        describe_histogram!(name, Unit::Milliseconds, "");
-    }
-    describe_histogram!(END_TO_END_LAG, Unit::Seconds, "");
-    describe_histogram!(GHL_RATE_LIMIT_REMAINING, Unit::Count, "");
 }
 
 fn millis(elapsed: Duration) -> f64 {
