@@ -23,6 +23,8 @@ macro_rules! out_text {
 mod audience;
 mod backfill;
 mod dlq;
+#[cfg(test)]
+mod docs;
 mod keys;
 mod map;
 mod mapping;
