@@ -32,7 +32,8 @@ LAYERS = [
 ]
 # Local mode, top to bottom: the server and its parts, what they use, the store.
 LOCAL_LAYERS = [
-    {"serve", "admin", "workers"},
+    {"serve"},
+    {"admin", "workers", "tasks"},
     {"status", "journal", "outbox", "dev", "ports"},
     {"store", "schema", "files"},
 ]

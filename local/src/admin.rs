@@ -7,6 +7,7 @@
 //! web page cannot reach it through a name of its own pointed at loopback (DNS
 //! rebinding).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -19,7 +20,6 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::status::{Status, page};
 use crate::store::{DEAD, Store};
@@ -256,8 +256,12 @@ impl Bound {
         at.map_err(|e| AdminError::Listen(self.options.listen, e))
     }
 
-    /// Serves it until `stopped`.
-    pub fn serve(self, store: Store, mut stopped: watch::Receiver<bool>) -> JoinHandle<()> {
+    /// Serves it until `stopped` (a future for the caller to spawn).
+    pub fn serve(
+        self,
+        store: Store,
+        mut stopped: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let Bound { listener, options } = self;
         let token = options.token.filter(|t| !t.is_empty());
         let admin = Arc::new(Admin {
@@ -277,7 +281,7 @@ impl Bound {
             .route("/status/dead/{id}", get(letter))
             .route("/metrics", get(metrics))
             .with_state(admin);
-        tokio::spawn(async move {
+        async move {
             let stop = async move {
                 let _ = stopped.changed().await;
             };
@@ -287,6 +291,6 @@ impl Bound {
             {
                 tracing::error!(error = %e, "the admin listener failed");
             }
-        })
+        }
     }
 }

@@ -8,7 +8,8 @@
 //! - [`outbox`]: dry-run delivery for pixels without a token.
 //! - [`dev`]: the development key and the bundled sample webhook.
 //! - [`journal`]: the audit journal `trace` and the status page read.
-//! - [`serve`]: the server; [`workers`]: its consumers (and reconciliation).
+//! - [`serve`]: the server; [`workers`]: its consumers (and reconciliation);
+//!   [`tasks`]: its tasks watched, a panic reported.
 //! - [`admin`]: the operator's listener; [`status`]: its page's figures.
 pub mod admin;
 pub mod dev;
@@ -20,4 +21,5 @@ mod schema;
 pub mod serve;
 pub mod status;
 pub mod store;
+mod tasks;
 pub mod workers;

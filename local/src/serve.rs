@@ -21,8 +21,8 @@ use ghl_capi::ghl::wire::{DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL, LocationToke
 use ghl_capi::hold::HoldPolicy;
 use ghl_capi::intake::{Api, MAX_BODY_BYTES, Request};
 use ghl_capi::mapping::Mapping;
-use ghl_capi::pull::reconcile::ReconcileSettings;
 use ghl_capi::ports::secrets::EnvSecrets;
+use ghl_capi::pull::reconcile::ReconcileSettings;
 use ghl_capi::settings::{Env, SettingsError, UNSCOPED_KEYS_VAR};
 use tokio::sync::watch;
 
@@ -32,6 +32,7 @@ use crate::outbox::LocalCapi;
 use crate::ports::LocalQueue;
 pub use crate::store::{DISPATCH, ENRICH};
 use crate::store::{Store, StoreError};
+use crate::tasks;
 use crate::workers::{self, Shared};
 /// GHL tokens are read from `GHL_TOKEN_<locationId>`.
 pub const GHL_TOKEN_PREFIX: &str = "GHL_TOKEN_";
@@ -194,6 +195,10 @@ pub enum ServeError {
     Http(#[from] reqwest::Error),
     #[error("server failed: {0}")]
     Server(std::io::Error),
+    #[error(
+        "serve's {0} ended in a panic (its message is above); what it had in hand is received again at the next start"
+    )]
+    Panicked(String),
 }
 
 type LocalApi = Api<LocalQueue, EnvSecrets, NoInstall>;
@@ -317,67 +322,80 @@ pub async fn serve(
         install: NoInstall,
     });
     let (stop, stopped) = watch::channel(false);
+    let (mut tasks, ended) = tasks::watched();
     // The journal stops last, once the workers' last lines are written.
     let (journal_stop, journal_stopped) = watch::channel(false);
-    let journal = options.journal.map(|inbox| {
-        tokio::spawn(inbox.write(store.clone(), options.journal_retention, journal_stopped))
-    });
-    let admin = match admin {
-        Some((wanted, bound)) => {
-            let at = bound.address()?;
-            if at != wanted {
-                println!("  {wanted} is taken (another serve?): the operator's listener took {at}");
-            }
-            println!("  status page: http://{at}/status, metrics: http://{at}/metrics");
-            Some(bound.serve(store.clone(), stopped.clone()))
+    let mut last = tasks.beside();
+    if let Some(inbox) = options.journal {
+        let writing = inbox.write(store.clone(), options.journal_retention, journal_stopped);
+        last.spawn("journal", writing);
+    }
+    if let Some((wanted, bound)) = admin {
+        let at = bound.address()?;
+        if at != wanted {
+            println!("  {wanted} is taken (another serve?): the operator's listener took {at}");
         }
-        None => None,
-    };
+        println!("  status page: http://{at}/status, metrics: http://{at}/metrics");
+        tasks.spawn("admin", bound.serve(store.clone(), stopped.clone()));
+    }
     let shared = Shared {
         store,
         mapping: Arc::new(options.mapping),
         hold: options.hold,
     };
-    let enrich = if options.dev {
+    if options.dev {
         let ghl = crate::dev::WithDemoLocation(ghl);
-        tokio::spawn(workers::enrich(shared.clone(), ghl, stopped.clone()))
+        tasks.spawn(
+            "enrichment",
+            workers::enrich(shared.clone(), ghl, stopped.clone()),
+        );
     } else {
-        tokio::spawn(workers::enrich(shared.clone(), ghl, stopped.clone()))
-    };
-    let reconcile = reconciling.map(|(ghl, every)| {
-        let settings = options.reconcile;
-        tokio::spawn(workers::reconcile_every(
+        tasks.spawn(
+            "enrichment",
+            workers::enrich(shared.clone(), ghl, stopped.clone()),
+        );
+    }
+    if let Some((ghl, every)) = reconciling {
+        let run = workers::reconcile_every(
             shared.clone(),
             ghl,
-            settings,
+            options.reconcile,
             every,
             stopped.clone(),
-        ))
-    });
-    let dispatch = tokio::spawn(workers::dispatch(shared, capi, stopped));
+        );
+        tasks.spawn("reconciliation", run);
+    }
+    tasks.spawn("dispatch", workers::dispatch(shared, capi, stopped));
 
     let app = axum::Router::new().fallback(move |method, uri, headers, body| {
         let api = Arc::clone(&api);
         async move { handle(&api, method, uri, headers, body).await }
     });
+    // Stopped by the caller, or by a task that ended on its own: only a fault
+    // ends one early, and a pipeline missing a worker must not go on taking work.
+    let stopping = async move {
+        tokio::select! {
+            () = shutdown => {}
+            task = ended.first() => {
+                tracing::error!(task, "a task of serve stopped by itself: serve stops");
+            }
+        }
+    };
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(stopping)
         .await
         .map_err(ServeError::Server);
     let _ = stop.send(true);
-    let _ = tokio::join!(enrich, dispatch);
-    if let Some(reconcile) = reconcile {
-        let _ = reconcile.await;
-    }
-    if let Some(admin) = admin {
-        let _ = admin.await;
-    }
+    let mut panicked = tasks.join().await;
     // Last: the journal keeps the lines of the batches finished above.
     let _ = journal_stop.send(true);
-    if let Some(journal) = journal {
-        let _ = journal.await;
+    panicked.extend(last.join().await);
+    served?;
+    if panicked.is_empty() {
+        Ok(())
+    } else {
+        Err(ServeError::Panicked(panicked.join(", ")))
     }
-    served
 }
 
 /// One request: refused from its head when that says enough (an unsigned

@@ -256,7 +256,7 @@ async fn the_admin_listener_wants_its_token_and_a_bare_one_stays_on_loopback() {
         metrics: None,
         locations: vec!["loc1".into()],
     };
-    let _server = bind(guarded).await.expect("bound").serve(store, stopped);
+    let _server = tokio::spawn(bind(guarded).await.expect("bound").serve(store, stopped));
     let http = reqwest::Client::new();
     let url = format!("http://{listen}/status");
     let none = http.get(&url).send().await.expect("answer");
