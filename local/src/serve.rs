@@ -10,8 +10,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::IntoResponse;
 use chrono::Utc;
+use ghl_capi::capi::CapiClient;
 use ghl_capi::capi::client::DEFAULT_BASE_URL as GRAPH_DEFAULT_BASE_URL;
-use ghl_capi::capi::{CapiClient, PixelTokens};
 use ghl_capi::dispatch::tokens::MappingTokens;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::install::NoInstall;
@@ -255,12 +255,12 @@ pub async fn serve(
     let tokens = MappingTokens::new(&options.mapping, EnvSecrets);
     let mut dry = Vec::new();
     for pixel in &options.mapping.pixels {
-        if tokens.token(&pixel.dataset_id).await.is_none() {
+        if !tokens.configured(&pixel.dataset_id).await {
             dry.push(format!("pixel {}", pixel.name));
         }
     }
     for audience in &options.mapping.audiences {
-        if tokens.token(&audience.audience_id).await.is_none() {
+        if !tokens.configured(&audience.audience_id).await {
             dry.push(format!("audience {}", audience.name));
         }
     }

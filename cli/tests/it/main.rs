@@ -8,6 +8,7 @@ mod cli;
 mod dlq_sqs;
 mod event_ids;
 mod limits;
+mod quick_start;
 mod reconcile;
 mod serve;
 mod soak;

@@ -113,6 +113,8 @@ struct Cached {
     token: Option<PixelToken>,
     /// Meta refused them: read past the store's cache next time.
     refused: bool,
+    /// None are stored, and that has been said: not said again while it lasts.
+    missing: bool,
 }
 
 /// The credentials of the mapping's pixels (by dataset id) and audiences (by
@@ -153,34 +155,51 @@ impl<S: SecretStore> MappingTokens<S> {
     }
 }
 
+impl<S: SecretStore> MappingTokens<S> {
+    /// Whether `id` has credentials, read as [`PixelTokens::token`] reads them but
+    /// saying nothing of their absence: for a caller that says it itself (`serve`
+    /// naming its dry-run pixels), so it is said once.
+    pub async fn configured(&self, id: &str) -> bool {
+        self.look_up(id, false).await.is_some()
+    }
+
+    /// `id`'s credentials, from the cache while it is fresh. A secret that cannot
+    /// be read is a warning; one that does not exist is information (a pixel may
+    /// run dry on purpose), given once while it lasts, and with `tell` only.
+    async fn look_up(&self, id: &str, tell: bool) -> Option<PixelToken> {
+        let (refused, missing) = match self.cache().get(id) {
+            Some(c) if !c.refused && c.read_at.elapsed() < TOKEN_CACHE => return c.token.clone(),
+            Some(c) => (c.refused, c.missing),
+            None => (false, false),
+        };
+        let holder = self.holders.get(id)?;
+        let read = read(holder, &self.store, refused).await;
+        match &read {
+            Ok(_) => {}
+            Err(e @ SecretError::Missing(_)) => {
+                if tell && !missing {
+                    tracing::info!(name = holder.name, error = %chain(e), "this pixel (or audience) has no Meta token stored");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(name = holder.name, error = %chain(e), "cannot read this pixel's (or audience's) Meta token");
+            }
+        }
+        let cached = Cached {
+            read_at: Instant::now(),
+            missing: matches!(read, Err(SecretError::Missing(_))),
+            token: read.ok(),
+            refused: false,
+        };
+        let token = cached.token.clone();
+        self.cache().insert(id.to_owned(), cached);
+        token
+    }
+}
+
 impl<S: SecretStore> PixelTokens for MappingTokens<S> {
     async fn token(&self, dataset_id: &str) -> Option<PixelToken> {
-        let refused = match self.cache().get(dataset_id) {
-            Some(c) if !c.refused && c.read_at.elapsed() < TOKEN_CACHE => return c.token.clone(),
-            Some(c) => c.refused,
-            None => false,
-        };
-        let holder = self.holders.get(dataset_id)?;
-        let token = match read(holder, &self.store, refused).await {
-            Ok(token) => Some(token),
-            Err(e) => {
-                tracing::warn!(
-                    name = holder.name,
-                    error = %chain(&e),
-                    "cannot read this pixel's (or audience's) Meta token"
-                );
-                None
-            }
-        };
-        self.cache().insert(
-            dataset_id.to_owned(),
-            Cached {
-                read_at: Instant::now(),
-                token: token.clone(),
-                refused: false,
-            },
-        );
-        token
+        self.look_up(dataset_id, true).await
     }
 
     fn refused(&self, dataset_id: &str) {
