@@ -520,3 +520,27 @@ fn the_dashboard_and_alarms_read_only_metrics_the_functions_write() {
         assert!(read.contains(shown), "the template never reads {shown}");
     }
 }
+
+#[test]
+fn every_alarm_has_its_meaning_and_first_check_in_the_operators_chapter() {
+    let t = template();
+    let page = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/operating.md");
+    let page = std::fs::read_to_string(page).expect("docs/operating.md");
+    // The alarms' table: a row per alarm (or per group of alike ones).
+    let rows: Vec<&str> = page.lines().filter(|l| l.starts_with("| `")).collect();
+    let mut alarms = Vec::new();
+    for (name, resource) in t["Resources"].as_hash().expect("resources") {
+        if resource["Type"].as_str() == Some("AWS::CloudWatch::Alarm") {
+            alarms.push(name.as_str().expect("a name").to_owned());
+        }
+    }
+    assert!(alarms.len() > 10, "{alarms:?}");
+    let unexplained: Vec<&String> = alarms
+        .iter()
+        .filter(|a| !rows.iter().any(|row| row.contains(&format!("`{a}`"))))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "alarms without a row in docs/operating.md: {unexplained:?}"
+    );
+}
