@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use ghl_capi::ops::snippet::Snippet;
+use ghl_capi::ops::snippet::{KEY_ROW, Snippet};
 use serde_json::json;
 
 use crate::Outcome;
@@ -24,8 +24,8 @@ pub struct SnippetArgs {
     /// Where the route is: the stack's WorkflowUrl output, or `serve`'s address.
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:3000")]
     url: String,
-    /// Print {"rule", "url", "workflow", "headers", "body", "customData", "toAdd"}
-    /// as one JSON line.
+    /// Print {"rule", "url", "urlWithKey", "workflow", "headers", "body",
+    /// "customData", "keyRow", "toAdd"} as one JSON line.
     #[arg(long)]
     json: bool,
 }
@@ -50,10 +50,12 @@ pub fn snippet(args: &SnippetArgs) -> anyhow::Result<Outcome> {
             json!({
                 "rule": snippet.rule,
                 "url": snippet.url,
+                "urlWithKey": snippet.url_with_key(KEY),
                 "workflow": snippet.workflow,
                 "headers": {"Authorization": format!("Bearer {KEY}"), "X-Api-Key": KEY},
                 "body": snippet.body(),
                 "customData": custom,
+                "keyRow": {"key": KEY_ROW, "value": KEY},
                 "toAdd": to_add,
             })
         )?;
@@ -78,13 +80,21 @@ pub fn snippet(args: &SnippetArgs) -> anyhow::Result<Outcome> {
     out!("  Content-Type:   application/json")?;
     out!("  Raw body:")?;
     out!("{}\n", snippet.body_text())?;
-    out!("Or the Webhook action (GHL's standard payload; the key goes in a header):")?;
-    out!("  URL:      {}", snippet.url)?;
-    out!("  Header:   X-Api-Key: {key_for}")?;
+    out!("Or GHL's plain Webhook action (free; GHL's standard payload, Custom Data added):")?;
+    out!("  URL:      {}", snippet.url_with_key(KEY))?;
+    out!("            (the key ends the URL: {key_for})")?;
     out!("  Custom Data:")?;
     for (key, value) in snippet.custom_data() {
         out!("    {key} = {value}")?;
     }
+    out!(
+        "  Where the action offers headers, the URL {} and the header X-Api-Key: {KEY} keep",
+        snippet.url
+    )?;
+    out!("  the key out of the URL; without headers, so does one more Custom Data row:")?;
+    out!("    {KEY_ROW} = {KEY}    (with the URL {})", snippet.url)?;
+    out!("  A key in the URL or in Custom Data is seen by anyone who can open the workflow;")?;
+    out!("  the pipeline never logs, queues or letters it.")?;
     if !snippet.to_add.is_empty() {
         out!("\nThe rule also reads these; add them to the body (or as Custom Data):")?;
         for (key, what) in &snippet.to_add {

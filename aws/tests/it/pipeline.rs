@@ -348,9 +348,18 @@ async fn workflow_calls_reach_meta_once_with_the_locations_key() {
     let elsewhere = [("x-api-key", "ck-other-0123".to_owned())];
     let (status, refused) = s.post("/workflows/ghl", &elsewhere, body(&custom)).await;
     assert_eq!(status, 403, "{refused}");
+    // GHL's plain Webhook action with no header: the key ends the URL.
+    let mut plain = standard.clone();
+    plain["contact_id"] = json!("c-plain");
+    plain["email"] = json!("plain@example.com");
+    let (status, answer) = s
+        .post("/workflows/ghl/ck-studio-0123", &[], body(&plain))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let plain_id = answer["eventId"].clone();
     assert_eq!(
         s.pending(&s.enrich_url).await,
-        2,
+        3,
         "the retry deduplicated, the refusal never queued"
     );
 
@@ -363,6 +372,7 @@ async fn workflow_calls_reach_meta_once_with_the_locations_key() {
     ids.sort_unstable();
     let mut expected = [
         standard_id.as_str().expect("id"),
+        plain_id.as_str().expect("id"),
         "booked-c-ann-20261120090000",
     ];
     expected.sort_unstable();
@@ -385,7 +395,7 @@ async fn workflow_calls_reach_meta_once_with_the_locations_key() {
             "WorkflowCalls",
             &[("Workflow", "Booked call"), ("Outcome", "fired")]
         ),
-        2.0
+        3.0
     );
     assert_eq!(emf.count("Requests", &[("Outcome", "forbidden")]), 1.0);
 }

@@ -544,3 +544,26 @@ fn every_alarm_has_its_meaning_and_first_check_in_the_operators_chapter() {
         "alarms without a row in docs/operating.md: {unexplained:?}"
     );
 }
+
+#[test]
+fn a_workflow_key_in_the_url_has_a_route_and_never_reaches_the_access_log() {
+    let t = template();
+    let events = &t["Resources"]["IntakeFunction"]["Properties"]["Events"];
+    let paths: Vec<String> = events
+        .as_hash()
+        .expect("events")
+        .values()
+        .map(|e| text(&e["Properties"]["Path"]))
+        .collect();
+    for path in ["/workflows/ghl", "/workflows/ghl/{key}"] {
+        assert!(paths.iter().any(|p| p == path), "{path} in {paths:?}");
+    }
+    let format = text(&t["Resources"]["HttpApi"]["Properties"]["AccessLogSettings"]["Format"]);
+    assert!(format.contains("$context.routeKey"), "{format}");
+    for leaky in ["$context.path", "$context.requestPath", "$context.rawPath"] {
+        assert!(
+            !format.contains(leaky),
+            "the access log writes {leaky}: {format}"
+        );
+    }
+}

@@ -481,6 +481,7 @@ fn keys_new_prints_a_random_url_safe_key_scoped_to_its_locations() {
     let credentials = ghl_capi::intake::keys::Credentials {
         authorization: Some(&bearer),
         api_key: None,
+        ..Default::default()
     };
     let found = keys.find(credentials).expect("found");
     assert_eq!(found.id, "shop-a");

@@ -17,3 +17,4 @@ mod strangers;
 mod trace_aws;
 mod verify;
 mod workflow;
+mod workflow_keys;

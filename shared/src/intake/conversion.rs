@@ -94,6 +94,7 @@ mod tests {
         let credentials = Credentials {
             authorization: Some(authorization),
             api_key: None,
+            ..Default::default()
         };
         accept_conversion(&keys(), queue, contact, credentials, body, now()).await
     }

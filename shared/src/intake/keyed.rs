@@ -20,7 +20,9 @@ use crate::ports::queue::{Queue, QueueError};
 /// Why a keyed request was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyedError {
-    #[error("missing or unknown API key (send Authorization: Bearer <key>, or X-Api-Key: <key>)")]
+    #[error(
+        "missing or unknown API key (send Authorization: Bearer <key> or X-Api-Key: <key>; a workflow call may instead end its URL with /<key>, or carry it as the Custom Data apiKey)"
+    )]
     Unauthorized,
     #[error(transparent)]
     Forbidden(#[from] Forbidden),

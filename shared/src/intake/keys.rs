@@ -81,12 +81,19 @@ pub enum Forbidden {
 }
 
 /// Where a request may carry its key: `Authorization: Bearer <key>` (a Custom
-/// Webhook action's auth setting, or any HTTP client), or `X-Api-Key: <key>` (for
-/// callers that can only add plain headers, such as GHL's Webhook action).
+/// Webhook action's auth setting, or any HTTP client), `X-Api-Key: <key>` (callers
+/// that can only add plain headers), and for workflow calls, where GHL's plain
+/// Webhook action can put it (it may offer no header at all): the URL's last
+/// segment (`/workflows/ghl/<key>`), or a Custom Data row
+/// ([`crate::ghl::workflow::KEY_FIELDS`]).
 #[derive(Clone, Copy, Default)]
 pub struct Credentials<'a> {
     pub authorization: Option<&'a str>,
     pub api_key: Option<&'a str>,
+    /// The key as the URL's last segment.
+    pub in_path: Option<&'a str>,
+    /// The key as a field of the body (taken out of it before anything keeps it).
+    pub in_body: Option<&'a str>,
 }
 
 impl std::fmt::Debug for Credentials<'_> {
@@ -95,18 +102,21 @@ impl std::fmt::Debug for Credentials<'_> {
         f.debug_struct("Credentials")
             .field("authorization", &shown(self.authorization))
             .field("api_key", &shown(self.api_key))
+            .field("in_path", &shown(self.in_path))
+            .field("in_body", &shown(self.in_body))
             .finish()
     }
 }
 
 impl<'a> Credentials<'a> {
-    /// The key presented: the bearer token, else the `X-Api-Key` header's.
-    fn presented(self) -> Option<&'a str> {
-        self.authorization
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .or(self.api_key)
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
+    /// The key presented: the bearer token, else the `X-Api-Key` header's, else
+    /// the URL's, else the body's. The first one given is the one checked.
+    pub(crate) fn presented(self) -> Option<&'a str> {
+        let given = |k: Option<&'a str>| k.map(str::trim).filter(|k| !k.is_empty());
+        given(self.authorization.and_then(|a| a.strip_prefix("Bearer ")))
+            .or(given(self.api_key))
+            .or(given(self.in_path))
+            .or(given(self.in_body))
     }
 }
 
@@ -262,6 +272,7 @@ mod tests {
         Credentials {
             authorization: Some(header),
             api_key: None,
+            ..Default::default()
         }
     }
 
@@ -276,6 +287,7 @@ mod tests {
         let legacy = Credentials {
             authorization: None,
             api_key: Some("ck_legacy_0123456789"),
+            ..Default::default()
         };
         let refused = ApiKeys::parse(STORED).expect("keys").refuse_unscoped(false);
         let key = refused.find(legacy).expect("found");
@@ -330,6 +342,7 @@ mod tests {
             let credentials = Credentials {
                 authorization: bad,
                 api_key: None,
+                ..Default::default()
             };
             assert!(keys.find(credentials).is_none(), "{bad:?}");
         }
@@ -338,6 +351,7 @@ mod tests {
         let header = |api_key| Credentials {
             authorization: None,
             api_key: Some(api_key),
+            ..Default::default()
         };
         assert_eq!(
             keys.find(header(" ck_a_0123456789")).map(|k| k.id.as_str()),
@@ -347,11 +361,13 @@ mod tests {
         let both = Credentials {
             authorization: Some("Bearer ck_crm_0123456789"),
             api_key: Some("ck_a_0123456789"),
+            ..Default::default()
         };
         assert_eq!(keys.find(both).map(|k| k.id.as_str()), Some("crm"));
         let basic = Credentials {
             authorization: Some("Basic eDp5"),
             api_key: Some("ck_a_0123456789"),
+            ..Default::default()
         };
         assert_eq!(keys.find(basic).map(|k| k.id.as_str()), Some("shop-a"));
         assert!(

@@ -15,7 +15,7 @@ use super::keyed::{Accepted, Checks, KeyedError, enqueue};
 use super::keys::{ApiKeys, Credentials};
 use crate::capi::event_id;
 use crate::ghl::parse_timestamp;
-use crate::ghl::workflow::WorkflowCall;
+use crate::ghl::workflow::{WorkflowCall, object_of, take_key};
 use crate::jobs::{EnrichJob, WorkflowJob};
 use crate::mapping::as_number;
 use crate::normalize::sha256_hex;
@@ -66,7 +66,9 @@ pub fn event_id_of(call: &WorkflowCall) -> String {
 }
 
 /// Authenticates, validates and queues one workflow call; returns the event id
-/// Meta will receive.
+/// Meta will receive. A key the body carries (GHL's plain Webhook action may
+/// offer no header) is taken out of it before the key is checked, so the job
+/// queued, and all that follows from it, never holds it.
 pub async fn accept_workflow(
     keys: &ApiKeys,
     queue: &impl Queue,
@@ -74,14 +76,27 @@ pub async fn accept_workflow(
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Accepted, KeyedError> {
+    // Over the limit, the body is not read: it is refused as too large below.
+    let mut read = (body.len() <= crate::intake::MAX_BODY_BYTES).then(|| object_of(body));
+    let carried = match &mut read {
+        Some(Ok(object)) => take_key(object),
+        _ => None,
+    };
+    let credentials = Credentials {
+        in_body: carried.as_deref(),
+        ..credentials
+    };
     let key = CHECKS.authenticate(keys, credentials, body)?;
-    let call = WorkflowCall::parse(body).map_err(|e| CHECKS.invalid(e.to_string()))?;
+    let call = read
+        .ok_or(KeyedError::TooLarge { size: body.len() })?
+        .and_then(WorkflowCall::read)
+        .map_err(|e| CHECKS.invalid(e.to_string()))?;
     // The key's scope first: a caller learns nothing of a location it may not use.
     key.allows(&call.location_id, call.event.as_deref())?;
     validate(&call, now)?;
     let id = event_id_of(&call);
-    // Parsed above, so the body is UTF-8 text.
-    let text = String::from_utf8_lossy(body);
+    // The body as read, without the key it may have carried.
+    let text = serde_json::Value::Object(call.body.clone()).to_string();
     let job = EnrichJob::Workflow(WorkflowJob::new(&call, &id, now, &text));
     enqueue(queue, &job).await?;
     Ok(Accepted {
@@ -110,6 +125,7 @@ mod tests {
         Credentials {
             authorization: None,
             api_key: Some(key),
+            ..Default::default()
         }
     }
 

@@ -135,7 +135,17 @@ impl Snippet {
 /// calls them.
 const CUSTOM_DATA: [&str; 4] = ["locationId", "contactId", "workflow", "eventId"];
 
+/// The Custom Data row that carries the key, for a plain Webhook action that offers
+/// no header (the route takes it out of the body before anything keeps it).
+pub const KEY_ROW: &str = crate::ghl::workflow::KEY_FIELDS[0];
+
 impl Snippet {
+    /// The route's URL with `key` as its last segment: for a plain Webhook action
+    /// that offers no header.
+    pub fn url_with_key(&self, key: &str) -> String {
+        format!("{}/{key}", self.url)
+    }
+
     /// The plain Webhook action's Custom Data entries (key, value).
     pub fn custom_data(&self) -> impl Iterator<Item = &(String, String)> {
         self.fields
@@ -239,6 +249,10 @@ mod tests {
         )
         .expect("snippet");
         assert_eq!(snippet.url, "https://x.example/workflows/ghl");
+        assert_eq!(
+            snippet.url_with_key("ck_x"),
+            "https://x.example/workflows/ghl/ck_x"
+        );
         assert_eq!(snippet.workflow, "Booked call");
         let body = snippet.body();
         assert_eq!(body["locationId"], "loc");

@@ -254,6 +254,7 @@ fn bearer() -> Credentials<'static> {
     Credentials {
         authorization: Some("Bearer ck_test"),
         api_key: None,
+        ..Default::default()
     }
 }
 

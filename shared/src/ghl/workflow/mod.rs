@@ -94,6 +94,11 @@ pub mod merge;
 /// Names a field goes by, camelCase first.
 type Names = &'static [&'static str];
 
+/// The fields a call may carry the caller's API key in, at its top level or in its
+/// Custom Data: all GHL's plain Webhook action can add when it offers no header.
+/// [`take_key`] takes them out before anything keeps the body.
+pub const KEY_FIELDS: Names = &["apiKey", "api_key"];
+
 const LOCATION: Names = &["locationId", "location_id"];
 const CONTACT: Names = &["contactId", "contact_id"];
 const EVENT: Names = &["event", "eventName", "event_name"];
@@ -157,15 +162,48 @@ fn object<'a>(object: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Map<
     find(object, names).and_then(Value::as_object)
 }
 
+/// Takes the caller's API key out of a call's body (its top level, then its
+/// Custom Data), so that no queue, letter, journal or log ever holds it: the key
+/// the body carried, if any, as text.
+pub fn take_key(body: &mut Map<String, Value>) -> Option<String> {
+    let mut found = None;
+    let mut take = |object: &mut Map<String, Value>| {
+        for name in KEY_FIELDS {
+            if let Some(value) = object.remove(*name)
+                && found.is_none()
+            {
+                found = text(&value);
+            }
+        }
+    };
+    take(body);
+    for name in CUSTOM_DATA {
+        if let Some(Value::Object(custom)) = body.get_mut(*name) {
+            take(custom);
+        }
+    }
+    found
+}
+
+/// A call's body as a JSON object, or why it is not one.
+pub fn object_of(body: &[u8]) -> Result<Map<String, Value>, WorkflowError> {
+    match serde_json::from_slice(body).map_err(|e| WorkflowError::NotJson(e.to_string()))? {
+        Value::Object(body) => Ok(body),
+        _ => Err(WorkflowError::NotObject),
+    }
+}
+
 impl WorkflowCall {
-    /// Reads a call's body. It must name its location, contact and workflow;
-    /// everything else is optional.
+    /// Reads a call's body (without any key it carries: [`take_key`]). It must
+    /// name its location, contact and workflow; everything else is optional.
     pub fn parse(body: &[u8]) -> Result<WorkflowCall, WorkflowError> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| WorkflowError::NotJson(e.to_string()))?;
-        let Value::Object(body) = value else {
-            return Err(WorkflowError::NotObject);
-        };
+        let mut body = object_of(body)?;
+        take_key(&mut body);
+        WorkflowCall::read(body)
+    }
+
+    /// Reads a call's body as a JSON object: see [`WorkflowCall::parse`].
+    pub fn read(body: Map<String, Value>) -> Result<WorkflowCall, WorkflowError> {
         let empty = Map::new();
         let custom = object(&body, CUSTOM_DATA).unwrap_or(&empty);
         let trigger = object(&body, TRIGGER_DATA).unwrap_or(&empty);

@@ -3,9 +3,10 @@
 //! [`Response`] back, so both answer exactly alike.
 //!
 //! - `POST /webhooks/ghl`: [`accept_webhook`].
-//! - `POST /contacts/{contactId}/conversions` and `POST /workflows/ghl`
-//!   ([`keyed_routes`]): with the API keys read from the secret store (cached by
-//!   the store), closed when no secret is configured.
+//! - `POST /contacts/{contactId}/conversions` and `POST /workflows/ghl` (or
+//!   `/workflows/ghl/<key>`, the key in the URL) ([`keyed_routes`]): with the API
+//!   keys read from the secret store (cached by the store), closed when no secret
+//!   is configured.
 //! - `GET /oauth/callback`: the marketplace app's install ([`Install`]), answered
 //!   with a page for the person installing.
 //! - `GET /health`.
@@ -21,6 +22,9 @@ use crate::ghl::install::{self, Install, Installed};
 use crate::ghl::webhook::{AppIds, ReplayWindow, SignatureHeaders, WebhookKeys};
 use crate::ports::queue::Queue;
 use crate::ports::secrets::SecretStore;
+
+/// The workflow route with the key as its last segment, up to the key.
+const WORKFLOW_KEYED: &str = "/workflows/ghl/";
 
 /// One HTTP request, as the routes need it. Its `Debug` shows neither the API key
 /// it carries nor the body.
@@ -48,6 +52,15 @@ impl std::fmt::Debug for Request<'_> {
 }
 
 impl<'a> Request<'a> {
+    /// The path as logs show it: a workflow call's key, when the URL carries it
+    /// (`/workflows/ghl/<key>`), is never written down.
+    pub fn shown_path(&self) -> std::borrow::Cow<'a, str> {
+        match self.path.strip_prefix(WORKFLOW_KEYED) {
+            Some(rest) if !rest.is_empty() => format!("{WORKFLOW_KEYED}{{key}}").into(),
+            _ => self.path.into(),
+        }
+    }
+
     /// The request as an HTTP front received it (`lambda_http` and `axum` both
     /// speak the `http` crate's types): the one place that knows which headers the
     /// routes read.
@@ -65,6 +78,7 @@ impl<'a> Request<'a> {
             credentials: Credentials {
                 authorization: header("authorization"),
                 api_key: header("x-api-key"),
+                ..Default::default()
             },
             signatures: SignatureHeaders {
                 ghl: header("x-ghl-signature"),
@@ -192,7 +206,7 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
             .flatten();
         tracing::info!(
             method = request.method,
-            path = request.path,
+            path = %request.shown_path(),
             status = response.status,
             outcome = response.outcome,
             webhook_id = answered.or(claimed.as_deref()),
@@ -242,6 +256,21 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
             ("GET", ["oauth", "callback"]) => self.installed(request, now).await,
             ("POST", ["webhooks", "ghl"]) => self.webhook(request, now).await,
             ("POST", ["workflows", "ghl"]) => self.workflow(request, now).await,
+            // GHL's plain Webhook action may offer no header: the key in the URL.
+            ("POST", ["workflows", "ghl", key]) => {
+                let credentials = Credentials {
+                    in_path: Some(key),
+                    ..request.credentials
+                };
+                self.workflow(
+                    Request {
+                        credentials,
+                        ..request
+                    },
+                    now,
+                )
+                .await
+            }
             (_, ["contacts", "", "conversions"]) => {
                 answer(404, json!({"error": "not_found"}), "not_found")
             }
@@ -253,6 +282,7 @@ impl<Q: Queue, S: SecretStore, I: Install> Api<Q, S, I> {
                 ["health"]
                 | ["webhooks", "ghl"]
                 | ["workflows", "ghl"]
+                | ["workflows", "ghl", _]
                 | ["contacts", _, "conversions"]
                 | ["oauth", "callback"],
             ) => answer(

@@ -41,6 +41,7 @@ fn request<'a>(method: &'a str, path: &'a str, body: &'a [u8]) -> Request<'a> {
         credentials: Credentials {
             authorization: Some("Bearer k1"),
             api_key: None,
+            ..Default::default()
         },
         signatures: SignatureHeaders::default(),
         body,
@@ -127,11 +128,71 @@ async fn routes_answer_by_method_and_path() {
     by_header.credentials = Credentials {
         authorization: None,
         api_key: Some("k1"),
+        ..Default::default()
     };
     let called = api.handle(by_header, Utc::now()).await;
     assert_eq!((called.status, called.outcome), (200, "accepted"));
     assert!(called.body["eventId"].is_string(), "{:?}", called.body);
     assert_eq!(api.queue.sent().len(), 2);
+}
+
+#[tokio::test]
+async fn a_workflow_call_with_no_header_carries_its_key_in_the_url_or_its_custom_data() {
+    const KEY: &str = "ck_plain_action_key_0123456789";
+    let api = api(
+        Some(r#"[{"id": "plain", "key": "ck_plain_action_key_0123456789", "locations": ["loc"]}]"#),
+        Some("keys"),
+    );
+    let bare = |path, body| Request {
+        credentials: Credentials::default(),
+        ..request("POST", path, body)
+    };
+    let call = br#"{"locationId":"loc","contactId":"c1","workflow":"Booked call"}"#;
+    let path = format!("/workflows/ghl/{KEY}");
+    let by_url = api.handle(bare(&path, call), Utc::now()).await;
+    assert_eq!((by_url.status, by_url.outcome), (200, "accepted"));
+    assert_eq!(bare(&path, call).shown_path(), "/workflows/ghl/{key}");
+    assert_eq!(bare("/workflows/ghl", call).shown_path(), "/workflows/ghl");
+    let wrong = api
+        .handle(bare("/workflows/ghl/ck_guess", call), Utc::now())
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(status(&api, "GET", &path, b"").await, 405);
+
+    let carried = format!(
+        r#"{{"locationId":"loc","contactId":"c2","workflow":"Booked call","customData":{{"apiKey":"{KEY}","plan":"gold"}}}}"#
+    );
+    let by_body = api
+        .handle(bare("/workflows/ghl", carried.as_bytes()), Utc::now())
+        .await;
+    assert_eq!((by_body.status, by_body.outcome), (200, "accepted"));
+    let at_top =
+        format!(r#"{{"locationId":"loc","contactId":"c3","workflow":"w","api_key":"{KEY}"}}"#);
+    let top = api
+        .handle(bare("/workflows/ghl", at_top.as_bytes()), Utc::now())
+        .await;
+    assert_eq!(top.status, 200);
+    let sent = api.queue.sent();
+    assert_eq!(sent.len(), 3);
+    for message in &sent {
+        assert!(
+            !message.body.contains(KEY),
+            "a queued job holds the key: {}",
+            message.body
+        );
+    }
+    assert!(
+        sent[1].body.contains("gold"),
+        "the rest of the Custom Data is kept"
+    );
+    let unkeyed =
+        br#"{"locationId":"loc","contactId":"c1","workflow":"w","customData":{"apiKey":""}}"#;
+    assert_eq!(
+        api.handle(bare("/workflows/ghl", unkeyed), Utc::now())
+            .await
+            .status,
+        401
+    );
 }
 
 #[test]
