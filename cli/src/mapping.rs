@@ -221,7 +221,7 @@ fn read_workflow(args: &PreviewArgs, call: &WorkflowCall) -> anyhow::Result<Read
         title: format!("workflow call ({})", call.workflow.refs().join(" / ")),
         contact_id: Some(call.contact_id.clone()),
         contact,
-        occurrences: vec![Occurrence::for_workflow(call, &event_id_of(call), now)],
+        occurrences: Occurrence::of_workflow_call(call, &event_id_of(call), now, now)?.0,
         baseline: false,
         now,
         location: call.location_id.clone(),

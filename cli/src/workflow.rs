@@ -11,7 +11,8 @@ use crate::map::load_mapping;
 
 #[derive(Debug, clap::Args)]
 pub struct SnippetArgs {
-    /// The workflow.fired rule the action is for.
+    /// The rule the action is for: a workflow.fired rule, or one on an opportunity
+    /// or appointment trigger (the call declares it).
     #[arg(long, value_name = "NAME")]
     rule: String,
     /// The location (sub-account) the workflow runs in: written into the body
@@ -24,7 +25,7 @@ pub struct SnippetArgs {
     /// Where the route is: the stack's WorkflowUrl output, or `serve`'s address.
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:3000")]
     url: String,
-    /// Print {"rule", "url", "urlWithKey", "workflow", "headers", "body",
+    /// Print {"rule", "url", "urlWithKey", "workflow", "tells", "headers", "body",
     /// "customData", "keyRow", "toAdd"} as one JSON line.
     #[arg(long)]
     json: bool,
@@ -52,6 +53,7 @@ pub fn snippet(args: &SnippetArgs) -> anyhow::Result<Outcome> {
                 "url": snippet.url,
                 "urlWithKey": snippet.url_with_key(KEY),
                 "workflow": snippet.workflow,
+                "tells": snippet.tells.map(|t| t.name()),
                 "headers": {"Authorization": format!("Bearer {KEY}"), "X-Api-Key": KEY},
                 "body": snippet.body(),
                 "customData": custom,
@@ -67,20 +69,27 @@ pub fn snippet(args: &SnippetArgs) -> anyhow::Result<Outcome> {
         }
         None => "an API key for the location (ghl-capi keys new --location <id>)".to_owned(),
     };
-    out!(
-        "Rule {} fires when the workflow \"{}\" calls {}.\n",
-        snippet.rule,
-        snippet.workflow,
-        snippet.url
-    )?;
-    out!("Custom Webhook action (its authorization setting sends the key):")?;
-    out!("  Method:         POST")?;
-    out!("  URL:            {}", snippet.url)?;
-    out!("  Authorization:  Bearer token: {key_for}")?;
-    out!("  Content-Type:   application/json")?;
-    out!("  Raw body:")?;
-    out!("{}\n", snippet.body_text())?;
-    out!("Or GHL's plain Webhook action (free; GHL's standard payload, Custom Data added):")?;
+    match snippet.tells {
+        Some(trigger) => out!(
+            "Rule {} fires on {trigger}: a workflow on that GHL trigger calls {} and says so.\n",
+            snippet.rule,
+            snippet.url
+        )?,
+        None => out!(
+            "Rule {} fires when the workflow \"{}\" calls {}.\n",
+            snippet.rule,
+            snippet.workflow,
+            snippet.url
+        )?,
+    }
+    if snippet.tells.is_some() {
+        out!("Only GHL's plain Webhook action sends the opportunity or appointment (its")?;
+        out!("standard payload); a Custom Webhook body would have to carry it itself.\n")?;
+    } else {
+        custom_webhook(&snippet, &key_for)?;
+    }
+    let or = if snippet.tells.is_some() { "" } else { "Or " };
+    out!("{or}GHL's plain Webhook action (free; GHL's standard payload, Custom Data added):")?;
     out!("  URL:      {}", snippet.url_with_key(KEY))?;
     out!("            (the key ends the URL: {key_for})")?;
     out!("  Custom Data:")?;
@@ -102,4 +111,16 @@ pub fn snippet(args: &SnippetArgs) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Done)
+}
+
+/// The Custom Webhook action's settings, for a workflow.fired rule.
+fn custom_webhook(snippet: &Snippet, key_for: &str) -> anyhow::Result<()> {
+    out!("Custom Webhook action (its authorization setting sends the key):")?;
+    out!("  Method:         POST")?;
+    out!("  URL:            {}", snippet.url)?;
+    out!("  Authorization:  Bearer token: {key_for}")?;
+    out!("  Content-Type:   application/json")?;
+    out!("  Raw body:")?;
+    out!("{}\n", snippet.body_text())?;
+    Ok(())
 }

@@ -18,3 +18,4 @@ mod trace_aws;
 mod verify;
 mod workflow;
 mod workflow_keys;
+mod workflow_shapes;

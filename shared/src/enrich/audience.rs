@@ -71,6 +71,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             deleted,
             records: Vec::new(),
             stranger: false,
+            workflow: None,
         };
         if let Some(contact) = &job.contact {
             let mut listed = read(Some(contact.as_ref().clone()), None);

@@ -209,17 +209,21 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             carried,
             carried_attribution,
             seen,
+            workflow,
             ..
         } = read;
+        let call = occurrences
+            .first()
+            .map(|occ| occ.contact_id.clone())
+            .unwrap_or_default();
+        let counted = (source.as_str(), location.as_str(), call.as_str());
         let triggers: Vec<String> = occurrences.iter().map(trigger_name).collect();
         let firing: Vec<&Occurrence> = occurrences
             .iter()
             .filter(|occ| self.mapping.rules_for(occ.trigger).next().is_some())
             .collect();
         if firing.is_empty() {
-            for occ in &occurrences {
-                self.workflow_counted(occ, &source, false);
-            }
+            self.workflow_counted(workflow.as_deref(), counted, false);
             return done(vec![], vec![], seen);
         }
         if !served && stranger {
@@ -250,6 +254,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
         }
         let mut dispatch = Vec::new();
         let mut dead_letters = Vec::new();
+        let mut fired = false;
         for occ in firing {
             let carrying = carried.as_ref().map(|c| (c, carried_attribution));
             let read = match self.contact(occ, carrying).await {
@@ -280,7 +285,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             };
             let events = self.mapping.map(occ, &contact, &related, now);
             audit::not_fired(&source, occ, &self.mapping.unmet(occ, &contact, &related));
-            self.workflow_counted(occ, &source, !events.is_empty());
+            fired |= !events.is_empty();
             for mut mapped in events {
                 mapped.pixels.retain(|p| reaches.contains(p));
                 match mapped.outcome {
@@ -317,6 +322,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                 }
             }
         }
+        self.workflow_counted(workflow.as_deref(), counted, fired);
         self.breakers.succeeded(&location, now).await;
         done(dispatch, dead_letters, seen)
     }

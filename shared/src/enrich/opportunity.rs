@@ -68,6 +68,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             deleted: None,
             records: vec![(key, crate::ports::text(&seen))],
             stranger: false,
+            workflow: None,
         })
     }
 }

@@ -26,6 +26,8 @@ pub(super) struct Read {
     pub(super) records: Vec<(String, String)>,
     /// A webhook of a location not connected here ([`super::reach`]).
     pub(super) stranger: bool,
+    /// A workflow call's workflow (what names it), counted once it is handled.
+    pub(super) workflow: Option<Vec<String>>,
 }
 
 impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
@@ -53,9 +55,10 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
                     deleted: None,
                     records: Vec::new(),
                     stranger: false,
+                    workflow: None,
                 }));
             }
-            EnrichJob::Workflow(job) => return Some(workflow::read(job)),
+            EnrichJob::Workflow(job) => return Some(workflow::read(job, now)),
             EnrichJob::Listed(job) => return Some(self.listed(job, now).await),
             EnrichJob::Opportunity(job) => return Some(self.opportunity(job, now).await),
             EnrichJob::Stale(stale) => return Some(Err(stale_letter(stale))),
@@ -131,6 +134,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             deleted,
             records: opportunity::remembered(&webhook).into_iter().collect(),
             stranger,
+            workflow: None,
         }))
     }
 }

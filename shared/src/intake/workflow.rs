@@ -17,7 +17,7 @@ use crate::capi::event_id;
 use crate::ghl::parse_timestamp;
 use crate::ghl::workflow::{WorkflowCall, object_of, take_key};
 use crate::jobs::{EnrichJob, WorkflowJob};
-use crate::mapping::as_number;
+use crate::mapping::{as_number, declared};
 use crate::normalize::sha256_hex;
 use crate::ports::queue::Queue;
 
@@ -30,9 +30,11 @@ pub const CHECKS: Checks = Checks {
     retry: 429,
 };
 
-/// Checks what Meta would refuse, in the call's own terms.
+/// Checks what Meta would refuse, in the call's own terms, and that a trigger
+/// the call declares is one it can tell.
 fn validate(call: &WorkflowCall, now: DateTime<Utc>) -> Result<(), KeyedError> {
     CHECKS.event_id(call.event_id.as_deref())?;
+    declared(call, "check", now).map_err(|e| CHECKS.invalid(e.to_string()))?;
     if let Some(at) = &call.occurred_at {
         let parsed = parse_timestamp(at)
             .ok_or_else(|| CHECKS.invalid(format!("occurredAt {at:?} is not an ISO-8601 time")))?;

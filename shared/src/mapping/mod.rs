@@ -23,7 +23,7 @@ use crate::ghl::{Contact, Related};
 pub use audience::{Audience, Membership};
 pub use build::identity;
 pub use config::ConfigError;
-pub use occurrence::{Baseline, Occurrence};
+pub use occurrence::{Baseline, Occurrence, TriggerError, declared, tellable};
 pub use path::{Condition, FieldPath, Subject, Test, as_number};
 pub use trigger::{Trigger, UnknownTrigger};
 

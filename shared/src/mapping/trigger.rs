@@ -97,6 +97,22 @@ impl Trigger {
         )
     }
 
+    /// The webhook a workflow call that declares this trigger (its Custom Data
+    /// `trigger`) is told as, so the trigger's rules fire from it as from GHL's
+    /// webhook of the same change; `None`: no workflow call carries what it is
+    /// about.
+    pub fn told_by_workflow(self) -> Option<&'static str> {
+        match self {
+            Trigger::OpportunityCreated => Some("OpportunityCreate"),
+            Trigger::OpportunityStatusChanged => Some("OpportunityStatusUpdate"),
+            Trigger::OpportunityStageChanged => Some("OpportunityStageUpdate"),
+            Trigger::OpportunityValueChanged => Some("OpportunityMonetaryValueUpdate"),
+            Trigger::AppointmentBooked => Some("AppointmentCreate"),
+            Trigger::AppointmentUpdated => Some("AppointmentUpdate"),
+            _ => None,
+        }
+    }
+
     /// Whether its changes come from GHL's webhooks (else from a caller's push).
     pub fn from_webhooks(self) -> bool {
         !matches!(self, Trigger::ConversionPosted | Trigger::WorkflowFired)

@@ -1,7 +1,9 @@
 //! What to paste into a GHL workflow so that its action calls `/workflows/ghl` for
 //! one rule (`ghl-capi workflow snippet`): the URL, the key's header, the Custom
 //! Webhook action's body with GHL's merge fields, or the plain Webhook action's
-//! Custom Data, and what the rule reads that only the user can fill in.
+//! Custom Data, and what the rule reads that only the user can fill in. A rule on
+//! an opportunity or appointment trigger gets the plain action's Custom Data with
+//! the `trigger` the call declares.
 
 use serde_json::{Map, Value, json};
 
@@ -26,6 +28,11 @@ pub struct Snippet {
     /// What the rule reads from the call that no merge field is known to give,
     /// each as the body key to add and what it must hold.
     pub to_add: Vec<(String, &'static str)>,
+    /// For a rule on an opportunity or appointment trigger: the trigger the call
+    /// declares (its Custom Data `trigger`), to be told as that trigger's webhook.
+    /// Only the plain Webhook action's standard payload carries the opportunity or
+    /// appointment, so no Custom Webhook body is offered.
+    pub tells: Option<Trigger>,
 }
 
 /// Why there is no snippet.
@@ -33,7 +40,10 @@ pub struct Snippet {
 pub enum SnippetError {
     #[error("the mapping has no rule {name}; its workflow.fired rules: {}", if rules.is_empty() { "none".to_owned() } else { rules.join(", ") })]
     NoRule { name: String, rules: Vec<String> },
-    #[error("rule {name} fires on {trigger}, not workflow.fired: no workflow calls it")]
+    #[error(
+        "rule {name} fires on {trigger}, which no workflow call tells (a call fires workflow.fired rules, or declares one of: {})",
+        crate::mapping::tellable().join(", ")
+    )]
     NotWorkflow { name: String, trigger: Trigger },
 }
 
@@ -89,7 +99,8 @@ impl Snippet {
                     .map(|r| r.name.clone())
                     .collect(),
             })?;
-        if rule.trigger != Trigger::WorkflowFired {
+        let tells = (rule.trigger != Trigger::WorkflowFired).then_some(rule.trigger);
+        if tells.is_some_and(|t| t.told_by_workflow().is_none()) {
             return Err(SnippetError::NotWorkflow {
                 name: rule.name.clone(),
                 trigger: rule.trigger,
@@ -115,6 +126,9 @@ impl Snippet {
             ("workflow".to_owned(), workflow.clone()),
             ("eventId".to_owned(), event_id),
         ];
+        if let Some(trigger) = tells {
+            fields.push(("trigger".to_owned(), trigger.name().to_owned()));
+        }
         fields.extend(
             merge::CONTACT
                 .iter()
@@ -126,6 +140,7 @@ impl Snippet {
             workflow,
             fields,
             to_add: to_add(&rule.entity_paths()),
+            tells,
         })
     }
 }
@@ -133,7 +148,7 @@ impl Snippet {
 /// The body's fields the plain Webhook action sends as Custom Data: the call's
 /// own, under the same names, so it is read alike whatever GHL's standard payload
 /// calls them.
-const CUSTOM_DATA: [&str; 4] = ["locationId", "contactId", "workflow", "eventId"];
+const CUSTOM_DATA: [&str; 5] = ["locationId", "contactId", "workflow", "eventId", "trigger"];
 
 /// The Custom Data row that carries the key, for a plain Webhook action that offers
 /// no header (the route takes it out of the body before anything keeps it).
@@ -236,6 +251,11 @@ mod tests {
         name = "lead"
         trigger = "contact.created"
         event_name = "Lead"
+        [[rules]]
+        name = "won"
+        trigger = "opportunity.status_changed"
+        status = "won"
+        event_name = "Purchase"
     "#;
 
     #[test]
@@ -275,6 +295,19 @@ mod tests {
 
         let not = Snippet::for_rule(&mapping, "lead", None, "http://h").unwrap_err();
         assert!(not.to_string().contains("contact.created"), "{not}");
+        assert!(
+            not.to_string().contains("opportunity.stage_changed"),
+            "{not}"
+        );
+        let told = Snippet::for_rule(&mapping, "won", None, "http://h").expect("told");
+        assert_eq!(told.tells, Some(Trigger::OpportunityStatusChanged));
+        let rows: Vec<&str> = told.custom_data().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            rows,
+            ["locationId", "contactId", "workflow", "eventId", "trigger"]
+        );
+        assert_eq!(told.body()["trigger"], "opportunity.status_changed");
+        assert_eq!(snippet.tells, None);
         let none = Snippet::for_rule(&mapping, "nope", None, "http://h").unwrap_err();
         assert!(
             none.to_string().contains("Booked call → Schedule"),

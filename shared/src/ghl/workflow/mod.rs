@@ -68,6 +68,16 @@ pub struct WorkflowCall {
     pub occurred_at: Option<String>,
     pub custom_data: Map<String, Value>,
     pub trigger_data: Map<String, Value>,
+    /// The trigger the call says it tells of (its Custom Data `trigger`, such as
+    /// `opportunity.stage_changed`): then it is also told as that trigger's
+    /// webhook ([`WorkflowCall::webhook`]).
+    pub trigger: Option<String>,
+    /// The opportunity an opportunity trigger's call carries, in the webhook's
+    /// field names.
+    pub opportunity: Option<Map<String, Value>>,
+    /// The appointment an appointment trigger's call carries, in the webhook's
+    /// field names, its times with their offset.
+    pub appointment: Option<Map<String, Value>>,
     /// The contact as far as the body carries it (at least its id).
     pub contact: Contact,
     /// The body as received.
@@ -89,78 +99,15 @@ pub enum WorkflowError {
 /// and name): a rule's `workflow = …` tests it.
 pub const REFS: &str = "refs";
 
+mod fields;
 pub mod merge;
+mod told;
 
-/// Names a field goes by, camelCase first.
-type Names = &'static [&'static str];
-
-/// The fields a call may carry the caller's API key in, at its top level or in its
-/// Custom Data: all GHL's plain Webhook action can add when it offers no header.
-/// [`take_key`] takes them out before anything keeps the body.
-pub const KEY_FIELDS: Names = &["apiKey", "api_key"];
-
-const LOCATION: Names = &["locationId", "location_id"];
-const CONTACT: Names = &["contactId", "contact_id"];
-const EVENT: Names = &["event", "eventName", "event_name"];
-const VALUE: Names = &["value"];
-const CURRENCY: Names = &["currency"];
-const EVENT_ID: Names = &["eventId", "event_id"];
-const OCCURRED_AT: Names = &["occurredAt", "occurred_at"];
-const CUSTOM_DATA: Names = &["customData", "custom_data"];
-const TRIGGER_DATA: Names = &["triggerData", "trigger_data"];
-
-/// Contact fields: the record's (camelCase) name, then what else GHL calls it.
-const CONTACT_FIELDS: [(&str, Names); 15] = [
-    ("firstName", &["first_name"]),
-    ("lastName", &["last_name"]),
-    ("name", &["full_name", "fullName"]),
-    ("email", &[]),
-    ("phone", &[]),
-    ("companyName", &["company_name"]),
-    ("address1", &["address"]),
-    ("city", &[]),
-    ("state", &[]),
-    ("postalCode", &["postal_code"]),
-    ("country", &[]),
-    ("timezone", &[]),
-    ("dateOfBirth", &["date_of_birth"]),
-    ("source", &["contact_source"]),
-    ("dateAdded", &["date_created", "dateCreated"]),
-];
-const ATTRIBUTION: [(&str, Names); 2] = [
-    ("attributionSource", &["attribution_source"]),
-    ("lastAttributionSource", &["last_attribution_source"]),
-];
-
-/// `value` as non-empty text: text trimmed, numbers written out.
-fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// The first present, non-empty value under any of `names` in `object`.
-fn find<'a>(object: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
-    names
-        .iter()
-        .filter_map(|n| object.get(*n))
-        .find(|v| !is_empty(v))
-}
-
-fn is_empty(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::String(s) => s.trim().is_empty(),
-        Value::Object(o) => o.values().all(is_empty),
-        _ => false,
-    }
-}
-
-fn object<'a>(object: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Map<String, Value>> {
-    find(object, names).and_then(Value::as_object)
-}
+pub use fields::KEY_FIELDS;
+use fields::{
+    CONTACT, CURRENCY, CUSTOM_DATA, EVENT, EVENT_ID, LOCATION, Names, OCCURRED_AT, TRIGGER_DATA,
+    VALUE, carried_contact, find, object, text,
+};
 
 /// Takes the caller's API key out of a call's body (its top level, then its
 /// Custom Data), so that no queue, letter, journal or log ever holds it: the key
@@ -226,6 +173,9 @@ impl WorkflowCall {
             .and_then(text);
         Ok(WorkflowCall {
             contact: carried_contact(&body, contact, &contact_id, &location_id),
+            trigger: own(&["trigger"]).and_then(text),
+            opportunity: told::opportunity(&body, &contact_id),
+            appointment: told::appointment(&body, &contact_id),
             location_id,
             contact_id,
             workflow,
@@ -290,179 +240,5 @@ fn workflow(body: &Map<String, Value>, custom: &Map<String, Value>) -> Option<Wo
     (found.id.is_some() || found.name.is_some()).then_some(found)
 }
 
-/// The contact as the body carries it, in the record's own shape: fields from the
-/// top level or the nested `contact` object under any of their names, tags as a
-/// list or comma-separated text, attribution when it is an object GHL filled in.
-fn carried_contact(
-    body: &Map<String, Value>,
-    nested: &Map<String, Value>,
-    contact_id: &str,
-    location_id: &str,
-) -> Contact {
-    let mut record = Map::new();
-    record.insert("id".into(), contact_id.into());
-    record.insert("locationId".into(), location_id.into());
-    let both = |names: &[&str]| find(nested, names).or_else(|| find(body, names));
-    for (field, others) in CONTACT_FIELDS {
-        let names: Vec<&str> = std::iter::once(field)
-            .chain(others.iter().copied())
-            .collect();
-        if let Some(value) = both(&names).and_then(text) {
-            record.insert(field.into(), value.into());
-        }
-    }
-    let tags: Vec<String> = match both(&["tags"]) {
-        Some(Value::Array(list)) => list.iter().filter_map(text).collect(),
-        Some(Value::String(joined)) => joined
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
-    };
-    record.insert("tags".into(), tags.into());
-    let mut with_attribution = record.clone();
-    for (field, others) in ATTRIBUTION {
-        let names: Vec<&str> = std::iter::once(field)
-            .chain(others.iter().copied())
-            .collect();
-        if let Some(Value::Object(touch)) = both(&names) {
-            with_attribution.insert(field.into(), Value::Object(touch.clone()));
-        }
-    }
-    // An attribution of a shape the record does not read is left out, not the
-    // contact (a rule that needs it then reads it from GHL).
-    as_contact(with_attribution)
-        .or_else(|| {
-            tracing::info!(
-                location_id,
-                contact_id,
-                "a call's attribution is unreadable: left out"
-            );
-            as_contact(record)
-        })
-        .unwrap_or_else(|| Contact {
-            id: contact_id.to_owned(),
-            location_id: Some(location_id.to_owned()),
-            ..Contact::default()
-        })
-}
-
-fn as_contact(record: Map<String, Value>) -> Option<Contact> {
-    serde_json::from_value(Value::Object(record)).ok()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn call(body: Value) -> Result<WorkflowCall, WorkflowError> {
-        WorkflowCall::parse(body.to_string().as_bytes())
-    }
-
-    #[test]
-    fn the_standard_payload_is_read_with_its_contact_and_attribution() {
-        let standard = json!({
-            "contact_id": "c1", "first_name": "Ana", "last_name": "Lima", "full_name": "Ana Lima",
-            "email": "ana@example.com", "phone": "+15551230000", "tags": "vip, lead",
-            "postal_code": "94025", "contact_source": "form", "date_created": "2026-11-20T09:00:00.000Z",
-            "location": {"id": "loc", "name": "Shop"},
-            "workflow": {"id": "wf-1", "name": "Booked call"},
-            "triggerData": {}, "customData": {"value": "49.90", "currency": "EUR"},
-            "contact": {"attributionSource": {"fbclid": "abc", "url": "https://shop.example/"},
-                        "lastAttributionSource": {}},
-            "Favourite colour": "green",
-        });
-        let c = call(standard).expect("a call");
-        assert_eq!(
-            (c.location_id.as_str(), c.contact_id.as_str()),
-            ("loc", "c1")
-        );
-        assert_eq!(c.workflow.refs(), ["wf-1", "Booked call"]);
-        assert_eq!(c.workflow.key(), "wf-1");
-        assert_eq!(c.value, Some(json!("49.90")));
-        assert_eq!(c.currency.as_deref(), Some("EUR"));
-        assert_eq!(c.contact.first_name.as_deref(), Some("Ana"));
-        assert_eq!(c.contact.name.as_deref(), Some("Ana Lima"));
-        assert_eq!(c.contact.postal_code.as_deref(), Some("94025"));
-        assert_eq!(c.contact.tags, ["vip", "lead"]);
-        assert_eq!(
-            c.contact.date_added.as_deref(),
-            Some("2026-11-20T09:00:00.000Z")
-        );
-        assert!(c.carries_attribution());
-        assert_eq!(
-            c.contact
-                .attribution_source
-                .as_ref()
-                .and_then(|a| a.fbclid.as_deref()),
-            Some("abc")
-        );
-        assert!(
-            c.contact.last_attribution_source.is_none(),
-            "an empty touch is none"
-        );
-        let entity = c.entity("ev-1");
-        assert_eq!(
-            entity["body"]["Favourite colour"], "green",
-            "unknown fields are kept"
-        );
-    }
-
-    #[test]
-    fn a_custom_body_and_its_name_variants_are_read_alike() {
-        let camel = json!({"locationId": "loc", "contactId": "c1", "workflow": "Booked call",
-            "event": "Schedule", "value": 10, "currency": "USD", "eventId": "e-1",
-            "occurredAt": "2026-11-20T09:00:00Z", "customData": {"plan": "gold"}, "extra": [1]});
-        let snake = json!({"location_id": "loc", "contact_id": "c1", "workflow_name": "Booked call",
-            "event_name": "Schedule", "value": 10, "currency": "USD", "event_id": "e-1",
-            "occurred_at": "2026-11-20T09:00:00Z", "custom_data": {"plan": "gold"}});
-        let (a, b) = (call(camel).expect("camel"), call(snake).expect("snake"));
-        for c in [&a, &b] {
-            assert_eq!(c.workflow.refs(), ["Booked call"]);
-            assert_eq!(c.event.as_deref(), Some("Schedule"));
-            assert_eq!(c.event_id.as_deref(), Some("e-1"));
-            assert_eq!(c.occurred_at.as_deref(), Some("2026-11-20T09:00:00Z"));
-            assert_eq!(c.custom_data["plan"], "gold");
-            assert!(!c.carries_attribution());
-            assert_eq!(c.contact.id, "c1");
-        }
-    }
-
-    #[test]
-    fn empty_merge_fields_count_as_absent_and_what_is_missing_is_named() {
-        let empty_contact = json!({"locationId": "loc", "contactId": " ", "workflow": "w"});
-        assert_eq!(
-            call(empty_contact),
-            Err(WorkflowError::Missing("contactId"))
-        );
-        let no_workflow = json!({"locationId": "loc", "contactId": "c1", "workflow": {"id": ""}});
-        assert_eq!(call(no_workflow), Err(WorkflowError::Missing("workflow")));
-        assert_eq!(
-            call(json!({"contactId": "c1", "workflow": "w"})),
-            Err(WorkflowError::Missing("locationId"))
-        );
-        assert_eq!(call(json!([1])), Err(WorkflowError::NotObject));
-        assert!(matches!(
-            WorkflowCall::parse(b"contact_id=c1"),
-            Err(WorkflowError::NotJson(_))
-        ));
-        let blank = json!({"locationId": "loc", "contactId": "c1", "workflow": "w",
-            "email": "", "eventId": "", "event": ""});
-        let c = call(blank).expect("a call");
-        assert_eq!((c.contact.email, c.event_id, c.event), (None, None, None));
-        let odd = json!({"locationId": "loc", "contactId": "c1", "workflow": "w",
-            "email": "a@b.example", "attributionSource": {"fbclid": {"nested": 1}}});
-        let c = call(odd).expect("a call");
-        assert!(
-            !c.carries_attribution(),
-            "an unreadable attribution is left out"
-        );
-        assert_eq!(
-            c.contact.email.as_deref(),
-            Some("a@b.example"),
-            "the contact is not"
-        );
-    }
-}
+mod tests;

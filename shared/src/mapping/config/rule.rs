@@ -9,6 +9,7 @@ use toml::Spanned;
 use super::{ConfigError, Locator, RawCondition, RawRule, currency_code, json};
 use crate::capi::STANDARD_EVENTS;
 use crate::ghl::workflow::REFS;
+use crate::mapping::occurrence::STAGE_REFS;
 use crate::mapping::path::{Condition, FieldPath, Test};
 use crate::mapping::{Need, Pixel, Rule, Source, Trigger, UnknownTrigger};
 
@@ -248,7 +249,8 @@ impl PathContext<'_> {
         let keys = [
             shorthand("tags", &raw.tags, tag_triggers, None),
             shorthand("status", &raw.status, opportunity, Some("status")),
-            shorthand("stage", &raw.stage, opportunity, Some("pipelineStageId")),
+            // The stage's id or, where the change carries it, its name.
+            shorthand("stage", &raw.stage, opportunity, Some(STAGE_REFS)),
             shorthand("pipeline", &raw.pipeline, opportunity, Some("pipelineId")),
             shorthand(
                 "appointment_status",

@@ -6,12 +6,15 @@ use serde_json::Value;
 
 use super::Trigger;
 use crate::ghl::parse_timestamp;
-use crate::ghl::webhook::{Envelope, Webhook};
+use crate::ghl::webhook::{Envelope, OpportunityEvent, Webhook};
 use crate::ghl::workflow::WorkflowCall;
 use crate::jobs::PostedConversion;
 
 mod contact;
 mod opportunity;
+mod told;
+
+pub use told::{TriggerError, declared, tellable};
 
 use contact::tag_changes;
 
@@ -143,14 +146,14 @@ impl Occurrence {
             Webhook::OpportunityCreate(o) => one(
                 Trigger::OpportunityCreated,
                 o.contact_id.as_deref(),
-                to_json(o),
+                opportunity_entity(o),
                 o.id.clone(),
                 when(env, o.date_added.as_deref(), now),
             ),
             Webhook::OpportunityStatusUpdate(o) => one(
                 Trigger::OpportunityStatusChanged,
                 o.contact_id.as_deref(),
-                to_json(o),
+                opportunity_entity(o),
                 format!(
                     "{}:status:{}",
                     o.id,
@@ -161,18 +164,18 @@ impl Occurrence {
             Webhook::OpportunityStageUpdate(o) => one(
                 Trigger::OpportunityStageChanged,
                 o.contact_id.as_deref(),
-                to_json(o),
+                opportunity_entity(o),
                 format!(
                     "{}:stage:{}",
                     o.id,
-                    o.pipeline_stage_id.as_deref().unwrap_or_default()
+                    stage_refs(o).first().copied().unwrap_or_default()
                 ),
                 when(env, None, now),
             ),
             Webhook::OpportunityMonetaryValueUpdate(o) => one(
                 Trigger::OpportunityValueChanged,
                 o.contact_id.as_deref(),
-                to_json(o),
+                opportunity_entity(o),
                 format!("{}:value:{}", o.id, o.monetary_value.unwrap_or_default()),
                 when(env, None, now),
             ),
@@ -279,6 +282,29 @@ impl Occurrence {
             at: parse_timestamp(&conversion.timestamp).unwrap_or(now),
         }
     }
+}
+
+/// The field of an opportunity's entity listing what names its stage: its id,
+/// and its name when the webhook (or a workflow call) carries it. A rule's
+/// `stage = …` tests it, so either works.
+pub const STAGE_REFS: &str = "stageRefs";
+
+/// What names `o`'s stage: its id, then its name (a workflow call may give only
+/// the name).
+fn stage_refs(o: &OpportunityEvent) -> Vec<&str> {
+    let name = o.extra.get("pipelineStageName").and_then(Value::as_str);
+    o.pipeline_stage_id
+        .as_deref()
+        .into_iter()
+        .chain(name)
+        .collect()
+}
+
+/// An opportunity webhook as its triggers' rules read it, with [`STAGE_REFS`].
+fn opportunity_entity(o: &OpportunityEvent) -> Value {
+    let mut entity = to_json(o);
+    entity[STAGE_REFS] = serde_json::json!(stage_refs(o));
+    entity
 }
 
 /// A payload struct as JSON, for field paths. They are plain data and serialise
