@@ -19,6 +19,7 @@ pub mod contacts_stand_in;
 pub mod fakes;
 pub mod fixtures;
 pub mod moto;
+pub mod oauth_stand_in;
 pub mod pipeline;
 pub mod reference;
 pub mod signing;

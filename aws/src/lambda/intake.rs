@@ -42,6 +42,7 @@ impl Intake {
             claims: DynamoLease::new(dynamo.clone(), state_table.clone()),
             pending: DynamoState::new(dynamo, state_table),
             connected,
+            companies: settings.ghl_company_ids,
         });
         let api = Api {
             keys: settings.keys,

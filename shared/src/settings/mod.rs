@@ -50,6 +50,9 @@ pub struct IntakeSettings {
     /// `CONNECT_QUEUE_URL`: where installs announce their locations, for the
     /// reconciliation to seed at once; unset, the next scheduled run does.
     pub connect_queue_url: Option<String>,
+    /// `GHL_COMPANY_ID`: the agencies (comma-separated) whose installs started in
+    /// GHL's marketplace, without a link of ours, are taken; unset, none is.
+    pub ghl_company_ids: Vec<String>,
     /// `HTTP_TIMEOUT_SECONDS`.
     pub http_timeout: Duration,
 }
@@ -83,6 +86,16 @@ impl IntakeSettings {
         let ghl_token_secret_prefix = env.or("GHL_TOKEN_SECRET_PREFIX", GHL_TOKEN_DEFAULT_PREFIX);
         let oauth_redirect_uri = env.optional("OAUTH_REDIRECT_URI");
         let connect_queue_url = env.optional("CONNECT_QUEUE_URL");
+        let ghl_company_ids = env
+            .optional("GHL_COMPANY_ID")
+            .map(|ids| {
+                ids.split(',')
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
         env.finish(|| {
             Some(IntakeSettings {
@@ -98,6 +111,7 @@ impl IntakeSettings {
                 ghl_token_secret_prefix,
                 oauth_redirect_uri,
                 connect_queue_url,
+                ghl_company_ids,
                 http_timeout,
             })
         })
@@ -329,6 +343,10 @@ mod tests {
         with_id.push(("GHL_APP_ID", "app-1,app-2"));
         let settings = IntakeSettings::from_lookup(lookup(&with_id)).expect("settings");
         assert_eq!(settings.apps, AppIds::parse("app-1 app-2"));
+        assert!(settings.ghl_company_ids.is_empty(), "no marketplace-started install");
+        with_id.push(("GHL_COMPANY_ID", " co-1, co-2 ,"));
+        let settings = IntakeSettings::from_lookup(lookup(&with_id)).expect("settings");
+        assert_eq!(settings.ghl_company_ids, ["co-1", "co-2"]);
     }
 
     #[test]

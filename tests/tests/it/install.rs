@@ -51,6 +51,7 @@ async fn api(server: &MockServer) -> InstallApi {
             claims: MemoryLease::default(),
             pending: MemoryState::default(),
             connected: Some(MemoryQueue::default()),
+            companies: vec!["co1".into()],
         },
     }
 }
@@ -282,7 +283,6 @@ async fn a_forged_denied_or_incomplete_callback_stores_nothing() {
     let good = state(&fixtures::oauth_app(), UserType::Location, Utc::now());
     for (query, status) in [
         ("code=c0de&state=1.abc.L.00", 403),
-        ("code=c0de", 400),
         (&format!("state={good}") as &str, 400),
         (
             "error=access_denied&error_description=The+user+declined",
@@ -352,4 +352,99 @@ async fn an_install_webhook_for_an_agency_location_mints_its_token_on_first_use(
         "at-loc9",
         "minted once"
     );
+}
+
+#[tokio::test]
+async fn an_install_started_in_the_marketplace_is_kept_for_our_agency_and_dropped_for_another() {
+    use ghl_capi_tests::oauth_stand_in::OAuthStandIn;
+
+    let server = MockServer::start().await;
+    let ghl = OAuthStandIn::new(
+        &fixtures::oauth_app(),
+        Some("https://x.example/oauth/callback"),
+    );
+    ghl.mount(&server).await;
+    let api = api(&server).await;
+    let tokens = ManagedTokens::new(
+        api.install.secrets.clone(),
+        MemoryLease::default(),
+        api.install.pending.clone(),
+        None,
+        "ghl-capi/ghl/",
+    );
+
+    // Ours, from `oauth url`: the signed state says which kind it is.
+    let ours = ghl.location_install("co1", "loc1");
+    let state = state(&fixtures::oauth_app(), UserType::Location, Utc::now());
+    let answer = callback(&api, &format!("code={ours}&state={state}")).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(
+        ghl.exchanges()[0].get("user_type").map(String::as_str),
+        Some("Location")
+    );
+
+    // *Add App* on the marketplace page: the code alone, for a location of our
+    // agency. GHL's answer says which kind of install it is.
+    let added = ghl.location_install("co1", "loc2");
+    let answer = callback(&api, &format!("code={added}")).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert!(answer.content().1.contains("connected to location loc2"));
+    assert_eq!(ghl.exchanges()[1].get("user_type"), None, "left to GHL");
+    assert_eq!(
+        stored(&api, "ghl-capi/ghl/loc2")
+            .await
+            .company_id
+            .as_deref(),
+        Some("co1")
+    );
+    let agency = ghl.company_install("co1", &["loc3"]);
+    let answer = callback(&api, &format!("code={agency}")).await;
+    assert_eq!(
+        answer.body["locations"],
+        json!(["loc3"]),
+        "{:?}",
+        answer.body
+    );
+    assert!(
+        api.install
+            .secrets
+            .get("ghl-capi/ghl/company-co1")
+            .await
+            .is_ok()
+    );
+
+    // A stranger's agency installs the public app: refused, nothing kept.
+    let stranger = ghl.location_install("co-other", "loc-x");
+    let answer = callback(&api, &format!("code={stranger}")).await;
+    assert_eq!(answer.status, 403, "{:?}", answer.body);
+    assert!(
+        answer
+            .content()
+            .1
+            .contains("does not serve agency co-other")
+    );
+    assert!(api.install.secrets.get("ghl-capi/ghl/loc-x").await.is_err());
+    assert_eq!(announced(&api), ["loc1", "loc2", "loc3"]);
+    for (location, connected) in [("loc2", true), ("loc3", true), ("loc-x", false)] {
+        assert_eq!(
+            tokens.connected(location).await.expect("read"),
+            connected,
+            "{location}: only a connected location reaches a pixel kept for all"
+        );
+    }
+
+    // With no agency named, no marketplace-started install is taken, and GHL is
+    // not even asked.
+    let mut closed = api;
+    closed.install.companies.clear();
+    let code = ghl.location_install("co1", "loc4");
+    let before = ghl.exchanges().len();
+    let answer = callback(&closed, &format!("code={code}")).await;
+    assert_eq!(answer.status, 403);
+    assert!(
+        answer.content().1.contains("GHL_COMPANY_ID"),
+        "{}",
+        answer.content().1
+    );
+    assert_eq!(ghl.exchanges().len(), before);
 }

@@ -225,7 +225,7 @@ impl OAuthClient {
     pub async fn exchange_code(
         &self,
         code: &str,
-        user_type: &str,
+        user_type: Option<&str>,
         redirect_uri: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         let mut form = vec![
@@ -233,8 +233,11 @@ impl OAuthClient {
             ("client_secret", self.app.client_secret.as_str()),
             ("grant_type", "authorization_code"),
             ("code", code),
-            ("user_type", user_type),
         ];
+        // Optional in GHL's spec: left out, the token is of the install's kind.
+        if let Some(user_type) = user_type {
+            form.push(("user_type", user_type));
+        }
         if let Some(uri) = redirect_uri {
             form.push(("redirect_uri", uri));
         }

@@ -3,28 +3,36 @@
 //! for an agency install, per company, its approved locations left to mint when
 //! first needed.
 //!
-//! `state` guards the callback against cross-site request forgery: it is
-//! `{issued}.{nonce}.{L|C}.{mac}`, the MAC an HMAC-SHA256 under the app's client
-//! secret, accepted for an hour and once (each is claimed in the state table, so
-//! a callback replayed within the hour is refused).
+//! Two ways in:
+//! - an install we start (`ghl-capi oauth url`): `state` guards the callback
+//!   against cross-site request forgery ([`link`]), accepted for an hour and once
+//!   (each is claimed in the state table, so a callback replayed within the hour
+//!   is refused);
+//! - an install started in GHL's marketplace (*Add App* on the app's page): GHL
+//!   redirects with the code only, no `state` of ours (`reference/ghl-api.md`
+//!   §8.3). Anyone may install a public app, so such an install is taken only
+//!   when the code's exchange shows an agency this deployment serves
+//!   (`GHL_COMPANY_ID`); any other is refused, logged and counted, and its token
+//!   set dropped: a stranger's install never reaches a pixel.
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use std::time::Duration;
 
-use super::oauth::{AppError, OAuthApp, OAuthClient, OAuthError, TokenSet, read_app};
+mod link;
+mod page;
+
+use link::STATE_MAX_AGE_SECONDS;
+pub use link::{AUTHORIZE_URL, check_state, scopes, state, url};
+pub use page::page;
+
+use super::oauth::{AppError, OAuthClient, OAuthError, TokenSet, read_app};
 use super::tokens::{MINT_FOR, MINT_PREFIX};
 use crate::ports::lease::Lease;
 use crate::ports::queue::{Outgoing, Queue};
 use crate::ports::secrets::VersionedSecrets;
 use crate::ports::state::StateStore;
-
-/// Where GHL asks the user to choose the location(s) to install into.
-pub const AUTHORIZE_URL: &str = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation";
-/// How long an install link stays valid.
-const STATE_MAX_AGE_SECONDS: i64 = 3600;
 
 /// Who installs: one sub-account, or an agency for its locations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +78,12 @@ pub enum InstallError {
     BadState,
     #[error("this install link was used already; start the install again")]
     StateUsed,
+    #[error(
+        "this install started in GHL's marketplace, without a link of ours: this deployment takes such installs only for the agencies it names (GHL_COMPANY_ID, the stack's GhlCompanyId); start it with ghl-capi oauth url instead"
+    )]
+    NoState,
+    #[error("this deployment does not serve agency {company_id}: the install is not kept")]
+    Stranger { company_id: String },
     #[error("GHL did not give a token: {0}")]
     Token(#[from] OAuthError),
     #[error("GHL's token answer names no {0}")]
@@ -83,7 +97,10 @@ impl InstallError {
         match self {
             InstallError::NotConfigured => 404,
             InstallError::Denied(_) | InstallError::Missing(_) => 400,
-            InstallError::BadState | InstallError::StateUsed => 403,
+            InstallError::BadState
+            | InstallError::StateUsed
+            | InstallError::NoState
+            | InstallError::Stranger { .. } => 403,
             InstallError::Token(OAuthError::Refused { .. }) | InstallError::Incomplete(_) => 400,
             InstallError::Token(OAuthError::Unavailable(_) | OAuthError::Unknown(_))
             | InstallError::Storage(_)
@@ -122,33 +139,6 @@ impl<I: Install> Install for Option<I> {
     }
 }
 
-/// The scopes the app needs for rules on `triggers` (by their mapping names,
-/// `opportunity.status_changed`, …): contacts always (every rule reads the contact,
-/// its notes, tasks and appointments), the webhooks its triggers listen to, and, for
-/// an agency install, minting location tokens.
-pub fn scopes<'a>(
-    triggers: impl IntoIterator<Item = &'a str>,
-    user_type: UserType,
-) -> Vec<&'static str> {
-    let mut scopes = vec!["contacts.readonly"];
-    for trigger in triggers {
-        let scope = match trigger.split('.').next() {
-            Some("opportunity") => Some("opportunities.readonly"),
-            Some("appointment") => Some("calendars/events.readonly"),
-            _ => None,
-        };
-        if let Some(scope) = scope
-            && !scopes.contains(&scope)
-        {
-            scopes.push(scope);
-        }
-    }
-    if user_type == UserType::Company {
-        scopes.extend(["oauth.readonly", "oauth.write"]);
-    }
-    scopes
-}
-
 /// A location newly connected, announced so that its baseline is taken at once
 /// (the reconciliation function seeds it): `{"connected": "<locationId>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -179,86 +169,9 @@ pub struct Installer<V, L, M, C> {
     /// each; `None`, or a failed send, leaves its baseline to the next scheduled
     /// reconciliation, which seeds every location not yet seeded.
     pub connected: Option<C>,
-}
-
-fn mac(secret: &str, text: &str) -> Hmac<Sha256> {
-    // HMAC takes a key of any length.
-    #[allow(clippy::expect_used)]
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(b"ghl-capi install state\0");
-    mac.update(text.as_bytes());
-    mac
-}
-
-/// A fresh `state` value for an install link.
-pub fn state(app: &OAuthApp, user_type: UserType, now: DateTime<Utc>) -> String {
-    let nonce = hex::encode(
-        &Sha256::digest(format!(
-            "{}:{}:{:?}",
-            std::process::id(),
-            now.timestamp_nanos_opt().unwrap_or_default(),
-            std::thread::current().id()
-        ))[..12],
-    );
-    let kind = match user_type {
-        UserType::Location => "L",
-        UserType::Company => "C",
-    };
-    let text = format!("{}.{nonce}.{kind}", now.timestamp());
-    let tag = hex::encode(mac(&app.client_secret, &text).finalize().into_bytes());
-    format!("{text}.{tag}")
-}
-
-/// Checks a returned `state`; the install's user type.
-pub fn check_state(
-    app: &OAuthApp,
-    state: &str,
-    now: DateTime<Utc>,
-) -> Result<UserType, InstallError> {
-    let (text, tag) = state.rsplit_once('.').ok_or(InstallError::BadState)?;
-    let tag = hex::decode(tag).map_err(|_| InstallError::BadState)?;
-    mac(&app.client_secret, text)
-        .verify_slice(&tag)
-        .map_err(|_| InstallError::BadState)?;
-    let mut parts = text.split('.');
-    let issued: i64 = parts
-        .next()
-        .and_then(|t| t.parse().ok())
-        .ok_or(InstallError::BadState)?;
-    let age = now.timestamp() - issued;
-    if !(0..=STATE_MAX_AGE_SECONDS).contains(&age) {
-        return Err(InstallError::BadState);
-    }
-    match parts.nth(1) {
-        Some("L") => Ok(UserType::Location),
-        Some("C") => Ok(UserType::Company),
-        _ => Err(InstallError::BadState),
-    }
-}
-
-/// The link that installs the app with `scopes`.
-pub fn url(
-    app: &OAuthApp,
-    redirect_uri: Option<&str>,
-    user_type: UserType,
-    scopes: &[&str],
-    now: DateTime<Utc>,
-) -> String {
-    // A constant, tested to parse.
-    #[allow(clippy::expect_used)]
-    let mut url = reqwest::Url::parse(AUTHORIZE_URL).expect("a valid constant URL");
-    {
-        let mut query = url.query_pairs_mut();
-        query
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &app.client_id)
-            .append_pair("scope", &scopes.join(" "))
-            .append_pair("state", &state(app, user_type, now));
-        if let Some(redirect) = redirect_uri {
-            query.append_pair("redirect_uri", redirect);
-        }
-    }
-    url.into()
+    /// `GHL_COMPANY_ID`: the agencies whose installs started in GHL's marketplace
+    /// (no `state`) are taken; none, and such installs are refused.
+    pub companies: Vec<String>,
 }
 
 impl<V: VersionedSecrets, L: Lease, M: StateStore, C: Queue> Installer<V, L, M, C> {
@@ -333,19 +246,41 @@ impl<V: VersionedSecrets, L: Lease, M: StateStore, C: Queue> Install for Install
                 param("error_description").unwrap_or(error).to_owned(),
             ));
         }
-        let state = param("state").ok_or(InstallError::Missing("state"))?;
-        let app = read_app(&self.secrets, &self.app_secret).await?;
-        let user_type = check_state(&app, state, now)?;
         let code = param("code").ok_or(InstallError::Missing("code"))?;
-        self.claim(state).await?;
+        let app = read_app(&self.secrets, &self.app_secret).await?;
+        // Ours: the link's signed state says which kind of install it is.
+        let state = param("state");
+        let user_type = match state {
+            Some(state) => {
+                let user_type = check_state(&app, state, now)?;
+                self.claim(state).await?;
+                Some(user_type)
+            }
+            None if self.companies.is_empty() => {
+                tracing::warn!(
+                    "an install started in GHL's marketplace refused: GHL_COMPANY_ID names no agency"
+                );
+                crate::telemetry::skipped("marketplace_install_refused");
+                return Err(InstallError::NoState);
+            }
+            None => None,
+        };
         let oauth = OAuthClient::new(&self.base_url, app, self.timeout)
             .map_err(|e| InstallError::Token(OAuthError::Unavailable(std::sync::Arc::new(e))))?;
         let answer = oauth
-            .exchange_code(code, user_type.name(), self.redirect_uri.as_deref())
+            .exchange_code(
+                code,
+                user_type.map(UserType::name),
+                self.redirect_uri.as_deref(),
+            )
             .await?;
         let approved = answer.approved_locations.clone();
         let mut set = TokenSet::from_response(answer, now);
         set.installed_at = Some(now);
+        let user_type = match user_type {
+            Some(ours) => ours,
+            None => self.marketplace_started(&set)?,
+        };
         match user_type {
             UserType::Location => {
                 let location_id = set
@@ -391,34 +326,28 @@ impl<V: VersionedSecrets, L: Lease, M: StateStore, C: Queue> Install for Install
     }
 }
 
-/// The page the installing user sees.
-pub fn page(outcome: &Result<Installed, InstallError>) -> String {
-    let (title, text) = match outcome {
-        Ok(Installed::Location { location_id }) => (
-            "Connected",
-            format!("ghl-capi is connected to location {location_id}. You can close this window."),
-        ),
-        Ok(Installed::Company { locations, .. }) => (
-            "Connected",
-            format!(
-                "ghl-capi is connected to your agency and {} location(s). You can close this window.",
-                locations.len()
-            ),
-        ),
-        Err(e) => (
-            "Not connected",
-            format!("The install did not complete: {e}"),
-        ),
-    };
-    let escape = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ghl-capi: {title}</title></head>\
-         <body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\"><h1>{title}</h1><p>{}</p></body></html>",
-        escape(&text)
-    )
+impl<V, L, M, C> Installer<V, L, M, C> {
+    /// A marketplace-started install's kind, as GHL's answer gives it, once its
+    /// agency is one this deployment serves; else refused (the set is dropped,
+    /// never stored), logged and counted.
+    fn marketplace_started(&self, set: &TokenSet) -> Result<UserType, InstallError> {
+        let company_id = set
+            .company_id
+            .clone()
+            .ok_or(InstallError::Incomplete("companyId"))?;
+        if !self.companies.contains(&company_id) {
+            tracing::warn!(
+                company_id,
+                location_id = set.location_id.as_deref(),
+                "an install started in GHL's marketplace by an agency this deployment does not serve: refused, its token dropped"
+            );
+            crate::telemetry::skipped("stranger_install");
+            return Err(InstallError::Stranger { company_id });
+        }
+        match set.user_type.as_deref() {
+            Some("Company") => Ok(UserType::Company),
+            // GHL's FAQ: the person picks a location.
+            _ => Ok(UserType::Location),
+        }
+    }
 }
