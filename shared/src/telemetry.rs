@@ -31,6 +31,9 @@ pub const CAPI_REQUESTS: &str = "GraphRequests";
 /// Graph API calls that failed: unreachable or not answered with 2xx.
 pub const CAPI_FAILURES: &str = "GraphFailures";
 pub const CAPI_LATENCY: &str = "GraphLatency";
+/// Graph API answers that flag the API version (the `X-Ad-Api-Version-Warning`
+/// header, error 2635): the alarm watches it, so a sunset is met before it bites.
+pub const GRAPH_VERSION_WARNINGS: &str = "GraphVersionWarnings";
 /// GHL API calls, by `Status` (HTTP status, or `unreachable`).
 pub const GHL_REQUESTS: &str = "GhlRequests";
 /// GHL token trouble: an API call answered 401, or a refresh refused.
@@ -94,7 +97,7 @@ pub enum Kind {
 
 /// Every metric above with how it is recorded: the one list [`describe`] and the
 /// checks that the template reads only these names go by.
-pub const METRICS: [(&str, Kind); 30] = [
+pub const METRICS: [(&str, Kind); 31] = [
     (REQUESTS, Kind::Counter),
     (ANSWERED, Kind::Counter),
     (REFUSED, Kind::Counter),
@@ -106,6 +109,7 @@ pub const METRICS: [(&str, Kind); 30] = [
     (CAPI_REQUESTS, Kind::Counter),
     (CAPI_FAILURES, Kind::Counter),
     (CAPI_LATENCY, Kind::Histogram(Unit::Milliseconds)),
+    (GRAPH_VERSION_WARNINGS, Kind::Counter),
     (GHL_REQUESTS, Kind::Counter),
     (GHL_UNAUTHORIZED, Kind::Counter),
     (GHL_LATENCY, Kind::Histogram(Unit::Milliseconds)),
@@ -185,6 +189,10 @@ pub(crate) fn capi_call(status: Option<u16>, elapsed: Duration) {
         counter!(CAPI_FAILURES).increment(1);
     }
     histogram!(CAPI_LATENCY).record(millis(elapsed));
+}
+
+pub(crate) fn graph_version_flagged() {
+    counter!(GRAPH_VERSION_WARNINGS).increment(1);
 }
 
 pub(crate) fn ghl_call(status: Option<u16>, elapsed: Duration, remaining: Option<u64>) {

@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use ghl_capi::capi::audience::SCHEMA;
 use ghl_capi::capi::client::DEFAULT_API_VERSION;
+
+use crate::stand_in::new_app_refusal;
 use serde_json::{Value, json};
-use wiremock::matchers::{header, method, path, query_param};
+use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// One request as the stand-in took it.
@@ -35,10 +37,12 @@ struct State {
     blocked: bool,
 }
 
-/// The `/users` edge of the audiences it is mounted for.
+/// The `/users` edge of the audiences it is mounted for, at one Graph API
+/// version, refusing what Meta refuses new apps ([`new_app_refusal`]).
 #[derive(Debug, Clone)]
 pub struct AudienceStandIn {
     token: String,
+    version: String,
     state: Arc<Mutex<State>>,
 }
 
@@ -47,7 +51,16 @@ impl AudienceStandIn {
     pub fn expecting_token(token: &str) -> Self {
         AudienceStandIn {
             token: token.to_owned(),
+            version: DEFAULT_API_VERSION.to_owned(),
             state: Arc::default(),
+        }
+    }
+
+    /// Serves another Graph API version than the default.
+    pub fn at_version(self, version: &str) -> Self {
+        AudienceStandIn {
+            version: version.to_owned(),
+            ..self
         }
     }
 
@@ -56,15 +69,14 @@ impl AudienceStandIn {
     /// blocked) to a request bearing the token.
     pub async fn mount(&self, server: &MockServer, audience_id: &str) {
         Mock::given(method("GET"))
-            .and(path(format!("/{DEFAULT_API_VERSION}/{audience_id}")))
-            .and(query_param("fields", "name,operation_status"))
+            .and(path(format!("/{}/{audience_id}", self.version)))
             .and(header("authorization", format!("Bearer {}", self.token)))
             .respond_with(self.clone())
             .mount(server)
             .await;
         for verb in ["POST", "DELETE"] {
             Mock::given(method(verb))
-                .and(path(format!("/{DEFAULT_API_VERSION}/{audience_id}/users")))
+                .and(path(format!("/{}/{audience_id}/users", self.version)))
                 .respond_with(self.clone())
                 .mount(server)
                 .await;
@@ -152,8 +164,15 @@ fn refusal(code: u32, subcode: Option<u32>, message: &str) -> ResponseTemplate {
 
 impl Respond for AudienceStandIn {
     fn respond(&self, request: &Request) -> ResponseTemplate {
+        if let Some(refused) = new_app_refusal(request) {
+            return refused;
+        }
         let mut state = self.state.lock().expect("lock");
         if request.method.as_str() == "GET" {
+            let fields = request.url.query_pairs().find(|(k, _)| k == "fields");
+            if fields.is_none_or(|(_, v)| v != "name,operation_status") {
+                return refusal(100, None, "Invalid parameter: fields");
+            }
             let code = if state.blocked { 471 } else { 200 };
             return ResponseTemplate::new(200).set_body_json(json!({"id": "audience",
                 "name": "Webinar VIPs", "operation_status": {"code": code, "description": "status"}}));

@@ -14,13 +14,70 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 /// `Purchase` without `custom_data`) refuses the whole request with code 100; a
 /// request with another token than the expected one is refused with code 190; it
 /// can be down (`503`) for the next few requests or for a while, and fail every
-/// n-th request with a `500`. Every request it took is kept.
-#[derive(Debug, Clone, Default)]
+/// n-th request with a `500`. It serves one Graph API version, refuses what Meta
+/// refuses new apps since v27.0 on every version ([`new_app_refusal`]), and can
+/// flag its version as auto-upgraded or deprecated. Every request it took is kept.
+#[derive(Debug, Clone)]
 pub struct MetaStandIn {
     requests: Arc<Mutex<Vec<Value>>>,
     outages: Arc<Mutex<u32>>,
     faults: Arc<Faults>,
     token: Option<String>,
+    version: String,
+    /// How it flags its version, if it does.
+    flag: Option<VersionFlag>,
+}
+
+/// How Meta flags a version on its way out (`reference/meta-capi.md` §10.1).
+#[derive(Debug, Clone)]
+pub enum VersionFlag {
+    /// Calls are auto-upgraded, and the answer says so in `X-Ad-Api-Version-Warning`.
+    AutoUpgraded(String),
+    /// Calls are refused with error 2635.
+    Deprecated,
+}
+
+impl Default for MetaStandIn {
+    fn default() -> Self {
+        MetaStandIn {
+            requests: Arc::default(),
+            outages: Arc::default(),
+            faults: Arc::default(),
+            token: None,
+            version: DEFAULT_API_VERSION.to_owned(),
+            flag: None,
+        }
+    }
+}
+
+/// What Meta refuses new apps since v27.0, on every version: HTTP method
+/// override, JSONP, multi-id requests, date formatting and field aliases. A
+/// request using any of them is answered as Meta answers an invalid parameter.
+pub fn new_app_refusal(request: &Request) -> Option<ResponseTemplate> {
+    let refused = [
+        "method",
+        "callback",
+        "jsonp",
+        "ids",
+        "date_format",
+        "suppress_http_code",
+    ];
+    let mut used: Vec<String> = request
+        .url
+        .query_pairs()
+        .filter(|(k, v)| refused.contains(&k.as_ref()) || (k == "fields" && v.contains(".as(")))
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    if request.headers.contains_key("x-http-method-override") {
+        used.push("X-HTTP-Method-Override".into());
+    }
+    (!used.is_empty()).then(|| {
+        refusal(
+            100,
+            None,
+            &format!("{} not supported for new apps", used.join(", ")),
+        )
+    })
 }
 
 /// Failures a stand-in injects: down until a time, and every n-th request.
@@ -58,10 +115,26 @@ impl MetaStandIn {
         }
     }
 
+    /// Serves another Graph API version than the default.
+    pub fn at_version(self, version: &str) -> Self {
+        MetaStandIn {
+            version: version.to_owned(),
+            ..self
+        }
+    }
+
+    /// Flags its version as Meta flags one on its way out.
+    pub fn flagging(self, flag: VersionFlag) -> Self {
+        MetaStandIn {
+            flag: Some(flag),
+            ..self
+        }
+    }
+
     /// Serves `POST /{version}/{dataset}/events` on `server`.
     pub async fn mount(&self, server: &MockServer, dataset: &str) {
         Mock::given(method("POST"))
-            .and(path(format!("/{DEFAULT_API_VERSION}/{dataset}/events")))
+            .and(path(format!("/{}/{dataset}/events", self.version)))
             .respond_with(self.clone())
             .mount(server)
             .await;
@@ -114,6 +187,12 @@ impl Respond for MetaStandIn {
         if self.faults.fail() {
             return ResponseTemplate::new(500).set_body_string("<html>Internal error</html>");
         }
+        if let Some(refused) = new_app_refusal(request) {
+            return refused;
+        }
+        if let Some(VersionFlag::Deprecated) = self.flag {
+            return refusal(2635, None, &format!("{} is deprecated", self.version));
+        }
         let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
             return refusal(100, None, "the body is not JSON");
         };
@@ -133,9 +212,15 @@ impl Respond for MetaStandIn {
             return refusal(100, Some(2_804_009), "Purchase events need a value");
         }
         self.requests.lock().expect("lock").push(body);
-        ResponseTemplate::new(200).set_body_json(
+        let answer = ResponseTemplate::new(200).set_body_json(
             json!({"events_received": events.len(), "messages": [], "fbtrace_id": "A-ok"}),
-        )
+        );
+        match &self.flag {
+            Some(VersionFlag::AutoUpgraded(warning)) => {
+                answer.insert_header("X-Ad-Api-Version-Warning", warning.as_str())
+            }
+            _ => answer,
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod backfill;
 mod cli;
 mod dlq_sqs;
 mod event_ids;
+mod graph_version;
 mod limits;
 mod quick_start;
 mod reconcile;

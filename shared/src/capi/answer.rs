@@ -97,6 +97,23 @@ const NOT_HASHED: i64 = 2_804_016;
 /// business_messaging`.
 const STANDARD_EVENT_REFUSED: i64 = 2_804_066;
 
+/// Meta's code for a call to a deprecated Graph API version.
+const DEPRECATED_VERSION: i64 = 2635;
+
+/// What says the Graph API version is on its way out, if anything does: the
+/// `X-Ad-Api-Version-Warning` header of a call Meta auto-upgraded, or error 2635
+/// (`reference/meta-capi.md` §10.1).
+pub(super) fn version_trouble(warning: Option<&str>, status: u16, body: &str) -> Option<String> {
+    if let Some(warning) = warning {
+        return Some(warning.to_owned());
+    }
+    if status < 400 {
+        return None;
+    }
+    let Failure { error } = serde_json::from_str(body).ok()?;
+    (error.code == DEPRECATED_VERSION).then(|| error.reason())
+}
+
 /// Classifies an HTTP answer from the events endpoint.
 pub fn classify(status: u16, body: &str) -> Disposition {
     if (200..300).contains(&status) {
@@ -134,6 +151,11 @@ pub fn classify(status: u16, body: &str) -> Disposition {
         // The token, a permission, or the dataset ("object does not exist, cannot be
         // loaded due to missing permissions"): request-wide, whatever the events.
         (190 | 102 | 10 | 200..=299, _) | (100, Some(33)) => Disposition::Condemned { reason },
+        // The API version is deprecated: every request of every pixel, until
+        // GRAPH_API_VERSION names a current one.
+        (DEPRECATED_VERSION, _) => Disposition::Condemned {
+            reason: format!("{reason}; set GRAPH_API_VERSION to a current version"),
+        },
         (code, _) => by_code(code, reason, error.is_transient, status),
     }
 }

@@ -15,6 +15,8 @@ use super::{EventRequest, ServerEvent};
 
 /// The API version used unless configured (`GRAPH_API_VERSION`).
 pub const DEFAULT_API_VERSION: &str = "v26.0";
+/// The header Meta sets on a call to a version it auto-upgraded (an expired one).
+const VERSION_WARNING: &str = "x-ad-api-version-warning";
 /// Meta's Graph API, where the Conversions API lives.
 pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
 
@@ -204,10 +206,26 @@ impl<T: PixelTokens> CapiClient<T> {
             })?;
         let status = response.status().as_u16();
         crate::telemetry::capi_call(Some(status), started.elapsed());
+        let warning = response
+            .headers()
+            .get(VERSION_WARNING)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = response
             .text()
             .await
             .map_err(|e| TransportError::CutShort(e.without_url()))?;
+        if let Some(flagged) = super::answer::version_trouble(warning.as_deref(), status, &body) {
+            // A version's sunset must never be found out by lost events: said at
+            // once, counted and alarmed (GraphVersionAlarm).
+            tracing::warn!(
+                alert = "graph_version",
+                version = self.version,
+                flagged,
+                "Meta flags the Graph API version: set GRAPH_API_VERSION to a current one"
+            );
+            crate::telemetry::graph_version_flagged();
+        }
         Ok(Answer { status, body })
     }
 }

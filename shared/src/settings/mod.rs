@@ -343,7 +343,10 @@ mod tests {
         with_id.push(("GHL_APP_ID", "app-1,app-2"));
         let settings = IntakeSettings::from_lookup(lookup(&with_id)).expect("settings");
         assert_eq!(settings.apps, AppIds::parse("app-1 app-2"));
-        assert!(settings.ghl_company_ids.is_empty(), "no marketplace-started install");
+        assert!(
+            settings.ghl_company_ids.is_empty(),
+            "no marketplace-started install"
+        );
         with_id.push(("GHL_COMPANY_ID", " co-1, co-2 ,"));
         let settings = IntakeSettings::from_lookup(lookup(&with_id)).expect("settings");
         assert_eq!(settings.ghl_company_ids, ["co-1", "co-2"]);

@@ -9,6 +9,7 @@ mod contacts_contract;
 mod deliver;
 mod enrich;
 mod ghl_client;
+mod graph_versions;
 mod install;
 mod intake;
 mod listing;

@@ -1,0 +1,87 @@
+//! A Graph API version Meta flags, as `serve` meets it: the event is delivered,
+//! and the version's trouble is said at once (a log line with `alert=graph_version`)
+//! and counted (`GraphVersionWarnings` on `/metrics`), before any sunset bites.
+
+use std::time::Duration;
+
+use ghl_capi_tests::fixtures::{self, contact, webhook};
+use ghl_capi_tests::stand_in::{MetaStandIn, VersionFlag};
+use wiremock::MockServer;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::serve::{Server, free_port, mapping_text, serve_with_partners, try_deliver, up};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flagged_graph_version_is_said_and_counted_and_costs_no_event() {
+    let ghl = MockServer::start().await;
+    let graph = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c-ann"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            serde_json::json!({"contact": contact("c-ann", "ann@example.com", &[])}),
+        ))
+        .mount(&ghl)
+        .await;
+    let meta = MetaStandIn::expecting_token("EAAB-local")
+        .at_version("v24.0")
+        .flagging(VersionFlag::AutoUpgraded(
+            "The call has been auto-upgraded to v25.0 as v24.0 is deprecated.".into(),
+        ));
+    meta.mount(&graph, fixtures::DATASET).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mapping = dir.path().join("mapping.toml");
+    std::fs::write(&mapping, mapping_text()).expect("mapping written");
+    let said = dir.path().join("serve.out");
+    let out = std::fs::File::create(&said).expect("a file for what serve says");
+    let port = free_port();
+    let child = serve_with_partners(&dir.path().join("data"), &mapping, port, (&ghl, &graph))
+        .args(["--log-format", "json"])
+        .env("GRAPH_API_VERSION", "v24.0")
+        .env("RUST_LOG", "info")
+        .stdout(out.try_clone().expect("shared"))
+        .stderr(out)
+        .spawn()
+        .expect("serve starts");
+    let server = up(Server {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+    .await;
+    let created = webhook(
+        "ContactCreate",
+        "wh-v24",
+        contact("c-ann", "ann@example.com", &[]),
+    );
+    let delivered = try_deliver(&reqwest::Client::new(), &server.url, created).await;
+    assert_eq!(delivered, Some(200));
+    for _ in 0..100 {
+        if !meta.events().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(meta.events().len(), 1, "delivered all the same");
+
+    let log = std::fs::read_to_string(&said).expect("what serve said");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"alert\":\"graph_version\"")
+                && l.contains("auto-upgraded to v25.0")),
+        "{log}"
+    );
+    let admin = log
+        .lines()
+        .find_map(|l| l.split("metrics: ").nth(1))
+        .expect("serve says where /metrics is")
+        .trim()
+        .to_owned();
+    let metrics = reqwest::get(admin).await.expect("metrics");
+    let text = metrics.text().await.expect("text");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("GraphVersionWarnings") && l.ends_with(" 1")),
+        "{text}"
+    );
+    drop(server);
+}
