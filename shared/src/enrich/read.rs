@@ -6,7 +6,7 @@ use super::{Enriched, Enricher, SeenTags, done, opportunity, retry_ghl, retry_st
 use crate::ghl::webhook::{Envelope, Webhook};
 use crate::ghl::{Contact, GhlReader};
 use crate::jobs::{DeadLetter, EnrichJob, Stage, StaleWebhook};
-use crate::mapping::{Baseline, Occurrence};
+use crate::mapping::{Baseline, Occurrence, Trigger};
 use crate::ports::state::StateStore;
 
 /// What a job gives to build from.
@@ -104,6 +104,12 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             None => None,
         };
         let (occurrences, baseline) = Occurrence::from_webhook(&webhook, previous.as_deref(), now);
+        if let Some(trigger) = Occurrence::without_contact(&webhook)
+            && !stranger
+            && self.mapping.rules_for(trigger).next().is_some()
+        {
+            return Some(Err(missing_contact(key, &webhook, trigger)));
+        }
         if let (Baseline::Taken, Some(contact)) = (baseline, &carried) {
             // Which tag changed is unknowable for a contact never seen: its tags
             // are remembered, and tag rules fire from the next change on.
@@ -137,6 +143,26 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             workflow: None,
         }))
     }
+}
+
+/// The letter of a webhook that names no contact while rules wait on its trigger:
+/// whose change it is cannot be known, so the rules cannot fire. Kept with the
+/// cause in words, never a generic parse error.
+fn missing_contact(key: &str, webhook: &Webhook, trigger: Trigger) -> Enriched {
+    let known = if matches!(webhook, Webhook::TaskCreate(_)) {
+        " (a gap GHL's maintainers confirm for TaskCreate: highlevel-api-docs issue 332)"
+    } else {
+        ""
+    };
+    let reason = format!(
+        "GHL's {} webhook came without the contact's id{known}: whose {} it is cannot be \
+         known, so the {trigger} rules cannot fire for it; nothing was sent",
+        webhook.kind(),
+        trigger.entity().unwrap_or("change"),
+    );
+    let mut letter = DeadLetter::new(key, Stage::Enrich, "missing_contact", reason);
+    letter.triggers = vec![webhook.kind().to_owned()];
+    done(vec![], vec![letter], None)
 }
 
 /// The letter of a webhook GHL delivered too late to act on by itself: kept for a

@@ -377,6 +377,48 @@ async fn a_kept_webhook_that_does_not_parse_is_lettered_with_the_parse_error() {
     );
 }
 
+#[tokio::test]
+async fn a_task_webhook_without_its_contact_is_lettered_saying_what_ghl_left_out() {
+    let task = json!({"type": "TaskCreate", "locationId": "loc", "webhookId": "w-task",
+        "timestamp": "2026-11-20T23:59:00Z", "id": "task-1", "title": "Call back",
+        "dateAdded": "2026-11-20T23:58:00Z"});
+    let rule = r#"
+[[rules]]
+name = "task-created"
+trigger = "task.created"
+event_name = "Contact"
+"#;
+    let ghl = FakeGhl::default();
+    let outcomes = enrich_batch(
+        &mapping(rule),
+        &ghl,
+        &MemoryState::default(),
+        &[webhook_job("w-task", task.clone())],
+        now(),
+    )
+    .await;
+    let (dispatch, dead) = done(&outcomes[0]);
+    assert!(dispatch.is_empty());
+    assert_eq!(dead.len(), 1, "{outcomes:?}");
+    assert_eq!(dead[0].code, "missing_contact");
+    for words in ["without the contact's id", "issue 332", "task.created"] {
+        assert!(dead[0].reason.contains(words), "{}", dead[0].reason);
+    }
+    assert!(ghl.reads().is_empty(), "GHL is not asked about nobody");
+
+    // No rule waits on tasks: nothing to say.
+    let outcomes = enrich_batch(
+        &mapping(""),
+        &ghl,
+        &MemoryState::default(),
+        &[webhook_job("w-task", task)],
+        now(),
+    )
+    .await;
+    let (dispatch, dead) = done(&outcomes[0]);
+    assert!(dispatch.is_empty() && dead.is_empty(), "{outcomes:?}");
+}
+
 /// A workflow call's job as intake queues it, received at [`NOW`].
 fn workflow_job(body: &Value) -> EnrichJob {
     use ghl_capi::ghl::workflow::WorkflowCall;

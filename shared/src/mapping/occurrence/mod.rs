@@ -225,6 +225,38 @@ impl Occurrence {
         }
     }
 
+    /// The trigger `webhook` would have told of, were its contact named: GHL sends
+    /// some webhooks without the contact's id (`TaskCreate`, its maintainers
+    /// confirm: `reference/ghl-api.md` §8.3), and a change of nobody's can fire no
+    /// rule. `None` for a webhook that names its contact, or tells of no trigger.
+    pub fn without_contact(webhook: &Webhook) -> Option<Trigger> {
+        let (trigger, contact) = match webhook {
+            Webhook::TaskCreate(t) => (Trigger::TaskCreated, &t.contact_id),
+            Webhook::TaskComplete(t) => (Trigger::TaskCompleted, &t.contact_id),
+            Webhook::NoteCreate(n) => (Trigger::NoteCreated, &n.contact_id),
+            Webhook::NoteUpdate(n) => (Trigger::NoteUpdated, &n.contact_id),
+            Webhook::OpportunityCreate(o) => (Trigger::OpportunityCreated, &o.contact_id),
+            Webhook::OpportunityStatusUpdate(o) => {
+                (Trigger::OpportunityStatusChanged, &o.contact_id)
+            }
+            Webhook::OpportunityStageUpdate(o) => (Trigger::OpportunityStageChanged, &o.contact_id),
+            Webhook::OpportunityMonetaryValueUpdate(o) => {
+                (Trigger::OpportunityValueChanged, &o.contact_id)
+            }
+            Webhook::AppointmentCreate(a) => {
+                (Trigger::AppointmentBooked, &a.appointment.contact_id)
+            }
+            Webhook::AppointmentUpdate(a) => {
+                (Trigger::AppointmentUpdated, &a.appointment.contact_id)
+            }
+            _ => return None,
+        };
+        contact
+            .as_deref()
+            .is_none_or(|c| c.trim().is_empty())
+            .then_some(trigger)
+    }
+
     /// The occurrence of a workflow call. Its change is the event id intake gave
     /// it (the caller's, or one derived from the call), its time the trigger's
     /// when the call says, else when the call first arrived (not when it is
