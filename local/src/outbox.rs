@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use ghl_capi::capi::audience::UsersRequest;
+use ghl_capi::capi::replace::ReplaceRequest;
 use ghl_capi::capi::{
     Answer, AudiencesApi, CapiClient, EventRequest, EventsApi, PixelTokens, TransportError,
 };
@@ -85,6 +86,38 @@ impl EventsApi for LocalCapi {
 impl AudiencesApi for LocalCapi {
     async fn audience(&self, audience_id: &str) -> Result<Answer, TransportError> {
         self.capi.audience(audience_id).await
+    }
+
+    async fn sessions(&self, audience_id: &str) -> Result<Answer, TransportError> {
+        if self.capi.tokens().token(audience_id).await.is_some() {
+            return self.capi.sessions(audience_id).await;
+        }
+        // A dry run's sessions are over as soon as their batches are written.
+        let answer = json!({"data": []});
+        Ok(Answer {
+            status: 200,
+            body: answer.to_string(),
+        })
+    }
+
+    async fn users_replace(
+        &self,
+        audience_id: &str,
+        request: &ReplaceRequest,
+    ) -> Result<Answer, TransportError> {
+        if self.capi.tokens().token(audience_id).await.is_some() {
+            return self.capi.users_replace(audience_id, request).await;
+        }
+        let line = json!({"audience_id": audience_id, "method": "POST",
+            "payload": request.payload(), "session": request.session})
+        .to_string();
+        self.dry_run(&format!("POST /{audience_id}/usersreplace"), &line)?;
+        let answer = json!({"audience_id": audience_id, "session_id": request.session.session_id,
+            "num_received": request.rows.len(), "num_invalid_entries": 0});
+        Ok(Answer {
+            status: 200,
+            body: answer.to_string(),
+        })
     }
 
     fn audience_token_refused(&self, audience_id: &str) {

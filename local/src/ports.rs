@@ -106,6 +106,18 @@ impl StateStore for LocalState {
         self.0.delete_record(key).map_err(failed)
     }
 
+    async fn swap_record(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        text: &str,
+        keep: Duration,
+    ) -> Result<bool, StateError> {
+        self.0
+            .swap_record(key, expected, text, keep)
+            .map_err(failed)
+    }
+
     async fn records_of(&self, keys: &[String]) -> Result<HashMap<String, String>, StateError> {
         self.0.records_of(keys).map_err(failed)
     }

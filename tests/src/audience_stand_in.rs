@@ -2,9 +2,18 @@
 //! request exactly (method, path, token, schema, every row's shape, the session
 //! fields) and keeps each audience's members, so a test can ask who is in.
 //! It can be down, or refuse as a flagged audience does.
+//!
+//! Its `usersreplace` edge keeps Meta's session rules (`reference/meta-capi.md`
+//! §10.2): `batch_seq` starts at 1 and a 1 starts a new replace; one replace at a
+//! time (`2650`/`1870145`); no `/users` call while one runs (refused alike, and
+//! counted as a breach); the session window (`1870158`, the audience keeping what
+//! arrived); a batch of a session that never began (`1870147`) or has finished
+//! (`1870159`); the batch flagged last ends it, and the list becomes its rows.
+//! `GET /{audience}/sessions` lists each session and how far it is.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ghl_capi::capi::audience::SCHEMA;
 use ghl_capi::capi::client::DEFAULT_API_VERSION;
@@ -35,6 +44,27 @@ struct State {
     outages: u32,
     /// Every request refused as a flagged audience is.
     blocked: bool,
+    /// Per audience, the replace under way.
+    replacing: HashMap<String, Replacing>,
+    /// Every replace session seen: its id, rows received, whether finished.
+    replaces: Vec<(u64, u64, bool)>,
+    /// How long a replace session lasts.
+    window: Option<Duration>,
+    /// The next replace batches answered "an update is in progress"; per
+    /// `batch_seq`, how often it is answered "something went wrong".
+    busy: u32,
+    wrong: HashMap<u64, u32>,
+    /// Breaches of Meta's rules: a `/users` call during a replace, a second
+    /// `batch_seq` 1 within a session.
+    breaches: Vec<String>,
+}
+
+/// A replace under way.
+#[derive(Debug)]
+struct Replacing {
+    session_id: u64,
+    started: Instant,
+    rows: BTreeSet<Vec<String>>,
 }
 
 /// The `/users` edge of the audiences it is mounted for, at one Graph API
@@ -81,6 +111,45 @@ impl AudienceStandIn {
                 .mount(server)
                 .await;
         }
+        for (verb, edge) in [("POST", "usersreplace"), ("GET", "sessions")] {
+            Mock::given(method(verb))
+                .and(path(format!("/{}/{audience_id}/{edge}", self.version)))
+                .respond_with(Replaces(self.clone()))
+                .mount(server)
+                .await;
+        }
+    }
+
+    /// A replace session lasts `window` (Meta's: 90 minutes).
+    pub fn session_window(&self, window: Duration) {
+        self.state.lock().expect("lock").window = Some(window);
+    }
+
+    /// The next `busy` replace batches are answered "an update is in progress";
+    /// batch `seq` is answered "something went wrong" `wrong` times.
+    pub fn replace_trouble(&self, busy: u32, (seq, wrong): (u64, u32)) {
+        let mut state = self.state.lock().expect("lock");
+        state.busy = busy;
+        state.wrong.insert(seq, wrong);
+    }
+
+    /// Each replace session: its id, the rows it received, whether it finished.
+    pub fn sessions(&self) -> Vec<(u64, u64, bool)> {
+        self.state.lock().expect("lock").replaces.clone()
+    }
+
+    /// What broke Meta's replace rules (empty when nothing did).
+    pub fn breaches(&self) -> Vec<String> {
+        self.state.lock().expect("lock").breaches.clone()
+    }
+
+    /// Whether a replace of `audience_id` is under way.
+    pub fn replacing(&self, audience_id: &str) -> bool {
+        self.state
+            .lock()
+            .expect("lock")
+            .replacing
+            .contains_key(audience_id)
     }
 
     /// The next `n` requests get `503`.
@@ -187,6 +256,18 @@ impl Respond for AudienceStandIn {
         let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
             return refusal(100, None, "the body is not JSON");
         };
+        let audience = request
+            .url
+            .path_segments()
+            .and_then(|mut s| s.nth(1))
+            .unwrap_or_default()
+            .to_owned();
+        if state.replacing.contains_key(&audience) {
+            state
+                .breaches
+                .push(format!("{} /users during a replace", request.method));
+            return refusal(2650, Some(1_870_145), "An update is in progress");
+        }
         if let Err(why) = self.check(&mut state, &body) {
             return match why.as_str() {
                 "token" => refusal(190, Some(467), "Invalid OAuth access token"),
@@ -218,6 +299,129 @@ impl Respond for AudienceStandIn {
         });
         ResponseTemplate::new(200).set_body_json(json!({"audience_id": audience_id,
             "session_id": body["session"]["session_id"], "num_received": rows.len(),
+            "num_invalid_entries": 0, "invalid_entry_samples": {}}))
+    }
+}
+
+/// The `usersreplace` and `sessions` edges of an [`AudienceStandIn`].
+#[derive(Debug, Clone)]
+struct Replaces(AudienceStandIn);
+
+/// The rows of a body, if each is a hashed row of the schema's length.
+fn rows_of(body: &Value) -> Option<Vec<Vec<String>>> {
+    let schema = body["payload"]["schema"].as_array()?;
+    if schema.iter().filter_map(Value::as_str).collect::<Vec<_>>() != SCHEMA {
+        return None;
+    }
+    let rows: Vec<Vec<String>> = serde_json::from_value(body["payload"]["data"].clone()).ok()?;
+    (!rows.is_empty() && rows.len() <= 10_000 && rows.iter().all(|r| r.len() == SCHEMA.len()))
+        .then_some(rows)
+}
+
+impl Respond for Replaces {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if let Some(refused) = new_app_refusal(request) {
+            return refused;
+        }
+        let this = &self.0;
+        let mut state = this.state.lock().expect("lock");
+        let audience = request
+            .url
+            .path_segments()
+            .and_then(|mut s| s.nth(1))
+            .unwrap_or_default()
+            .to_owned();
+        if request.method.as_str() == "GET" {
+            let data: Vec<Value> = state
+                .replaces
+                .iter()
+                .map(|(id, received, done)| {
+                    let (stage, progress) = if *done {
+                        ("finished", 100)
+                    } else {
+                        ("uploading", 50)
+                    };
+                    json!({"session_id": id.to_string(), "stage": stage, "progress": progress,
+                        "num_received": received, "num_matched": received})
+                })
+                .collect();
+            return ResponseTemplate::new(200).set_body_json(json!({ "data": data }));
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            return refusal(100, None, "the body is not JSON");
+        };
+        if body["access_token"] != *this.token {
+            return refusal(190, Some(467), "Invalid OAuth access token");
+        }
+        let (Some(rows), Some(id), Some(seq), Some(last)) = (
+            rows_of(&body),
+            body["session"]["session_id"].as_u64(),
+            body["session"]["batch_seq"].as_u64(),
+            body["session"]["last_batch_flag"].as_bool(),
+        ) else {
+            return refusal(100, None, "Invalid parameter: payload or session");
+        };
+        if state.busy > 0 {
+            state.busy -= 1;
+            return refusal(2650, Some(1_870_145), "An update is in progress");
+        }
+        if let Some(wrong) = state.wrong.get_mut(&seq).filter(|n| **n > 0) {
+            *wrong -= 1;
+            return refusal(2650, Some(1_870_148), "Something went wrong");
+        }
+        let window = state.window.unwrap_or(Duration::from_secs(90 * 60));
+        let timed_out = state
+            .replacing
+            .get(&audience)
+            .is_some_and(|r| r.session_id == id && r.started.elapsed() > window);
+        if timed_out {
+            // The audience keeps what arrived.
+            let ended = state.replacing.remove(&audience).expect("under way");
+            state.members.insert(audience.clone(), ended.rows);
+            return refusal(2650, Some(1_870_158), "The session timed out");
+        }
+        match (seq, state.replacing.get(&audience).map(|r| r.session_id)) {
+            (1, Some(other)) if other != id => {
+                return refusal(2650, Some(1_870_145), "Another replace is in progress");
+            }
+            (1, running) => {
+                if running == Some(id) {
+                    state
+                        .breaches
+                        .push(format!("batch_seq 1 sent again in session {id}"));
+                }
+                state.replacing.insert(
+                    audience.clone(),
+                    Replacing {
+                        session_id: id,
+                        started: Instant::now(),
+                        rows: BTreeSet::new(),
+                    },
+                );
+                state.replaces.retain(|(s, ..)| *s != id);
+                state.replaces.push((id, 0, false));
+            }
+            (_, Some(running)) if running == id => {}
+            _ if state.replaces.iter().any(|(s, _, done)| *s == id && *done) => {
+                return refusal(2650, Some(1_870_159), "The session has finished already");
+            }
+            _ => return refusal(2650, Some(1_870_147), "The first batch_seq must be 1"),
+        }
+        let replacing = state.replacing.get_mut(&audience).expect("under way");
+        replacing.rows.extend(rows.iter().cloned());
+        let received = replacing.rows.len() as u64;
+        if let Some(session) = state.replaces.iter_mut().find(|(s, ..)| *s == id) {
+            session.1 = received;
+        }
+        if last {
+            let ended = state.replacing.remove(&audience).expect("under way");
+            state.members.insert(audience.clone(), ended.rows);
+            if let Some(session) = state.replaces.iter_mut().find(|(s, ..)| *s == id) {
+                session.2 = true;
+            }
+        }
+        ResponseTemplate::new(200).set_body_json(json!({"account_id": "act_1",
+            "session_id": id.to_string(), "num_received": rows.len(),
             "num_invalid_entries": 0, "invalid_entry_samples": {}}))
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use ghl_capi::capi::audience::UsersRequest;
+use ghl_capi::capi::replace::ReplaceRequest;
 use ghl_capi::capi::{Answer, AudiencesApi, EventRequest, EventsApi, TransportError};
 use ghl_capi::ghl::{Contact, GhlError, GhlReader, Related};
 use serde_json::{Value, json};
@@ -113,12 +114,19 @@ pub struct FakeMeta {
     requests: Mutex<Vec<(String, EventRequest, u16)>>,
     /// Audience requests: the audience id and the request.
     audience_requests: Mutex<Vec<(String, UsersRequest)>>,
+    /// Replace batches: the audience id and the batch.
+    replaces: Mutex<Vec<(String, ReplaceRequest)>>,
     answer: Mutex<Option<Answer>>,
     /// Requests of more events than this are answered a bare `413`.
     most: Mutex<Option<usize>>,
 }
 
 impl FakeMeta {
+    /// Each replace batch it took: the audience id and the batch.
+    pub fn replaces(&self) -> Vec<(String, ReplaceRequest)> {
+        self.replaces.lock().expect("lock").clone()
+    }
+
     /// Meta answering every request with `status` and `body`.
     pub fn answering(status: u16, body: &str) -> Self {
         let meta = FakeMeta::default();
@@ -240,6 +248,41 @@ impl AudiencesApi for FakeMeta {
             status: 200,
             body: json!({"id": audience_id, "name": audience_id,
                 "operation_status": {"code": 200, "description": "Normal"}})
+            .to_string(),
+        }))
+    }
+
+    async fn sessions(&self, _: &str) -> Result<Answer, TransportError> {
+        // Every session it took is over at once.
+        let replaces = self.replaces.lock().expect("lock");
+        let ids: Vec<String> = replaces
+            .iter()
+            .map(|(_, r)| r.session.session_id.to_string())
+            .collect();
+        let data: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"session_id": id, "stage": "finished", "progress": 100}))
+            .collect();
+        Ok(Answer {
+            status: 200,
+            body: json!({ "data": data }).to_string(),
+        })
+    }
+
+    async fn users_replace(
+        &self,
+        audience_id: &str,
+        request: &ReplaceRequest,
+    ) -> Result<Answer, TransportError> {
+        self.replaces
+            .lock()
+            .expect("lock")
+            .push((audience_id.to_owned(), request.clone()));
+        let fixed = self.answer.lock().expect("lock").clone();
+        Ok(fixed.unwrap_or_else(|| Answer {
+            status: 200,
+            body: json!({"session_id": request.session.session_id,
+                "num_received": request.rows.len(), "num_invalid_entries": 0})
             .to_string(),
         }))
     }

@@ -16,6 +16,7 @@
 
 pub mod audience_stand_in;
 pub mod contacts_stand_in;
+pub mod contracts;
 pub mod fakes;
 pub mod fixtures;
 pub mod moto;

@@ -199,6 +199,48 @@ impl StateStore for DynamoState {
             .map_err(|e| failed(e.into_service_error()))
     }
 
+    /// A conditional put: absent (or run out) for `None`, the same live text
+    /// otherwise.
+    async fn swap_record(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        text: &str,
+        keep: Duration,
+    ) -> Result<bool, StateError> {
+        let mut item = grouped(key);
+        item.insert("pk".into(), record_key(key));
+        item.insert("text".into(), AttributeValue::S(text.to_owned()));
+        item.insert("expires_at".into(), expires_in(keep));
+        let now = AttributeValue::N(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs()
+                .to_string(),
+        );
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .expression_attribute_values(":now", now);
+        let put = match expected {
+            None => put.condition_expression("attribute_not_exists(pk) OR expires_at <= :now"),
+            Some(was) => put
+                .condition_expression("#text = :was AND expires_at > :now")
+                .expression_attribute_names("#text", "text")
+                .expression_attribute_values(":was", AttributeValue::S(was.to_owned())),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) => match e.into_service_error() {
+                e if e.is_conditional_check_failed_exception() => Ok(false),
+                e => Err(failed(e)),
+            },
+        }
+    }
+
     async fn delete_record(&self, key: &str) -> Result<(), StateError> {
         self.client
             .delete_item()

@@ -179,3 +179,10 @@ async fn one_locations_records_are_listed_by_the_group_index_older_ones_indexed_
         [("mint#loc7".to_owned(), "co1".to_owned())]
     );
 }
+
+#[tokio::test]
+async fn a_record_is_swapped_only_from_what_it_holds() {
+    let client = client();
+    let state = DynamoState::new(client.clone(), table(&client).await);
+    ghl_capi_tests::contracts::swap_record_holds(&state).await;
+}

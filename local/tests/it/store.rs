@@ -315,3 +315,10 @@ async fn records_are_listed_by_prefix_and_only_those() {
         keys.len()
     );
 }
+
+#[tokio::test]
+async fn a_record_is_swapped_only_from_what_it_holds() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = ghl_capi_local::store::Store::open(&dir.path().join("store.db")).expect("store");
+    ghl_capi_tests::contracts::swap_record_holds(&ghl_capi_local::ports::LocalState(store)).await;
+}

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::answer::appsecret_proof;
 use super::audience::{Payload, Session, UsersRequest};
+use super::replace::{ReplaceRequest, ReplaceSession};
 use super::{EventRequest, ServerEvent};
 
 /// The API version used unless configured (`GRAPH_API_VERSION`).
@@ -70,6 +71,19 @@ pub trait AudiencesApi: Send + Sync {
 
     /// Reads the audience's name and `operation_status` (`ghl-capi verify`).
     fn audience(
+        &self,
+        audience_id: &str,
+    ) -> impl Future<Output = Result<Answer, TransportError>> + Send;
+
+    /// Sends one batch of a replace of the audience's whole list (`usersreplace`).
+    fn users_replace(
+        &self,
+        audience_id: &str,
+        request: &ReplaceRequest,
+    ) -> impl Future<Output = Result<Answer, TransportError>> + Send;
+
+    /// Lists the audience's upload sessions and their status.
+    fn sessions(
         &self,
         audience_id: &str,
     ) -> impl Future<Output = Result<Answer, TransportError>> + Send;
@@ -230,19 +244,77 @@ impl<T: PixelTokens> CapiClient<T> {
     }
 }
 
-impl<T: PixelTokens> AudiencesApi for CapiClient<T> {
-    async fn audience(&self, audience_id: &str) -> Result<Answer, TransportError> {
+/// The `usersreplace` body: the payload, the session, credentials.
+#[derive(Serialize)]
+struct ReplaceBody<'a> {
+    payload: Payload<'a>,
+    session: ReplaceSession,
+    access_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    appsecret_proof: Option<String>,
+}
+
+impl<T: PixelTokens> CapiClient<T> {
+    /// `GET {base}/{version}/{audience_id}{edge}?fields=…`, the token in a header,
+    /// never in the URL (access logs keep URLs).
+    async fn read(
+        &self,
+        audience_id: &str,
+        edge: &str,
+        fields: &str,
+    ) -> Result<Answer, TransportError> {
         let token = self.credentials(audience_id).await?;
-        let url = format!("{}/{}/{audience_id}", self.base_url, self.version);
-        let mut query = vec![("fields", "name,operation_status".to_owned())];
+        let url = format!("{}/{}/{audience_id}{edge}", self.base_url, self.version);
+        let mut query = vec![("fields", fields.to_owned())];
         query.extend(token.proof().map(|proof| ("appsecret_proof", proof)));
-        // The token in a header, never in the URL (access logs keep URLs).
         let request = self
             .http
             .get(url)
             .bearer_auth(&token.access_token)
             .query(&query);
         self.send(request).await
+    }
+}
+
+impl<T: PixelTokens> AudiencesApi for CapiClient<T> {
+    async fn audience(&self, audience_id: &str) -> Result<Answer, TransportError> {
+        self.read(audience_id, "", "name,operation_status").await
+    }
+
+    async fn sessions(&self, audience_id: &str) -> Result<Answer, TransportError> {
+        let fields = "session_id,stage,progress,num_received,num_matched,num_invalid_entries,start_time,end_time";
+        self.read(audience_id, "/sessions", fields).await
+    }
+
+    async fn users_replace(
+        &self,
+        audience_id: &str,
+        request: &ReplaceRequest,
+    ) -> Result<Answer, TransportError> {
+        let token = self.credentials(audience_id).await?;
+        let body = ReplaceBody {
+            payload: request.payload(),
+            session: request.session,
+            access_token: &token.access_token,
+            appsecret_proof: token.proof(),
+        };
+        let url = format!(
+            "{}/{}/{audience_id}/usersreplace",
+            self.base_url, self.version
+        );
+        let started = std::time::Instant::now();
+        let answer = self.send(self.http.post(url).json(&body)).await?;
+        tracing::info!(
+            audience_id,
+            status = answer.status,
+            session_id = request.session.session_id,
+            batch_seq = request.session.batch_seq,
+            last = request.session.last_batch_flag,
+            rows = request.rows.len(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "audience replace request"
+        );
+        Ok(answer)
     }
 
     fn audience_token_refused(&self, audience_id: &str) {

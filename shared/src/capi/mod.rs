@@ -5,13 +5,15 @@
 //! - [`event`], [`user_data`]: events and request bodies.
 //! - [`validate`]: what Meta would refuse, checked first.
 //! - [`answer`]: each answer classified (delivered, retry, token problem, invalid).
-//! - [`audience`]: Custom Audiences' rows, requests and answers.
+//! - [`audience`]: Custom Audiences' rows, requests and answers; [`replace`]: a
+//!   whole list replaced in a session (`usersreplace`).
 //! - [`client`]: the HTTPS client and the [`EventsApi`] port.
 
 pub mod answer;
 pub mod audience;
 pub mod client;
 mod event;
+pub mod replace;
 mod user_data;
 mod validate;
 

@@ -10,7 +10,8 @@
 //! (its predecessor lost, or a letter), a redriven one and a sync's send the
 //! contact's current membership instead, and settle every change up to it. Meta's refusals that no retry can mend (a flagged or missing
 //! audience) dead-letter the change with Meta's words and count it (the alarm on
-//! audience errors); the rest are held as events are.
+//! audience errors); the rest are held as events are. While the audience's whole
+//! list is being replaced ([`super::replace`]), its changes are held, and follow.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::consumer::DispatchConsumer;
+use super::replace::replacing_key;
 use crate::batch::{Outcome, Reason};
 use crate::capi::audience::{
     MAX_ROWS, Operation, Row, Session, UsersOutcome, UsersRequest, classify_users,
@@ -91,6 +93,12 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
             let Some(audience) = self.audience(&name) else {
                 continue;
             };
+            if let Some(reason) = self.replacing(&name).await {
+                for (_, changes) in contacts {
+                    settled.extend(self.hold_all(changes, &reason, now));
+                }
+                continue;
+            }
             let mut ready = Vec::new();
             let (mut remove, mut add) = (Vec::new(), Vec::new());
             for (key, mut changes) in contacts {
@@ -213,6 +221,19 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
         let key = member_key(&job.audience, &job.location_id, &job.contact_id);
         let text = self.state.record(&key).await?;
         Ok(text.and_then(|t| serde_json::from_str::<Member>(&t).ok()))
+    }
+
+    /// Why the audience's changes wait, if they must: its whole list is being
+    /// replaced (Meta takes no `/users` call meanwhile), or that cannot be read.
+    async fn replacing(&self, audience: &str) -> Option<Reason> {
+        match self.state.record(&replacing_key(audience)).await {
+            Ok(None) => None,
+            Ok(Some(since)) => Some(Reason::new(
+                code::AUDIENCE_REPLACING,
+                format!("audience {audience} is being replaced ({since}): its changes follow"),
+            )),
+            Err(e) => Some(Reason::of("state_store_failed", &e)),
+        }
     }
 
     /// Every change of `changes` held with `reason`.

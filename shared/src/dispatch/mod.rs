@@ -13,6 +13,7 @@
 
 pub mod audience;
 pub mod consumer;
+pub mod replace;
 pub mod tokens;
 
 use crate::capi::answer::{Disposition, classify};

@@ -67,6 +67,8 @@ pub mod code {
     /// Isolating a batch's invalid events took all the requests a batch may
     /// spend; the rest are sorted out in a later batch.
     pub const META_BATCH_UNSORTED: &str = "meta_batch_unsorted";
+    /// The audience's whole list is being replaced: its own changes follow.
+    pub const AUDIENCE_REPLACING: &str = "audience_replacing";
     pub use crate::ghl::reader::code::{
         APP_REFUSED as GHL_APP_REFUSED, NO_TOKEN as GHL_NO_TOKEN, RATE_LIMITED as GHL_RATE_LIMITED,
         UNAUTHORIZED as GHL_UNAUTHORIZED, UNAVAILABLE as GHL_UNAVAILABLE,
@@ -74,8 +76,9 @@ pub mod code {
 }
 
 /// Every partner failure code, with the kind of hold it makes.
-const CODES: [(&str, Hold); 8] = [
+const CODES: [(&str, Hold); 9] = [
     (code::META_UNAVAILABLE, Hold::Outage),
+    (code::AUDIENCE_REPLACING, Hold::Outage),
     (code::META_REQUEST_REFUSED, Hold::Token),
     (code::META_BATCH_UNSORTED, Hold::Outage),
     (code::GHL_UNAVAILABLE, Hold::Outage),

@@ -55,6 +55,16 @@ pub trait StateStore: Send + Sync {
         keep: Duration,
     ) -> impl Future<Output = Result<(), StateError>> + Send;
     fn delete_record(&self, key: &str) -> impl Future<Output = Result<(), StateError>> + Send;
+    /// Keeps `text` under `key` for `keep` only if what is kept there now (not run
+    /// out) is `expected` (`None`: nothing): whether it did. One writer wins a
+    /// race; the others see `false`.
+    fn swap_record(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        text: &str,
+        keep: Duration,
+    ) -> impl Future<Output = Result<bool, StateError>> + Send;
     /// Of `keys`, those kept and not run out, with their texts (many at once: a
     /// dispatch batch asks about up to 1,000 events).
     fn records_of(
@@ -166,6 +176,26 @@ mod memory {
         async fn delete_record(&self, key: &str) -> Result<(), StateError> {
             self.records.lock().map_err(poisoned)?.remove(key);
             Ok(())
+        }
+
+        async fn swap_record(
+            &self,
+            key: &str,
+            expected: Option<&str>,
+            text: &str,
+            keep: Duration,
+        ) -> Result<bool, StateError> {
+            let now = Instant::now();
+            let mut records = self.records.lock().map_err(poisoned)?;
+            let current = records
+                .get(key)
+                .filter(|(_, until)| *until > now)
+                .map(|(text, _)| text.as_str());
+            if current != expected {
+                return Ok(false);
+            }
+            records.insert(key.to_owned(), (text.to_owned(), now + keep));
+            Ok(true)
         }
 
         async fn records_of(&self, keys: &[String]) -> Result<HashMap<String, String>, StateError> {

@@ -10,9 +10,12 @@
 //!   backfill`);
 //! - [`audience_sync`]: an audience's members listed from GHL, compared with the
 //!   state store, and queued for the pipeline (`ghl-capi audience sync`);
+//!   [`audience_mirror`]: its whole list replaced with them in one session
+//!   (`audience sync --replace`), and the state store brought in step;
 //! - [`listing`]: a location's contacts and opportunities through GHL's search,
 //!   page by page, at a share of its budget: what each of the above lists with.
 
+pub mod audience_mirror;
 pub mod audience_sync;
 pub mod backfill;
 pub mod listing;

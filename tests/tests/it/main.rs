@@ -1,6 +1,7 @@
 //! The library's tests against the reference data beside the repository and the
 //! shared fakes and stand-ins: one test binary, a module per subject.
 
+mod audience_replace;
 mod audiences;
 mod backfill;
 mod capi_client;

@@ -434,3 +434,52 @@ async fn a_sync_heals_the_gap_of_a_contact_whose_membership_it_finds_unchanged()
     pipeline.dispatch_from(false, 1).await;
     assert_eq!(pipeline.meta.audience_requests().len(), before);
 }
+
+#[tokio::test]
+async fn while_an_audience_is_replaced_its_own_changes_wait_and_follow_in_order() {
+    use ghl_capi::dispatch::replace::replacing_key;
+    use ghl_capi::ports::state::StateStore;
+
+    let mut pipeline = Pipeline::new();
+    let marked = pipeline
+        .stages
+        .state
+        .swap_record(
+            &replacing_key("vips"),
+            None,
+            "since now",
+            std::time::Duration::from_secs(3600),
+        )
+        .await
+        .expect("marked");
+    assert!(marked);
+    let joined = contact_webhook("ContactTagUpdate", "w1", "mary@example.com", &["vip"]);
+    assert!(
+        pipeline.deliver(joined).await.is_empty(),
+        "no /users call while the list is replaced"
+    );
+    let held = pipeline.stages.source.sent();
+    let Ok(DispatchMessage::Audience(job)) = DispatchMessage::parse(&held[0].body) else {
+        panic!("the change, held: {held:?}")
+    };
+    assert_eq!(job.history.last_code.as_deref(), Some("audience_replacing"));
+
+    // The replace done, the change follows.
+    pipeline
+        .stages
+        .state
+        .delete_record(&replacing_key("vips"))
+        .await
+        .expect("cleared");
+    let before = pipeline.meta.audience_requests().len();
+    pipeline.dispatch_from(false, usize::MAX).await;
+    let sent = pipeline.meta.audience_requests().split_off(before);
+    assert_eq!(
+        only(&sent),
+        (
+            VIP_AUDIENCE,
+            Operation::Add,
+            &[row_of("mary@example.com")][..]
+        )
+    );
+}

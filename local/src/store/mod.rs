@@ -4,7 +4,6 @@
 //! timeouts, FIFO groups, five-minute deduplication, a dead-letter queue after too
 //! many receives) and the state store.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -14,6 +13,8 @@ use ghl_capi::jobs::{EnrichJob, History, LetterMessage};
 use ghl_capi::ops::redrive::{GaveUp, read};
 use ghl_capi::ports::queue::{Outgoing, Record};
 use rusqlite::{Connection, OptionalExtension, params};
+
+mod state;
 
 /// The queues' names: enrichment's, dispatch's and the dead letters'.
 pub const ENRICH: &str = "enrich";
@@ -262,149 +263,8 @@ impl Store {
             |row| row.get(0),
         )?)
     }
-
-    pub(crate) fn tags(
-        &self,
-        location_id: &str,
-        contact_id: &str,
-    ) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .lock()
-            .query_row(
-                "SELECT tags FROM tags WHERE location_id = ?1 AND contact_id = ?2",
-                params![location_id, contact_id],
-                |row| row.get(0),
-            )
-            .optional()?)
-    }
-
-    pub(crate) fn set_tags(
-        &self,
-        location_id: &str,
-        contact_id: &str,
-        tags: &str,
-    ) -> Result<(), StoreError> {
-        self.lock().execute(
-            "INSERT OR REPLACE INTO tags (location_id, contact_id, tags) VALUES (?1, ?2, ?3)",
-            params![location_id, contact_id, tags],
-        )?;
-        Ok(())
-    }
-
-    pub(crate) fn processed(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .lock()
-            .query_row(
-                "SELECT 1 FROM processed WHERE key = ?1 AND expires_at > ?2",
-                params![key, now_ms()],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
-    }
-
-    pub(crate) fn record(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .lock()
-            .query_row(
-                "SELECT text FROM records WHERE key = ?1 AND expires_at > ?2",
-                params![key, now_ms()],
-                |row| row.get(0),
-            )
-            .optional()?)
-    }
-
-    /// Every record whose key starts with `prefix`, not run out, by key.
-    pub(crate) fn records_under(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
-        // Ranged on the key's index: from the prefix up to the first key past all
-        // that start with it (its last character's successor).
-        let mut end = prefix.to_owned();
-        let last = end.pop().and_then(|c| char::from_u32(c as u32 + 1));
-        let db = self.lock();
-        let mut query = db.prepare_cached(
-            "SELECT key, text FROM records WHERE key >= ?1 AND (?2 IS NULL OR key < ?2) \
-             AND expires_at > ?3 ORDER BY key",
-        )?;
-        let end = last.map(|c| {
-            end.push(c);
-            end
-        });
-        let rows = query.query_map(params![prefix, end, now_ms()], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    pub(crate) fn set_record(
-        &self,
-        key: &str,
-        text: &str,
-        keep: Duration,
-    ) -> Result<(), StoreError> {
-        self.set_records(&[(key.to_owned(), text.to_owned())], keep)
-    }
-
-    pub(crate) fn delete_record(&self, key: &str) -> Result<(), StoreError> {
-        self.lock()
-            .execute("DELETE FROM records WHERE key = ?1", params![key])?;
-        Ok(())
-    }
-
-    /// Of `keys`, those kept as records (and not run out), with their texts.
-    pub(crate) fn records_of(
-        &self,
-        keys: &[String],
-    ) -> Result<HashMap<String, String>, StoreError> {
-        let db = self.lock();
-        let mut query =
-            db.prepare_cached("SELECT text FROM records WHERE key = ?1 AND expires_at > ?2")?;
-        let now = now_ms();
-        let mut found = HashMap::new();
-        for key in keys {
-            if let Some(text) = query
-                .query_row(params![key, now], |row| row.get::<_, String>(0))
-                .optional()?
-            {
-                found.insert(key.clone(), text);
-            }
-        }
-        Ok(found)
-    }
-
-    /// Keeps each `(key, text)` for `keep`, all or none.
-    pub(crate) fn set_records(
-        &self,
-        records: &[(String, String)],
-        keep: Duration,
-    ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut db = self.lock();
-        let tx = db.transaction()?;
-        tx.execute("DELETE FROM records WHERE expires_at <= ?1", params![now])?;
-        for (key, text) in records {
-            tx.execute(
-                "INSERT OR REPLACE INTO records (key, text, expires_at) VALUES (?1, ?2, ?3)",
-                params![key, text, now + keep.as_millis() as i64],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    pub(crate) fn mark_processed(&self, key: &str, keep: Duration) -> Result<(), StoreError> {
-        let now = now_ms();
-        let db = self.lock();
-        db.execute("DELETE FROM processed WHERE expires_at <= ?1", params![now])?;
-        db.execute(
-            "INSERT OR REPLACE INTO processed (key, expires_at) VALUES (?1, ?2)",
-            params![key, now + keep.as_millis() as i64],
-        )?;
-        Ok(())
-    }
 }
 
-/// The reasoned letter for a job the store gave up on after its receive limit: what
-/// the job tells of itself, and the last failure its held history kept.
 fn letter(db: &Connection, body: &str, gave_up: GaveUp) -> Result<String, StoreError> {
     let mut letter = read(body, gave_up).letter;
     if let Ok(job) = serde_json::from_str::<EnrichJob>(body) {
