@@ -156,19 +156,26 @@ impl Queue for EnrichQueue {
 pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     what: String,
+    /// What is counted: `contacts listed`, `batches sent`.
+    unit: &'static str,
     last_line: std::time::Instant,
 }
 
 impl Progress {
     /// Progress of listing `what`.
     pub(crate) fn new(what: &str) -> Self {
+        Progress::counting(what, "contacts listed")
+    }
+
+    /// Progress of `what`, counted in `unit`.
+    pub(crate) fn counting(what: &str, unit: &'static str) -> Self {
         let what = what.to_owned();
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {msg} {pos}/{len} contacts listed ({per_sec}, {eta} left)",
-                )
+                ProgressStyle::with_template(&format!(
+                    "{{spinner}} {{msg}} {{pos}}/{{len}} {unit} ({{per_sec}}, {{eta}} left)"
+                ))
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.set_message(what.clone());
@@ -177,6 +184,7 @@ impl Progress {
         Progress {
             bar,
             what,
+            unit,
             last_line: std::time::Instant::now(),
         }
     }
@@ -192,7 +200,7 @@ impl Progress {
             None if self.last_line.elapsed() >= Duration::from_secs(5) => {
                 self.last_line = std::time::Instant::now();
                 let of = total.map(|t| format!(" of {t}")).unwrap_or_default();
-                eprintln!("{}: {n}{of} contacts listed", self.what);
+                eprintln!("{}: {n}{of} {}", self.what, self.unit);
             }
             None => {}
         }

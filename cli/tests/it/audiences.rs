@@ -445,6 +445,74 @@ async fn a_full_sync_lists_ghls_pages_and_the_pipeline_sends_the_difference() {
     drop(server);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replace_mirrors_ghls_members_in_one_session_and_leaves_the_state_in_step() {
+    let (ghl, contacts) = GhlContacts::serve(ghl_contacts(|i| i % 2 == 0)).await;
+    let graph = MockServer::start().await;
+    let (meta, dir, server) = serve_audiences(&ghl, &graph, "").await;
+    let (data, mapping) = (dir.path().join("data"), dir.path().join("mapping.toml"));
+    let replace = |extra: &[&str]| {
+        let mut args = vec![
+            "--replace",
+            "--replace-wait",
+            "50ms",
+            "--replace-poll",
+            "20ms",
+        ];
+        args.extend(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+            .args(["audience", "sync", "vips", "--location", fixtures::LOCATION])
+            .arg("--mapping")
+            .arg(&mapping)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(&args)
+            .env("GHL_API_BASE_URL", ghl.uri())
+            .env("GHL_TOKEN_loc1", "pit-local")
+            .env("GRAPH_API_BASE_URL", graph.uri())
+            .env("TEST_ADS_TOKEN", "EAAB-ads")
+            .output()
+            .expect("sync runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+
+    // The pipeline's own sync fills it; then 25 lose the tag in GHL unseen.
+    sync(&data, &mapping, &ghl.uri(), &[]);
+    assert_eq!(members_become(&meta, 225).await.len(), 225);
+    *contacts.contacts.lock().expect("lock") = ghl_contacts(|i| i % 2 == 0 && i >= 50);
+    let dry = replace(&["--dry-run"]);
+    assert!(
+        dry.contains("would replace its list with 200 members"),
+        "{dry}"
+    );
+    assert!(meta.sessions().is_empty(), "a dry run sends nothing");
+
+    let said = replace(&[]);
+    assert!(said.contains("replaced with 200 members"), "{said}");
+    assert!(said.contains("in 1 batch(es)"), "{said}");
+    assert!(said.contains("Meta: finished"), "{said}");
+    assert_eq!(meta.members(VIP_AUDIENCE).len(), 200);
+    assert_eq!(meta.sessions().len(), 1);
+    assert_eq!(meta.breaches(), Vec::<String>::new());
+    assert!(
+        said.contains("25 contacts recorded as the replace left them"),
+        "{said}"
+    );
+
+    // The state store is in step with what Meta holds: a sync finds nothing to do.
+    let again = sync(&data, &mapping, &ghl.uri(), &[]);
+    assert!(
+        again.contains("queued: 0 to add (or update), 0 to remove; 200 already in"),
+        "{again}"
+    );
+    drop(server);
+}
+
 #[tokio::test]
 async fn a_sync_of_the_deployed_stack_queues_its_jobs_on_the_enrichment_queue() {
     use ghl_capi::mapping::membership::{Member, member_key};

@@ -4,9 +4,13 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use ghl_capi::capi::client::{
+    DEFAULT_API_VERSION as DEFAULT_GRAPH_VERSION, DEFAULT_BASE_URL as GRAPH_DEFAULT_BASE_URL,
+};
 use ghl_capi::ghl::Contact;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
@@ -21,6 +25,10 @@ use serde_json::{Value, json};
 
 use crate::Outcome;
 use crate::target::{Backend, Progress, Target};
+
+mod replace;
+
+use replace::replace;
 
 /// What the previewed body does to one audience's membership.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +167,23 @@ pub struct SyncArgs {
     /// Show what would change, and change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Replace the audience's whole list at Meta with its members as GHL lists them
+    /// now, in one usersreplace session (which does not reset the ad sets' learning,
+    /// as adds and removes do), instead of sending the difference through the
+    /// pipeline. It lists every location the audience takes; its own changes wait
+    /// meanwhile, and follow.
+    #[arg(long)]
+    replace: bool,
+    /// With --replace: how long before a batch Meta asked to wait for is sent again.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    replace_wait: Duration,
+    /// With --replace: how often the session's status is read once its batches are in.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    replace_poll: Duration,
+    #[arg(long, env = "GRAPH_API_BASE_URL", default_value = GRAPH_DEFAULT_BASE_URL)]
+    graph_api_base_url: String,
+    #[arg(long, env = "GRAPH_API_VERSION", default_value = DEFAULT_GRAPH_VERSION)]
+    graph_api_version: String,
     #[command(flatten)]
     target: Target,
 }
@@ -188,7 +213,8 @@ pub fn sync(args: &SyncArgs) -> anyhow::Result<Outcome> {
     };
     anyhow::ensure!(
         !locations.is_empty(),
-        "audience {} takes every location: name the one to sync with --location",
+        "audience {} takes every location: name the one to sync with --location (with \
+         --replace, every one it takes: members of a location not named leave)",
         audience.name
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -197,6 +223,9 @@ pub fn sync(args: &SyncArgs) -> anyhow::Result<Outcome> {
     runtime.block_on(async {
         let backend = args.target.backend().await?;
         let ghl = args.target.ghl(&backend, &locations).await?;
+        if args.replace {
+            return replace(args, &mapping, audience, &locations, &ghl, backend).await;
+        }
         let queue = args.target.enrich_queue(&backend)?;
         match backend {
             Backend::Aws(sdk) => {
