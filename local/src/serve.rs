@@ -270,7 +270,7 @@ pub async fn serve(
         tokens,
         options.http_timeout,
     )?;
-    let capi = LocalCapi::new(capi, &options.outbox).map_err(ServeError::Outbox)?;
+    let capi = Arc::new(LocalCapi::new(capi, &options.outbox).map_err(ServeError::Outbox)?);
     let ghl = GhlClient::new(
         &options.ghl_api_base_url,
         options.ghl_tokens.clone(),
@@ -359,8 +359,8 @@ pub async fn serve(
         let run = workers::reconcile_every(
             shared.clone(),
             ghl,
-            options.reconcile,
-            every,
+            (options.reconcile, every),
+            Arc::clone(&capi),
             stopped.clone(),
         );
         tasks.spawn("reconciliation", run);

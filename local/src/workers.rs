@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use ghl_capi::batch::Retry;
 use ghl_capi::dispatch::consumer::DispatchConsumer;
+use ghl_capi::dispatch::replace::ReplacePolicy;
 use ghl_capi::enrich::consumer::EnrichConsumer;
 use ghl_capi::error::chain;
 use ghl_capi::ghl::GhlReader;
@@ -17,6 +18,7 @@ use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::hold::HoldPolicy;
 use ghl_capi::mapping::Mapping;
 use ghl_capi::ports::queue::Record;
+use ghl_capi::pull::audience_mirror::mirror_due;
 use ghl_capi::pull::reconcile::{ReconcileSettings, reconcile};
 use tokio::sync::watch;
 
@@ -115,12 +117,12 @@ pub async fn enrich(shared: Shared, ghl: impl GhlReader, mut stopped: watch::Rec
 }
 
 /// Delivers batches of the dispatch queue until told to stop.
-pub async fn dispatch(shared: Shared, capi: LocalCapi, mut stopped: watch::Receiver<bool>) {
+pub async fn dispatch(shared: Shared, capi: Arc<LocalCapi>, mut stopped: watch::Receiver<bool>) {
     let state = LocalState(shared.store.clone());
     let (source, dead) = (shared.queue(DISPATCH), shared.queue(DEAD));
     let consumer = DispatchConsumer {
         mapping: &shared.mapping,
-        capi: &capi,
+        capi: &*capi,
         state: &state,
         source: &source,
         dead: &dead,
@@ -133,13 +135,15 @@ pub async fn dispatch(shared: Shared, capi: LocalCapi, mut stopped: watch::Recei
 }
 
 /// Reconciles each location of `ghl`'s tokens at once, then every `every`, until
-/// told to stop. A location's failure is logged and counted; it runs again from
-/// its watermark next time.
+/// told to stop; after each round, mirrors the audiences whose `mirror_every` is
+/// due through `capi` (a mirror under way is finished before a stop is heeded). A
+/// location's failure is logged and counted; it runs again from its watermark next
+/// time.
 pub async fn reconcile_every(
     shared: Shared,
     ghl: GhlClient<FixedTokens>,
-    settings: ReconcileSettings,
-    every: Duration,
+    (settings, every): (ReconcileSettings, Duration),
+    capi: Arc<LocalCapi>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let state = LocalState(shared.store.clone());
@@ -159,6 +163,19 @@ pub async fn reconcile_every(
                 _ = stopped.changed() => return,
             }
         }
+        // Each mirror is logged, counted and tried again next time by the library.
+        let audiences = &shared.mapping.audiences;
+        let policy = ReplacePolicy::default();
+        mirror_due(
+            &ghl,
+            &state,
+            &*capi,
+            audiences,
+            &locations,
+            Utc::now(),
+            policy,
+        )
+        .await;
         if tokio::time::timeout(every, stopped.changed()).await.is_ok() {
             return;
         }

@@ -72,6 +72,10 @@ pub const AUDIENCE_ROWS: &str = "AudienceRows";
 /// Audience changes Meta refused for good (a flagged or missing audience, …): in
 /// all (the alarm on audience errors watches it), and by `Audience` and `Reason`.
 pub const AUDIENCE_ERRORS: &str = "AudienceErrors";
+/// Scheduled audience mirrors (whole lists replaced), by `Audience` and `Outcome`
+/// (`replaced`, `failed`), and the failures in all (the alarm watches them).
+pub const AUDIENCE_MIRRORS: &str = "AudienceMirrors";
+pub const AUDIENCE_MIRROR_FAILURES: &str = "AudienceMirrorFailures";
 /// Members not sent, by `Reason` (`no_usable_key`: no e-mail or phone).
 pub const AUDIENCE_SKIPPED: &str = "AudienceSkipped";
 
@@ -97,7 +101,7 @@ pub enum Kind {
 
 /// Every metric above with how it is recorded: the one list [`describe`] and the
 /// checks that the template reads only these names go by.
-pub const METRICS: [(&str, Kind); 31] = [
+pub const METRICS: [(&str, Kind); 33] = [
     (REQUESTS, Kind::Counter),
     (ANSWERED, Kind::Counter),
     (REFUSED, Kind::Counter),
@@ -125,6 +129,8 @@ pub const METRICS: [(&str, Kind); 31] = [
     (AUDIENCE_ROWS, Kind::Counter),
     (AUDIENCE_ERRORS, Kind::Counter),
     (AUDIENCE_SKIPPED, Kind::Counter),
+    (AUDIENCE_MIRRORS, Kind::Counter),
+    (AUDIENCE_MIRROR_FAILURES, Kind::Counter),
     (CONTACTS_SCANNED, Kind::Counter),
     (MISSED_CHANGES, Kind::Counter),
     (RECONCILE_FAILURES, Kind::Counter),
@@ -277,6 +283,15 @@ pub(crate) fn baseline_taken(location: &str) {
 
 pub(crate) fn reconcile_failed() {
     counter!(RECONCILE_FAILURES).increment(1);
+}
+
+pub(crate) fn audience_mirror(audience: &str, replaced: bool) {
+    let outcome = if replaced { "replaced" } else { "failed" };
+    counter!(AUDIENCE_MIRRORS, "Audience" => audience.to_owned(), "Outcome" => outcome)
+        .increment(1);
+    if !replaced {
+        counter!(AUDIENCE_MIRROR_FAILURES).increment(1);
+    }
 }
 
 pub(crate) fn audience_skipped(reason: &'static str) {

@@ -24,8 +24,15 @@ use ghl_capi::ports::state::StateStore;
 use ghl_capi::pull::reconcile::{ReconcileSettings, locations_in_turn, reconcile};
 use ghl_capi::settings::ReconcileFnSettings;
 
-use super::{BoxError, Tokens, ghl_client};
+use ghl_capi::capi::CapiClient;
+use ghl_capi::dispatch::replace::ReplacePolicy;
+use ghl_capi::dispatch::tokens::MappingTokens;
+use ghl_capi::mapping::Audience;
+use ghl_capi::pull::audience_mirror::mirror_due;
+
+use super::{BoxError, Tokens, ghl_client, secrets_manager};
 use crate::dynamo::DynamoState;
+use crate::secrets::SecretsManager;
 use crate::sqs::SqsQueue;
 
 /// Stop starting locations this long before the function's deadline.
@@ -45,6 +52,9 @@ pub struct Reconciliation {
     pub settings: ReconcileSettings,
     /// Where announcements whose seed never finished wait.
     pub connect_dead: Option<SqsQueue>,
+    /// The audiences mirrored on the schedule, and the Graph API they are
+    /// replaced through.
+    pub mirrors: Option<(Vec<Audience>, CapiClient<MappingTokens<SecretsManager>>)>,
 }
 
 impl Reconciliation {
@@ -58,6 +68,15 @@ impl Reconciliation {
             connect_dead: settings
                 .connect_dead_letter_queue_url
                 .map(|url| SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url)),
+            mirrors: match settings.mirrors {
+                Some(m) => {
+                    let tokens = MappingTokens::new(&m.mapping, secrets_manager(sdk));
+                    let timeout = settings.ghl.http_timeout;
+                    let capi = CapiClient::new(&m.capi_base_url, &m.capi_version, tokens, timeout)?;
+                    Some((m.mapping.audiences, capi))
+                }
+                None => None,
+            },
         })
     }
 
@@ -92,6 +111,7 @@ impl Reconciliation {
                 None => failed += 1,
             }
         }
+        let mirrored = self.mirror(&locations, deadline).await;
         crate::metrics::flush();
         if failed > 0 {
             return Err(format!(
@@ -101,8 +121,43 @@ impl Reconciliation {
             .into());
         }
         Ok(
-            serde_json::json!({"locations": locations.len(), "reconciled": done, "changed": changed}),
+            serde_json::json!({"locations": locations.len(), "reconciled": done,
+            "changed": changed, "mirrored": mirrored}),
         )
+    }
+
+    /// The audiences whose scheduled mirror is due, mirrored while the deadline
+    /// allows (Meta's matching followed no longer: dispatch's `/users` requests
+    /// it refuses meanwhile are held and sent again); the names of those mirrored.
+    /// A failure is logged, counted and alarmed by the library, and tried again at
+    /// the next run.
+    async fn mirror(&self, locations: &[String], deadline: std::time::Instant) -> Vec<String> {
+        let Some((audiences, capi)) = &self.mirrors else {
+            return Vec::new();
+        };
+        if near(deadline) {
+            return Vec::new();
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let defaults = ReplacePolicy::default();
+        let policy = ReplacePolicy {
+            poll_for: defaults.poll_for.min(left.saturating_sub(MARGIN * 2)),
+            ..defaults
+        };
+        let done = mirror_due(
+            &self.ghl,
+            &self.state,
+            capi,
+            audiences,
+            locations,
+            Utc::now(),
+            policy,
+        )
+        .await;
+        done.into_iter()
+            .filter(|(_, outcome)| outcome.is_ok())
+            .map(|(name, _)| name)
+            .collect()
     }
 
     /// One location's run; the changes it queued, `None` when it failed (logged

@@ -234,3 +234,61 @@ async fn an_announcement_whose_seed_never_finished_waits_for_a_person_not_the_qu
         }
     }
 }
+
+#[tokio::test]
+async fn an_audience_mirrored_on_the_schedule_is_replaced_once_due_with_only_its_roles_rights() {
+    use ghl_capi_tests::audience_stand_in::AudienceStandIn;
+    use ghl_capi_tests::fixtures::VIP_AUDIENCE;
+
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let mirrored = format!(
+        "\n[[audiences]]\nname = \"vips\"\naudience_id = \"{VIP_AUDIENCE}\"\n\
+         access_token = {{ secret = \"{{stack}}/meta/ads\" }}\ntags = [\"vip\"]\nmirror_every = \"1d\"\n"
+    );
+    let s = Stack::with(&mirrored, &[]).await;
+    ghl_capi_tests::moto::secret(&s.secrets, &format!("{}/meta/ads", s.id), "EAAB-ads").await;
+    let meta = AudienceStandIn::expecting_token("EAAB-ads");
+    meta.mount(&s.graph, VIP_AUDIENCE).await;
+    let ghl = ContactsStandIn::new(LOCATION);
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(3);
+    for i in 0..10 {
+        let tags: &[&str] = if i % 2 == 0 { &["vip"] } else { &["lead"] };
+        ghl.create(&format!("c{i}"), tags, long_ago);
+    }
+    ghl.mount(&s.ghl).await;
+    let vars = &s.vars;
+    let settings = ReconcileFnSettings::from_lookup(|n| vars.get(n).cloned()).expect("settings");
+    let calls = Calls::default();
+    let sdk = ghl_capi_tests::moto::sdk_config().await;
+    let function = Reconciliation::new(settings, &calls.recording(&sdk))
+        .await
+        .expect("reconciliation");
+    let deadline = || Instant::now() + Duration::from_secs(600);
+
+    let first = function.handle(deadline()).await.expect("run");
+    assert_eq!(first["mirrored"], serde_json::json!(["vips"]), "{first}");
+    assert_eq!(meta.members(VIP_AUDIENCE).len(), 5);
+    assert_eq!(meta.sessions().len(), 1);
+    assert_eq!(meta.breaches(), Vec::<String>::new());
+    let second = function.handle(deadline()).await.expect("run");
+    assert_eq!(
+        second["mirrored"],
+        serde_json::json!([]),
+        "not due for a day: {second}"
+    );
+    assert_eq!(meta.sessions().len(), 1);
+
+    let t = template();
+    for (action, resource) in calls.seen() {
+        assert!(
+            allowed(&t, &s, "ReconcileFunction", &action, &resource),
+            "ReconcileFunction calls {action} on {resource}, which its role does not allow"
+        );
+    }
+    for (action, resource, key) in calls.keys() {
+        assert!(
+            crate::iam::allowed_key(&t, &s, "ReconcileFunction", &action, &resource, Some(&key)),
+            "ReconcileFunction calls {action} on {resource} for key {key}, which its role does not allow"
+        );
+    }
+}

@@ -244,3 +244,54 @@ async fn serve_reconciles_what_no_webhook_delivered_once() {
     );
     assert!(recon.contains("0 changes no webhook delivered"), "{recon}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_mirrors_an_audience_on_its_schedule_in_one_session() {
+    use ghl_capi_tests::audience_stand_in::AudienceStandIn;
+    use ghl_capi_tests::fixtures::VIP_AUDIENCE;
+
+    let ghl = ContactsStandIn::new(fixtures::LOCATION);
+    let long_ago = Utc::now() - chrono::Duration::days(30);
+    for i in 0..40 {
+        let tags: &[&str] = if i % 4 == 0 { &["vip"] } else { &["lead"] };
+        ghl.create(&format!("c{i}"), tags, long_ago);
+    }
+    let ghl_server = MockServer::start().await;
+    ghl.mount(&ghl_server).await;
+    let graph = MockServer::start().await;
+    let meta = AudienceStandIn::expecting_token("EAAB-ads");
+    meta.mount(&graph, VIP_AUDIENCE).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mapping = dir.path().join("mapping.toml");
+    let text = fixtures::mapping_text_with_token(r#"{ env = "TEST_META_TOKEN" }"#)
+        + &format!(
+            "\n[[audiences]]\nname = \"vips\"\naudience_id = \"{VIP_AUDIENCE}\"\n\
+             access_token = {{ env = \"TEST_ADS_TOKEN\" }}\ntags = [\"vip\"]\nmirror_every = \"1h\"\n"
+        );
+    std::fs::write(&mapping, text).expect("mapping written");
+    let env = [
+        ("RECONCILE_EVERY".to_owned(), "1s".to_owned()),
+        ("TEST_ADS_TOKEN".to_owned(), "EAAB-ads".to_owned()),
+    ];
+    let data = dir.path().join("data");
+    let server = start_with(
+        &data,
+        &mapping,
+        (&ghl_server.uri(), &graph.uri()),
+        free_port(),
+        &env,
+    )
+    .await;
+    for _ in 0..100 {
+        if meta.sessions().first().is_some_and(|s| s.2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(meta.members(VIP_AUDIENCE).len(), 10);
+    // Several reconciliations later, still one session: not due for an hour.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(meta.sessions().len(), 1, "{:?}", meta.sessions());
+    assert_eq!(meta.breaches(), Vec::<String>::new());
+    drop(server);
+}

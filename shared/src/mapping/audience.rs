@@ -28,6 +28,9 @@ pub struct Audience {
     /// The GHL locations whose contacts it takes; empty means all.
     pub locations: Vec<String>,
     pub membership: Membership,
+    /// How often its whole list is replaced with GHL's members, on the
+    /// reconciliation's schedule (`mirror_every`); `None`: never by itself.
+    pub mirror_every: Option<std::time::Duration>,
 }
 
 /// What makes a contact a member.

@@ -9,6 +9,10 @@
 //! the replace left it (member or not, with its row), by a compare-and-set on its
 //! membership, so one that changed meanwhile keeps its change, which is sent after
 //! the replace, in order.
+//!
+//! An audience whose mapping entry says `mirror_every` is mirrored so on the
+//! reconciliation's schedule ([`mirror_due`]): the `reconcile` function and
+//! `serve`'s reconciliation run it when the last mirror is that old.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -192,4 +196,80 @@ pub async fn mirror<T: TokenSource>(
         mirrored.recorded += 1;
     }
     Ok(mirrored)
+}
+
+/// The state key of the time `audience` was last mirrored.
+fn mirrored_key(audience: &str) -> String {
+    format!("mirrored#{audience}")
+}
+
+/// Mirrors each audience of `audiences` whose `mirror_every` has passed since its
+/// last mirror, each through the locations it takes (all of `connected` when it
+/// names none). Each outcome is logged and counted (`AudienceMirrors`); a failed
+/// mirror is tried again at the next run.
+pub async fn mirror_due<T: TokenSource>(
+    ghl: &GhlClient<T>,
+    state: &impl StateStore,
+    api: &impl AudiencesApi,
+    audiences: &[Audience],
+    connected: &[String],
+    now: DateTime<Utc>,
+    policy: ReplacePolicy,
+) -> Vec<(String, Result<Mirrored, MirrorError>)> {
+    let mut done = Vec::new();
+    for audience in audiences {
+        let Some(every) = audience.mirror_every else {
+            continue;
+        };
+        let key = mirrored_key(&audience.name);
+        let last = match state.record(&key).await {
+            Ok(text) => text.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()),
+            Err(e) => {
+                done.push((audience.name.clone(), Err(MirrorError::State(e))));
+                continue;
+            }
+        };
+        let due = last.is_none_or(|at| (now - at.to_utc()).to_std().unwrap_or_default() >= every);
+        if !due {
+            continue;
+        }
+        let locations = if audience.locations.is_empty() {
+            connected
+        } else {
+            &audience.locations[..]
+        };
+        let outcome = mirror(
+            ghl,
+            state,
+            api,
+            audience,
+            (locations, now),
+            policy,
+            &mut |_| {},
+        )
+        .await;
+        match &outcome {
+            Ok(m) => {
+                tracing::info!(
+                    audience = audience.name,
+                    members = m.replaced.received,
+                    recorded = m.recorded,
+                    in_flight = m.in_flight,
+                    session_id = m.replaced.session_id,
+                    "audience mirrored: its list replaced with GHL's members"
+                );
+                crate::telemetry::audience_mirror(&audience.name, true);
+                let kept = state.set_record(&key, &now.to_rfc3339(), every * 2).await;
+                if let Err(e) = kept {
+                    tracing::warn!(audience = audience.name, error = %crate::error::chain(&e), "cannot record the mirror's time: it runs again next time");
+                }
+            }
+            Err(e) => {
+                tracing::error!(audience = audience.name, error = %crate::error::chain(e), alert = "audience_mirror_failed", "the audience's scheduled mirror failed: it is tried again at the next run");
+                crate::telemetry::audience_mirror(&audience.name, false);
+            }
+        }
+        done.push((audience.name.clone(), outcome));
+    }
+    done
 }

@@ -55,10 +55,15 @@ pub(super) fn audience(
             ));
         }
     };
+    let mirror_every = match &a.mirror_every {
+        None => None,
+        Some(every) => Some(mirror_every(loc, every, &membership)?),
+    };
     Ok(Audience {
         name,
         audience_id,
         access_token,
+        mirror_every,
         locations: a
             .locations
             .iter()
@@ -67,6 +72,40 @@ pub(super) fn audience(
             .collect(),
         membership,
     })
+}
+
+/// The shortest `mirror_every`: a replace lists every member and takes Meta a
+/// while to match; more often would mostly keep the audience busy.
+const SHORTEST_MIRROR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// `mirror_every`, a duration (`7d`, `24h`) of an audience GHL's contact search can
+/// list.
+fn mirror_every(
+    loc: &Locator<'_>,
+    every: &Spanned<String>,
+    membership: &Membership,
+) -> Result<std::time::Duration, ConfigError> {
+    let every_text = every.get_ref().trim();
+    let duration = humantime::parse_duration(every_text).map_err(|e| {
+        loc.at(
+            every,
+            format!("mirror_every must be a duration such as \"7d\" or \"24h\": {e}"),
+        )
+    })?;
+    if duration < SHORTEST_MIRROR {
+        return Err(loc.at(every, "mirror_every must be an hour or more"));
+    }
+    if let Membership::Conditions {
+        entity: Some(entity),
+        ..
+    } = membership
+    {
+        return Err(loc.at(
+            every,
+            format!("an audience whose conditions read {entity} changes cannot be mirrored: GHL's contact search cannot list its members"),
+        ));
+    }
+    Ok(duration)
 }
 
 /// The conditions, read as a rule on the entity they name would read them.
@@ -122,6 +161,37 @@ mod tests {
 
     fn parse(audiences: &str) -> Result<Mapping, String> {
         Mapping::parse(&format!("{PIXEL}{audiences}"), "m.toml").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_audience_may_be_mirrored_on_a_schedule_if_its_members_can_be_listed() {
+        let mirrored = parse(
+            "[[audiences]]\nname = \"vips\"\naudience_id = \"1\"\naccess_token = { env = \"A\" }\ntags = [\"vip\"]\nmirror_every = \"7d\"\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            mirrored.audiences[0].mirror_every,
+            Some(std::time::Duration::from_secs(7 * 86_400))
+        );
+        let base =
+            "[[audiences]]\nname = \"a\"\naudience_id = \"1\"\naccess_token = { env = \"A\" }\n";
+        for (extra, problem) in [
+            (
+                "tags = [\"vip\"]\nmirror_every = \"10m\"\n",
+                "an hour or more",
+            ),
+            (
+                "tags = [\"vip\"]\nmirror_every = \"weekly\"\n",
+                "a duration",
+            ),
+            (
+                "mirror_every = \"7d\"\n[[audiences.when]]\nfield = \"opportunity.status\"\nequals = \"won\"\n",
+                "cannot be mirrored",
+            ),
+        ] {
+            let err = parse(&format!("{base}{extra}")).expect_err("refused");
+            assert!(err.contains(problem), "{err}");
+        }
     }
 
     #[test]

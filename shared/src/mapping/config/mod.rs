@@ -76,6 +76,7 @@ struct RawAudience {
     tags: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     when: Vec<Spanned<RawCondition>>,
+    mirror_every: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
