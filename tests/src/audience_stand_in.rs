@@ -225,6 +225,16 @@ impl AudienceStandIn {
     }
 }
 
+/// The audience a request's path names (`/{version}/{audience_id}/…`).
+fn audience_of(request: &Request) -> String {
+    request
+        .url
+        .path_segments()
+        .and_then(|mut s| s.nth(1))
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn refusal(code: u32, subcode: Option<u32>, message: &str) -> ResponseTemplate {
     ResponseTemplate::new(400).set_body_json(json!({"error": {
         "message": message, "type": "OAuthException", "code": code,
@@ -256,13 +266,8 @@ impl Respond for AudienceStandIn {
         let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
             return refusal(100, None, "the body is not JSON");
         };
-        let audience = request
-            .url
-            .path_segments()
-            .and_then(|mut s| s.nth(1))
-            .unwrap_or_default()
-            .to_owned();
-        if state.replacing.contains_key(&audience) {
+        let audience_id = audience_of(request);
+        if state.replacing.contains_key(&audience_id) {
             state
                 .breaches
                 .push(format!("{} /users during a replace", request.method));
@@ -274,12 +279,6 @@ impl Respond for AudienceStandIn {
                 _ => refusal(100, None, &format!("Invalid parameter: {why}")),
             };
         }
-        let audience_id = request
-            .url
-            .path_segments()
-            .and_then(|mut s| s.nth(1))
-            .unwrap_or_default()
-            .to_owned();
         let rows: Vec<Vec<String>> =
             serde_json::from_value(body["payload"]["data"].clone()).unwrap_or_default();
         let members = state.members.entry(audience_id.clone()).or_default();
@@ -325,12 +324,7 @@ impl Respond for Replaces {
         }
         let this = &self.0;
         let mut state = this.state.lock().expect("lock");
-        let audience = request
-            .url
-            .path_segments()
-            .and_then(|mut s| s.nth(1))
-            .unwrap_or_default()
-            .to_owned();
+        let audience = audience_of(request);
         if request.method.as_str() == "GET" {
             let data: Vec<Value> = state
                 .replaces

@@ -122,6 +122,15 @@ pub struct FakeMeta {
 }
 
 impl FakeMeta {
+    /// The fixed answer, else `200` with `healthy`.
+    fn answer_or(&self, healthy: Value) -> Answer {
+        let fixed = self.answer.lock().expect("lock").clone();
+        fixed.unwrap_or_else(|| Answer {
+            status: 200,
+            body: healthy.to_string(),
+        })
+    }
+
     /// Each replace batch it took: the audience id and the batch.
     pub fn replaces(&self) -> Vec<(String, ReplaceRequest)> {
         self.replaces.lock().expect("lock").clone()
@@ -278,13 +287,10 @@ impl AudiencesApi for FakeMeta {
             .lock()
             .expect("lock")
             .push((audience_id.to_owned(), request.clone()));
-        let fixed = self.answer.lock().expect("lock").clone();
-        Ok(fixed.unwrap_or_else(|| Answer {
-            status: 200,
-            body: json!({"session_id": request.session.session_id,
-                "num_received": request.rows.len(), "num_invalid_entries": 0})
-            .to_string(),
-        }))
+        Ok(
+            self.answer_or(json!({"session_id": request.session.session_id,
+            "num_received": request.rows.len(), "num_invalid_entries": 0})),
+        )
     }
 
     async fn users(
@@ -296,12 +302,7 @@ impl AudiencesApi for FakeMeta {
             .lock()
             .expect("lock")
             .push((audience_id.to_owned(), request.clone()));
-        let fixed = self.answer.lock().expect("lock").clone();
-        Ok(fixed.unwrap_or_else(|| Answer {
-            status: 200,
-            body: json!({"audience_id": audience_id, "num_received": request.rows.len(),
-                "num_invalid_entries": 0})
-            .to_string(),
-        }))
+        Ok(self.answer_or(json!({"audience_id": audience_id,
+            "num_received": request.rows.len(), "num_invalid_entries": 0})))
     }
 }

@@ -30,13 +30,7 @@ async fn the_scheduled_run_sends_what_no_webhook_delivered_with_only_its_roles_r
         ghl.create(&format!("c{i}"), &["lead"], long_ago);
     }
     ghl.mount(&s.ghl).await;
-    let vars = &s.vars;
-    let settings = ReconcileFnSettings::from_lookup(|n| vars.get(n).cloned()).expect("settings");
-    let calls = Calls::default();
-    let sdk = ghl_capi_tests::moto::sdk_config().await;
-    let function = Reconciliation::new(settings, &calls.recording(&sdk))
-        .await
-        .expect("reconciliation");
+    let (function, calls) = reconciliation(&s).await;
     let deadline = || Instant::now() + Duration::from_secs(600);
 
     let first = function.handle(deadline()).await.expect("baseline");
@@ -61,11 +55,7 @@ async fn the_scheduled_run_sends_what_no_webhook_delivered_with_only_its_roles_r
     assert_eq!(names, ["CompleteRegistration"]);
     // A fresh process: it lists the locations left to mint by the group index
     // alone; the one-time indexing of older records is not repeated.
-    let again = Calls::default();
-    let settings = ReconcileFnSettings::from_lookup(|n| vars.get(n).cloned()).expect("settings");
-    let fresh = Reconciliation::new(settings, &again.recording(&sdk))
-        .await
-        .expect("reconciliation");
+    let (fresh, again) = reconciliation(&s).await;
     let third = fresh.handle(deadline()).await.expect("run");
     assert_eq!(third["changed"], 0, "{third}");
     let actions: BTreeSet<String> = again.seen().into_iter().map(|(a, _)| a).collect();
@@ -82,20 +72,8 @@ async fn the_scheduled_run_sends_what_no_webhook_delivered_with_only_its_roles_r
         .expect("run");
     assert_eq!(late["reconciled"], 0, "{late}");
 
-    let t = template();
+    only_its_roles_rights(&s, &calls);
     let seen = calls.seen();
-    for (action, resource) in &seen {
-        assert!(
-            allowed(&t, &s, "ReconcileFunction", action, resource),
-            "ReconcileFunction calls {action} on {resource}, which its role does not allow"
-        );
-    }
-    for (action, resource, key) in calls.keys() {
-        assert!(
-            crate::iam::allowed_key(&t, &s, "ReconcileFunction", &action, &resource, Some(&key)),
-            "ReconcileFunction calls {action} on {resource} for key {key}, which its role does not allow"
-        );
-    }
 
     let actions: BTreeSet<&str> = seen.iter().map(|(a, _)| a.as_str()).collect();
     for expected in [
@@ -256,13 +234,7 @@ async fn an_audience_mirrored_on_the_schedule_is_replaced_once_due_with_only_its
         ghl.create(&format!("c{i}"), tags, long_ago);
     }
     ghl.mount(&s.ghl).await;
-    let vars = &s.vars;
-    let settings = ReconcileFnSettings::from_lookup(|n| vars.get(n).cloned()).expect("settings");
-    let calls = Calls::default();
-    let sdk = ghl_capi_tests::moto::sdk_config().await;
-    let function = Reconciliation::new(settings, &calls.recording(&sdk))
-        .await
-        .expect("reconciliation");
+    let (function, calls) = reconciliation(&s).await;
     let deadline = || Instant::now() + Duration::from_secs(600);
 
     let first = function.handle(deadline()).await.expect("run");
@@ -278,16 +250,34 @@ async fn an_audience_mirrored_on_the_schedule_is_replaced_once_due_with_only_its
     );
     assert_eq!(meta.sessions().len(), 1);
 
+    only_its_roles_rights(&s, &calls);
+}
+
+/// The function as `s` configures it, its AWS calls recorded.
+async fn reconciliation(s: &Stack) -> (Reconciliation, Calls) {
+    let vars = &s.vars;
+    let settings = ReconcileFnSettings::from_lookup(|n| vars.get(n).cloned()).expect("settings");
+    let calls = Calls::default();
+    let sdk = ghl_capi_tests::moto::sdk_config().await;
+    let function = Reconciliation::new(settings, &calls.recording(&sdk))
+        .await
+        .expect("reconciliation");
+    (function, calls)
+}
+
+/// Every AWS call in `calls` (and every key it wrote) is one the function's role
+/// allows.
+fn only_its_roles_rights(s: &Stack, calls: &Calls) {
     let t = template();
     for (action, resource) in calls.seen() {
         assert!(
-            allowed(&t, &s, "ReconcileFunction", &action, &resource),
+            allowed(&t, s, "ReconcileFunction", &action, &resource),
             "ReconcileFunction calls {action} on {resource}, which its role does not allow"
         );
     }
     for (action, resource, key) in calls.keys() {
         assert!(
-            crate::iam::allowed_key(&t, &s, "ReconcileFunction", &action, &resource, Some(&key)),
+            crate::iam::allowed_key(&t, s, "ReconcileFunction", &action, &resource, Some(&key)),
             "ReconcileFunction calls {action} on {resource} for key {key}, which its role does not allow"
         );
     }

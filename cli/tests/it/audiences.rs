@@ -337,6 +337,17 @@ fn ghl_contacts(tagged: impl Fn(usize) -> bool) -> Vec<Value> {
 
 /// `audience sync` with `extra` arguments against the store in `data`.
 fn sync(data: &std::path::Path, mapping: &std::path::Path, ghl: &str, extra: &[&str]) -> String {
+    sync_with(data, mapping, ghl, extra, &[])
+}
+
+/// [`sync`], with the variables `env` besides GHL's.
+fn sync_with(
+    data: &std::path::Path,
+    mapping: &std::path::Path,
+    ghl: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
         .args([
             "audience",
@@ -352,6 +363,7 @@ fn sync(data: &std::path::Path, mapping: &std::path::Path, ghl: &str, extra: &[&
         .args(extra)
         .env("GHL_API_BASE_URL", ghl)
         .env("GHL_TOKEN_loc1", "pit-local")
+        .envs(env.iter().copied())
         .output()
         .expect("sync runs");
     assert!(
@@ -451,6 +463,11 @@ async fn a_replace_mirrors_ghls_members_in_one_session_and_leaves_the_state_in_s
     let graph = MockServer::start().await;
     let (meta, dir, server) = serve_audiences(&ghl, &graph, "").await;
     let (data, mapping) = (dir.path().join("data"), dir.path().join("mapping.toml"));
+    let graph_url = graph.uri();
+    let env = [
+        ("GRAPH_API_BASE_URL", graph_url.as_str()),
+        ("TEST_ADS_TOKEN", "EAAB-ads"),
+    ];
     let replace = |extra: &[&str]| {
         let mut args = vec![
             "--replace",
@@ -460,25 +477,7 @@ async fn a_replace_mirrors_ghls_members_in_one_session_and_leaves_the_state_in_s
             "20ms",
         ];
         args.extend(extra);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
-            .args(["audience", "sync", "vips", "--location", fixtures::LOCATION])
-            .arg("--mapping")
-            .arg(&mapping)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(&args)
-            .env("GHL_API_BASE_URL", ghl.uri())
-            .env("GHL_TOKEN_loc1", "pit-local")
-            .env("GRAPH_API_BASE_URL", graph.uri())
-            .env("TEST_ADS_TOKEN", "EAAB-ads")
-            .output()
-            .expect("sync runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
+        sync_with(&data, &mapping, &ghl.uri(), &args, &env)
     };
 
     // The pipeline's own sync fills it; then 25 lose the tag in GHL unseen.

@@ -10,7 +10,9 @@ use wiremock::MockServer;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::serve::{Server, free_port, mapping_text, serve_with_partners, try_deliver, up};
+use crate::serve::{
+    admin_in, free_port, mapping_text, serve_with_partners, start_saying, try_deliver,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flagged_graph_version_is_said_and_counted_and_costs_no_event() {
@@ -33,21 +35,13 @@ async fn a_flagged_graph_version_is_said_and_counted_and_costs_no_event() {
     let mapping = dir.path().join("mapping.toml");
     std::fs::write(&mapping, mapping_text()).expect("mapping written");
     let said = dir.path().join("serve.out");
-    let out = std::fs::File::create(&said).expect("a file for what serve says");
     let port = free_port();
-    let child = serve_with_partners(&dir.path().join("data"), &mapping, port, (&ghl, &graph))
+    let mut command = serve_with_partners(&dir.path().join("data"), &mapping, port, (&ghl, &graph));
+    command
         .args(["--log-format", "json"])
         .env("GRAPH_API_VERSION", "v24.0")
-        .env("RUST_LOG", "info")
-        .stdout(out.try_clone().expect("shared"))
-        .stderr(out)
-        .spawn()
-        .expect("serve starts");
-    let server = up(Server {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    })
-    .await;
+        .env("RUST_LOG", "info");
+    let server = start_saying(command, port, &said).await;
     let created = webhook(
         "ContactCreate",
         "wh-v24",
@@ -70,12 +64,7 @@ async fn a_flagged_graph_version_is_said_and_counted_and_costs_no_event() {
                 && l.contains("auto-upgraded to v25.0")),
         "{log}"
     );
-    let admin = log
-        .lines()
-        .find_map(|l| l.split("metrics: ").nth(1))
-        .expect("serve says where /metrics is")
-        .trim()
-        .to_owned();
+    let admin = format!("{}/metrics", admin_in(&said));
     let metrics = reqwest::get(admin).await.expect("metrics");
     let text = metrics.text().await.expect("text");
     assert!(

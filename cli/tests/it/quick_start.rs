@@ -6,16 +6,16 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::serve::{Server, free_port, up};
+use crate::serve::{free_port, start_saying};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quick_start_sends_the_demo_lead_to_the_outbox_and_warns_of_nothing() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("ghl-capi-data");
     let said = dir.path().join("serve.out");
-    let out = std::fs::File::create(&said).expect("a file for what serve says");
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ghl-capi"));
+    command
         .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(&data)
@@ -23,16 +23,8 @@ async fn the_quick_start_sends_the_demo_lead_to_the_outbox_and_warns_of_nothing(
         .env("RECONCILE_EVERY", "0")
         .env_remove("MAPPING_FILE")
         .env_remove("META_ACCESS_TOKEN")
-        .env_remove("RUST_LOG")
-        .stdout(out.try_clone().expect("shared"))
-        .stderr(out)
-        .spawn()
-        .expect("serve starts");
-    let server = up(Server {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    })
-    .await;
+        .env_remove("RUST_LOG");
+    let server = start_saying(command, port, &said).await;
 
     let sent = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
         .args(["demo", "send", "--to", &server.url])

@@ -97,6 +97,32 @@ pub(crate) async fn start_with(
     .await
 }
 
+/// `command` started with what it says (stdout and stderr) going to the file
+/// `said`, once it answers `/health` on `port`.
+pub(crate) async fn start_saying(mut command: Command, port: u16, said: &Path) -> Server {
+    let out = std::fs::File::create(said).expect("a file for what serve says");
+    let child = command
+        .stdout(out.try_clone().expect("shared"))
+        .stderr(out)
+        .spawn()
+        .expect("serve starts");
+    up(Server {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+    .await
+}
+
+/// The operator's listener's address, as `serve` said it (`…/status`, `…/metrics`).
+pub(crate) fn admin_in(said: &Path) -> String {
+    let log = std::fs::read_to_string(said).expect("what serve said");
+    log.lines()
+        .find_map(|l| l.split("status page: ").nth(1)?.split(',').next())
+        .expect("serve says where its status page is")
+        .trim_end_matches("/status")
+        .to_owned()
+}
+
 /// `server` once it answers `/health`.
 pub(crate) async fn up(server: Server) -> Server {
     for _ in 0..100 {

@@ -11,7 +11,7 @@ use ghl_capi_tests::fixtures;
 use serde_json::{Value, json};
 use wiremock::MockServer;
 
-use crate::serve::{Server, free_port, letter_codes, serve_with_partners, up};
+use crate::serve::{Server, admin_in, free_port, letter_codes, serve_with_partners, start_saying};
 
 const KEY: &str = "ck-plain-action-0f9e8d7c6b5a4938";
 
@@ -30,34 +30,33 @@ fn printed(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_in_the_url_or_the_custom_data_reaches_nothing_serve_writes_or_shows() {
-    // GHL has none of the contacts: each call becomes a letter that keeps its body.
-    let ghl = MockServer::start().await;
-    let graph = MockServer::start().await;
+/// `serve` with the fixture mapping and the workflow rules, the key [`KEY`] for
+/// the fixture's location, and the partners at `ghl` and `graph`, logging JSON at
+/// `info` into `serve.out` beside its `data` (the folder goes when dropped).
+async fn serving(ghl: &MockServer, graph: &MockServer) -> (tempfile::TempDir, Server) {
     let dir = tempfile::tempdir().expect("dir");
     let mapping = dir.path().join("mapping.toml");
     let text = fixtures::mapping_text_with_token(r#"{ env = "TEST_META_TOKEN" }"#)
         + fixtures::WORKFLOW_RULES;
     std::fs::write(&mapping, text).expect("mapping written");
-    let data = dir.path().join("data");
-    let said = dir.path().join("serve.out");
-    let out = std::fs::File::create(&said).expect("a file for what serve says");
     let port = free_port();
     let keys = json!([{"id": "plain", "key": KEY, "locations": [fixtures::LOCATION]}]);
-    let child = serve_with_partners(&data, &mapping, port, (&ghl, &graph))
+    let mut command = serve_with_partners(&dir.path().join("data"), &mapping, port, (ghl, graph));
+    command
         .args(["--log-format", "json"])
         .env("CONVERSION_API_KEYS", keys.to_string())
-        .env("RUST_LOG", "info")
-        .stdout(out.try_clone().expect("shared"))
-        .stderr(out)
-        .spawn()
-        .expect("serve starts");
-    let server = up(Server {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    })
-    .await;
+        .env("RUST_LOG", "info");
+    let server = start_saying(command, port, &dir.path().join("serve.out")).await;
+    (dir, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_in_the_url_or_the_custom_data_reaches_nothing_serve_writes_or_shows() {
+    // GHL has none of the contacts: each call becomes a letter that keeps its body.
+    let ghl = MockServer::start().await;
+    let graph = MockServer::start().await;
+    let (dir, server) = serving(&ghl, &graph).await;
+    let (data, said) = (dir.path().join("data"), dir.path().join("serve.out"));
 
     let call = |contact: &str, extra: Value| {
         let mut body = json!({"locationId": fixtures::LOCATION, "contactId": contact,
@@ -106,13 +105,7 @@ async fn a_key_in_the_url_or_the_custom_data_reaches_nothing_serve_writes_or_sho
     );
     seen.push(("dlq list".into(), letters));
 
-    let log = std::fs::read_to_string(&said).expect("what serve said");
-    let admin = log
-        .lines()
-        .find_map(|l| l.split("status page: ").nth(1)?.split(',').next())
-        .expect("serve says where its status page is")
-        .trim_end_matches("/status")
-        .to_owned();
+    let admin = admin_in(&said);
     let status = reqwest::get(format!("{admin}/status")).await.expect("page");
     let page = status.text().await.expect("text");
     let letter_pages: Vec<String> = page
@@ -160,22 +153,7 @@ async fn a_plain_webhook_action_with_no_header_reaches_meta_through_serve() {
     let graph = MockServer::start().await;
     let meta = MetaStandIn::expecting_token("EAAB-local");
     meta.mount(&graph, fixtures::DATASET).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let mapping = dir.path().join("mapping.toml");
-    let text = fixtures::mapping_text_with_token(r#"{ env = "TEST_META_TOKEN" }"#)
-        + fixtures::WORKFLOW_RULES;
-    std::fs::write(&mapping, text).expect("mapping written");
-    let port = free_port();
-    let keys = json!([{"id": "plain", "key": KEY, "locations": [fixtures::LOCATION]}]);
-    let child = serve_with_partners(&dir.path().join("data"), &mapping, port, (&ghl, &graph))
-        .env("CONVERSION_API_KEYS", keys.to_string())
-        .spawn()
-        .expect("serve starts");
-    let server = up(Server {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    })
-    .await;
+    let (_dir, server) = serving(&ghl, &graph).await;
     // GHL's standard payload, as the plain action sends it: no header of ours.
     let standard = fixtures::workflow_call("standard");
     let url = format!("{}/workflows/ghl/{KEY}", server.url);

@@ -4,50 +4,17 @@
 //! started again without ever sending a first batch twice, one replace at a time,
 //! and the session followed to its end.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ghl_capi::capi::audience::{Row, SCHEMA};
-use ghl_capi::capi::client::{CapiClient, DEFAULT_API_VERSION, PixelToken};
+use ghl_capi::capi::audience::Row;
 use ghl_capi::dispatch::replace::{ReplaceError, ReplacePolicy, Step, replace, replacing_key};
-use ghl_capi::mapping::Audience;
-use ghl_capi::normalize::sha256_hex;
 use ghl_capi::ports::state::{MemoryState, StateStore};
 use ghl_capi_tests::audience_stand_in::AudienceStandIn;
-use ghl_capi_tests::fixtures::{VIP_AUDIENCE, audiences, mapping_with};
+use ghl_capi_tests::fixtures::VIP_AUDIENCE;
 use wiremock::MockServer;
 
-const TOKEN: &str = "EAAB-ads-token";
-
-fn client(server: &MockServer) -> CapiClient {
-    let token = PixelToken {
-        access_token: TOKEN.into(),
-        app_secret: None,
-    };
-    let tokens = HashMap::from([(VIP_AUDIENCE.to_owned(), token)]);
-    CapiClient::new(
-        &server.uri(),
-        DEFAULT_API_VERSION,
-        tokens,
-        Duration::from_secs(5),
-    )
-    .expect("client")
-}
-
-fn vips() -> Audience {
-    mapping_with(&audiences(r#"{ env = "ADS_TOKEN" }"#)).audiences[0].clone()
-}
-
-fn rows(n: usize) -> Vec<Row> {
-    (0..n)
-        .map(|i| {
-            let mut values = vec![String::new(); SCHEMA.len()];
-            values[0] = sha256_hex(&format!("c{i}")).as_str().to_owned();
-            values[1] = sha256_hex(&format!("p{i}@example.com")).as_str().to_owned();
-            Row(values)
-        })
-        .collect()
-}
+use crate::audiences::{TOKEN, client, rows, vips};
 
 /// Meta's rules, on a clock of milliseconds.
 fn quick() -> ReplacePolicy {

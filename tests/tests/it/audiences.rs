@@ -15,10 +15,10 @@ use ghl_capi_tests::fixtures::{VIP_AUDIENCE, audiences, mapping_with};
 use serde_json::Value;
 use wiremock::MockServer;
 
-const TOKEN: &str = "EAAB-ads-token";
+pub(crate) const TOKEN: &str = "EAAB-ads-token";
 const SECRET: &str = "app-secret";
 
-fn client(server: &MockServer) -> CapiClient {
+pub(crate) fn client(server: &MockServer) -> CapiClient {
     let tokens = HashMap::from([(
         VIP_AUDIENCE.to_owned(),
         PixelToken {
@@ -35,13 +35,13 @@ fn client(server: &MockServer) -> CapiClient {
     .expect("client")
 }
 
-fn vips() -> Audience {
+pub(crate) fn vips() -> Audience {
     let mapping = mapping_with(&audiences(r#"{ env = "ADS_TOKEN" }"#));
     mapping.audiences[0].clone()
 }
 
 /// `n` rows, each with an e-mail and an external id.
-fn rows(n: usize) -> Vec<Row> {
+pub(crate) fn rows(n: usize) -> Vec<Row> {
     (0..n)
         .map(|i| {
             let mut values = vec![String::new(); SCHEMA.len()];
