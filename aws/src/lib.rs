@@ -8,11 +8,13 @@
 //! - [`dynamo`]: [`StateStore`](ghl_capi::ports::state::StateStore) and
 //!   [`Lease`](ghl_capi::ports::lease::Lease) on DynamoDB.
 //! - [`secrets`]: [`SecretStore`](ghl_capi::ports::secrets::SecretStore) on Secrets Manager.
+//! - [`mappings`]: [`MappingStore`](ghl_capi::ports::mappings::MappingStore) on S3.
 //! - [`metrics`]: CloudWatch metrics in the Embedded Metric Format.
 //! - [`lambda`]: the functions' handlers over these adapters.
 pub mod config;
 pub mod dynamo;
 pub mod lambda;
+pub mod mappings;
 pub mod metrics;
 pub mod secrets;
 pub mod sqs;

@@ -96,6 +96,8 @@ pub struct Ids<'a> {
     /// The webhook id, or a posted conversion's event id: where it all started.
     pub source: Option<&'a str>,
     pub event_id: Option<&'a str>,
+    /// The mapping version the record was built or judged under.
+    pub mapping: Option<&'a str>,
 }
 
 /// Sends `value` as JSON, outside any FIFO group.
@@ -125,6 +127,7 @@ pub async fn dead_letter(
         triggers = letter.triggers.join(" "),
         rule = letter.rule,
         event_id = letter.event_id,
+        mapping = letter.mapping,
         reason = letter.reason,
         attempts = letter.history.attempts,
         first_failure = letter.history.first_failure.map(|t| t.to_rfc3339()),
@@ -186,6 +189,7 @@ pub async fn settle<S: Queue, D: Queue>(
             (Some(after), reason, failed.is_some())
         }
         Outcome::DeadLetter(letter) => {
+            let letter = letter.under(ids.mapping);
             match dead_letter(queues.dead, &letter, &record.body, now).await {
                 Ok(()) => return None,
                 Err(e) => (None, Reason::of("dead_letter_queue_failed", &e), true),

@@ -79,6 +79,13 @@ pub const AUDIENCE_MIRROR_FAILURES: &str = "AudienceMirrorFailures";
 /// Members not sent, by `Reason` (`no_usable_key`: no e-mail or phone).
 pub const AUDIENCE_SKIPPED: &str = "AudienceSkipped";
 
+/// Mapping versions a running stage looked at, by `Outcome` (`taken`: it runs
+/// now; `refused`: it did not pass the checks and the running one stayed;
+/// `unreadable`: the store could not be read), and those refused in all (the
+/// alarm watches them).
+pub const MAPPING_VERSIONS: &str = "MappingVersions";
+pub const MAPPING_REFUSALS: &str = "MappingRefusals";
+
 /// Contacts reconciliation listed, in all and by `Location`.
 pub const CONTACTS_SCANNED: &str = "ContactsScanned";
 /// Changes reconciliation found that no webhook delivered (a tag added or removed,
@@ -101,7 +108,7 @@ pub enum Kind {
 
 /// Every metric above with how it is recorded: the one list [`describe`] and the
 /// checks that the template reads only these names go by.
-pub const METRICS: [(&str, Kind); 33] = [
+pub const METRICS: [(&str, Kind); 35] = [
     (REQUESTS, Kind::Counter),
     (ANSWERED, Kind::Counter),
     (REFUSED, Kind::Counter),
@@ -131,6 +138,8 @@ pub const METRICS: [(&str, Kind); 33] = [
     (AUDIENCE_SKIPPED, Kind::Counter),
     (AUDIENCE_MIRRORS, Kind::Counter),
     (AUDIENCE_MIRROR_FAILURES, Kind::Counter),
+    (MAPPING_VERSIONS, Kind::Counter),
+    (MAPPING_REFUSALS, Kind::Counter),
     (CONTACTS_SCANNED, Kind::Counter),
     (MISSED_CHANGES, Kind::Counter),
     (RECONCILE_FAILURES, Kind::Counter),
@@ -291,6 +300,13 @@ pub(crate) fn audience_mirror(audience: &str, replaced: bool) {
         .increment(1);
     if !replaced {
         counter!(AUDIENCE_MIRROR_FAILURES).increment(1);
+    }
+}
+
+pub(crate) fn mapping_version(outcome: &'static str) {
+    counter!(MAPPING_VERSIONS, "Outcome" => outcome).increment(1);
+    if outcome == "refused" {
+        counter!(MAPPING_REFUSALS).increment(1);
     }
 }
 

@@ -8,19 +8,20 @@ use ghl_capi::capi::CapiClient;
 use ghl_capi::dispatch::consumer::DispatchConsumer;
 use ghl_capi::dispatch::tokens::MappingTokens;
 use ghl_capi::hold::HoldPolicy;
-use ghl_capi::mapping::Mapping;
+use ghl_capi::mapping::live::LiveMapping;
 use ghl_capi::settings::DispatchSettings;
 
 use super::batch::{records, run_sqs, settle};
-use super::secrets_manager;
+use super::{BoxError, live_mapping, secrets_manager};
 use crate::dynamo::DynamoState;
+use crate::mappings::S3Mappings;
 use crate::secrets::SecretsManager;
 use crate::sqs::SqsQueue;
 
 /// The dispatch function over its AWS adapters.
 #[derive(Debug)]
 pub struct Dispatch {
-    pub mapping: Mapping,
+    pub mapping: LiveMapping<S3Mappings>,
     pub capi: CapiClient<MappingTokens<SecretsManager>>,
     /// Where the pixels' breakers are kept.
     pub state: DynamoState,
@@ -34,9 +35,10 @@ impl Dispatch {
     /// Each pixel's token is read when first needed and again a minute later (or
     /// at once after Meta refused it), so one stored or fixed while the function is
     /// warm is used without a restart; until then the pixel's events are held.
-    pub async fn new(settings: DispatchSettings, sdk: &SdkConfig) -> Result<Self, reqwest::Error> {
+    pub async fn new(settings: DispatchSettings, sdk: &SdkConfig) -> Result<Self, BoxError> {
         let sqs = aws_sdk_sqs::Client::new(sdk);
-        let tokens = MappingTokens::new(&settings.mapping, secrets_manager(sdk));
+        let mapping = live_mapping(settings.mapping, sdk).await?;
+        let tokens = MappingTokens::new(&mapping.running(), secrets_manager(sdk));
         Ok(Dispatch {
             capi: CapiClient::new(
                 &settings.capi_base_url,
@@ -44,7 +46,7 @@ impl Dispatch {
                 tokens,
                 settings.http_timeout,
             )?,
-            mapping: settings.mapping,
+            mapping,
             state: DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), settings.state_table),
             source: SqsQueue::new(sqs.clone(), settings.dispatch_queue_url),
             dead: SqsQueue::new(sqs, settings.dead_letter_queue_url),
@@ -55,8 +57,10 @@ impl Dispatch {
     /// Handles one batch from the dispatch queue.
     pub async fn handle(&self, event: &SqsEvent) -> SqsBatchResponse {
         let records = records(event);
+        let mapping = self.mapping.current().await;
+        self.capi.tokens().follow(&mapping);
         let consumer = DispatchConsumer {
-            mapping: &self.mapping,
+            mapping: &mapping,
             capi: &self.capi,
             state: &self.state,
             source: &self.source,

@@ -7,18 +7,19 @@ use chrono::Utc;
 use ghl_capi::enrich::consumer::EnrichConsumer;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::hold::HoldPolicy;
-use ghl_capi::mapping::Mapping;
+use ghl_capi::mapping::live::LiveMapping;
 use ghl_capi::settings::EnrichSettings;
 
 use super::batch::{records, run_sqs, settle};
-use super::{BoxError, Tokens, ghl_client};
+use super::{BoxError, Tokens, ghl_client, live_mapping};
 use crate::dynamo::DynamoState;
+use crate::mappings::S3Mappings;
 use crate::sqs::SqsQueue;
 
 /// The enrichment function over its AWS adapters.
 #[derive(Debug)]
 pub struct Enrichment {
-    pub mapping: Mapping,
+    pub mapping: LiveMapping<S3Mappings>,
     pub ghl: GhlClient<Tokens>,
     pub state: DynamoState,
     /// The enrichment queue itself, to delay retries on.
@@ -35,7 +36,7 @@ impl Enrichment {
         let sqs = aws_sdk_sqs::Client::new(sdk);
         Ok(Enrichment {
             ghl: ghl_client(sdk, &settings.ghl, &settings.state_table)?,
-            mapping: settings.mapping,
+            mapping: live_mapping(settings.mapping, sdk).await?,
             state: DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), settings.state_table),
             source: SqsQueue::new(sqs.clone(), settings.enrich_queue_url),
             dispatch: SqsQueue::new(sqs.clone(), settings.dispatch_queue_url),
@@ -48,8 +49,9 @@ impl Enrichment {
     /// Handles one batch from the enrichment queue.
     pub async fn handle(&self, event: &SqsEvent) -> SqsBatchResponse {
         let records = records(event);
+        let mapping = self.mapping.current().await;
         let consumer = EnrichConsumer {
-            mapping: &self.mapping,
+            mapping: &mapping,
             ghl: &self.ghl,
             state: &self.state,
             source: &self.source,

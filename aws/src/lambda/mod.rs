@@ -21,7 +21,8 @@ pub mod token_refresh;
 use aws_config::SdkConfig;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::{App, ManagedTokens};
-use ghl_capi::settings::GhlAccess;
+use ghl_capi::mapping::live::LiveMapping;
+use ghl_capi::settings::{GhlAccess, MappingSettings};
 
 pub use dispatch::Dispatch;
 pub use enrichment::Enrichment;
@@ -31,6 +32,7 @@ pub use reconcile::Reconciliation;
 pub use token_refresh::TokenRefresh;
 
 use crate::dynamo::{DynamoLease, DynamoState};
+use crate::mappings::{S3Mappings, s3_client};
 use crate::secrets::{DEFAULT_CACHE, SecretsManager};
 
 /// What a function's construction can fail with: reported at cold start.
@@ -39,6 +41,21 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The Secrets Manager adapter, with the functions' short cache.
 fn secrets_manager(sdk: &SdkConfig) -> SecretsManager {
     SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk), DEFAULT_CACHE)
+}
+
+/// The mapping as a function runs it: the version published on S3, looked at
+/// again as configured, or the configured one for good when none is published.
+pub async fn live_mapping(
+    settings: MappingSettings,
+    sdk: &SdkConfig,
+) -> Result<LiveMapping<S3Mappings>, BoxError> {
+    Ok(match settings.published {
+        Some(at) => {
+            let store = S3Mappings::new(s3_client(sdk), at.bucket, at.key);
+            LiveMapping::start(store, settings.every, settings.configured).await?
+        }
+        None => LiveMapping::fixed(settings.configured),
+    })
 }
 
 /// GHL as a function reads it, its tokens managed under leases in `state_table`.

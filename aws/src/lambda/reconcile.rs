@@ -27,11 +27,12 @@ use ghl_capi::settings::ReconcileFnSettings;
 use ghl_capi::capi::CapiClient;
 use ghl_capi::dispatch::replace::ReplacePolicy;
 use ghl_capi::dispatch::tokens::MappingTokens;
-use ghl_capi::mapping::Audience;
+use ghl_capi::mapping::live::LiveMapping;
 use ghl_capi::pull::audience_mirror::mirror_due;
 
-use super::{BoxError, Tokens, ghl_client, secrets_manager};
+use super::{BoxError, Tokens, ghl_client, live_mapping, secrets_manager};
 use crate::dynamo::DynamoState;
+use crate::mappings::S3Mappings;
 use crate::secrets::SecretsManager;
 use crate::sqs::SqsQueue;
 
@@ -49,16 +50,19 @@ pub struct Reconciliation {
     pub state: DynamoState,
     pub enrich: SqsQueue,
     pub prefix: String,
+    /// How it lists; opportunities too while the running mapping reads them.
     pub settings: ReconcileSettings,
     /// Where announcements whose seed never finished wait.
     pub connect_dead: Option<SqsQueue>,
-    /// The audiences mirrored on the schedule, and the Graph API they are
-    /// replaced through.
-    pub mirrors: Option<(Vec<Audience>, CapiClient<MappingTokens<SecretsManager>>)>,
+    /// The mapping: the audiences mirrored on the schedule.
+    pub mapping: LiveMapping<S3Mappings>,
+    /// The Graph API audiences are replaced through.
+    pub capi: CapiClient<MappingTokens<SecretsManager>>,
 }
 
 impl Reconciliation {
     pub async fn new(settings: ReconcileFnSettings, sdk: &SdkConfig) -> Result<Self, BoxError> {
+        let mapping = live_mapping(settings.mapping, sdk).await?;
         Ok(Reconciliation {
             ghl: ghl_client(sdk, &settings.ghl, &settings.state_table)?,
             state: DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), settings.state_table),
@@ -68,15 +72,17 @@ impl Reconciliation {
             connect_dead: settings
                 .connect_dead_letter_queue_url
                 .map(|url| SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url)),
-            mirrors: match settings.mirrors {
-                Some(m) => {
-                    let tokens = MappingTokens::new(&m.mapping, secrets_manager(sdk));
-                    let timeout = settings.ghl.http_timeout;
-                    let capi = CapiClient::new(&m.capi_base_url, &m.capi_version, tokens, timeout)?;
-                    Some((m.mapping.audiences, capi))
-                }
-                None => None,
+            capi: {
+                let tokens = MappingTokens::new(&mapping.running(), secrets_manager(sdk));
+                let timeout = settings.ghl.http_timeout;
+                CapiClient::new(
+                    &settings.capi_base_url,
+                    &settings.capi_version,
+                    tokens,
+                    timeout,
+                )?
             },
+            mapping,
         })
     }
 
@@ -132,10 +138,9 @@ impl Reconciliation {
     /// A failure is logged, counted and alarmed by the library, and tried again at
     /// the next run.
     async fn mirror(&self, locations: &[String], deadline: std::time::Instant) -> Vec<String> {
-        let Some((audiences, capi)) = &self.mirrors else {
-            return Vec::new();
-        };
-        if near(deadline) {
+        let mapping = self.mapping.current().await;
+        let audiences = &mapping.audiences;
+        if near(deadline) || audiences.iter().all(|a| a.mirror_every.is_none()) {
             return Vec::new();
         }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -144,10 +149,11 @@ impl Reconciliation {
             poll_for: defaults.poll_for.min(left.saturating_sub(MARGIN * 2)),
             ..defaults
         };
+        self.capi.tokens().follow(&mapping);
         let done = mirror_due(
             &self.ghl,
             &self.state,
-            capi,
+            &self.capi,
             audiences,
             locations,
             Utc::now(),
@@ -163,12 +169,16 @@ impl Reconciliation {
     /// One location's run; the changes it queued, `None` when it failed (logged
     /// and counted by the library; the next run goes on from its watermark).
     async fn reconcile(&self, location: &str) -> Option<u64> {
+        let settings = ReconcileSettings {
+            opportunities: self.mapping.current().await.reads_opportunities(),
+            ..self.settings
+        };
         let run = reconcile(
             &self.ghl,
             &self.state,
             &self.enrich,
             location,
-            &self.settings,
+            &settings,
             Utc::now(),
         );
         Box::pin(run).await.ok().map(|run| run.changed)

@@ -52,7 +52,7 @@ impl Calls {
 
     fn record(&self, request: &HttpRequest) {
         let Some(target) = request.headers().get("x-amz-target") else {
-            return;
+            return self.record_s3(request);
         };
         let (service, operation) = target.split_once('.').unwrap_or(("", target));
         let prefix = match service {
@@ -92,6 +92,46 @@ impl Calls {
         if keys.is_empty() {
             calls.insert((action, resource, String::new()));
         }
+    }
+}
+
+impl Calls {
+    /// An S3 call (REST, path-style as moto is reached): its action, and the
+    /// object (`bucket/key`) or bucket it names.
+    fn record_s3(&self, request: &HttpRequest) {
+        let uri = request.uri();
+        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+        let path = path
+            .split("://")
+            .nth(1)
+            .map_or(path, |rest| rest.find('/').map_or("", |i| &rest[i..]));
+        let Some((bucket, key)) = path.trim_start_matches('/').split_once('/').or_else(|| {
+            let bucket = path.trim_start_matches('/');
+            (!bucket.is_empty()).then_some((bucket, ""))
+        }) else {
+            return;
+        };
+        let versioned = query.split('&').any(|p| p.starts_with("versionId="));
+        let action = match (request.method(), key.is_empty()) {
+            ("GET" | "HEAD", false) if versioned => "s3:GetObjectVersion",
+            ("GET" | "HEAD", false) => "s3:GetObject",
+            ("GET", true)
+                if query
+                    .split('&')
+                    .any(|p| p == "versions" || p.starts_with("versions=")) =>
+            {
+                "s3:ListBucketVersions"
+            }
+            ("PUT", false) => "s3:PutObject",
+            (method, _) => panic!("an S3 call the recorder does not know: {method} {uri}"),
+        };
+        let resource = if key.is_empty() {
+            bucket.to_owned()
+        } else {
+            format!("{bucket}/{key}")
+        };
+        let mut calls = self.0.lock().expect("lock");
+        calls.insert((action.to_owned(), resource, String::new()));
     }
 }
 
@@ -187,14 +227,14 @@ pub(crate) fn allowed_key(
         if r == "*" {
             return true;
         }
-        // `!Sub "${Table.Arn}/index/Name"`: that index of the table.
-        if let Some((table, index)) = r.split_once("/index/") {
-            let logical = table.trim_start_matches("${").trim_end_matches(".Arn}");
+        // `!Sub "${Table.Arn}/index/Name"`, `!Sub "${Bucket.Arn}/key"`: that
+        // index of the table, that object of the bucket.
+        if let Some((arn, within)) = r.strip_prefix("${").and_then(|r| r.split_once(".Arn}/")) {
             return vars.as_hash().into_iter().flatten().any(|(var, value)| {
-                text(value) == logical
+                text(value) == arn
                     && s.vars
                         .get(text(var).as_str())
-                        .is_some_and(|v| resource == format!("{v}/index/{index}"))
+                        .is_some_and(|v| resource == format!("{v}/{within}"))
             });
         }
         // `!Sub "…:secret:${AWS::StackName}/ghl/*"`: the stack's secrets by name.
@@ -331,6 +371,7 @@ async fn every_aws_call_a_handler_makes_is_one_its_role_allows_on_that_resource(
         "dynamodb:BatchGetItem",
         "dynamodb:BatchWriteItem",
         "secretsmanager:GetSecretValue",
+        "s3:GetObject",
     ] {
         assert!(
             all.contains(expected),

@@ -6,6 +6,7 @@ mod common;
 mod dynamo;
 mod holding;
 mod iam;
+mod mapping;
 mod pipeline;
 mod promises;
 mod reconcile;

@@ -5,8 +5,10 @@
 use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use ghl_capi::ports::mappings::MappingStore;
 use ghl_capi::settings::{DispatchSettings, EnrichSettings, IntakeSettings};
 use ghl_capi_aws::lambda::{Dispatch, Enrichment, Intake};
+use ghl_capi_aws::mappings::{S3Mappings, s3_client};
 use ghl_capi_tests::fixtures::{self, DATASET, LOCATION};
 use ghl_capi_tests::stand_in::{MetaStandIn, ghl_serves};
 use ghl_capi_tests::{moto, signing, unique};
@@ -86,6 +88,9 @@ impl Stack {
 
         let token = format!(r#"{{ secret = "{id}/meta/main" }}"#);
         let mapping = fixtures::mapping_text_with_token(&token) + &extra.replace("{stack}", &id);
+        // Published, as `mapping publish --aws` does: the functions read it there.
+        let mappings = mapping_bucket(&sdk, &id).await;
+        mappings.publish(&mapping).await.expect("published");
         let mut vars: HashMap<&'static str, String> = HashMap::from([
             ("GHL_WEBHOOK_ED25519_PUBLIC_KEY", signing::public_pem()),
             ("GHL_WEBHOOK_ACCEPT_RSA", "false".into()),
@@ -98,7 +103,8 @@ impl Stack {
             ("DISPATCH_QUEUE_URL", dispatch_url.clone()),
             ("DEAD_LETTER_QUEUE_URL", dead_url.clone()),
             ("STATE_TABLE", table),
-            ("MAPPING_TOML", mapping),
+            ("MAPPING_BUCKET", format!("{id}-mapping")),
+            ("MAPPING_REFRESH_SECONDS", "1".into()),
             ("GHL_API_BASE_URL", ghl.uri()),
             ("GHL_TOKEN_SECRET_PREFIX", format!("{id}/ghl/")),
             ("GRAPH_API_BASE_URL", graph.uri()),
@@ -148,6 +154,40 @@ impl Stack {
             vars,
             calls,
         }
+    }
+}
+
+/// The stack's mapping bucket, versioned, with nothing published yet.
+pub(crate) async fn mapping_bucket(sdk: &aws_config::SdkConfig, id: &str) -> S3Mappings {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let s3 = s3_client(sdk);
+    let bucket = format!("{id}-mapping");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let versioned = VersioningConfiguration::builder()
+        .status(BucketVersioningStatus::Enabled)
+        .build();
+    s3.put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(versioned)
+        .send()
+        .await
+        .expect("versioning");
+    S3Mappings::new(s3, bucket, "mapping.toml")
+}
+
+impl Stack {
+    /// The stack's mapping bucket, as `mapping publish --aws` reaches it.
+    pub(crate) async fn mappings(&self) -> S3Mappings {
+        let sdk = ghl_capi_tests::moto::sdk_config().await;
+        S3Mappings::new(
+            s3_client(&sdk),
+            format!("{}-mapping", self.id),
+            "mapping.toml",
+        )
     }
 }
 

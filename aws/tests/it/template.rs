@@ -44,13 +44,6 @@ pub(crate) fn list(y: &Yaml) -> Vec<Yaml> {
 fn resolve(template: &Yaml, reference: &str) -> String {
     let resources = &template["Resources"];
     let parameters = &template["Parameters"];
-    if reference == "MappingToml" {
-        return std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../infra/mapping.example.toml"
-        ))
-        .expect("example mapping");
-    }
     if !parameters[reference].is_badvalue() {
         // A parameter without a default is one a deploy must give (the template's
         // Rules say when): stand in for it.

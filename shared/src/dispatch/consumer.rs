@@ -42,6 +42,7 @@ fn ids(job: Option<&DispatchJob>) -> Ids<'_> {
     Ids {
         source: job.map(|j| j.source.as_str()),
         event_id: job.and_then(|j| j.event.event_id.as_deref()),
+        mapping: job.map(|j| j.mapping.as_str()),
     }
 }
 
@@ -54,7 +55,7 @@ fn letter(job: &DispatchJob, code: &str, reason: String) -> DeadLetter {
         .filter(|t| !t.is_empty())
         .collect();
     letter.history = job.history.clone();
-    letter
+    letter.under(Some(&job.mapping))
 }
 
 impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, A, S, Q> {
@@ -119,6 +120,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                 let ids = Ids {
                     source: Some(&letter.source),
                     event_id: letter.event_id.as_deref(),
+                    mapping: letter.mapping.as_deref(),
                 };
                 let outcome = Outcome::DeadLetter(letter.clone());
                 failed.extend(
@@ -146,6 +148,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
             let ids = Ids {
                 source: Some(&change.source),
                 event_id: None,
+                mapping: Some(&self.mapping.version),
             };
             failed.extend(batch::settle(Stage::Dispatch, queues, record, ids, outcome, now).await);
         }

@@ -99,6 +99,17 @@ async fn read_all(
     (tokens, missing)
 }
 
+/// Whose credentials `mapping` names, by dataset or audience id.
+fn holders(mapping: &Mapping) -> HashMap<String, Holder> {
+    let pixels = mapping
+        .pixels
+        .iter()
+        .map(|p| (p.dataset_id.clone(), Holder::from(p)));
+    pixels
+        .chain(mapping.audiences.iter().map(audience_holder))
+        .collect()
+}
+
 fn audience_holder(audience: &Audience) -> (String, Holder) {
     let holder = Holder {
         name: audience.name.clone(),
@@ -121,7 +132,8 @@ struct Cached {
 /// audience id), read when first needed and kept for [`TOKEN_CACHE`], read again
 /// after Meta refused them.
 pub struct MappingTokens<S> {
-    holders: HashMap<String, Holder>,
+    /// By dataset or audience id, with the mapping version they were read from.
+    holders: Mutex<(String, HashMap<String, Holder>)>,
     store: S,
     cache: Mutex<HashMap<String, Cached>>,
 }
@@ -129,29 +141,49 @@ pub struct MappingTokens<S> {
 impl<S> std::fmt::Debug for MappingTokens<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MappingTokens")
-            .field("ids", &self.holders.keys())
+            .field("version", &self.holders().0)
             .finish_non_exhaustive()
     }
 }
 
-impl<S: SecretStore> MappingTokens<S> {
-    pub fn new(mapping: &Mapping, store: S) -> Self {
-        let pixels = mapping
-            .pixels
-            .iter()
-            .map(|p| (p.dataset_id.clone(), Holder::from(p)));
-        let audiences = mapping.audiences.iter().map(audience_holder);
-        MappingTokens {
-            holders: pixels.chain(audiences).collect(),
-            store,
-            cache: Mutex::new(HashMap::new()),
-        }
+impl<S> MappingTokens<S> {
+    fn holders(&self) -> std::sync::MutexGuard<'_, (String, HashMap<String, Holder>)> {
+        self.holders
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
         self.cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<S: SecretStore> MappingTokens<S> {
+    pub fn new(mapping: &Mapping, store: S) -> Self {
+        MappingTokens {
+            holders: Mutex::new((mapping.version.clone(), holders(mapping))),
+            store,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Follows a new version of the mapping: its pixels' and audiences' tokens
+    /// from now on. Those read stay cached (a token's place seldom changes with a
+    /// version); one whose place did is read anew.
+    pub fn follow(&self, mapping: &Mapping) {
+        let mut held = self.holders();
+        if held.0 == mapping.version {
+            return;
+        }
+        let new = holders(mapping);
+        let moved = |id: &String| match (held.1.get(id), new.get(id)) {
+            (Some(old), Some(new)) => old.token != new.token,
+            _ => true,
+        };
+        self.cache().retain(|id, _| !moved(id));
+        *held = (mapping.version.clone(), new);
     }
 }
 
@@ -172,8 +204,8 @@ impl<S: SecretStore> MappingTokens<S> {
             Some(c) => (c.refused, c.missing),
             None => (false, false),
         };
-        let holder = self.holders.get(id)?;
-        let read = read(holder, &self.store, refused).await;
+        let holder = self.holders().1.get(id)?.clone();
+        let read = read(&holder, &self.store, refused).await;
         match &read {
             Ok(_) => {}
             Err(e @ SecretError::Missing(_)) => {

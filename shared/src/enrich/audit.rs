@@ -26,6 +26,7 @@ pub(super) fn built(
     occ: &Occurrence,
     (rule, pixels): (&str, &[String]),
     event: &ServerEvent,
+    mapping: &str,
 ) {
     tracing::info!(
         webhook_id = source,
@@ -37,6 +38,7 @@ pub(super) fn built(
         event_name = event.event_name,
         pixel = pixels.join(" "),
         identifiers = event.user_data.carried().join(" "),
+        mapping,
         "event built"
     );
 }

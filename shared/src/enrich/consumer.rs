@@ -85,6 +85,7 @@ impl<G: GhlReader, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
             let ids = Ids {
                 source: key,
                 event_id: None,
+                mapping: Some(&self.mapping.version),
             };
             if let Some(retry) =
                 batch::settle(Stage::Enrich, queues, record, ids, outcome, now).await
@@ -160,7 +161,8 @@ impl<G: GhlReader, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
             crate::telemetry::event_built(self.mapping.metric_name(&out.event.event_name));
         }
         for letter in &dead_letters {
-            if let Err(e) = batch::dead_letter(self.dead, letter, &record.body, now).await {
+            let letter = letter.clone().under(Some(&self.mapping.version));
+            if let Err(e) = batch::dead_letter(self.dead, &letter, &record.body, now).await {
                 return Outcome::RetryNow(own("dead_letter_queue_failed", &e));
             }
         }

@@ -300,7 +300,13 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                         drop(event);
                     }
                     Ok(event) => {
-                        audit::built(&source, occ, (&mapped.rule, &mapped.pixels), &event);
+                        audit::built(
+                            &source,
+                            occ,
+                            (&mapped.rule, &mapped.pixels),
+                            &event,
+                            &self.mapping.version,
+                        );
                         dispatch.extend(mapped.pixels.iter().map(|pixel| DispatchJob {
                             pixel: pixel.clone(),
                             source: source.clone(),
@@ -309,6 +315,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                             location_id: occ.location_id.clone(),
                             contact_id: occ.contact_id.clone(),
                             event: event.clone(),
+                            mapping: self.mapping.version.clone(),
                             history: Default::default(),
                         }))
                     }

@@ -25,6 +25,10 @@ pub struct DispatchJob {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub contact_id: String,
     pub event: ServerEvent,
+    /// The version of the mapping that built it: it is sent as built, whatever
+    /// version runs when it is. Empty in jobs queued by builds before versions.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mapping: String,
     /// What it has been through while Meta could not take it (queued with it).
     #[serde(default, skip_serializing_if = "History::is_empty")]
     pub history: History,

@@ -24,6 +24,9 @@ pub struct DeadLetter {
     pub event_id: Option<String>,
     /// Stable code (`too_old`, `contact_not_found`, …).
     pub code: String,
+    /// The version of the mapping the job was built or judged under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<String>,
     /// Why, in words.
     pub reason: String,
     /// When it was written.
@@ -43,10 +46,21 @@ impl DeadLetter {
             rule: None,
             event_id: None,
             code: code.to_owned(),
+            mapping: None,
             reason: reason.into(),
             at: None,
             history: History::default(),
         }
+    }
+}
+
+impl DeadLetter {
+    /// Names the mapping `version` it was judged under, unless it names one.
+    pub fn under(mut self, version: Option<&str>) -> Self {
+        if self.mapping.is_none() {
+            self.mapping = version.filter(|v| !v.is_empty()).map(str::to_owned);
+        }
+        self
     }
 }
 

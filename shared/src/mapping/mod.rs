@@ -8,6 +8,7 @@
 pub mod audience;
 mod build;
 mod config;
+pub mod live;
 pub mod membership;
 mod occurrence;
 mod path;
@@ -33,6 +34,9 @@ pub const DEFAULT_MAPPING: &str = include_str!("default.toml");
 /// A loaded, checked mapping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapping {
+    /// Which text it was read from ([`crate::ports::mappings::version_of`]): every
+    /// event built and every letter written under it names it.
+    pub version: String,
     pub defaults: Defaults,
     pub pixels: Vec<Pixel>,
     pub rules: Vec<Rule>,

@@ -6,11 +6,13 @@
 //! - [`state`]: what enrichment remembers between jobs (tags seen, jobs done).
 //! - [`lease`]: self-freeing locks across processes.
 //! - [`secrets`]: tokens and keys, plain or versioned.
+//! - [`mappings`]: a mapping's published versions.
 //!
 //! The in-memory adapters serve tests only: they are compiled under `cfg(test)` or
 //! with the `test-util` feature.
 
 pub mod lease;
+pub mod mappings;
 pub mod queue;
 pub mod secrets;
 pub mod state;

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::{MappingSettings, PublishedAt};
 use crate::capi::client::DEFAULT_API_VERSION as DEFAULT_GRAPH_VERSION;
 use crate::hold::HoldPolicy;
 use crate::mapping::Mapping;
@@ -155,11 +156,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// else the built-in one. Events need somewhere to go: a mapping without pixels
     /// is refused.
     pub fn mapping(&mut self) -> Option<Mapping> {
-        let mapping = match (self.optional("MAPPING_FILE"), self.optional("MAPPING_TOML")) {
-            (Some(path), _) => self.check(Mapping::load(Path::new(&path)))?,
-            (None, Some(text)) => self.check(Mapping::parse(&text, "MAPPING_TOML"))?,
-            (None, None) => Mapping::builtin(),
-        };
+        let mapping = self.configured_mapping()?;
         if mapping.pixels.is_empty() {
             self.problems.push(
                 "the mapping names no pixel: set MAPPING_FILE or MAPPING_TOML to a mapping with [[pixels]]"
@@ -168,6 +165,41 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             return None;
         }
         Some(mapping)
+    }
+
+    /// As [`Env::mapping`], pixels or not.
+    fn configured_mapping(&mut self) -> Option<Mapping> {
+        Some(
+            match (self.optional("MAPPING_FILE"), self.optional("MAPPING_TOML")) {
+                (Some(path), _) => self.check(Mapping::load(Path::new(&path)))?,
+                (None, Some(text)) => self.check(Mapping::parse(&text, "MAPPING_TOML"))?,
+                (None, None) => Mapping::builtin(),
+            },
+        )
+    }
+
+    /// The mapping and where newer versions of it are published: `MAPPING_BUCKET`
+    /// and `MAPPING_KEY` (default `mapping.toml`), looked at every
+    /// `MAPPING_REFRESH_SECONDS` (default 30). Until one is published, the
+    /// configured one ([`Env::mapping`]) runs, if it names a pixel.
+    pub fn live_mapping(&mut self) -> Option<MappingSettings> {
+        let published = self.optional("MAPPING_BUCKET").map(|bucket| PublishedAt {
+            bucket,
+            key: self.or("MAPPING_KEY", "mapping.toml"),
+        });
+        let configured = match published {
+            Some(_) => self.configured_mapping(),
+            None => self.mapping(),
+        };
+        let every = self.seconds(
+            "MAPPING_REFRESH_SECONDS",
+            crate::mapping::live::DEFAULT_EVERY.as_secs(),
+        );
+        Some(MappingSettings {
+            configured: configured?,
+            published,
+            every,
+        })
     }
 
     /// `GRAPH_API_VERSION`, checked to look like `v26.0`.

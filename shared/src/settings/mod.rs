@@ -144,10 +144,29 @@ impl GhlAccess {
     }
 }
 
+/// Where a function's mapping comes from ([`Env::live_mapping`]).
+#[derive(Debug)]
+pub struct MappingSettings {
+    /// `MAPPING_FILE` or `MAPPING_TOML`, else the built-in one: what runs while
+    /// nothing is published.
+    pub configured: Mapping,
+    /// Where versions are published, if anywhere.
+    pub published: Option<PublishedAt>,
+    /// How often a running function looks for a new version.
+    pub every: Duration,
+}
+
+/// The S3 object a mapping's versions are published as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedAt {
+    pub bucket: String,
+    pub key: String,
+}
+
 /// The enrichment function.
 #[derive(Debug)]
 pub struct EnrichSettings {
-    pub mapping: Mapping,
+    pub mapping: MappingSettings,
     pub ghl: GhlAccess,
     /// `STATE_TABLE`.
     pub state_table: String,
@@ -167,7 +186,7 @@ pub struct EnrichSettings {
 impl EnrichSettings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let mut env = Env::new(lookup);
-        let mapping = env.mapping();
+        let mapping = env.live_mapping();
         let ghl = GhlAccess::from_env(&mut env);
         let state_table = env.required("STATE_TABLE", "the DynamoDB state table's name");
         let enrich_queue_url = env.required("ENRICH_QUEUE_URL", "the enrichment queue's URL");
@@ -202,22 +221,18 @@ pub struct ReconcileFnSettings {
     pub state_table: String,
     /// `ENRICH_QUEUE_URL`: where the changes found go.
     pub enrich_queue_url: String,
-    /// How it lists ([`Env::reconcile`]); opportunities too when the mapping
-    /// (`MAPPING_FILE` or `MAPPING_TOML`) reads them.
+    /// How it lists ([`Env::reconcile`]); opportunities too when the running
+    /// mapping reads them (set per run).
     pub reconcile: ReconcileSettings,
     /// `CONNECT_DEAD_LETTER_QUEUE_URL`: where an install's announcement whose seed
     /// was cut short too often waits for a person; unset, it is dropped with an
     /// error line (the scheduled runs seed the location still).
     pub connect_dead_letter_queue_url: Option<String>,
-    /// The mapping, when it has audiences mirrored on the schedule (`mirror_every`):
-    /// their tokens, and the Graph API (`GRAPH_API_BASE_URL`, `GRAPH_API_VERSION`).
-    pub mirrors: Option<Mirrors>,
-}
-
-/// What a scheduled audience mirror needs.
-#[derive(Debug)]
-pub struct Mirrors {
-    pub mapping: Mapping,
+    /// The mapping: whether opportunities are listed, and the audiences mirrored
+    /// on the schedule (`mirror_every`).
+    pub mapping: MappingSettings,
+    /// The Graph API audiences are mirrored through (`GRAPH_API_BASE_URL`,
+    /// `GRAPH_API_VERSION`).
     pub capi_base_url: String,
     pub capi_version: String,
 }
@@ -225,35 +240,33 @@ pub struct Mirrors {
 impl ReconcileFnSettings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let mut env = Env::new(lookup);
-        // The mapping says whether opportunities are reconciled too.
-        let mapping = env.mapping();
+        let mapping = env.live_mapping();
         let capi_version = env.capi_version();
         let capi_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
-        let mut settings = ReconcileFnSettings {
-            ghl: GhlAccess::from_env(&mut env),
-            state_table: env.required("STATE_TABLE", "the DynamoDB state table's name"),
-            enrich_queue_url: env.required("ENRICH_QUEUE_URL", "the enrichment queue's URL"),
-            reconcile: env.reconcile(),
-            connect_dead_letter_queue_url: env.optional("CONNECT_DEAD_LETTER_QUEUE_URL"),
-            mirrors: None,
-        };
-        settings.reconcile.opportunities =
-            mapping.as_ref().is_some_and(|m| m.reads_opportunities());
-        settings.mirrors = mapping
-            .filter(|m| m.audiences.iter().any(|a| a.mirror_every.is_some()))
-            .map(|mapping| Mirrors {
-                mapping,
+        let ghl = GhlAccess::from_env(&mut env);
+        let state_table = env.required("STATE_TABLE", "the DynamoDB state table's name");
+        let enrich_queue_url = env.required("ENRICH_QUEUE_URL", "the enrichment queue's URL");
+        let reconcile = env.reconcile();
+        let connect_dead_letter_queue_url = env.optional("CONNECT_DEAD_LETTER_QUEUE_URL");
+        env.finish(|| {
+            Some(ReconcileFnSettings {
+                ghl,
+                state_table,
+                enrich_queue_url,
+                reconcile,
+                connect_dead_letter_queue_url,
+                mapping: mapping?,
                 capi_base_url,
                 capi_version,
-            });
-        env.finish(|| Some(settings))
+            })
+        })
     }
 }
 
 /// The dispatch function.
 #[derive(Debug)]
 pub struct DispatchSettings {
-    pub mapping: Mapping,
+    pub mapping: MappingSettings,
     /// `GRAPH_API_BASE_URL`.
     pub capi_base_url: String,
     /// `GRAPH_API_VERSION`.
@@ -273,7 +286,7 @@ pub struct DispatchSettings {
 impl DispatchSettings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let mut env = Env::new(lookup);
-        let mapping = env.mapping();
+        let mapping = env.live_mapping();
         let capi_version = env.capi_version();
         let capi_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);

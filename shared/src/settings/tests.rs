@@ -73,7 +73,11 @@ fn defaults_fill_what_is_optional() {
     assert_eq!(s.hold, HoldPolicy::default());
     assert_eq!(s.capi_base_url, "https://graph.facebook.com");
     assert_eq!(s.http_timeout, Duration::from_secs(10));
-    assert_eq!(s.mapping.pixels[0].dataset_id, "1234567890");
+    assert_eq!(s.mapping.configured.pixels[0].dataset_id, "1234567890");
+    assert_eq!(
+        (&s.mapping.published, s.mapping.every),
+        (&None, Duration::from_secs(30))
+    );
 
     let s = EnrichSettings::from_lookup(lookup(&[
         ("MAPPING_TOML", MAPPING),
@@ -86,6 +90,22 @@ fn defaults_fill_what_is_optional() {
     .expect("valid");
     assert_eq!(s.ghl.base_url, "http://127.0.0.1:4010");
     assert_eq!(s.ghl.token_prefix, "ghl-capi/ghl/");
+
+    // Published on S3, looked at as often as told.
+    let s = DispatchSettings::from_lookup(lookup(&[
+        ("DISPATCH_QUEUE_URL", "http://q/dispatch"),
+        ("DEAD_LETTER_QUEUE_URL", "http://q/dead"),
+        ("STATE_TABLE", "state"),
+        ("MAPPING_BUCKET", "mappings"),
+        ("MAPPING_REFRESH_SECONDS", "5"),
+    ]))
+    .expect("valid");
+    let at = s.mapping.published.expect("published");
+    assert_eq!(
+        (at.bucket.as_str(), at.key.as_str()),
+        ("mappings", "mapping.toml")
+    );
+    assert_eq!(s.mapping.every, Duration::from_secs(5));
 
     let s = IntakeSettings::from_lookup(lookup(&[("ENRICH_QUEUE_URL", "http://q/e.fifo")]))
         .expect("valid");

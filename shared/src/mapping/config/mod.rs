@@ -218,6 +218,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Mapping, ConfigError> {
         audiences.push(audience);
     }
     Ok(Mapping {
+        version: crate::ports::mappings::version_of(text),
         defaults,
         pixels,
         rules,
