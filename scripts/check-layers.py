@@ -35,7 +35,7 @@ LOCAL_LAYERS = [
     {"serve"},
     {"admin", "workers", "tasks"},
     {"status", "journal", "outbox", "dev", "ports"},
-    {"store", "schema", "files"},
+    {"store", "schema", "files", "mappings"},
 ]
 MAX_LINES = 450
 MAX_TOP_FILES = 8

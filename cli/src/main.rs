@@ -26,6 +26,7 @@ mod dlq;
 #[cfg(test)]
 mod docs;
 mod keys;
+mod live;
 mod map;
 mod mapping;
 mod normalize;
@@ -166,6 +167,16 @@ enum MappingCommand {
     /// mapping, hashed fields beside their normalised values. The webhook's
     /// signature is not checked here.
     Preview(mapping::PreviewArgs),
+    /// Check a mapping and make it the live version: `serve --mapping`'s file, or
+    /// with --aws the stack's mapping bucket, which the functions read within a
+    /// minute, without a deploy. Shows what changes and asks first.
+    Publish(live::PublishArgs),
+    /// Print the live version (or an older one).
+    Pull(live::PullArgs),
+    /// List the versions published, newest first.
+    History(live::HistoryArgs),
+    /// Publish an older version again (by default the one before the live one).
+    Rollback(live::RollbackArgs),
 }
 
 fn main() -> ExitCode {
@@ -179,6 +190,10 @@ fn main() -> ExitCode {
         Command::Trace(args) => trace::run(&args),
         Command::Mapping(MappingCommand::Check { file }) => mapping::check(&file),
         Command::Mapping(MappingCommand::Preview(args)) => mapping::preview(&args),
+        Command::Mapping(MappingCommand::Publish(args)) => live::publish(&args),
+        Command::Mapping(MappingCommand::Pull(args)) => live::pull(&args),
+        Command::Mapping(MappingCommand::History(args)) => live::history(&args),
+        Command::Mapping(MappingCommand::Rollback(args)) => live::rollback(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Demo(DemoCommand::Send(args)) => serve::send(&args),
         Command::Dlq(DlqCommand::List(args)) => dlq::list(&args),

@@ -42,7 +42,7 @@ const IDS: [&str; 8] = [
     "audience_id",
 ];
 /// The other fields kept: codes and figures. A field in neither list is not kept.
-const FIGURES: [&str; 35] = [
+const FIGURES: [&str; 36] = [
     "method",
     "path",
     "status",
@@ -55,6 +55,7 @@ const FIGURES: [&str; 35] = [
     "event_name",
     "identifiers",
     "pixel",
+    "mapping",
     "fbtrace_id",
     "events_received",
     "lag_seconds",

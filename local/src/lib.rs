@@ -3,7 +3,7 @@
 //!
 //! - [`store`]: the SQLite store: queues with SQS's semantics, and state;
 //!   [`schema`]: its tables; [`files`]: its directory and files kept to their
-//!   owner.
+//!   owner; [`mappings`]: the mapping file and its published versions.
 //! - [`ports`]: the library's queue and state ports on it.
 //! - [`outbox`]: dry-run delivery for pixels without a token.
 //! - [`dev`]: the development key and the bundled sample webhook.
@@ -15,6 +15,7 @@ pub mod admin;
 pub mod dev;
 pub mod files;
 pub mod journal;
+pub mod mappings;
 pub mod outbox;
 pub mod ports;
 mod schema;

@@ -14,6 +14,7 @@ use ghl_capi::capi::{
     Answer, AudiencesApi, CapiClient, EventRequest, EventsApi, PixelTokens, TransportError,
 };
 use ghl_capi::dispatch::tokens::MappingTokens;
+use ghl_capi::mapping::Mapping;
 use ghl_capi::ports::secrets::EnvSecrets;
 use serde_json::json;
 
@@ -25,6 +26,11 @@ pub struct LocalCapi {
 }
 
 impl LocalCapi {
+    /// Follows a new version of the mapping: its pixels' and audiences' tokens.
+    pub fn follow(&self, mapping: &Mapping) {
+        self.capi.tokens().follow(mapping);
+    }
+
     pub fn new(
         capi: CapiClient<MappingTokens<EnvSecrets>>,
         outbox: &Path,
@@ -146,4 +152,21 @@ impl AudiencesApi for LocalCapi {
             body: answer.to_string(),
         })
     }
+}
+
+/// The pixels and audiences of `mapping` without a token: their requests go to
+/// the outbox.
+pub async fn dry(tokens: &MappingTokens<EnvSecrets>, mapping: &Mapping) -> Vec<String> {
+    let mut dry = Vec::new();
+    for pixel in &mapping.pixels {
+        if !tokens.configured(&pixel.dataset_id).await {
+            dry.push(format!("pixel {}", pixel.name));
+        }
+    }
+    for audience in &mapping.audiences {
+        if !tokens.configured(&audience.audience_id).await {
+            dry.push(format!("audience {}", audience.name));
+        }
+    }
+    dry
 }

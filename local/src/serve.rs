@@ -21,6 +21,7 @@ use ghl_capi::ghl::wire::{DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL, LocationToke
 use ghl_capi::hold::HoldPolicy;
 use ghl_capi::intake::{Api, MAX_BODY_BYTES, Request};
 use ghl_capi::mapping::Mapping;
+use ghl_capi::mapping::live::LiveMapping;
 use ghl_capi::ports::secrets::EnvSecrets;
 use ghl_capi::pull::reconcile::ReconcileSettings;
 use ghl_capi::settings::{Env, SettingsError, UNSCOPED_KEYS_VAR};
@@ -28,6 +29,7 @@ use tokio::sync::watch;
 
 use crate::admin::AdminOptions;
 use crate::journal::Inbox;
+use crate::mappings::FileMappings;
 use crate::outbox::LocalCapi;
 use crate::ports::LocalQueue;
 pub use crate::store::{DISPATCH, ENRICH};
@@ -52,6 +54,12 @@ pub struct Options {
     pub store: PathBuf,
     pub outbox: PathBuf,
     pub mapping: Mapping,
+    /// The file it came from: looked at every `mapping_every`, a new version
+    /// that passes `mapping check` runs from the next batch (`None`: the demo
+    /// mapping, for good).
+    pub mapping_file: Option<PathBuf>,
+    /// `MAPPING_REFRESH_SECONDS` (default 2).
+    pub mapping_every: Duration,
     pub keys: WebhookKeys,
     pub window: ReplayWindow,
     /// `GHL_APP_ID`, when GHL's marketplace webhooks come here too (and the
@@ -95,11 +103,11 @@ impl Options {
         vars: impl Iterator<Item = (String, String)>,
         listen: SocketAddr,
         data_dir: &std::path::Path,
-        mapping: Option<&std::path::Path>,
+        mapping_file: Option<&std::path::Path>,
         dev: bool,
     ) -> Result<Self, SettingsError> {
         let mut env = Env::new(lookup);
-        let mapping = match mapping {
+        let mapping = match mapping_file {
             Some(path) => env.check(Mapping::load(path)),
             None => env.check(Mapping::parse(DEMO_MAPPING, "demo mapping")),
         };
@@ -121,6 +129,7 @@ impl Options {
             apps
         };
         let capi_version = env.capi_version();
+        let mapping_every = env.seconds("MAPPING_REFRESH_SECONDS", 2);
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
         let ghl_api_base_url = env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL);
         let capi_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
@@ -148,6 +157,8 @@ impl Options {
                 store: data_dir.join("store.db"),
                 outbox: data_dir.join("outbox.jsonl"),
                 mapping,
+                mapping_file: mapping_file.map(std::path::Path::to_path_buf),
+                mapping_every,
                 keys: keys?,
                 window: window?,
                 apps,
@@ -189,6 +200,8 @@ pub enum ServeError {
         "--dev trusts a published development key: it listens on loopback only, not {0} (give --listen 127.0.0.1:PORT)"
     )]
     DevOffLoopback(SocketAddr),
+    #[error(transparent)]
+    Mapping(#[from] ghl_capi::mapping::live::StartError),
     #[error("cannot open the outbox: {0}")]
     Outbox(std::io::Error),
     #[error("cannot build an HTTP client: {0}")]
@@ -252,18 +265,15 @@ pub async fn serve(
         None => None,
     };
 
-    let tokens = MappingTokens::new(&options.mapping, EnvSecrets);
-    let mut dry = Vec::new();
-    for pixel in &options.mapping.pixels {
-        if !tokens.configured(&pixel.dataset_id).await {
-            dry.push(format!("pixel {}", pixel.name));
+    let mapping = match &options.mapping_file {
+        Some(file) => {
+            let store = FileMappings::new(file);
+            LiveMapping::start(store, options.mapping_every, options.mapping.clone()).await?
         }
-    }
-    for audience in &options.mapping.audiences {
-        if !tokens.configured(&audience.audience_id).await {
-            dry.push(format!("audience {}", audience.name));
-        }
-    }
+        None => LiveMapping::fixed(options.mapping.clone()),
+    };
+    let tokens = MappingTokens::new(&mapping.running(), EnvSecrets);
+    let dry = crate::outbox::dry(&tokens, &mapping.running()).await;
     let capi = CapiClient::new(
         &options.capi_base_url,
         &options.capi_version,
@@ -340,7 +350,7 @@ pub async fn serve(
     }
     let shared = Shared {
         store,
-        mapping: Arc::new(options.mapping),
+        mapping: Arc::new(mapping),
         hold: options.hold,
     };
     if options.dev {

@@ -16,12 +16,13 @@ use ghl_capi::ghl::GhlReader;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::hold::HoldPolicy;
-use ghl_capi::mapping::Mapping;
+use ghl_capi::mapping::live::LiveMapping;
 use ghl_capi::ports::queue::Record;
 use ghl_capi::pull::audience_mirror::mirror_due;
 use ghl_capi::pull::reconcile::{ReconcileSettings, reconcile};
 use tokio::sync::watch;
 
+use crate::mappings::FileMappings;
 use crate::outbox::LocalCapi;
 use crate::ports::{LocalQueue, LocalState};
 use crate::store::{DEAD, DISPATCH, ENRICH, Store};
@@ -38,7 +39,8 @@ const POLL: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone)]
 pub struct Shared {
     pub store: Store,
-    pub mapping: Arc<Mapping>,
+    /// The mapping file as it runs: each batch takes the version running then.
+    pub mapping: Arc<LiveMapping<FileMappings>>,
     pub hold: HoldPolicy,
 }
 
@@ -100,17 +102,18 @@ pub async fn enrich(shared: Shared, ghl: impl GhlReader, mut stopped: watch::Rec
         shared.queue(DISPATCH),
         shared.queue(DEAD),
     );
-    let consumer = EnrichConsumer {
-        mapping: &shared.mapping,
-        ghl: &ghl,
-        state: &state,
-        source: &source,
-        dispatch: &dispatch,
-        dead: &dead,
-        policy: shared.hold,
-        max_receives: MAX_RECEIVES,
-    };
     while let Some(batch) = shared.next_batch(ENRICH, 10, &mut stopped).await {
+        let mapping = shared.mapping.current().await;
+        let consumer = EnrichConsumer {
+            mapping: &mapping,
+            ghl: &ghl,
+            state: &state,
+            source: &source,
+            dispatch: &dispatch,
+            dead: &dead,
+            policy: shared.hold,
+            max_receives: MAX_RECEIVES,
+        };
         let failed = consumer.handle(&batch, Utc::now()).await;
         shared.settle(ENRICH, &batch, &failed);
     }
@@ -120,15 +123,17 @@ pub async fn enrich(shared: Shared, ghl: impl GhlReader, mut stopped: watch::Rec
 pub async fn dispatch(shared: Shared, capi: Arc<LocalCapi>, mut stopped: watch::Receiver<bool>) {
     let state = LocalState(shared.store.clone());
     let (source, dead) = (shared.queue(DISPATCH), shared.queue(DEAD));
-    let consumer = DispatchConsumer {
-        mapping: &shared.mapping,
-        capi: &*capi,
-        state: &state,
-        source: &source,
-        dead: &dead,
-        policy: shared.hold,
-    };
     while let Some(batch) = shared.next_batch(DISPATCH, 1000, &mut stopped).await {
+        let mapping = shared.mapping.current().await;
+        capi.follow(&mapping);
+        let consumer = DispatchConsumer {
+            mapping: &mapping,
+            capi: &*capi,
+            state: &state,
+            source: &source,
+            dead: &dead,
+            policy: shared.hold,
+        };
         let failed = consumer.handle(&batch, Utc::now()).await;
         shared.settle(DISPATCH, &batch, &failed);
     }
@@ -151,6 +156,12 @@ pub async fn reconcile_every(
     let mut locations: Vec<String> = ghl.tokens().0.keys().cloned().collect();
     locations.sort();
     loop {
+        // Opportunities too while the running mapping reads them.
+        let mapping = shared.mapping.current().await;
+        let settings = ReconcileSettings {
+            opportunities: mapping.reads_opportunities(),
+            ..settings
+        };
         for location in &locations {
             if *stopped.borrow() {
                 return;
@@ -164,7 +175,8 @@ pub async fn reconcile_every(
             }
         }
         // Each mirror is logged, counted and tried again next time by the library.
-        let audiences = &shared.mapping.audiences;
+        capi.follow(&mapping);
+        let audiences = &mapping.audiences;
         let policy = ReplacePolicy::default();
         mirror_due(
             &ghl,
