@@ -16,7 +16,9 @@ use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::{DEFAULT_BASE_URL, LocationToken};
 use ghl_capi::mapping::Mapping;
 use ghl_capi::ops::credentials::catching_up as location_status;
-use ghl_capi::ops::credentials::{Finding, ghl_location, meta_audience, meta_pixel, table};
+use ghl_capi::ops::credentials::{
+    Finding, ghl_location, location_names, meta_audience, meta_pixel, table,
+};
 use ghl_capi::ports::secrets::{EnvSecrets, SecretError, SecretStore, VersionedSecrets};
 use ghl_capi::settings::GHL_TOKEN_DEFAULT_PREFIX;
 use ghl_capi_aws::dynamo::DynamoState;
@@ -188,6 +190,7 @@ where
             FixedTokens([(location.clone(), LocationToken(set.access_token.clone()))].into());
         let ghl = GhlClient::new(&args.ghl_api_base_url, tokens, TIMEOUT)?;
         findings.push(ghl_location(&ghl, mapping, location, set.scope.as_deref()).await);
+        findings.extend(location_names(&ghl, mapping, location).await);
     }
     let graph = |tokens| {
         CapiClient::new(

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use ed25519_dalek::pkcs8::EncodePublicKey;
 use ed25519_dalek::{Signer, SigningKey};
+use ghl_capi::ghl::names::LocationNames;
 use ghl_capi::ghl::webhook::{KeyError, WebhookKeys};
 use ghl_capi::ghl::{Contact, GhlError, GhlReader, Related};
 use serde_json::Value;
@@ -36,6 +37,14 @@ impl<G: GhlReader> GhlReader for WithDemoLocation<G> {
         related: Related,
     ) -> Result<Value, GhlError> {
         self.0.related(location_id, contact_id, related).await
+    }
+
+    async fn names(&self, location_id: &str) -> Result<LocationNames, GhlError> {
+        // The demo location is GHL's only in the bundled sample.
+        if location_id == LOCATION {
+            return Ok(LocationNames::default());
+        }
+        self.0.names(location_id).await
     }
 
     async fn connected(&self, location_id: &str) -> Result<bool, GhlError> {

@@ -375,6 +375,8 @@ pub async fn serve(
         );
         tasks.spawn("reconciliation", run);
     }
+    let following = workers::follow_mapping(shared.clone(), options.mapping_every, stopped.clone());
+    tasks.spawn("mapping", following);
     tasks.spawn("dispatch", workers::dispatch(shared, capi, stopped));
 
     let app = axum::Router::new().fallback(move |method, uri, headers, body| {

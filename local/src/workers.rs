@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use crate::mappings::FileMappings;
 use crate::outbox::LocalCapi;
 use crate::ports::{LocalQueue, LocalState};
+use crate::status::{MAPPING_RECORD, MappingState};
 use crate::store::{DEAD, DISPATCH, ENRICH, Store};
 
 /// A message is dead-lettered after this many receives, as with SQS's redrive policy
@@ -188,6 +189,46 @@ pub async fn reconcile_every(
             policy,
         )
         .await;
+        if tokio::time::timeout(every, stopped.changed()).await.is_ok() {
+            return;
+        }
+    }
+}
+
+/// Looks for a new mapping version every `every` (so one is taken with no work
+/// in hand too) and keeps [`MAPPING_RECORD`] in step, until told to stop.
+pub async fn follow_mapping(shared: Shared, every: Duration, mut stopped: watch::Receiver<bool>) {
+    let state = LocalState(shared.store.clone());
+    let mut said: Option<MappingState> = None;
+    loop {
+        let running = shared.mapping.current().await;
+        let refused = shared.mapping.refused().map(|r| (r.version, r.why));
+        let now = MappingState {
+            version: running.version.clone(),
+            since: said
+                .as_ref()
+                .filter(|s| s.version == running.version)
+                .map_or_else(Utc::now, |s| s.since),
+            refused,
+        };
+        if said.as_ref() != Some(&now) {
+            let text = ghl_capi::ports::text(&now);
+            // A record kept for a year: rewritten whenever anything changes.
+            let kept = Duration::from_secs(365 * 24 * 3600);
+            match ghl_capi::ports::state::StateStore::set_record(
+                &state,
+                MAPPING_RECORD,
+                &text,
+                kept,
+            )
+            .await
+            {
+                Ok(()) => said = Some(now),
+                Err(e) => {
+                    tracing::warn!(error = %chain(&e), "cannot note the running mapping version for the status page")
+                }
+            }
+        }
         if tokio::time::timeout(every, stopped.changed()).await.is_ok() {
             return;
         }

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use ghl_capi::capi::audience::UsersRequest;
 use ghl_capi::capi::replace::ReplaceRequest;
 use ghl_capi::capi::{Answer, AudiencesApi, EventRequest, EventsApi, TransportError};
+use ghl_capi::ghl::names::LocationNames;
 use ghl_capi::ghl::{Contact, GhlError, GhlReader, Related};
 use serde_json::{Value, json};
 
@@ -21,6 +22,8 @@ pub struct FakeGhl {
     fail_contact: Mutex<HashMap<String, GhlError>>,
     /// Locations with no token or install here (every other one is connected).
     strangers: Vec<String>,
+    /// Each location's names, as GHL would list them.
+    names: Mutex<HashMap<String, LocationNames>>,
 }
 
 impl FakeGhl {
@@ -62,6 +65,14 @@ impl FakeGhl {
         };
     }
 
+    /// From now on, `location`'s names are `names`.
+    pub fn set_names(&self, location: &str, names: LocationNames) {
+        self.names
+            .lock()
+            .expect("lock")
+            .insert(location.to_owned(), names);
+    }
+
     /// Every read so far, in order: `contact c1`, `notes c1`, …
     pub fn reads(&self) -> Vec<String> {
         self.reads.lock().expect("lock").clone()
@@ -81,6 +92,12 @@ impl FakeGhl {
 }
 
 impl GhlReader for FakeGhl {
+    async fn names(&self, location: &str) -> Result<LocationNames, GhlError> {
+        self.read(format!("names {location}"), "")?;
+        let names = self.names.lock().expect("lock").get(location).cloned();
+        Ok(names.unwrap_or_default())
+    }
+
     async fn connected(&self, location_id: &str) -> Result<bool, GhlError> {
         Ok(!self.strangers.iter().any(|l| l == location_id))
     }

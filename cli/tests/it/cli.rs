@@ -362,6 +362,25 @@ fn oauth_url_prints_an_install_link_with_the_scopes_the_mapping_needs() {
     ] {
         assert!(link.contains(part), "{part} in {link}");
     }
+    // Rules written in names: the scopes that list a location's names too.
+    let dir = tempfile::tempdir().expect("dir");
+    let named = dir.path().join("mapping.toml");
+    let rule = "\n[[rules]]\nname = \"q\"\ntrigger = \"opportunity.stage_changed\"\nstage = \"Qualified\"\nevent_name = \"QualifiedLead\"\n";
+    std::fs::write(&named, ghl_capi_tests::fixtures::mapping_text() + rule).expect("written");
+    let out = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["oauth", "url", "--mapping"])
+        .arg(&named)
+        .env("GHL_CLIENT_ID", "app-1")
+        .env("GHL_CLIENT_SECRET", "shh")
+        .output()
+        .expect("runs");
+    let link = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        link.contains(
+            "opportunities.readonly+locations%2FcustomFields.readonly+calendars.readonly"
+        ),
+        "{link}"
+    );
     let missing = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
         .args(["oauth", "url"])
         .env_remove("GHL_CLIENT_ID")

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::serve::{free_port, start_saying};
+use crate::serve::{admin_in, free_port, serve_command, start_saying};
 
 const DEMO: &str = include_str!("../../../local/samples/mapping.toml");
 
@@ -56,15 +56,8 @@ async fn a_published_version_runs_in_serve_from_its_next_batch_and_rolls_back_in
     let (live, data) = (dir.path().join("mapping.toml"), dir.path().join("data"));
     std::fs::write(&live, DEMO).expect("written");
     let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ghl-capi"));
+    let mut command = serve_command(&data, &live, port);
     command
-        .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--mapping")
-        .arg(&live)
-        .env("ADMIN_LISTEN", "127.0.0.1:0")
-        .env("RECONCILE_EVERY", "0")
         .env("MAPPING_REFRESH_SECONDS", "1")
         .env_remove("META_ACCESS_TOKEN")
         .env_remove("RUST_LOG");
@@ -108,6 +101,20 @@ async fn a_published_version_runs_in_serve_from_its_next_batch_and_rolls_back_in
     sent_as(&server.url, &data, "Contact", 2).await;
     let log = std::fs::read_to_string(dir.path().join("serve.out")).expect("log");
     assert!(log.contains("does not pass its checks"), "{log}");
+    // The status page says which version runs, and which was not taken and why.
+    let admin = admin_in(&dir.path().join("serve.out"));
+    let page = reqwest::get(format!("{admin}/status")).await.expect("page");
+    let page = page.text().await.expect("text");
+    let running = ghl_capi::ports::mappings::version_of(&DEMO.replace("\"Lead\"", "\"Contact\""));
+    assert!(
+        page.contains(&format!("Mapping version <b>{running}</b>")),
+        "{page}"
+    );
+    let broken = ghl_capi::ports::mappings::version_of("not a mapping [");
+    assert!(
+        page.contains(&format!("Version <b>{broken}</b> was not taken")),
+        "{page}"
+    );
 
     // Back to the version before, in one command.
     std::fs::write(&live, DEMO.replace("\"Lead\"", "\"Contact\"")).expect("written");

@@ -188,3 +188,67 @@ async fn each_audience_is_read_with_its_token_and_a_flagged_one_fails() {
         "{vips}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_name_a_location_lacks_is_said_with_what_it_has() {
+    let (ghl, graph) = mocks().await;
+    for (at, version, body) in [
+        (
+            "/opportunities/pipelines",
+            "2021-07-28",
+            json!({"pipelines": [{"id": "p1", "name": "Sales", "stages": [
+                {"id": "s1", "name": "New"}, {"id": "s2", "name": "Won"}]}]}),
+        ),
+        (
+            "/locations/loc1/customFields",
+            "2021-07-28",
+            json!({"customFields": [{"id": "f1", "name": "How can we help?", "fieldKey": "contact.how_can_we_help"}]}),
+        ),
+        (
+            "/calendars/",
+            "2021-04-15",
+            json!({"calendars": [{"id": "k1", "name": "Consultation"}]}),
+        ),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(at))
+            .and(header("authorization", "Bearer pit-good"))
+            .and(header("version", version))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&ghl)
+            .await;
+    }
+    let named = mapping()
+        + r#"
+[[rules]]
+name = "qualified"
+trigger = "opportunity.stage_changed"
+pipeline = "Sales"
+stage = "Qualified"
+event_name = "QualifiedLead"
+
+[[rules]]
+name = "consultation"
+trigger = "appointment.booked"
+calendar = "Consultation"
+event_name = "Schedule"
+
+[[rules.when]]
+field = "custom.how_can_we_help"
+exists = true
+"#;
+    let (code, table) = verify(&ghl, &graph, &named, &["--location", "loc1"]);
+    assert_eq!(code, 1, "{table}");
+    let names = table
+        .lines()
+        .find(|l| l.starts_with("names"))
+        .unwrap_or_else(|| panic!("no names row in\n{table}"));
+    assert!(
+        names.contains(" NO ")
+            && names.contains(
+                r#"rule qualified: no stage "Qualified" in pipeline "Sales" (it has: New, Won)"#
+            )
+            && !names.contains("consultation"),
+        "{names}"
+    );
+}

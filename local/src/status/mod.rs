@@ -36,6 +36,20 @@ pub enum StatusError {
     State(#[from] ghl_capi::ports::state::StateError),
 }
 
+/// The state record saying which mapping version runs, and the last refused:
+/// the status page shows it.
+pub const MAPPING_RECORD: &str = "mapping#running";
+
+/// What [`MAPPING_RECORD`] holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MappingState {
+    pub version: String,
+    pub since: DateTime<Utc>,
+    /// A version that did not pass its checks, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<(String, String)>,
+}
+
 /// Counts over the last hour and the last day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Window {
@@ -113,6 +127,8 @@ pub struct Status {
     pub letters: Vec<Letter>,
     pub breakers: Vec<(String, Breaker)>,
     pub locations: Vec<LocationState>,
+    /// The mapping version `serve` runs, and the last it refused.
+    pub mapping: Option<MappingState>,
 }
 
 impl Status {
@@ -160,10 +176,15 @@ impl Status {
                 letters: Vec::new(),
                 breakers: Vec::new(),
                 locations: Vec::new(),
+                mapping: None,
             }
             .with_lag(journal.values("event sent", "lag_seconds", DAY_MS)?)
         };
         status.letters = letters(store)?;
+        let state = LocalState(store.clone());
+        status.mapping = ghl_capi::ports::state::StateStore::record(&state, MAPPING_RECORD)
+            .await?
+            .and_then(|text| serde_json::from_str(&text).ok());
         status.breakers = store
             .records_under("breaker#")?
             .into_iter()
@@ -172,7 +193,6 @@ impl Status {
                 Some((name, serde_json::from_str(&text).ok()?))
             })
             .collect();
-        let state = LocalState(store.clone());
         for location in locations {
             let missed = {
                 let db = store.lock();

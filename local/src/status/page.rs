@@ -180,6 +180,27 @@ fn letters(out: &mut String, letters: &[Letter], now: i64) {
 }
 
 /// The whole page.
+/// The mapping version running, since when, and the last one refused with why.
+fn mapping(out: &mut String, mapping: Option<&super::MappingState>) {
+    let Some(m) = mapping else {
+        return;
+    };
+    let _ = write!(
+        out,
+        "<p id=mapping>Mapping version <b>{}</b>, running since {}</p>",
+        escape(&m.version),
+        when(m.since)
+    );
+    if let Some((version, why)) = &m.refused {
+        let _ = write!(
+            out,
+            "<p id=mapping-refused class=bad>Version <b>{}</b> was not taken, so the one above still runs: {}</p>",
+            escape(version),
+            escape(why)
+        );
+    }
+}
+
 pub fn render(status: &Status) -> String {
     let now = status.now.timestamp_millis();
     let mut out = String::with_capacity(16 * 1024);
@@ -210,6 +231,7 @@ pub fn render(status: &Status) -> String {
         seconds(status.lag_p50_s),
         seconds(status.lag_p99_s),
     );
+    mapping(&mut out, status.mapping.as_ref());
     charts(&mut out, "Webhooks accepted", &status.accepted_series);
     charts(&mut out, "Events sent", &status.sent_series);
     charts(&mut out, "Dead-lettered", &status.dead_series);

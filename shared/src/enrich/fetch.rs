@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::{Enriched, Enricher};
 use crate::batch::Reason;
+use crate::ghl::names::LocationNames;
 use crate::ghl::{Contact, GhlError, GhlReader, Related};
 use crate::mapping::{Need, Occurrence};
 use crate::ports::state::{StateError, StateStore};
@@ -23,6 +24,8 @@ pub(super) struct Fetched<'g, G> {
     ghl: &'g G,
     contacts: HashMap<Key, Result<Contact, GhlError>>,
     related: HashMap<(Key, Related), Result<Value, GhlError>>,
+    /// Each location's names, once read in this batch ([`super::names`]).
+    pub(super) names: HashMap<String, Option<LocationNames>>,
 }
 
 impl<'g, G> Fetched<'g, G> {
@@ -31,6 +34,7 @@ impl<'g, G> Fetched<'g, G> {
             ghl,
             contacts: HashMap::new(),
             related: HashMap::new(),
+            names: HashMap::new(),
         }
     }
 

@@ -32,6 +32,7 @@ mod audit;
 pub mod consumer;
 mod fetch;
 mod install;
+pub mod names;
 mod opportunity;
 mod reach;
 mod read;
@@ -256,13 +257,36 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
         let mut dead_letters = Vec::new();
         let mut fired = false;
         for occ in firing {
+            let names = if mapping.rules_for(occ.trigger).any(|r| r.reads_names()) {
+                match self.names(&location, occ, now).await {
+                    Ok(names) => names,
+                    Err(e) => return self.ghl_failed(&location, &e, triggers, now).await,
+                }
+            } else {
+                None
+            };
+            let named;
+            let occ = match &names {
+                Some(names) => {
+                    let mut copy = occ.clone();
+                    copy.name_with(names);
+                    named = copy;
+                    &named
+                }
+                None => occ,
+            };
             let carrying = carried.as_ref().map(|c| (c, carried_attribution));
             let read = match self.contact(occ, carrying).await {
                 Ok(contact) => self.related(occ).await.map(|related| (contact, related)),
                 Err(e) => Err(e),
             };
             let (contact, related) = match read {
-                Ok(read) => read,
+                Ok((mut contact, related)) => {
+                    if let Some(names) = &names {
+                        names.name_fields(&mut contact);
+                    }
+                    (contact, related)
+                }
                 // GHL's answer about this job, not about GHL: the job's one letter.
                 Err(
                     e @ (GhlError::NotFound

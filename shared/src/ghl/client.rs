@@ -16,7 +16,7 @@ use super::Contact;
 use super::limiter::Limiter;
 use super::reader::{GhlError, GhlReader, Related};
 use super::tokens::TokenSource;
-use super::wire::{API_VERSION, LocationToken, error_message, id};
+use super::wire::{LocationToken, error_message, id};
 
 /// Wait this long after a `429` that does not say how long.
 const DEFAULT_RATE_WAIT_MS: u64 = 10_000;
@@ -94,7 +94,7 @@ impl<T: TokenSource> GhlClient<T> {
             .http
             .request(method, format!("{}{path}", self.base_url))
             .bearer_auth(&token.0)
-            .header("Version", API_VERSION)
+            .header("Version", super::wire::api_version(path))
             .header("Accept", "application/json");
         if !query.is_empty() {
             request = request.query(query);
@@ -187,6 +187,10 @@ impl<T: TokenSource> GhlReader for GhlClient<T> {
             .get_mut(related.key())
             .map(Value::take)
             .unwrap_or(Value::Array(Vec::new())))
+    }
+
+    async fn names(&self, location_id: &str) -> Result<super::names::LocationNames, GhlError> {
+        self.location_names(location_id).await
     }
 
     async fn connected(&self, location_id: &str) -> Result<bool, GhlError> {

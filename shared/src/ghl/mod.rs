@@ -6,7 +6,9 @@
 //! - [`reader`]: the reads enrichment needs, as a port, and [`GhlError`].
 //! - [`client`]: the API over HTTPS (the reader's adapter), rate-limited per
 //!   location ([`limiter`]); [`contacts_api`]: every Contacts API endpoint on it;
-//!   [`opportunities_api`]: the opportunities search.
+//!   [`opportunities_api`]: the opportunities search; [`names`]: the names
+//!   behind a location's ids (pipelines, stages, custom fields, calendars), read
+//!   by [`names_api`].
 //! - [`wire`]: what every call shares (version header, error bodies, tokens).
 //! - [`tokens`]: where each location's token comes from, and its refresh.
 //! - [`oauth`]: GHL's token endpoints; [`install`]: the marketplace app's install.
@@ -17,6 +19,8 @@ pub mod contacts_api;
 mod de;
 pub mod install;
 mod limiter;
+pub mod names;
+pub mod names_api;
 pub mod oauth;
 pub mod opportunities_api;
 pub mod reader;

@@ -163,6 +163,15 @@ pub trait GhlReader: Send + Sync {
         contact_id: &str,
         related: Related,
     ) -> impl Future<Output = Result<Value, GhlError>> + Send;
+    /// The names behind the location's ids: its pipelines and stages, custom
+    /// fields and calendars. A reader that knows none has none.
+    fn names(
+        &self,
+        location_id: &str,
+    ) -> impl Future<Output = Result<super::names::LocationNames, GhlError>> + Send {
+        let _ = location_id;
+        async { Ok(super::names::LocationNames::default()) }
+    }
     /// Whether the location is connected here (a token, or an install): only a
     /// connected location's webhooks reach pixels and audiences kept for "all
     /// locations".

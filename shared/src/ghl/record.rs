@@ -77,6 +77,10 @@ pub struct CustomField {
     /// The field's key (`contact.order_value`), when the payload carries it.
     #[serde(default, skip_serializing_if = "Option::is_none", alias = "fieldKey")]
     pub key: Option<String>,
+    /// The name a person sees (`How can we help?`), when the location's names
+    /// were read ([`super::names::LocationNames::name_fields`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(default, alias = "field_value")]
     pub value: Value,
 }
@@ -172,7 +176,14 @@ impl Contact {
     pub fn custom_field(&self, id_or_key: &str) -> Option<&Value> {
         self.custom_fields
             .iter()
-            .find(|f| f.id == id_or_key || f.key.as_deref() == Some(id_or_key))
+            .find(|f| {
+                let key = f.key.as_deref();
+                f.id == id_or_key
+                    || key == Some(id_or_key)
+                    // `contact.how_can_we_help` read as `how_can_we_help`.
+                    || key.and_then(|k| k.split_once('.')).map(|(_, k)| k) == Some(id_or_key)
+                    || f.name.as_deref() == Some(id_or_key)
+            })
             .map(|f| &f.value)
     }
 

@@ -7,8 +7,19 @@ use serde_json::Value;
 
 use super::reader::GhlError;
 
-/// The API version header GHL's Contacts API requires.
+/// The API version header GHL's Contacts API (and most others) requires.
 pub const API_VERSION: &str = "2021-07-28";
+/// The one GHL's Calendars API requires (`apps/calendars.json`).
+pub const CALENDARS_API_VERSION: &str = "2021-04-15";
+
+/// The version header a call to `path` carries.
+pub fn api_version(path: &str) -> &'static str {
+    if path.starts_with("/calendars") {
+        CALENDARS_API_VERSION
+    } else {
+        API_VERSION
+    }
+}
 /// GHL's API.
 pub const DEFAULT_BASE_URL: &str = "https://services.leadconnectorhq.com";
 

@@ -10,6 +10,7 @@ mod build;
 mod config;
 pub mod live;
 pub mod membership;
+mod names;
 mod occurrence;
 mod path;
 mod trigger;
@@ -141,9 +142,17 @@ pub struct Rule {
 impl Rule {
     /// The workflows its `workflow = …` names (for `workflow.fired` rules).
     pub fn named_workflows(&self) -> impl Iterator<Item = &str> {
+        self.named(REFS)
+    }
+
+    /// What its shorthand on the entity's `field` (`workflow`, `stage`, …)
+    /// accepts.
+    pub(crate) fn named<'r>(&'r self, field: &'r str) -> impl Iterator<Item = &'r str> {
         self.conditions
             .iter()
-            .filter(|c| c.path == Some(FieldPath::Entity(vec![REFS.to_owned()])))
+            .filter(move |c| {
+                matches!(&c.path, Some(FieldPath::Entity(keys)) if keys.len() == 1 && keys[0] == field)
+            })
             .filter_map(|c| match &c.test {
                 Test::OneOf(values) => Some(values),
                 _ => None,
@@ -154,6 +163,31 @@ impl Rule {
 
     /// The paths into the trigger's entity it reads, in its values and conditions.
     pub fn entity_paths(&self) -> Vec<&[String]> {
+        self.paths()
+            .filter_map(|path| match path {
+                FieldPath::Entity(keys) => Some(keys.as_slice()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether it may read what only the location's names resolve: a stage,
+    /// pipeline or calendar named, or a custom field (by name or key).
+    pub fn reads_names(&self) -> bool {
+        let named = [
+            occurrence::STAGE_REFS,
+            occurrence::PIPELINE_REFS,
+            occurrence::CALENDAR_REFS,
+        ];
+        self.paths().any(|path| match path {
+            FieldPath::Custom(_) => true,
+            FieldPath::Entity(keys) => keys.first().is_some_and(|k| named.contains(&k.as_str())),
+            _ => false,
+        })
+    }
+
+    /// Every path it reads, in its values and conditions.
+    pub(crate) fn paths(&self) -> impl Iterator<Item = &FieldPath> {
         let sources = [
             Some(&self.event_name),
             self.value.as_ref(),
@@ -169,13 +203,7 @@ impl Rule {
             Source::Constant(_) => None,
         });
         let from_conditions = self.conditions.iter().filter_map(|c| c.path.as_ref());
-        from_sources
-            .chain(from_conditions)
-            .filter_map(|path| match path {
-                FieldPath::Entity(keys) => Some(keys.as_slice()),
-                _ => None,
-            })
-            .collect()
+        from_sources.chain(from_conditions)
     }
 }
 

@@ -81,7 +81,12 @@ pub async fn ghl_location<T: TokenSource>(
             return Ok(format!("{read} (the token does not list its scopes)"));
         };
         let granted: Vec<&str> = granted.split_whitespace().collect();
-        let missing: Vec<&str> = scopes(mapping.trigger_names(), UserType::Location)
+        let wanted = scopes(
+            mapping.trigger_names(),
+            mapping.reads_names(),
+            UserType::Location,
+        );
+        let missing: Vec<&str> = wanted
             .into_iter()
             .filter(|s| !granted.contains(s))
             .collect();
@@ -97,6 +102,39 @@ pub async fn ghl_location<T: TokenSource>(
     }
     .await;
     finding("ghl", location_id, result)
+}
+
+/// Checks the names the mapping's rules use against the location's own (its
+/// pipelines and stages, custom fields, calendars): each one it lacks is a rule
+/// that never fires there. `None` when no rule is written in names.
+pub async fn location_names<T: TokenSource>(
+    ghl: &GhlClient<T>,
+    mapping: &Mapping,
+    location_id: &str,
+) -> Option<Finding> {
+    if !mapping.reads_names() {
+        return None;
+    }
+    let result = match ghl.location_names(location_id).await {
+        Err(e @ (GhlError::Forbidden { .. } | GhlError::Unauthorized)) => Err((
+            format!("GHL will not list the location's names: {}", chain(&e)),
+            format!(
+                "grant {} to the app (or the Private Integration) and install it again",
+                crate::ghl::install::NAMES_SCOPES.join(", ")
+            ),
+        )),
+        Err(e) => Err(ghl_problem(&e)),
+        Ok(names) => match mapping.lacking(&names)[..] {
+            [] => Ok(
+                "every pipeline, stage, calendar and custom field the rules name is there".into(),
+            ),
+            ref lacking => Err((
+                lacking.join("; "),
+                "rename it in GHL or in the mapping, or give the rule this location's id".into(),
+            )),
+        },
+    };
+    Some(finding("names", location_id, result))
 }
 
 fn ghl_problem(e: &GhlError) -> (String, String) {

@@ -15,6 +15,8 @@ mod install;
 mod intake;
 mod listing;
 mod mapping;
+mod names;
+mod names_contract;
 mod normalize_vectors;
 mod opportunities_contract;
 mod properties;

@@ -14,12 +14,21 @@ pub const AUTHORIZE_URL: &str = "https://marketplace.gohighlevel.com/v2/oauth/ch
 /// How long an install link stays valid.
 pub(super) const STATE_MAX_AGE_SECONDS: i64 = 3600;
 
+/// The read scopes behind a location's names (`reference/ghl-api.md` §8.4).
+pub const NAMES_SCOPES: [&str; 3] = [
+    "opportunities.readonly",
+    "locations/customFields.readonly",
+    "calendars.readonly",
+];
+
 /// The scopes the app needs for rules on `triggers` (by their mapping names,
 /// `opportunity.status_changed`, …): contacts always (every rule reads the contact,
-/// its notes, tasks and appointments), the webhooks its triggers listen to, and, for
-/// an agency install, minting location tokens.
+/// its notes, tasks and appointments), the webhooks its triggers listen to, the
+/// location's names when its rules are written in them (`names`), and, for an
+/// agency install, minting location tokens.
 pub fn scopes<'a>(
     triggers: impl IntoIterator<Item = &'a str>,
+    names: bool,
     user_type: UserType,
 ) -> Vec<&'static str> {
     let mut scopes = vec!["contacts.readonly"];
@@ -33,6 +42,13 @@ pub fn scopes<'a>(
             && !scopes.contains(&scope)
         {
             scopes.push(scope);
+        }
+    }
+    if names {
+        for scope in NAMES_SCOPES {
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
         }
     }
     if user_type == UserType::Company {

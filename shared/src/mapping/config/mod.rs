@@ -118,6 +118,7 @@ struct RawRule {
     status: Option<Spanned<toml::Value>>,
     stage: Option<Spanned<toml::Value>>,
     pipeline: Option<Spanned<toml::Value>>,
+    calendar: Option<Spanned<toml::Value>>,
     appointment_status: Option<Spanned<toml::Value>>,
     event_type: Option<Spanned<toml::Value>>,
     workflow: Option<Spanned<toml::Value>>,

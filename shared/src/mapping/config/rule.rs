@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::{ConfigError, Locator, RawCondition, RawRule, currency_code, json};
 use crate::capi::STANDARD_EVENTS;
 use crate::ghl::workflow::REFS;
-use crate::mapping::occurrence::STAGE_REFS;
+use crate::mapping::occurrence::{CALENDAR_REFS, PIPELINE_REFS, STAGE_REFS};
 use crate::mapping::path::{Condition, FieldPath, Test};
 use crate::mapping::{Need, Pixel, Rule, Source, Trigger, UnknownTrigger};
 
@@ -227,8 +227,8 @@ impl PathContext<'_> {
         }
     }
 
-    /// `tags`, `status`, `stage`, `pipeline`, `appointment_status`, `event_type` and
-    /// `workflow` (its id or name): shorthands for conditions on the trigger's entity.
+    /// `tags`, `status`, `stage`, `pipeline`, `calendar`, `appointment_status`,
+    /// `event_type` and `workflow` (an id or a name where names are given): shorthands for conditions on the trigger's entity.
     fn shorthands(&self, raw: &RawRule) -> Result<Vec<Condition>, ConfigError> {
         let tag_triggers: &[Trigger] = &[Trigger::TagAdded, Trigger::TagRemoved];
         let opportunity: &[Trigger] = &[
@@ -251,7 +251,9 @@ impl PathContext<'_> {
             shorthand("status", &raw.status, opportunity, Some("status")),
             // The stage's id or, where the change carries it, its name.
             shorthand("stage", &raw.stage, opportunity, Some(STAGE_REFS)),
-            shorthand("pipeline", &raw.pipeline, opportunity, Some("pipelineId")),
+            // The pipeline's or calendar's id or name.
+            shorthand("pipeline", &raw.pipeline, opportunity, Some(PIPELINE_REFS)),
+            shorthand("calendar", &raw.calendar, appointment, Some(CALENDAR_REFS)),
             shorthand(
                 "appointment_status",
                 &raw.appointment_status,

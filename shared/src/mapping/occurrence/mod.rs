@@ -182,14 +182,14 @@ impl Occurrence {
             Webhook::AppointmentCreate(a) => one(
                 Trigger::AppointmentBooked,
                 a.appointment.contact_id.as_deref(),
-                to_json(&a.appointment),
+                appointment_entity(&a.appointment),
                 a.appointment.id.clone(),
                 when(env, a.appointment.date_added.as_deref(), now),
             ),
             Webhook::AppointmentUpdate(a) => one(
                 Trigger::AppointmentUpdated,
                 a.appointment.contact_id.as_deref(),
-                to_json(&a.appointment),
+                appointment_entity(&a.appointment),
                 format!("{}@{}", a.appointment.id, delivery(env)),
                 when(env, a.appointment.date_updated.as_deref(), now),
             ),
@@ -332,11 +332,78 @@ fn stage_refs(o: &OpportunityEvent) -> Vec<&str> {
         .collect()
 }
 
-/// An opportunity webhook as its triggers' rules read it, with [`STAGE_REFS`].
+/// The field of an opportunity's entity naming its pipeline: its id, and its
+/// name where the change carries it or the location's names say.
+pub const PIPELINE_REFS: &str = "pipelineRefs";
+/// The field of an appointment's entity naming its calendar, as [`PIPELINE_REFS`].
+pub const CALENDAR_REFS: &str = "calendarRefs";
+
+/// An opportunity webhook as its triggers' rules read it, with [`STAGE_REFS`] and
+/// [`PIPELINE_REFS`].
 fn opportunity_entity(o: &OpportunityEvent) -> Value {
     let mut entity = to_json(o);
     entity[STAGE_REFS] = serde_json::json!(stage_refs(o));
+    let pipeline = o.pipeline_id.as_deref();
+    let name = o.extra.get("pipelineName").and_then(Value::as_str);
+    entity[PIPELINE_REFS] = serde_json::json!(pipeline.into_iter().chain(name).collect::<Vec<_>>());
     entity
+}
+
+/// An appointment as its triggers' rules read it, with [`CALENDAR_REFS`].
+fn appointment_entity<T: serde::Serialize>(appointment: &T) -> Value {
+    let mut entity = to_json(appointment);
+    let refs: Vec<Value> = ["calendarId", "calendarName"]
+        .iter()
+        .filter_map(|k| entity.get(*k).filter(|v| v.is_string()).cloned())
+        .collect();
+    entity[CALENDAR_REFS] = Value::Array(refs);
+    entity
+}
+
+impl Occurrence {
+    /// Adds the names `names` gives its entity's stage, pipeline and calendar
+    /// ids to what names them, so a rule written in names fires on a change
+    /// that carries only ids.
+    pub fn name_with(&mut self, names: &crate::ghl::names::LocationNames) {
+        let Some(entity) = self.entity.as_mut() else {
+            return;
+        };
+        let stage = entity.get("pipelineStageId").and_then(Value::as_str);
+        let pipeline = entity.get("pipelineId").and_then(Value::as_str);
+        let calendar = entity.get("calendarId").and_then(Value::as_str);
+        let found = [
+            (STAGE_REFS, stage.and_then(|id| names.stage(id))),
+            (
+                PIPELINE_REFS,
+                pipeline
+                    .and_then(|id| names.pipeline(id))
+                    .map(|p| p.name.as_str()),
+            ),
+            (CALENDAR_REFS, calendar.and_then(|id| names.calendar(id))),
+        ]
+        .map(|(field, name)| (field, name.map(str::to_owned)));
+        for (field, name) in found {
+            let (Some(name), Some(refs)) =
+                (name, entity.get_mut(field).and_then(Value::as_array_mut))
+            else {
+                continue;
+            };
+            if !refs.iter().any(|r| r.as_str() == Some(&name)) {
+                refs.push(Value::String(name));
+            }
+        }
+    }
+
+    /// The stage, pipeline and calendar ids its entity names.
+    pub fn named_ids(&self) -> Vec<&str> {
+        let Some(entity) = &self.entity else {
+            return Vec::new();
+        };
+        ["pipelineStageId", "pipelineId", "calendarId"]
+            .iter()
+            .filter_map(|k| entity.get(*k).and_then(Value::as_str))
+            .collect()
+    }
 }
 
 /// A payload struct as JSON, for field paths. They are plain data and serialise
