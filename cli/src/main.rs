@@ -25,6 +25,7 @@ mod backfill;
 mod dlq;
 #[cfg(test)]
 mod docs;
+mod init;
 mod keys;
 mod live;
 mod map;
@@ -167,6 +168,11 @@ enum MappingCommand {
     /// mapping, hashed fields beside their normalised values. The webhook's
     /// signature is not checked here.
     Preview(mapping::PreviewArgs),
+    /// Write a mapping from a location's real data: asks which pixel, which
+    /// pipeline and stages, which calendars, which tags feed which audiences (each
+    /// question has a flag), writes it in names, checks it, and previews it
+    /// against the location's most recent contacts.
+    Init(Box<init::InitArgs>),
     /// Check a mapping and make it the live version: `serve --mapping`'s file, or
     /// with --aws the stack's mapping bucket, which the functions read within a
     /// minute, without a deploy. Shows what changes and asks first.
@@ -190,6 +196,7 @@ fn main() -> ExitCode {
         Command::Trace(args) => trace::run(&args),
         Command::Mapping(MappingCommand::Check { file }) => mapping::check(&file),
         Command::Mapping(MappingCommand::Preview(args)) => mapping::preview(&args),
+        Command::Mapping(MappingCommand::Init(args)) => init::run(&args),
         Command::Mapping(MappingCommand::Publish(args)) => live::publish(&args),
         Command::Mapping(MappingCommand::Pull(args)) => live::pull(&args),
         Command::Mapping(MappingCommand::History(args)) => live::history(&args),

@@ -9,6 +9,7 @@ mod dlq_sqs;
 mod event_ids;
 mod graph_version;
 mod limits;
+mod mapping_init;
 mod mapping_live;
 mod quick_start;
 mod reconcile;

@@ -6,9 +6,11 @@
 //! - [`credentials`]: checking the GHL and Meta credentials against the mapping,
 //!   and each location's catching up (`ghl-capi verify`);
 //! - [`snippet`]: what to paste into a GHL workflow for a rule
-//!   (`ghl-capi workflow snippet`).
+//!   (`ghl-capi workflow snippet`);
+//! - [`init`]: a mapping from a marketer's answers (`ghl-capi mapping init`).
 
 pub mod credentials;
+pub mod init;
 pub mod map;
 pub mod redrive;
 pub mod snippet;

@@ -1,0 +1,432 @@
+//! `ghl-capi mapping init`: a working mapping from a location's real data. It
+//! reads the location's pipelines, stages and calendars from GHL, asks the few
+//! questions a marketer can answer (on a terminal; each has a flag, so a script
+//! gets the same file without one), writes a commented mapping in names, checks
+//! it, and previews it against the location's most recent contacts.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use futures_util::StreamExt;
+use ghl_capi::ghl::client::GhlClient;
+use ghl_capi::ghl::names::LocationNames;
+use ghl_capi::ghl::tokens::FixedTokens;
+use ghl_capi::ghl::webhook::Webhook;
+use ghl_capi::ghl::{Contact, GhlReader, Related};
+use ghl_capi::mapping::{Mapping, Occurrence};
+use ghl_capi::ops::init::{Answers, AudienceAnswer, PipelineAnswers, Template, mapping};
+use serde_json::{Map, Value, json};
+
+use crate::Outcome;
+use crate::target::Target;
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The GHL location (sub-account) whose pipelines, calendars and contacts the
+    /// questions and the preview use.
+    #[arg(long)]
+    location: String,
+    #[command(flatten)]
+    target: Target,
+    /// Where to write the mapping.
+    #[arg(long, short, value_name = "FILE", default_value = "mapping.toml")]
+    output: PathBuf,
+    /// Overwrite FILE when it exists.
+    #[arg(long)]
+    force: bool,
+    /// What to start from (repeat): conversion-leads, purchases, appointments,
+    /// audiences.
+    #[arg(long = "template", value_name = "NAME", value_parser = template)]
+    templates: Vec<Template>,
+    /// The pixel's name in the mapping.
+    #[arg(long)]
+    pixel: Option<String>,
+    /// The pixel's dataset id (Events Manager).
+    #[arg(long)]
+    dataset_id: Option<String>,
+    /// Where the pixel's token is kept: a Secrets Manager secret name, or
+    /// `env:VAR` in local mode.
+    #[arg(long, value_name = "SECRET|env:VAR")]
+    token: Option<String>,
+    /// The currency of values that come without one.
+    #[arg(long)]
+    currency: Option<String>,
+    /// The pipeline leads and deals go through (its name in GHL).
+    #[arg(long)]
+    pipeline: Option<String>,
+    /// The stage a new lead enters.
+    #[arg(long)]
+    lead_stage: Option<String>,
+    /// A later stage that counts, each its own event named as the stage
+    /// (repeat; a qualified lead, a won deal's stage, …).
+    #[arg(long = "stage", value_name = "STAGE")]
+    stages: Vec<String>,
+    /// A calendar whose bookings count (repeat; none: every calendar).
+    #[arg(long = "calendar", value_name = "CALENDAR")]
+    calendars: Vec<String>,
+    /// An audience that follows a tag (repeat).
+    #[arg(long = "audience", value_name = "TAG=AUDIENCE_ID", value_parser = audience)]
+    audiences: Vec<AudienceAnswer>,
+    /// How many of the location's most recent contacts the preview runs (0: none).
+    #[arg(long, default_value_t = 20)]
+    preview: usize,
+}
+
+fn template(name: &str) -> Result<Template, String> {
+    Template::named(name).ok_or_else(|| {
+        let names: Vec<&str> = Template::ALL.iter().map(|t| t.name()).collect();
+        format!("one of: {}", names.join(", "))
+    })
+}
+
+fn audience(text: &str) -> Result<AudienceAnswer, String> {
+    match text.split_once('=') {
+        Some((tag, id)) if !tag.trim().is_empty() && !id.trim().is_empty() => Ok(AudienceAnswer {
+            tag: tag.trim().to_owned(),
+            audience_id: id.trim().to_owned(),
+        }),
+        _ => Err("TAG=AUDIENCE_ID, as vip=23851234567890123".into()),
+    }
+}
+
+/// The questions, answered by a flag when given, else asked on a terminal, else
+/// by their default; without one, a question that has none is an error naming
+/// its flag.
+struct Ask {
+    terminal: bool,
+}
+
+impl Ask {
+    fn text(
+        &self,
+        question: &str,
+        given: Option<&str>,
+        default: Option<&str>,
+        flag: &str,
+    ) -> anyhow::Result<String> {
+        if let Some(given) = given {
+            return Ok(given.to_owned());
+        }
+        if self.terminal {
+            let mut prompt = inquire::Text::new(question);
+            if let Some(default) = default {
+                prompt = prompt.with_default(default);
+            }
+            let answer = prompt.prompt()?;
+            if !answer.trim().is_empty() {
+                return Ok(answer.trim().to_owned());
+            }
+        }
+        default
+            .map(str::to_owned)
+            .with_context(|| format!("{question} Give {flag}"))
+    }
+
+    fn one(
+        &self,
+        question: &str,
+        options: &[String],
+        given: Option<&str>,
+        flag: &str,
+    ) -> anyhow::Result<String> {
+        if let Some(given) = given {
+            return known(given, options, flag).map(str::to_owned);
+        }
+        if self.terminal && !options.is_empty() {
+            return Ok(inquire::Select::new(question, options.to_vec()).prompt()?);
+        }
+        bail!("{question} Give {flag} (one of: {})", options.join(", "))
+    }
+
+    fn many(
+        &self,
+        question: &str,
+        options: &[String],
+        given: &[String],
+        flag: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        if !given.is_empty() || !self.terminal || options.is_empty() {
+            return given
+                .iter()
+                .map(|g| known(g, options, flag).map(str::to_owned))
+                .collect();
+        }
+        Ok(inquire::MultiSelect::new(question, options.to_vec()).prompt()?)
+    }
+}
+
+/// `given` if it is one of `options`.
+fn known<'a>(given: &'a str, options: &[String], flag: &str) -> anyhow::Result<&'a str> {
+    if options.iter().any(|o| o == given) {
+        Ok(given)
+    } else {
+        bail!(
+            "{flag} {given:?}: the location has no such one (it has: {})",
+            options.join(", ")
+        )
+    }
+}
+
+pub fn run(args: &InitArgs) -> anyhow::Result<Outcome> {
+    if args.output.exists() && !args.force {
+        bail!(
+            "{} exists: give --force to overwrite it, or --output another file",
+            args.output.display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let backend = args.target.backend().await?;
+        let ghl = args.target.ghl(&backend, std::slice::from_ref(&args.location)).await?;
+        let names = ghl.location_names(&args.location).await.with_context(|| {
+            format!(
+                "cannot read location {}'s pipelines, custom fields and calendars (the token needs {})",
+                args.location,
+                ghl_capi::ghl::install::NAMES_SCOPES.join(", ")
+            )
+        })?;
+        let answers = ask(args, &names, &Ask { terminal: std::io::stdin().is_terminal() })?;
+        let text = mapping(&answers, &Utc::now().format("%Y-%m-%d").to_string());
+        let checked = Mapping::parse(&text, &args.output.display().to_string())?;
+        let lacking = checked.lacking(&names);
+        if !lacking.is_empty() {
+            bail!("the mapping names what the location lacks: {}", lacking.join("; "));
+        }
+        if args.preview > 0 {
+            preview(&ghl, &checked, &names, &args.location, args.preview).await?;
+        }
+        std::fs::write(&args.output, &text)
+            .with_context(|| format!("cannot write {}", args.output.display()))?;
+        out!(
+            "wrote {}: {} rule(s), {} audience(s), in names; check it passes (`ghl-capi mapping check {0}`), then make it live (`ghl-capi mapping publish {0}`)",
+            args.output.display(),
+            checked.rules.len(),
+            checked.audiences.len()
+        )?;
+        Ok(Outcome::Done)
+    })
+}
+
+fn ask(args: &InitArgs, names: &LocationNames, ask: &Ask) -> anyhow::Result<Answers> {
+    let described: Vec<String> = Template::ALL
+        .iter()
+        .map(|t| format!("{}: {}", t.name(), t.describe()))
+        .collect();
+    let templates = if args.templates.is_empty() && ask.terminal {
+        let chosen = ask.many("What should it send?", &described, &[], "--template")?;
+        Template::ALL
+            .into_iter()
+            .filter(|t| chosen.iter().any(|c| c.starts_with(t.name())))
+            .collect()
+    } else {
+        args.templates.clone()
+    };
+    if templates.is_empty() {
+        bail!(
+            "What should it send? Give --template (conversion-leads, purchases, appointments, audiences)"
+        );
+    }
+    let pixel = ask.text(
+        "The pixel's name in the mapping?",
+        args.pixel.as_deref(),
+        Some("main"),
+        "--pixel",
+    )?;
+    let dataset_id = ask.text(
+        "The pixel's dataset id (Events Manager)?",
+        args.dataset_id.as_deref(),
+        None,
+        "--dataset-id",
+    )?;
+    let default_token = format!("ghl-capi/meta/{pixel}");
+    let token = ask.text(
+        "Where is its token kept (a secret, or env:VAR)?",
+        args.token.as_deref(),
+        Some(&default_token),
+        "--token",
+    )?;
+    let currency = ask.text(
+        "The currency of values?",
+        args.currency.as_deref(),
+        Some("USD"),
+        "--currency",
+    )?;
+    let wants = |t: Template| templates.contains(&t);
+    let pipeline = if wants(Template::ConversionLeads) || wants(Template::Purchases) {
+        let pipelines: Vec<String> = names.pipelines.iter().map(|p| p.name.clone()).collect();
+        let chosen = ask.one(
+            "Which pipeline do leads and deals go through?",
+            &pipelines,
+            args.pipeline.as_deref(),
+            "--pipeline",
+        )?;
+        let stages: Vec<String> = names
+            .pipelines
+            .iter()
+            .find(|p| p.name == chosen)
+            .map(|p| p.stages.iter().map(|s| s.name.clone()).collect())
+            .unwrap_or_default();
+        let (lead_stage, later) = if wants(Template::ConversionLeads) {
+            let lead = ask.one(
+                "Which stage is a new lead?",
+                &stages,
+                args.lead_stage.as_deref(),
+                "--lead-stage",
+            )?;
+            let rest: Vec<String> = stages.iter().filter(|s| **s != lead).cloned().collect();
+            let later = ask.many(
+                "Which later stages count (a qualified lead, a booked call, …)?",
+                &rest,
+                &args.stages,
+                "--stage",
+            )?;
+            (Some(lead), later)
+        } else {
+            (None, Vec::new())
+        };
+        Some(PipelineAnswers {
+            pipeline: chosen,
+            lead_stage,
+            stages: later,
+        })
+    } else {
+        None
+    };
+    let calendars = if wants(Template::Appointments) {
+        let all: Vec<String> = names.calendars.iter().map(|c| c.name.clone()).collect();
+        ask.many(
+            "Which calendars' bookings count (none chosen: all)?",
+            &all,
+            &args.calendars,
+            "--calendar",
+        )?
+    } else {
+        Vec::new()
+    };
+    let audiences = if wants(Template::Audiences) && args.audiences.is_empty() && ask.terminal {
+        let text = inquire::Text::new("Audiences from tags, as TAG=AUDIENCE_ID, comma-separated?")
+            .prompt()?;
+        text.split(',')
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| audience(t).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<Vec<_>>>()?
+    } else {
+        args.audiences.clone()
+    };
+    Ok(Answers {
+        location: args.location.clone(),
+        pixel,
+        dataset_id,
+        token,
+        currency,
+        templates,
+        pipeline,
+        calendars,
+        audiences,
+        audience_token: None,
+    })
+}
+
+/// Which events each of the location's `most` most recent contacts would have
+/// sent under `mapping`, from its opportunities and (when a rule reads them) its
+/// appointments as they stand; ids only, no one's name or address.
+async fn preview(
+    ghl: &GhlClient<FixedTokens>,
+    mapping: &Mapping,
+    names: &LocationNames,
+    location: &str,
+    most: usize,
+) -> anyhow::Result<()> {
+    let mut contacts: Vec<Contact> = Vec::new();
+    let mut listed = std::pin::pin!(ghl.list_contacts(location, None, most.min(100) as u32));
+    while contacts.len() < most {
+        match listed.next().await {
+            Some(contact) => contacts.push(contact?),
+            None => break,
+        }
+    }
+    contacts.sort_by(|a, b| b.date_added.cmp(&a.date_added));
+    let opportunities = ghl
+        .search_opportunities(location, None)
+        .await?
+        .opportunities;
+    let appointments = mapping
+        .rules
+        .iter()
+        .any(|r| r.trigger.entity() == Some("appointment"));
+    let now = Utc::now();
+    out!(
+        "preview: the {} most recent contacts of {location}, as their opportunities and appointments stand",
+        contacts.len()
+    )?;
+    for contact in &contacts {
+        let mut bodies: Vec<Value> = Vec::new();
+        for o in opportunities
+            .iter()
+            .filter(|o| o.contact_id.as_deref() == Some(&contact.id))
+        {
+            let mut base = json!(o.extra);
+            for (key, value) in [
+                ("id", json!(o.id)),
+                ("contactId", json!(contact.id)),
+                ("locationId", json!(location)),
+                ("pipelineStageId", json!(o.pipeline_stage_id)),
+                ("status", json!(o.status)),
+            ] {
+                base[key] = value;
+            }
+            for kind in [
+                "OpportunityCreate",
+                "OpportunityStageUpdate",
+                "OpportunityStatusUpdate",
+            ] {
+                let mut body = base.clone();
+                body["type"] = json!(kind);
+                bodies.push(body);
+            }
+        }
+        if appointments {
+            let listed = ghl
+                .related(location, &contact.id, Related::Appointments)
+                .await
+                .unwrap_or_default();
+            for a in listed.as_array().into_iter().flatten() {
+                bodies.push(
+                    json!({"type": "AppointmentCreate", "locationId": location, "appointment": a}),
+                );
+            }
+        }
+        let mut sent = Vec::new();
+        for mut body in bodies {
+            body["timestamp"] = json!(now.to_rfc3339());
+            let Ok(webhook) = Webhook::parse(body.to_string().as_bytes()) else {
+                continue;
+            };
+            let (occurrences, _) = Occurrence::from_webhook(&webhook, Some(&[]), now);
+            for mut occ in occurrences {
+                occ.name_with(names);
+                for event in mapping.map(&occ, contact, &Map::new(), now) {
+                    let line = match &event.outcome {
+                        Ok(e) => format!("{} ({})", e.event_name, event.rule),
+                        Err(why) => format!("not {} ({}: {why})", event.rule, why.code()),
+                    };
+                    if !sent.contains(&line) {
+                        sent.push(line);
+                    }
+                }
+            }
+        }
+        let added = contact.date_added.as_deref().unwrap_or("?");
+        let said = if sent.is_empty() {
+            "nothing".to_owned()
+        } else {
+            sent.join(", ")
+        };
+        out!("  {} (added {added}): {said}", contact.id)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,314 @@
+//! `ghl-capi mapping init` against a GHL stand-in: from the location's real
+//! pipelines, stages and calendars, a mapping in names that passes its checks and
+//! previews against the most recent contacts, in one run; asked on a terminal (a
+//! pseudo-terminal, through tmux) or given by flags, the same file.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const LOCATION: &str = "loc-init";
+
+async fn ghl() -> MockServer {
+    let ghl = MockServer::start().await;
+    let answers = [
+        (
+            "/opportunities/pipelines",
+            "2021-07-28",
+            json!({"pipelines": [
+            {"id": "p-other", "name": "Renewals", "stages": [{"id": "r1", "name": "Due"}]},
+            {"id": "p-sales", "name": "Sales", "stages": [
+                {"id": "s-new", "name": "New"}, {"id": "s-q", "name": "Qualified"},
+                {"id": "s-booked", "name": "Booked"}, {"id": "s-won", "name": "Won"}]}]}),
+        ),
+        (
+            "/locations/loc-init/customFields",
+            "2021-07-28",
+            json!({"customFields": []}),
+        ),
+        (
+            "/calendars/",
+            "2021-04-15",
+            json!({"calendars": [
+            {"id": "k-demo", "name": "Demo"}, {"id": "k-consult", "name": "Consultation"}]}),
+        ),
+        (
+            "/contacts/",
+            "2021-07-28",
+            json!({"contacts": [
+            {"id": "c-1", "locationId": LOCATION, "email": "one@example.com", "dateAdded": "2026-12-01T10:00:00Z"},
+            {"id": "c-2", "locationId": LOCATION, "email": "two@example.com", "dateAdded": "2026-12-02T10:00:00Z"}],
+            "meta": {"total": 2}}),
+        ),
+        (
+            "/opportunities/search",
+            "2021-07-28",
+            json!({"opportunities": [
+            {"id": "o-2", "contactId": "c-2", "pipelineId": "p-sales", "pipelineStageId": "s-q",
+             "status": "open", "monetaryValue": 500}],
+            "meta": {"total": 1}}),
+        ),
+        (
+            "/contacts/c-1/appointments",
+            "2021-07-28",
+            json!({"events": [
+            {"id": "a-1", "calendarId": "k-consult", "contactId": "c-1", "appointmentStatus": "confirmed"}]}),
+        ),
+        (
+            "/contacts/c-2/appointments",
+            "2021-07-28",
+            json!({"events": []}),
+        ),
+    ];
+    for (at, version, body) in answers {
+        Mock::given(method("GET"))
+            .and(path(at))
+            .and(header("authorization", "Bearer pit-init"))
+            .and(header("version", version))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&ghl)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/contacts/"))
+        .and(query_param("startAfterId", "c-2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"contacts": []})))
+        .with_priority(1)
+        .mount(&ghl)
+        .await;
+    ghl
+}
+
+fn init(ghl: &MockServer, dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ghl-capi"));
+    command
+        .args(["mapping", "init", "--location", LOCATION, "--data-dir"])
+        .arg(dir.join("data"))
+        .env("GHL_API_BASE_URL", ghl.uri())
+        .env(format!("GHL_TOKEN_{LOCATION}"), "pit-init");
+    command
+}
+
+const FLAGS: [&str; 22] = [
+    "--template",
+    "conversion-leads",
+    "--template",
+    "purchases",
+    "--template",
+    "appointments",
+    "--pixel",
+    "main",
+    "--dataset-id",
+    "1234567890",
+    "--token",
+    "env:META_TOKEN",
+    "--currency",
+    "EUR",
+    "--pipeline",
+    "Sales",
+    "--lead-stage",
+    "New",
+    "--stage",
+    "Qualified",
+    "--calendar",
+    "Consultation",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_make_a_checked_mapping_in_names_previewed_against_recent_contacts() {
+    let ghl = ghl().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("mapping.toml");
+    let out = init(&ghl, dir.path())
+        .args(FLAGS)
+        .arg("--output")
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    // The preview: the newest contact first, each with what it would have sent.
+    let c2 = said
+        .lines()
+        .position(|l| l.contains("c-2 (added"))
+        .expect("c-2 previewed");
+    let c1 = said
+        .lines()
+        .position(|l| l.contains("c-1 (added"))
+        .expect("c-1 previewed");
+    assert!(c2 < c1, "newest first: {said}");
+    let line = |id: &str| {
+        said.lines()
+            .find(|l| l.contains(&format!("{id} (added")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        line("c-2").contains("Qualified (stage-qualified)"),
+        "{said}"
+    );
+    assert!(line("c-1").contains("Schedule (booked)"), "{said}");
+    assert!(
+        !said.contains("example.com"),
+        "no one's address in the output: {said}"
+    );
+
+    let text = std::fs::read_to_string(&file).expect("written");
+    for part in [
+        "pipeline = \"Sales\"",
+        "stage = \"New\"",
+        "stage = \"Qualified\"",
+        "calendar = [\"Consultation\"]",
+        "currency = \"EUR\"",
+        "access_token = { env = \"META_TOKEN\" }",
+    ] {
+        assert!(text.contains(part), "{part} in\n{text}");
+    }
+    let check = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["mapping", "check"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // Not over a file that is there, unless told.
+    let again = init(&ghl, dir.path())
+        .args(FLAGS)
+        .arg("--output")
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert!(!again.status.success());
+    // A name the location lacks is refused, naming what it has.
+    let wrong = init(&ghl, dir.path())
+        .args(
+            FLAGS
+                .iter()
+                .map(|f| if *f == "Qualified" { "Hot" } else { f }),
+        )
+        .arg("--output")
+        .arg(dir.path().join("other.toml"))
+        .output()
+        .expect("runs");
+    let told = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        !wrong.status.success() && told.contains("it has: Qualified, Booked, Won"),
+        "{told}"
+    );
+}
+
+/// What tmux's pane `session` shows.
+fn screen(session: &str) -> String {
+    let out = Command::new("tmux")
+        .args(["capture-pane", "-p", "-t", session])
+        .output()
+        .expect("tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits for `text` on the screen, then types `keys` (tmux key names).
+async fn answer(session: &str, text: &str, keys: &[&str]) {
+    for _ in 0..100 {
+        if screen(session).contains(text) {
+            let typed = Command::new("tmux")
+                .args(["send-keys", "-t", session])
+                .args(keys)
+                .status();
+            assert!(typed.expect("tmux").success());
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{text:?} never showed:\n{}", screen(session));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asked_on_a_terminal_it_writes_what_the_flags_write() {
+    let ghl = ghl().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let by_flags = dir.path().join("flags.toml");
+    let out = init(&ghl, dir.path())
+        .args(FLAGS)
+        .arg("--output")
+        .arg(&by_flags)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let asked = dir.path().join("asked.toml");
+    let command = init(&ghl, dir.path());
+    let mut line = vec![command.get_program().to_string_lossy().into_owned()];
+    line.extend(command.get_args().map(|a| a.to_string_lossy().into_owned()));
+    line.extend([
+        "--output".into(),
+        asked.display().to_string(),
+        "--preview".into(),
+        "0".into(),
+    ]);
+    let session = format!("init-{}", std::process::id());
+    let started = Command::new("tmux")
+        .args(["new-session", "-d", "-x", "160", "-y", "40", "-s", &session])
+        .args(["-e", &format!("GHL_API_BASE_URL={}", ghl.uri())])
+        .args(["-e", &format!("GHL_TOKEN_{LOCATION}=pit-init")])
+        .arg(format!(
+            "{}; sleep 30",
+            line.iter()
+                .map(|a| format!("'{a}'"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ))
+        .status()
+        .expect("tmux runs");
+    assert!(started.success());
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux")
+                .args(["kill-session", "-t", &self.0])
+                .status();
+        }
+    }
+    let _kill = Kill(session.clone());
+    // Templates: the first three, as the flags chose.
+    answer(
+        &session,
+        "What should it send?",
+        &["Space", "Down", "Space", "Down", "Space", "Enter"],
+    )
+    .await;
+    answer(&session, "pixel's name", &["Enter"]).await;
+    answer(&session, "dataset id", &["1234567890", "Enter"]).await;
+    answer(&session, "token kept", &["env:META_TOKEN", "Enter"]).await;
+    answer(&session, "currency", &["EUR", "Enter"]).await;
+    // Renewals is listed first: Sales is the second.
+    answer(&session, "Which pipeline", &["Down", "Enter"]).await;
+    answer(&session, "new lead", &["Enter"]).await;
+    // Qualified, Booked, Won: the first.
+    answer(&session, "later stages", &["Space", "Enter"]).await;
+    // Demo, Consultation: the second.
+    answer(&session, "bookings count", &["Down", "Space", "Enter"]).await;
+    for _ in 0..100 {
+        if screen(&session).contains("wrote") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(screen(&session).contains("wrote"), "{}", screen(&session));
+    assert_eq!(
+        std::fs::read_to_string(&asked).expect("written on the terminal"),
+        std::fs::read_to_string(&by_flags).expect("written by flags")
+    );
+}
