@@ -9,15 +9,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
-use futures_util::StreamExt;
-use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::names::LocationNames;
-use ghl_capi::ghl::tokens::FixedTokens;
-use ghl_capi::ghl::webhook::Webhook;
-use ghl_capi::ghl::{Contact, GhlReader, Related};
-use ghl_capi::mapping::{Mapping, Occurrence};
+use ghl_capi::mapping::Mapping;
 use ghl_capi::ops::init::{Answers, AudienceAnswer, PipelineAnswers, Template, mapping};
-use serde_json::{Map, Value, json};
 
 use crate::Outcome;
 use crate::target::Target;
@@ -197,7 +191,17 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Outcome> {
             bail!("the mapping names what the location lacks: {}", lacking.join("; "));
         }
         if args.preview > 0 {
-            preview(&ghl, &checked, &names, &args.location, args.preview).await?;
+            let sample = crate::sample::recent(&ghl, &checked, &names, &args.location, args.preview).await?;
+            out!(
+                "preview: the {} most recent contacts of {}, as their opportunities and appointments stand",
+                sample.len(),
+                args.location
+            )?;
+            for changed in &sample {
+                let sent = changed.sent(&checked);
+                let said = if sent.is_empty() { "nothing".to_owned() } else { sent.join(", ") };
+                out!("  {} (added {}): {said}", changed.contact.id, changed.added())?;
+            }
         }
         std::fs::write(&args.output, &text)
             .with_context(|| format!("cannot write {}", args.output.display()))?;
@@ -329,104 +333,4 @@ fn ask(args: &InitArgs, names: &LocationNames, ask: &Ask) -> anyhow::Result<Answ
         audiences,
         audience_token: None,
     })
-}
-
-/// Which events each of the location's `most` most recent contacts would have
-/// sent under `mapping`, from its opportunities and (when a rule reads them) its
-/// appointments as they stand; ids only, no one's name or address.
-async fn preview(
-    ghl: &GhlClient<FixedTokens>,
-    mapping: &Mapping,
-    names: &LocationNames,
-    location: &str,
-    most: usize,
-) -> anyhow::Result<()> {
-    let mut contacts: Vec<Contact> = Vec::new();
-    let mut listed = std::pin::pin!(ghl.list_contacts(location, None, most.min(100) as u32));
-    while contacts.len() < most {
-        match listed.next().await {
-            Some(contact) => contacts.push(contact?),
-            None => break,
-        }
-    }
-    contacts.sort_by(|a, b| b.date_added.cmp(&a.date_added));
-    let opportunities = ghl
-        .search_opportunities(location, None)
-        .await?
-        .opportunities;
-    let appointments = mapping
-        .rules
-        .iter()
-        .any(|r| r.trigger.entity() == Some("appointment"));
-    let now = Utc::now();
-    out!(
-        "preview: the {} most recent contacts of {location}, as their opportunities and appointments stand",
-        contacts.len()
-    )?;
-    for contact in &contacts {
-        let mut bodies: Vec<Value> = Vec::new();
-        for o in opportunities
-            .iter()
-            .filter(|o| o.contact_id.as_deref() == Some(&contact.id))
-        {
-            let mut base = json!(o.extra);
-            for (key, value) in [
-                ("id", json!(o.id)),
-                ("contactId", json!(contact.id)),
-                ("locationId", json!(location)),
-                ("pipelineStageId", json!(o.pipeline_stage_id)),
-                ("status", json!(o.status)),
-            ] {
-                base[key] = value;
-            }
-            for kind in [
-                "OpportunityCreate",
-                "OpportunityStageUpdate",
-                "OpportunityStatusUpdate",
-            ] {
-                let mut body = base.clone();
-                body["type"] = json!(kind);
-                bodies.push(body);
-            }
-        }
-        if appointments {
-            let listed = ghl
-                .related(location, &contact.id, Related::Appointments)
-                .await
-                .unwrap_or_default();
-            for a in listed.as_array().into_iter().flatten() {
-                bodies.push(
-                    json!({"type": "AppointmentCreate", "locationId": location, "appointment": a}),
-                );
-            }
-        }
-        let mut sent = Vec::new();
-        for mut body in bodies {
-            body["timestamp"] = json!(now.to_rfc3339());
-            let Ok(webhook) = Webhook::parse(body.to_string().as_bytes()) else {
-                continue;
-            };
-            let (occurrences, _) = Occurrence::from_webhook(&webhook, Some(&[]), now);
-            for mut occ in occurrences {
-                occ.name_with(names);
-                for event in mapping.map(&occ, contact, &Map::new(), now) {
-                    let line = match &event.outcome {
-                        Ok(e) => format!("{} ({})", e.event_name, event.rule),
-                        Err(why) => format!("not {} ({}: {why})", event.rule, why.code()),
-                    };
-                    if !sent.contains(&line) {
-                        sent.push(line);
-                    }
-                }
-            }
-        }
-        let added = contact.date_added.as_deref().unwrap_or("?");
-        let said = if sent.is_empty() {
-            "nothing".to_owned()
-        } else {
-            sent.join(", ")
-        };
-        out!("  {} (added {added}): {said}", contact.id)?;
-    }
-    Ok(())
 }

@@ -8,13 +8,16 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use ghl_capi::ghl::wire::DEFAULT_BASE_URL;
 use ghl_capi::mapping::Mapping;
 use ghl_capi::mapping::live::check;
 use ghl_capi::ports::mappings::{Listed, MappingStore};
+use ghl_capi::settings::GHL_TOKEN_DEFAULT_PREFIX;
 use ghl_capi_aws::mappings::{S3Mappings, s3_client};
 use ghl_capi_local::mappings::FileMappings;
 
 use crate::Outcome;
+use crate::target::ghl_with;
 
 /// Where the live mapping is.
 #[derive(Debug, clap::Args)]
@@ -49,6 +52,15 @@ pub struct PublishArgs {
     /// Publish without asking (a script's way; without a terminal it is required).
     #[arg(long)]
     yes: bool,
+    /// A location whose recent contacts are replayed through the live and the
+    /// new version before asking, as `mapping diff` does (repeat).
+    #[arg(long = "location")]
+    locations: Vec<String>,
+    /// With --location and --aws: where the GHL token sets are kept.
+    #[arg(long, env = "GHL_TOKEN_SECRET_PREFIX", default_value = GHL_TOKEN_DEFAULT_PREFIX)]
+    token_prefix: String,
+    #[arg(long, env = "GHL_API_BASE_URL", default_value = DEFAULT_BASE_URL)]
+    ghl_api_base_url: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -121,7 +133,22 @@ pub fn publish(args: &PublishArgs) -> anyhow::Result<Outcome> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let new = check(&text, &args.file.display().to_string())?;
-    with_store!(&args.place, |store| go_live(&store, &text, &new, args.yes))
+    with_store!(&args.place, |store| async {
+        let live = store.live().await?;
+        let old = live.and_then(|live| Mapping::parse(&live.text, "live").ok());
+        if let Some(old) = old.filter(|_| !args.locations.is_empty()) {
+            let sdk = match args.place.aws {
+                true => Some(ghl_capi_aws::config::sdk_config().await),
+                false => None,
+            };
+            let (prefix, url) = (&args.token_prefix, &args.ghl_api_base_url);
+            let ghl = ghl_with(sdk.as_ref(), prefix, url, &args.locations).await?;
+            for location in &args.locations {
+                out_text!(crate::diff::between(&ghl, &old, &new, location, 20).await?)?;
+            }
+        }
+        go_live(&store, &text, &new, args.yes).await
+    })
 }
 
 pub fn rollback(args: &RollbackArgs) -> anyhow::Result<Outcome> {

@@ -22,6 +22,7 @@ macro_rules! out_text {
 
 mod audience;
 mod backfill;
+mod diff;
 mod dlq;
 #[cfg(test)]
 mod docs;
@@ -33,6 +34,7 @@ mod mapping;
 mod normalize;
 mod oauth;
 mod reconcile;
+mod sample;
 mod serve;
 mod target;
 mod trace;
@@ -177,6 +179,9 @@ enum MappingCommand {
     /// with --aws the stack's mapping bucket, which the functions read within a
     /// minute, without a deploy. Shows what changes and asks first.
     Publish(live::PublishArgs),
+    /// Replay the recent contacts of locations through two mappings and show,
+    /// per rule, which events would start or stop being sent.
+    Diff(diff::DiffArgs),
     /// Print the live version (or an older one).
     Pull(live::PullArgs),
     /// List the versions published, newest first.
@@ -198,6 +203,7 @@ fn main() -> ExitCode {
         Command::Mapping(MappingCommand::Preview(args)) => mapping::preview(&args),
         Command::Mapping(MappingCommand::Init(args)) => init::run(&args),
         Command::Mapping(MappingCommand::Publish(args)) => live::publish(&args),
+        Command::Mapping(MappingCommand::Diff(args)) => diff::run(&args),
         Command::Mapping(MappingCommand::Pull(args)) => live::pull(&args),
         Command::Mapping(MappingCommand::History(args)) => live::history(&args),
         Command::Mapping(MappingCommand::Rollback(args)) => live::rollback(&args),

@@ -101,33 +101,44 @@ impl Target {
         backend: &Backend,
         locations: &[String],
     ) -> anyhow::Result<GhlClient<FixedTokens>> {
-        let mut tokens = HashMap::new();
-        if let Backend::Aws(sdk) = backend {
-            let secrets = ghl_capi_aws::secrets::SecretsManager::new(
-                aws_sdk_secretsmanager::Client::new(sdk),
-                Duration::from_secs(60),
-            );
-            for location in locations {
-                let name = format!("{}{location}", self.token_prefix);
-                let set = secrets.current(&name).await.ok().flatten();
-                let token = set.and_then(|s| TokenSet::parse(s.value.expose()));
-                let token = token.with_context(|| format!("no GHL token set in secret {name}"))?;
-                tokens.insert(location.clone(), LocationToken(token.access_token));
-            }
-        } else {
-            for location in locations {
-                let var = format!("{GHL_TOKEN_PREFIX}{location}");
-                let token = std::env::var(&var)
-                    .with_context(|| format!("set {var} to the location's GHL token"))?;
-                tokens.insert(location.clone(), LocationToken(token));
-            }
-        }
-        Ok(GhlClient::new(
-            &self.ghl_api_base_url,
-            FixedTokens(tokens),
-            TIMEOUT,
-        )?)
+        let sdk = match backend {
+            Backend::Aws(sdk) => Some(&**sdk),
+            Backend::Local(_) => None,
+        };
+        ghl_with(sdk, &self.token_prefix, &self.ghl_api_base_url, locations).await
     }
+}
+
+/// GHL for `locations`, each with its token as stored: with `sdk`, the current
+/// token set under `token_prefix` in Secrets Manager, else `GHL_TOKEN_<location>`.
+pub(crate) async fn ghl_with(
+    sdk: Option<&aws_config::SdkConfig>,
+    token_prefix: &str,
+    base_url: &str,
+    locations: &[String],
+) -> anyhow::Result<GhlClient<FixedTokens>> {
+    let mut tokens = HashMap::new();
+    if let Some(sdk) = sdk {
+        let secrets = ghl_capi_aws::secrets::SecretsManager::new(
+            aws_sdk_secretsmanager::Client::new(sdk),
+            Duration::from_secs(60),
+        );
+        for location in locations {
+            let name = format!("{token_prefix}{location}");
+            let set = secrets.current(&name).await.ok().flatten();
+            let token = set.and_then(|s| TokenSet::parse(s.value.expose()));
+            let token = token.with_context(|| format!("no GHL token set in secret {name}"))?;
+            tokens.insert(location.clone(), LocationToken(token.access_token));
+        }
+    } else {
+        for location in locations {
+            let var = format!("{GHL_TOKEN_PREFIX}{location}");
+            let token = std::env::var(&var)
+                .with_context(|| format!("set {var} to the location's GHL token"))?;
+            tokens.insert(location.clone(), LocationToken(token));
+        }
+    }
+    Ok(GhlClient::new(base_url, FixedTokens(tokens), TIMEOUT)?)
 }
 
 /// The enrichment queue of a [`Backend`].

@@ -35,6 +35,79 @@ pub fn mapping_text() -> String {
     std::fs::read_to_string(mapping_path()).expect("the fixture mapping is readable")
 }
 
+/// An agency's mapping: `base`, then a pixel and its rules, in names, for each of
+/// thirty more sub-accounts (`client-0` … `client-29`), commented as a person
+/// would: over 50 KB, many times what a deploy parameter held.
+pub fn agency_mapping(base: &str) -> String {
+    let mut text = base.to_owned();
+    for i in 0..30 {
+        text.push_str(&format!(
+            r#"
+# ------------------------------------------------------------------------------
+# Client {i}: a sub-account cloned from the agency's snapshot. Its pipeline, stages
+# and calendars carry the snapshot's names, so the rules below name them.
+[[pixels]]
+name = "client-{i}"
+dataset_id = "9000000000{i:05}"
+access_token = {{ secret = "agency/meta/client-{i}" }}
+locations = ["client-loc-{i}"]
+
+[[rules]]
+name = "client-{i}-lead"
+trigger = "opportunity.created"
+pipeline = "Sales"
+stage = "New"
+event_name = "Lead"
+pixels = ["client-{i}"]
+[rules.custom_data]
+lead_source = {{ field = "opportunity.source", default = "unknown" }}
+
+[[rules]]
+name = "client-{i}-qualified"
+trigger = "opportunity.stage_changed"
+pipeline = "Sales"
+stage = ["Qualified", "Qualified Lead"]
+event_name = "Qualified"
+pixels = ["client-{i}"]
+# Conversion Leads learns from each stage after the raw lead: this is the second.
+[rules.custom_data]
+lead_stage = "qualified"
+content_name = {{ field = "opportunity.name", default = "deal" }}
+
+[[rules]]
+name = "client-{i}-booked"
+trigger = "appointment.booked"
+calendar = ["Consultation", "Discovery call"]
+event_name = "Schedule"
+pixels = ["client-{i}"]
+[[rules.when]]
+field = "custom.How can we help?"
+exists = true
+
+[[rules]]
+name = "client-{i}-won"
+trigger = "opportunity.status_changed"
+pipeline = "Sales"
+status = "won"
+event_name = "Purchase"
+value = {{ field = "opportunity.monetaryValue" }}
+pixels = ["client-{i}"]
+
+# Client {i}'s best customers, kept in step with its VIP tags and replaced whole
+# every week (its ad sets keep their learning).
+[[audiences]]
+name = "client-{i}-vips"
+audience_id = "2385000000{i:05}"
+access_token = {{ secret = "agency/meta/client-{i}-ads" }}
+locations = ["client-loc-{i}"]
+tags = ["vip", "VIP customer"]
+mirror_every = "7d"
+"#
+        ));
+    }
+    text
+}
+
 /// The fixture's text with the main pixel's token kept where `token` says (a
 /// `{ secret = … }` or `{ env = … }` table).
 pub fn mapping_text_with_token(token: &str) -> String {

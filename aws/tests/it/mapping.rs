@@ -93,3 +93,32 @@ fn names(events: &[serde_json::Value]) -> Vec<String> {
         .filter_map(|e| e["event_name"].as_str().map(str::to_owned))
         .collect()
 }
+
+#[tokio::test]
+async fn an_agency_mapping_of_over_50_kb_is_published_and_taken_without_a_redeploy() {
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let s = stack("").await;
+    let mappings = s.mappings().await;
+    let first = mappings.live().await.expect("read").expect("published");
+    let agency = ghl_capi_tests::fixtures::agency_mapping(&first.text.replace(
+        r#"event_name = "Lead""#,
+        r#"event_name = "CompleteRegistration""#,
+    ));
+    assert!(agency.len() > 50_000, "{} bytes", agency.len());
+    let published = mappings.publish(&agency).await.expect("published");
+    assert_eq!(
+        mappings.history(10).await.expect("history")[0].size,
+        agency.len()
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let ann = contact("c-ann", "ann@example.com", &[]);
+    ghl_has(&s.ghl, &ann).await;
+    assert_eq!(
+        s.deliver(webhook("ContactCreate", "wh-ann", ann)).await.0,
+        200
+    );
+    s.drain().await;
+    assert_eq!(names(&s.meta.events()), ["CompleteRegistration"]);
+    let read = mappings.read(&published.version[..8]).await.expect("read");
+    assert_eq!(read.map(|p| p.text.len()), Some(agency.len()));
+}

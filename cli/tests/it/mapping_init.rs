@@ -312,3 +312,82 @@ async fn asked_on_a_terminal_it_writes_what_the_flags_write() {
         std::fs::read_to_string(&by_flags).expect("written by flags")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diff_replays_recent_contacts_through_both_versions_and_publish_shows_it_first() {
+    let ghl = ghl().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let old = dir.path().join("old.toml");
+    let out = init(&ghl, dir.path())
+        .args(FLAGS)
+        .arg("--output")
+        .arg(&old)
+        .arg("--preview")
+        .arg("0")
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&old).expect("written");
+    let new = dir.path().join("new.toml");
+    std::fs::write(
+        &new,
+        text.replace("stage = \"Qualified\"", "stage = \"Booked\""),
+    )
+    .expect("written");
+
+    let diff = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["mapping", "diff"])
+        .args([&old, &new])
+        .args(["--location", LOCATION, "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("GHL_API_BASE_URL", ghl.uri())
+        .env(format!("GHL_TOKEN_{LOCATION}"), "pit-init")
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&diff.stdout);
+    assert!(
+        diff.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&diff.stderr)
+    );
+    assert!(said.contains("2 recent contact(s) replayed"), "{said}");
+    assert!(
+        said.contains("- Qualified (stage-qualified): stops for 1 contact(s): c-2"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("Schedule"),
+        "c-1's booking is sent either way: {said}"
+    );
+
+    // Published with --location: the same replay, before it goes live.
+    let live = dir.path().join("live.toml");
+    std::fs::copy(&old, &live).expect("copied");
+    let published = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["mapping", "publish"])
+        .arg(&new)
+        .arg("--mapping")
+        .arg(&live)
+        .args(["--location", LOCATION, "--yes"])
+        .env("GHL_API_BASE_URL", ghl.uri())
+        .env(format!("GHL_TOKEN_{LOCATION}"), "pit-init")
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&published.stdout);
+    assert!(
+        published.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let replayed = said
+        .find("stops for 1 contact(s): c-2")
+        .expect("the replay");
+    assert!(
+        replayed < said.find("published version").expect("published"),
+        "{said}"
+    );
+}

@@ -123,13 +123,32 @@ async fn a_published_version_runs_in_serve_from_its_next_batch_and_rolls_back_in
     assert_eq!(std::fs::read_to_string(&live).expect("live"), DEMO);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     sent_as(&server.url, &data, "Lead", 3).await;
+
+    // An agency's mapping, thirty sub-accounts in names, over 50 KB: taken alike.
+    let agency = dir.path().join("agency.toml");
+    let text =
+        ghl_capi_tests::fixtures::agency_mapping(&DEMO.replace("\"Lead\"", "\"AgencyLead\""));
+    assert!(text.len() > 50_000);
+    std::fs::write(&agency, &text).expect("written");
+    let out = ghl_capi(
+        &[
+            "mapping",
+            "publish",
+            agency.to_str().expect("path"),
+            "--yes",
+        ],
+        &live,
+    );
+    assert!(out.status.success(), "{}", said(&out));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sent_as(&server.url, &data, "AgencyLead", 4).await;
     drop(server);
 
     let history = said(&ghl_capi(&["mapping", "history"], &live));
     assert_eq!(
         history.lines().count(),
-        3,
-        "as it ran first, renamed, back: {history}"
+        4,
+        "as it ran first, renamed, back, the agency's: {history}"
     );
     assert!(
         history
@@ -139,7 +158,7 @@ async fn a_published_version_runs_in_serve_from_its_next_batch_and_rolls_back_in
         "{history}"
     );
     let pulled = ghl_capi(&["mapping", "pull"], &live);
-    assert_eq!(String::from_utf8_lossy(&pulled.stdout), DEMO);
+    assert_eq!(String::from_utf8_lossy(&pulled.stdout), text);
     // `trace` names the version each event was built under.
     let trace = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
         .args(["trace", "--contact", "demoContact00001", "--data-dir"])

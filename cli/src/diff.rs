@@ -1,0 +1,102 @@
+//! `ghl-capi mapping diff OLD NEW`: the recent contacts of each location named,
+//! with what happened to them ([`crate::sample`]), run through both mappings;
+//! per rule, which events would start or stop being sent, and for whom (contact
+//! ids only). `mapping publish --location` shows the same before it asks.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ghl_capi::ghl::client::GhlClient;
+use ghl_capi::ghl::names::LocationNames;
+use ghl_capi::ghl::tokens::FixedTokens;
+use ghl_capi::mapping::Mapping;
+
+use crate::Outcome;
+use crate::target::Target;
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The mapping as it is (`mapping pull` prints the live one).
+    old: PathBuf,
+    /// The mapping as it would be.
+    new: PathBuf,
+    /// A location whose recent contacts are replayed (repeat).
+    #[arg(long = "location", required = true)]
+    locations: Vec<String>,
+    /// How many of each location's most recent contacts.
+    #[arg(long, default_value_t = 20)]
+    contacts: usize,
+    #[command(flatten)]
+    target: Target,
+}
+
+pub fn run(args: &DiffArgs) -> anyhow::Result<Outcome> {
+    let old = Mapping::load(&args.old)?;
+    let new = Mapping::load(&args.new)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let backend = args.target.backend().await?;
+        let ghl = args.target.ghl(&backend, &args.locations).await?;
+        for location in &args.locations {
+            out_text!(between(&ghl, &old, &new, location, args.contacts).await?)?;
+        }
+        Ok(Outcome::Done)
+    })
+}
+
+/// What changes for `location`'s `most` most recent contacts from `old` to `new`,
+/// in words.
+pub(crate) async fn between(
+    ghl: &GhlClient<FixedTokens>,
+    old: &Mapping,
+    new: &Mapping,
+    location: &str,
+    most: usize,
+) -> anyhow::Result<String> {
+    let names = match ghl.location_names(location).await {
+        Ok(names) => names,
+        // Rules in names then match on ids alone, as they would run.
+        Err(e) => {
+            eprintln!(
+                "ghl-capi: {location}'s names cannot be read ({e}): rules in names are judged on ids alone"
+            );
+            LocationNames::default()
+        }
+    };
+    // A change's appointments are read when either mapping fires on them.
+    let both = Mapping {
+        rules: old.rules.iter().chain(&new.rules).cloned().collect(),
+        ..new.clone()
+    };
+    let sample = crate::sample::recent(ghl, &both, &names, location, most).await?;
+    let mut changes: BTreeMap<(String, char), Vec<String>> = BTreeMap::new();
+    for changed in &sample {
+        let (was, will) = (changed.sent(old), changed.sent(new));
+        let started = will.iter().filter(|e| !was.contains(e)).map(|e| (e, '+'));
+        let stopped = was.iter().filter(|e| !will.contains(e)).map(|e| (e, '-'));
+        for (event, sign) in started.chain(stopped) {
+            let who = changed.contact.id.clone();
+            changes.entry((event.clone(), sign)).or_default().push(who);
+        }
+    }
+    let mut text = format!(
+        "{location}: {} recent contact(s) replayed, version {} → {}\n",
+        sample.len(),
+        old.version,
+        new.version
+    );
+    if changes.is_empty() {
+        text.push_str("  no contact's events change\n");
+    }
+    for ((event, sign), who) in changes {
+        let verb = if sign == '+' { "starts" } else { "stops" };
+        text.push_str(&format!(
+            "  {sign} {event}: {verb} for {} contact(s): {}\n",
+            who.len(),
+            who.join(", ")
+        ));
+    }
+    Ok(text)
+}
