@@ -1,7 +1,9 @@
 //! `ghl-capi mapping diff OLD NEW`: the recent contacts of each location named,
 //! with what happened to them ([`crate::sample`]), run through both mappings;
 //! per rule, which events would start or stop being sent, and for whom (contact
-//! ids only). `mapping publish --location` shows the same before it asks.
+//! ids only), and each name the new version uses that a location lacks (`!`).
+//! `mapping publish --location` shows the same before it asks, and publishes
+//! nothing that names what a location lacks.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,21 +42,31 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<Outcome> {
         let backend = args.target.backend().await?;
         let ghl = args.target.ghl(&backend, &args.locations).await?;
         for location in &args.locations {
-            out_text!(between(&ghl, &old, &new, location, args.contacts).await?)?;
+            out_text!(
+                between(&ghl, &old, &new, location, args.contacts)
+                    .await?
+                    .text
+            )?;
         }
         Ok(Outcome::Done)
     })
 }
 
-/// What changes for `location`'s `most` most recent contacts from `old` to `new`,
-/// in words.
+/// A location's replay: what changes, in words, and what names the new version
+/// uses that the location lacks.
+pub(crate) struct Replay {
+    pub(crate) text: String,
+    pub(crate) lacking: Vec<String>,
+}
+
+/// What changes for `location`'s `most` most recent contacts from `old` to `new`.
 pub(crate) async fn between(
     ghl: &GhlClient<FixedTokens>,
     old: &Mapping,
     new: &Mapping,
     location: &str,
     most: usize,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Replay> {
     let names = match ghl.location_names(location).await {
         Ok(names) => names,
         // Rules in names then match on ids alone, as they would run.
@@ -87,6 +99,10 @@ pub(crate) async fn between(
         old.version,
         new.version
     );
+    let lacking = new.lacking(location, &names);
+    for line in &lacking {
+        text.push_str(&format!("  ! {line}\n"));
+    }
     if changes.is_empty() {
         text.push_str("  no contact's events change\n");
     }
@@ -98,5 +114,5 @@ pub(crate) async fn between(
             who.join(", ")
         ));
     }
-    Ok(text)
+    Ok(Replay { text, lacking })
 }

@@ -186,7 +186,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Outcome> {
         let answers = ask(args, &names, &Ask { terminal: std::io::stdin().is_terminal() })?;
         let text = mapping(&answers, &Utc::now().format("%Y-%m-%d").to_string());
         let checked = Mapping::parse(&text, &args.output.display().to_string())?;
-        let lacking = checked.lacking(&names);
+        let lacking = checked.lacking(&args.location, &names);
         if !lacking.is_empty() {
             bail!("the mapping names what the location lacks: {}", lacking.join("; "));
         }

@@ -143,8 +143,17 @@ pub fn publish(args: &PublishArgs) -> anyhow::Result<Outcome> {
             };
             let (prefix, url) = (&args.token_prefix, &args.ghl_api_base_url);
             let ghl = ghl_with(sdk.as_ref(), prefix, url, &args.locations).await?;
+            let mut lacking = false;
             for location in &args.locations {
-                out_text!(crate::diff::between(&ghl, &old, &new, location, 20).await?)?;
+                let replay = crate::diff::between(&ghl, &old, &new, location, 20).await?;
+                out_text!(replay.text)?;
+                lacking |= !replay.lacking.is_empty();
+            }
+            if lacking {
+                out!(
+                    "not published: it names what a location lacks (the lines marked !); rename it in GHL or in the mapping"
+                )?;
+                return Ok(Outcome::Failed);
             }
         }
         go_live(&store, &text, &new, args.yes).await

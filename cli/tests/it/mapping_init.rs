@@ -390,4 +390,34 @@ async fn a_diff_replays_recent_contacts_through_both_versions_and_publish_shows_
         replayed < said.find("published version").expect("published"),
         "{said}"
     );
+
+    // A version naming a stage the location lacks is checked against its names
+    // and not published.
+    let wrong = dir.path().join("wrong.toml");
+    std::fs::write(
+        &wrong,
+        text.replace("stage = \"Qualified\"", "stage = \"Hot\""),
+    )
+    .expect("written");
+    let refused = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["mapping", "publish"])
+        .arg(&wrong)
+        .arg("--mapping")
+        .arg(&live)
+        .args(["--location", LOCATION, "--yes"])
+        .env("GHL_API_BASE_URL", ghl.uri())
+        .env(format!("GHL_TOKEN_{LOCATION}"), "pit-init")
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&refused.stdout);
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains(r#"! rule stage-qualified: no stage "Hot" in pipeline "Sales""#),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&live).expect("live"),
+        std::fs::read_to_string(&new).expect("new"),
+        "the live version stays"
+    );
 }

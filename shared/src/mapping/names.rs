@@ -17,9 +17,10 @@ fn names_of<'a>(items: impl IntoIterator<Item = &'a Named>) -> String {
 }
 
 impl Mapping {
-    /// Each name (or id) its rules use that `names` lacks, in words: `no stage
-    /// "Qualified" in pipeline "Sales" (it has: New, Contacted, Won)`.
-    pub fn lacking(&self, names: &LocationNames) -> Vec<String> {
+    /// Each name (or id) the rules serving `location` use that its `names` lack,
+    /// in words: `no stage "Qualified" in pipeline "Sales" (it has: New,
+    /// Contacted, Won)`.
+    pub fn lacking(&self, location: &str, names: &LocationNames) -> Vec<String> {
         let mut lacking = Vec::new();
         let mut say = |line: String| {
             if !lacking.contains(&line) {
@@ -27,7 +28,11 @@ impl Mapping {
             }
         };
         let is = |n: &Named, wanted: &str| n.id == wanted || n.name == wanted;
-        for rule in &self.rules {
+        let serving = self
+            .rules
+            .iter()
+            .filter(|rule| self.pixels_for(rule, location).next().is_some());
+        for rule in serving {
             let pipelines: Vec<_> = names
                 .pipelines
                 .iter()
@@ -149,7 +154,7 @@ exists = true
         }))
         .expect("names");
         assert_eq!(
-            mapping.lacking(&names),
+            mapping.lacking("loc1", &names),
             [
                 "rule qualified: no stage \"Qualified\" in pipeline \"Sales\" (it has: New, Contacted, Won)",
                 "rule booked: no calendar \"Consultation\" (it has: Intro call)",

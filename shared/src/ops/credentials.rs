@@ -124,7 +124,7 @@ pub async fn location_names<T: TokenSource>(
             ),
         )),
         Err(e) => Err(ghl_problem(&e)),
-        Ok(names) => match mapping.lacking(&names)[..] {
+        Ok(names) => match mapping.lacking(location_id, &names)[..] {
             [] => Ok(
                 "every pipeline, stage, calendar and custom field the rules name is there".into(),
             ),
