@@ -257,36 +257,13 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
         let mut dead_letters = Vec::new();
         let mut fired = false;
         for occ in firing {
-            let names = if mapping.rules_for(occ.trigger).any(|r| r.reads_names()) {
-                match self.names(&location, occ, now).await {
-                    Ok(names) => names,
-                    Err(e) => return self.ghl_failed(&location, &e, triggers, now).await,
-                }
-            } else {
-                None
-            };
-            let named;
-            let occ = match &names {
-                Some(names) => {
-                    let mut copy = occ.clone();
-                    copy.name_with(names);
-                    named = copy;
-                    &named
-                }
-                None => occ,
-            };
             let carrying = carried.as_ref().map(|c| (c, carried_attribution));
             let read = match self.contact(occ, carrying).await {
                 Ok(contact) => self.related(occ).await.map(|related| (contact, related)),
                 Err(e) => Err(e),
             };
             let (contact, related) = match read {
-                Ok((mut contact, related)) => {
-                    if let Some(names) = &names {
-                        names.name_fields(&mut contact);
-                    }
-                    (contact, related)
-                }
+                Ok(read) => read,
                 // GHL's answer about this job, not about GHL: the job's one letter.
                 Err(
                     e @ (GhlError::NotFound
@@ -306,6 +283,27 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                     break;
                 }
                 Err(e) => return self.ghl_failed(&location, &e, triggers, now).await,
+            };
+            // Names are read only for a rule that needs what the change and the
+            // contact do not carry (a stage by name on a webhook's stage id).
+            let named;
+            let (occ, contact) = if mapping
+                .rules_for(occ.trigger)
+                .any(|r| r.wants_names(occ, &contact))
+            {
+                match self.names(&location, occ, now).await {
+                    Ok(Some(names)) => {
+                        let (mut occ, mut contact) = (occ.clone(), contact);
+                        occ.name_with(&names);
+                        names.name_fields(&mut contact);
+                        named = occ;
+                        (&named, contact)
+                    }
+                    Ok(None) => (occ, contact),
+                    Err(e) => return self.ghl_failed(&location, &e, triggers, now).await,
+                }
+            } else {
+                (occ, contact)
             };
             let events = self.mapping.map(occ, &contact, &related, now);
             audit::not_fired(&source, occ, &self.mapping.unmet(occ, &contact, &related));

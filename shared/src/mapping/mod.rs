@@ -186,6 +186,18 @@ impl Rule {
         })
     }
 
+    /// Whether it needs the location's names for `occ` and `contact`: it names a
+    /// stage, pipeline or calendar the change gives by id alone, or reads a custom
+    /// field the contact does not carry under that id, key or name.
+    pub fn wants_names(&self, occ: &Occurrence, contact: &Contact) -> bool {
+        self.reads_names()
+            && self.paths().any(|path| match path {
+                FieldPath::Custom(key) => contact.custom_field(key).is_none(),
+                FieldPath::Entity(keys) => keys.first().is_some_and(|k| occ.unnamed(k)),
+                _ => false,
+            })
+    }
+
     /// Every path it reads, in its values and conditions.
     pub(crate) fn paths(&self) -> impl Iterator<Item = &FieldPath> {
         let sources = [

@@ -394,6 +394,21 @@ impl Occurrence {
         }
     }
 
+    /// Whether its entity gives what `refs` ([`STAGE_REFS`], [`PIPELINE_REFS`],
+    /// [`CALENDAR_REFS`]) names by id alone, without the name (a webhook does; a
+    /// workflow call gives names).
+    pub fn unnamed(&self, refs: &str) -> bool {
+        let (id, name) = match refs {
+            STAGE_REFS => ("pipelineStageId", "pipelineStageName"),
+            PIPELINE_REFS => ("pipelineId", "pipelineName"),
+            CALENDAR_REFS => ("calendarId", "calendarName"),
+            _ => return false,
+        };
+        self.entity
+            .as_ref()
+            .is_some_and(|e| e.get(id).is_some_and(Value::is_string) && e.get(name).is_none())
+    }
+
     /// The stage, pipeline and calendar ids its entity names.
     pub fn named_ids(&self) -> Vec<&str> {
         let Some(entity) = &self.entity else {
