@@ -1,5 +1,6 @@
-//! `ghl-capi mapping diff OLD NEW`: the recent contacts of each location named,
-//! with what happened to them ([`crate::sample`]), run through both mappings;
+//! `ghl-capi mapping diff OLD NEW`: the webhooks and workflow calls `serve` kept,
+//! or with `--location` the recent contacts of each location named, with what
+//! happened to them ([`crate::sample`]), run through both mappings;
 //! per rule, which events would start or stop being sent, and for whom (contact
 //! ids only), and each name the new version uses that a location lacks (`!`).
 //! `mapping publish --location` shows the same before it asks, and publishes
@@ -13,8 +14,13 @@ use ghl_capi::ghl::names::LocationNames;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::mapping::Mapping;
 
+use anyhow::bail;
+use ghl_capi::ports::state::StateStore;
+use ghl_capi_local::workers::REPLAY_PREFIX;
+
 use crate::Outcome;
-use crate::target::Target;
+use crate::sample::Changed;
+use crate::target::{Backend, Target};
 
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
@@ -22,8 +28,9 @@ pub struct DiffArgs {
     old: PathBuf,
     /// The mapping as it would be.
     new: PathBuf,
-    /// A location whose recent contacts are replayed (repeat).
-    #[arg(long = "location", required = true)]
+    /// A location whose recent contacts (read from GHL) are replayed (repeat);
+    /// without one, the webhooks and workflow calls `serve` kept in --data-dir.
+    #[arg(long = "location")]
     locations: Vec<String>,
     /// How many of each location's most recent contacts.
     #[arg(long, default_value_t = 20)]
@@ -40,16 +47,59 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<Outcome> {
         .build()?;
     runtime.block_on(async {
         let backend = args.target.backend().await?;
+        if args.locations.is_empty() {
+            let Backend::Local(store) = &backend else {
+                bail!("the stack keeps no webhooks to replay: give --location to replay recent contacts");
+            };
+            let state = ghl_capi_local::ports::LocalState(store.clone());
+            let kept = state.records_under(REPLAY_PREFIX).await?;
+            let sample = crate::sample::kept(&kept);
+            let head = format!(
+                "{} kept webhook(s) and workflow call(s) replayed, version {} → {}\n",
+                sample.len(),
+                old.version,
+                new.version
+            );
+            out_text!(head + &changes(&sample, &old, &new))?;
+            return Ok(Outcome::Done);
+        }
         let ghl = args.target.ghl(&backend, &args.locations).await?;
         for location in &args.locations {
-            out_text!(
-                between(&ghl, &old, &new, location, args.contacts)
-                    .await?
-                    .text
-            )?;
+            let replay = between(&ghl, &old, &new, location, args.contacts).await?;
+            out_text!(replay.text)?;
         }
         Ok(Outcome::Done)
     })
+}
+
+/// Per event line, the contacts for which it starts or stops being sent.
+fn changes(sample: &[Changed], old: &Mapping, new: &Mapping) -> String {
+    let mut changes: BTreeMap<(String, char), Vec<String>> = BTreeMap::new();
+    for changed in sample {
+        let (was, will) = (changed.sent(old), changed.sent(new));
+        let started = will.iter().filter(|e| !was.contains(e)).map(|e| (e, '+'));
+        let stopped = was.iter().filter(|e| !will.contains(e)).map(|e| (e, '-'));
+        for (event, sign) in started.chain(stopped) {
+            let who = &changed.contact.id;
+            let list = changes.entry((event.clone(), sign)).or_default();
+            if !list.contains(who) {
+                list.push(who.clone());
+            }
+        }
+    }
+    if changes.is_empty() {
+        return "  no contact's events change\n".into();
+    }
+    let mut text = String::new();
+    for ((event, sign), who) in changes {
+        let verb = if sign == '+' { "starts" } else { "stops" };
+        text.push_str(&format!(
+            "  {sign} {event}: {verb} for {} contact(s): {}\n",
+            who.len(),
+            who.join(", ")
+        ));
+    }
+    text
 }
 
 /// A location's replay: what changes, in words, and what names the new version
@@ -83,16 +133,6 @@ pub(crate) async fn between(
         ..new.clone()
     };
     let sample = crate::sample::recent(ghl, &both, &names, location, most).await?;
-    let mut changes: BTreeMap<(String, char), Vec<String>> = BTreeMap::new();
-    for changed in &sample {
-        let (was, will) = (changed.sent(old), changed.sent(new));
-        let started = will.iter().filter(|e| !was.contains(e)).map(|e| (e, '+'));
-        let stopped = was.iter().filter(|e| !will.contains(e)).map(|e| (e, '-'));
-        for (event, sign) in started.chain(stopped) {
-            let who = changed.contact.id.clone();
-            changes.entry((event.clone(), sign)).or_default().push(who);
-        }
-    }
     let mut text = format!(
         "{location}: {} recent contact(s) replayed, version {} → {}\n",
         sample.len(),
@@ -103,16 +143,6 @@ pub(crate) async fn between(
     for line in &lacking {
         text.push_str(&format!("  ! {line}\n"));
     }
-    if changes.is_empty() {
-        text.push_str("  no contact's events change\n");
-    }
-    for ((event, sign), who) in changes {
-        let verb = if sign == '+' { "starts" } else { "stops" };
-        text.push_str(&format!(
-            "  {sign} {event}: {verb} for {} contact(s): {}\n",
-            who.len(),
-            who.join(", ")
-        ));
-    }
+    text.push_str(&changes(&sample, old, new));
     Ok(Replay { text, lacking })
 }

@@ -138,20 +138,10 @@ fn contact_file(path: &Path) -> anyhow::Result<Contact> {
 }
 
 fn contact_for(args: &PreviewArgs, webhook: &Webhook) -> anyhow::Result<Contact> {
-    if let Some(path) = &args.contact {
-        return contact_file(path);
+    match &args.contact {
+        Some(path) => contact_file(path),
+        None => Ok(crate::sample::carried(webhook)),
     }
-    Ok(match webhook {
-        Webhook::ContactCreate(e) | Webhook::ContactUpdate(e) | Webhook::ContactTagUpdate(e) => {
-            let mut contact = e.contact.clone();
-            contact.location_id = e.envelope.location_id.clone();
-            contact
-        }
-        other => Contact {
-            id: other.contact_id().unwrap_or_default().to_owned(),
-            ..Contact::default()
-        },
-    })
 }
 
 /// What a previewed body gives: what it is (a webhook's type, or a workflow

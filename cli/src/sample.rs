@@ -1,16 +1,19 @@
-//! A location's recent activity, as a mapping would have met it: its most recent
-//! contacts, each with the changes GHL holds of it (its creation, its
-//! opportunities as they stand, its appointments when a rule reads them), told
-//! as the webhooks of those changes and named with the location's names. `mapping
-//! init` previews a new mapping on it; `mapping diff` compares two.
+//! What a mapping would have met: a location's most recent contacts, each with
+//! the changes GHL holds of it (its creation, its opportunities as they stand, its
+//! appointments when a rule reads them), told as the webhooks of those changes and
+//! named with the location's names; or the webhooks and workflow calls `serve`
+//! kept ([`kept`]). `mapping init` previews a new mapping on it; `mapping diff`
+//! compares two.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::names::LocationNames;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::webhook::Webhook;
+use ghl_capi::ghl::workflow::WorkflowCall;
 use ghl_capi::ghl::{Contact, GhlReader, Related};
+use ghl_capi::jobs::EnrichJob;
 use ghl_capi::mapping::{Mapping, Occurrence};
 use serde_json::{Map, Value, json};
 
@@ -18,6 +21,8 @@ use serde_json::{Map, Value, json};
 pub(crate) struct Changed {
     pub(crate) contact: Contact,
     occurrences: Vec<Occurrence>,
+    /// When its events are judged at (their age).
+    at: DateTime<Utc>,
 }
 
 impl Changed {
@@ -28,7 +33,7 @@ impl Changed {
     /// What `mapping` would have sent for it: `Event (rule)`, or why a rule's
     /// event would not be sent; each once.
     pub(crate) fn sent(&self, mapping: &Mapping) -> Vec<String> {
-        let now = Utc::now();
+        let now = self.at;
         let mut sent = Vec::new();
         for occ in &self.occurrences {
             for event in mapping.map(occ, &self.contact, &Map::new(), now) {
@@ -130,7 +135,63 @@ pub(crate) async fn recent(
         sample.push(Changed {
             contact,
             occurrences,
+            at: now,
         });
     }
     Ok(sample)
+}
+
+/// The contact a webhook carries: a contact webhook's whole, else its id alone.
+pub(crate) fn carried(webhook: &Webhook) -> Contact {
+    match webhook {
+        Webhook::ContactCreate(e) | Webhook::ContactUpdate(e) | Webhook::ContactTagUpdate(e) => {
+            let mut contact = e.contact.clone();
+            contact.location_id = e.envelope.location_id.clone();
+            contact
+        }
+        other => Contact {
+            id: other.contact_id().unwrap_or_default().to_owned(),
+            ..Contact::default()
+        },
+    }
+}
+
+/// The webhooks and workflow calls `serve` kept (records under
+/// `replay#`), each with the contact it carries, judged as of its arrival.
+pub(crate) fn kept(records: &[(String, String)]) -> Vec<Changed> {
+    let mut sample = Vec::new();
+    for (_, body) in records {
+        let Ok(job) = serde_json::from_str::<EnrichJob>(body) else {
+            continue;
+        };
+        let (contact, occurrences, at) = match job {
+            EnrichJob::Webhook {
+                body, received_at, ..
+            } => {
+                let Ok(webhook) = Webhook::parse(body.as_bytes()) else {
+                    continue;
+                };
+                let (told, _) = Occurrence::from_webhook(&webhook, Some(&[]), received_at);
+                (carried(&webhook), told, received_at)
+            }
+            EnrichJob::Workflow(job) => {
+                let Ok(call) = WorkflowCall::parse(job.body.as_bytes()) else {
+                    continue;
+                };
+                let at = job.received_at;
+                let Ok((told, _)) = Occurrence::of_workflow_call(&call, &job.event_id, at, at)
+                else {
+                    continue;
+                };
+                (call.contact.clone(), told, at)
+            }
+            _ => continue,
+        };
+        sample.push(Changed {
+            contact,
+            occurrences,
+            at,
+        });
+    }
+    sample
 }

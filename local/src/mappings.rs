@@ -5,9 +5,25 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use ghl_capi::mapping::live::{LiveMapping, StartError};
 use ghl_capi::ports::mappings::{
     Listed, MappingStore, MappingStoreError, Published, names, version_of,
 };
+
+/// The mapping `serve` runs: `file`'s, looked at again every `every`, or
+/// `configured` (the demo mapping) for good.
+pub async fn running(
+    file: Option<&Path>,
+    every: std::time::Duration,
+    configured: &ghl_capi::mapping::Mapping,
+) -> Result<LiveMapping<FileMappings>, StartError> {
+    Ok(match file {
+        Some(file) => {
+            LiveMapping::start(FileMappings::new(file), every, configured.clone()).await?
+        }
+        None => LiveMapping::fixed(configured.clone()),
+    })
+}
 
 /// A mapping file and its history (`<file>.history/`).
 #[derive(Debug, Clone)]

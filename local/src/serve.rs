@@ -21,7 +21,6 @@ use ghl_capi::ghl::wire::{DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL, LocationToke
 use ghl_capi::hold::HoldPolicy;
 use ghl_capi::intake::{Api, MAX_BODY_BYTES, Request};
 use ghl_capi::mapping::Mapping;
-use ghl_capi::mapping::live::LiveMapping;
 use ghl_capi::ports::secrets::EnvSecrets;
 use ghl_capi::pull::reconcile::ReconcileSettings;
 use ghl_capi::settings::{Env, SettingsError, UNSCOPED_KEYS_VAR};
@@ -29,7 +28,6 @@ use tokio::sync::watch;
 
 use crate::admin::AdminOptions;
 use crate::journal::Inbox;
-use crate::mappings::FileMappings;
 use crate::outbox::LocalCapi;
 use crate::ports::LocalQueue;
 pub use crate::store::{DISPATCH, ENRICH};
@@ -60,6 +58,9 @@ pub struct Options {
     pub mapping_file: Option<PathBuf>,
     /// `MAPPING_REFRESH_SECONDS` (default 2).
     pub mapping_every: Duration,
+    /// `REPLAY_KEEP_DAYS` (default 7; 0: none): how long the webhooks and
+    /// workflow calls enriched are kept for `mapping diff` to replay.
+    pub replay_for: Option<Duration>,
     pub keys: WebhookKeys,
     pub window: ReplayWindow,
     /// `GHL_APP_ID`, when GHL's marketplace webhooks come here too (and the
@@ -130,6 +131,8 @@ impl Options {
         };
         let capi_version = env.capi_version();
         let mapping_every = env.seconds("MAPPING_REFRESH_SECONDS", 2);
+        let replay_days = env.number("REPLAY_KEEP_DAYS", 7);
+        let replay_for = (replay_days > 0).then(|| Duration::from_secs(replay_days * 24 * 3600));
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
         let ghl_api_base_url = env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL);
         let capi_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
@@ -159,6 +162,7 @@ impl Options {
                 mapping,
                 mapping_file: mapping_file.map(std::path::Path::to_path_buf),
                 mapping_every,
+                replay_for,
                 keys: keys?,
                 window: window?,
                 apps,
@@ -265,13 +269,8 @@ pub async fn serve(
         None => None,
     };
 
-    let mapping = match &options.mapping_file {
-        Some(file) => {
-            let store = FileMappings::new(file);
-            LiveMapping::start(store, options.mapping_every, options.mapping.clone()).await?
-        }
-        None => LiveMapping::fixed(options.mapping.clone()),
-    };
+    let file = options.mapping_file.as_deref();
+    let mapping = crate::mappings::running(file, options.mapping_every, &options.mapping).await?;
     let tokens = MappingTokens::new(&mapping.running(), EnvSecrets);
     let dry = crate::outbox::dry(&tokens, &mapping.running()).await;
     let capi = CapiClient::new(
@@ -352,6 +351,7 @@ pub async fn serve(
         store,
         mapping: Arc::new(mapping),
         hold: options.hold,
+        replay_for: options.replay_for,
     };
     if options.dev {
         let ghl = crate::dev::WithDemoLocation(ghl);

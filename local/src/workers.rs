@@ -43,7 +43,13 @@ pub struct Shared {
     /// The mapping file as it runs: each batch takes the version running then.
     pub mapping: Arc<LiveMapping<FileMappings>>,
     pub hold: HoldPolicy,
+    /// How long the webhooks and workflow calls enriched are kept for `mapping
+    /// diff` to replay (`None`: not kept).
+    pub replay_for: Option<Duration>,
 }
+
+/// Where a job kept for replay is: `replay#{received, ms}#{message id}`.
+pub const REPLAY_PREFIX: &str = "replay#";
 
 impl Shared {
     fn queue(&self, name: &'static str) -> LocalQueue {
@@ -116,6 +122,7 @@ pub async fn enrich(shared: Shared, ghl: impl GhlReader, mut stopped: watch::Rec
             max_receives: MAX_RECEIVES,
         };
         let failed = consumer.handle(&batch, Utc::now()).await;
+        keep_for_replay(&state, &batch, shared.replay_for).await;
         shared.settle(ENRICH, &batch, &failed);
     }
 }
@@ -232,5 +239,36 @@ pub async fn follow_mapping(shared: Shared, every: Duration, mut stopped: watch:
         if tokio::time::timeout(every, stopped.changed()).await.is_ok() {
             return;
         }
+    }
+}
+
+/// Keeps the batch's webhooks and workflow calls for `mapping diff` (a failure to
+/// is said, and costs only the replay).
+async fn keep_for_replay(state: &LocalState, batch: &[Record], keep: Option<Duration>) {
+    let Some(keep) = keep else {
+        return;
+    };
+    let kept: Vec<(String, String)> = batch
+        .iter()
+        .filter_map(|record| {
+            let job: ghl_capi::jobs::EnrichJob = serde_json::from_str(&record.body).ok()?;
+            let at = match &job {
+                ghl_capi::jobs::EnrichJob::Webhook { received_at, .. } => received_at,
+                ghl_capi::jobs::EnrichJob::Workflow(call) => &call.received_at,
+                _ => return None,
+            };
+            let key = format!(
+                "{REPLAY_PREFIX}{:013}#{}",
+                at.timestamp_millis(),
+                record.message_id
+            );
+            Some((key, record.body.clone()))
+        })
+        .collect();
+    if kept.is_empty() {
+        return;
+    }
+    if let Err(e) = ghl_capi::ports::state::StateStore::set_records(state, &kept, keep).await {
+        tracing::warn!(error = %chain(&e), "cannot keep this batch for mapping diff to replay");
     }
 }

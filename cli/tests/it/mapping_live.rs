@@ -144,6 +144,31 @@ async fn a_published_version_runs_in_serve_from_its_next_batch_and_rolls_back_in
     sent_as(&server.url, &data, "AgencyLead", 4).await;
     drop(server);
 
+    // `mapping diff` replays what serve kept: five demo webhooks of one contact.
+    let demo = dir.path().join("demo.toml");
+    std::fs::write(&demo, DEMO).expect("written");
+    let diff = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["mapping", "diff"])
+        .args([&demo, &renamed])
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .expect("diff runs");
+    let told = said(&diff);
+    assert!(diff.status.success(), "{told}");
+    assert!(
+        told.contains("5 kept webhook(s) and workflow call(s) replayed"),
+        "{told}"
+    );
+    assert!(
+        told.contains("- Lead (new-contact-lead): stops for 1 contact(s): demoContact00001"),
+        "{told}"
+    );
+    assert!(
+        told.contains("+ Contact (new-contact-lead): starts for 1 contact(s): demoContact00001"),
+        "{told}"
+    );
+
     let history = said(&ghl_capi(&["mapping", "history"], &live));
     assert_eq!(
         history.lines().count(),
