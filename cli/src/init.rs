@@ -183,7 +183,19 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Outcome> {
                 ghl_capi::ghl::install::NAMES_SCOPES.join(", ")
             )
         })?;
-        let answers = ask(args, &names, &Ask { terminal: std::io::stdin().is_terminal() })?;
+        // The tags to offer, when an audience follows them and GHL lists them.
+        let tags = match args.templates.contains(&Template::Audiences) || args.templates.is_empty() {
+            true => match ghl.tags(&args.location).await {
+                Ok(tags) => Some(tags.into_iter().map(|t| t.name).collect::<Vec<String>>()),
+                Err(e) => {
+                    eprintln!("ghl-capi: the location's tags cannot be listed ({e}): type them (the token needs locations/tags.readonly)");
+                    None
+                }
+            },
+            false => None,
+        };
+        let known = Known { names: &names, tags: tags.as_deref() };
+        let answers = ask(args, &known, &Ask { terminal: std::io::stdin().is_terminal() })?;
         let text = mapping(&answers, &Utc::now().format("%Y-%m-%d").to_string());
         let checked = Mapping::parse(&text, &args.output.display().to_string())?;
         let lacking = checked.lacking(&args.location, &names);
@@ -215,7 +227,53 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-fn ask(args: &InitArgs, names: &LocationNames, ask: &Ask) -> anyhow::Result<Answers> {
+/// What the location has: its names, and its tags when GHL lists them.
+struct Known<'a> {
+    names: &'a LocationNames,
+    tags: Option<&'a [String]>,
+}
+
+/// The audiences that follow tags: chosen from the location's tags with an
+/// audience id each (or typed as TAG=AUDIENCE_ID when GHL does not list them),
+/// or as `--audience` gives them, each tag one the location has.
+fn audiences(
+    args: &InitArgs,
+    tags: Option<&[String]>,
+    ask: &Ask,
+) -> anyhow::Result<Vec<AudienceAnswer>> {
+    if !args.audiences.is_empty() || !ask.terminal {
+        if let Some(tags) = tags {
+            for a in &args.audiences {
+                known(&a.tag, tags, "--audience")?;
+            }
+        }
+        return Ok(args.audiences.clone());
+    }
+    let Some(tags) = tags else {
+        let text = inquire::Text::new("Audiences from tags, as TAG=AUDIENCE_ID, comma-separated?")
+            .prompt()?;
+        return text
+            .split(',')
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| audience(t).map_err(anyhow::Error::msg))
+            .collect();
+    };
+    let chosen = ask.many("Which tags feed an audience?", tags, &[], "--audience")?;
+    chosen
+        .into_iter()
+        .map(|tag| {
+            let question = format!("The Custom Audience id for tag {tag}?");
+            let audience_id = inquire::Text::new(&question).prompt()?;
+            Ok(AudienceAnswer {
+                tag,
+                audience_id: audience_id.trim().to_owned(),
+            })
+        })
+        .collect()
+}
+
+fn ask(args: &InitArgs, have: &Known<'_>, ask: &Ask) -> anyhow::Result<Answers> {
+    let names = have.names;
     let described: Vec<String> = Template::ALL
         .iter()
         .map(|t| format!("{}: {}", t.name(), t.describe()))
@@ -311,15 +369,10 @@ fn ask(args: &InitArgs, names: &LocationNames, ask: &Ask) -> anyhow::Result<Answ
     } else {
         Vec::new()
     };
-    let audiences = if wants(Template::Audiences) && args.audiences.is_empty() && ask.terminal {
-        let text = inquire::Text::new("Audiences from tags, as TAG=AUDIENCE_ID, comma-separated?")
-            .prompt()?;
-        text.split(',')
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| audience(t).map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<Vec<_>>>()?
+    let audiences = if wants(Template::Audiences) {
+        audiences(args, have.tags, ask)?
     } else {
-        args.audiences.clone()
+        Vec::new()
     };
     Ok(Answers {
         location: args.location.clone(),

@@ -79,7 +79,12 @@ impl FileMappings {
         Ok(versions)
     }
 
+    /// Keeps `text` in the history, stamped `at` or, to keep the order it was
+    /// kept in, just after the newest there (a clock is coarser than a publish).
     fn keep(&self, text: &str, version: &str, at: DateTime<Utc>) -> Result<(), MappingStoreError> {
+        let newest = self.versions()?.first().and_then(|(_, l)| l.at);
+        let after = newest.map(|n| n + chrono::Duration::milliseconds(1));
+        let at = after.map_or(at, |after| at.max(after));
         let kept = self
             .history
             .join(format!("{}-{version}.toml", at.timestamp_millis()));
@@ -143,8 +148,11 @@ impl MappingStore for FileMappings {
                 .iter()
                 .any(|(_, l)| l.version == live.listed.version)
         {
-            let at = live.listed.at.unwrap_or(now).min(now) - chrono::Duration::milliseconds(1);
-            self.keep(&live.text, &live.listed.version, at)?;
+            self.keep(
+                &live.text,
+                &live.listed.version,
+                live.listed.at.unwrap_or(now),
+            )?;
         }
         self.keep(text, &version, now)?;
         // Whole or not at all: `serve` never reads half a file.

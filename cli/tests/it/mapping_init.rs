@@ -31,6 +31,11 @@ async fn ghl() -> MockServer {
             json!({"customFields": []}),
         ),
         (
+            "/locations/loc-init/tags",
+            "2021-07-28",
+            json!({"tags": [{"id": "t1", "name": "newsletter"}, {"id": "t2", "name": "vip"}]}),
+        ),
+        (
             "/calendars/",
             "2021-04-15",
             json!({"calendars": [
@@ -93,7 +98,7 @@ fn init(ghl: &MockServer, dir: &Path) -> Command {
     command
 }
 
-const FLAGS: [&str; 22] = [
+const FLAGS: [&str; 26] = [
     "--template",
     "conversion-leads",
     "--template",
@@ -116,6 +121,10 @@ const FLAGS: [&str; 22] = [
     "Qualified",
     "--calendar",
     "Consultation",
+    "--template",
+    "audiences",
+    "--audience",
+    "vip=23850001",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,6 +175,8 @@ async fn flags_make_a_checked_mapping_in_names_previewed_against_recent_contacts
         "calendar = [\"Consultation\"]",
         "currency = \"EUR\"",
         "access_token = { env = \"META_TOKEN\" }",
+        "audience_id = \"23850001\"",
+        "tags = [\"vip\"]",
     ] {
         assert!(text.contains(part), "{part} in\n{text}");
     }
@@ -286,7 +297,9 @@ async fn asked_on_a_terminal_it_writes_what_the_flags_write() {
     answer(
         &session,
         "What should it send?",
-        &["Space", "Down", "Space", "Down", "Space", "Enter"],
+        &[
+            "Space", "Down", "Space", "Down", "Space", "Down", "Space", "Enter",
+        ],
     )
     .await;
     answer(&session, "pixel's name", &["Enter"]).await;
@@ -300,6 +313,9 @@ async fn asked_on_a_terminal_it_writes_what_the_flags_write() {
     answer(&session, "later stages", &["Space", "Enter"]).await;
     // Demo, Consultation: the second.
     answer(&session, "bookings count", &["Down", "Space", "Enter"]).await;
+    // newsletter, vip: the second, and its audience.
+    answer(&session, "Which tags feed", &["Down", "Space", "Enter"]).await;
+    answer(&session, "Audience id for tag vip", &["23850001", "Enter"]).await;
     for _ in 0..100 {
         if screen(&session).contains("wrote") {
             break;

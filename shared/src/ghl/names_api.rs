@@ -1,7 +1,8 @@
 //! The reads behind a location's names: its pipelines and their stages (`GET
 //! /opportunities/pipelines?locationId=`), its contact custom fields (`GET
 //! /locations/{locationId}/customFields`) and its calendars (`GET
-//! /calendars/?locationId=`), each behind its own read scope
+//! /calendars/?locationId=`), and its tags for `mapping init` (`GET
+//! /locations/{locationId}/tags`), each behind its own read scope
 //! (`reference/ghl-api.md` §8.4; the calendars API its own version header).
 
 use reqwest::Method;
@@ -11,6 +12,12 @@ use super::client::GhlClient;
 use super::names::{FieldName, LocationNames, Named, Pipeline};
 use super::reader::GhlError;
 use super::tokens::TokenSource;
+
+#[derive(Deserialize)]
+struct Tags {
+    #[serde(default)]
+    tags: Vec<Named>,
+}
 
 #[derive(Deserialize)]
 struct Calendars {
@@ -69,5 +76,15 @@ impl<T: TokenSource> GhlClient<T> {
             .call(location_id, Method::GET, "/calendars/", &query, None)
             .await?;
         Ok(answer.calendars)
+    }
+
+    /// `GET /locations/{id}/tags` (`locations/tags.readonly`): the tags a person
+    /// can choose from (`mapping init`'s audiences).
+    pub async fn tags(&self, location_id: &str) -> Result<Vec<Named>, GhlError> {
+        let path = format!("/locations/{}/tags", super::wire::id(location_id)?);
+        let answer: Tags = self
+            .call(location_id, Method::GET, &path, &[], None)
+            .await?;
+        Ok(answer.tags)
     }
 }

@@ -63,3 +63,16 @@ async fn the_calendars_list_matches_ghls_spec_with_its_own_version() {
         ("0TkCdp9PfvLeWKYRRvIz", "test calendar")
     );
 }
+
+#[tokio::test]
+async fn the_tags_list_matches_ghls_spec() {
+    let tags = client("PRISM_LOCATIONS_URL")
+        .tags(LOCATION)
+        .await
+        .unwrap_or_else(|e| panic!("the tags list breaks the contract: {e}"));
+    let first = tags.first().expect("the spec's example");
+    assert_eq!(
+        (first.id.as_str(), first.name.as_str()),
+        ("flGwEuzsfJOia1i1ikRN", "minim aliquip anim")
+    );
+}
