@@ -383,16 +383,20 @@ async fn a_diff_replays_recent_contacts_through_both_versions_and_publish_shows_
     // Published with --location: the same replay, before it goes live.
     let live = dir.path().join("live.toml");
     std::fs::copy(&old, &live).expect("copied");
-    let published = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
-        .args(["mapping", "publish"])
-        .arg(&new)
-        .arg("--mapping")
-        .arg(&live)
-        .args(["--location", LOCATION, "--yes"])
-        .env("GHL_API_BASE_URL", ghl.uri())
-        .env(format!("GHL_TOKEN_{LOCATION}"), "pit-init")
-        .output()
-        .expect("runs");
+    // `mapping publish FILE` over `live`, replaying the location's contacts.
+    let publish = |file: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+            .args(["mapping", "publish"])
+            .arg(file)
+            .arg("--mapping")
+            .arg(&live)
+            .args(["--location", LOCATION, "--yes"])
+            .env("GHL_API_BASE_URL", ghl.uri())
+            .env(format!("GHL_TOKEN_{LOCATION}"), "pit-init")
+            .output()
+            .expect("runs")
+    };
+    let published = publish(&new);
     let said = String::from_utf8_lossy(&published.stdout);
     assert!(
         published.status.success(),
@@ -415,16 +419,7 @@ async fn a_diff_replays_recent_contacts_through_both_versions_and_publish_shows_
         text.replace("stage = \"Qualified\"", "stage = \"Hot\""),
     )
     .expect("written");
-    let refused = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
-        .args(["mapping", "publish"])
-        .arg(&wrong)
-        .arg("--mapping")
-        .arg(&live)
-        .args(["--location", LOCATION, "--yes"])
-        .env("GHL_API_BASE_URL", ghl.uri())
-        .env(format!("GHL_TOKEN_{LOCATION}"), "pit-init")
-        .output()
-        .expect("runs");
+    let refused = publish(&wrong);
     let said = String::from_utf8_lossy(&refused.stdout);
     assert!(!refused.status.success(), "{said}");
     assert!(
