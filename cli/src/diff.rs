@@ -53,9 +53,13 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<Outcome> {
             };
             let state = ghl_capi_local::ports::LocalState(store.clone());
             let kept = state.records_under(REPLAY_PREFIX).await?;
-            let sample = crate::sample::kept(&kept);
+            let (sample, unreadable) = crate::sample::kept(&kept);
+            let left_out = match unreadable {
+                0 => String::new(),
+                n => format!(" ({n} that no longer read as a job left out)"),
+            };
             let head = format!(
-                "{} kept webhook(s) and workflow call(s) replayed, version {} → {}\n",
+                "{} kept webhook(s) and workflow call(s) replayed{left_out}, version {} → {}\n",
                 sample.len(),
                 old.version,
                 new.version

@@ -63,6 +63,10 @@ pub struct InitArgs {
     /// An audience that follows a tag (repeat).
     #[arg(long = "audience", value_name = "TAG=AUDIENCE_ID", value_parser = audience)]
     audiences: Vec<AudienceAnswer>,
+    /// Where the audiences' token is kept (it needs `ads_management` on their ad
+    /// account); by default the pixel's.
+    #[arg(long, value_name = "SECRET|env:VAR")]
+    audience_token: Option<String>,
     /// How many of the location's most recent contacts the preview runs (0: none).
     #[arg(long, default_value_t = 20)]
     preview: usize,
@@ -374,6 +378,15 @@ fn ask(args: &InitArgs, have: &Known<'_>, ask: &Ask) -> anyhow::Result<Answers> 
     } else {
         Vec::new()
     };
+    let audience_token = match audiences.is_empty() {
+        true => None,
+        false => Some(ask.text(
+            "Where is the audiences' token kept (it needs ads_management)?",
+            args.audience_token.as_deref(),
+            Some(&token),
+            "--audience-token",
+        )?),
+    };
     Ok(Answers {
         location: args.location.clone(),
         pixel,
@@ -384,6 +397,6 @@ fn ask(args: &InitArgs, have: &Known<'_>, ask: &Ask) -> anyhow::Result<Answers> 
         pipeline,
         calendars,
         audiences,
-        audience_token: None,
+        audience_token,
     })
 }

@@ -5,7 +5,7 @@
 //! kept ([`kept`]). `mapping init` previews a new mapping on it; `mapping diff`
 //! compares two.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures_util::StreamExt;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::names::LocationNames;
@@ -13,16 +13,14 @@ use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::webhook::Webhook;
 use ghl_capi::ghl::workflow::WorkflowCall;
 use ghl_capi::ghl::{Contact, GhlReader, Related};
-use ghl_capi::jobs::EnrichJob;
-use ghl_capi::mapping::{Mapping, Occurrence};
-use serde_json::{Map, Value, json};
+use ghl_capi::jobs::{EnrichJob, OpportunityJob};
+use ghl_capi::mapping::{Mapping, Occurrence, Trigger};
+use serde_json::{Map, json};
 
 /// One contact and what happened to it.
 pub(crate) struct Changed {
     pub(crate) contact: Contact,
     occurrences: Vec<Occurrence>,
-    /// When its events are judged at (their age).
-    at: DateTime<Utc>,
 }
 
 impl Changed {
@@ -30,13 +28,12 @@ impl Changed {
         self.contact.date_added.as_deref().unwrap_or("?")
     }
 
-    /// What `mapping` would have sent for it: `Event (rule)`, or why a rule's
-    /// event would not be sent; each once.
+    /// What `mapping` would have sent for it, each change judged as of its own
+    /// time: `Event (rule)`, or why a rule's event would not be sent; each once.
     pub(crate) fn sent(&self, mapping: &Mapping) -> Vec<String> {
-        let now = self.at;
         let mut sent = Vec::new();
         for occ in &self.occurrences {
-            for event in mapping.map(occ, &self.contact, &Map::new(), now) {
+            for event in mapping.map(occ, &self.contact, &Map::new(), occ.at) {
                 let line = match &event.outcome {
                     Ok(e) => format!("{} ({})", e.event_name, event.rule),
                     Err(why) => format!("not {} ({}: {why})", event.rule, why.code()),
@@ -81,61 +78,48 @@ pub(crate) async fn recent(
     let now = Utc::now();
     let mut sample = Vec::new();
     for contact in contacts {
-        let mut created = serde_json::to_value(&contact)?;
-        created["type"] = json!("ContactCreate");
-        let mut bodies: Vec<Value> = vec![created];
+        let created = Trigger::ContactCreated;
+        let mut occurrences = vec![Occurrence::for_contact(created, location, &contact, now)];
         let theirs = opportunities
             .iter()
             .filter(|o| o.contact_id.as_deref() == Some(&contact.id));
         for o in theirs {
-            let mut base = json!(o.extra);
-            for (key, value) in [
-                ("id", json!(o.id)),
-                ("contactId", json!(contact.id)),
-                ("locationId", json!(location)),
-                ("pipelineStageId", json!(o.pipeline_stage_id)),
-                ("status", json!(o.status)),
-            ] {
-                base[key] = value;
-            }
+            // Told as reconciliation tells a listed opportunity.
+            let job = OpportunityJob::new(location, o.clone(), now, now);
             for kind in [
                 "OpportunityCreate",
                 "OpportunityStageUpdate",
                 "OpportunityStatusUpdate",
             ] {
-                let mut body = base.clone();
-                body["type"] = json!(kind);
-                bodies.push(body);
+                occurrences.extend(Occurrence::of_listed_opportunity(&job, kind, now));
             }
         }
         if appointments {
-            // A contact whose appointments cannot be read shows none.
-            let listed = ghl
+            match ghl
                 .related(location, &contact.id, Related::Appointments)
                 .await
-                .unwrap_or_default();
-            for a in listed.as_array().into_iter().flatten() {
-                bodies.push(
-                    json!({"type": "AppointmentCreate", "locationId": location, "appointment": a}),
-                );
+            {
+                Ok(listed) => {
+                    for a in listed.as_array().into_iter().flatten() {
+                        let body = json!({"type": "AppointmentCreate", "locationId": location,
+                            "appointment": a, "timestamp": now.to_rfc3339()});
+                        if let Ok(webhook) = Webhook::parse(body.to_string().as_bytes()) {
+                            occurrences.extend(Occurrence::from_webhook(&webhook, None, now).0);
+                        }
+                    }
+                }
+                Err(e) => eprintln!(
+                    "ghl-capi: contact {}'s appointments cannot be read ({e}): shown without them",
+                    contact.id
+                ),
             }
         }
-        let mut occurrences = Vec::new();
-        for mut body in bodies {
-            body["timestamp"] = json!(now.to_rfc3339());
-            let Ok(webhook) = Webhook::parse(body.to_string().as_bytes()) else {
-                continue;
-            };
-            let (told, _) = Occurrence::from_webhook(&webhook, Some(&[]), now);
-            for mut occ in told {
-                occ.name_with(names);
-                occurrences.push(occ);
-            }
+        for occ in &mut occurrences {
+            occ.name_with(names);
         }
         sample.push(Changed {
             contact,
             occurrences,
-            at: now,
         });
     }
     Ok(sample)
@@ -156,42 +140,38 @@ pub(crate) fn carried(webhook: &Webhook) -> Contact {
     }
 }
 
-/// The webhooks and workflow calls `serve` kept (records under
-/// `replay#`), each with the contact it carries, judged as of its arrival.
-pub(crate) fn kept(records: &[(String, String)]) -> Vec<Changed> {
-    let mut sample = Vec::new();
-    for (_, body) in records {
-        let Ok(job) = serde_json::from_str::<EnrichJob>(body) else {
-            continue;
-        };
-        let (contact, occurrences, at) = match job {
-            EnrichJob::Webhook {
-                body, received_at, ..
-            } => {
-                let Ok(webhook) = Webhook::parse(body.as_bytes()) else {
-                    continue;
-                };
-                let (told, _) = Occurrence::from_webhook(&webhook, Some(&[]), received_at);
-                (carried(&webhook), told, received_at)
-            }
-            EnrichJob::Workflow(job) => {
-                let Ok(call) = WorkflowCall::parse(job.body.as_bytes()) else {
-                    continue;
-                };
-                let at = job.received_at;
-                let Ok((told, _)) = Occurrence::of_workflow_call(&call, &job.event_id, at, at)
-                else {
-                    continue;
-                };
-                (call.contact.clone(), told, at)
-            }
-            _ => continue,
-        };
-        sample.push(Changed {
-            contact,
-            occurrences,
-            at,
-        });
-    }
-    sample
+/// The webhooks and workflow calls `serve` kept (records under `replay#`),
+/// each with the contact it carries; and how many no longer read as one (a body
+/// kept by another build).
+pub(crate) fn kept(records: &[(String, String)]) -> (Vec<Changed>, usize) {
+    let sample: Vec<Changed> = records
+        .iter()
+        .filter_map(|(_, body)| replayed(body))
+        .collect();
+    let unreadable = records.len() - sample.len();
+    (sample, unreadable)
+}
+
+/// One kept job, told as its occurrences are.
+fn replayed(body: &str) -> Option<Changed> {
+    let (contact, occurrences) = match serde_json::from_str::<EnrichJob>(body).ok()? {
+        EnrichJob::Webhook {
+            body, received_at, ..
+        } => {
+            let webhook = Webhook::parse(body.as_bytes()).ok()?;
+            let (told, _) = Occurrence::from_webhook(&webhook, Some(&[]), received_at);
+            (carried(&webhook), told)
+        }
+        EnrichJob::Workflow(job) => {
+            let call = WorkflowCall::parse(job.body.as_bytes()).ok()?;
+            let at = job.received_at;
+            let (told, _) = Occurrence::of_workflow_call(&call, &job.event_id, at, at).ok()?;
+            (call.contact.clone(), told)
+        }
+        _ => return None,
+    };
+    Some(Changed {
+        contact,
+        occurrences,
+    })
 }

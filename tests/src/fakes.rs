@@ -24,6 +24,8 @@ pub struct FakeGhl {
     strangers: Vec<String>,
     /// Each location's names, as GHL would list them.
     names: Mutex<HashMap<String, LocationNames>>,
+    /// The names' reads fail with this, the contacts' do not.
+    names_failing: Mutex<Option<GhlError>>,
 }
 
 impl FakeGhl {
@@ -73,6 +75,11 @@ impl FakeGhl {
             .insert(location.to_owned(), names);
     }
 
+    /// From now on, reads of names fail with `error` (`None`: succeed again).
+    pub fn set_names_failing(&self, error: Option<GhlError>) {
+        *self.names_failing.lock().expect("lock") = error;
+    }
+
     /// Every read so far, in order: `contact c1`, `notes c1`, …
     pub fn reads(&self) -> Vec<String> {
         self.reads.lock().expect("lock").clone()
@@ -94,6 +101,9 @@ impl FakeGhl {
 impl GhlReader for FakeGhl {
     async fn names(&self, location: &str) -> Result<LocationNames, GhlError> {
         self.read(format!("names {location}"), "")?;
+        if let Some(error) = self.names_failing.lock().expect("lock").clone() {
+            return Err(error);
+        }
         let names = self.names.lock().expect("lock").get(location).cloned();
         Ok(names.unwrap_or_default())
     }

@@ -98,7 +98,17 @@ fn init(ghl: &MockServer, dir: &Path) -> Command {
     command
 }
 
-const FLAGS: [&str; 26] = [
+/// `mapping init` given every answer by `FLAGS`, writing `output`.
+fn by_flags(ghl: &MockServer, dir: &Path, output: &Path) -> std::process::Output {
+    init(ghl, dir)
+        .args(FLAGS)
+        .arg("--output")
+        .arg(output)
+        .output()
+        .expect("runs")
+}
+
+const FLAGS: [&str; 28] = [
     "--template",
     "conversion-leads",
     "--template",
@@ -125,6 +135,8 @@ const FLAGS: [&str; 26] = [
     "audiences",
     "--audience",
     "vip=23850001",
+    "--audience-token",
+    "env:ADS_TOKEN",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,12 +144,7 @@ async fn flags_make_a_checked_mapping_in_names_previewed_against_recent_contacts
     let ghl = ghl().await;
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("mapping.toml");
-    let out = init(&ghl, dir.path())
-        .args(FLAGS)
-        .arg("--output")
-        .arg(&file)
-        .output()
-        .expect("runs");
+    let out = by_flags(&ghl, dir.path(), &file);
     let said =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
@@ -177,6 +184,7 @@ async fn flags_make_a_checked_mapping_in_names_previewed_against_recent_contacts
         "access_token = { env = \"META_TOKEN\" }",
         "audience_id = \"23850001\"",
         "tags = [\"vip\"]",
+        "access_token = { env = \"ADS_TOKEN\" }",
     ] {
         assert!(text.contains(part), "{part} in\n{text}");
     }
@@ -192,12 +200,7 @@ async fn flags_make_a_checked_mapping_in_names_previewed_against_recent_contacts
     );
 
     // Not over a file that is there, unless told.
-    let again = init(&ghl, dir.path())
-        .args(FLAGS)
-        .arg("--output")
-        .arg(&file)
-        .output()
-        .expect("runs");
+    let again = by_flags(&ghl, dir.path(), &file);
     assert!(!again.status.success());
     // A name the location lacks is refused, naming what it has.
     let wrong = init(&ghl, dir.path())
@@ -246,13 +249,8 @@ async fn answer(session: &str, text: &str, keys: &[&str]) {
 async fn asked_on_a_terminal_it_writes_what_the_flags_write() {
     let ghl = ghl().await;
     let dir = tempfile::tempdir().expect("dir");
-    let by_flags = dir.path().join("flags.toml");
-    let out = init(&ghl, dir.path())
-        .args(FLAGS)
-        .arg("--output")
-        .arg(&by_flags)
-        .output()
-        .expect("runs");
+    let flagged = dir.path().join("flags.toml");
+    let out = by_flags(&ghl, dir.path(), &flagged);
     assert!(
         out.status.success(),
         "{}",
@@ -316,6 +314,7 @@ async fn asked_on_a_terminal_it_writes_what_the_flags_write() {
     // newsletter, vip: the second, and its audience.
     answer(&session, "Which tags feed", &["Down", "Space", "Enter"]).await;
     answer(&session, "Audience id for tag vip", &["23850001", "Enter"]).await;
+    answer(&session, "audiences' token", &["env:ADS_TOKEN", "Enter"]).await;
     for _ in 0..100 {
         if screen(&session).contains("wrote") {
             break;
@@ -325,7 +324,7 @@ async fn asked_on_a_terminal_it_writes_what_the_flags_write() {
     assert!(screen(&session).contains("wrote"), "{}", screen(&session));
     assert_eq!(
         std::fs::read_to_string(&asked).expect("written on the terminal"),
-        std::fs::read_to_string(&by_flags).expect("written by flags")
+        std::fs::read_to_string(&flagged).expect("written by flags")
     );
 }
 
@@ -334,14 +333,7 @@ async fn a_diff_replays_recent_contacts_through_both_versions_and_publish_shows_
     let ghl = ghl().await;
     let dir = tempfile::tempdir().expect("dir");
     let old = dir.path().join("old.toml");
-    let out = init(&ghl, dir.path())
-        .args(FLAGS)
-        .arg("--output")
-        .arg(&old)
-        .arg("--preview")
-        .arg("0")
-        .output()
-        .expect("runs");
+    let out = by_flags(&ghl, dir.path(), &old);
     assert!(
         out.status.success(),
         "{}",

@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use ghl_capi::enrich::{Enriched, Enricher};
-use ghl_capi::ghl::Contact;
 use ghl_capi::ghl::names::LocationNames;
+use ghl_capi::ghl::{Contact, GhlError};
 use ghl_capi::hold::HoldPolicy;
 use ghl_capi::jobs::EnrichJob;
 use ghl_capi::mapping::Mapping;
@@ -226,5 +226,56 @@ async fn a_stage_the_names_lack_has_them_read_again_once_the_recheck_allows() {
             .filter(|r| r.starts_with("names"))
             .count(),
         2
+    );
+}
+
+#[tokio::test]
+async fn a_ghl_that_will_not_list_names_holds_the_job_unless_names_kept_serve_or_runs_it_on_ids() {
+    let stage = [stage_changed(0, "p-0", "s-0-q")];
+    let held = |outcome: &Enriched| matches!(outcome, Enriched::Retry { .. });
+    let ghl = FakeGhl::with(&[contact(0, "Roof")]);
+    ghl.set_names("loc-0", names(0));
+    let (mapping, state) = (mapping(), MemoryState::default());
+    let enrich = |at: DateTime<Utc>| {
+        let (mapping, ghl, state, job) = (&mapping, &ghl, &state, &stage[0]);
+        async move {
+            let mut enricher = Enricher::new(mapping, ghl, state, HoldPolicy::default());
+            enricher.enrich(job, at).await
+        }
+    };
+
+    // Down an hour, or asking to slow down, with no names kept: the job waits.
+    for error in [
+        GhlError::unavailable("server error", "GHL answered 503"),
+        GhlError::RateLimited {
+            retry_after_ms: 10_000,
+        },
+    ] {
+        ghl.set_names_failing(Some(error));
+        assert!(
+            held(&enrich(now()).await),
+            "held while names cannot be read"
+        );
+    }
+    // Read once, then down: the names kept serve, even past their hour.
+    ghl.set_names_failing(None);
+    assert!(!held(&enrich(now()).await));
+    ghl.set_names_failing(Some(GhlError::unavailable(
+        "server error",
+        "GHL answered 503",
+    )));
+    let later = sent(&mapping, &ghl, &state, &stage, now() + Duration::hours(3)).await;
+    assert_eq!(later[0], ["QualifiedLead"], "from the names kept");
+
+    // A token without the scopes, and nothing kept: the rules run on ids alone.
+    let fresh = MemoryState::default();
+    ghl.set_names_failing(Some(GhlError::Forbidden {
+        status: 401,
+        message: "The token is not authorized for this scope.".into(),
+    }));
+    let on_ids = sent(&mapping, &ghl, &fresh, &stage, now()).await;
+    assert!(
+        on_ids[0].is_empty(),
+        "a rule in names does not fire, and nothing waits"
     );
 }
