@@ -19,6 +19,24 @@ pub(crate) fn is_js_space(c: char) -> bool {
     )
 }
 
+/// A control character that is not whitespace to JavaScript (NUL, BEL, DEL, the C1
+/// range …): pasted from spreadsheets or form tools, never part of a name, place or
+/// address, and so removed before any field is normalised. Tabs and newlines stay:
+/// they are whitespace, and each field already treats whitespace its own way.
+fn is_stray_control(c: char) -> bool {
+    c.is_control() && !is_js_space(c)
+}
+
+/// `input` without its stray control characters, borrowed when it has none (nearly
+/// always), so the common path allocates nothing.
+pub(crate) fn without_controls(input: &str) -> std::borrow::Cow<'_, str> {
+    if input.contains(is_stray_control) {
+        std::borrow::Cow::Owned(input.chars().filter(|c| !is_stray_control(*c)).collect())
+    } else {
+        std::borrow::Cow::Borrowed(input)
+    }
+}
+
 /// ASCII punctuation as listed by param-builder: ``!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~``.
 pub(crate) fn is_ascii_punctuation(c: char) -> bool {
     c.is_ascii_punctuation()

@@ -1,7 +1,9 @@
 //! Normalisation and hashing of customer information, per the project's profile
 //! (`reference/normalization.md`): Meta's documentation where it is explicit,
 //! `facebook/capi-param-builder` where it is silent, postcodes without any
-//! whitespace, and phones with the contact's country calling code.
+//! whitespace, phones with the contact's country calling code, stray control
+//! characters removed from every field, and countries' former names mapped to the
+//! code they have today.
 //!
 //! [`normalize`] is the one entry point: it returns `None` for a value that must not
 //! be sent (so `sha256("")` never reaches Meta) and a [`Normalized`] otherwise;
@@ -214,7 +216,8 @@ pub fn sha256_hex(text: &str) -> HexDigest {
 /// Normalises `input` for `field`. `country` is the contact's country (a code or a
 /// name), used to give nationally written phone numbers their calling code.
 pub fn normalize(field: Field, input: &str, country: Option<&str>) -> Option<Normalized> {
-    let trimmed = chars::js_trim(input);
+    let cleaned = chars::without_controls(input);
+    let trimmed = chars::js_trim(&cleaned);
     if chars::looks_like_hashed(trimmed) {
         return Some(Normalized::prehashed(trimmed));
     }
@@ -265,6 +268,32 @@ mod tests {
         let json = serde_json::to_string(&hash).expect("serialises");
         assert_eq!(serde_json::from_str::<HexDigest>(&json).ok(), Some(hash));
         assert!(serde_json::from_str::<HexDigest>("\"not hex\"").is_err());
+    }
+
+    #[test]
+    fn stray_control_characters_leave_every_field_before_it_is_normalised() {
+        let cases = [
+            (Field::Zip, "ZIP\u{0}123", "zip123"),
+            (Field::ExternalId, "external\u{1}id", "externalid"),
+            (
+                Field::Email,
+                "\u{7f}jane@example.com\u{0}",
+                "jane@example.com",
+            ),
+            (Field::FirstName, "Jo\u{85}hn", "john"),
+            (Field::City, "San\u{1b}Francisco", "sanfrancisco"),
+            (Field::Phone, "+1 650\u{8} 555 1212", "16505551212"),
+        ];
+        for (field, input, expected) in cases {
+            let got = normalize(field, input, None).map(|n| n.as_str().to_owned());
+            assert_eq!(got.as_deref(), Some(expected), "{field} {input:?}");
+        }
+        // Whitespace controls are still whitespace, each field's own way.
+        assert_eq!(
+            normalize(Field::Gender, "\tmale\n", None).map(|n| n.as_str().to_owned()),
+            Some("m".to_owned())
+        );
+        assert_eq!(normalize(Field::Country, "\u{0}", None), None);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! City, state, postcode and country.
 
-use super::chars::{collect_sized, is_js_space, js_len, js_trim, looks_like_hashed};
+use super::chars::{
+    collect_sized, is_js_space, js_len, js_trim, looks_like_hashed, without_controls,
+};
 
 /// ASCII letters and digits only, lowercased; must start with a letter
 /// (param-builder's rule, so `Montréal` → `montral` as Meta's own SDK sends it).
@@ -29,7 +31,8 @@ pub(super) fn country(trimmed: &str) -> Option<String> {
 
 /// The contact's country as a lowercase ISO code, for context such as phone regions.
 pub fn country_code(input: &str) -> Option<String> {
-    let trimmed = js_trim(input);
+    let cleaned = without_controls(input);
+    let trimmed = js_trim(&cleaned);
     if looks_like_hashed(trimmed) {
         return None;
     }
@@ -139,7 +142,10 @@ const STATES: &[(&str, &str)] = &[
     ("wyoming", "wy"),
 ];
 
-/// English names (letters only) to ISO codes, in param-builder's order.
+/// English names (letters only) to ISO codes: param-builder's `COUNTRY_MAPPINGS`
+/// (`nodejs/capi-param-builder/src/piiUtil/stringUtil.js`, 272 names) in its order,
+/// so a name that merely contains another resolves as Meta's code resolves it, with
+/// its misspelt `sintmaartenductchpart` written right; then the names it lacks.
 const COUNTRIES: &[(&str, &str)] = &[
     ("unitedstates", "us"),
     ("usa", "us"),
@@ -413,9 +419,47 @@ const COUNTRIES: &[(&str, &str)] = &[
     ("yemen", "ye"),
     ("zambia", "zm"),
     ("zimbabwe", "zw"),
+    // Not in param-builder's table, whose fallback (the first two letters) sends a
+    // code no one has (`bu` for Burma) or another country's (`si` for Siam):
+    // former names of countries that still exist (ISO 3166-3, and the alternative
+    // names Meta's own tests expect: Holland, Burma, Persia, Siam, Ceylon) …
     ("holland", "nl"),
+    ("burma", "mm"),
     ("persia", "ir"),
+    ("siam", "th"),
     ("ceylon", "lk"),
+    ("zaire", "cd"),
+    ("kampuchea", "kh"),
+    ("dahomey", "bj"),
+    ("uppervolta", "bf"),
+    ("northernrhodesia", "zm"),
+    ("southernrhodesia", "zw"),
+    ("rhodesia", "zw"),
+    ("bechuanaland", "bw"),
+    ("basutoland", "ls"),
+    ("nyasaland", "mw"),
+    ("tanganyika", "tz"),
+    ("goldcoast", "gh"),
+    ("britishhonduras", "bz"),
+    ("portuguesetimor", "tl"),
+    ("newhebrides", "vu"),
+    ("elliceislands", "tv"),
+    ("gilbertislands", "ki"),
+    ("abyssinia", "et"),
+    ("formosa", "tw"),
+    ("frenchsomaliland", "dj"),
+    ("spanishguinea", "gq"),
+    // … and today's names the table lacks where the fallback gives another
+    // country's code (Cabo Verde as `ca`, Great Britain as `gr`, Northern Ireland
+    // as `ie` through the name it contains).
+    ("caboverde", "cv"),
+    ("czechia", "cz"),
+    ("turkiye", "tr"),
+    ("greatbritain", "gb"),
+    ("england", "gb"),
+    ("scotland", "gb"),
+    ("wales", "gb"),
+    ("northernireland", "gb"),
 ];
 
 #[cfg(test)]
@@ -428,6 +472,31 @@ mod tests {
         assert_eq!(country("DE").as_deref(), Some("de"));
         assert_eq!(state("New York").as_deref(), Some("ny"));
         assert_eq!(state("British Columbia").as_deref(), Some("bc"));
+    }
+
+    #[test]
+    fn former_and_current_names_give_todays_code() {
+        for (name, code) in [
+            ("Burma", "mm"),
+            ("Siam", "th"),
+            ("Zaire", "cd"),
+            ("Upper Volta", "bf"),
+            ("Northern Rhodesia", "zm"),
+            ("Rhodesia", "zw"),
+            ("Cabo Verde", "cv"),
+            ("Northern Ireland", "gb"),
+            ("Myanmar (Burma)", "mm"),
+        ] {
+            assert_eq!(country(name).as_deref(), Some(code), "{name}");
+        }
+        // A name still unknown falls back to its first two letters, as Meta's does.
+        assert_eq!(country("Atlantis").as_deref(), Some("at"));
+    }
+
+    #[test]
+    fn stray_control_characters_are_gone_before_a_country_is_read() {
+        assert_eq!(country_code("Can\u{0}ada").as_deref(), Some("ca"));
+        assert_eq!(country_code("\u{7f}").as_deref(), None);
     }
 
     #[test]
