@@ -63,11 +63,26 @@ fn normalize_answers_every_vector_line_like_the_library() {
         String::from_utf8_lossy(&out.stderr)
     );
     let answers = lines(&out);
-    for (expected, got) in text.lines().zip(&answers) {
-        let expected: serde_json::Value = serde_json::from_str(expected).expect("json");
-        assert_eq!(got["normalized"], expected["expected"], "{expected}");
-        assert_eq!(got["sha256"], expected["sha256"], "{expected}");
-        assert_eq!(got["input"], expected["input"]);
+    // The vectors themselves are checked against the library, with the profile's
+    // amendments, in `tests/tests/it/normalize_vectors.rs`; here the command must
+    // answer exactly what the library gives.
+    for (line, got) in text.lines().zip(&answers) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        let field: ghl_capi::normalize::Field =
+            v["field"].as_str().expect("field").parse().expect("field");
+        let input = v["input"].as_str().expect("input");
+        let ours = ghl_capi::normalize::normalize(field, input, v["country"].as_str());
+        assert_eq!(
+            got["normalized"].as_str(),
+            ours.as_ref().map(|n| n.as_str()),
+            "{line}"
+        );
+        assert_eq!(
+            got["sha256"].as_str(),
+            ours.as_ref().map(|n| n.sha256().to_string()).as_deref(),
+            "{line}"
+        );
+        assert_eq!(got["input"], v["input"]);
     }
     assert_eq!(answers.len(), text.lines().count());
 }
