@@ -1,5 +1,5 @@
 //! The store's tables, in one place: the queues, their deduplication, the state
-//! (tags, jobs done, records) and the audit journal.
+//! (tags, jobs done, records, counters) and the audit journal.
 
 /// The queues and the state.
 pub(crate) const STORE: &str = "
@@ -35,6 +35,13 @@ pub(crate) const STORE: &str = "
         key TEXT PRIMARY KEY,
         text TEXT NOT NULL,
         expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS counts (
+        key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (key, name)
     );
 ";
 

@@ -34,3 +34,33 @@ pub async fn swap_record_holds(state: &impl StateStore) {
         .expect("answered");
     assert!(!refused, "nothing is not what it was said to be");
 }
+
+/// Counters add up from any number of writers at once, start at 0, and are read
+/// back by key; a key with none is left out.
+pub async fn counts_add_up(state: &impl StateStore) {
+    let day = Duration::from_secs(24 * 3600);
+    let key = "quality#contract#2026-12-06";
+    let add = |n: u64| {
+        let counts = vec![("Lead|sent".to_owned(), n), ("Lead|has:em".to_owned(), 1)];
+        async move { state.add_counts(key, &counts, day).await }
+    };
+    let writers: Vec<_> = (1..=8).map(add).collect();
+    for written in futures_util::future::join_all(writers).await {
+        written.expect("added");
+    }
+    state
+        .add_counts("quality#contract#other", &[("x".to_owned(), 2)], day)
+        .await
+        .expect("added");
+    let keys = [key.to_owned(), "quality#contract#never".to_owned()];
+    let read = state.counts_of(&keys).await.expect("read");
+    assert_eq!(
+        read.len(),
+        1,
+        "a key with no counters is left out: {read:?}"
+    );
+    let counts = &read[key];
+    assert_eq!(counts.get("Lead|sent"), Some(&36), "1 + 2 + … + 8");
+    assert_eq!(counts.get("Lead|has:em"), Some(&8));
+    assert_eq!(counts.len(), 2);
+}

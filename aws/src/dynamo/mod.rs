@@ -1,7 +1,8 @@
 //! The state store on DynamoDB: one item per contact, keyed `tags#{location}#{contact}`,
 //! one per job done, keyed `done#{key}`, and one per kept record (a breaker, a held
-//! job's history, a mark), keyed `rec#{key}`, each with an `expires_at` TTL so contacts that
-//! stay quiet, old jobs and records age out.
+//! job's history, a mark), keyed `rec#{key}`, and one per set of counters, keyed
+//! `cnt#{key}` ([`counts`]), each with an `expires_at` TTL so contacts that stay
+//! quiet, old jobs, records and counters age out.
 //!
 //! Records of the families listed by group ([`LISTED`]: the locations left to mint,
 //! each location's audience members and their applied changes) also carry `grp`,
@@ -10,6 +11,7 @@
 //! before the index are given their `grp` once, by the first listing of their family
 //! ([`group`]). Leases live in the same table ([`lease`]).
 
+mod counts;
 mod group;
 mod lease;
 
@@ -21,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
-use ghl_capi::ports::state::{StateError, StateStore};
+use ghl_capi::ports::state::{Counts, StateError, StateStore};
 
 /// How long a contact's tags are kept after its last change.
 pub const TAGS_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
@@ -252,58 +254,15 @@ impl StateStore for DynamoState {
             .map_err(|e| failed(e.into_service_error()))
     }
 
-    /// `BatchGetItem`, 100 keys a call, asking again for what DynamoDB left
-    /// unprocessed (it may, under load).
     async fn records_of(&self, keys: &[String]) -> Result<HashMap<String, String>, StateError> {
+        let keys = keys.iter().map(|k| record_key(k)).collect();
+        let projection = Some(("pk, expires_at, #text", ("#text", "text")));
         let mut found = HashMap::new();
-        let now = now_seconds();
-        for chunk in keys.chunks(BATCH_GET) {
-            let wanted = chunk
-                .iter()
-                .map(|k| HashMap::from([("pk".to_owned(), record_key(k))]))
-                .collect::<Vec<_>>();
-            let mut ask = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(wanted))
-                    .projection_expression("pk, expires_at, #text")
-                    .expression_attribute_names("#text", "text")
-                    .consistent_read(true)
-                    .build()
-                    .map_err(failed)?,
-            );
-            for round in 0..BATCH_ROUNDS {
-                let Some(keys) = ask.take() else { break };
-                backoff(round).await;
-                let answer = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(|e| failed(e.into_service_error()))?;
-                for item in answer
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    let live = item
-                        .get("expires_at")
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|n| n.parse::<u64>().ok())
-                        .is_none_or(|at| at > now);
-                    let key = item.get("pk").and_then(|v| v.as_s().ok());
-                    let text = item.get("text").and_then(|v| v.as_s().ok());
-                    if let (true, Some(key)) = (live, key.and_then(|k| k.strip_prefix("rec#"))) {
-                        found.insert(key.to_owned(), text.cloned().unwrap_or_default());
-                    }
-                }
-                ask = answer
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table));
-            }
-            if ask.is_some() {
-                return Err(StateError::new("DynamoDB left keys unread after retries"));
+        for item in self.items(keys, projection).await? {
+            let key = item.get("pk").and_then(|v| v.as_s().ok());
+            let text = item.get("text").and_then(|v| v.as_s().ok());
+            if let Some(key) = key.and_then(|k| k.strip_prefix("rec#")) {
+                found.insert(key.to_owned(), text.cloned().unwrap_or_default());
             }
         }
         Ok(found)
@@ -322,6 +281,19 @@ impl StateStore for DynamoState {
         };
         found.sort();
         Ok(found)
+    }
+
+    async fn add_counts(
+        &self,
+        key: &str,
+        counts: &[(String, u64)],
+        keep: Duration,
+    ) -> Result<(), StateError> {
+        self.add_to_counts(key, counts, keep).await
+    }
+
+    async fn counts_of(&self, keys: &[String]) -> Result<HashMap<String, Counts>, StateError> {
+        self.counts_in(keys).await
     }
 
     /// `BatchWriteItem`, 25 items a call, writing again what DynamoDB left
@@ -372,6 +344,64 @@ impl StateStore for DynamoState {
         Ok(())
     }
 }
+
+impl DynamoState {
+    /// The live items of `keys` (partition keys), with a projection and the one
+    /// attribute name it uses, if given: `BatchGetItem`, 100 keys a call, asking
+    /// again for what DynamoDB left unprocessed (it may, under load).
+    async fn items(
+        &self,
+        keys: Vec<AttributeValue>,
+        projection: Option<(&str, (&str, &str))>,
+    ) -> Result<Vec<Item>, StateError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(BATCH_GET) {
+            let wanted = chunk
+                .iter()
+                .map(|k| HashMap::from([("pk".to_owned(), k.clone())]))
+                .collect::<Vec<_>>();
+            let mut ask = KeysAndAttributes::builder()
+                .set_keys(Some(wanted))
+                .consistent_read(true);
+            if let Some((expression, (name, attribute))) = projection {
+                ask = ask
+                    .projection_expression(expression)
+                    .expression_attribute_names(name, attribute);
+            }
+            let mut ask = Some(ask.build().map_err(failed)?);
+            for round in 0..BATCH_ROUNDS {
+                let Some(keys) = ask.take() else { break };
+                backoff(round).await;
+                let answer = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| failed(e.into_service_error()))?;
+                found.extend(
+                    answer
+                        .responses
+                        .unwrap_or_default()
+                        .remove(&self.table)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(live),
+                );
+                ask = answer
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table));
+            }
+            if ask.is_some() {
+                return Err(StateError::new("DynamoDB left keys unread after retries"));
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// An item as DynamoDB gives it.
+type Item = HashMap<String, AttributeValue>;
 
 /// The most keys one `BatchGetItem` reads, and items one `BatchWriteItem` writes.
 const BATCH_GET: usize = 100;

@@ -186,3 +186,10 @@ async fn a_record_is_swapped_only_from_what_it_holds() {
     let state = DynamoState::new(client.clone(), table(&client).await);
     ghl_capi_tests::contracts::swap_record_holds(&state).await;
 }
+
+#[tokio::test]
+async fn counters_add_up_from_writers_at_once() {
+    let client = client();
+    let state = DynamoState::new(client.clone(), table(&client).await);
+    ghl_capi_tests::contracts::counts_add_up(&state).await;
+}

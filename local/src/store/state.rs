@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use ghl_capi::ports::state::Counts;
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError, now_ms};
@@ -165,6 +166,58 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Adds each `(name, n)` to `key`'s counters, all kept for `keep` from now, in
+    /// one transaction; counters run out start again at 0.
+    pub(crate) fn add_counts(
+        &self,
+        key: &str,
+        counts: &[(String, u64)],
+        keep: Duration,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let until = now + keep.as_millis() as i64;
+        let mut db = self.lock();
+        let tx = db.transaction()?;
+        tx.execute(
+            "DELETE FROM counts WHERE key = ?1 AND expires_at <= ?2",
+            params![key, now],
+        )?;
+        for (name, n) in counts {
+            tx.execute(
+                "INSERT INTO counts (key, name, n, expires_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (key, name) DO UPDATE SET n = n + excluded.n",
+                params![key, name, *n as i64, until],
+            )?;
+        }
+        tx.execute(
+            "UPDATE counts SET expires_at = ?2 WHERE key = ?1",
+            params![key, until],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The counters of each of `keys` that has any, not run out.
+    pub(crate) fn counts_of(&self, keys: &[String]) -> Result<HashMap<String, Counts>, StoreError> {
+        let db = self.lock();
+        let mut query =
+            db.prepare_cached("SELECT name, n FROM counts WHERE key = ?1 AND expires_at > ?2")?;
+        let now = now_ms();
+        let mut found = HashMap::new();
+        for key in keys {
+            let rows = query.query_map(params![key, now], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            let counts: Counts = rows
+                .map(|row| row.map(|(name, n)| (name, n.max(0) as u64)))
+                .collect::<Result<_, _>>()?;
+            if !counts.is_empty() {
+                found.insert(key.clone(), counts);
+            }
+        }
+        Ok(found)
     }
 
     pub(crate) fn mark_processed(&self, key: &str, keep: Duration) -> Result<(), StoreError> {

@@ -322,3 +322,10 @@ async fn a_record_is_swapped_only_from_what_it_holds() {
     let store = ghl_capi_local::store::Store::open(&dir.path().join("store.db")).expect("store");
     ghl_capi_tests::contracts::swap_record_holds(&ghl_capi_local::ports::LocalState(store)).await;
 }
+
+#[tokio::test]
+async fn counters_add_up_from_writers_at_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = ghl_capi_local::store::Store::open(&dir.path().join("store.db")).expect("store");
+    ghl_capi_tests::contracts::counts_add_up(&ghl_capi_local::ports::LocalState(store)).await;
+}

@@ -7,6 +7,7 @@
 //! - [`answer`]: each answer classified (delivered, retry, token problem, invalid).
 //! - [`audience`]: Custom Audiences' rows, requests and answers; [`replace`]: a
 //!   whole list replaced in a session (`usersreplace`).
+//! - [`score`]: the identifier coverage score of an event's `user_data`.
 //! - [`client`]: the HTTPS client and the [`EventsApi`] port.
 
 pub mod answer;
@@ -14,6 +15,7 @@ pub mod audience;
 pub mod client;
 mod event;
 pub mod replace;
+pub mod score;
 mod user_data;
 mod validate;
 

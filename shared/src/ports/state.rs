@@ -85,7 +85,24 @@ pub trait StateStore: Send + Sync {
         records: &[(String, String)],
         keep: Duration,
     ) -> impl Future<Output = Result<(), StateError>> + Send;
+    /// Adds each `(name, n)` to the counters kept under `key` (a counter not yet
+    /// kept starts at 0), all kept for `keep` from now. One write, exact under any
+    /// number of writers: several dispatch functions count the same pixel's day.
+    fn add_counts(
+        &self,
+        key: &str,
+        counts: &[(String, u64)],
+        keep: Duration,
+    ) -> impl Future<Output = Result<(), StateError>> + Send;
+    /// The counters kept under each of `keys` that has any, not run out.
+    fn counts_of(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, Counts>, StateError>> + Send;
 }
+
+/// Counters by name, as [`StateStore::counts_of`] gives them.
+pub type Counts = std::collections::BTreeMap<String, u64>;
 
 #[cfg(any(test, feature = "test-util"))]
 pub use memory::MemoryState;
@@ -96,12 +113,14 @@ mod memory {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
-    use super::{StateError, StateStore};
+    use super::{Counts, StateError, StateStore};
 
     /// Each contact's tags, by location and contact.
     type Tags = HashMap<(String, String), Vec<String>>;
     /// Each record's text and end.
     type Records = HashMap<String, (String, Instant)>;
+    /// Each key's counters and end.
+    type Counted = HashMap<String, (Counts, Instant)>;
 
     /// A state store in memory, for tests; clones share it.
     #[derive(Debug, Default, Clone)]
@@ -109,6 +128,7 @@ mod memory {
         tags: Arc<Mutex<Tags>>,
         processed: Arc<Mutex<HashSet<String>>>,
         records: Arc<Mutex<Records>>,
+        counts: Arc<Mutex<Counted>>,
     }
 
     fn poisoned<T>(_: T) -> StateError {
@@ -233,6 +253,39 @@ mod memory {
                 kept.insert(key.clone(), (text.clone(), until));
             }
             Ok(())
+        }
+
+        async fn add_counts(
+            &self,
+            key: &str,
+            counts: &[(String, u64)],
+            keep: Duration,
+        ) -> Result<(), StateError> {
+            let now = Instant::now();
+            let mut kept = self.counts.lock().map_err(poisoned)?;
+            let (counters, until) = kept
+                .entry(key.to_owned())
+                .or_insert_with(|| (Counts::new(), now));
+            if *until <= now {
+                counters.clear();
+            }
+            for (name, n) in counts {
+                *counters.entry(name.clone()).or_default() += n;
+            }
+            *until = now + keep;
+            Ok(())
+        }
+
+        async fn counts_of(&self, keys: &[String]) -> Result<HashMap<String, Counts>, StateError> {
+            let kept = self.counts.lock().map_err(poisoned)?;
+            let now = Instant::now();
+            Ok(keys
+                .iter()
+                .filter_map(|k| match kept.get(k) {
+                    Some((counts, until)) if *until > now => Some((k.clone(), counts.clone())),
+                    _ => None,
+                })
+                .collect())
         }
     }
 }

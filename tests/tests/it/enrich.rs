@@ -631,3 +631,8 @@ async fn a_workflow_call_is_held_while_ghl_is_down_and_a_gone_contact_is_its_one
 async fn the_memory_state_swaps_a_record_only_from_what_it_holds() {
     ghl_capi_tests::contracts::swap_record_holds(&MemoryState::default()).await;
 }
+
+#[tokio::test]
+async fn the_memory_state_adds_counters_up() {
+    ghl_capi_tests::contracts::counts_add_up(&MemoryState::default()).await;
+}
