@@ -3,7 +3,7 @@
 
 - in the library (shared/src), no module imports from a layer above its own, in
   this order, top to bottom: the stages (settings, intake, enrich, dispatch, pull,
-  ops), then batch and hold, mapping, jobs, the partners (ghl, capi), and at the
+  ops), then batch, hold and quality, mapping, jobs, the partners (ghl, capi), and at the
   bottom normalize, ports, telemetry, http, error; local mode (local/src) has
   layers of its own (LOCAL_LAYERS);
 - in every crate, no import circle among modules (a module may use its own
@@ -24,7 +24,7 @@ from pathlib import Path
 
 LAYERS = [
     {"settings", "intake", "enrich", "dispatch", "pull", "ops"},
-    {"batch", "hold"},
+    {"batch", "hold", "quality"},
     {"mapping"},
     {"jobs"},
     {"ghl", "capi"},

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
+use ghl_capi::capi::score::{Coverage, Key};
 use ghl_capi::ghl::webhook::Webhook;
 use ghl_capi::ghl::workflow::WorkflowCall;
 use ghl_capi::ghl::{Contact, parse_timestamp};
@@ -347,6 +348,19 @@ fn as_text(read: &Read, results: &[(Occurrence, Vec<MappedEvent>)]) -> String {
                         "    action_source   {}",
                         json!(event.action_source).as_str().unwrap_or_default()
                     );
+                    let coverage = Coverage::of(&event.user_data);
+                    let lacking: Vec<&str> = coverage.lacking().take(4).map(Key::name).collect();
+                    let _ = writeln!(
+                        t,
+                        "    score           {} of 10 (lacks {}{})",
+                        coverage.score(),
+                        lacking.join(", "),
+                        if coverage.lacking().count() > lacking.len() {
+                            ", …"
+                        } else {
+                            ""
+                        }
+                    );
                     t.push_str("    user_data\n");
                     for (key, raw, normalized, sha) in identifiers(contact) {
                         let _ = writeln!(
@@ -394,7 +408,14 @@ fn as_json(read: &Read, results: &[(Occurrence, Vec<MappedEvent>)]) -> Value {
             "trigger": occ.trigger.name(),
             "tag": occ.tag,
             "events": events.iter().map(|e| match &e.outcome {
-                Ok(event) => json!({"rule": e.rule, "pixels": e.pixels, "event": event}),
+                Ok(event) => {
+                    let coverage = Coverage::of(&event.user_data);
+                    json!({
+                        "rule": e.rule, "pixels": e.pixels, "event": event,
+                        "score": coverage.score().to_string(),
+                        "lacking": coverage.lacking().map(Key::wire).collect::<Vec<_>>(),
+                    })
+                }
                 Err(why) => json!({"rule": e.rule, "pixels": e.pixels, "rejected": {"code": why.code(), "reason": why.to_string()}}),
             }).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),

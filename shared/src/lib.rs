@@ -17,7 +17,8 @@
 //!
 //! - [`batch`]: what both consumers share: each record's outcome, retries with their
 //!   reasons, dead letters; [`hold`]: holding work through a partner's outage
-//!   (waits, circuit breakers, limits).
+//!   (waits, circuit breakers, limits); [`quality`]: each pixel's match quality as
+//!   the pipeline records it (identifier coverage by day and event name).
 //! - [`jobs`]: the wire formats between stages (jobs, dead letters).
 //! - [`mapping`]: the user's declarative mapping from GHL changes to Meta events.
 //! - [`ghl`], [`capi`]: each partner's vocabulary and client: GHL's contacts,
@@ -28,7 +29,7 @@
 //! - [`telemetry`]: the metrics the pipeline records; [`error`]: an error in words.
 //!
 //! Dependencies run one way, down this list (`scripts/check-layers.py` checks it):
-//! `settings` and the stages → `batch`, `hold` → `mapping` → `jobs` → partners →
+//! `settings` and the stages → `batch`, `hold`, `quality` → `mapping` → `jobs` → partners →
 //! `normalize`, `ports`.
 pub mod batch;
 pub mod capi;
@@ -45,5 +46,6 @@ pub mod normalize;
 pub mod ops;
 pub mod ports;
 pub mod pull;
+pub mod quality;
 pub mod settings;
 pub mod telemetry;

@@ -20,6 +20,14 @@ pub const HANDLER_TIME: &str = "HandlerTime";
 pub const EVENTS_BUILT: &str = "EventsBuilt";
 /// Events Meta acknowledged: each event of a request it accepted.
 pub const EVENTS_SENT: &str = "EventsSent";
+/// Events Meta acknowledged, and the sum of their identifier coverage scores in
+/// hundredths of a point, by `Pixel` and `EventName`: their ratio over a period,
+/// divided by 100, is the average score (the dashboard's match quality widget).
+pub const SCORED_EVENTS: &str = "ScoredEvents";
+pub const SCORE_POINTS: &str = "ScorePoints";
+/// A dispatch batch's quality counters that could not be written (the events were
+/// sent; only the record of their coverage is short).
+pub const TALLIES_LOST: &str = "TalliesLost";
 /// Messages sent to a dead-letter queue, by `Reason` (the dead letter's code).
 pub const DEAD_LETTERED: &str = "DeadLettered";
 /// Per pixel in a dispatch batch, how long its oldest delivered event took from the
@@ -108,13 +116,16 @@ pub enum Kind {
 
 /// Every metric above with how it is recorded: the one list [`describe`] and the
 /// checks that the template reads only these names go by.
-pub const METRICS: [(&str, Kind); 35] = [
+pub const METRICS: [(&str, Kind); 38] = [
     (REQUESTS, Kind::Counter),
     (ANSWERED, Kind::Counter),
     (REFUSED, Kind::Counter),
     (HANDLER_TIME, Kind::Histogram(Unit::Milliseconds)),
     (EVENTS_BUILT, Kind::Counter),
     (EVENTS_SENT, Kind::Counter),
+    (SCORED_EVENTS, Kind::Counter),
+    (SCORE_POINTS, Kind::Counter),
+    (TALLIES_LOST, Kind::Counter),
     (DEAD_LETTERED, Kind::Counter),
     (END_TO_END_LAG, Kind::Histogram(Unit::Seconds)),
     (CAPI_REQUESTS, Kind::Counter),
@@ -191,6 +202,21 @@ pub(crate) fn dead_lettered(code: &str) {
 pub(crate) fn events_sent(received: u64, oldest_lag_seconds: i64) {
     counter!(EVENTS_SENT).increment(received);
     histogram!(END_TO_END_LAG).record(oldest_lag_seconds.max(0) as f64);
+}
+
+/// `events` events named `event_name`, sent to `pixel`, scored `points` (hundredths)
+/// in all.
+pub(crate) fn scored(pixel: &str, event_name: &str, events: u64, points: u64) {
+    let dimensions = [
+        ("Pixel", pixel.to_owned()),
+        ("EventName", event_name.to_owned()),
+    ];
+    counter!(SCORED_EVENTS, &dimensions).increment(events);
+    counter!(SCORE_POINTS, &dimensions).increment(points);
+}
+
+pub(crate) fn tally_lost() {
+    counter!(TALLIES_LOST).increment(1);
 }
 
 /// A call's status as a dimension: the HTTP status, or `unreachable`.

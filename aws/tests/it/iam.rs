@@ -370,6 +370,8 @@ async fn every_aws_call_a_handler_makes_is_one_its_role_allows_on_that_resource(
         "dynamodb:PutItem",
         "dynamodb:BatchGetItem",
         "dynamodb:BatchWriteItem",
+        // Dispatch's quality counters.
+        "dynamodb:UpdateItem",
         "secretsmanager:GetSecretValue",
         "s3:GetObject",
     ] {

@@ -20,6 +20,7 @@ use crate::jobs::{DeadLetter, DispatchJob, DispatchMessage, Stage};
 use crate::mapping::{Mapping, Pixel};
 use crate::ports::queue::{Queue, Record};
 use crate::ports::state::StateStore;
+use crate::quality;
 
 /// The dispatch stage over its ports.
 #[derive(Debug)]
@@ -130,6 +131,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
             let outcomes = self.pixel(&mut breakers, pixel, &jobs, now).await;
             // Each request's events were marked as Meta took them.
             Self::count_sent(&jobs, &outcomes, now);
+            self.tally(pixel, &jobs, &outcomes, now).await;
             for ((record, job), outcome) in jobs.iter().zip(outcomes) {
                 failed.extend(
                     batch::settle(
@@ -166,6 +168,32 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
             .collect();
         if let Some(oldest) = lags.iter().max() {
             crate::telemetry::events_sent(lags.len() as u64, *oldest);
+        }
+    }
+
+    /// Adds the events of `jobs` Meta took to the pixel's quality counters and
+    /// metrics. A failure to write them is logged and counted, never more: the
+    /// events were sent.
+    async fn tally(
+        &self,
+        pixel: &Pixel,
+        jobs: &[(&Record, DispatchJob)],
+        outcomes: &[Outcome],
+        now: DateTime<Utc>,
+    ) {
+        let sent = jobs
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, outcome)| **outcome == Outcome::Done)
+            .map(|((_, job), _)| &job.event);
+        let by_event = quality::counted(sent, pixel.test_event_code.is_some());
+        for (event_name, tally) in &by_event {
+            crate::telemetry::scored(&pixel.name, event_name, tally.sent, tally.points);
+        }
+        if let Err(e) = quality::record(self.state, &pixel.dataset_id, &by_event, now).await {
+            crate::telemetry::tally_lost();
+            let events: u64 = by_event.values().map(|t| t.sent).sum();
+            tracing::warn!(pixel = pixel.name, events, error = %chain(&e), "cannot record the sent events' identifier coverage");
         }
     }
 

@@ -1,8 +1,10 @@
 //! The audit lines of enrichment: which rules fired for a job's contact, which did
-//! not and why, and each event built. Ids, rule names and identifier keys only: a
+//! not and why, and each event built with its identifier coverage score and the
+//! strongest keys it lacks. Ids, rule names and identifier keys only: a
 //! trace of a contact reads these, on CloudWatch and in local mode's journal.
 
 use crate::capi::ServerEvent;
+use crate::capi::score::{Coverage, Key};
 use crate::mapping::Occurrence;
 
 /// The rules of `occ`'s trigger that did not fire, each with its failed condition.
@@ -28,6 +30,9 @@ pub(super) fn built(
     event: &ServerEvent,
     mapping: &str,
 ) {
+    let coverage = Coverage::of(&event.user_data);
+    // The strongest keys it lacks: what would raise its score most.
+    let lacking: Vec<&str> = coverage.lacking().take(3).map(Key::wire).collect();
     tracing::info!(
         webhook_id = source,
         location_id = occ.location_id,
@@ -38,6 +43,8 @@ pub(super) fn built(
         event_name = event.event_name,
         pixel = pixels.join(" "),
         identifiers = event.user_data.carried().join(" "),
+        score = %coverage.score(),
+        lacking = lacking.join(" "),
         mapping,
         "event built"
     );

@@ -10,6 +10,7 @@
 //! [`digest`] goes on to what Meta receives, remembering values that repeat.
 
 mod chars;
+mod countries;
 mod identity;
 mod memo;
 mod person;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use ghl_capi::capi::score::{Key, Score};
 use ghl_capi::ghl::GhlError;
 use ghl_capi::hold::breaker::OPEN_AFTER;
 use ghl_capi::jobs::DispatchJob;
@@ -267,4 +268,35 @@ async fn a_request_too_large_for_meta_is_split_and_the_pixel_never_held() {
         meta.sizes().iter().any(|n| *n > 3),
         "the first try was whole"
     );
+}
+
+#[tokio::test]
+async fn the_events_meta_took_are_counted_with_their_coverage_and_the_rest_are_not() {
+    let (meta, stages) = (FakeMeta::default(), Stages::default());
+    let records = [
+        dispatch_record("e1", "Lead", "main", "2026-11-20T12:00:00Z"),
+        dispatch_record("e2", "Bad", "main", "2026-11-20T12:00:00Z"),
+        dispatch_record("e3", "Lead", "main", "2026-11-20T12:00:00Z"),
+    ];
+    assert!(stages.send(&meta, &records).await.is_empty());
+    let day = now().date_naive();
+    let days = ghl_capi::quality::read(&stages.state, "1234567890", day, day)
+        .await
+        .expect("read");
+    let counted = &days[0].1;
+    assert_eq!(counted.keys().collect::<Vec<_>>(), ["Lead"], "Meta refused Bad");
+    let lead = &counted["Lead"];
+    // The fixture's pixel sends with a test event code: readiness leaves them out.
+    assert_eq!((lead.sent, lead.test), (2, 2));
+    assert_eq!(lead.has.get(&Key::Email), Some(&2));
+    assert_eq!(lead.score(), Score(Key::Email.weight()));
+    assert_eq!(lead.lacking(Key::Phone), 100);
+
+    // Held through an outage, nothing is counted.
+    let (down, held) = (FakeMeta::answering(503, "<html>"), Stages::default());
+    assert!(held.send(&down, &records[..1]).await.is_empty());
+    let days = ghl_capi::quality::read(&held.state, "1234567890", day, day)
+        .await
+        .expect("read");
+    assert!(days[0].1.is_empty(), "{days:?}");
 }
