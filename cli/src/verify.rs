@@ -19,7 +19,9 @@ use ghl_capi::ops::credentials::catching_up as location_status;
 use ghl_capi::ops::credentials::{
     Finding, ghl_location, location_names, meta_audience, meta_pixel, table,
 };
+use ghl_capi::ops::quality;
 use ghl_capi::ports::secrets::{EnvSecrets, SecretError, SecretStore, VersionedSecrets};
+use ghl_capi::ports::state::StateStore;
 use ghl_capi::settings::GHL_TOKEN_DEFAULT_PREFIX;
 use ghl_capi_aws::dynamo::DynamoState;
 use ghl_capi_local::ports::LocalState;
@@ -56,6 +58,11 @@ pub struct Args {
     /// With --aws: the stack's state table, for the same.
     #[arg(long, env = "STATE_TABLE")]
     state_table: Option<String>,
+    /// With the state store (--data-dir, or --aws with --state-table): each
+    /// pixel's match quality over at least its last N events (whole days, at most
+    /// 28 of them).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    last: u64,
 }
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -101,8 +108,12 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         }
     })?;
     let mut findings = findings;
-    findings.extend(runtime.block_on(catching_up(args, &locations))?);
+    let (caught_up, quality) = runtime.block_on(from_state(args, &mapping, &locations))?;
+    findings.extend(caught_up);
     out_text!(table(&findings))?;
+    if !quality.is_empty() {
+        out_text!(quality)?;
+    }
     let unrecovered = mapping.unrecovered_triggers();
     if !unrecovered.is_empty() {
         let names: Vec<&str> = unrecovered.iter().map(|t| t.name()).collect();
@@ -121,28 +132,72 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
     }
 }
 
-/// Each location's baseline and last reconciliation, where the state store was
-/// named.
-async fn catching_up(args: &Args, locations: &BTreeSet<String>) -> anyhow::Result<Vec<Finding>> {
-    let mut findings = Vec::new();
+/// What the state store tells, where it was named: each location's baseline and
+/// last reconciliation, and each pixel's match quality.
+async fn from_state(
+    args: &Args,
+    mapping: &Mapping,
+    locations: &BTreeSet<String>,
+) -> anyhow::Result<(Vec<Finding>, String)> {
     if args.aws {
         let Some(table) = &args.state_table else {
-            return Ok(findings);
+            return Ok(Default::default());
         };
         let sdk = ghl_capi_aws::config::sdk_config().await;
         let state = DynamoState::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
-        for location in locations {
-            findings.push(location_status(&state, location).await);
-        }
+        let secrets = ghl_capi_aws::secrets::SecretsManager::new(
+            aws_sdk_secretsmanager::Client::new(&sdk),
+            Duration::from_secs(60),
+        );
+        told(args, mapping, locations, &state, &secrets).await
     } else if let Some(dir) = &args.data_dir {
         let path = dir.join("store.db");
         anyhow::ensure!(path.exists(), "no local store at {}", path.display());
         let state = LocalState(Store::open(&path)?);
-        for location in locations {
-            findings.push(location_status(&state, location).await);
-        }
+        told(args, mapping, locations, &state, &EnvSecrets).await
+    } else {
+        Ok(Default::default())
     }
-    Ok(findings)
+}
+
+async fn told(
+    args: &Args,
+    mapping: &Mapping,
+    locations: &BTreeSet<String>,
+    state: &impl StateStore,
+    secrets: &impl SecretStore,
+) -> anyhow::Result<(Vec<Finding>, String)> {
+    let mut findings = Vec::new();
+    for location in locations {
+        findings.push(location_status(state, location).await);
+    }
+    if mapping.pixels.is_empty() {
+        return Ok((findings, String::new()));
+    }
+    let (tokens, _) = pixel_tokens(mapping, secrets).await;
+    let capi = CapiClient::new(
+        &args.graph_api_base_url,
+        &args.graph_api_version,
+        tokens,
+        TIMEOUT,
+    )?;
+    let today = chrono::Utc::now().date_naive();
+    let mut text = format!(
+        "\nmatch quality (identifier coverage, 0-10, of at least the last {} events Meta took):\n",
+        args.last
+    );
+    for pixel in &mapping.pixels {
+        let subject = format!("{} ({})", pixel.name, pixel.dataset_id);
+        match quality::latest(state, &pixel.dataset_id, args.last, today).await {
+            Ok(latest) => text.push_str(&quality::ours(&subject, &latest)),
+            Err(e) => text.push_str(&format!(
+                "  {subject}: the state store could not be read: {}\n",
+                ghl_capi::error::chain(&e)
+            )),
+        }
+        text.push_str(&quality::meta(&capi, &pixel.dataset_id).await);
+    }
+    Ok((findings, text))
 }
 
 /// Runs every check; `token_set` finds a location's stored tokens.

@@ -3,7 +3,9 @@
 
 use std::process::Command;
 
+use ghl_capi::capi::ServerEvent;
 use ghl_capi::capi::client::DEFAULT_API_VERSION;
+use ghl_capi::normalize::Field;
 use ghl_capi_tests::fixtures;
 use serde_json::json;
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
@@ -250,5 +252,135 @@ exists = true
             )
             && !names.contains("consultation"),
         "{names}"
+    );
+}
+
+/// A local store holding a day of Lead events Meta took for the fixture's pixel:
+/// ten with an e-mail, six of them with a phone too.
+async fn store_with_leads() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = ghl_capi_local::store::Store::open(&dir.path().join("store.db")).expect("store");
+    let state = ghl_capi_local::ports::LocalState(store);
+    let events: Vec<ServerEvent> = (0..10)
+        .map(|i| {
+            let mut event = ServerEvent::default();
+            event.event_name = "Lead".into();
+            event
+                .user_data
+                .add(Field::Email, &format!("p{i}@example.com"), None);
+            if i < 6 {
+                event
+                    .user_data
+                    .add(Field::Phone, &format!("+1650555{i:04}"), None);
+            }
+            event
+        })
+        .collect();
+    ghl_capi::quality::record(
+        &state,
+        fixtures::DATASET,
+        &ghl_capi::quality::counted(&events, false),
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("recorded");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_pixels_match_quality_is_shown_with_its_gaps_and_metas_own_figures() {
+    let (ghl, graph) = mocks().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/{DEFAULT_API_VERSION}/dataset_quality")))
+        .and(query_param("dataset_id", fixtures::DATASET))
+        .and(query_param("agent_name", "ghl-capi"))
+        .and(header("authorization", "Bearer EAAB-ok"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"web": [{
+            "event_name": "Lead",
+            "event_match_quality": {"composite_score": 6.4, "match_key_feedback": [
+                {"identifier": "email", "coverage": {"percentage": 98}}]},
+            "event_coverage": {"percentage": 64}}]})))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let store = store_with_leads().await;
+    let data_dir = store.path().to_str().expect("utf-8");
+    let (code, out) = verify(
+        &ghl,
+        &graph,
+        &mapping(),
+        &["--data-dir", data_dir, "--last", "5"],
+    );
+    assert_eq!(code, 1, "the second pixel has no token: {out}");
+    let main = out
+        .lines()
+        .skip_while(|l| !l.starts_with("match quality"))
+        .skip_while(|l| !l.contains(&format!("main ({})", fixtures::DATASET)))
+        .take(7)
+        .collect::<Vec<_>>()
+        .join("\n");
+    // E-mail (2.0) on all, phone (1.5) on six: 2.9 on average.
+    assert!(
+        main.contains("the last 10 events (today), average score 2.9 of 10"),
+        "{main}"
+    );
+    assert!(
+        main.contains("lacking: lead id 100 %, click id 100 %, phone 40 %"),
+        "{main}"
+    );
+    assert!(
+        main.contains("40 % of Lead events have no phone: GHL has none for these contacts"),
+        "{main}"
+    );
+    assert!(
+        main.contains("match quality 6.4 of 10, event coverage 64 %, keys: email 98 %"),
+        "{main}"
+    );
+    let second = out
+        .lines()
+        .skip_while(|l| !l.starts_with("match quality"))
+        .skip_while(|l| !l.contains("second (456)"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        second.contains("no events sent in the last 28 days"),
+        "{second}"
+    );
+    assert!(
+        second.contains("no access token is configured for 456"),
+        "{second}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_may_not_read_metas_figures_gets_one_line_not_an_error() {
+    let (ghl, graph) = mocks().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/{DEFAULT_API_VERSION}/dataset_quality")))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "code": 200, "type": "OAuthException",
+            "message": "(#200) Requires ads_read permission"}})))
+        .mount(&graph)
+        .await;
+    let store = store_with_leads().await;
+    let first_pixel_only = mapping().replace(
+        "[[pixels]]\nname = \"second\"\ndataset_id = \"456\"\naccess_token = { env = \"TEST_UNSET_META_TOKEN\" }\nlocations = [\"loc2\"]\n",
+        "",
+    );
+    let data_dir = store.path().to_str().expect("utf-8");
+    let (code, out) = verify(&ghl, &graph, &first_pixel_only, &["--data-dir", data_dir]);
+    assert_eq!(
+        code, 0,
+        "Meta's figures are a bonus, never a failure: {out}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains("Meta's own figures"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("not shown; the pixel's token may not read Meta's Dataset Quality API")
+            && line.contains("Requires ads_read permission"),
+        "{line}"
     );
 }

@@ -94,6 +94,20 @@ pub trait AudiencesApi: Send + Sync {
     }
 }
 
+/// Meta's Dataset Quality API, as a port (`ghl-capi verify`).
+pub trait DatasetQualityApi: Send + Sync {
+    /// Meta's match-quality figures for `dataset_id`'s events sent as
+    /// [`PARTNER_AGENT`], with the pixel's token.
+    fn dataset_quality(
+        &self,
+        dataset_id: &str,
+    ) -> impl Future<Output = Result<Answer, TransportError>> + Send;
+}
+
+/// What every events request names as its sender (`partner_agent`): Meta asks
+/// partners for a stable one, and its Dataset Quality API filters by it.
+pub const PARTNER_AGENT: &str = "ghl-capi";
+
 /// Where a client gets each pixel's (and audience's) credentials by its id.
 pub trait PixelTokens: Send + Sync {
     /// The credentials to use now; `None` when none are stored.
@@ -263,9 +277,22 @@ impl<T: PixelTokens> CapiClient<T> {
         edge: &str,
         fields: &str,
     ) -> Result<Answer, TransportError> {
-        let token = self.credentials(audience_id).await?;
-        let url = format!("{}/{}/{audience_id}{edge}", self.base_url, self.version);
-        let mut query = vec![("fields", fields.to_owned())];
+        let path = format!("{audience_id}{edge}");
+        self.get(audience_id, &path, &[("fields", fields)]).await
+    }
+
+    /// `GET {base}/{version}/{path}?{query}` with the credentials of `id` (a
+    /// pixel's dataset or an audience).
+    async fn get(
+        &self,
+        id: &str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Answer, TransportError> {
+        let token = self.credentials(id).await?;
+        let url = format!("{}/{}/{path}", self.base_url, self.version);
+        let mut query: Vec<(&str, String)> =
+            query.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
         query.extend(token.proof().map(|proof| ("appsecret_proof", proof)));
         let request = self
             .http
@@ -349,6 +376,17 @@ impl<T: PixelTokens> AudiencesApi for CapiClient<T> {
             "audience request"
         );
         Ok(answer)
+    }
+}
+
+impl<T: PixelTokens> DatasetQualityApi for CapiClient<T> {
+    async fn dataset_quality(&self, dataset_id: &str) -> Result<Answer, TransportError> {
+        let query = [
+            ("dataset_id", dataset_id),
+            ("agent_name", PARTNER_AGENT),
+            ("fields", super::dataset_quality::FIELDS),
+        ];
+        self.get(dataset_id, "dataset_quality", &query).await
     }
 }
 

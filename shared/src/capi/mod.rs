@@ -7,12 +7,14 @@
 //! - [`answer`]: each answer classified (delivered, retry, token problem, invalid).
 //! - [`audience`]: Custom Audiences' rows, requests and answers; [`replace`]: a
 //!   whole list replaced in a session (`usersreplace`).
-//! - [`score`]: the identifier coverage score of an event's `user_data`.
+//! - [`score`]: the identifier coverage score of an event's `user_data`;
+//!   [`dataset_quality`]: Meta's own figures, where its API gives them.
 //! - [`client`]: the HTTPS client and the [`EventsApi`] port.
 
 pub mod answer;
 pub mod audience;
 pub mod client;
+pub mod dataset_quality;
 mod event;
 pub mod replace;
 pub mod score;

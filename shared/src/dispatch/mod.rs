@@ -17,6 +17,7 @@ pub mod replace;
 pub mod tokens;
 
 use crate::capi::answer::{Disposition, classify};
+use crate::capi::client::PARTNER_AGENT;
 use crate::capi::{EventRequest, EventsApi, MAX_BATCH, ServerEvent, TransportError};
 use crate::error::chain;
 
@@ -92,6 +93,7 @@ pub async fn deliver_telling(
         let request = EventRequest {
             data: events[range.clone()].to_vec(),
             test_event_code: test_event_code.map(str::to_owned),
+            partner_agent: Some(PARTNER_AGENT.to_owned()),
             ..EventRequest::default()
         };
         let disposition = match api.post(dataset_id, &request).await {

@@ -284,7 +284,11 @@ async fn the_events_meta_took_are_counted_with_their_coverage_and_the_rest_are_n
         .await
         .expect("read");
     let counted = &days[0].1;
-    assert_eq!(counted.keys().collect::<Vec<_>>(), ["Lead"], "Meta refused Bad");
+    assert_eq!(
+        counted.keys().collect::<Vec<_>>(),
+        ["Lead"],
+        "Meta refused Bad"
+    );
     let lead = &counted["Lead"];
     // The fixture's pixel sends with a test event code: readiness leaves them out.
     assert_eq!((lead.sent, lead.test), (2, 2));

@@ -1,0 +1,141 @@
+//! Match quality as `ghl-capi verify` tells it: per pixel, the pipeline's own
+//! record of its latest events (average score, the keys they lack, what in GHL
+//! would fill them) beside Meta's figures where its Dataset Quality API gives any.
+
+use std::fmt::Write as _;
+
+use chrono::NaiveDate;
+
+use crate::capi::client::DatasetQualityApi;
+use crate::capi::dataset_quality::{self, MetaQuality};
+use crate::capi::score::Key;
+use crate::error::chain;
+use crate::ports::state::{StateError, StateStore};
+use crate::quality::{self, ByEvent, Tally, advice};
+
+/// How far back `verify` looks for the latest events.
+pub const DAYS_BACK: u64 = 28;
+
+/// The keys whose absence `verify` advises on: those that weigh most.
+const ADVISED: [Key; 5] = [
+    Key::LeadId,
+    Key::ClickId,
+    Key::Email,
+    Key::Phone,
+    Key::ExternalId,
+];
+/// A gap is advised on from this share of events lacking the key (%).
+const ADVISE_FROM: u64 = 10;
+
+/// The latest (at least `wanted`, at most [`DAYS_BACK`] days of) events Meta took
+/// for `dataset_id`, and the days they cover.
+pub async fn latest(
+    state: &impl StateStore,
+    dataset_id: &str,
+    wanted: u64,
+    today: NaiveDate,
+) -> Result<(ByEvent, u64), StateError> {
+    quality::latest(state, dataset_id, wanted, today, DAYS_BACK).await
+}
+
+/// The pipeline's record of a pixel's latest events, as lines of text.
+pub fn ours(subject: &str, (by_event, days): &(ByEvent, u64)) -> String {
+    let mut all = Tally::default();
+    by_event.values().for_each(|t| all.add(t));
+    if all.sent == 0 {
+        return format!(
+            "  {subject}: no events sent in the last {DAYS_BACK} days, so nothing to score\n"
+        );
+    }
+    let mut text = format!(
+        "  {subject}: the last {} events ({}), average score {} of 10\n",
+        all.sent,
+        match days {
+            1 => "today".to_owned(),
+            n => format!("{n} days"),
+        },
+        all.score()
+    );
+    for (name, tally) in by_event {
+        let gaps: Vec<String> = quality::gaps(tally)
+            .filter(|(_, share)| *share > 0)
+            .take(4)
+            .map(|(key, share)| format!("{} {share} %", key.name()))
+            .collect();
+        let _ = writeln!(
+            text,
+            "    {name:<20} {:>7} events  score {:>4}  lacking: {}",
+            tally.sent,
+            tally.score(),
+            if gaps.is_empty() {
+                "nothing".to_owned()
+            } else {
+                gaps.join(", ")
+            }
+        );
+    }
+    for (name, tally) in by_event {
+        let advised = ADVISED
+            .iter()
+            .map(|key| (*key, tally.lacking(*key)))
+            .filter(|(_, share)| *share >= ADVISE_FROM)
+            .take(3);
+        for (key, share) in advised {
+            let _ = writeln!(
+                text,
+                "    {share} % of {name} events have no {}: {}",
+                key.name(),
+                advice::fill(key)
+            );
+        }
+    }
+    text
+}
+
+/// Meta's own figures for the pixel, or why there are none, as lines of text.
+pub async fn meta(api: &impl DatasetQualityApi, dataset_id: &str) -> String {
+    let told = match api.dataset_quality(dataset_id).await {
+        Ok(answer) => dataset_quality::read(&answer),
+        Err(e) => MetaQuality::Failed(chain(&e)),
+    };
+    match told {
+        MetaQuality::Scored(events) => {
+            let mut text = String::from("    Meta's own figures (Dataset Quality API):\n");
+            for e in events {
+                let keys: Vec<String> = e
+                    .keys
+                    .iter()
+                    .map(|(key, share)| match share {
+                        Some(share) => format!("{key} {share:.0} %"),
+                        None => key.clone(),
+                    })
+                    .collect();
+                let score = e
+                    .composite_score
+                    .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}"));
+                let _ = writeln!(
+                    text,
+                    "      {:<20} match quality {score} of 10{}{}",
+                    e.event_name,
+                    e.event_coverage
+                        .map(|c| format!(", event coverage {c:.0} %"))
+                        .unwrap_or_default(),
+                    if keys.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", keys: {}", keys.join(", "))
+                    }
+                );
+            }
+            text
+        }
+        MetaQuality::Unscored => "    Meta's own figures: none; Meta scores web events only, and \
+                                  scores none of the CRM events this pipeline sends\n"
+            .into(),
+        MetaQuality::NotPermitted(why) => format!(
+            "    Meta's own figures: not shown; the pixel's token may not read Meta's Dataset \
+             Quality API (it needs ads_read, and ads_management or business_management): {why}\n"
+        ),
+        MetaQuality::Failed(why) => format!("    Meta's own figures: not read: {why}\n"),
+    }
+}
