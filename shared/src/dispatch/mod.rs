@@ -94,7 +94,6 @@ pub async fn deliver_telling(
             data: events[range.clone()].to_vec(),
             test_event_code: test_event_code.map(str::to_owned),
             partner_agent: Some(PARTNER_AGENT.to_owned()),
-            ..EventRequest::default()
         };
         let disposition = match api.post(dataset_id, &request).await {
             Ok(answer) => classify(answer.status, &answer.body),
