@@ -145,6 +145,9 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
     );
     locations.sort();
     locations.dedup();
+    let pixels = (options.mapping.pixels.iter())
+        .map(|p| (p.name.clone(), p.dataset_id.clone()))
+        .collect();
     init_logs(args.log_format, journal);
     let default_admin: SocketAddr = DEFAULT_ADMIN_LISTEN.parse()?;
     options.admin = Some(AdminOptions {
@@ -154,6 +157,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
         token: args.admin_token.clone(),
         metrics: Some(init_metrics()?),
         locations,
+        pixels,
     });
     if args.dev {
         out!("  --dev: webhooks signed with the development key are trusted, GHL's are not")?;

@@ -86,7 +86,7 @@ fn page_time(runtime: &tokio::runtime::Runtime, store: &Store, locations: &[Stri
         .map(|_| {
             let started = Instant::now();
             let status = runtime
-                .block_on(Status::read(store, locations, Utc::now()))
+                .block_on(Status::read(store, locations, &[], Utc::now()))
                 .expect("figures");
             std::hint::black_box(page::render(&status));
             started.elapsed()

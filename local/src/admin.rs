@@ -53,6 +53,8 @@ pub struct AdminOptions {
     pub metrics: Option<PrometheusHandle>,
     /// The locations the page reports on (those with tokens, those pixels name).
     pub locations: Vec<String>,
+    /// The mapping's pixels, `(name, dataset id)`, for the page's match quality.
+    pub pixels: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -64,6 +66,7 @@ struct Admin {
     token: Option<[u8; 32]>,
     metrics: Option<PrometheusHandle>,
     locations: Vec<String>,
+    pixels: Vec<(String, String)>,
 }
 
 fn digest(text: &[u8]) -> [u8; 32] {
@@ -154,7 +157,8 @@ async fn status(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response
     if !admin.allows(&headers) {
         return refusal(&admin, &headers);
     }
-    match Status::read(&admin.store, &admin.locations, chrono::Utc::now()).await {
+    let now = chrono::Utc::now();
+    match Status::read(&admin.store, &admin.locations, &admin.pixels, now).await {
         Ok(status) => Html(page::render(&status)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot read the status page's figures");
@@ -275,6 +279,7 @@ impl Bound {
             token: token.map(|t| digest(t.as_bytes())),
             metrics: options.metrics,
             locations: options.locations,
+            pixels: options.pixels,
         });
         let app = axum::Router::new()
             .route("/status", get(status))

@@ -3,6 +3,7 @@
 //! what waits, the state for breakers and reconciliation. [`page`] renders them.
 
 pub mod page;
+pub mod quality;
 
 use std::collections::BTreeMap;
 
@@ -129,13 +130,17 @@ pub struct Status {
     pub locations: Vec<LocationState>,
     /// The mapping version `serve` runs, and the last it refused.
     pub mapping: Option<MappingState>,
+    /// Each pixel's match quality over the last week.
+    pub quality: Vec<quality::PixelQuality>,
 }
 
 impl Status {
-    /// Reads the figures at `now`; `locations` are those served (tokens, pixels).
+    /// Reads the figures at `now`; `locations` are those served (tokens, pixels),
+    /// `pixels` the mapping's, as `(name, dataset id)`.
     pub async fn read(
         store: &Store,
         locations: &[String],
+        pixels: &[(String, String)],
         now: DateTime<Utc>,
     ) -> Result<Status, StatusError> {
         let at = now.timestamp_millis();
@@ -177,10 +182,12 @@ impl Status {
                 breakers: Vec::new(),
                 locations: Vec::new(),
                 mapping: None,
+                quality: Vec::new(),
             }
             .with_lag(journal.values("event sent", "lag_seconds", DAY_MS)?)
         };
         status.letters = letters(store)?;
+        status.quality = quality::read(store, pixels, now).await?;
         let state = LocalState(store.clone());
         status.mapping = ghl_capi::ports::state::StateStore::record(&state, MAPPING_RECORD)
             .await?

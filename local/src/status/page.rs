@@ -251,6 +251,8 @@ pub fn render(status: &Status) -> String {
         &status.audience_rows,
     );
 
+    super::quality::render(&mut out, &status.quality);
+
     out.push_str(
         "<h2>Partners, last hour</h2><table><tr><th>API</th><th class=n>calls</th>\
          <th class=n>failed</th><th class=n>p50</th><th class=n>p99</th></tr>",

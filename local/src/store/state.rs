@@ -220,6 +220,26 @@ impl Store {
         Ok(found)
     }
 
+    /// The datasets with live counters under `prefix` (`quality#`): the part of
+    /// each key between the prefix and its last `#`.
+    pub fn count_datasets(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let db = self.lock();
+        let mut query = db.prepare_cached(
+            "SELECT DISTINCT key FROM counts WHERE substr(key, 1, length(?1)) = ?1 AND expires_at > ?2",
+        )?;
+        let keys = query.query_map(params![prefix, now_ms()], |row| row.get::<_, String>(0))?;
+        let mut datasets: Vec<String> = keys
+            .filter_map(|key| {
+                let key = key.ok()?;
+                let (dataset, _) = key.strip_prefix(prefix)?.rsplit_once('#')?;
+                Some(dataset.to_owned())
+            })
+            .collect();
+        datasets.sort();
+        datasets.dedup();
+        Ok(datasets)
+    }
+
     pub(crate) fn mark_processed(&self, key: &str, keep: Duration) -> Result<(), StoreError> {
         let now = now_ms();
         let db = self.lock();

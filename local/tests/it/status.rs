@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use ghl_capi::capi::ServerEvent;
 use ghl_capi::jobs::{DeadLetter, LetterMessage, Stage};
+use ghl_capi::normalize::Field;
 use ghl_capi::ports::state::StateStore;
 use ghl_capi_local::admin::{AdminError, AdminOptions, bind};
 use ghl_capi_local::journal::Entry;
@@ -134,7 +136,7 @@ async fn busy_store() -> (tempfile::TempDir, Store) {
 #[tokio::test]
 async fn the_status_reads_the_hour_and_the_day_from_the_journal() {
     let (_dir, store) = busy_store().await;
-    let status = Status::read(&store, &["loc1".into()], Utc::now())
+    let status = Status::read(&store, &["loc1".into()], &[], Utc::now())
         .await
         .expect("figures");
     assert_eq!(
@@ -182,7 +184,7 @@ async fn the_status_reads_the_hour_and_the_day_from_the_journal() {
 #[tokio::test]
 async fn the_page_shows_the_figures_escaped_and_links_each_letter() {
     let (_dir, store) = busy_store().await;
-    let status = Status::read(&store, &["loc1".into()], Utc::now())
+    let status = Status::read(&store, &["loc1".into()], &[], Utc::now())
         .await
         .expect("figures");
     let html = page::render(&status);
@@ -224,6 +226,64 @@ async fn the_page_shows_the_figures_escaped_and_links_each_letter() {
     assert!(!shown.contains("jane@example.com"));
 }
 
+#[tokio::test]
+async fn the_page_shows_each_pixels_match_quality_and_its_costliest_gaps() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("store.db")).expect("store");
+    let state = LocalState(store.clone());
+    // Eight Leads with an e-mail, two of them with a phone too; one Purchase with
+    // neither, for a pixel the mapping no longer names.
+    let lead = |phone: bool| {
+        let mut event = ServerEvent::default();
+        event.event_name = "Lead".into();
+        event.user_data.add(Field::Email, "a@example.com", None);
+        if phone {
+            event.user_data.add(Field::Phone, "+16505551212", None);
+        }
+        event
+    };
+    let leads: Vec<ServerEvent> = (0..8).map(|i| lead(i < 2)).collect();
+    let now = Utc::now();
+    let counted = ghl_capi::quality::counted(&leads, false);
+    ghl_capi::quality::record(&state, "111", &counted, now)
+        .await
+        .expect("recorded");
+    let mut purchase = ServerEvent::default();
+    purchase.event_name = "Purchase".into();
+    let counted = ghl_capi::quality::counted([&purchase], false);
+    ghl_capi::quality::record(&state, "222", &counted, now)
+        .await
+        .expect("recorded");
+
+    let pixels = [("main".to_owned(), "111".to_owned())];
+    let status = Status::read(&store, &[], &pixels, now)
+        .await
+        .expect("figures");
+    assert_eq!(
+        status.quality.len(),
+        2,
+        "both datasets: {:?}",
+        status.quality
+    );
+    let html = page::render(&status);
+    assert!(
+        html.contains("<td>main <small>111</small></td><td>Lead</td><td class=n>8</td><td class=n><b>2.4</b></td>\
+                       <td class=n>0 %</td><td class=n>0 %</td><td class=n>100 %</td><td class=n>25 %</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td>222</td><td>Purchase</td><td class=n>1</td><td class=n><b>0.0</b></td>")
+    );
+    assert!(
+        html.contains("<li>75 % of Lead events have no phone: GHL has none for these contacts"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<li>100 % of Purchase events have no e-mail"),
+        "{html}"
+    );
+}
+
 fn free_address() -> std::net::SocketAddr {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     socket.local_addr().expect("address")
@@ -240,6 +300,7 @@ async fn the_admin_listener_wants_its_token_and_a_bare_one_stays_on_loopback() {
         token: None,
         metrics: None,
         locations: vec![],
+        pixels: vec![],
     };
     let refused = bind(open).await;
     assert!(
@@ -255,6 +316,7 @@ async fn the_admin_listener_wants_its_token_and_a_bare_one_stays_on_loopback() {
         token: Some("s3cret-token".into()),
         metrics: None,
         locations: vec!["loc1".into()],
+        pixels: vec![],
     };
     let _server = tokio::spawn(bind(guarded).await.expect("bound").serve(store, stopped));
     let http = reqwest::Client::new();
@@ -337,6 +399,7 @@ async fn a_taken_default_admin_address_gives_way_to_a_free_port_and_a_chosen_one
         token: None,
         metrics: None,
         locations: vec![],
+        pixels: vec![],
     };
     let fallback = bind(options(true)).await.expect("another port");
     let at = fallback.address().expect("address");

@@ -8,24 +8,12 @@ use chrono::NaiveDate;
 
 use crate::capi::client::DatasetQualityApi;
 use crate::capi::dataset_quality::{self, MetaQuality};
-use crate::capi::score::Key;
 use crate::error::chain;
 use crate::ports::state::{StateError, StateStore};
 use crate::quality::{self, ByEvent, Tally, advice};
 
 /// How far back `verify` looks for the latest events.
 pub const DAYS_BACK: u64 = 28;
-
-/// The keys whose absence `verify` advises on: those that weigh most.
-const ADVISED: [Key; 5] = [
-    Key::LeadId,
-    Key::ClickId,
-    Key::Email,
-    Key::Phone,
-    Key::ExternalId,
-];
-/// A gap is advised on from this share of events lacking the key (%).
-const ADVISE_FROM: u64 = 10;
 
 /// The latest (at least `wanted`, at most [`DAYS_BACK`] days of) events Meta took
 /// for `dataset_id`, and the days they cover.
@@ -74,13 +62,9 @@ pub fn ours(subject: &str, (by_event, days): &(ByEvent, u64)) -> String {
             }
         );
     }
+    let lead_ads = advice::uses_lead_ads(by_event);
     for (name, tally) in by_event {
-        let advised = ADVISED
-            .iter()
-            .map(|key| (*key, tally.lacking(*key)))
-            .filter(|(_, share)| *share >= ADVISE_FROM)
-            .take(3);
-        for (key, share) in advised {
+        for (key, share) in advice::worth_advice(tally, lead_ads).into_iter().take(3) {
             let _ = writeln!(
                 text,
                 "    {share} % of {name} events have no {}: {}",

@@ -23,10 +23,13 @@ use crate::ports::state::{Counts, StateError, StateStore};
 /// a season with the last.
 pub const KEPT_FOR: Duration = Duration::from_secs(400 * 24 * 3600);
 
+/// What every key of these counters starts with.
+pub const PREFIX: &str = "quality#";
+
 /// The key of `dataset_id`'s counters on `day` (by dataset, not by the mapping's
 /// name for it, so a renamed pixel keeps its history).
 fn key(dataset_id: &str, day: NaiveDate) -> String {
-    format!("quality#{dataset_id}#{day}")
+    format!("{PREFIX}{dataset_id}#{day}")
 }
 
 /// One event name's counters on one day (or summed over days).

@@ -1,0 +1,117 @@
+//! The status page's match quality: each pixel's events of the last week with
+//! their identifier coverage, from the counters dispatch keeps
+//! (`ghl_capi::quality`), and the two gaps that cost most with what would fill
+//! them.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Days, Utc};
+use ghl_capi::capi::score::Key;
+use ghl_capi::quality::{self, ByEvent, Tally, advice};
+
+use super::page::escape;
+use crate::ports::LocalState;
+use crate::store::{Store, StoreError};
+
+/// The days the section sums.
+pub const DAYS: u64 = 7;
+
+/// One pixel's last week.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PixelQuality {
+    pub dataset_id: String,
+    /// As the mapping names it, when `serve` knows it.
+    pub pixel: Option<String>,
+    pub by_event: ByEvent,
+}
+
+/// Every pixel with counters, named from `pixels` (`(name, dataset id)`), with the
+/// last [`DAYS`] days summed by event name.
+pub async fn read(
+    store: &Store,
+    pixels: &[(String, String)],
+    now: DateTime<Utc>,
+) -> Result<Vec<PixelQuality>, super::StatusError> {
+    let today = now.date_naive();
+    let first = today.checked_sub_days(Days::new(DAYS - 1)).unwrap_or(today);
+    let mut datasets = store.count_datasets(quality::PREFIX)?;
+    datasets.extend(pixels.iter().map(|(_, dataset)| dataset.clone()));
+    datasets.sort();
+    datasets.dedup();
+    let state = LocalState(store.clone());
+    let mut found = Vec::new();
+    for dataset_id in datasets {
+        let mut by_event = ByEvent::new();
+        for (_, day) in quality::read(&state, &dataset_id, first, today).await? {
+            for (name, tally) in day {
+                by_event.entry(name).or_default().add(&tally);
+            }
+        }
+        let pixel = pixels
+            .iter()
+            .find(|(_, d)| *d == dataset_id)
+            .map(|(name, _)| name.clone());
+        found.push(PixelQuality {
+            dataset_id,
+            pixel,
+            by_event,
+        });
+    }
+    Ok(found)
+}
+
+/// The share of `tally`'s events that carry `key`, as a cell.
+fn carried(tally: &Tally, key: Key) -> String {
+    format!("<td class=n>{} %</td>", 100 - tally.lacking(key))
+}
+
+pub fn render(out: &mut String, pixels: &[PixelQuality]) {
+    out.push_str("<h2 id=quality>Match quality, last 7 days</h2>");
+    out.push_str(
+        "<p><small>Identifier coverage of the events Meta took, 0–10 (Meta scores web events \
+         only: this is the one score CRM events get). <code>ghl-capi verify</code> adds Meta's \
+         own figures.</small></p>",
+    );
+    let any = pixels.iter().any(|p| !p.by_event.is_empty());
+    if !any {
+        out.push_str("<p>No events sent in the last 7 days.</p>");
+        return;
+    }
+    out.push_str(
+        "<table><tr><th>pixel</th><th>event</th><th class=n>events</th><th class=n>score</th>\
+         <th class=n>lead id</th><th class=n>click id</th><th class=n>e-mail</th><th class=n>phone</th></tr>",
+    );
+    let mut advice_lines = Vec::new();
+    for pixel in pixels {
+        let name = pixel.pixel.as_deref().map_or_else(
+            || escape(&pixel.dataset_id),
+            |n| format!("{} <small>{}</small>", escape(n), escape(&pixel.dataset_id)),
+        );
+        for (event, tally) in &pixel.by_event {
+            let _ = write!(
+                out,
+                "<tr><td>{name}</td><td>{}</td><td class=n>{}</td><td class=n><b>{}</b></td>{}{}{}{}</tr>",
+                escape(event),
+                tally.sent,
+                tally.score(),
+                carried(tally, Key::LeadId),
+                carried(tally, Key::ClickId),
+                carried(tally, Key::Email),
+                carried(tally, Key::Phone),
+            );
+            let lead_ads = advice::uses_lead_ads(&pixel.by_event);
+            for (key, share) in advice::worth_advice(tally, lead_ads).into_iter().take(2) {
+                advice_lines.push(format!(
+                    "<li>{share} % of {} events have no {}: {}</li>",
+                    escape(event),
+                    key.name(),
+                    escape(advice::fill(key))
+                ));
+            }
+        }
+    }
+    out.push_str("</table>");
+    if !advice_lines.is_empty() {
+        let _ = write!(out, "<ul id=quality-advice>{}</ul>", advice_lines.join(""));
+    }
+}
