@@ -11,7 +11,7 @@ use ghl_capi::quality::{self, ByEvent, Tally, advice};
 
 use super::page::escape;
 use crate::ports::LocalState;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// The days the section sums.
 pub const DAYS: u64 = 7;

@@ -104,6 +104,9 @@ pub trait DatasetQualityApi: Send + Sync {
     ) -> impl Future<Output = Result<Answer, TransportError>> + Send;
 }
 
+/// The Dataset Quality API's fields asked for (`reference/meta-capi.md` §5.2).
+const DATASET_QUALITY_FIELDS: &str = "web{event_name,event_match_quality{composite_score,match_key_feedback{identifier,coverage}},event_coverage{percentage}}";
+
 /// What every events request names as its sender (`partner_agent`): Meta asks
 /// partners for a stable one, and its Dataset Quality API filters by it.
 pub const PARTNER_AGENT: &str = "ghl-capi";
@@ -384,7 +387,7 @@ impl<T: PixelTokens> DatasetQualityApi for CapiClient<T> {
         let query = [
             ("dataset_id", dataset_id),
             ("agent_name", PARTNER_AGENT),
-            ("fields", super::dataset_quality::FIELDS),
+            ("fields", DATASET_QUALITY_FIELDS),
         ];
         self.get(dataset_id, "dataset_quality", &query).await
     }

@@ -7,9 +7,6 @@ use serde_json::Value;
 
 use super::Answer;
 
-/// The fields asked for.
-pub const FIELDS: &str = "web{event_name,event_match_quality{composite_score,match_key_feedback{identifier,coverage}},event_coverage{percentage}}";
-
 /// What Meta said of one event name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventQuality {
