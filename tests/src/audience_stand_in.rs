@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ghl_capi::capi::audience::SCHEMA;
+use ghl_capi::capi::audience::{LDU_COLUMNS, SCHEMA};
 use ghl_capi::capi::client::DEFAULT_API_VERSION;
 
 use crate::stand_in::new_app_refusal;
@@ -179,32 +179,7 @@ impl AudienceStandIn {
         if body["access_token"] != *self.token {
             return Err("token".into());
         }
-        let schema: Vec<&str> = body["payload"]["schema"]
-            .as_array()
-            .ok_or("no schema")?
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        if schema != SCHEMA {
-            return Err(format!("schema {schema:?}"));
-        }
-        let rows = body["payload"]["data"].as_array().ok_or("no data")?;
-        if rows.is_empty() || rows.len() > 10_000 {
-            return Err(format!("{} rows", rows.len()));
-        }
-        for row in rows {
-            let values = row.as_array().ok_or("a row is not a list")?;
-            let hashed = |v: &Value| {
-                v.as_str().is_some_and(|s| {
-                    s.is_empty()
-                        || (s.len() == 64
-                            && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-                })
-            };
-            if values.len() != SCHEMA.len() || !values.iter().all(hashed) {
-                return Err(format!("row {row}"));
-            }
-        }
+        rows(body)?;
         if let Some(session) = body.get("session") {
             let id = session["session_id"].as_u64().ok_or("session_id")?;
             let seq = session["batch_seq"].as_u64().ok_or("batch_seq")?;
@@ -279,8 +254,7 @@ impl Respond for AudienceStandIn {
                 _ => refusal(100, None, &format!("Invalid parameter: {why}")),
             };
         }
-        let rows: Vec<Vec<String>> =
-            serde_json::from_value(body["payload"]["data"].clone()).unwrap_or_default();
+        let rows = rows(&body).unwrap_or_default();
         let members = state.members.entry(audience_id.clone()).or_default();
         let verb = request.method.as_str().to_owned();
         for row in &rows {
@@ -308,13 +282,62 @@ struct Replaces(AudienceStandIn);
 
 /// The rows of a body, if each is a hashed row of the schema's length.
 fn rows_of(body: &Value) -> Option<Vec<Vec<String>>> {
-    let schema = body["payload"]["schema"].as_array()?;
-    if schema.iter().filter_map(Value::as_str).collect::<Vec<_>>() != SCHEMA {
-        return None;
+    rows(body).ok()
+}
+
+/// A body's rows as Meta checks them: the schema (the 13 keys, and the Limited
+/// Data Use columns or not), and each row 13 hashes (or `""`), then, with LDU,
+/// `["LDU"]` or `[]` and two codes. Each row comes back as text, the LDU columns
+/// as the library's `Row` keeps them (`"LDU"` or `""`, the codes).
+fn rows(body: &Value) -> Result<Vec<Vec<String>>, String> {
+    let schema: Vec<&str> = body["payload"]["schema"]
+        .as_array()
+        .ok_or("no schema")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let with_ldu: Vec<&str> = SCHEMA.iter().chain(&LDU_COLUMNS).copied().collect();
+    let ldu = if schema == SCHEMA {
+        false
+    } else if schema == with_ldu {
+        true
+    } else {
+        return Err(format!("schema {schema:?}"));
+    };
+    let data = body["payload"]["data"].as_array().ok_or("no data")?;
+    if data.is_empty() || data.len() > 10_000 {
+        return Err(format!("{} rows", data.len()));
     }
-    let rows: Vec<Vec<String>> = serde_json::from_value(body["payload"]["data"].clone()).ok()?;
-    (!rows.is_empty() && rows.len() <= 10_000 && rows.iter().all(|r| r.len() == SCHEMA.len()))
-        .then_some(rows)
+    let hashed = |v: &Value| {
+        v.as_str().is_some_and(|s| {
+            s.is_empty()
+                || (s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        })
+    };
+    let mut rows = Vec::new();
+    for row in data {
+        let values = row.as_array().ok_or("a row is not a list")?;
+        let width = SCHEMA.len() + if ldu { LDU_COLUMNS.len() } else { 0 };
+        if values.len() != width || !values[..SCHEMA.len()].iter().all(hashed) {
+            return Err(format!("row {row}"));
+        }
+        let mut text: Vec<String> = values[..SCHEMA.len()]
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect();
+        if ldu {
+            let option = match &values[SCHEMA.len()] {
+                Value::Array(list) if list.is_empty() => "",
+                Value::Array(list) if list == &[json!("LDU")] => "LDU",
+                other => return Err(format!("data processing options {other}")),
+            };
+            let code = |v: &Value| v.as_u64().ok_or(format!("a code {v}"));
+            let (country, state) = (code(&values[14])?, code(&values[15])?);
+            text.extend([option.to_owned(), country.to_string(), state.to_string()]);
+        }
+        rows.push(text);
+    }
+    Ok(rows)
 }
 
 impl Respond for Replaces {

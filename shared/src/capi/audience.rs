@@ -28,15 +28,48 @@ pub const SCHEMA: [&str; 13] = [
     "GEN",
 ];
 
+/// The Limited Data Use columns (`reference/meta-capi.md` §10.2), sent after
+/// [`SCHEMA`]'s by an audience that asks for LDU: the options (`["LDU"]`, or `[]`
+/// for none), then Meta's country and state codes.
+pub const LDU_COLUMNS: [&str; 3] = [
+    "DATA_PROCESSING_OPTIONS",
+    "DATA_PROCESSING_OPTIONS_COUNTRY",
+    "DATA_PROCESSING_OPTIONS_STATE",
+];
+
 /// The most rows Meta takes in one request.
 pub const MAX_ROWS: usize = 10_000;
 
-/// One contact's row: a value per [`SCHEMA`] key (hashed, or `""` when unknown).
+/// One contact's row: a value per [`SCHEMA`] key (hashed, or `""` when unknown),
+/// then, for an audience that asks for Limited Data Use, its three
+/// [`LDU_COLUMNS`] as text (`"LDU"` or `""`, the country, the state), which the
+/// request body sends typed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Row(pub Vec<String>);
 
 impl Row {
+    /// The row with its Limited Data Use columns: `Some((country, state))` limits
+    /// it, `None` says it is not limited (a row of an LDU audience all the same).
+    #[must_use]
+    pub fn with_ldu(mut self, ldu: Option<(u32, u32)>) -> Row {
+        self.0.truncate(SCHEMA.len());
+        let (option, country, state) = ldu.map_or(("", 0, 0), |(c, s)| ("LDU", c, s));
+        self.0
+            .extend([option.to_owned(), country.to_string(), state.to_string()]);
+        self
+    }
+
+    /// Its Limited Data Use: `None` without the columns, `Some(None)` not limited,
+    /// `Some(Some((country, state)))` limited.
+    pub fn ldu(&self) -> Option<Option<(u32, u32)>> {
+        let [option, country, state] = self.0.get(SCHEMA.len()..)? else {
+            return None;
+        };
+        let code = |text: &str| text.parse().unwrap_or(0);
+        Some((option == "LDU").then(|| (code(country), code(state))))
+    }
+
     /// The value of `key` (a [`SCHEMA`] name), `""` when unknown.
     pub fn get(&self, key: &str) -> &str {
         SCHEMA
@@ -96,19 +129,48 @@ pub struct UsersRequest {
     pub session: Option<Session>,
 }
 
-/// The `payload` parameter.
-#[derive(Debug, Serialize)]
-pub struct Payload<'a> {
-    pub schema: &'static [&'static str],
-    pub data: &'a [Row],
+/// The `payload` parameter of some rows: `{"schema": […], "data": [[…], …]}`, the
+/// schema with the [`LDU_COLUMNS`] when the rows carry them (an audience's rows
+/// all do, or none do).
+#[derive(Debug)]
+pub struct Payload<'a>(pub &'a [Row]);
+
+impl Serialize for Payload<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let limited = self.0.first().is_some_and(|row| row.ldu().is_some());
+        let schema: Vec<&str> = if limited {
+            SCHEMA.iter().chain(&LDU_COLUMNS).copied().collect()
+        } else {
+            SCHEMA.to_vec()
+        };
+        let data: Vec<serde_json::Value> = self
+            .0
+            .iter()
+            .map(|row| {
+                let mut values: Vec<serde_json::Value> = row.0[..SCHEMA.len().min(row.0.len())]
+                    .iter()
+                    .map(|v| serde_json::Value::from(v.as_str()))
+                    .collect();
+                if limited {
+                    let ldu = row.ldu().flatten();
+                    let options: &[&str] = if ldu.is_some() { &["LDU"] } else { &[] };
+                    let (country, state) = ldu.unwrap_or((0, 0));
+                    values.extend([options.into(), country.into(), state.into()]);
+                }
+                serde_json::Value::Array(values)
+            })
+            .collect();
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("schema", &schema)?;
+        map.serialize_entry("data", &data)?;
+        map.end()
+    }
 }
 
 impl UsersRequest {
     pub fn payload(&self) -> Payload<'_> {
-        Payload {
-            schema: &SCHEMA,
-            data: &self.rows,
-        }
+        Payload(&self.rows)
     }
 }
 
@@ -276,6 +338,31 @@ pub const AUDIENCE_REFUSED: &str = "refused_by_meta";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_of_an_ldu_audience_send_the_ldu_columns_typed_and_others_none() {
+        let plain = Row(vec![String::new(); SCHEMA.len()]);
+        let json = |rows: &[Row]| serde_json::to_value(Payload(rows)).expect("json");
+        let body = json(std::slice::from_ref(&plain));
+        assert_eq!(body["schema"].as_array().map(Vec::len), Some(SCHEMA.len()));
+        assert_eq!(body["data"][0].as_array().map(Vec::len), Some(SCHEMA.len()));
+        let limited = plain.clone().with_ldu(Some((1, 1000)));
+        let open = plain.clone().with_ldu(None);
+        assert_eq!(limited.ldu(), Some(Some((1, 1000))));
+        assert_eq!(open.ldu(), Some(None));
+        assert_eq!(plain.ldu(), None);
+        let body = json(&[limited, open]);
+        assert_eq!(body["schema"][13], "DATA_PROCESSING_OPTIONS");
+        assert_eq!(body["schema"][15], "DATA_PROCESSING_OPTIONS_STATE");
+        assert_eq!(
+            body["data"][0].as_array().expect("row")[13..],
+            [serde_json::json!(["LDU"]), 1.into(), 1000.into()]
+        );
+        assert_eq!(
+            body["data"][1].as_array().expect("row")[13..],
+            [serde_json::json!([]), 0.into(), 0.into()]
+        );
+    }
 
     fn error(code: i64, subcode: Option<i64>) -> String {
         serde_json::json!({"error": {"message": "Audience Upload Blocked", "code": code,

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::answer::{Bare, Failure, without_error};
-use super::audience::{Payload, Row, SCHEMA};
+use super::audience::{Payload, Row};
 
 /// Meta's error code of every replace refusal, told apart by subcode.
 const REPLACE_ERROR: i64 = 2650;
@@ -49,10 +49,7 @@ pub struct ReplaceRequest {
 
 impl ReplaceRequest {
     pub fn payload(&self) -> Payload<'_> {
-        Payload {
-            schema: &SCHEMA,
-            data: &self.rows,
-        }
+        Payload(&self.rows)
     }
 }
 

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use super::{Enriched, Enricher, Read, SeenTags, retry_ghl, retry_state};
 use crate::ghl::{Contact, GhlError, GhlReader};
 use crate::jobs::{AudienceJob, ListedJob};
-use crate::mapping::audience::{REMEMBERED_FOR, row};
+use crate::mapping::audience::REMEMBERED_FOR;
 use crate::mapping::membership::{Member, Wanted, change, member_key};
 use crate::mapping::{Audience, Occurrence, Trigger};
 use crate::ports::state::StateStore;
@@ -207,7 +207,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
         let member = audience.judge(&contact, &seen.occurrences, &seen.location, seen.at);
         Ok(member.map(|member| {
             let wanted = if member {
-                Wanted::Member(row(&contact))
+                Wanted::Member(audience.row(&contact))
             } else {
                 Wanted::Out
             };

@@ -22,6 +22,23 @@ pub(super) fn not_fired(source: &str, occ: &Occurrence, unmet: &[(&str, String)]
     }
 }
 
+/// The rules whose conditions held but whose consent the contact lacks: nothing
+/// is sent for it. Each is counted (`Skipped{Reason=no_consent}`).
+pub(super) fn no_consent(source: &str, occ: &Occurrence, refused: &[(&str, String)]) {
+    for (rule, why) in refused {
+        crate::telemetry::skipped("no_consent");
+        tracing::info!(
+            webhook_id = source,
+            location_id = occ.location_id,
+            contact_id = occ.contact_id,
+            trigger = occ.trigger.name(),
+            rule,
+            why,
+            "no consent: the rule sends nothing for this contact"
+        );
+    }
+}
+
 /// An event a rule built, and the pixels it goes to.
 pub(super) fn built(
     source: &str,

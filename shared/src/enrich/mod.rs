@@ -307,6 +307,11 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             };
             let events = self.mapping.map(occ, &contact, &related, now);
             audit::not_fired(&source, occ, &self.mapping.unmet(occ, &contact, &related));
+            audit::no_consent(
+                &source,
+                occ,
+                &self.mapping.without_consent(occ, &contact, &related),
+            );
             fired |= !events.is_empty();
             for mut mapped in events {
                 mapped.pixels.retain(|p| reaches.contains(p));

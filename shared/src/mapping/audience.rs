@@ -7,6 +7,7 @@ use super::build::identity;
 use chrono::{DateTime, Utc};
 use serde_json::Map;
 
+use super::privacy::LimitedDataUse;
 use super::{Condition, Occurrence, Subject, TokenRef};
 use crate::capi::audience::{Row, SCHEMA};
 use crate::ghl::Contact;
@@ -31,6 +32,9 @@ pub struct Audience {
     /// How often its whole list is replaced with GHL's members, on the
     /// reconciliation's schedule (`mirror_every`); `None`: never by itself.
     pub mirror_every: Option<std::time::Duration>,
+    /// Its rows' Limited Data Use (its own, else `[defaults]`'); rows of an
+    /// audience that asks for it carry the LDU columns.
+    pub limited_data_use: LimitedDataUse,
 }
 
 /// What makes a contact a member.
@@ -108,6 +112,21 @@ impl Audience {
         };
         let related = Map::new();
         self.wants(&Subject::new(contact, occurrence, &related))
+    }
+
+    /// `contact`'s row for it: [`row`], with the Limited Data Use columns when it
+    /// asks for LDU (judged by the contact's own fields).
+    pub fn row(&self, contact: &Contact) -> Row {
+        let plain = row(contact);
+        if self.limited_data_use == LimitedDataUse::Off {
+            return plain;
+        }
+        // Its condition reads contact fields only (checked at load): the
+        // occurrence is a stand-in.
+        let occurrence = Occurrence::listed("", &contact.id, DateTime::<Utc>::UNIX_EPOCH);
+        let related = Map::new();
+        let subject = Subject::new(contact, &occurrence, &related);
+        plain.with_ldu(self.limited_data_use.options(&subject))
     }
 
     /// The tags it names (for a tag audience).

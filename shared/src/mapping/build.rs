@@ -100,6 +100,11 @@ pub(super) fn event_into(
     data_processing_options.clear();
     *data_processing_options_country = None;
     *data_processing_options_state = None;
+    if let Some((country, state)) = rule.limited_data_use.options(subject) {
+        data_processing_options.push("LDU".to_owned());
+        *data_processing_options_country = Some(country);
+        *data_processing_options_state = Some(state);
+    }
     *opt_out = None;
     *original_event_data = None;
     validate(event, now.timestamp())

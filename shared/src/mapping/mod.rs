@@ -13,13 +13,14 @@ pub mod membership;
 mod names;
 mod occurrence;
 mod path;
+pub mod privacy;
+mod rule;
 mod trigger;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::capi::{ActionSource, Rejection, ServerEvent};
-use crate::ghl::workflow::REFS;
 use crate::ghl::{Contact, Related};
 
 pub use audience::{Audience, Membership};
@@ -27,6 +28,7 @@ pub use build::identity;
 pub use config::ConfigError;
 pub use occurrence::{Baseline, Occurrence, TriggerError, declared, tellable};
 pub use path::{Condition, FieldPath, Subject, Test, as_number};
+pub use rule::Rule;
 pub use trigger::{Trigger, UnknownTrigger};
 
 /// The built-in mapping used when the user gives none.
@@ -118,105 +120,6 @@ pub enum Source {
         path: FieldPath,
         default: Option<Value>,
     },
-}
-
-/// One rule: when `trigger` happens and every condition holds, send `event_name`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rule {
-    pub name: String,
-    pub trigger: Trigger,
-    pub event_name: Source,
-    pub action_source: Option<ActionSource>,
-    pub value: Option<Source>,
-    pub currency: Option<Source>,
-    pub lead_id: Option<Source>,
-    pub external_id: Option<Source>,
-    /// Extra `custom_data` keys (standard ones such as `content_name` included).
-    pub custom_data: Vec<(String, Source)>,
-    pub needs: Vec<Need>,
-    /// The pixels it feeds, by name; empty means every pixel of the location.
-    pub pixels: Vec<String>,
-    pub conditions: Vec<Condition>,
-}
-
-impl Rule {
-    /// The workflows its `workflow = …` names (for `workflow.fired` rules).
-    pub fn named_workflows(&self) -> impl Iterator<Item = &str> {
-        self.named(REFS)
-    }
-
-    /// What its shorthand on the entity's `field` (`workflow`, `stage`, …)
-    /// accepts.
-    pub(crate) fn named<'r>(&'r self, field: &'r str) -> impl Iterator<Item = &'r str> {
-        self.conditions
-            .iter()
-            .filter(move |c| {
-                matches!(&c.path, Some(FieldPath::Entity(keys)) if keys.len() == 1 && keys[0] == field)
-            })
-            .filter_map(|c| match &c.test {
-                Test::OneOf(values) => Some(values),
-                _ => None,
-            })
-            .flatten()
-            .filter_map(Value::as_str)
-    }
-
-    /// The paths into the trigger's entity it reads, in its values and conditions.
-    pub fn entity_paths(&self) -> Vec<&[String]> {
-        self.paths()
-            .filter_map(|path| match path {
-                FieldPath::Entity(keys) => Some(keys.as_slice()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Whether it may read what only the location's names resolve: a stage,
-    /// pipeline or calendar named, or a custom field (by name or key).
-    pub fn reads_names(&self) -> bool {
-        let named = [
-            occurrence::STAGE_REFS,
-            occurrence::PIPELINE_REFS,
-            occurrence::CALENDAR_REFS,
-        ];
-        self.paths().any(|path| match path {
-            FieldPath::Custom(_) => true,
-            FieldPath::Entity(keys) => keys.first().is_some_and(|k| named.contains(&k.as_str())),
-            _ => false,
-        })
-    }
-
-    /// Whether it needs the location's names for `occ` and `contact`: it names a
-    /// stage, pipeline or calendar the change gives by id alone, or reads a custom
-    /// field the contact does not carry under that id, key or name.
-    pub fn wants_names(&self, occ: &Occurrence, contact: &Contact) -> bool {
-        self.reads_names()
-            && self.paths().any(|path| match path {
-                FieldPath::Custom(key) => contact.custom_field(key).is_none(),
-                FieldPath::Entity(keys) => keys.first().is_some_and(|k| occ.unnamed(k)),
-                _ => false,
-            })
-    }
-
-    /// Every path it reads, in its values and conditions.
-    pub(crate) fn paths(&self) -> impl Iterator<Item = &FieldPath> {
-        let sources = [
-            Some(&self.event_name),
-            self.value.as_ref(),
-            self.currency.as_ref(),
-            self.lead_id.as_ref(),
-            self.external_id.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .chain(self.custom_data.iter().map(|(_, source)| source));
-        let from_sources = sources.filter_map(|source| match source {
-            Source::Field { path, .. } => Some(path),
-            Source::Constant(_) => None,
-        });
-        let from_conditions = self.conditions.iter().filter_map(|c| c.path.as_ref());
-        from_sources.chain(from_conditions)
-    }
 }
 
 /// One event a rule produced for one occurrence, or why it could not be sent.
@@ -410,9 +313,30 @@ impl Mapping {
             .collect()
     }
 
-    /// The rules `subject`'s trigger fires whose conditions hold.
+    /// The rules of `occurrence`'s trigger whose conditions hold for `contact` but
+    /// whose consent it lacks, each with why: they send nothing for it.
+    pub fn without_consent(
+        &self,
+        occurrence: &Occurrence,
+        contact: &Contact,
+        related: &Map<String, Value>,
+    ) -> Vec<(&str, String)> {
+        let subject = Subject::new(contact, occurrence, related);
+        self.rules_for(occurrence.trigger)
+            .filter(|rule| rule.conditions.iter().all(|c| c.holds(&subject)))
+            .filter_map(|rule| {
+                let consent = rule.consent.as_ref()?;
+                (!consent.given(&subject)).then(|| (rule.name.as_str(), consent.lacking()))
+            })
+            .collect()
+    }
+
+    /// The rules `subject`'s trigger fires: their conditions hold, and the contact
+    /// gave the consent they ask.
     fn firing<'a>(&'a self, subject: &'a Subject<'a>) -> impl Iterator<Item = &'a Rule> {
-        self.rules_for(subject.occurrence.trigger)
-            .filter(|rule| rule.conditions.iter().all(|c| c.holds(subject)))
+        self.rules_for(subject.occurrence.trigger).filter(|rule| {
+            rule.conditions.iter().all(|c| c.holds(subject))
+                && rule.consent.as_ref().is_none_or(|c| c.given(subject))
+        })
     }
 }

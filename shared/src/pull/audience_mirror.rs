@@ -25,7 +25,7 @@ use crate::dispatch::replace::{ReplaceError, ReplacePolicy, Replaced, Step, repl
 use crate::ghl::client::GhlClient;
 use crate::ghl::tokens::TokenSource;
 use crate::mapping::Audience;
-use crate::mapping::audience::{REMEMBERED_FOR, row};
+use crate::mapping::audience::REMEMBERED_FOR;
 use crate::mapping::membership::{Member, applied_key, member_key};
 use crate::ports::state::{StateError, StateStore};
 use crate::pull::audience_sync::{SyncError, list_members};
@@ -118,7 +118,7 @@ pub async fn mirror<T: TokenSource>(
         (listed, beyond) = (listed + found.listed, beyond + found.beyond);
         for (id, contact) in found.members {
             members += 1;
-            let row = row(&contact);
+            let row = audience.row(&contact);
             if row.is_usable() {
                 wanted.insert((location.clone(), id), row);
             } else {

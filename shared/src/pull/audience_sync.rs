@@ -20,7 +20,6 @@ use crate::ghl::tokens::TokenSource;
 use crate::ghl::{Contact, GhlError};
 use crate::jobs::ListedJob;
 use crate::mapping::Audience;
-use crate::mapping::audience::row;
 use crate::mapping::membership::{Member, Wanted, applied_key, change, member_key};
 use crate::ports::state::{StateError, StateStore};
 use crate::pull::listing::Lister;
@@ -187,7 +186,7 @@ pub async fn plan(
         ..Plan::default()
     };
     for (id, contact) in listed.members {
-        let row = row(&contact);
+        let row = audience.row(&contact);
         if !row.is_usable() {
             plan.unusable += 1;
             continue;

@@ -7,12 +7,14 @@ use toml::Spanned;
 
 use super::rule::PathContext;
 use super::{ConfigError, Locator, RawAudience, numeric_id, token_ref};
+use crate::mapping::privacy::LimitedDataUse;
 use crate::mapping::{Audience, Membership, Trigger};
 
 pub(super) fn audience(
     loc: &Locator<'_>,
     raw: &Spanned<RawAudience>,
     aliases: &BTreeMap<String, String>,
+    default_ldu: Option<&Spanned<toml::Value>>,
 ) -> Result<Audience, ConfigError> {
     let a = raw.get_ref();
     let name = a.name.get_ref().trim().to_owned();
@@ -59,11 +61,24 @@ pub(super) fn audience(
         None => None,
         Some(every) => Some(mirror_every(loc, every, &membership)?),
     };
+    // A row is judged by its contact alone: the limit's condition reads contact
+    // fields (a consent or opt-out field).
+    let contact = PathContext {
+        loc,
+        trigger: Trigger::ContactUpdated,
+        needs: &[],
+        aliases,
+    };
+    let limited_data_use = match a.limited_data_use.as_ref().or(default_ldu) {
+        Some(raw) => contact.limited_data_use(raw)?,
+        None => LimitedDataUse::Off,
+    };
     Ok(Audience {
         name,
         audience_id,
         access_token,
         mirror_every,
+        limited_data_use,
         locations: a
             .locations
             .iter()

@@ -77,6 +77,7 @@ struct RawAudience {
     #[serde(default)]
     when: Vec<Spanned<RawCondition>>,
     mirror_every: Option<Spanned<String>>,
+    limited_data_use: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -85,6 +86,8 @@ struct RawDefaults {
     action_source: Option<ActionSource>,
     currency: Option<Spanned<String>>,
     lead_event_source: Option<String>,
+    limited_data_use: Option<Spanned<toml::Value>>,
+    consent: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -122,6 +125,8 @@ struct RawRule {
     appointment_status: Option<Spanned<toml::Value>>,
     event_type: Option<Spanned<toml::Value>>,
     workflow: Option<Spanned<toml::Value>>,
+    limited_data_use: Option<Spanned<toml::Value>>,
+    consent: Option<Spanned<toml::Value>>,
     #[serde(default)]
     when: Vec<Spanned<RawCondition>>,
 }
@@ -184,6 +189,10 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Mapping, ConfigError> {
             "unsupported mapping version; this release reads version = 1",
         ));
     }
+    let privacy = (
+        raw.defaults.limited_data_use.clone(),
+        raw.defaults.consent.clone(),
+    );
     let defaults = defaults(&loc, raw.defaults)?;
     let mut pixels = Vec::new();
     for p in &raw.pixels {
@@ -198,7 +207,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Mapping, ConfigError> {
     }
     let mut rules: Vec<Rule> = Vec::new();
     for r in &raw.rules {
-        let rule = rule::rule(&loc, r.get_ref(), &raw.custom_fields, &pixels)?;
+        let rule = rule::rule(&loc, r.get_ref(), &raw.custom_fields, &pixels, &privacy)?;
         if rules.iter().any(|other| other.name == rule.name) {
             return Err(loc.at(
                 &r.get_ref().name,
@@ -209,7 +218,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Mapping, ConfigError> {
     }
     let mut audiences: Vec<Audience> = Vec::new();
     for a in &raw.audiences {
-        let audience = audience::audience(&loc, a, &raw.custom_fields)?;
+        let audience = audience::audience(&loc, a, &raw.custom_fields, privacy.0.as_ref())?;
         if audiences.iter().any(|other| other.name == audience.name) {
             return Err(loc.at(
                 &a.get_ref().name,

@@ -11,13 +11,19 @@ use crate::capi::STANDARD_EVENTS;
 use crate::ghl::workflow::REFS;
 use crate::mapping::occurrence::{CALENDAR_REFS, PIPELINE_REFS, STAGE_REFS};
 use crate::mapping::path::{Condition, FieldPath, Test};
+use crate::mapping::privacy::{Consent, LimitedDataUse};
 use crate::mapping::{Need, Pixel, Rule, Source, Trigger, UnknownTrigger};
+
+/// `[defaults]`' `limited_data_use` and `consent`, which a rule without its own
+/// takes (read in each rule's context, so its paths are checked against it).
+pub(super) type Privacy = (Option<Spanned<toml::Value>>, Option<Spanned<toml::Value>>);
 
 pub(super) fn rule(
     loc: &Locator<'_>,
     raw: &RawRule,
     aliases: &BTreeMap<String, String>,
     pixels: &[Pixel],
+    defaults: &Privacy,
 ) -> Result<Rule, ConfigError> {
     let name = raw.name.get_ref().trim().to_owned();
     if name.is_empty() {
@@ -110,6 +116,14 @@ pub(super) fn rule(
     for c in &raw.when {
         conditions.push(ctx.condition(c)?);
     }
+    let limited_data_use = match raw.limited_data_use.as_ref().or(defaults.0.as_ref()) {
+        Some(raw) => ctx.limited_data_use(raw)?,
+        None => LimitedDataUse::Off,
+    };
+    let consent = match raw.consent.as_ref().or(defaults.1.as_ref()) {
+        Some(raw) => ctx.consent(raw)?,
+        None => None,
+    };
     Ok(Rule {
         name,
         trigger,
@@ -123,6 +137,8 @@ pub(super) fn rule(
         needs,
         pixels: raw.pixels.iter().map(|p| p.get_ref().clone()).collect(),
         conditions,
+        limited_data_use,
+        consent,
     })
 }
 
@@ -289,6 +305,73 @@ impl PathContext<'_> {
             });
         }
         Ok(out)
+    }
+
+    /// `limited_data_use`: `true` (Meta geolocates), `false`, `{ country = 1,
+    /// state = 1000 }` (Meta's codes), or a condition (`{ field = …, one_of = […] }`)
+    /// under which a contact's events are limited.
+    pub(super) fn limited_data_use(
+        &self,
+        raw: &Spanned<toml::Value>,
+    ) -> Result<LimitedDataUse, ConfigError> {
+        let code = |table: &toml::Table, key: &str| -> Result<u32, ConfigError> {
+            match table.get(key) {
+                Some(toml::Value::Integer(n)) => u32::try_from(*n)
+                    .map_err(|_| self.loc.at(raw, format!("{key} must be one of Meta's codes (0 or more)"))),
+                _ => Err(self.loc.at(raw, format!("{key} must be one of Meta's codes: {{ country = 1, state = 1000 }} (0, 0: Meta geolocates)"))),
+            }
+        };
+        match raw.get_ref() {
+            toml::Value::Boolean(true) => Ok(LimitedDataUse::On { country: 0, state: 0 }),
+            toml::Value::Boolean(false) => Ok(LimitedDataUse::Off),
+            toml::Value::Table(t) if t.contains_key("field") => {
+                Ok(LimitedDataUse::When(self.condition_value(raw)?))
+            }
+            toml::Value::Table(t) => {
+                if let Some(extra) = t.keys().find(|k| *k != "country" && *k != "state") {
+                    return Err(self.loc.at(raw, format!("unexpected key `{extra}`; limited_data_use takes country and state, or a condition with field")));
+                }
+                Ok(LimitedDataUse::On {
+                    country: code(t, "country")?,
+                    state: code(t, "state")?,
+                })
+            }
+            _ => Err(self.loc.at(raw, "limited_data_use is true, false, { country = 1, state = 1000 }, or a condition { field = \"…\", one_of = [\"…\"] }")),
+        }
+    }
+
+    /// `consent`: `"dnd"` (GHL's Do Not Disturb), `false` (none asked, overriding
+    /// `[defaults]`), or a condition the contact must meet.
+    pub(super) fn consent(
+        &self,
+        raw: &Spanned<toml::Value>,
+    ) -> Result<Option<Consent>, ConfigError> {
+        match raw.get_ref() {
+            toml::Value::String(s) if s == "dnd" => Ok(Some(Consent::NotDnd)),
+            toml::Value::Boolean(false) => Ok(None),
+            toml::Value::Table(_) => Ok(Some(Consent::When(self.condition_value(raw)?))),
+            _ => Err(self.loc.at(raw, "consent is \"dnd\" (GHL's Do Not Disturb), false, or a condition { field = \"custom.marketing_consent\", one_of = [\"yes\"] }")),
+        }
+    }
+
+    /// A condition written inline as a table (`{ field = …, equals = … }`).
+    fn condition_value(&self, raw: &Spanned<toml::Value>) -> Result<Condition, ConfigError> {
+        // An inline table keeps no spans of its own: its field takes the table's.
+        let mut table = raw.get_ref().as_table().cloned().unwrap_or_default();
+        let field = table.remove("field");
+        let mut parsed: RawCondition = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| self.loc.at(raw, e.message().trim().to_owned()))?;
+        parsed.field = match field {
+            Some(toml::Value::String(path)) => Some(Spanned::new(raw.span(), path)),
+            Some(_) => {
+                return Err(self
+                    .loc
+                    .at(raw, "field must be a path such as \"custom.consent\""));
+            }
+            None => None,
+        };
+        self.condition(&Spanned::new(raw.span(), parsed))
     }
 
     pub(super) fn condition(&self, raw: &Spanned<RawCondition>) -> Result<Condition, ConfigError> {
