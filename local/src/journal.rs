@@ -42,7 +42,7 @@ const IDS: [&str; 8] = [
     "audience_id",
 ];
 /// The other fields kept: codes and figures. A field in neither list is not kept.
-const FIGURES: [&str; 36] = [
+const FIGURES: [&str; 38] = [
     "method",
     "path",
     "status",
@@ -54,6 +54,8 @@ const FIGURES: [&str; 36] = [
     "unmet",
     "event_name",
     "identifiers",
+    "score",
+    "lacking",
     "pixel",
     "mapping",
     "fbtrace_id",

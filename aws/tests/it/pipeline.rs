@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use chrono::Utc;
-use ghl_capi_tests::fixtures::{LOCATION, contact, webhook};
+use ghl_capi_tests::fixtures::{self, LOCATION, contact, webhook};
 use ghl_capi_tests::signing;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -473,4 +473,113 @@ async fn audience_changes_reach_meta_through_the_handlers_once_each_and_in_order
         )
     };
     assert_eq!((rows("added"), rows("removed")), (3.0, 3.0));
+}
+
+#[tokio::test]
+async fn ldu_and_consent_hold_through_the_handlers_and_each_pixels_quality_is_counted() {
+    use ghl_capi_tests::audience_stand_in::AudienceStandIn;
+    use ghl_capi_tests::fixtures::VIP_AUDIENCE;
+
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let emf = crate::common::Emf::start();
+    let extra = r#"
+[[rules]]
+name = "updated"
+trigger = "contact.updated"
+event_name = "Contact"
+limited_data_use = { field = "contact.state", one_of = ["CA"] }
+consent = "dnd"
+
+[[audiences]]
+name = "vips"
+audience_id = "23851234567890123"
+access_token = { secret = "{stack}/meta/ads" }
+tags = ["vip"]
+limited_data_use = { country = 1, state = 1000 }
+consent = "dnd"
+"#;
+    let s = crate::stack::Stack::with(extra, &[]).await;
+    let ads = format!("{}/meta/ads", s.id);
+    ghl_capi_tests::moto::secret(&s.secrets, &ads, r#"{"access_token":"EAAB-ads"}"#).await;
+    let audience = AudienceStandIn::expecting_token("EAAB-ads");
+    audience.mount(&s.graph, VIP_AUDIENCE).await;
+    for (id, state, dnd) in [
+        ("c-ca", "CA", false),
+        ("c-tx", "TX", false),
+        ("c-dnd", "CA", true),
+    ] {
+        let mut person = contact(id, &format!("{id}@example.com"), &["vip"]);
+        person["state"] = json!(state);
+        person["dnd"] = json!(dnd);
+        ghl_has(&s.ghl, &person).await;
+        assert_eq!(
+            s.deliver(webhook("ContactUpdate", &format!("w-{id}"), person))
+                .await
+                .0,
+            200
+        );
+    }
+    s.drain().await;
+
+    let events = s.meta.events();
+    let of = |id: &str| {
+        events
+            .iter()
+            .find(|e| e["user_data"]["external_id"][0] == sha256(id))
+    };
+    assert!(
+        of("c-dnd").is_none(),
+        "Do Not Disturb: nothing sent: {events:#?}"
+    );
+    let ca = of("c-ca").expect("c-ca's event");
+    assert_eq!(
+        (
+            &ca["data_processing_options"],
+            &ca["data_processing_options_country"],
+            &ca["data_processing_options_state"]
+        ),
+        (&json!(["LDU"]), &json!(0), &json!(0))
+    );
+    let tx = of("c-tx").expect("c-tx's event");
+    assert!(tx.get("data_processing_options").is_none(), "{tx}");
+    assert!(
+        s.meta
+            .requests()
+            .iter()
+            .all(|r| r["partner_agent"] == "ghl-capi"),
+        "every request names its sender"
+    );
+    assert_eq!(emf.count("Skipped", &[("Reason", "no_consent")]), 1.0);
+
+    // The audience took c-ca and c-tx, each row limited with California's codes.
+    let members = audience.members(VIP_AUDIENCE);
+    assert_eq!(members.len(), 2, "{members:?}");
+    assert!(
+        members.iter().all(|row| row[13..] == ["LDU", "1", "1000"]),
+        "{members:?}"
+    );
+
+    // The events Meta took are counted per pixel and event name with their score:
+    // in the metrics, and in the state table verify reads.
+    let scored = emf.count(
+        "ScoredEvents",
+        &[("Pixel", "main"), ("EventName", "Contact")],
+    );
+    let points = emf.count(
+        "ScorePoints",
+        &[("Pixel", "main"), ("EventName", "Contact")],
+    );
+    assert_eq!(scored, 2.0);
+    // E-mail, click id, external id, first name, state, country: 5.15 each.
+    assert_eq!(points, 1030.0);
+    let state = ghl_capi_aws::dynamo::DynamoState::new(
+        aws_sdk_dynamodb::Client::new(&ghl_capi_tests::moto::sdk_config().await),
+        s.vars["STATE_TABLE"].clone(),
+    );
+    let today = chrono::Utc::now().date_naive();
+    let days = ghl_capi::quality::read(&state, fixtures::DATASET, today, today)
+        .await
+        .expect("read");
+    let contact_events = &days[0].1["Contact"];
+    assert_eq!((contact_events.sent, contact_events.points), (2, 1030));
 }

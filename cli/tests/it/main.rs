@@ -11,6 +11,7 @@ mod graph_version;
 mod limits;
 mod mapping_init;
 mod mapping_live;
+mod privacy;
 mod quick_start;
 mod reconcile;
 mod serve;

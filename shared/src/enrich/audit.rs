@@ -33,7 +33,7 @@ pub(super) fn no_consent(source: &str, occ: &Occurrence, refused: &[(&str, Strin
             contact_id = occ.contact_id,
             trigger = occ.trigger.name(),
             rule,
-            why,
+            reason = why,
             "no consent: the rule sends nothing for this contact"
         );
     }

@@ -7,7 +7,7 @@ use super::build::identity;
 use chrono::{DateTime, Utc};
 use serde_json::Map;
 
-use super::privacy::LimitedDataUse;
+use super::privacy::{Consent, LimitedDataUse};
 use super::{Condition, Occurrence, Subject, TokenRef};
 use crate::capi::audience::{Row, SCHEMA};
 use crate::ghl::Contact;
@@ -35,6 +35,9 @@ pub struct Audience {
     /// Its rows' Limited Data Use (its own, else `[defaults]`'); rows of an
     /// audience that asks for it carry the LDU columns.
     pub limited_data_use: LimitedDataUse,
+    /// The marketing consent a member must have (its own, else `[defaults]`'): a
+    /// contact without it is no member, and leaves when it withdraws it.
+    pub consent: Option<Consent>,
 }
 
 /// What makes a contact a member.
@@ -67,7 +70,8 @@ impl Audience {
     /// `None` when the occurrence says nothing about it (a condition on an
     /// opportunity, seen on a contact change).
     pub fn wants(&self, subject: &Subject<'_>) -> Option<bool> {
-        match &self.membership {
+        let consents = || self.consent.as_ref().is_none_or(|c| c.given(subject));
+        let member = match &self.membership {
             Membership::Tags(tags) => Some(tags.iter().any(|t| subject.contact.has_tag(t))),
             Membership::Conditions {
                 entity: Some(entity),
@@ -76,7 +80,8 @@ impl Audience {
             Membership::Conditions { conditions, .. } => {
                 Some(conditions.iter().all(|c| c.holds(subject)))
             }
-        }
+        };
+        member.map(|member| member && consents())
     }
 
     /// The trigger entity its conditions read, if they read one.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use toml::Spanned;
 
-use super::rule::PathContext;
+use super::rule::{PathContext, Privacy};
 use super::{ConfigError, Locator, RawAudience, numeric_id, token_ref};
 use crate::mapping::privacy::LimitedDataUse;
 use crate::mapping::{Audience, Membership, Trigger};
@@ -14,7 +14,7 @@ pub(super) fn audience(
     loc: &Locator<'_>,
     raw: &Spanned<RawAudience>,
     aliases: &BTreeMap<String, String>,
-    default_ldu: Option<&Spanned<toml::Value>>,
+    defaults: &Privacy,
 ) -> Result<Audience, ConfigError> {
     let a = raw.get_ref();
     let name = a.name.get_ref().trim().to_owned();
@@ -61,17 +61,21 @@ pub(super) fn audience(
         None => None,
         Some(every) => Some(mirror_every(loc, every, &membership)?),
     };
-    // A row is judged by its contact alone: the limit's condition reads contact
-    // fields (a consent or opt-out field).
+    // A row is judged by its contact alone: the limit's and the consent's
+    // conditions read contact fields (a consent or opt-out field).
     let contact = PathContext {
         loc,
         trigger: Trigger::ContactUpdated,
         needs: &[],
         aliases,
     };
-    let limited_data_use = match a.limited_data_use.as_ref().or(default_ldu) {
+    let limited_data_use = match a.limited_data_use.as_ref().or(defaults.0.as_ref()) {
         Some(raw) => contact.limited_data_use(raw)?,
         None => LimitedDataUse::Off,
+    };
+    let consent = match a.consent.as_ref().or(defaults.1.as_ref()) {
+        Some(raw) => contact.consent(raw)?,
+        None => None,
     };
     Ok(Audience {
         name,
@@ -79,6 +83,7 @@ pub(super) fn audience(
         access_token,
         mirror_every,
         limited_data_use,
+        consent,
         locations: a
             .locations
             .iter()

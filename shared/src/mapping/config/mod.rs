@@ -78,6 +78,7 @@ struct RawAudience {
     when: Vec<Spanned<RawCondition>>,
     mirror_every: Option<Spanned<String>>,
     limited_data_use: Option<Spanned<toml::Value>>,
+    consent: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -218,7 +219,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Mapping, ConfigError> {
     }
     let mut audiences: Vec<Audience> = Vec::new();
     for a in &raw.audiences {
-        let audience = audience::audience(&loc, a, &raw.custom_fields, privacy.0.as_ref())?;
+        let audience = audience::audience(&loc, a, &raw.custom_fields, &privacy)?;
         if audiences.iter().any(|other| other.name == audience.name) {
             return Err(loc.at(
                 &a.get_ref().name,
