@@ -22,6 +22,7 @@ use ghl_capi::ops::credentials::{
 use ghl_capi::ops::quality;
 use ghl_capi::ports::secrets::{EnvSecrets, SecretError, SecretStore, VersionedSecrets};
 use ghl_capi::ports::state::StateStore;
+use ghl_capi::quality::readiness::Asked;
 use ghl_capi::settings::GHL_TOKEN_DEFAULT_PREFIX;
 use ghl_capi_aws::dynamo::DynamoState;
 use ghl_capi_local::ports::LocalState;
@@ -63,12 +64,37 @@ pub struct Args {
     /// 28 of them).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     last: u64,
+    /// With the state store: check each pixel against Meta's Conversion Leads
+    /// requirements, from the pipeline's own record of the last 30 days; a
+    /// requirement not met fails the run.
+    #[arg(long)]
+    readiness: bool,
+    /// With --readiness: only this pixel (as the mapping names it).
+    #[arg(long, requires = "readiness")]
+    pixel: Option<String>,
+    /// With --readiness: the stage to optimise for (an event name); the stage with
+    /// the fewest events when not given.
+    #[arg(long, requires = "readiness", value_name = "EVENT")]
+    target: Option<String>,
+    /// With --readiness: the leads Meta counted in the last 30 days (Ads Manager),
+    /// to judge lead coverage.
+    #[arg(long, requires = "readiness", value_name = "N")]
+    meta_leads: Option<u64>,
 }
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
 pub fn run(args: &Args) -> anyhow::Result<Outcome> {
     let mapping = Mapping::load(&args.mapping)?;
+    anyhow::ensure!(
+        !args.readiness
+            || if args.aws {
+                args.state_table.is_some()
+            } else {
+                args.data_dir.is_some()
+            },
+        "--readiness reads the pipeline's record: give --data-dir (or --aws with --state-table)"
+    );
     let mut locations: BTreeSet<String> = args.locations.iter().cloned().collect();
     locations.extend(
         mapping
@@ -108,7 +134,7 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         }
     })?;
     let mut findings = findings;
-    let (caught_up, quality) = runtime.block_on(from_state(args, &mapping, &locations))?;
+    let (caught_up, quality, ready) = runtime.block_on(from_state(args, &mapping, &locations))?;
     findings.extend(caught_up);
     out_text!(table(&findings))?;
     if !quality.is_empty() {
@@ -125,7 +151,7 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
             names.join(", ")
         )?;
     }
-    if findings.iter().all(|f| f.ok) {
+    if findings.iter().all(|f| f.ok) && ready {
         Ok(Outcome::Done)
     } else {
         Ok(Outcome::Failed)
@@ -138,10 +164,10 @@ async fn from_state(
     args: &Args,
     mapping: &Mapping,
     locations: &BTreeSet<String>,
-) -> anyhow::Result<(Vec<Finding>, String)> {
+) -> anyhow::Result<(Vec<Finding>, String, bool)> {
     if args.aws {
         let Some(table) = &args.state_table else {
-            return Ok(Default::default());
+            return Ok((Vec::new(), String::new(), true));
         };
         let sdk = ghl_capi_aws::config::sdk_config().await;
         let state = DynamoState::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
@@ -156,7 +182,7 @@ async fn from_state(
         let state = LocalState(Store::open(&path)?);
         told(args, mapping, locations, &state, &EnvSecrets).await
     } else {
-        Ok(Default::default())
+        Ok((Vec::new(), String::new(), true))
     }
 }
 
@@ -166,13 +192,13 @@ async fn told(
     locations: &BTreeSet<String>,
     state: &impl StateStore,
     secrets: &impl SecretStore,
-) -> anyhow::Result<(Vec<Finding>, String)> {
+) -> anyhow::Result<(Vec<Finding>, String, bool)> {
     let mut findings = Vec::new();
     for location in locations {
         findings.push(location_status(state, location).await);
     }
     if mapping.pixels.is_empty() {
-        return Ok((findings, String::new()));
+        return Ok((findings, String::new(), true));
     }
     let (tokens, _) = pixel_tokens(mapping, secrets).await;
     let capi = CapiClient::new(
@@ -197,7 +223,32 @@ async fn told(
         }
         text.push_str(&quality::meta(&capi, &pixel.dataset_id).await);
     }
-    Ok((findings, text))
+    let mut ready = true;
+    if args.readiness {
+        let pixels = mapping
+            .pixels
+            .iter()
+            .filter(|p| args.pixel.as_ref().is_none_or(|name| *name == p.name));
+        let mut judged = 0;
+        for pixel in pixels {
+            judged += 1;
+            let asked = Asked {
+                target: args.target.as_deref(),
+                meta_leads: args.meta_leads,
+                test_pixel: pixel.test_event_code.is_some(),
+            };
+            let (checks, met) = quality::readiness(state, &pixel.dataset_id, today, &asked).await?;
+            let subject = format!("{} ({})", pixel.name, pixel.dataset_id);
+            text.push_str(&quality::readiness_text(&subject, &checks));
+            ready &= met;
+        }
+        anyhow::ensure!(
+            judged > 0,
+            "the mapping has no pixel named {}",
+            args.pixel.as_deref().unwrap_or_default()
+        );
+    }
+    Ok((findings, text, ready))
 }
 
 /// Runs every check; `token_set` finds a location's stored tokens.

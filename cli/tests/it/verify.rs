@@ -384,3 +384,83 @@ async fn a_token_that_may_not_read_metas_figures_gets_one_line_not_an_error() {
         "{line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_judges_the_pixels_month_against_metas_requirements() {
+    let (ghl, graph) = mocks().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = ghl_capi_local::store::Store::open(&dir.path().join("store.db")).expect("store");
+    let state = ghl_capi_local::ports::LocalState(store);
+    // Thirty days of ten Leads (each with its Lead Ads id) and two Qualified.
+    let event = |name: &str, lead_id: Option<u64>| {
+        let mut event = ServerEvent::default();
+        event.event_name = name.into();
+        event.user_data.add(Field::Email, "a@example.com", None);
+        event.user_data.lead_id = lead_id;
+        event
+    };
+    let mut day: Vec<ServerEvent> = (0..10)
+        .map(|i| event("Lead", Some(100_000_000_000_000 + i)))
+        .collect();
+    day.extend((0..2).map(|_| event("Qualified", None)));
+    let counted = ghl_capi::quality::counted(&day, false);
+    for back in 0..30 {
+        let at = chrono::Utc::now() - chrono::Duration::days(back);
+        ghl_capi::quality::record(&state, fixtures::DATASET, &counted, at)
+            .await
+            .expect("recorded");
+    }
+    let data_dir = dir.path().to_str().expect("utf-8");
+    let args = [
+        "--data-dir",
+        data_dir,
+        "--readiness",
+        "--pixel",
+        "main",
+        "--meta-leads",
+        "400",
+    ];
+    let (code, out) = verify(&ghl, &graph, &mapping(), &args);
+    let section: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("Conversion Leads readiness of main"))
+        .collect();
+    let line = |requirement: &str| -> String {
+        section
+            .iter()
+            .find(|l| l.contains(requirement))
+            .unwrap_or_else(|| panic!("{requirement} in {out}"))
+            .to_string()
+    };
+    assert!(
+        line("leads a month").starts_with("  met      leads a month        300 Lead events"),
+        "{out}"
+    );
+    assert!(
+        line("lead coverage").contains("75 %: 300 Lead events carry a lead id, of 400"),
+        "{out}"
+    );
+    assert!(line("stages").contains("2 sent: Lead, Qualified"), "{out}");
+    assert!(
+        line("uploads every day").contains("events on 7 of the last 7 days"),
+        "{out}"
+    );
+    assert!(
+        line("target stage").contains("Qualified: 56 in the last 28 days for 280 leads, 20.0 %"),
+        "{out}"
+    );
+    // The fixture's pixel sends test events: not ready, and told why.
+    assert!(line("no test events").starts_with("  NOT MET"), "{out}");
+    assert!(
+        out.contains("→ remove test_event_code from the pixel in the mapping"),
+        "{out}"
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        !section.iter().any(|l| l.contains("second")),
+        "only --pixel main: {out}"
+    );
+
+    let (code, out) = verify(&ghl, &graph, &mapping(), &["--readiness"]);
+    assert!(code != 0 && out.is_empty(), "no record to read, nothing checked: {out}");
+}

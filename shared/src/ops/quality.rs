@@ -10,6 +10,7 @@ use crate::capi::client::DatasetQualityApi;
 use crate::capi::dataset_quality::{self, MetaQuality};
 use crate::error::chain;
 use crate::ports::state::{StateError, StateStore};
+use crate::quality::readiness::{self, Asked, Check};
 use crate::quality::{self, ByEvent, Tally, advice};
 
 /// How far back `verify` looks for the latest events.
@@ -122,4 +123,46 @@ pub async fn meta(api: &impl DatasetQualityApi, dataset_id: &str) -> String {
         ),
         MetaQuality::Failed(why) => format!("    Meta's own figures: not read: {why}\n"),
     }
+}
+
+/// A pixel's Conversion Leads readiness from its last month's record (as of
+/// `today`): each check, and whether none failed (a check the record cannot
+/// judge fails nothing).
+pub async fn readiness(
+    state: &impl StateStore,
+    dataset_id: &str,
+    today: NaiveDate,
+    asked: &Asked<'_>,
+) -> Result<(Vec<Check>, bool), StateError> {
+    let first = today
+        .checked_sub_days(chrono::Days::new(readiness::MONTH_DAYS - 1))
+        .unwrap_or(today);
+    let days = quality::read(state, dataset_id, first, today).await?;
+    let checks = readiness::assess(&days, today, asked);
+    let ready = checks.iter().all(|c| c.met != Some(false));
+    Ok((checks, ready))
+}
+
+/// Readiness checks as lines of text, each with its figure and, when not met,
+/// what to change.
+pub fn readiness_text(subject: &str, checks: &[Check]) -> String {
+    let mut text = format!(
+        "\nConversion Leads readiness of {subject}, from the pipeline's own record (test events never count):\n"
+    );
+    for check in checks {
+        let said = match check.met {
+            Some(true) => "met",
+            Some(false) => "NOT MET",
+            None => "unknown",
+        };
+        let _ = writeln!(
+            text,
+            "  {said:<8} {:<20} {}",
+            check.requirement, check.figure
+        );
+        if !check.change.is_empty() {
+            let _ = writeln!(text, "  {:<8} {:<20} → {}", "", "", check.change);
+        }
+    }
+    text
 }

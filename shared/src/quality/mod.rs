@@ -6,9 +6,12 @@
 //!
 //! - this module: the counters, written once per pixel per dispatch batch
 //!   ([`record`]) and read back by day ([`read`]);
-//! - [`advice`]: what in GHL fills each key an event lacks.
+//! - [`advice`]: what in GHL fills each key an event lacks;
+//! - [`readiness`]: the record judged against Meta's Conversion Leads
+//!   requirements.
 
 pub mod advice;
+pub mod readiness;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
