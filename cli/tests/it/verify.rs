@@ -462,5 +462,8 @@ async fn readiness_judges_the_pixels_month_against_metas_requirements() {
     );
 
     let (code, out) = verify(&ghl, &graph, &mapping(), &["--readiness"]);
-    assert!(code != 0 && out.is_empty(), "no record to read, nothing checked: {out}");
+    assert!(
+        code != 0 && out.is_empty(),
+        "no record to read, nothing checked: {out}"
+    );
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::answer::appsecret_proof;
-use super::audience::{Payload, Session, UsersRequest};
+use super::audience::{Session, UsersRequest};
+use super::payload::Payload;
 use super::replace::{ReplaceRequest, ReplaceSession};
 use super::{EventRequest, ServerEvent};
 

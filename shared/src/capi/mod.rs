@@ -16,6 +16,7 @@ pub mod audience;
 pub mod client;
 pub mod dataset_quality;
 mod event;
+mod payload;
 pub mod replace;
 pub mod score;
 mod user_data;

@@ -12,7 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::answer::{Bare, Failure, without_error};
-use super::audience::{Payload, Row};
+use super::audience::Row;
+use super::payload::Payload;
 
 /// Meta's error code of every replace refusal, told apart by subcode.
 const REPLACE_ERROR: i64 = 2650;
