@@ -9,6 +9,7 @@ use anyhow::Context;
 use ghl_capi_local::admin::{AdminOptions, DEFAULT_ADMIN_LISTEN};
 use ghl_capi_local::journal::JournalLayer;
 use ghl_capi_local::serve::{Options, serve};
+use ghl_capi_local::status::quality::Served;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::Outcome;
@@ -146,7 +147,11 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<Outcome> {
     locations.sort();
     locations.dedup();
     let pixels = (options.mapping.pixels.iter())
-        .map(|p| (p.name.clone(), p.dataset_id.clone()))
+        .map(|p| Served {
+            name: p.name.clone(),
+            dataset_id: p.dataset_id.clone(),
+            test: p.test_event_code.is_some(),
+        })
         .collect();
     init_logs(args.log_format, journal);
     let default_admin: SocketAddr = DEFAULT_ADMIN_LISTEN.parse()?;

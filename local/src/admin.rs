@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 
+use crate::status::quality::Served;
 use crate::status::{Status, page};
 use crate::store::{DEAD, Store};
 
@@ -53,8 +54,8 @@ pub struct AdminOptions {
     pub metrics: Option<PrometheusHandle>,
     /// The locations the page reports on (those with tokens, those pixels name).
     pub locations: Vec<String>,
-    /// The mapping's pixels, `(name, dataset id)`, for the page's match quality.
-    pub pixels: Vec<(String, String)>,
+    /// The mapping's pixels, for the page's match quality and readiness.
+    pub pixels: Vec<Served>,
 }
 
 #[derive(Debug)]
@@ -66,7 +67,7 @@ struct Admin {
     token: Option<[u8; 32]>,
     metrics: Option<PrometheusHandle>,
     locations: Vec<String>,
-    pixels: Vec<(String, String)>,
+    pixels: Vec<Served>,
 }
 
 fn digest(text: &[u8]) -> [u8; 32] {

@@ -165,6 +165,16 @@ async fn an_operator_sees_the_status_page_the_metrics_and_a_contacts_trace() {
         "the location with a token is listed"
     );
     assert!(!dom.contains("ann@example.com"));
+    // Match quality: the Lead Meta took, with its score, and the pixel's readiness.
+    assert!(
+        dom.contains(r#"<h2 id="quality">Match quality, last 7 days</h2>"#),
+        "{dom}"
+    );
+    assert!(dom.contains("<td>Lead</td><td class=\"n\">1</td>"), "{dom}");
+    assert!(
+        dom.contains("<h3>Conversion Leads readiness: main</h3>"),
+        "{dom}"
+    );
     let artefacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/artefacts");
     std::fs::create_dir_all(&artefacts).expect("artefacts dir");
     let shot = artefacts.join("status-page.png");
@@ -196,6 +206,10 @@ async fn an_operator_sees_the_status_page_the_metrics_and_a_contacts_trace() {
         "{metrics}"
     );
     assert!(metrics.contains("EventsSent 1"), "{metrics}");
+    assert!(
+        metrics.contains("ScoredEvents{Pixel=\"main\",EventName=\"Lead\"} 1"),
+        "{metrics}"
+    );
     for line in metrics
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))

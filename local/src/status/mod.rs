@@ -136,11 +136,11 @@ pub struct Status {
 
 impl Status {
     /// Reads the figures at `now`; `locations` are those served (tokens, pixels),
-    /// `pixels` the mapping's, as `(name, dataset id)`.
+    /// `pixels` the mapping's.
     pub async fn read(
         store: &Store,
         locations: &[String],
-        pixels: &[(String, String)],
+        pixels: &[quality::Served],
         now: DateTime<Utc>,
     ) -> Result<Status, StatusError> {
         let at = now.timestamp_millis();

@@ -1,12 +1,13 @@
 //! The status page's match quality: each pixel's events of the last week with
 //! their identifier coverage, from the counters dispatch keeps
-//! (`ghl_capi::quality`), and the two gaps that cost most with what would fill
-//! them.
+//! (`ghl_capi::quality`), the two gaps that cost most with what would fill them,
+//! and its Conversion Leads readiness over the month.
 
 use std::fmt::Write;
 
 use chrono::{DateTime, Days, Utc};
 use ghl_capi::capi::score::Key;
+use ghl_capi::quality::readiness::{self, Asked, Check};
 use ghl_capi::quality::{self, ByEvent, Tally, advice};
 
 use super::page::escape;
@@ -16,44 +17,58 @@ use crate::store::Store;
 /// The days the section sums.
 pub const DAYS: u64 = 7;
 
-/// One pixel's last week.
+/// A pixel of the mapping `serve` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    pub name: String,
+    pub dataset_id: String,
+    /// Whether it sends with a test event code.
+    pub test: bool,
+}
+
+/// One pixel's last week, and its Conversion Leads readiness over the month.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PixelQuality {
     pub dataset_id: String,
     /// As the mapping names it, when `serve` knows it.
     pub pixel: Option<String>,
     pub by_event: ByEvent,
+    pub readiness: Vec<Check>,
 }
 
-/// Every pixel with counters, named from `pixels` (`(name, dataset id)`), with the
-/// last [`DAYS`] days summed by event name.
+/// Every pixel with counters, and every pixel `serve` serves, with the last
+/// [`DAYS`] days summed by event name and its readiness judged on the month.
 pub async fn read(
     store: &Store,
-    pixels: &[(String, String)],
+    pixels: &[Served],
     now: DateTime<Utc>,
 ) -> Result<Vec<PixelQuality>, super::StatusError> {
     let today = now.date_naive();
-    let first = today.checked_sub_days(Days::new(DAYS - 1)).unwrap_or(today);
+    let week = today.checked_sub_days(Days::new(DAYS - 1)).unwrap_or(today);
+    let month = (today.checked_sub_days(Days::new(readiness::MONTH_DAYS - 1))).unwrap_or(today);
     let mut datasets = store.count_datasets(quality::PREFIX)?;
-    datasets.extend(pixels.iter().map(|(_, dataset)| dataset.clone()));
+    datasets.extend(pixels.iter().map(|p| p.dataset_id.clone()));
     datasets.sort();
     datasets.dedup();
     let state = LocalState(store.clone());
     let mut found = Vec::new();
     for dataset_id in datasets {
+        let days = quality::read(&state, &dataset_id, month, today).await?;
         let mut by_event = ByEvent::new();
-        for (_, day) in quality::read(&state, &dataset_id, first, today).await? {
+        for (_, day) in days.iter().filter(|(day, _)| *day >= week) {
             for (name, tally) in day {
-                by_event.entry(name).or_default().add(&tally);
+                by_event.entry(name.clone()).or_default().add(tally);
             }
         }
-        let pixel = pixels
-            .iter()
-            .find(|(_, d)| *d == dataset_id)
-            .map(|(name, _)| name.clone());
+        let served = pixels.iter().find(|p| p.dataset_id == dataset_id);
+        let asked = Asked {
+            test_pixel: served.is_some_and(|p| p.test),
+            ..Asked::default()
+        };
         found.push(PixelQuality {
+            readiness: readiness::assess(&days, today, &asked),
+            pixel: served.map(|p| p.name.clone()),
             dataset_id,
-            pixel,
             by_event,
         });
     }
@@ -114,4 +129,36 @@ pub fn render(out: &mut String, pixels: &[PixelQuality]) {
     if !advice_lines.is_empty() {
         let _ = write!(out, "<ul id=quality-advice>{}</ul>", advice_lines.join(""));
     }
+    for pixel in pixels.iter().filter(|p| !p.by_event.is_empty()) {
+        ready(out, pixel);
+    }
+}
+
+/// A pixel's Conversion Leads readiness, as `verify --readiness` tells it.
+fn ready(out: &mut String, pixel: &PixelQuality) {
+    let name = pixel.pixel.as_deref().unwrap_or(&pixel.dataset_id);
+    let _ = write!(
+        out,
+        "<h3>Conversion Leads readiness: {}</h3><table class=ready><tr><th>requirement</th><th></th><th>last 30 days</th></tr>",
+        escape(name)
+    );
+    for check in &pixel.readiness {
+        let (said, class) = match check.met {
+            Some(true) => ("met", "ok"),
+            Some(false) => ("not met", "bad"),
+            None => ("unknown", ""),
+        };
+        let change = if check.change.is_empty() {
+            String::new()
+        } else {
+            format!("<br><small>{}</small>", escape(&check.change))
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td class=\"{class}\">{said}</td><td>{}{change}</td></tr>",
+            check.requirement,
+            escape(&check.figure)
+        );
+    }
+    out.push_str("</table>");
 }

@@ -11,6 +11,7 @@ use ghl_capi::ports::state::StateStore;
 use ghl_capi_local::admin::{AdminError, AdminOptions, bind};
 use ghl_capi_local::journal::Entry;
 use ghl_capi_local::ports::LocalState;
+use ghl_capi_local::status::quality::Served;
 use ghl_capi_local::status::{Status, Window, page};
 use ghl_capi_local::store::{DEAD, Store};
 use serde_json::json;
@@ -255,7 +256,11 @@ async fn the_page_shows_each_pixels_match_quality_and_its_costliest_gaps() {
         .await
         .expect("recorded");
 
-    let pixels = [("main".to_owned(), "111".to_owned())];
+    let pixels = [Served {
+        name: "main".into(),
+        dataset_id: "111".into(),
+        test: false,
+    }];
     let status = Status::read(&store, &[], &pixels, now)
         .await
         .expect("figures");
