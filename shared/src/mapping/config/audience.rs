@@ -7,7 +7,6 @@ use toml::Spanned;
 
 use super::rule::{PathContext, Privacy};
 use super::{ConfigError, Locator, RawAudience, numeric_id, token_ref};
-use crate::mapping::privacy::LimitedDataUse;
 use crate::mapping::{Audience, Membership, Trigger};
 
 pub(super) fn audience(
@@ -69,14 +68,8 @@ pub(super) fn audience(
         needs: &[],
         aliases,
     };
-    let limited_data_use = match a.limited_data_use.as_ref().or(defaults.0.as_ref()) {
-        Some(raw) => contact.limited_data_use(raw)?,
-        None => LimitedDataUse::Off,
-    };
-    let consent = match a.consent.as_ref().or(defaults.1.as_ref()) {
-        Some(raw) => contact.consent(raw)?,
-        None => None,
-    };
+    let (limited_data_use, consent) =
+        contact.privacy(&(a.limited_data_use.clone(), a.consent.clone()), defaults)?;
     Ok(Audience {
         name,
         audience_id,

@@ -116,14 +116,10 @@ pub(super) fn rule(
     for c in &raw.when {
         conditions.push(ctx.condition(c)?);
     }
-    let limited_data_use = match raw.limited_data_use.as_ref().or(defaults.0.as_ref()) {
-        Some(raw) => ctx.limited_data_use(raw)?,
-        None => LimitedDataUse::Off,
-    };
-    let consent = match raw.consent.as_ref().or(defaults.1.as_ref()) {
-        Some(raw) => ctx.consent(raw)?,
-        None => None,
-    };
+    let (limited_data_use, consent) = ctx.privacy(
+        &(raw.limited_data_use.clone(), raw.consent.clone()),
+        defaults,
+    )?;
     Ok(Rule {
         name,
         trigger,
@@ -305,6 +301,23 @@ impl PathContext<'_> {
             });
         }
         Ok(out)
+    }
+
+    /// `limited_data_use` and `consent`: an entry's `own`, else `defaults`'.
+    pub(super) fn privacy(
+        &self,
+        own: &Privacy,
+        defaults: &Privacy,
+    ) -> Result<(LimitedDataUse, Option<Consent>), ConfigError> {
+        let limited_data_use = match own.0.as_ref().or(defaults.0.as_ref()) {
+            Some(raw) => self.limited_data_use(raw)?,
+            None => LimitedDataUse::Off,
+        };
+        let consent = match own.1.as_ref().or(defaults.1.as_ref()) {
+            Some(raw) => self.consent(raw)?,
+            None => None,
+        };
+        Ok((limited_data_use, consent))
     }
 
     /// `limited_data_use`: `true` (Meta geolocates), `false`, `{ country = 1,
