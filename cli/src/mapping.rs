@@ -10,6 +10,7 @@ use ghl_capi::ghl::webhook::Webhook;
 use ghl_capi::ghl::workflow::WorkflowCall;
 use ghl_capi::ghl::{Contact, parse_timestamp};
 use ghl_capi::intake::workflow::event_id_of;
+use ghl_capi::mapping::privacy::{Consent, LimitedDataUse};
 use ghl_capi::mapping::{
     Baseline, MappedEvent, Mapping, Membership, Occurrence, Source, TokenRef, identity,
 };
@@ -23,6 +24,15 @@ pub fn check(file: &Path) -> anyhow::Result<Outcome> {
     let mapping = Mapping::load(file)?;
     out_text!(describe(&mapping, &file.display().to_string()))?;
     Ok(Outcome::Done)
+}
+
+/// A rule's or audience's Limited Data Use and consent, as `; …` parts.
+fn privacy(ldu: &LimitedDataUse, consent: Option<&Consent>) -> String {
+    ldu.describe()
+        .into_iter()
+        .chain(consent.map(Consent::describe))
+        .map(|part| format!("; {part}"))
+        .collect()
 }
 
 fn describe(mapping: &Mapping, name: &str) -> String {
@@ -64,11 +74,12 @@ fn describe(mapping: &Mapping, name: &str) -> String {
         let needs: Vec<&str> = r.needs.iter().map(|n| n.name()).collect();
         let _ = writeln!(
             text,
-            "  rule {}: {} → {name}; {} condition(s); fetches [{}]",
+            "  rule {}: {} → {name}; {} condition(s); fetches [{}]{}",
             r.name,
             r.trigger,
             r.conditions.len(),
-            needs.join(", ")
+            needs.join(", "),
+            privacy(&r.limited_data_use, r.consent.as_ref())
         );
     }
     for a in &mapping.audiences {
@@ -80,11 +91,12 @@ fn describe(mapping: &Mapping, name: &str) -> String {
         };
         let _ = writeln!(
             text,
-            "  audience {} → custom audience {} (token: {}; {}): members while {members}",
+            "  audience {} → custom audience {} (token: {}; {}): members while {members}{}",
             a.name,
             a.audience_id,
             token(&a.access_token),
-            locations(&a.locations)
+            locations(&a.locations),
+            privacy(&a.limited_data_use, a.consent.as_ref())
         );
     }
     if mapping.pixels.is_empty() {

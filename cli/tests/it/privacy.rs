@@ -151,3 +151,28 @@ async fn ldu_reaches_meta_by_the_contacts_state_and_a_dnd_contact_gets_nothing()
     );
     drop(server);
 }
+
+#[test]
+fn mapping_check_says_each_rules_and_audiences_ldu_and_consent() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("mapping.toml");
+    std::fs::write(&file, mapping()).expect("mapping written");
+    let out = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["mapping", "check"])
+        .arg(&file)
+        .output()
+        .expect("check runs");
+    assert!(out.status.success());
+    let told = String::from_utf8_lossy(&out.stdout);
+    let said = "; LDU where contact.state one_of holds; consent: not Do Not Disturb\n";
+    let rule = told
+        .lines()
+        .find(|l| l.starts_with("  rule lead:"))
+        .expect("rule lead");
+    assert!(format!("{rule}\n").ends_with(said), "{told}");
+    let audience = told
+        .lines()
+        .find(|l| l.starts_with("  audience vips"))
+        .expect("audience");
+    assert!(format!("{audience}\n").ends_with(said), "{told}");
+}

@@ -19,6 +19,21 @@ pub enum LimitedDataUse {
 }
 
 impl LimitedDataUse {
+    /// What it sends, in words (`mapping check`); `None` when off.
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            LimitedDataUse::Off => None,
+            LimitedDataUse::On {
+                country: 0,
+                state: 0,
+            } => Some("LDU, Meta geolocates".into()),
+            LimitedDataUse::On { country, state } => {
+                Some(format!("LDU in country {country}, state {state}"))
+            }
+            LimitedDataUse::When(c) => Some(format!("LDU where {} holds", c.describe())),
+        }
+    }
+
     /// The options for `subject`'s event: `Some((country, state))` for LDU.
     pub fn options(&self, subject: &Subject<'_>) -> Option<(u32, u32)> {
         match self {
@@ -45,6 +60,14 @@ impl Consent {
         match self {
             Consent::NotDnd => subject.contact.dnd != Some(true),
             Consent::When(condition) => condition.holds(subject),
+        }
+    }
+
+    /// What it asks, in words (`mapping check`).
+    pub fn describe(&self) -> String {
+        match self {
+            Consent::NotDnd => "consent: not Do Not Disturb".into(),
+            Consent::When(c) => format!("consent: {}", c.describe()),
         }
     }
 
