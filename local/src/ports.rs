@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use ghl_capi::ports::queue::{Outgoing, Queue, QueueError, Sent};
-use ghl_capi::ports::state::{Counts, StateError, StateStore};
+use ghl_capi::ports::state::{Added, Counts, StateError, StateStore};
 
 use crate::store::Store;
 
@@ -134,16 +134,15 @@ impl StateStore for LocalState {
         self.0.records_under(prefix).map_err(failed)
     }
 
-    async fn add_counts(
-        &self,
-        key: &str,
-        counts: &[(String, u64)],
-        keep: Duration,
-    ) -> Result<(), StateError> {
-        self.0.add_counts(key, counts, keep).map_err(failed)
+    async fn add_counts(&self, key: &str, added: &Added, keep: Duration) -> Result<(), StateError> {
+        self.0.add_counts(key, added, keep).map_err(failed)
     }
 
     async fn counts_of(&self, keys: &[String]) -> Result<HashMap<String, Counts>, StateError> {
         self.0.counts_of(keys).map_err(failed)
+    }
+
+    async fn counted_under(&self, prefix: &str) -> Result<Vec<String>, StateError> {
+        self.0.counted_under(prefix).map_err(failed)
     }
 }

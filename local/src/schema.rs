@@ -43,6 +43,12 @@ pub(crate) const STORE: &str = "
         expires_at INTEGER NOT NULL,
         PRIMARY KEY (key, name)
     );
+    CREATE TABLE IF NOT EXISTS count_members (
+        key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        member TEXT NOT NULL,
+        PRIMARY KEY (key, name, member)
+    );
 ";
 
 /// The journal's table. The fields the status page counts by are also kept as

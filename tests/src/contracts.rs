@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ghl_capi::ports::state::StateStore;
+use ghl_capi::ports::state::{Added, StateStore};
 
 /// A record is swapped only from what it holds: one writer of a race wins, a run-out
 /// record counts as none.
@@ -35,21 +35,33 @@ pub async fn swap_record_holds(state: &impl StateStore) {
     assert!(!refused, "nothing is not what it was said to be");
 }
 
-/// Counters add up from any number of writers at once, start at 0, and are read
-/// back by key; a key with none is left out.
+/// Counters add up and sets gather distinct members from any number of writers
+/// at once, start at 0, and are read back by key; a key with none is left out;
+/// the keys under a prefix are listed.
 pub async fn counts_add_up(state: &impl StateStore) {
     let day = Duration::from_secs(24 * 3600);
     let key = "quality#contract#2026-12-06";
     let add = |n: u64| {
-        let counts = vec![("Lead|sent".to_owned(), n), ("Lead|has:em".to_owned(), 1)];
-        async move { state.add_counts(key, &counts, day).await }
+        let added = Added {
+            counts: vec![("Lead|sent".to_owned(), n), ("Lead|has:em".to_owned(), 1)],
+            // Two writers each name contact c1; every one names its own.
+            members: vec![(
+                "Lead|contacts".to_owned(),
+                vec!["c1".to_owned(), format!("c{n}x")],
+            )],
+        };
+        async move { state.add_counts(key, &added, day).await }
     };
     let writers: Vec<_> = (1..=8).map(add).collect();
     for written in futures_util::future::join_all(writers).await {
         written.expect("added");
     }
+    let other = Added {
+        counts: vec![("x".to_owned(), 2)],
+        members: Vec::new(),
+    };
     state
-        .add_counts("quality#contract#other", &[("x".to_owned(), 2)], day)
+        .add_counts("quality#contract#other", &other, day)
         .await
         .expect("added");
     let keys = [key.to_owned(), "quality#contract#never".to_owned()];
@@ -62,5 +74,18 @@ pub async fn counts_add_up(state: &impl StateStore) {
     let counts = &read[key];
     assert_eq!(counts.get("Lead|sent"), Some(&36), "1 + 2 + … + 8");
     assert_eq!(counts.get("Lead|has:em"), Some(&8));
-    assert_eq!(counts.len(), 2);
+    assert_eq!(
+        counts.get("Lead|contacts"),
+        Some(&9),
+        "c1 once, and eight others"
+    );
+    assert_eq!(counts.len(), 3);
+    let listed = state
+        .counted_under("quality#contract#")
+        .await
+        .expect("listed");
+    assert_eq!(
+        listed,
+        ["quality#contract#2026-12-06", "quality#contract#other"]
+    );
 }

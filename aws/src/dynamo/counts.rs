@@ -1,20 +1,22 @@
 //! Counters on DynamoDB: one item per key (`cnt#{key}`), each counter an attribute
-//! of its own (`n:{name}`), added to with `UpdateItem … ADD`, which DynamoDB applies
-//! atomically: any number of functions count into the same item without a read
-//! and without a lost update.
+//! of its own (`n:{name}`), each set a string set (`s:{name}`), added to with
+//! `UpdateItem … ADD`, which DynamoDB applies atomically: any number of functions
+//! count into the same item without a read and without a lost update. An item
+//! holds at most 400 KB: sets stay small by holding short digests.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use ghl_capi::ports::state::{Counts, StateError};
+use ghl_capi::ports::state::{Added, Counts, StateError};
 
 use super::{DynamoState, expires_in, failed};
 
 /// Counters one `UpdateItem` adds at most (its expression stays far under 4 KB).
 const PER_UPDATE: usize = 100;
-/// What a counter's attribute name starts with.
+/// What a counter's and a set's attribute names start with.
 const PREFIX: &str = "n:";
+const SET: &str = "s:";
 
 fn counts_key(key: &str) -> AttributeValue {
     AttributeValue::S(format!("cnt#{key}"))
@@ -27,10 +29,18 @@ impl DynamoState {
     pub(super) async fn add_to_counts(
         &self,
         key: &str,
-        counts: &[(String, u64)],
+        added: &Added,
         keep: Duration,
     ) -> Result<(), StateError> {
-        for chunk in counts.chunks(PER_UPDATE) {
+        let counts = added
+            .counts
+            .iter()
+            .map(|(name, n)| (format!("{PREFIX}{name}"), AttributeValue::N(n.to_string())));
+        let sets = (added.members.iter())
+            .filter(|(_, members)| !members.is_empty())
+            .map(|(name, members)| (format!("{SET}{name}"), AttributeValue::Ss(members.clone())));
+        let all: Vec<(String, AttributeValue)> = counts.chain(sets).collect();
+        for chunk in all.chunks(PER_UPDATE) {
             let adds: Vec<String> = (0..chunk.len()).map(|i| format!("#n{i} :n{i}")).collect();
             let mut update = self
                 .client
@@ -39,13 +49,10 @@ impl DynamoState {
                 .key("pk", counts_key(key))
                 .update_expression(format!("SET expires_at = :until ADD {}", adds.join(", ")))
                 .expression_attribute_values(":until", expires_in(keep));
-            for (i, (name, n)) in chunk.iter().enumerate() {
+            for (i, (attribute, value)) in chunk.iter().enumerate() {
                 update = update
-                    .expression_attribute_names(format!("#n{i}"), format!("{PREFIX}{name}"))
-                    .expression_attribute_values(
-                        format!(":n{i}"),
-                        AttributeValue::N(n.to_string()),
-                    );
+                    .expression_attribute_names(format!("#n{i}"), attribute)
+                    .expression_attribute_values(format!(":n{i}"), value.clone());
             }
             update
                 .send()
@@ -53,6 +60,24 @@ impl DynamoState {
                 .map_err(|e| failed(e.into_service_error()))?;
         }
         Ok(())
+    }
+
+    /// The keys under `prefix` with counters: a scan of the table.
+    pub(super) async fn counted_keys(&self, prefix: &str) -> Result<Vec<String>, StateError> {
+        let items = self.scan_items(counts_key(prefix), None).await?;
+        let mut keys: Vec<String> = items
+            .iter()
+            .filter(|item| super::live(item))
+            .filter_map(|item| {
+                item.get("pk")?
+                    .as_s()
+                    .ok()?
+                    .strip_prefix("cnt#")
+                    .map(str::to_owned)
+            })
+            .collect();
+        keys.sort();
+        Ok(keys)
     }
 
     pub(super) async fn counts_in(
@@ -72,6 +97,9 @@ impl DynamoState {
             let counts: Counts = item
                 .iter()
                 .filter_map(|(attribute, value)| {
+                    if let Some(set) = attribute.strip_prefix(SET) {
+                        return Some((set.to_owned(), value.as_ss().ok()?.len() as u64));
+                    }
                     let name = attribute.strip_prefix(PREFIX)?;
                     let n = value.as_n().ok()?.parse::<u64>().ok()?;
                     Some((name.to_owned(), n))

@@ -68,16 +68,17 @@ impl DynamoState {
     /// Every record whose key starts with `prefix`, by a scan of the table.
     pub(super) async fn scan(&self, prefix: &str) -> Result<Vec<(String, String)>, StateError> {
         Ok(self
-            .scan_items(prefix, None)
+            .scan_items(record_key(prefix), None)
             .await?
             .iter()
             .filter_map(listed)
             .collect())
     }
 
-    async fn scan_items(
+    /// Every item whose key starts with `prefix` (and meets `only`), page by page.
+    pub(super) async fn scan_items(
         &self,
-        prefix: &str,
+        prefix: AttributeValue,
         only: Option<&str>,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, StateError> {
         let filter = match only {
@@ -92,7 +93,7 @@ impl DynamoState {
                 .scan()
                 .table_name(&self.table)
                 .filter_expression(&filter)
-                .expression_attribute_values(":prefix", record_key(prefix))
+                .expression_attribute_values(":prefix", prefix.clone())
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -117,7 +118,7 @@ impl DynamoState {
         let mark = format!("indexed#{family}");
         if self.record(&mark).await?.is_none() {
             let unmarked = self
-                .scan_items(family, Some("attribute_not_exists(grp)"))
+                .scan_items(record_key(family), Some("attribute_not_exists(grp)"))
                 .await?;
             for item in &unmarked {
                 let Some(key) = item.get("pk").and_then(|v| v.as_s().ok()) else {

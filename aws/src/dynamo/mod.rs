@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
-use ghl_capi::ports::state::{Counts, StateError, StateStore};
+use ghl_capi::ports::state::{Added, Counts, StateError, StateStore};
 
 /// How long a contact's tags are kept after its last change.
 pub const TAGS_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
@@ -283,17 +283,16 @@ impl StateStore for DynamoState {
         Ok(found)
     }
 
-    async fn add_counts(
-        &self,
-        key: &str,
-        counts: &[(String, u64)],
-        keep: Duration,
-    ) -> Result<(), StateError> {
-        self.add_to_counts(key, counts, keep).await
+    async fn add_counts(&self, key: &str, added: &Added, keep: Duration) -> Result<(), StateError> {
+        self.add_to_counts(key, added, keep).await
     }
 
     async fn counts_of(&self, keys: &[String]) -> Result<HashMap<String, Counts>, StateError> {
         self.counts_in(keys).await
+    }
+
+    async fn counted_under(&self, prefix: &str) -> Result<Vec<String>, StateError> {
+        self.counted_keys(prefix).await
     }
 
     /// `BatchWriteItem`, 25 items a call, writing again what DynamoDB left

@@ -46,11 +46,11 @@ pub async fn read(
     let today = now.date_naive();
     let week = today.checked_sub_days(Days::new(DAYS - 1)).unwrap_or(today);
     let month = (today.checked_sub_days(Days::new(readiness::MONTH_DAYS - 1))).unwrap_or(today);
-    let mut datasets = store.count_datasets(quality::PREFIX)?;
+    let state = LocalState(store.clone());
+    let mut datasets = quality::datasets(&state).await?;
     datasets.extend(pixels.iter().map(|p| p.dataset_id.clone()));
     datasets.sort();
     datasets.dedup();
-    let state = LocalState(store.clone());
     let mut found = Vec::new();
     for dataset_id in datasets {
         let days = quality::read(&state, &dataset_id, month, today).await?;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ghl_capi::ports::state::Counts;
+use ghl_capi::ports::state::{Added, Counts};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError, now_ms};
@@ -168,28 +168,41 @@ impl Store {
         Ok(())
     }
 
-    /// Adds each `(name, n)` to `key`'s counters, all kept for `keep` from now, in
-    /// one transaction; counters run out start again at 0.
+    /// Adds `added` to `key`'s counters and sets, all kept for `keep` from now,
+    /// in one transaction; counters run out start again at 0, sets empty. A set's
+    /// members share its counter's row (`n` 0) for their time.
     pub(crate) fn add_counts(
         &self,
         key: &str,
-        counts: &[(String, u64)],
+        added: &Added,
         keep: Duration,
     ) -> Result<(), StoreError> {
         let now = now_ms();
         let until = now + keep.as_millis() as i64;
         let mut db = self.lock();
         let tx = db.transaction()?;
-        tx.execute(
+        let gone = tx.execute(
             "DELETE FROM counts WHERE key = ?1 AND expires_at <= ?2",
             params![key, now],
         )?;
-        for (name, n) in counts {
+        if gone > 0 {
+            tx.execute("DELETE FROM count_members WHERE key = ?1", params![key])?;
+        }
+        let sets = added.members.iter().map(|(name, _)| (name, 0));
+        for (name, n) in added.counts.iter().map(|(name, n)| (name, *n)).chain(sets) {
             tx.execute(
                 "INSERT INTO counts (key, name, n, expires_at) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (key, name) DO UPDATE SET n = n + excluded.n",
-                params![key, name, *n as i64, until],
+                params![key, name, n as i64, until],
             )?;
+        }
+        for (name, members) in &added.members {
+            for member in members {
+                tx.execute(
+                    "INSERT OR IGNORE INTO count_members (key, name, member) VALUES (?1, ?2, ?3)",
+                    params![key, name, member],
+                )?;
+            }
         }
         tx.execute(
             "UPDATE counts SET expires_at = ?2 WHERE key = ?1",
@@ -199,11 +212,14 @@ impl Store {
         Ok(())
     }
 
-    /// The counters of each of `keys` that has any, not run out.
+    /// The counters of each of `keys` that has any, not run out, with each set's
+    /// size under its name.
     pub(crate) fn counts_of(&self, keys: &[String]) -> Result<HashMap<String, Counts>, StoreError> {
         let db = self.lock();
-        let mut query =
-            db.prepare_cached("SELECT name, n FROM counts WHERE key = ?1 AND expires_at > ?2")?;
+        let mut query = db.prepare_cached(
+            "SELECT c.name, c.n + (SELECT count(*) FROM count_members m WHERE m.key = c.key AND m.name = c.name) \
+             FROM counts c WHERE c.key = ?1 AND c.expires_at > ?2",
+        )?;
         let now = now_ms();
         let mut found = HashMap::new();
         for key in keys {
@@ -220,24 +236,14 @@ impl Store {
         Ok(found)
     }
 
-    /// The datasets with live counters under `prefix` (`quality#`): the part of
-    /// each key between the prefix and its last `#`.
-    pub fn count_datasets(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    /// The keys with live counters that start with `prefix`.
+    pub(crate) fn counted_under(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let db = self.lock();
         let mut query = db.prepare_cached(
-            "SELECT DISTINCT key FROM counts WHERE substr(key, 1, length(?1)) = ?1 AND expires_at > ?2",
+            "SELECT DISTINCT key FROM counts WHERE substr(key, 1, length(?1)) = ?1 AND expires_at > ?2 ORDER BY key",
         )?;
         let keys = query.query_map(params![prefix, now_ms()], |row| row.get::<_, String>(0))?;
-        let mut datasets: Vec<String> = keys
-            .filter_map(|key| {
-                let key = key.ok()?;
-                let (dataset, _) = key.strip_prefix(prefix)?.rsplit_once('#')?;
-                Some(dataset.to_owned())
-            })
-            .collect();
-        datasets.sort();
-        datasets.dedup();
-        Ok(datasets)
+        Ok(keys.collect::<Result<_, _>>()?)
     }
 
     pub(crate) fn mark_processed(&self, key: &str, keep: Duration) -> Result<(), StoreError> {

@@ -85,24 +85,46 @@ pub trait StateStore: Send + Sync {
         records: &[(String, String)],
         keep: Duration,
     ) -> impl Future<Output = Result<(), StateError>> + Send;
-    /// Adds each `(name, n)` to the counters kept under `key` (a counter not yet
-    /// kept starts at 0), all kept for `keep` from now. One write, exact under any
-    /// number of writers: several dispatch functions count the same pixel's day.
+    /// Adds each counter of `added` to those kept under `key` (one not yet kept
+    /// starts at 0) and each member to its set, all kept for `keep` from now. One
+    /// write, exact under any number of writers: several dispatch functions count
+    /// the same pixel's day.
     fn add_counts(
         &self,
         key: &str,
-        counts: &[(String, u64)],
+        added: &Added,
         keep: Duration,
     ) -> impl Future<Output = Result<(), StateError>> + Send;
-    /// The counters kept under each of `keys` that has any, not run out.
+    /// The counters kept under each of `keys` that has any, not run out, and the
+    /// size of each set under its name.
     fn counts_of(
         &self,
         keys: &[String],
     ) -> impl Future<Output = Result<HashMap<String, Counts>, StateError>> + Send;
+    /// The keys with counters that start with `prefix`, not run out (an
+    /// operator's command's listing: on DynamoDB it scans the table).
+    fn counted_under(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StateError>> + Send;
 }
 
 /// Counters by name, as [`StateStore::counts_of`] gives them.
 pub type Counts = std::collections::BTreeMap<String, u64>;
+
+/// What [`StateStore::add_counts`] adds: `(name, n)` to counters, `(name,
+/// members)` to sets (distinct members, counted once however often added).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Added {
+    pub counts: Vec<(String, u64)>,
+    pub members: Vec<(String, Vec<String>)>,
+}
+
+impl Added {
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty() && self.members.is_empty()
+    }
+}
 
 #[cfg(any(test, feature = "test-util"))]
 pub use memory::MemoryState;
@@ -113,14 +135,14 @@ mod memory {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
-    use super::{Counts, StateError, StateStore};
+    use super::{Added, Counts, StateError, StateStore};
 
     /// Each contact's tags, by location and contact.
     type Tags = HashMap<(String, String), Vec<String>>;
     /// Each record's text and end.
     type Records = HashMap<String, (String, Instant)>;
-    /// Each key's counters and end.
-    type Counted = HashMap<String, (Counts, Instant)>;
+    /// Each key's counters, sets and end.
+    type Counted = HashMap<String, (Counts, HashMap<String, HashSet<String>>, Instant)>;
 
     /// A state store in memory, for tests; clones share it.
     #[derive(Debug, Default, Clone)]
@@ -258,19 +280,25 @@ mod memory {
         async fn add_counts(
             &self,
             key: &str,
-            counts: &[(String, u64)],
+            added: &Added,
             keep: Duration,
         ) -> Result<(), StateError> {
             let now = Instant::now();
             let mut kept = self.counts.lock().map_err(poisoned)?;
-            let (counters, until) = kept
+            let (counters, sets, until) = kept
                 .entry(key.to_owned())
-                .or_insert_with(|| (Counts::new(), now));
+                .or_insert_with(|| (Counts::new(), HashMap::new(), now));
             if *until <= now {
                 counters.clear();
+                sets.clear();
             }
-            for (name, n) in counts {
+            for (name, n) in &added.counts {
                 *counters.entry(name.clone()).or_default() += n;
+            }
+            for (name, members) in &added.members {
+                sets.entry(name.clone())
+                    .or_default()
+                    .extend(members.iter().cloned());
             }
             *until = now + keep;
             Ok(())
@@ -282,10 +310,29 @@ mod memory {
             Ok(keys
                 .iter()
                 .filter_map(|k| match kept.get(k) {
-                    Some((counts, until)) if *until > now => Some((k.clone(), counts.clone())),
+                    Some((counts, sets, until)) if *until > now => {
+                        let mut all = counts.clone();
+                        all.extend(
+                            sets.iter()
+                                .map(|(name, set)| (name.clone(), set.len() as u64)),
+                        );
+                        Some((k.clone(), all))
+                    }
                     _ => None,
                 })
                 .collect())
+        }
+
+        async fn counted_under(&self, prefix: &str) -> Result<Vec<String>, StateError> {
+            let kept = self.counts.lock().map_err(poisoned)?;
+            let now = Instant::now();
+            let mut keys: Vec<String> = kept
+                .iter()
+                .filter(|(key, (_, _, until))| key.starts_with(prefix) && *until > now)
+                .map(|(key, _)| key.clone())
+                .collect();
+            keys.sort();
+            Ok(keys)
         }
     }
 }

@@ -20,7 +20,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 
 use crate::capi::ServerEvent;
 use crate::capi::score::{Coverage, Key, Score, WEIGHTS};
-use crate::ports::state::{Counts, StateError, StateStore};
+use crate::ports::state::{Added, Counts, StateError, StateStore};
 
 /// How long a day's counters are kept: more than a year, so a report can compare
 /// a season with the last.
@@ -121,8 +121,12 @@ pub async fn record(
     if counts.is_empty() {
         return Ok(());
     }
+    let added = Added {
+        counts,
+        members: Vec::new(),
+    };
     state
-        .add_counts(&key(dataset_id, now.date_naive()), &counts, KEPT_FOR)
+        .add_counts(&key(dataset_id, now.date_naive()), &added, KEPT_FOR)
         .await
 }
 
@@ -142,6 +146,15 @@ pub async fn read(
         .zip(keys)
         .map(|(day, key)| (day, parsed(kept.remove(&key).unwrap_or_default())))
         .collect())
+}
+
+/// The datasets with counters kept (an operator's listing: on DynamoDB, a scan).
+pub async fn datasets(state: &impl StateStore) -> Result<Vec<String>, StateError> {
+    let mut datasets: Vec<String> = (state.counted_under(PREFIX).await?.iter())
+        .filter_map(|key| Some(key.strip_prefix(PREFIX)?.rsplit_once('#')?.0.to_owned()))
+        .collect();
+    datasets.dedup();
+    Ok(datasets)
 }
 
 /// Counters by name back into tallies; names of another shape are passed over.
