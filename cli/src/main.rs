@@ -34,6 +34,7 @@ mod mapping;
 mod normalize;
 mod oauth;
 mod reconcile;
+mod report;
 mod sample;
 mod serve;
 mod target;
@@ -113,6 +114,10 @@ enum Command {
     /// retries, dead letters, audience rows. From the local store's journal, or
     /// with --aws from the functions' logs (Logs Insights). Ids and hashes only.
     Trace(trace::Args),
+    /// A report to read: per location, week and stage (event name), the contacts
+    /// that reached it, the events Meta took, the share with a lead id, an e-mail
+    /// and a phone, and the average identifier coverage score; as text or --csv.
+    Report(report::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +204,7 @@ fn main() -> ExitCode {
         Command::Reconcile(args) => reconcile::run(&args),
         Command::Backfill(args) => backfill::run(&args),
         Command::Trace(args) => trace::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Mapping(MappingCommand::Check { file }) => mapping::check(&file),
         Command::Mapping(MappingCommand::Preview(args)) => mapping::preview(&args),
         Command::Mapping(MappingCommand::Init(args)) => init::run(&args),

@@ -116,7 +116,7 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
 }
 
 /// A duration back from now, or a day or time.
-fn since(text: &str) -> Result<DateTime<Utc>, String> {
+pub(crate) fn since(text: &str) -> Result<DateTime<Utc>, String> {
     match humantime::parse_duration(text) {
         Ok(ago) => chrono::Duration::from_std(ago)
             .map(|ago| Utc::now() - ago)

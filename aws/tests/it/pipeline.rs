@@ -582,4 +582,18 @@ consent = "dnd"
         .expect("read");
     let contact_events = &days[0].1["Contact"];
     assert_eq!((contact_events.sent, contact_events.points), (2, 1030));
+    // The report: the location's week, two contacts reached the stage.
+    use ghl_capi::quality::report;
+    assert_eq!(report::locations(&state).await.expect("listed"), [LOCATION]);
+    let lines = report::read(&state, &[LOCATION.to_owned()], today, today)
+        .await
+        .expect("report");
+    let stage = lines
+        .iter()
+        .find(|l| l.stage == "Contact")
+        .expect("the Contact stage");
+    assert_eq!(
+        (stage.tally.contacts, stage.tally.sent, stage.tally.test),
+        (2, 2, 2)
+    );
 }

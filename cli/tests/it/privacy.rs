@@ -176,3 +176,70 @@ fn mapping_check_says_each_rules_and_audiences_ldu_and_consent() {
         .expect("audience");
     assert!(format!("{audience}\n").ends_with(said), "{told}");
 }
+
+#[tokio::test]
+async fn the_report_reads_each_locations_weeks_as_text_and_csv() {
+    use ghl_capi::capi::ServerEvent;
+    use ghl_capi::normalize::Field;
+    use ghl_capi::quality::report;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let store = ghl_capi_local::store::Store::open(&dir.path().join("store.db")).expect("store");
+    let state = ghl_capi_local::ports::LocalState(store);
+    let event = |name: &str, phone: bool| {
+        let mut event = ServerEvent::default();
+        event.event_name = name.into();
+        event.user_data.add(Field::Email, "a@example.com", None);
+        if phone {
+            event.user_data.add(Field::Phone, "+16505551212", None);
+        }
+        event.user_data.lead_id = phone.then_some(100_000_000_000_001);
+        event
+    };
+    let (lead, bare, won) = (
+        event("Lead", true),
+        event("Lead", false),
+        event("Purchase", false),
+    );
+    let now = chrono::Utc::now();
+    let events = [(&lead, "c1"), (&bare, "c2"), (&lead, "c1"), (&won, "c1")];
+    report::record(&state, "loc1", events, false, now)
+        .await
+        .expect("recorded");
+    report::record(&state, "loc2", [(&bare, "c9")], false, now)
+        .await
+        .expect("recorded");
+    let week = report::week_of(now.date_naive());
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+            .arg("report")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .expect("report runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Lead: c1 twice (lead id, e-mail, phone: 6.0 each) and c2 once (e-mail: 2.0).
+    let csv = run(&["--csv", "--since", "7d"]);
+    assert_eq!(
+        csv,
+        format!(
+            "location,week,stage,contacts,events,test_events,lead_id_share,email_share,phone_share,average_score\n\
+             loc1,{week},Lead,2,3,0,67,100,67,4.7\n\
+             loc1,{week},Purchase,1,1,0,0,100,0,2.0\n\
+             loc2,{week},Lead,1,1,0,0,100,0,2.0\n"
+        )
+    );
+    let text = run(&["--location", "loc2"]);
+    assert!(
+        text.contains(&format!("location loc2 · week of {week}")),
+        "{text}"
+    );
+    assert!(!text.contains("loc1"), "{text}");
+}

@@ -175,6 +175,15 @@ async fn an_operator_sees_the_status_page_the_metrics_and_a_contacts_trace() {
         dom.contains("<h3>Conversion Leads readiness: main</h3>"),
         "{dom}"
     );
+    // The report: this week's Lead at loc1, one contact.
+    assert!(
+        dom.contains(r#"<h2 id="report">Report, last 4 weeks</h2>"#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<td>loc1</td><td>Lead</td><td class=\"n\">1</td><td class=\"n\">1</td>"),
+        "{dom}"
+    );
     let artefacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/artefacts");
     std::fs::create_dir_all(&artefacts).expect("artefacts dir");
     let shot = artefacts.join("status-page.png");

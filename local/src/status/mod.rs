@@ -132,6 +132,8 @@ pub struct Status {
     pub mapping: Option<MappingState>,
     /// Each pixel's match quality over the last week.
     pub quality: Vec<quality::PixelQuality>,
+    /// The report's lines of the last four weeks, every location.
+    pub report: Vec<ghl_capi::quality::report::Line>,
 }
 
 impl Status {
@@ -183,11 +185,13 @@ impl Status {
                 locations: Vec::new(),
                 mapping: None,
                 quality: Vec::new(),
+                report: Vec::new(),
             }
             .with_lag(journal.values("event sent", "lag_seconds", DAY_MS)?)
         };
         status.letters = letters(store)?;
         status.quality = quality::read(store, pixels, now).await?;
+        status.report = quality::report(store, now).await?;
         let state = LocalState(store.clone());
         status.mapping = ghl_capi::ports::state::StateStore::record(&state, MAPPING_RECORD)
             .await?

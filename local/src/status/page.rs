@@ -252,6 +252,7 @@ pub fn render(status: &Status) -> String {
     );
 
     super::quality::render(&mut out, &status.quality);
+    super::quality::render_report(&mut out, &status.report);
 
     out.push_str(
         "<h2>Partners, last hour</h2><table><tr><th>API</th><th class=n>calls</th>\

@@ -8,6 +8,7 @@ use std::fmt::Write;
 use chrono::{DateTime, Days, Utc};
 use ghl_capi::capi::score::Key;
 use ghl_capi::quality::readiness::{self, Asked, Check};
+use ghl_capi::quality::report::{self, Line};
 use ghl_capi::quality::{self, ByEvent, Tally, advice};
 
 use super::page::escape;
@@ -161,4 +162,50 @@ fn ready(out: &mut String, pixel: &PixelQuality) {
         );
     }
     out.push_str("</table>");
+}
+
+/// The weeks the report section shows.
+pub const REPORT_WEEKS: u64 = 4;
+
+/// The report's lines of the last [`REPORT_WEEKS`] weeks, every location.
+pub async fn report(store: &Store, now: DateTime<Utc>) -> Result<Vec<Line>, super::StatusError> {
+    let state = LocalState(store.clone());
+    let today = now.date_naive();
+    let since = today
+        .checked_sub_days(Days::new(7 * (REPORT_WEEKS - 1)))
+        .unwrap_or(today);
+    let locations = report::locations(&state).await?;
+    Ok(report::read(&state, &locations, since, today).await?)
+}
+
+/// The report, as `ghl-capi report` prints it, newest week first.
+pub fn render_report(out: &mut String, lines: &[Line]) {
+    out.push_str("<h2 id=report>Report, last 4 weeks</h2>");
+    if lines.is_empty() {
+        out.push_str("<p>Nothing sent in the last 4 weeks.</p>");
+        return;
+    }
+    out.push_str(
+        "<table><tr><th>week of</th><th>location</th><th>stage</th><th class=n>contacts</th>\
+         <th class=n>events</th><th class=n>lead id</th><th class=n>e-mail</th><th class=n>phone</th><th class=n>score</th></tr>",
+    );
+    let mut newest_first: Vec<&Line> = lines.iter().collect();
+    newest_first.sort_by_key(|line| std::cmp::Reverse(line.week));
+    for line in newest_first {
+        let t = &line.tally;
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td>{}{}{}<td class=n>{}</td></tr>",
+            line.week,
+            escape(&line.location_id),
+            escape(&line.stage),
+            t.contacts,
+            t.sent,
+            carried(t, Key::LeadId),
+            carried(t, Key::Email),
+            carried(t, Key::Phone),
+            t.score()
+        );
+    }
+    out.push_str("</table><p><small>As CSV: <code>ghl-capi report --csv</code>.</small></p>");
 }

@@ -171,9 +171,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
         }
     }
 
-    /// Adds the events of `jobs` Meta took to the pixel's quality counters and
-    /// metrics. A failure to write them is logged and counted, never more: the
-    /// events were sent.
+    /// Counts the events of `jobs` Meta took ([`quality::tally`]).
     async fn tally(
         &self,
         pixel: &Pixel,
@@ -181,20 +179,13 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
         outcomes: &[Outcome],
         now: DateTime<Utc>,
     ) {
-        let sent = jobs
+        let sent: Vec<&DispatchJob> = jobs
             .iter()
             .zip(outcomes)
             .filter(|(_, outcome)| **outcome == Outcome::Done)
-            .map(|((_, job), _)| &job.event);
-        let by_event = quality::counted(sent, pixel.test_event_code.is_some());
-        for (event_name, tally) in &by_event {
-            crate::telemetry::scored(&pixel.name, event_name, tally.sent, tally.points);
-        }
-        if let Err(e) = quality::record(self.state, &pixel.dataset_id, &by_event, now).await {
-            crate::telemetry::tally_lost();
-            let events: u64 = by_event.values().map(|t| t.sent).sum();
-            tracing::warn!(pixel = pixel.name, events, error = %chain(&e), "cannot record the sent events' identifier coverage");
-        }
+            .map(|((_, job), _)| job)
+            .collect();
+        quality::tally(self.state, pixel, &sent, now).await;
     }
 
     /// `jobs` less those whose event Meta already took or this batch carries already

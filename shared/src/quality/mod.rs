@@ -5,13 +5,15 @@
 //! `verify`, the status page and readiness read instead.
 //!
 //! - this module: the counters, written once per pixel per dispatch batch
-//!   ([`record`]) and read back by day ([`read`]);
+//!   ([`tally`], [`record`]) and read back by day ([`read`]);
 //! - [`advice`]: what in GHL fills each key an event lacks;
 //! - [`readiness`]: the record judged against Meta's Conversion Leads
-//!   requirements.
+//!   requirements;
+//! - [`report`]: per location, week and stage, for a person to read.
 
 pub mod advice;
 pub mod readiness;
+pub mod report;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,6 +22,8 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 
 use crate::capi::ServerEvent;
 use crate::capi::score::{Coverage, Key, Score, WEIGHTS};
+use crate::jobs::DispatchJob;
+use crate::mapping::Pixel;
 use crate::ports::state::{Added, Counts, StateError, StateStore};
 
 /// How long a day's counters are kept: more than a year, so a report can compare
@@ -46,6 +50,8 @@ pub struct Tally {
     pub points: u64,
     /// How many carried each key.
     pub has: BTreeMap<Key, u64>,
+    /// The contacts they were about, each once (kept by the report only).
+    pub contacts: u64,
 }
 
 impl Tally {
@@ -68,6 +74,7 @@ impl Tally {
         self.sent += other.sent;
         self.test += other.test;
         self.points += other.points;
+        self.contacts += other.contacts;
         for (key, n) in &other.has {
             *self.has.entry(*key).or_default() += n;
         }
@@ -130,6 +137,38 @@ pub async fn record(
         .await
 }
 
+/// Adds the events Meta took for `pixel` (`sent`) to its day's counters and each
+/// location's week in the report, and to the metrics. A failure to write them is
+/// logged and counted, never more: the events were sent.
+pub async fn tally(
+    state: &impl StateStore,
+    pixel: &Pixel,
+    sent: &[&DispatchJob],
+    now: DateTime<Utc>,
+) {
+    let test = pixel.test_event_code.is_some();
+    let by_event = counted(sent.iter().map(|job| &job.event), test);
+    for (event_name, tally) in &by_event {
+        crate::telemetry::scored(&pixel.name, event_name, tally.sent, tally.points);
+    }
+    let mut lost = record(state, &pixel.dataset_id, &by_event, now).await.err();
+    let mut locations: Vec<&str> = sent.iter().map(|job| job.location_id.as_str()).collect();
+    locations.sort_unstable();
+    locations.dedup();
+    for location in locations {
+        let events = (sent.iter())
+            .filter(|job| job.location_id == location)
+            .map(|job| (&job.event, job.contact_id.as_str()));
+        if let Err(e) = report::record(state, location, events, test, now).await {
+            lost = Some(e);
+        }
+    }
+    if let Some(e) = lost {
+        crate::telemetry::tally_lost();
+        tracing::warn!(pixel = pixel.name, events = sent.len(), error = %crate::error::chain(&e), "cannot record the sent events' identifier coverage");
+    }
+}
+
 /// Each day's tallies of `dataset_id` from `first` to `last` (both included), in
 /// order; a day with nothing sent is there, empty.
 pub async fn read(
@@ -169,6 +208,7 @@ fn parsed(counts: Counts) -> ByEvent {
             "sent" => tally.sent += n,
             "test" => tally.test += n,
             "points" => tally.points += n,
+            "contacts" => tally.contacts += n,
             other => {
                 if let Some(key) = other.strip_prefix("has:").and_then(Key::of_wire) {
                     *tally.has.entry(key).or_default() += n;
