@@ -43,6 +43,7 @@ pub(crate) const STORE: &str = "
         expires_at INTEGER NOT NULL,
         PRIMARY KEY (key, name)
     );
+    CREATE INDEX IF NOT EXISTS counts_expiry ON counts (expires_at);
     CREATE TABLE IF NOT EXISTS count_members (
         key TEXT NOT NULL,
         name TEXT NOT NULL,

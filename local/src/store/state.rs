@@ -169,8 +169,9 @@ impl Store {
     }
 
     /// Adds `added` to `key`'s counters and sets, all kept for `keep` from now,
-    /// in one transaction; counters run out start again at 0, sets empty. A set's
-    /// members share its counter's row (`n` 0) for their time.
+    /// in one transaction; counters run out (any key's) are deleted first, so
+    /// this key's start again at 0. A set's members share its counter's row (`n`
+    /// 0) for their time.
     pub(crate) fn add_counts(
         &self,
         key: &str,
@@ -181,13 +182,12 @@ impl Store {
         let until = now + keep.as_millis() as i64;
         let mut db = self.lock();
         let tx = db.transaction()?;
-        let gone = tx.execute(
-            "DELETE FROM counts WHERE key = ?1 AND expires_at <= ?2",
-            params![key, now],
+        // Whatever ran out goes, this key's included (its counters start again).
+        tx.execute(
+            "DELETE FROM count_members WHERE key IN (SELECT key FROM counts WHERE expires_at <= ?1)",
+            params![now],
         )?;
-        if gone > 0 {
-            tx.execute("DELETE FROM count_members WHERE key = ?1", params![key])?;
-        }
+        tx.execute("DELETE FROM counts WHERE expires_at <= ?1", params![now])?;
         let sets = added.members.iter().map(|(name, _)| (name, 0));
         for (name, n) in added.counts.iter().map(|(name, n)| (name, *n)).chain(sets) {
             tx.execute(

@@ -329,3 +329,48 @@ async fn counters_add_up_from_writers_at_once() {
     let store = ghl_capi_local::store::Store::open(&dir.path().join("store.db")).expect("store");
     ghl_capi_tests::contracts::counts_add_up(&ghl_capi_local::ports::LocalState(store)).await;
 }
+
+#[tokio::test]
+async fn counters_run_out_and_start_again_and_their_rows_are_pruned() {
+    use ghl_capi::ports::state::Added;
+    let dir = tempfile::tempdir().expect("dir");
+    let store = ghl_capi_local::store::Store::open(&dir.path().join("store.db")).expect("store");
+    let state = ghl_capi_local::ports::LocalState(store);
+    let added = |n: u64, member: &str| Added {
+        counts: vec![("Lead|sent".to_owned(), n)],
+        members: vec![("Lead|contacts".to_owned(), vec![member.to_owned()])],
+    };
+    let key = "report#loc1#2026-11-30".to_owned();
+    state
+        .add_counts(&key, &added(5, "a"), Duration::ZERO)
+        .await
+        .expect("added");
+    assert!(
+        state
+            .counts_of(std::slice::from_ref(&key))
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert!(
+        state
+            .counted_under("report#")
+            .await
+            .expect("listed")
+            .is_empty()
+    );
+    state
+        .add_counts(&key, &added(2, "b"), Duration::from_secs(60))
+        .await
+        .expect("added");
+    let read = state
+        .counts_of(std::slice::from_ref(&key))
+        .await
+        .expect("read");
+    assert_eq!(read[&key].get("Lead|sent"), Some(&2), "started again at 0");
+    assert_eq!(
+        read[&key].get("Lead|contacts"),
+        Some(&1),
+        "the run-out member is gone"
+    );
+}
