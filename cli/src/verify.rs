@@ -87,14 +87,15 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 pub fn run(args: &Args) -> anyhow::Result<Outcome> {
     let mapping = Mapping::load(&args.mapping)?;
     anyhow::ensure!(
-        !args.readiness
-            || if args.aws {
-                args.state_table.is_some()
-            } else {
-                args.data_dir.is_some()
-            },
+        !args.readiness || store_named(args),
         "--readiness reads the pipeline's record: give --data-dir (or --aws with --state-table)"
     );
+    if let Some(name) = &args.pixel {
+        anyhow::ensure!(
+            mapping.pixels.iter().any(|p| p.name == *name),
+            "the mapping has no pixel named {name}"
+        );
+    }
     let mut locations: BTreeSet<String> = args.locations.iter().cloned().collect();
     locations.extend(
         mapping
@@ -109,7 +110,7 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let findings = runtime.block_on(async {
+    let (findings, figures) = runtime.block_on(async {
         if args.aws {
             let sdk = ghl_capi_aws::config::sdk_config().await;
             let secrets = ghl_capi_aws::secrets::SecretsManager::new(
@@ -134,7 +135,8 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         }
     })?;
     let mut findings = findings;
-    let (caught_up, quality, ready) = runtime.block_on(from_state(args, &mapping, &locations))?;
+    let (caught_up, quality, ready) =
+        runtime.block_on(from_state(args, &mapping, &locations, &figures))?;
     findings.extend(caught_up);
     out_text!(table(&findings))?;
     if !quality.is_empty() {
@@ -164,6 +166,7 @@ async fn from_state(
     args: &Args,
     mapping: &Mapping,
     locations: &BTreeSet<String>,
+    figures: &MetaFigures,
 ) -> anyhow::Result<(Vec<Finding>, String, bool)> {
     if args.aws {
         let Some(table) = &args.state_table else {
@@ -171,16 +174,12 @@ async fn from_state(
         };
         let sdk = ghl_capi_aws::config::sdk_config().await;
         let state = DynamoState::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
-        let secrets = ghl_capi_aws::secrets::SecretsManager::new(
-            aws_sdk_secretsmanager::Client::new(&sdk),
-            Duration::from_secs(60),
-        );
-        told(args, mapping, locations, &state, &secrets).await
+        told(args, mapping, locations, &state, figures).await
     } else if let Some(dir) = &args.data_dir {
         let path = dir.join("store.db");
         anyhow::ensure!(path.exists(), "no local store at {}", path.display());
         let state = LocalState(Store::open(&path)?);
-        told(args, mapping, locations, &state, &EnvSecrets).await
+        told(args, mapping, locations, &state, figures).await
     } else {
         Ok((Vec::new(), String::new(), true))
     }
@@ -191,7 +190,7 @@ async fn told(
     mapping: &Mapping,
     locations: &BTreeSet<String>,
     state: &impl StateStore,
-    secrets: &impl SecretStore,
+    figures: &MetaFigures,
 ) -> anyhow::Result<(Vec<Finding>, String, bool)> {
     let mut findings = Vec::new();
     for location in locations {
@@ -200,13 +199,6 @@ async fn told(
     if mapping.pixels.is_empty() {
         return Ok((findings, String::new(), true));
     }
-    let (tokens, _) = pixel_tokens(mapping, secrets).await;
-    let capi = CapiClient::new(
-        &args.graph_api_base_url,
-        &args.graph_api_version,
-        tokens,
-        TIMEOUT,
-    )?;
     let today = chrono::Utc::now().date_naive();
     let mut text = format!(
         "\nmatch quality (identifier coverage, 0-10, of at least the last {} events Meta took):\n",
@@ -221,7 +213,7 @@ async fn told(
                 ghl_capi::error::chain(&e)
             )),
         }
-        text.push_str(&quality::meta(&capi, &pixel.dataset_id).await);
+        text.push_str(figures.get(&pixel.dataset_id).map_or("", String::as_str));
     }
     let mut ready = true;
     if args.readiness {
@@ -229,9 +221,7 @@ async fn told(
             .pixels
             .iter()
             .filter(|p| args.pixel.as_ref().is_none_or(|name| *name == p.name));
-        let mut judged = 0;
         for pixel in pixels {
-            judged += 1;
             let asked = Asked {
                 target: args.target.as_deref(),
                 meta_leads: args.meta_leads,
@@ -242,11 +232,6 @@ async fn told(
             text.push_str(&quality::readiness_text(&subject, &checks));
             ready &= met;
         }
-        anyhow::ensure!(
-            judged > 0,
-            "the mapping has no pixel named {}",
-            args.pixel.as_deref().unwrap_or_default()
-        );
     }
     Ok((findings, text, ready))
 }
@@ -258,7 +243,7 @@ async fn check<S, F, Fut>(
     locations: &BTreeSet<String>,
     secrets: &S,
     token_set: F,
-) -> anyhow::Result<Vec<Finding>>
+) -> anyhow::Result<(Vec<Finding>, MetaFigures)>
 where
     S: SecretStore,
     F: Fn(&str) -> Fut,
@@ -316,6 +301,14 @@ where
     };
     let (tokens, missing) = pixel_tokens(mapping, secrets).await;
     let capi = graph(tokens)?;
+    // Meta's own figures go beside the pipeline's, which only the state store has.
+    let mut figures = MetaFigures::new();
+    if store_named(args) {
+        for pixel in &mapping.pixels {
+            let told = quality::meta(&capi, &pixel.dataset_id).await;
+            figures.insert(pixel.dataset_id.clone(), told);
+        }
+    }
     for pixel in &mapping.pixels {
         if let Some((_, why)) = missing.iter().find(|(name, _)| name == &pixel.name) {
             let subject = format!("{} ({})", pixel.name, pixel.dataset_id);
@@ -345,5 +338,18 @@ where
         }
         findings.push(meta_audience(&capi, &audience.name, &audience.audience_id).await);
     }
-    Ok(findings)
+    Ok((findings, figures))
+}
+
+/// Meta's Dataset Quality figures for each pixel, as lines, by dataset.
+type MetaFigures = std::collections::HashMap<String, String>;
+
+/// Whether the state store was named (`--data-dir`, or `--aws` with
+/// `--state-table`): it holds the pipeline's own record.
+fn store_named(args: &Args) -> bool {
+    if args.aws {
+        args.state_table.is_some()
+    } else {
+        args.data_dir.is_some()
+    }
 }

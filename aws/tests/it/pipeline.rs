@@ -597,3 +597,47 @@ consent = "dnd"
         (2, 2, 2)
     );
 }
+
+#[tokio::test]
+async fn a_quality_counter_the_table_refuses_loses_only_the_count_never_the_event() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let emf = crate::common::Emf::start();
+    let s = stack("").await;
+    // An item whose counter holds text: DynamoDB refuses to ADD to it, as it would
+    // a write throttled past the SDK's retries.
+    let today = chrono::Utc::now().date_naive();
+    let dynamo = aws_sdk_dynamodb::Client::new(&ghl_capi_tests::moto::sdk_config().await);
+    dynamo
+        .put_item()
+        .table_name(&s.vars["STATE_TABLE"])
+        .item(
+            "pk",
+            AttributeValue::S(format!("cnt#quality#{}#{today}", fixtures::DATASET)),
+        )
+        .item("n:Lead|sent", AttributeValue::S("not a number".into()))
+        .send()
+        .await
+        .expect("put");
+    let ann = contact("c-ann", "ann@example.com", &[]);
+    ghl_has(&s.ghl, &ann).await;
+    assert_eq!(
+        s.deliver(webhook("ContactCreate", "w-ann", ann)).await.0,
+        200
+    );
+    s.drain().await;
+
+    assert_eq!(s.meta.events().len(), 1, "the Lead went to Meta");
+    assert!(s.dead_letters().await.is_empty());
+    assert_eq!(
+        emf.count("TalliesLost", &[]),
+        1.0,
+        "the lost count is counted"
+    );
+    assert_eq!(
+        s.meta.requests().len(),
+        1,
+        "one request: nothing sent again"
+    );
+}

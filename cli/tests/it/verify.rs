@@ -461,6 +461,13 @@ async fn readiness_judges_the_pixels_month_against_metas_requirements() {
         "only --pixel main: {out}"
     );
 
+    let unknown = ["--data-dir", data_dir, "--readiness", "--pixel", "nope"];
+    let (code, out) = verify(&ghl, &graph, &mapping(), &unknown);
+    assert!(
+        code != 0 && out.is_empty(),
+        "an unknown pixel, refused before any call: {out}"
+    );
+
     let (code, out) = verify(&ghl, &graph, &mapping(), &["--readiness"]);
     assert!(
         code != 0 && out.is_empty(),

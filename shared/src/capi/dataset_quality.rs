@@ -139,6 +139,16 @@ mod tests {
             read(&answer(400, refused)),
             MetaQuality::NotPermitted("Requires ads_read permission".into())
         );
+        // Throttled, down, or answering what is no JSON: said, never a permission.
+        let throttled = r#"{"error":{"code":80004,"message":"There have been too many calls"}}"#;
+        assert!(
+            matches!(read(&answer(429, throttled)), MetaQuality::Failed(m) if m.contains("429 (80004)"))
+        );
+        assert_eq!(
+            read(&answer(503, "<html>busy</html>")),
+            MetaQuality::Failed("Meta answered 503".into())
+        );
+        assert_eq!(read(&answer(200, "not json")), MetaQuality::Unscored);
         let other = r#"{"error":{"code":1,"message":"An unknown error occurred"}}"#;
         assert!(
             matches!(read(&answer(500, other)), MetaQuality::Failed(m) if m.contains("unknown error"))

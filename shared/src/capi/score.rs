@@ -158,15 +158,6 @@ impl Coverage {
             .fold(Coverage::default(), |c, (key, _)| c.with(key))
     }
 
-    /// Of wire names (an audit line's `identifiers`); names it does not score are
-    /// passed over.
-    pub fn of_wire<'a>(names: impl IntoIterator<Item = &'a str>) -> Coverage {
-        names
-            .into_iter()
-            .filter_map(Key::of_wire)
-            .fold(Coverage::default(), Coverage::with)
-    }
-
     #[must_use]
     pub fn with(self, key: Key) -> Coverage {
         Coverage(self.0 | key.bit())
@@ -289,14 +280,13 @@ mod tests {
     fn wire_names_give_the_same_coverage_and_unscored_ones_are_passed_over() {
         let user = user(&[(Field::Email, "a@b.co"), (Field::Zip, "94105")]);
         let names = user.carried();
-        assert_eq!(
-            Coverage::of_wire(names.iter().copied()),
-            Coverage::of(&user)
-        );
-        assert_eq!(
-            Coverage::of_wire(["madid", "em"]),
-            Coverage::default().with(Key::Email)
-        );
+        let read = names
+            .iter()
+            .filter_map(|n| Key::of_wire(n))
+            .fold(Coverage::default(), Coverage::with);
+        assert_eq!(read, Coverage::of(&user));
+        assert_eq!(Key::of_wire("madid"), None);
+        assert_eq!(Key::of_wire("ctwa_clid"), Some(Key::ClickId));
     }
 
     #[test]

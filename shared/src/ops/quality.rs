@@ -166,3 +166,48 @@ pub fn readiness_text(subject: &str, checks: &[Check]) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capi::{Answer, TransportError};
+
+    /// Meta's Dataset Quality API, answering as told, or not at all.
+    struct Meta(Option<Answer>);
+
+    impl DatasetQualityApi for Meta {
+        async fn dataset_quality(&self, dataset_id: &str) -> Result<Answer, TransportError> {
+            self.0.clone().ok_or_else(|| TransportError::NoToken {
+                id: dataset_id.to_owned(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn metas_figures_unread_are_one_line_saying_why() {
+        let none = meta(&Meta(None), "123").await;
+        assert_eq!(
+            none,
+            "    Meta's own figures: not read: no access token is configured for 123\n"
+        );
+        let busy = Answer {
+            status: 429,
+            body: r#"{"error":{"code":4,"message":"Application request limit reached"}}"#.into(),
+        };
+        let throttled = meta(&Meta(Some(busy)), "123").await;
+        assert!(
+            throttled.starts_with("    Meta's own figures: not read: Meta answered 429 (4)")
+                && throttled.lines().count() == 1,
+            "{throttled}"
+        );
+    }
+
+    #[test]
+    fn a_pixel_with_nothing_sent_says_so() {
+        let text = ours("main (1)", &(ByEvent::new(), 28));
+        assert_eq!(
+            text,
+            "  main (1): no events sent in the last 28 days, so nothing to score\n"
+        );
+    }
+}
