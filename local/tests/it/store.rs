@@ -327,7 +327,7 @@ async fn a_record_is_swapped_only_from_what_it_holds() {
 async fn counters_add_up_from_writers_at_once() {
     let dir = tempfile::tempdir().expect("dir");
     let store = ghl_capi_local::store::Store::open(&dir.path().join("store.db")).expect("store");
-    ghl_capi_tests::contracts::counts_add_up(&ghl_capi_local::ports::LocalState(store)).await;
+    ghl_capi_tests::contracts::counts_add_up(&ghl_capi_local::ports::LocalState(store), true).await;
 }
 
 #[tokio::test]

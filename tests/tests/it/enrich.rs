@@ -634,5 +634,5 @@ async fn the_memory_state_swaps_a_record_only_from_what_it_holds() {
 
 #[tokio::test]
 async fn the_memory_state_adds_counters_up() {
-    ghl_capi_tests::contracts::counts_add_up(&MemoryState::default()).await;
+    ghl_capi_tests::contracts::counts_add_up(&MemoryState::default(), true).await;
 }
