@@ -42,7 +42,7 @@ pub fn url(args: &UrlArgs) -> anyhow::Result<Outcome> {
         client_id: args.client_id.clone(),
         client_secret: args.client_secret.clone(),
     };
-    let scopes = scopes(mapping.trigger_names(), mapping.reads_names(), user_type);
+    let scopes = scopes(mapping.trigger_names(), mapping.wants(), user_type);
     let link = install_url(
         &app,
         args.redirect_uri.as_deref(),

@@ -10,7 +10,7 @@ use ed25519_dalek::pkcs8::EncodePublicKey;
 use ed25519_dalek::{Signer, SigningKey};
 use ghl_capi::ghl::names::LocationNames;
 use ghl_capi::ghl::webhook::{KeyError, WebhookKeys};
-use ghl_capi::ghl::{Contact, GhlError, GhlReader, Related};
+use ghl_capi::ghl::{Contact, GhlError, GhlReader, GhlWriter, Related};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -62,6 +62,50 @@ impl<G: GhlReader> GhlReader for WithDemoLocation<G> {
         sent_at: Option<DateTime<Utc>>,
     ) -> Result<(), GhlError> {
         self.0.uninstalled(location_id, company_id, sent_at).await
+    }
+}
+
+/// Writes go to GHL as `G` makes them.
+impl<G: GhlWriter> GhlWriter for WithDemoLocation<G> {
+    async fn add_tag(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        tag: &str,
+    ) -> Result<(), GhlError> {
+        self.0.add_tag(location_id, contact_id, tag).await
+    }
+
+    async fn set_fields(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        fields: &[(String, Value)],
+    ) -> Result<(), GhlError> {
+        self.0.set_fields(location_id, contact_id, fields).await
+    }
+
+    async fn add_note(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        body: &str,
+    ) -> Result<(), GhlError> {
+        self.0.add_note(location_id, contact_id, body).await
+    }
+
+    async fn add_task(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        task: (&str, &str),
+        due: DateTime<Utc>,
+    ) -> Result<(), GhlError> {
+        self.0.add_task(location_id, contact_id, task, due).await
+    }
+
+    fn reserved(&self, location_id: &str) -> Option<std::time::Duration> {
+        self.0.reserved(location_id)
     }
 }
 

@@ -12,9 +12,9 @@ use ghl_capi::dispatch::consumer::DispatchConsumer;
 use ghl_capi::dispatch::replace::ReplacePolicy;
 use ghl_capi::enrich::consumer::EnrichConsumer;
 use ghl_capi::error::chain;
-use ghl_capi::ghl::GhlReader;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
+use ghl_capi::ghl::{GhlReader, GhlWriter};
 use ghl_capi::hold::HoldPolicy;
 use ghl_capi::mapping::live::LiveMapping;
 use ghl_capi::ports::queue::Record;
@@ -102,7 +102,11 @@ impl Shared {
 }
 
 /// Enriches batches of the enrichment queue until told to stop.
-pub async fn enrich(shared: Shared, ghl: impl GhlReader, mut stopped: watch::Receiver<bool>) {
+pub async fn enrich(
+    shared: Shared,
+    ghl: impl GhlReader + GhlWriter,
+    mut stopped: watch::Receiver<bool>,
+) {
     let state = LocalState(shared.store.clone());
     let (source, dispatch, dead) = (
         shared.queue(ENRICH),
@@ -130,7 +134,11 @@ pub async fn enrich(shared: Shared, ghl: impl GhlReader, mut stopped: watch::Rec
 /// Delivers batches of the dispatch queue until told to stop.
 pub async fn dispatch(shared: Shared, capi: Arc<LocalCapi>, mut stopped: watch::Receiver<bool>) {
     let state = LocalState(shared.store.clone());
-    let (source, dead) = (shared.queue(DISPATCH), shared.queue(DEAD));
+    let (source, enrich, dead) = (
+        shared.queue(DISPATCH),
+        shared.queue(ENRICH),
+        shared.queue(DEAD),
+    );
     while let Some(batch) = shared.next_batch(DISPATCH, 1000, &mut stopped).await {
         let mapping = shared.mapping.current().await;
         capi.follow(&mapping);
@@ -140,6 +148,7 @@ pub async fn dispatch(shared: Shared, capi: Arc<LocalCapi>, mut stopped: watch::
             state: &state,
             source: &source,
             dead: &dead,
+            enrich: Some(&enrich),
             policy: shared.hold,
         };
         let failed = consumer.handle(&batch, Utc::now()).await;

@@ -69,6 +69,12 @@ pub const TAG_BASELINES: &str = "TagBaselines";
 /// pixel serves the location).
 pub const SKIPPED: &str = "Skipped";
 
+/// Writes of delivery back into GHL, by `Kind` (`tag`, `fields`, `note`, `task`;
+/// `any` for the job as a whole) and `Outcome` (`written`; `there_already`: a
+/// redelivery found it made; `deferred`: waiting for GHL's budget; `held`: GHL
+/// failed, retried; `refused`: GHL refused it, lettered; `no_contact`).
+pub const WRITE_BACKS: &str = "WriteBacks";
+
 /// Workflow calls enrichment handled, by `Workflow` (as the mapping names it, else
 /// `other`) and `Outcome` (`fired`: a rule made an event; `no_rule`: none did).
 pub const WORKFLOW_CALLS: &str = "WorkflowCalls";
@@ -116,7 +122,7 @@ pub enum Kind {
 
 /// Every metric above with how it is recorded: the one list [`describe`] and the
 /// checks that the template reads only these names go by.
-pub const METRICS: [(&str, Kind); 38] = [
+pub const METRICS: [(&str, Kind); 39] = [
     (REQUESTS, Kind::Counter),
     (ANSWERED, Kind::Counter),
     (REFUSED, Kind::Counter),
@@ -144,6 +150,7 @@ pub const METRICS: [(&str, Kind); 38] = [
     (TAG_BASELINES, Kind::Counter),
     (SKIPPED, Kind::Counter),
     (WORKFLOW_CALLS, Kind::Counter),
+    (WRITE_BACKS, Kind::Counter),
     (AUDIENCE_ROWS, Kind::Counter),
     (AUDIENCE_ERRORS, Kind::Counter),
     (AUDIENCE_SKIPPED, Kind::Counter),
@@ -281,6 +288,10 @@ pub(crate) fn tag_baseline() {
 pub(crate) fn workflow_call(workflow: &str, fired: bool) {
     let outcome = if fired { "fired" } else { "no_rule" };
     counter!(WORKFLOW_CALLS, "Workflow" => workflow.to_owned(), "Outcome" => outcome).increment(1);
+}
+
+pub(crate) fn written_back(kind: &'static str, outcome: &'static str) {
+    counter!(WRITE_BACKS, "Kind" => kind, "Outcome" => outcome).increment(1);
 }
 
 pub(crate) fn skipped(reason: &'static str) {

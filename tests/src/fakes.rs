@@ -8,7 +8,7 @@ use ghl_capi::capi::audience::UsersRequest;
 use ghl_capi::capi::replace::ReplaceRequest;
 use ghl_capi::capi::{Answer, AudiencesApi, EventRequest, EventsApi, TransportError};
 use ghl_capi::ghl::names::LocationNames;
-use ghl_capi::ghl::{Contact, GhlError, GhlReader, Related};
+use ghl_capi::ghl::{Contact, GhlError, GhlReader, GhlWriter, Related};
 use serde_json::{Value, json};
 
 /// GHL as a map of contacts: records every read, and can be told to fail them all
@@ -26,6 +26,10 @@ pub struct FakeGhl {
     names: Mutex<HashMap<String, LocationNames>>,
     /// The names' reads fail with this, the contacts' do not.
     names_failing: Mutex<Option<GhlError>>,
+    /// Every write so far, in order: `tag c1 capi:Lead`, `note c1 <body>`, …
+    writes: Mutex<Vec<String>>,
+    /// Writes wait this long for GHL's budget ([`GhlWriter::reserved`]).
+    reserved: Mutex<Option<std::time::Duration>>,
 }
 
 impl FakeGhl {
@@ -80,6 +84,23 @@ impl FakeGhl {
         *self.names_failing.lock().expect("lock") = error;
     }
 
+    /// Every write so far, in order: `tag c1 capi:Lead`, `fields c1 key=value …`,
+    /// `note c1 <body>`, `task c1 <title>: <body>`.
+    pub fn writes(&self) -> Vec<String> {
+        self.writes.lock().expect("lock").clone()
+    }
+
+    /// From now on, writes wait `wait` for GHL's budget (`None`: they go now).
+    pub fn set_reserved(&self, wait: Option<std::time::Duration>) {
+        *self.reserved.lock().expect("lock") = wait;
+    }
+
+    fn write(&self, what: String, contact_id: &str) -> Result<(), GhlError> {
+        self.read(format!("write {contact_id}"), contact_id)?;
+        self.writes.lock().expect("lock").push(what);
+        Ok(())
+    }
+
     /// Every read so far, in order: `contact c1`, `notes c1`, …
     pub fn reads(&self) -> Vec<String> {
         self.reads.lock().expect("lock").clone()
@@ -120,7 +141,7 @@ impl GhlReader for FakeGhl {
             .ok_or(GhlError::NotFound)
     }
 
-    /// Every list holds one note-like record.
+    /// Every list holds one note-like record, and the notes and tasks written.
     async fn related(
         &self,
         _location: &str,
@@ -128,7 +149,53 @@ impl GhlReader for FakeGhl {
         related: Related,
     ) -> Result<Value, GhlError> {
         self.read(format!("{} {contact_id}", related.segment()), contact_id)?;
-        Ok(json!([{"body": "Budget approved"}]))
+        let written = format!("{} {contact_id} ", &related.segment()[..4]);
+        let mut list = vec![json!({"body": "Budget approved"})];
+        for write in self.writes() {
+            if let Some(body) = write.strip_prefix(&written) {
+                list.push(json!({"body": body}));
+            }
+        }
+        Ok(Value::Array(list))
+    }
+}
+
+impl GhlWriter for FakeGhl {
+    async fn add_tag(&self, _location: &str, contact_id: &str, tag: &str) -> Result<(), GhlError> {
+        self.write(format!("tag {contact_id} {tag}"), contact_id)
+    }
+
+    async fn set_fields(
+        &self,
+        _location: &str,
+        contact_id: &str,
+        fields: &[(String, Value)],
+    ) -> Result<(), GhlError> {
+        let set: Vec<String> = fields.iter().map(|(f, v)| format!("{f}={v}")).collect();
+        self.write(format!("fields {contact_id} {}", set.join(" ")), contact_id)
+    }
+
+    async fn add_note(
+        &self,
+        _location: &str,
+        contact_id: &str,
+        body: &str,
+    ) -> Result<(), GhlError> {
+        self.write(format!("note {contact_id} {body}"), contact_id)
+    }
+
+    async fn add_task(
+        &self,
+        _location: &str,
+        contact_id: &str,
+        (title, body): (&str, &str),
+        _due: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), GhlError> {
+        self.write(format!("task {contact_id} {title}: {body}"), contact_id)
+    }
+
+    fn reserved(&self, _location: &str) -> Option<std::time::Duration> {
+        *self.reserved.lock().expect("lock")
     }
 }
 

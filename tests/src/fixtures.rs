@@ -116,6 +116,16 @@ pub fn mapping_text_with_token(token: &str) -> String {
     text.replace(MAIN_TOKEN, token)
 }
 
+/// A write-back of everything, to put under a rule (`lead`'s, in the tests):
+/// its tag, the time, id and score of each event Meta took, a note, and a task
+/// for a letter.
+pub const WRITE_BACK: &str = r#"[rules.write_back]
+tag = "capi:Lead"
+note = true
+task_on_dead_letter = true
+fields = { sent_at = "contact.capi_sent_at", event_id = "contact.capi_event_id", score = "contact.capi_score" }
+"#;
+
 /// The fixture mapping.
 pub fn mapping() -> Mapping {
     Mapping::load(&mapping_path()).unwrap_or_else(|e| panic!("{e}"))

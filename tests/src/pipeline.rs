@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use ghl_capi::enrich::consumer::EnrichConsumer;
-use ghl_capi::ghl::GhlReader;
+use ghl_capi::ghl::{GhlReader, GhlWriter};
 use ghl_capi::hold::HoldPolicy;
 use ghl_capi::jobs::{AudienceJob, DispatchJob, DispatchMessage};
 use ghl_capi::mapping::Mapping;
@@ -14,7 +14,7 @@ use ghl_capi::ports::state::MemoryState;
 /// made. Fails the test if any job is retried or dead-lettered.
 pub async fn enrich_messages(
     mapping: &Mapping,
-    ghl: &impl GhlReader,
+    ghl: &(impl GhlReader + GhlWriter),
     state: &MemoryState,
     messages: &[Outgoing],
 ) -> Vec<DispatchJob> {
@@ -26,7 +26,7 @@ pub async fn enrich_messages(
 /// As [`enrich_messages`], with the audience changes they made too.
 pub async fn enrich_outputs(
     mapping: &Mapping,
-    ghl: &impl GhlReader,
+    ghl: &(impl GhlReader + GhlWriter),
     state: &MemoryState,
     messages: &[Outgoing],
 ) -> (Vec<DispatchJob>, Vec<AudienceJob>) {

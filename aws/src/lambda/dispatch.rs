@@ -27,6 +27,8 @@ pub struct Dispatch {
     pub state: DynamoState,
     /// The dispatch queue itself: held events go back on it.
     pub source: SqsQueue,
+    /// The enrichment queue, for write-backs into GHL.
+    pub enrich: Option<SqsQueue>,
     pub dead: SqsQueue,
     pub hold: HoldPolicy,
 }
@@ -49,6 +51,7 @@ impl Dispatch {
             mapping,
             state: DynamoState::new(aws_sdk_dynamodb::Client::new(sdk), settings.state_table),
             source: SqsQueue::new(sqs.clone(), settings.dispatch_queue_url),
+            enrich: (settings.enrich_queue_url).map(|url| SqsQueue::new(sqs.clone(), url)),
             dead: SqsQueue::new(sqs, settings.dead_letter_queue_url),
             hold: settings.hold,
         })
@@ -65,6 +68,7 @@ impl Dispatch {
             state: &self.state,
             source: &self.source,
             dead: &self.dead,
+            enrich: self.enrich.as_ref(),
             policy: self.hold,
         };
         let failed = consumer.handle(&records, Utc::now()).await;

@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{Delivery, Taken, deliver_telling};
+use super::sent::{SentMarks, event_key, reused, same_event, sent_key};
+use super::{Delivery, deliver_telling, write_back};
 use crate::batch::{self, Ids, Outcome, Queues, Reason, Retry};
 use crate::capi::{AudiencesApi, EventsApi, ServerEvent, validate};
 use crate::error::chain;
 use crate::hold::breaker::{Breakers, Gate};
 use crate::hold::{HoldPolicy, Partner, code};
-use crate::jobs::{DeadLetter, DispatchJob, DispatchMessage, Stage};
+use crate::jobs::{After, DeadLetter, DispatchJob, DispatchMessage, Stage, WriteBackJob};
 use crate::mapping::{Mapping, Pixel};
 use crate::ports::queue::{Queue, Record};
 use crate::ports::state::StateStore;
@@ -32,11 +33,22 @@ pub struct DispatchConsumer<'a, A, S, Q> {
     /// The dispatch queue itself: held jobs go back on it.
     pub source: &'a Q,
     pub dead: &'a Q,
+    /// The enrichment queue, for write-backs into GHL (`None`: none are made).
+    pub enrich: Option<&'a Q>,
     pub policy: HoldPolicy,
 }
 
 /// One pixel and the records whose events go to it.
 type PixelBatch<'a> = (&'a Pixel, Vec<(&'a Record, DispatchJob)>);
+
+/// A pixel's jobs sorted before sending ([`DispatchConsumer::unsent`]).
+struct Sorted<'j> {
+    unsent: Vec<(&'j Record, DispatchJob)>,
+    /// Jobs whose event name and id another owner's event holds, with their letter.
+    reused: Vec<(&'j Record, DispatchJob, DeadLetter)>,
+    /// Jobs whose event Meta took before.
+    taken: Vec<DispatchJob>,
+}
 
 /// A dispatch job's ids, for its log lines.
 fn ids(job: Option<&DispatchJob>) -> Ids<'_> {
@@ -48,7 +60,7 @@ fn ids(job: Option<&DispatchJob>) -> Ids<'_> {
 }
 
 /// A letter about `job`'s event.
-fn letter(job: &DispatchJob, code: &str, reason: String) -> DeadLetter {
+pub(super) fn letter(job: &DispatchJob, code: &str, reason: String) -> DeadLetter {
     let mut letter = DeadLetter::new(&job.source, Stage::Dispatch, code, reason);
     letter.rule = Some(job.rule.clone());
     letter.event_id = job.event.event_id.clone();
@@ -111,13 +123,23 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                 }
             };
             let outcome = Outcome::DeadLetter(refusal);
+            let follow: Vec<_> = write_back::after(&job, &outcome, now).into_iter().collect();
+            write_back::queue_or_count(self.enrich, &follow).await;
             let ids = ids(Some(&job));
             failed.extend(batch::settle(Stage::Dispatch, queues, record, ids, outcome, now).await);
         }
         let mut breakers = Breakers::new(self.state, self.policy, Partner::Meta);
         for (pixel, jobs) in by_pixel.into_values() {
-            let (jobs, reused) = self.unsent(pixel, jobs).await;
-            for (record, letter) in reused {
+            let Sorted {
+                unsent: jobs,
+                reused,
+                taken,
+            } = self.unsent(pixel, jobs).await;
+            let lettered: Vec<_> = (reused.iter())
+                .filter_map(|(_, job, letter)| job.tasked(letter, now))
+                .collect();
+            write_back::queue_or_count(self.enrich, &lettered).await;
+            for (record, _, letter) in reused {
                 let ids = Ids {
                     source: Some(&letter.source),
                     event_id: letter.event_id.as_deref(),
@@ -128,10 +150,11 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                     batch::settle(Stage::Dispatch, queues, record, ids, outcome, now).await,
                 );
             }
-            let outcomes = self.pixel(&mut breakers, pixel, &jobs, now).await;
+            let mut outcomes = self.pixel(&mut breakers, pixel, &jobs, now).await;
             // Each request's events were marked as Meta took them.
             Self::count_sent(&jobs, &outcomes, now);
             self.tally(pixel, &jobs, &outcomes, now).await;
+            self.follow_up(&jobs, &mut outcomes, taken, now).await;
             for ((record, job), outcome) in jobs.iter().zip(outcomes) {
                 failed.extend(
                     batch::settle(
@@ -194,14 +217,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
     /// and less those whose name and id are another owner's event's: those are
     /// lettered (Meta would drop them as repeats). If the marks cannot be read,
     /// only this batch's copies are told apart (Meta drops a repeat by its id).
-    async fn unsent<'j>(
-        &self,
-        pixel: &Pixel,
-        jobs: Vec<(&'j Record, DispatchJob)>,
-    ) -> (
-        Vec<(&'j Record, DispatchJob)>,
-        Vec<(&'j Record, DeadLetter)>,
-    ) {
+    async fn unsent<'j>(&self, pixel: &Pixel, jobs: Vec<(&'j Record, DispatchJob)>) -> Sorted<'j> {
         let keys: Vec<String> = jobs
             .iter()
             .filter_map(|(_, job)| sent_key(pixel, &job.event))
@@ -211,7 +227,7 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
             Default::default()
         });
         let mut unsent: Vec<(&Record, DispatchJob)> = Vec::with_capacity(jobs.len());
-        let mut letters = Vec::new();
+        let (mut reused_ids, mut sent_before) = (Vec::new(), Vec::new());
         for (record, job) in jobs {
             // Meta's mark first: the owner Meta took the event for holds it.
             let holder = sent_key(pixel, &job.event)
@@ -233,11 +249,55 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
                         pixel = pixel.name,
                         "this event is sent already, or in this batch: sent once"
                     );
+                    sent_before.push(job);
                 }
-                Some(owner) => letters.push((record, reused(&job, pixel, owner))),
+                Some(owner) => {
+                    let letter = reused(&job, pixel, owner);
+                    reused_ids.push((record, job, letter));
+                }
             }
         }
-        (unsent, letters)
+        Sorted {
+            unsent,
+            reused: reused_ids,
+            taken: sent_before,
+        }
+    }
+
+    /// Queues the write-backs of `jobs`' outcomes, and of `taken`, jobs whose
+    /// event Meta took before (a redelivery: enrichment writes each once). If
+    /// they cannot be queued, the records of events Meta took come again (and
+    /// are found sent); the others' write-backs are logged and counted as lost.
+    async fn follow_up(
+        &self,
+        jobs: &[(&Record, DispatchJob)],
+        outcomes: &mut [Outcome],
+        taken: Vec<DispatchJob>,
+        now: DateTime<Utc>,
+    ) {
+        let after = jobs.iter().zip(outcomes.iter());
+        let follow: Vec<WriteBackJob> = (after
+            .filter_map(|((_, job), o)| write_back::after(job, o, now)))
+        .chain(taken.iter().filter_map(|job| write_back::taken(job, now)))
+        .collect();
+        let Err(e) = write_back::queue(self.enrich, &follow).await else {
+            return;
+        };
+        let reason = Reason::of("enrich_queue_failed", &e);
+        for ((_, job), outcome) in jobs.iter().zip(outcomes.iter_mut()) {
+            if *outcome == Outcome::Done && job.write_back.as_ref().is_some_and(|w| w.on_sent()) {
+                *outcome = Outcome::RetryNow(reason.clone());
+            }
+        }
+        // Those of this request's events come again with their records.
+        let retried = |w: &&WriteBackJob| {
+            matches!(w.after, After::Sent { .. })
+                && jobs.iter().any(|(_, j)| {
+                    j.source == w.source && j.event.event_id.as_deref() == Some(&w.event_id)
+                })
+        };
+        let lost: Vec<WriteBackJob> = follow.iter().filter(|w| !retried(w)).cloned().collect();
+        write_back::lost(&lost, &chain(&e));
     }
 
     /// The outcome of each of one pixel's jobs: sent, unless its breaker holds
@@ -363,68 +423,4 @@ impl<A: EventsApi + AudiencesApi, S: StateStore, Q: Queue> DispatchConsumer<'_, 
             |code, why| letter(&held, code, why),
         )
     }
-}
-
-/// Records that Meta took a request's events, each with its owner, so a
-/// redelivered job is not sent again and another owner's event with the same name
-/// and id is told apart.
-struct SentMarks<'a, 'r, S> {
-    state: &'a S,
-    pixel: &'a Pixel,
-    jobs: &'a [(&'r Record, DispatchJob)],
-}
-
-impl<S: StateStore> Taken for SentMarks<'_, '_, S> {
-    async fn taken(&self, events: std::ops::Range<usize>) {
-        let marks: Vec<(String, String)> = self.jobs[events]
-            .iter()
-            .filter_map(|(_, job)| Some((sent_key(self.pixel, &job.event)?, job.owner())))
-            .collect();
-        if marks.is_empty() {
-            return;
-        }
-        if let Err(e) = self.state.set_records(&marks, SENT_FOR).await {
-            // Meta took them; should one come again, Meta drops the repeat by its id.
-            tracing::warn!(pixel = self.pixel.name, events = marks.len(), error = %chain(&e), "cannot mark events as sent");
-        }
-    }
-}
-
-/// How long an event Meta took is remembered: past the 7 days Meta takes an
-/// event's time back.
-const SENT_FOR: Duration = Duration::from_secs(8 * 24 * 3600);
-
-/// The mark of `job`'s event sent to `pixel`'s dataset, when it has an id: by
-/// name and id, as Meta tells events apart.
-fn sent_key(pixel: &Pixel, event: &ServerEvent) -> Option<String> {
-    let id = event.event_id.as_deref()?;
-    Some(format!(
-        "sent#{}#{}#{id}",
-        pixel.dataset_id, event.event_name
-    ))
-}
-
-/// Whether Meta takes two events as one: the same name and id (events without an
-/// id are never the same).
-fn same_event(a: &ServerEvent, b: &ServerEvent) -> bool {
-    a.event_id.is_some() && a.event_id == b.event_id && a.event_name == b.event_name
-}
-
-/// The letter of `job`, whose event's name and id Meta took (or is taking) for
-/// `owner`'s event: Meta would drop it as a repeat, so it is not sent.
-fn reused(job: &DispatchJob, pixel: &Pixel, owner: &str) -> DeadLetter {
-    let reason = format!(
-        "event id {} was already used for another {} event sent to pixel {} ({owner}); Meta keeps \
-         one event per name and id in a dataset and would drop this one as its repeat: give each \
-         conversion an event id of its own",
-        job.event.event_id.as_deref().unwrap_or_default(),
-        job.event.event_name,
-        pixel.name
-    );
-    letter(job, "event_id_reused", reason)
-}
-
-/// What spreads one event's waits from another's.
-fn event_key(job: &DispatchJob) -> &str {
-    job.event.event_id.as_deref().unwrap_or(&job.source)
 }

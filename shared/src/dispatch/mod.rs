@@ -7,14 +7,18 @@
 //! split: the batch is held, and its pixel paused.
 //!
 //! - this module: one pixel's events, delivered ([`deliver`]);
-//! - [`consumer`]: the dispatch function's batch;
+//! - [`consumer`]: the dispatch function's batch; [`sent`]: the marks of events
+//!   Meta took;
 //! - [`audience`]: audience changes, applied in order per contact;
-//! - [`tokens`]: each pixel's access token, read where the mapping says.
+//! - [`tokens`]: each pixel's access token, read where the mapping says;
+//! - [`write_back`]: what is handed to enrichment to write back into GHL.
 
 pub mod audience;
 pub mod consumer;
 pub mod replace;
+mod sent;
 pub mod tokens;
+mod write_back;
 
 use crate::capi::answer::{Disposition, classify};
 use crate::capi::client::PARTNER_AGENT;

@@ -74,7 +74,10 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             workflow: None,
         };
         if let Some(contact) = &job.contact {
-            let mut listed = read(Some(contact.as_ref().clone()), None);
+            let mut contact = contact.as_ref().clone();
+            self.mapping.disown(&mut contact.tags);
+            let contact = &contact;
+            let mut listed = read(Some(contact.clone()), None);
             if job.backfill.is_some() {
                 let with_tags = self.mapping.rules_for(Trigger::TagAdded).next().is_some();
                 listed.occurrences = Occurrence::for_contact_record(
@@ -85,11 +88,14 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
                     now,
                 );
             } else if let Some(since) = job.since {
-                let previous = self
+                let mut previous = self
                     .state
                     .tags(&job.location_id, &contact.id)
                     .await
                     .map_err(retry_state)?;
+                if let Some(tags) = &mut previous {
+                    self.mapping.disown(tags);
+                }
                 listed.occurrences =
                     Occurrence::missed(&job.location_id, contact, previous.as_deref(), since, now);
             }
@@ -100,7 +106,10 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             .contact(&job.location_id, &job.contact_id)
             .await
         {
-            Ok(contact) => Ok(read(Some(contact), None)),
+            Ok(mut contact) => {
+                self.mapping.disown(&mut contact.tags);
+                Ok(read(Some(contact), None))
+            }
             Err(GhlError::NotFound) => Ok(read(None, Some(job.contact_id.clone()))),
             Err(e) => Err(self.ghl_failed(&job.location_id, &e, vec![], now).await),
         }

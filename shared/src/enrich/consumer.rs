@@ -18,7 +18,7 @@ use super::audience::remember_members;
 use super::{Enriched, Enricher, remember};
 use crate::batch::{self, Ids, Outcome, Queues, Reason, Retry};
 use crate::error::chain;
-use crate::ghl::GhlReader;
+use crate::ghl::{GhlReader, GhlWriter};
 use crate::hold::{Decision, HELD_TOO_LONG, HoldPolicy};
 use crate::jobs::{DeadLetter, EnrichJob, History, Stage};
 use crate::mapping::Mapping;
@@ -47,7 +47,7 @@ fn held_key(job_key: &str) -> String {
     format!("held#{job_key}")
 }
 
-impl<G: GhlReader, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
+impl<G: GhlReader + GhlWriter, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
     /// Enriches every record of a batch; the records to retry, each with its wait
     /// and reason.
     pub async fn handle(&self, records: &[Record], now: DateTime<Utc>) -> Vec<Retry> {
@@ -124,7 +124,11 @@ impl<G: GhlReader, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
                     .await;
             }
         }
-        let (jobs, dead_letters, seen, audience, records) = match enricher.enrich(job, now).await {
+        let outcome = match job {
+            EnrichJob::WriteBack(write) => enricher.write_back(write, record.receives, now).await,
+            job => enricher.enrich(job, now).await,
+        };
+        let (jobs, dead_letters, seen, audience, records) = match outcome {
             Enriched::Done {
                 dispatch,
                 dead_letters,

@@ -101,9 +101,11 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
                 Ok(contact.clone())
             }
             _ => {
-                self.fetched
+                let mut contact = (self.fetched)
                     .contact(&occ.location_id, &occ.contact_id)
-                    .await
+                    .await?;
+                self.mapping.disown(&mut contact.tags);
+                Ok(contact)
             }
         }
     }

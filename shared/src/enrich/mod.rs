@@ -25,6 +25,7 @@
 //! - [`opportunity`]: the stage and status each opportunity was last seen in, and
 //!   reconciliation's opportunities told as their webhooks;
 //! - [`audit`]: the lines a trace reads: rules fired or not, events built;
+//! - [`write_back`]: delivery written back into GHL, and its echo told apart;
 //! - [`consumer`]: the enrichment function's batch.
 
 pub mod audience;
@@ -38,6 +39,7 @@ mod reach;
 mod read;
 use read::Read;
 mod workflow;
+mod write_back;
 
 use std::time::Duration;
 
@@ -327,6 +329,8 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                         drop(event);
                     }
                     Ok(event) => {
+                        let write_back =
+                            self.write_back_of(&mapped.rule, carried.as_ref(), &contact);
                         audit::built(
                             &source,
                             occ,
@@ -344,6 +348,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
                             event: event.clone(),
                             mapping: self.mapping.version.clone(),
                             history: Default::default(),
+                            write_back: write_back.clone(),
                         }))
                     }
                     Err(why) => {
@@ -359,6 +364,23 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
         self.workflow_counted(workflow.as_deref(), counted, fired);
         self.breakers.succeeded(&location, now).await;
         done(dispatch, dead_letters, seen)
+    }
+}
+
+impl<G, S> Enricher<'_, G, S> {
+    /// What `rule` writes back about its event, with the contact's shape as the
+    /// change showed it (the webhook's contact, when it carried one): the echo of
+    /// the write shows it alike ([`crate::ghl::Contact::shape`]).
+    fn write_back_of(
+        &self,
+        rule: &str,
+        carried: Option<&crate::ghl::Contact>,
+        read: &crate::ghl::Contact,
+    ) -> Option<crate::jobs::WriteBack> {
+        let rule = self.mapping.rules.iter().find(|r| r.name == rule)?;
+        let mut write = rule.write_back.clone()?;
+        write.shape = carried.unwrap_or(read).shape();
+        Some(write)
     }
 }
 

@@ -39,7 +39,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
         job: &EnrichJob,
         now: DateTime<Utc>,
     ) -> Option<Result<Read, Enriched>> {
-        let webhook = match job {
+        let mut webhook = match job {
             EnrichJob::Conversion(job) => {
                 return Some(Ok(Read {
                     source: job.event_id.clone(),
@@ -62,6 +62,8 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             EnrichJob::Listed(job) => return Some(self.listed(job, now).await),
             EnrichJob::Opportunity(job) => return Some(self.opportunity(job, now).await),
             EnrichJob::Stale(stale) => return Some(Err(stale_letter(stale))),
+            // Written by the consumer ([`super::write_back`]), never read here.
+            EnrichJob::WriteBack(_) => return None,
             EnrichJob::Webhook { key, body, .. } => match Webhook::parse(body.as_bytes()) {
                 Ok(webhook) => webhook,
                 // Verified, but not a webhook as this build reads it: kept for a
@@ -81,6 +83,12 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
         if let Some(settled) = self.install(&webhook).await {
             return settled.err().map(Err);
         }
+        if let Webhook::ContactCreate(e)
+        | Webhook::ContactUpdate(e)
+        | Webhook::ContactTagUpdate(e) = &mut webhook
+        {
+            self.mapping.disown(&mut e.contact.tags);
+        }
         let carried = match &webhook {
             Webhook::ContactCreate(e)
             | Webhook::ContactUpdate(e)
@@ -96,14 +104,25 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             Webhook::ContactDelete(e) => Some(e.contact.id.clone()),
             _ => None,
         };
-        let previous = match &carried {
+        let mut previous = match &carried {
             Some(contact) => match self.state.tags(&location, &contact.id).await {
                 Ok(previous) => previous,
                 Err(e) => return Some(Err(retry_state(e))),
             },
             None => None,
         };
-        let (occurrences, baseline) = Occurrence::from_webhook(&webhook, previous.as_deref(), now);
+        if let Some(tags) = &mut previous {
+            self.mapping.disown(tags);
+        }
+        let (mut occurrences, baseline) =
+            Occurrence::from_webhook(&webhook, previous.as_deref(), now);
+        if let (Webhook::ContactUpdate(e), true) = (&webhook, self.mapping.writes_back()) {
+            match self.echoed(&location, &e.contact).await {
+                Ok(false) => {}
+                Ok(true) => occurrences.retain(|o| o.trigger != Trigger::ContactUpdated),
+                Err(e) => return Some(Err(retry_state(e))),
+            }
+        }
         if let Some(trigger) = Occurrence::without_contact(&webhook)
             && !stranger
             && self.mapping.rules_for(trigger).next().is_some()

@@ -46,6 +46,11 @@ impl<T: TokenSource> GhlClient<T> {
         &self.tokens
     }
 
+    /// What GHL last said of each location's budget.
+    pub(super) fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
     /// `GET path`.
     pub(super) async fn get<R: DeserializeOwned>(
         &self,

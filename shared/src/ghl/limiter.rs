@@ -59,6 +59,15 @@ impl Limiter {
         );
     }
 
+    /// How long work that must leave `keep` requests of the window to others
+    /// waits: until the window passes, when fewer are known to be left.
+    pub fn reserved(&self, location: &str, keep: u64) -> Option<Duration> {
+        let windows = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let w = windows.get(location)?;
+        let left = w.until.saturating_duration_since(Instant::now());
+        (w.remaining < keep && !left.is_zero()).then_some(left)
+    }
+
     /// Counts a request about to be sent against the known budget.
     pub fn spend(&self, location: &str) {
         let mut windows = self.0.lock().unwrap_or_else(|p| p.into_inner());

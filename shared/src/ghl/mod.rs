@@ -30,5 +30,5 @@ pub mod webhook;
 pub mod wire;
 pub mod workflow;
 
-pub use reader::{GhlError, GhlReader, Related};
+pub use reader::{GhlError, GhlReader, GhlWriter, Related};
 pub use record::{AttributionSource, Contact, CustomField, parse_timestamp};

@@ -200,3 +200,42 @@ pub trait GhlReader: Send + Sync {
         async { Ok(()) }
     }
 }
+
+/// The GHL writes the write-back makes into a contact (`contacts.write`).
+pub trait GhlWriter: Send + Sync {
+    /// `POST /contacts/{id}/tags`: adds `tag` (GHL keeps a tag once).
+    fn add_tag(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<(), GhlError>> + Send;
+    /// `PUT /contacts/{id}`: sets custom fields, each by key (`contact.…`) or id.
+    fn set_fields(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        fields: &[(String, Value)],
+    ) -> impl Future<Output = Result<(), GhlError>> + Send;
+    /// `POST /contacts/{id}/notes`.
+    fn add_note(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        body: &str,
+    ) -> impl Future<Output = Result<(), GhlError>> + Send;
+    /// `POST /contacts/{id}/tasks`: its title and body, open, due at `due`.
+    fn add_task(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        task: (&str, &str),
+        due: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<(), GhlError>> + Send;
+    /// How long a write for `location_id` waits so real-time reads keep the
+    /// share of GHL's window they need; `None`: it may go now.
+    fn reserved(&self, location_id: &str) -> Option<std::time::Duration> {
+        let _ = location_id;
+        None
+    }
+}

@@ -157,6 +157,45 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
 }
 
 impl Contact {
+    /// What a person edits in the contact, as a 16-hex digest: its standard
+    /// fields and tags (ignoring case), not its custom fields, times or
+    /// attribution. A webhook of a change that left it alike changed only what
+    /// it leaves out (such as the custom fields a write-back sets).
+    pub fn shape(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut digest = Sha256::new();
+        let fields = [
+            &self.name,
+            &self.first_name,
+            &self.last_name,
+            &self.email,
+            &self.phone,
+            &self.company_name,
+            &self.address1,
+            &self.city,
+            &self.state,
+            &self.postal_code,
+            &self.country,
+            &self.website,
+            &self.date_of_birth,
+            &self.source,
+            &self.assigned_to,
+        ];
+        for field in fields {
+            digest.update(field.as_deref().unwrap_or_default().trim().to_lowercase());
+            digest.update([0x1f]);
+        }
+        digest.update([u8::from(self.dnd.unwrap_or_default())]);
+        let mut tags: Vec<String> = self.tags.iter().map(|t| t.trim().to_lowercase()).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        for tag in tags {
+            digest.update(tag);
+            digest.update([0x1e]);
+        }
+        hex::encode(&digest.finalize()[..8])
+    }
+
     /// When the contact was created.
     pub fn date_added(&self) -> Option<DateTime<Utc>> {
         self.date_added.as_deref().and_then(parse_timestamp)

@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Held, History};
+use chrono::{DateTime, Utc};
+
+use super::{After, DeadLetter, Held, History, WriteBack, WriteBackJob};
 use crate::capi::ServerEvent;
 use crate::capi::audience::Row;
 
@@ -32,6 +34,9 @@ pub struct DispatchJob {
     /// What it has been through while Meta could not take it (queued with it).
     #[serde(default, skip_serializing_if = "History::is_empty")]
     pub history: History,
+    /// What its rule writes back into GHL once Meta takes it, or it is lettered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_back: Option<WriteBack>,
 }
 
 impl DispatchJob {
@@ -44,6 +49,59 @@ impl DispatchJob {
             format!("{}/{}", self.source, self.rule)
         } else {
             format!("{}/{}/{}", self.location_id, self.contact_id, self.rule)
+        }
+    }
+}
+
+/// What its rule writes back into GHL ([`super::write_back`]).
+impl DispatchJob {
+    /// The write-back of its event, which Meta took (its score in hundredths):
+    /// one per event, whichever of its pixels took it first.
+    pub fn written_back(&self, score: u16, at: DateTime<Utc>) -> Option<WriteBackJob> {
+        let write = self.write_back.as_ref().filter(|w| w.on_sent())?;
+        let key = format!(
+            "{}:{}:write_back:{}:{}",
+            self.location_id,
+            self.contact_id,
+            self.event.event_name,
+            self.event.event_id.as_deref().unwrap_or_default()
+        );
+        Some(self.writing(key, write, at, After::Sent { score }))
+    }
+
+    /// The task of its event lettered as `letter` says: one per contact and cause
+    /// (the letter's code).
+    pub fn tasked(&self, letter: &DeadLetter, now: DateTime<Utc>) -> Option<WriteBackJob> {
+        let write = self.write_back.as_ref().filter(|w| w.task_on_dead_letter)?;
+        let key = format!(
+            "{}:{}:write_back_task:{}",
+            self.location_id, self.contact_id, letter.code
+        );
+        let after = After::Lettered {
+            code: letter.code.clone(),
+            reason: letter.reason.clone(),
+        };
+        Some(self.writing(key, write, letter.at.unwrap_or(now), after))
+    }
+
+    fn writing(
+        &self,
+        key: String,
+        write: &WriteBack,
+        at: DateTime<Utc>,
+        after: After,
+    ) -> WriteBackJob {
+        WriteBackJob {
+            key,
+            location_id: self.location_id.clone(),
+            contact_id: self.contact_id.clone(),
+            source: self.source.clone(),
+            rule: self.rule.clone(),
+            event_name: self.event.event_name.clone(),
+            event_id: self.event.event_id.clone().unwrap_or_default(),
+            at,
+            write: write.clone(),
+            after,
         }
     }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{OpportunityJob, among, group_id};
+use super::{OpportunityJob, WriteBackJob, among, group_id};
 use crate::ghl::Contact;
 use crate::ghl::webhook::Webhook;
 use crate::ports::queue::Outgoing;
@@ -35,6 +35,9 @@ pub enum EnrichJob {
     /// acted on by itself. Enrichment letters it (`stale_delivery`); a redrive
     /// queues it as the webhook it is.
     Stale(StaleWebhook),
+    /// What to write back into GHL about an event Meta took or a letter
+    /// ([`super::write_back`]).
+    WriteBack(WriteBackJob),
 }
 
 /// A webhook delivered late, as queued: the webhook job, and how late.
@@ -69,6 +72,7 @@ impl EnrichJob {
             EnrichJob::Workflow(job) => &job.key,
             EnrichJob::Listed(job) => &job.key,
             EnrichJob::Opportunity(job) => &job.key,
+            EnrichJob::WriteBack(job) => &job.key,
         }
     }
 
@@ -93,6 +97,7 @@ impl EnrichJob {
             EnrichJob::Opportunity(job) => {
                 group_id(&job.location_id, job.opportunity.contact_id.as_deref())
             }
+            EnrichJob::WriteBack(job) => job.group_id(),
             EnrichJob::Webhook { body, .. } | EnrichJob::Stale(StaleWebhook { body, .. }) => {
                 let webhook = Webhook::parse(body.as_bytes()).ok();
                 let webhook = webhook.as_ref();

@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod enrich;
 pub mod letter;
 pub mod opportunity;
+pub mod write_back;
 
 pub use dispatch::{AudienceJob, DispatchJob, DispatchMessage};
 pub use enrich::{
@@ -20,6 +21,7 @@ pub use enrich::{
 };
 pub use letter::{DeadLetter, LetterMessage};
 pub use opportunity::{Backfilled, OpportunityJob, SeenOpportunity};
+pub use write_back::{After, WriteBack, WriteBackJob, Written};
 
 /// What a held piece of work has been through: kept with it while it is held, and
 /// in its dead letter if it becomes one.

@@ -216,6 +216,34 @@ impl Mapping {
             || self.audiences.iter().any(|a| a.entity() == opportunity)
     }
 
+    /// Whether a rule writes back into GHL (then the app needs `contacts.write`).
+    pub fn writes_back(&self) -> bool {
+        self.rules.iter().any(|r| r.write_back.is_some())
+    }
+
+    /// What it asks of GHL beyond reading contacts: the scopes it needs.
+    pub fn wants(&self) -> crate::ghl::install::Wants {
+        crate::ghl::install::Wants {
+            names: self.reads_names(),
+            writes: self.writes_back(),
+        }
+    }
+
+    /// The tags its rules write back: the pipeline's own, which no rule sees.
+    pub fn owned_tags(&self) -> impl Iterator<Item = &str> {
+        (self.rules.iter()).filter_map(|r| r.write_back.as_ref()?.tag.as_deref())
+    }
+
+    /// `tags` (a contact's, or as last seen) as the rules see them: without the
+    /// tags the write-back owns, so a tag the pipeline wrote is no tag change, no
+    /// condition's and no baseline's.
+    pub fn disown(&self, tags: &mut Vec<String>) {
+        let owned: Vec<&str> = self.owned_tags().collect();
+        if !owned.is_empty() {
+            tags.retain(|t| !owned.iter().any(|o| o.eq_ignore_ascii_case(t.trim())));
+        }
+    }
+
     /// The triggers of its rules that reconciliation cannot recover when GHL never
     /// delivers their webhook ([`Trigger::recovered_by_polling`]), in the order
     /// triggers are listed.

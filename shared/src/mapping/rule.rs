@@ -30,6 +30,8 @@ pub struct Rule {
     /// The marketing consent a contact must have for it to send anything (its
     /// own, else `[defaults]`').
     pub consent: Option<privacy::Consent>,
+    /// What it writes back into GHL about its events (`[rules.write_back]`).
+    pub write_back: Option<crate::jobs::WriteBack>,
 }
 
 impl Rule {

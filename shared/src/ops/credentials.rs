@@ -81,11 +81,7 @@ pub async fn ghl_location<T: TokenSource>(
             return Ok(format!("{read} (the token does not list its scopes)"));
         };
         let granted: Vec<&str> = granted.split_whitespace().collect();
-        let wanted = scopes(
-            mapping.trigger_names(),
-            mapping.reads_names(),
-            UserType::Location,
-        );
+        let wanted = scopes(mapping.trigger_names(), mapping.wants(), UserType::Location);
         let missing: Vec<&str> = wanted
             .into_iter()
             .filter(|s| !granted.contains(s))

@@ -96,6 +96,7 @@ fn about(message: &str) -> (Option<String>, Vec<String>, History) {
             EnrichJob::Workflow(_) => "workflow.fired".to_owned(),
             EnrichJob::Listed(_) => "contact.listed".to_owned(),
             EnrichJob::Opportunity(_) => "opportunity.listed".to_owned(),
+            EnrichJob::WriteBack(_) => "write_back".to_owned(),
         };
         return (Some(job.key().to_owned()), vec![kind], History::default());
     }

@@ -275,6 +275,8 @@ pub struct DispatchSettings {
     pub http_timeout: Duration,
     /// `DISPATCH_QUEUE_URL`: the queue it reads, and puts held events back on.
     pub dispatch_queue_url: String,
+    /// `ENRICH_QUEUE_URL`: where write-backs into GHL go (`None`: none are made).
+    pub enrich_queue_url: Option<String>,
     /// `DEAD_LETTER_QUEUE_URL`.
     pub dead_letter_queue_url: String,
     /// `STATE_TABLE`: where the pixels' circuit breakers are kept.
@@ -291,6 +293,7 @@ impl DispatchSettings {
         let capi_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
         let dispatch_queue_url = env.required("DISPATCH_QUEUE_URL", "the dispatch queue's URL");
+        let enrich_queue_url = env.optional("ENRICH_QUEUE_URL");
         let dead_letter_queue_url = env.required(
             "DEAD_LETTER_QUEUE_URL",
             "the queue dead letters are sent to",
@@ -299,6 +302,7 @@ impl DispatchSettings {
         let hold = env.hold_policy();
         env.finish(|| {
             Some(DispatchSettings {
+                enrich_queue_url,
                 mapping: mapping?,
                 capi_base_url,
                 capi_version,

@@ -6,10 +6,12 @@
 //!
 //! - this module: contacts (create, update, upsert, delete, search, list);
 //! - [`records`]: a contact's tasks, notes, appointments and tags;
-//! - [`types`]: the inputs and records.
+//! - [`types`]: the inputs and records;
+//! - [`writer`]: the write-back's writes, as the [`super::GhlWriter`] port.
 
 mod records;
 mod types;
+mod writer;
 
 use futures_util::stream::{self, Stream, TryStreamExt};
 use reqwest::Method;

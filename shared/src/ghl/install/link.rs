@@ -21,17 +21,29 @@ pub const NAMES_SCOPES: [&str; 3] = [
     "calendars.readonly",
 ];
 
+/// What a mapping asks of GHL beyond reading contacts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wants {
+    /// Its rules are written in the location's names.
+    pub names: bool,
+    /// A rule writes back into GHL (tags, fields, notes, tasks).
+    pub writes: bool,
+}
+
 /// The scopes the app needs for rules on `triggers` (by their mapping names,
 /// `opportunity.status_changed`, …): contacts always (every rule reads the contact,
 /// its notes, tasks and appointments), the webhooks its triggers listen to, the
-/// location's names when its rules are written in them (`names`), and, for an
-/// agency install, minting location tokens.
+/// location's names when its rules are written in them, `contacts.write` when a
+/// rule writes back, and, for an agency install, minting location tokens.
 pub fn scopes<'a>(
     triggers: impl IntoIterator<Item = &'a str>,
-    names: bool,
+    wants: Wants,
     user_type: UserType,
 ) -> Vec<&'static str> {
     let mut scopes = vec!["contacts.readonly"];
+    if wants.writes {
+        scopes.push("contacts.write");
+    }
     for trigger in triggers {
         let scope = match trigger.split('.').next() {
             Some("opportunity") => Some("opportunities.readonly"),
@@ -44,7 +56,7 @@ pub fn scopes<'a>(
             scopes.push(scope);
         }
     }
-    if names {
+    if wants.names {
         for scope in NAMES_SCOPES {
             if !scopes.contains(&scope) {
                 scopes.push(scope);

@@ -24,7 +24,7 @@ mod link;
 mod page;
 
 use link::STATE_MAX_AGE_SECONDS;
-pub use link::{AUTHORIZE_URL, NAMES_SCOPES, check_state, scopes, state, url};
+pub use link::{AUTHORIZE_URL, NAMES_SCOPES, Wants, check_state, scopes, state, url};
 pub use page::page;
 
 use super::oauth::{AppError, OAuthClient, OAuthError, TokenSet, read_app};

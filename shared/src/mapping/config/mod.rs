@@ -10,6 +10,7 @@ use toml::Spanned;
 
 mod audience;
 mod rule;
+mod write_back;
 
 use crate::capi::{ActionSource, is_currency_code};
 use crate::mapping::{Audience, Defaults, Mapping, Pixel, Rule, TokenRef};
@@ -130,6 +131,7 @@ struct RawRule {
     consent: Option<Spanned<toml::Value>>,
     #[serde(default)]
     when: Vec<Spanned<RawCondition>>,
+    write_back: Option<Spanned<write_back::RawWriteBack>>,
 }
 
 #[derive(Deserialize)]
@@ -228,6 +230,7 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Mapping, ConfigError> {
         }
         audiences.push(audience);
     }
+    write_back::owned_tags_unread(&loc, (&raw.rules, &rules), (&raw.audiences, &audiences))?;
     Ok(Mapping {
         version: crate::ports::mappings::version_of(text),
         defaults,

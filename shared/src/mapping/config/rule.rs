@@ -135,6 +135,9 @@ pub(super) fn rule(
         conditions,
         limited_data_use,
         consent,
+        write_back: (raw.write_back.as_ref())
+            .map(|w| super::write_back::write_back(loc, w))
+            .transpose()?,
     })
 }
 

@@ -86,6 +86,9 @@ impl Occurrence {
         baseline: &mut Baseline,
         now: DateTime<Utc>,
     ) -> Vec<Occurrence> {
+        if written_back(webhook) {
+            return Vec::new();
+        }
         let env = webhook.envelope();
         let location = env.location_id.clone().unwrap_or_default();
         let one = |trigger, contact_id: Option<&str>, entity: Value, change: String, at| {
@@ -314,6 +317,18 @@ impl Occurrence {
             at: parse_timestamp(&conversion.timestamp).unwrap_or(now),
         }
     }
+}
+
+/// Whether `webhook` tells of a note or task the write-back made
+/// ([`crate::jobs::write_back::SIGNATURE`]): the pipeline's own, which fires no rule.
+fn written_back(webhook: &Webhook) -> bool {
+    let body = match webhook {
+        Webhook::NoteCreate(n) | Webhook::NoteUpdate(n) => &n.body,
+        Webhook::TaskCreate(t) | Webhook::TaskComplete(t) => &t.body,
+        _ => return false,
+    };
+    let signed = |b: &String| b.trim_end().ends_with(crate::jobs::write_back::SIGNATURE);
+    body.as_ref().is_some_and(signed)
 }
 
 /// The field of an opportunity's entity listing what names its stage: its id,

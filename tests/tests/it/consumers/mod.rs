@@ -7,6 +7,7 @@ mod batches;
 mod event_ids;
 mod holding;
 mod strangers;
+mod write_back;
 
 use chrono::{DateTime, Utc};
 use ghl_capi::batch::Retry;
@@ -90,6 +91,8 @@ pub(crate) struct Stages {
     pub(crate) source: MemoryQueue,
     pub(crate) dispatch: MemoryQueue,
     pub(crate) dead: MemoryQueue,
+    /// What dispatch queued for enrichment (write-backs into GHL).
+    pub(crate) enrich: MemoryQueue,
 }
 
 impl Stages {
@@ -158,6 +161,7 @@ impl Stages {
             state: &self.state,
             source: &self.source,
             dead: &self.dead,
+            enrich: Some(&self.enrich),
             policy: HoldPolicy::default(),
         };
         consumer.handle(records, at).await
