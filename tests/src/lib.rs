@@ -11,6 +11,8 @@
 //! - [`pipeline`]: enrichment over in-memory ports, for what queued jobs become;
 //! - [`signing`]: a webhook signing key of the tests' own;
 //! - [`soak`]: the outage soak's workload and accounting, for both modes;
+//! - [`writes_stand_in`]: GHL taking the write-back's tags, fields, notes and
+//!   tasks;
 //! - [`moto`]: clients of the real AWS SDK pointed at the `moto_server` that
 //!   `scripts/test.sh` starts.
 
@@ -26,6 +28,7 @@ pub mod reference;
 pub mod signing;
 pub mod soak;
 pub mod stand_in;
+pub mod writes_stand_in;
 
 pub use reference::{read_reference, reference, reference_dir, reference_jsonl};
 

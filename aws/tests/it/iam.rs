@@ -282,7 +282,13 @@ pub(crate) fn allowed_key(
 async fn every_aws_call_a_handler_makes_is_one_its_role_allows_on_that_resource() {
     // Its metrics go where the tests that count them read.
     let _alone = crate::common::ONE_AT_A_TIME.lock().await;
-    let rules = "\n[[rules]]\nname = \"refused\"\ntrigger = \"contact.updated\"\nevent_name = \"Refused\"\n";
+    // Written back into GHL: the event Meta took (tag, fields, note; its echo
+    // awaited), and the refused one's task.
+    let rules = "\n[[rules]]\nname = \"refused\"\ntrigger = \"contact.updated\"\nevent_name = \"Refused\"\n\
+                 [rules.write_back]\ntask_on_dead_letter = true\n\
+                 [[rules]]\nname = \"welcome\"\ntrigger = \"contact.created\"\nevent_name = \"Contact\"\n\
+                 needs = []\n[rules.write_back]\ntag = \"capi:Contact\"\nnote = true\n\
+                 fields = { event_id = \"contact.capi_event_id\" }\n";
     let audiences = ghl_capi_tests::fixtures::audiences(r#"{ secret = "{stack}/meta/ads" }"#);
     let s = stack(&format!("{rules}{audiences}")).await;
     let ads = format!("{}/meta/ads", s.id);
@@ -292,6 +298,11 @@ async fn every_aws_call_a_handler_makes_is_one_its_role_allows_on_that_resource(
         .await;
     let ann = contact("c-ann", "ann@example.com", &[]);
     ghl_has(&s.ghl, &ann).await;
+    let writes = ghl_capi_tests::writes_stand_in::WritesStandIn::default();
+    writes.mount(&s.ghl, crate::stack::GHL_TOKEN).await;
+    // The key written back is resolved, and the location's names kept.
+    let field = [("f-id", "contact.capi_event_id")];
+    writes.serve_fields(&s.ghl, ghl_capi_tests::fixtures::LOCATION, &field).await;
     Mock::given(method("GET"))
         .and(path("/contacts/c-gone"))
         .respond_with(ResponseTemplate::new(404))
@@ -341,6 +352,7 @@ async fn every_aws_call_a_handler_makes_is_one_its_role_allows_on_that_resource(
         .await;
     assert_eq!(posted.0, 202, "{posted:?}");
     s.drain().await;
+    assert!(!writes.of("notes").is_empty() && !writes.of("tasks").is_empty());
 
     let t = template();
     let mut all = BTreeSet::new();

@@ -16,3 +16,4 @@ mod sqs;
 mod stack;
 mod template;
 mod tokens;
+mod write_back;

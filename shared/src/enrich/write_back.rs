@@ -23,10 +23,12 @@ use serde_json::Value;
 use super::{Enriched, Enricher, done, retry_state};
 use crate::batch::Reason;
 use crate::capi::score::Score;
+use crate::ghl::contacts_api::CustomFieldInput;
 use crate::ghl::{Contact, GhlError, GhlReader, GhlWriter, Related};
 use crate::hold::breaker::Gate;
 use crate::jobs::write_back::SIGNATURE;
 use crate::jobs::{After, DeadLetter, Stage, WriteBackJob, Written};
+use crate::mapping::Occurrence;
 use crate::ports::state::{StateError, StateStore};
 
 /// How long a write waits for its echo (`ContactUpdate`): GHL sends it within
@@ -90,7 +92,7 @@ impl<G: GhlReader + GhlWriter, S: StateStore> Enricher<'_, G, S> {
             };
         }
         let wrote = match &job.after {
-            After::Sent { score } => self.sent(job, Score(*score), receives).await,
+            After::Sent { score } => self.sent(job, Score(*score), receives, now).await,
             After::Lettered { code, reason } => self.task(job, (code, reason), receives, now).await,
         };
         match wrote {
@@ -141,11 +143,13 @@ impl<G: GhlReader + GhlWriter, S: StateStore> Enricher<'_, G, S> {
         job: &WriteBackJob,
         score: Score,
         receives: u32,
+        now: DateTime<Utc>,
     ) -> Result<Vec<&'static str>, Failed> {
         let (location, contact) = (job.location_id.as_str(), job.contact_id.as_str());
         let write = &job.write;
-        let fields: Vec<(String, Value)> = (write.fields.iter())
-            .map(|(what, field)| (field.clone(), value(job, *what, score)))
+        let ids = self.field_ids(job, now).await?;
+        let fields: Vec<(String, Value)> = (write.fields.iter().zip(ids))
+            .map(|((what, _), field)| (field, value(job, *what, score)))
             .collect();
         let mut wrote = Vec::new();
         if write.tag.is_some() || !fields.is_empty() {
@@ -186,6 +190,32 @@ impl<G: GhlReader + GhlWriter, S: StateStore> Enricher<'_, G, S> {
             }
         }
         Ok(wrote)
+    }
+
+    /// Each field the job writes, as GHL's update takes it: by id, a key
+    /// resolved through the location's names (GHL's spec asks for the id; its
+    /// docs take either), else by key when GHL will not list the names.
+    async fn field_ids(
+        &mut self,
+        job: &WriteBackJob,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, Failed> {
+        let fields = &job.write.fields;
+        if !fields.iter().any(|(_, f)| CustomFieldInput::is_key(f)) {
+            return Ok(fields.iter().map(|(_, f)| f.clone()).collect());
+        }
+        let listed = Occurrence::listed(&job.location_id, &job.contact_id, now);
+        let names = self.names(&job.location_id, &listed, now).await?;
+        let id = |field: &String| match &names {
+            Some(names) if CustomFieldInput::is_key(field) => {
+                names.custom_field(field).map(str::to_owned)
+            }
+            _ => None,
+        };
+        Ok(fields
+            .iter()
+            .map(|(_, f)| id(f).unwrap_or_else(|| f.clone()))
+            .collect())
     }
 
     /// The task of a letter, once per contact and cause.

@@ -1,5 +1,5 @@
 //! What a mapping names that a location lacks: each pipeline, stage and calendar
-//! its rules name (by name or id) and each custom field they read, looked up in the
+//! its rules name (by name or id) and each custom field they read or write back, looked up in the
 //! location's names, so `verify` can say, per location, which rule would never
 //! fire there and what the location has instead.
 
@@ -81,12 +81,15 @@ impl Mapping {
                     ));
                 }
             }
-            for path in rule.paths() {
-                let FieldPath::Custom(wanted) = path else {
-                    continue;
-                };
+            let read = rule.paths().filter_map(|path| match path {
+                FieldPath::Custom(wanted) => Some(wanted.as_str()),
+                _ => None,
+            });
+            // And those its write-back sets.
+            let written = (rule.write_back.iter().flat_map(|w| &w.fields)).map(|(_, f)| f.as_str());
+            for wanted in read.chain(written) {
                 let known = names.custom_field(wanted).is_some()
-                    || names.custom_fields.iter().any(|f| f.id == *wanted);
+                    || names.custom_fields.iter().any(|f| f.id == wanted);
                 if !known {
                     let has: Vec<&str> = names
                         .custom_fields

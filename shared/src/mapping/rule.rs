@@ -69,16 +69,22 @@ impl Rule {
     /// Whether it may read what only the location's names resolve: a stage,
     /// pipeline or calendar named, or a custom field (by name or key).
     pub fn reads_names(&self) -> bool {
+        // A field written back by key is written by the id the names give it.
+        let writes_keyed = (self.write_back.iter().flat_map(|w| &w.fields))
+            .any(|(_, field)| crate::ghl::contacts_api::CustomFieldInput::is_key(field));
         let named = [
             occurrence::STAGE_REFS,
             occurrence::PIPELINE_REFS,
             occurrence::CALENDAR_REFS,
         ];
-        self.paths().any(|path| match path {
-            FieldPath::Custom(_) => true,
-            FieldPath::Entity(keys) => keys.first().is_some_and(|k| named.contains(&k.as_str())),
-            _ => false,
-        })
+        writes_keyed
+            || self.paths().any(|path| match path {
+                FieldPath::Custom(_) => true,
+                FieldPath::Entity(keys) => {
+                    keys.first().is_some_and(|k| named.contains(&k.as_str()))
+                }
+                _ => false,
+            })
     }
 
     /// Whether it needs the location's names for `occ` and `contact`: it names a

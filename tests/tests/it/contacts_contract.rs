@@ -16,7 +16,7 @@ use ghl_capi::ghl::contacts_api::{
 };
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::LocationToken;
-use ghl_capi::ghl::{GhlError, GhlReader, Related};
+use ghl_capi::ghl::{GhlError, GhlReader, GhlWriter, Related};
 
 const LOCATION: &str = "ve9EPM428h8vShlRW1KT";
 const CONTACT: &str = "seD4PfOuKoVMLkEZqohJ";
@@ -174,6 +174,34 @@ async fn every_contacts_endpoint_matches_ghls_spec() {
     for related in [Related::Notes, Related::Tasks, Related::Appointments] {
         ok("related", ghl.related(LOCATION, CONTACT, related).await);
     }
+}
+
+/// The write-back's writes (a tag, custom fields by key and by id, a note, a
+/// task) as GHL's spec takes them.
+#[tokio::test]
+async fn the_write_backs_writes_match_ghls_spec() {
+    let ghl = client();
+    ok("add tag", ghl.add_tag(LOCATION, CONTACT, "capi:Lead").await);
+    let fields = [
+        (
+            "contact.capi_event_id".to_owned(),
+            serde_json::json!("ghl-0123"),
+        ),
+        ("8ZtTzmFGmi5uMSXKd6Hh".to_owned(), serde_json::json!("7.7")),
+    ];
+    ok(
+        "set fields",
+        ghl.set_fields(LOCATION, CONTACT, &fields).await,
+    );
+    let note =
+        "Sent Lead to Meta at 2026-12-06T10:00:00Z, event id ghl-0123, score 7.7. (ghl-capi)";
+    ok("add note", ghl.add_note(LOCATION, CONTACT, note).await);
+    let task = (
+        "Meta could not use this contact's event",
+        "too old (ghl-capi)",
+    );
+    let due = "2026-12-07T10:00:00Z".parse().expect("time");
+    ok("add task", ghl.add_task(LOCATION, CONTACT, task, due).await);
 }
 
 /// `audience sync`'s searches (by each tag, paged) as GHL's spec takes them.

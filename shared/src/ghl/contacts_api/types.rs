@@ -64,6 +64,24 @@ pub struct CustomFieldInput {
     pub field_value: Value,
 }
 
+impl CustomFieldInput {
+    /// `field` set to `value`: by key when it names its object (`contact.…`), else
+    /// by id.
+    pub fn by(field: &str, value: Value) -> Self {
+        let keyed = Self::is_key(field);
+        CustomFieldInput {
+            id: (!keyed).then(|| field.to_owned()),
+            key: keyed.then(|| field.to_owned()),
+            field_value: value,
+        }
+    }
+
+    /// Whether `field` is a key (`contact.capi_score`), not an id (one word).
+    pub fn is_key(field: &str) -> bool {
+        field.contains('.')
+    }
+}
+
 /// A task of a contact.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]

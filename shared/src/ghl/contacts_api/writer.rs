@@ -1,16 +1,37 @@
 //! The write-back's writes ([`GhlWriter`]) over the Contacts API, leaving a
-//! quarter of each location's window to real-time reads.
+//! quarter of each location's window to real-time reads. GHL's answer to a write
+//! is not read beyond its status: a write it took is never tried again for an
+//! answer this build cannot read.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
+
+use reqwest::Method;
+use serde_json::json;
 
 use super::{ContactInput, CustomFieldInput, NoteInput, TaskInput};
 use crate::ghl::client::GhlClient;
 use crate::ghl::reader::{GhlError, GhlWriter};
 use crate::ghl::tokens::TokenSource;
+use crate::ghl::wire::id;
 
 /// Of GHL's 100 requests per 10 s and location, what writes leave to reads.
 const KEPT_FOR_READS: u64 = 25;
+
+impl<T: TokenSource> GhlClient<T> {
+    /// One write, its answer's body left unread.
+    async fn write(
+        &self,
+        location_id: &str,
+        method: Method,
+        path: &str,
+        input: &Value,
+    ) -> Result<(), GhlError> {
+        self.call::<serde::de::IgnoredAny>(location_id, method, path, &[], Some(input))
+            .await
+            .map(|_| ())
+    }
+}
 
 impl<T: TokenSource> GhlWriter for GhlClient<T> {
     async fn add_tag(
@@ -19,9 +40,9 @@ impl<T: TokenSource> GhlWriter for GhlClient<T> {
         contact_id: &str,
         tag: &str,
     ) -> Result<(), GhlError> {
-        self.add_tags(location_id, contact_id, &[tag.to_owned()])
+        let path = format!("/contacts/{}/tags", id(contact_id)?);
+        self.write(location_id, Method::POST, &path, &json!({"tags": [tag]}))
             .await
-            .map(|_| ())
     }
 
     async fn set_fields(
@@ -32,23 +53,15 @@ impl<T: TokenSource> GhlWriter for GhlClient<T> {
     ) -> Result<(), GhlError> {
         let custom_fields = fields
             .iter()
-            .map(|(field, value)| {
-                // A key names its object (`contact.…`); an id is one word.
-                let keyed = field.contains('.');
-                CustomFieldInput {
-                    id: (!keyed).then(|| field.clone()),
-                    key: keyed.then(|| field.clone()),
-                    field_value: value.clone(),
-                }
-            })
+            .map(|(field, value)| CustomFieldInput::by(field, value.clone()))
             .collect();
         let input = ContactInput {
             custom_fields: Some(custom_fields),
             ..ContactInput::default()
         };
-        self.update_contact(location_id, contact_id, &input)
+        let path = format!("/contacts/{}", id(contact_id)?);
+        self.write(location_id, Method::PUT, &path, &super::body(&input)?)
             .await
-            .map(|_| ())
     }
 
     async fn add_note(
@@ -61,9 +74,9 @@ impl<T: TokenSource> GhlWriter for GhlClient<T> {
             body: body.to_owned(),
             user_id: None,
         };
-        self.create_note(location_id, contact_id, &input)
+        let path = format!("/contacts/{}/notes", id(contact_id)?);
+        self.write(location_id, Method::POST, &path, &super::body(&input)?)
             .await
-            .map(|_| ())
     }
 
     async fn add_task(
@@ -80,9 +93,9 @@ impl<T: TokenSource> GhlWriter for GhlClient<T> {
             completed: false,
             assigned_to: None,
         };
-        self.create_task(location_id, contact_id, &input)
+        let path = format!("/contacts/{}/tasks", id(contact_id)?);
+        self.write(location_id, Method::POST, &path, &super::body(&input)?)
             .await
-            .map(|_| ())
     }
 
     fn reserved(&self, location_id: &str) -> Option<std::time::Duration> {
