@@ -42,7 +42,7 @@ const IDS: [&str; 8] = [
     "audience_id",
 ];
 /// The other fields kept: codes and figures. A field in neither list is not kept.
-const FIGURES: [&str; 38] = [
+const FIGURES: [&str; 39] = [
     "method",
     "path",
     "status",
@@ -56,6 +56,7 @@ const FIGURES: [&str; 38] = [
     "identifiers",
     "score",
     "lacking",
+    "wrote",
     "pixel",
     "mapping",
     "fbtrace_id",

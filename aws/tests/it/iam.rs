@@ -302,7 +302,9 @@ async fn every_aws_call_a_handler_makes_is_one_its_role_allows_on_that_resource(
     writes.mount(&s.ghl, crate::stack::GHL_TOKEN).await;
     // The key written back is resolved, and the location's names kept.
     let field = [("f-id", "contact.capi_event_id")];
-    writes.serve_fields(&s.ghl, ghl_capi_tests::fixtures::LOCATION, &field).await;
+    writes
+        .serve_fields(&s.ghl, ghl_capi_tests::fixtures::LOCATION, &field)
+        .await;
     Mock::given(method("GET"))
         .and(path("/contacts/c-gone"))
         .respond_with(ResponseTemplate::new(404))

@@ -396,6 +396,45 @@ fn oauth_url_prints_an_install_link_with_the_scopes_the_mapping_needs() {
         ),
         "{link}"
     );
+    // A rule writing back (a field by key): contacts.write, and the names that
+    // resolve the key.
+    let writing = dir.path().join("writing.toml");
+    let text = ghl_capi_tests::fixtures::mapping_text().replacen(
+        "event_name = \"Lead\"\n",
+        &format!(
+            "event_name = \"Lead\"\n{}",
+            ghl_capi_tests::fixtures::WRITE_BACK
+        ),
+        1,
+    );
+    std::fs::write(&writing, text).expect("written");
+    let out = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["oauth", "url", "--mapping"])
+        .arg(&writing)
+        .env("GHL_CLIENT_ID", "app-1")
+        .env("GHL_CLIENT_SECRET", "shh")
+        .output()
+        .expect("runs");
+    let link = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        link.contains("scope=contacts.readonly+contacts.write+"),
+        "{link}"
+    );
+    assert!(link.contains("locations%2FcustomFields.readonly"), "{link}");
+    assert!(
+        !String::from_utf8_lossy(
+            &Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+                .args(["oauth", "url", "--mapping"])
+                .arg(&named)
+                .env("GHL_CLIENT_ID", "app-1")
+                .env("GHL_CLIENT_SECRET", "shh")
+                .output()
+                .expect("runs")
+                .stdout
+        )
+        .contains("contacts.write"),
+        "no write without a write-back"
+    );
     let missing = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
         .args(["oauth", "url"])
         .env_remove("GHL_CLIENT_ID")

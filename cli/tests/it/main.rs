@@ -23,3 +23,4 @@ mod verify;
 mod workflow;
 mod workflow_keys;
 mod workflow_shapes;
+mod write_back;

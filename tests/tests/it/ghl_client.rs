@@ -412,3 +412,41 @@ async fn a_token_that_is_not_due_is_served_without_a_versioned_read() {
         "the hot path reads through the store's cache"
     );
 }
+
+/// `verify`'s scope check asks for `contacts.write` only of a mapping whose
+/// rules write back into GHL, and names it when the token lacks it.
+#[tokio::test]
+async fn verify_wants_contacts_write_only_when_a_rule_writes_back() {
+    use ghl_capi::ops::credentials::ghl_location;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"contacts": []})))
+        .mount(&server)
+        .await;
+    let ghl = client(&server);
+    let plain = fixtures::mapping();
+    let writing = ghl_capi::mapping::Mapping::parse(
+        &fixtures::mapping_text().replacen(
+            "event_name = \"Lead\"\n",
+            "event_name = \"Lead\"\n[rules.write_back]\ntag = \"capi:Lead\"\n",
+            1,
+        ),
+        "mapping.toml",
+    )
+    .expect("mapping");
+    let read_only = Some("contacts.readonly opportunities.readonly");
+    let granted = Some("contacts.readonly contacts.write opportunities.readonly");
+    let found = ghl_location(&ghl, &plain, "loc", read_only).await;
+    assert!(found.ok, "{found:?}");
+    let found = ghl_location(&ghl, &writing, "loc", read_only).await;
+    assert!(
+        !found.ok && found.detail.contains("scopes contacts.write are missing"),
+        "{found:?}"
+    );
+    let found = ghl_location(&ghl, &writing, "loc", granted).await;
+    assert!(
+        found.ok && found.detail.contains("scopes cover the mapping"),
+        "{found:?}"
+    );
+}
