@@ -74,12 +74,13 @@ fn describe(mapping: &Mapping, name: &str) -> String {
         let needs: Vec<&str> = r.needs.iter().map(|n| n.name()).collect();
         let _ = writeln!(
             text,
-            "  rule {}: {} → {name}; {} condition(s); fetches [{}]{}",
+            "  rule {}: {} → {name}; {} condition(s); fetches [{}]{}{}",
             r.name,
             r.trigger,
             r.conditions.len(),
             needs.join(", "),
-            privacy(&r.limited_data_use, r.consent.as_ref())
+            privacy(&r.limited_data_use, r.consent.as_ref()),
+            written_back(r.write_back.as_ref())
         );
     }
     for a in &mapping.audiences {
@@ -103,6 +104,27 @@ fn describe(mapping: &Mapping, name: &str) -> String {
         text.push_str("  note: no [[pixels]]: events can be previewed and mapped, but not sent\n");
     }
     text
+}
+
+/// What a rule writes back into GHL, as `mapping check` says it.
+fn written_back(write: Option<&ghl_capi::jobs::WriteBack>) -> String {
+    let Some(write) = write else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    if let Some(tag) = &write.tag {
+        parts.push(format!("tag {tag}"));
+    }
+    for (what, field) in &write.fields {
+        parts.push(format!("{} into {field}", what.name()));
+    }
+    if write.note {
+        parts.push("a note".to_owned());
+    }
+    if write.task_on_dead_letter {
+        parts.push("a task per letter's cause".to_owned());
+    }
+    format!("; writes back {}", parts.join(", "))
 }
 
 #[derive(Debug, clap::Args)]

@@ -150,3 +150,34 @@ async fn a_lead_meta_took_is_written_back_into_ghl_once_and_its_echoes_fire_noth
     assert!(told.contains("the echo of our own write-back"), "{told}");
     drop(server);
 }
+
+#[test]
+fn mapping_check_says_what_each_rule_writes_back() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("mapping.toml");
+    std::fs::write(&file, mapping()).expect("mapping written");
+    let out = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["mapping", "check"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    let lead = said
+        .lines()
+        .find(|l| l.contains("rule lead:"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        lead.ends_with(
+            "; writes back tag capi:Lead, event_id into contact.capi_event_id, \
+                        score into contact.capi_score, sent_at into contact.capi_sent_at, a note, \
+                        a task per letter's cause"
+        ),
+        "{lead}"
+    );
+    assert!(
+        !said
+            .lines()
+            .any(|l| l.contains("rule vip:") && l.contains("writes back"))
+    );
+}
