@@ -234,3 +234,29 @@ mod tests {
         assert!(mapping(&format!("{owner}{other}")).is_ok());
     }
 }
+
+#[cfg(test)]
+mod lacking {
+    use crate::ghl::names::LocationNames;
+    use crate::mapping::Mapping;
+
+    #[test]
+    fn verify_names_each_field_written_back_that_a_location_lacks() {
+        let text = "[[pixels]]\nname = \"main\"\ndataset_id = \"1\"\naccess_token = { env = \"T\" }\n\
+                    [[rules]]\nname = \"lead\"\ntrigger = \"contact.created\"\nevent_name = \"Lead\"\n\
+                    [rules.write_back]\nfields = { score = \"contact.capi_score\", event_id = \"f-id\" }\n";
+        let mapping = Mapping::parse(text, "m.toml").expect("mapping");
+        assert!(
+            mapping.reads_names(),
+            "a key is written by the id the names give it"
+        );
+        let names: LocationNames = serde_json::from_value(serde_json::json!({
+            "customFields": [{"id": "f-id", "name": "Last event id", "fieldKey": "contact.capi_event_id"}]
+        }))
+        .expect("names");
+        assert_eq!(
+            mapping.lacking("loc1", &names),
+            ["rule lead: no custom field \"contact.capi_score\" (it has: Last event id)"]
+        );
+    }
+}
