@@ -80,7 +80,7 @@ fn describe(mapping: &Mapping, name: &str) -> String {
             r.conditions.len(),
             needs.join(", "),
             privacy(&r.limited_data_use, r.consent.as_ref()),
-            written_back(r.write_back.as_ref())
+            (r.write_back.as_ref()).map_or_else(String::new, |w| format!("; writes back {w}"))
         );
     }
     for a in &mapping.audiences {
@@ -104,27 +104,6 @@ fn describe(mapping: &Mapping, name: &str) -> String {
         text.push_str("  note: no [[pixels]]: events can be previewed and mapped, but not sent\n");
     }
     text
-}
-
-/// What a rule writes back into GHL, as `mapping check` says it.
-fn written_back(write: Option<&ghl_capi::jobs::WriteBack>) -> String {
-    let Some(write) = write else {
-        return String::new();
-    };
-    let mut parts = Vec::new();
-    if let Some(tag) = &write.tag {
-        parts.push(format!("tag {tag}"));
-    }
-    for (what, field) in &write.fields {
-        parts.push(format!("{} into {field}", what.name()));
-    }
-    if write.note {
-        parts.push("a note".to_owned());
-    }
-    if write.task_on_dead_letter {
-        parts.push("a task per letter's cause".to_owned());
-    }
-    format!("; writes back {}", parts.join(", "))
 }
 
 #[derive(Debug, clap::Args)]

@@ -126,6 +126,36 @@ task_on_dead_letter = true
 fields = { sent_at = "contact.capi_sent_at", event_id = "contact.capi_event_id", score = "contact.capi_score" }
 "#;
 
+/// Rules that would fire on anything a write-back makes: any tag added, any
+/// contact update, any note (none may).
+pub const WRITE_BACK_WATCHERS: &str = r#"
+[[rules]]
+name = "any_tag"
+trigger = "contact.tag_added"
+event_name = "AnyTag"
+needs = []
+
+[[rules]]
+name = "updated"
+trigger = "contact.updated"
+event_name = "Updated"
+needs = []
+
+[[rules]]
+name = "noted"
+trigger = "note.created"
+event_name = "Noted"
+needs = []
+"#;
+
+/// `text` (the fixture's, its token wherever) with its `lead` rule writing back
+/// everything ([`WRITE_BACK`]), and [`WRITE_BACK_WATCHERS`] after it.
+pub fn writing_back(text: &str) -> String {
+    let lead = "event_name = \"Lead\"\n";
+    assert!(text.contains(lead), "the fixture's lead rule");
+    text.replacen(lead, &format!("{lead}{WRITE_BACK}"), 1) + WRITE_BACK_WATCHERS
+}
+
 /// The fixture mapping.
 pub fn mapping() -> Mapping {
     Mapping::load(&mapping_path()).unwrap_or_else(|e| panic!("{e}"))

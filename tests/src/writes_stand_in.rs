@@ -95,6 +95,28 @@ impl WritesStandIn {
             .collect()
     }
 
+    /// `contact` as GHL's echo of the writes shows it: with the tags added and the
+    /// custom fields set (each by an id, as GHL lists them).
+    pub fn echo_of(&self, contact: &Value) -> Value {
+        let mut echoed = contact.clone();
+        for tags in self.of("tags") {
+            let have = echoed["tags"].as_array_mut().expect("the contact's tags");
+            have.extend(tags.body["tags"].as_array().into_iter().flatten().cloned());
+        }
+        let fields: Vec<Value> = (self.of("fields").iter())
+            .flat_map(|w| {
+                w.body["customFields"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .enumerate()
+            .map(|(i, f)| json!({"id": format!("field-{i}"), "value": f["field_value"]}))
+            .collect();
+        echoed["customFields"] = Value::Array(fields);
+        echoed
+    }
+
     /// From now on, every request is answered `503` (`false`: served again).
     pub fn set_down(&self, down: bool) {
         self.held.down.store(down, Ordering::SeqCst);

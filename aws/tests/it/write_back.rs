@@ -6,7 +6,7 @@
 //! the note) fire no rule.
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
-use ghl_capi_tests::fixtures::{LOCATION, contact, webhook};
+use ghl_capi_tests::fixtures::{LOCATION, WRITE_BACK_WATCHERS, contact, webhook};
 use ghl_capi_tests::writes_stand_in::WritesStandIn;
 use serde_json::{Value, json};
 
@@ -15,7 +15,8 @@ use crate::stack::{GHL_TOKEN, ghl_has, stack};
 /// A rule writing back everything on new contacts, one whose events Meta refuses
 /// tasking its letters, and rules that would fire on anything the write-back
 /// makes.
-const RULES: &str = r#"
+fn rules() -> String {
+    r#"
 [[rules]]
 name = "welcome"
 trigger = "contact.created"
@@ -33,25 +34,10 @@ event_name = "Refused"
 needs = []
 [rules.write_back]
 task_on_dead_letter = true
-
-[[rules]]
-name = "any_tag"
-trigger = "contact.tag_added"
-event_name = "AnyTag"
-needs = []
-
-[[rules]]
-name = "updated"
-trigger = "contact.updated"
-event_name = "Updated"
-needs = []
-
-[[rules]]
-name = "noted"
-trigger = "note.created"
-event_name = "Noted"
-needs = []
-"#;
+"#
+    .to_owned()
+        + WRITE_BACK_WATCHERS
+}
 
 fn names(events: &[Value]) -> Vec<String> {
     let mut names: Vec<String> = events
@@ -66,7 +52,7 @@ fn names(events: &[Value]) -> Vec<String> {
 async fn delivery_is_written_back_once_held_through_ghls_outage_and_its_echoes_fire_nothing() {
     let _alone = crate::common::ONE_AT_A_TIME.lock().await;
     let emf = crate::common::Emf::start();
-    let s = stack(RULES).await;
+    let s = stack(&rules()).await;
     let writes = WritesStandIn::default();
     writes.mount(&s.ghl, GHL_TOKEN).await;
     // Two of the three fields are known to the location: written by id.
@@ -174,14 +160,7 @@ async fn delivery_is_written_back_once_held_through_ghls_outage_and_its_echoes_f
     );
 
     // GHL tells of what was written: none of it fires a rule.
-    let mut echoed = ann.clone();
-    echoed["tags"] = json!(["capi:Contact"]);
-    echoed["customFields"] = json!(
-        set.iter()
-            .enumerate()
-            .map(|(i, f)| json!({"id": format!("f{i}"), "value": f["field_value"]}))
-            .collect::<Vec<_>>()
-    );
+    let echoed = writes.echo_of(&ann);
     let sent_before = s.meta.events().len();
     for body in [
         webhook("ContactTagUpdate", "wh-2", echoed.clone()),

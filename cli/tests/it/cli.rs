@@ -397,42 +397,31 @@ fn oauth_url_prints_an_install_link_with_the_scopes_the_mapping_needs() {
         "{link}"
     );
     // A rule writing back (a field by key): contacts.write, and the names that
-    // resolve the key.
+    // resolve the key; without one, no contacts.write.
     let writing = dir.path().join("writing.toml");
-    let text = ghl_capi_tests::fixtures::mapping_text().replacen(
-        "event_name = \"Lead\"\n",
-        &format!(
-            "event_name = \"Lead\"\n{}",
-            ghl_capi_tests::fixtures::WRITE_BACK
-        ),
-        1,
-    );
+    let text = ghl_capi_tests::fixtures::writing_back(&ghl_capi_tests::fixtures::mapping_text());
     std::fs::write(&writing, text).expect("written");
-    let out = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
-        .args(["oauth", "url", "--mapping"])
-        .arg(&writing)
-        .env("GHL_CLIENT_ID", "app-1")
-        .env("GHL_CLIENT_SECRET", "shh")
-        .output()
-        .expect("runs");
-    let link = String::from_utf8_lossy(&out.stdout);
+    let link = |mapping: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+            .args(["oauth", "url", "--mapping"])
+            .arg(mapping)
+            .env("GHL_CLIENT_ID", "app-1")
+            .env("GHL_CLIENT_SECRET", "shh")
+            .output()
+            .expect("runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let writes = link(&writing);
     assert!(
-        link.contains("scope=contacts.readonly+contacts.write+"),
-        "{link}"
+        writes.contains("scope=contacts.readonly+contacts.write+"),
+        "{writes}"
     );
-    assert!(link.contains("locations%2FcustomFields.readonly"), "{link}");
     assert!(
-        !String::from_utf8_lossy(
-            &Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
-                .args(["oauth", "url", "--mapping"])
-                .arg(&named)
-                .env("GHL_CLIENT_ID", "app-1")
-                .env("GHL_CLIENT_SECRET", "shh")
-                .output()
-                .expect("runs")
-                .stdout
-        )
-        .contains("contacts.write"),
+        writes.contains("locations%2FcustomFields.readonly"),
+        "{writes}"
+    );
+    assert!(
+        !link(&named).contains("contacts.write"),
         "no write without a write-back"
     );
     let missing = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))

@@ -6,10 +6,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use ghl_capi_tests::fixtures::{self, WRITE_BACK, contact, webhook};
+use ghl_capi_tests::fixtures::{self, contact, webhook};
 use ghl_capi_tests::stand_in::{MetaStandIn, ghl_serves};
 use ghl_capi_tests::writes_stand_in::WritesStandIn;
-use serde_json::{Value, json};
+use serde_json::json;
 use wiremock::MockServer;
 
 use crate::serve::{free_port, start_with, try_deliver};
@@ -17,30 +17,9 @@ use crate::serve::{free_port, start_with, try_deliver};
 /// The fixture, its `lead` rule writing back, and rules that would fire on the
 /// write-back's tag, update and note.
 fn mapping() -> String {
-    let text = fixtures::mapping_text_with_token(r#"{ env = "TEST_META_TOKEN" }"#);
-    text.replacen(
-        "event_name = \"Lead\"\n",
-        &format!("event_name = \"Lead\"\n{WRITE_BACK}"),
-        1,
-    ) + "
-[[rules]]
-name = \"any_tag\"
-trigger = \"contact.tag_added\"
-event_name = \"AnyTag\"
-needs = []
-
-[[rules]]
-name = \"updated\"
-trigger = \"contact.updated\"
-event_name = \"Updated\"
-needs = []
-
-[[rules]]
-name = \"noted\"
-trigger = \"note.created\"
-event_name = \"Noted\"
-needs = []
-"
+    fixtures::writing_back(&fixtures::mapping_text_with_token(
+        r#"{ env = "TEST_META_TOKEN" }"#,
+    ))
 }
 
 /// Waits (up to 5 s) for `done`, then a little longer for what should not come.
@@ -104,13 +83,7 @@ async fn a_lead_meta_took_is_written_back_into_ghl_once_and_its_echoes_fire_noth
     );
 
     // GHL tells of the tag, the fields and the note: nothing fires.
-    let mut echoed = ann.clone();
-    echoed["tags"] = json!(["capi:Lead"]);
-    echoed["customFields"] = Value::Array(
-        (set.iter().enumerate())
-            .map(|(i, f)| json!({"id": format!("f{i}"), "value": f["field_value"]}))
-            .collect(),
-    );
+    let echoed = writes.echo_of(&ann);
     let echoes = [
         webhook("ContactTagUpdate", "wh-2", echoed.clone()),
         webhook("ContactUpdate", "wh-3", echoed),

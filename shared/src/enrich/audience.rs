@@ -55,18 +55,24 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
         job: &ListedJob,
         now: DateTime<Utc>,
     ) -> Result<Read, Enriched> {
-        let read = |carried: Option<Contact>, deleted: Option<String>| Read {
+        // The rules see the contact without the tags the write-back owns; its
+        // tags are remembered as GHL has them, as reconciliation lists them.
+        let mapping = self.mapping;
+        let read = |raw: Option<Contact>, deleted: Option<String>| Read {
             source: job.key.clone(),
             location: job.location_id.clone(),
             occurrences: Vec::new(),
-            seen: carried.as_ref().map(|c| {
+            seen: raw.as_ref().map(|c| {
                 Box::new(SeenTags {
                     location_id: job.location_id.clone(),
                     contact_id: c.id.clone(),
                     tags: c.tags.clone(),
                 })
             }),
-            carried,
+            carried: raw.map(|mut contact| {
+                mapping.disown(&mut contact.tags);
+                contact
+            }),
             carried_attribution: false,
             deleted,
             records: Vec::new(),
@@ -74,10 +80,9 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             workflow: None,
         };
         if let Some(contact) = &job.contact {
-            let mut contact = contact.as_ref().clone();
-            self.mapping.disown(&mut contact.tags);
+            let mut listed = read(Some(contact.as_ref().clone()), None);
+            let contact = listed.carried.clone().unwrap_or_default();
             let contact = &contact;
-            let mut listed = read(Some(contact.clone()), None);
             if job.backfill.is_some() {
                 let with_tags = self.mapping.rules_for(Trigger::TagAdded).next().is_some();
                 listed.occurrences = Occurrence::for_contact_record(
@@ -106,10 +111,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             .contact(&job.location_id, &job.contact_id)
             .await
         {
-            Ok(mut contact) => {
-                self.mapping.disown(&mut contact.tags);
-                Ok(read(Some(contact), None))
-            }
+            Ok(contact) => Ok(read(Some(contact), None)),
             Err(GhlError::NotFound) => Ok(read(None, Some(job.contact_id.clone()))),
             Err(e) => Err(self.ghl_failed(&job.location_id, &e, vec![], now).await),
         }

@@ -14,6 +14,7 @@ use super::{Enriched, Enricher};
 use crate::batch::Reason;
 use crate::ghl::names::LocationNames;
 use crate::ghl::{Contact, GhlError, GhlReader, Related};
+use crate::hold::breaker::Gate;
 use crate::mapping::{Need, Occurrence};
 use crate::ports::state::{StateError, StateStore};
 
@@ -133,6 +134,28 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             }
         }
         Ok(related)
+    }
+
+    /// The job's outcome while `location`'s breaker holds its GHL calls: tried
+    /// again at the breaker's next probe. `None`: GHL may be called.
+    pub(super) async fn paused(
+        &mut self,
+        location: &str,
+        triggers: &[String],
+        now: DateTime<Utc>,
+    ) -> Option<Enriched> {
+        let Gate::Paused { until, code, cause } = self.breakers.gate(location, now).await else {
+            return None;
+        };
+        let reason = Reason::new(
+            code,
+            format!("GHL is paused for location {location}: {cause}"),
+        );
+        Some(Enriched::Retry {
+            reason,
+            after: (until - now).to_std().unwrap_or_default(),
+            triggers: triggers.to_vec(),
+        })
     }
 
     /// GHL failed a read for `location`: the job is retried, and unless GHL only

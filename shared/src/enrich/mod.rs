@@ -47,7 +47,7 @@ use chrono::{DateTime, Utc};
 
 use crate::batch::Reason;
 use crate::ghl::{GhlError, GhlReader};
-use crate::hold::breaker::{Breakers, Gate};
+use crate::hold::breaker::Breakers;
 use crate::hold::{HoldPolicy, Partner};
 use crate::jobs::{DeadLetter, DispatchJob, EnrichJob, Stage};
 use crate::mapping::{Mapping, Occurrence};
@@ -243,17 +243,8 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             crate::telemetry::skipped("no_pixel");
             return done(vec![], vec![], seen);
         }
-        if let Gate::Paused { until, code, cause } = self.breakers.gate(&location, now).await {
-            let reason = Reason::new(
-                code,
-                format!("GHL is paused for location {location}: {cause}"),
-            );
-            let after = (until - now).to_std().unwrap_or_default();
-            return Enriched::Retry {
-                reason,
-                after,
-                triggers,
-            };
+        if let Some(paused) = self.paused(&location, &triggers, now).await {
+            return paused;
         }
         let mut dispatch = Vec::new();
         let mut dead_letters = Vec::new();

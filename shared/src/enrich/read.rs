@@ -83,12 +83,18 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
         if let Some(settled) = self.install(&webhook).await {
             return settled.err().map(Err);
         }
-        if let Webhook::ContactCreate(e)
-        | Webhook::ContactUpdate(e)
-        | Webhook::ContactTagUpdate(e) = &mut webhook
-        {
-            self.mapping.disown(&mut e.contact.tags);
-        }
+        // The rules see the contact without the tags the write-back owns; its
+        // tags are remembered as GHL has them, as reconciliation lists them.
+        let raw_tags = match &mut webhook {
+            Webhook::ContactCreate(e)
+            | Webhook::ContactUpdate(e)
+            | Webhook::ContactTagUpdate(e) => {
+                let raw = e.contact.tags.clone();
+                self.mapping.disown(&mut e.contact.tags);
+                raw
+            }
+            _ => Vec::new(),
+        };
         let carried = match &webhook {
             Webhook::ContactCreate(e)
             | Webhook::ContactUpdate(e)
@@ -116,7 +122,14 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
         }
         let (mut occurrences, baseline) =
             Occurrence::from_webhook(&webhook, previous.as_deref(), now);
-        if let (Webhook::ContactUpdate(e), true) = (&webhook, self.mapping.writes_back()) {
+        // Only where a write-back may have caused it and a rule would fire on it.
+        let watched = self.mapping.writes_back()
+            && self
+                .mapping
+                .rules_for(Trigger::ContactUpdated)
+                .next()
+                .is_some();
+        if let (Webhook::ContactUpdate(e), true) = (&webhook, watched) {
             match self.echoed(&location, &e.contact).await {
                 Ok(false) => {}
                 Ok(true) => occurrences.retain(|o| o.trigger != Trigger::ContactUpdated),
@@ -145,7 +158,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             Box::new(SeenTags {
                 location_id: location.clone(),
                 contact_id: c.id.clone(),
-                tags: c.tags.clone(),
+                tags: raw_tags,
             })
         });
         Some(Ok(Read {

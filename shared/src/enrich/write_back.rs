@@ -25,7 +25,6 @@ use crate::batch::Reason;
 use crate::capi::score::Score;
 use crate::ghl::contacts_api::CustomFieldInput;
 use crate::ghl::{Contact, GhlError, GhlReader, GhlWriter, Related};
-use crate::hold::breaker::Gate;
 use crate::jobs::write_back::SIGNATURE;
 use crate::jobs::{After, DeadLetter, Stage, WriteBackJob, Written};
 use crate::mapping::Occurrence;
@@ -67,17 +66,8 @@ impl<G: GhlReader + GhlWriter, S: StateStore> Enricher<'_, G, S> {
     ) -> Enriched {
         let location = job.location_id.as_str();
         let triggers = vec!["write_back".to_owned()];
-        if let Gate::Paused { until, code, cause } = self.breakers.gate(location, now).await {
-            let reason = Reason::new(
-                code,
-                format!("GHL is paused for location {location}: {cause}"),
-            );
-            let after = (until - now).to_std().unwrap_or_default();
-            return Enriched::Retry {
-                reason,
-                after,
-                triggers,
-            };
+        if let Some(paused) = self.paused(location, &triggers, now).await {
+            return paused;
         }
         if let Some(after) = self.fetched.ghl().reserved(location) {
             let reason = Reason::new(
@@ -123,7 +113,14 @@ impl<G: GhlReader + GhlWriter, S: StateStore> Enricher<'_, G, S> {
             }
             Err(Failed::Ghl(e @ (GhlError::Rejected { .. } | GhlError::Forbidden { .. }))) => {
                 crate::telemetry::written_back("any", "refused");
-                let reason = format!("GHL refused the write-back of rule {}: {e}", job.rule);
+                let mut reason = format!("GHL refused the write-back of rule {}: {e}", job.rule);
+                if (job.write.fields.iter()).any(|(_, f)| CustomFieldInput::is_key(f)) {
+                    reason.push_str(
+                        "; a field named by key is written by the id the location's names give \
+                         it: grant locations/customFields.readonly (ghl-capi oauth url asks for \
+                         it), create the field in GHL, or name it by id",
+                    );
+                }
                 let mut letter = DeadLetter::new(&job.key, Stage::Enrich, e.code(), reason);
                 letter.rule = Some(job.rule.clone());
                 letter.event_id = Some(job.event_id.clone()).filter(|id| !id.is_empty());

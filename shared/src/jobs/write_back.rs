@@ -34,6 +34,20 @@ pub struct WriteBack {
     pub shape: String,
 }
 
+/// What it writes, as `mapping check` says it: `tag capi:Lead, score into
+/// contact.capi_score, a note, a task per letter's cause`.
+impl std::fmt::Display for WriteBack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tag = self.tag.iter().map(|tag| format!("tag {tag}"));
+        let fields =
+            (self.fields.iter()).map(|(what, field)| format!("{} into {field}", what.name()));
+        let note = self.note.then(|| "a note".to_owned());
+        let task = (self.task_on_dead_letter).then(|| "a task per letter's cause".to_owned());
+        let parts: Vec<String> = tag.chain(fields).chain(note).chain(task).collect();
+        f.write_str(&parts.join(", "))
+    }
+}
+
 impl WriteBack {
     /// Whether anything is written once Meta takes the event.
     pub fn on_sent(&self) -> bool {

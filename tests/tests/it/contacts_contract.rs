@@ -182,9 +182,11 @@ async fn every_contacts_endpoint_matches_ghls_spec() {
 async fn the_write_backs_writes_match_ghls_spec() {
     let ghl = client();
     ok("add tag", ghl.add_tag(LOCATION, CONTACT, "capi:Lead").await);
+    // By id, as enrichment writes a key the location's names resolve: GHL's spec
+    // requires the id on update (its docs take a key too: the fallback).
     let fields = [
         (
-            "contact.capi_event_id".to_owned(),
+            "3sv6JKpGoWkZLm0xk6lP".to_owned(),
             serde_json::json!("ghl-0123"),
         ),
         ("8ZtTzmFGmi5uMSXKd6Hh".to_owned(), serde_json::json!("7.7")),

@@ -427,24 +427,25 @@ async fn verify_wants_contacts_write_only_when_a_rule_writes_back() {
     let ghl = client(&server);
     let plain = fixtures::mapping();
     let writing = ghl_capi::mapping::Mapping::parse(
-        &fixtures::mapping_text().replacen(
-            "event_name = \"Lead\"\n",
-            "event_name = \"Lead\"\n[rules.write_back]\ntag = \"capi:Lead\"\n",
-            1,
-        ),
+        &fixtures::writing_back(&fixtures::mapping_text()),
         "mapping.toml",
     )
     .expect("mapping");
     let read_only = Some("contacts.readonly opportunities.readonly");
-    let granted = Some("contacts.readonly contacts.write opportunities.readonly");
+    // Its fields by key want the names' scopes too.
+    let names = "opportunities.readonly locations/customFields.readonly calendars.readonly";
+    let granted = format!("contacts.readonly contacts.write {names}");
     let found = ghl_location(&ghl, &plain, "loc", read_only).await;
     assert!(found.ok, "{found:?}");
     let found = ghl_location(&ghl, &writing, "loc", read_only).await;
     assert!(
-        !found.ok && found.detail.contains("scopes contacts.write are missing"),
+        !found.ok
+            && found.detail.contains(
+                "scopes contacts.write, locations/customFields.readonly, calendars.readonly are missing"
+            ),
         "{found:?}"
     );
-    let found = ghl_location(&ghl, &writing, "loc", granted).await;
+    let found = ghl_location(&ghl, &writing, "loc", Some(&granted)).await;
     assert!(
         found.ok && found.detail.contains("scopes cover the mapping"),
         "{found:?}"

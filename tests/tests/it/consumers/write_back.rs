@@ -14,38 +14,15 @@ use ghl_capi::mapping::Mapping;
 use ghl_capi::ports::queue::{MemoryQueue, Record};
 use ghl_capi::ports::state::StateStore;
 use ghl_capi_tests::fakes::{FakeGhl, FakeMeta};
-use ghl_capi_tests::fixtures::{WRITE_BACK, mapping_text};
+use ghl_capi_tests::fixtures::{mapping_text, writing_back};
 use serde_json::{Value, json};
 
 use super::{Stages, letters, now, queued};
 
 /// The fixture with its `lead` rule writing back, and rules that would fire on
-/// anything the write-back makes: any tag added, any update, any note.
+/// anything the write-back makes.
 fn mapping() -> Mapping {
-    let text = mapping_text().replacen(
-        "event_name = \"Lead\"\n",
-        &format!("event_name = \"Lead\"\n{WRITE_BACK}"),
-        1,
-    ) + "
-[[rules]]
-name = \"any_tag\"
-trigger = \"contact.tag_added\"
-event_name = \"AnyTag\"
-needs = []
-
-[[rules]]
-name = \"updated\"
-trigger = \"contact.updated\"
-event_name = \"Updated\"
-needs = []
-
-[[rules]]
-name = \"noted\"
-trigger = \"note.created\"
-event_name = \"Noted\"
-needs = []
-";
-    Mapping::parse(&text, "mapping.toml").unwrap_or_else(|e| panic!("{e}"))
+    Mapping::parse(&writing_back(&mapping_text()), "mapping.toml").unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn ann() -> Value {
@@ -103,16 +80,18 @@ fn built(stages: &Stages, from: usize) -> Vec<String> {
         .collect()
 }
 
+/// Enriches Ann's creation: the dispatch records it made.
+async fn created(stages: &Stages, mapping: &Mapping, ghl: &FakeGhl) -> Vec<Record> {
+    let created = webhook("ContactCreate", "w1", ann());
+    let retried = stages.enrich_with(mapping, ghl, &[created], now()).await;
+    assert!(retried.is_empty(), "{retried:?}");
+    records(&stages.dispatch, 0)
+}
+
 #[tokio::test]
 async fn a_lead_meta_took_is_written_back_once_and_nothing_written_fires_a_rule() {
     let (mapping, ghl, meta, stages) = (mapping(), ghl(), FakeMeta::default(), Stages::default());
-    let created = webhook("ContactCreate", "w1", ann());
-    assert!(
-        stages
-            .enrich_with(&mapping, &ghl, &[created], now())
-            .await
-            .is_empty()
-    );
+    let lead = created(&stages, &mapping, &ghl).await;
     let jobs: Vec<DispatchJob> = queued(&stages.dispatch);
     assert_eq!(built(&stages, 0), ["Lead"]);
     let write = jobs[0].write_back.as_ref().expect("the lead writes back");
@@ -123,7 +102,6 @@ async fn a_lead_meta_took_is_written_back_once_and_nothing_written_fires_a_rule(
     );
 
     // Meta takes it; SQS brings the record again, and dispatch asks again.
-    let lead = records(&stages.dispatch, 0);
     for _ in 0..2 {
         assert!(
             stages
@@ -209,6 +187,9 @@ async fn a_lead_meta_took_is_written_back_once_and_nothing_written_fires_a_rule(
         Vec::<String>::new(),
         "no rule fired"
     );
+    // Its tags are remembered as GHL has them (as reconciliation lists them).
+    let kept = stages.state.tags("loc", "c1").await.expect("read");
+    assert_eq!(kept, Some(vec!["capi:Lead".to_owned()]));
 
     // A person's changes still fire: a new phone, a tag, a note of their own.
     let mut edited = tagged.clone();
@@ -303,14 +284,7 @@ async fn a_letter_becomes_one_task_per_contact_and_cause() {
 #[tokio::test]
 async fn writes_wait_for_ghls_budget_are_held_through_its_outage_and_lettered_when_refused() {
     let (mapping, ghl, meta, stages) = (mapping(), ghl(), FakeMeta::default(), Stages::default());
-    let created = webhook("ContactCreate", "w1", ann());
-    assert!(
-        stages
-            .enrich_with(&mapping, &ghl, &[created], now())
-            .await
-            .is_empty()
-    );
-    let lead = records(&stages.dispatch, 0);
+    let lead = created(&stages, &mapping, &ghl).await;
     assert!(
         stages
             .send_with(&mapping, &meta, &lead, now())
@@ -363,5 +337,12 @@ async fn writes_wait_for_ghls_budget_are_held_through_its_outage_and_lettered_wh
         letters[0].dead_letter.reason.contains("needs the scope"),
         "{}",
         letters[0].dead_letter.reason
+    );
+    assert!(
+        letters[0]
+            .dead_letter
+            .reason
+            .contains("grant locations/customFields.readonly"),
+        "a key's hint"
     );
 }
