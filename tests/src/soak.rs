@@ -212,3 +212,42 @@ pub fn delivered_to(dataset: &str, events: &[Value]) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// When each contact's webhook was accepted, by its external id as Meta gets it
+/// (hashed): to tell which events were held through an outage.
+#[derive(Debug, Default)]
+pub struct Accepted(std::collections::HashMap<String, std::time::Instant>);
+
+impl Accepted {
+    /// `body`'s contact was accepted now.
+    pub fn now(&mut self, body: &[u8]) {
+        let contact = serde_json::from_slice::<Value>(body).ok();
+        let id = contact
+            .as_ref()
+            .and_then(|c| c["id"].as_str())
+            .unwrap_or_default();
+        let hashed = ghl_capi::normalize::sha256_hex(id).to_string();
+        self.0.entry(hashed).or_insert_with(std::time::Instant::now);
+    }
+
+    /// How long after `back` (a partner's return) the last event of a contact
+    /// accepted before it reached Meta (`events`, with when each arrived): the
+    /// outage's drain. `None` when no such event came after the return.
+    pub fn drain(
+        &self,
+        back: std::time::Instant,
+        events: &[(std::time::Instant, Value)],
+    ) -> Option<Duration> {
+        events
+            .iter()
+            .filter(|(at, _)| *at > back)
+            .filter(|(_, e)| {
+                let contact = e["user_data"]["external_id"][0]
+                    .as_str()
+                    .unwrap_or_default();
+                self.0.get(contact).is_some_and(|accepted| *accepted < back)
+            })
+            .map(|(at, _)| *at - back)
+            .max()
+    }
+}

@@ -19,7 +19,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 /// flag its version as auto-upgraded or deprecated. Every request it took is kept.
 #[derive(Debug, Clone)]
 pub struct MetaStandIn {
-    requests: Arc<Mutex<Vec<Value>>>,
+    /// Each request it took, with when.
+    requests: Arc<Mutex<Vec<(Instant, Value)>>>,
     outages: Arc<Mutex<u32>>,
     faults: Arc<Faults>,
     token: Option<String>,
@@ -104,6 +105,10 @@ impl Faults {
     fn down_for(&self, outage: Duration) {
         *self.down_until.lock().expect("lock") = Some(Instant::now() + outage);
     }
+
+    fn back_at(&self) -> Option<Instant> {
+        *self.down_until.lock().expect("lock")
+    }
 }
 
 impl MetaStandIn {
@@ -157,7 +162,24 @@ impl MetaStandIn {
 
     /// Every request Meta took (answered `200`), in order.
     pub fn requests(&self) -> Vec<Value> {
-        self.requests.lock().expect("lock").clone()
+        let taken = self.requests.lock().expect("lock");
+        taken.iter().map(|(_, request)| request.clone()).collect()
+    }
+
+    /// Every event of every request Meta took, with when it took it.
+    pub fn events_at(&self) -> Vec<(Instant, Value)> {
+        let taken = self.requests.lock().expect("lock");
+        (taken.iter())
+            .flat_map(|(at, r)| {
+                let events = r["data"].as_array().cloned().unwrap_or_default();
+                events.into_iter().map(move |e| (*at, e))
+            })
+            .collect()
+    }
+
+    /// When its last outage ([`MetaStandIn::down_for`]) ends, or ended.
+    pub fn back_at(&self) -> Option<Instant> {
+        self.faults.back_at()
     }
 
     /// Every event of every request Meta took.
@@ -211,7 +233,10 @@ impl Respond for MetaStandIn {
         {
             return refusal(100, Some(2_804_009), "Purchase events need a value");
         }
-        self.requests.lock().expect("lock").push(body);
+        self.requests
+            .lock()
+            .expect("lock")
+            .push((Instant::now(), body));
         let answer = ResponseTemplate::new(200).set_body_json(
             json!({"events_received": events.len(), "messages": [], "fbtrace_id": "A-ok"}),
         );
@@ -280,6 +305,11 @@ impl GhlStandIn {
     /// Every request gets `503` for `outage` from now.
     pub fn down_for(&self, outage: Duration) {
         self.faults.down_for(outage);
+    }
+
+    /// When its last outage ([`GhlStandIn::down_for`]) ends, or ended.
+    pub fn back_at(&self) -> Option<Instant> {
+        self.faults.back_at()
     }
 
     /// Requests answered so far, failures included.

@@ -3,6 +3,7 @@
 //! subject.
 
 mod common;
+mod drain;
 mod dynamo;
 mod holding;
 mod iam;

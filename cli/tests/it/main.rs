@@ -6,6 +6,7 @@ mod audiences;
 mod backfill;
 mod cli;
 mod dlq_sqs;
+mod drain;
 mod event_ids;
 mod graph_version;
 mod limits;

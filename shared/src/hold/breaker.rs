@@ -1,8 +1,9 @@
 //! Circuit breakers, one per pixel (Meta) or location (GHL), kept in the state
 //! store so every worker sees them. After [`OPEN_AFTER`] failures in a row (so a
 //! partner failing now and then pauses nothing), the breaker is open: no work is
-//! sent to it but one probe per interval (the interval growing as the retries'
-//! waits do); the first success closes it and everything held resumes.
+//! sent to it but one probe per interval (the interval growing as held work's
+//! waits do, but never past [`HoldPolicy::probe_cap`]); the first success closes
+//! it and everything held resumes.
 //!
 //! A breaker that cannot be read is taken as closed (the partner is tried, and a
 //! failure then holds the work as usual); one that cannot be written is logged.
@@ -116,9 +117,11 @@ impl<'s, S: StateStore> Breakers<'s, S> {
     pub async fn failed(&mut self, name: &str, code: &str, cause: &str, now: DateTime<Utc>) {
         let opened = self.current(name).await;
         let failures = opened.as_ref().map_or(0, |b| b.failures) + 1;
-        let wait = self
-            .policy
-            .wait(failures.saturating_sub(OPEN_AFTER) + 1, name);
+        let open_for = opened.as_ref().map_or(Duration::ZERO, |b| {
+            (now - b.opened_at).to_std().unwrap_or_default()
+        });
+        let tries = failures.saturating_sub(OPEN_AFTER) + 1;
+        let wait = self.policy.probe_wait(tries, open_for, name);
         let breaker = Breaker {
             opened_at: opened.as_ref().map_or(now, |b| b.opened_at),
             failures,
@@ -222,8 +225,22 @@ mod tests {
             panic!("paused again")
         };
         assert!(
-            later - until > chrono::Duration::seconds(10),
-            "the interval grows"
+            later - until <= chrono::Duration::seconds(10),
+            "a tenth of 10 s open: the base"
+        );
+        // An hour into the outage, the interval has grown, to the probe cap at most.
+        let hour = until + chrono::Duration::hours(1);
+        elsewhere
+            .failed("main", "meta_unavailable", "503", hour)
+            .await;
+        let Gate::Paused { until: next, .. } = elsewhere.gate("main", hour).await else {
+            panic!("paused still")
+        };
+        let cap = chrono::Duration::from_std(policy.probe_cap).expect("cap");
+        assert!(
+            next - hour <= cap && next - hour >= cap * 3 / 4,
+            "{:?}",
+            next - hour
         );
         elsewhere.succeeded("main", later).await;
         assert_eq!(elsewhere.gate("main", later).await, Gate::Go);

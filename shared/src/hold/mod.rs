@@ -4,10 +4,14 @@
 //! - Every failed try waits longer before the next: from [`HoldPolicy::base`],
 //!   doubling, to at most [`HoldPolicy::cap`] (about 15 minutes: the longest delay
 //!   SQS gives a message), each wait jittered (by up to a quarter) so held work does
-//!   not return at once.
+//!   not return at once; but, through an outage, never longer than a twentieth of
+//!   the time the work has been held ([`RELEASE_SHARE`]), so after a 10-minute
+//!   outage everything held is back within a minute of the partner's return, and
+//!   after five hours or more within the cap.
 //! - While a partner keeps failing (three times in a row), a circuit breaker per
 //!   pixel (Meta) or location (GHL) stops every try but one probe per interval
-//!   ([`breaker`]); when the probe succeeds, all held work resumes.
+//!   ([`breaker`]), the interval on its own short cap ([`HoldPolicy::probe_cap`]);
+//!   when the probe succeeds, all held work resumes as its waits end.
 //! - An outage is held for [`HoldPolicy::outage_limit`] (4 days by default), a token
 //!   or permission problem, which a person must fix, for
 //!   [`HoldPolicy::token_limit`] (7 days). Only then does the work become a dead
@@ -41,7 +45,19 @@ pub struct HoldPolicy {
     /// How long an audience change waits for an earlier one of its contact before
     /// the contact's current state is sent instead (the earlier one may be lost).
     pub gap_limit: Duration,
+    /// The longest a paused partner waits for its next probe: held work's waits
+    /// grow to spare the queues, the probe's stay short, so a partner's return is
+    /// seen within this.
+    pub probe_cap: Duration,
 }
+
+/// Work held through an outage waits at most this fraction (one in twenty) of the
+/// time it has been held. Work that comes back just before the probe that finds
+/// the partner back waits once more, so an outage of `T` drains within
+/// [`HoldPolicy::probe_cap`] and `T / 20` of its end: 45 s after 10 minutes. Token
+/// problems keep the doubling waits: a person fixes them, and a week of tries must
+/// fit the queues' 1,000 receives.
+pub const RELEASE_SHARE: u32 = 20;
 
 impl Default for HoldPolicy {
     fn default() -> Self {
@@ -51,6 +67,7 @@ impl Default for HoldPolicy {
             outage_limit: Duration::from_secs(4 * 24 * 3600),
             token_limit: Duration::from_secs(7 * 24 * 3600),
             gap_limit: Duration::from_secs(3600),
+            probe_cap: Duration::from_secs(15),
         }
     }
 }
@@ -143,11 +160,26 @@ impl HoldPolicy {
     /// doubling from `base`, at most `cap`, and jittered by `key` (between three
     /// quarters and all of it) so work held together does not come back together.
     pub fn wait(&self, attempt: u32, key: &str) -> Duration {
-        let full = self.full_wait(attempt);
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (key, attempt).hash(&mut hasher);
-        let share = 0.75 + (hasher.finish() % 1000) as f64 / 4000.0;
-        full.mul_f64(share).max(shortest(full))
+        jittered(self.full_wait(attempt), key, attempt)
+    }
+
+    /// The wait of work held through an outage for `held_for` after `attempt`
+    /// failures: as [`HoldPolicy::wait`], but at most a [`RELEASE_SHARE`]th of the
+    /// time held (never under `base`), so it is back soon after its partner is.
+    pub fn wait_held(&self, attempt: u32, held_for: Duration, key: &str) -> Duration {
+        jittered(self.held_wait(attempt, held_for), key, attempt)
+    }
+
+    /// When a paused partner is probed next, after `failures` since its breaker
+    /// opened `open_for` ago: as held work waits, at most [`HoldPolicy::probe_cap`].
+    pub fn probe_wait(&self, failures: u32, open_for: Duration, key: &str) -> Duration {
+        self.wait_held(failures, open_for, key).min(self.probe_cap)
+    }
+
+    /// [`HoldPolicy::wait_held`] before its jitter.
+    fn held_wait(&self, attempt: u32, held_for: Duration) -> Duration {
+        let share = (held_for / RELEASE_SHARE).max(self.base);
+        self.full_wait(attempt).min(share)
     }
 
     fn full_wait(&self, attempt: u32) -> Duration {
@@ -176,14 +208,17 @@ impl HoldPolicy {
     /// The most receives a queue must allow a message held for the longest limit:
     /// each wait at its shortest, counted until the limit.
     pub fn receives_needed(&self) -> u32 {
-        let longest = self.outage_limit.max(self.token_limit);
-        let mut held = Duration::ZERO;
-        let mut receives = 1;
-        while held < longest {
-            held += shortest(self.full_wait(receives));
-            receives += 1;
-        }
-        receives
+        let receives = |limit: Duration, wait: &dyn Fn(u32, Duration) -> Duration| {
+            let (mut held, mut receives) = (Duration::ZERO, 1);
+            while held < limit {
+                held += shortest(wait(receives, held));
+                receives += 1;
+            }
+            receives
+        };
+        let outage = receives(self.outage_limit, &|n, held| self.held_wait(n, held));
+        let token = receives(self.token_limit, &|n, _| self.full_wait(n));
+        outage.max(token)
     }
 }
 
@@ -220,7 +255,15 @@ impl HoldPolicy {
                 ),
             };
         }
-        Decision::Wait(self.wait(history.attempts.max(1), key).max(at_least))
+        let attempt = history.attempts.max(1);
+        let wait = match Hold::of(history.last_code.as_deref().unwrap_or_default()) {
+            Hold::Outage => {
+                let held_for = history.held_for(now).to_std().unwrap_or_default();
+                self.wait_held(attempt, held_for, key)
+            }
+            Hold::Token => self.wait(attempt, key),
+        };
+        Decision::Wait(wait.max(at_least))
     }
 }
 
@@ -233,6 +276,14 @@ pub fn words(held: chrono::Duration) -> String {
         s if s >= 60 => format!("{} min", s / 60),
         s => format!("{s} s"),
     }
+}
+
+/// `full` jittered by `key` and `attempt`: between three quarters and all of it.
+fn jittered(full: Duration, key: &str, attempt: u32) -> Duration {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (key, attempt).hash(&mut hasher);
+    let share = 0.75 + (hasher.finish() % 1000) as f64 / 4000.0;
+    full.mul_f64(share).max(shortest(full))
 }
 
 /// The shortest a jittered wait of `full` can be.
@@ -294,6 +345,31 @@ mod tests {
     }
 
     #[test]
+    fn held_work_waits_at_most_a_tenth_of_its_hold_and_a_paused_partner_is_probed_often() {
+        let policy = HoldPolicy::default();
+        let minutes = |m: u64| Duration::from_secs(60 * m);
+        // Nine tries into a 10-minute outage the doubling wait is 512 s: held work
+        // waits 30 s at most instead, so it is back within a minute of the return.
+        assert_eq!(policy.full_wait(9), Duration::from_secs(512));
+        for key in ["wh-1", "wh-2", "main"] {
+            let wait = policy.wait_held(9, minutes(10), key);
+            let most = Duration::from_secs(30);
+            assert!(wait >= most * 3 / 4 && wait <= most, "{wait:?}");
+            // Early on, the doubling wait is the shorter one.
+            assert!(policy.wait_held(2, minutes(10), key) <= Duration::from_secs(4));
+            // Never under the base, however new the hold.
+            let first = policy.wait_held(1, Duration::ZERO, key);
+            assert!(first >= Duration::from_millis(1500) && first <= policy.base);
+            // After days, the cap.
+            let late = policy.wait_held(40, minutes(3 * 24 * 60), key);
+            assert!(late >= policy.cap * 3 / 4 && late <= policy.cap, "{late:?}");
+            // A paused partner is probed at most every `probe_cap`.
+            let probe = policy.probe_wait(30, minutes(600), key);
+            assert!(probe <= policy.probe_cap && probe >= policy.probe_cap * 3 / 4);
+        }
+    }
+
+    #[test]
     fn outages_and_token_problems_are_held_as_long_as_each_allows() {
         let policy = HoldPolicy::default();
         let now: DateTime<Utc> = "2026-12-10T00:00:00Z".parse().expect("time");
@@ -307,9 +383,16 @@ mod tests {
             "a token problem is held longer"
         );
         assert!(policy.expired(&history, now + chrono::Duration::days(5)));
-        // 7 days at 11.25 minutes at the least per receive, and the ramp before it:
-        // within SQS's largest receive limit (1,000).
+        // A token problem's 7 days at 11.25 minutes at the least per receive, and
+        // the ramp before it: within SQS's largest receive limit (1,000). An
+        // outage's 4 days, each wait at most a twentieth of the time held, need fewer.
         let needed = policy.receives_needed();
         assert!((890..920).contains(&needed), "{needed}");
+        let outage_only = HoldPolicy {
+            token_limit: Duration::from_secs(60),
+            ..policy
+        };
+        let needed = outage_only.receives_needed();
+        assert!((650..800).contains(&needed), "{needed}");
     }
 }

@@ -97,7 +97,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// How held work waits, and for how long at most: `HOLD_BASE_MS`,
-    /// `HOLD_CAP_SECONDS`, `HOLD_OUTAGE_SECONDS`, `HOLD_TOKEN_SECONDS` (tests scale
+    /// `HOLD_CAP_SECONDS`, `HOLD_PROBE_CAP_MS`, `HOLD_OUTAGE_SECONDS`, `HOLD_TOKEN_SECONDS` (tests scale
     /// hours into seconds with them).
     pub fn hold_policy(&mut self) -> HoldPolicy {
         let defaults = HoldPolicy::default();
@@ -110,6 +110,9 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             outage_limit: self.seconds("HOLD_OUTAGE_SECONDS", seconds(defaults.outage_limit)),
             token_limit: self.seconds("HOLD_TOKEN_SECONDS", seconds(defaults.token_limit)),
             gap_limit: self.seconds("HOLD_GAP_SECONDS", seconds(defaults.gap_limit)),
+            probe_cap: Duration::from_millis(
+                self.number("HOLD_PROBE_CAP_MS", defaults.probe_cap.as_millis() as u64),
+            ),
         };
         if policy.base > policy.cap {
             self.problems

@@ -59,27 +59,37 @@ fn leads(n: usize) -> Vec<Record> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_meta_outage_of_hours_is_held_probed_once_per_interval_and_then_sent_once() {
-    let stages = Stages::default();
+/// What a Meta outage of `length` did to 50 held events, in simulated time with
+/// the default hold: Meta's requests during it, the batches (returns of held
+/// events), and how long after Meta's return the last event reached it.
+struct Outage {
+    requests: usize,
+    batches: usize,
+    drained: Span,
+}
+
+async fn meta_down_for(stages: &Stages, length: Span) -> Outage {
     let meta = FakeMeta::answering(503, "<html>");
-    let outage_ends = now() + Span::hours(2);
-    let mut clock = Clock::new(&stages, leads(50));
-    let (mut outage_requests, mut batches) = (0, 0);
+    let outage_ends = now() + length;
+    let mut clock = Clock::new(stages, leads(50));
+    let (mut requests, mut batches, mut last_sent) = (0, 0, now());
     while let Some(batch) = clock.next() {
         if clock.at >= outage_ends {
             meta.set_answer(None);
         }
-        let before = meta.requests().len();
+        let before = (meta.requests().len(), meta.delivered().len());
         let failed: Vec<Retry> = stages.send_at(&meta, &batch, clock.at).await;
         assert!(failed.is_empty(), "held by requeueing: {failed:?}");
         if clock.at < outage_ends {
-            outage_requests += meta.requests().len() - before;
+            requests += meta.requests().len() - before.0;
+        }
+        if meta.delivered().len() > before.1 {
+            last_sent = clock.at;
         }
         batches += 1;
         assert!(
-            clock.at < now() + Span::hours(3),
-            "still held after the outage"
+            clock.at < outage_ends + Span::hours(1),
+            "still held an hour after the outage"
         );
     }
     assert!(
@@ -91,13 +101,32 @@ async fn a_meta_outage_of_hours_is_held_probed_once_per_interval_and_then_sent_o
     let mut expected: Vec<String> = (0..50).map(|i| format!("e{i}")).collect();
     expected.sort();
     assert_eq!(delivered, expected, "each event once");
+    Outage {
+        requests,
+        batches,
+        drained: last_sent - outage_ends,
+    }
+}
+
+#[tokio::test]
+async fn a_meta_outage_of_hours_is_held_probed_once_per_interval_and_then_sent_once() {
+    let stages = Stages::default();
+    let two_hours = meta_down_for(&stages, Span::hours(2)).await;
     // The held events came back again and again; Meta was asked about once per
-    // probe interval (doubling from 2 s to 15 min), not once per return.
-    assert!(batches > 200, "{batches} batches");
+    // probe interval (at most 15 s apart), not once per return.
+    let Outage {
+        requests,
+        batches,
+        drained,
+    } = two_hours;
+    assert!(batches > requests, "{batches} returns, {requests} requests");
     assert!(
-        (10..=25).contains(&outage_requests),
-        "{outage_requests} requests in a two-hour outage"
+        (400..=650).contains(&requests),
+        "{requests} requests in a two-hour outage"
     );
+    // The last held event waited at most a twentieth of its two hours, after the
+    // probe that found Meta back.
+    assert!(drained <= Span::seconds(15 + 360), "drained in {drained}");
     let held: Vec<DispatchJob> = queued(&stages.source);
     let last = held.last().expect("held jobs");
     assert_eq!(last.history.last_code.as_deref(), Some("meta_unavailable"));
@@ -110,6 +139,14 @@ async fn a_meta_outage_of_hours_is_held_probed_once_per_interval_and_then_sent_o
         "{:?}",
         last.history
     );
+}
+
+#[tokio::test]
+async fn after_a_ten_minute_meta_outage_every_held_event_is_sent_within_a_minute() {
+    let Outage { drained, .. } = meta_down_for(&Stages::default(), Span::minutes(10)).await;
+    // The probe within 15 s of Meta's return, then a last wait of at most 30 s.
+    assert!(drained <= Span::seconds(45), "drained in {drained}");
+    assert!(drained > Span::zero(), "sent once Meta was back");
 }
 
 #[tokio::test]
