@@ -72,7 +72,8 @@ pub const SKIPPED: &str = "Skipped";
 /// Writes of delivery back into GHL, by `Kind` (`tag`, `fields`, `note`, `task`;
 /// `any` for the job as a whole) and `Outcome` (`written`; `there_already`: a
 /// redelivery found it made; `deferred`: waiting for GHL's budget; `held`: GHL
-/// failed, retried; `refused`: GHL refused it, lettered; `no_contact`).
+/// failed, retried; `refused`: GHL refused it, lettered; `no_contact`;
+/// `lost`: not queued; `echo_unreadable`).
 pub const WRITE_BACKS: &str = "WriteBacks";
 
 /// Workflow calls enrichment handled, by `Workflow` (as the mapping names it, else

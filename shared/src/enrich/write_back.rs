@@ -277,6 +277,13 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             return Ok(false);
         };
         let Ok(echo) = serde_json::from_str::<Echo>(&text) else {
+            // Written by another build: the update is taken as a person's.
+            tracing::warn!(
+                location_id = location,
+                contact_id = contact.id,
+                "an unreadable write-back echo record: the update fires its rules"
+            );
+            crate::telemetry::written_back("any", "echo_unreadable");
             return Ok(false);
         };
         let carries = |v: &Value| contact.custom_fields.iter().any(|f| alike(&f.value, v));

@@ -346,3 +346,65 @@ async fn writes_wait_for_ghls_budget_are_held_through_its_outage_and_lettered_wh
         "a key's hint"
     );
 }
+
+#[tokio::test]
+async fn a_write_back_ghl_rate_limits_waits_ghls_interval_without_pausing_the_location() {
+    let (mapping, ghl, meta, stages) = (mapping(), ghl(), FakeMeta::default(), Stages::default());
+    let lead = created(&stages, &mapping, &ghl).await;
+    assert!(
+        stages
+            .send_with(&mapping, &meta, &lead, now())
+            .await
+            .is_empty()
+    );
+    let asked = records(&stages.enrich, 0);
+    ghl.set_failing(Some(GhlError::RateLimited {
+        retry_after_ms: 7000,
+    }));
+    let retried = stages.enrich_with(&mapping, &ghl, &asked, now()).await;
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].reason.code, "ghl_rate_limited");
+    assert_eq!(retried[0].after, Some(Duration::from_secs(7)));
+    // GHL only asked to slow down: the location is not paused, and the write
+    // lands on the next try.
+    ghl.set_failing(None);
+    assert!(
+        stages
+            .enrich_with(&mapping, &ghl, &asked, now())
+            .await
+            .is_empty()
+    );
+    assert_eq!(ghl.writes().len(), 3, "{:#?}", ghl.writes());
+}
+
+#[tokio::test]
+async fn when_the_enrichment_queue_refuses_the_write_backs_the_event_comes_again_and_asks_again() {
+    let (mapping, ghl, meta, stages) = (mapping(), ghl(), FakeMeta::default(), Stages::default());
+    let lead = created(&stages, &mapping, &ghl).await;
+    stages.enrich.fail_next(1);
+    let retried = stages.send_with(&mapping, &meta, &lead, now()).await;
+    assert_eq!(
+        retried.len(),
+        1,
+        "Meta took it, but its write-back is not queued"
+    );
+    assert_eq!(retried[0].reason.code, "enrich_queue_failed");
+    assert_eq!(meta.delivered().len(), 1);
+    // Its record comes again: found sent, not sent again, and its write-back asked.
+    assert!(
+        stages
+            .send_with(&mapping, &meta, &lead, now())
+            .await
+            .is_empty()
+    );
+    assert_eq!(meta.delivered().len(), 1, "sent once");
+    let asked = records(&stages.enrich, 0);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(
+        stages
+            .enrich_with(&mapping, &ghl, &asked, now())
+            .await
+            .is_empty()
+    );
+    assert_eq!(ghl.writes().len(), 3);
+}
