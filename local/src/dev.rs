@@ -149,6 +149,17 @@ pub fn sample(webhook_id: &str, now: DateTime<Utc>) -> Vec<u8> {
     body.to_string().into_bytes()
 }
 
+/// The sample as the `n`-th of many new contacts (its own id and e-mail), sent now
+/// under `webhook_id`: load for `serve --dev`.
+pub fn new_contact(webhook_id: &str, n: usize, now: DateTime<Utc>) -> Vec<u8> {
+    let mut body: Value = serde_json::from_slice(&sample(webhook_id, now)).unwrap_or_default();
+    if let Value::Object(fields) = &mut body {
+        fields.insert("id".into(), format!("newContact{n:010}").into());
+        fields.insert("email".into(), format!("lead{n}@example.com").into());
+    }
+    body.to_string().into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -291,6 +291,10 @@ fn level_name(text: &str) -> &'static str {
         .unwrap_or("INFO")
 }
 
+/// At most this many entries are written per transaction, so the journal holds
+/// the store for a moment only, never a webhook's commit for long.
+const JOURNAL_BATCH: usize = 200;
+
 /// Journal entries not kept because the writer fell behind.
 pub const DROPPED: &str = "JournalDropped";
 
@@ -307,7 +311,7 @@ impl Inbox {
         let mut batch = Vec::new();
         loop {
             tokio::select! {
-                got = self.receiver.recv_many(&mut batch, 1_000) => {
+                got = self.receiver.recv_many(&mut batch, JOURNAL_BATCH) => {
                     if got == 0 {
                         break;
                     }

@@ -27,27 +27,23 @@ impl Queue for LocalQueue {
     /// A repeat is a deduplication id seen on this queue in the last five minutes,
     /// or the key of a job done (enrichment marks a webhook's key when it is).
     async fn send_once(&self, message: Outgoing) -> Result<Sent, QueueError> {
-        if let Some(key) = &message.dedup_id
-            && self.store.processed(key).map_err(QueueError::new)?
-        {
-            return Ok(Sent::Repeat);
-        }
         let new = self
             .store
-            .send(
-                self.name,
-                &message.body,
-                (message.group_id.as_deref(), message.dedup_id.as_deref()),
-                message.delay.unwrap_or_default(),
-            )
+            .send_shared(self.name, vec![message], true)
+            .await
             .map_err(QueueError::new)?;
-        Ok(if new { Sent::Queued } else { Sent::Repeat })
+        Ok(if new == [true] {
+            Sent::Queued
+        } else {
+            Sent::Repeat
+        })
     }
 
     /// All in one transaction: a restart never finds half of them queued.
     async fn send_all(&self, messages: Vec<Outgoing>) -> Result<(), QueueError> {
         self.store
-            .send_all(self.name, &messages)
+            .send_shared(self.name, messages, false)
+            .await
             .map(drop)
             .map_err(QueueError::new)
     }

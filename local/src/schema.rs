@@ -21,6 +21,8 @@ pub(crate) const STORE: &str = "
         expires_at INTEGER NOT NULL,
         PRIMARY KEY (queue, dedup_id)
     );
+    -- Expired rows are deleted as rows are added: by index, not by scanning.
+    CREATE INDEX IF NOT EXISTS dedup_expiry ON dedup (expires_at);
     CREATE TABLE IF NOT EXISTS tags (
         location_id TEXT NOT NULL,
         contact_id TEXT NOT NULL,
@@ -31,11 +33,13 @@ pub(crate) const STORE: &str = "
         key TEXT PRIMARY KEY,
         expires_at INTEGER NOT NULL
     );
+    CREATE INDEX IF NOT EXISTS processed_expiry ON processed (expires_at);
     CREATE TABLE IF NOT EXISTS records (
         key TEXT PRIMARY KEY,
         text TEXT NOT NULL,
         expires_at INTEGER NOT NULL
     );
+    CREATE INDEX IF NOT EXISTS records_expiry ON records (expires_at);
     CREATE TABLE IF NOT EXISTS counts (
         key TEXT NOT NULL,
         name TEXT NOT NULL,

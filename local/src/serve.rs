@@ -27,6 +27,7 @@ use ghl_capi::settings::{Env, SettingsError, UNSCOPED_KEYS_VAR};
 use tokio::sync::watch;
 
 use crate::admin::AdminOptions;
+use crate::dev::WithDemoLocation;
 use crate::journal::Inbox;
 use crate::outbox::LocalCapi;
 use crate::ports::LocalQueue;
@@ -251,6 +252,7 @@ pub async fn serve(
     // messages a previous run had in hand, which must never be a live run's.
     let _only_serve = lock_store(&options.store)?;
     let store = Store::open(&options.store)?;
+    store.checkpoint_behind()?;
     let released = store.release_in_hand()?;
     if options.dev && !options.listen.ip().is_loopback() {
         return Err(ServeError::DevOffLoopback(options.listen));
@@ -331,7 +333,8 @@ pub async fn serve(
         install: NoInstall,
     });
     let (stop, stopped) = watch::channel(false);
-    let (mut tasks, ended) = tasks::watched();
+    let pipeline = tasks::pipeline().map_err(ServeError::Server)?;
+    let (mut tasks, ended) = tasks::watched(pipeline.handle().clone());
     // The journal stops last, once the workers' last lines are written.
     let (journal_stop, journal_stopped) = watch::channel(false);
     let mut last = tasks.beside();
@@ -353,17 +356,13 @@ pub async fn serve(
         hold: options.hold,
         replay_for: options.replay_for,
     };
-    if options.dev {
-        let ghl = crate::dev::WithDemoLocation(ghl);
-        tasks.spawn(
+    let (enriching, stopping) = (shared.clone(), stopped.clone());
+    match options.dev {
+        true => tasks.spawn(
             "enrichment",
-            workers::enrich(shared.clone(), ghl, stopped.clone()),
-        );
-    } else {
-        tasks.spawn(
-            "enrichment",
-            workers::enrich(shared.clone(), ghl, stopped.clone()),
-        );
+            workers::enrich(enriching, WithDemoLocation(ghl), stopping),
+        ),
+        false => tasks.spawn("enrichment", workers::enrich(enriching, ghl, stopping)),
     }
     if let Some((ghl, every)) = reconciling {
         let run = workers::reconcile_every(
@@ -402,6 +401,8 @@ pub async fn serve(
     // Last: the journal keeps the lines of the batches finished above.
     let _ = journal_stop.send(true);
     panicked.extend(last.join().await);
+    // Every task has ended: nothing is left to wait for.
+    pipeline.shutdown_background();
     served?;
     if panicked.is_empty() {
         Ok(())

@@ -4,14 +4,16 @@
 
 use std::future::Future;
 
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Tasks spawned and watched, joined together.
+/// Tasks spawned (on one runtime) and watched, joined together.
 #[derive(Debug)]
 pub struct Tasks {
     running: Vec<(&'static str, JoinHandle<()>)>,
     ended: mpsc::UnboundedSender<&'static str>,
+    on: Handle,
 }
 
 /// Word of a task's end, whatever ended it.
@@ -28,12 +30,23 @@ impl Drop for Telling {
     }
 }
 
-/// A set of tasks, and the word of their ends.
-pub fn watched() -> (Tasks, Ended) {
+/// The runtime the pipeline's tasks run on, threads of their own: their calls to
+/// the store block while another holds it, and must never hold up the threads
+/// answering webhooks (whose sends wait on the committer without blocking).
+pub fn pipeline() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name("pipeline")
+        .enable_all()
+        .build()
+}
+
+/// A set of tasks to run on the runtime `on`, and the word of their ends.
+pub fn watched(on: Handle) -> (Tasks, Ended) {
     let (ended, heard) = mpsc::unbounded_channel();
     let tasks = Tasks {
         running: Vec::new(),
         ended,
+        on,
     };
     (tasks, Ended(heard))
 }
@@ -45,12 +58,13 @@ impl Tasks {
         Tasks {
             running: Vec::new(),
             ended: self.ended.clone(),
+            on: self.on.clone(),
         }
     }
 
     pub fn spawn(&mut self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
         let telling = Telling(name, self.ended.clone());
-        let handle = tokio::spawn(async move {
+        let handle = self.on.spawn(async move {
             let _telling = telling;
             task.await;
         });
@@ -87,7 +101,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_task_is_heard_of_at_once_and_named_when_joined() {
-        let (mut tasks, ended) = watched();
+        let (mut tasks, ended) = watched(Handle::current());
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         tasks.spawn("steady", async move {
             let _ = stopped.changed().await;

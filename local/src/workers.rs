@@ -79,24 +79,28 @@ impl Shared {
         }
     }
 
-    /// Acknowledges what succeeded and schedules the retries: after the wait the
-    /// consumer gave, else the hold's wait for the record's receives.
+    /// Acknowledges what succeeded and schedules the retries (after the wait the
+    /// consumer gave, else the hold's wait for the record's receives), in one
+    /// transaction.
     fn settle(&self, queue: &str, batch: &[Record], failed: &[Retry]) {
+        let mut done = Vec::new();
+        let mut retries = Vec::new();
         for record in batch {
-            let id = &record.message_id;
-            let outcome = match failed.iter().find(|r| &r.message_id == id) {
+            let id = record.message_id.as_str();
+            match failed.iter().find(|r| r.message_id == id) {
                 Some(retry) => {
                     let wait = retry
                         .after
                         .unwrap_or_else(|| self.hold.wait(record.receives, id));
-                    self.store.retry_after(id, wait)
+                    retries.push((id, wait));
                 }
-                None => self.store.delete(id),
-            };
-            if let Err(e) = outcome {
-                // Left as it is, the message reappears after its visibility timeout.
-                tracing::error!(queue, message_id = id, error = %chain(&e), "cannot settle a message");
+                None => done.push(id),
             }
+        }
+        if let Err(e) = self.store.settle(&done, &retries) {
+            // Left as they are, the messages reappear after their visibility timeout.
+            let ids: Vec<&str> = batch.iter().map(|r| r.message_id.as_str()).collect();
+            tracing::error!(queue, message_ids = ?ids, error = %chain(&e), "cannot settle messages");
         }
     }
 }

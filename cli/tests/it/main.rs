@@ -9,6 +9,7 @@ mod dlq_sqs;
 mod drain;
 mod event_ids;
 mod graph_version;
+mod group_commit;
 mod limits;
 mod mapping_init;
 mod mapping_live;

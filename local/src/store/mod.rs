@@ -1,8 +1,15 @@
-//! The embedded durable store: one SQLite file in WAL mode, synchronous commits, so
-//! a message is on disk before its sender is answered and a kill at any moment loses
-//! nothing acknowledged. It holds the queues (with SQS's semantics: visibility
-//! timeouts, FIFO groups, five-minute deduplication, a dead-letter queue after too
-//! many receives) and the state store.
+//! The embedded durable store: one SQLite file in WAL mode. It holds the queues
+//! (with SQS's semantics: visibility timeouts, FIFO groups, five-minute
+//! deduplication, a dead-letter queue after too many receives) and the state store.
+//!
+//! What is sent to a queue is committed to the disk (`synchronous = FULL`) before
+//! its sender is answered, in commits shared by the senders of the moment
+//! ([`commit`]): acknowledged means kept, through a kill or a power cut. The rest
+//! (receives, deletes, state, the journal) commits without a sync of its own
+//! (`NORMAL`): a kill loses none of it, and a power cut only what followed the last
+//! synced send, the WAL being kept in order: the store is then as it was a moment
+//! earlier, and the work of that moment is done again (each step is idempotent, and
+//! Meta drops a repeated event id).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,14 +19,18 @@ use chrono::DateTime;
 use ghl_capi::jobs::{EnrichJob, History, LetterMessage};
 use ghl_capi::ops::redrive::{GaveUp, read};
 use ghl_capi::ports::queue::{Outgoing, Record};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+mod checkpoint;
+mod commit;
 mod state;
 
 /// The queues' names: enrichment's, dispatch's and the dead letters'.
 pub const ENRICH: &str = "enrich";
 pub const DISPATCH: &str = "dispatch";
 pub const DEAD: &str = "dead";
+/// Commits synced to the disk: sends accepted ÷ this is how many shared a sync.
+pub const SYNCS: &str = "StoreSyncs";
 /// How long a FIFO deduplication id is remembered, as on SQS.
 const DEDUP_WINDOW_MS: i64 = 5 * 60 * 1000;
 
@@ -34,12 +45,20 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("local store: a shared commit failed: {0}")]
+    Commit(Arc<rusqlite::Error>),
+    #[error("local store: cannot start a thread of its own")]
+    Committer(#[source] std::io::Error),
+    #[error("local store: closed")]
+    Stopped,
 }
 
 /// The store, shared by the server and the workers.
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Arc<Mutex<Connection>>,
+    path: std::path::PathBuf,
+    committer: commit::Committer,
 }
 
 /// A message waiting in a queue, for `dlq list`.
@@ -65,8 +84,8 @@ impl Store {
         })?;
         let db = Connection::open(path)?;
         db.pragma_update(None, "journal_mode", "WAL")?;
-        // Every commit reaches the disk before it returns: acknowledged means kept.
-        db.pragma_update(None, "synchronous", "FULL")?;
+        // Sends sync their commits themselves ([`durably`]).
+        db.pragma_update(None, "synchronous", "NORMAL")?;
         db.busy_timeout(Duration::from_secs(5))?;
         db.execute_batch(crate::schema::STORE)?;
         db.execute_batch(crate::schema::JOURNAL)?;
@@ -78,17 +97,25 @@ impl Store {
         if !columns.iter().any(|c| c == "first_received_at") {
             db.execute_batch("ALTER TABLE messages ADD COLUMN first_received_at INTEGER")?;
         }
+        let db = Arc::new(Mutex::new(db));
+        let committer = commit::Committer::start(Arc::clone(&db)).map_err(StoreError::Committer)?;
         Ok(Store {
-            db: Arc::new(Mutex::new(db)),
+            db,
+            path: path.to_owned(),
+            committer,
         })
     }
 
+    /// From now on, the WAL is checkpointed by a thread of its own, never inside a
+    /// commit (see [`checkpoint`]). For the long-running server.
+    pub fn checkpoint_behind(&self) -> Result<(), StoreError> {
+        checkpoint::behind(&self.path, Arc::downgrade(&self.db))?;
+        self.lock().pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves SQLite consistent (its own
-        // transactions roll back), so a poisoned lock is still usable.
-        self.db
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.db)
     }
 
     /// Queues a message, received not before `delay`; one whose `dedup_id` was
@@ -113,35 +140,30 @@ impl Store {
     /// Queues `messages` as [`Store::send`] does, all or none (one transaction);
     /// how many were new (not dropped as repeats).
     pub fn send_all(&self, queue: &str, messages: &[Outgoing]) -> Result<usize, StoreError> {
-        let mut db = self.lock();
-        let tx = db.transaction()?;
-        let now = now_ms();
-        tx.execute("DELETE FROM dedup WHERE expires_at <= ?1", params![now])?;
-        let mut queued = 0;
-        for message in messages {
-            if let Some(dedup) = &message.dedup_id {
-                let fresh = tx.execute(
-                    "INSERT OR IGNORE INTO dedup (queue, dedup_id, expires_at) VALUES (?1, ?2, ?3)",
-                    params![queue, dedup, now + DEDUP_WINDOW_MS],
-                )?;
-                if fresh == 0 {
-                    continue;
-                }
-            }
-            let delay = message.delay.unwrap_or_default().as_millis() as i64;
-            tx.execute(
-                "INSERT INTO messages (queue, body, group_id, sent_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![queue, message.body, message.group_id, now, now + delay],
-            )?;
-            queued += 1;
-        }
-        tx.commit()?;
-        Ok(queued)
+        let new = durably(&mut self.lock(), |tx| queue_in(tx, queue, messages, false))?;
+        Ok(new.into_iter().filter(|new| *new).count())
     }
 
-    /// Receives up to `max` visible messages, hiding each for `visibility`. In a
-    /// FIFO group only the oldest message is ever out, so a contact's changes keep
-    /// their order. A message received `max_receives` times already moves to the
+    /// [`Store::send_all`] in the next commit shared with every sender waiting
+    /// ([`commit`]); whether each message was new. With `once`, a message whose
+    /// deduplication id is the key of a job done is a repeat too.
+    pub(crate) async fn send_shared(
+        &self,
+        queue: &'static str,
+        messages: Vec<Outgoing>,
+        once: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        // Nothing to keep is nothing to sync (a job that fired no event sends none).
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.committer.send(queue, messages, once).await
+    }
+
+    /// Receives up to `max` visible messages, longest visible first (in the
+    /// index's order, so a backlog is never sorted), hiding each for `visibility`.
+    /// In a FIFO group only the oldest message is ever out, so a contact's changes
+    /// keep their order. A message received `max_receives` times already moves to the
     /// dead-letter queue instead, as SQS's redrive policy does, but as a reasoned
     /// letter: what the job is, how often and since when it was tried, and its last
     /// failure when a held job's history says it.
@@ -163,7 +185,7 @@ impl Store {
                    AND (group_id IS NULL OR NOT EXISTS (
                        SELECT 1 FROM messages p
                        WHERE p.queue = m.queue AND p.group_id = m.group_id AND p.id < m.id))
-                 ORDER BY id LIMIT ?3",
+                 ORDER BY visible_at, id LIMIT ?3",
             )?;
             select
                 .query_map(params![queue, now, max as i64], |row| {
@@ -212,17 +234,29 @@ impl Store {
 
     /// Deletes a handled message.
     pub fn delete(&self, message_id: &str) -> Result<(), StoreError> {
-        self.lock()
-            .execute("DELETE FROM messages WHERE id = ?1", params![message_id])?;
-        Ok(())
+        self.settle(&[message_id], &[])
     }
 
     /// Makes a received message visible again after `after`.
     pub fn retry_after(&self, message_id: &str, after: Duration) -> Result<(), StoreError> {
-        self.lock().execute(
-            "UPDATE messages SET visible_at = ?2, in_hand = 0 WHERE id = ?1",
-            params![message_id, now_ms() + after.as_millis() as i64],
-        )?;
+        self.settle(&[], &[(message_id, after)])
+    }
+
+    /// Deletes the handled messages `done` and makes each of `retries` visible
+    /// again after its wait, in one transaction: a batch settled at once.
+    pub fn settle(&self, done: &[&str], retries: &[(&str, Duration)]) -> Result<(), StoreError> {
+        let mut db = self.lock();
+        let tx = db.transaction()?;
+        let now = now_ms();
+        for id in done {
+            tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+                .execute(params![id])?;
+        }
+        for (id, after) in retries {
+            tx.prepare_cached("UPDATE messages SET visible_at = ?2, in_hand = 0 WHERE id = ?1")?
+                .execute(params![id, now + after.as_millis() as i64])?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -263,6 +297,72 @@ impl Store {
             |row| row.get(0),
         )?)
     }
+}
+
+fn lock(db: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock leaves SQLite consistent (its own
+    // transactions roll back), so a poisoned lock is still usable.
+    db.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `write` in one transaction synced to the disk before this returns.
+fn durably<T>(
+    db: &mut Connection,
+    write: impl FnOnce(&mut Transaction<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    db.pragma_update(None, "synchronous", "FULL")?;
+    let written = db.transaction().and_then(|mut tx| {
+        let value = write(&mut tx)?;
+        tx.commit()?;
+        metrics::counter!(SYNCS).increment(1);
+        Ok(value)
+    });
+    if let Err(e) = db.pragma_update(None, "synchronous", "NORMAL") {
+        // Safe, only slower: every commit syncs until the next send resets it.
+        tracing::warn!(error = %e, "local store: cannot set its commits back to NORMAL");
+    }
+    written
+}
+
+/// Inserts `messages` into `queue`; for each, whether it was new: not a repeat of a
+/// deduplication id seen on the queue in the last five minutes, as SQS FIFO has it,
+/// nor (with `once`) the key of a job done.
+fn queue_in(
+    db: &Connection,
+    queue: &str,
+    messages: &[Outgoing],
+    once: bool,
+) -> rusqlite::Result<Vec<bool>> {
+    let now = now_ms();
+    db.prepare_cached("DELETE FROM dedup WHERE expires_at <= ?1")?
+        .execute(params![now])?;
+    let mut new = Vec::with_capacity(messages.len());
+    for message in messages {
+        if let Some(dedup) = &message.dedup_id {
+            let done = once
+                && db
+                    .prepare_cached("SELECT 1 FROM processed WHERE key = ?1 AND expires_at > ?2")?
+                    .exists(params![dedup, now])?;
+            let fresh = !done
+                && db
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO dedup (queue, dedup_id, expires_at) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![queue, dedup, now + DEDUP_WINDOW_MS])?
+                    == 1;
+            if !fresh {
+                new.push(false);
+                continue;
+            }
+        }
+        let delay = message.delay.unwrap_or_default().as_millis() as i64;
+        db.prepare_cached(
+            "INSERT INTO messages (queue, body, group_id, sent_at, visible_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![queue, message.body, message.group_id, now, now + delay])?;
+        new.push(true);
+    }
+    Ok(new)
 }
 
 fn letter(db: &Connection, body: &str, gave_up: GaveUp) -> Result<String, StoreError> {
