@@ -3,8 +3,10 @@
 #
 #   1. the health route, the box's HTTP ceiling for this process: the baseline;
 #   2. new signed webhooks (every one a new contact, signed with the development
-#      key, none sent twice): accepted per second, p50/p90/p99, the ratio to the
-#      baseline, and how many webhooks shared each synced commit;
+#      key, none sent twice) as fast as they are answered: accepted per second,
+#      p50/p90/p99, the ratio to the baseline, and how many webhooks shared each
+#      synced commit; then, once that backlog is drained, new webhooks paced at
+#      PACED a second (5,000 unless set): the latency at that rate;
 #   3. the backlog those left, drained by the pipeline behind: how long, and each
 #      webhook's end-to-end lag (accepted to acknowledged by Meta, here the dry-run
 #      outbox) p50/p99, from the journal;
@@ -24,6 +26,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-10}
 connections=${2:-32}
 rate=${3:-400}
+paced=${PACED:-5000}
 threads=2
 out=$root/bench/out/serve-load
 # Below the ephemeral range, which wrk's reconnections after the kill fill.
@@ -44,6 +47,7 @@ count=$((seconds * 25000))
 echo "== signing $count new webhooks, and $((seconds * rate * 2)) for the steady load"
 "$release/examples/signed_webhooks" "$count" > "$out/webhooks.tsv"
 "$release/examples/signed_webhooks" $((seconds * rate * 2)) > "$out/steady.tsv"
+"$release/examples/signed_webhooks" $((seconds * paced * 2)) > "$out/paced.tsv"
 
 pid=
 start() {
@@ -113,6 +117,15 @@ sleep 1.5 # the journal's last lines
 burst_lag="$(lag 50 "$burst_from") / $(lag 99 "$burst_from") ms"
 burst_events=$(sent_since "$burst_from")
 
+echo "== paced: $paced new webhooks a second for $seconds s"
+# wrk waits its delay after each answer: 64 connections, each waiting its share of
+# a second less the ~3 ms an answer takes, come to about the rate asked for.
+load "$seconds" "$out/paced.txt" "$out/paced.tsv" 64 $((64000 / paced - 3))
+paced_rate=$(awk -v n="$(figure requests "$out/paced.txt")" -v s="$(figure seconds "$out/paced.txt")" 'BEGIN { printf "%.0f", n / s }')
+paced_ms() { awk -v us="$(figure "$1" "$out/paced.txt")" 'BEGIN { printf "%.1f ms", us / 1000 }'; }
+paced_latency="$(paced_ms p50_us) / $(paced_ms p90_us) / $(paced_ms p99_us)"
+while [ "$(backlog)" != 0 ]; do sleep 0.5; done
+
 echo "== steady load: $rate new webhooks a second for $seconds s"
 steady_from=$(now_ms)
 load "$seconds" "$out/steady.txt" "$out/steady.tsv" 8 $((8000 / rate))
@@ -144,6 +157,8 @@ printf '%-44s %s\n' "  in the store / answered" "$accepted / $requests"
 printf '%-44s %s\n' "  synced commits, all sends (webhooks each)" "$syncs ($(awk -v a="$requests" -v b="$syncs" 'BEGIN { printf "%.1f", a / (b ? b : 1) }'))"
 printf '%-44s %s\n' "backlog drained after the load" "$drained s ($burst_events events sent)"
 printf '%-44s %s\n' "  end-to-end lag p50 / p99" "$burst_lag"
+printf '%-44s %s\n' "paced new webhooks, accepted/s" "$paced_rate (refused $(figure refused "$out/paced.txt"))"
+printf '%-44s %s\n' "  latency p50 / p90 / p99" "$paced_latency"
 printf '%-44s %s\n' "steady load, webhooks/s" "$steady_rate"
 printf '%-44s %s\n' "  end-to-end lag p50 / p99" "$steady_lag"
 printf '%-44s %s\n' "kill -9 mid-load: answered 200 / in store" "$answered / $kept"
