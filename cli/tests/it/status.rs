@@ -226,7 +226,10 @@ async fn an_operator_sees_the_status_page_the_metrics_and_a_contacts_trace() {
         let name = line.split(['{', ' ']).next().unwrap_or_default();
         let base = name.trim_end_matches("_sum").trim_end_matches("_count");
         // Local mode's own two, beside the functions' names.
-        let local = [ghl_capi_local::journal::DROPPED, ghl_capi_local::store::SYNCS];
+        let local = [
+            ghl_capi_local::journal::DROPPED,
+            ghl_capi_local::store::SYNCS,
+        ];
         assert!(
             ghl_capi::telemetry::NAMES.contains(&base) || local.contains(&base),
             "{name} is no EMF metric name nor one of local mode's own"
