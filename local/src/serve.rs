@@ -333,8 +333,8 @@ pub async fn serve(
         install: NoInstall,
     });
     let (stop, stopped) = watch::channel(false);
-    let pipeline = tasks::pipeline().map_err(ServeError::Server)?;
-    let (mut tasks, ended) = tasks::watched(pipeline.handle().clone());
+    let pipeline = tasks::Pipeline::start().map_err(ServeError::Server)?;
+    let (mut tasks, ended) = tasks::watched(pipeline.handle());
     // The journal stops last, once the workers' last lines are written.
     let (journal_stop, journal_stopped) = watch::channel(false);
     let mut last = tasks.beside();
@@ -401,8 +401,8 @@ pub async fn serve(
     // Last: the journal keeps the lines of the batches finished above.
     let _ = journal_stop.send(true);
     panicked.extend(last.join().await);
-    // Every task has ended: nothing is left to wait for.
-    pipeline.shutdown_background();
+    // Every task has ended: nothing is left on the pipeline's threads.
+    drop(pipeline);
     served?;
     if panicked.is_empty() {
         Ok(())

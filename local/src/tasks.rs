@@ -33,11 +33,35 @@ impl Drop for Telling {
 /// The runtime the pipeline's tasks run on, threads of their own: their calls to
 /// the store block while another holds it, and must never hold up the threads
 /// answering webhooks (whose sends wait on the committer without blocking).
-pub fn pipeline() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .thread_name("pipeline")
-        .enable_all()
-        .build()
+#[derive(Debug)]
+pub struct Pipeline(Option<tokio::runtime::Runtime>);
+
+impl Pipeline {
+    pub fn start() -> std::io::Result<Pipeline> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("pipeline")
+            .enable_all()
+            .build()?;
+        Ok(Pipeline(Some(runtime)))
+    }
+
+    pub fn handle(&self) -> Handle {
+        // The runtime is there until the pipeline is dropped.
+        self.0
+            .as_ref()
+            .map_or_else(Handle::current, |r| r.handle().clone())
+    }
+}
+
+impl Drop for Pipeline {
+    /// Dropped inside `serve` (an async context, where a runtime may not wait for
+    /// its threads), on its way out or on an early error: whatever still runs on it
+    /// is dropped without waiting.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// A set of tasks to run on the runtime `on`, and the word of their ends.
