@@ -88,6 +88,16 @@ async fn created(stages: &Stages, mapping: &Mapping, ghl: &FakeGhl) -> Vec<Recor
     records(&stages.dispatch, 0)
 }
 
+/// The write-back of Ann's lead, as dispatch asks enrichment for it once Meta took it.
+async fn write_back_asked(stages: &Stages, mapping: &Mapping, ghl: &FakeGhl) -> Vec<Record> {
+    let lead = created(stages, mapping, ghl).await;
+    let sent = stages
+        .send_with(mapping, &FakeMeta::default(), &lead, now())
+        .await;
+    assert!(sent.is_empty(), "{sent:?}");
+    records(&stages.enrich, 0)
+}
+
 #[tokio::test]
 async fn a_lead_meta_took_is_written_back_once_and_nothing_written_fires_a_rule() {
     let (mapping, ghl, meta, stages) = (mapping(), ghl(), FakeMeta::default(), Stages::default());
@@ -283,15 +293,8 @@ async fn a_letter_becomes_one_task_per_contact_and_cause() {
 
 #[tokio::test]
 async fn writes_wait_for_ghls_budget_are_held_through_its_outage_and_lettered_when_refused() {
-    let (mapping, ghl, meta, stages) = (mapping(), ghl(), FakeMeta::default(), Stages::default());
-    let lead = created(&stages, &mapping, &ghl).await;
-    assert!(
-        stages
-            .send_with(&mapping, &meta, &lead, now())
-            .await
-            .is_empty()
-    );
-    let asked = records(&stages.enrich, 0);
+    let (mapping, ghl, stages) = (mapping(), ghl(), Stages::default());
+    let asked = write_back_asked(&stages, &mapping, &ghl).await;
 
     // Real-time reads keep their share of the window: the write waits it out.
     ghl.set_reserved(Some(Duration::from_secs(4)));
@@ -349,15 +352,8 @@ async fn writes_wait_for_ghls_budget_are_held_through_its_outage_and_lettered_wh
 
 #[tokio::test]
 async fn a_write_back_ghl_rate_limits_waits_ghls_interval_without_pausing_the_location() {
-    let (mapping, ghl, meta, stages) = (mapping(), ghl(), FakeMeta::default(), Stages::default());
-    let lead = created(&stages, &mapping, &ghl).await;
-    assert!(
-        stages
-            .send_with(&mapping, &meta, &lead, now())
-            .await
-            .is_empty()
-    );
-    let asked = records(&stages.enrich, 0);
+    let (mapping, ghl, stages) = (mapping(), ghl(), Stages::default());
+    let asked = write_back_asked(&stages, &mapping, &ghl).await;
     ghl.set_failing(Some(GhlError::RateLimited {
         retry_after_ms: 7000,
     }));
