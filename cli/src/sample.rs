@@ -7,6 +7,7 @@
 
 use chrono::Utc;
 use futures_util::StreamExt;
+use ghl_capi::ghl::budget::Use;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::names::LocationNames;
 use ghl_capi::ghl::tokens::FixedTokens;
@@ -68,7 +69,7 @@ pub(crate) async fn recent(
     }
     contacts.sort_by(|a, b| b.date_added.cmp(&a.date_added));
     let opportunities = ghl
-        .search_opportunities(location, None)
+        .search_opportunities((location, Use::Command), None)
         .await?
         .opportunities;
     let appointments = mapping

@@ -23,7 +23,7 @@ use ghl_capi::intake::{Api, MAX_BODY_BYTES, Request};
 use ghl_capi::mapping::Mapping;
 use ghl_capi::ports::secrets::EnvSecrets;
 use ghl_capi::pull::reconcile::ReconcileSettings;
-use ghl_capi::settings::{Env, SettingsError, UNSCOPED_KEYS_VAR};
+use ghl_capi::settings::{Env, GhlBudget, SettingsError, UNSCOPED_KEYS_VAR};
 use tokio::sync::watch;
 
 use crate::admin::AdminOptions;
@@ -76,6 +76,7 @@ pub struct Options {
     /// Each location's GHL token (a Private Integration token), from
     /// `GHL_TOKEN_<locationId>`.
     pub ghl_tokens: FixedTokens,
+    pub ghl_budget: GhlBudget,
     /// The environment variable holding the conversions route's API keys.
     pub conversion_keys_var: Option<String>,
     /// `ALLOW_UNSCOPED_KEYS`: keys without locations may post for every location.
@@ -135,6 +136,7 @@ impl Options {
         let replay_days = env.number("REPLAY_KEEP_DAYS", 7);
         let replay_for = (replay_days > 0).then(|| Duration::from_secs(replay_days * 24 * 3600));
         let http_timeout = env.seconds("HTTP_TIMEOUT_SECONDS", 10);
+        let ghl_budget = env.ghl_budget();
         let ghl_api_base_url = env.or("GHL_API_BASE_URL", GHL_DEFAULT_BASE_URL);
         let capi_base_url = env.or("GRAPH_API_BASE_URL", GRAPH_DEFAULT_BASE_URL);
         let ghl_tokens = FixedTokens(
@@ -173,6 +175,7 @@ impl Options {
                 capi_version,
                 http_timeout,
                 ghl_tokens,
+                ghl_budget,
                 conversion_keys_var,
                 allow_unscoped_keys,
                 hold,
@@ -282,20 +285,14 @@ pub async fn serve(
         options.http_timeout,
     )?;
     let capi = Arc::new(LocalCapi::new(capi, &options.outbox).map_err(ServeError::Outbox)?);
-    let ghl = GhlClient::new(
+    let ghl = options.ghl_budget.apply(GhlClient::new(
         &options.ghl_api_base_url,
         options.ghl_tokens.clone(),
         options.http_timeout,
-    )?;
+    )?);
+    // One budget: reconciliation takes what enrichment leaves of it.
     let reconciling = match options.reconcile_every {
-        Some(every) if !options.ghl_tokens.0.is_empty() => Some((
-            GhlClient::new(
-                &options.ghl_api_base_url,
-                options.ghl_tokens,
-                options.http_timeout,
-            )?,
-            every,
-        )),
+        Some(every) if !options.ghl_tokens.0.is_empty() => Some((ghl.clone(), every)),
         _ => None,
     };
     println!("ghl-capi serve: listening on http://{address}");

@@ -49,6 +49,14 @@ pub const GHL_UNAUTHORIZED: &str = "GhlUnauthorized";
 pub const GHL_LATENCY: &str = "GhlLatency";
 /// GHL's `X-RateLimit-Remaining` after each call: the headroom in its window.
 pub const GHL_RATE_LIMIT_REMAINING: &str = "GhlRateLimitRemaining";
+/// GHL calls made, by `Use` (`enrichment`, `names`, `write_back`, `reconcile`,
+/// `backfill`, `command`): who spends each location's budget.
+pub const GHL_BUDGET_SPENT: &str = "GhlBudgetSpent";
+/// GHL calls held back for a location's budget, by `Use`: kept for real-time
+/// enrichment, or enrichment past its share ([`crate::ghl::budget`]).
+pub const GHL_BUDGET_WAITS: &str = "GhlBudgetWaits";
+/// Contact reads served by an earlier read of the same contact (no GHL call).
+pub const GHL_READS_SAVED: &str = "GhlReadsSaved";
 /// GHL token refreshes, by `Result` (`refreshed`; `refused`: a location's grant
 /// is dead; `app_refused`: the app's credentials; `refused_unknown`).
 pub const TOKEN_REFRESHES: &str = "TokenRefreshes";
@@ -123,7 +131,7 @@ pub enum Kind {
 
 /// Every metric above with how it is recorded: the one list [`describe`] and the
 /// checks that the template reads only these names go by.
-pub const METRICS: [(&str, Kind); 39] = [
+pub const METRICS: [(&str, Kind); 42] = [
     (REQUESTS, Kind::Counter),
     (ANSWERED, Kind::Counter),
     (REFUSED, Kind::Counter),
@@ -143,6 +151,9 @@ pub const METRICS: [(&str, Kind); 39] = [
     (GHL_UNAUTHORIZED, Kind::Counter),
     (GHL_LATENCY, Kind::Histogram(Unit::Milliseconds)),
     (GHL_RATE_LIMIT_REMAINING, Kind::Histogram(Unit::Count)),
+    (GHL_BUDGET_SPENT, Kind::Counter),
+    (GHL_BUDGET_WAITS, Kind::Counter),
+    (GHL_READS_SAVED, Kind::Counter),
     (TOKEN_REFRESHES, Kind::Counter),
     (RECORDS, Kind::Counter),
     (RETRIED, Kind::Counter),
@@ -253,6 +264,18 @@ pub(crate) fn ghl_call(status: Option<u16>, elapsed: Duration, remaining: Option
     if let Some(remaining) = remaining {
         histogram!(GHL_RATE_LIMIT_REMAINING).record(remaining as f64);
     }
+}
+
+pub(crate) fn ghl_budget_spent(used: &'static str) {
+    counter!(GHL_BUDGET_SPENT, "Use" => used).increment(1);
+}
+
+pub(crate) fn ghl_budget_wait(used: &'static str) {
+    counter!(GHL_BUDGET_WAITS, "Use" => used).increment(1);
+}
+
+pub(crate) fn ghl_read_saved() {
+    counter!(GHL_READS_SAVED).increment(1);
 }
 
 pub(crate) fn token_refreshed() {

@@ -5,10 +5,12 @@
 //! and `pageLimit`; `GET /contacts/{id}`; and `GET /opportunities/search`, paged
 //! by GHL's `startAfter`/`startAfterId` cursor. It keeps each search's body and
 //! time, and can change a contact right after a given search, as a user editing
-//! GHL while a listing runs.
+//! GHL while a listing runs. Given [`Limits`], it counts every request against the
+//! location's window and day as GHL does, says what is left in GHL's headers, and
+//! answers `429` once either is spent.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -27,6 +29,83 @@ struct Held {
     planned: Vec<Planned>,
     /// Search as GHL might, if the second-hand documentation is wrong.
     quirk: Quirk,
+    meter: Option<Meter>,
+    /// Each contact read, by id.
+    reads: Vec<String>,
+}
+
+/// A location's rate limits as GHL counts them.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_window: u64,
+    pub window: Duration,
+    pub per_day: u64,
+    /// What is left of the day now.
+    pub day_left: u64,
+}
+
+#[derive(Debug)]
+struct Meter {
+    limits: Limits,
+    started: Instant,
+    in_window: u64,
+}
+
+impl Meter {
+    /// Counts one request: GHL's headers for it, and whether it is refused (`429`).
+    fn count(&mut self) -> (Vec<(&'static str, String)>, bool) {
+        let limits = self.limits;
+        if self.started.elapsed() >= limits.window {
+            self.started = Instant::now();
+            self.in_window = 0;
+        }
+        let spent = self.in_window >= limits.per_window || limits.day_left == 0;
+        if !spent {
+            self.in_window += 1;
+            self.limits.day_left -= 1;
+        }
+        let headers = vec![
+            ("X-RateLimit-Max", limits.per_window.to_string()),
+            (
+                "X-RateLimit-Remaining",
+                (limits.per_window - self.in_window).to_string(),
+            ),
+            (
+                "X-RateLimit-Interval-Milliseconds",
+                limits.window.as_millis().to_string(),
+            ),
+            ("X-RateLimit-Limit-Daily", limits.per_day.to_string()),
+            (
+                "X-RateLimit-Daily-Remaining",
+                self.limits.day_left.to_string(),
+            ),
+        ];
+        (headers, spent)
+    }
+}
+
+fn with_headers(answer: ResponseTemplate, headers: Vec<(&str, String)>) -> ResponseTemplate {
+    (headers.into_iter()).fold(answer, |answer, (name, value)| {
+        answer.insert_header(name, value.as_str())
+    })
+}
+
+/// A route's answers, counted against the location's limits.
+struct Metered<R>(ContactsStandIn, R);
+
+impl<R: Respond> Respond for Metered<R> {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let counted = self.0.lock().meter.as_mut().map(Meter::count);
+        match counted {
+            None => self.1.respond(request),
+            Some((headers, true)) => {
+                let refused = ResponseTemplate::new(429)
+                    .set_body_json(json!({"statusCode": 429, "message": "Too many requests"}));
+                with_headers(refused, headers)
+            }
+            Some((headers, false)) => with_headers(self.1.respond(request), headers),
+        }
+    }
 }
 
 /// How the search departs from what reconciliation asks of it.
@@ -69,18 +148,18 @@ impl ContactsStandIn {
         Mock::given(method("POST"))
             .and(path("/contacts/search"))
             .and(header("Version", "2021-07-28"))
-            .respond_with(Search(self.clone()))
+            .respond_with(Metered(self.clone(), Search(self.clone())))
             .mount(server)
             .await;
         Mock::given(method("GET"))
             .and(path_regex(r"^/contacts/[^/]+$"))
-            .respond_with(Read(self.clone()))
+            .respond_with(Metered(self.clone(), Read(self.clone())))
             .mount(server)
             .await;
         Mock::given(method("GET"))
             .and(path("/opportunities/search"))
             .and(header("Version", "2021-07-28"))
-            .respond_with(Opportunities(self.clone()))
+            .respond_with(Metered(self.clone(), Opportunities(self.clone())))
             .mount(server)
             .await;
     }
@@ -154,6 +233,21 @@ impl ContactsStandIn {
     /// The search behaves as `quirk` says from now on.
     pub fn quirk(&self, quirk: Quirk) {
         self.lock().quirk = quirk;
+    }
+
+    /// From now on, requests count against `limits` (what is left of the day
+    /// set anew each call; the window starts now).
+    pub fn limit(&self, limits: Limits) {
+        self.lock().meter = Some(Meter {
+            limits,
+            started: Instant::now(),
+            in_window: 0,
+        });
+    }
+
+    /// Each contact read (`GET /contacts/{id}`) so far, by id, in order.
+    pub fn reads(&self) -> Vec<String> {
+        self.lock().reads.clone()
     }
 
     /// The contact as GHL holds it now.
@@ -281,7 +375,8 @@ struct Read(ContactsStandIn);
 impl Respond for Read {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let id = request.url.path().trim_start_matches("/contacts/");
-        let held = self.0.lock();
+        let mut held = self.0.lock();
+        held.reads.push(id.to_owned());
         match held.contacts.iter().find(|c| c["id"] == id) {
             Some(contact) => ResponseTemplate::new(200).set_body_json(json!({"contact": contact})),
             None => ResponseTemplate::new(404).set_body_json(json!({"statusCode": 404})),

@@ -72,11 +72,8 @@ pub fn ghl_client(
         state_table,
         access.http_timeout,
     );
-    Ok(GhlClient::new(
-        &access.base_url,
-        tokens,
-        access.http_timeout,
-    )?)
+    let client = GhlClient::new(&access.base_url, tokens, access.http_timeout)?;
+    Ok(access.budget.apply(client))
 }
 
 /// The managed token sets of the functions that read GHL.

@@ -159,7 +159,8 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
     }
 
     /// GHL failed a read for `location`: the job is retried, and unless GHL only
-    /// asked to slow down, the location's breaker opens.
+    /// asked to slow down (or the call waits for the budget), the location's
+    /// breaker opens.
     pub(super) async fn ghl_failed(
         &mut self,
         location: &str,
@@ -169,7 +170,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
     ) -> Enriched {
         let outcome = retry_ghl(e, triggers);
         if let Enriched::Retry { reason, .. } = &outcome
-            && !matches!(e, GhlError::RateLimited { .. })
+            && !matches!(e, GhlError::RateLimited { .. } | GhlError::Reserved { .. })
         {
             self.breakers
                 .failed(location, reason.code, &reason.text, now)
@@ -191,7 +192,9 @@ pub(super) fn retry_state(e: StateError) -> Enriched {
 /// A job GHL failed: tried again after GHL's own interval, if it named one.
 pub(super) fn retry_ghl(e: &GhlError, triggers: Vec<String>) -> Enriched {
     let after = match e {
-        GhlError::RateLimited { retry_after_ms } => Duration::from_millis(*retry_after_ms),
+        GhlError::RateLimited { retry_after_ms } | GhlError::Reserved { retry_after_ms, .. } => {
+            Duration::from_millis(*retry_after_ms)
+        }
         _ => Duration::ZERO,
     };
     Enriched::Retry {

@@ -102,6 +102,19 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             _ => None,
         };
         let location = webhook.location_id().unwrap_or_default().to_owned();
+        // The contact changed: a read of it the reader kept from before is stale
+        // (this batch's reads come after every webhook of it).
+        if let (
+            Webhook::ContactCreate(e)
+            | Webhook::ContactUpdate(e)
+            | Webhook::ContactTagUpdate(e)
+            | Webhook::ContactDndUpdate(e)
+            | Webhook::ContactDelete(e),
+            EnrichJob::Webhook { received_at, .. },
+        ) = (&webhook, job)
+        {
+            (self.fetched.ghl()).forget(&location, &e.contact.id, *received_at);
+        }
         let stranger = match self.fetched.ghl().connected(&location).await {
             Ok(connected) => !connected,
             Err(e) => return Some(Err(retry_ghl(&e, vec![webhook.kind().to_owned()]))),

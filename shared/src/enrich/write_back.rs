@@ -35,8 +35,6 @@ use crate::ports::state::{StateError, StateStore};
 const ECHO_FOR: Duration = Duration::from_secs(600);
 /// How long a task's cause is remembered for its contact.
 const TASKED_FOR: Duration = Duration::from_secs(400 * 24 * 3600);
-/// What a write-back waits for GHL's budget is held under.
-pub const BUDGET_RESERVED: &str = "ghl_budget_reserved";
 /// The title of the task of a letter.
 const TASK_TITLE: &str = "Meta could not use this contact's event";
 
@@ -71,8 +69,8 @@ impl<G: GhlReader + GhlWriter, S: StateStore> Enricher<'_, G, S> {
         }
         if let Some(after) = self.fetched.ghl().reserved(location) {
             let reason = Reason::new(
-                BUDGET_RESERVED,
-                format!("GHL's window for location {location} is kept for real-time reads"),
+                crate::ghl::reader::code::BUDGET_RESERVED,
+                format!("GHL's budget for location {location} is kept for real-time reads"),
             );
             crate::telemetry::written_back("any", "deferred");
             return Enriched::Retry {

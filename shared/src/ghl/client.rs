@@ -1,11 +1,16 @@
 //! The GHL API over HTTPS: the reads enrichment needs ([`GhlReader`]).
 //!
-//! Every call carries `Authorization: Bearer <token>` and `Version: 2021-07-28`.
+//! Every call carries `Authorization: Bearer <token>` and `Version: 2021-07-28`,
+//! and goes only when the location's budget allows it for what it is for
+//! ([`Budget`]): a call waits out a window once (up to 10 s); one the budget still
+//! does not allow (a day kept for enrichment, or spent) is not sent and fails
+//! [`GhlError::Reserved`], for its caller to try later.
 //! Answers map to [`GhlError`]: `404` not found; `429` rate limited, waiting what
 //! `X-RateLimit-Interval-Milliseconds` says; `401` token refused (after one retry
 //! with the token source's refreshed token); other failures and timeouts unavailable
 //! (retried).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -13,20 +18,26 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Contact;
-use super::limiter::Limiter;
+use super::budget::{Budget, MAX_WAIT, Use};
+use super::cache::ContactCache;
 use super::reader::{GhlError, GhlReader, Related};
 use super::tokens::TokenSource;
 use super::wire::{LocationToken, error_message, id};
 
 /// Wait this long after a `429` that does not say how long.
 const DEFAULT_RATE_WAIT_MS: u64 = 10_000;
-/// Reads contacts and their records from GHL.
+/// How long a contact read serves later jobs when none is set.
+pub const DEFAULT_CONTACT_CACHE: Duration = Duration::from_secs(60);
+
+/// Reads contacts and their records from GHL. Its clones share one budget and one
+/// cache of contact reads.
 #[derive(Debug, Clone)]
 pub struct GhlClient<T> {
     http: reqwest::Client,
     base_url: String,
     tokens: T,
-    limiter: std::sync::Arc<Limiter>,
+    budget: Arc<Budget>,
+    contacts: Arc<ContactCache>,
 }
 
 impl<T: TokenSource> GhlClient<T> {
@@ -37,7 +48,8 @@ impl<T: TokenSource> GhlClient<T> {
             http,
             base_url: crate::http::base(base_url),
             tokens,
-            limiter: Default::default(),
+            budget: Default::default(),
+            contacts: Arc::new(ContactCache::new(DEFAULT_CONTACT_CACHE)),
         })
     }
 
@@ -46,32 +58,36 @@ impl<T: TokenSource> GhlClient<T> {
         &self.tokens
     }
 
-    /// What GHL last said of each location's budget.
-    pub(super) fn limiter(&self) -> &Limiter {
-        &self.limiter
+    /// Each location's budget, as GHL last said it and enrichment spent it.
+    pub(super) fn budget(&self) -> &Budget {
+        &self.budget
     }
 
     /// `GET path`.
     pub(super) async fn get<R: DeserializeOwned>(
         &self,
-        location_id: &str,
+        (location_id, used): (&str, Use),
         path: &str,
     ) -> Result<R, GhlError> {
-        self.call(location_id, Method::GET, path, &[], None).await
+        self.call((location_id, used), Method::GET, path, &[], None)
+            .await
     }
 
-    /// One call for `location_id`: its token, the rate-limit budget, and after a
-    /// `401` one retry with a refreshed token.
+    /// One call for `location_id`, `used` for one thing: its token, the budget,
+    /// and after a `401` one retry with a refreshed token.
     pub(super) async fn call<R: DeserializeOwned>(
         &self,
-        location_id: &str,
+        (location_id, used): (&str, Use),
         method: Method,
         path: &str,
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<R, GhlError> {
         let token = self.tokens.token(location_id).await?;
-        let call = |token| self.call_with(location_id, token, method.clone(), path, query, body);
+        let call = |token| {
+            let at = (location_id, used);
+            self.call_with(at, token, method.clone(), path, query, body)
+        };
         match call(&token).await {
             Err(GhlError::Unauthorized) => {
                 let token = self.tokens.refreshed(location_id, &token).await?;
@@ -83,18 +99,14 @@ impl<T: TokenSource> GhlClient<T> {
 
     async fn call_with<R: DeserializeOwned>(
         &self,
-        location_id: &str,
+        (location_id, used): (&str, Use),
         token: &LocationToken,
         method: Method,
         path: &str,
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<R, GhlError> {
-        let wait = self.limiter.wait(location_id);
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        self.limiter.spend(location_id);
+        self.admitted(location_id, used).await?;
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base_url))
@@ -119,7 +131,7 @@ impl<T: TokenSource> GhlClient<T> {
             );
             GhlError::unavailable("request failed", e.without_url())
         })?;
-        self.limiter.observe(location_id, response.headers());
+        self.budget.observe(location_id, response.headers());
         let status = response.status().as_u16();
         let remaining = response
             .headers()
@@ -170,14 +182,68 @@ impl<T: TokenSource> GhlClient<T> {
     }
 }
 
+impl<T> GhlClient<T> {
+    /// Enrichment may spend `share` (0 to 1) of each location's budget; the rest
+    /// is left to everything else ([`Budget`]).
+    pub fn with_enrichment_share(mut self, share: f64) -> Self {
+        self.budget = Arc::new(Budget::new(share));
+        self
+    }
+
+    /// A contact read serves the jobs of that contact for `ttl` (zero: none).
+    pub fn with_contact_cache(mut self, ttl: Duration) -> Self {
+        self.contacts = Arc::new(ContactCache::new(ttl));
+        self
+    }
+
+    /// Takes `used`'s request for `location_id` from the budget: at once, or after
+    /// waiting out a window once (a function has a deadline); else, counted,
+    /// `Reserved`, for the caller to try later.
+    async fn admitted(&self, location_id: &str, used: Use) -> Result<(), GhlError> {
+        let mut taken = self.budget.take(location_id, used);
+        if let Err(wait) = taken {
+            crate::telemetry::ghl_budget_wait(used.name());
+            if wait <= MAX_WAIT {
+                tokio::time::sleep(wait).await;
+                taken = self.budget.take(location_id, used);
+            }
+        }
+        if let Err(wait) = taken {
+            tracing::info!(
+                location_id,
+                used = used.name(),
+                wait_ms = wait.as_millis() as u64,
+                "ghl call held back for the location's budget"
+            );
+            return Err(GhlError::Reserved {
+                for_use: used,
+                retry_after_ms: wait.as_millis() as u64,
+            });
+        }
+        crate::telemetry::ghl_budget_spent(used.name());
+        Ok(())
+    }
+}
+
 impl<T: TokenSource> GhlReader for GhlClient<T> {
     async fn contact(&self, location_id: &str, contact_id: &str) -> Result<Contact, GhlError> {
         #[derive(serde::Deserialize)]
         struct Wrapper {
             contact: Contact,
         }
+        if let Some(kept) = self.contacts.get(location_id, contact_id) {
+            crate::telemetry::ghl_read_saved();
+            return Ok(kept);
+        }
         let path = format!("/contacts/{}", id(contact_id)?);
-        Ok(self.get::<Wrapper>(location_id, &path).await?.contact)
+        let at = (location_id, Use::Enrichment);
+        let contact = self.get::<Wrapper>(at, &path).await?.contact;
+        self.contacts.put(location_id, contact_id, &contact);
+        Ok(contact)
+    }
+
+    fn forget(&self, location_id: &str, contact_id: &str, received: chrono::DateTime<chrono::Utc>) {
+        self.contacts.forget(location_id, contact_id, received);
     }
 
     async fn related(
@@ -187,7 +253,7 @@ impl<T: TokenSource> GhlReader for GhlClient<T> {
         related: Related,
     ) -> Result<Value, GhlError> {
         let path = format!("/contacts/{}/{}", id(contact_id)?, related.segment());
-        let mut body: Value = self.get(location_id, &path).await?;
+        let mut body: Value = self.get((location_id, Use::Enrichment), &path).await?;
         Ok(body
             .get_mut(related.key())
             .map(Value::take)

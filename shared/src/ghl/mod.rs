@@ -4,8 +4,9 @@
 //! - [`record`]: the contact record (`Contact`), as the API and webhooks carry it.
 //! - [`webhook`]: typed webhooks, their signatures and the replay window.
 //! - [`reader`]: the reads enrichment needs, as a port, and [`GhlError`].
-//! - [`client`]: the API over HTTPS (the reader's adapter), rate-limited per
-//!   location ([`limiter`]); [`contacts_api`]: every Contacts API endpoint on it;
+//! - [`client`]: the API over HTTPS (the reader's adapter), each location's
+//!   budget governed ([`budget`]), a contact read kept a short while ([`cache`]);
+//!   [`contacts_api`]: every Contacts API endpoint on it;
 //!   [`opportunities_api`]: the opportunities search; [`names`]: the names
 //!   behind a location's ids (pipelines, stages, custom fields, calendars), read
 //!   by [`names_api`].
@@ -14,11 +15,12 @@
 //! - [`oauth`]: GHL's token endpoints; [`install`]: the marketplace app's install.
 //! - [`workflow`]: calls of GHL's workflow actions (Webhook, Custom Webhook).
 
+pub mod budget;
+mod cache;
 pub mod client;
 pub mod contacts_api;
 mod de;
 pub mod install;
-mod limiter;
 pub mod names;
 pub mod names_api;
 pub mod oauth;

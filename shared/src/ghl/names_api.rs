@@ -8,6 +8,7 @@
 use reqwest::Method;
 use serde::Deserialize;
 
+use super::budget::Use;
 use super::client::GhlClient;
 use super::names::{FieldName, LocationNames, Named, Pipeline};
 use super::reader::GhlError;
@@ -53,7 +54,7 @@ impl<T: TokenSource> GhlClient<T> {
         let query = [("locationId", location_id)];
         let path = "/opportunities/pipelines";
         let answer: Pipelines = self
-            .call(location_id, Method::GET, path, &query, None)
+            .call((location_id, Use::Names), Method::GET, path, &query, None)
             .await?;
         Ok(answer.pipelines)
     }
@@ -64,7 +65,7 @@ impl<T: TokenSource> GhlClient<T> {
         let path = format!("/locations/{}/customFields", super::wire::id(location_id)?);
         let query = [("model", "contact")];
         let answer: CustomFields = self
-            .call(location_id, Method::GET, &path, &query, None)
+            .call((location_id, Use::Names), Method::GET, &path, &query, None)
             .await?;
         Ok(answer.custom_fields)
     }
@@ -73,7 +74,13 @@ impl<T: TokenSource> GhlClient<T> {
     pub async fn calendars(&self, location_id: &str) -> Result<Vec<Named>, GhlError> {
         let query = [("locationId", location_id)];
         let answer: Calendars = self
-            .call(location_id, Method::GET, "/calendars/", &query, None)
+            .call(
+                (location_id, Use::Names),
+                Method::GET,
+                "/calendars/",
+                &query,
+                None,
+            )
             .await?;
         Ok(answer.calendars)
     }
@@ -83,7 +90,7 @@ impl<T: TokenSource> GhlClient<T> {
     pub async fn tags(&self, location_id: &str) -> Result<Vec<Named>, GhlError> {
         let path = format!("/locations/{}/tags", super::wire::id(location_id)?);
         let answer: Tags = self
-            .call(location_id, Method::GET, &path, &[], None)
+            .call((location_id, Use::Names), Method::GET, &path, &[], None)
             .await?;
         Ok(answer.tags)
     }

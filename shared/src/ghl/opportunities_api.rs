@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::budget::Use;
 use super::client::GhlClient;
 use super::reader::GhlError;
 use super::tokens::TokenSource;
@@ -74,7 +75,7 @@ impl<T: TokenSource> GhlClient<T> {
     /// from `after` (the first page without it).
     pub async fn search_opportunities(
         &self,
-        location_id: &str,
+        (location_id, used): (&str, Use),
         after: Option<&Cursor>,
     ) -> Result<OpportunityPage, GhlError> {
         let limit = PAGE.to_string();
@@ -85,7 +86,7 @@ impl<T: TokenSource> GhlClient<T> {
         }
         let answer: Option<Answer> = self
             .call(
-                location_id,
+                (location_id, used),
                 Method::GET,
                 "/opportunities/search",
                 &query,

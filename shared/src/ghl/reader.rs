@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::Contact;
+use super::budget::Use;
 
 /// The cause of an error that is not GHL's answer (a transport failure, an
 /// unreadable body, a token store that failed). Shared, so a read fetched once per
@@ -21,6 +22,10 @@ pub enum GhlError {
     NotFound,
     #[error("GHL rate limit reached; retry in {retry_after_ms} ms")]
     RateLimited { retry_after_ms: u64 },
+    /// Not sent: the location's GHL budget is kept for real-time enrichment, or
+    /// enrichment has spent its share of it ([`super::budget`]).
+    #[error("{}", super::budget::reserved(*for_use, *retry_after_ms))]
+    Reserved { for_use: Use, retry_after_ms: u64 },
     #[error("GHL refused the token")]
     Unauthorized,
     /// No token is stored for it: nothing can be read until one is.
@@ -63,6 +68,7 @@ impl GhlError {
         match self {
             GhlError::NotFound => code::NOT_FOUND,
             GhlError::RateLimited { .. } => code::RATE_LIMITED,
+            GhlError::Reserved { .. } => code::BUDGET_RESERVED,
             GhlError::Unauthorized => code::UNAUTHORIZED,
             GhlError::NoToken { .. } => code::NO_TOKEN,
             GhlError::Rejected { .. } => code::REJECTED,
@@ -77,6 +83,7 @@ impl GhlError {
 pub mod code {
     pub const NOT_FOUND: &str = "ghl_not_found";
     pub const RATE_LIMITED: &str = "ghl_rate_limited";
+    pub const BUDGET_RESERVED: &str = "ghl_budget_reserved";
     pub const UNAUTHORIZED: &str = "ghl_unauthorized";
     pub const NO_TOKEN: &str = "ghl_no_token";
     pub const REJECTED: &str = "ghl_rejected";
@@ -93,6 +100,16 @@ impl PartialEq for GhlError {
         match (self, other) {
             (E::NotFound, E::NotFound) | (E::Unauthorized, E::Unauthorized) => true,
             (E::RateLimited { retry_after_ms: a }, E::RateLimited { retry_after_ms: b }) => a == b,
+            (
+                E::Reserved {
+                    for_use,
+                    retry_after_ms,
+                },
+                E::Reserved {
+                    for_use: u,
+                    retry_after_ms: r,
+                },
+            ) => for_use == u && retry_after_ms == r,
             (E::NoToken { what }, E::NoToken { what: w }) => what == w,
             (
                 E::Rejected { status, message },
@@ -171,6 +188,12 @@ pub trait GhlReader: Send + Sync {
     ) -> impl Future<Output = Result<super::names::LocationNames, GhlError>> + Send {
         let _ = location_id;
         async { Ok(super::names::LocationNames::default()) }
+    }
+    /// A webhook received at `received` told of a change to the contact: a read of
+    /// it kept for later jobs, made before that, is stale. Readers that keep none
+    /// have nothing to drop.
+    fn forget(&self, location_id: &str, contact_id: &str, received: chrono::DateTime<chrono::Utc>) {
+        let _ = (location_id, contact_id, received);
     }
     /// Whether the location is connected here (a token, or an install): only a
     /// connected location's webhooks reach pixels and audiences kept for "all

@@ -87,19 +87,21 @@ pub mod code {
     /// The audience's whole list is being replaced: its own changes follow.
     pub const AUDIENCE_REPLACING: &str = "audience_replacing";
     pub use crate::ghl::reader::code::{
-        APP_REFUSED as GHL_APP_REFUSED, NO_TOKEN as GHL_NO_TOKEN, RATE_LIMITED as GHL_RATE_LIMITED,
+        APP_REFUSED as GHL_APP_REFUSED, BUDGET_RESERVED as GHL_BUDGET_RESERVED,
+        NO_TOKEN as GHL_NO_TOKEN, RATE_LIMITED as GHL_RATE_LIMITED,
         UNAUTHORIZED as GHL_UNAUTHORIZED, UNAVAILABLE as GHL_UNAVAILABLE,
     };
 }
 
 /// Every partner failure code, with the kind of hold it makes.
-const CODES: [(&str, Hold); 9] = [
+const CODES: [(&str, Hold); 10] = [
     (code::META_UNAVAILABLE, Hold::Outage),
     (code::AUDIENCE_REPLACING, Hold::Outage),
     (code::META_REQUEST_REFUSED, Hold::Token),
     (code::META_BATCH_UNSORTED, Hold::Outage),
     (code::GHL_UNAVAILABLE, Hold::Outage),
     (code::GHL_RATE_LIMITED, Hold::Outage),
+    (code::GHL_BUDGET_RESERVED, Hold::Outage),
     (code::GHL_UNAUTHORIZED, Hold::Token),
     (code::GHL_NO_TOKEN, Hold::Token),
     (code::GHL_APP_REFUSED, Hold::Token),

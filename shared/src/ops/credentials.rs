@@ -141,7 +141,9 @@ fn ghl_problem(e: &GhlError) -> (String, String) {
         GhlError::NoToken { .. } => {
             "store the location's token (GHL_TOKEN_<locationId>, or the secret under GHL_TOKEN_SECRET_PREFIX)"
         }
-        GhlError::RateLimited { .. } => "wait a minute and run verify again",
+        GhlError::RateLimited { .. } | GhlError::Reserved { .. } => {
+            "wait a minute and run verify again"
+        }
         GhlError::NotFound | GhlError::Rejected { .. } => {
             "check that the location id is right and the token belongs to it"
         }

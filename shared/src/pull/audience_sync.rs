@@ -2,7 +2,7 @@
 //!
 //! GHL's contact search lists the contacts that should be members (by each of
 //! the audience's tags, page by page ([`crate::pull::listing`]), through the
-//! client's rate limiter; GHL's
+//! budget of a backfill ([`crate::ghl::budget`]); GHL's
 //! filter semantics are not documented, so every contact listed is judged again
 //! here, and a refused filter falls back to listing every contact). The state
 //! store says who is a member now. Each listed member, and each member no longer
@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::ghl::budget::Use;
 use crate::ghl::client::GhlClient;
 use crate::ghl::tokens::TokenSource;
 use crate::ghl::{Contact, GhlError};
@@ -112,7 +113,7 @@ async fn list<T: TokenSource>(
     };
     let mut seen = BTreeSet::new();
     for filters in searches {
-        let mut pages = Lister::new(ghl, location, filters.clone());
+        let mut pages = Lister::new(ghl, (location, Use::Backfill), filters.clone());
         while let Some(contacts) = pages.next_page().await? {
             for contact in contacts {
                 if !seen.insert(contact.id.clone()) {

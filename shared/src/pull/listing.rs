@@ -4,10 +4,9 @@
 //! documented (`reference/ghl-api.md` §1): where the last contact carries no
 //! cursor, the listing stops at the reach and says how many lay beyond.
 //!
-//! GHL's trouble is ridden out page by page ([`Patience`]): a `429` waits the
-//! interval GHL names and asks again; an outage or a timeout waits, doubling, and
-//! asks again; only after as many tries in a row does the listing fail (an
-//! operator's command: run again, it lists afresh).
+//! GHL's trouble is ridden out page by page ([`Patience`]): a `429` waits GHL's
+//! interval, a window kept for real-time enrichment its end, an outage doubling
+//! waits; only after as many tries in a row does the listing fail (run it again).
 //!
 //! Listing by change ([`Lister::changed_since`], for reconciliation) or by
 //! creation over a period ([`Lister::by_time`], for a backfill) pages by key, not
@@ -26,12 +25,15 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::ghl::budget::{MAX_WAIT, Use};
 use crate::ghl::client::GhlClient;
 use crate::ghl::contacts_api::SearchRequest;
 use crate::ghl::opportunities_api::{Cursor, Opportunity};
 use crate::ghl::tokens::TokenSource;
 use crate::ghl::{Contact, GhlError};
 
+/// The longest wait for the budget a listing sits out: a window's.
+const WINDOW_MS: u64 = MAX_WAIT.as_millis() as u64;
 /// Contacts per search page.
 pub const PAGE: u32 = 100;
 /// How deep `page`/`pageLimit` paging reaches.
@@ -110,6 +112,8 @@ pub struct Lister<'g, T> {
     after: Option<Value>,
     done: bool,
     patience: Patience,
+    /// Whose share of GHL's budget it spends.
+    used: Use,
     /// Listing by change: the earliest change the next page may hold, and whether
     /// GHL's pages have kept to it (sorted, with change times) so far.
     since: Option<(DateTime<Utc>, bool)>,
@@ -132,7 +136,7 @@ pub struct Lister<'g, T> {
 
 impl<'g, T: TokenSource> Lister<'g, T> {
     /// The contacts of `location` that `filters` (GHL's search filters) keep.
-    pub fn new(ghl: &'g GhlClient<T>, location: &str, filters: Vec<Value>) -> Self {
+    pub fn new(ghl: &'g GhlClient<T>, (location, used): (&str, Use), filters: Vec<Value>) -> Self {
         Lister {
             ghl,
             location: location.to_owned(),
@@ -141,6 +145,7 @@ impl<'g, T: TokenSource> Lister<'g, T> {
             after: None,
             done: false,
             patience: Patience::default(),
+            used,
             since: None,
             stamp: Stamp::Updated,
             until: None,
@@ -155,8 +160,9 @@ impl<'g, T: TokenSource> Lister<'g, T> {
 
     /// The contacts of `location` changed at or after `since`, oldest change first,
     /// paged by key (see the module's documentation).
+    /// Reconciliation's listing.
     pub fn changed_since(ghl: &'g GhlClient<T>, location: &str, since: DateTime<Utc>) -> Self {
-        Lister::by_time(ghl, location, Stamp::Updated, since, None)
+        Lister::by_time(ghl, (location, Use::Reconcile), Stamp::Updated, since, None)
     }
 
     /// The contacts of `location` whose `stamp` lies from `from` to `until`, oldest
@@ -164,7 +170,7 @@ impl<'g, T: TokenSource> Lister<'g, T> {
     /// the caller keeps those of the period.
     pub fn by_time(
         ghl: &'g GhlClient<T>,
-        location: &str,
+        at: (&str, Use),
         stamp: Stamp,
         from: DateTime<Utc>,
         until: Option<DateTime<Utc>>,
@@ -173,7 +179,7 @@ impl<'g, T: TokenSource> Lister<'g, T> {
             since: Some((from, true)),
             stamp,
             until,
-            ..Lister::new(ghl, location, Vec::new())
+            ..Lister::new(ghl, at, Vec::new())
         }
     }
 
@@ -304,7 +310,7 @@ impl<'g, T: TokenSource> Lister<'g, T> {
         &self,
         search: &SearchRequest,
     ) -> Result<crate::ghl::contacts_api::SearchPage, GhlError> {
-        let ask = || self.ghl.search_contacts(&self.location, search);
+        let ask = || (self.ghl).search_contacts((&self.location, self.used), search);
         self.patience.ask(&self.location, self.listed, ask).await
     }
 }
@@ -316,6 +322,7 @@ impl<'g, T: TokenSource> Lister<'g, T> {
 pub struct OpportunityPages<'g, T: TokenSource> {
     ghl: &'g GhlClient<T>,
     location: String,
+    used: Use,
     /// Where the next page starts (`None` with `ended` unset: the first).
     after: Option<Cursor>,
     ended: bool,
@@ -327,10 +334,11 @@ pub struct OpportunityPages<'g, T: TokenSource> {
 }
 
 impl<'g, T: TokenSource> OpportunityPages<'g, T> {
-    /// `location`'s opportunities from `after` (the first page when `None`).
+    /// `location`'s opportunities from `after` (the first page when `None`),
+    /// listed for `used`.
     pub fn new(
         ghl: &'g GhlClient<T>,
-        location: &str,
+        (location, used): (&str, Use),
         after: Option<Cursor>,
         pace: Duration,
         patience: Patience,
@@ -338,6 +346,7 @@ impl<'g, T: TokenSource> OpportunityPages<'g, T> {
         OpportunityPages {
             ghl,
             location: location.to_owned(),
+            used,
             after,
             ended: false,
             listed: 0,
@@ -357,7 +366,7 @@ impl<'g, T: TokenSource> OpportunityPages<'g, T> {
         }
         self.asked = Some(Instant::now());
         let (ghl, location, after) = (self.ghl, &self.location, self.after.as_ref());
-        let ask = || ghl.search_opportunities(location, after);
+        let ask = || ghl.search_opportunities((location, self.used), after);
         let page = self.patience.ask(location, self.listed, ask).await?;
         self.listed += page.opportunities.len() as u64;
         self.ended = page.next.is_none();
@@ -389,6 +398,11 @@ impl Patience {
             };
             let wait = match &error {
                 GhlError::RateLimited { retry_after_ms } => Duration::from_millis(*retry_after_ms),
+                // A window kept for enrichment passes soon; a day kept for it does
+                // not: the listing stops, to go on next time.
+                GhlError::Reserved { retry_after_ms, .. } if *retry_after_ms <= WINDOW_MS => {
+                    Duration::from_millis(*retry_after_ms)
+                }
                 GhlError::Unavailable { .. } => {
                     outage_wait *= 2;
                     outage_wait / 2

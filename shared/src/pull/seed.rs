@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ghl::GhlError;
+use crate::ghl::budget::Use;
 use crate::ghl::client::GhlClient;
 use crate::ghl::tokens::TokenSource;
 use crate::ports::state::{StateError, StateStore};
@@ -64,7 +65,7 @@ pub async fn seed<T: TokenSource>(
         at: now,
         ..Seeded::default()
     };
-    let mut pages = Lister::new(ghl, location, Vec::new()).paced(pace);
+    let mut pages = Lister::new(ghl, (location, Use::Reconcile), Vec::new()).paced(pace);
     while let Some(contacts) = pages.next_page().await.map_err(SeedError::Ghl)? {
         for contact in contacts {
             let known = state

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{MappingSettings, PublishedAt};
+use super::{GhlBudget, MappingSettings, PublishedAt};
 use crate::capi::client::DEFAULT_API_VERSION as DEFAULT_GRAPH_VERSION;
 use crate::hold::HoldPolicy;
 use crate::mapping::Mapping;
@@ -119,6 +119,36 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 .push("HOLD_BASE_MS must not be longer than HOLD_CAP_SECONDS".into());
         }
         policy
+    }
+
+    /// How GHL's budget is spent: `GHL_ENRICHMENT_SHARE_PERCENT` (1 to 100,
+    /// default 80) and `GHL_CONTACT_CACHE_SECONDS` (default 60, 0 for none).
+    pub fn ghl_budget(&mut self) -> GhlBudget {
+        let defaults = GhlBudget::default();
+        let share = self.number(
+            "GHL_ENRICHMENT_SHARE_PERCENT",
+            (defaults.enrichment_share * 100.0).round() as u64,
+        );
+        if share > 100 {
+            self.problems
+                .push("GHL_ENRICHMENT_SHARE_PERCENT must be at most 100".into());
+        }
+        let cache = match self
+            .optional("GHL_CONTACT_CACHE_SECONDS")
+            .map(|v| v.parse())
+        {
+            None => defaults.contact_cache,
+            Some(Ok(seconds)) => Duration::from_secs(seconds),
+            Some(Err(_)) => {
+                self.problems
+                    .push("GHL_CONTACT_CACHE_SECONDS must be a whole number of seconds".into());
+                defaults.contact_cache
+            }
+        };
+        GhlBudget {
+            enrichment_share: share.min(100) as f64 / 100.0,
+            contact_cache: cache,
+        }
     }
 
     /// How reconciliation runs: `RECONCILE_SHARE_PERCENT` of GHL's budget per

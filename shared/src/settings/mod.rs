@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::capi::client::DEFAULT_BASE_URL as GRAPH_DEFAULT_BASE_URL;
+use crate::ghl::client::GhlClient;
 use crate::ghl::webhook::{APP_ID_VAR, AppIds, ReplayWindow, WebhookKeys};
 use crate::ghl::wire::DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL;
 use crate::hold::HoldPolicy;
@@ -118,6 +119,35 @@ impl IntakeSettings {
     }
 }
 
+/// How a process spends each location's GHL budget ([`crate::ghl::budget`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GhlBudget {
+    /// `GHL_ENRICHMENT_SHARE_PERCENT` (default 80): what real-time enrichment may
+    /// spend of each location's window and day; the rest waits for what it leaves.
+    pub enrichment_share: f64,
+    /// `GHL_CONTACT_CACHE_SECONDS` (default 60; 0 turns it off): how long a contact
+    /// read serves the later jobs of that contact.
+    pub contact_cache: Duration,
+}
+
+impl Default for GhlBudget {
+    fn default() -> Self {
+        GhlBudget {
+            enrichment_share: crate::ghl::budget::DEFAULT_SHARE,
+            contact_cache: crate::ghl::client::DEFAULT_CONTACT_CACHE,
+        }
+    }
+}
+
+impl GhlBudget {
+    /// `client`, spending as these settings say.
+    pub fn apply<T>(self, client: GhlClient<T>) -> GhlClient<T> {
+        client
+            .with_enrichment_share(self.enrichment_share)
+            .with_contact_cache(self.contact_cache)
+    }
+}
+
 /// How a function reads GHL.
 #[derive(Debug, Clone)]
 pub struct GhlAccess {
@@ -131,6 +161,7 @@ pub struct GhlAccess {
     pub app_secret: Option<String>,
     /// `HTTP_TIMEOUT_SECONDS`.
     pub http_timeout: Duration,
+    pub budget: GhlBudget,
 }
 
 impl GhlAccess {
@@ -140,6 +171,7 @@ impl GhlAccess {
             token_prefix: env.or("GHL_TOKEN_SECRET_PREFIX", GHL_TOKEN_DEFAULT_PREFIX),
             app_secret: env.optional("GHL_APP_SECRET"),
             http_timeout: env.seconds("HTTP_TIMEOUT_SECONDS", 10),
+            budget: env.ghl_budget(),
         }
     }
 }

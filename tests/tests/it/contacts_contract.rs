@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
+use ghl_capi::ghl::budget::Use;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::contacts_api::{
     ContactInput, CustomFieldInput, NoteInput, SearchRequest, TaskInput,
@@ -83,7 +84,10 @@ async fn every_contacts_endpoint_matches_ghls_spec() {
         search_after: None,
         sort: vec![],
     };
-    ok("search", ghl.search_contacts(LOCATION, &search).await);
+    ok(
+        "search",
+        ghl.search_contacts((LOCATION, Use::Command), &search).await,
+    );
     // As reconciliation asks: changed since a moment, oldest change first.
     let since = "2026-11-30T12:00:00Z".parse().expect("time");
     use ghl_capi::pull::listing::{Stamp, by_time};
@@ -98,7 +102,7 @@ async fn every_contacts_endpoint_matches_ghls_spec() {
     };
     ok(
         "search by change",
-        ghl.search_contacts(LOCATION, &search).await,
+        ghl.search_contacts((LOCATION, Use::Command), &search).await,
     );
     ok(
         "duplicate",

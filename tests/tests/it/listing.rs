@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ghl_capi::ghl::budget::Use;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::LocationToken;
@@ -91,7 +92,7 @@ async fn list_from(
     let tokens = HashMap::from([("loc1".to_owned(), LocationToken("pit".into()))]);
     let client =
         GhlClient::new(&ghl.uri(), FixedTokens(tokens), Duration::from_secs(5)).expect("client");
-    let mut pages = Lister::new(&client, "loc1", Vec::new()).patient(patience);
+    let mut pages = Lister::new(&client, ("loc1", Use::Backfill), Vec::new()).patient(patience);
     let mut ids = BTreeSet::new();
     while let Some(contacts) = pages.next_page().await? {
         for c in contacts {

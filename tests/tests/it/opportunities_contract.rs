@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use ghl_capi::ghl::budget::Use;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::opportunities_api::Cursor;
 use ghl_capi::ghl::tokens::FixedTokens;
@@ -26,7 +27,7 @@ fn client() -> GhlClient<FixedTokens> {
 async fn the_opportunity_search_matches_ghls_spec() {
     let ghl = client();
     let first = ghl
-        .search_opportunities(LOCATION, None)
+        .search_opportunities((LOCATION, Use::Command), None)
         .await
         .unwrap_or_else(|e| panic!("the first page breaks the contract: {e}"));
     let listed = first.opportunities.first().expect("the spec's example");
@@ -39,7 +40,7 @@ async fn the_opportunity_search_matches_ghls_spec() {
         start_after: "1625203104328".into(),
         start_after_id: "yWQobCRIhRguQtD2llvk".into(),
     };
-    ghl.search_opportunities(LOCATION, Some(&cursor))
+    ghl.search_opportunities((LOCATION, Use::Command), Some(&cursor))
         .await
         .unwrap_or_else(|e| panic!("a page by cursor breaks the contract: {e}"));
 }

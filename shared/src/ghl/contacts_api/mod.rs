@@ -18,6 +18,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::budget::Use;
 use super::client::GhlClient;
 use super::reader::{GhlError, GhlReader};
 use super::tokens::TokenSource;
@@ -52,7 +53,7 @@ impl<T: TokenSource> GhlClient<T> {
         let location = location_of(input)?;
         let answer: OneContact = self
             .call(
-                location,
+                (location, Use::Command),
                 Method::POST,
                 "/contacts/",
                 &[],
@@ -73,7 +74,13 @@ impl<T: TokenSource> GhlClient<T> {
         input.location_id = None;
         let path = format!("/contacts/{}", id(contact_id)?);
         let answer: OneContact = self
-            .call(location_id, Method::PUT, &path, &[], Some(&body(&input)?))
+            .call(
+                (location_id, Use::Command),
+                Method::PUT,
+                &path,
+                &[],
+                Some(&body(&input)?),
+            )
             .await?;
         Ok(answer.contact)
     }
@@ -90,7 +97,7 @@ impl<T: TokenSource> GhlClient<T> {
         let location = location_of(input)?;
         let answer: Answer = self
             .call(
-                location,
+                (location, Use::Command),
                 Method::POST,
                 "/contacts/upsert",
                 &[],
@@ -110,22 +117,28 @@ impl<T: TokenSource> GhlClient<T> {
         contact_id: &str,
     ) -> Result<(), GhlError> {
         let path = format!("/contacts/{}", id(contact_id)?);
-        self.call::<Value>(location_id, Method::DELETE, &path, &[], None)
-            .await
-            .map(|_| ())
+        self.call::<Value>(
+            (location_id, Use::Command),
+            Method::DELETE,
+            &path,
+            &[],
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
-    /// `POST /contacts/search`: one page.
+    /// `POST /contacts/search`: one page, `used` for reconciliation or a backfill.
     pub async fn search_contacts(
         &self,
-        location_id: &str,
+        (location_id, used): (&str, Use),
         search: &SearchRequest,
     ) -> Result<SearchPage, GhlError> {
         let mut request = body(search)?;
         request["locationId"] = json!(location_id);
         let page: Option<SearchPage> = self
             .call(
-                location_id,
+                (location_id, used),
                 Method::POST,
                 "/contacts/search",
                 &[],
@@ -151,7 +164,7 @@ impl<T: TokenSource> GhlClient<T> {
         query.extend(phone.map(|p| ("number", p)));
         let answer: Option<Answer> = self
             .call(
-                location_id,
+                (location_id, Use::Command),
                 Method::GET,
                 "/contacts/search/duplicate",
                 &query,
@@ -177,7 +190,13 @@ impl<T: TokenSource> GhlClient<T> {
             ("skip", &skip),
         ];
         let page: ListPage = self
-            .call(location_id, Method::GET, &path, &query, None)
+            .call(
+                (location_id, Use::Command),
+                Method::GET,
+                &path,
+                &query,
+                None,
+            )
             .await?;
         Ok(page.contacts)
     }
@@ -204,7 +223,13 @@ impl<T: TokenSource> GhlClient<T> {
             params.extend(after_id.as_deref().map(|a| ("startAfterId", a)));
             params.extend(after_text.as_deref().map(|a| ("startAfter", a)));
             let page: ListPage = self
-                .call(location_id, Method::GET, "/contacts/", &params, None)
+                .call(
+                    (location_id, Use::Command),
+                    Method::GET,
+                    "/contacts/",
+                    &params,
+                    None,
+                )
                 .await?;
             // GHL's cursor, or (its shape being unconfirmed) the last contact's.
             let next = match (&page.meta, page.contacts.last()) {

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::body;
 use super::types::{OneNote, OneTask, Tags};
 use super::{Appointment, Note, NoteInput, Task, TaskInput};
+use crate::ghl::budget::Use;
 use crate::ghl::client::GhlClient;
 use crate::ghl::reader::GhlError;
 use crate::ghl::tokens::TokenSource;
@@ -21,7 +22,10 @@ impl<T: TokenSource> GhlClient<T> {
             tasks: Vec<Task>,
         }
         let path = format!("/contacts/{}/tasks", id(contact_id)?);
-        Ok(self.get::<Answer>(location_id, &path).await?.tasks)
+        Ok(self
+            .get::<Answer>((location_id, Use::Command), &path)
+            .await?
+            .tasks)
     }
 
     /// `GET /contacts/{id}/tasks/{taskId}`.
@@ -32,7 +36,10 @@ impl<T: TokenSource> GhlClient<T> {
         task_id: &str,
     ) -> Result<Task, GhlError> {
         let path = format!("/contacts/{}/tasks/{}", id(contact_id)?, id(task_id)?);
-        Ok(self.get::<OneTask>(location_id, &path).await?.task)
+        Ok(self
+            .get::<OneTask>((location_id, Use::Command), &path)
+            .await?
+            .task)
     }
 
     /// `POST /contacts/{id}/tasks`.
@@ -44,7 +51,13 @@ impl<T: TokenSource> GhlClient<T> {
     ) -> Result<Task, GhlError> {
         let path = format!("/contacts/{}/tasks", id(contact_id)?);
         let answer: OneTask = self
-            .call(location_id, Method::POST, &path, &[], Some(&body(input)?))
+            .call(
+                (location_id, Use::Command),
+                Method::POST,
+                &path,
+                &[],
+                Some(&body(input)?),
+            )
             .await?;
         Ok(answer.task)
     }
@@ -59,7 +72,13 @@ impl<T: TokenSource> GhlClient<T> {
     ) -> Result<Task, GhlError> {
         let path = format!("/contacts/{}/tasks/{}", id(contact_id)?, id(task_id)?);
         let answer: OneTask = self
-            .call(location_id, Method::PUT, &path, &[], Some(&body(input)?))
+            .call(
+                (location_id, Use::Command),
+                Method::PUT,
+                &path,
+                &[],
+                Some(&body(input)?),
+            )
             .await?;
         Ok(answer.task)
     }
@@ -79,7 +98,7 @@ impl<T: TokenSource> GhlClient<T> {
         );
         let answer: OneTask = self
             .call(
-                location_id,
+                (location_id, Use::Command),
                 Method::PUT,
                 &path,
                 &[],
@@ -97,9 +116,15 @@ impl<T: TokenSource> GhlClient<T> {
         task_id: &str,
     ) -> Result<(), GhlError> {
         let path = format!("/contacts/{}/tasks/{}", id(contact_id)?, id(task_id)?);
-        self.call::<Value>(location_id, Method::DELETE, &path, &[], None)
-            .await
-            .map(|_| ())
+        self.call::<Value>(
+            (location_id, Use::Command),
+            Method::DELETE,
+            &path,
+            &[],
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `GET /contacts/{id}/notes`.
@@ -110,7 +135,10 @@ impl<T: TokenSource> GhlClient<T> {
             notes: Vec<Note>,
         }
         let path = format!("/contacts/{}/notes", id(contact_id)?);
-        Ok(self.get::<Answer>(location_id, &path).await?.notes)
+        Ok(self
+            .get::<Answer>((location_id, Use::Command), &path)
+            .await?
+            .notes)
     }
 
     /// `GET /contacts/{id}/notes/{noteId}`.
@@ -121,7 +149,10 @@ impl<T: TokenSource> GhlClient<T> {
         note_id: &str,
     ) -> Result<Note, GhlError> {
         let path = format!("/contacts/{}/notes/{}", id(contact_id)?, id(note_id)?);
-        Ok(self.get::<OneNote>(location_id, &path).await?.note)
+        Ok(self
+            .get::<OneNote>((location_id, Use::Command), &path)
+            .await?
+            .note)
     }
 
     /// `POST /contacts/{id}/notes`.
@@ -133,7 +164,13 @@ impl<T: TokenSource> GhlClient<T> {
     ) -> Result<Note, GhlError> {
         let path = format!("/contacts/{}/notes", id(contact_id)?);
         let answer: OneNote = self
-            .call(location_id, Method::POST, &path, &[], Some(&body(input)?))
+            .call(
+                (location_id, Use::Command),
+                Method::POST,
+                &path,
+                &[],
+                Some(&body(input)?),
+            )
             .await?;
         Ok(answer.note)
     }
@@ -148,7 +185,13 @@ impl<T: TokenSource> GhlClient<T> {
     ) -> Result<Note, GhlError> {
         let path = format!("/contacts/{}/notes/{}", id(contact_id)?, id(note_id)?);
         let answer: OneNote = self
-            .call(location_id, Method::PUT, &path, &[], Some(&body(input)?))
+            .call(
+                (location_id, Use::Command),
+                Method::PUT,
+                &path,
+                &[],
+                Some(&body(input)?),
+            )
             .await?;
         Ok(answer.note)
     }
@@ -161,9 +204,15 @@ impl<T: TokenSource> GhlClient<T> {
         note_id: &str,
     ) -> Result<(), GhlError> {
         let path = format!("/contacts/{}/notes/{}", id(contact_id)?, id(note_id)?);
-        self.call::<Value>(location_id, Method::DELETE, &path, &[], None)
-            .await
-            .map(|_| ())
+        self.call::<Value>(
+            (location_id, Use::Command),
+            Method::DELETE,
+            &path,
+            &[],
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `GET /contacts/{id}/appointments`.
@@ -178,7 +227,10 @@ impl<T: TokenSource> GhlClient<T> {
             events: Vec<Appointment>,
         }
         let path = format!("/contacts/{}/appointments", id(contact_id)?);
-        Ok(self.get::<Answer>(location_id, &path).await?.events)
+        Ok(self
+            .get::<Answer>((location_id, Use::Command), &path)
+            .await?
+            .events)
     }
 
     /// `POST /contacts/{id}/tags`: the contact's tags afterwards.
@@ -191,7 +243,7 @@ impl<T: TokenSource> GhlClient<T> {
         let path = format!("/contacts/{}/tags", id(contact_id)?);
         let answer: Tags = self
             .call(
-                location_id,
+                (location_id, Use::Command),
                 Method::POST,
                 &path,
                 &[],
@@ -211,7 +263,7 @@ impl<T: TokenSource> GhlClient<T> {
         let path = format!("/contacts/{}/tags", id(contact_id)?);
         let answer: Tags = self
             .call(
-                location_id,
+                (location_id, Use::Command),
                 Method::DELETE,
                 &path,
                 &[],

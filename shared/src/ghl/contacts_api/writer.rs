@@ -1,5 +1,5 @@
-//! The write-back's writes ([`GhlWriter`]) over the Contacts API, leaving a
-//! quarter of each location's window to real-time reads. GHL's answer to a write
+//! The write-back's writes ([`GhlWriter`]) over the Contacts API, from what
+//! real-time enrichment leaves of each location's budget. GHL's answer to a write
 //! is not read beyond its status: a write it took is never tried again for an
 //! answer this build cannot read.
 
@@ -10,13 +10,11 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::{ContactInput, CustomFieldInput, NoteInput, TaskInput};
+use crate::ghl::budget::Use;
 use crate::ghl::client::GhlClient;
 use crate::ghl::reader::{GhlError, GhlWriter};
 use crate::ghl::tokens::TokenSource;
 use crate::ghl::wire::id;
-
-/// Of GHL's 100 requests per 10 s and location, what writes leave to reads.
-const KEPT_FOR_READS: u64 = 25;
 
 impl<T: TokenSource> GhlClient<T> {
     /// One write, its answer's body left unread.
@@ -27,9 +25,15 @@ impl<T: TokenSource> GhlClient<T> {
         path: &str,
         input: &Value,
     ) -> Result<(), GhlError> {
-        self.call::<serde::de::IgnoredAny>(location_id, method, path, &[], Some(input))
-            .await
-            .map(|_| ())
+        self.call::<serde::de::IgnoredAny>(
+            (location_id, Use::WriteBack),
+            method,
+            path,
+            &[],
+            Some(input),
+        )
+        .await
+        .map(|_| ())
     }
 }
 
@@ -99,6 +103,7 @@ impl<T: TokenSource> GhlWriter for GhlClient<T> {
     }
 
     fn reserved(&self, location_id: &str) -> Option<std::time::Duration> {
-        self.limiter().reserved(location_id, KEPT_FOR_READS)
+        let wait = self.budget().wait(location_id, Use::WriteBack);
+        (!wait.is_zero()).then_some(wait)
     }
 }

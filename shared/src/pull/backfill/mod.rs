@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::capi::ServerEvent;
+use crate::ghl::budget::Use;
 use crate::ghl::client::GhlClient;
 use crate::ghl::opportunities_api::Cursor;
 use crate::ghl::tokens::TokenSource;
@@ -201,10 +202,16 @@ async fn contacts<T: TokenSource, Q: Queue>(
     each_page: &mut impl FnMut(Listed<'_>, &Tally, Option<u64>),
 ) -> Result<(), BackfillError> {
     let from = at.from.unwrap_or(plan.since);
-    let mut pages = Lister::by_time(ghl, location, Stamp::Added, from, plan.until)
-        .resuming(std::mem::take(&mut at.at_from))
-        .patient(plan.patience)
-        .paced(plan.pace);
+    let mut pages = Lister::by_time(
+        ghl,
+        (location, Use::Backfill),
+        Stamp::Added,
+        from,
+        plan.until,
+    )
+    .resuming(std::mem::take(&mut at.at_from))
+    .patient(plan.patience)
+    .paced(plan.pace);
     let listing = listing(plan);
     while let Some(contacts) = pages.next_page().await.map_err(BackfillError::Ghl)? {
         // A listing GHL would not filter gives every contact: the period's are kept.

@@ -18,6 +18,7 @@ use serde_json::Map;
 use super::{Backfill, BackfillError, Progress, Tally};
 use crate::capi::ServerEvent;
 use crate::ghl::Contact;
+use crate::ghl::budget::Use;
 use crate::ghl::client::GhlClient;
 use crate::ghl::opportunities_api::Opportunity;
 use crate::ghl::tokens::TokenSource;
@@ -42,7 +43,7 @@ pub(super) fn pages<'g, T: TokenSource>(
 ) -> OpportunityPages<'g, T> {
     OpportunityPages::new(
         ghl,
-        location,
+        (location, Use::Backfill),
         at.opportunities_after.clone(),
         plan.pace,
         plan.patience,

@@ -187,6 +187,13 @@ pub async fn reconcile<T: TokenSource>(
             watermark = %run.watermark,
             "reconciled"
         ),
+        // Not a failure: the budget is enrichment's (counted as GhlBudgetWaits).
+        Err(ReconcileError::Ghl(e @ GhlError::Reserved { .. })) => tracing::info!(
+            location_id = location,
+            reason = %e,
+            "reconciliation waits for the location's GHL budget: it goes on from the \
+             watermark next run"
+        ),
         Err(e) => {
             tracing::error!(
                 location_id = location,

@@ -10,6 +10,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{ReconcileError, ReconcileSettings, Reconciled};
+use crate::ghl::budget::Use;
 use crate::ghl::client::GhlClient;
 use crate::ghl::parse_timestamp;
 use crate::ghl::tokens::TokenSource;
@@ -29,7 +30,13 @@ pub(super) async fn opportunities<T: TokenSource>(
     settings: &ReconcileSettings,
     (run, now): (&mut Reconciled, DateTime<Utc>),
 ) -> Result<(), ReconcileError> {
-    let mut pages = OpportunityPages::new(ghl, location, None, settings.pace(), settings.patience);
+    let mut pages = OpportunityPages::new(
+        ghl,
+        (location, Use::Reconcile),
+        None,
+        settings.pace(),
+        settings.patience,
+    );
     while let Some(page) = pages.next_page().await.map_err(ReconcileError::Ghl)? {
         let mut jobs = Vec::new();
         for listed in page {

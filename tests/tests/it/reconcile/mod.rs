@@ -2,7 +2,10 @@
 //! takes the baseline and sends nothing; later runs queue exactly the changes no
 //! webhook delivered, and enrichment sends each once; after full delivery nothing
 //! is queued; a contact changed while a listing runs is listed, not skipped; and
-//! the listing keeps to its share of GHL's budget.
+//! the listing keeps to its share of GHL's budget ([`budget`]: and waits for what
+//! real-time enrichment leaves of it).
+
+mod budget;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
