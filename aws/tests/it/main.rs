@@ -11,6 +11,7 @@ mod mapping;
 mod pipeline;
 mod promises;
 mod reconcile;
+mod runtime;
 mod secrets;
 mod soak;
 mod sqs;
