@@ -16,12 +16,11 @@ use ghl_capi::ghl::budget::DEFAULT_SHARE;
 use ghl_capi::ghl::client::{DEFAULT_CONTACT_CACHE, GhlClient};
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::LocationToken;
-use ghl_capi::jobs::EnrichJob;
 use ghl_capi::mapping::Mapping;
 use ghl_capi::ports::state::MemoryState;
 use ghl_capi_tests::contacts_stand_in::{ContactsStandIn, stamp};
 use ghl_capi_tests::fixtures::{LOCATION, mapping_with};
-use ghl_capi_tests::pipeline::enrich_messages;
+use ghl_capi_tests::pipeline::{enrich_messages, webhook_message};
 use serde_json::{Value, json};
 use wiremock::MockServer;
 
@@ -107,16 +106,8 @@ async fn run(
     let state = MemoryState::default();
     let mut events = 0;
     for n in 0..leads {
-        for (i, mut body) in (workload.webhooks)(&ghl, n).into_iter().enumerate() {
-            let key = format!("{}-{n}-{i}", workload.name);
-            body["webhookId"] = json!(key);
-            body["timestamp"] = json!(stamp(Utc::now()));
-            let job = EnrichJob::Webhook {
-                key,
-                received_at: Utc::now(),
-                body: body.to_string(),
-            };
-            let message = job.outgoing().expect("message");
+        for (i, body) in (workload.webhooks)(&ghl, n).into_iter().enumerate() {
+            let message = webhook_message(format!("{}-{n}-{i}", workload.name), body);
             events += enrich_messages(mapping, &client, &state, &[message])
                 .await
                 .len();

@@ -5,10 +5,24 @@ use chrono::Utc;
 use ghl_capi::enrich::consumer::EnrichConsumer;
 use ghl_capi::ghl::{GhlReader, GhlWriter};
 use ghl_capi::hold::HoldPolicy;
-use ghl_capi::jobs::{AudienceJob, DispatchJob, DispatchMessage};
+use ghl_capi::jobs::{AudienceJob, DispatchJob, DispatchMessage, EnrichJob};
 use ghl_capi::mapping::Mapping;
 use ghl_capi::ports::queue::{MemoryQueue, Outgoing, Record};
 use ghl_capi::ports::state::MemoryState;
+use serde_json::{Value, json};
+
+/// GHL's webhook `body`, delivered now under `key` (its webhook id), as the
+/// enrichment queue holds it.
+pub fn webhook_message(key: String, mut body: Value) -> Outgoing {
+    body["webhookId"] = json!(key);
+    body["timestamp"] = json!(crate::contacts_stand_in::stamp(Utc::now()));
+    let job = EnrichJob::Webhook {
+        key,
+        received_at: Utc::now(),
+        body: body.to_string(),
+    };
+    job.outgoing().expect("a message")
+}
 
 /// Enriches `messages` (as queued, in order) in one batch: the dispatch jobs they
 /// made. Fails the test if any job is retried or dead-lettered.

@@ -21,9 +21,9 @@ use ghl_capi::pull::listing::Patience;
 use ghl_capi::pull::reconcile::{
     ReconcileError, ReconcileSettings, Reconciled, last_run, reconcile,
 };
-use ghl_capi_tests::contacts_stand_in::{ContactsStandIn, Quirk, stamp};
+use ghl_capi_tests::contacts_stand_in::{ContactsStandIn, Quirk};
 use ghl_capi_tests::fixtures::{LOCATION, mapping};
-use ghl_capi_tests::pipeline::enrich_messages;
+use ghl_capi_tests::pipeline::{enrich_messages, webhook_message};
 use serde_json::json;
 use wiremock::MockServer;
 
@@ -123,14 +123,7 @@ impl World {
             body["id"].as_str().unwrap_or_default()
         );
         body["type"] = json!(kind);
-        body["webhookId"] = json!(key);
-        body["timestamp"] = json!(stamp(Utc::now()));
-        let job = EnrichJob::Webhook {
-            key,
-            received_at: Utc::now(),
-            body: body.to_string(),
-        };
-        let message = job.outgoing().expect("message");
+        let message = webhook_message(key, body);
         self.enrich.send(message).await.expect("queued");
     }
 
