@@ -215,6 +215,11 @@ async fn an_operator_sees_the_status_page_the_metrics_and_a_contacts_trace() {
         "{metrics}"
     );
     assert!(metrics.contains("EventsSent 1"), "{metrics}");
+    // The read of Ann its Lead needed, spent from loc1's GHL budget as enrichment's.
+    assert!(
+        metrics.contains("GhlBudgetSpent{Use=\"enrichment\"} 1"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("ScoredEvents{Pixel=\"main\",EventName=\"Lead\"} 1"),
         "{metrics}"
