@@ -135,3 +135,41 @@ fn api_versions_look_like_v_major_minor() {
         assert!(!is_api_version(bad), "{bad}");
     }
 }
+
+#[test]
+fn ghls_budget_is_shared_as_set_and_a_bad_share_or_cache_is_named() {
+    let base = [
+        ("MAPPING_TOML", MAPPING),
+        ("STATE_TABLE", "state"),
+        ("ENRICH_QUEUE_URL", "http://q/enrich.fifo"),
+        ("DISPATCH_QUEUE_URL", "http://q/dispatch"),
+        ("DEAD_LETTER_QUEUE_URL", "http://q/dead"),
+    ];
+    let s = EnrichSettings::from_lookup(lookup(&base)).expect("valid");
+    assert_eq!(s.ghl.budget, GhlBudget::default());
+    assert_eq!(
+        (s.ghl.budget.enrichment_share, s.ghl.budget.contact_cache),
+        (0.8, Duration::from_secs(60))
+    );
+    let mut set = base.to_vec();
+    set.extend([
+        ("GHL_ENRICHMENT_SHARE_PERCENT", "95"),
+        ("GHL_CONTACT_CACHE_SECONDS", "0"),
+    ]);
+    let s = EnrichSettings::from_lookup(lookup(&set)).expect("valid");
+    assert_eq!(
+        (s.ghl.budget.enrichment_share, s.ghl.budget.contact_cache),
+        (0.95, Duration::ZERO),
+        "0 turns the cache off"
+    );
+    let mut bad = base.to_vec();
+    bad.extend([
+        ("GHL_ENRICHMENT_SHARE_PERCENT", "150"),
+        ("GHL_CONTACT_CACHE_SECONDS", "a minute"),
+    ]);
+    let err = EnrichSettings::from_lookup(lookup(&bad)).expect_err("refused");
+    let text = err.to_string();
+    for name in ["GHL_ENRICHMENT_SHARE_PERCENT", "GHL_CONTACT_CACHE_SECONDS"] {
+        assert!(text.contains(name), "{text}");
+    }
+}
