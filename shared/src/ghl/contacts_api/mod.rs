@@ -48,17 +48,24 @@ fn location_of(input: &ContactInput) -> Result<&str, GhlError> {
 }
 
 impl<T: TokenSource> GhlClient<T> {
+    /// One call of the Contacts API as a tool makes it (a person's command, a
+    /// test's set-up: [`Use::Command`]), without a query.
+    async fn tool<R: serde::de::DeserializeOwned>(
+        &self,
+        location_id: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<R, GhlError> {
+        self.call((location_id, Use::Command), method, path, &[], body)
+            .await
+    }
+
     /// `POST /contacts/`.
     pub async fn create_contact(&self, input: &ContactInput) -> Result<Contact, GhlError> {
         let location = location_of(input)?;
         let answer: OneContact = self
-            .call(
-                (location, Use::Command),
-                Method::POST,
-                "/contacts/",
-                &[],
-                Some(&body(input)?),
-            )
+            .tool(location, Method::POST, "/contacts/", Some(&body(input)?))
             .await?;
         Ok(answer.contact)
     }
@@ -74,13 +81,7 @@ impl<T: TokenSource> GhlClient<T> {
         input.location_id = None;
         let path = format!("/contacts/{}", id(contact_id)?);
         let answer: OneContact = self
-            .call(
-                (location_id, Use::Command),
-                Method::PUT,
-                &path,
-                &[],
-                Some(&body(&input)?),
-            )
+            .tool(location_id, Method::PUT, &path, Some(&body(&input)?))
             .await?;
         Ok(answer.contact)
     }
@@ -96,11 +97,10 @@ impl<T: TokenSource> GhlClient<T> {
         }
         let location = location_of(input)?;
         let answer: Answer = self
-            .call(
-                (location, Use::Command),
+            .tool(
+                location,
                 Method::POST,
                 "/contacts/upsert",
-                &[],
                 Some(&body(input)?),
             )
             .await?;
@@ -117,15 +117,9 @@ impl<T: TokenSource> GhlClient<T> {
         contact_id: &str,
     ) -> Result<(), GhlError> {
         let path = format!("/contacts/{}", id(contact_id)?);
-        self.call::<Value>(
-            (location_id, Use::Command),
-            Method::DELETE,
-            &path,
-            &[],
-            None,
-        )
-        .await
-        .map(|_| ())
+        self.tool::<Value>(location_id, Method::DELETE, &path, None)
+            .await
+            .map(|_| ())
     }
 
     /// `POST /contacts/search`: one page, `used` for reconciliation or a backfill.

@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 use super::body;
 use super::types::{OneNote, OneTask, Tags};
 use super::{Appointment, Note, NoteInput, Task, TaskInput};
-use crate::ghl::budget::Use;
 use crate::ghl::client::GhlClient;
 use crate::ghl::reader::GhlError;
 use crate::ghl::tokens::TokenSource;
@@ -23,7 +22,7 @@ impl<T: TokenSource> GhlClient<T> {
         }
         let path = format!("/contacts/{}/tasks", id(contact_id)?);
         Ok(self
-            .get::<Answer>((location_id, Use::Command), &path)
+            .tool::<Answer>(location_id, Method::GET, &path, None)
             .await?
             .tasks)
     }
@@ -37,7 +36,7 @@ impl<T: TokenSource> GhlClient<T> {
     ) -> Result<Task, GhlError> {
         let path = format!("/contacts/{}/tasks/{}", id(contact_id)?, id(task_id)?);
         Ok(self
-            .get::<OneTask>((location_id, Use::Command), &path)
+            .tool::<OneTask>(location_id, Method::GET, &path, None)
             .await?
             .task)
     }
@@ -51,13 +50,7 @@ impl<T: TokenSource> GhlClient<T> {
     ) -> Result<Task, GhlError> {
         let path = format!("/contacts/{}/tasks", id(contact_id)?);
         let answer: OneTask = self
-            .call(
-                (location_id, Use::Command),
-                Method::POST,
-                &path,
-                &[],
-                Some(&body(input)?),
-            )
+            .tool(location_id, Method::POST, &path, Some(&body(input)?))
             .await?;
         Ok(answer.task)
     }
@@ -72,13 +65,7 @@ impl<T: TokenSource> GhlClient<T> {
     ) -> Result<Task, GhlError> {
         let path = format!("/contacts/{}/tasks/{}", id(contact_id)?, id(task_id)?);
         let answer: OneTask = self
-            .call(
-                (location_id, Use::Command),
-                Method::PUT,
-                &path,
-                &[],
-                Some(&body(input)?),
-            )
+            .tool(location_id, Method::PUT, &path, Some(&body(input)?))
             .await?;
         Ok(answer.task)
     }
@@ -97,11 +84,10 @@ impl<T: TokenSource> GhlClient<T> {
             id(task_id)?
         );
         let answer: OneTask = self
-            .call(
-                (location_id, Use::Command),
+            .tool(
+                location_id,
                 Method::PUT,
                 &path,
-                &[],
                 Some(&json!({"completed": completed})),
             )
             .await?;
@@ -116,15 +102,9 @@ impl<T: TokenSource> GhlClient<T> {
         task_id: &str,
     ) -> Result<(), GhlError> {
         let path = format!("/contacts/{}/tasks/{}", id(contact_id)?, id(task_id)?);
-        self.call::<Value>(
-            (location_id, Use::Command),
-            Method::DELETE,
-            &path,
-            &[],
-            None,
-        )
-        .await
-        .map(|_| ())
+        self.tool::<Value>(location_id, Method::DELETE, &path, None)
+            .await
+            .map(|_| ())
     }
 
     /// `GET /contacts/{id}/notes`.
@@ -136,7 +116,7 @@ impl<T: TokenSource> GhlClient<T> {
         }
         let path = format!("/contacts/{}/notes", id(contact_id)?);
         Ok(self
-            .get::<Answer>((location_id, Use::Command), &path)
+            .tool::<Answer>(location_id, Method::GET, &path, None)
             .await?
             .notes)
     }
@@ -150,7 +130,7 @@ impl<T: TokenSource> GhlClient<T> {
     ) -> Result<Note, GhlError> {
         let path = format!("/contacts/{}/notes/{}", id(contact_id)?, id(note_id)?);
         Ok(self
-            .get::<OneNote>((location_id, Use::Command), &path)
+            .tool::<OneNote>(location_id, Method::GET, &path, None)
             .await?
             .note)
     }
@@ -164,13 +144,7 @@ impl<T: TokenSource> GhlClient<T> {
     ) -> Result<Note, GhlError> {
         let path = format!("/contacts/{}/notes", id(contact_id)?);
         let answer: OneNote = self
-            .call(
-                (location_id, Use::Command),
-                Method::POST,
-                &path,
-                &[],
-                Some(&body(input)?),
-            )
+            .tool(location_id, Method::POST, &path, Some(&body(input)?))
             .await?;
         Ok(answer.note)
     }
@@ -185,13 +159,7 @@ impl<T: TokenSource> GhlClient<T> {
     ) -> Result<Note, GhlError> {
         let path = format!("/contacts/{}/notes/{}", id(contact_id)?, id(note_id)?);
         let answer: OneNote = self
-            .call(
-                (location_id, Use::Command),
-                Method::PUT,
-                &path,
-                &[],
-                Some(&body(input)?),
-            )
+            .tool(location_id, Method::PUT, &path, Some(&body(input)?))
             .await?;
         Ok(answer.note)
     }
@@ -204,15 +172,9 @@ impl<T: TokenSource> GhlClient<T> {
         note_id: &str,
     ) -> Result<(), GhlError> {
         let path = format!("/contacts/{}/notes/{}", id(contact_id)?, id(note_id)?);
-        self.call::<Value>(
-            (location_id, Use::Command),
-            Method::DELETE,
-            &path,
-            &[],
-            None,
-        )
-        .await
-        .map(|_| ())
+        self.tool::<Value>(location_id, Method::DELETE, &path, None)
+            .await
+            .map(|_| ())
     }
 
     /// `GET /contacts/{id}/appointments`.
@@ -228,7 +190,7 @@ impl<T: TokenSource> GhlClient<T> {
         }
         let path = format!("/contacts/{}/appointments", id(contact_id)?);
         Ok(self
-            .get::<Answer>((location_id, Use::Command), &path)
+            .tool::<Answer>(location_id, Method::GET, &path, None)
             .await?
             .events)
     }
@@ -242,11 +204,10 @@ impl<T: TokenSource> GhlClient<T> {
     ) -> Result<Vec<String>, GhlError> {
         let path = format!("/contacts/{}/tags", id(contact_id)?);
         let answer: Tags = self
-            .call(
-                (location_id, Use::Command),
+            .tool(
+                location_id,
                 Method::POST,
                 &path,
-                &[],
                 Some(&json!({"tags": tags})),
             )
             .await?;
@@ -262,11 +223,10 @@ impl<T: TokenSource> GhlClient<T> {
     ) -> Result<Vec<String>, GhlError> {
         let path = format!("/contacts/{}/tags", id(contact_id)?);
         let answer: Tags = self
-            .call(
-                (location_id, Use::Command),
+            .tool(
+                location_id,
                 Method::DELETE,
                 &path,
-                &[],
                 Some(&json!({"tags": tags})),
             )
             .await?;
