@@ -21,7 +21,7 @@ use chrono::Utc;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::install::Connected;
 use ghl_capi::ports::state::StateStore;
-use ghl_capi::pull::reconcile::{ReconcileSettings, locations_in_turn, reconcile};
+use ghl_capi::pull::reconcile::{ReconcileError, ReconcileSettings, locations_in_turn, reconcile};
 use ghl_capi::settings::ReconcileFnSettings;
 
 use ghl_capi::capi::CapiClient;
@@ -100,7 +100,7 @@ impl Reconciliation {
         deadline: std::time::Instant,
     ) -> Result<serde_json::Value, BoxError> {
         let locations = self.locations().await?;
-        let (mut done, mut failed, mut changed) = (0, 0, 0);
+        let (mut done, mut failed, mut waited, mut changed) = (0, 0, 0, 0);
         for location in &locations {
             if near(deadline) {
                 tracing::warn!(
@@ -110,11 +110,12 @@ impl Reconciliation {
                 break;
             }
             match self.reconcile(location).await {
-                Some(found) => {
+                Ok(found) => {
                     done += 1;
                     changed += found;
                 }
-                None => failed += 1,
+                Err(e) if e.waits_for_budget() => waited += 1,
+                Err(_) => failed += 1,
             }
         }
         let mirrored = self.mirror(&locations, deadline).await;
@@ -128,7 +129,7 @@ impl Reconciliation {
         }
         Ok(
             serde_json::json!({"locations": locations.len(), "reconciled": done,
-            "changed": changed, "mirrored": mirrored}),
+            "waited": waited, "changed": changed, "mirrored": mirrored}),
         )
     }
 
@@ -166,9 +167,10 @@ impl Reconciliation {
             .collect()
     }
 
-    /// One location's run; the changes it queued, `None` when it failed (logged
-    /// and counted by the library; the next run goes on from its watermark).
-    async fn reconcile(&self, location: &str) -> Option<u64> {
+    /// One location's run: the changes it queued, or why it stopped (logged, and a
+    /// failure counted, by the library; the next run goes on from its watermark).
+    /// A run that waits for GHL's budget is no failure: it fires no alarm.
+    async fn reconcile(&self, location: &str) -> Result<u64, ReconcileError> {
         let settings = ReconcileSettings {
             opportunities: self.mapping.current().await.reads_opportunities(),
             ..self.settings
@@ -181,7 +183,7 @@ impl Reconciliation {
             &settings,
             Utc::now(),
         );
-        Box::pin(run).await.ok().map(|run| run.changed)
+        Box::pin(run).await.map(|run| run.changed)
     }
 
     /// The connect queue's messages: each announced location's run (its first,
@@ -259,7 +261,9 @@ impl Reconciliation {
             attempt = tries + 1,
             "a location connected: its first run"
         );
-        self.reconcile(location).await;
+        // Its outcome is logged (a failure counted) by the library; a seed left
+        // unfinished is taken by the scheduled runs.
+        let _ = self.reconcile(location).await;
         true
     }
 

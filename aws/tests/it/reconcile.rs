@@ -13,7 +13,7 @@ use ghl_capi::pull::reconcile::last_run;
 use ghl_capi::pull::seed::seeded;
 use ghl_capi::settings::ReconcileFnSettings;
 use ghl_capi_aws::lambda::Reconciliation;
-use ghl_capi_tests::contacts_stand_in::ContactsStandIn;
+use ghl_capi_tests::contacts_stand_in::{ContactsStandIn, Limits};
 use ghl_capi_tests::fixtures::LOCATION;
 
 use crate::iam::{Calls, allowed};
@@ -251,6 +251,57 @@ async fn an_audience_mirrored_on_the_schedule_is_replaced_once_due_with_only_its
     assert_eq!(meta.sessions().len(), 1);
 
     only_its_roles_rights(&s, &calls);
+}
+
+/// A location whose GHL day is down to enrichment's share: the scheduled run stops
+/// after the page GHL's answer told it so, sends nothing, fails nothing (no
+/// function error, so no alarm); a process that hears of a new day takes the
+/// baseline whole.
+#[tokio::test]
+async fn a_run_waiting_for_ghls_budget_is_no_failure_and_goes_on_next_time() {
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let s = Stack::with("", &[]).await;
+    let ghl = ContactsStandIn::new(LOCATION);
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(3);
+    for i in 0..150 {
+        ghl.create(&format!("c{i}"), &["lead"], long_ago);
+    }
+    ghl.mount(&s.ghl).await;
+    let limits = |day_left| Limits {
+        per_window: 100,
+        window: Duration::from_secs(10),
+        per_day: 200_000,
+        day_left,
+    };
+    // 30,000 of the day left: enrichment's share (160,000) is more than that.
+    ghl.limit(limits(30_000));
+    let deadline = || Instant::now() + Duration::from_secs(600);
+    let (function, _) = reconciliation(&s).await;
+    let run = function.handle(deadline()).await.expect("no failure");
+    assert_eq!(
+        (&run["waited"], &run["reconciled"]),
+        (&1.into(), &0.into()),
+        "{run}"
+    );
+    assert_eq!(
+        ghl.searches().len(),
+        1,
+        "the first page told it; no second asked"
+    );
+    let baseline = seeded(&function.state, LOCATION).await.expect("read");
+    assert!(baseline.is_none(), "no baseline yet");
+    assert_eq!(s.pending(&s.enrich_url).await, 0);
+
+    ghl.limit(limits(200_000));
+    let (fresh, _) = reconciliation(&s).await;
+    let run = fresh.handle(deadline()).await.expect("run");
+    assert_eq!(
+        (&run["waited"], &run["reconciled"]),
+        (&0.into(), &1.into()),
+        "{run}"
+    );
+    let baseline = seeded(&fresh.state, LOCATION).await.expect("read");
+    assert_eq!(baseline.expect("taken").listed, 150, "the baseline, whole");
 }
 
 /// The function as `s` configures it, its AWS calls recorded.

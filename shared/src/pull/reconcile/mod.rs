@@ -116,6 +116,18 @@ pub enum ReconcileError {
     Seed(#[source] SeedError),
 }
 
+impl ReconcileError {
+    /// The run stopped for the location's GHL budget, kept for real-time
+    /// enrichment: not a failure; the next run goes on from the watermark.
+    pub fn waits_for_budget(&self) -> bool {
+        matches!(
+            self,
+            ReconcileError::Ghl(GhlError::Reserved { .. })
+                | ReconcileError::Seed(SeedError::Ghl(GhlError::Reserved { .. }))
+        )
+    }
+}
+
 /// A location's last run, as the state store keeps it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reconciled {
@@ -188,9 +200,9 @@ pub async fn reconcile<T: TokenSource>(
             "reconciled"
         ),
         // Not a failure: the budget is enrichment's (counted as GhlBudgetWaits).
-        Err(ReconcileError::Ghl(e @ GhlError::Reserved { .. })) => tracing::info!(
+        Err(e) if e.waits_for_budget() => tracing::info!(
             location_id = location,
-            reason = %e,
+            reason = %crate::error::chain(e),
             "reconciliation waits for the location's GHL budget: it goes on from the \
              watermark next run"
         ),
