@@ -49,6 +49,8 @@ struct Meter {
     limits: Limits,
     started: Instant,
     in_window: u64,
+    /// Requests answered `429`.
+    refused: u64,
 }
 
 impl Meter {
@@ -60,7 +62,9 @@ impl Meter {
             self.in_window = 0;
         }
         let spent = self.in_window >= limits.per_window || limits.day_left == 0;
-        if !spent {
+        if spent {
+            self.refused += 1;
+        } else {
             self.in_window += 1;
             self.limits.day_left -= 1;
         }
@@ -242,7 +246,13 @@ impl ContactsStandIn {
             limits,
             started: Instant::now(),
             in_window: 0,
+            refused: 0,
         });
+    }
+
+    /// Requests answered `429` since the limits were set.
+    pub fn refused(&self) -> u64 {
+        self.lock().meter.as_ref().map_or(0, |m| m.refused)
     }
 
     /// Each contact read (`GET /contacts/{id}`) so far, by id, in order.

@@ -2,6 +2,7 @@
 //! or an operation does and need what came of them.
 
 use chrono::Utc;
+use ghl_capi::batch::Retry;
 use ghl_capi::enrich::consumer::EnrichConsumer;
 use ghl_capi::ghl::{GhlReader, GhlWriter};
 use ghl_capi::hold::HoldPolicy;
@@ -44,6 +45,27 @@ pub async fn enrich_outputs(
     state: &MemoryState,
     messages: &[Outgoing],
 ) -> (Vec<DispatchJob>, Vec<AudienceJob>) {
+    let (failed, dispatch, dead) = enrich_batch(mapping, ghl, state, messages).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(dead.sent().is_empty(), "{:?}", dead.sent());
+    let (mut events, mut audiences) = (Vec::new(), Vec::new());
+    for message in dispatch.sent() {
+        match DispatchMessage::parse(&message.body).expect("dispatch message") {
+            DispatchMessage::Event(job) => events.push(*job),
+            DispatchMessage::Audience(job) => audiences.push(*job),
+        }
+    }
+    (events, audiences)
+}
+
+/// Enriches `messages` (as queued, in order) in one batch: the records handed
+/// back for a retry, and the dispatch and dead-letter queues as it left them.
+pub async fn enrich_batch(
+    mapping: &Mapping,
+    ghl: &(impl GhlReader + GhlWriter),
+    state: &MemoryState,
+    messages: &[Outgoing],
+) -> (Vec<Retry>, MemoryQueue, MemoryQueue) {
     let records: Vec<Record> = messages
         .iter()
         .enumerate()
@@ -69,14 +91,5 @@ pub async fn enrich_outputs(
         max_receives: 10,
     };
     let failed = consumer.handle(&records, Utc::now()).await;
-    assert!(failed.is_empty(), "{failed:?}");
-    assert!(dead.sent().is_empty(), "{:?}", dead.sent());
-    let (mut events, mut audiences) = (Vec::new(), Vec::new());
-    for message in dispatch.sent() {
-        match DispatchMessage::parse(&message.body).expect("dispatch message") {
-            DispatchMessage::Event(job) => events.push(*job),
-            DispatchMessage::Audience(job) => audiences.push(*job),
-        }
-    }
-    (events, audiences)
+    (failed, dispatch, dead)
 }

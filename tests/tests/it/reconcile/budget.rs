@@ -5,13 +5,15 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use ghl_capi::batch::Retry;
 use ghl_capi::ghl::GhlError;
 use ghl_capi::ghl::budget::Use;
 use ghl_capi::pull::reconcile::{ReconcileError, Reconciled, last_run};
 use ghl_capi_tests::contacts_stand_in::Limits;
-use ghl_capi_tests::fixtures::LOCATION;
+use ghl_capi_tests::fixtures::{LOCATION, mapping};
+use ghl_capi_tests::pipeline::enrich_batch;
 
-use super::{World, ago, by_rule};
+use super::{World, ago, by_rule, client};
 
 /// GHL's limits, with `day_left` of the day's 200,000 left.
 fn limits(day_left: u64) -> Limits {
@@ -106,4 +108,45 @@ async fn a_contact_read_serves_its_later_jobs_until_a_webhook_tells_of_a_change(
         ["c1", "c1"],
         "read again after the change"
     );
+}
+
+/// Enriches what was queued since the last call: the records handed back.
+async fn enrich_retried(world: &mut World) -> Vec<Retry> {
+    let sent = world.enrich.sent();
+    let fresh = sent[world.handled..].to_vec();
+    world.handled = sent.len();
+    let (retried, _, dead) = enrich_batch(&mapping(), &world.client, &world.state, &fresh).await;
+    assert!(dead.sent().is_empty(), "{:?}", dead.sent());
+    retried
+}
+
+#[tokio::test]
+async fn a_location_whose_ghl_day_is_spent_holds_its_jobs_without_calling_or_pausing_ghl() {
+    let mut world = World::new(4).await;
+    world.ghl.limit(limits(0));
+    won(&world, "o1", "c1").await;
+    let retried = enrich_retried(&mut world).await;
+    assert_eq!(
+        retried[0].reason.code, "ghl_rate_limited",
+        "GHL's 429 says the day is spent"
+    );
+    // Known now: the next jobs are held without a call, and GHL is not paused for
+    // them (a breaker opens after three failures in a row).
+    for _ in 0..ghl_capi::hold::breaker::OPEN_AFTER {
+        won(&world, "o2", "c2").await;
+        let retried = enrich_retried(&mut world).await;
+        assert_eq!(retried[0].reason.code, "ghl_budget_reserved", "{retried:?}");
+        let after = retried[0].after.expect("a wait");
+        assert!(
+            after > Duration::from_secs(10),
+            "until GHL is asked again: {after:?}"
+        );
+    }
+    assert_eq!(world.ghl.refused(), 1, "no call for the others");
+    // A new day: a process that hears of it reads, and no breaker held the location.
+    world.ghl.limit(limits(200_000));
+    world.client = client(&world._server);
+    won(&world, "o3", "c3").await;
+    assert_eq!(by_rule(&world.enrich_queued().await), ["won"], "o3 sent");
+    assert_eq!(world.ghl.reads(), ["c3"]);
 }

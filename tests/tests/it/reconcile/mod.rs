@@ -56,6 +56,12 @@ struct World {
     handled: usize,
 }
 
+/// GHL at `server` as a process new to it sees it: nothing known of its budget.
+fn client(server: &MockServer) -> GhlClient<FixedTokens> {
+    let tokens = HashMap::from([(LOCATION.to_owned(), LocationToken("pit".into()))]);
+    GhlClient::new(&server.uri(), FixedTokens(tokens), Duration::from_secs(5)).expect("client")
+}
+
 impl World {
     /// A location whose `n` contacts were created (and last changed) hours ago.
     async fn new(n: usize) -> Self {
@@ -66,12 +72,9 @@ impl World {
         }
         let server = MockServer::start().await;
         ghl.mount(&server).await;
-        let tokens = HashMap::from([(LOCATION.to_owned(), LocationToken("pit".into()))]);
-        let client = GhlClient::new(&server.uri(), FixedTokens(tokens), Duration::from_secs(5))
-            .expect("client");
         World {
             ghl,
-            client,
+            client: client(&server),
             _server: server,
             state: MemoryState::default(),
             enrich: MemoryQueue::default(),
