@@ -23,13 +23,7 @@ use crate::template::template;
 #[tokio::test]
 async fn the_scheduled_run_sends_what_no_webhook_delivered_with_only_its_roles_rights() {
     let _alone = crate::common::ONE_AT_A_TIME.lock().await;
-    let s = Stack::with("", &[]).await;
-    let ghl = ContactsStandIn::new(LOCATION);
-    let long_ago = chrono::Utc::now() - chrono::Duration::days(3);
-    for i in 0..120 {
-        ghl.create(&format!("c{i}"), &["lead"], long_ago);
-    }
-    ghl.mount(&s.ghl).await;
+    let (s, ghl) = with_leads(120).await;
     let (function, calls) = reconciliation(&s).await;
     let deadline = || Instant::now() + Duration::from_secs(600);
 
@@ -106,13 +100,7 @@ fn announcements(bodies: &[&str]) -> SqsEvent {
 #[tokio::test]
 async fn an_installs_announcement_seeds_its_location_at_once() {
     let _alone = crate::common::ONE_AT_A_TIME.lock().await;
-    let s = Stack::with("", &[]).await;
-    let ghl = ContactsStandIn::new(LOCATION);
-    let long_ago = chrono::Utc::now() - chrono::Duration::days(3);
-    for i in 0..30 {
-        ghl.create(&format!("c{i}"), &["lead"], long_ago);
-    }
-    ghl.mount(&s.ghl).await;
+    let (s, _ghl) = with_leads(30).await;
     let vars = &s.vars;
     let settings = ReconcileFnSettings::from_lookup(|n| vars.get(n).cloned()).expect("settings");
     let sdk = ghl_capi_tests::moto::sdk_config().await;
@@ -260,13 +248,7 @@ async fn an_audience_mirrored_on_the_schedule_is_replaced_once_due_with_only_its
 #[tokio::test]
 async fn a_run_waiting_for_ghls_budget_is_no_failure_and_goes_on_next_time() {
     let _alone = crate::common::ONE_AT_A_TIME.lock().await;
-    let s = Stack::with("", &[]).await;
-    let ghl = ContactsStandIn::new(LOCATION);
-    let long_ago = chrono::Utc::now() - chrono::Duration::days(3);
-    for i in 0..150 {
-        ghl.create(&format!("c{i}"), &["lead"], long_ago);
-    }
-    ghl.mount(&s.ghl).await;
+    let (s, ghl) = with_leads(150).await;
     let limits = |day_left| Limits {
         per_window: 100,
         window: Duration::from_secs(10),
@@ -302,6 +284,18 @@ async fn a_run_waiting_for_ghls_budget_is_no_failure_and_goes_on_next_time() {
     );
     let baseline = seeded(&fresh.state, LOCATION).await.expect("read");
     assert_eq!(baseline.expect("taken").listed, 150, "the baseline, whole");
+}
+
+/// The stack, and GHL holding `n` leads (`c0`, `c1`, …) created days ago.
+async fn with_leads(n: usize) -> (Stack, ContactsStandIn) {
+    let s = Stack::with("", &[]).await;
+    let ghl = ContactsStandIn::new(LOCATION);
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(3);
+    for i in 0..n {
+        ghl.create(&format!("c{i}"), &["lead"], long_ago);
+    }
+    ghl.mount(&s.ghl).await;
+    (s, ghl)
 }
 
 /// The function as `s` configures it, its AWS calls recorded.
