@@ -110,4 +110,7 @@ wait_for "$PRISM_OPPORTUNITIES_URL/opportunities/x" prism-opportunities
 wait_for "$PRISM_LOCATIONS_URL/locations/x" prism-locations
 wait_for "$PRISM_CALENDARS_URL/calendars/x" prism-calendars
 
-cargo test --workspace --locked "$@"
+# TEST_SCOPE narrows the run to some crates (`-p ghl-capi-aws`, as bench/cost
+# does); every crate by default.
+# shellcheck disable=SC2086
+cargo test ${TEST_SCOPE:---workspace} --locked "$@"

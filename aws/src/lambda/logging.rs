@@ -9,8 +9,9 @@ pub fn init_telemetry() {
     crate::metrics::install(Box::new(|| Box::new(std::io::stdout())));
 }
 
-/// The log format: `{"level", "fields": {"message", …}}` per line.
-fn json_logs<W>(
+/// The log format: `{"level", "fields": {"message", …}}` per line, as the functions
+/// write it (and the cost bench counts it).
+pub fn json_logs<W>(
     writer: W,
 ) -> tracing_subscriber::fmt::SubscriberBuilder<
     tracing_subscriber::fmt::format::JsonFields,

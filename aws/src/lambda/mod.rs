@@ -27,7 +27,7 @@ use ghl_capi::settings::{GhlAccess, MappingSettings};
 pub use dispatch::Dispatch;
 pub use enrichment::Enrichment;
 pub use intake::Intake;
-pub use logging::init_telemetry;
+pub use logging::{init_telemetry, json_logs};
 pub use reconcile::Reconciliation;
 pub use token_refresh::TokenRefresh;
 

@@ -85,6 +85,13 @@ impl Emf {
             .collect()
     }
 
+    /// Bytes and lines written so far (flushing what is pending).
+    pub fn written(&self) -> (usize, usize) {
+        ghl_capi_aws::metrics::flush();
+        let text = self.0.lock().expect("lock");
+        (text.len(), text.iter().filter(|b| **b == b'\n').count())
+    }
+
     pub fn count(&self, name: &str, dimensions: &[(&str, &str)]) -> f64 {
         self.values(name, dimensions).iter().sum()
     }

@@ -15,9 +15,21 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use serde_json::Value;
 
 /// The calls one handler made: (IAM action, resource named in the request, and
-/// for DynamoDB each partition key it names, `dynamodb:LeadingKeys`).
+/// for DynamoDB each partition key it names, `dynamodb:LeadingKeys`); and every
+/// request as sent, in order, for the cost model.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Calls(Arc<Mutex<BTreeSet<(String, String, String)>>>);
+pub(crate) struct Calls(
+    Arc<Mutex<BTreeSet<(String, String, String)>>>,
+    Arc<Mutex<Vec<Sent>>>,
+);
+
+/// One request as sent: its operation (`DynamoDB_20120810.PutItem`,
+/// `AmazonSQS.SendMessageBatch`, S3's `s3:GET`) and its body.
+#[derive(Debug, Clone)]
+pub(crate) struct Sent {
+    pub(crate) operation: String,
+    pub(crate) body: Vec<u8>,
+}
 
 impl Calls {
     pub(crate) fn seen(&self) -> BTreeSet<(String, String)> {
@@ -50,8 +62,22 @@ impl Calls {
             .build()
     }
 
+    /// Every request sent so far, and none of them kept after.
+    pub(crate) fn take(&self) -> Vec<Sent> {
+        std::mem::take(&mut *self.1.lock().expect("lock"))
+    }
+
     fn record(&self, request: &HttpRequest) {
-        let Some(target) = request.headers().get("x-amz-target") else {
+        let target = request.headers().get("x-amz-target");
+        self.1.lock().expect("lock").push(Sent {
+            operation: target.map_or_else(|| format!("s3:{}", request.method()), str::to_owned),
+            body: request
+                .body()
+                .bytes()
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default(),
+        });
+        let Some(target) = target else {
             return self.record_s3(request);
         };
         let (service, operation) = target.split_once('.').unwrap_or(("", target));
@@ -158,8 +184,6 @@ fn partition_keys(body: &Value) -> Vec<String> {
     }
     keys
 }
-
-impl Calls {}
 
 #[derive(Debug)]
 struct Recorder {

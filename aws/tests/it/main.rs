@@ -3,6 +3,7 @@
 //! subject.
 
 mod common;
+mod cost;
 mod drain;
 mod dynamo;
 mod holding;

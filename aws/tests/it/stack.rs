@@ -54,6 +54,17 @@ impl Stack {
     /// stands for the stack's name), and the functions' variables `overrides` set
     /// (or replaced).
     pub(crate) async fn with(extra: &str, overrides: &[(&'static str, String)]) -> Stack {
+        let token = r#"{ secret = "{stack}/meta/main" }"#;
+        Stack::with_mapping(
+            &(fixtures::mapping_text_with_token(token) + extra),
+            overrides,
+        )
+        .await
+    }
+
+    /// The stack, publishing `mapping` (`{stack}` in it stands for the stack's
+    /// name; its main pixel's token is kept in `{stack}/meta/main`).
+    pub(crate) async fn with_mapping(mapping: &str, overrides: &[(&'static str, String)]) -> Stack {
         let sdk = moto::sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let id = unique("e2e");
@@ -86,8 +97,7 @@ impl Stack {
         let meta = MetaStandIn::expecting_token("EAAB-main");
         meta.mount(&graph, DATASET).await;
 
-        let token = format!(r#"{{ secret = "{id}/meta/main" }}"#);
-        let mapping = fixtures::mapping_text_with_token(&token) + &extra.replace("{stack}", &id);
+        let mapping = mapping.replace("{stack}", &id);
         // Published, as `mapping publish --aws` does: the functions read it there.
         let mappings = mapping_bucket(&sdk, &id).await;
         mappings.publish(&mapping).await.expect("published");
