@@ -641,3 +641,52 @@ async fn a_quality_counter_the_table_refuses_loses_only_the_count_never_the_even
         "one request: nothing sent again"
     );
 }
+
+#[tokio::test]
+async fn an_enrichment_batch_queues_its_events_together_and_a_contacts_changes_in_order() {
+    use ghl_capi_tests::contacts_stand_in::ContactsStandIn;
+
+    let s = stack("").await;
+    let ghl = ContactsStandIn::new(LOCATION);
+    ghl.mount(&s.ghl).await;
+    // Eight new contacts, and the first one tagged `vip` and then updated as it is.
+    for i in 0..8 {
+        ghl.create(&format!("c{i}"), &["lead"], Utc::now());
+        let body = webhook(
+            "ContactCreate",
+            &format!("w{i}"),
+            ghl.contact(&format!("c{i}")),
+        );
+        assert_eq!(s.deliver(body).await.0, 200);
+    }
+    ghl.retag("c0", &["lead", "vip"], Utc::now());
+    for (kind, id) in [("ContactTagUpdate", "w-tag"), ("ContactUpdate", "w-again")] {
+        assert_eq!(s.deliver(webhook(kind, id, ghl.contact("c0"))).await.0, 200);
+    }
+    let batch = s.receive_up_to(&s.enrich_url, 10).await;
+    assert_eq!(batch.records.len(), 10);
+    s.calls[1].1.take();
+    let answer = s.enrichment.handle(&batch).await;
+    assert!(answer.batch_item_failures.is_empty());
+    s.delete_done(&s.enrich_url, &batch, &answer).await;
+    let sends = s.calls[1]
+        .1
+        .take()
+        .into_iter()
+        .filter(|r| r.operation.starts_with("AmazonSQS.SendMessage"))
+        .count();
+    // One send for the eight leads; c0's tag, read once they are written down, one
+    // of its own: not one a job.
+    assert!(sends <= 3, "{sends} sends for 10 jobs");
+    s.drain().await;
+    let mut names: Vec<String> = (s.meta.events().iter())
+        .map(|e| e["event_name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    names.sort();
+    let leads = vec!["Lead".to_owned(); 8];
+    assert_eq!(
+        names,
+        [vec!["CompleteRegistration".to_owned()], leads].concat(),
+        "the tag fires once: the update after it sees it"
+    );
+}

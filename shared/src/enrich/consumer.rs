@@ -47,23 +47,56 @@ fn held_key(job_key: &str) -> String {
     format!("held#{job_key}")
 }
 
+/// A job enriched whose outputs wait to be queued with the batch's others (one
+/// send for many jobs), then written down.
+struct Pending<'r> {
+    record: &'r Record,
+    job: EnrichJob,
+    messages: Vec<Outgoing>,
+    built: Vec<String>,
+    dead_letters: Vec<DeadLetter>,
+    seen: Option<Box<super::SeenTags>>,
+    audience: Vec<super::audience::Change>,
+    records: Vec<(String, String)>,
+}
+
+/// What became of a job once enriched: settled, or waiting for its send.
+enum Step<'r> {
+    Settled(Outcome),
+    Pending(Box<Pending<'r>>),
+}
+
+/// A batch's progress: the groups with a record held (and how long that record
+/// waits), the records to retry, and the jobs waiting for their send.
+struct Progress<'r> {
+    stalled: HashMap<&'r str, Option<Duration>>,
+    failed: Vec<Retry>,
+    pending: Vec<Pending<'r>>,
+}
+
 impl<G: GhlReader + GhlWriter, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
     /// Enriches every record of a batch; the records to retry, each with its wait
-    /// and reason.
+    /// and reason. Their outputs go out together, in as few sends as the queue
+    /// takes; a contact's next change is read only once its earlier ones are
+    /// queued and written down, so it sees the tags they left.
     pub async fn handle(&self, records: &[Record], now: DateTime<Utc>) -> Vec<Retry> {
         let mut enricher = Enricher::new(self.mapping, self.ghl, self.state, self.policy);
-        let queues = Queues {
-            source: self.source,
-            dead: self.dead,
+        let mut progress = Progress {
+            stalled: HashMap::new(),
+            failed: Vec::new(),
+            pending: Vec::new(),
         };
-        let mut failed = Vec::new();
-        // Groups with a record held, and how long that record waits.
-        let mut stalled: HashMap<&str, Option<Duration>> = HashMap::new();
         for record in records {
             let group = record.group_id.as_deref();
+            // A record of no group may be of any contact: it waits for all before it.
+            if group.is_none()
+                || (progress.pending.iter()).any(|p| p.record.group_id.as_deref() == group)
+            {
+                self.flush(&mut progress, now).await;
+            }
             let job = serde_json::from_str::<EnrichJob>(&record.body);
-            let key = job.as_ref().ok().map(EnrichJob::key);
-            let outcome = match (group.and_then(|g| stalled.get(g)), &job) {
+            let key = job.as_ref().ok().map(|j| j.key().to_owned());
+            let outcome = match (group.and_then(|g| progress.stalled.get(g)), job) {
                 (Some(wait), _) => {
                     let reason = Reason::new(
                         "waiting_for_earlier_change",
@@ -78,53 +111,96 @@ impl<G: GhlReader + GhlWriter, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S,
                     &record.message_id,
                     Stage::Enrich,
                     "malformed_message",
-                    crate::ghl::webhook::FieldError::of("", e).to_string(),
+                    crate::ghl::webhook::FieldError::of("", &e).to_string(),
                 )),
-                (_, Ok(job)) => self.enrich_record(&mut enricher, record, job, now).await,
+                (_, Ok(job)) => match self.enrich_record(&mut enricher, record, job, now).await {
+                    Step::Pending(pending) => {
+                        progress.pending.push(*pending);
+                        continue;
+                    }
+                    Step::Settled(outcome) => outcome,
+                },
             };
-            let ids = Ids {
-                source: key,
-                event_id: None,
-                mapping: Some(&self.mapping.version),
-            };
-            if let Some(retry) =
-                batch::settle(Stage::Enrich, queues, record, ids, outcome, now).await
-            {
-                if let Some(g) = group {
-                    stalled.entry(g).or_insert(retry.after);
-                }
-                failed.push(retry);
-            }
+            self.settle(&mut progress, record, key.as_deref(), outcome, now)
+                .await;
         }
-        failed
+        self.flush(&mut progress, now).await;
+        progress.failed
     }
 
-    /// One job: its dispatch jobs and letters queued, its tags remembered.
-    async fn enrich_record(
+    /// `record`'s outcome acknowledged, lettered or retried; a retried record
+    /// stalls its group.
+    async fn settle<'r>(
+        &self,
+        progress: &mut Progress<'r>,
+        record: &'r Record,
+        key: Option<&str>,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) {
+        let queues = Queues {
+            source: self.source,
+            dead: self.dead,
+        };
+        let ids = Ids {
+            source: key,
+            event_id: None,
+            mapping: Some(&self.mapping.version),
+        };
+        if let Some(retry) = batch::settle(Stage::Enrich, queues, record, ids, outcome, now).await {
+            if let Some(g) = record.group_id.as_deref() {
+                progress.stalled.entry(g).or_insert(retry.after);
+            }
+            progress.failed.push(retry);
+        }
+    }
+
+    /// The waiting jobs' outputs queued in one send, then each job written down;
+    /// if the send fails, every one of them is held (what did go out is sent
+    /// again with the same ids, which dispatch takes once).
+    async fn flush<'r>(&self, progress: &mut Progress<'r>, now: DateTime<Utc>) {
+        let pending = std::mem::take(&mut progress.pending);
+        if pending.is_empty() {
+            return;
+        }
+        let messages = pending.iter().flat_map(|p| p.messages.iter().cloned());
+        let sent = self.dispatch.send_all(messages.collect()).await;
+        for job in pending {
+            let outcome = match &sent {
+                Ok(()) => self.written(&job, now).await,
+                Err(e) => {
+                    let reason = Reason::of("dispatch_queue_failed", e);
+                    let (record, job) = (job.record, &job.job);
+                    self.hold(record, job, reason, Duration::ZERO, vec![], now)
+                        .await
+                }
+            };
+            self.settle(progress, job.record, Some(job.job.key()), outcome, now)
+                .await;
+        }
+    }
+
+    /// One job enriched: settled, or its outputs ready to be queued.
+    async fn enrich_record<'r>(
         &self,
         enricher: &mut Enricher<'_, G, S>,
-        record: &Record,
-        job: &EnrichJob,
+        record: &'r Record,
+        job: EnrichJob,
         now: DateTime<Utc>,
-    ) -> Outcome {
+    ) -> Step<'r> {
         // A job done before (redelivered after SQS's deduplication window) is skipped.
         match self.state.processed(job.key()).await {
-            Ok(true) => return Outcome::Done,
+            Ok(true) => return Step::Settled(Outcome::Done),
             Ok(false) => {}
             Err(e) => {
-                return self
-                    .hold(
-                        record,
-                        job,
-                        Reason::of("state_store_failed", &e),
-                        Duration::ZERO,
-                        vec![],
-                        now,
-                    )
+                let reason = Reason::of("state_store_failed", &e);
+                let held = self
+                    .hold(record, &job, reason, Duration::ZERO, vec![], now)
                     .await;
+                return Step::Settled(held);
             }
         }
-        let outcome = match job {
+        let outcome = match &job {
             EnrichJob::WriteBack(write) => enricher.write_back(write, record.receives, now).await,
             job => enricher.enrich(job, now).await,
         };
@@ -140,31 +216,54 @@ impl<G: GhlReader + GhlWriter, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S,
                 reason,
                 after,
                 triggers,
-            } => return self.hold(record, job, reason, after, triggers, now).await,
+            } => {
+                let held = self.hold(record, &job, reason, after, triggers, now).await;
+                return Step::Settled(held);
+            }
         };
-        let own = |code: &'static str, e: &dyn std::error::Error| Reason::of(code, e);
-        // All in as few calls as the queue takes.
         let events = jobs.iter().map(serde_json::to_string);
         let changes = audience.iter().map(|c| serde_json::to_string(&c.job));
         let messages = events
             .chain(changes)
             .map(|body| body.map(Outgoing::new))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(QueueError::new);
-        let sent = match messages {
-            Ok(messages) => self.dispatch.send_all(messages).await,
-            Err(e) => Err(e),
+            .collect::<Result<Vec<_>, _>>();
+        let messages = match messages {
+            Ok(messages) => messages,
+            Err(e) => {
+                let reason = Reason::of("dispatch_queue_failed", &QueueError::new(e));
+                let held = self
+                    .hold(record, &job, reason, Duration::ZERO, vec![], now)
+                    .await;
+                return Step::Settled(held);
+            }
         };
-        if let Err(e) = sent {
-            let reason = own("dispatch_queue_failed", &e);
-            return self
-                .hold(record, job, reason, Duration::ZERO, vec![], now)
-                .await;
+        let built = jobs
+            .iter()
+            .map(|out| self.mapping.metric_name(&out.event.event_name).to_owned())
+            .collect();
+        Step::Pending(Box::new(Pending {
+            record,
+            job,
+            messages,
+            built,
+            dead_letters,
+            seen,
+            audience,
+            records,
+        }))
+    }
+
+    /// A job whose outputs are queued, written down: its letters sent, its
+    /// audiences' members, tags and records remembered, the job marked done.
+    async fn written(&self, pending: &Pending<'_>, now: DateTime<Utc>) -> Outcome {
+        let Pending {
+            record, job, built, ..
+        } = pending;
+        let own = |code: &'static str, e: &dyn std::error::Error| Reason::of(code, e);
+        for name in built {
+            crate::telemetry::event_built(name);
         }
-        for out in &jobs {
-            crate::telemetry::event_built(self.mapping.metric_name(&out.event.event_name));
-        }
-        for letter in &dead_letters {
+        for letter in &pending.dead_letters {
             let letter = letter.clone().under(Some(&self.mapping.version));
             if let Err(e) = batch::dead_letter(self.dead, &letter, &record.body, now).await {
                 return Outcome::RetryNow(own("dead_letter_queue_failed", &e));
@@ -172,18 +271,22 @@ impl<G: GhlReader + GhlWriter, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S,
         }
         // Remembered once queued: a job retried after a failed send makes the same
         // changes again, with the same numbers, and dispatch applies each once.
-        if let Err(e) = remember_members(self.state, &audience).await {
+        if let Err(e) = remember_members(self.state, &pending.audience).await {
             let reason = own("state_store_failed", &e);
             return self
                 .hold(record, job, reason, Duration::ZERO, vec![], now)
                 .await;
         }
-        let remembered = match &seen {
+        let remembered = match &pending.seen {
             Some(seen) => remember(self.state, seen).await,
             None => Ok(()),
         };
         let remembered = match remembered {
-            Ok(()) if !records.is_empty() => self.state.set_records(&records, REMEMBERED_FOR).await,
+            Ok(()) if !pending.records.is_empty() => {
+                self.state
+                    .set_records(&pending.records, REMEMBERED_FOR)
+                    .await
+            }
             other => other,
         };
         if let Err(e) = remembered {
@@ -194,7 +297,7 @@ impl<G: GhlReader + GhlWriter, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S,
         }
         // A job with dead letters stays open, so it can be redriven once its cause is
         // fixed; its delivered events would only repeat their ids, which Meta ignores.
-        if dead_letters.is_empty()
+        if pending.dead_letters.is_empty()
             && let Err(e) = self.state.mark_processed(job.key()).await
         {
             let reason = own("state_store_failed", &e);
