@@ -214,7 +214,8 @@ pub fn delivered_to(dataset: &str, events: &[Value]) -> Vec<(String, String)> {
 }
 
 /// When each contact's webhook was accepted, by its external id as Meta gets it
-/// (hashed): to tell which events were held through an outage.
+/// (hashed): to tell which events were held through an outage, and how long a
+/// contact's first event took to reach Meta.
 #[derive(Debug, Default)]
 pub struct Accepted(std::collections::HashMap<String, std::time::Instant>);
 
@@ -228,6 +229,24 @@ impl Accepted {
             .unwrap_or_default();
         let hashed = ghl_capi::normalize::sha256_hex(id).to_string();
         self.0.entry(hashed).or_insert_with(std::time::Instant::now);
+    }
+
+    /// Each contact's end-to-end lag: from its first webhook's acceptance to its
+    /// first event's arrival at Meta (`events`, with when each arrived), sorted.
+    pub fn first_event_lags(&self, events: &[(std::time::Instant, Value)]) -> Vec<Duration> {
+        let mut first: std::collections::HashMap<&str, std::time::Instant> = Default::default();
+        for (at, event) in events {
+            let contact = event["user_data"]["external_id"][0].as_str();
+            if let Some(contact) = contact.filter(|c| self.0.contains_key(*c)) {
+                let arrived = first.entry(contact).or_insert(*at);
+                *arrived = (*arrived).min(*at);
+            }
+        }
+        let mut lags: Vec<Duration> = (first.iter())
+            .map(|(contact, at)| at.saturating_duration_since(self.0[*contact]))
+            .collect();
+        lags.sort();
+        lags
     }
 
     /// How long after `back` (a partner's return) the last event of a contact
@@ -250,4 +269,13 @@ impl Accepted {
             .map(|(at, _)| *at - back)
             .max()
     }
+}
+
+/// The `p`-th percentile (0–100) of `sorted`, nearest rank.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }

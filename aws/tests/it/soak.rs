@@ -47,6 +47,7 @@ async fn through_outages_every_event_reaches_meta_once_or_a_permanent_dead_lette
         workload.webhooks.len() * 6 / 10,
     );
     let (mut sent, mut accepted) = (0, 0);
+    let mut acceptance = soak::Accepted::default();
     let mut told = Instant::now();
     // Both consumers take turns, a batch each, as Lambda runs them side by side;
     // another wave of webhooks comes in whenever enrichment has caught up.
@@ -74,7 +75,10 @@ async fn through_outages_every_event_reaches_meta_once_or_a_permanent_dead_lette
                 if sent == ghl_down_at {
                     ghl.down_for(Duration::from_secs(5));
                 }
-                accepted += usize::from(s.deliver(body.clone()).await.0 == 200);
+                if s.deliver(body.clone()).await.0 == 200 {
+                    accepted += 1;
+                    acceptance.now(body);
+                }
                 sent += 1;
             }
         }
@@ -106,9 +110,16 @@ async fn through_outages_every_event_reaches_meta_once_or_a_permanent_dead_lette
         .map(|l| l["deadLetter"]["code"].as_str().unwrap_or("raw").to_owned())
         .collect();
     let report = workload.tally(accepted, &delivered, &letters, started.elapsed());
+    let mut arrivals = s.meta.events_at();
+    arrivals.extend(backup.events_at());
+    let lags = acceptance.first_event_lags(&arrivals);
     eprintln!(
-        "soak (Lambda handlers over moto): {report}; GHL calls {}",
-        ghl.requests()
+        "soak (Lambda handlers over moto): {report}; GHL calls {}; a contact's first event \
+         accepted to acknowledged by Meta, outages included: p50 {:.2?}, p99 {:.2?} ({} contacts)",
+        ghl.requests(),
+        soak::percentile(&lags, 50.0),
+        soak::percentile(&lags, 99.0),
+        lags.len(),
     );
     report.check(&workload);
     assert!(emf.count("PartnerPaused", &[("Partner", "meta")]) >= 1.0);

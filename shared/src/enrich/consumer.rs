@@ -63,7 +63,7 @@ struct Pending<'r> {
 /// What became of a job once enriched: settled, or waiting for its send.
 enum Step<'r> {
     Settled(Outcome),
-    Pending(Box<Pending<'r>>),
+    Pending(Pending<'r>),
 }
 
 /// A batch's progress: the groups with a record held (and how long that record
@@ -115,7 +115,7 @@ impl<G: GhlReader + GhlWriter, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S,
                 )),
                 (_, Ok(job)) => match self.enrich_record(&mut enricher, record, job, now).await {
                     Step::Pending(pending) => {
-                        progress.pending.push(*pending);
+                        progress.pending.push(pending);
                         continue;
                     }
                     Step::Settled(outcome) => outcome,
@@ -241,7 +241,7 @@ impl<G: GhlReader + GhlWriter, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S,
             .iter()
             .map(|out| self.mapping.metric_name(&out.event.event_name).to_owned())
             .collect();
-        Step::Pending(Box::new(Pending {
+        Step::Pending(Pending {
             record,
             job,
             messages,
@@ -250,7 +250,7 @@ impl<G: GhlReader + GhlWriter, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S,
             seen,
             audience,
             records,
-        }))
+        })
     }
 
     /// A job whose outputs are queued, written down: its letters sent, its
