@@ -108,8 +108,8 @@ enum Pace {
 pub(crate) struct Deployed {
     pub(crate) memory_mb: f64,
     pub(crate) arm: bool,
-    /// Whether Lambda writes its own start and report lines (system log level
-    /// INFO, the default).
+    /// Whether Lambda writes its own start and report lines (its system log level
+    /// INFO or DEBUG; the template's default, WARN, leaves them out).
     pub(crate) system_lines: bool,
     pub(crate) ghl_ms: f64,
     pub(crate) meta_ms: f64,
@@ -349,7 +349,7 @@ async fn run(
     ghl.mount(&s.ghl).await;
     let audience = AudienceStandIn::expecting_token("EAAB-main");
     audience.mount(&s.graph, VIP_AUDIENCE).await;
-    // Each function's start is a cold start's cost, not an event's.
+    // Each function's construction is a cold start's cost, not an event's.
     for (_, calls) in &s.calls {
         calls.take();
     }
