@@ -15,12 +15,12 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use serde_json::Value;
 
 /// The calls one handler made: (IAM action, resource named in the request, and
-/// for DynamoDB each partition key it names, `dynamodb:LeadingKeys`); and every
-/// request as sent, in order, for the cost model.
+/// for DynamoDB each partition key it names, `dynamodb:LeadingKeys`); and, once
+/// asked to ([`Calls::keep`]), every request as sent, in order, for the cost model.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Calls(
     Arc<Mutex<BTreeSet<(String, String, String)>>>,
-    Arc<Mutex<Vec<Sent>>>,
+    Arc<Mutex<Option<Vec<Sent>>>>,
 );
 
 /// One request as sent: its operation (`DynamoDB_20120810.PutItem`,
@@ -62,21 +62,30 @@ impl Calls {
             .build()
     }
 
-    /// Every request sent so far, and none of them kept after.
+    /// From now on, every request is kept, body and all, until [`Calls::take`]n
+    /// (tests that do not ask keep none: a soak would hold every body it sent).
+    pub(crate) fn keep(&self) {
+        *self.1.lock().expect("lock") = Some(Vec::new());
+    }
+
+    /// Every request kept so far, and none of them kept after.
     pub(crate) fn take(&self) -> Vec<Sent> {
-        std::mem::take(&mut *self.1.lock().expect("lock"))
+        let mut kept = self.1.lock().expect("lock");
+        kept.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     fn record(&self, request: &HttpRequest) {
         let target = request.headers().get("x-amz-target");
-        self.1.lock().expect("lock").push(Sent {
-            operation: target.map_or_else(|| format!("s3:{}", request.method()), str::to_owned),
-            body: request
-                .body()
-                .bytes()
-                .map(<[u8]>::to_vec)
-                .unwrap_or_default(),
-        });
+        if let Some(kept) = self.1.lock().expect("lock").as_mut() {
+            kept.push(Sent {
+                operation: target.map_or_else(|| format!("s3:{}", request.method()), str::to_owned),
+                body: request
+                    .body()
+                    .bytes()
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default(),
+            });
+        }
         let Some(target) = target else {
             return self.record_s3(request);
         };

@@ -665,7 +665,7 @@ async fn an_enrichment_batch_queues_its_events_together_and_a_contacts_changes_i
     }
     let batch = s.receive_up_to(&s.enrich_url, 10).await;
     assert_eq!(batch.records.len(), 10);
-    s.calls[1].1.take();
+    s.calls[1].1.keep();
     let answer = s.enrichment.handle(&batch).await;
     assert!(answer.batch_item_failures.is_empty());
     s.delete_done(&s.enrich_url, &batch, &answer).await;
