@@ -201,6 +201,14 @@ fn millis(elapsed: Duration) -> f64 {
     elapsed.as_secs_f64() * 1000.0
 }
 
+/// The `p`-th percentile (0–100) of `sorted` (ascending): the value at rank
+/// `⌈(n − 1)·p / 100⌉`, as the status page and the soaks report lag and latency;
+/// `None` when there is nothing.
+pub fn percentile<T: Copy>(sorted: &[T], p: usize) -> Option<T> {
+    let last = sorted.len().checked_sub(1)?;
+    Some(sorted[(last * p).div_ceil(100)])
+}
+
 pub(crate) fn request(outcome: &'static str, status: u16, elapsed: Duration) {
     counter!(REQUESTS, "Outcome" => outcome).increment(1);
     counter!(ANSWERED).increment(1);

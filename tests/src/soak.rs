@@ -270,12 +270,3 @@ impl Accepted {
             .max()
     }
 }
-
-/// The `p`-th percentile (0–100) of `sorted`, nearest rank.
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use ghl_capi::telemetry::percentile;
 use ghl_capi_tests::soak::{self, BACKUP_DATASET, Workload};
 use ghl_capi_tests::stand_in::{GhlStandIn, MetaStandIn};
 
@@ -117,8 +118,8 @@ async fn through_outages_every_event_reaches_meta_once_or_a_permanent_dead_lette
         "soak (Lambda handlers over moto): {report}; GHL calls {}; a contact's first event \
          accepted to acknowledged by Meta, outages included: p50 {:.2?}, p99 {:.2?} ({} contacts)",
         ghl.requests(),
-        soak::percentile(&lags, 50.0),
-        soak::percentile(&lags, 99.0),
+        percentile(&lags, 50).unwrap_or_default(),
+        percentile(&lags, 99).unwrap_or_default(),
         lags.len(),
     );
     report.check(&workload);

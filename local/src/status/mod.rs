@@ -12,6 +12,7 @@ use ghl_capi::hold::breaker::{Breaker, OPEN_AFTER};
 use ghl_capi::jobs::LetterMessage;
 use ghl_capi::pull::reconcile::{Reconciled, last_run};
 use ghl_capi::pull::seed::{Seeded, seeded};
+use ghl_capi::telemetry::percentile;
 use rusqlite::params;
 
 use crate::ports::LocalState;
@@ -233,11 +234,6 @@ impl Status {
     pub fn open(breaker: &Breaker) -> bool {
         breaker.failures >= OPEN_AFTER
     }
-}
-
-fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
-    let last = sorted.len().checked_sub(1)?;
-    Some(sorted[(last * p).div_ceil(100)])
 }
 
 /// Queries over the journal's last day. `filter` is SQL over the columns below,
