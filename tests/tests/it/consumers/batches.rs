@@ -10,7 +10,7 @@ use ghl_capi::ports::queue::Record;
 use ghl_capi_tests::fakes::{FakeGhl, FakeMeta};
 use serde_json::Value;
 
-use super::{Stages, dispatch_record, ghl, ids, now, queued, record};
+use super::{Stages, dispatch_record, ghl, ids, letters, now, queued, record};
 
 #[tokio::test]
 async fn changes_to_one_contact_in_one_batch_see_each_other() {
@@ -58,6 +58,37 @@ async fn a_failed_send_retries_the_record_its_group_and_forgets_nothing() {
     assert!(failed.is_empty());
     // The creation's Lead and tag vip, then tag gold: each exactly once.
     assert_eq!(queued(&stage.dispatch).len(), 1 + 3);
+}
+
+#[tokio::test]
+async fn a_failed_send_of_a_batch_holds_every_job_waiting_on_it_and_forgets_nothing() {
+    let stage = Stages::default();
+    stage.dispatch.fail_next(1);
+    // Three contacts (GHL no longer has c3): their outputs wait for one send.
+    let records = [
+        record("w1", "ContactCreate", "c1", &["vip"]),
+        record("w2", "ContactCreate", "c2", &[]),
+        record("w3", "ContactCreate", "c3", &[]),
+    ];
+    let failed = stage.run(&ghl(), &records).await;
+    assert_eq!(ids(&failed), ["m-w1", "m-w2", "m-w3"], "all three held");
+    assert!(queued(&stage.dispatch).is_empty());
+    assert!(
+        letters(&stage).is_empty(),
+        "c3's letter waits with the rest"
+    );
+
+    // Redelivered, each finds its tags new and its job not done: every output once.
+    let failed = stage.run(&ghl(), &records).await;
+    assert!(failed.is_empty());
+    let names: Vec<String> = (queued(&stage.dispatch).into_iter())
+        .map(|j| j.event.event_name)
+        .collect();
+    assert_eq!(names, ["Lead", "CompleteRegistration", "Lead"]);
+    let codes: Vec<String> = (letters(&stage).into_iter())
+        .map(|l| l.dead_letter.code)
+        .collect();
+    assert_eq!(codes, ["contact_not_found"]);
 }
 
 #[tokio::test]
