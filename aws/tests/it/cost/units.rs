@@ -149,8 +149,8 @@ fn dynamo(operation: &str, body: &Value, items: &mut Items, units: &mut Units) {
                 }
             }
         }
-        // A query reads one partition's items together: within 4 KB here, so one
-        // unit (as its items' sizes in `items` show).
+        // A query reads a group's items together, billed by their total size:
+        // counted as one unit, as a location's few small records are here.
         "Query" => units.read_units += read(0),
         other => panic!("a DynamoDB call the cost model does not price: {other}"),
     }
