@@ -256,23 +256,17 @@ impl Run<'_> {
         let s = self.s;
         let contact = format!("c{n}");
         let status = match workload {
-            Workload::NewLead => {
-                self.ghl.create(&contact, &["lead"], Utc::now());
-                let body = webhook(
-                    "ContactCreate",
-                    &format!("wh-{n}"),
-                    self.ghl.contact(&contact),
-                );
-                self.invoke(0, Box::pin(s.deliver(body))).await.0
-            }
-            Workload::Tagged => {
-                // Known already (`prime`): the tag is a change.
-                self.ghl.retag(&contact, &["lead", "vip"], Utc::now());
-                let body = webhook(
-                    "ContactTagUpdate",
-                    &format!("wh-tag-{n}"),
-                    self.ghl.contact(&contact),
-                );
+            Workload::NewLead | Workload::Tagged => {
+                let kind = if let Workload::NewLead = workload {
+                    self.ghl.create(&contact, &["lead"], Utc::now());
+                    "ContactCreate"
+                } else {
+                    // Created before the counted run: the tag is a change.
+                    self.ghl.retag(&contact, &["lead", "vip"], Utc::now());
+                    "ContactTagUpdate"
+                };
+                let id = format!("wh-{kind}-{n}");
+                let body = webhook(kind, &id, self.ghl.contact(&contact));
                 self.invoke(0, Box::pin(s.deliver(body))).await.0
             }
             Workload::Posted => {
