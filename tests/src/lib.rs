@@ -19,6 +19,7 @@
 pub mod audience_stand_in;
 pub mod contacts_stand_in;
 pub mod contracts;
+pub mod failing_writes;
 pub mod fakes;
 pub mod fixtures;
 pub mod moto;

@@ -7,7 +7,9 @@ use ghl_capi::ghl::GhlError;
 use ghl_capi::hold::breaker::OPEN_AFTER;
 use ghl_capi::jobs::DispatchJob;
 use ghl_capi::ports::queue::Record;
+use ghl_capi_tests::failing_writes::FailingWrites;
 use ghl_capi_tests::fakes::{FakeGhl, FakeMeta};
+use ghl_capi_tests::fixtures::mapping;
 use serde_json::Value;
 
 use super::{Stages, dispatch_record, ghl, ids, letters, now, queued, record};
@@ -89,6 +91,44 @@ async fn a_failed_send_of_a_batch_holds_every_job_waiting_on_it_and_forgets_noth
         .map(|l| l.dead_letter.code)
         .collect();
     assert_eq!(codes, ["contact_not_found"]);
+}
+
+#[tokio::test]
+async fn a_table_refusing_writes_holds_each_job_and_its_retry_repeats_the_same_events() {
+    let stage = Stages::default();
+    let state = FailingWrites::default();
+    state.fail(true);
+    let records = [
+        record("w1", "ContactCreate", "c1", &["vip"]),
+        record("w2", "ContactCreate", "c2", &[]),
+    ];
+    let (mapping, ghl) = (mapping(), ghl());
+    let run = || stage.enrich_over(&state, &mapping, &ghl, &records, now());
+    let failed = run().await;
+    assert_eq!(
+        ids(&failed),
+        ["m-w1", "m-w2"],
+        "held: their tags and marks unwritten"
+    );
+    let first: Vec<String> = (queued(&stage.dispatch).iter())
+        .map(|j| j.event.event_id.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        first.len(),
+        3,
+        "their outputs went before the table refused"
+    );
+
+    // The table is back: the retry queues the same events (the same ids, which
+    // dispatch takes once) and is done.
+    state.fail(false);
+    assert!(run().await.is_empty());
+    let again: Vec<String> = (queued(&stage.dispatch).iter().skip(3))
+        .map(|j| j.event.event_id.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(again, first);
+    assert!(run().await.is_empty());
+    assert_eq!(queued(&stage.dispatch).len(), 6, "then done: nothing more");
 }
 
 #[tokio::test]

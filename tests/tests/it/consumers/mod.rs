@@ -18,7 +18,7 @@ use ghl_capi::hold::HoldPolicy;
 use ghl_capi::jobs::{DispatchJob, EnrichJob, LetterMessage};
 use ghl_capi::mapping::Mapping;
 use ghl_capi::ports::queue::{MemoryQueue, Record};
-use ghl_capi::ports::state::MemoryState;
+use ghl_capi::ports::state::{MemoryState, StateStore};
 use ghl_capi_tests::fakes::{FakeGhl, FakeMeta};
 use ghl_capi_tests::fixtures::mapping;
 use serde_json::{Value, json};
@@ -119,10 +119,23 @@ impl Stages {
         records: &[Record],
         at: DateTime<Utc>,
     ) -> Vec<Retry> {
+        self.enrich_over(&self.state, mapping, ghl, records, at)
+            .await
+    }
+
+    /// One enrichment batch at `at`, under `mapping`, keeping its state in `state`.
+    pub(crate) async fn enrich_over(
+        &self,
+        state: &impl StateStore,
+        mapping: &Mapping,
+        ghl: &FakeGhl,
+        records: &[Record],
+        at: DateTime<Utc>,
+    ) -> Vec<Retry> {
         let consumer = EnrichConsumer {
             mapping,
             ghl,
-            state: &self.state,
+            state,
             source: &self.source,
             dispatch: &self.dispatch,
             dead: &self.dead,
