@@ -30,6 +30,8 @@ pub struct FakeGhl {
     writes: Mutex<Vec<String>>,
     /// Writes wait this long for GHL's budget ([`GhlWriter::reserved`]).
     reserved: Mutex<Option<std::time::Duration>>,
+    /// Contact and list reads in flight now, and the most there were at once.
+    at_once: Mutex<(usize, usize)>,
 }
 
 impl FakeGhl {
@@ -101,6 +103,24 @@ impl FakeGhl {
         Ok(())
     }
 
+    /// The most contact and list reads that were in flight at once since the last
+    /// call (1 when made one after another).
+    pub fn most_at_once(&self) -> usize {
+        std::mem::take(&mut self.at_once.lock().expect("lock").1)
+    }
+
+    /// A read in flight: it lets every other ready task run before it ends, so
+    /// reads made side by side overlap.
+    async fn in_flight(&self) {
+        {
+            let mut at_once = self.at_once.lock().expect("lock");
+            at_once.0 += 1;
+            at_once.1 = at_once.1.max(at_once.0);
+        }
+        tokio::task::yield_now().await;
+        self.at_once.lock().expect("lock").0 -= 1;
+    }
+
     /// Every read so far, in order: `contact c1`, `notes c1`, …
     pub fn reads(&self) -> Vec<String> {
         self.reads.lock().expect("lock").clone()
@@ -134,6 +154,7 @@ impl GhlReader for FakeGhl {
     }
 
     async fn contact(&self, _location: &str, contact_id: &str) -> Result<Contact, GhlError> {
+        self.in_flight().await;
         self.read(format!("contact {contact_id}"), contact_id)?;
         self.contacts
             .get(contact_id)
@@ -148,6 +169,7 @@ impl GhlReader for FakeGhl {
         contact_id: &str,
         related: Related,
     ) -> Result<Value, GhlError> {
+        self.in_flight().await;
         self.read(format!("{} {contact_id}", related.segment()), contact_id)?;
         let written = format!("{} {contact_id} ", &related.segment()[..4]);
         let mut list = vec![json!({"body": "Budget approved"})];

@@ -15,6 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::audience::remember_members;
+use super::read::Read;
 use super::{Enriched, Enricher, remember};
 use crate::batch::{self, Ids, Outcome, Queues, Reason, Retry};
 use crate::error::chain;
@@ -60,6 +61,20 @@ struct Pending<'r> {
     records: Vec<(String, String)>,
 }
 
+/// A job read ([`Enricher::read`]), waiting for its wave's GHL reads.
+struct Ready<'r> {
+    record: &'r Record,
+    job: EnrichJob,
+    read: Option<Result<Read, Enriched>>,
+}
+
+impl Ready<'_> {
+    /// What the job gives to build from, unless it is settled already.
+    fn read(&self) -> Option<&Read> {
+        self.read.as_ref()?.as_ref().ok()
+    }
+}
+
 /// What became of a job once enriched: settled, or waiting for its send.
 enum Step<'r> {
     Settled(Outcome),
@@ -76,9 +91,11 @@ struct Progress<'r> {
 
 impl<G: GhlReader + GhlWriter, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S, Q> {
     /// Enriches every record of a batch; the records to retry, each with its wait
-    /// and reason. Their outputs go out together, in as few sends as the queue
-    /// takes; a contact's next change is read only once its earlier ones are
-    /// queued and written down, so it sees the tags they left.
+    /// and reason. The batch goes in waves of distinct contacts (FIFO groups): a
+    /// wave's jobs are read, GHL is asked for what they need side by side, each is
+    /// enriched in order, and their outputs go out together, in as few sends as
+    /// the queue takes. A contact's next change is in a later wave, read only once
+    /// its earlier ones are queued and written down, so it sees the tags they left.
     pub async fn handle(&self, records: &[Record], now: DateTime<Utc>) -> Vec<Retry> {
         let mut enricher = Enricher::new(self.mapping, self.ghl, self.state, self.policy);
         let mut progress = Progress {
@@ -86,46 +103,96 @@ impl<G: GhlReader + GhlWriter, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S,
             failed: Vec::new(),
             pending: Vec::new(),
         };
+        let mut wave: Vec<&Record> = Vec::new();
         for record in records {
             let group = record.group_id.as_deref();
             // A record of no group may be of any contact: it waits for all before it.
-            if group.is_none()
-                || (progress.pending.iter()).any(|p| p.record.group_id.as_deref() == group)
-            {
-                self.flush(&mut progress, now).await;
+            if group.is_none() || wave.iter().any(|r| r.group_id.as_deref() == group) {
+                let wave = std::mem::take(&mut wave);
+                self.wave(&mut enricher, &mut progress, wave, now).await;
             }
-            let job = serde_json::from_str::<EnrichJob>(&record.body);
-            let key = job.as_ref().ok().map(|j| j.key().to_owned());
-            let outcome = match (group.and_then(|g| progress.stalled.get(g)), job) {
-                (Some(wait), _) => {
-                    let reason = Reason::new(
-                        "waiting_for_earlier_change",
-                        "an earlier change of this contact is held",
-                    );
-                    match wait {
-                        Some(wait) => Outcome::RetryAfter(*wait, reason),
-                        None => Outcome::RetryNow(reason),
-                    }
-                }
-                (_, Err(e)) => Outcome::DeadLetter(DeadLetter::new(
-                    &record.message_id,
-                    Stage::Enrich,
-                    "malformed_message",
-                    crate::ghl::webhook::FieldError::of("", &e).to_string(),
-                )),
-                (_, Ok(job)) => match self.enrich_record(&mut enricher, record, job, now).await {
-                    Step::Pending(pending) => {
-                        progress.pending.push(pending);
-                        continue;
-                    }
-                    Step::Settled(outcome) => outcome,
-                },
-            };
-            self.settle(&mut progress, record, key.as_deref(), outcome, now)
-                .await;
+            wave.push(record);
         }
-        self.flush(&mut progress, now).await;
+        self.wave(&mut enricher, &mut progress, wave, now).await;
         progress.failed
+    }
+
+    /// One wave: each record read (or settled), GHL's reads made together, each
+    /// job enriched, then their outputs queued and written down.
+    async fn wave<'r>(
+        &self,
+        enricher: &mut Enricher<'_, G, S>,
+        progress: &mut Progress<'r>,
+        wave: Vec<&'r Record>,
+        now: DateTime<Utc>,
+    ) {
+        let mut ready = Vec::new();
+        for record in wave {
+            if let Some(read) = self.read(enricher, progress, record, now).await {
+                ready.push(read);
+            }
+        }
+        let reads: Vec<&Read> = ready.iter().filter_map(Ready::read).collect();
+        enricher.prefetch(reads).await;
+        for Ready { record, job, read } in ready {
+            let key = job.key().to_owned();
+            match self.enrich_record(enricher, record, job, read, now).await {
+                Step::Pending(pending) => progress.pending.push(pending),
+                Step::Settled(outcome) => {
+                    self.settle(progress, record, Some(&key), outcome, now)
+                        .await;
+                }
+            }
+        }
+        self.flush(progress, now).await;
+    }
+
+    /// `record`'s job, read for enrichment; `None` once settled (its group held,
+    /// itself malformed or done before, or the state store failing).
+    async fn read<'r>(
+        &self,
+        enricher: &mut Enricher<'_, G, S>,
+        progress: &mut Progress<'r>,
+        record: &'r Record,
+        now: DateTime<Utc>,
+    ) -> Option<Ready<'r>> {
+        let group = record.group_id.as_deref();
+        let job = serde_json::from_str::<EnrichJob>(&record.body);
+        let key = job.as_ref().ok().map(|j| j.key().to_owned());
+        let outcome = match (group.and_then(|g| progress.stalled.get(g)), job) {
+            (Some(wait), _) => {
+                let reason = Reason::new(
+                    "waiting_for_earlier_change",
+                    "an earlier change of this contact is held",
+                );
+                match wait {
+                    Some(wait) => Outcome::RetryAfter(*wait, reason),
+                    None => Outcome::RetryNow(reason),
+                }
+            }
+            (_, Err(e)) => Outcome::DeadLetter(DeadLetter::new(
+                &record.message_id,
+                Stage::Enrich,
+                "malformed_message",
+                crate::ghl::webhook::FieldError::of("", &e).to_string(),
+            )),
+            // A job done before (redelivered after SQS's deduplication window) is skipped.
+            (_, Ok(job)) => match self.state.processed(job.key()).await {
+                Ok(true) => Outcome::Done,
+                Ok(false) => {
+                    let read = enricher.read(&job, now).await;
+                    return Some(Ready { record, job, read });
+                }
+                Err(e) => {
+                    let reason = Reason::of("state_store_failed", &e);
+                    self.hold(record, &job, reason, Duration::ZERO, vec![], now)
+                        .await
+                }
+            },
+        };
+        self.settle(progress, record, key.as_deref(), outcome, now)
+            .await;
+        None
     }
 
     /// `record`'s outcome acknowledged, lettered or retried; a retried record
@@ -180,29 +247,18 @@ impl<G: GhlReader + GhlWriter, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S,
         }
     }
 
-    /// One job enriched: settled, or its outputs ready to be queued.
+    /// One job enriched from its read: settled, or its outputs ready to be queued.
     async fn enrich_record<'r>(
         &self,
         enricher: &mut Enricher<'_, G, S>,
         record: &'r Record,
         job: EnrichJob,
+        read: Option<Result<Read, Enriched>>,
         now: DateTime<Utc>,
     ) -> Step<'r> {
-        // A job done before (redelivered after SQS's deduplication window) is skipped.
-        match self.state.processed(job.key()).await {
-            Ok(true) => return Step::Settled(Outcome::Done),
-            Ok(false) => {}
-            Err(e) => {
-                let reason = Reason::of("state_store_failed", &e);
-                let held = self
-                    .hold(record, &job, reason, Duration::ZERO, vec![], now)
-                    .await;
-                return Step::Settled(held);
-            }
-        }
         let outcome = match &job {
             EnrichJob::WriteBack(write) => enricher.write_back(write, record.receives, now).await,
-            job => enricher.enrich(job, now).await,
+            job => enricher.enrich_read(job, read, now).await,
         };
         let (jobs, dead_letters, seen, audience, records) = match outcome {
             Enriched::Done {

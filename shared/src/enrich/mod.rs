@@ -18,7 +18,7 @@
 //! - [`read`]: a job read: its occurrences, and the contact as it carries it;
 //! - [`reach`]: which pixels and audiences a job's location reaches (a location
 //!   with no token or install here only those that name it);
-//! - [`fetch`]: GHL reads shared across a batch;
+//! - [`fetch`]: GHL reads shared across a batch, and made side by side;
 //! - [`workflow`]: what a workflow call gives to build from, and its count;
 //! - [`install`]: the tokens `INSTALL` and `UNINSTALL` webhooks concern;
 //! - [`audience`]: each audience's members, as each job shows them;
@@ -91,10 +91,11 @@ pub enum Enriched {
     },
 }
 
-/// Enriches the jobs of one batch, one at a time (the caller queues each job's
-/// outputs and writes its [`SeenTags`] before the next, so two changes to one
-/// contact in a batch see each other); GHL reads are shared across the batch, and
-/// so are the locations' breakers.
+/// Enriches the jobs of one batch, one at a time (the caller queues a job's
+/// outputs and writes its [`SeenTags`] before its contact's next change, so two
+/// changes to one contact in a batch see each other); GHL reads are shared across
+/// the batch, and made side by side for jobs of distinct contacts
+/// ([`Enricher::prefetch`]), and so are the locations' breakers.
 pub struct Enricher<'a, G, S> {
     mapping: &'a Mapping,
     fetched: Fetched<'a, G>,
@@ -122,7 +123,19 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
 
     /// Enriches one job.
     pub async fn enrich(&mut self, job: &EnrichJob, now: DateTime<Utc>) -> Enriched {
-        let Some(read) = self.read(job, now).await else {
+        let read = self.read(job, now).await;
+        self.enrich_read(job, read, now).await
+    }
+
+    /// Enriches one job from its [`Enricher::read`], made before (a batch reads
+    /// its jobs first, then asks GHL for what they need side by side: [`fetch`]).
+    async fn enrich_read(
+        &mut self,
+        job: &EnrichJob,
+        read: Option<Result<Read, Enriched>>,
+        now: DateTime<Utc>,
+    ) -> Enriched {
+        let Some(read) = read else {
             return done(vec![], vec![], None);
         };
         let mut read = match read {
@@ -192,12 +205,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
     /// The events of the job's occurrences, reading GHL for what firing rules need.
     async fn build(&mut self, mut read: Read, now: DateTime<Utc>) -> Enriched {
         let mapping = self.mapping;
-        let served = read.occurrences.iter().any(|occ| {
-            mapping.rules_for(occ.trigger).any(|rule| {
-                (mapping.pixels_for(rule, &read.location))
-                    .any(|p| read.reaches_pixel(mapping, &p.name))
-            })
-        });
+        let served = self.served(&read);
         let reaches: Vec<String> = mapping
             .pixels
             .iter()
@@ -221,10 +229,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
             .unwrap_or_default();
         let counted = (source.as_str(), location.as_str(), call.as_str());
         let triggers: Vec<String> = occurrences.iter().map(trigger_name).collect();
-        let firing: Vec<&Occurrence> = occurrences
-            .iter()
-            .filter(|occ| self.mapping.rules_for(occ.trigger).next().is_some())
-            .collect();
+        let firing = self.firing(&occurrences);
         if firing.is_empty() {
             self.workflow_counted(workflow.as_deref(), counted, false);
             return done(vec![], vec![], seen);
@@ -359,6 +364,25 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
 }
 
 impl<G, S> Enricher<'_, G, S> {
+    /// Whether some rule on the job's occurrences feeds a pixel its location
+    /// reaches: if none does, GHL is not asked.
+    fn served(&self, read: &Read) -> bool {
+        let mapping = self.mapping;
+        read.occurrences.iter().any(|occ| {
+            mapping.rules_for(occ.trigger).any(|rule| {
+                (mapping.pixels_for(rule, &read.location))
+                    .any(|p| read.reaches_pixel(mapping, &p.name))
+            })
+        })
+    }
+
+    /// The occurrences some rule waits on.
+    fn firing<'o>(&self, occurrences: &'o [Occurrence]) -> Vec<&'o Occurrence> {
+        (occurrences.iter())
+            .filter(|occ| self.mapping.rules_for(occ.trigger).next().is_some())
+            .collect()
+    }
+
     /// What `rule` writes back about its event, with the contact's shape as the
     /// change showed it (the webhook's contact, when it carried one): the echo of
     /// the write shows it alike ([`crate::ghl::Contact::shape`]).

@@ -111,6 +111,12 @@ impl<'s, S: StateStore> Breakers<'s, S> {
         }
     }
 
+    /// Whether `name`'s breaker has seen no failure since the partner last took
+    /// its work.
+    pub async fn clean(&mut self, name: &str) -> bool {
+        self.current(name).await.is_none_or(|b| b.failures == 0)
+    }
+
     /// The partner failed `name`'s work for a reason that holds it: one more
     /// failure in a row; at [`OPEN_AFTER`] the breaker opens (or stays open), its
     /// next probe one wait later.

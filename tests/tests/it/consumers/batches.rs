@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use ghl_capi::capi::score::{Key, Score};
-use ghl_capi::ghl::GhlError;
+use ghl_capi::ghl::{Contact, GhlError};
 use ghl_capi::hold::breaker::OPEN_AFTER;
 use ghl_capi::jobs::DispatchJob;
 use ghl_capi::ports::queue::Record;
@@ -12,7 +12,7 @@ use ghl_capi_tests::fakes::{FakeGhl, FakeMeta};
 use ghl_capi_tests::fixtures::mapping;
 use serde_json::Value;
 
-use super::{Stages, dispatch_record, ghl, ids, letters, now, queued, record};
+use super::{Stages, contact_json, dispatch_record, ghl, ids, letters, now, queued, record};
 
 #[tokio::test]
 async fn changes_to_one_contact_in_one_batch_see_each_other() {
@@ -374,4 +374,59 @@ async fn the_events_meta_took_are_counted_with_their_coverage_and_the_rest_are_n
         .await
         .expect("read");
     assert!(days[0].1.is_empty(), "{days:?}");
+}
+
+#[tokio::test]
+async fn a_batch_reads_its_contacts_side_by_side_each_once() {
+    let stage = Stages::default();
+    let ids: Vec<String> = (1..=10).map(|n| format!("c{n}")).collect();
+    let contacts: Vec<Contact> = (ids.iter())
+        .map(|id| serde_json::from_value(contact_json(id, &[])).expect("contact"))
+        .collect();
+    let ghl = FakeGhl::with(&contacts);
+    // Ten new contacts, then the first one's next change (a wave of its own).
+    let mut records: Vec<Record> = (ids.iter())
+        .map(|id| record(&format!("w-{id}"), "ContactCreate", id, &[]))
+        .collect();
+    records.push(record("w-again", "ContactUpdate", "c1", &[]));
+    assert!(stage.run(&ghl, &records).await.is_empty());
+    assert_eq!(ghl.most_at_once(), 10, "ten reads waited for together");
+    let mut read = ghl.reads();
+    read.sort();
+    let mut each_once: Vec<String> = ids.iter().map(|id| format!("contact {id}")).collect();
+    each_once.sort();
+    assert_eq!(read, each_once, "c1's second change reads the batch's read");
+    let leads = queued(&stage.dispatch);
+    assert_eq!(leads.len(), 10, "one Lead a contact: {leads:?}");
+}
+
+#[tokio::test]
+async fn a_location_whose_breaker_saw_a_failure_is_read_one_contact_at_a_time() {
+    let stage = Stages::default();
+    let ghl = ghl();
+    ghl.set_failing(Some(GhlError::unavailable(
+        "GET /contacts/c1",
+        "GHL answered 502",
+    )));
+    let first = [record("w1", "ContactCreate", "c1", &[])];
+    assert_eq!(ids(&stage.run(&ghl, &first).await), ["m-w1"], "held");
+    ghl.set_failing(None);
+    ghl.most_at_once();
+
+    // GHL may still be down: the next batch probes it with one read at a time.
+    let records = [
+        record("w1", "ContactCreate", "c1", &[]),
+        record("w2", "ContactCreate", "c2", &[]),
+    ];
+    assert!(stage.run(&ghl, &records).await.is_empty());
+    assert_eq!(ghl.most_at_once(), 1);
+    assert_eq!(queued(&stage.dispatch).len(), 2);
+
+    // GHL answered, so the breaker closed: side by side again.
+    let records = [
+        record("w3", "ContactCreate", "c1", &[]),
+        record("w4", "ContactCreate", "c2", &[]),
+    ];
+    assert!(stage.run(&ghl, &records).await.is_empty());
+    assert_eq!(ghl.most_at_once(), 2);
 }
