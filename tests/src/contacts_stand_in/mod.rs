@@ -7,7 +7,7 @@
 //! time, and can change a contact right after a given search, as a user editing
 //! GHL while a listing runs. Given [`Limits`], it counts every request against the
 //! location's window and day as GHL does, says what is left in GHL's headers, and
-//! answers `429` once either is spent.
+//! answers `429` once either is spent. Its answers can take a set time, as GHL's do.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,6 +16,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+mod meter;
+pub use meter::Limits;
+use meter::{Meter, with_headers};
 
 /// A change to make after the search of this number (1-based).
 type Planned = (usize, String, Vec<String>);
@@ -32,66 +36,8 @@ struct Held {
     meter: Option<Meter>,
     /// Each contact read, by id.
     reads: Vec<String>,
-}
-
-/// A location's rate limits as GHL counts them.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub per_window: u64,
-    pub window: Duration,
-    pub per_day: u64,
-    /// What is left of the day now.
-    pub day_left: u64,
-}
-
-#[derive(Debug)]
-struct Meter {
-    limits: Limits,
-    started: Instant,
-    in_window: u64,
-    /// Requests answered `429`.
-    refused: u64,
-}
-
-impl Meter {
-    /// Counts one request: GHL's headers for it, and whether it is refused (`429`).
-    fn count(&mut self) -> (Vec<(&'static str, String)>, bool) {
-        let limits = self.limits;
-        if self.started.elapsed() >= limits.window {
-            self.started = Instant::now();
-            self.in_window = 0;
-        }
-        let spent = self.in_window >= limits.per_window || limits.day_left == 0;
-        if spent {
-            self.refused += 1;
-        } else {
-            self.in_window += 1;
-            self.limits.day_left -= 1;
-        }
-        let headers = vec![
-            ("X-RateLimit-Max", limits.per_window.to_string()),
-            (
-                "X-RateLimit-Remaining",
-                (limits.per_window - self.in_window).to_string(),
-            ),
-            (
-                "X-RateLimit-Interval-Milliseconds",
-                limits.window.as_millis().to_string(),
-            ),
-            ("X-RateLimit-Limit-Daily", limits.per_day.to_string()),
-            (
-                "X-RateLimit-Daily-Remaining",
-                self.limits.day_left.to_string(),
-            ),
-        ];
-        (headers, spent)
-    }
-}
-
-fn with_headers(answer: ResponseTemplate, headers: Vec<(&str, String)>) -> ResponseTemplate {
-    (headers.into_iter()).fold(answer, |answer, (name, value)| {
-        answer.insert_header(name, value.as_str())
-    })
+    /// How long each answer takes, as GHL's take a while.
+    latency: Duration,
 }
 
 /// A route's answers, counted against the location's limits.
@@ -99,8 +45,11 @@ struct Metered<R>(ContactsStandIn, R);
 
 impl<R: Respond> Respond for Metered<R> {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let counted = self.0.lock().meter.as_mut().map(Meter::count);
-        match counted {
+        let (counted, latency) = {
+            let mut held = self.0.lock();
+            (held.meter.as_mut().map(Meter::count), held.latency)
+        };
+        let answer = match counted {
             None => self.1.respond(request),
             Some((headers, true)) => {
                 let refused = ResponseTemplate::new(429)
@@ -108,7 +57,8 @@ impl<R: Respond> Respond for Metered<R> {
                 with_headers(refused, headers)
             }
             Some((headers, false)) => with_headers(self.1.respond(request), headers),
-        }
+        };
+        answer.set_delay(latency)
     }
 }
 
@@ -248,6 +198,11 @@ impl ContactsStandIn {
             in_window: 0,
             refused: 0,
         });
+    }
+
+    /// From now on, every answer takes `latency`.
+    pub fn answer_after(&self, latency: Duration) {
+        self.lock().latency = latency;
     }
 
     /// Requests answered `429` since the limits were set.

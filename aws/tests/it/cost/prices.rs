@@ -114,7 +114,7 @@ impl Report {
     pub(crate) fn new(d: &Deployed, events: usize) -> Report {
         let inputs = format!(
             "{events} events per workload and pace; functions at {} MB ({}); Lambda's \
-             start and report lines {}; partner latency assumed: GHL {} ms, Meta {} ms a call",
+             start and report lines {}; partner latency assumed: GHL {} ms an answer, Meta {} ms a call",
             d.memory_mb,
             if d.arm { "arm64" } else { "x86_64" },
             if d.system_lines {
