@@ -12,9 +12,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use serde_json::{Map, Value};
 
 use super::read::Read;
