@@ -145,12 +145,15 @@ impl StateStore for DynamoState {
     }
 
     async fn processed(&self, key: &str) -> Result<bool, StateError> {
+        // Read eventually consistent (half a unit): a done job comes again only
+        // after its queue's visibility timeout, or as GHL's resend minutes later,
+        // long after its mark spread; and a job run twice repeats its event ids and
+        // finds its tags and memberships (read strongly) as it left them.
         let item = self
             .client
             .get_item()
             .table_name(&self.table)
             .key("pk", done_key(key))
-            .consistent_read(true)
             .send()
             .await
             .map_err(|e| failed(e.into_service_error()))?
