@@ -1,5 +1,6 @@
 //! A state store whose writes fail on demand, for the consumers' tests of a table
-//! throttled or down.
+//! throttled or down, and whose job marks can be read stale (as an eventually
+//! consistent read may).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,17 +9,24 @@ use std::time::Duration;
 use ghl_capi::ports::state::{Added, Counts, MemoryState, StateError, StateStore};
 
 /// A state store whose writes fail while [`FailingWrites::fail`] says so (a table
-/// throttled or down), its reads still answered from `inner`.
+/// throttled or down), its reads still answered from `inner`; and whose job marks
+/// are not seen while [`FailingWrites::marks_unseen`] says so.
 #[derive(Debug, Default)]
 pub struct FailingWrites {
     pub inner: MemoryState,
     failing: AtomicBool,
+    marks_unseen: AtomicBool,
 }
 
 impl FailingWrites {
     /// From now on, writes fail (`true`) or go through (`false`).
     pub fn fail(&self, failing: bool) {
         self.failing.store(failing, Ordering::Relaxed);
+    }
+
+    /// From now on, a job's mark is (`true`) or is not read as if not written yet.
+    pub fn marks_unseen(&self, unseen: bool) {
+        self.marks_unseen.store(unseen, Ordering::Relaxed);
     }
 
     fn write(&self) -> Result<(), StateError> {
@@ -43,7 +51,8 @@ impl StateStore for FailingWrites {
         self.inner.set_tags(location, contact, tags).await
     }
     async fn processed(&self, key: &str) -> Result<bool, StateError> {
-        self.inner.processed(key).await
+        let seen = self.inner.processed(key).await?;
+        Ok(seen && !self.marks_unseen.load(Ordering::Relaxed))
     }
     async fn mark_processed(&self, key: &str) -> Result<(), StateError> {
         self.write()?;

@@ -7,6 +7,7 @@ use ghl_capi::ghl::{Contact, GhlError};
 use ghl_capi::hold::breaker::OPEN_AFTER;
 use ghl_capi::jobs::DispatchJob;
 use ghl_capi::ports::queue::Record;
+use ghl_capi::ports::state::StateStore;
 use ghl_capi_tests::failing_writes::FailingWrites;
 use ghl_capi_tests::fakes::{FakeGhl, FakeMeta};
 use ghl_capi_tests::fixtures::mapping;
@@ -429,4 +430,37 @@ async fn a_location_whose_breaker_saw_a_failure_is_read_one_contact_at_a_time() 
     ];
     assert!(stage.run(&ghl, &records).await.is_empty());
     assert_eq!(ghl.most_at_once(), 2);
+}
+
+#[tokio::test]
+async fn a_job_run_again_before_its_mark_is_seen_sends_meta_nothing_new() {
+    // The job's mark is read eventually consistent: a redelivery may miss it.
+    let (meta, stage) = (FakeMeta::default(), Stages::default());
+    let state = FailingWrites::default();
+    state.marks_unseen(true);
+    let records = [
+        record("w1", "ContactCreate", "c1", &["vip"]),
+        record("w2", "ContactTagUpdate", "c1", &["vip", "gold"]),
+    ];
+    let (mapping, ghl) = (mapping(), ghl());
+    for _ in 0..2 {
+        let failed = stage
+            .enrich_over(&state, &mapping, &ghl, &records, now())
+            .await;
+        assert!(failed.is_empty());
+    }
+    let again: Vec<Record> = (stage.dispatch.sent().iter())
+        .map(|m| Record::new("m-queued", m.body.clone()))
+        .collect();
+    assert!(again.len() > 3, "the second run queued its events again");
+    assert!(stage.send(&meta, &again).await.is_empty());
+    let sent = meta.delivered();
+    let distinct: std::collections::HashSet<&String> = sent.iter().collect();
+    assert_eq!(
+        (sent.len(), distinct.len()),
+        (3, 3),
+        "Lead, vip and gold, each once: {sent:?}"
+    );
+    let tags = state.inner.tags("loc", "c1").await.expect("read");
+    assert_eq!(tags, Some(vec!["vip".to_owned(), "gold".to_owned()]));
 }
