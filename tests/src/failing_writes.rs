@@ -10,12 +10,14 @@ use ghl_capi::ports::state::{Added, Counts, MemoryState, StateError, StateStore}
 
 /// A state store whose writes fail while [`FailingWrites::fail`] says so (a table
 /// throttled or down), its reads still answered from `inner`; and whose job marks
-/// are not seen while [`FailingWrites::marks_unseen`] says so.
+/// are not seen while [`FailingWrites::marks_unseen`] says so, or not read at all
+/// while [`FailingWrites::fail_mark_reads`] does.
 #[derive(Debug, Default)]
 pub struct FailingWrites {
     pub inner: MemoryState,
     failing: AtomicBool,
     marks_unseen: AtomicBool,
+    marks_failing: AtomicBool,
 }
 
 impl FailingWrites {
@@ -27,6 +29,11 @@ impl FailingWrites {
     /// From now on, a job's mark is (`true`) or is not read as if not written yet.
     pub fn marks_unseen(&self, unseen: bool) {
         self.marks_unseen.store(unseen, Ordering::Relaxed);
+    }
+
+    /// From now on, reading a job's mark fails (`true`) or is answered.
+    pub fn fail_mark_reads(&self, failing: bool) {
+        self.marks_failing.store(failing, Ordering::Relaxed);
     }
 
     fn write(&self) -> Result<(), StateError> {
@@ -51,6 +58,9 @@ impl StateStore for FailingWrites {
         self.inner.set_tags(location, contact, tags).await
     }
     async fn processed(&self, key: &str) -> Result<bool, StateError> {
+        if self.marks_failing.load(Ordering::Relaxed) {
+            return Err(StateError::new("the table is down"));
+        }
         let seen = self.inner.processed(key).await?;
         Ok(seen && !self.marks_unseen.load(Ordering::Relaxed))
     }

@@ -464,3 +464,33 @@ async fn a_job_run_again_before_its_mark_is_seen_sends_meta_nothing_new() {
     let tags = state.inner.tags("loc", "c1").await.expect("read");
     assert_eq!(tags, Some(vec!["vip".to_owned(), "gold".to_owned()]));
 }
+
+#[tokio::test]
+async fn a_table_failing_to_read_the_jobs_marks_holds_them_and_asks_ghl_nothing() {
+    let stage = Stages::default();
+    let state = FailingWrites::default();
+    state.fail_mark_reads(true);
+    let records = [
+        record("w1", "ContactCreate", "c1", &[]),
+        record("w2", "ContactCreate", "c2", &[]),
+    ];
+    let (mapping, ghl) = (mapping(), ghl());
+    let failed = stage
+        .enrich_over(&state, &mapping, &ghl, &records, now())
+        .await;
+    assert_eq!(ids(&failed), ["m-w1", "m-w2"], "both held");
+    assert!(failed.iter().all(|r| r.reason.code == "state_store_failed"));
+    assert!(
+        ghl.reads().is_empty(),
+        "GHL not asked for a job not known new"
+    );
+    assert!(queued(&stage.dispatch).is_empty());
+    assert!(letters(&stage).is_empty(), "nothing lettered");
+
+    state.fail_mark_reads(false);
+    let failed = stage
+        .enrich_over(&state, &mapping, &ghl, &records, now())
+        .await;
+    assert!(failed.is_empty());
+    assert_eq!(queued(&stage.dispatch).len(), 2, "each Lead once");
+}
