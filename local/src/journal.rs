@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ghl_capi::telemetry::DETAIL;
 use rusqlite::params;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
@@ -252,10 +253,13 @@ impl Visit for Fields {
 }
 
 /// Whether the journal wants events of `metadata`: the pipeline's, at `info` and
-/// above. Given as the layer's own filter (`Layer::with_filter`), it keeps every
-/// other callsite (a dependency's `trace!`) disabled for the journal.
+/// above, and its audit detail at any level ([`DETAIL`]: the functions leave it
+/// out of their logs, `trace` and the status page read it here). Given as the
+/// layer's own filter (`Layer::with_filter`), it keeps every other callsite (a
+/// dependency's `trace!`) disabled for the journal.
 pub fn wanted(metadata: &Metadata<'_>) -> bool {
-    *metadata.level() <= Level::INFO && metadata.target().starts_with("ghl_capi")
+    let target = metadata.target();
+    target == DETAIL || (*metadata.level() <= Level::INFO && target.starts_with("ghl_capi"))
 }
 
 impl<S: Subscriber> Layer<S> for JournalLayer {
@@ -284,7 +288,7 @@ impl<S: Subscriber> Layer<S> for JournalLayer {
 
 /// A stored level's name, as `tracing` spells it.
 fn level_name(text: &str) -> &'static str {
-    [Level::ERROR, Level::WARN, Level::INFO]
+    [Level::ERROR, Level::WARN, Level::INFO, Level::DEBUG]
         .into_iter()
         .map(|l| l.as_str())
         .find(|l| *l == text)

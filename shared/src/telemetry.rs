@@ -7,6 +7,13 @@ use std::time::Duration;
 
 use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
 
+/// The log target of audit detail, logged at DEBUG: each GHL call that answered,
+/// each rule that watches another tag or entity than the one that changed. The
+/// functions' `info` leaves it out (a few hundred bytes an event, in CloudWatch
+/// Logs' bill); local mode's journal keeps it whatever the level, for `trace` and
+/// the status page; `RUST_LOG=info,ghl_capi::detail=debug` prints it.
+pub const DETAIL: &str = "ghl_capi::detail";
+
 /// Intake requests, by `Outcome` (`accepted`, `ignored`, or the rejection's code:
 /// `bad_signature`, `no_timestamp`, `enqueue_failed`, …).
 pub const REQUESTS: &str = "Requests";

@@ -27,6 +27,9 @@ async fn journal_of_lines(store: &Store) {
             status = 200, outcome = "accepted", webhook_id = "w1", kind = "ContactTagUpdate", "request");
         tracing::info!(target: "ghl_capi::enrich", webhook_id = "w1", location_id = "loc1",
             contact_id = "c1", rule = "vip", unmet = "contact.tags has_tag", "rule did not fire");
+        // Audit detail: the functions' logs leave it out, the journal keeps it.
+        tracing::debug!(target: ghl_capi::telemetry::DETAIL, webhook_id = "w1", location_id = "loc1",
+            contact_id = "c1", rule = "webinar", unmet = "trigger.tag one_of", "rule did not fire");
         tracing::info!(target: "ghl_capi::enrich", webhook_id = "w1", location_id = "loc1",
             contact_id = "c1", rule = "buyer", event_id = "e1", event_name = "Purchase",
             identifiers = "em ph", email = "jane@example.com", "event built");
@@ -53,9 +56,20 @@ async fn the_journal_keeps_ids_and_codes_and_never_a_contacts_data() {
     let messages: Vec<&str> = all.iter().map(|e| e.message.as_str()).collect();
     assert_eq!(
         messages,
-        ["request", "rule did not fire", "event built", "event sent"]
+        [
+            "request",
+            "rule did not fire",
+            "rule did not fire",
+            "event built",
+            "event sent"
+        ]
     );
-    let built = &all[2];
+    assert_eq!(
+        (all[1].level, all[2].level),
+        ("INFO", "DEBUG"),
+        "detail is kept, as detail"
+    );
+    let built = &all[3];
     assert_eq!(built.text("event_id"), Some("e1"));
     assert_eq!(built.text("identifiers"), Some("em ph"));
     assert!(
@@ -64,7 +78,7 @@ async fn the_journal_keeps_ids_and_codes_and_never_a_contacts_data() {
         built.fields
     );
     assert_eq!(
-        all[3].webhook_id(),
+        all[4].webhook_id(),
         Some("w1"),
         "dispatch names it `source`"
     );
@@ -82,7 +96,13 @@ async fn a_contacts_journey_is_its_webhooks_whole_and_nothing_of_others() {
     let messages: Vec<&str> = journey.iter().map(|e| e.message.as_str()).collect();
     assert_eq!(
         messages,
-        ["request", "rule did not fire", "event built", "event sent"],
+        [
+            "request",
+            "rule did not fire",
+            "rule did not fire",
+            "event built",
+            "event sent"
+        ],
         "the request line has no contact: it comes with its webhook"
     );
     let elsewhere = Subject::Contact {

@@ -5,20 +5,38 @@
 
 use crate::capi::ServerEvent;
 use crate::capi::score::{Coverage, Key};
-use crate::mapping::Occurrence;
+use crate::mapping::{Occurrence, Unmet};
+use crate::telemetry::DETAIL;
 
-/// The rules of `occ`'s trigger that did not fire, each with its failed condition.
-pub(super) fn not_fired(source: &str, occ: &Occurrence, unmet: &[(&str, String)]) {
-    for (rule, condition) in unmet {
-        tracing::info!(
-            webhook_id = source,
-            location_id = occ.location_id,
-            contact_id = occ.contact_id,
-            trigger = occ.trigger.name(),
-            rule,
-            unmet = condition,
-            "rule did not fire"
-        );
+/// The rules of `occ`'s trigger that did not fire, each with its failed condition:
+/// at INFO those the change concerned; at DEBUG ([`DETAIL`]) those watching another
+/// tag or entity (every tag a contact gets would otherwise log a line for each tag
+/// rule).
+pub(super) fn not_fired(source: &str, occ: &Occurrence, unmet: &[Unmet<'_>]) {
+    for unmet in unmet {
+        let (rule, condition) = (unmet.rule, unmet.condition.as_str());
+        if unmet.other_change {
+            tracing::debug!(
+                target: DETAIL,
+                webhook_id = source,
+                location_id = occ.location_id,
+                contact_id = occ.contact_id,
+                trigger = occ.trigger.name(),
+                rule,
+                unmet = condition,
+                "rule did not fire"
+            );
+        } else {
+            tracing::info!(
+                webhook_id = source,
+                location_id = occ.location_id,
+                contact_id = occ.contact_id,
+                trigger = occ.trigger.name(),
+                rule,
+                unmet = condition,
+                "rule did not fire"
+            );
+        }
     }
 }
 

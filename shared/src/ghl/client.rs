@@ -23,6 +23,7 @@ use super::cache::ContactCache;
 use super::reader::{GhlError, GhlReader, Related};
 use super::tokens::TokenSource;
 use super::wire::{LocationToken, error_message, id};
+use crate::telemetry::DETAIL;
 
 /// Wait this long after a `429` that does not say how long.
 const DEFAULT_RATE_WAIT_MS: u64 = 10_000;
@@ -138,14 +139,14 @@ impl<T: TokenSource> GhlClient<T> {
             .get("x-ratelimit-remaining")
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         crate::telemetry::ghl_call(Some(status), started.elapsed(), remaining);
-        // One line per call, with no ids beyond the location.
-        tracing::info!(
-            location_id,
-            status,
-            latency_ms = started.elapsed().as_millis() as u64,
-            remaining,
-            "ghl call"
-        );
+        // One line per call, with no ids beyond the location: a call GHL answered
+        // is detail (its figures are metrics too), one it refused is news.
+        let latency_ms = started.elapsed().as_millis() as u64;
+        if response.status().is_success() {
+            tracing::debug!(target: DETAIL, location_id, status, latency_ms, remaining, "ghl call");
+        } else {
+            tracing::info!(location_id, status, latency_ms, remaining, "ghl call");
+        }
         if status == 429 {
             return Err(GhlError::RateLimited {
                 retry_after_ms: response

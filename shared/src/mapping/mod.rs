@@ -122,6 +122,17 @@ pub enum Source {
     },
 }
 
+/// A rule that does not fire for a change, as [`Mapping::unmet`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmet<'a> {
+    pub rule: &'a str,
+    /// The condition that stops it, as [`Condition::describe`] says it.
+    pub condition: String,
+    /// Whether that condition reads the change: the rule watches another tag or
+    /// entity, which is detail, not news.
+    pub other_change: bool,
+}
+
 /// One event a rule produced for one occurrence, or why it could not be sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MappedEvent {
@@ -325,18 +336,29 @@ impl Mapping {
     }
 
     /// The rules of `occurrence`'s trigger that do not fire for `contact`, each with
-    /// the first of its conditions that fails, as [`Condition::describe`] says it.
+    /// the condition that stops it: the first about the change that fails (the rule
+    /// watches another tag or entity), else the first that fails.
     pub fn unmet(
         &self,
         occurrence: &Occurrence,
         contact: &Contact,
         related: &Map<String, Value>,
-    ) -> Vec<(&str, String)> {
+    ) -> Vec<Unmet<'_>> {
         let subject = Subject::new(contact, occurrence, related);
+        let fails = |c: &&Condition| !c.holds(&subject);
         self.rules_for(occurrence.trigger)
             .filter_map(|rule| {
-                let failed = rule.conditions.iter().find(|c| !c.holds(&subject))?;
-                Some((rule.name.as_str(), failed.describe()))
+                let conditions = &rule.conditions;
+                let failed = (conditions
+                    .iter()
+                    .filter(|c| c.about_the_change())
+                    .find(fails))
+                .or_else(|| conditions.iter().find(fails))?;
+                Some(Unmet {
+                    rule: rule.name.as_str(),
+                    condition: failed.describe(),
+                    other_change: failed.about_the_change(),
+                })
             })
             .collect()
     }

@@ -185,6 +185,12 @@ impl Condition {
         }
     }
 
+    /// Whether the condition reads the change itself (`trigger.tag`, the trigger's
+    /// entity) rather than the contact: a rule failing one watches other changes.
+    pub fn about_the_change(&self) -> bool {
+        matches!(self.path, Some(FieldPath::Tag | FieldPath::Entity(_)))
+    }
+
     /// Whether the condition holds for `subject`.
     pub fn holds(&self, subject: &Subject<'_>) -> bool {
         let value = self.path.as_ref().and_then(|p| p.read(subject));

@@ -7,7 +7,7 @@ use ghl_capi::ghl::Contact;
 use ghl_capi::ghl::webhook::Webhook;
 use ghl_capi::jobs::PostedConversion;
 use ghl_capi::mapping::{
-    Baseline, MappedEvent, Mapping, Need, Occurrence, Subject, TokenRef, Trigger,
+    Baseline, MappedEvent, Mapping, Need, Occurrence, Subject, TokenRef, Trigger, Unmet,
 };
 use ghl_capi::normalize::sha256_hex;
 use ghl_capi_tests::{fixtures, read_reference};
@@ -662,6 +662,52 @@ equals = "FR"
     assert!(map(&mapping, &occ, &contact, now).is_empty());
     assert_eq!(
         mapping.unmet(&occ, &contact, &Map::new()),
-        [("big-buyer", "contact.country equals".to_owned())]
+        [Unmet {
+            rule: "big-buyer",
+            condition: "contact.country equals".into(),
+            other_change: false,
+        }]
     );
+}
+
+/// A tag rule stopped by the tag that changed watches other changes: its line is
+/// detail (each tag a contact gets would log one for every tag rule); stopped by
+/// the contact, it is news. Whatever order its conditions come in.
+#[test]
+fn a_rule_watching_another_tag_is_told_from_one_the_contact_stopped() {
+    let mapping = Mapping::parse(
+        r#"
+[[rules]]
+name = "vip-in-france"
+trigger = "contact.tag_added"
+event_name = "Lead"
+[[rules.when]]
+field = "contact.country"
+equals = "FR"
+[[rules.when]]
+field = "trigger.tag"
+one_of = ["vip"]
+"#,
+        "test",
+    )
+    .expect("mapping");
+    let now = at("2026-11-21T10:00:00Z");
+    let unmet = |tag: &str| {
+        let mut created = webhook("constructed/ContactCreate.delivered.json");
+        if let Webhook::ContactCreate(e) = &mut created {
+            e.contact.tags = vec![tag.into()];
+            e.contact.country = Some("US".into());
+        }
+        let (occurrences, _) = Occurrence::from_webhook(&created, None, now);
+        let added = occurrences.iter().find(|o| o.trigger == Trigger::TagAdded);
+        let unmet = mapping.unmet(
+            added.expect("tag added"),
+            &contact_of(&created),
+            &Map::new(),
+        );
+        let unmet = unmet.iter().map(|u| (u.condition.clone(), u.other_change));
+        unmet.collect::<Vec<_>>()
+    };
+    assert_eq!(unmet("lead"), [("trigger.tag one_of".to_owned(), true)]);
+    assert_eq!(unmet("vip"), [("contact.country equals".to_owned(), false)]);
 }
