@@ -1,8 +1,9 @@
-//! The state store on DynamoDB: one item per contact, keyed `tags#{location}#{contact}`,
-//! one per job done, keyed `done#{key}`, and one per kept record (a breaker, a held
-//! job's history, a mark), keyed `rec#{key}`, and one per set of counters, keyed
-//! `cnt#{key}` ([`counts`]), each with an `expires_at` TTL so contacts that stay
-//! quiet, old jobs, records and counters age out.
+//! The state store on DynamoDB: one item per contact, keyed
+//! `tags#{location}#{contact}`, with the jobs about it done lately ([`contact`]);
+//! one per other job done, keyed `done#{key}`; one per kept record (a breaker, a
+//! held job's history, a mark), keyed `rec#{key}`; and one per set of counters,
+//! keyed `cnt#{key}` ([`counts`]); each with an `expires_at` TTL so contacts that
+//! stay quiet, old jobs, records and counters age out.
 //!
 //! Records of the families listed by group ([`LISTED`]: the locations left to mint,
 //! each location's audience members and their applied changes) also carry `grp`,
@@ -11,6 +12,7 @@
 //! before the index are given their `grp` once, by the first listing of their family
 //! ([`group`]). Leases live in the same table ([`lease`]).
 
+mod contact;
 mod counts;
 mod group;
 mod lease;
@@ -23,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
-use ghl_capi::ports::state::{Added, Counts, StateError, StateStore};
+use ghl_capi::ports::state::{Added, Counts, Remembered, StateError, StateStore};
 
 /// How long a contact's tags are kept after its last change.
 pub const TAGS_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
@@ -53,10 +55,6 @@ impl DynamoState {
             indexed: Default::default(),
         }
     }
-}
-
-fn key(location_id: &str, contact_id: &str) -> AttributeValue {
-    AttributeValue::S(format!("tags#{location_id}#{contact_id}"))
 }
 
 fn failed(e: impl std::error::Error + Send + Sync + 'static) -> StateError {
@@ -103,24 +101,7 @@ impl StateStore for DynamoState {
         location_id: &str,
         contact_id: &str,
     ) -> Result<Option<Vec<String>>, StateError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", key(location_id, contact_id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failed(e.into_service_error()))?
-            .item;
-        let Some(item) = item else { return Ok(None) };
-        let tags = match item.get("tags") {
-            Some(AttributeValue::L(list)) => {
-                list.iter().filter_map(|v| v.as_s().ok().cloned()).collect()
-            }
-            _ => Vec::new(),
-        };
-        Ok(Some(tags))
+        self.contact_tags(location_id, contact_id).await
     }
 
     async fn set_tags(
@@ -129,19 +110,28 @@ impl StateStore for DynamoState {
         contact_id: &str,
         tags: &[String],
     ) -> Result<(), StateError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", key(location_id, contact_id))
-            .item(
-                "tags",
-                AttributeValue::L(tags.iter().cloned().map(AttributeValue::S).collect()),
-            )
-            .item("expires_at", expires_in(TAGS_TTL))
-            .send()
+        self.update_tags(location_id, contact_id, tags).await
+    }
+
+    async fn contact(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        key: &str,
+    ) -> Result<Remembered, StateError> {
+        self.read_contact(location_id, contact_id, key).await
+    }
+
+    async fn set_tags_done(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        tags: &[String],
+        key: &str,
+        was: &Remembered,
+    ) -> Result<(), StateError> {
+        self.write_contact_done(location_id, contact_id, tags, key, was)
             .await
-            .map(|_| ())
-            .map_err(|e| failed(e.into_service_error()))
     }
 
     async fn processed(&self, key: &str) -> Result<bool, StateError> {

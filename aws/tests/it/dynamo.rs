@@ -196,3 +196,106 @@ async fn counters_add_up_and_sets_gather_members() {
     // where DynamoDB applies each ADD atomically, which the adapter relies on.
     ghl_capi_tests::contracts::counts_add_up(&state, false).await;
 }
+
+/// A contact webhook's job is marked done in the write that remembers the
+/// contact's tags: no `done#` item of its own, found done with the contact, and
+/// kept when reconciliation rewrites the tags.
+#[tokio::test]
+async fn a_contact_jobs_mark_is_kept_with_its_tags() {
+    let client = client();
+    let state = DynamoState::new(client.clone(), table(&client).await);
+    let was = state.contact("loc", "c1", "w1").await.expect("read");
+    assert_eq!((was.tags.clone(), was.done), (None, false), "never seen");
+    state
+        .set_tags_done("loc", "c1", &["vip".into()], "w1", &was)
+        .await
+        .expect("written");
+    let now = state.contact("loc", "c1", "w1").await.expect("read");
+    assert_eq!(
+        (now.tags.clone(), now.done),
+        (Some(vec!["vip".into()]), true)
+    );
+    assert!(
+        !state.processed("w1").await.expect("read"),
+        "no item of its own"
+    );
+    assert!(!state.contact("loc", "c1", "w2").await.expect("read").done);
+    state
+        .set_tags_done("loc", "c1", &["vip".into(), "gold".into()], "w2", &now)
+        .await
+        .expect("written");
+    // Reconciliation's write keeps the jobs.
+    state
+        .set_tags("loc", "c1", &["gold".into()])
+        .await
+        .expect("written");
+    for key in ["w1", "w2"] {
+        let read = state.contact("loc", "c1", key).await.expect("read");
+        assert_eq!((read.tags, read.done), (Some(vec!["gold".into()]), true));
+    }
+}
+
+/// A job marked apart (before jobs were kept with contacts) is still found done,
+/// and a job never done is not, through the week its mark may live.
+#[tokio::test]
+async fn a_job_marked_before_jobs_were_kept_with_contacts_is_still_found() {
+    let client = client();
+    let state = DynamoState::new(client.clone(), table(&client).await);
+    state
+        .set_tags("loc", "c2", &["vip".into()])
+        .await
+        .expect("written");
+    state.mark_processed("old").await.expect("marked");
+    let was = state.contact("loc", "c2", "old").await.expect("read");
+    assert!(was.done);
+    state
+        .set_tags_done("loc", "c2", &["vip".into()], "new", &was)
+        .await
+        .expect("written");
+    for (key, done) in [("old", true), ("new", true), ("never", false)] {
+        let read = state.contact("loc", "c2", key).await.expect("read");
+        assert_eq!(read.done, done, "{key}");
+    }
+}
+
+/// A contact with many jobs keeps its item within a write unit: the oldest jobs
+/// are marked apart, and every one is found done.
+#[tokio::test]
+async fn jobs_moved_out_of_a_full_contact_stay_done() {
+    let client = client();
+    let name = table(&client).await;
+    let state = DynamoState::new(client.clone(), &name);
+    let keys: Vec<String> = (0..30).map(|n| format!("{n:036}")).collect();
+    for key in &keys {
+        let was = state.contact("loc", "c3", key).await.expect("read");
+        assert!(!was.done, "{key}");
+        state
+            .set_tags_done("loc", "c3", &["vip".into()], key, &was)
+            .await
+            .expect("written");
+    }
+    for key in &keys {
+        assert!(
+            state.contact("loc", "c3", key).await.expect("read").done,
+            "{key}"
+        );
+    }
+    assert!(
+        state.processed(&keys[0]).await.expect("read"),
+        "the oldest, apart"
+    );
+    let item = client
+        .get_item()
+        .table_name(&name)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("tags#loc#c3".into()),
+        )
+        .send()
+        .await
+        .expect("read")
+        .item
+        .expect("item");
+    let kept = item["done"].as_m().expect("map").len();
+    assert!((10..30).contains(&kept), "{kept} kept with the contact");
+}

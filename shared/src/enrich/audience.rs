@@ -67,6 +67,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
                     location_id: job.location_id.clone(),
                     contact_id: c.id.clone(),
                     tags: c.tags.clone(),
+                    was: None,
                 })
             }),
             carried: raw.map(|mut contact| {

@@ -15,6 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::audience::remember_members;
+use super::mark::done_before;
 use super::read::Read;
 use super::{Enriched, Enricher, remember};
 use crate::batch::{self, Ids, Outcome, Queues, Reason, Retry};
@@ -177,10 +178,10 @@ impl<G: GhlReader + GhlWriter, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S,
                 crate::ghl::webhook::FieldError::of("", &e).to_string(),
             )),
             // A job done before (redelivered after SQS's deduplication window) is skipped.
-            (_, Ok(job)) => match self.state.processed(job.key()).await {
-                Ok(true) => Outcome::Done,
-                Ok(false) => {
-                    let read = enricher.read(&job, now).await;
+            (_, Ok(job)) => match done_before(self.state, &job).await {
+                Ok((true, _)) => Outcome::Done,
+                Ok((false, remembered)) => {
+                    let read = enricher.read(&job, remembered, now).await;
                     return Some(Ready { record, job, read });
                 }
                 Err(e) => {
@@ -333,28 +334,33 @@ impl<G: GhlReader + GhlWriter, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S,
                 .hold(record, job, reason, Duration::ZERO, vec![], now)
                 .await;
         }
-        let remembered = match &pending.seen {
-            Some(seen) => remember(self.state, seen).await,
-            None => Ok(()),
-        };
-        let remembered = match remembered {
-            Ok(()) if !pending.records.is_empty() => {
+        // A job with dead letters stays open, so it can be redriven once its cause is
+        // fixed; its delivered events would only repeat their ids, which Meta ignores.
+        let done = pending.dead_letters.is_empty().then(|| job.key());
+        // The tags last: they may carry the job's mark, which must come after all.
+        let remembered = match pending.records.is_empty() {
+            true => Ok(()),
+            false => {
                 self.state
                     .set_records(&pending.records, REMEMBERED_FOR)
                     .await
             }
-            other => other,
         };
-        if let Err(e) = remembered {
-            let reason = own("state_store_failed", &e);
-            return self
-                .hold(record, job, reason, Duration::ZERO, vec![], now)
-                .await;
-        }
-        // A job with dead letters stays open, so it can be redriven once its cause is
-        // fixed; its delivered events would only repeat their ids, which Meta ignores.
-        if pending.dead_letters.is_empty()
-            && let Err(e) = self.state.mark_processed(job.key()).await
+        let remembered = match (remembered, &pending.seen) {
+            (Ok(()), Some(seen)) => remember(self.state, seen, done).await,
+            (result, _) => result.map(|()| false),
+        };
+        let marked = match remembered {
+            Ok(marked) => marked,
+            Err(e) => {
+                let reason = own("state_store_failed", &e);
+                return self
+                    .hold(record, job, reason, Duration::ZERO, vec![], now)
+                    .await;
+            }
+        };
+        if let (Some(key), false) = (done, marked)
+            && let Err(e) = self.state.mark_processed(key).await
         {
             let reason = own("state_store_failed", &e);
             return self

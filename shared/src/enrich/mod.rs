@@ -33,6 +33,8 @@ mod audit;
 pub mod consumer;
 mod fetch;
 mod install;
+mod mark;
+pub use mark::remember;
 pub mod names;
 mod opportunity;
 mod reach;
@@ -51,7 +53,7 @@ use crate::hold::breaker::Breakers;
 use crate::hold::{HoldPolicy, Partner};
 use crate::jobs::{DeadLetter, DispatchJob, EnrichJob, Stage};
 use crate::mapping::{Mapping, Occurrence};
-use crate::ports::state::{StateError, StateStore};
+use crate::ports::state::{Remembered, StateStore};
 use fetch::{Fetched, retry_ghl, retry_state};
 
 /// A contact's tags as a job saw them, to remember once its outputs are queued.
@@ -60,6 +62,9 @@ pub struct SeenTags {
     pub location_id: String,
     pub contact_id: String,
     pub tags: Vec<String>,
+    /// The contact as the job read it with its mark: the job is marked done with
+    /// its tags, in one write ([`StateStore::set_tags_done`]).
+    pub was: Option<Remembered>,
 }
 
 /// What became of one job.
@@ -123,7 +128,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
 
     /// Enriches one job.
     pub async fn enrich(&mut self, job: &EnrichJob, now: DateTime<Utc>) -> Enriched {
-        let read = self.read(job, now).await;
+        let read = self.read(job, None, now).await;
         self.enrich_read(job, read, now).await
     }
 
@@ -419,11 +424,4 @@ fn trigger_name(occ: &Occurrence) -> String {
         Some(tag) => format!("{}:{tag}", occ.trigger.name()),
         None => occ.trigger.name().to_owned(),
     }
-}
-
-/// Remembers the tags a job saw; call once its outputs are queued.
-pub async fn remember(state: &impl StateStore, seen: &SeenTags) -> Result<(), StateError> {
-    state
-        .set_tags(&seen.location_id, &seen.contact_id, &seen.tags)
-        .await
 }

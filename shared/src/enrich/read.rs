@@ -7,7 +7,7 @@ use crate::ghl::webhook::{Envelope, Webhook};
 use crate::ghl::{Contact, GhlReader};
 use crate::jobs::{DeadLetter, EnrichJob, Stage, StaleWebhook};
 use crate::mapping::{Baseline, Occurrence, Trigger};
-use crate::ports::state::StateStore;
+use crate::ports::state::{Remembered, StateStore};
 
 /// What a job gives to build from.
 pub(super) struct Read {
@@ -33,10 +33,12 @@ pub(super) struct Read {
 impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
     /// The job's occurrences and what it carries; `None` when it is not about a
     /// contact's events (an install), `Err` with its outcome when it is settled
-    /// already.
+    /// already. `remembered`: the carried contact as the state store holds it, when
+    /// the caller read it already.
     pub(super) async fn read(
         &mut self,
         job: &EnrichJob,
+        remembered: Option<Remembered>,
         now: DateTime<Utc>,
     ) -> Option<Result<Read, Enriched>> {
         let mut webhook = match job {
@@ -95,12 +97,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             }
             _ => Vec::new(),
         };
-        let carried = match &webhook {
-            Webhook::ContactCreate(e)
-            | Webhook::ContactUpdate(e)
-            | Webhook::ContactTagUpdate(e) => Some(e.contact.clone()),
-            _ => None,
-        };
+        let carried = webhook.carried().cloned();
         let location = webhook.location_id().unwrap_or_default().to_owned();
         // The contact changed: a read of it the reader kept from before is stale
         // (this batch's reads come after every webhook of it).
@@ -123,12 +120,15 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             Webhook::ContactDelete(e) => Some(e.contact.id.clone()),
             _ => None,
         };
-        let mut previous = match &carried {
-            Some(contact) => match self.state.tags(&location, &contact.id).await {
-                Ok(previous) => previous,
+        // The contact as the consumer read it with the job's mark (the job is
+        // marked with its tags), else its tags read now (marked apart).
+        let (mut previous, was) = match (&carried, remembered) {
+            (Some(_), Some(remembered)) => (remembered.tags.clone(), Some(remembered)),
+            (Some(contact), None) => match self.state.tags(&location, &contact.id).await {
+                Ok(tags) => (tags, None),
                 Err(e) => return Some(Err(retry_state(e))),
             },
-            None => None,
+            (None, _) => (None, None),
         };
         if let Some(tags) = &mut previous {
             self.mapping.disown(tags);
@@ -172,6 +172,7 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
                 location_id: location.clone(),
                 contact_id: c.id.clone(),
                 tags: raw_tags,
+                was,
             })
         });
         Some(Ok(Read {

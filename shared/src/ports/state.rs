@@ -45,6 +45,39 @@ pub trait StateStore: Send + Sync {
     fn processed(&self, key: &str) -> impl Future<Output = Result<bool, StateError>> + Send;
     /// Records that the job with this key is done (kept for a week at least).
     fn mark_processed(&self, key: &str) -> impl Future<Output = Result<(), StateError>> + Send;
+    /// The contact as remembered (read strongly), and whether the job `key` about
+    /// it is done, where the store keeps a contact's jobs with it. This one keeps
+    /// them apart: it asks [`StateStore::processed`].
+    fn contact(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Remembered, StateError>> + Send {
+        async move {
+            Ok(Remembered {
+                tags: self.tags(location_id, contact_id).await?,
+                done: self.processed(key).await?,
+                jobs: DoneJobs::default(),
+            })
+        }
+    }
+    /// Remembers the contact's `tags` and that the job `key` about it is done, in
+    /// one write where the store keeps a contact's jobs with it; `was` is what
+    /// [`StateStore::contact`] read. This one writes them apart.
+    fn set_tags_done(
+        &self,
+        location_id: &str,
+        contact_id: &str,
+        tags: &[String],
+        key: &str,
+        _was: &Remembered,
+    ) -> impl Future<Output = Result<(), StateError>> + Send {
+        async move {
+            self.set_tags(location_id, contact_id, tags).await?;
+            self.mark_processed(key).await
+        }
+    }
     /// The text kept under `key`, unless it has run out.
     fn record(&self, key: &str) -> impl Future<Output = Result<Option<String>, StateError>> + Send;
     /// Keeps `text` under `key` for `keep`, in place of what was there.
@@ -109,6 +142,30 @@ pub trait StateStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<String>, StateError>> + Send;
 }
 
+/// A contact as [`StateStore::contact`] remembers it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remembered {
+    /// Its tags as last remembered; `None` if it was never seen.
+    pub tags: Option<Vec<String>>,
+    /// Whether the job asked about is done already.
+    pub done: bool,
+    /// The jobs about it done lately, where the store keeps them with it.
+    pub jobs: DoneJobs,
+}
+
+/// The jobs about a contact done lately, as a store that keeps them with the
+/// contact read them (so marking a job done costs no write of its own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DoneJobs {
+    /// Each job's key and when it was done (seconds since the epoch).
+    pub keys: Vec<(String, u64)>,
+    /// Since when `keys` holds every job of the contact done (`0`: always; `None`:
+    /// it never did, as written before jobs were kept with contacts).
+    pub since: Option<u64>,
+    /// Until when a job left out of `keys` for room may be marked apart.
+    pub spilled_until: u64,
+}
+
 /// Counters by name, as [`StateStore::counts_of`] gives them.
 pub type Counts = std::collections::BTreeMap<String, u64>;
 
@@ -135,10 +192,12 @@ mod memory {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
-    use super::{Added, Counts, StateError, StateStore};
+    use super::{Added, Counts, DoneJobs, Remembered, StateError, StateStore};
 
     /// Each contact's tags, by location and contact.
     type Tags = HashMap<(String, String), Vec<String>>;
+    /// The jobs marked done with each contact, by location and contact.
+    type Jobs = HashMap<(String, String), HashSet<String>>;
     /// Each record's text and end.
     type Records = HashMap<String, (String, Instant)>;
     /// Each key's counters, sets and end.
@@ -148,6 +207,7 @@ mod memory {
     #[derive(Debug, Default, Clone)]
     pub struct MemoryState {
         tags: Arc<Mutex<Tags>>,
+        jobs: Arc<Mutex<Jobs>>,
         processed: Arc<Mutex<HashSet<String>>>,
         records: Arc<Mutex<Records>>,
         counts: Arc<Mutex<Counted>>,
@@ -192,6 +252,39 @@ mod memory {
                 .lock()
                 .map_err(poisoned)?
                 .insert(key.to_owned());
+            Ok(())
+        }
+
+        // Jobs are kept with their contacts, as on DynamoDB: a contact job's mark
+        // is not found by `processed`.
+        async fn contact(
+            &self,
+            location_id: &str,
+            contact_id: &str,
+            key: &str,
+        ) -> Result<Remembered, StateError> {
+            let contact = (location_id.to_owned(), contact_id.to_owned());
+            let listed = (self.jobs.lock().map_err(poisoned)?.get(&contact))
+                .is_some_and(|jobs| jobs.contains(key));
+            Ok(Remembered {
+                tags: self.tags(location_id, contact_id).await?,
+                done: listed || self.processed(key).await?,
+                jobs: DoneJobs::default(),
+            })
+        }
+
+        async fn set_tags_done(
+            &self,
+            location_id: &str,
+            contact_id: &str,
+            tags: &[String],
+            key: &str,
+            _was: &Remembered,
+        ) -> Result<(), StateError> {
+            self.set_tags(location_id, contact_id, tags).await?;
+            let contact = (location_id.to_owned(), contact_id.to_owned());
+            let mut jobs = self.jobs.lock().map_err(poisoned)?;
+            jobs.entry(contact).or_default().insert(key.to_owned());
             Ok(())
         }
 

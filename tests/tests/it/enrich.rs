@@ -30,7 +30,7 @@ async fn enrich_batch(
             seen: Some(seen), ..
         } = &outcome
         {
-            remember(state, seen).await.expect("remembered");
+            remember(state, seen, None).await.expect("remembered");
         }
         outcomes.push(outcome);
     }

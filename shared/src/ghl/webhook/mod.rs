@@ -253,6 +253,17 @@ impl Webhook {
         self.payload().contact_id()
     }
 
+    /// The contact the webhook carries whole, with every tag it has: a contact's
+    /// creation, update or tag change.
+    pub fn carried(&self) -> Option<&super::Contact> {
+        match self {
+            Webhook::ContactCreate(e)
+            | Webhook::ContactUpdate(e)
+            | Webhook::ContactTagUpdate(e) => Some(&e.contact),
+            _ => None,
+        }
+    }
+
     /// The sub-account (location) the webhook belongs to.
     pub fn location_id(&self) -> Option<&str> {
         self.envelope().location_id.as_deref()

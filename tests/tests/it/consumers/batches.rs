@@ -139,11 +139,19 @@ async fn a_job_redelivered_after_it_was_done_produces_nothing_more() {
     // The same webhook, queued again past SQS's deduplication window: a new message id.
     let mut again = first[0].clone();
     again.message_id = "m-w1-later".into();
+    let ghl = ghl();
+    let mut reads = Vec::new();
     for records in [&first[..], &[again][..]] {
-        let failed = stage.run(&ghl(), records).await;
+        let failed = stage.run(&ghl, records).await;
         assert!(failed.is_empty());
+        reads.push(ghl.reads().len());
     }
     assert_eq!(queued(&stage.dispatch).len(), 1, "one Lead, not two");
+    assert_eq!(reads[0], reads[1], "GHL is not asked again: {reads:?}");
+    // Its mark was written with the contact's tags, in one write, not apart.
+    let state = &stage.state;
+    assert!(state.contact("loc", "c1", "w1").await.expect("read").done);
+    assert!(!state.processed("w1").await.expect("read"));
 }
 
 #[tokio::test]
