@@ -481,8 +481,9 @@ pub(crate) async fn deliver_once_up(
 
 /// `--log-format json`: every line on stderr one JSON object; the request line of
 /// a webhook names its id, and no line carries the contact's email. Audit detail
-/// (a GHL call that answered) is not logged at `info`, yet the journal keeps it:
-/// the status page counts the call.
+/// (a GHL call that answered, the `vip` rule watching another tag) is not logged at
+/// `info`, yet the journal keeps it: the status page counts the call, and `trace`
+/// says why the rule did not fire.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_name_the_webhook_carry_no_pii_and_leave_detail_to_the_journal() {
     let (ghl, graph, meta) = ann_partners().await;
@@ -507,7 +508,7 @@ async fn json_logs_name_the_webhook_carry_no_pii_and_leave_detail_to_the_journal
     let created = webhook(
         "ContactCreate",
         "wh-json-1",
-        contact("c-ann", "ann@example.com", &[]),
+        contact("c-ann", "ann@example.com", &["newsletter"]),
     );
     let answered = deliver_once_up(&reqwest::Client::new(), &url, created).await;
     assert_eq!(answered, Some(200));
@@ -527,6 +528,19 @@ async fn json_logs_name_the_webhook_carry_no_pii_and_leave_detail_to_the_journal
         page.contains(counted),
         "the journal kept the GHL call: {page}"
     );
+    let traced = Command::new(env!("CARGO_BIN_EXE_ghl-capi"))
+        .args(["trace", "--webhook", "wh-json-1", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("trace runs");
+    let traced = String::from_utf8_lossy(&traced.stdout);
+    assert!(
+        traced.lines().any(|l| l.contains("rule did not fire")
+            && l.contains("rule=vip")
+            && l.contains("unmet=trigger.tag one_of")
+            && l.contains("[debug]")),
+        "{traced}"
+    );
     drop(server);
     let mut stderr = String::new();
     if let Some(mut pipe) = pipe {
@@ -544,8 +558,9 @@ async fn json_logs_name_the_webhook_carry_no_pii_and_leave_detail_to_the_journal
     );
     assert!(lines.iter().all(|l| l["timestamp"].is_string()), "{stderr}");
     assert!(
-        !lines.iter().any(|l| l["fields"]["message"] == "ghl call"),
-        "a GHL call that answered is detail: {stderr}"
+        !lines.iter().any(|l| ["ghl call", "rule did not fire"]
+            .contains(&l["fields"]["message"].as_str().unwrap_or_default())),
+        "a GHL call that answered and a rule watching another tag are detail: {stderr}"
     );
     assert!(!stderr.contains("ann@example.com"), "{stderr}");
 }

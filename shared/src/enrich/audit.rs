@@ -1,7 +1,11 @@
 //! The audit lines of enrichment: which rules fired for a job's contact, which did
 //! not and why, and each event built with its identifier coverage score and the
 //! strongest keys it lacks. Ids, rule names and identifier keys only: a
-//! trace of a contact reads these, on CloudWatch and in local mode's journal.
+//! trace of a contact reads these, on CloudWatch and in local mode's journal (a
+//! rule watching another tag or entity is detail, in the journal only unless
+//! asked for: [`DETAIL`]).
+
+use tracing::Level;
 
 use crate::capi::ServerEvent;
 use crate::capi::score::{Coverage, Key};
@@ -14,28 +18,24 @@ use crate::telemetry::DETAIL;
 /// rule).
 pub(super) fn not_fired(source: &str, occ: &Occurrence, unmet: &[Unmet<'_>]) {
     for unmet in unmet {
-        let (rule, condition) = (unmet.rule, unmet.condition.as_str());
-        if unmet.other_change {
-            tracing::debug!(
-                target: DETAIL,
-                webhook_id = source,
-                location_id = occ.location_id,
-                contact_id = occ.contact_id,
-                trigger = occ.trigger.name(),
-                rule,
-                unmet = condition,
-                "rule did not fire"
-            );
-        } else {
-            tracing::info!(
-                webhook_id = source,
-                location_id = occ.location_id,
-                contact_id = occ.contact_id,
-                trigger = occ.trigger.name(),
-                rule,
-                unmet = condition,
-                "rule did not fire"
-            );
+        // One line at either level: a line's level is fixed where it is written.
+        macro_rules! line {
+            ($($level:tt)+) => {
+                tracing::event!(
+                    $($level)+,
+                    webhook_id = source,
+                    location_id = occ.location_id,
+                    contact_id = occ.contact_id,
+                    trigger = occ.trigger.name(),
+                    rule = unmet.rule,
+                    unmet = unmet.condition.as_str(),
+                    "rule did not fire"
+                )
+            };
+        }
+        match unmet.other_change {
+            true => line!(target: DETAIL, Level::DEBUG),
+            false => line!(Level::INFO),
         }
     }
 }
