@@ -51,6 +51,12 @@ async fn a_missing_table_is_an_error_for_the_caller_to_retry() {
     let state = DynamoState::new(client(), "no-such-table");
     let err = state.tags("loc", "c1").await.unwrap_err();
     assert!(err.to_string().contains("state store failed"), "{err}");
+    // A contact's read with its job's mark, and the write of both, alike.
+    let err = state.contact("loc", "c1", "w1").await.unwrap_err();
+    assert!(err.to_string().contains("state store failed"), "{err}");
+    let was = ghl_capi::ports::state::Remembered::default();
+    let err = (state.set_tags_done("loc", "c1", &[], "w1", &was).await).unwrap_err();
+    assert!(err.to_string().contains("state store failed"), "{err}");
 }
 
 #[tokio::test]
