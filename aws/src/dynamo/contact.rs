@@ -10,17 +10,13 @@
 //! when such marks stop mattering. A key missing from `done` is looked up apart
 //! only while either could hide it, for [`PROCESSED_TTL`] after.
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use ghl_capi::ports::state::{DoneJobs, Remembered, StateError, StateStore};
 
-use super::{DynamoState, PROCESSED_TTL, TAGS_TTL, expires_in, failed, now_seconds};
+use super::{DynamoState, Item, PROCESSED_TTL, TAGS_TTL, expires_in, failed, now_seconds};
 
 /// The most a contact's item is let grow to: one write unit.
 const ITEM_BUDGET: usize = 1024;
-
-type Item = HashMap<String, AttributeValue>;
 
 /// The contact's item's key.
 fn pk(location_id: &str, contact_id: &str) -> String {
@@ -136,30 +132,14 @@ fn size(pk: &str, tags: &[String], jobs: &DoneJobs) -> usize {
 }
 
 impl DynamoState {
-    /// The contact's item, read strongly.
-    async fn contact_item(
-        &self,
-        location_id: &str,
-        contact_id: &str,
-    ) -> Result<Option<Item>, StateError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk(location_id, contact_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failed(e.into_service_error()))?;
-        Ok(item.item)
-    }
-
     pub(super) async fn contact_tags(
         &self,
         location_id: &str,
         contact_id: &str,
     ) -> Result<Option<Vec<String>>, StateError> {
-        let item = self.contact_item(location_id, contact_id).await?;
+        let item = self
+            .get(AttributeValue::S(pk(location_id, contact_id)), true)
+            .await?;
         Ok(item.as_ref().map(tags_of))
     }
 
@@ -190,7 +170,9 @@ impl DynamoState {
         contact_id: &str,
         key: &str,
     ) -> Result<Remembered, StateError> {
-        let item = self.contact_item(location_id, contact_id).await?;
+        let item = self
+            .get(AttributeValue::S(pk(location_id, contact_id)), true)
+            .await?;
         let (mut remembered, done) = remembered(item.as_ref(), key, now_seconds());
         remembered.done = match done {
             Some(done) => done,
@@ -216,14 +198,7 @@ impl DynamoState {
         let mut item = attributes(tags, &jobs);
         item.insert("pk".into(), AttributeValue::S(pk));
         item.insert("expires_at".into(), expires_in(TAGS_TTL));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| failed(e.into_service_error()))
+        self.put(item).await
     }
 }
 

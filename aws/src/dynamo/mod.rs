@@ -55,6 +55,20 @@ impl DynamoState {
             indexed: Default::default(),
         }
     }
+
+    /// The item under `pk`, read strongly consistent or not.
+    async fn get(&self, pk: AttributeValue, strong: bool) -> Result<Option<Item>, StateError> {
+        let read = self.client.get_item().table_name(&self.table).key("pk", pk);
+        let read = read.consistent_read(strong).send().await;
+        Ok(read.map_err(|e| failed(e.into_service_error()))?.item)
+    }
+
+    /// Puts `item` in place of what its key holds.
+    async fn put(&self, item: Item) -> Result<(), StateError> {
+        let put = self.client.put_item().table_name(&self.table);
+        let put = put.set_item(Some(item)).send().await;
+        put.map(|_| ()).map_err(|e| failed(e.into_service_error()))
+    }
 }
 
 fn failed(e: impl std::error::Error + Send + Sync + 'static) -> StateError {
@@ -86,7 +100,7 @@ fn now_seconds() -> u64 {
 
 /// Whether a record's item is not past its time: the table's TTL sweeps late (up
 /// to days), and an item past its time is gone.
-fn live(item: &std::collections::HashMap<String, AttributeValue>) -> bool {
+fn live(item: &Item) -> bool {
     let expires_at = item
         .get("expires_at")
         .and_then(|v| v.as_n().ok())
@@ -139,41 +153,19 @@ impl StateStore for DynamoState {
         // after its queue's visibility timeout, or as GHL's resend minutes later,
         // long after its mark spread; and a job run twice repeats its event ids and
         // finds its tags and memberships (read strongly) as it left them.
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", done_key(key))
-            .send()
-            .await
-            .map_err(|e| failed(e.into_service_error()))?
-            .item;
-        Ok(item.is_some())
+        Ok(self.get(done_key(key), false).await?.is_some())
     }
 
     async fn mark_processed(&self, key: &str) -> Result<(), StateError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", done_key(key))
-            .item("expires_at", expires_in(PROCESSED_TTL))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| failed(e.into_service_error()))
+        let item = [
+            ("pk".to_owned(), done_key(key)),
+            ("expires_at".to_owned(), expires_in(PROCESSED_TTL)),
+        ];
+        self.put(item.into_iter().collect()).await
     }
 
     async fn record(&self, key: &str) -> Result<Option<String>, StateError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", record_key(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failed(e.into_service_error()))?
-            .item;
+        let item = self.get(record_key(key), true).await?;
         Ok(item
             .filter(live)
             .and_then(|item| item.get("text").and_then(|v| v.as_s().ok()).cloned()))
@@ -184,14 +176,7 @@ impl StateStore for DynamoState {
         item.insert("pk".into(), record_key(key));
         item.insert("text".into(), AttributeValue::S(text.to_owned()));
         item.insert("expires_at".into(), expires_in(keep));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| failed(e.into_service_error()))
+        self.put(item).await
     }
 
     /// A conditional put: absent (or run out) for `None`, the same live text

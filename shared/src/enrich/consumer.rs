@@ -180,8 +180,8 @@ impl<G: GhlReader + GhlWriter, S: StateStore, Q: Queue> EnrichConsumer<'_, G, S,
             // A job done before (redelivered after SQS's deduplication window) is skipped.
             (_, Ok(job)) => match done_before(self.state, &job).await {
                 Ok((true, _)) => Outcome::Done,
-                Ok((false, remembered)) => {
-                    let read = enricher.read(&job, remembered, now).await;
+                Ok((false, prior)) => {
+                    let read = enricher.read(&job, prior, now).await;
                     return Some(Ready { record, job, read });
                 }
                 Err(e) => {

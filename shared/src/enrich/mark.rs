@@ -8,21 +8,41 @@ use crate::ghl::webhook::Webhook;
 use crate::jobs::EnrichJob;
 use crate::ports::state::{Remembered, StateError, StateStore};
 
-/// Whether `job` was done before, and for a webhook carrying its contact, the
-/// contact as remembered (its build uses those tags, unread again).
+/// What was read of a job to tell whether it was done, kept for its build: its
+/// webhook parsed, and the contact that carries as remembered.
+#[derive(Default)]
+pub(super) struct Prior {
+    pub(super) webhook: Option<Webhook>,
+    pub(super) remembered: Option<Remembered>,
+}
+
+/// Whether `job` was done before, and what was read to tell (for a webhook
+/// carrying its contact, the contact as remembered: its build uses those tags,
+/// unread again).
 pub(super) async fn done_before<S: StateStore>(
     state: &S,
     job: &EnrichJob,
-) -> Result<(bool, Option<Remembered>), StateError> {
+) -> Result<(bool, Prior), StateError> {
     let key = job.key();
-    if let EnrichJob::Webhook { body, .. } = job
-        && let Ok(webhook) = Webhook::parse(body.as_bytes())
-        && let (Some(contact), Some(location)) = (webhook.carried(), webhook.location_id())
-    {
-        let remembered = state.contact(location, &contact.id, key).await?;
-        return Ok((remembered.done, Some(remembered)));
-    }
-    Ok((state.processed(key).await?, None))
+    let webhook = match job {
+        EnrichJob::Webhook { body, .. } => Webhook::parse(body.as_bytes()).ok(),
+        _ => None,
+    };
+    let carried = (webhook.as_ref()).and_then(|w| Some((w.location_id()?, w.carried()?)));
+    let (done, remembered) = match carried {
+        Some((location, contact)) => {
+            let remembered = state.contact(location, &contact.id, key).await?;
+            (remembered.done, Some(remembered))
+        }
+        None => (state.processed(key).await?, None),
+    };
+    Ok((
+        done,
+        Prior {
+            webhook,
+            remembered,
+        },
+    ))
 }
 
 /// Remembers the tags a job saw, and with them, when the job read its mark with

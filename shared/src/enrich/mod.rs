@@ -128,7 +128,7 @@ impl<'a, G: GhlReader, S: StateStore> Enricher<'a, G, S> {
 
     /// Enriches one job.
     pub async fn enrich(&mut self, job: &EnrichJob, now: DateTime<Utc>) -> Enriched {
-        let read = self.read(job, None, now).await;
+        let read = self.read(job, mark::Prior::default(), now).await;
         self.enrich_read(job, read, now).await
     }
 

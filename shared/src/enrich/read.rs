@@ -2,12 +2,13 @@
 
 use chrono::{DateTime, Utc};
 
+use super::mark::Prior;
 use super::{Enriched, Enricher, SeenTags, done, opportunity, retry_ghl, retry_state, workflow};
 use crate::ghl::webhook::{Envelope, Webhook};
 use crate::ghl::{Contact, GhlReader};
 use crate::jobs::{DeadLetter, EnrichJob, Stage, StaleWebhook};
 use crate::mapping::{Baseline, Occurrence, Trigger};
-use crate::ports::state::{Remembered, StateStore};
+use crate::ports::state::StateStore;
 
 /// What a job gives to build from.
 pub(super) struct Read {
@@ -33,14 +34,18 @@ pub(super) struct Read {
 impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
     /// The job's occurrences and what it carries; `None` when it is not about a
     /// contact's events (an install), `Err` with its outcome when it is settled
-    /// already. `remembered`: the carried contact as the state store holds it, when
-    /// the caller read it already.
+    /// already. `prior`: what the caller read of it already (its webhook parsed,
+    /// the carried contact as the state store holds it).
     pub(super) async fn read(
         &mut self,
         job: &EnrichJob,
-        remembered: Option<Remembered>,
+        prior: Prior,
         now: DateTime<Utc>,
     ) -> Option<Result<Read, Enriched>> {
+        let Prior {
+            webhook: parsed,
+            remembered,
+        } = prior;
         let mut webhook = match job {
             EnrichJob::Conversion(job) => {
                 return Some(Ok(Read {
@@ -66,7 +71,10 @@ impl<G: GhlReader, S: StateStore> Enricher<'_, G, S> {
             EnrichJob::Stale(stale) => return Some(Err(stale_letter(stale))),
             // Written by the consumer ([`super::write_back`]), never read here.
             EnrichJob::WriteBack(_) => return None,
-            EnrichJob::Webhook { key, body, .. } => match Webhook::parse(body.as_bytes()) {
+            EnrichJob::Webhook { key, body, .. } => match parsed
+                .map(Ok)
+                .unwrap_or_else(|| Webhook::parse(body.as_bytes()))
+            {
                 Ok(webhook) => webhook,
                 // Verified, but not a webhook as this build reads it: kept for a
                 // redrive once a build reads it.

@@ -207,6 +207,32 @@ async fn a_malformed_record_is_dead_lettered_alone() {
     assert_eq!(queued(&stage.dispatch).len(), 1);
 }
 
+/// A webhook kept whole that this build cannot read as one: the consumer's look
+/// for its mark reads it as no contact's, and the build letters it with the parse
+/// error, left open for a redrive; the batch's other job goes on.
+#[tokio::test]
+async fn a_kept_webhook_that_does_not_parse_is_lettered_and_left_open() {
+    let stage = Stages::default();
+    let mut bad = record("w-bad", "ContactCreate", "c9", &[]);
+    let job = serde_json::json!({"type": "ContactCreate", "locationId": "loc",
+        "webhookId": "w-bad", "timestamp": "2026-11-20T23:00:00Z"});
+    let job = ghl_capi::jobs::EnrichJob::Webhook {
+        key: "w-bad".into(),
+        received_at: now(),
+        body: job.to_string(),
+    };
+    bad.body = serde_json::to_string(&job).expect("json");
+    let records = [bad, record("w1", "ContactCreate", "c1", &[])];
+    assert!(stage.run(&ghl(), &records).await.is_empty());
+    let codes: Vec<String> = letters(&stage)
+        .iter()
+        .map(|l| l.dead_letter.code.clone())
+        .collect();
+    assert_eq!(codes, ["malformed_webhook"]);
+    assert!(!stage.state.processed("w-bad").await.expect("read"));
+    assert_eq!(queued(&stage.dispatch).len(), 1, "w1's Lead");
+}
+
 #[tokio::test]
 async fn dispatch_delivers_the_good_and_dead_letters_each_bad_event_with_its_reason() {
     let (meta, stages) = (FakeMeta::default(), Stages::default());
