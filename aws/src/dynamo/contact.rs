@@ -37,6 +37,12 @@ fn number(item: &Item, name: &str) -> Option<u64> {
     item.get(name)?.as_n().ok()?.parse().ok()
 }
 
+/// Jobs by when they were done, then by key: jobs done in the same second (the
+/// item's map comes back in no order) leave for room in one order every time.
+fn oldest_first(keys: &mut [(String, u64)]) {
+    keys.sort_by(|(a, at_a), (b, at_b)| (at_a, a).cmp(&(at_b, b)));
+}
+
 /// The contact as its item (if any) holds it, and whether the job `key` is done:
 /// `None` when the item cannot tell (the job may be marked apart).
 pub(super) fn remembered(item: Option<&Item>, key: &str, now: u64) -> (Remembered, Option<bool>) {
@@ -52,7 +58,7 @@ pub(super) fn remembered(item: Option<&Item>, key: &str, now: u64) -> (Remembere
             .collect(),
         _ => Vec::new(),
     };
-    keys.sort_by_key(|(_, at)| *at);
+    oldest_first(&mut keys);
     let jobs = DoneJobs {
         keys,
         since: number(item, "done_since"),
@@ -87,6 +93,7 @@ pub(super) fn kept(
         .cloned()
         .collect();
     keys.push((key.to_owned(), now));
+    oldest_first(&mut keys);
     let since = match (&was.tags, was.jobs.since) {
         (None, _) => 0,
         (Some(_), Some(since)) => since,
@@ -274,6 +281,15 @@ mod tests {
             "made this way: whole from the start"
         );
         assert_eq!(was.jobs.spilled_until, now + 39 + PROCESSED_TTL.as_secs());
+    }
+
+    #[test]
+    fn jobs_done_in_one_second_are_kept_in_one_order_whatever_the_map_gives() {
+        let now = 100 * WEEK;
+        let read = item(&[("w2", now), ("w1", now), ("w0", now - 1)], Some(0), 0);
+        let (was, _) = remembered(Some(&read), "w3", now);
+        let keys: Vec<&str> = was.jobs.keys.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["w0", "w1", "w2"]);
     }
 
     #[test]
