@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Contact;
-use super::budget::{Budget, MAX_WAIT, Use};
+use super::budget::{Budget, MAX_WAIT, Taken, Use};
 use super::cache::ContactCache;
 use super::reader::{GhlError, GhlReader, Related};
 use super::tokens::TokenSource;
@@ -107,7 +107,7 @@ impl<T: TokenSource> GhlClient<T> {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<R, GhlError> {
-        self.admitted(location_id, used).await?;
+        let taken = self.admitted(location_id, used).await?;
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base_url))
@@ -132,7 +132,7 @@ impl<T: TokenSource> GhlClient<T> {
             );
             GhlError::unavailable("request failed", e.without_url())
         })?;
-        self.budget.observe(location_id, response.headers());
+        taken.observe(response.headers());
         let status = response.status().as_u16();
         let remaining = response
             .headers()
@@ -200,29 +200,33 @@ impl<T> GhlClient<T> {
     /// Takes `used`'s request for `location_id` from the budget: at once, or after
     /// waiting out a window once (a function has a deadline); else, counted,
     /// `Reserved`, for the caller to try later.
-    async fn admitted(&self, location_id: &str, used: Use) -> Result<(), GhlError> {
+    async fn admitted(&self, location_id: &str, used: Use) -> Result<Taken<'_>, GhlError> {
         let mut taken = self.budget.take(location_id, used);
-        if let Err(wait) = taken {
+        if let Err(wait) = &taken {
             crate::telemetry::ghl_budget_wait(used.name());
-            if wait <= MAX_WAIT {
-                tokio::time::sleep(wait).await;
+            if *wait <= MAX_WAIT {
+                tokio::time::sleep(*wait).await;
                 taken = self.budget.take(location_id, used);
             }
         }
-        if let Err(wait) = taken {
-            tracing::info!(
-                location_id,
-                used = used.name(),
-                wait_ms = wait.as_millis() as u64,
-                "ghl call held back for the location's budget"
-            );
-            return Err(GhlError::Reserved {
-                for_use: used,
-                retry_after_ms: wait.as_millis() as u64,
-            });
+        match taken {
+            Ok(taken) => {
+                crate::telemetry::ghl_budget_spent(used.name());
+                Ok(taken)
+            }
+            Err(wait) => {
+                tracing::info!(
+                    location_id,
+                    used = used.name(),
+                    wait_ms = wait.as_millis() as u64,
+                    "ghl call held back for the location's budget"
+                );
+                Err(GhlError::Reserved {
+                    for_use: used,
+                    retry_after_ms: wait.as_millis() as u64,
+                })
+            }
         }
-        crate::telemetry::ghl_budget_spent(used.name());
-        Ok(())
     }
 }
 

@@ -10,7 +10,9 @@
 //! the rest waits. What enrichment spent is known only to the process that spent
 //! it: a function of its own (reconciliation's) keeps enrichment's whole share
 //! free. A person's command (`verify`, `sample`: a few calls, a person waiting)
-//! takes whatever GHL has left.
+//! takes whatever GHL has left. Calls made side by side are out until answered
+//! ([`Taken`]): GHL's answers to them come in any order, so what is left is the
+//! least they said, less the calls still out.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -86,11 +88,20 @@ struct Spent {
     in_day: u64,
 }
 
+/// Our calls to a location that GHL has not answered yet, and the least it has
+/// said was left of the window while they were out.
+#[derive(Debug, Clone, Copy, Default)]
+struct Flight {
+    out: u64,
+    low: Option<(u64, Instant)>,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Location {
     window: Option<Window>,
     day: Option<Day>,
     enrichment: Spent,
+    flight: Flight,
 }
 
 impl Location {
@@ -104,6 +115,37 @@ impl Location {
                 day: today,
                 in_day: 0,
             },
+            flight: Flight::default(),
+        }
+    }
+
+    /// One of our calls answered, with GHL's word on the window if it gave one.
+    /// Calls made side by side are answered in any order, and the answer read last
+    /// may be of the call GHL counted first: while calls are out, the least GHL
+    /// said is kept (for a window's length at most: GHL's window moves on), and
+    /// each call still out is counted as spent.
+    fn answered(&mut self, told: Option<Window>, now: Instant) {
+        self.flight.out = self.flight.out.saturating_sub(1);
+        let Some(mut window) = told else {
+            return self.landed(0);
+        };
+        let low = match self.flight.low {
+            Some((low, since)) if now.saturating_duration_since(since) < window.length => {
+                (low.min(window.remaining), since)
+            }
+            _ => (window.remaining, now),
+        };
+        self.flight.low = (self.flight.out > 0).then_some(low);
+        window.remaining = low.0.saturating_sub(self.flight.out);
+        self.window = Some(window);
+    }
+
+    /// `calls` of ours are no longer out, unanswered; none out, what their answers
+    /// said is done with.
+    fn landed(&mut self, calls: u64) {
+        self.flight.out = self.flight.out.saturating_sub(calls);
+        if self.flight.out == 0 {
+            self.flight.low = None;
         }
     }
 
@@ -243,14 +285,16 @@ impl Budget {
     }
 
     /// Takes one request for `used` if it may go now (counted against what is
-    /// known to be left); else how long it waits.
-    pub fn take(&self, location: &str, used: Use) -> Result<(), Duration> {
+    /// known to be left), out until its answer is [`Taken::observe`]d or it is
+    /// dropped unanswered; else how long it waits.
+    pub fn take(&self, location: &str, used: Use) -> Result<Taken<'_>, Duration> {
         let share = self.share;
         self.with(location, |l| {
             let wait = l.wait(used, share, Instant::now());
             if !wait.is_zero() {
                 return Err(wait);
             }
+            l.flight.out += 1;
             if let Some(w) = &mut l.window {
                 w.remaining = w.remaining.saturating_sub(1);
             }
@@ -261,28 +305,33 @@ impl Budget {
                 l.enrichment.in_window += 1;
                 l.enrichment.in_day += 1;
             }
-            Ok(())
+            Ok(Taken {
+                budget: self,
+                location: location.to_owned(),
+                answered: false,
+            })
         })
     }
 
-    /// Records an answer's rate-limit headers; what they do not say is unchanged.
-    pub fn observe(&self, location: &str, headers: &HeaderMap) {
+    /// Records the rate-limit headers of an answer to a call taken here; what they
+    /// do not say is unchanged.
+    fn observe(&self, location: &str, headers: &HeaderMap) {
         let now = Instant::now();
         self.with(location, |l| {
-            if let (Some(remaining), Some(interval)) = (
-                header(headers, "x-ratelimit-remaining"),
-                header(headers, "x-ratelimit-interval-milliseconds"),
-            ) {
-                // Never longer than MAX_WAIT: a huge interval must not overflow
-                // the clock.
-                let length = Duration::from_millis(interval).min(MAX_WAIT);
-                l.window = Some(Window {
-                    remaining,
-                    max: header(headers, "x-ratelimit-max").unwrap_or(WINDOW_MAX),
-                    length,
-                    until: now + length,
+            let window = (header(headers, "x-ratelimit-remaining"))
+                .zip(header(headers, "x-ratelimit-interval-milliseconds"))
+                .map(|(remaining, interval)| {
+                    // Never longer than MAX_WAIT: a huge interval must not overflow
+                    // the clock.
+                    let length = Duration::from_millis(interval).min(MAX_WAIT);
+                    Window {
+                        remaining,
+                        max: header(headers, "x-ratelimit-max").unwrap_or(WINDOW_MAX),
+                        length,
+                        until: now + length,
+                    }
                 });
-            }
+            l.answered(window, now);
             if let Some(remaining) = header(headers, "x-ratelimit-daily-remaining") {
                 l.day = Some(Day {
                     remaining,
@@ -294,111 +343,31 @@ impl Budget {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// One request taken from a location's budget, out until GHL answers it.
+#[derive(Debug)]
+#[must_use = "a call taken is out until its answer is observed or it is dropped"]
+pub struct Taken<'b> {
+    budget: &'b Budget,
+    location: String,
+    answered: bool,
+}
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (name, value) in pairs {
-            h.insert(*name, value.parse().expect("value"));
-        }
-        h
-    }
-
-    fn window(remaining: &str, interval: &str) -> HeaderMap {
-        headers(&[
-            ("x-ratelimit-remaining", remaining),
-            ("x-ratelimit-interval-milliseconds", interval),
-            ("x-ratelimit-max", "100"),
-        ])
-    }
-
-    #[test]
-    fn a_spent_window_waits_for_its_end_and_other_locations_do_not() {
-        let budget = Budget::default();
-        assert_eq!(budget.take("loc", Use::Enrichment), Ok(()), "unknown: go");
-        budget.observe("loc", &window("1", "10000"));
-        assert_eq!(budget.take("loc", Use::Enrichment), Ok(()), "one left");
-        let wait = budget.wait("loc", Use::Enrichment);
-        assert!(
-            wait > Duration::from_secs(9) && wait <= MAX_WAIT,
-            "{wait:?}"
-        );
-        assert_eq!(budget.wait("other", Use::Enrichment), Duration::ZERO);
-        budget.observe("loc", &window("0", "50"));
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(
-            budget.wait("loc", Use::Enrichment),
-            Duration::ZERO,
-            "passed"
-        );
-        // Whatever GHL says, the clock does not overflow and the wait stays bounded.
-        budget.observe("loc", &window("0", &u64::MAX.to_string()));
-        assert!(budget.wait("loc", Use::Enrichment) <= MAX_WAIT);
-    }
-
-    #[test]
-    fn the_rest_takes_only_what_enrichments_share_leaves() {
-        let budget = Budget::new(0.8);
-        budget.observe("loc", &window("81", "10000"));
-        for used in [Use::Reconcile, Use::Backfill, Use::Names, Use::WriteBack] {
-            assert_eq!(budget.wait("loc", used), Duration::ZERO, "{used:?}");
-        }
-        assert_eq!(budget.take("loc", Use::Reconcile), Ok(()));
-        // 80 left: exactly enrichment's share, which it has not touched.
-        let wait = budget.take("loc", Use::Backfill).expect_err("kept");
-        assert!(wait > Duration::from_secs(9), "{wait:?}");
-        assert_eq!(
-            budget.take("loc", Use::Enrichment),
-            Ok(()),
-            "enrichment goes"
-        );
-        // The 79 left are what enrichment has not spent of its 80.
-        assert!(budget.take("loc", Use::WriteBack).is_err());
-        budget.observe("loc", &window("90", "10000"));
-        assert_eq!(budget.take("loc", Use::Names), Ok(()), "10 beyond its 79");
-    }
-
-    #[test]
-    fn enrichment_never_spends_more_than_its_share() {
-        let budget = Budget::new(0.1);
-        for n in 0..20 {
-            assert_eq!(budget.take("loc", Use::Enrichment), Ok(()), "untold: {n}");
-        }
-        let budget = Budget::new(0.1);
-        budget.observe("loc", &window("100", "10000"));
-        for n in 0..10 {
-            assert_eq!(budget.take("loc", Use::Enrichment), Ok(()), "{n}");
-        }
-        let wait = budget
-            .take("loc", Use::Enrichment)
-            .expect_err("share spent");
-        assert!(wait > Duration::from_secs(9) && wait <= WINDOW, "{wait:?}");
-        // What it left is the others' to take.
-        assert_eq!(budget.take("loc", Use::Reconcile), Ok(()));
-    }
-
-    #[test]
-    fn a_day_at_its_budget_keeps_enrichment_going_while_the_rest_waits() {
-        let budget = Budget::new(0.8);
-        budget.observe(
-            "loc",
-            &headers(&[
-                ("x-ratelimit-remaining", "99"),
-                ("x-ratelimit-interval-milliseconds", "10000"),
-                ("x-ratelimit-daily-remaining", "150000"),
-                ("x-ratelimit-limit-daily", "200000"),
-            ]),
-        );
-        let wait = budget.take("loc", Use::Reconcile).expect_err("day kept");
-        assert!(
-            wait > Duration::from_secs(60) && wait <= DAY_RECHECK,
-            "{wait:?}"
-        );
-        assert_eq!(budget.take("loc", Use::Enrichment), Ok(()));
-        // Nothing left of the day: enrichment waits too, until GHL is asked again.
-        budget.observe("loc", &headers(&[("x-ratelimit-daily-remaining", "0")]));
-        assert!(budget.take("loc", Use::Enrichment).is_err());
+impl Taken<'_> {
+    /// GHL answered it: its rate-limit headers say what is left.
+    pub fn observe(mut self, headers: &HeaderMap) {
+        self.budget.observe(&self.location, headers);
+        self.answered = true;
     }
 }
+
+impl Drop for Taken<'_> {
+    /// Unanswered (the call failed or was given up), it is no longer out either.
+    fn drop(&mut self) {
+        if !self.answered {
+            self.budget.with(&self.location, |l| l.landed(1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
