@@ -500,7 +500,6 @@ fn the_dashboard_and_alarms_read_only_metrics_the_functions_write() {
         "GhlRateLimitRemaining",
         "GhlUnauthorized",
         "TokenRefreshes",
-        "Answered",
         "Refused",
         "RetryReasons",
         "PartnerPaused",
@@ -512,6 +511,57 @@ fn the_dashboard_and_alarms_read_only_metrics_the_functions_write() {
     ] {
         assert!(read.contains(shown), "the template never reads {shown}");
     }
+}
+
+#[test]
+fn every_metric_math_alarm_reads_only_metrics_it_defines_and_uses_each() {
+    let t = template();
+    let mut checked = 0;
+    for (name, resource) in t["Resources"].as_hash().expect("resources") {
+        if resource["Type"].as_str() != Some("AWS::CloudWatch::Alarm") {
+            continue;
+        }
+        let metrics = list(&resource["Properties"]["Metrics"]);
+        let ids: BTreeSet<String> = metrics.iter().map(|m| text(&m["Id"])).collect();
+        let mut used = BTreeSet::new();
+        for expression in metrics.iter().filter_map(|m| m["Expression"].as_str()) {
+            // Metric math's functions are upper case; the metrics' ids lower.
+            let words = expression.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+            for word in words.filter(|w| w.starts_with(|c: char| c.is_ascii_lowercase())) {
+                assert!(
+                    ids.contains(word),
+                    "{name:?} reads {word}, which it never defines"
+                );
+                used.insert(word.to_owned());
+            }
+        }
+        for metric in metrics
+            .iter()
+            .filter(|m| m["ReturnData"].as_bool() == Some(false))
+        {
+            let id = text(&metric["Id"]);
+            assert!(
+                used.contains(&id),
+                "{name:?} defines {id} and never reads it"
+            );
+        }
+        checked += usize::from(!metrics.is_empty());
+    }
+    assert!(checked >= 2, "metric-math alarms checked: {checked}");
+    // The intake's share counts every answer: its own refusals, and what Lambda
+    // tells of the intake (each invocation, failure and throttle).
+    let share = list(&t["Resources"]["IntakeRefusedShareAlarm"]["Properties"]["Metrics"]);
+    let of_intake: BTreeSet<String> = share
+        .iter()
+        .map(|m| &m["MetricStat"]["Metric"])
+        .filter(|m| m["Namespace"].as_str() == Some("AWS/Lambda"))
+        .inspect(|m| assert_eq!(text(&m["Dimensions"][0]["Value"]), "IntakeFunction"))
+        .map(|m| text(&m["MetricName"]))
+        .collect();
+    assert_eq!(
+        of_intake,
+        BTreeSet::from(["Errors", "Invocations", "Throttles"].map(String::from))
+    );
 }
 
 #[test]
