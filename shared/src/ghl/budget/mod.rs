@@ -3,11 +3,11 @@
 //! (`X-RateLimit-Remaining`, `X-RateLimit-Max`, `X-RateLimit-Interval-Milliseconds`)
 //! and of the day (`X-RateLimit-Daily-Remaining`, `X-RateLimit-Limit-Daily`).
 //!
-//! Real-time enrichment may spend a set share of each (`GHL_ENRICHMENT_SHARE`, 80 %
-//! by default), counted here; name resolution, write-back, reconciliation and
-//! backfill take only what is left beyond the part of that share enrichment has
-//! not spent yet, so a location at its budget keeps real-time events flowing while
-//! the rest waits. What enrichment spent is known only to the process that spent
+//! Real-time enrichment may spend a set share of each
+//! (`GHL_ENRICHMENT_SHARE_PERCENT`, 80 % by default), counted here; name
+//! resolution, write-back, reconciliation and backfill take only what is left
+//! beyond the part of that share enrichment has not spent yet, so a location at
+//! its budget keeps real-time events flowing while the rest waits. What enrichment spent is known only to the process that spent
 //! it: a function of its own (reconciliation's) keeps enrichment's whole share
 //! free. A person's command (`verify`, `sample`: a few calls, a person waiting)
 //! takes whatever GHL has left. Calls made side by side are out until answered
@@ -217,7 +217,7 @@ pub(super) fn reserved(used: Use, retry_after_ms: u64) -> String {
     match used {
         Use::Enrichment => format!(
             "enrichment has spent its share of the location's GHL budget \
-             (GHL_ENRICHMENT_SHARE); retry in {retry_after_ms} ms"
+             (GHL_ENRICHMENT_SHARE_PERCENT); retry in {retry_after_ms} ms"
         ),
         other => format!(
             "the location's GHL budget is kept for real-time enrichment; {} retries in \

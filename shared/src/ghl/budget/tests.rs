@@ -155,3 +155,17 @@ fn a_call_that_fails_unanswered_is_no_longer_out() {
     answered.observe(&window("48", "10000"));
     assert_eq!(left(&budget, "loc"), Some(48), "nothing counted out");
 }
+
+#[test]
+fn a_held_call_names_the_setting_that_governs_it() {
+    let enrichment = reserved(Use::Enrichment, 1500);
+    assert!(
+        enrichment.contains("GHL_ENRICHMENT_SHARE_PERCENT") && enrichment.contains("1500 ms"),
+        "{enrichment}"
+    );
+    let reconcile = reserved(Use::Reconcile, 200);
+    assert!(
+        reconcile.contains("reconcile retries in 200 ms"),
+        "{reconcile}"
+    );
+}
