@@ -200,7 +200,11 @@ impl<T> GhlClient<T> {
     /// Takes `used`'s request for `location_id` from the budget: at once, or after
     /// waiting out a window once (a function has a deadline); else, counted,
     /// `Reserved`, for the caller to try later.
-    async fn admitted(&self, location_id: &str, used: Use) -> Result<Taken<'_>, GhlError> {
+    async fn admitted<'a>(
+        &'a self,
+        location_id: &'a str,
+        used: Use,
+    ) -> Result<Taken<'a>, GhlError> {
         let mut taken = self.budget.take(location_id, used);
         if let Err(wait) = &taken {
             crate::telemetry::ghl_budget_wait(used.name());

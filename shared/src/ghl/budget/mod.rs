@@ -271,8 +271,11 @@ impl Budget {
     fn with<R>(&self, location: &str, f: impl FnOnce(&mut Location) -> R) -> R {
         let (now, today) = (Instant::now(), Utc::now().date_naive());
         let mut locations = self.locations.lock().unwrap_or_else(|p| p.into_inner());
-        let entry =
-            (locations.entry(location.to_owned())).or_insert_with(|| Location::new(now, today));
+        // Looked up before it is keyed: a known location's id is not copied.
+        if !locations.contains_key(location) {
+            locations.insert(location.to_owned(), Location::new(now, today));
+        }
+        let entry = locations.get_mut(location).expect("inserted above");
         entry.age(now, today);
         f(entry)
     }
@@ -287,7 +290,7 @@ impl Budget {
     /// Takes one request for `used` if it may go now (counted against what is
     /// known to be left), out until its answer is [`Taken::observe`]d or it is
     /// dropped unanswered; else how long it waits.
-    pub fn take(&self, location: &str, used: Use) -> Result<Taken<'_>, Duration> {
+    pub fn take<'a>(&'a self, location: &'a str, used: Use) -> Result<Taken<'a>, Duration> {
         let share = self.share;
         self.with(location, |l| {
             let wait = l.wait(used, share, Instant::now());
@@ -307,7 +310,7 @@ impl Budget {
             }
             Ok(Taken {
                 budget: self,
-                location: location.to_owned(),
+                location,
                 answered: false,
             })
         })
@@ -346,16 +349,16 @@ impl Budget {
 /// One request taken from a location's budget, out until GHL answers it.
 #[derive(Debug)]
 #[must_use = "a call taken is out until its answer is observed or it is dropped"]
-pub struct Taken<'b> {
-    budget: &'b Budget,
-    location: String,
+pub struct Taken<'a> {
+    budget: &'a Budget,
+    location: &'a str,
     answered: bool,
 }
 
 impl Taken<'_> {
     /// GHL answered it: its rate-limit headers say what is left.
     pub fn observe(mut self, headers: &HeaderMap) {
-        self.budget.observe(&self.location, headers);
+        self.budget.observe(self.location, headers);
         self.answered = true;
     }
 }
@@ -364,7 +367,7 @@ impl Drop for Taken<'_> {
     /// Unanswered (the call failed or was given up), it is no longer out either.
     fn drop(&mut self) {
         if !self.answered {
-            self.budget.with(&self.location, |l| l.landed(1));
+            self.budget.with(self.location, |l| l.landed(1));
         }
     }
 }

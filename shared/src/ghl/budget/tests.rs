@@ -157,6 +157,24 @@ fn a_call_that_fails_unanswered_is_no_longer_out() {
 }
 
 #[test]
+fn an_answer_without_window_headers_lands_its_call_and_keeps_the_window() {
+    let budget = Budget::default();
+    let a = budget.take("loc", Use::Enrichment).expect("go");
+    let b = budget.take("loc", Use::Enrichment).expect("go");
+    a.observe(&window("60", "10000"));
+    assert_eq!(left(&budget, "loc"), Some(59), "b still out");
+    // A proxy or an odd endpoint answers without GHL's headers: b is no longer
+    // out, and what GHL last said stands (b counted in it).
+    b.observe(&headers(&[("content-type", "application/json")]));
+    assert_eq!(left(&budget, "loc"), Some(59));
+    // None out: the next word is taken as GHL says it, not held to the least of
+    // the calls before.
+    let c = budget.take("loc", Use::Enrichment).expect("go");
+    c.observe(&window("70", "10000"));
+    assert_eq!(left(&budget, "loc"), Some(70));
+}
+
+#[test]
 fn a_held_call_names_the_setting_that_governs_it() {
     let enrichment = reserved(Use::Enrichment, 1500);
     assert!(
