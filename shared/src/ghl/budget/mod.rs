@@ -7,12 +7,14 @@
 //! (`GHL_ENRICHMENT_SHARE_PERCENT`, 80 % by default), counted here; name
 //! resolution, write-back, reconciliation and backfill take only what is left
 //! beyond the part of that share enrichment has not spent yet, so a location at
-//! its budget keeps real-time events flowing while the rest waits. What enrichment spent is known only to the process that spent
-//! it: a function of its own (reconciliation's) keeps enrichment's whole share
-//! free. A person's command (`verify`, `sample`: a few calls, a person waiting)
-//! takes whatever GHL has left. Calls made side by side are out until answered
-//! ([`Taken`]): GHL's answers to them come in any order, so what is left is the
-//! least they said, less the calls still out.
+//! its budget keeps real-time events flowing while the rest waits. What enrichment
+//! spent is known only to the process that spent it: a function of its own
+//! (reconciliation's) keeps enrichment's whole share free. A person's command
+//! (`verify`, `sample`: a few calls, a person waiting) takes whatever GHL has
+//! left. Calls made side by side are out until answered ([`Taken`]): GHL's
+//! answers to them come in any order, so what is left of the window is the least
+//! they said, less the calls still out. (The day's count is taken as said: a few
+//! calls out of order are nothing beside its 200,000.)
 
 use std::collections::HashMap;
 use std::sync::Mutex;
