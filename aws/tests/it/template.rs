@@ -128,6 +128,36 @@ fn every_function_starts_with_the_environment_the_template_gives_it() {
     });
 }
 
+#[test]
+fn every_log_level_a_deploy_may_choose_keeps_other_crates_from_debug() {
+    let t = template();
+    let level = &t["Parameters"]["FunctionLogLevel"];
+    assert_eq!(
+        text(&t["Globals"]["Function"]["Environment"]["Variables"]["RUST_LOG"]),
+        "FunctionLogLevel"
+    );
+    for function in FUNCTIONS {
+        assert_eq!(
+            environment(&t, function)["RUST_LOG"],
+            text(&level["Default"]),
+            "{function} sets a RUST_LOG of its own"
+        );
+    }
+    let allowed: Vec<String> = list(&level["AllowedValues"]).iter().map(text).collect();
+    assert!(allowed.contains(&"warn".to_owned()), "{allowed:?}");
+    for value in &allowed {
+        tracing_subscriber::EnvFilter::try_new(value)
+            .unwrap_or_else(|e| panic!("{value:?} is no RUST_LOG: {e}"));
+        // The HTTP and AWS SDK crates print requests' headers (tokens) at DEBUG:
+        // only our own detail may go below INFO.
+        for directive in value.split(',') {
+            let allowed_directive = matches!(directive, "info" | "warn" | "error")
+                || directive.strip_suffix("=debug") == Some("ghl_capi::detail");
+            assert!(allowed_directive, "{value:?}: {directive}");
+        }
+    }
+}
+
 /// The role a function runs with (`Role: !GetAtt <Role>.Arn`).
 fn role(template: &Yaml, function: &str) -> String {
     text(&template["Resources"][function]["Properties"]["Role"])
