@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Contact;
-use super::budget::{Budget, MAX_WAIT, Taken, Use};
+use super::budget::{Budget, MAX_WAIT, Taken, Use, header};
 use super::cache::ContactCache;
 use super::reader::{GhlError, GhlReader, Related};
 use super::tokens::TokenSource;
@@ -134,10 +134,7 @@ impl<T: TokenSource> GhlClient<T> {
         })?;
         taken.observe(response.headers());
         let status = response.status().as_u16();
-        let remaining = response
-            .headers()
-            .get("x-ratelimit-remaining")
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let remaining = header(response.headers(), "x-ratelimit-remaining");
         crate::telemetry::ghl_call(Some(status), started.elapsed(), remaining);
         // One line per call, with no ids beyond the location: a call GHL answered
         // is detail (its figures are metrics too), one it refused is news.
@@ -149,10 +146,7 @@ impl<T: TokenSource> GhlClient<T> {
         }
         if status == 429 {
             return Err(GhlError::RateLimited {
-                retry_after_ms: response
-                    .headers()
-                    .get("x-ratelimit-interval-milliseconds")
-                    .and_then(|v| v.to_str().ok()?.trim().parse().ok())
+                retry_after_ms: header(response.headers(), "x-ratelimit-interval-milliseconds")
                     .unwrap_or(DEFAULT_RATE_WAIT_MS),
             });
         }

@@ -252,7 +252,8 @@ impl Default for Budget {
     }
 }
 
-fn header(headers: &HeaderMap, name: &str) -> Option<u64> {
+/// A rate-limit header's number, if the answer has one that reads as a number.
+pub(super) fn header(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
