@@ -57,13 +57,22 @@ async fn a_flagged_graph_version_is_said_and_counted_and_costs_no_event() {
     }
     assert_eq!(meta.events().len(), 1, "delivered all the same");
 
-    let log = std::fs::read_to_string(&said).expect("what serve said");
-    assert!(
-        log.lines()
-            .any(|l| l.contains("\"alert\":\"graph_version\"")
-                && l.contains("auto-upgraded to v25.0")),
-        "{log}"
-    );
+    // The stand-in holds the event once it is asked; serve says the flag once it
+    // has read the answer, a moment later.
+    let alerted = |log: &str| {
+        log.lines().any(|l| {
+            l.contains("\"alert\":\"graph_version\"") && l.contains("auto-upgraded to v25.0")
+        })
+    };
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = std::fs::read_to_string(&said).expect("what serve said");
+        if alerted(&log) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(alerted(&log), "{log}");
     let admin = format!("{}/metrics", admin_in(&said));
     let metrics = reqwest::get(admin).await.expect("metrics");
     let text = metrics.text().await.expect("text");
