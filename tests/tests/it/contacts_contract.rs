@@ -13,7 +13,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use ghl_capi::ghl::budget::Use;
 use ghl_capi::ghl::client::GhlClient;
 use ghl_capi::ghl::contacts_api::{
-    ContactInput, CustomFieldInput, NoteInput, SearchRequest, TaskInput,
+    ContactInput, CustomFieldInput, Note, NoteInput, SearchRequest, Task, TaskInput,
 };
 use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::LocationToken;
@@ -124,46 +124,56 @@ async fn every_contacts_endpoint_matches_ghls_spec() {
     );
     assert!(!listed.is_empty());
 
-    let tasks = ok("tasks", ghl.tasks(LOCATION, CONTACT).await);
+    let tasks = ok("tasks", ghl.records::<Task>(LOCATION, CONTACT).await);
     assert!(!tasks.is_empty());
     let task_id = "bhJL1GmhVNDEkVYTYc2f";
-    ok("task", ghl.task(LOCATION, CONTACT, task_id).await);
+    ok(
+        "task",
+        ghl.record::<Task>(LOCATION, (CONTACT, task_id)).await,
+    );
     ok(
         "create task",
-        ghl.create_task(LOCATION, CONTACT, &task()).await,
+        ghl.create_record::<Task>(LOCATION, CONTACT, &task()).await,
     );
     ok(
         "update task",
-        ghl.update_task(LOCATION, CONTACT, task_id, &task()).await,
+        ghl.update_record::<Task>(LOCATION, (CONTACT, task_id), &task())
+            .await,
     );
     ok(
         "complete task",
-        ghl.complete_task(LOCATION, CONTACT, task_id, true).await,
+        ghl.complete_task(LOCATION, (CONTACT, task_id), true).await,
     );
     ok(
         "delete task",
-        ghl.delete_task(LOCATION, CONTACT, task_id).await,
+        ghl.delete_record::<Task>(LOCATION, (CONTACT, task_id))
+            .await,
     );
 
-    let notes = ok("notes", ghl.notes(LOCATION, CONTACT).await);
+    let notes = ok("notes", ghl.records::<Note>(LOCATION, CONTACT).await);
     assert!(!notes.is_empty());
     let note = NoteInput {
         body: "Asked for a quote".into(),
         user_id: None,
     };
     let note_id = "ITZhmWxVuCeY8pOYk4Tr";
-    ok("note", ghl.note(LOCATION, CONTACT, note_id).await);
+    ok(
+        "note",
+        ghl.record::<Note>(LOCATION, (CONTACT, note_id)).await,
+    );
     ok(
         "create note",
-        ghl.create_note(LOCATION, CONTACT, &note).await,
+        ghl.create_record::<Note>(LOCATION, CONTACT, &note).await,
     );
     ok(
         "update note",
-        ghl.update_note(LOCATION, CONTACT, note_id, &note).await,
+        ghl.update_record::<Note>(LOCATION, (CONTACT, note_id), &note)
+            .await,
     );
     ok(
         "delete note",
-        ghl.delete_note(LOCATION, CONTACT, note_id).await,
+        ghl.delete_record::<Note>(LOCATION, (CONTACT, note_id))
+            .await,
     );
 
     ok("appointments", ghl.appointments(LOCATION, CONTACT).await);

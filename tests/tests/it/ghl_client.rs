@@ -280,7 +280,7 @@ async fn an_uninstall_webhook_retires_the_locations_tokens_unless_sent_before_it
 
 #[tokio::test]
 async fn ghls_error_bodies_become_named_rejections_and_its_budget_is_respected() {
-    use ghl_capi::ghl::contacts_api::NoteInput;
+    use ghl_capi::ghl::contacts_api::{Note, NoteInput};
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/contacts/c1/notes"))
@@ -305,15 +305,17 @@ async fn ghls_error_bodies_become_named_rejections_and_its_budget_is_respected()
         user_id: None,
     };
     assert_eq!(
-        ghl.create_note("loc", "c1", &note).await.unwrap_err(),
+        ghl.create_record::<Note>("loc", "c1", &note)
+            .await
+            .unwrap_err(),
         GhlError::Rejected {
             status: 422,
             message: "body must be a string; body should not be empty".into()
         }
     );
-    ghl.notes("loc", "c1").await.expect("listed");
+    ghl.records::<Note>("loc", "c1").await.expect("listed");
     let started = std::time::Instant::now();
-    ghl.notes("loc", "c1").await.expect("listed");
+    ghl.records::<Note>("loc", "c1").await.expect("listed");
     assert!(
         started.elapsed() >= Duration::from_millis(500),
         "no budget left: the second call waits for GHL's window"

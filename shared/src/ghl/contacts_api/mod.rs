@@ -5,7 +5,8 @@
 //! for a `400` or `422`).
 //!
 //! - this module: contacts (create, update, upsert, delete, search, list);
-//! - [`records`]: a contact's tasks, notes, appointments and tags;
+//! - [`records`]: a contact's tasks and notes ([`ContactRecord`]), appointments
+//!   and tags;
 //! - [`types`]: the inputs and records;
 //! - [`writer`]: the write-back's writes, as the [`super::GhlWriter`] port.
 
@@ -24,6 +25,7 @@ use super::reader::{GhlError, GhlReader};
 use super::tokens::TokenSource;
 use super::wire::id;
 use super::{Contact, parse_timestamp};
+pub use records::ContactRecord;
 pub use types::{
     Appointment, ContactInput, CustomFieldInput, Note, NoteInput, SearchPage, SearchRequest, Task,
     TaskInput, Upserted,

@@ -1,180 +1,147 @@
 //! A contact's tasks, notes, appointments and tags.
+//!
+//! GHL keeps tasks and notes alike: listed, read, created, updated and deleted
+//! by the same calls, each answer wrapped in the kind's key. So each call is one
+//! method over [`ContactRecord`], the kind named where it is called
+//! (`records::<Task>`).
 
 use reqwest::Method;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 
 use super::body;
-use super::types::{OneNote, OneTask, Tags};
+use super::types::Tags;
 use super::{Appointment, Note, NoteInput, Task, TaskInput};
 use crate::ghl::client::GhlClient;
 use crate::ghl::reader::GhlError;
 use crate::ghl::tokens::TokenSource;
 use crate::ghl::wire::id;
 
+/// A kind of record GHL keeps under a contact the way it keeps tasks and notes.
+pub trait ContactRecord: DeserializeOwned {
+    /// Its path under `/contacts/{id}/`, and the key GHL lists them under.
+    const MANY: &'static str;
+    /// The key GHL wraps one in.
+    const ONE: &'static str;
+    /// What creates or updates one.
+    type Input: Serialize;
+}
+
+impl ContactRecord for Task {
+    const MANY: &'static str = "tasks";
+    const ONE: &'static str = "task";
+    type Input = TaskInput;
+}
+
+impl ContactRecord for Note {
+    const MANY: &'static str = "notes";
+    const ONE: &'static str = "note";
+    type Input = NoteInput;
+}
+
+/// `/contacts/{id}/tasks` (or `notes`), or one record's path below it.
+pub(super) fn path<R: ContactRecord>(
+    contact_id: &str,
+    record_id: Option<&str>,
+) -> Result<String, GhlError> {
+    let records = format!("/contacts/{}/{}", id(contact_id)?, R::MANY);
+    Ok(match record_id {
+        Some(record_id) => format!("{records}/{}", id(record_id)?),
+        None => records,
+    })
+}
+
+/// What GHL wrapped in `key` (read as `null` when the key is missing).
+fn unwrapped<V: DeserializeOwned>(
+    mut answer: Map<String, Value>,
+    key: &str,
+) -> Result<V, GhlError> {
+    serde_json::from_value(answer.remove(key).unwrap_or(Value::Null))
+        .map_err(|e| GhlError::unavailable("unreadable answer", e))
+}
+
 impl<T: TokenSource> GhlClient<T> {
-    /// `GET /contacts/{id}/tasks`.
-    pub async fn tasks(&self, location_id: &str, contact_id: &str) -> Result<Vec<Task>, GhlError> {
-        #[derive(Deserialize)]
-        struct Answer {
-            #[serde(default)]
-            tasks: Vec<Task>,
-        }
-        let path = format!("/contacts/{}/tasks", id(contact_id)?);
-        Ok(self
-            .tool::<Answer>(location_id, Method::GET, &path, None)
-            .await?
-            .tasks)
-    }
-
-    /// `GET /contacts/{id}/tasks/{taskId}`.
-    pub async fn task(
+    /// `GET /contacts/{id}/tasks` (or `notes`): `records::<Task>(…)`.
+    pub async fn records<R: ContactRecord>(
         &self,
         location_id: &str,
         contact_id: &str,
-        task_id: &str,
-    ) -> Result<Task, GhlError> {
-        let path = format!("/contacts/{}/tasks/{}", id(contact_id)?, id(task_id)?);
-        Ok(self
-            .tool::<OneTask>(location_id, Method::GET, &path, None)
-            .await?
-            .task)
+    ) -> Result<Vec<R>, GhlError> {
+        let path = path::<R>(contact_id, None)?;
+        let answer = self.tool(location_id, Method::GET, &path, None).await?;
+        Ok(unwrapped::<Option<Vec<R>>>(answer, R::MANY)?.unwrap_or_default())
     }
 
-    /// `POST /contacts/{id}/tasks`.
-    pub async fn create_task(
+    /// `GET /contacts/{id}/tasks/{taskId}` (or a note's).
+    pub async fn record<R: ContactRecord>(
+        &self,
+        location_id: &str,
+        (contact_id, record_id): (&str, &str),
+    ) -> Result<R, GhlError> {
+        let path = path::<R>(contact_id, Some(record_id))?;
+        self.answered_with((location_id, Method::GET), &path, None)
+            .await
+    }
+
+    /// `POST /contacts/{id}/tasks` (or `notes`).
+    pub async fn create_record<R: ContactRecord>(
         &self,
         location_id: &str,
         contact_id: &str,
-        input: &TaskInput,
-    ) -> Result<Task, GhlError> {
-        let path = format!("/contacts/{}/tasks", id(contact_id)?);
-        let answer: OneTask = self
-            .tool(location_id, Method::POST, &path, Some(&body(input)?))
-            .await?;
-        Ok(answer.task)
+        input: &R::Input,
+    ) -> Result<R, GhlError> {
+        let path = path::<R>(contact_id, None)?;
+        self.answered_with((location_id, Method::POST), &path, Some(&body(input)?))
+            .await
     }
 
-    /// `PUT /contacts/{id}/tasks/{taskId}`.
-    pub async fn update_task(
+    /// `PUT /contacts/{id}/tasks/{taskId}` (or a note's).
+    pub async fn update_record<R: ContactRecord>(
         &self,
         location_id: &str,
-        contact_id: &str,
-        task_id: &str,
-        input: &TaskInput,
-    ) -> Result<Task, GhlError> {
-        let path = format!("/contacts/{}/tasks/{}", id(contact_id)?, id(task_id)?);
-        let answer: OneTask = self
-            .tool(location_id, Method::PUT, &path, Some(&body(input)?))
-            .await?;
-        Ok(answer.task)
+        (contact_id, record_id): (&str, &str),
+        input: &R::Input,
+    ) -> Result<R, GhlError> {
+        let path = path::<R>(contact_id, Some(record_id))?;
+        self.answered_with((location_id, Method::PUT), &path, Some(&body(input)?))
+            .await
+    }
+
+    /// `DELETE /contacts/{id}/tasks/{taskId}` (or a note's).
+    pub async fn delete_record<R: ContactRecord>(
+        &self,
+        location_id: &str,
+        (contact_id, record_id): (&str, &str),
+    ) -> Result<(), GhlError> {
+        let path = path::<R>(contact_id, Some(record_id))?;
+        self.tool::<Value>(location_id, Method::DELETE, &path, None)
+            .await
+            .map(|_| ())
     }
 
     /// `PUT /contacts/{id}/tasks/{taskId}/completed`.
     pub async fn complete_task(
         &self,
         location_id: &str,
-        contact_id: &str,
-        task_id: &str,
+        (contact_id, task_id): (&str, &str),
         completed: bool,
     ) -> Result<Task, GhlError> {
-        let path = format!(
-            "/contacts/{}/tasks/{}/completed",
-            id(contact_id)?,
-            id(task_id)?
-        );
-        let answer: OneTask = self
-            .tool(
-                location_id,
-                Method::PUT,
-                &path,
-                Some(&json!({"completed": completed})),
-            )
-            .await?;
-        Ok(answer.task)
-    }
-
-    /// `DELETE /contacts/{id}/tasks/{taskId}`.
-    pub async fn delete_task(
-        &self,
-        location_id: &str,
-        contact_id: &str,
-        task_id: &str,
-    ) -> Result<(), GhlError> {
-        let path = format!("/contacts/{}/tasks/{}", id(contact_id)?, id(task_id)?);
-        self.tool::<Value>(location_id, Method::DELETE, &path, None)
+        let path = path::<Task>(contact_id, Some(task_id))? + "/completed";
+        let input = json!({"completed": completed});
+        self.answered_with((location_id, Method::PUT), &path, Some(&input))
             .await
-            .map(|_| ())
     }
 
-    /// `GET /contacts/{id}/notes`.
-    pub async fn notes(&self, location_id: &str, contact_id: &str) -> Result<Vec<Note>, GhlError> {
-        #[derive(Deserialize)]
-        struct Answer {
-            #[serde(default)]
-            notes: Vec<Note>,
-        }
-        let path = format!("/contacts/{}/notes", id(contact_id)?);
-        Ok(self
-            .tool::<Answer>(location_id, Method::GET, &path, None)
-            .await?
-            .notes)
-    }
-
-    /// `GET /contacts/{id}/notes/{noteId}`.
-    pub async fn note(
+    /// One call answered with one record, wrapped in its kind's key.
+    async fn answered_with<R: ContactRecord>(
         &self,
-        location_id: &str,
-        contact_id: &str,
-        note_id: &str,
-    ) -> Result<Note, GhlError> {
-        let path = format!("/contacts/{}/notes/{}", id(contact_id)?, id(note_id)?);
-        Ok(self
-            .tool::<OneNote>(location_id, Method::GET, &path, None)
-            .await?
-            .note)
-    }
-
-    /// `POST /contacts/{id}/notes`.
-    pub async fn create_note(
-        &self,
-        location_id: &str,
-        contact_id: &str,
-        input: &NoteInput,
-    ) -> Result<Note, GhlError> {
-        let path = format!("/contacts/{}/notes", id(contact_id)?);
-        let answer: OneNote = self
-            .tool(location_id, Method::POST, &path, Some(&body(input)?))
-            .await?;
-        Ok(answer.note)
-    }
-
-    /// `PUT /contacts/{id}/notes/{noteId}`.
-    pub async fn update_note(
-        &self,
-        location_id: &str,
-        contact_id: &str,
-        note_id: &str,
-        input: &NoteInput,
-    ) -> Result<Note, GhlError> {
-        let path = format!("/contacts/{}/notes/{}", id(contact_id)?, id(note_id)?);
-        let answer: OneNote = self
-            .tool(location_id, Method::PUT, &path, Some(&body(input)?))
-            .await?;
-        Ok(answer.note)
-    }
-
-    /// `DELETE /contacts/{id}/notes/{noteId}`.
-    pub async fn delete_note(
-        &self,
-        location_id: &str,
-        contact_id: &str,
-        note_id: &str,
-    ) -> Result<(), GhlError> {
-        let path = format!("/contacts/{}/notes/{}", id(contact_id)?, id(note_id)?);
-        self.tool::<Value>(location_id, Method::DELETE, &path, None)
-            .await
-            .map(|_| ())
+        (location_id, method): (&str, Method),
+        path: &str,
+        input: Option<&Value>,
+    ) -> Result<R, GhlError> {
+        let answer = self.tool(location_id, method, path, input).await?;
+        unwrapped(answer, R::ONE)
     }
 
     /// `GET /contacts/{id}/appointments`.

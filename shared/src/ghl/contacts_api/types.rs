@@ -195,16 +195,6 @@ pub(super) struct OneContact {
 }
 
 #[derive(Deserialize)]
-pub(super) struct OneTask {
-    pub(super) task: Task,
-}
-
-#[derive(Deserialize)]
-pub(super) struct OneNote {
-    pub(super) note: Note,
-}
-
-#[derive(Deserialize)]
 pub(super) struct Tags {
     #[serde(default)]
     pub(super) tags: Vec<String>,

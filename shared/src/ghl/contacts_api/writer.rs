@@ -9,7 +9,8 @@ use serde_json::Value;
 use reqwest::Method;
 use serde_json::json;
 
-use super::{ContactInput, CustomFieldInput, NoteInput, TaskInput};
+use super::records;
+use super::{ContactInput, CustomFieldInput, Note, NoteInput, Task, TaskInput};
 use crate::ghl::budget::Use;
 use crate::ghl::client::GhlClient;
 use crate::ghl::reader::{GhlError, GhlWriter};
@@ -78,7 +79,7 @@ impl<T: TokenSource> GhlWriter for GhlClient<T> {
             body: body.to_owned(),
             user_id: None,
         };
-        let path = format!("/contacts/{}/notes", id(contact_id)?);
+        let path = records::path::<Note>(contact_id, None)?;
         self.write(location_id, Method::POST, &path, &super::body(&input)?)
             .await
     }
@@ -97,7 +98,7 @@ impl<T: TokenSource> GhlWriter for GhlClient<T> {
             completed: false,
             assigned_to: None,
         };
-        let path = format!("/contacts/{}/tasks", id(contact_id)?);
+        let path = records::path::<Task>(contact_id, None)?;
         self.write(location_id, Method::POST, &path, &super::body(&input)?)
             .await
     }
