@@ -5,9 +5,12 @@ use std::path::PathBuf;
 
 use chrono::{Duration, Utc};
 use ghl_capi::ghl::oauth::OAuthApp;
-use ghl_capi::ghl::tokens::App;
+use ghl_capi::ghl::tokens::{App, ManagedTokens};
 use ghl_capi::mapping::Mapping;
+use ghl_capi::ports::lease::MemoryLease;
 use ghl_capi::ports::secrets::VersionedSecrets;
+use ghl_capi::ports::state::MemoryState;
+use ghl_capi::settings::GHL_TOKEN_DEFAULT_PREFIX;
 use serde_json::{Value, json};
 
 /// The tests' marketplace app: every webhook of [`webhook`] names it.
@@ -278,6 +281,21 @@ pub fn oauth_app() -> OAuthApp {
 
 /// The secret the test app's credentials are kept in.
 pub const APP_SECRET: &str = "test/ghl-app";
+
+/// Token sets in `secrets` where the functions keep them, refreshed with `app`'s
+/// credentials (without it, only fixed tokens work).
+pub fn tokens_in<S: VersionedSecrets>(
+    secrets: S,
+    app: Option<App>,
+) -> ManagedTokens<S, MemoryLease, MemoryState> {
+    ManagedTokens::new(
+        secrets,
+        MemoryLease::default(),
+        MemoryState::default(),
+        app,
+        GHL_TOKEN_DEFAULT_PREFIX,
+    )
+}
 
 /// The test app, against GHL at `base_url`, its credentials stored in `secrets`
 /// (as the functions find them: read when first needed).

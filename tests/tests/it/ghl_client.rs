@@ -4,12 +4,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use ghl_capi::ghl::client::GhlClient;
-use ghl_capi::ghl::tokens::{FixedTokens, ManagedTokens};
+use ghl_capi::ghl::tokens::FixedTokens;
 use ghl_capi::ghl::wire::LocationToken;
 use ghl_capi::ghl::{GhlError, GhlReader, Related};
-use ghl_capi::ports::lease::MemoryLease;
 use ghl_capi::ports::secrets::{MemorySecrets, VersionedSecrets};
-use ghl_capi::ports::state::MemoryState;
 use ghl_capi_tests::fixtures;
 use serde_json::json;
 use wiremock::matchers::{header, method, path};
@@ -61,13 +59,7 @@ async fn a_refused_token_is_refreshed_once_and_the_read_retried() {
         .await
         .expect("stored");
     let app = fixtures::app_in(&secrets, &server.uri()).await;
-    let tokens = ManagedTokens::new(
-        secrets,
-        MemoryLease::default(),
-        MemoryState::default(),
-        Some(app),
-        "ghl-capi/ghl/",
-    );
+    let tokens = fixtures::tokens_in(secrets, Some(app));
     let ghl = GhlClient::new(&server.uri(), tokens, Duration::from_secs(5)).expect("client");
     let contact = ghl
         .contact("loc", "c1")
@@ -229,13 +221,7 @@ async fn an_uninstall_webhook_retires_the_locations_tokens_unless_sent_before_it
         .put("ghl-capi/ghl/loc1", &set.to_string())
         .await
         .expect("stored");
-    let tokens = ManagedTokens::new(
-        secrets,
-        MemoryLease::default(),
-        MemoryState::default(),
-        None,
-        "ghl-capi/ghl/",
-    );
+    let tokens = fixtures::tokens_in(secrets, None);
     let ghl = GhlClient::new("http://127.0.0.1:9", tokens, Duration::from_secs(1)).expect("client");
     let mapping = ghl_capi::mapping::Mapping::builtin();
     let state = MemoryState::default();
@@ -395,13 +381,7 @@ async fn a_token_that_is_not_due_is_served_without_a_versioned_read() {
         .put("ghl-capi/ghl/loc", &set.to_string())
         .await
         .expect("stored");
-    let tokens = ManagedTokens::new(
-        secrets,
-        MemoryLease::default(),
-        MemoryState::default(),
-        None,
-        "ghl-capi/ghl/",
-    );
+    let tokens = fixtures::tokens_in(secrets, None);
     for _ in 0..3 {
         assert_eq!(tokens.token("loc").await.expect("token").0, "at-1");
     }

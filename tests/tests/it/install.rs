@@ -324,13 +324,7 @@ async fn an_install_webhook_for_an_agency_location_mints_its_token_on_first_use(
         .await
         .expect("stored");
     let app = fixtures::app_in(&secrets, &server.uri()).await;
-    let tokens = ManagedTokens::new(
-        secrets,
-        MemoryLease::default(),
-        MemoryState::default(),
-        Some(app),
-        "ghl-capi/ghl/",
-    );
+    let tokens = fixtures::tokens_in(secrets, Some(app));
     let ghl = GhlClient::new(&server.uri(), tokens, Duration::from_secs(5)).expect("client");
     let job = ghl_capi::jobs::EnrichJob::Webhook {
         key: "wh-in".into(),
