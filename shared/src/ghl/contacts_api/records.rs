@@ -169,16 +169,8 @@ impl<T: TokenSource> GhlClient<T> {
         contact_id: &str,
         tags: &[String],
     ) -> Result<Vec<String>, GhlError> {
-        let path = format!("/contacts/{}/tags", id(contact_id)?);
-        let answer: Tags = self
-            .tool(
-                location_id,
-                Method::POST,
-                &path,
-                Some(&json!({"tags": tags})),
-            )
-            .await?;
-        Ok(answer.tags)
+        self.change_tags((location_id, Method::POST), contact_id, tags)
+            .await
     }
 
     /// `DELETE /contacts/{id}/tags`: the contact's tags afterwards.
@@ -188,15 +180,19 @@ impl<T: TokenSource> GhlClient<T> {
         contact_id: &str,
         tags: &[String],
     ) -> Result<Vec<String>, GhlError> {
+        self.change_tags((location_id, Method::DELETE), contact_id, tags)
+            .await
+    }
+
+    async fn change_tags(
+        &self,
+        (location_id, method): (&str, Method),
+        contact_id: &str,
+        tags: &[String],
+    ) -> Result<Vec<String>, GhlError> {
         let path = format!("/contacts/{}/tags", id(contact_id)?);
-        let answer: Tags = self
-            .tool(
-                location_id,
-                Method::DELETE,
-                &path,
-                Some(&json!({"tags": tags})),
-            )
-            .await?;
+        let input = json!({"tags": tags});
+        let answer: Tags = self.tool(location_id, method, &path, Some(&input)).await?;
         Ok(answer.tags)
     }
 }
