@@ -184,6 +184,7 @@ impl<T: TokenSource> GhlClient<T> {
             .await
     }
 
+    /// A change of a contact's tags, answered with its tags afterwards.
     async fn change_tags(
         &self,
         (location_id, method): (&str, Method),
