@@ -161,8 +161,7 @@ impl<T: TokenSource> GhlClient<T> {
             &text
         };
         match status {
-            200..=299 => serde_json::from_str(text)
-                .map_err(|e| GhlError::unavailable("unreadable answer", e)),
+            200..=299 => serde_json::from_str(text).map_err(GhlError::unreadable),
             404 => Err(GhlError::NotFound),
             401 | 403 => Err(refused(status, text)),
             400 | 422 => Err(GhlError::Rejected {

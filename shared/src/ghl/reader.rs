@@ -63,6 +63,11 @@ impl GhlError {
         }
     }
 
+    /// GHL answered, but with a body this build cannot read as the call's answer.
+    pub(crate) fn unreadable(source: serde_json::Error) -> Self {
+        Self::unavailable("unreadable answer", source)
+    }
+
     /// A stable name for metrics and logs ([`code`]).
     pub fn code(&self) -> &'static str {
         match self {

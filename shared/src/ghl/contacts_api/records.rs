@@ -57,8 +57,7 @@ fn unwrapped<V: DeserializeOwned>(
     mut answer: Map<String, Value>,
     key: &str,
 ) -> Result<V, GhlError> {
-    serde_json::from_value(answer.remove(key).unwrap_or(Value::Null))
-        .map_err(|e| GhlError::unavailable("unreadable answer", e))
+    serde_json::from_value(answer.remove(key).unwrap_or(Value::Null)).map_err(GhlError::unreadable)
 }
 
 impl<T: TokenSource> GhlClient<T> {
