@@ -433,3 +433,43 @@ async fn verify_wants_contacts_write_only_when_a_rule_writes_back() {
         "{found:?}"
     );
 }
+
+#[tokio::test]
+async fn a_record_answer_without_its_key_is_unreadable_and_a_list_without_it_is_empty() {
+    use ghl_capi::ghl::contacts_api::{Note, Task};
+    let server = MockServer::start().await;
+    let answer = |path_: &str, body: serde_json::Value| {
+        Mock::given(method("GET"))
+            .and(path(path_.to_owned()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+    };
+    // GHL's lists come wrapped in the kind's key; an answer without it, or with
+    // it null, has none to list.
+    answer("/contacts/c1/tasks", json!({"traceId": "t-1"}))
+        .mount(&server)
+        .await;
+    answer("/contacts/c1/notes", json!({"notes": null}))
+        .mount(&server)
+        .await;
+    // One record without its key (here, under the other kind's) is no record.
+    answer("/contacts/c1/tasks/t1", json!({"note": {"id": "t1"}}))
+        .mount(&server)
+        .await;
+    let ghl = client(&server);
+    assert_eq!(ghl.records::<Task>("loc", "c1").await, Ok(vec![]));
+    assert_eq!(ghl.records::<Note>("loc", "c1").await, Ok(vec![]));
+    let err = ghl
+        .record::<Task>("loc", ("c1", "t1"))
+        .await
+        .expect_err("no task in the answer");
+    assert!(
+        matches!(
+            err,
+            GhlError::Unavailable {
+                context: "unreadable answer",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
