@@ -111,6 +111,15 @@ fn malformed_bodies_are_named_errors() {
             r#"{"type":"OpportunityStatusUpdate","locationId":"x","id":"o1","monetaryValue":"+1 650 555 1212"}"#,
             "monetaryValue",
         ),
+        // serde's own words inside the value: only its last ", expected" is serde's.
+        (
+            r#"{"type":"ContactCreate","locationId":"x","id":"c1","attributionSource":"as agreed, expected jane@example.com"}"#,
+            "attributionSource",
+        ),
+        (
+            r#"{"type":"ContactCreate","locationId":"x","id":"c1","attributionSource":"jane@example.com at line 2"}"#,
+            "attributionSource",
+        ),
     ] {
         let said = Webhook::parse(body.as_bytes()).unwrap_err().to_string();
         assert!(

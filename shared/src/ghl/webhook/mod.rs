@@ -87,8 +87,9 @@ impl FieldError {
     /// `error` at `field`, its words stripped of the value it quotes.
     pub fn of(field: &str, error: &serde_json::Error) -> Self {
         let text = error.to_string();
-        let text = text.split(" at line ").next().unwrap_or_default();
-        let what = match text.split_once(", expected ") {
+        let text = without_position(&text);
+        // The last `, expected` is serde's: the value before it may hold the words.
+        let what = match text.rsplit_once(", expected ") {
             // `invalid type: string "…", expected u64`: the value goes.
             Some((found, expected)) => {
                 let found = found.split([':', '`', '"']).next().unwrap_or_default();
@@ -105,6 +106,22 @@ impl FieldError {
             },
             what,
         }
+    }
+}
+
+/// serde's words without the ` at line 1 column 9` it ends with, if it does (a
+/// value may hold ` at line ` too).
+fn without_position(text: &str) -> &str {
+    let numbers = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match text.rsplit_once(" at line ") {
+        Some((words, at))
+            if at
+                .split_once(" column ")
+                .is_some_and(|(line, column)| numbers(line) && numbers(column)) =>
+        {
+            words
+        }
+        _ => text,
     }
 }
 
