@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::Contact;
 use super::budget::Use;
+use super::webhook::FieldError;
 
 /// The cause of an error that is not GHL's answer (a transport failure, an
 /// unreadable body, a token store that failed). Shared, so a read fetched once per
@@ -63,9 +64,11 @@ impl GhlError {
         }
     }
 
-    /// GHL answered, but with a body this build cannot read as the call's answer.
+    /// GHL answered, but with a body this build cannot read as the call's answer:
+    /// serde's words without the value they quote (a contact's e-mail or phone; this
+    /// error is logged).
     pub(crate) fn unreadable(source: serde_json::Error) -> Self {
-        Self::unavailable("unreadable answer", source)
+        Self::unavailable("unreadable answer", FieldError::of("", &source))
     }
 
     /// A stable name for metrics and logs ([`code`]).

@@ -473,3 +473,26 @@ async fn a_record_answer_without_its_key_is_unreadable_and_a_list_without_it_is_
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn an_answer_that_does_not_read_is_said_without_its_values() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/contacts/c1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"contact": {"id": "c1", "tags": "jane@example.com, expected +1 650 555 1212"}}),
+        ))
+        .mount(&server)
+        .await;
+    let err = client(&server)
+        .contact("loc", "c1")
+        .await
+        .expect_err("tags are a list");
+    // The error is logged with the job's ids: what did not read, never the value.
+    let said = format!("{err}");
+    assert!(
+        said.contains("unreadable answer") && said.contains("expected"),
+        "{said}"
+    );
+    assert!(!said.contains("jane") && !said.contains("555"), "{said}");
+}
