@@ -1,6 +1,6 @@
 //! What the tests of every crate share, so none retypes it:
 //!
-//! - [`reference`]: the reference material beside the repository (`../shared`);
+//! - [`reference`](mod@reference): the reference material beside the repository (`../shared`);
 //! - [`fixtures`]: the one fixture mapping, and GHL's webhook and contact bodies;
 //! - [`fakes`]: GHL and Meta in memory, behind the library's ports;
 //! - [`stand_in`]: Meta and GHL as local HTTP servers that check what we send;

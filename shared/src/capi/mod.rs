@@ -3,7 +3,7 @@
 //! sent; what Meta's answers mean; and the API client with its port.
 //!
 //! - [`event`], [`user_data`]: events and request bodies.
-//! - [`validate`]: what Meta would refuse, checked first.
+//! - [`validate`](mod@validate): what Meta would refuse, checked first.
 //! - [`answer`]: each answer classified (delivered, retry, token problem, invalid).
 //! - [`audience`]: Custom Audiences' rows, requests and answers; [`replace`]: a
 //!   whole list replaced in a session (`usersreplace`).

@@ -263,7 +263,7 @@ pub struct ListedJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backfill: Option<Vec<String>>,
     /// Set by a sync for a contact whose audience changes have a gap: its
-    /// membership is sent as it stands, even unchanged ([`AudienceJob::resync`]).
+    /// membership is sent as it stands, even unchanged ([`AudienceJob::resync`](super::AudienceJob::resync)).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resync: bool,
 }

@@ -1,5 +1,5 @@
 //! GHL's merge fields, which a workflow action fills in before it calls (as
-//! reported; GHL lists them in the action's value picker) [secondary].
+//! reported; GHL lists them in the action's value picker) \[secondary\].
 
 pub const LOCATION_ID: &str = "{{location.id}}";
 pub const CONTACT_ID: &str = "{{contact.id}}";

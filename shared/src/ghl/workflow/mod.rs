@@ -4,15 +4,15 @@
 //! What is known of them (sources in `tests/fixtures/workflows/README.md`):
 //! - The Webhook action POSTs JSON with the contact's standard data (name, email,
 //!   phone, address, tags, custom fields) and the key/value pairs the user adds
-//!   under *Custom Data* [secondary]. Its field names are not documented by GHL;
+//!   under *Custom Data* \[secondary\]. Its field names are not documented by GHL;
 //!   as reported they are snake_case at the top level (`contact_id`,
 //!   `first_name`, `full_name`, `tags` as one comma-separated string), with nested
 //!   `location`, `workflow {id, name}`, `triggerData`, `customData` and a `contact`
-//!   object carrying `attributionSource` / `lastAttributionSource` [UNCONFIRMED].
+//!   object carrying `attributionSource` / `lastAttributionSource` \[UNCONFIRMED\].
 //! - The Custom Webhook action sends the body, headers and auth header the user
 //!   sets, with `{{contact.id}}`-style merge fields; a merge field with no value
-//!   becomes empty text [secondary].
-//! - Neither is signed by GHL [UNCONFIRMED]: the route takes an API key instead.
+//!   becomes empty text \[secondary\].
+//! - Neither is signed by GHL \[UNCONFIRMED\]: the route takes an API key instead.
 //!
 //! So the reading is tolerant: each field is looked for under its camelCase and
 //! snake_case names, at the top level, in `customData` (all the plain action can

@@ -4,7 +4,7 @@
 //! same `opportunity.*` / `appointment.*` paths, and make the same event ids.
 //!
 //! What the plain Webhook action adds (`reference/ghl-api.md` §8.1, public
-//! captures) [secondary]: for opportunity triggers flat `id`, `opportunity_name`,
+//! captures) \[secondary\]: for opportunity triggers flat `id`, `opportunity_name`,
 //! `status`, `lead_value`, `opportunity_source` / `source`, `pipeline_id`,
 //! `pipeline_name` and `pipleline_stage` (misspelled so, and the stage's *name*;
 //! `pippleine_stage` is reported too); for appointment triggers `calendar {id,

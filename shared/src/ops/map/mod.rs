@@ -5,7 +5,7 @@
 //!
 //! - this module: the pipeline (a reader, mapping workers, the writer);
 //! - [`input`]: reading whole lines in chunks;
-//! - [`line`]: one contact mapped into reused buffers;
+//! - [`line`](mod@line): one contact mapped into reused buffers;
 //! - [`output`]: request bodies written, and the summary.
 
 mod input;
