@@ -2,11 +2,15 @@
 //! them, and metrics in the Embedded Metric Format flushed after each invocation.
 //! Nothing logged anywhere carries PII or secrets.
 
+use ghl_capi::settings::{SettingsError, metric_detail};
+
 /// JSON logs, one object per line, with the level from `RUST_LOG` (default `info`);
-/// and metrics as EMF lines.
-pub fn init_telemetry() {
+/// and metrics as EMF lines, kept apart as `METRIC_DETAIL` says.
+pub fn init_telemetry() -> Result<(), SettingsError> {
     json_logs(std::io::stdout).init();
     crate::metrics::install(Box::new(|| Box::new(std::io::stdout())));
+    ghl_capi::telemetry::keep_apart(metric_detail(|name| std::env::var(name).ok())?);
+    Ok(())
 }
 
 /// The log format: `{"level", "fields": {"message", …}}` per line, as the functions

@@ -690,3 +690,64 @@ async fn an_enrichment_batch_queues_its_events_together_and_a_contacts_changes_i
         "the tag fires once: the update after it sees it"
     );
 }
+
+#[tokio::test]
+async fn with_totals_only_no_metric_names_a_pixel_audience_or_workflow() {
+    use ghl_capi::telemetry::{Detail, keep_apart};
+    use ghl_capi_tests::audience_stand_in::AudienceStandIn;
+    use ghl_capi_tests::contacts_stand_in::ContactsStandIn;
+    use ghl_capi_tests::fixtures::{VIP_AUDIENCE, workflow_call};
+
+    /// Puts the default back however the test ends, for the tests after it.
+    struct Each;
+    impl Drop for Each {
+        fn drop(&mut self) {
+            keep_apart(Detail::Each);
+        }
+    }
+    let _alone = crate::common::ONE_AT_A_TIME.lock().await;
+    let emf = crate::common::Emf::start();
+    keep_apart(Detail::Total);
+    let _each = Each;
+    let s = crate::stack::Stack::with_mapping(crate::cost::MAPPING, &[]).await;
+    let ghl = ContactsStandIn::new(LOCATION);
+    ghl.mount(&s.ghl).await;
+    let audience = AudienceStandIn::expecting_token("EAAB-main");
+    audience.mount(&s.graph, VIP_AUDIENCE).await;
+
+    // A new lead, then tagged (an event, and a member of the audience), then a
+    // workflow's call about them.
+    ghl.create("c1", &["lead"], Utc::now());
+    let created = webhook("ContactCreate", "w1", ghl.contact("c1"));
+    assert_eq!(s.deliver(created).await.0, 200);
+    s.drain().await;
+    ghl.retag("c1", &["lead", "vip"], Utc::now());
+    let tagged = webhook("ContactTagUpdate", "w2", ghl.contact("c1"));
+    assert_eq!(s.deliver(tagged).await.0, 200);
+    let mut call = workflow_call("standard");
+    call["contact_id"] = json!("c1");
+    let key = [("x-api-key", API_KEY.to_owned())];
+    let body = serde_json::to_vec(&call).expect("json");
+    let (status, answer) = s.post("/workflows/ghl", &key, body).await;
+    assert_eq!(status, 200, "{answer}");
+    s.drain().await;
+    assert_eq!(s.meta.events().len(), 3);
+    assert_eq!(audience.members(VIP_AUDIENCE).len(), 1);
+
+    // Counted in totals by event name and outcome...
+    for name in ["Lead", "CompleteRegistration", "Schedule"] {
+        assert_eq!(
+            emf.count("ScoredEvents", &[("EventName", name)]),
+            1.0,
+            "{name}"
+        );
+    }
+    assert_eq!(emf.count("AudienceRows", &[("Outcome", "added")]), 1.0);
+    assert_eq!(emf.count("WorkflowCalls", &[("Outcome", "fired")]), 1.0);
+    // ...and no series names the pixel, the audience or the workflow.
+    for line in emf.lines() {
+        for many in ["Pixel", "Audience", "Workflow", "Location"] {
+            assert!(line.get(many).is_none(), "{line}");
+        }
+    }
+}

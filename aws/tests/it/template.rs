@@ -7,8 +7,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use ghl_capi::settings::{
-    DispatchSettings, EnrichSettings, IntakeSettings, ReconcileFnSettings, RefreshSettings,
+    DispatchSettings, EnrichSettings, IntakeSettings, METRIC_DETAIL_VAR, ReconcileFnSettings,
+    RefreshSettings, metric_detail,
 };
+use ghl_capi::telemetry::Detail;
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// The template, with CloudFormation's short-form tags dropped by the parser
@@ -96,6 +98,10 @@ fn loads<T, E: std::fmt::Display>(
     if let Err(e) = load(&lookup) {
         panic!("{function} does not start with the template's environment: {e}");
     }
+    // Every function reads it at cold start, with its logging.
+    if let Err(e) = metric_detail(lookup) {
+        panic!("{function} does not start with the template's environment: {e}");
+    }
     let asked = asked.into_inner().expect("lock");
     for name in env.keys().filter(|n| *n != "RUST_LOG") {
         assert!(
@@ -126,6 +132,30 @@ fn every_function_starts_with_the_environment_the_template_gives_it() {
     loads(&t, "ReconcileFunction", |l| {
         ReconcileFnSettings::from_lookup(l)
     });
+}
+
+#[test]
+fn every_metric_detail_a_deploy_may_choose_is_read() {
+    let t = template();
+    let detail = &t["Parameters"]["MetricDetail"];
+    let read =
+        |value: &str| metric_detail(|name| (name == METRIC_DETAIL_VAR).then(|| value.to_owned()));
+    assert_eq!(
+        read(&text(&detail["Default"])).expect("the default"),
+        Detail::Each
+    );
+    let allowed: Vec<Detail> = list(&detail["AllowedValues"])
+        .iter()
+        .map(|v| read(&text(v)).unwrap_or_else(|e| panic!("{v:?}: {e}")))
+        .collect();
+    assert_eq!(allowed, [Detail::Each, Detail::Total]);
+    let refused = read("pixel").expect_err("only each or total");
+    assert!(
+        refused
+            .to_string()
+            .contains("METRIC_DETAIL must be each or total"),
+        "{refused}"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ use ghl_capi_aws::lambda::{self, TokenRefresh};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    lambda::init_telemetry();
+    lambda::init_telemetry()?;
     let settings = RefreshSettings::from_lookup(|name| std::env::var(name).ok())?;
     TokenRefresh::new(settings, &config::sdk_config().await)
         .await?

@@ -57,7 +57,6 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         self.optional(name).unwrap_or_else(|| default.to_owned())
     }
 
-    /// A whole number of seconds.
     /// `name` as `true` or `false` (absent: false); anything else is a problem.
     pub fn flag(&mut self, name: &str) -> bool {
         match self.optional(name).as_deref().map(str::trim) {
@@ -71,6 +70,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
+    /// A whole number of seconds.
     pub fn seconds(&mut self, name: &str, default: u64) -> Duration {
         match self.optional(name).map(|v| v.parse::<u64>()) {
             None => Duration::from_secs(default),

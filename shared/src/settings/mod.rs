@@ -11,6 +11,7 @@ use crate::ghl::wire::DEFAULT_BASE_URL as GHL_DEFAULT_BASE_URL;
 use crate::hold::HoldPolicy;
 use crate::mapping::Mapping;
 use crate::pull::reconcile::ReconcileSettings;
+use crate::telemetry::Detail;
 
 mod env;
 
@@ -18,6 +19,23 @@ pub use env::{Env, SettingsError};
 /// `ALLOW_UNSCOPED_KEYS`: `true` lets API keys without locations post for every
 /// location; unset, they post nowhere.
 pub const UNSCOPED_KEYS_VAR: &str = "ALLOW_UNSCOPED_KEYS";
+
+/// `METRIC_DETAIL`: `each` (the default) or `total`, how finely a function's
+/// metrics are kept apart ([`Detail`]).
+pub const METRIC_DETAIL_VAR: &str = "METRIC_DETAIL";
+
+/// How finely a function's metrics are kept apart: [`METRIC_DETAIL_VAR`].
+pub fn metric_detail(lookup: impl Fn(&str) -> Option<String>) -> Result<Detail, SettingsError> {
+    let mut env = Env::new(lookup);
+    let detail = match env.optional(METRIC_DETAIL_VAR) {
+        None => Some(Detail::default()),
+        Some(name) => env.check(
+            Detail::named(&name)
+                .ok_or_else(|| format!("{METRIC_DETAIL_VAR} must be each or total, not {name:?}")),
+        ),
+    };
+    env.finish(|| detail)
+}
 
 /// Where GHL tokens are kept unless configured: `ghl-capi/ghl/{locationId}`.
 pub const GHL_TOKEN_DEFAULT_PREFIX: &str = "ghl-capi/ghl/";

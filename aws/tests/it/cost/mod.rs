@@ -7,8 +7,10 @@
 //! invocation's billed time is its time over moto (GHL's stand-in answering after
 //! GHL's latency, so reads made side by side are waited for once), its CPU
 //! stretched to the share of a vCPU its memory buys, and each Graph call's latency.
-//! [`units`] turns what was sent into billable units; [`prices`] prices them.
+//! [`units`] turns what was sent into billable units; [`prices`] prices them;
+//! [`month`] adds what a deployment costs a month whatever its events.
 
+mod month;
 mod prices;
 mod units;
 
@@ -31,7 +33,7 @@ use units::{Items, LOG_EVENT_OVERHEAD, Units};
 /// One pixel and an audience; a rule that reads the contact (its attribution, as
 /// every rule does by default), one that reads nothing on a tag, and one on a GHL
 /// workflow's call, which carries the contact.
-const MAPPING: &str = r#"
+pub(crate) const MAPPING: &str = r#"
 version = 1
 
 [defaults]
@@ -403,6 +405,10 @@ async fn what_a_million_events_cost() {
     let writer = logs.clone();
     let subscriber = ghl_capi_aws::lambda::json_logs(move || writer.clone()).finish();
     let _logging = tracing::subscriber::set_default(subscriber);
+    // `METRIC_DETAIL` stands for a stack deployed with `MetricDetail` set.
+    let detail = ghl_capi::settings::metric_detail(|name| std::env::var(name).ok())
+        .expect("METRIC_DETAIL is each or total");
+    ghl_capi::telemetry::keep_apart(detail);
     let deployed = Deployed::from_template();
     let events = std::env::var("COST_EVENTS")
         .ok()
@@ -415,9 +421,22 @@ async fn what_a_million_events_cost() {
             report.add(workload.name(), pace == Pace::Busy, units, seen);
         }
     }
-    println!("{report}");
+    let locations = std::env::var("COST_LOCATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50);
+    let month = month::Month::new(month::Series::of(&emf.lines()), locations, detail);
+    ghl_capi::telemetry::keep_apart(ghl_capi::telemetry::Detail::Each);
+    println!("{report}\n{month}");
     for (workload, busy, dollars) in report.totals() {
         let pace = if busy { "busy" } else { "trickle" };
         println!("{workload} ({pace}): ${dollars:.2} a million events");
+    }
+    for &n in month.sizes() {
+        println!(
+            "{n} sub-account{}: ${:.2} a month whatever the events",
+            if n == 1 { "" } else { "s" },
+            month.dollars(n)
+        );
     }
 }

@@ -8,7 +8,7 @@ use super::Deployed;
 use super::units::Units;
 
 /// When the prices below were taken from their pages.
-const AS_OF: &str = "2026-12-07";
+pub(crate) const AS_OF: &str = "2026-12-07";
 
 /// One priced unit: what it is, dollars per million of it, and where that price
 /// is published.

@@ -262,7 +262,7 @@ async fn catch_up<T: TokenSource>(
     keep(state, location, &run)
         .await
         .map_err(ReconcileError::State)?;
-    crate::telemetry::contacts_scanned(location, run.scanned);
+    crate::telemetry::contacts_scanned(run.scanned);
     Ok(run)
 }
 
@@ -304,7 +304,7 @@ async fn first_run<T: TokenSource>(
     keep(state, location, &run)
         .await
         .map_err(ReconcileError::State)?;
-    crate::telemetry::contacts_scanned(location, run.scanned);
+    crate::telemetry::contacts_scanned(run.scanned);
     Ok(run)
 }
 

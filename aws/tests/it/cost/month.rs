@@ -1,0 +1,249 @@
+//! What a deployment costs a month whatever its events: the custom metrics' series
+//! its functions publish (each billed for every hour it is published in), its
+//! alarms' metrics, its dashboard and its secrets, for an agency of a given size.
+//! The series are those the workloads' runs published, counted apart by what keeps
+//! them apart: one set for the deployment, and one more for each pixel, audience,
+//! workflow and location the dimensions name.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde_json::Value;
+
+use ghl_capi::telemetry::Detail;
+
+use super::prices::AS_OF;
+use crate::template::template;
+
+/// Dollars a month, past each free tier (as the per-event prices are): a custom
+/// metric's series published in every hour (the first 10,000), an alarm's metric
+/// (standard resolution), a dashboard, a secret.
+const SERIES: f64 = 0.30;
+const ALARM_METRIC: f64 = 0.10;
+const DASHBOARD: f64 = 3.00;
+const SECRET: f64 = 0.40;
+
+/// The dimensions that name one of an agency's many things, in the order a series
+/// is put under one (a pixel's series also carry its event names).
+const MANY: [&str; 4] = ["Pixel", "Audience", "Workflow", "Location"];
+
+/// Series counted in the runs: the deployment's own, and per thing of each kind
+/// in [`MANY`].
+#[derive(Debug, Default)]
+pub(crate) struct Series {
+    fixed: usize,
+    /// Per kind: series a thing of it adds, and the metrics they are.
+    each: BTreeMap<&'static str, (f64, BTreeSet<String>)>,
+}
+
+impl Series {
+    /// The distinct series in `lines` (EMF documents): a metric under one set of
+    /// dimension values is one series, however often published.
+    pub(crate) fn of(lines: &[Value]) -> Series {
+        let mut seen = BTreeSet::new();
+        for line in lines {
+            let declared = &line["_aws"]["CloudWatchMetrics"][0];
+            let dimensions: Vec<(String, String)> = declared["Dimensions"][0]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|d| {
+                    (
+                        d.to_owned(),
+                        line[d].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            for metric in declared["Metrics"].as_array().into_iter().flatten() {
+                let name = metric["Name"].as_str().unwrap_or_default().to_owned();
+                seen.insert((name, dimensions.clone()));
+            }
+        }
+        let mut series = Series::default();
+        // Per kind: its series, the things they name, and the metrics.
+        type Things = (usize, BTreeSet<String>, BTreeSet<String>);
+        let mut things: BTreeMap<&'static str, Things> = BTreeMap::new();
+        for (name, dimensions) in &seen {
+            let kind = MANY.iter().find_map(|kind| {
+                let (_, value) = dimensions.iter().find(|(d, _)| d == kind)?;
+                Some((*kind, value))
+            });
+            match kind {
+                Some((kind, value)) => {
+                    let (n, values, names) = things.entry(kind).or_default();
+                    *n += 1;
+                    values.insert(value.clone());
+                    names.insert(name.clone());
+                }
+                None => series.fixed += 1,
+            }
+        }
+        for (kind, (n, values, names)) in things {
+            series
+                .each
+                .insert(kind, (n as f64 / values.len() as f64, names));
+        }
+        series
+    }
+
+    /// Series a pixel (audience, …) adds.
+    fn each(&self, kind: &str) -> f64 {
+        self.each.get(kind).map_or(0.0, |(n, _)| *n)
+    }
+
+    /// `n` a pixel (…), and the metrics they are.
+    fn said(&self, kind: &str) -> String {
+        match self.each.get(kind) {
+            Some((n, names)) => {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                let by = if kind == "Pixel" {
+                    ", by its event names"
+                } else {
+                    ""
+                };
+                format!("{n} {}{by} ({})", a(kind), names.join(", "))
+            }
+            None => format!("0 {}", a(kind)),
+        }
+    }
+}
+
+/// `a pixel`, `an audience`.
+fn a(kind: &str) -> String {
+    let kind = kind.to_lowercase();
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {kind}")
+}
+
+/// What the template itself keeps: its alarms' metrics (an alarm on metric math
+/// is billed for each metric it reads), dashboards and secrets.
+struct Standing {
+    alarms: usize,
+    alarm_metrics: usize,
+    dashboards: usize,
+    secrets: usize,
+}
+
+impl Standing {
+    fn from_template() -> Standing {
+        let t = template();
+        let resources = t["Resources"].as_hash().expect("resources");
+        let of = |kind: &'static str| {
+            resources
+                .values()
+                .filter(move |r| r["Type"].as_str() == Some(kind))
+        };
+        let metrics = |alarm: &yaml_rust2::Yaml| match alarm["Properties"]["Metrics"].as_vec() {
+            Some(math) => math
+                .iter()
+                .filter(|m| !m["MetricStat"].is_badvalue())
+                .count(),
+            None => 1,
+        };
+        Standing {
+            alarms: of("AWS::CloudWatch::Alarm").count(),
+            alarm_metrics: of("AWS::CloudWatch::Alarm").map(metrics).sum(),
+            dashboards: of("AWS::CloudWatch::Dashboard").count(),
+            secrets: of("AWS::SecretsManager::Secret").count(),
+        }
+    }
+}
+
+/// An agency's deployment a month, for each size asked.
+pub(crate) struct Month {
+    series: Series,
+    standing: Standing,
+    sizes: Vec<usize>,
+    detail: Detail,
+}
+
+impl Month {
+    /// `series` as the runs published them (kept apart as `detail` says), for one
+    /// sub-account and `locations`.
+    pub(crate) fn new(series: Series, locations: usize, detail: Detail) -> Month {
+        let mut sizes = vec![1, locations];
+        sizes.dedup();
+        Month {
+            series,
+            standing: Standing::from_template(),
+            sizes,
+            detail,
+        }
+    }
+
+    /// Series for an agency of `n` sub-accounts, each with its own pixel,
+    /// audience, workflow and location.
+    fn series_for(&self, n: usize) -> f64 {
+        self.series.fixed as f64 + MANY.iter().map(|k| self.series.each(k)).sum::<f64>() * n as f64
+    }
+
+    /// Secrets for `n` sub-accounts: the template's, and a GHL token set each.
+    fn secrets_for(&self, n: usize) -> usize {
+        self.standing.secrets + n
+    }
+
+    /// Dollars a month for `n` sub-accounts, every series published in every hour.
+    pub(crate) fn dollars(&self, n: usize) -> f64 {
+        self.series_for(n) * SERIES
+            + self.standing.alarm_metrics as f64 * ALARM_METRIC
+            + self.standing.dashboards as f64 * DASHBOARD
+            + self.secrets_for(n) as f64 * SECRET
+    }
+
+    pub(crate) fn sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+}
+
+impl fmt::Display for Month {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (s, t) = (&self.series, &self.standing);
+        writeln!(
+            f,
+            "a month whatever the events (prices of {AS_OF}: ${SERIES:.2} a metric series, \
+             ${ALARM_METRIC:.2} an alarm's metric, ${DASHBOARD:.2} a dashboard, ${SECRET:.2} a secret)"
+        )?;
+        let each: Vec<String> = MANY.iter().map(|k| s.said(k)).collect();
+        let detail = self.detail.name();
+        writeln!(
+            f,
+            "  series the runs published (METRIC_DETAIL={detail}): {} for the deployment; {}",
+            s.fixed,
+            each.join("; "),
+        )?;
+        writeln!(
+            f,
+            "  the template: {} alarms reading {} metrics, {} dashboard, {} secrets; and a GHL \
+             token set a location (one Meta token serving every pixel)",
+            t.alarms, t.alarm_metrics, t.dashboards, t.secrets
+        )?;
+        writeln!(
+            f,
+            "  each sub-account with a pixel, an audience, a workflow and a location; every series \
+             published in every hour (a series is billed only for the hours it is published in)"
+        )?;
+        writeln!(
+            f,
+            "  | sub-accounts | series | $ metrics | $ alarms | $ dashboard | secrets | $ secrets | $ a month |"
+        )?;
+        for &n in &self.sizes {
+            let series = self.series_for(n);
+            let secrets = self.secrets_for(n);
+            writeln!(
+                f,
+                "  | {n} | {series:.0} | {:.2} | {:.2} | {:.2} | {secrets} | {:.2} | **{:.2}** |",
+                series * SERIES,
+                t.alarm_metrics as f64 * ALARM_METRIC,
+                t.dashboards as f64 * DASHBOARD,
+                secrets as f64 * SECRET,
+                self.dollars(n),
+            )?;
+        }
+        Ok(())
+    }
+}
