@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How finely the metrics that name one of an agency's many things (a pixel, an
 /// audience, a workflow, a location) are kept apart. On CloudWatch each series
-/// costs $0.30 a month for every hour it is published in: fifty sub-accounts'
-/// pixels by three event names are 300 series, $90 a month.
+/// costs $0.30 a month, billed by the hour for the hours it is published in:
+/// fifty sub-accounts' pixels by three event names are 300 series, $90 a month.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Detail {
     /// A series for each of them (the default).

@@ -1,6 +1,7 @@
 //! What a deployment costs a month whatever its events: the custom metrics' series
-//! its functions publish (each billed for every hour it is published in), its
-//! alarms' metrics, its dashboard and its secrets, for an agency of a given size.
+//! its functions publish (each billed by the hour, for the hours it is published
+//! in), its alarms' metrics, its dashboard and its secrets, for an agency of a given
+//! size.
 //! The series are those the workloads' runs published, counted apart by what keeps
 //! them apart: one set for the deployment, and one more for each pixel, audience,
 //! workflow and location the dimensions name.
