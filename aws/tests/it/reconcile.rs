@@ -299,7 +299,7 @@ async fn with_leads(n: usize) -> (Stack, ContactsStandIn) {
 }
 
 /// The function as `s` configures it, its AWS calls recorded.
-async fn reconciliation(s: &Stack) -> (Reconciliation, Calls) {
+pub(crate) async fn reconciliation(s: &Stack) -> (Reconciliation, Calls) {
     let vars = &s.vars;
     let settings = ReconcileFnSettings::from_lookup(|n| vars.get(n).cloned()).expect("settings");
     let calls = Calls::default();

@@ -1,7 +1,7 @@
 //! What a deployment costs a month whatever its events: the custom metrics' series
 //! its functions publish (each billed by the hour, for the hours it is published
-//! in), its alarms' metrics, its dashboard and its secrets, for an agency of a given
-//! size.
+//! in), its alarms' metrics, its dashboard, its secrets and each location's
+//! scheduled reconciliation, for an agency of a given size.
 //! The series are those the workloads' runs published, counted apart by what keeps
 //! them apart: one set for the deployment, and one more for each pixel, audience,
 //! workflow and location the dimensions name.
@@ -14,6 +14,7 @@ use serde_json::Value;
 use ghl_capi::telemetry::Detail;
 
 use super::prices::AS_OF;
+use super::units::Units;
 use crate::template::template;
 
 /// Dollars a month, past each free tier (as the per-event prices are): a custom
@@ -155,9 +156,31 @@ impl Standing {
     }
 }
 
+/// A location's scheduled reconciliation, a run every `every` minutes: dollars a
+/// run, quiet and active, and an active run's units.
+pub(crate) struct Reconciliation {
+    pub(crate) every: f64,
+    pub(crate) quiet: f64,
+    pub(crate) active: f64,
+    pub(crate) units: Units,
+}
+
+impl Reconciliation {
+    /// Runs in a month of 30 days.
+    fn runs(&self) -> f64 {
+        30.0 * 24.0 * 60.0 / self.every
+    }
+
+    /// Dollars a location a month, every run active.
+    fn month(&self) -> f64 {
+        self.active * self.runs()
+    }
+}
+
 /// An agency's deployment a month, for each size asked.
 pub(crate) struct Month {
     series: Series,
+    reconciliation: Reconciliation,
     standing: Standing,
     sizes: Vec<usize>,
     detail: Detail,
@@ -166,11 +189,17 @@ pub(crate) struct Month {
 impl Month {
     /// `series` as the runs published them (kept apart as `detail` says), for one
     /// sub-account and `locations`.
-    pub(crate) fn new(series: Series, locations: usize, detail: Detail) -> Month {
+    pub(crate) fn new(
+        series: Series,
+        reconciliation: Reconciliation,
+        locations: usize,
+        detail: Detail,
+    ) -> Month {
         let mut sizes = vec![1, locations];
         sizes.dedup();
         Month {
             series,
+            reconciliation,
             standing: Standing::from_template(),
             sizes,
             detail,
@@ -194,6 +223,7 @@ impl Month {
             + self.standing.alarm_metrics as f64 * ALARM_METRIC
             + self.standing.dashboards as f64 * DASHBOARD
             + self.secrets_for(n) as f64 * SECRET
+            + self.reconciliation.month() * n as f64
     }
 
     pub(crate) fn sizes(&self) -> &[usize] {
@@ -223,6 +253,24 @@ impl fmt::Display for Month {
              token set a location (one Meta token serving every pixel)",
             t.alarms, t.alarm_metrics, t.dashboards, t.secrets
         )?;
+        let r = &self.reconciliation;
+        let u = &r.units;
+        writeln!(
+            f,
+            "  reconciliation every {} minutes ({:.0} runs a month), a location's run: ${:.7} \
+             quiet, ${:.7} active ({:.1} write and {:.1} read units, {:.1} Secrets Manager calls, \
+             {:.4} GB-s, {:.0} log bytes): ${:.3} a location a month, every run active",
+            r.every,
+            r.runs(),
+            r.quiet,
+            r.active,
+            u.write_units,
+            u.read_units,
+            u.secrets_calls,
+            u.gb_seconds,
+            u.log_bytes,
+            r.month(),
+        )?;
         writeln!(
             f,
             "  each sub-account with a pixel, an audience, a workflow and a location; every series \
@@ -230,18 +278,19 @@ impl fmt::Display for Month {
         )?;
         writeln!(
             f,
-            "  | sub-accounts | series | $ metrics | $ alarms | $ dashboard | secrets | $ secrets | $ a month |"
+            "  | sub-accounts | series | $ metrics | $ alarms | $ dashboard | secrets | $ secrets | $ reconciliation | $ a month |"
         )?;
         for &n in &self.sizes {
             let series = self.series_for(n);
             let secrets = self.secrets_for(n);
             writeln!(
                 f,
-                "  | {n} | {series:.0} | {:.2} | {:.2} | {:.2} | {secrets} | {:.2} | **{:.2}** |",
+                "  | {n} | {series:.0} | {:.2} | {:.2} | {:.2} | {secrets} | {:.2} | {:.2} | **{:.2}** |",
                 series * SERIES,
                 t.alarm_metrics as f64 * ALARM_METRIC,
                 t.dashboards as f64 * DASHBOARD,
                 secrets as f64 * SECRET,
+                r.month() * n as f64,
                 self.dollars(n),
             )?;
         }

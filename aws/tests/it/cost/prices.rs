@@ -93,7 +93,7 @@ fn prices(arm: bool) -> [Price; 10] {
 }
 
 /// Dollars per million events of `units` (per event).
-fn dollars(arm: bool, units: &Units) -> f64 {
+pub(crate) fn dollars(arm: bool, units: &Units) -> f64 {
     prices(arm)
         .iter()
         .map(|p| (p.units)(units) * p.per_million)
