@@ -1,6 +1,7 @@
 //! What the AWS tests share beyond `ghl_capi_tests`: the EMF lines the functions
 //! write, captured.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -66,6 +67,31 @@ impl Emf {
             }
         }
         lines
+    }
+
+    /// Every distinct series written so far: a metric's name and its dimensions'
+    /// values, however often published.
+    pub fn series(&self) -> BTreeSet<(String, Vec<(String, String)>)> {
+        let mut series = BTreeSet::new();
+        for line in self.lines() {
+            let declared = &line["_aws"]["CloudWatchMetrics"][0];
+            let dimensions: Vec<(String, String)> = (declared["Dimensions"][0].as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|d| {
+                    (
+                        d.to_owned(),
+                        line[d].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            for metric in declared["Metrics"].as_array().into_iter().flatten() {
+                let name = metric["Name"].as_str().unwrap_or_default().to_owned();
+                series.insert((name, dimensions.clone()));
+            }
+        }
+        series
     }
 
     /// The values of `name` under exactly `dimensions`: one per count flushed, or

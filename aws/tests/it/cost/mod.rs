@@ -518,7 +518,7 @@ async fn what_a_million_events_cost() {
         active: prices::dollars(deployed.arm, &active) / 1e6,
         units: active,
     };
-    let series = month::Series::of(&emf.lines());
+    let series = month::Series::of(&emf.series());
     let month = month::Month::new(series, reconciliation, locations, detail);
     ghl_capi::telemetry::keep_apart(ghl_capi::telemetry::Detail::Each);
     println!("{report}\n{month}");

@@ -9,8 +9,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use serde_json::Value;
-
 use ghl_capi::telemetry::Detail;
 
 use super::prices::AS_OF;
@@ -26,8 +24,14 @@ const DASHBOARD: f64 = 3.00;
 const SECRET: f64 = 0.40;
 
 /// The dimensions that name one of an agency's many things, in the order a series
-/// is put under one (a pixel's series also carry its event names).
-const MANY: [&str; 4] = ["Pixel", "Audience", "Workflow", "Location"];
+/// is put under one (a pixel's series also carry its event names), and how the
+/// report says one.
+const MANY: [(&str, &str); 4] = [
+    ("Pixel", "a pixel, by its event names"),
+    ("Audience", "an audience"),
+    ("Workflow", "a workflow"),
+    ("Location", "a location"),
+];
 
 /// Series counted in the runs: the deployment's own, and per thing of each kind
 /// in [`MANY`].
@@ -39,35 +43,14 @@ pub(crate) struct Series {
 }
 
 impl Series {
-    /// The distinct series in `lines` (EMF documents): a metric under one set of
-    /// dimension values is one series, however often published.
-    pub(crate) fn of(lines: &[Value]) -> Series {
-        let mut seen = BTreeSet::new();
-        for line in lines {
-            let declared = &line["_aws"]["CloudWatchMetrics"][0];
-            let dimensions: Vec<(String, String)> = declared["Dimensions"][0]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(|d| {
-                    (
-                        d.to_owned(),
-                        line[d].as_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect();
-            for metric in declared["Metrics"].as_array().into_iter().flatten() {
-                let name = metric["Name"].as_str().unwrap_or_default().to_owned();
-                seen.insert((name, dimensions.clone()));
-            }
-        }
+    /// `seen` ([`crate::common::Emf::series`]) sorted by what multiplies them.
+    pub(crate) fn of(seen: &BTreeSet<(String, Vec<(String, String)>)>) -> Series {
         let mut series = Series::default();
         // Per kind: its series, the things they name, and the metrics.
         type Things = (usize, BTreeSet<String>, BTreeSet<String>);
         let mut things: BTreeMap<&'static str, Things> = BTreeMap::new();
-        for (name, dimensions) in &seen {
-            let kind = MANY.iter().find_map(|kind| {
+        for (name, dimensions) in seen {
+            let kind = MANY.iter().find_map(|(kind, _)| {
                 let (_, value) = dimensions.iter().find(|(d, _)| d == kind)?;
                 Some((*kind, value))
             });
@@ -95,50 +78,38 @@ impl Series {
     }
 
     /// `n` a pixel (…), and the metrics they are.
-    fn said(&self, kind: &str) -> String {
+    fn said(&self, (kind, one): (&str, &str)) -> String {
         match self.each.get(kind) {
             Some((n, names)) => {
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                let by = if kind == "Pixel" {
-                    ", by its event names"
-                } else {
-                    ""
-                };
-                format!("{n} {}{by} ({})", a(kind), names.join(", "))
+                format!("{n} {one} ({})", names.join(", "))
             }
-            None => format!("0 {}", a(kind)),
+            None => format!("0 {one}"),
         }
     }
 }
 
-/// `a pixel`, `an audience`.
-fn a(kind: &str) -> String {
-    let kind = kind.to_lowercase();
-    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
-        "an"
-    } else {
-        "a"
-    };
-    format!("{article} {kind}")
-}
-
-/// What the template itself keeps: its alarms' metrics (an alarm on metric math
-/// is billed for each metric it reads), dashboards and secrets.
+/// What the template itself keeps, as deployed with its parameters' defaults: its
+/// alarms' metrics (an alarm on metric math is billed for each metric it reads),
+/// dashboards and secrets; and what its conditions (the marketplace app) add.
 struct Standing {
     alarms: usize,
     alarm_metrics: usize,
     dashboards: usize,
     secrets: usize,
+    /// Alarm metrics and secrets of resources deployed only on a condition.
+    optional: (usize, usize),
 }
 
 impl Standing {
     fn from_template() -> Standing {
         let t = template();
         let resources = t["Resources"].as_hash().expect("resources");
-        let of = |kind: &'static str| {
-            resources
-                .values()
-                .filter(move |r| r["Type"].as_str() == Some(kind))
+        // A resource with a condition is left out by the defaults (`UseMarketplaceApp`).
+        let of = |kind: &'static str, conditional: bool| {
+            resources.values().filter(move |r| {
+                r["Type"].as_str() == Some(kind) && r["Condition"].is_badvalue() != conditional
+            })
         };
         let metrics = |alarm: &yaml_rust2::Yaml| match alarm["Properties"]["Metrics"].as_vec() {
             Some(math) => math
@@ -147,11 +118,14 @@ impl Standing {
                 .count(),
             None => 1,
         };
+        const ALARM: &str = "AWS::CloudWatch::Alarm";
+        const SECRET: &str = "AWS::SecretsManager::Secret";
         Standing {
-            alarms: of("AWS::CloudWatch::Alarm").count(),
-            alarm_metrics: of("AWS::CloudWatch::Alarm").map(metrics).sum(),
-            dashboards: of("AWS::CloudWatch::Dashboard").count(),
-            secrets: of("AWS::SecretsManager::Secret").count(),
+            alarms: of(ALARM, false).count(),
+            alarm_metrics: of(ALARM, false).map(metrics).sum(),
+            dashboards: of("AWS::CloudWatch::Dashboard", false).count(),
+            secrets: of(SECRET, false).count(),
+            optional: (of(ALARM, true).map(metrics).sum(), of(SECRET, true).count()),
         }
     }
 }
@@ -209,7 +183,8 @@ impl Month {
     /// Series for an agency of `n` sub-accounts, each with its own pixel,
     /// audience, workflow and location.
     fn series_for(&self, n: usize) -> f64 {
-        self.series.fixed as f64 + MANY.iter().map(|k| self.series.each(k)).sum::<f64>() * n as f64
+        let each: f64 = MANY.iter().map(|(k, _)| self.series.each(k)).sum();
+        self.series.fixed as f64 + each * n as f64
     }
 
     /// Secrets for `n` sub-accounts: the template's, and a GHL token set each.
@@ -239,7 +214,7 @@ impl fmt::Display for Month {
             "a month whatever the events (prices of {AS_OF}: ${SERIES:.2} a metric series, \
              ${ALARM_METRIC:.2} an alarm's metric, ${DASHBOARD:.2} a dashboard, ${SECRET:.2} a secret)"
         )?;
-        let each: Vec<String> = MANY.iter().map(|k| s.said(k)).collect();
+        let each: Vec<String> = MANY.iter().map(|&k| s.said(k)).collect();
         let detail = self.detail.name();
         writeln!(
             f,
@@ -249,9 +224,10 @@ impl fmt::Display for Month {
         )?;
         writeln!(
             f,
-            "  the template: {} alarms reading {} metrics, {} dashboard, {} secrets; and a GHL \
-             token set a location (one Meta token serving every pixel)",
-            t.alarms, t.alarm_metrics, t.dashboards, t.secrets
+            "  the template as its defaults deploy it: {} alarms reading {} metrics, {} dashboard, \
+             {} secrets (the marketplace app adds {} alarm metric and {} secret); and a GHL token \
+             set a location (one Meta token serving every pixel)",
+            t.alarms, t.alarm_metrics, t.dashboards, t.secrets, t.optional.0, t.optional.1
         )?;
         let r = &self.reconciliation;
         let u = &r.units;
