@@ -649,6 +649,23 @@ fn every_alarm_has_its_meaning_and_first_check_in_the_operators_chapter() {
 }
 
 #[test]
+fn every_metric_has_a_row_in_the_operators_chapter() {
+    let page = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/operating.md");
+    let page = std::fs::read_to_string(page).expect("docs/operating.md");
+    let table = page
+        .split_once("| Metric | Dimension | What it counts |")
+        .and_then(|(_, rest)| rest.split("\n\n").next())
+        .expect("the metrics' table");
+    let missing: Vec<&str> = (ghl_capi::telemetry::NAMES.iter().copied())
+        .filter(|name| !table.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "metrics without a row in docs/operating.md: {missing:?}"
+    );
+}
+
+#[test]
 fn a_workflow_key_in_the_url_has_a_route_and_never_reaches_the_access_log() {
     let t = template();
     let events = &t["Resources"]["IntakeFunction"]["Properties"]["Events"];
